@@ -1,0 +1,298 @@
+//! Swarm schedules: a seed expands into a whole scenario.
+//!
+//! As in TigerBeetle's swarm testing, the seed first draws the run's *character* (which fault
+//! kinds are on at all, how often faults and client operations come, how lossy and slow the
+//! network is), then a timeline under it. Different seeds therefore explore very different
+//! mixes instead of the same average. A final `heal-all` ends every fault so that liveness can
+//! be checked in a quiet tail.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::disk::Corruption;
+use crate::net::{LinkProfile, NodeIndex};
+use crate::scenario::{Action, ClockSpec, DiskProfile, Step};
+use crate::system::System;
+use crate::world::ScenarioOf;
+
+/// Which fault families a profile may draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultFamilies {
+    pub network: bool,
+    pub process: bool,
+    pub power: bool,
+    pub disk: bool,
+    pub clock: bool,
+}
+
+/// A named fuzz profile: the shape of the runs a seed can expand into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub servers: u32,
+    pub duration_ms: u64,
+    /// Faults stop and `heal-all` runs here; the rest is the liveness phase.
+    pub heal_at_ms: u64,
+    pub faults: FaultFamilies,
+}
+
+const ALL: FaultFamilies = FaultFamilies { network: true, process: true, power: true, disk: true, clock: true };
+const NONE: FaultFamilies = FaultFamilies { network: false, process: false, power: false, disk: false, clock: false };
+
+pub const PROFILES: &[Profile] = &[
+    Profile {
+        name: "default",
+        what: "5 servers, 60 s: network, process, power, disk and clock faults, healed at 40 s",
+        servers: 5,
+        duration_ms: 60_000,
+        heal_at_ms: 40_000,
+        faults: ALL,
+    },
+    Profile {
+        name: "calm",
+        what: "5 servers, 30 s, no faults: the baseline every system must pass",
+        servers: 5,
+        duration_ms: 30_000,
+        heal_at_ms: 20_000,
+        faults: NONE,
+    },
+    Profile {
+        name: "network",
+        what: "5 servers, 60 s: partitions, clogs, loss, duplication and latency only",
+        servers: 5,
+        duration_ms: 60_000,
+        heal_at_ms: 40_000,
+        faults: FaultFamilies { network: true, ..NONE },
+    },
+    Profile {
+        name: "storage",
+        what: "3 servers, 60 s: crashes, power loss and disk faults on a minority",
+        servers: 3,
+        duration_ms: 60_000,
+        heal_at_ms: 40_000,
+        faults: FaultFamilies { process: true, power: true, disk: true, ..NONE },
+    },
+];
+
+pub fn profile(name: &str) -> Option<&'static Profile> {
+    PROFILES.iter().find(|p| p.name == name)
+}
+
+/// Bumped whenever generation changes, so a stored seed says which generator it needs.
+pub const GENERATOR_VERSION: u32 = 1;
+
+/// The swarm's draws for one seed.
+#[derive(Clone, Debug)]
+struct Character {
+    network: bool,
+    process: bool,
+    power: bool,
+    disk: bool,
+    clock: bool,
+    fault_gap_ms_mean: u64,
+    client_gap_ms_mean: u64,
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
+    options[rng.gen_range(0..options.len())]
+}
+
+fn gap(rng: &mut ChaCha8Rng, mean_ms: u64) -> u64 {
+    rng.gen_range(1..=2 * mean_ms)
+}
+
+/// Expand `seed` into a scenario of system `S` under `profile`.
+pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7377_6172_6d21_0001);
+    let f = profile.faults;
+    let character = Character {
+        network: f.network && rng.gen_bool(0.7),
+        process: f.process && rng.gen_bool(0.6),
+        power: f.power && rng.gen_bool(0.4),
+        disk: f.disk && rng.gen_bool(0.4),
+        clock: f.clock && rng.gen_bool(0.3),
+        fault_gap_ms_mean: pick(&mut rng, &[500, 1_500, 4_000, 10_000]),
+        client_gap_ms_mean: pick(&mut rng, &[50, 200, 600, 2_000]),
+    };
+    let servers = profile.servers;
+    let network = if character.network {
+        LinkProfile {
+            latency_min_us: pick(&mut rng, &[100, 500, 2_000]),
+            latency_mean_us: pick(&mut rng, &[500, 2_000, 10_000, 40_000]),
+            loss_ppm: pick(&mut rng, &[0, 0, 1_000, 20_000, 100_000]),
+            duplicate_ppm: pick(&mut rng, &[0, 0, 1_000, 20_000]),
+        }
+    } else {
+        LinkProfile::default()
+    };
+    let mut clocks = Vec::new();
+    if character.clock {
+        for node in 0..servers {
+            if rng.gen_bool(0.4) {
+                clocks.push(ClockSpec {
+                    node,
+                    offset_ms: rng.gen_range(-5_000..=5_000),
+                    drift_ppm: rng.gen_range(-2_000..=2_000),
+                });
+            }
+        }
+    }
+    // Disk damage is aimed at a minority, as in the Jepsen NATS analysis: a majority of intact
+    // disks is what any replicated system may rely on.
+    let minority = (servers - 1) / 2;
+    let mut damageable: Vec<NodeIndex> = (0..servers).collect();
+    for i in (1..damageable.len()).rev() {
+        damageable.swap(i, rng.gen_range(0..=i));
+    }
+    damageable.truncate(minority as usize);
+
+    let config = S::Config::default();
+    let mut steps: Vec<Step<S::ClientOp, S::Expect>> = Vec::new();
+    // Client operations, all the way to the start of the quiet tail of the liveness phase.
+    let quiet_at = profile.heal_at_ms + (profile.duration_ms - profile.heal_at_ms) / 3;
+    let mut t = gap(&mut rng, character.client_gap_ms_mean);
+    while t < quiet_at {
+        let op = S::generate_client_op(&mut rng, &config);
+        let node = Some(rng.gen_range(0..servers));
+        steps.push(Step { at_ms: t, action: Action::Client { node, op } });
+        t += gap(&mut rng, character.client_gap_ms_mean);
+    }
+
+    let mut faults = FaultState { down: vec![false; servers as usize], paused: vec![false; servers as usize] };
+    let mut t = gap(&mut rng, character.fault_gap_ms_mean);
+    while t < profile.heal_at_ms {
+        if let Some(action) = draw_fault::<S>(&mut rng, &character, servers, &damageable, &mut faults) {
+            steps.push(Step { at_ms: t, action });
+        }
+        t += gap(&mut rng, character.fault_gap_ms_mean);
+    }
+    steps.push(Step { at_ms: profile.heal_at_ms, action: Action::HealAll {} });
+    // Stable sort keeps generation order among equal times, so the file order is the run order.
+    steps.sort_by_key(|s| s.at_ms);
+
+    ScenarioOf::<S> {
+        name: format!("swarm-{}-seed-{seed}", profile.name),
+        description: format!("generated by swarm v{GENERATOR_VERSION} from seed {seed}, profile {}", profile.name),
+        seed,
+        servers,
+        duration_ms: profile.duration_ms,
+        network,
+        disk: DiskProfile::default(),
+        clocks,
+        bugs: Vec::new(),
+        liveness: true,
+        expect: None,
+        expect_violation: None,
+        system: config,
+        steps,
+    }
+}
+
+struct FaultState {
+    down: Vec<bool>,
+    paused: Vec<bool>,
+}
+
+fn draw_fault<S: System>(
+    rng: &mut ChaCha8Rng,
+    c: &Character,
+    servers: u32,
+    damageable: &[NodeIndex],
+    st: &mut FaultState,
+) -> Option<Action<S::ClientOp, S::Expect>> {
+    let mut families = Vec::new();
+    if c.network {
+        families.push(0);
+    }
+    if c.process {
+        families.push(1);
+    }
+    if c.power {
+        families.push(2);
+    }
+    if c.disk && !damageable.is_empty() && !S::FILE_KINDS.is_empty() {
+        families.push(3);
+    }
+    if c.clock {
+        families.push(4);
+    }
+    if families.is_empty() {
+        return None;
+    }
+    let node = rng.gen_range(0..servers);
+    let other = (node + rng.gen_range(1..servers.max(2))) % servers;
+    let action = match pick(rng, &families) {
+        0 => match rng.gen_range(0..8) {
+            0 | 1 => {
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                for n in 0..servers {
+                    if rng.gen_bool(0.5) { a.push(n) } else { b.push(n) }
+                }
+                if a.is_empty() || b.is_empty() {
+                    Action::Isolate { node }
+                } else {
+                    Action::Partition { groups: vec![a, b] }
+                }
+            }
+            2 => Action::Isolate { node },
+            3 => Action::PartitionOneWay { from: vec![node], to: vec![other] },
+            4 => Action::Clog { node },
+            5 => Action::Unclog { node },
+            _ => Action::HealNetwork {},
+        },
+        1 => {
+            if st.paused[node as usize] {
+                st.paused[node as usize] = false;
+                Action::Resume { node }
+            } else if st.down[node as usize] {
+                st.down[node as usize] = false;
+                Action::Restart { node }
+            } else {
+                match rng.gen_range(0..3) {
+                    0 => {
+                        st.down[node as usize] = true;
+                        Action::Crash { node }
+                    }
+                    1 => {
+                        st.paused[node as usize] = true;
+                        Action::Pause { node }
+                    }
+                    _ => Action::Restart { node },
+                }
+            }
+        }
+        2 => {
+            if st.down[node as usize] {
+                st.down[node as usize] = false;
+                Action::Restart { node }
+            } else {
+                st.down[node as usize] = true;
+                st.paused[node as usize] = false;
+                Action::PowerLoss { node, torn: rng.gen_bool(0.5) }
+            }
+        }
+        3 => {
+            let node = pick(rng, damageable);
+            let kind = pick(rng, S::FILE_KINDS).to_string();
+            match rng.gen_range(0..8) {
+                0 => Action::Corrupt { node, kind, corruption: Corruption::BitFlip },
+                1 => Action::Corrupt { node, kind, corruption: Corruption::Truncate },
+                2 => Action::Corrupt { node, kind, corruption: Corruption::Rollback },
+                3 => Action::Corrupt { node, kind, corruption: Corruption::Wipe },
+                4 => Action::LostFsync { node, kind, on: rng.gen_bool(0.6) },
+                5 => Action::NoSpace { node, kind, on: rng.gen_bool(0.6) },
+                _ => Action::SlowDisk { node, extra_ms: pick(rng, &[0, 10, 200, 2_000]) },
+            }
+        }
+        _ => {
+            if rng.gen_bool(0.5) {
+                Action::ClockJump { node, by_ms: rng.gen_range(-30_000..=30_000) }
+            } else {
+                Action::ClockDrift { node, ppm: rng.gen_range(-5_000..=5_000) }
+            }
+        }
+    };
+    Some(action)
+}

@@ -1,0 +1,196 @@
+//! The canonical trace: one record per thing that happened (simulated time, node, event kind,
+//! payload digest), folded into a running FNV-1a hash. Two runs are the same run exactly when
+//! their traces are equal; the divergence finder reports where they first differ.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::Fnv64;
+
+/// Stands for "the world" (steps, faults) in the node column.
+pub const WORLD: u32 = u32::MAX;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub index: u64,
+    pub sim_ns: u64,
+    pub node: u32,
+    pub kind: String,
+    pub digest: u64,
+    /// Human-readable detail; not part of the hash, kept only when asked for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node = if self.node == WORLD { "world".to_string() } else { format!("n{}", self.node) };
+        write!(
+            f,
+            "#{:<7} {:>12.6}s {:<5} {:<14} {:016x}",
+            self.index,
+            self.sim_ns as f64 / 1e9,
+            node,
+            self.kind,
+            self.digest
+        )?;
+        if !self.detail.is_empty() {
+            write!(f, "  {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many recent events a failure report shows.
+pub const RECENT_EVENTS: usize = 20;
+
+/// The running trace of one run.
+#[derive(Debug, Default)]
+pub struct Trace {
+    hash: Fnv64,
+    count: u64,
+    /// Every event, when the run keeps the full trace (determinism checks, `--trace-out`).
+    full: Option<Vec<TraceEvent>>,
+    /// The last few events, always, for failure reports.
+    recent: VecDeque<TraceEvent>,
+    keep_detail: bool,
+    /// Print each event as it happens (`--log`).
+    pub log: bool,
+}
+
+impl Trace {
+    pub fn new(keep_full: bool, keep_detail: bool, log: bool) -> Self {
+        Trace { full: keep_full.then(Vec::new), keep_detail: keep_detail || log, log, ..Default::default() }
+    }
+
+    /// Whether callers should bother formatting a detail string.
+    pub fn wants_detail(&self) -> bool {
+        self.keep_detail
+    }
+
+    pub fn record(&mut self, sim_ns: u64, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
+        self.hash.write_u64(sim_ns);
+        self.hash.write_u64(u64::from(node));
+        self.hash.write(kind.as_bytes());
+        self.hash.write_u64(digest);
+        let event = TraceEvent {
+            index: self.count,
+            sim_ns,
+            node,
+            kind: kind.to_string(),
+            digest,
+            detail: if self.keep_detail { detail() } else { String::new() },
+        };
+        self.count += 1;
+        if self.log {
+            eprintln!("{event}");
+        }
+        if let Some(full) = &mut self.full {
+            full.push(event.clone());
+        }
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event);
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash.finish()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn recent(&self) -> Vec<TraceEvent> {
+        self.recent.iter().cloned().collect()
+    }
+
+    pub fn take_full(&mut self) -> Option<Vec<TraceEvent>> {
+        self.full.take()
+    }
+}
+
+/// Where two traces first differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// Index of the first differing event.
+    pub index: usize,
+    /// Events before it (equal in both), oldest first.
+    pub context: Vec<TraceEvent>,
+    pub left: Option<TraceEvent>,
+    pub right: Option<TraceEvent>,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "runs diverge at event #{}", self.index)?;
+        writeln!(f, "events before it (identical in both runs):")?;
+        for e in &self.context {
+            writeln!(f, "  {e}")?;
+        }
+        let show = |e: &Option<TraceEvent>| e.as_ref().map_or("<trace ended>".to_string(), |e| e.to_string());
+        writeln!(f, "first run:  {}", show(&self.left))?;
+        write!(f, "second run: {}", show(&self.right))
+    }
+}
+
+/// The first difference between two traces, ignoring the human detail column, with up to
+/// `context` events before it. `None` when they are identical.
+pub fn first_divergence(a: &[TraceEvent], b: &[TraceEvent], context: usize) -> Option<Divergence> {
+    let same = |x: &TraceEvent, y: &TraceEvent| {
+        (x.sim_ns, x.node, &x.kind, x.digest) == (y.sim_ns, y.node, &y.kind, y.digest)
+    };
+    let index = a.iter().zip(b).position(|(x, y)| !same(x, y)).or_else(|| {
+        (a.len() != b.len()).then_some(a.len().min(b.len()))
+    })?;
+    Some(Divergence {
+        index,
+        context: a[index.saturating_sub(context)..index].to_vec(),
+        left: a.get(index).cloned(),
+        right: b.get(index).cloned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(i: u64, kind: &str, digest: u64) -> TraceEvent {
+        TraceEvent { index: i, sim_ns: i * 10, node: 0, kind: kind.into(), digest, detail: String::new() }
+    }
+
+    #[test]
+    fn divergence_points_at_the_first_difference() {
+        let a = vec![ev(0, "a", 1), ev(1, "b", 2), ev(2, "c", 3)];
+        let mut b = a.clone();
+        b[2].digest = 9;
+        let d = first_divergence(&a, &b, 5).unwrap();
+        assert_eq!(d.index, 2);
+        assert_eq!(d.context.len(), 2);
+        assert_eq!(d.right.unwrap().digest, 9);
+        assert!(first_divergence(&a, &a, 5).is_none());
+        let d = first_divergence(&a, &a[..1], 5).unwrap();
+        assert_eq!((d.index, d.right), (1, None));
+    }
+
+    #[test]
+    fn hash_depends_on_every_column() {
+        let base = {
+            let mut t = Trace::new(false, false, false);
+            t.record(1, 0, "k", 5, String::new);
+            t.hash()
+        };
+        for (ns, node, kind, dg) in [(2, 0, "k", 5), (1, 1, "k", 5), (1, 0, "j", 5), (1, 0, "k", 6)] {
+            let mut t = Trace::new(false, false, false);
+            t.record(ns, node, kind, dg, String::new);
+            assert_ne!(t.hash(), base);
+        }
+    }
+}
