@@ -1,1 +1,22 @@
-fn main(){}
+//! `metasim`: run, replay, fuzz and export deterministic cluster simulations.
+//!
+//! Exit codes: 0 pass, 1 a violated invariant or expectation (or a determinism failure),
+//! 2 bad input (scenario file or flag).
+
+mod cli;
+mod sut;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

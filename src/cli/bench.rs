@@ -1,0 +1,152 @@
+//! `bench`: engine speed. A 5-node all-to-all heartbeat pattern on our world (our network
+//! model, trace and checks) next to the same pattern on raw madsim endpoints, in one process,
+//! plus the default fuzz profile's seeds per minute. Figures only; nothing asserts them.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use sim::fixture::ping::{Ping, PingConfig};
+use sim::net::LinkProfile;
+use sim::{RunOptions, ScenarioOf};
+
+use super::fuzz::run_seed;
+use super::{flag_error, CliError};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Simulated seconds of the heartbeat pattern.
+    #[arg(long, default_value_t = 60)]
+    pub sim_seconds: u64,
+    /// Heartbeat interval of each node to each peer, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+    /// Seeds of the default fuzz profile to time.
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+}
+
+const NODES: u32 = 5;
+
+struct Figures {
+    delivered: u64,
+    sim: Duration,
+    wall: Duration,
+}
+
+impl Figures {
+    fn print(&self, name: &str) {
+        let wall = self.wall.as_secs_f64().max(1e-9);
+        println!(
+            "{name:<22} {:>10} msgs  {:>8.3}s wall  {:>12.0} msgs/s  {:>8.0}x sim/wall",
+            self.delivered,
+            wall,
+            self.delivered as f64 / wall,
+            self.sim.as_secs_f64() / wall
+        );
+    }
+}
+
+fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
+    let scenario = ScenarioOf::<Ping> {
+        name: "bench".into(),
+        description: String::new(),
+        seed: 1,
+        servers: NODES,
+        duration_ms: sim_seconds * 1_000,
+        // madsim's default datagram latency is uniform in 1..10 ms; match its mean.
+        network: LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_500, loss_ppm: 0, duplicate_ppm: 0 },
+        disk: Default::default(),
+        clocks: vec![],
+        bugs: vec![],
+        liveness: false,
+        expect: None,
+        expect_violation: None,
+        system: PingConfig { interval_us: interval_ms * 1_000 },
+        steps: vec![],
+    };
+    let started = Instant::now();
+    let report = sim::run::<Ping>(&scenario, &RunOptions::default());
+    Figures { delivered: report.messages_delivered, sim: Duration::from_nanos(report.sim_ns), wall: started.elapsed() }
+}
+
+fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        let addr = |i: u32| -> SocketAddr { format!("10.0.0.{}:1", i + 1).parse().expect("valid address") };
+        for i in 0..NODES {
+            let counter = counter.clone();
+            runtime
+                .create_node()
+                .ip(addr(i).ip())
+                .init(move || {
+                    let counter = counter.clone();
+                    async move {
+                        let ep = Arc::new(madsim::net::Endpoint::bind(addr(i)).await.expect("bind"));
+                        let rx = ep.clone();
+                        madsim::task::spawn(async move {
+                            let mut buf = [0u8; 16];
+                            while rx.recv_from(0, &mut buf).await.is_ok() {
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                        });
+                        let mut tick = 0u64;
+                        loop {
+                            madsim::time::sleep(Duration::from_millis(interval_ms)).await;
+                            tick += 1;
+                            for peer in (0..NODES).filter(|&p| p != i) {
+                                let _ = ep.send_to(addr(peer), 0, &tick.to_le_bytes()).await;
+                            }
+                        }
+                    }
+                })
+                .build();
+        }
+        runtime.block_on(madsim::time::sleep(Duration::from_secs(sim_seconds)));
+    })
+    .join()
+    .expect("raw madsim bench thread");
+    Figures { delivered: received.load(Ordering::Relaxed), sim: Duration::from_secs(sim_seconds), wall: started.elapsed() }
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
+    if args.sim_seconds == 0 || args.sim_seconds > 3_600 {
+        return Err(flag_error("--sim-seconds", "must be between 1 and 3600"));
+    }
+    if args.interval_ms == 0 {
+        return Err(flag_error("--interval-ms", "must be at least 1"));
+    }
+    println!(
+        "5-node all-to-all heartbeats every {} ms for {} simulated seconds (one core, release build recommended)",
+        args.interval_ms, args.sim_seconds
+    );
+    ours(args.sim_seconds, args.interval_ms).print("metasim world");
+    raw_madsim(args.sim_seconds, args.interval_ms).print("raw madsim endpoints");
+
+    if args.seeds > 0 {
+        let profile = sim::swarm::profile("default").expect("built in");
+        let started = Instant::now();
+        let mut sim_ms = 0;
+        let mut events = 0;
+        for seed in 0..args.seeds {
+            let r = run_seed(seed, profile, &[]);
+            sim_ms += r.sim_ms;
+            events += r.events;
+        }
+        let wall = started.elapsed().as_secs_f64().max(1e-9);
+        println!(
+            "default fuzz profile: {} seeds in {wall:.2}s = {:.0} seeds/min, {:.0}x sim/wall, {:.0} events/s",
+            args.seeds,
+            args.seeds as f64 * 60.0 / wall,
+            sim_ms as f64 / 1e3 / wall,
+            events as f64 / wall
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,279 @@
+//! `fuzz`: many seeds, in worker processes, with failures reported the moment they are found.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use clap::Args;
+use sim::{RunOptions, System};
+
+use super::output::{describe_violation, reproduce_command, SeedResult};
+use super::run::{check_bugs, profile};
+use super::{flag_error, CliError};
+use crate::sut::Sut;
+
+/// Worker processes at most; more than this on one machine is a typo.
+const JOBS_MAX: usize = 256;
+
+#[derive(Args, Debug)]
+pub struct FuzzArgs {
+    /// Seed range, end exclusive: `0..1000`.
+    #[arg(long, value_name = "A..B")]
+    pub seeds: String,
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Worker processes (each runs its seeds one after another, one fresh runtime per seed).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run only the K-th of N interleaved shards of the range (1-based), to split a campaign
+    /// across machines: `--shard 2/4`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Print one JSON line per seed on stdout (seed, verdict, trace hash, simulated and wall time).
+    #[arg(long)]
+    pub json: bool,
+    /// Findings file: each failure is appended and fsynced as soon as it is found.
+    #[arg(long, default_value = "metasim-findings.txt")]
+    pub findings: PathBuf,
+    /// Stop at the first failure.
+    #[arg(long)]
+    pub stop_on_failure: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    profile: String,
+    #[arg(long = "bug")]
+    bugs: Vec<String>,
+    /// Comma-separated seeds to run.
+    #[arg(long)]
+    seeds: String,
+}
+
+pub fn parse_range(text: &str) -> Result<std::ops::Range<u64>, CliError> {
+    let bad = |m: String| flag_error("--seeds", m);
+    let (a, b) = text.split_once("..").ok_or_else(|| bad(format!("`{text}` is not a range like 0..1000")))?;
+    let a: u64 = a.trim().parse().map_err(|e| bad(format!("start `{a}`: {e}")))?;
+    let b: u64 = b.trim().parse().map_err(|e| bad(format!("end `{b}`: {e}")))?;
+    if a >= b {
+        return Err(bad(format!("the range {a}..{b} is empty (the end is exclusive)")));
+    }
+    Ok(a..b)
+}
+
+pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
+    let bad = |m: String| flag_error("--shard", m);
+    let (k, n) = text.split_once('/').ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
+    let k: u64 = k.trim().parse().map_err(|e| bad(format!("K `{k}`: {e}")))?;
+    let n: u64 = n.trim().parse().map_err(|e| bad(format!("N `{n}`: {e}")))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(bad(format!("K/N needs 1 <= K <= N, got {k}/{n}")));
+    }
+    Ok((k - 1, n))
+}
+
+/// Run one seed in this process.
+pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
+    let scenario = sim::swarm::generate::<Sut>(seed, profile);
+    let started = Instant::now();
+    let report = sim::run::<Sut>(&scenario, &RunOptions { bugs: bugs.to_vec(), ..Default::default() });
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let reproduce = reproduce_command(&format!("replay --seed {seed} --profile {}", profile.name), bugs);
+    SeedResult {
+        seed,
+        profile: profile.name.to_string(),
+        bugs: bugs.to_vec(),
+        verdict: if report.passed() { "pass" } else { "fail" }.into(),
+        trace_hash: format!("{:016x}", report.trace_hash),
+        events: report.events,
+        sim_ms: report.sim_ns / 1_000_000,
+        wall_ms,
+        violation: report.violation.as_ref().map(describe_violation),
+        reproduce: (!report.passed()).then_some(reproduce),
+        recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
+    }
+}
+
+pub fn worker(args: WorkerArgs) -> Result<ExitCode, CliError> {
+    let profile = profile(&args.profile)?;
+    check_bugs(&args.bugs)?;
+    let stdout = std::io::stdout();
+    for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
+        let seed: u64 = s.parse().map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
+        let result = run_seed(seed, profile, &args.bugs);
+        let mut out = stdout.lock();
+        serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends findings and fsyncs each one, so a killed campaign loses nothing it reported.
+struct Findings {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Findings {
+    fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
+        let io = |e: std::io::Error| CliError::Io { path: self.path.display().to_string(), message: e.to_string() };
+        if self.file.is_none() {
+            self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let mut text = format!(
+            "seed={} profile={} generator=v{} trace-hash={} violation: {}\n",
+            r.seed,
+            r.profile,
+            sim::swarm::GENERATOR_VERSION,
+            r.trace_hash,
+            r.violation.as_deref().unwrap_or("?")
+        );
+        text.push_str(&format!("  reproduce: {}\n", r.reproduce.as_deref().unwrap_or("?")));
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+}
+
+pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
+    let range = parse_range(&args.seeds)?;
+    let profile = profile(&args.profile)?;
+    check_bugs(&args.bugs)?;
+    if args.jobs == 0 || args.jobs > JOBS_MAX {
+        return Err(flag_error("--jobs", format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs)));
+    }
+    let (shard, shards) = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let seeds: Vec<u64> = range.filter(|s| s % shards == shard).collect();
+    let total = seeds.len() as u64;
+
+    let (tx, rx) = mpsc::channel::<Result<SeedResult, String>>();
+    let mut children = Vec::new();
+    if args.jobs == 1 {
+        let bugs = args.bugs.clone();
+        let seeds = seeds.clone();
+        std::thread::spawn(move || {
+            for seed in seeds {
+                if tx.send(Ok(run_seed(seed, profile, &bugs))).is_err() {
+                    return;
+                }
+            }
+        });
+    } else {
+        let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+        for j in 0..args.jobs {
+            let mine: Vec<String> = seeds.iter().skip(j).step_by(args.jobs).map(|s| s.to_string()).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut cmd = Command::new(&exe);
+            cmd.args(["worker", "--profile", profile.name, "--seeds", &mine.join(",")]);
+            for b in &args.bugs {
+                cmd.args(["--bug", b]);
+            }
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| CliError::Other(format!("cannot start worker: {e}")))?;
+            let stdout = child.stdout.take().expect("piped");
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let msg = match line {
+                        Ok(l) => serde_json::from_str::<SeedResult>(&l).map_err(|e| format!("bad worker line {l:?}: {e}")),
+                        Err(e) => Err(format!("worker output: {e}")),
+                    };
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            });
+            children.push(child);
+        }
+        drop(tx);
+    }
+
+    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let mut findings = Findings { path: args.findings.clone(), file: None };
+    let (mut passed, mut failed, mut received) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for msg in rx.iter() {
+        let result = msg.map_err(CliError::Other)?;
+        received += 1;
+        if args.json {
+            println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?);
+        }
+        if result.passed() {
+            passed += 1;
+        } else {
+            failed += 1;
+            findings.append(&result)?;
+            let report = format!(
+                "FAIL seed {}: {}\n  reproduce: {}",
+                result.seed,
+                result.violation.as_deref().unwrap_or("?"),
+                result.reproduce.as_deref().unwrap_or("?")
+            );
+            match &progress {
+                Some(bar) => bar.println(report),
+                None if args.json => eprintln!("{report}"),
+                None => println!("{report}"),
+            }
+        }
+        if let Some(bar) = &progress {
+            bar.set_message(format!("{failed} failed"));
+            bar.inc(1);
+        }
+        if failed > 0 && args.stop_on_failure {
+            break;
+        }
+    }
+    for mut c in children {
+        if failed > 0 && args.stop_on_failure {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if received < total && !(failed > 0 && args.stop_on_failure) {
+        return Err(CliError::Other(format!("only {received} of {total} seeds reported; a worker died")));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let summary = format!(
+        "profile {} ({}), {received} seeds in {wall:.1}s ({:.0} seeds/min)",
+        profile.name,
+        <Sut as System>::NAME,
+        received as f64 * 60.0 / wall.max(1e-9)
+    );
+    if failed > 0 {
+        let line = format!("findings appended to {}", args.findings.display());
+        if args.json { eprintln!("{line}") } else { println!("{line}") }
+    }
+    if args.json {
+        eprintln!("{summary}");
+        eprintln!("{passed} passed, {failed} failed");
+    } else {
+        println!("{summary}");
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

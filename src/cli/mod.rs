@@ -1,0 +1,131 @@
+//! Command-line interface: argument types and dispatch.
+
+mod bench;
+mod determinism;
+mod fuzz;
+mod output;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use thiserror::Error;
+
+/// A human-facing error at the CLI edge; always exit code 2.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Scenario(#[from] sim::ScenarioError),
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn flag_error(flag: &'static str, message: impl Into<String>) -> CliError {
+    CliError::Flag { flag, message: message.into() }
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "metasim", version, about = "Deterministic simulation testbed for cluster metadata")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one scenario file.
+    Run(RunArgs),
+    /// Run the scenario that a seed generates.
+    Replay(ReplayArgs),
+    /// Run many seeds and report every failure.
+    Fuzz(fuzz::FuzzArgs),
+    /// Write the scenario a seed generates to a file.
+    Export(ExportArgs),
+    /// Measure the engine: message throughput and simulated-to-wall ratio, next to raw madsim.
+    Bench(bench::BenchArgs),
+    /// List the fuzz profiles.
+    Profiles,
+    /// List the bug switches of the system under test.
+    Bugs,
+    #[command(hide = true)]
+    Worker(fuzz::WorkerArgs),
+}
+
+/// Options shared by every command that runs a simulation.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Observe {
+    /// Turn on a bug switch (repeatable); see `metasim bugs`.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Print the event log (simulated time, node, event) to stderr. RUST_LOG does the same.
+    #[arg(long)]
+    pub log: bool,
+    /// Run twice in separate processes and report the first differing trace event.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Write the full canonical trace as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub trace_out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub file: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub observe: Observe,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub seed: u64,
+    /// Fuzz profile the seed is expanded with; see `metasim profiles`.
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    #[command(flatten)]
+    pub observe: Observe,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Where to write the scenario.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Run(args) => run::run_file(args),
+        Command::Replay(args) => run::replay(args),
+        Command::Fuzz(args) => fuzz::fuzz(args),
+        Command::Export(args) => run::export(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Profiles => {
+            for p in sim::swarm::PROFILES {
+                println!("{:<10} {}", p.name, p.what);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bugs => {
+            use sim::System;
+            for b in crate::sut::Sut::bugs() {
+                println!("{:<28} {}", b.name, b.what);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => fuzz::worker(args),
+    }
+}

@@ -1,0 +1,101 @@
+//! What runs print: the summary, failure reports and JSON result lines.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sim::{RunReport, Violation};
+
+use super::CliError;
+
+/// How to reproduce a run from the command line.
+pub fn reproduce_command(base: &str, bugs: &[String]) -> String {
+    let mut cmd = format!("metasim {base}");
+    for b in bugs {
+        cmd.push_str(&format!(" --bug {b}"));
+    }
+    cmd
+}
+
+pub fn describe_violation(v: &Violation) -> String {
+    let node = v.node.map_or("cluster".to_string(), |n| format!("n{n}"));
+    format!("{} at {:.6}s on {node}: {}", v.invariant, v.sim_ns as f64 / 1e9, v.message)
+}
+
+/// The failure report: which invariant, when, where, the events before it, and how to replay.
+pub fn print_failure(v: &Violation, reproduce: &str) {
+    println!("violation: {}", describe_violation(v));
+    println!("events before it:");
+    for e in &v.recent {
+        println!("  {e}");
+    }
+    println!("reproduce: {reproduce}");
+}
+
+pub fn print_summary(name: &str, report: &RunReport, wall: Duration, reproduce: &str) {
+    let sim_s = report.sim_ns as f64 / 1e9;
+    let wall_s = wall.as_secs_f64();
+    println!("scenario: {name}");
+    println!("system: {}", <crate::sut::Sut as sim::System>::NAME);
+    println!("seed: {}", report.seed);
+    println!("events: {}", report.events);
+    println!("messages delivered: {}", report.messages_delivered);
+    println!("simulated: {sim_s:.3}s  wall: {wall_s:.3}s  ratio: {:.0}x", sim_s / wall_s.max(1e-9));
+    if let Some(v) = &report.violation {
+        print_failure(v, reproduce);
+    }
+    println!("trace-hash: {:016x}", report.trace_hash);
+    println!("verdict: {}", if report.passed() { "pass" } else { "fail" });
+}
+
+/// One line of `fuzz --json`, also the worker protocol.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub profile: String,
+    pub bugs: Vec<String>,
+    pub verdict: String,
+    pub trace_hash: String,
+    pub events: u64,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reproduce: Option<String>,
+    /// Report text (events before the violation), for the findings file.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub recent: Vec<String>,
+}
+
+impl SeedResult {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}
+
+/// Write the full trace as JSON lines.
+pub fn write_trace(path: &Path, report: &RunReport) -> Result<(), CliError> {
+    let io = |e: std::io::Error| CliError::Io { path: path.display().to_string(), message: e.to_string() };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for e in report.trace.as_deref().unwrap_or_default() {
+        serde_json::to_writer(&mut out, e).map_err(|e| CliError::Other(e.to_string()))?;
+        out.write_all(b"\n").map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+pub fn read_trace(path: &Path) -> Result<Vec<sim::trace::TraceEvent>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| CliError::Io {
+                path: format!("{}:{}", path.display(), i + 1),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
