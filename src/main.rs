@@ -4,7 +4,7 @@
 //! 2 bad input (scenario file or flag).
 
 mod cli;
-mod sut;
+
 
 use std::process::ExitCode;
 

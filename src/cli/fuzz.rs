@@ -13,7 +13,7 @@ use sim::{RunOptions, System};
 use super::output::{describe_violation, reproduce_command, SeedResult};
 use super::run::{check_bugs, profile};
 use super::{flag_error, CliError};
-use crate::sut::Sut;
+use metasim::sut::Sut;
 
 /// Worker processes at most; more than this on one machine is a typo.
 const JOBS_MAX: usize = 256;

@@ -121,7 +121,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Bugs => {
             use sim::System;
-            for b in crate::sut::Sut::bugs() {
+            for b in metasim::sut::Sut::bugs() {
                 println!("{:<28} {}", b.name, b.what);
             }
             Ok(ExitCode::SUCCESS)

@@ -37,7 +37,7 @@ pub fn print_summary(name: &str, report: &RunReport, wall: Duration, reproduce: 
     let sim_s = report.sim_ns as f64 / 1e9;
     let wall_s = wall.as_secs_f64();
     println!("scenario: {name}");
-    println!("system: {}", <crate::sut::Sut as sim::System>::NAME);
+    println!("system: {}", <metasim::sut::Sut as sim::System>::NAME);
     println!("seed: {}", report.seed);
     println!("events: {}", report.events);
     println!("messages delivered: {}", report.messages_delivered);

@@ -8,7 +8,7 @@ use sim::{RunOptions, ScenarioOf, System};
 
 use super::output::{print_summary, reproduce_command, write_trace};
 use super::{determinism, flag_error, CliError, ExportArgs, Observe, ReplayArgs, RunArgs};
-use crate::sut::Sut;
+use metasim::sut::Sut;
 
 pub fn profile(name: &str) -> Result<&'static sim::swarm::Profile, CliError> {
     sim::swarm::profile(name).ok_or_else(|| {

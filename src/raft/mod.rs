@@ -1,0 +1,1 @@
+//! Placeholder: the NRG-style raft engine (see issue 3).
