@@ -5,7 +5,6 @@
 
 mod cli;
 
-
 use std::process::ExitCode;
 
 use clap::Parser;

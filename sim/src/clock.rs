@@ -32,11 +32,17 @@ mod tests {
 
     #[test]
     fn offset_and_drift_change_readings() {
-        let c = NodeClock { offset_ns: 5_000, drift_ppm: 100_000 };
+        let c = NodeClock {
+            offset_ns: 5_000,
+            drift_ppm: 100_000,
+        };
         assert_eq!(c.local_ns(1_000_000), 1_105_000);
         assert_eq!(c.sim_duration_ns(1_100_000), 1_000_000);
         assert_eq!(NodeClock::default().local_ns(42), 42);
-        let behind = NodeClock { offset_ns: -10, drift_ppm: 0 };
+        let behind = NodeClock {
+            offset_ns: -10,
+            drift_ppm: 0,
+        };
         assert_eq!(behind.local_ns(3), 0);
     }
 }

@@ -66,7 +66,9 @@ fn default_fsync_latency_us() -> u64 {
 
 impl Default for DiskProfile {
     fn default() -> Self {
-        DiskProfile { fsync_latency_us: default_fsync_latency_us() }
+        DiskProfile {
+            fsync_latency_us: default_fsync_latency_us(),
+        }
     }
 }
 
@@ -86,47 +88,104 @@ pub struct ClockSpec {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action<C, E> {
     /// A client request, sent to `node` (or to a node drawn from the seed).
-    Client { node: Option<NodeIndex>, op: C },
+    Client {
+        node: Option<NodeIndex>,
+        op: C,
+    },
     /// A check of the system's state at this moment.
-    Expect { check: E },
+    Expect {
+        check: E,
+    },
     /// Cut every link between groups, both ways.
-    Partition { groups: Vec<Vec<NodeIndex>> },
+    Partition {
+        groups: Vec<Vec<NodeIndex>>,
+    },
     /// Cut links from `from` to `to` only.
-    PartitionOneWay { from: Vec<NodeIndex>, to: Vec<NodeIndex> },
-    Isolate { node: NodeIndex },
+    PartitionOneWay {
+        from: Vec<NodeIndex>,
+        to: Vec<NodeIndex>,
+    },
+    Isolate {
+        node: NodeIndex,
+    },
     /// Remove every partition (clogs stay).
     HealNetwork {},
     /// Hold all traffic to and from a node until unclogged.
-    Clog { node: NodeIndex },
-    Unclog { node: NodeIndex },
-    ClogLink { from: NodeIndex, to: NodeIndex },
-    UnclogLink { from: NodeIndex, to: NodeIndex },
+    Clog {
+        node: NodeIndex,
+    },
+    Unclog {
+        node: NodeIndex,
+    },
+    ClogLink {
+        from: NodeIndex,
+        to: NodeIndex,
+    },
+    UnclogLink {
+        from: NodeIndex,
+        to: NodeIndex,
+    },
     /// Change the default link profile (loss, duplication, latency).
-    SetNetwork { profile: LinkProfile },
+    SetNetwork {
+        profile: LinkProfile,
+    },
     /// Override one directed link's profile.
-    SetLink { from: NodeIndex, to: NodeIndex, profile: LinkProfile },
+    SetLink {
+        from: NodeIndex,
+        to: NodeIndex,
+        profile: LinkProfile,
+    },
     /// Process crash: memory gone, OS cache kept.
-    Crash { node: NodeIndex },
+    Crash {
+        node: NodeIndex,
+    },
     /// Start a crashed (or running: it is crashed first) node against what its disk holds.
-    Restart { node: NodeIndex },
+    Restart {
+        node: NodeIndex,
+    },
     /// Power loss: memory and unsynced writes gone; `torn` tears the last write.
     PowerLoss {
         node: NodeIndex,
         #[serde(default)]
         torn: bool,
     },
-    Pause { node: NodeIndex },
-    Resume { node: NodeIndex },
+    Pause {
+        node: NodeIndex,
+    },
+    Resume {
+        node: NodeIndex,
+    },
     /// Damage the durable files of `kind` on `node`.
-    Corrupt { node: NodeIndex, kind: String, corruption: Corruption },
+    Corrupt {
+        node: NodeIndex,
+        kind: String,
+        corruption: Corruption,
+    },
     /// fsync of files of `kind` reports success but persists nothing (`on = false` ends it).
-    LostFsync { node: NodeIndex, kind: String, on: bool },
+    LostFsync {
+        node: NodeIndex,
+        kind: String,
+        on: bool,
+    },
     /// Writes of files of `kind` fail with ENOSPC.
-    NoSpace { node: NodeIndex, kind: String, on: bool },
+    NoSpace {
+        node: NodeIndex,
+        kind: String,
+        on: bool,
+    },
     /// Every fsync on `node` takes `extra_ms` longer (0 ends it).
-    SlowDisk { node: NodeIndex, extra_ms: u64 },
-    ClockJump { node: NodeIndex, by_ms: i64 },
-    ClockDrift { node: NodeIndex, ppm: i64 },
+    SlowDisk {
+        node: NodeIndex,
+        extra_ms: u64,
+    },
+    ClockJump {
+        node: NodeIndex,
+        by_ms: i64,
+    },
+    ClockDrift {
+        node: NodeIndex,
+        ppm: i64,
+    },
     /// End every fault: heal and unclog the network, reset link profiles to the scenario's,
     /// clear disk faults, resume paused and restart crashed nodes. Starts the liveness phase.
     HealAll {},
@@ -168,11 +227,17 @@ impl<C, E> Action<C, E> {
         let one = |f, n| vec![(f, n)];
         match self {
             Action::Client { node, .. } => node.map(|n| vec![("node", n)]).unwrap_or_default(),
-            Action::Partition { groups } => groups.iter().flatten().map(|&n| ("groups", n)).collect(),
-            Action::PartitionOneWay { from, to } => {
-                from.iter().map(|&n| ("from", n)).chain(to.iter().map(|&n| ("to", n))).collect()
+            Action::Partition { groups } => {
+                groups.iter().flatten().map(|&n| ("groups", n)).collect()
             }
-            Action::ClogLink { from, to } | Action::UnclogLink { from, to } | Action::SetLink { from, to, .. } => {
+            Action::PartitionOneWay { from, to } => from
+                .iter()
+                .map(|&n| ("from", n))
+                .chain(to.iter().map(|&n| ("to", n)))
+                .collect(),
+            Action::ClogLink { from, to }
+            | Action::UnclogLink { from, to }
+            | Action::SetLink { from, to, .. } => {
                 vec![("from", *from), ("to", *to)]
             }
             Action::Isolate { node }
@@ -189,7 +254,10 @@ impl<C, E> Action<C, E> {
             | Action::SlowDisk { node, .. }
             | Action::ClockJump { node, .. }
             | Action::ClockDrift { node, .. } => one("node", *node),
-            Action::Expect { .. } | Action::HealNetwork {} | Action::SetNetwork { .. } | Action::HealAll {} => vec![],
+            Action::Expect { .. }
+            | Action::HealNetwork {}
+            | Action::SetNetwork { .. }
+            | Action::HealAll {} => vec![],
         }
     }
 }
@@ -273,7 +341,11 @@ struct RawScenario<K> {
 }
 
 fn line_at(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The line, inside `span`, where `key = ...` is written; the span's first line otherwise.
@@ -293,9 +365,26 @@ fn line_of_key(src: &str, span: &Range<usize>, key: &str) -> usize {
 
 /// The field a serde message is about, when it names one (`unknown field `x``, `missing field `x``).
 fn field_in_message(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
+    backticked(message)
+}
+
+fn backticked(text: &str) -> Option<String> {
+    let start = text.find('`')? + 1;
+    let len = text[start..].find('`')?;
+    Some(text[start..start + len].to_string())
+}
+
+/// toml's value deserializer ends nested errors with "in `key.path`"; the first key names the field.
+fn nested_key(message: &str) -> Option<String> {
+    let path = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("in "))?;
+    let key = backticked(path)?;
+    Some(key.split('.').next().unwrap_or(&key).to_string())
 }
 
 impl<C, E, K> Scenario<C, E, K>
@@ -327,11 +416,16 @@ where
         let raw: RawScenario<K> = toml::from_str(src).map_err(|e| {
             let line = e.span().map_or(0, |s| line_at(src, s.start));
             let message = e.message().trim().to_string();
+            let message = message.lines().next().unwrap_or_default().to_string();
             let field = field_in_message(&message)
                 .or_else(|| {
                     // The line the parser points at starts with the key it was reading.
                     let text = src.lines().nth(line.checked_sub(1)?)?;
-                    let key = text.split('=').next()?.trim().trim_matches(|c| c == '[' || c == ']');
+                    let key = text
+                        .split('=')
+                        .next()?
+                        .trim()
+                        .trim_matches(|c| c == '[' || c == ']');
                     (!key.is_empty()).then(|| key.to_string())
                 })
                 .unwrap_or_else(|| "toml".into());
@@ -341,12 +435,20 @@ where
         let servers = *raw.cluster.servers.get_ref();
         if servers == 0 || servers > SERVERS_MAX {
             let line = line_at(src, raw.cluster.servers.span().start);
-            return Err(err(line, "cluster.servers", format!("must be between 1 and {SERVERS_MAX}, got {servers}")));
+            return Err(err(
+                line,
+                "cluster.servers",
+                format!("must be between 1 and {SERVERS_MAX}, got {servers}"),
+            ));
         }
         let duration_ms = *raw.duration_ms.get_ref();
         if duration_ms == 0 || duration_ms > DURATION_MS_MAX {
             let line = line_at(src, raw.duration_ms.span().start);
-            return Err(err(line, "duration_ms", format!("must be between 1 and {DURATION_MS_MAX}, got {duration_ms}")));
+            return Err(err(
+                line,
+                "duration_ms",
+                format!("must be between 1 and {DURATION_MS_MAX}, got {duration_ms}"),
+            ));
         }
         let network = match raw.network {
             Some(n) => {
@@ -360,17 +462,33 @@ where
             let line = line_at(src, c.span().start);
             let spec = c.get_ref();
             if spec.node >= servers {
-                return Err(err(line, "clock.node", format!("node {} does not exist (servers = {servers})", spec.node)));
+                return Err(err(
+                    line,
+                    "clock.node",
+                    format!("node {} does not exist (servers = {servers})", spec.node),
+                ));
             }
             if spec.drift_ppm.abs() > crate::clock::DRIFT_PPM_MAX {
-                return Err(err(line, "clock.drift_ppm", format!("must be within ±{}", crate::clock::DRIFT_PPM_MAX)));
+                return Err(err(
+                    line,
+                    "clock.drift_ppm",
+                    format!("must be within ±{}", crate::clock::DRIFT_PPM_MAX),
+                ));
             }
             if spec.offset_ms.abs() > CLOCK_JUMP_MS_MAX {
-                return Err(err(line, "clock.offset_ms", format!("must be within ±{CLOCK_JUMP_MS_MAX}")));
+                return Err(err(
+                    line,
+                    "clock.offset_ms",
+                    format!("must be within ±{CLOCK_JUMP_MS_MAX}"),
+                ));
             }
         }
         if raw.step.len() > STEPS_MAX {
-            return Err(err(0, "step", format!("{} steps; at most {STEPS_MAX} are allowed", raw.step.len())));
+            return Err(err(
+                0,
+                "step",
+                format!("{} steps; at most {STEPS_MAX} are allowed", raw.step.len()),
+            ));
         }
 
         let mut steps = Vec::with_capacity(raw.step.len());
@@ -380,15 +498,33 @@ where
             let step_line = line_at(src, span.start);
             let mut table = spanned.into_inner();
             let field_err = |key: &str, message: String| {
-                err(line_of_key(src, &span, key), &format!("step[{i}].{key}"), message)
+                err(
+                    line_of_key(src, &span, key),
+                    &format!("step[{i}].{key}"),
+                    message,
+                )
             };
             let at_ms = match table.remove("at_ms") {
                 Some(toml::Value::Integer(v)) if v >= 0 => v as u64,
-                Some(other) => return Err(field_err("at_ms", format!("must be a non-negative integer, got {other}"))),
-                None => return Err(err(step_line, &format!("step[{i}].at_ms"), "missing field `at_ms`".into())),
+                Some(other) => {
+                    return Err(field_err(
+                        "at_ms",
+                        format!("must be a non-negative integer, got {other}"),
+                    ))
+                }
+                None => {
+                    return Err(err(
+                        step_line,
+                        &format!("step[{i}].at_ms"),
+                        "missing field `at_ms`".into(),
+                    ))
+                }
             };
             if at_ms > duration_ms {
-                return Err(field_err("at_ms", format!("{at_ms} is after the end of the run (duration_ms = {duration_ms})")));
+                return Err(field_err(
+                    "at_ms",
+                    format!("{at_ms} is after the end of the run (duration_ms = {duration_ms})"),
+                ));
             }
             if at_ms < previous_at_ms {
                 return Err(field_err("at_ms", format!("{at_ms} is earlier than the step before it ({previous_at_ms}); steps must be in time order")));
@@ -396,35 +532,64 @@ where
             previous_at_ms = at_ms;
             let name = match table.remove("action") {
                 Some(toml::Value::String(s)) => s,
-                Some(other) => return Err(field_err("action", format!("must be a string, got {other}"))),
-                None => return Err(err(step_line, &format!("step[{i}].action"), "missing field `action`".into())),
+                Some(other) => {
+                    return Err(field_err(
+                        "action",
+                        format!("must be a string, got {other}"),
+                    ))
+                }
+                None => {
+                    return Err(err(
+                        step_line,
+                        &format!("step[{i}].action"),
+                        "missing field `action`".into(),
+                    ))
+                }
             };
             let mut tagged = toml::Table::new();
             tagged.insert(name.clone(), toml::Value::Table(table));
-            let action: Action<C, E> = Action::deserialize(toml::Value::Table(tagged)).map_err(|e| {
-                let message = e.to_string().trim().to_string();
-                match field_in_message(&message) {
-                    Some(f) if message.starts_with("unknown variant") => {
-                        err(line_of_key(src, &span, "action"), &format!("step[{i}].action"), format!("unknown action `{f}`"))
+            let action: Action<C, E> =
+                Action::deserialize(toml::Value::Table(tagged)).map_err(|e| {
+                    let full = e.to_string();
+                    let message = full.lines().next().unwrap_or_default().trim().to_string();
+                    // A path ("in `op.kind`") is relative to the action's table: its head is the field.
+                    let inner_field = nested_key(&full);
+                    if message.starts_with("unknown variant") && inner_field.is_none() {
+                        let what = backticked(&message).unwrap_or_default();
+                        return err(
+                            line_of_key(src, &span, "action"),
+                            &format!("step[{i}].action"),
+                            format!("unknown action `{what}`"),
+                        );
                     }
-                    Some(f) => field_err(&f, message),
-                    None => err(step_line, &format!("step[{i}] ({name})"), message),
-                }
-            })?;
+                    match inner_field.or_else(|| field_in_message(&message)) {
+                        Some(f) => field_err(&f, message),
+                        None => err(step_line, &format!("step[{i}] ({name})"), message),
+                    }
+                })?;
             for (field, node) in action.nodes() {
                 if node >= servers {
-                    return Err(field_err(field, format!("node {node} does not exist (servers = {servers})")));
+                    return Err(field_err(
+                        field,
+                        format!("node {node} does not exist (servers = {servers})"),
+                    ));
                 }
             }
             validate_action(&action).map_err(|(f, m)| field_err(f, m))?;
             steps.push(Step { at_ms, action });
         }
         if raw.liveness && !steps.iter().any(|s| matches!(s.action, Action::HealAll {})) {
-            return Err(err(0, "liveness", "liveness = true needs a `heal-all` step to start the liveness phase".into()));
+            return Err(err(
+                0,
+                "liveness",
+                "liveness = true needs a `heal-all` step to start the liveness phase".into(),
+            ));
         }
         Ok(Scenario {
             name: raw.name.unwrap_or_else(|| {
-                Path::new(file).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+                Path::new(file)
+                    .file_stem()
+                    .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
             }),
             description: raw.description,
             seed: raw.seed as u64,
@@ -466,7 +631,10 @@ where
             put("bugs", toml::Value::try_from(&self.bugs)?);
         }
         let mut cluster = toml::Table::new();
-        cluster.insert("servers".into(), toml::Value::Integer(i64::from(self.servers)));
+        cluster.insert(
+            "servers".into(),
+            toml::Value::Integer(i64::from(self.servers)),
+        );
         put("cluster", cluster.into());
         put("network", toml::Value::try_from(self.network)?);
         put("disk", toml::Value::try_from(self.disk)?);
@@ -495,16 +663,37 @@ where
 
 fn check_link(p: &LinkProfile) -> Result<(), (&'static str, String)> {
     if p.loss_ppm > 1_000_000 {
-        return Err(("loss_ppm", format!("must be at most 1000000 (parts per million), got {}", p.loss_ppm)));
+        return Err((
+            "loss_ppm",
+            format!(
+                "must be at most 1000000 (parts per million), got {}",
+                p.loss_ppm
+            ),
+        ));
     }
     if p.duplicate_ppm > 1_000_000 {
-        return Err(("duplicate_ppm", format!("must be at most 1000000 (parts per million), got {}", p.duplicate_ppm)));
+        return Err((
+            "duplicate_ppm",
+            format!(
+                "must be at most 1000000 (parts per million), got {}",
+                p.duplicate_ppm
+            ),
+        ));
     }
     if p.latency_min_us > LATENCY_US_MAX {
-        return Err(("latency_min_us", format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_min_us)));
+        return Err((
+            "latency_min_us",
+            format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_min_us),
+        ));
     }
     if p.latency_mean_us > LATENCY_US_MAX {
-        return Err(("latency_mean_us", format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_mean_us)));
+        return Err((
+            "latency_mean_us",
+            format!(
+                "must be at most {LATENCY_US_MAX}, got {}",
+                p.latency_mean_us
+            ),
+        ));
     }
     Ok(())
 }
@@ -512,22 +701,31 @@ fn check_link(p: &LinkProfile) -> Result<(), (&'static str, String)> {
 fn validate_action<C, E>(action: &Action<C, E>) -> Result<(), (&'static str, String)> {
     match action {
         Action::SetNetwork { profile } | Action::SetLink { profile, .. } => check_link(profile),
-        Action::ClockJump { by_ms, .. } if by_ms.abs() > CLOCK_JUMP_MS_MAX => {
-            Err(("by_ms", format!("must be within ±{CLOCK_JUMP_MS_MAX}, got {by_ms}")))
-        }
-        Action::ClockDrift { ppm, .. } if ppm.abs() > crate::clock::DRIFT_PPM_MAX => {
-            Err(("ppm", format!("must be within ±{}, got {ppm}", crate::clock::DRIFT_PPM_MAX)))
-        }
-        Action::SlowDisk { extra_ms, .. } if *extra_ms > SLOW_DISK_MS_MAX => {
-            Err(("extra_ms", format!("must be at most {SLOW_DISK_MS_MAX}, got {extra_ms}")))
-        }
-        Action::Partition { groups } if groups.len() < 2 => {
-            Err(("groups", "a partition needs at least two groups".to_string()))
-        }
-        Action::Corrupt { kind, .. } | Action::LostFsync { kind, .. } | Action::NoSpace { kind, .. }
+        Action::ClockJump { by_ms, .. } if by_ms.abs() > CLOCK_JUMP_MS_MAX => Err((
+            "by_ms",
+            format!("must be within ±{CLOCK_JUMP_MS_MAX}, got {by_ms}"),
+        )),
+        Action::ClockDrift { ppm, .. } if ppm.abs() > crate::clock::DRIFT_PPM_MAX => Err((
+            "ppm",
+            format!("must be within ±{}, got {ppm}", crate::clock::DRIFT_PPM_MAX),
+        )),
+        Action::SlowDisk { extra_ms, .. } if *extra_ms > SLOW_DISK_MS_MAX => Err((
+            "extra_ms",
+            format!("must be at most {SLOW_DISK_MS_MAX}, got {extra_ms}"),
+        )),
+        Action::Partition { groups } if groups.len() < 2 => Err((
+            "groups",
+            "a partition needs at least two groups".to_string(),
+        )),
+        Action::Corrupt { kind, .. }
+        | Action::LostFsync { kind, .. }
+        | Action::NoSpace { kind, .. }
             if kind.is_empty() || kind.contains('/') =>
         {
-            Err(("kind", format!("a file kind is one path segment, got {kind:?}")))
+            Err((
+                "kind",
+                format!("a file kind is one path segment, got {kind:?}"),
+            ))
         }
         _ => Ok(()),
     }

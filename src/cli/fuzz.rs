@@ -58,18 +58,30 @@ pub struct WorkerArgs {
 
 pub fn parse_range(text: &str) -> Result<std::ops::Range<u64>, CliError> {
     let bad = |m: String| flag_error("--seeds", m);
-    let (a, b) = text.split_once("..").ok_or_else(|| bad(format!("`{text}` is not a range like 0..1000")))?;
-    let a: u64 = a.trim().parse().map_err(|e| bad(format!("start `{a}`: {e}")))?;
-    let b: u64 = b.trim().parse().map_err(|e| bad(format!("end `{b}`: {e}")))?;
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| bad(format!("`{text}` is not a range like 0..1000")))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("start `{a}`: {e}")))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("end `{b}`: {e}")))?;
     if a >= b {
-        return Err(bad(format!("the range {a}..{b} is empty (the end is exclusive)")));
+        return Err(bad(format!(
+            "the range {a}..{b} is empty (the end is exclusive)"
+        )));
     }
     Ok(a..b)
 }
 
 pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
     let bad = |m: String| flag_error("--shard", m);
-    let (k, n) = text.split_once('/').ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
     let k: u64 = k.trim().parse().map_err(|e| bad(format!("K `{k}`: {e}")))?;
     let n: u64 = n.trim().parse().map_err(|e| bad(format!("N `{n}`: {e}")))?;
     if n == 0 || k == 0 || k > n {
@@ -82,9 +94,18 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
 pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
     let scenario = sim::swarm::generate::<Sut>(seed, profile);
     let started = Instant::now();
-    let report = sim::run::<Sut>(&scenario, &RunOptions { bugs: bugs.to_vec(), ..Default::default() });
+    let report = sim::run::<Sut>(
+        &scenario,
+        &RunOptions {
+            bugs: bugs.to_vec(),
+            ..Default::default()
+        },
+    );
     let wall_ms = started.elapsed().as_millis() as u64;
-    let reproduce = reproduce_command(&format!("replay --seed {seed} --profile {}", profile.name), bugs);
+    let reproduce = reproduce_command(
+        &format!("replay --seed {seed} --profile {}", profile.name),
+        bugs,
+    );
     SeedResult {
         seed,
         profile: profile.name.to_string(),
@@ -96,7 +117,10 @@ pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> Se
         wall_ms,
         violation: report.violation.as_ref().map(describe_violation),
         reproduce: (!report.passed()).then_some(reproduce),
-        recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
+        recent: report
+            .violation
+            .map(|v| v.recent.iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -105,7 +129,9 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, CliError> {
     check_bugs(&args.bugs)?;
     let stdout = std::io::stdout();
     for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
-        let seed: u64 = s.parse().map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
+        let seed: u64 = s
+            .parse()
+            .map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
         let result = run_seed(seed, profile, &args.bugs);
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
@@ -123,9 +149,18 @@ struct Findings {
 
 impl Findings {
     fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
-        let io = |e: std::io::Error| CliError::Io { path: self.path.display().to_string(), message: e.to_string() };
+        let io = |e: std::io::Error| CliError::Io {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
         if self.file.is_none() {
-            self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?);
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(io)?,
+            );
         }
         let file = self.file.as_mut().expect("opened above");
         let mut text = format!(
@@ -136,7 +171,10 @@ impl Findings {
             r.trace_hash,
             r.violation.as_deref().unwrap_or("?")
         );
-        text.push_str(&format!("  reproduce: {}\n", r.reproduce.as_deref().unwrap_or("?")));
+        text.push_str(&format!(
+            "  reproduce: {}\n",
+            r.reproduce.as_deref().unwrap_or("?")
+        ));
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)
     }
@@ -147,7 +185,10 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let profile = profile(&args.profile)?;
     check_bugs(&args.bugs)?;
     if args.jobs == 0 || args.jobs > JOBS_MAX {
-        return Err(flag_error("--jobs", format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs)));
+        return Err(flag_error(
+            "--jobs",
+            format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs),
+        ));
     }
     let (shard, shards) = match &args.shard {
         Some(s) => parse_shard(s)?,
@@ -169,14 +210,26 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
             }
         });
     } else {
-        let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
         for j in 0..args.jobs {
-            let mine: Vec<String> = seeds.iter().skip(j).step_by(args.jobs).map(|s| s.to_string()).collect();
+            let mine: Vec<String> = seeds
+                .iter()
+                .skip(j)
+                .step_by(args.jobs)
+                .map(|s| s.to_string())
+                .collect();
             if mine.is_empty() {
                 continue;
             }
             let mut cmd = Command::new(&exe);
-            cmd.args(["worker", "--profile", profile.name, "--seeds", &mine.join(",")]);
+            cmd.args([
+                "worker",
+                "--profile",
+                profile.name,
+                "--seeds",
+                &mine.join(","),
+            ]);
             for b in &args.bugs {
                 cmd.args(["--bug", b]);
             }
@@ -190,7 +243,8 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let msg = match line {
-                        Ok(l) => serde_json::from_str::<SeedResult>(&l).map_err(|e| format!("bad worker line {l:?}: {e}")),
+                        Ok(l) => serde_json::from_str::<SeedResult>(&l)
+                            .map_err(|e| format!("bad worker line {l:?}: {e}")),
                         Err(e) => Err(format!("worker output: {e}")),
                     };
                     if tx.send(msg).is_err() {
@@ -206,19 +260,27 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
+            )
+            .expect("valid template"),
         );
         bar
     });
-    let mut findings = Findings { path: args.findings.clone(), file: None };
+    let mut findings = Findings {
+        path: args.findings.clone(),
+        file: None,
+    };
     let (mut passed, mut failed, mut received) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     for msg in rx.iter() {
         let result = msg.map_err(CliError::Other)?;
         received += 1;
         if args.json {
-            println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?
+            );
         }
         if result.passed() {
             passed += 1;
@@ -255,7 +317,9 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
         bar.finish_and_clear();
     }
     if received < total && !(failed > 0 && args.stop_on_failure) {
-        return Err(CliError::Other(format!("only {received} of {total} seeds reported; a worker died")));
+        return Err(CliError::Other(format!(
+            "only {received} of {total} seeds reported; a worker died"
+        )));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = format!(
@@ -266,7 +330,11 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
     );
     if failed > 0 {
         let line = format!("findings appended to {}", args.findings.display());
-        if args.json { eprintln!("{line}") } else { println!("{line}") }
+        if args.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
     }
     if args.json {
         eprintln!("{summary}");
@@ -275,5 +343,9 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
         println!("{summary}");
         println!("{passed} passed, {failed} failed");
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

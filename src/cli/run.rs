@@ -13,7 +13,10 @@ use metasim::sut::Sut;
 pub fn profile(name: &str) -> Result<&'static sim::swarm::Profile, CliError> {
     sim::swarm::profile(name).ok_or_else(|| {
         let known: Vec<&str> = sim::swarm::PROFILES.iter().map(|p| p.name).collect();
-        flag_error("--profile", format!("unknown profile `{name}` (known: {})", known.join(", ")))
+        flag_error(
+            "--profile",
+            format!("unknown profile `{name}` (known: {})", known.join(", ")),
+        )
     })
 }
 
@@ -21,7 +24,10 @@ pub fn check_bugs(bugs: &[String]) -> Result<(), CliError> {
     for b in bugs {
         if !Sut::bugs().iter().any(|s| s.name == b) {
             let known: Vec<&str> = Sut::bugs().iter().map(|s| s.name).collect();
-            return Err(flag_error("--bug", format!("unknown bug switch `{b}` (known: {})", known.join(", "))));
+            return Err(flag_error(
+                "--bug",
+                format!("unknown bug switch `{b}` (known: {})", known.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -32,7 +38,12 @@ fn log_wanted(observe: &Observe) -> bool {
 }
 
 /// Run a scenario in this process and print its summary.
-fn execute(scenario: &ScenarioOf<Sut>, seed: Option<u64>, observe: &Observe, reproduce: &str) -> Result<ExitCode, CliError> {
+fn execute(
+    scenario: &ScenarioOf<Sut>,
+    seed: Option<u64>,
+    observe: &Observe,
+    reproduce: &str,
+) -> Result<ExitCode, CliError> {
     check_bugs(&observe.bugs)?;
     check_bugs(&scenario.bugs)?;
     let options = RunOptions {
@@ -50,10 +61,25 @@ fn execute(scenario: &ScenarioOf<Sut>, seed: Option<u64>, observe: &Observe, rep
     }
     print_summary(&scenario.name, &report, wall, reproduce);
     if let Some(expected) = scenario.expect {
-        let actual = if report.passed() { sim::Verdict::Pass } else { sim::Verdict::Fail };
-        println!("expected: {expected} ({})", if expected == actual { "as expected" } else { "NOT as expected" });
+        let actual = if report.passed() {
+            sim::Verdict::Pass
+        } else {
+            sim::Verdict::Fail
+        };
+        println!(
+            "expected: {expected} ({})",
+            if expected == actual {
+                "as expected"
+            } else {
+                "NOT as expected"
+            }
+        );
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn run_file(args: RunArgs) -> Result<ExitCode, CliError> {
@@ -85,12 +111,21 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
 pub fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     let profile = profile(&args.profile)?;
     let scenario = sim::swarm::generate::<Sut>(args.seed, profile);
-    let text = scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))?;
+    let text = scenario
+        .to_toml()
+        .map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))?;
     write_file(&args.output, text.as_bytes())?;
-    println!("wrote {} ({} steps)", args.output.display(), scenario.steps.len());
+    println!(
+        "wrote {} ({} steps)",
+        args.output.display(),
+        scenario.steps.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    std::fs::write(path, bytes).map_err(|e| CliError::Io { path: path.display().to_string(), message: e.to_string() })
+    std::fs::write(path, bytes).map_err(|e| CliError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }

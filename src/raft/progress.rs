@@ -1,0 +1,81 @@
+//! The leader's view of each follower: what is known to match, what to send next, and when
+//! the follower last answered (for the lost-quorum check).
+
+use super::types::Index;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest index known to be replicated on the follower.
+    pub match_index: Index,
+    /// Next index to send. Optimistic: advanced when an Append is sent (pipelining); a
+    /// rejection moves it back.
+    pub next_index: Index,
+    /// Local time of the last AppendResponse from this follower.
+    pub contact_ms: u64,
+}
+
+impl Progress {
+    pub fn new(leader_last_index: Index, now_ms: u64) -> Self {
+        Progress { match_index: 0, next_index: leader_last_index + 1, contact_ms: now_ms }
+    }
+
+    /// A successful response: `match_index` only grows (responses may arrive reordered).
+    pub fn on_success(&mut self, match_index: Index) {
+        self.match_index = self.match_index.max(match_index);
+        self.next_index = self.next_index.max(self.match_index + 1);
+        assert!(self.next_index > self.match_index);
+    }
+
+    /// A rejection of `rejected_prev`. Returns false for a stale rejection (already known to
+    /// match there, or already backed off below it); otherwise moves `next_index` back.
+    pub fn on_reject(&mut self, rejected_prev: Index, hint: Index) -> bool {
+        if rejected_prev < self.match_index || rejected_prev >= self.next_index {
+            return false;
+        }
+        let next_before = self.next_index;
+        // Retry with prev = hint, but never below what is known to match, and always lower
+        // than the rejected prev so the probe makes progress.
+        self.next_index = (hint + 1).min(rejected_prev).max(self.match_index + 1);
+        assert!(self.next_index <= next_before, "back-off must not move forward");
+        assert!(self.next_index > self.match_index);
+        true
+    }
+}
+
+/// The highest index replicated on a majority of `match_indexes` (one per voter). `None` for
+/// an empty membership.
+pub fn quorum_index(match_indexes: &mut [Index]) -> Option<Index> {
+    if match_indexes.is_empty() {
+        return None;
+    }
+    match_indexes.sort_unstable_by(|a, b| b.cmp(a));
+    let majority = match_indexes.len() / 2 + 1;
+    Some(match_indexes[majority - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_quorum_and_backoff() {
+        assert_eq!(quorum_index(&mut []), None);
+        assert_eq!(quorum_index(&mut [5]), Some(5));
+        assert_eq!(quorum_index(&mut [5, 1, 3]), Some(3));
+        assert_eq!(quorum_index(&mut [5, 1, 3, 4]), Some(3));
+        assert_eq!(quorum_index(&mut [2, 2, 1, 0, 0]), Some(1));
+
+        let mut pr = Progress::new(10, 0);
+        assert_eq!(pr.next_index, 11);
+        assert!(pr.on_reject(10, 4));
+        assert_eq!(pr.next_index, 5);
+        // A rejection for a prev we already backed off from is stale.
+        assert!(!pr.on_reject(9, 2));
+        pr.on_success(4);
+        assert_eq!((pr.match_index, pr.next_index), (4, 5));
+        // A rejection below the match is stale.
+        assert!(!pr.on_reject(3, 0));
+        pr.on_success(2);
+        assert_eq!(pr.match_index, 4, "match never decreases");
+    }
+}

@@ -1,0 +1,121 @@
+//! Read-only queries (spec §6 "Raft primitives") used by the upper layer and by checkers.
+
+use super::node::RaftNode;
+use super::types::{Entry, Index, PeerId, Role, Term};
+
+impl RaftNode {
+    pub fn id(&self) -> PeerId {
+        self.config.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Leader AND the post-election apply barrier has been passed (`BecameLeader` emitted).
+    pub fn leader(&self) -> bool {
+        self.role == Role::Leader && self.leader_signalled
+    }
+
+    /// No leader known for the current term.
+    pub fn leaderless(&self) -> bool {
+        self.leader_id.is_none()
+    }
+
+    /// Some leader was ever observed by this incarnation (not persisted across restarts).
+    pub fn had_previous_leader(&self) -> bool {
+        self.had_leader
+    }
+
+    pub fn group_leader(&self) -> Option<PeerId> {
+        self.leader_id
+    }
+
+    /// False if commit is 0; true if `leader()`; false if another node is the known leader
+    /// and we have not heard from it within 2 heartbeats; false while a snapshot install is
+    /// being applied; otherwise true iff everything committed has been applied.
+    pub fn current(&self, now_ms: u64) -> bool {
+        match self.currentness_gates(now_ms) {
+            Some(decided) => decided,
+            None => self.commit == self.applied,
+        }
+    }
+
+    /// Like `current`, but a commit/applied gap is tolerated when it shrank since the previous
+    /// `healthy()` call (forward progress). Remembers the gap (interior mutability: a `Cell`,
+    /// so the query can stay `&self`).
+    pub fn healthy(&self, now_ms: u64) -> bool {
+        if let Some(decided) = self.currentness_gates(now_ms) {
+            return decided;
+        }
+        assert!(self.applied <= self.commit);
+        let gap = self.commit - self.applied;
+        let previous = self.healthy_gap.replace(Some(gap));
+        gap == 0 || previous.is_some_and(|p| gap < p)
+    }
+
+    /// The checks shared by `current` and `healthy`; `None` means "decided by the gap".
+    fn currentness_gates(&self, now_ms: u64) -> Option<bool> {
+        if self.commit == 0 {
+            return Some(false);
+        }
+        if self.leader() {
+            return Some(true);
+        }
+        if let Some(leader) = self.leader_id.filter(|l| *l != self.config.id) {
+            let _ = leader;
+            let silent_ms = now_ms.saturating_sub(self.leader_contact_ms);
+            if self.catchup_to.is_none() && silent_ms > 2 * self.config.heartbeat_ms {
+                return Some(false);
+            }
+        }
+        if self.catchup_to.is_some() {
+            return Some(false);
+        }
+        None
+    }
+
+    pub fn created_ms(&self) -> u64 {
+        self.created_ms
+    }
+
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+
+    /// Current (committed) membership, sorted.
+    pub fn peers(&self) -> &[PeerId] {
+        self.peers_now()
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.config.observer
+    }
+
+    /// Term of the entry at `index` if still held (index 0 and the snapshot base included).
+    pub fn entry_term(&self, index: Index) -> Option<Term> {
+        self.log.term(index)
+    }
+
+    /// Entries in `[from, commit]` still in the in-memory log.
+    pub fn committed_entries(&self, from: Index) -> Vec<Entry> {
+        self.log.slice(from, self.commit, usize::MAX)
+    }
+
+    /// Index of the last compacted entry (0 without a snapshot).
+    pub fn snapshot_index(&self) -> Index {
+        self.log.base_index()
+    }
+}
