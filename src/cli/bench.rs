@@ -124,7 +124,7 @@ fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
                 })
                 .build();
         }
-        runtime.block_on(madsim::time::sleep(Duration::from_secs(sim_seconds)));
+        runtime.block_on(async move { madsim::time::sleep(Duration::from_secs(sim_seconds)).await });
     })
     .join()
     .expect("raw madsim bench thread");

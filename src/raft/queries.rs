@@ -66,8 +66,7 @@ impl RaftNode {
         if self.leader() {
             return Some(true);
         }
-        if let Some(leader) = self.leader_id.filter(|l| *l != self.config.id) {
-            let _ = leader;
+        if self.leader_id.is_some_and(|l| l != self.config.id) {
             let silent_ms = now_ms.saturating_sub(self.leader_contact_ms);
             if self.catchup_to.is_none() && silent_ms > 2 * self.config.heartbeat_ms {
                 return Some(false);
