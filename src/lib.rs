@@ -1,7 +1,11 @@
 //! metasim: a JetStream-style cluster metadata layer under deterministic simulation.
 //!
 //! - [`raft`]: NRG-style consensus, sans-IO, many groups per server.
+//! - [`server`]: one server running its raft groups on the simulator.
+//! - [`checks`]: safety and liveness invariants, and the oracle's ghost state.
 //! - [`sut`]: the system the CLI drives.
 
+pub mod checks;
 pub mod raft;
+pub mod server;
 pub mod sut;

@@ -11,6 +11,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    sim::world::quiet_panics();
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(e) => {

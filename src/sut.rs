@@ -1,7 +1,28 @@
-//! The system under test that the CLI drives.
+//! The systems under test the CLI can drive, by name.
 //!
-//! Until the meta Raft group lands, this is the engine's replicated-register fixture: it
-//! writes, fsyncs, recovers with checksums and replicates, so every fault and check path of
-//! the CLI is exercised end to end.
+//! `meta` is the meta Raft group of [`crate::server`], the default. `register` is the engine's
+//! replicated-register fixture, kept so scenario files and seeds written for it still replay.
 
-pub type Sut = sim::fixture::register::Register;
+/// The system used when a scenario file or a flag names none.
+pub const DEFAULT_SYSTEM: &str = "meta";
+
+pub const SYSTEMS: &[&str] = &["meta", "register"];
+
+/// Run `$body` with the type alias `$S` bound to the system named `$name`, or evaluate to
+/// `Err(unknown)` for an unknown name.
+#[macro_export]
+macro_rules! with_system {
+    ($name:expr, $S:ident => $body:expr, unknown => $unknown:expr) => {
+        match $name {
+            "meta" => {
+                type $S = $crate::server::Server;
+                $body
+            }
+            "register" => {
+                type $S = sim::fixture::register::Register;
+                $body
+            }
+            _ => $unknown,
+        }
+    };
+}

@@ -244,6 +244,8 @@ fn fuzz_reports_each_failure_with_a_reproduce_command_that_fails_again() {
         "0..600",
         "--jobs",
         "2",
+        "--system",
+        "register",
         "--bug",
         "register-ack-before-fsync",
         "--findings",

@@ -45,7 +45,8 @@ fn every_corpus_seed_replays_with_its_recorded_verdict() {
         for entry in doc["seed"].as_array().unwrap() {
             let seed = entry["seed"].as_integer().unwrap().to_string();
             let profile = entry["profile"].as_str().unwrap();
-            let mut args = vec!["replay", "--seed", &seed, "--profile", profile];
+            let system = entry.get("system").and_then(|v| v.as_str()).unwrap_or("meta");
+            let mut args = vec!["replay", "--seed", &seed, "--profile", profile, "--system", system];
             for b in entry["bugs"].as_array().unwrap() {
                 args.extend(["--bug", b.as_str().unwrap()]);
             }

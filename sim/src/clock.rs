@@ -20,6 +20,12 @@ impl NodeClock {
         (drifted + self.offset_ns as i128).max(0) as u64
     }
 
+    /// The node's monotonic clock: drift applies, offsets and jumps do not (as with a
+    /// monotonic OS clock next to a wall clock that an operator or NTP can step).
+    pub fn monotonic_ns(&self, sim_ns: u64) -> u64 {
+        (sim_ns as i128 + sim_ns as i128 * self.drift_ppm as i128 / 1_000_000).max(0) as u64
+    }
+
     /// How much simulated time passes while this clock advances by `local_ns`.
     pub fn sim_duration_ns(&self, local_ns: u64) -> u64 {
         (local_ns as u128 * 1_000_000 / (1_000_000 + self.drift_ppm) as u128) as u64

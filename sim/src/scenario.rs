@@ -186,7 +186,8 @@ pub enum Action<C, E> {
         node: NodeIndex,
         ppm: i64,
     },
-    /// End every fault: heal and unclog the network, reset link profiles to the scenario's,
+    /// End every fault: heal and unclog the network, reset link profiles to the scenario's
+    /// latencies with no loss or duplication,
     /// clear disk faults, resume paused and restart crashed nodes. Starts the liveness phase.
     HealAll {},
 }
@@ -273,6 +274,8 @@ pub struct Step<C, E> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario<C, E, K> {
     pub name: String,
+    /// Which system under test the file is for, when the tool drives several.
+    pub sut: Option<String>,
     pub description: String,
     pub seed: u64,
     pub servers: u32,
@@ -313,6 +316,8 @@ struct RawCluster {
 struct RawScenario<K> {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    sut: Option<String>,
     #[serde(default)]
     description: String,
     /// TOML integers are signed; seeds of 2^63 and above are written as negative numbers.
@@ -592,6 +597,7 @@ where
                     .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
             }),
             description: raw.description,
+            sut: raw.sut,
             seed: raw.seed as u64,
             servers,
             duration_ms,
@@ -614,6 +620,9 @@ where
             doc.insert(k.to_string(), v);
         };
         put("name", self.name.clone().into());
+        if let Some(sut) = &self.sut {
+            put("sut", sut.clone().into());
+        }
         if !self.description.is_empty() {
             put("description", self.description.clone().into());
         }

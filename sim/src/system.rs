@@ -94,8 +94,16 @@ pub trait System: Sized + Send + 'static {
     /// Tell the oracle a node suffered a fault (so damaged disks are not held to promises).
     fn on_fault(_ghost: &mut Self::Ghost, _node: NodeIndex, _fault: Fault<'_>) {}
 
+    /// Draw the `[system]` settings of a fuzz run (swarm knobs such as timeouts).
+    fn generate_config(_rng: &mut dyn RngCore) -> Self::Config {
+        Self::Config::default()
+    }
     /// Draw one client operation for a fuzz run.
     fn generate_client_op(rng: &mut dyn RngCore, config: &Self::Config) -> Self::ClientOp;
+    /// Validate the scenario's `[system]` table beyond its types.
+    fn validate_config(_config: &Self::Config) -> Result<(), String> {
+        Ok(())
+    }
     /// The bug switches this system knows.
     fn bugs() -> &'static [BugSwitch] {
         &[]
@@ -115,6 +123,7 @@ pub struct Env<'a, S: System> {
     pub(crate) node: NodeIndex,
     pub(crate) servers: u32,
     pub(crate) local_ns: u64,
+    pub(crate) monotonic_ns: u64,
     pub(crate) sim_ns: u64,
     pub(crate) rng: &'a mut ChaCha8Rng,
     pub(crate) disk: &'a mut NodeDisk,
@@ -145,6 +154,12 @@ impl<S: System> Env<'_, S> {
 
     pub fn now_ms(&self) -> u64 {
         self.local_ns / 1_000_000
+    }
+
+    /// This node's monotonic clock: it drifts with the node but ignores clock jumps and
+    /// offsets. Timeouts belong on it; timestamps shown to users belong on [`Self::now_ns`].
+    pub fn monotonic_ms(&self) -> u64 {
+        self.monotonic_ns / 1_000_000
     }
 
     /// The run's seeded random source.

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::clock::NodeClock;
 use crate::disk::NodeDisk;
 use crate::hash;
-use crate::net::{Fate, Network, NodeIndex, HELD_MESSAGES_MAX};
+use crate::net::{Fate, LinkProfile, Network, NodeIndex, HELD_MESSAGES_MAX};
 use crate::scenario::{Action, Scenario};
 use crate::system::{Cluster, Env, Fault, NodeStatus, NodeView, Output, System};
 use crate::trace::{Trace, TraceEvent, WORLD};
@@ -189,6 +189,7 @@ impl<S: System> WorldState<S> {
                 node: idx,
                 servers: self.servers,
                 local_ns: self.clocks[i].local_ns(sim_ns),
+                monotonic_ns: self.clocks[i].monotonic_ns(sim_ns),
                 sim_ns,
                 rng: &mut self.rng,
                 disk: &mut self.disks[i],
@@ -609,7 +610,9 @@ impl<S: System> Supervisor<S> {
                 w.net.heal_partitions();
                 w.net.unclog_all();
                 w.net.link_overrides.clear();
-                w.net.profile = self.scenario.network;
+                // Loss and duplication are faults too: the liveness phase runs on a clean network
+                // with the scenario's latencies.
+                w.net.profile = LinkProfile { loss_ppm: 0, duplicate_ppm: 0, ..self.scenario.network };
                 self.release_held(&mut w);
                 for node in 0..w.servers {
                     w.disks[node as usize].faults = Default::default();
@@ -648,13 +651,33 @@ impl<S: System> Supervisor<S> {
     }
 }
 
+thread_local! {
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+const RUN_THREAD: &str = "metasim-run";
+
+/// Keep panics inside simulation threads quiet: they become findings with a location in the
+/// run report instead of a backtrace on stderr. Other threads report as before.
+pub fn quiet_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some(RUN_THREAD) {
+            let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_AT.with(|p| *p.borrow_mut() = at);
+        } else {
+            previous(info);
+        }
+    }));
+}
+
 /// Run a scenario on a fresh OS thread (madsim's std-hasher and thread-local RNG interception
 /// is deterministic only in the first runtime of a thread) and report what happened.
 pub fn run<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let options = options.clone();
     std::thread::Builder::new()
-        .name("metasim-run".into())
+        .name(RUN_THREAD.into())
         .stack_size(64 << 20)
         .spawn(move || run_here::<S>(scenario, &options))
         .expect("spawn the simulation thread")
@@ -734,6 +757,10 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "non-string panic".into());
+        let message = match PANIC_AT.with(|p| p.borrow_mut().take()) {
+            Some(at) => format!("{message} (at {at})"),
+            None => message,
+        };
         if w.violation.is_none() {
             let recent = w.trace.recent();
             w.violation = Some(Violation {

@@ -53,6 +53,7 @@ impl Figures {
 fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
     let scenario = ScenarioOf::<Ping> {
         name: "bench".into(),
+        sut: None,
         description: String::new(),
         seed: 1,
         servers: NODES,
@@ -155,13 +156,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         let mut sim_ms = 0;
         let mut events = 0;
         for seed in 0..args.seeds {
-            let r = run_seed(seed, profile, &[]);
+            let r = run_seed::<metasim::server::Server>(seed, profile, &[]);
             sim_ms += r.sim_ms;
             events += r.events;
         }
         let wall = started.elapsed().as_secs_f64().max(1e-9);
         println!(
-            "default fuzz profile: {} seeds in {wall:.2}s = {:.0} seeds/min, {:.0}x sim/wall, {:.0} events/s",
+            "default fuzz profile (meta): {} seeds in {wall:.2}s = {:.0} seeds/min, {:.0}x sim/wall, {:.0} events/s",
             args.seeds,
             args.seeds as f64 * 60.0 / wall,
             sim_ms as f64 / 1e3 / wall,

@@ -16,7 +16,7 @@ fn temp_trace(tag: &str) -> PathBuf {
 }
 
 /// Run `metasim <base> [--bug ..] --trace-out T` twice and compare the traces.
-pub fn check(base: &str, observe: &Observe) -> Result<ExitCode, CliError> {
+pub fn check(base: &[String], observe: &Observe) -> Result<ExitCode, CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
     let mut traces = Vec::new();
@@ -24,7 +24,7 @@ pub fn check(base: &str, observe: &Observe) -> Result<ExitCode, CliError> {
     for tag in ["first", "second"] {
         let path = temp_trace(tag);
         let mut cmd = Command::new(&exe);
-        cmd.args(base.split(' '));
+        cmd.args(base);
         for b in &observe.bugs {
             cmd.args(["--bug", b]);
         }

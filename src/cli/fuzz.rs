@@ -10,10 +10,12 @@ use std::time::Instant;
 use clap::Args;
 use sim::{RunOptions, System};
 
+use metasim::sut::DEFAULT_SYSTEM;
+use metasim::with_system;
+
 use super::output::{describe_violation, reproduce_command, SeedResult};
-use super::run::{check_bugs, profile};
+use super::run::{check_bugs, profile, system_flag, unknown_system};
 use super::{flag_error, CliError};
-use metasim::sut::Sut;
 
 /// Worker processes at most; more than this on one machine is a typo.
 const JOBS_MAX: usize = 256;
@@ -25,6 +27,9 @@ pub struct FuzzArgs {
     pub seeds: String,
     #[arg(long, default_value = "default")]
     pub profile: String,
+    /// The system under test: meta (the default) or register (the engine's fixture).
+    #[arg(long, default_value = DEFAULT_SYSTEM)]
+    pub system: String,
     /// Worker processes (each runs its seeds one after another, one fresh runtime per seed).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -49,6 +54,8 @@ pub struct FuzzArgs {
 pub struct WorkerArgs {
     #[arg(long)]
     profile: String,
+    #[arg(long)]
+    system: String,
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// Comma-separated seeds to run.
@@ -91,10 +98,10 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
 }
 
 /// Run one seed in this process.
-pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
-    let scenario = sim::swarm::generate::<Sut>(seed, profile);
+pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
+    let scenario = sim::swarm::generate::<S>(seed, profile);
     let started = Instant::now();
-    let report = sim::run::<Sut>(
+    let report = sim::run::<S>(
         &scenario,
         &RunOptions {
             bugs: bugs.to_vec(),
@@ -102,12 +109,11 @@ pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> Se
         },
     );
     let wall_ms = started.elapsed().as_millis() as u64;
-    let reproduce = reproduce_command(
-        &format!("replay --seed {seed} --profile {}", profile.name),
-        bugs,
-    );
+    let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
+    let reproduce = reproduce_command(&base, bugs);
     SeedResult {
         seed,
+        system: S::NAME.to_string(),
         profile: profile.name.to_string(),
         bugs: bugs.to_vec(),
         verdict: if report.passed() { "pass" } else { "fail" }.into(),
@@ -125,14 +131,18 @@ pub fn run_seed(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> Se
 }
 
 pub fn worker(args: WorkerArgs) -> Result<ExitCode, CliError> {
+    with_system!(args.system.as_str(), S => worker_for::<S>(args), unknown => Err(unknown_system(&args.system)))
+}
+
+fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     let profile = profile(&args.profile)?;
-    check_bugs(&args.bugs)?;
+    check_bugs::<S>(&args.bugs)?;
     let stdout = std::io::stdout();
     for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
         let seed: u64 = s
             .parse()
             .map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
-        let result = run_seed(seed, profile, &args.bugs);
+        let result = run_seed::<S>(seed, profile, &args.bugs);
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
         let _ = out.write_all(b"\n");
@@ -181,9 +191,13 @@ impl Findings {
 }
 
 pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
+    with_system!(args.system.as_str(), S => fuzz_for::<S>(args), unknown => Err(unknown_system(&args.system)))
+}
+
+fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let range = parse_range(&args.seeds)?;
     let profile = profile(&args.profile)?;
-    check_bugs(&args.bugs)?;
+    check_bugs::<S>(&args.bugs)?;
     if args.jobs == 0 || args.jobs > JOBS_MAX {
         return Err(flag_error(
             "--jobs",
@@ -204,7 +218,7 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
         let seeds = seeds.clone();
         std::thread::spawn(move || {
             for seed in seeds {
-                if tx.send(Ok(run_seed(seed, profile, &bugs))).is_err() {
+                if tx.send(Ok(run_seed::<S>(seed, profile, &bugs))).is_err() {
                     return;
                 }
             }
@@ -227,6 +241,8 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
                 "worker",
                 "--profile",
                 profile.name,
+                "--system",
+                S::NAME,
                 "--seeds",
                 &mine.join(","),
             ]);
@@ -325,7 +341,7 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let summary = format!(
         "profile {} ({}), {received} seeds in {wall:.1}s ({:.0} seeds/min)",
         profile.name,
-        <Sut as System>::NAME,
+        S::NAME,
         received as f64 * 60.0 / wall.max(1e-9)
     );
     if failed > 0 {

@@ -95,6 +95,9 @@ pub struct RunArgs {
 pub struct ReplayArgs {
     #[arg(long)]
     pub seed: u64,
+    /// The system under test: meta (the default) or register (the engine's fixture).
+    #[arg(long, default_value = metasim::sut::DEFAULT_SYSTEM)]
+    pub system: String,
     /// Fuzz profile the seed is expanded with; see `metasim profiles`.
     #[arg(long, default_value = "default")]
     pub profile: String,
@@ -106,6 +109,8 @@ pub struct ReplayArgs {
 pub struct ExportArgs {
     #[arg(long)]
     pub seed: u64,
+    #[arg(long, default_value = metasim::sut::DEFAULT_SYSTEM)]
+    pub system: String,
     #[arg(long, default_value = "default")]
     pub profile: String,
     /// Where to write the scenario.
@@ -127,9 +132,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bugs => {
-            use sim::System;
-            for b in metasim::sut::Sut::bugs() {
-                println!("{:<28} {}", b.name, b.what);
+            for system in metasim::sut::SYSTEMS {
+                metasim::with_system!(*system, S => {
+                    for b in <S as sim::System>::bugs() {
+                        println!("{system:<9} {:<28} {}", b.name, b.what);
+                    }
+                }, unknown => unreachable!("listed systems are known"));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -38,11 +38,11 @@ pub fn print_failure(v: &Violation, reproduce: &str) {
     println!("reproduce: {reproduce}");
 }
 
-pub fn print_summary(name: &str, report: &RunReport, wall: Duration, reproduce: &str) {
+pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duration, reproduce: &str) {
     let sim_s = report.sim_ns as f64 / 1e9;
     let wall_s = wall.as_secs_f64();
     println!("scenario: {name}");
-    println!("system: {}", <metasim::sut::Sut as sim::System>::NAME);
+    println!("system: {system}");
     println!("seed: {}", report.seed);
     println!("events: {}", report.events);
     println!("messages delivered: {}", report.messages_delivered);
@@ -61,6 +61,7 @@ pub fn print_summary(name: &str, report: &RunReport, wall: Duration, reproduce: 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeedResult {
     pub seed: u64,
+    pub system: String,
     pub profile: String,
     pub bugs: Vec<String>,
     pub verdict: String,

@@ -12,8 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Applied, Config, Entry, EntryData, HardState, Index, Message, PeerId, RaftNode, Ready, Role,
-    Signal, Snapshot, Term,
+    Applied, Config, Entry, EntryData, HardState, Index, Message, PeerId, RaftNode, Ready, Role, Signal, Snapshot, Term,
 };
 
 /// Simulated tick period and per-round message latency.
@@ -28,27 +27,26 @@ pub struct Disk {
 }
 
 impl Disk {
+    pub fn last_index(&self) -> Index {
+        self.entries.last().map(|e| e.index).or(self.snapshot.as_ref().map(|s| s.last_index)).unwrap_or(0)
+    }
+
     pub fn persist(&mut self, ready: &Ready) {
         if let Some(hard) = ready.hard_state {
             self.hard = hard;
+        }
+        // The documented order: snapshot, truncation, then contiguous appends.
+        if let Some(snapshot) = &ready.snapshot {
+            self.entries.retain(|e| e.index > snapshot.last_index);
+            self.snapshot = Some(snapshot.clone());
         }
         if let Some(from) = ready.truncate_from {
             self.entries.retain(|e| e.index < from);
         }
         for entry in &ready.entries {
-            let expected = self.entries.last().map_or_else(
-                || self.snapshot.as_ref().map_or(1, |s| s.last_index + 1),
-                |e| e.index + 1,
-            );
-            // A snapshot in the same batch may cover a gap; it is applied below.
-            if ready.snapshot.is_none() {
-                assert_eq!(entry.index, expected, "disk append not contiguous");
-            }
+            let expected = self.last_index() + 1;
+            assert_eq!(entry.index, expected, "disk append not contiguous");
             self.entries.push(entry.clone());
-        }
-        if let Some(snapshot) = &ready.snapshot {
-            self.entries.retain(|e| e.index > snapshot.last_index);
-            self.snapshot = Some(snapshot.clone());
         }
     }
 }
@@ -93,12 +91,20 @@ pub struct Cluster {
     pub leaders: BTreeMap<Term, PeerId>,
     pub committed: BTreeMap<Index, Entry>,
     pub violations: Vec<String>,
+    /// Per node: committed entries up to here were already checked against `committed`.
+    pub checked: Vec<Index>,
 }
 
 impl Cluster {
     /// `n` nodes with ids 0..n, all members. `tweak` adjusts each node's config.
     pub fn new(n: u32, seed: u64, tweak: impl Fn(&mut Config)) -> Self {
-        let initial_peers: Vec<PeerId> = (0..n).collect();
+        Cluster::with_members(n, (0..n).collect(), seed, tweak)
+    }
+
+    /// `n` nodes with ids 0..n; the group starts with `members` (others are spares that
+    /// know the membership but are not in it, so they never campaign until added).
+    pub fn with_members(n: u32, members: Vec<PeerId>, seed: u64, tweak: impl Fn(&mut Config)) -> Self {
+        let initial_peers = members;
         let mut node_rngs: Vec<ChaCha8Rng> =
             (0..n).map(|id| ChaCha8Rng::seed_from_u64(seed ^ (u64::from(id) + 1) << 32)).collect();
         let configs: Vec<Config> = (0..n)
@@ -129,6 +135,7 @@ impl Cluster {
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             violations: Vec::new(),
+            checked: vec![0; n as usize],
         };
         for id in 0..n {
             cluster.process(id);
@@ -153,7 +160,15 @@ impl Cluster {
                 break;
             }
             let ready = self.nodes[i].ready();
+            // Nothing is handed up beyond what an earlier Ready made durable.
+            let durable_last = self.disks[i].last_index();
+            for item in &ready.applied {
+                if let Applied::Entry(entry) = item {
+                    assert!(entry.index <= durable_last, "node {id}: applied {} not durable", entry.index);
+                }
+            }
             self.disks[i].persist(&ready);
+            assert!(self.disks[i].hard.commit <= self.disks[i].last_index(), "durable commit past log");
             for (to, msg) in ready.messages {
                 self.queue.push((id, to, msg));
             }
@@ -204,10 +219,9 @@ impl Cluster {
 
     fn record_committed(&mut self, id: PeerId, entry: &Entry) {
         match self.committed.get(&entry.index) {
-            Some(known) if known != entry => self.violations.push(format!(
-                "node {id}: committed entry {} is {:?}, elsewhere {:?}",
-                entry.index, entry, known
-            )),
+            Some(known) if known != entry => self
+                .violations
+                .push(format!("node {id}: committed entry {} is {:?}, elsewhere {:?}", entry.index, entry, known)),
             Some(_) => {}
             None => {
                 self.committed.insert(entry.index, entry.clone());
@@ -231,10 +245,12 @@ impl Cluster {
                 }
             }
         }
-        let entries = self.nodes[id as usize].committed_entries(1);
+        let from = self.checked[id as usize] + 1;
+        let entries = self.nodes[id as usize].committed_entries(from);
         for entry in &entries {
             self.record_committed(id, entry);
         }
+        self.checked[id as usize] = self.nodes[id as usize].commit_index();
     }
 
     /// Delivers everything queued, in a seeded random order, with drops and partitions.
@@ -324,8 +340,29 @@ impl Cluster {
         .expect("restore from own disk");
         self.nodes[i] = node;
         self.apps[i] = App::default();
+        self.checked[i] = 0;
         self.down.remove(&id);
         self.process(id);
+    }
+
+    /// Ticks one node now.
+    pub fn tick(&mut self, id: PeerId) {
+        let i = id as usize;
+        self.nodes[i].tick(self.now_ms, &mut self.node_rngs[i]);
+        self.process(id);
+    }
+
+    /// Compacts `id` at its applied index when at least `threshold` entries were applied
+    /// since its snapshot.
+    pub fn maybe_compact(&mut self, id: PeerId, threshold: Index) {
+        let i = id as usize;
+        let applied = self.nodes[i].applied_index();
+        if applied >= self.nodes[i].snapshot_index() + threshold && !self.held.contains_key(&id) {
+            assert_eq!(self.apps[i].applied_index(), applied);
+            let data = self.apps[i].encode();
+            self.nodes[i].compact(applied, data).expect("compact at applied");
+            self.process(id);
+        }
     }
 
     /// The live node that passed its apply barrier in the highest term, if any.

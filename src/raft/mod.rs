@@ -4,8 +4,8 @@
 //!
 //! 1. `step(now, from, msg, rng)` for each received message; `tick(now, rng)` every ~100 ms;
 //!    `propose`, `step_down`, `compact` on upper-layer demand.
-//! 2. While `has_ready()`: take `ready()`; persist `hard_state`, apply `truncate_from`,
-//!    append `entries`, persist `snapshot`, fsync; then send `messages`; then hand `applied`
+//! 2. While `has_ready()`: take `ready()`; persist `hard_state`, `snapshot`, apply
+//!    `truncate_from`, append `entries`, fsync; then send `messages`; then hand `applied`
 //!    to the upper layer in order, calling `applied_to(index)` for each entry or snapshot.
 //! 3. Entries count as durable only once handed out in a `Ready`, so commits and applies that
 //!    depend on them show up in the following `Ready`: hence the loop in step 2.
@@ -30,7 +30,4 @@ mod tests;
 pub use config::{Config, RaftBugs};
 pub use error::{ProposeError, RaftError};
 pub use node::{RaftNode, PROPOSALS_PENDING_MAX};
-pub use types::{
-    Applied, Entry, EntryData, HardState, Index, Message, PeerId, Ready, Role, Signal, Snapshot,
-    Term,
-};
+pub use types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId, Ready, Role, Signal, Snapshot, Term};

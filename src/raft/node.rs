@@ -12,10 +12,7 @@ use super::config::Config;
 use super::error::{ProposeError, RaftError};
 use super::log::RaftLog;
 use super::progress::Progress;
-use super::types::{
-    Applied, Entry, EntryData, HardState, Index, Message, PeerId, Ready, Role, Signal, Snapshot,
-    Term,
-};
+use super::types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId, Ready, Role, Signal, Snapshot, Term};
 
 /// Upper bound on uncommitted entries a leader accepts (`ProposeError::TooManyPending`).
 pub const PROPOSALS_PENDING_MAX: u64 = 4096;
@@ -389,8 +386,7 @@ impl RaftNode {
     }
 
     pub(super) fn reset_election_timer(&mut self, now: u64, rng: &mut dyn RngCore) {
-        let timeout =
-            rng.gen_range(self.config.election_timeout_ms_min..=self.config.election_timeout_ms_max);
+        let timeout = rng.gen_range(self.config.election_timeout_ms_min..=self.config.election_timeout_ms_max);
         self.election_deadline_ms = now + timeout;
     }
 
@@ -417,8 +413,7 @@ impl RaftNode {
     fn ignores_vote_request(&self, from: PeerId, now: u64) -> bool {
         match self.role {
             Role::Follower => {
-                self.leader_id.is_some()
-                    && now < self.leader_contact_ms + self.config.election_timeout_ms_min
+                self.leader_id.is_some() && now < self.leader_contact_ms + self.config.election_timeout_ms_min
             }
             Role::Leader => !self.is_member(from),
             Role::Candidate => false,
@@ -448,8 +443,7 @@ impl RaftNode {
             last_log_term: self.log.last_term(),
             transfer,
         };
-        let voters: Vec<PeerId> =
-            self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
+        let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
         for peer in voters {
             self.messages.push((peer, request.clone()));
         }
@@ -469,12 +463,18 @@ impl RaftNode {
         } else if self.role == Role::Leader {
             self.leader_id = None;
         }
+        // A follower keeps its election deadline when a higher term arrives: a candidate with a
+        // stale log would otherwise silence everyone with each new term and never let an
+        // up-to-date node time out (a livelock). Granting a vote or hearing a leader resets it.
+        let was_follower = self.role == Role::Follower;
         self.role = Role::Follower;
         self.votes.clear();
         self.progress.clear();
         self.leader_signalled = false;
         self.barrier_index = 0;
-        self.reset_election_timer(now, rng);
+        if !was_follower {
+            self.reset_election_timer(now, rng);
+        }
     }
 
     fn become_leader(&mut self, now: u64) {

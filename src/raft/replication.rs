@@ -24,8 +24,7 @@ impl RaftNode {
         }
         let prev_index = pr.next_index - 1;
         let prev_term = self.log.term(prev_index).expect("prev entry held by the leader");
-        let entries =
-            self.log.slice(pr.next_index, self.log.last_index(), self.config.max_entries_per_append);
+        let entries = self.log.slice(pr.next_index, self.log.last_index(), self.config.max_entries_per_append);
         assert!(entries.len() <= self.config.max_entries_per_append);
         let next_index = pr.next_index + entries.len() as Index;
         let append = Message::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit };
@@ -277,8 +276,7 @@ impl RaftNode {
             return;
         }
         // Replace the whole log. Everything dropped is above our commit.
-        self.pending_truncate =
-            Some(self.pending_truncate.map_or(last_index + 1, |t| t.min(last_index + 1)));
+        self.pending_truncate = Some(self.pending_truncate.map_or(last_index + 1, |t| t.min(last_index + 1)));
         self.persisted_last = self.persisted_last.min(last_index);
         self.log = super::log::RaftLog::with_base(last_index, snapshot.last_term);
         self.membership = vec![(last_index, snapshot.peers.clone())];

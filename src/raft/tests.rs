@@ -1,0 +1,856 @@
+//! Behaviour tests for the Raft core. Node-level tests drive one `RaftNode` by hand; cluster
+//! tests use `harness::Cluster` (seeded delivery, drops, partitions, crash = restore from the
+//! node's simulated disk). Each test says which rule of the brief/spec it pins.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::harness::{Cluster, TICK_MS};
+use super::*;
+
+fn entry(index: Index, term: Term) -> Entry {
+    Entry { term, index, data: EntryData::Normal(vec![index as u8, term as u8]) }
+}
+
+fn config(id: PeerId) -> Config {
+    Config { id, ..Config::default() }
+}
+
+fn rng() -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(7)
+}
+
+/// A node restored with the given log (term = last log term, nothing committed).
+fn restored(id: PeerId, peers: Vec<PeerId>, term: Term, entries: Vec<Entry>) -> RaftNode {
+    let hard = HardState { term, voted_for: None, commit: 0 };
+    let mut node = RaftNode::restore(config(id), peers, hard, None, entries, 0, &mut rng()).unwrap();
+    let _ = node.ready();
+    node
+}
+
+fn normal(byte: u8) -> EntryData {
+    EntryData::Normal(vec![byte])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomised cluster runs.
+
+/// Random partitions (isolate one node, or split) that change every 2-15 s, random drops,
+/// proposals at whoever leads. Returns the cluster after a healed convergence phase.
+fn chaos_run(seed: u64, crashes: bool, tweak: impl Fn(&mut Config)) -> Cluster {
+    let mut cluster = Cluster::new(5, seed, tweak);
+    let mut chaos = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9));
+    cluster.drop_per_mille = chaos.gen_range(0..150);
+    let mut next_fault_ms = 0;
+    let mut byte = 0u8;
+    while cluster.now_ms < 120_000 {
+        if cluster.now_ms >= next_fault_ms {
+            next_fault_ms = cluster.now_ms + chaos.gen_range(2_000..15_000);
+            cluster.heal();
+            match chaos.gen_range(0..4) {
+                0 | 1 => {}
+                2 => cluster.isolate(chaos.gen_range(0..5)),
+                _ => {
+                    // Split into a random minority and majority.
+                    let a = chaos.gen_range(0..5);
+                    let b = (a + chaos.gen_range(1..5)) % 5;
+                    cluster.isolate(a);
+                    cluster.isolate(b);
+                    cluster.cut.remove(&(a, b));
+                    cluster.cut.remove(&(b, a));
+                }
+            }
+            if crashes {
+                // At most two nodes down at once; restart the others.
+                for id in cluster.ids() {
+                    if cluster.down.contains(&id) && chaos.gen_bool(0.5) {
+                        cluster.restart(id);
+                    }
+                }
+                if cluster.down.len() < 2 && chaos.gen_bool(0.5) {
+                    cluster.crash(chaos.gen_range(0..5));
+                }
+            }
+        }
+        if let Some(leader) = cluster.leader() {
+            if chaos.gen_bool(0.3) {
+                byte = byte.wrapping_add(1);
+                let _ = cluster.propose(leader, normal(byte));
+            }
+        }
+        if crashes {
+            for id in cluster.ids() {
+                if !cluster.down.contains(&id) {
+                    cluster.maybe_compact(id, 16);
+                }
+            }
+        }
+        cluster.run_for(TICK_MS);
+    }
+    // Heal everything and check the group converges.
+    cluster.heal();
+    cluster.drop_per_mille = 0;
+    for id in cluster.ids() {
+        if cluster.down.contains(&id) {
+            cluster.restart(id);
+        }
+    }
+    // A leader cut off for a while steps down (lost quorum) once it ticks: let that settle,
+    // then a marker must reach every node (retry if leadership moved before it committed).
+    cluster.run_for(10_000);
+    let marker = normal(0xff);
+    for attempt in 0..5 {
+        let leader = cluster.await_leader(30_000);
+        let _ = cluster.propose(leader, marker.clone());
+        cluster.run_for(5_000);
+        let everywhere = cluster.apps.iter().all(|app| app.history.iter().any(|e| e.data == marker));
+        if everywhere {
+            break;
+        }
+        assert!(attempt < 4, "seed {seed}: marker never reached every node");
+    }
+    cluster
+}
+
+/// Election safety (one leader per term) and state machine safety (committed prefixes agree)
+/// under random drops and partitions, over many seeds; the group converges after healing.
+#[test]
+fn chaos_one_leader_per_term_and_agreeing_prefixes() {
+    let mut terms = 0;
+    for seed in 0..60 {
+        // Odd seeds use short timers (more elections per simulated minute).
+        let cluster = chaos_run(seed, false, |c| {
+            if seed % 2 == 1 {
+                c.heartbeat_ms = 200;
+                c.election_timeout_ms_min = 800;
+                c.election_timeout_ms_max = 1_800;
+            }
+        });
+        terms += cluster.leaders.len();
+        assert!(cluster.violations.is_empty(), "seed {seed}: {:?}", cluster.violations);
+        assert!(cluster.committed.len() > 10, "seed {seed}: too little committed");
+    }
+    assert!(terms > 60 * 4, "leadership changed too rarely to test much: {terms} terms");
+}
+
+/// The same under crashes and restarts from the simulated disk, with compaction, so that
+/// restore(), replay and snapshot installs are exercised.
+#[test]
+fn chaos_with_crashes_and_compaction_keeps_committed_entries() {
+    let mut installs = 0;
+    let mut terms = 0;
+    for seed in 100..140 {
+        let cluster = chaos_run(seed, true, |c| {
+            if seed % 2 == 1 {
+                c.heartbeat_ms = 200;
+                c.election_timeout_ms_min = 800;
+                c.election_timeout_ms_max = 1_800;
+            }
+        });
+        terms += cluster.leaders.len();
+        assert!(cluster.violations.is_empty(), "seed {seed}: {:?}", cluster.violations);
+        installs += cluster.apps.iter().flat_map(|app| &app.signals).filter(|s| **s == Signal::CatchupStarted).count();
+    }
+    assert!(installs > 0, "no run exercised a snapshot install");
+    assert!(terms > 40 * 4, "leadership changed too rarely to test much: {terms} terms");
+    eprintln!("crash runs: {terms} terms, {installs} snapshot installs");
+}
+
+/// An observer never campaigns, so it is never candidate nor leader, in any run.
+#[test]
+fn observer_never_elected() {
+    for seed in 200..210 {
+        let mut cluster = Cluster::new(3, seed, |c| c.observer = c.id == 2);
+        cluster.drop_per_mille = 100;
+        for step in 0..300 {
+            if step % 40 == 0 {
+                cluster.heal();
+                cluster.isolate((step / 40) % 2);
+            }
+            cluster.run_for(TICK_MS);
+            assert_eq!(cluster.node(2).role(), Role::Follower, "seed {seed}");
+        }
+        assert!(cluster.violations.is_empty());
+    }
+    // TimeoutNow is ignored too.
+    let mut observer = RaftNode::new(Config { observer: true, ..config(2) }, vec![0, 1, 2], 0, &mut rng());
+    observer.step(10, 0, Message::TimeoutNow { term: 0 }, &mut rng());
+    observer.tick(100_000, &mut rng());
+    assert_eq!(observer.role(), Role::Follower);
+    assert_eq!(observer.term(), 0);
+    assert!(observer.ready().messages.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elections and votes.
+
+/// Vote granted only to an up-to-date log (last term, then last index), once per term; a
+/// higher term makes the node a follower of that term.
+#[test]
+fn vote_requires_up_to_date_log_and_one_vote_per_term() {
+    let mut node = restored(0, vec![0, 1, 2], 2, vec![entry(1, 1), entry(2, 2)]);
+    let vote = |node: &mut RaftNode, from, last_log_index, last_log_term| {
+        let msg = Message::RequestVote { term: 3, last_log_index, last_log_term, transfer: false };
+        node.step(0, from, msg, &mut rng());
+        let ready = node.ready();
+        match ready.messages.as_slice() {
+            [(to, Message::Vote { term: 3, granted })] if *to == from => *granted,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(!vote(&mut node, 1, 9, 1), "lower last term loses despite longer log");
+    assert_eq!(node.term(), 3, "term adopted even when the vote is refused");
+    assert!(!vote(&mut node, 2, 1, 2), "same last term, shorter log");
+    assert!(vote(&mut node, 2, 2, 2), "equal log is up to date");
+    assert!(!vote(&mut node, 1, 9, 9), "already voted for 2 in term 3");
+    assert!(vote(&mut node, 2, 2, 2), "repeat vote for the same candidate");
+}
+
+/// Term and vote are in the hard state of the same Ready as the Vote (durable before it is
+/// sent); with bugs.vote_not_persisted the vote is missing from the hard state.
+#[test]
+fn vote_goes_out_with_its_hard_state() {
+    for bug in [false, true] {
+        let mut cfg = config(0);
+        cfg.bugs.vote_not_persisted = bug;
+        let mut node = RaftNode::new(cfg, vec![0, 1, 2], 0, &mut rng());
+        let _ = node.ready();
+        let msg = Message::RequestVote { term: 5, last_log_index: 0, last_log_term: 0, transfer: false };
+        node.step(1, 1, msg, &mut rng());
+        let ready = node.ready();
+        assert_eq!(ready.messages, vec![(1, Message::Vote { term: 5, granted: true })]);
+        let hard = ready.hard_state.expect("term and vote must be persisted first");
+        assert_eq!(hard.term, 5);
+        assert_eq!(hard.voted_for, if bug { None } else { Some(1) });
+    }
+}
+
+/// A vote lost by a crash (bugs.vote_not_persisted) lets a node vote twice in one term after
+/// restart: two leaders in term 1. The correct build refuses the second vote.
+#[test]
+fn vote_not_persisted_allows_two_leaders_in_one_term() {
+    for bug in [false, true] {
+        let mut cluster = Cluster::new(3, 1, |c| c.bugs.vote_not_persisted = bug);
+        cluster.campaign(0);
+        cluster.deliver_only(|f, t, m| matches!(m, Message::RequestVote { .. } | Message::Vote { .. }) && f + t == 1);
+        assert_eq!(cluster.node(0).role(), Role::Leader);
+        assert_eq!(cluster.node(0).term(), 1);
+        cluster.crash(1);
+        cluster.restart(1);
+        cluster.campaign(2);
+        cluster.deliver_only(|f, t, m| matches!(m, Message::RequestVote { .. } | Message::Vote { .. }) && f + t == 3);
+        assert_eq!(cluster.node(2).term(), 1);
+        if bug {
+            assert_eq!(cluster.node(2).role(), Role::Leader);
+            assert!(cluster.violations.iter().any(|v| v.contains("two leaders in term 1")));
+        } else {
+            assert_eq!(cluster.node(2).role(), Role::Candidate);
+            assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+        }
+    }
+}
+
+/// Leader stickiness: a follower that heard from its leader within election_timeout_ms_min
+/// ignores a non-transfer RequestVote (no term change, no answer); transfer=true overrides,
+/// and after the lease a plain request is answered.
+#[test]
+fn leader_lease_ignores_vote_requests_without_transfer() {
+    let mut cluster = Cluster::new(3, 3, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    cluster.run_for(1_000);
+    let (term, last_index, last_term) = {
+        let node = cluster.node(follower);
+        (node.term(), node.last_index(), node.entry_term(node.last_index()).unwrap())
+    };
+    let request = |transfer| Message::RequestVote {
+        term: term + 1,
+        last_log_index: last_index,
+        last_log_term: last_term,
+        transfer,
+    };
+    let now = cluster.now_ms;
+    let node = &mut cluster.nodes[follower as usize];
+    node.step(now, other, request(false), &mut rng());
+    assert_eq!(node.term(), term, "ignored inside the lease");
+    assert!(node.ready().messages.is_empty());
+    node.step(now, other, request(true), &mut rng());
+    assert_eq!(node.term(), term + 1);
+    assert_eq!(node.ready().messages, vec![(other, Message::Vote { term: term + 1, granted: true })]);
+
+    // Past the lease a plain request is considered.
+    let mut lone = RaftNode::new(config(1), vec![0, 1, 2], 0, &mut rng());
+    lone.step(0, 0, Message::Append { term: 1, prev_index: 0, prev_term: 0, entries: vec![], commit: 0 }, &mut rng());
+    let _ = lone.ready();
+    let plain = Message::RequestVote { term: 2, last_log_index: 0, last_log_term: 0, transfer: false };
+    lone.step(3_999, 2, plain.clone(), &mut rng());
+    assert_eq!(lone.term(), 1);
+    lone.step(4_000, 2, plain, &mut rng());
+    assert_eq!(lone.term(), 2);
+}
+
+/// A message with a higher term turns a leader into a follower of that term (SteppedDown
+/// signalled, term persisted); stale-term messages get the newer term back.
+#[test]
+fn higher_term_makes_leader_follow_and_stale_messages_are_answered() {
+    let mut cluster = Cluster::new(3, 4, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let term = cluster.node(leader).term();
+    let i = leader as usize;
+    let now = cluster.now_ms;
+    let from = (leader + 1) % 3;
+    let response = Message::AppendResponse { term: term + 3, success: false, match_index: 0, hint: 0 };
+    cluster.nodes[i].step(now, from, response, &mut rng());
+    assert_eq!(cluster.node(leader).role(), Role::Follower);
+    assert_eq!(cluster.node(leader).term(), term + 3);
+    let ready = cluster.nodes[i].ready();
+    assert_eq!(ready.hard_state.map(|h| h.term), Some(term + 3));
+    assert!(ready.applied.contains(&Applied::Signal(Signal::SteppedDown { term })));
+    // A stale Append is answered with the newer term.
+    let stale = Message::Append { term, prev_index: 0, prev_term: 0, entries: vec![], commit: 0 };
+    cluster.nodes[i].step(now, from, stale, &mut rng());
+    let ready = cluster.nodes[i].ready();
+    assert!(
+        matches!(ready.messages.as_slice(), [(_, Message::AppendResponse { success: false, term: t, .. })] if *t == term + 3)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication and commit.
+
+/// Raft Figure 8, built explicitly with ids 0..4 for S1..S5 and one entry per Append:
+/// (a) S1 leads term 1, index 1 reaches S2 only; (b) S5 leads term 2 with its own index 1;
+/// (c) S1 leads term 3 and copies index 1 (term 1) to S3: a majority holds it;
+/// (d) S5 leads term 4 and overwrites index 1 everywhere.
+/// With bugs.commit_old_term S1 commits index 1 in (c) and it is lost in (d); the correct
+/// build never commits it, so nothing committed is lost.
+#[test]
+fn figure8_old_term_entry_commit_is_unsafe() {
+    for bug in [false, true] {
+        let mut cluster = Cluster::new(5, 8, |c| {
+            c.max_entries_per_append = 1;
+            c.bugs.commit_old_term = bug;
+        });
+        let votes = |m: &Message| matches!(m, Message::RequestVote { .. } | Message::Vote { .. });
+        // (a)
+        cluster.campaign(0);
+        cluster.deliver_only(|f, t, m| {
+            let pair = (f.min(t), f.max(t));
+            (votes(m) && f.max(t) <= 2) || (!votes(m) && pair == (0, 1))
+        });
+        assert_eq!((cluster.node(0).role(), cluster.node(0).term()), (Role::Leader, 1));
+        assert_eq!(cluster.node(1).entry_term(1), Some(1));
+        assert_eq!(cluster.node(0).commit_index(), 0);
+        cluster.crash(0);
+        // (b) S5 needs two tries: S2 and S3 already voted in term 1.
+        cluster.now_ms += 10_000;
+        cluster.campaign(4);
+        cluster.deliver_only(|_, _, m| votes(m));
+        cluster.campaign(4);
+        cluster.deliver_only(|_, _, m| votes(m));
+        assert_eq!((cluster.node(4).role(), cluster.node(4).term()), (Role::Leader, 2));
+        assert_eq!(cluster.node(4).entry_term(1), Some(2));
+        cluster.crash(4);
+        // (c) S1 needs two tries: S3 and S4 already voted in term 2.
+        cluster.now_ms += 10_000;
+        cluster.restart(0);
+        let in_c = |f: PeerId, t: PeerId| f != 3 && t != 3;
+        cluster.campaign(0);
+        cluster.deliver_only(|f, t, m| votes(m) && in_c(f, t));
+        cluster.campaign(0);
+        let no_index_2_to_s3 = move |f: PeerId, t: PeerId, m: &Message| {
+            let carries_2 = matches!(m, Message::Append { entries, .. } if entries.iter().any(|e| e.index == 2));
+            in_c(f, t) && !(t == 2 && carries_2)
+        };
+        cluster.deliver_only(no_index_2_to_s3);
+        assert_eq!((cluster.node(0).role(), cluster.node(0).term()), (Role::Leader, 3));
+        cluster.now_ms += 1_000;
+        cluster.tick(0); // heartbeat: S3 rejects, S1 backs off and sends index 1
+        cluster.deliver_only(no_index_2_to_s3);
+        assert_eq!(cluster.node(2).entry_term(1), Some(1), "S3 holds index 1 of term 1");
+        assert_eq!(cluster.node(2).last_index(), 1);
+        assert_eq!(cluster.node(0).commit_index(), if bug { 1 } else { 0 });
+        cluster.crash(0);
+        // (d)
+        cluster.now_ms += 10_000;
+        cluster.restart(4);
+        cluster.campaign(4);
+        cluster.deliver_only(|_, _, m| votes(m));
+        cluster.campaign(4);
+        cluster.deliver_only(|_, _, _| true);
+        assert_eq!((cluster.node(4).role(), cluster.node(4).term()), (Role::Leader, 4));
+        assert_eq!(cluster.node(4).commit_index(), 2);
+        assert_eq!(cluster.node(2).entry_term(1), Some(2), "S3's index 1 overwritten");
+        if bug {
+            assert!(
+                cluster.violations.iter().any(|v| v.contains("committed entry 1")),
+                "the lost commit must be detected: {:?}",
+                cluster.violations
+            );
+        } else {
+            assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+        }
+    }
+}
+
+/// Consistency check with fast back-off: a follower with a long conflicting suffix is
+/// repaired in a few round trips, and the conflicting suffix is truncated on its disk.
+#[test]
+fn conflicting_suffix_is_truncated_with_fast_backoff() {
+    let peers = vec![0, 1, 2];
+    // Both diverge after index 1 over long suffixes: linear back-off would need ~30 rounds.
+    let newer: Vec<Entry> = (2..=30).map(|i| entry(i, 3)).collect();
+    let mut leader = restored(0, peers.clone(), 3, [vec![entry(1, 1)], newer].concat());
+    let stale: Vec<Entry> = (2..=40).map(|i| entry(i, 2)).collect();
+    let mut follower = restored(1, peers, 2, [vec![entry(1, 1)], stale].concat());
+    leader.campaign(0, &mut rng());
+    let _ = leader.ready();
+    leader.step(0, 2, Message::Vote { term: 4, granted: true }, &mut rng());
+    assert_eq!(leader.role(), Role::Leader);
+    let mut truncated_at = None;
+    let mut appends_to_follower = 0;
+    // Ping-pong until quiet; bounded.
+    let mut to_follower: Vec<Message> = Vec::new();
+    for _ in 0..10 {
+        for (to, msg) in leader.ready().messages {
+            if to == 1 {
+                to_follower.push(msg);
+            }
+        }
+        if to_follower.is_empty() {
+            break;
+        }
+        for msg in to_follower.drain(..) {
+            appends_to_follower += 1;
+            follower.step(0, 0, msg, &mut rng());
+            let ready = follower.ready();
+            truncated_at = truncated_at.or(ready.truncate_from);
+            for (_, reply) in ready.messages {
+                leader.step(0, 1, reply, &mut rng());
+            }
+        }
+    }
+    assert_eq!(truncated_at, Some(2), "stale suffix from index 2 removed");
+    assert!(appends_to_follower <= 3, "fast back-off: {appends_to_follower} appends");
+    assert_eq!(follower.last_index(), leader.last_index());
+    for index in 1..=leader.last_index() {
+        assert_eq!(follower.entry_term(index), leader.entry_term(index), "index {index}");
+    }
+}
+
+/// Leader heartbeats once per heartbeat_ms when idle, and no Append carries more than
+/// max_entries_per_append entries.
+#[test]
+fn heartbeats_and_append_size_bound() {
+    let mut cluster = Cluster::new(3, 5, |c| c.max_entries_per_append = 4);
+    let leader = cluster.await_leader(20_000);
+    let follower = (leader + 1) % 3;
+    cluster.run_for(2_000);
+    let mut heartbeats = 0;
+    for _ in 0..100 {
+        cluster.now_ms += TICK_MS;
+        cluster.tick_all();
+        heartbeats += cluster
+            .queue
+            .iter()
+            .filter(|(f, t, m)| *f == leader && *t == follower && matches!(m, Message::Append { .. }))
+            .count();
+        cluster.deliver_round();
+        cluster.deliver_round();
+    }
+    assert!((9..=11).contains(&heartbeats), "{heartbeats} heartbeats in 10 s");
+    // Lagging follower: catch-up goes in batches of at most 4.
+    cluster.isolate(follower);
+    for byte in 0..20 {
+        cluster.propose(leader, normal(byte)).unwrap();
+    }
+    cluster.run_for(1_000);
+    cluster.heal();
+    let mut largest = 0;
+    for _ in 0..50 {
+        for (_, _, msg) in &cluster.queue {
+            if let Message::Append { entries, .. } = msg {
+                largest = largest.max(entries.len());
+            }
+        }
+        cluster.now_ms += TICK_MS;
+        cluster.tick_all();
+        cluster.deliver_round();
+    }
+    assert_eq!(largest, 4);
+    assert_eq!(cluster.node(follower).commit_index(), cluster.node(leader).commit_index());
+}
+
+/// A single-node group commits on its own, but only entries handed out in an earlier Ready
+/// (durable) count: commit and apply come in the following Ready.
+#[test]
+fn single_node_commits_only_durable_entries() {
+    let mut node = RaftNode::new(config(0), vec![0], 0, &mut rng());
+    node.campaign(0, &mut rng());
+    assert_eq!(node.role(), Role::Leader);
+    assert!(node.leader(), "empty log at election: barrier passed at once");
+    let first = node.ready();
+    assert_eq!(first.entries.len(), 1);
+    assert_eq!(first.hard_state.unwrap().commit, 0);
+    assert!(!first.applied.iter().any(|a| matches!(a, Applied::Entry(_))));
+    assert_eq!(node.commit_index(), 1, "counted once handed out");
+    let second = node.ready();
+    assert!(matches!(second.applied.as_slice(), [Applied::Entry(e)] if e.data == EntryData::LeaderNoop));
+    assert_eq!(second.hard_state.unwrap().commit, 1);
+    node.applied_to(1);
+    let index = node.propose(0, node.term(), normal(1)).unwrap();
+    assert_eq!(index, 2);
+    assert_eq!(node.commit_index(), 1);
+    let _ = node.ready();
+    assert_eq!(node.commit_index(), 2);
+}
+
+/// The leader counts its own copy toward a majority only once the entry was handed out in a
+/// Ready (durable): a follower's ack alone is not a majority of three.
+#[test]
+fn leader_counts_only_its_durable_entries() {
+    let mut cluster = Cluster::new(3, 14, |_| {});
+    let leader = cluster.await_leader(20_000);
+    cluster.run_for(1_000);
+    let follower = (leader + 1) % 3;
+    let (term, now) = (cluster.node(leader).term(), cluster.now_ms);
+    let i = leader as usize;
+    let index = cluster.nodes[i].propose(now, term, normal(1)).unwrap();
+    let ack = Message::AppendResponse { term, success: true, match_index: index, hint: 0 };
+    cluster.nodes[i].step(now, follower, ack, &mut rng());
+    assert_eq!(cluster.node(leader).commit_index(), index - 1, "own entry not durable yet");
+    let ready = cluster.nodes[i].ready();
+    assert_eq!(ready.entries.last().map(|e| e.index), Some(index));
+    assert_eq!(cluster.node(leader).commit_index(), index, "durable now: 2 of 3");
+    let next = cluster.nodes[i].ready();
+    assert_eq!(next.hard_state.map(|h| h.commit), Some(index));
+    assert!(matches!(next.applied.as_slice(), [Applied::Entry(e)] if e.index == index));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leadership: barrier, fencing, stepdown.
+
+/// The apply barrier: a new leader's BecameLeader (and leader() / propose) wait until the
+/// upper layer has applied everything up to the leader's last index at election. Also pins
+/// stepdown to a preferred peer (TimeoutNow, transfer overrides the lease).
+#[test]
+fn apply_barrier_and_stepdown_to_preferred() {
+    let mut cluster = Cluster::new(3, 6, |_| {});
+    let old = cluster.await_leader(20_000);
+    let heir = (old + 1) % 3;
+    cluster.hold_apply.insert(heir);
+    for byte in 0..5 {
+        cluster.propose(old, normal(byte)).unwrap();
+    }
+    cluster.run_for(3_000);
+    let barrier = cluster.node(heir).last_index();
+    assert!(cluster.node(heir).commit_index() >= barrier - 1);
+    let old_term = cluster.node(old).term();
+    let i = old as usize;
+    cluster.nodes[i].step_down(cluster.now_ms, Some(heir), &mut cluster.node_rngs[i]);
+    cluster.process(old);
+    assert!(cluster.apps[i].signals.contains(&Signal::SteppedDown { term: old_term }));
+    cluster.deliver_round();
+    cluster.deliver_round();
+    cluster.deliver_round();
+    let node = cluster.node(heir);
+    assert_eq!(node.role(), Role::Leader, "preferred peer won at once despite leases");
+    assert_eq!(node.term(), old_term + 1);
+    assert!(!node.leader(), "barrier not passed: nothing applied yet");
+    let term = node.term();
+    assert_eq!(cluster.propose(heir, normal(9)), Err(ProposeError::NotLeader));
+    assert!(!cluster.held[&heir].contains(&Applied::Signal(Signal::BecameLeader { term })));
+
+    cluster.release_apply(heir);
+    assert!(cluster.node(heir).leader());
+    let stream = &cluster.apps[heir as usize].stream;
+    let signal_at = stream
+        .iter()
+        .position(|a| *a == Applied::Signal(Signal::BecameLeader { term }))
+        .expect("BecameLeader emitted after applying");
+    let applied_before = stream[..signal_at]
+        .iter()
+        .filter_map(|a| if let Applied::Entry(e) = a { Some(e.index) } else { None })
+        .max()
+        .unwrap_or(0);
+    assert!(applied_before >= barrier, "signal after entry {barrier}");
+    assert!(cluster.propose(heir, normal(9)).is_ok());
+}
+
+/// propose is fenced by term: NotLeader on followers, StaleTerm for a term other than the
+/// leader's current one, even after the same node becomes leader again.
+#[test]
+fn propose_fenced_by_term() {
+    let mut cluster = Cluster::new(3, 9, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let term = cluster.node(leader).term();
+    let now = cluster.now_ms;
+    let follower = (leader + 1) % 3;
+    assert_eq!(cluster.nodes[follower as usize].propose(now, term, normal(1)), Err(ProposeError::NotLeader));
+    let node = &mut cluster.nodes[leader as usize];
+    assert!(node.propose(now, term, normal(1)).is_ok());
+    assert_eq!(
+        node.propose(now, term - 1, normal(2)),
+        Err(ProposeError::StaleTerm { proposed: term - 1, current: term })
+    );
+    assert_eq!(
+        node.propose(now, term + 1, normal(2)),
+        Err(ProposeError::StaleTerm { proposed: term + 1, current: term })
+    );
+    // Lose and regain leadership: the old term stays fenced.
+    let i = leader as usize;
+    cluster.nodes[i].step_down(now, None, &mut cluster.node_rngs[i]);
+    cluster.process(leader);
+    assert_eq!(cluster.nodes[i].propose(now, term, normal(3)), Err(ProposeError::NotLeader));
+    cluster.run_for(2_000);
+    let leader2 = cluster.await_leader(30_000);
+    let term2 = cluster.node(leader2).term();
+    assert!(term2 > term);
+    let now = cluster.now_ms;
+    assert_eq!(
+        cluster.nodes[leader2 as usize].propose(now, term, normal(4)),
+        Err(ProposeError::StaleTerm { proposed: term, current: term2 })
+    );
+}
+
+/// Too many uncommitted proposals are refused.
+#[test]
+fn proposals_are_bounded() {
+    let mut cluster = Cluster::new(3, 10, |_| {});
+    let leader = cluster.await_leader(20_000);
+    cluster.isolate(leader);
+    let term = cluster.node(leader).term();
+    let now = cluster.now_ms;
+    let node = &mut cluster.nodes[leader as usize];
+    let mut refused = None;
+    for byte in 0..=PROPOSALS_PENDING_MAX {
+        if let Err(error) = node.propose(now, term, normal(byte as u8)) {
+            refused = Some(error);
+            break;
+        }
+    }
+    assert!(matches!(refused, Some(ProposeError::TooManyPending { .. })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership.
+
+/// Membership changes are one at a time and take effect when committed; a new peer catches
+/// up; a leader that commits its own removal steps down and never campaigns again; a removed
+/// peer is banned from re-add for peer_readd_ban_ms.
+#[test]
+fn membership_changes_one_at_a_time_and_removed_leader_steps_down() {
+    let mut cluster = Cluster::with_members(4, vec![0, 1, 2], 11, |c| c.peer_readd_ban_ms = 60_000);
+    let leader = cluster.await_leader(20_000);
+    let term = cluster.node(leader).term();
+    let now = cluster.now_ms;
+    let node = &mut cluster.nodes[leader as usize];
+    let add = node.propose(now, term, EntryData::AddPeer(3)).unwrap();
+    assert_eq!(node.propose(now, term, EntryData::AddPeer(5)), Err(ProposeError::MembershipChangePending));
+    assert_eq!(node.propose(now, term, EntryData::RemovePeer(1)), Err(ProposeError::MembershipChangePending));
+    assert_eq!(node.peers(), &[0, 1, 2], "not in effect before commit");
+    cluster.process(leader);
+    cluster.run_for(3_000);
+    assert!(cluster.node(leader).commit_index() >= add);
+    for id in 0..4 {
+        assert_eq!(cluster.node(id).peers(), &[0, 1, 2, 3], "node {id}");
+    }
+    assert_eq!(
+        cluster.apps[3].history.last().map(|e| e.index),
+        cluster.apps[leader as usize].history.last().map(|e| e.index)
+    );
+
+    // Remove the leader itself.
+    let removed_at_ms = cluster.now_ms;
+    cluster.propose(leader, EntryData::RemovePeer(leader)).unwrap();
+    let mut was_candidate = false;
+    let mut stepped_down = false;
+    for _ in 0..300 {
+        cluster.run_for(TICK_MS);
+        let node = cluster.node(leader);
+        stepped_down |= !node.peers().contains(&leader) && node.role() == Role::Follower;
+        was_candidate |= stepped_down && node.role() != Role::Follower;
+    }
+    assert!(stepped_down);
+    assert!(!was_candidate, "a removed node never campaigns");
+    assert!(cluster.apps[leader as usize].signals.contains(&Signal::SteppedDown { term }));
+    let new_leader = cluster.await_leader(30_000);
+    assert_ne!(new_leader, leader);
+    let expected: Vec<PeerId> = (0..4).filter(|p| *p != leader).collect();
+    assert_eq!(cluster.node(new_leader).peers(), expected.as_slice());
+
+    // Re-add is banned for peer_readd_ban_ms after the removal committed.
+    match cluster.propose(new_leader, EntryData::AddPeer(leader)) {
+        Err(ProposeError::PeerBanned { peer, allowed_at_ms }) => {
+            assert_eq!(peer, leader);
+            assert!(allowed_at_ms >= removed_at_ms + 60_000);
+        }
+        other => panic!("expected ban, got {other:?}"),
+    }
+    cluster.run_for(61_000);
+    let new_leader = cluster.await_leader(30_000);
+    assert!(cluster.propose(new_leader, EntryData::AddPeer(leader)).is_ok());
+    cluster.run_for(3_000);
+    assert!(cluster.node(leader).peers().contains(&leader));
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and restart.
+
+/// A follower whose next entries were compacted away gets InstallSnapshot, persists it, and
+/// hands up CatchupStarted, Snapshot, CatchupDone in that order; replication then continues.
+#[test]
+fn snapshot_install_for_lagging_follower() {
+    let mut cluster = Cluster::new(3, 12, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let lagging = (leader + 1) % 3;
+    cluster.isolate(lagging);
+    for byte in 0..30 {
+        cluster.propose(leader, normal(byte)).unwrap();
+    }
+    cluster.run_for(2_000);
+    cluster.maybe_compact(leader, 10);
+    let snapshot_index = cluster.node(leader).snapshot_index();
+    assert!(snapshot_index >= 30);
+    assert!(cluster.node(lagging).last_index() < snapshot_index);
+    cluster.heal();
+    cluster.run_for(3_000);
+    let app = &cluster.apps[lagging as usize];
+    let catchup = app.stream.iter().position(|a| *a == Applied::Signal(Signal::CatchupStarted)).expect("catchup");
+    assert!(matches!(&app.stream[catchup + 1], Applied::Snapshot(s) if s.last_index == snapshot_index));
+    assert_eq!(app.stream[catchup + 2], Applied::Signal(Signal::CatchupDone));
+    assert_eq!(cluster.disks[lagging as usize].snapshot.as_ref().map(|s| s.last_index), Some(snapshot_index));
+    cluster.propose(leader, normal(99)).unwrap();
+    cluster.run_for(3_000);
+    assert_eq!(cluster.apps[lagging as usize].history, cluster.apps[leader as usize].history);
+    assert!(cluster.node(lagging).current(cluster.now_ms));
+    assert!(cluster.violations.is_empty());
+}
+
+/// restore() re-applies from scratch: snapshot first, then committed entries only, then
+/// CatchupDone; nothing counts as applied; term, vote and commit come from the hard state.
+#[test]
+fn restore_replays_snapshot_then_committed_entries_then_catchup_done() {
+    let snapshot = Snapshot { last_index: 3, last_term: 1, peers: vec![0, 1, 2], data: vec![42] };
+    let entries = vec![entry(2, 1), entry(3, 1), entry(4, 2), entry(5, 2), entry(6, 2)];
+    let hard = HardState { term: 2, voted_for: Some(1), commit: 5 };
+    let mut node =
+        RaftNode::restore(config(0), vec![9], hard, Some(snapshot.clone()), entries, 500, &mut rng()).unwrap();
+    assert_eq!((node.term(), node.commit_index(), node.applied_index()), (2, 5, 0));
+    assert_eq!(node.peers(), &[0, 1, 2], "membership from the snapshot");
+    assert_eq!(node.created_ms(), 500);
+    let ready = node.ready();
+    assert_eq!(ready.hard_state, None, "nothing new to persist");
+    assert_eq!(
+        ready.applied,
+        vec![
+            Applied::Snapshot(snapshot),
+            Applied::Entry(entry(4, 2)),
+            Applied::Entry(entry(5, 2)),
+            Applied::Signal(Signal::CatchupDone),
+        ]
+    );
+    // The vote survives: another candidate in term 2 is refused.
+    let msg = Message::RequestVote { term: 2, last_log_index: 9, last_log_term: 2, transfer: false };
+    node.step(600, 2, msg, &mut rng());
+    assert_eq!(node.ready().messages, vec![(2, Message::Vote { term: 2, granted: false })]);
+}
+
+/// restore() refuses a broken durable state with a precise error.
+#[test]
+fn restore_rejects_broken_logs() {
+    let hard = |term, commit| HardState { term, voted_for: None, commit };
+    let restore = |hard, entries| RaftNode::restore(config(0), vec![0], hard, None, entries, 0, &mut rng()).err();
+    assert_eq!(
+        restore(hard(1, 0), vec![entry(1, 1), entry(3, 1)]),
+        Some(RaftError::LogNotContiguous { expected: 2, found: 3 })
+    );
+    assert_eq!(restore(hard(1, 0), vec![entry(2, 1)]), Some(RaftError::LogNotContiguous { expected: 1, found: 2 }));
+    assert_eq!(
+        restore(hard(3, 0), vec![entry(1, 2), entry(2, 1)]),
+        Some(RaftError::TermDecreases { index: 2, term: 1, previous: 2 })
+    );
+    assert_eq!(restore(hard(1, 3), vec![entry(1, 1)]), Some(RaftError::CommitBeyondLog { commit: 3, last: 1 }));
+    assert_eq!(restore(hard(1, 0), vec![entry(1, 2)]), Some(RaftError::TermBehindLog { term: 1, log_term: 2 }));
+    assert_eq!(restore(hard(2, 2), vec![entry(1, 1), entry(2, 2)]), None);
+}
+
+/// compact() only below applied and above the current snapshot; log entries go, the snapshot
+/// is handed out once in Ready::snapshot.
+#[test]
+fn compact_bounds_and_output() {
+    let mut node = RaftNode::new(config(0), vec![0], 0, &mut rng());
+    node.campaign(0, &mut rng());
+    for byte in 0..5 {
+        node.propose(0, 1, normal(byte)).unwrap();
+    }
+    while node.has_ready() {
+        let _ = node.ready();
+    }
+    assert_eq!(node.compact(3, vec![]), Err(RaftError::CompactBeyondApplied { index: 3, applied: 0 }));
+    node.applied_to(6);
+    node.compact(3, vec![7]).unwrap();
+    assert_eq!(node.compact(2, vec![]), Err(RaftError::CompactNotAhead { index: 2, first_kept_after: 3 }));
+    assert_eq!(node.entry_term(2), None);
+    assert_eq!(node.entry_term(3), Some(1));
+    let ready = node.ready();
+    assert_eq!(ready.snapshot.map(|s| (s.last_index, s.peers, s.data)), Some((3, vec![0], vec![7])));
+    assert!(!node.has_ready());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries.
+
+/// current(): false at commit 0; false while commit > applied; true once caught up; false
+/// when the known leader is silent for > 2 heartbeats; false while a snapshot install is
+/// being applied. healthy(): tolerates a gap that shrank since the previous call.
+#[test]
+fn current_and_healthy_semantics() {
+    let fresh = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
+    assert!(!fresh.current(0), "commit 0");
+    assert!(fresh.leaderless());
+    assert!(!fresh.had_previous_leader());
+
+    let entries: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
+    let hard = HardState { term: 1, voted_for: None, commit: 5 };
+    let mut node = RaftNode::restore(config(0), vec![0, 1, 2], hard, None, entries, 0, &mut rng()).unwrap();
+    let _ = node.ready();
+    assert!(!node.current(0), "gap 5");
+    assert!(!node.healthy(0), "first look at a gap: no progress known");
+    node.applied_to(2);
+    assert!(node.healthy(0), "gap shrank 5 -> 3");
+    assert!(!node.healthy(0), "gap stayed 3");
+    assert!(!node.current(0));
+    node.applied_to(5);
+    assert!(node.current(0));
+    assert!(node.healthy(0));
+
+    // A known leader that goes silent.
+    let heartbeat = Message::Append { term: 1, prev_index: 5, prev_term: 1, entries: vec![], commit: 5 };
+    node.step(1_000, 1, heartbeat, &mut rng());
+    let _ = node.ready();
+    assert_eq!(node.group_leader(), Some(1));
+    assert!(node.had_previous_leader() && !node.leaderless());
+    assert!(node.current(3_000));
+    assert!(!node.current(3_001), "no contact within 2 heartbeats");
+    assert!(!node.healthy(3_001));
+
+    // Catching up from a snapshot: not current until it is applied.
+    let snapshot = Snapshot { last_index: 9, last_term: 1, peers: vec![0, 1, 2], data: vec![] };
+    node.step(3_100, 1, Message::InstallSnapshot { term: 1, snapshot }, &mut rng());
+    let ready = node.ready();
+    assert_eq!(node.commit_index(), 9);
+    assert!(ready.applied.contains(&Applied::Signal(Signal::CatchupStarted)));
+    assert!(!node.current(3_100));
+    node.applied_to(9);
+    assert!(node.current(3_100));
+
+    // The leader itself is current once its barrier passed.
+    let mut cluster = Cluster::new(3, 13, |_| {});
+    let leader = cluster.await_leader(20_000);
+    cluster.run_for(1_000);
+    assert!(cluster.node(leader).current(cluster.now_ms));
+    assert_eq!(cluster.node(leader).group_leader(), Some(leader));
+}

@@ -146,10 +146,12 @@ pub enum Applied {
 }
 
 /// Everything produced since the previous `ready()`. The driver handles the fields in order:
-/// persist `hard_state`, apply `truncate_from`, append `entries`, persist `snapshot` (drop
-/// log entries <= its last index), fsync, send `messages`, hand `applied` to the upper layer
-/// (calling `applied_to` as it goes). Then it asks `has_ready()` again: entries become
-/// committable and appliable only once they were handed out in an earlier `Ready`.
+/// persist `hard_state`; persist `snapshot` (then drop log entries <= its last index); apply
+/// `truncate_from`; append `entries` (they continue the log after the snapshot, if any);
+/// fsync; send `messages`; hand `applied` to the upper layer (calling `applied_to` as it
+/// goes). Then it asks `has_ready()` again: entries become committable and appliable only
+/// once they were handed out in an earlier `Ready`. `hard_state.commit` never points past
+/// entries handed out in an earlier `Ready`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Must be durable (fsynced) BEFORE any message in `messages` is sent.

@@ -1,0 +1,117 @@
+//! Invariants of the system under test, checked by the simulator: safety after every event,
+//! liveness once faults have healed.
+//!
+//! Some facts are only visible at the moment they happen (who became leader in which term,
+//! what was applied at which index), so the servers report them to the [`Ghost`], the oracle's
+//! memory of the whole run, and the checks read it.
+
+pub mod raft;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sim::{CheckFailure, NodeIndex};
+
+use crate::raft::{Index, Term};
+
+/// An entry some server applied: the first server to apply an index fixes what it must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedEntry {
+    pub term: Term,
+    pub digest: u64,
+    /// The applied-state chain after this entry.
+    pub chain: u64,
+    pub first_applied_by: NodeIndex,
+}
+
+#[derive(Debug, Default)]
+pub struct Ghost {
+    /// The leader of each term, as first observed.
+    pub leaders: BTreeMap<Term, NodeIndex>,
+    pub ever_leader: BTreeSet<NodeIndex>,
+    pub committed: BTreeMap<Index, CommittedEntry>,
+    /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
+    /// fault model no longer promises what they acknowledged.
+    pub tainted: BTreeSet<NodeIndex>,
+    /// Divergences forgiven because a tainted disk may explain them.
+    pub excused: u64,
+    /// The first violation a server observed while handling an event.
+    pub violation: Option<CheckFailure>,
+}
+
+impl Ghost {
+    fn flag(&mut self, invariant: &str, node: NodeIndex, message: String) {
+        if self.violation.is_none() {
+            self.violation = Some(CheckFailure::new(invariant, Some(node), message));
+        }
+    }
+
+    /// A divergence is a bug unless a lying or damaged disk could explain it.
+    fn diverged(&mut self, invariant: &str, node: NodeIndex, message: String) {
+        if self.tainted.is_empty() {
+            self.flag(invariant, node, message);
+        } else {
+            self.excused += 1;
+        }
+    }
+
+    /// `node` is leader of `term` (role, not yet past the barrier).
+    pub fn observe_leader(&mut self, node: NodeIndex, term: Term) {
+        self.ever_leader.insert(node);
+        match self.leaders.get(&term) {
+            None => {
+                self.leaders.insert(term, node);
+            }
+            Some(&other) if other != node => {
+                self.diverged("raft-one-leader-per-term", node, format!("n{node} and n{other} both lead term {term}"))
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// `node` applied entry `index` of `term` with this digest, reaching `chain`.
+    pub fn observe_apply(&mut self, node: NodeIndex, index: Index, term: Term, digest: u64, chain: u64) {
+        match self.committed.get(&index) {
+            None => {
+                self.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
+            }
+            Some(c) if (c.term, c.digest) != (term, digest) => {
+                let message = format!(
+                    "applied index {index} as term {term} ({digest:016x}) but n{} applied it as term {} ({:016x}): a committed entry was lost or overwritten",
+                    c.first_applied_by, c.term, c.digest
+                );
+                self.diverged("raft-committed-prefix", node, message);
+            }
+            Some(c) if c.chain != chain => {
+                let message = format!("applied state after index {index} differs from n{}'s", c.first_applied_by);
+                self.diverged("raft-applied-state", node, message);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// `node` installed a snapshot ending at `index` whose state chain is `chain`.
+    pub fn observe_snapshot(&mut self, node: NodeIndex, index: Index, chain: u64) {
+        if let Some(c) = self.committed.get(&index) {
+            if c.chain != chain {
+                let message = format!("installed a snapshot at index {index} whose state differs from what n{} applied", c.first_applied_by);
+                self.diverged("raft-snapshot-state", node, message);
+            }
+        }
+    }
+
+    /// A proposal made for `term` was appended as an entry of another term.
+    pub fn observe_append(&mut self, node: NodeIndex, proposed_term: Term, entry_term: Option<Term>) {
+        if entry_term != Some(proposed_term) {
+            self.flag(
+                "raft-stale-term-append",
+                node,
+                format!("a proposal for term {proposed_term} was appended with term {entry_term:?}"),
+            );
+        }
+    }
+
+    /// The highest index applied anywhere with a term below `term`.
+    pub fn last_committed_before(&self, term: Term) -> Index {
+        self.committed.iter().rev().find(|(_, c)| c.term < term).map_or(0, |(i, _)| *i)
+    }
+}

@@ -1,0 +1,305 @@
+//! One raft group on one server: the sans-IO node, its files, and the persist pipeline that
+//! makes each `Ready` durable before anything in it leaves the server.
+//!
+//! A `Ready` goes through stages, each ending in fsyncs: snapshot file, the record naming the
+//! snapshot durable, hard state, then the log. The snapshot goes first because the hard state's
+//! commit may point at it: a crash between the two must not leave a commit with nothing under
+//! it. Only then are its messages sent and its
+//! committed entries applied. The next `Ready` is taken only after that, so an entry is never
+//! counted, acknowledged or applied before it is on the platter. Inputs arriving meanwhile are
+//! stepped into the node at once; their effects wait in the node for the next `Ready`.
+
+use std::collections::BTreeSet;
+
+use sim::hash::digest;
+use sim::{Env, NodeIndex};
+
+use super::applied::AppliedLog;
+use super::ops::ServerMsg;
+use super::storage::{GroupFiles, WalRecord};
+use super::Server;
+use crate::raft::{Applied, Message, RaftNode, Ready, Signal};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Snapshot,
+    SnapshotMark,
+    HardState,
+    Log,
+    Release,
+}
+
+#[derive(Debug)]
+struct Persist {
+    ready: Ready,
+    stage: Stage,
+    waiting: BTreeSet<u64>,
+    /// The last write failed (ENOSPC); the stage is retried on the next tick.
+    blocked: bool,
+}
+
+pub struct Group {
+    pub name: String,
+    pub node: RaftNode,
+    pub applied: AppliedLog,
+    files: GroupFiles,
+    persist: Option<Persist>,
+    /// The upper layer's view: a `BecameLeader` arrived and no `SteppedDown` since.
+    pub is_leader: bool,
+    /// Replay after start finished.
+    pub replay_done: bool,
+    pub snapshots_installed: u64,
+    pub snapshot_every: u64,
+    /// Applied index of the last snapshot this server took.
+    last_snapshot_index: u64,
+    pub ack_before_fsync: bool,
+}
+
+impl Group {
+    pub fn new(name: &str, node: RaftNode, snapshot_every: u64, ack_before_fsync: bool) -> Self {
+        Group {
+            name: name.to_string(),
+            last_snapshot_index: node.snapshot_index(),
+            node,
+            applied: AppliedLog::default(),
+            files: GroupFiles::new(name),
+            persist: None,
+            is_leader: false,
+            replay_done: false,
+            snapshots_installed: 0,
+            snapshot_every,
+            ack_before_fsync,
+        }
+    }
+
+    /// One line of state for failure reports.
+    pub fn describe(&self, now_ms: u64) -> String {
+        let n = &self.node;
+        format!(
+            "{:?} term {} leader {:?} commit {} applied {} last {} current {} persisting {}",
+            n.role(),
+            n.term(),
+            n.group_leader(),
+            n.commit_index(),
+            self.applied.index,
+            n.last_index(),
+            n.current(now_ms),
+            self.persist.as_ref().map_or("no".to_string(), |p| format!("{:?}{}", p.stage, if p.blocked { " blocked" } else { "" }))
+        )
+    }
+
+    pub fn files(&self) -> &GroupFiles {
+        &self.files
+    }
+
+    /// Whether a `Ready` is on its way to disk.
+    pub fn persisting(&self) -> bool {
+        self.persist.is_some()
+    }
+
+    /// Take the next `Ready` if none is in flight, and push the pipeline as far as it goes.
+    pub fn advance(&mut self, env: &mut Env<'_, Server>, tokens: &mut Tokens) {
+        if self.persist.as_ref().is_some_and(|p| p.blocked) {
+            return; // a full disk; retried on the next tick
+        }
+        // Bounded: each round either waits on an fsync or releases a Ready; a node produces
+        // finitely many Readies without new input.
+        for _ in 0..1_000 {
+            if self.persist.is_none() {
+                if !self.node.has_ready() {
+                    return;
+                }
+                let mut ready = self.node.ready();
+                if self.ack_before_fsync {
+                    // The bug: acknowledgements leave before the entries they acknowledge are durable.
+                    let (acks, rest): (Vec<_>, Vec<_>) =
+                        ready.messages.drain(..).partition(|(_, m)| matches!(m, Message::AppendResponse { .. }));
+                    ready.messages = rest;
+                    self.send(env, acks);
+                }
+                self.persist = Some(Persist { ready, stage: Stage::Snapshot, waiting: BTreeSet::new(), blocked: false });
+            }
+            if !self.drive(env, tokens) {
+                return;
+            }
+        }
+        panic!("group {} produced 1000 Readies without waiting on the disk", self.name);
+    }
+
+    /// An fsync this group asked for completed.
+    pub fn on_fsync(&mut self, env: &mut Env<'_, Server>, tokens: &mut Tokens, token: u64) {
+        if let Some(p) = &mut self.persist {
+            if p.waiting.remove(&token) && p.waiting.is_empty() {
+                self.advance(env, tokens);
+            }
+        }
+    }
+
+    /// Retry a stage a full disk blocked.
+    pub fn retry_blocked(&mut self, env: &mut Env<'_, Server>, tokens: &mut Tokens) {
+        if let Some(p) = self.persist.as_mut().filter(|p| p.blocked) {
+            p.blocked = false;
+            self.advance(env, tokens);
+        }
+    }
+
+    /// Run stages until one waits on fsyncs (false) or the Ready is released (true).
+    fn drive(&mut self, env: &mut Env<'_, Server>, tokens: &mut Tokens) -> bool {
+        loop {
+            let p = self.persist.as_mut().expect("driving a persist");
+            if !p.waiting.is_empty() {
+                return false;
+            }
+            p.blocked = false;
+            let written = match p.stage {
+                Stage::Snapshot => match &p.ready.snapshot {
+                    Some(snap) => self.files.write_snapshot(env.disk(), snap).map(|path| vec![path]),
+                    None => Ok(vec![]),
+                },
+                Stage::SnapshotMark => match &p.ready.snapshot {
+                    Some(snap) => self
+                        .files
+                        .mark_snapshot_durable(env.disk(), snap.last_index)
+                        .map(|()| vec![self.files.state.clone()]),
+                    None => Ok(vec![]),
+                },
+                Stage::HardState => match p.ready.hard_state {
+                    Some(hard) => self.files.append_hard_state(env.disk(), hard).map(|()| vec![self.files.state.clone()]),
+                    None => Ok(vec![]),
+                },
+                Stage::Log => {
+                    let mut result = Ok(());
+                    if let Some(from) = p.ready.truncate_from {
+                        result = result.and_then(|()| self.files.append_wal(env.disk(), &WalRecord::TruncateFrom(from)));
+                    }
+                    if !p.ready.entries.is_empty() {
+                        let record = WalRecord::Entries(p.ready.entries.clone());
+                        result = result.and_then(|()| self.files.append_wal(env.disk(), &record));
+                    }
+                    let touched = p.ready.truncate_from.is_some() || !p.ready.entries.is_empty();
+                    result.map(|()| if touched { vec![self.files.wal.clone()] } else { vec![] })
+                }
+                Stage::Release => {
+                    self.release(env, tokens);
+                    return true;
+                }
+            };
+            let p = self.persist.as_mut().expect("still persisting");
+            match written {
+                Ok(paths) => {
+                    for path in paths {
+                        let token = tokens.next(&self.name);
+                        p.waiting.insert(token);
+                        env.fsync(&path, token);
+                    }
+                    p.stage = match p.stage {
+                        Stage::Snapshot => Stage::SnapshotMark,
+                        Stage::SnapshotMark => Stage::HardState,
+                        Stage::HardState => Stage::Log,
+                        Stage::Log | Stage::Release => Stage::Release,
+                    };
+                }
+                Err(e) => {
+                    p.blocked = true;
+                    env.trace("write-error", &e.to_string());
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn send(&self, env: &mut Env<'_, Server>, messages: Vec<(u32, Message)>) {
+        for (to, msg) in messages {
+            if to < env.servers() && to != env.node() {
+                env.send(to, ServerMsg::Raft { group: self.name.clone(), msg });
+            }
+        }
+    }
+
+    /// Everything in the Ready is durable: let it out.
+    fn release(&mut self, env: &mut Env<'_, Server>, _tokens: &mut Tokens) {
+        let p = self.persist.take().expect("releasing a persist");
+        let me: NodeIndex = env.node();
+        self.send(env, p.ready.messages);
+        if let Some(s) = &p.ready.snapshot {
+            self.files.remove_older_snapshots(env.disk(), s.last_index);
+        }
+        for item in p.ready.applied {
+            match item {
+                Applied::Entry(entry) => {
+                    let entry_digest = self.applied.apply(&entry);
+                    let chain = self.applied.chain;
+                    env.ghost().observe_apply(me, entry.index, entry.term, entry_digest, chain);
+                    env.trace("apply", &(entry.index, entry.term, entry_digest));
+                    self.node.applied_to(entry.index);
+                }
+                Applied::Snapshot(snapshot) => {
+                    match AppliedLog::decode(&snapshot.data) {
+                        Ok(state) => self.applied = state,
+                        Err(e) => panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name),
+                    }
+                    assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
+                    env.ghost().observe_snapshot(me, snapshot.last_index, self.applied.chain);
+                    env.trace("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)));
+                    self.node.applied_to(snapshot.last_index);
+                    if snapshot.last_index > self.last_snapshot_index {
+                        self.last_snapshot_index = snapshot.last_index;
+                        self.snapshots_installed += 1;
+                    }
+                }
+                Applied::Signal(signal) => {
+                    match signal {
+                        Signal::BecameLeader { .. } => self.is_leader = true,
+                        Signal::SteppedDown { .. } => self.is_leader = false,
+                        Signal::CatchupStarted => {}
+                        Signal::CatchupDone => self.replay_done = true,
+                    }
+                    env.trace("signal", &format!("{signal:?}"));
+                }
+            }
+        }
+        if self.node.applied_index() >= self.last_snapshot_index + self.snapshot_every {
+            self.snapshot(env);
+        }
+    }
+
+    /// Snapshot the applied state and compact the log (kept by the node; persisted through the
+    /// next Ready).
+    pub fn snapshot(&mut self, env: &mut Env<'_, Server>) {
+        let index = self.node.applied_index();
+        if index <= self.node.snapshot_index() {
+            return;
+        }
+        match self.node.compact(index, self.applied.encode()) {
+            Ok(()) => {
+                self.last_snapshot_index = index;
+                env.trace("snapshot-taken", &index);
+            }
+            Err(e) => env.trace("snapshot-refused", &e.to_string()),
+        }
+    }
+}
+
+/// fsync tokens, each remembering the group that asked.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    next: u64,
+    owners: std::collections::BTreeMap<u64, String>,
+}
+
+/// Outstanding fsyncs per server are bounded by the pipeline (a few per group); this guards
+/// against a leak.
+const TOKENS_OUTSTANDING_MAX: usize = 10_000;
+
+impl Tokens {
+    pub fn next(&mut self, group: &str) -> u64 {
+        assert!(self.owners.len() < TOKENS_OUTSTANDING_MAX, "fsync tokens leak");
+        self.next += 1;
+        self.owners.insert(self.next, group.to_string());
+        self.next
+    }
+
+    pub fn owner(&mut self, token: u64) -> Option<String> {
+        self.owners.remove(&token)
+    }
+}

@@ -1,0 +1,416 @@
+//! One server: its raft groups (the meta group for now), their files, and the driver that runs
+//! them on the simulator's network, disk and clock. This is the thin, effectful shell around the
+//! sans-IO core in [`crate::raft`].
+
+pub mod applied;
+pub mod group;
+pub mod ops;
+pub mod storage;
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, RngCore};
+use sim::{BugSwitch, CheckFailure, Cluster, Env, Fault, NodeIndex, NodeStatus, System};
+
+use crate::checks::{self, Ghost};
+use crate::raft::{Config as RaftConfig, EntryData, HardState, PeerId, RaftBugs, RaftNode, Role};
+use group::{Group, Tokens};
+use ops::{MetaExpect, MetaOp, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
+use storage::GroupFiles;
+
+/// The meta group's name.
+pub const META: &str = "meta";
+
+pub const BUG_COMMIT_OLD_TERM: &str = "raft-commit-old-term";
+pub const BUG_ACK_BEFORE_FSYNC: &str = "raft-ack-before-fsync";
+pub const BUG_VOTE_NOT_PERSISTED: &str = "raft-vote-not-persisted";
+pub const BUG_OS_TIME: &str = "fixture-os-time";
+
+const TICK_TIMER: u64 = 0;
+
+pub struct Server {
+    groups: BTreeMap<String, Group>,
+    /// Why the meta group refused to start, if it did.
+    meta_error: Option<String>,
+    tokens: Tokens,
+    now_ms: u64,
+    proposals: u64,
+}
+
+impl Server {
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+
+    pub fn meta_error(&self) -> Option<&str> {
+        self.meta_error.as_deref()
+    }
+
+    /// This server's clock at its last input.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn raft_config(env: &Env<'_, Self>) -> RaftConfig {
+        let c = env.config();
+        RaftConfig {
+            id: env.node(),
+            heartbeat_ms: c.heartbeat_ms,
+            election_timeout_ms_min: c.election_timeout_ms_min,
+            election_timeout_ms_max: c.election_timeout_ms_max,
+            observer: c.observers.contains(&env.node()),
+            bugs: RaftBugs {
+                commit_old_term: env.bug(BUG_COMMIT_OLD_TERM),
+                ack_before_fsync: env.bug(BUG_ACK_BEFORE_FSYNC),
+                vote_not_persisted: env.bug(BUG_VOTE_NOT_PERSISTED),
+            },
+            ..RaftConfig::default()
+        }
+    }
+
+    fn initial_peers(env: &Env<'_, Self>) -> Vec<PeerId> {
+        let c = env.config();
+        if c.initial_peers.is_empty() {
+            (0..env.servers()).collect()
+        } else {
+            c.initial_peers.clone()
+        }
+    }
+
+    /// Start the meta group from disk, or fresh. `Err` is the reason to refuse.
+    fn start_meta(env: &mut Env<'_, Self>) -> Result<RaftNode, String> {
+        let files = GroupFiles::new(META);
+        let config = Self::raft_config(env);
+        let now = env.monotonic_ms();
+        let peers = Self::initial_peers(env);
+        if files.is_fresh(env.disk()) {
+            return Ok(RaftNode::new(config, peers, now, env.rng()));
+        }
+        let mut recovered = files.recover(env.disk()).map_err(|e| format!("meta group refuses to start: {e}"))?;
+        for (path, bytes) in &recovered.torn {
+            env.trace("torn-tail", &(path.clone(), *bytes));
+            env.fsync(path, u64::MAX);
+        }
+        // Entries of a term reach the log only after that term's hard state was written, but a
+        // power loss can keep later writes and drop earlier unsynced ones. No vote or ack left
+        // for such a term, so adopting it with no vote is safe.
+        let last_term = recovered.entries.last().map(|e| e.term).or(recovered.snapshot.as_ref().map(|s| s.last_term));
+        if let Some(t) = last_term.filter(|&t| t > recovered.hard.term) {
+            env.trace("term-from-log", &(recovered.hard.term, t));
+            recovered.hard = HardState { term: t, voted_for: None, commit: recovered.hard.commit };
+        }
+        if recovered.dropped_stale > 0 {
+            env.trace("stale-entries-dropped", &recovered.dropped_stale);
+        }
+        let base = recovered.snapshot.as_ref().map_or(0, |s| s.last_index);
+        let last_index = recovered.entries.last().map_or(base, |e| e.index);
+        if recovered.hard.commit > last_index {
+            // Only a disk that lied about an fsync gets here (the pipeline syncs what a commit
+            // covers before the commit). The log past the snapshot may not be what was
+            // committed, so trust only the snapshot; raft re-learns commit from the leader.
+            env.trace("commit-beyond-log", &(recovered.hard.commit, last_index));
+            recovered.hard.commit = base;
+        }
+        let rng = env.rng().next_u64();
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(rng);
+        RaftNode::restore(config, peers, recovered.hard, recovered.snapshot, recovered.entries, now, &mut rng)
+            .map_err(|e| format!("meta group refuses to start: {e}"))
+    }
+
+    fn tick_delay_ns(env: &Env<'_, Self>) -> u64 {
+        let tick = env.config().tick_ms * 1_000_000;
+        if env.bug(BUG_OS_TIME) {
+            tick + os_clock_ns() % 7_000_000
+        } else {
+            tick
+        }
+    }
+
+    /// After every input: push pipelines, and tell the oracle who leads.
+    fn settle(&mut self, env: &mut Env<'_, Self>) {
+        self.now_ms = env.monotonic_ms();
+        for group in self.groups.values_mut() {
+            group.advance(env, &mut self.tokens);
+            if group.node.role() == Role::Leader {
+                let (me, term) = (env.node(), group.node.term());
+                env.ghost().observe_leader(me, term);
+            }
+        }
+    }
+
+    fn handle_op(&mut self, env: &mut Env<'_, Self>, op: MetaOp, forwarded: bool) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let node = &mut group.node;
+        if !node.leader() {
+            match node.group_leader() {
+                Some(leader) if !forwarded && leader != env.node() => env.send(leader, ServerMsg::Forward { op }),
+                _ => env.trace("op-refused", &"no meta leader"),
+            }
+            return;
+        }
+        let term = node.term();
+        match op {
+            MetaOp::Propose { count } => {
+                for _ in 0..count.min(PROPOSE_COUNT_MAX) {
+                    self.proposals += 1;
+                    let payload = bincode::serialize(&(env.node(), self.proposals)).expect("plain data");
+                    match node.propose(now, term, EntryData::Normal(payload)) {
+                        Ok(index) => {
+                            let (me, entry_term) = (env.node(), node.entry_term(index));
+                            env.ghost().observe_append(me, term, entry_term);
+                        }
+                        Err(e) => {
+                            env.trace("propose-refused", &e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            MetaOp::Stepdown { preferred } => {
+                let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+                node.step_down(now, preferred, &mut rng);
+            }
+            MetaOp::AddPeer { peer } | MetaOp::RemovePeer { peer } if peer >= env.servers() => {
+                env.trace("op-refused", &format!("no server {peer}"));
+            }
+            MetaOp::AddPeer { peer } => {
+                if let Err(e) = node.propose(now, term, EntryData::AddPeer(peer)) {
+                    env.trace("op-refused", &e.to_string());
+                }
+            }
+            MetaOp::RemovePeer { peer } => {
+                if let Err(e) = node.propose(now, term, EntryData::RemovePeer(peer)) {
+                    env.trace("op-refused", &e.to_string());
+                }
+            }
+            MetaOp::Snapshot {} => group.snapshot(env),
+        }
+    }
+}
+
+/// A ChaCha8 seeded from one draw of the world's RNG: the raft core takes `&mut dyn RngCore`,
+/// and the env's RNG is borrowed mutably together with the disk, so hand it a derived one.
+trait FromSeedU64 {
+    fn from_seed_u64(seed: u64) -> Self;
+}
+
+impl FromSeedU64 for rand_chacha::ChaCha8Rng {
+    fn from_seed_u64(seed: u64) -> Self {
+        rand::SeedableRng::seed_from_u64(seed)
+    }
+}
+
+/// The OS clock through a raw syscall madsim does not intercept: only for the deliberately
+/// nondeterministic fixture.
+fn os_clock_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts as *mut libc::timespec) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl System for Server {
+    type Msg = ServerMsg;
+    type ClientOp = MetaOp;
+    type Expect = MetaExpect;
+    type Config = ServerConfig;
+    type Ghost = Ghost;
+    const NAME: &'static str = "meta";
+    const FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot"];
+
+    fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
+        let mut server =
+            Server { groups: BTreeMap::new(), meta_error: None, tokens: Tokens::default(), now_ms: env.monotonic_ms(), proposals: 0 };
+        match Self::start_meta(env) {
+            Ok(node) => {
+                let snapshot_every = env.config().snapshot_every;
+                let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
+                server.groups.insert(META.to_string(), Group::new(META, node, snapshot_every, ack_early));
+            }
+            Err(reason) => {
+                env.trace("meta-refused", &reason);
+                server.meta_error = Some(reason);
+            }
+        }
+        let delay = Self::tick_delay_ns(env);
+        env.set_timer(delay, TICK_TIMER);
+        server.settle(env);
+        Ok(server)
+    }
+
+    fn on_message(&mut self, env: &mut Env<'_, Self>, from: NodeIndex, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Raft { group, msg } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+                    g.node.step(env.monotonic_ms(), from, msg, &mut rng);
+                }
+            }
+            ServerMsg::Forward { op } => self.handle_op(env, op, true),
+        }
+        self.settle(env);
+    }
+
+    fn on_timer(&mut self, env: &mut Env<'_, Self>, token: u64) {
+        assert_eq!(token, TICK_TIMER, "the server sets one timer");
+        let now = env.monotonic_ms();
+        for group in self.groups.values_mut() {
+            let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+            group.node.tick(now, &mut rng);
+            group.retry_blocked(env, &mut self.tokens);
+        }
+        let delay = Self::tick_delay_ns(env);
+        env.set_timer(delay, TICK_TIMER);
+        self.settle(env);
+    }
+
+    fn on_fsync(&mut self, env: &mut Env<'_, Self>, token: u64) {
+        if let Some(owner) = self.tokens.owner(token) {
+            if let Some(group) = self.groups.get_mut(&owner) {
+                group.on_fsync(env, &mut self.tokens, token);
+            }
+        }
+        self.settle(env);
+    }
+
+    fn on_client(&mut self, env: &mut Env<'_, Self>, op: MetaOp) {
+        self.handle_op(env, op, false);
+        self.settle(env);
+    }
+
+    fn check_safety(cluster: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
+        checks::raft::safety(cluster)
+    }
+
+    fn check_liveness(cluster: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
+        checks::raft::liveness(cluster)
+    }
+
+    fn check_expect(cluster: &Cluster<'_, Self>, expect: &MetaExpect) -> Result<(), CheckFailure> {
+        expect_holds(cluster, expect)
+    }
+
+    fn on_fault(ghost: &mut Ghost, node: NodeIndex, fault: Fault<'_>) {
+        match fault {
+            Fault::Corruption(report) if !report.paths.is_empty() && report.corruption != sim::disk::Corruption::BitFlip => {
+                ghost.tainted.insert(node);
+            }
+            Fault::LostFsync(_) => {
+                ghost.tainted.insert(node);
+            }
+            _ => {}
+        }
+    }
+
+    fn generate_client_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> MetaOp {
+        match rng.gen_range(0..100) {
+            0..=3 => MetaOp::Stepdown { preferred: None },
+            4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
+            6..=8 => MetaOp::Snapshot {},
+            _ => MetaOp::Propose { count: rng.gen_range(1..=4) },
+        }
+    }
+
+    fn generate_config(rng: &mut dyn RngCore) -> ServerConfig {
+        // Half the seeds run raft ten times faster than NRG's defaults, so a 60 s run sees many
+        // more elections, stepdowns and catch-ups (swarm knobs, as FoundationDB randomises its).
+        let fast = rng.gen_bool(0.5);
+        let heartbeat_ms = if fast { [100, 200][rng.gen_range(0..2)] } else { 1_000 };
+        ServerConfig {
+            heartbeat_ms,
+            election_timeout_ms_min: heartbeat_ms * 4,
+            election_timeout_ms_max: heartbeat_ms * 9,
+            tick_ms: heartbeat_ms / 10,
+            snapshot_every: [16, 64, 256][rng.gen_range(0..3)],
+            ..ServerConfig::default()
+        }
+    }
+
+    fn validate_config(config: &ServerConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn bugs() -> &'static [BugSwitch] {
+        &[
+            BugSwitch { name: BUG_COMMIT_OLD_TERM, what: "advance commit by counting replicas of an old-term entry (Raft Figure 8)" },
+            BugSwitch { name: BUG_ACK_BEFORE_FSYNC, what: "followers acknowledge appends before their fsync completes" },
+            BugSwitch { name: BUG_VOTE_NOT_PERSISTED, what: "votes are not persisted before they are answered" },
+            BugSwitch { name: BUG_OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
+        ]
+    }
+}
+
+fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<(), CheckFailure> {
+    let fail = |node: Option<NodeIndex>, what: String| Err(CheckFailure::new("meta", node, what));
+    let server = |node: NodeIndex| cluster.nodes.get(node as usize).and_then(|n| n.state);
+    let group = |node: NodeIndex| server(node).and_then(|s| s.group(META));
+    let check_bool = |node: NodeIndex, what: &str, actual: Option<bool>, want: bool| match actual {
+        Some(a) if a == want => Ok(()),
+        Some(a) => fail(Some(node), format!("{what} is {a}, expected {want}")),
+        None => fail(Some(node), "has no running meta group".into()),
+    };
+    match expect {
+        MetaExpect::Leader { node, is } => check_bool(*node, "leader()", group(*node).map(|g| g.node.leader()), *is),
+        MetaExpect::Leaderless { node, is } => check_bool(*node, "leaderless()", group(*node).map(|g| g.node.leaderless()), *is),
+        MetaExpect::Current { node, is } => {
+            check_bool(*node, "current()", server(*node).and_then(|s| s.group(META).map(|g| g.node.current(s.now_ms()))), *is)
+        }
+        MetaExpect::Healthy { node, is } => {
+            check_bool(*node, "healthy()", server(*node).and_then(|s| s.group(META).map(|g| g.node.healthy(s.now_ms()))), *is)
+        }
+        MetaExpect::HadPreviousLeader { node, is } => {
+            check_bool(*node, "had_previous_leader()", group(*node).map(|g| g.node.had_previous_leader()), *is)
+        }
+        MetaExpect::GroupLeader { node, equals } => match group(*node) {
+            Some(g) if g.node.group_leader() == *equals => Ok(()),
+            Some(g) => fail(Some(*node), format!("group_leader() is {:?}, expected {equals:?}", g.node.group_leader())),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::OneLeader {} => {
+            let leaders: Vec<NodeIndex> =
+                cluster.running().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| i).collect();
+            let [leader] = leaders[..] else { return fail(None, format!("leaders: {leaders:?}")) };
+            for (i, s) in cluster.running() {
+                if let Some(g) = s.group(META) {
+                    if g.node.peers().contains(&i) && g.node.group_leader() != Some(leader) {
+                        return fail(Some(i), format!("names {:?} as leader, not n{leader}", g.node.group_leader()));
+                    }
+                }
+            }
+            Ok(())
+        }
+        MetaExpect::AppliedAtLeast { node, index } => match group(*node) {
+            Some(g) if g.applied.index >= *index => Ok(()),
+            Some(g) => fail(Some(*node), format!("applied {}, expected at least {index}", g.applied.index)),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Peers { node, equals } => match group(*node) {
+            Some(g) if g.node.peers() == equals.as_slice() => Ok(()),
+            Some(g) => fail(Some(*node), format!("peers are {:?}, expected {equals:?}", g.node.peers())),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::MetaRefused { node, is } => {
+            let refused = match server(*node) {
+                Some(s) => s.meta_error().is_some(),
+                None => matches!(cluster.nodes[*node as usize].status, NodeStatus::Refused(_)),
+            };
+            if refused == *is { Ok(()) } else { fail(Some(*node), format!("meta refused is {refused}, expected {is}")) }
+        }
+        MetaExpect::SnapshotsInstalled { node, at_least } => match group(*node) {
+            Some(g) if g.snapshots_installed >= *at_least => Ok(()),
+            Some(g) => fail(Some(*node), format!("installed {} snapshots, expected at least {at_least}", g.snapshots_installed)),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::NeverLeader { node } => {
+            if cluster.ghost.ever_leader.contains(node) { fail(Some(*node), "was leader".into()) } else { Ok(()) }
+        }
+        MetaExpect::CommittedAtLeast { count } => {
+            let n = cluster.ghost.committed.len() as u64;
+            if n >= *count { Ok(()) } else { fail(None, format!("{n} entries applied, expected at least {count}")) }
+        }
+    }
+}
