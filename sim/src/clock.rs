@@ -1,29 +1,51 @@
-//! Per-node clocks: the shared simulated time seen through an offset and a drift.
-
-/// How one node's clock differs from simulated time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeClock {
-    /// Added to every reading (a clock jump moves it).
-    pub offset_ns: i64,
-    /// Parts per million by which this clock runs fast (positive) or slow (negative).
-    pub drift_ppm: i64,
-}
+//! Per-node clocks: the shared simulated time seen through a drift and an offset.
+//!
+//! Each node has a monotonic clock (it drifts, never jumps) and a wall clock (monotonic plus
+//! an offset that clock jumps move). A drift change re-anchors the monotonic clock, so it stays
+//! continuous and never runs backwards.
 
 /// Drift is bounded so the local clock always moves forward.
 pub const DRIFT_PPM_MAX: i64 = 500_000;
 
+/// How one node's clocks differ from simulated time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeClock {
+    /// Added to the monotonic reading to give the wall clock (a clock jump moves it).
+    pub offset_ns: i64,
+    /// Parts per million by which this clock runs fast (positive) or slow (negative).
+    drift_ppm: i64,
+    /// Simulated time and monotonic reading at the last drift change.
+    anchor_sim_ns: u64,
+    anchor_monotonic_ns: u64,
+}
+
 impl NodeClock {
-    /// The node's reading at simulated time `sim_ns`. Never negative.
-    pub fn local_ns(&self, sim_ns: u64) -> u64 {
-        debug_assert!(self.drift_ppm.abs() <= DRIFT_PPM_MAX);
-        let drifted = sim_ns as i128 + sim_ns as i128 * self.drift_ppm as i128 / 1_000_000;
-        (drifted + self.offset_ns as i128).max(0) as u64
+    pub fn new(offset_ns: i64, drift_ppm: i64) -> Self {
+        assert!(drift_ppm.abs() <= DRIFT_PPM_MAX, "drift {drift_ppm} ppm");
+        NodeClock { offset_ns, drift_ppm, anchor_sim_ns: 0, anchor_monotonic_ns: 0 }
     }
 
-    /// The node's monotonic clock: drift applies, offsets and jumps do not (as with a
-    /// monotonic OS clock next to a wall clock that an operator or NTP can step).
+    pub fn drift_ppm(&self) -> i64 {
+        self.drift_ppm
+    }
+
+    /// Change the drift from `sim_ns` on, keeping the monotonic clock continuous.
+    pub fn set_drift(&mut self, sim_ns: u64, drift_ppm: i64) {
+        assert!(drift_ppm.abs() <= DRIFT_PPM_MAX, "drift {drift_ppm} ppm");
+        self.anchor_monotonic_ns = self.monotonic_ns(sim_ns);
+        self.anchor_sim_ns = sim_ns;
+        self.drift_ppm = drift_ppm;
+    }
+
+    /// The monotonic clock at simulated time `sim_ns` (not before the last drift change).
     pub fn monotonic_ns(&self, sim_ns: u64) -> u64 {
-        (sim_ns as i128 + sim_ns as i128 * self.drift_ppm as i128 / 1_000_000).max(0) as u64
+        let elapsed = sim_ns.saturating_sub(self.anchor_sim_ns) as i128;
+        (self.anchor_monotonic_ns as i128 + elapsed + elapsed * self.drift_ppm as i128 / 1_000_000) as u64
+    }
+
+    /// The wall clock at simulated time `sim_ns`. Never negative.
+    pub fn local_ns(&self, sim_ns: u64) -> u64 {
+        (self.monotonic_ns(sim_ns) as i128 + self.offset_ns as i128).max(0) as u64
     }
 
     /// How much simulated time passes while this clock advances by `local_ns`.
@@ -38,17 +60,21 @@ mod tests {
 
     #[test]
     fn offset_and_drift_change_readings() {
-        let c = NodeClock {
-            offset_ns: 5_000,
-            drift_ppm: 100_000,
-        };
+        let c = NodeClock::new(5_000, 100_000);
         assert_eq!(c.local_ns(1_000_000), 1_105_000);
+        assert_eq!(c.monotonic_ns(1_000_000), 1_100_000);
         assert_eq!(c.sim_duration_ns(1_100_000), 1_000_000);
         assert_eq!(NodeClock::default().local_ns(42), 42);
-        let behind = NodeClock {
-            offset_ns: -10,
-            drift_ppm: 0,
-        };
-        assert_eq!(behind.local_ns(3), 0);
+        assert_eq!(NodeClock::new(-10, 0).local_ns(3), 0);
+    }
+
+    #[test]
+    fn drift_changes_keep_the_monotonic_clock_continuous() {
+        let mut c = NodeClock::new(0, 5_000);
+        let before = c.monotonic_ns(30_000_000_000);
+        c.set_drift(30_000_000_000, -5_000);
+        assert_eq!(c.monotonic_ns(30_000_000_000), before, "no jump at the change");
+        assert!(c.monotonic_ns(30_000_000_001) >= before, "never backwards");
+        assert_eq!(c.monotonic_ns(31_000_000_000) - before, 995_000_000);
     }
 }

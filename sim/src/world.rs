@@ -605,7 +605,7 @@ impl<S: System> Supervisor<S> {
             Action::ClockJump { node, by_ms } => {
                 w.clocks[*node as usize].offset_ns += by_ms * 1_000_000
             }
-            Action::ClockDrift { node, ppm } => w.clocks[*node as usize].drift_ppm = *ppm,
+            Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(now_ns(), *ppm),
             Action::HealAll {} => {
                 w.net.heal_partitions();
                 w.net.unclog_all();
@@ -638,18 +638,46 @@ impl<S: System> Supervisor<S> {
             }
             self.apply(&step.action);
         }
-        if !sleep_until(&self.world, scenario.duration_ms * 1_000_000).await {
-            return;
-        }
-        let mut w = lock(&self.world);
-        w.record(WORLD, "end", 0, String::new);
+        let end_ns = scenario.duration_ms * 1_000_000;
         if scenario.liveness {
-            if let Err(f) = S::check_liveness(&w.cluster()) {
+            // Liveness is "eventually": after the last step, probe until the run ends; the
+            // first probe that holds settles it, none holding is the finding.
+            let mut last_failure = None;
+            let mut at = now_ns();
+            while at <= end_ns {
+                if !sleep_until(&self.world, at).await {
+                    return;
+                }
+                let mut w = lock(&self.world);
+                match S::check_liveness(&w.cluster()) {
+                    Ok(()) => {
+                        w.record(WORLD, "liveness-ok", 0, String::new);
+                        last_failure = None;
+                        break;
+                    }
+                    Err(f) => last_failure = Some(f),
+                }
+                at += LIVENESS_PROBE_NS;
+            }
+            if !sleep_until(&self.world, end_ns).await {
+                return;
+            }
+            let mut w = lock(&self.world);
+            w.record(WORLD, "end", 0, String::new);
+            if let Some(f) = last_failure {
                 w.fail(&format!("liveness:{}", f.invariant), f.node, f.message);
             }
+            return;
         }
+        if !sleep_until(&self.world, end_ns).await {
+            return;
+        }
+        lock(&self.world).record(WORLD, "end", 0, String::new);
     }
 }
+
+/// How often the liveness phase probes its check.
+const LIVENESS_PROBE_NS: u64 = 100_000_000;
 
 thread_local! {
     static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
@@ -690,10 +718,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     let servers = scenario.servers;
     let mut clocks = vec![NodeClock::default(); servers as usize];
     for c in &scenario.clocks {
-        clocks[c.node as usize] = NodeClock {
-            offset_ns: c.offset_ms * 1_000_000,
-            drift_ppm: c.drift_ppm,
-        };
+        clocks[c.node as usize] = NodeClock::new(c.offset_ms * 1_000_000, c.drift_ppm);
     }
     let world: World<S> = Arc::new(Mutex::new(WorldState {
         servers,

@@ -78,6 +78,11 @@ impl RaftNode {
         None
     }
 
+    /// When this node last heard from its leader, and its latest local time (for reports).
+    pub fn leader_contact_ms(&self) -> (u64, u64) {
+        (self.leader_contact_ms, self.clock_ms)
+    }
+
     pub fn created_ms(&self) -> u64 {
         self.created_ms
     }

@@ -76,7 +76,7 @@ impl Group {
     pub fn describe(&self, now_ms: u64) -> String {
         let n = &self.node;
         format!(
-            "{:?} term {} leader {:?} commit {} applied {} last {} current {} persisting {}",
+            "{:?} term {} leader {:?} commit {} applied {} last {} current {} (now {now_ms}, contact/clock {:?}) persisting {}",
             n.role(),
             n.term(),
             n.group_leader(),
@@ -84,6 +84,7 @@ impl Group {
             self.applied.index,
             n.last_index(),
             n.current(now_ms),
+            n.leader_contact_ms(),
             self.persist.as_ref().map_or("no".to_string(), |p| format!("{:?}{}", p.stage, if p.blocked { " blocked" } else { "" }))
         )
     }
