@@ -29,6 +29,8 @@ pub struct Ghost {
     pub leaders: BTreeMap<Term, NodeIndex>,
     pub ever_leader: BTreeSet<NodeIndex>,
     pub committed: BTreeMap<Index, CommittedEntry>,
+    /// The highest committed index of each term, so "committed before term T" is cheap.
+    last_index_by_term: BTreeMap<Term, Index>,
     /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
     /// fault model no longer promises what they acknowledged.
     pub tainted: BTreeSet<NodeIndex>,
@@ -73,6 +75,8 @@ impl Ghost {
         match self.committed.get(&index) {
             None => {
                 self.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
+                let last = self.last_index_by_term.entry(term).or_default();
+                *last = (*last).max(index);
             }
             Some(c) if (c.term, c.digest) != (term, digest) => {
                 let message = format!(
@@ -112,6 +116,6 @@ impl Ghost {
 
     /// The highest index applied anywhere with a term below `term`.
     pub fn last_committed_before(&self, term: Term) -> Index {
-        self.committed.iter().rev().find(|(_, c)| c.term < term).map_or(0, |(i, _)| *i)
+        self.last_index_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
     }
 }
