@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -276,11 +276,13 @@ fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<Output<S::M
                     Fate::Deliver(delays) => {
                         let net_node = w.net_node.clone().expect("network node exists");
                         for delay in delays {
-                            let world = world.clone();
+                            let world = Arc::downgrade(world);
                             let msg = msg.clone();
                             net_node.spawn(async move {
                                 madsim::time::sleep(Duration::from_nanos(delay)).await;
-                                lock(&world).deliver(idx, to, msg);
+                                if let Some(world) = world.upgrade() {
+                                    lock(&world).deliver(idx, to, msg);
+                                }
                             });
                         }
                     }
@@ -288,17 +290,20 @@ fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<Output<S::M
             }
             Output::Timer { delay_ns, token } => {
                 let sim_delay = w.clocks[idx as usize].sim_duration_ns(delay_ns);
-                let world = world.clone();
+                let world = Arc::downgrade(world);
                 madsim::task::spawn(async move {
                     madsim::time::sleep(Duration::from_nanos(sim_delay)).await;
-                    push_input(&world, idx, incarnation, Input::Timer { token });
+                    if let Some(world) = world.upgrade() {
+                        push_input(&world, idx, incarnation, Input::Timer { token });
+                    }
                 });
             }
             Output::Fsync { path, token } => {
                 let delay = w.fsync_latency_ns + w.disks[idx as usize].faults.slow_ns;
-                let world = world.clone();
+                let world = Arc::downgrade(world);
                 madsim::task::spawn(async move {
                     madsim::time::sleep(Duration::from_nanos(delay)).await;
+                    let Some(world) = world.upgrade() else { return };
                     let mut w = lock(&world);
                     if w.slots[idx as usize].incarnation != incarnation {
                         return;
@@ -330,8 +335,11 @@ fn push_input<S: System>(world: &World<S>, idx: NodeIndex, incarnation: u64, inp
 }
 
 /// One server process: start against the disk, then handle inputs until killed.
-async fn node_main<S: System>(world: World<S>, idx: NodeIndex) {
+async fn node_main<S: System>(weak: Weak<Mutex<WorldState<S>>>, idx: NodeIndex) {
     let (tx, mut rx) = mpsc::unbounded();
+    // Tasks hold the world weakly: madsim does not drop pending tasks with the runtime, and a
+    // strong reference from one would keep the whole world alive after the run.
+    let Some(world) = weak.upgrade() else { return };
     let outputs = {
         let mut w = lock(&world);
         let slot = &mut w.slots[idx as usize];
@@ -362,8 +370,10 @@ async fn node_main<S: System>(world: World<S>, idx: NodeIndex) {
         outputs
     };
     execute(&world, idx, outputs);
+    drop(world);
 
     while let Some(input) = rx.next().await {
+        let Some(world) = weak.upgrade() else { return };
         let outputs = {
             let mut w = lock(&world);
             w.slots[idx as usize].inbox_len -= 1;
@@ -455,10 +465,12 @@ impl<S: System> Supervisor<S> {
                 let WorldState { net, rng, .. } = &mut *w;
                 net.latency_ns(h.from, h.to, rng)
             };
-            let world = self.world.clone();
+            let world = Arc::downgrade(&self.world);
             net_node.spawn(async move {
                 madsim::time::sleep(Duration::from_nanos(delay)).await;
-                lock(&world).deliver(h.from, h.to, h.msg);
+                if let Some(world) = world.upgrade() {
+                    lock(&world).deliver(h.from, h.to, h.msg);
+                }
             });
         }
     }
@@ -753,7 +765,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     lock(&world).net_node = Some(net_node);
     let node_ids = (0..servers)
         .map(|i| {
-            let world = world.clone();
+            let world = Arc::downgrade(&world);
             runtime
                 .create_node()
                 .name(format!("n{i}"))
@@ -773,6 +785,17 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     let sim_ns =
         std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(async { now_ns() })))
             .unwrap_or(0);
+    // The world holds the network node's handle and the nodes' inboxes, whose tasks hold the
+    // world: break the cycle so a worker running thousands of seeds does not keep every world.
+    {
+        let mut w = lock(&world);
+        w.net_node = None;
+        for slot in &mut w.slots {
+            slot.inbox = None;
+            slot.state = None;
+        }
+        w.held.clear();
+    }
     drop(runtime);
 
     let mut w = lock(&world);

@@ -1,10 +1,9 @@
 //! `fuzz`: many seeds, in worker processes, with failures reported the moment they are found.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
@@ -14,6 +13,7 @@ use metasim::sut::DEFAULT_SYSTEM;
 use metasim::with_system;
 
 use super::output::{describe_violation, reproduce_command, SeedResult};
+use super::pool::Pool;
 use super::run::{check_bugs, profile, system_flag, unknown_system};
 use super::{flag_error, CliError};
 
@@ -211,67 +211,12 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let seeds: Vec<u64> = range.filter(|s| s % shards == shard).collect();
     let total = seeds.len() as u64;
 
-    let (tx, rx) = mpsc::channel::<Result<SeedResult, String>>();
-    let mut children = Vec::new();
-    if args.jobs == 1 {
-        let bugs = args.bugs.clone();
-        let seeds = seeds.clone();
-        std::thread::spawn(move || {
-            for seed in seeds {
-                if tx.send(Ok(run_seed::<S>(seed, profile, &bugs))).is_err() {
-                    return;
-                }
-            }
-        });
-    } else {
-        let exe = std::env::current_exe()
-            .map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-        for j in 0..args.jobs {
-            let mine: Vec<String> = seeds
-                .iter()
-                .skip(j)
-                .step_by(args.jobs)
-                .map(|s| s.to_string())
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let mut cmd = Command::new(&exe);
-            cmd.args([
-                "worker",
-                "--profile",
-                profile.name,
-                "--system",
-                S::NAME,
-                "--seeds",
-                &mine.join(","),
-            ]);
-            for b in &args.bugs {
-                cmd.args(["--bug", b]);
-            }
-            let mut child = cmd
-                .stdout(Stdio::piped())
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|e| CliError::Other(format!("cannot start worker: {e}")))?;
-            let stdout = child.stdout.take().expect("piped");
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let msg = match line {
-                        Ok(l) => serde_json::from_str::<SeedResult>(&l)
-                            .map_err(|e| format!("bad worker line {l:?}: {e}")),
-                        Err(e) => Err(format!("worker output: {e}")),
-                    };
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            });
-            children.push(child);
-        }
-        drop(tx);
+    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+    let mut worker_args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into()];
+    for b in &args.bugs {
+        worker_args.extend(["--bug".to_string(), b.clone()]);
     }
+    let pool = Pool::start(exe, worker_args, &seeds, args.jobs);
 
     let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -289,7 +234,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     };
     let (mut passed, mut failed, mut received) = (0u64, 0u64, 0u64);
     let started = Instant::now();
-    for msg in rx.iter() {
+    for msg in pool.results.iter() {
         let result = msg.map_err(CliError::Other)?;
         received += 1;
         if args.json {
@@ -320,14 +265,9 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
             bar.inc(1);
         }
         if failed > 0 && args.stop_on_failure {
+            pool.stop();
             break;
         }
-    }
-    for mut c in children {
-        if failed > 0 && args.stop_on_failure {
-            let _ = c.kill();
-        }
-        let _ = c.wait();
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();

@@ -4,6 +4,7 @@ mod bench;
 mod determinism;
 mod fuzz;
 mod output;
+mod pool;
 mod run;
 
 use std::path::PathBuf;

@@ -59,6 +59,7 @@ impl Server {
             election_timeout_ms_min: c.election_timeout_ms_min,
             election_timeout_ms_max: c.election_timeout_ms_max,
             observer: c.observers.contains(&env.node()),
+            max_entries_per_append: c.max_entries_per_append,
             bugs: RaftBugs {
                 commit_old_term: env.bug(BUG_COMMIT_OLD_TERM),
                 ack_before_fsync: env.bug(BUG_ACK_BEFORE_FSYNC),

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub tick_ms: u64,
     /// Take a snapshot and compact once this many entries were applied since the last one.
     pub snapshot_every: u64,
+    /// Entries in one Append at most (1 splits every batch, for hand-built histories).
+    pub max_entries_per_append: usize,
     /// Servers that never campaign.
     pub observers: Vec<NodeIndex>,
     /// The meta group's first members; every server when empty. Others join by add-peer.
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             election_timeout_ms_max: 9_000,
             tick_ms: 100,
             snapshot_every: 256,
+            max_entries_per_append: 64,
             observers: vec![],
             initial_peers: vec![],
         }
@@ -115,6 +118,9 @@ impl ServerConfig {
         }
         if self.tick_ms == 0 || self.tick_ms > self.heartbeat_ms {
             return Err(format!("tick_ms must be between 1 and heartbeat_ms, got {}", self.tick_ms));
+        }
+        if self.max_entries_per_append == 0 || self.max_entries_per_append > 10_000 {
+            return Err(format!("max_entries_per_append must be between 1 and 10000, got {}", self.max_entries_per_append));
         }
         if self.snapshot_every == 0 {
             return Err("snapshot_every must be at least 1".into());
