@@ -106,7 +106,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 }
 
 /// Bumped whenever generation changes, so a stored seed says which generator it needs.
-pub const GENERATOR_VERSION: u32 = 3;
+pub const GENERATOR_VERSION: u32 = 4;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]
@@ -199,7 +199,20 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         if let Some(action) =
             draw_fault::<S>(&mut rng, &character, servers, &damageable, &mut faults)
         {
+            // Most crashed or powered-off servers come back soon, as under a supervisor: a
+            // short outage in the middle of an election or a commit is where bugs hide.
+            let comeback = match &action {
+                Action::Crash { node } | Action::PowerLoss { node, .. } if rng.gen_bool(0.7) => Some(*node),
+                _ => None,
+            };
             steps.push(Step { at_ms: t, action });
+            if let Some(node) = comeback {
+                let back_at = t + pick(&mut rng, &[5, 50, 300, 1_000, 3_000]);
+                if back_at < profile.heal_at_ms {
+                    faults.down[node as usize] = false;
+                    steps.push(Step { at_ms: back_at, action: Action::Restart { node } });
+                }
+            }
         }
         t += gap(&mut rng, character.fault_gap_ms_mean);
     }
