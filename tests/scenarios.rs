@@ -11,20 +11,11 @@ fn every_scenario_replays_with_its_expected_verdict() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let doc: toml::Table = toml::from_str(&text).unwrap();
-        let expect = doc
-            .get("expect")
-            .and_then(|v| v.as_str())
-            .unwrap_or_else(|| panic!("{}: no `expect`", file.display()));
+        let expect =
+            doc.get("expect").and_then(|v| v.as_str()).unwrap_or_else(|| panic!("{}: no `expect`", file.display()));
         let out = metasim(&["run", file.to_str().unwrap()]);
         let want_code = if expect == "pass" { 0 } else { 1 };
-        assert_eq!(
-            out.code,
-            want_code,
-            "{}:\n{}\n{}",
-            file.display(),
-            out.stdout,
-            out.stderr
-        );
+        assert_eq!(out.code, want_code, "{}:\n{}\n{}", file.display(), out.stdout, out.stderr);
         assert_eq!(out.line("verdict: "), Some(expect));
         if let Some(v) = doc.get("expect_violation").and_then(|v| v.as_str()) {
             assert!(
@@ -52,18 +43,9 @@ fn every_corpus_seed_replays_with_its_recorded_verdict() {
             }
             let out = metasim(&args);
             let expect = entry["expect"].as_str().unwrap();
-            assert_eq!(
-                out.line("verdict: "),
-                Some(expect),
-                "{args:?}:\n{}",
-                out.stdout
-            );
+            assert_eq!(out.line("verdict: "), Some(expect), "{args:?}:\n{}", out.stdout);
             if let Some(v) = entry.get("violation").and_then(|v| v.as_str()) {
-                assert!(
-                    out.line("violation: ").is_some_and(|l| l.starts_with(v)),
-                    "{args:?}:\n{}",
-                    out.stdout
-                );
+                assert!(out.line("violation: ").is_some_and(|l| l.starts_with(v)), "{args:?}:\n{}", out.stdout);
             }
             count += 1;
         }
@@ -77,12 +59,8 @@ fn every_corpus_seed_replays_with_its_recorded_verdict() {
 fn canonical_trace_snapshot() {
     let dir = common::scratch("snapshot");
     let trace = dir.join("t.jsonl");
-    let out = metasim(&[
-        "run",
-        "scenarios/register/torn-write-is-cut-off.toml",
-        "--trace-out",
-        trace.to_str().unwrap(),
-    ]);
+    let out =
+        metasim(&["run", "scenarios/register/torn-write-is-cut-off.toml", "--trace-out", trace.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     let lines: Vec<String> = std::fs::read_to_string(&trace)
         .unwrap()
@@ -92,13 +70,11 @@ fn canonical_trace_snapshot() {
             format!(
                 "{:>12} {:>5} {:<12} {}",
                 e["sim_ns"].as_u64().unwrap(),
-                e["node"]
-                    .as_u64()
-                    .map_or("world".into(), |n| if n == u32::MAX as u64 {
-                        "world".into()
-                    } else {
-                        format!("n{n}")
-                    }),
+                e["node"].as_u64().map_or("world".into(), |n| if n == u32::MAX as u64 {
+                    "world".into()
+                } else {
+                    format!("n{n}")
+                }),
                 e["kind"].as_str().unwrap(),
                 e["detail"].as_str().unwrap_or("")
             )

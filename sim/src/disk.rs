@@ -137,15 +137,10 @@ impl NodeDisk {
 
     fn check_space(&self, path: &str, new_len: u64) -> Result<(), DiskError> {
         if self.faults.no_space.contains(kind_of(path)) {
-            return Err(DiskError::NoSpace {
-                path: path.to_string(),
-            });
+            return Err(DiskError::NoSpace { path: path.to_string() });
         }
         if new_len > FILE_BYTES_MAX {
-            return Err(DiskError::TooLarge {
-                path: path.to_string(),
-                limit_bytes: FILE_BYTES_MAX,
-            });
+            return Err(DiskError::TooLarge { path: path.to_string(), limit_bytes: FILE_BYTES_MAX });
         }
         Ok(())
     }
@@ -154,10 +149,7 @@ impl NodeDisk {
     pub fn write_at(&mut self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
         self.check_space(path, offset + bytes.len() as u64)?;
         let file = self.files.entry(path.to_string()).or_default();
-        let op = PendingOp::Write {
-            offset,
-            bytes: bytes.to_vec(),
-        };
+        let op = PendingOp::Write { offset, bytes: bytes.to_vec() };
         apply(&mut file.cache, &op);
         file.pending.push(op);
         Ok(())
@@ -200,8 +192,7 @@ impl NodeDisk {
         }
         if let Some(file) = self.files.get_mut(path) {
             if !file.pending.is_empty() {
-                file.previous_durable =
-                    Some(std::mem::replace(&mut file.durable, file.cache.clone()));
+                file.previous_durable = Some(std::mem::replace(&mut file.durable, file.cache.clone()));
                 file.pending.clear();
             }
         }
@@ -226,13 +217,7 @@ impl NodeDisk {
                     if let PendingOp::Write { offset, bytes } = last {
                         if bytes.len() > 1 {
                             let kept = rng.gen_range(1..bytes.len());
-                            apply(
-                                &mut image,
-                                &PendingOp::Write {
-                                    offset: *offset,
-                                    bytes: bytes[..kept].to_vec(),
-                                },
-                            );
+                            apply(&mut image, &PendingOp::Write { offset: *offset, bytes: bytes[..kept].to_vec() });
                             torn_report = Some((path.clone(), kept));
                         }
                     }
@@ -246,23 +231,9 @@ impl NodeDisk {
     }
 
     /// Damage the durable image of a file of `kind` (or all of them, for `Wipe`).
-    pub fn corrupt(
-        &mut self,
-        kind: &str,
-        corruption: Corruption,
-        rng: &mut impl Rng,
-    ) -> CorruptionReport {
-        let candidates: Vec<String> = self
-            .files
-            .keys()
-            .filter(|p| kind_of(p) == kind)
-            .cloned()
-            .collect();
-        let mut report = CorruptionReport {
-            corruption,
-            paths: vec![],
-            detail: String::new(),
-        };
+    pub fn corrupt(&mut self, kind: &str, corruption: Corruption, rng: &mut impl Rng) -> CorruptionReport {
+        let candidates: Vec<String> = self.files.keys().filter(|p| kind_of(p) == kind).cloned().collect();
+        let mut report = CorruptionReport { corruption, paths: vec![], detail: String::new() };
         if corruption == Corruption::Wipe {
             for p in &candidates {
                 self.files.remove(p);
@@ -306,11 +277,8 @@ impl NodeDisk {
             }
             Corruption::Rollback => {
                 let stale = file.previous_durable.clone().expect("filtered above");
-                report.detail = format!(
-                    "restored a stale copy of {} bytes over {} bytes",
-                    stale.len(),
-                    file.durable.len()
-                );
+                report.detail =
+                    format!("restored a stale copy of {} bytes over {} bytes", stale.len(), file.durable.len());
                 file.durable = stale.clone();
                 file.cache = stale;
                 file.pending.clear();
@@ -380,10 +348,7 @@ mod tests {
     fn enospc_fails_writes_of_that_kind_only() {
         let mut d = NodeDisk::default();
         d.faults.no_space.insert("log".into());
-        assert!(matches!(
-            d.append("log/a", b"x"),
-            Err(DiskError::NoSpace { .. })
-        ));
+        assert!(matches!(d.append("log/a", b"x"), Err(DiskError::NoSpace { .. })));
         assert!(d.append("snap/a", b"x").is_ok());
     }
 
@@ -401,11 +366,7 @@ mod tests {
         let before = d.durable("log/a").unwrap().to_vec();
         d.corrupt("log", Corruption::BitFlip, &mut rng());
         let after = d.durable("log/a").unwrap();
-        let differing_bits: u32 = before
-            .iter()
-            .zip(after)
-            .map(|(a, b)| (a ^ b).count_ones())
-            .sum();
+        let differing_bits: u32 = before.iter().zip(after).map(|(a, b)| (a ^ b).count_ones()).sum();
         assert_eq!(differing_bits, 1);
 
         d.corrupt("log", Corruption::Truncate, &mut rng());

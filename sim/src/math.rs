@@ -38,20 +38,14 @@ mod tests {
         for &x in &[1e-9, 0.001, 0.5, 1.0, 1.5, 2.0, 10.0, 12345.678] {
             let got = ln(x);
             let want = x.ln();
-            assert!(
-                (got - want).abs() < 1e-12 * want.abs().max(1.0),
-                "ln({x}) = {got}, want {want}"
-            );
+            assert!((got - want).abs() < 1e-12 * want.abs().max(1.0), "ln({x}) = {got}, want {want}");
         }
     }
 
     #[test]
     fn exponential_mean_is_close() {
         let n = 10_000;
-        let mean: f64 = (0..n)
-            .map(|i| exponential(5.0, i as f64 / n as f64))
-            .sum::<f64>()
-            / n as f64;
+        let mean: f64 = (0..n).map(|i| exponential(5.0, i as f64 / n as f64)).sum::<f64>() / n as f64;
         assert!((mean - 5.0).abs() < 0.1, "mean {mean}");
     }
 }

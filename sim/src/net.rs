@@ -89,10 +89,7 @@ pub struct Network {
 
 impl Network {
     pub fn new(profile: LinkProfile) -> Self {
-        Network {
-            profile,
-            ..Default::default()
-        }
+        Network { profile, ..Default::default() }
     }
 
     /// Cut every link between different groups, both ways. Nodes in no group are untouched.
@@ -166,9 +163,7 @@ impl Network {
     }
 
     fn link(&self, from: NodeIndex, to: NodeIndex) -> &LinkProfile {
-        self.link_overrides
-            .get(&(from, to))
-            .unwrap_or(&self.profile)
+        self.link_overrides.get(&(from, to)).unwrap_or(&self.profile)
     }
 
     /// One-way latency of a message on this link, in nanoseconds.
@@ -230,11 +225,7 @@ mod tests {
     #[test]
     fn loss_and_duplication_rates_are_honoured() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let net = Network::new(LinkProfile {
-            loss_ppm: 100_000,
-            duplicate_ppm: 200_000,
-            ..Default::default()
-        });
+        let net = Network::new(LinkProfile { loss_ppm: 100_000, duplicate_ppm: 200_000, ..Default::default() });
         let (mut lost, mut dup) = (0, 0);
         for _ in 0..10_000 {
             match net.fate(0, 1, &mut rng) {
@@ -250,17 +241,10 @@ mod tests {
     #[test]
     fn latency_has_a_floor_and_a_spread() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let net = Network::new(LinkProfile {
-            latency_min_us: 1_000,
-            latency_mean_us: 4_000,
-            ..Default::default()
-        });
+        let net = Network::new(LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_000, ..Default::default() });
         let samples: Vec<u64> = (0..1000).map(|_| net.latency_ns(0, 1, &mut rng)).collect();
         assert!(samples.iter().all(|&s| s >= 1_000_000));
         let distinct: BTreeSet<u64> = samples.iter().copied().collect();
-        assert!(
-            distinct.len() > 900,
-            "latencies must spread so messages reorder"
-        );
+        assert!(distinct.len() > 900, "latencies must spread so messages reorder");
     }
 }

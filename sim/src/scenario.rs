@@ -66,9 +66,7 @@ fn default_fsync_latency_us() -> u64 {
 
 impl Default for DiskProfile {
     fn default() -> Self {
-        DiskProfile {
-            fsync_latency_us: default_fsync_latency_us(),
-        }
+        DiskProfile { fsync_latency_us: default_fsync_latency_us() }
     }
 }
 
@@ -228,17 +226,11 @@ impl<C, E> Action<C, E> {
         let one = |f, n| vec![(f, n)];
         match self {
             Action::Client { node, .. } => node.map(|n| vec![("node", n)]).unwrap_or_default(),
-            Action::Partition { groups } => {
-                groups.iter().flatten().map(|&n| ("groups", n)).collect()
+            Action::Partition { groups } => groups.iter().flatten().map(|&n| ("groups", n)).collect(),
+            Action::PartitionOneWay { from, to } => {
+                from.iter().map(|&n| ("from", n)).chain(to.iter().map(|&n| ("to", n))).collect()
             }
-            Action::PartitionOneWay { from, to } => from
-                .iter()
-                .map(|&n| ("from", n))
-                .chain(to.iter().map(|&n| ("to", n)))
-                .collect(),
-            Action::ClogLink { from, to }
-            | Action::UnclogLink { from, to }
-            | Action::SetLink { from, to, .. } => {
+            Action::ClogLink { from, to } | Action::UnclogLink { from, to } | Action::SetLink { from, to, .. } => {
                 vec![("from", *from), ("to", *to)]
             }
             Action::Isolate { node }
@@ -255,10 +247,7 @@ impl<C, E> Action<C, E> {
             | Action::SlowDisk { node, .. }
             | Action::ClockJump { node, .. }
             | Action::ClockDrift { node, .. } => one("node", *node),
-            Action::Expect { .. }
-            | Action::HealNetwork {}
-            | Action::SetNetwork { .. }
-            | Action::HealAll {} => vec![],
+            Action::Expect { .. } | Action::HealNetwork {} | Action::SetNetwork { .. } | Action::HealAll {} => vec![],
         }
     }
 }
@@ -346,11 +335,7 @@ struct RawScenario<K> {
 }
 
 fn line_at(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 /// The line, inside `span`, where `key = ...` is written; the span's first line otherwise.
@@ -384,10 +369,7 @@ fn backticked(text: &str) -> Option<String> {
 
 /// toml's value deserializer ends nested errors with "in `key.path`"; the first key names the field.
 fn nested_key(message: &str) -> Option<String> {
-    let path = message
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("in "))?;
+    let path = message.lines().rev().find_map(|l| l.trim().strip_prefix("in "))?;
     let key = backticked(path)?;
     Some(key.split('.').next().unwrap_or(&key).to_string())
 }
@@ -426,11 +408,7 @@ where
                 .or_else(|| {
                     // The line the parser points at starts with the key it was reading.
                     let text = src.lines().nth(line.checked_sub(1)?)?;
-                    let key = text
-                        .split('=')
-                        .next()?
-                        .trim()
-                        .trim_matches(|c| c == '[' || c == ']');
+                    let key = text.split('=').next()?.trim().trim_matches(|c| c == '[' || c == ']');
                     (!key.is_empty()).then(|| key.to_string())
                 })
                 .unwrap_or_else(|| "toml".into());
@@ -440,11 +418,7 @@ where
         let servers = *raw.cluster.servers.get_ref();
         if servers == 0 || servers > SERVERS_MAX {
             let line = line_at(src, raw.cluster.servers.span().start);
-            return Err(err(
-                line,
-                "cluster.servers",
-                format!("must be between 1 and {SERVERS_MAX}, got {servers}"),
-            ));
+            return Err(err(line, "cluster.servers", format!("must be between 1 and {SERVERS_MAX}, got {servers}")));
         }
         let duration_ms = *raw.duration_ms.get_ref();
         if duration_ms == 0 || duration_ms > DURATION_MS_MAX {
@@ -474,26 +448,14 @@ where
                 ));
             }
             if spec.drift_ppm.abs() > crate::clock::DRIFT_PPM_MAX {
-                return Err(err(
-                    line,
-                    "clock.drift_ppm",
-                    format!("must be within ±{}", crate::clock::DRIFT_PPM_MAX),
-                ));
+                return Err(err(line, "clock.drift_ppm", format!("must be within ±{}", crate::clock::DRIFT_PPM_MAX)));
             }
             if spec.offset_ms.abs() > CLOCK_JUMP_MS_MAX {
-                return Err(err(
-                    line,
-                    "clock.offset_ms",
-                    format!("must be within ±{CLOCK_JUMP_MS_MAX}"),
-                ));
+                return Err(err(line, "clock.offset_ms", format!("must be within ±{CLOCK_JUMP_MS_MAX}")));
             }
         }
         if raw.step.len() > STEPS_MAX {
-            return Err(err(
-                0,
-                "step",
-                format!("{} steps; at most {STEPS_MAX} are allowed", raw.step.len()),
-            ));
+            return Err(err(0, "step", format!("{} steps; at most {STEPS_MAX} are allowed", raw.step.len())));
         }
 
         let mut steps = Vec::with_capacity(raw.step.len());
@@ -502,28 +464,12 @@ where
             let span = spanned.span();
             let step_line = line_at(src, span.start);
             let mut table = spanned.into_inner();
-            let field_err = |key: &str, message: String| {
-                err(
-                    line_of_key(src, &span, key),
-                    &format!("step[{i}].{key}"),
-                    message,
-                )
-            };
+            let field_err =
+                |key: &str, message: String| err(line_of_key(src, &span, key), &format!("step[{i}].{key}"), message);
             let at_ms = match table.remove("at_ms") {
                 Some(toml::Value::Integer(v)) if v >= 0 => v as u64,
-                Some(other) => {
-                    return Err(field_err(
-                        "at_ms",
-                        format!("must be a non-negative integer, got {other}"),
-                    ))
-                }
-                None => {
-                    return Err(err(
-                        step_line,
-                        &format!("step[{i}].at_ms"),
-                        "missing field `at_ms`".into(),
-                    ))
-                }
+                Some(other) => return Err(field_err("at_ms", format!("must be a non-negative integer, got {other}"))),
+                None => return Err(err(step_line, &format!("step[{i}].at_ms"), "missing field `at_ms`".into())),
             };
             if at_ms > duration_ms {
                 return Err(field_err(
@@ -532,52 +478,42 @@ where
                 ));
             }
             if at_ms < previous_at_ms {
-                return Err(field_err("at_ms", format!("{at_ms} is earlier than the step before it ({previous_at_ms}); steps must be in time order")));
+                return Err(field_err(
+                    "at_ms",
+                    format!(
+                        "{at_ms} is earlier than the step before it ({previous_at_ms}); steps must be in time order"
+                    ),
+                ));
             }
             previous_at_ms = at_ms;
             let name = match table.remove("action") {
                 Some(toml::Value::String(s)) => s,
-                Some(other) => {
-                    return Err(field_err(
-                        "action",
-                        format!("must be a string, got {other}"),
-                    ))
-                }
-                None => {
-                    return Err(err(
-                        step_line,
-                        &format!("step[{i}].action"),
-                        "missing field `action`".into(),
-                    ))
-                }
+                Some(other) => return Err(field_err("action", format!("must be a string, got {other}"))),
+                None => return Err(err(step_line, &format!("step[{i}].action"), "missing field `action`".into())),
             };
             let mut tagged = toml::Table::new();
             tagged.insert(name.clone(), toml::Value::Table(table));
-            let action: Action<C, E> =
-                Action::deserialize(toml::Value::Table(tagged)).map_err(|e| {
-                    let full = e.to_string();
-                    let message = full.lines().next().unwrap_or_default().trim().to_string();
-                    // A path ("in `op.kind`") is relative to the action's table: its head is the field.
-                    let inner_field = nested_key(&full);
-                    if message.starts_with("unknown variant") && inner_field.is_none() {
-                        let what = backticked(&message).unwrap_or_default();
-                        return err(
-                            line_of_key(src, &span, "action"),
-                            &format!("step[{i}].action"),
-                            format!("unknown action `{what}`"),
-                        );
-                    }
-                    match inner_field.or_else(|| field_in_message(&message)) {
-                        Some(f) => field_err(&f, message),
-                        None => err(step_line, &format!("step[{i}] ({name})"), message),
-                    }
-                })?;
+            let action: Action<C, E> = Action::deserialize(toml::Value::Table(tagged)).map_err(|e| {
+                let full = e.to_string();
+                let message = full.lines().next().unwrap_or_default().trim().to_string();
+                // A path ("in `op.kind`") is relative to the action's table: its head is the field.
+                let inner_field = nested_key(&full);
+                if message.starts_with("unknown variant") && inner_field.is_none() {
+                    let what = backticked(&message).unwrap_or_default();
+                    return err(
+                        line_of_key(src, &span, "action"),
+                        &format!("step[{i}].action"),
+                        format!("unknown action `{what}`"),
+                    );
+                }
+                match inner_field.or_else(|| field_in_message(&message)) {
+                    Some(f) => field_err(&f, message),
+                    None => err(step_line, &format!("step[{i}] ({name})"), message),
+                }
+            })?;
             for (field, node) in action.nodes() {
                 if node >= servers {
-                    return Err(field_err(
-                        field,
-                        format!("node {node} does not exist (servers = {servers})"),
-                    ));
+                    return Err(field_err(field, format!("node {node} does not exist (servers = {servers})")));
                 }
             }
             validate_action(&action).map_err(|(f, m)| field_err(f, m))?;
@@ -592,9 +528,7 @@ where
         }
         Ok(Scenario {
             name: raw.name.unwrap_or_else(|| {
-                Path::new(file)
-                    .file_stem()
-                    .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+                Path::new(file).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
             }),
             description: raw.description,
             sut: raw.sut,
@@ -640,10 +574,7 @@ where
             put("bugs", toml::Value::try_from(&self.bugs)?);
         }
         let mut cluster = toml::Table::new();
-        cluster.insert(
-            "servers".into(),
-            toml::Value::Integer(i64::from(self.servers)),
-        );
+        cluster.insert("servers".into(), toml::Value::Integer(i64::from(self.servers)));
         put("cluster", cluster.into());
         put("network", toml::Value::try_from(self.network)?);
         put("disk", toml::Value::try_from(self.disk)?);
@@ -672,37 +603,16 @@ where
 
 fn check_link(p: &LinkProfile) -> Result<(), (&'static str, String)> {
     if p.loss_ppm > 1_000_000 {
-        return Err((
-            "loss_ppm",
-            format!(
-                "must be at most 1000000 (parts per million), got {}",
-                p.loss_ppm
-            ),
-        ));
+        return Err(("loss_ppm", format!("must be at most 1000000 (parts per million), got {}", p.loss_ppm)));
     }
     if p.duplicate_ppm > 1_000_000 {
-        return Err((
-            "duplicate_ppm",
-            format!(
-                "must be at most 1000000 (parts per million), got {}",
-                p.duplicate_ppm
-            ),
-        ));
+        return Err(("duplicate_ppm", format!("must be at most 1000000 (parts per million), got {}", p.duplicate_ppm)));
     }
     if p.latency_min_us > LATENCY_US_MAX {
-        return Err((
-            "latency_min_us",
-            format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_min_us),
-        ));
+        return Err(("latency_min_us", format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_min_us)));
     }
     if p.latency_mean_us > LATENCY_US_MAX {
-        return Err((
-            "latency_mean_us",
-            format!(
-                "must be at most {LATENCY_US_MAX}, got {}",
-                p.latency_mean_us
-            ),
-        ));
+        return Err(("latency_mean_us", format!("must be at most {LATENCY_US_MAX}, got {}", p.latency_mean_us)));
     }
     Ok(())
 }
@@ -710,31 +620,22 @@ fn check_link(p: &LinkProfile) -> Result<(), (&'static str, String)> {
 fn validate_action<C, E>(action: &Action<C, E>) -> Result<(), (&'static str, String)> {
     match action {
         Action::SetNetwork { profile } | Action::SetLink { profile, .. } => check_link(profile),
-        Action::ClockJump { by_ms, .. } if by_ms.abs() > CLOCK_JUMP_MS_MAX => Err((
-            "by_ms",
-            format!("must be within ±{CLOCK_JUMP_MS_MAX}, got {by_ms}"),
-        )),
-        Action::ClockDrift { ppm, .. } if ppm.abs() > crate::clock::DRIFT_PPM_MAX => Err((
-            "ppm",
-            format!("must be within ±{}, got {ppm}", crate::clock::DRIFT_PPM_MAX),
-        )),
-        Action::SlowDisk { extra_ms, .. } if *extra_ms > SLOW_DISK_MS_MAX => Err((
-            "extra_ms",
-            format!("must be at most {SLOW_DISK_MS_MAX}, got {extra_ms}"),
-        )),
-        Action::Partition { groups } if groups.len() < 2 => Err((
-            "groups",
-            "a partition needs at least two groups".to_string(),
-        )),
-        Action::Corrupt { kind, .. }
-        | Action::LostFsync { kind, .. }
-        | Action::NoSpace { kind, .. }
+        Action::ClockJump { by_ms, .. } if by_ms.abs() > CLOCK_JUMP_MS_MAX => {
+            Err(("by_ms", format!("must be within ±{CLOCK_JUMP_MS_MAX}, got {by_ms}")))
+        }
+        Action::ClockDrift { ppm, .. } if ppm.abs() > crate::clock::DRIFT_PPM_MAX => {
+            Err(("ppm", format!("must be within ±{}, got {ppm}", crate::clock::DRIFT_PPM_MAX)))
+        }
+        Action::SlowDisk { extra_ms, .. } if *extra_ms > SLOW_DISK_MS_MAX => {
+            Err(("extra_ms", format!("must be at most {SLOW_DISK_MS_MAX}, got {extra_ms}")))
+        }
+        Action::Partition { groups } if groups.len() < 2 => {
+            Err(("groups", "a partition needs at least two groups".to_string()))
+        }
+        Action::Corrupt { kind, .. } | Action::LostFsync { kind, .. } | Action::NoSpace { kind, .. }
             if kind.is_empty() || kind.contains('/') =>
         {
-            Err((
-                "kind",
-                format!("a file kind is one path segment, got {kind:?}"),
-            ))
+            Err(("kind", format!("a file kind is one path segment, got {kind:?}")))
         }
         _ => Ok(()),
     }

@@ -27,11 +27,7 @@ pub struct CheckFailure {
 
 impl CheckFailure {
     pub fn new(invariant: &str, node: Option<NodeIndex>, message: impl Into<String>) -> Self {
-        CheckFailure {
-            invariant: invariant.to_string(),
-            node,
-            message: message.into(),
-        }
+        CheckFailure { invariant: invariant.to_string(), node, message: message.into() }
     }
 }
 
@@ -57,15 +53,7 @@ pub trait System: Sized + Send + 'static {
     type ClientOp: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
     type Expect: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
     /// The scenario's `[system]` table.
-    type Config: Serialize
-        + DeserializeOwned
-        + Debug
-        + Clone
-        + PartialEq
-        + Default
-        + Send
-        + Sync
-        + 'static;
+    type Config: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Default + Send + Sync + 'static;
     /// World-wide bookkeeping for oracles (what was acknowledged, committed, ...), which no
     /// single node knows. Handlers update it through [`Env::ghost`].
     type Ghost: Default + Send + 'static;
@@ -89,8 +77,7 @@ pub trait System: Sized + Send + 'static {
     /// Liveness, run at the end of a run whose faults were healed.
     fn check_liveness(cluster: &Cluster<'_, Self>) -> Result<(), CheckFailure>;
     /// A scenario expectation.
-    fn check_expect(cluster: &Cluster<'_, Self>, expect: &Self::Expect)
-        -> Result<(), CheckFailure>;
+    fn check_expect(cluster: &Cluster<'_, Self>, expect: &Self::Expect) -> Result<(), CheckFailure>;
     /// Tell the oracle a node suffered a fault (so damaged disks are not held to promises).
     fn on_fault(_ghost: &mut Self::Ghost, _node: NodeIndex, _fault: Fault<'_>) {}
 
@@ -186,20 +173,12 @@ impl<S: System> Env<'_, S> {
     }
 
     fn push(&mut self, output: Output<S::Msg>) {
-        assert!(
-            self.outputs.len() < OUTPUTS_PER_INPUT_MAX,
-            "node {} queued too many outputs",
-            self.node
-        );
+        assert!(self.outputs.len() < OUTPUTS_PER_INPUT_MAX, "node {} queued too many outputs", self.node);
         self.outputs.push(output);
     }
 
     pub fn send(&mut self, to: NodeIndex, msg: S::Msg) {
-        assert!(
-            to < self.servers && to != self.node,
-            "node {} sends to {to}",
-            self.node
-        );
+        assert!(to < self.servers && to != self.node, "node {} sends to {to}", self.node);
         self.push(Output::Send { to, msg });
     }
 
@@ -207,10 +186,7 @@ impl<S: System> Env<'_, S> {
     pub fn broadcast(&mut self, msg: S::Msg) {
         let me = self.node;
         for to in (0..self.servers).filter(|&n| n != me) {
-            self.push(Output::Send {
-                to,
-                msg: msg.clone(),
-            });
+            self.push(Output::Send { to, msg: msg.clone() });
         }
     }
 
@@ -222,18 +198,13 @@ impl<S: System> Env<'_, S> {
 
     /// Make `path` durable; `on_fsync(token)` follows when done.
     pub fn fsync(&mut self, path: &str, token: u64) {
-        self.push(Output::Fsync {
-            path: path.to_string(),
-            token,
-        });
+        self.push(Output::Fsync { path: path.to_string(), token });
     }
 
     /// Add a system event to the canonical trace.
     pub fn trace<T: Serialize + Debug>(&mut self, kind: &str, payload: &T) {
         let digest = hash::digest(payload);
-        self.trace.record(self.sim_ns, self.node, kind, digest, || {
-            format!("{payload:?}")
-        });
+        self.trace.record(self.sim_ns, self.node, kind, digest, || format!("{payload:?}"));
     }
 }
 
@@ -268,12 +239,9 @@ pub struct Cluster<'a, S: System> {
 impl<'a, S: System> Cluster<'a, S> {
     /// Running nodes with their index.
     pub fn running(&self) -> impl Iterator<Item = (NodeIndex, &'a S)> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| match n.status {
-                NodeStatus::Running | NodeStatus::Paused => n.state.map(|s| (i as NodeIndex, s)),
-                _ => None,
-            })
+        self.nodes.iter().enumerate().filter_map(|(i, n)| match n.status {
+            NodeStatus::Running | NodeStatus::Paused => n.state.map(|s| (i as NodeIndex, s)),
+            _ => None,
+        })
     }
 }

@@ -26,11 +26,7 @@ pub struct TraceEvent {
 
 impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let node = if self.node == WORLD {
-            "world".to_string()
-        } else {
-            format!("n{}", self.node)
-        };
+        let node = if self.node == WORLD { "world".to_string() } else { format!("n{}", self.node) };
         write!(
             f,
             "#{:<7} {:>12.6}s {:<5} {:<14} {:016x}",
@@ -66,12 +62,7 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(keep_full: bool, keep_detail: bool, log: bool) -> Self {
-        Trace {
-            full: keep_full.then(Vec::new),
-            keep_detail: keep_detail || log,
-            log,
-            ..Default::default()
-        }
+        Trace { full: keep_full.then(Vec::new), keep_detail: keep_detail || log, log, ..Default::default() }
     }
 
     /// Whether callers should bother formatting a detail string.
@@ -79,14 +70,7 @@ impl Trace {
         self.keep_detail
     }
 
-    pub fn record(
-        &mut self,
-        sim_ns: u64,
-        node: u32,
-        kind: &str,
-        digest: u64,
-        detail: impl FnOnce() -> String,
-    ) {
+    pub fn record(&mut self, sim_ns: u64, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
         self.hash.write_u64(sim_ns);
         self.hash.write_u64(u64::from(node));
         self.hash.write(kind.as_bytes());
@@ -97,11 +81,7 @@ impl Trace {
             node,
             kind: kind.to_string(),
             digest,
-            detail: if self.keep_detail {
-                detail()
-            } else {
-                String::new()
-            },
+            detail: if self.keep_detail { detail() } else { String::new() },
         };
         self.count += 1;
         if self.log {
@@ -155,10 +135,7 @@ impl fmt::Display for Divergence {
         for e in &self.context {
             writeln!(f, "  {e}")?;
         }
-        let show = |e: &Option<TraceEvent>| {
-            e.as_ref()
-                .map_or("<trace ended>".to_string(), |e| e.to_string())
-        };
+        let show = |e: &Option<TraceEvent>| e.as_ref().map_or("<trace ended>".to_string(), |e| e.to_string());
         writeln!(f, "first run:  {}", show(&self.left))?;
         write!(f, "second run: {}", show(&self.right))
     }
@@ -167,9 +144,8 @@ impl fmt::Display for Divergence {
 /// The first difference between two traces, ignoring the human detail column, with up to
 /// `context` events before it. `None` when they are identical.
 pub fn first_divergence(a: &[TraceEvent], b: &[TraceEvent], context: usize) -> Option<Divergence> {
-    let same = |x: &TraceEvent, y: &TraceEvent| {
-        (x.sim_ns, x.node, &x.kind, x.digest) == (y.sim_ns, y.node, &y.kind, y.digest)
-    };
+    let same =
+        |x: &TraceEvent, y: &TraceEvent| (x.sim_ns, x.node, &x.kind, x.digest) == (y.sim_ns, y.node, &y.kind, y.digest);
     let index = a
         .iter()
         .zip(b)
@@ -188,14 +164,7 @@ mod tests {
     use super::*;
 
     fn ev(i: u64, kind: &str, digest: u64) -> TraceEvent {
-        TraceEvent {
-            index: i,
-            sim_ns: i * 10,
-            node: 0,
-            kind: kind.into(),
-            digest,
-            detail: String::new(),
-        }
+        TraceEvent { index: i, sim_ns: i * 10, node: 0, kind: kind.into(), digest, detail: String::new() }
     }
 
     #[test]
@@ -219,12 +188,7 @@ mod tests {
             t.record(1, 0, "k", 5, String::new);
             t.hash()
         };
-        for (ns, node, kind, dg) in [
-            (2, 0, "k", 5),
-            (1, 1, "k", 5),
-            (1, 0, "j", 5),
-            (1, 0, "k", 6),
-        ] {
+        for (ns, node, kind, dg) in [(2, 0, "k", 5), (1, 1, "k", 5), (1, 0, "j", 5), (1, 0, "k", 6)] {
             let mut t = Trace::new(false, false, false);
             t.record(ns, node, kind, dg, String::new);
             assert_ne!(t.hash(), base);

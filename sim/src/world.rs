@@ -28,8 +28,7 @@ use crate::system::{Cluster, Env, Fault, NodeStatus, NodeView, Output, System};
 use crate::trace::{Trace, TraceEvent, WORLD};
 
 /// The scenario type of a system.
-pub type ScenarioOf<S> =
-    Scenario<<S as System>::ClientOp, <S as System>::Expect, <S as System>::Config>;
+pub type ScenarioOf<S> = Scenario<<S as System>::ClientOp, <S as System>::Expect, <S as System>::Config>;
 
 /// Messages waiting in one node's inbox (e.g. while it is paused) are capped.
 pub const INBOX_MAX: usize = 100_000;
@@ -151,9 +150,7 @@ impl<S: System> WorldState<S> {
             return;
         }
         let digest = hash::fnv1a64(invariant.as_bytes());
-        self.record(node.unwrap_or(WORLD), "violation", digest, || {
-            format!("{invariant}: {message}")
-        });
+        self.record(node.unwrap_or(WORLD), "violation", digest, || format!("{invariant}: {message}"));
         self.violation = Some(Violation {
             invariant: invariant.to_string(),
             node,
@@ -211,18 +208,14 @@ impl<S: System> WorldState<S> {
         }
         if self.net.is_cut(from, to) {
             let digest = hash::digest(&msg);
-            self.record(to, "drop", digest, || {
-                format!("from n{from}: partitioned in flight")
-            });
+            self.record(to, "drop", digest, || format!("from n{from}: partitioned in flight"));
             return;
         }
         if self.net.is_clogged(from, to) {
             if self.held.len() >= HELD_MESSAGES_MAX {
                 let old = self.held.remove(0);
                 let digest = hash::digest(&old.msg);
-                self.record(old.to, "drop", digest, || {
-                    format!("from n{}: clog buffer full", old.from)
-                });
+                self.record(old.to, "drop", digest, || format!("from n{}: clog buffer full", old.from));
             }
             self.held.push(Held { from, to, msg });
             return;
@@ -236,9 +229,7 @@ impl<S: System> WorldState<S> {
             }
             _ => {
                 let digest = hash::digest(&msg);
-                self.record(to, "drop", digest, || {
-                    format!("from n{from}: receiver down or inbox full")
-                });
+                self.record(to, "drop", digest, || format!("from n{from}: receiver down or inbox full"));
             }
         }
     }
@@ -269,9 +260,7 @@ fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<Output<S::M
                 match fate {
                     Fate::Dropped(reason) => {
                         let digest = hash::digest(&msg);
-                        w.record(idx, "drop", digest, || {
-                            format!("to n{to}: {}", reason.as_str())
-                        });
+                        w.record(idx, "drop", digest, || format!("to n{to}: {}", reason.as_str()));
                     }
                     Fate::Deliver(delays) => {
                         let net_node = w.net_node.clone().expect("network node exists");
@@ -347,9 +336,7 @@ async fn node_main<S: System>(weak: Weak<Mutex<WorldState<S>>>, idx: NodeIndex) 
         slot.inbox = Some(tx);
         slot.inbox_len = 0;
         let incarnation = slot.incarnation;
-        w.record(idx, "start", incarnation, || {
-            format!("incarnation {incarnation}")
-        });
+        w.record(idx, "start", incarnation, || format!("incarnation {incarnation}"));
         let (started, outputs) = w.with_node(idx, |_, env| S::start(env));
         match started {
             Ok(state) => {
@@ -455,9 +442,7 @@ impl<S: System> Supervisor<S> {
 
     fn release_held(&self, w: &mut WorldState<S>) {
         let held = std::mem::take(&mut w.held);
-        let (release, keep): (Vec<_>, Vec<_>) = held
-            .into_iter()
-            .partition(|h| !w.net.is_clogged(h.from, h.to));
+        let (release, keep): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| !w.net.is_clogged(h.from, h.to));
         w.held = keep;
         let net_node = w.net_node.clone().expect("network node exists");
         for h in release {
@@ -476,10 +461,7 @@ impl<S: System> Supervisor<S> {
     }
 
     fn restart(&self, w: &mut WorldState<S>, node: NodeIndex) {
-        if matches!(
-            w.slots[node as usize].status,
-            NodeStatus::Running | NodeStatus::Paused
-        ) {
+        if matches!(w.slots[node as usize].status, NodeStatus::Running | NodeStatus::Paused) {
             self.kill(w, node);
             S::on_fault(&mut w.ghost, node, Fault::Crash);
         }
@@ -499,17 +481,13 @@ impl<S: System> Supervisor<S> {
                 });
                 let slot = &mut w.slots[node as usize];
                 match (&slot.inbox, &slot.status) {
-                    (Some(inbox), NodeStatus::Running | NodeStatus::Paused)
-                        if slot.inbox_len < INBOX_MAX =>
-                    {
+                    (Some(inbox), NodeStatus::Running | NodeStatus::Paused) if slot.inbox_len < INBOX_MAX => {
                         slot.inbox_len += 1;
                         let _ = inbox.unbounded_send(Input::Client { op: op.clone() });
                     }
                     _ => {
                         let digest = hash::digest(op);
-                        w.record(node, "client-refused", digest, || {
-                            "server is not running".into()
-                        });
+                        w.record(node, "client-refused", digest, || "server is not running".into());
                     }
                 }
             }
@@ -540,10 +518,7 @@ impl<S: System> Supervisor<S> {
                 w.net.link_overrides.insert((*from, *to), *profile);
             }
             Action::Crash { node } => {
-                if matches!(
-                    w.slots[*node as usize].status,
-                    NodeStatus::Running | NodeStatus::Paused
-                ) {
+                if matches!(w.slots[*node as usize].status, NodeStatus::Running | NodeStatus::Paused) {
                     self.kill(&mut w, *node);
                     w.disks[*node as usize].process_crash();
                     S::on_fault(&mut w.ghost, *node, Fault::Crash);
@@ -551,10 +526,7 @@ impl<S: System> Supervisor<S> {
             }
             Action::Restart { node } => self.restart(&mut w, *node),
             Action::PowerLoss { node, torn } => {
-                if matches!(
-                    w.slots[*node as usize].status,
-                    NodeStatus::Running | NodeStatus::Paused
-                ) {
+                if matches!(w.slots[*node as usize].status, NodeStatus::Running | NodeStatus::Paused) {
                     self.kill(&mut w, *node);
                 }
                 let torn_write = {
@@ -580,11 +552,7 @@ impl<S: System> Supervisor<S> {
                     w.slots[*node as usize].status = NodeStatus::Running;
                 }
             }
-            Action::Corrupt {
-                node,
-                kind,
-                corruption,
-            } => {
+            Action::Corrupt { node, kind, corruption } => {
                 let report = {
                     let WorldState { disks, rng, .. } = &mut *w;
                     disks[*node as usize].corrupt(kind, *corruption, rng)
@@ -611,12 +579,8 @@ impl<S: System> Supervisor<S> {
                     faults.remove(kind)
                 };
             }
-            Action::SlowDisk { node, extra_ms } => {
-                w.disks[*node as usize].faults.slow_ns = extra_ms * 1_000_000
-            }
-            Action::ClockJump { node, by_ms } => {
-                w.clocks[*node as usize].offset_ns += by_ms * 1_000_000
-            }
+            Action::SlowDisk { node, extra_ms } => w.disks[*node as usize].faults.slow_ns = extra_ms * 1_000_000,
+            Action::ClockJump { node, by_ms } => w.clocks[*node as usize].offset_ns += by_ms * 1_000_000,
             Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(now_ns(), *ppm),
             Action::HealAll {} => {
                 w.net.heal_partitions();
@@ -740,13 +704,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
         disks: vec![NodeDisk::default(); servers as usize],
         clocks,
         slots: (0..servers)
-            .map(|_| Slot {
-                state: None,
-                status: NodeStatus::Down,
-                inbox: None,
-                inbox_len: 0,
-                incarnation: 0,
-            })
+            .map(|_| Slot { state: None, status: NodeStatus::Down, inbox: None, inbox_len: 0, incarnation: 0 })
             .collect(),
         ghost: S::Ghost::default(),
         config: scenario.system.clone(),
@@ -766,25 +724,12 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     let node_ids = (0..servers)
         .map(|i| {
             let world = Arc::downgrade(&world);
-            runtime
-                .create_node()
-                .name(format!("n{i}"))
-                .init(move || node_main::<S>(world.clone(), i))
-                .build()
-                .id()
+            runtime.create_node().name(format!("n{i}")).init(move || node_main::<S>(world.clone(), i)).build().id()
         })
         .collect();
-    let supervisor = Supervisor {
-        world: world.clone(),
-        handle: runtime.handle().clone(),
-        node_ids,
-        scenario,
-    };
-    let outcome =
-        std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(supervisor.drive())));
-    let sim_ns =
-        std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(async { now_ns() })))
-            .unwrap_or(0);
+    let supervisor = Supervisor { world: world.clone(), handle: runtime.handle().clone(), node_ids, scenario };
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(supervisor.drive())));
+    let sim_ns = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(async { now_ns() }))).unwrap_or(0);
     // The world holds the network node's handle and the nodes' inboxes, whose tasks hold the
     // world: break the cycle so a worker running thousands of seeds does not keep every world.
     {
@@ -811,13 +756,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
         };
         if w.violation.is_none() {
             let recent = w.trace.recent();
-            w.violation = Some(Violation {
-                invariant: "panic".into(),
-                node: None,
-                sim_ns,
-                message,
-                recent,
-            });
+            w.violation = Some(Violation { invariant: "panic".into(), node: None, sim_ns, message, recent });
         }
     }
     RunReport {

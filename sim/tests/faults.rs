@@ -7,16 +7,8 @@ use sim::fixture::register::Register;
 use sim::{run, CheckFailure, Cluster, Env, NodeIndex, RunOptions, RunReport, ScenarioOf, System};
 
 fn run_register(toml: &str) -> RunReport {
-    let scenario =
-        ScenarioOf::<Register>::parse("inline.toml", toml).unwrap_or_else(|e| panic!("{e}"));
-    run::<Register>(
-        &scenario,
-        &RunOptions {
-            keep_trace: true,
-            keep_detail: true,
-            ..Default::default()
-        },
-    )
+    let scenario = ScenarioOf::<Register>::parse("inline.toml", toml).unwrap_or_else(|e| panic!("{e}"));
+    run::<Register>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() })
 }
 
 fn assert_pass(r: &RunReport) {
@@ -27,12 +19,7 @@ fn assert_pass(r: &RunReport) {
 }
 
 fn count(r: &RunReport, node: u32, kind: &str) -> usize {
-    r.trace
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|e| e.node == node && e.kind == kind)
-        .count()
+    r.trace.as_ref().unwrap().iter().filter(|e| e.node == node && e.kind == kind).count()
 }
 
 /// One write on node 0 whose fsync takes a second (slow disk), then `fault` at 500 ms, before
@@ -77,26 +64,17 @@ check = {expect_after_restart}
 #[test]
 fn power_loss_drops_exactly_the_unsynced_writes() {
     let fault = "[[step]]\nat_ms = 500\naction = \"power-loss\"\nnode = 0\n";
-    let r = unsynced_write_then(
-        fault,
-        "{ kind = \"recovered-records\", node = 0, equals = 0 }",
-    );
+    let r = unsynced_write_then(fault, "{ kind = \"recovered-records\", node = 0, equals = 0 }");
     assert_pass(&r);
     // The control: the same expectation fails when the write is kept.
-    let r = unsynced_write_then(
-        fault,
-        "{ kind = \"recovered-records\", node = 0, equals = 1 }",
-    );
+    let r = unsynced_write_then(fault, "{ kind = \"recovered-records\", node = 0, equals = 1 }");
     assert!(!r.passed(), "power loss must drop the unsynced record");
 }
 
 #[test]
 fn process_crash_keeps_unsynced_writes() {
     let fault = "[[step]]\nat_ms = 500\naction = \"crash\"\nnode = 0\n";
-    let r = unsynced_write_then(
-        fault,
-        "{ kind = \"recovered-records\", node = 0, equals = 1 }",
-    );
+    let r = unsynced_write_then(fault, "{ kind = \"recovered-records\", node = 0, equals = 1 }");
     assert_pass(&r);
     let r = unsynced_write_then(fault, "{ kind = \"value\", node = 0, equals = 7 }");
     assert_pass(&r);
@@ -105,21 +83,11 @@ fn process_crash_keeps_unsynced_writes() {
 #[test]
 fn torn_write_leaves_a_detectably_partial_record() {
     let fault = "[[step]]\nat_ms = 500\naction = \"power-loss\"\nnode = 0\ntorn = true\n";
-    let r = unsynced_write_then(
-        fault,
-        "{ kind = \"torn-bytes-discarded\", node = 0, at_least = 1 }",
-    );
+    let r = unsynced_write_then(fault, "{ kind = \"torn-bytes-discarded\", node = 0, at_least = 1 }");
     assert_pass(&r);
     assert_eq!(count(&r, 0, "torn-write"), 1, "the world tore the write");
-    assert_eq!(
-        count(&r, 0, "torn-tail"),
-        1,
-        "recovery detected the partial record"
-    );
-    let r = unsynced_write_then(
-        fault,
-        "{ kind = \"recovered-records\", node = 0, equals = 0 }",
-    );
+    assert_eq!(count(&r, 0, "torn-tail"), 1, "recovery detected the partial record");
+    let r = unsynced_write_then(fault, "{ kind = \"recovered-records\", node = 0, equals = 0 }");
     assert_pass(&r);
 }
 
@@ -173,32 +141,16 @@ check = {expect}
 
 #[test]
 fn bit_flip_is_detected_and_the_node_refuses_to_start() {
-    assert_pass(&corrupted(
-        "bit-flip",
-        "{ kind = \"status\", node = 1, is = \"refused\" }",
-    ));
+    assert_pass(&corrupted("bit-flip", "{ kind = \"status\", node = 1, is = \"refused\" }"));
     // Without the flip the same node starts.
-    assert_pass(&corrupted(
-        "rollback",
-        "{ kind = \"status\", node = 1, is = \"running\" }",
-    ));
+    assert_pass(&corrupted("rollback", "{ kind = \"status\", node = 1, is = \"running\" }"));
 }
 
 #[test]
 fn truncation_rollback_and_wipe_lose_records() {
-    assert!(!corrupted(
-        "truncate",
-        "{ kind = \"recovered-records\", node = 1, equals = 3 }"
-    )
-    .passed());
-    assert_pass(&corrupted(
-        "rollback",
-        "{ kind = \"recovered-records\", node = 1, equals = 2 }",
-    ));
-    assert_pass(&corrupted(
-        "wipe",
-        "{ kind = \"recovered-records\", node = 1, equals = 0 }",
-    ));
+    assert!(!corrupted("truncate", "{ kind = \"recovered-records\", node = 1, equals = 3 }").passed());
+    assert_pass(&corrupted("rollback", "{ kind = \"recovered-records\", node = 1, equals = 2 }"));
+    assert_pass(&corrupted("wipe", "{ kind = \"recovered-records\", node = 1, equals = 0 }"));
 }
 
 fn one_write_with(setup: &str, checks: &str) -> RunReport {
@@ -224,8 +176,7 @@ op = {{ kind = "write", value = 9 }}
 
 #[test]
 fn lost_fsync_reports_success_but_power_loss_takes_the_data() {
-    let setup =
-        "[[step]]\nat_ms = 50\naction = \"lost-fsync\"\nnode = 0\nkind = \"log\"\non = true\n";
+    let setup = "[[step]]\nat_ms = 50\naction = \"lost-fsync\"\nnode = 0\nkind = \"log\"\non = true\n";
     let checks = r#"
 [[step]]
 at_ms = 500
@@ -243,19 +194,15 @@ check = { kind = "recovered-records", node = 0, equals = REC }
     let r = one_write_with(setup, &checks.replace("REC", "0"));
     assert_pass(&r);
     assert_eq!(count(&r, 0, "fsync-lost"), 1);
-    assert_eq!(
-        count(&r, 0, "ack"),
-        1,
-        "the write was acknowledged on a lying fsync"
-    );
+    assert_eq!(count(&r, 0, "ack"), 1, "the write was acknowledged on a lying fsync");
     assert_pass(&one_write_with("", &checks.replace("REC", "1")));
 }
 
 #[test]
 fn enospc_fails_the_write() {
-    let setup =
-        "[[step]]\nat_ms = 50\naction = \"no-space\"\nnode = 0\nkind = \"log\"\non = true\n";
-    let checks = "[[step]]\nat_ms = 500\naction = \"expect\"\ncheck = { kind = \"durable-records\", node = 0, equals = N }\n";
+    let setup = "[[step]]\nat_ms = 50\naction = \"no-space\"\nnode = 0\nkind = \"log\"\non = true\n";
+    let checks =
+        "[[step]]\nat_ms = 500\naction = \"expect\"\ncheck = { kind = \"durable-records\", node = 0, equals = N }\n";
     let r = one_write_with(setup, &checks.replace('N', "0"));
     assert_pass(&r);
     assert_eq!(count(&r, 0, "write-failed"), 1);
@@ -276,10 +223,7 @@ action = "expect"
 check = { kind = "durable-records", node = 0, equals = 1 }
 "#;
     assert_pass(&one_write_with(setup, checks));
-    assert!(
-        !one_write_with("", checks).passed(),
-        "without the fault the record is durable by 500 ms"
-    );
+    assert!(!one_write_with("", checks).passed(), "without the fault the record is durable by 500 ms");
 }
 
 /// Two nodes, a network action at 0 ms, a write of 11 on node 0, later a write of 22 on node 1,
@@ -323,37 +267,19 @@ fn partition_stops_delivery_both_ways() {
     assert!(count(&healthy, 0, "recv") > 0 && count(&healthy, 1, "recv") > 0);
     let cut = two_writes_under("action = \"partition\"\ngroups = [[0], [1]]", 11, 22);
     assert_pass(&cut);
-    assert_eq!(
-        count(&cut, 0, "recv") + count(&cut, 1, "recv"),
-        0,
-        "nothing crosses a partition"
-    );
-    assert!(
-        count(&cut, 0, "drop") + count(&cut, 1, "drop") > 0,
-        "sends were dropped, and traced"
-    );
+    assert_eq!(count(&cut, 0, "recv") + count(&cut, 1, "recv"), 0, "nothing crosses a partition");
+    assert!(count(&cut, 0, "drop") + count(&cut, 1, "drop") > 0, "sends were dropped, and traced");
 }
 
 #[test]
 fn one_way_partition_stops_one_direction_only() {
     // 0 -> 1 cut: node 1 never hears 11, so its 22 is version 0x101 and node 0 adopts it.
-    let r = two_writes_under(
-        "action = \"partition-one-way\"\nfrom = [0]\nto = [1]",
-        22,
-        22,
-    );
+    let r = two_writes_under("action = \"partition-one-way\"\nfrom = [0]\nto = [1]", 22, 22);
     assert_pass(&r);
     assert_eq!(count(&r, 1, "recv"), 0, "nothing crosses the cut direction");
-    assert!(
-        count(&r, 0, "recv") > 0,
-        "the other direction still delivers"
-    );
+    assert!(count(&r, 0, "recv") > 0, "the other direction still delivers");
     // 1 -> 0 cut: node 0 keeps 11 for ever; node 1 heard it and still wins with 22 locally.
-    let r = two_writes_under(
-        "action = \"partition-one-way\"\nfrom = [1]\nto = [0]",
-        11,
-        22,
-    );
+    let r = two_writes_under("action = \"partition-one-way\"\nfrom = [1]\nto = [0]", 11, 22);
     assert_pass(&r);
     assert_eq!(count(&r, 0, "recv"), 0);
     assert!(count(&r, 1, "recv") > 0);
@@ -390,13 +316,7 @@ check = { kind = "value", node = 1, equals = 5 }
 "#,
     );
     assert_pass(&r);
-    let first_recv = r
-        .trace
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|e| e.node == 1 && e.kind == "recv")
-        .unwrap();
+    let first_recv = r.trace.as_ref().unwrap().iter().find(|e| e.node == 1 && e.kind == "recv").unwrap();
     assert!(first_recv.sim_ns >= 1_500_000_000, "held until the unclog");
 }
 
@@ -432,10 +352,7 @@ check = { kind = "value", node = 1, equals = 5 }
     );
     assert_pass(&r);
     let trace = r.trace.as_ref().unwrap();
-    assert!(trace
-        .iter()
-        .filter(|e| e.node == 1 && e.kind == "recv")
-        .all(|e| e.sim_ns >= 1_000_000_000));
+    assert!(trace.iter().filter(|e| e.node == 1 && e.kind == "recv").all(|e| e.sim_ns >= 1_000_000_000));
 }
 
 fn ping(network: &str) -> RunReport {
@@ -452,19 +369,10 @@ fn duplication_delivers_twice_and_loss_delivers_nothing() {
     let plain = ping("latency_min_us = 100\nlatency_mean_us = 100");
     let doubled = ping("latency_min_us = 100\nlatency_mean_us = 100\nduplicate_ppm = 1000000");
     let lost = ping("latency_min_us = 100\nlatency_mean_us = 100\nloss_ppm = 1000000");
-    assert!(
-        plain.messages_delivered >= 190,
-        "{}",
-        plain.messages_delivered
-    );
+    assert!(plain.messages_delivered >= 190, "{}", plain.messages_delivered);
     // Both copies of all but the last few in-flight messages arrive.
     let twice = 2 * plain.messages_delivered;
-    assert!(
-        (twice - 4..=twice).contains(&doubled.messages_delivered),
-        "{} vs {}",
-        doubled.messages_delivered,
-        twice
-    );
+    assert!((twice - 4..=twice).contains(&doubled.messages_delivered), "{} vs {}", doubled.messages_delivered, twice);
     assert_eq!(lost.messages_delivered, 0);
 }
 
@@ -488,9 +396,7 @@ impl System for ClockProbe {
 
     fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
         env.set_timer(100_000_000, 0);
-        Ok(ClockProbe {
-            readings_ms: vec![],
-        })
+        Ok(ClockProbe { readings_ms: vec![] })
     }
     fn on_message(&mut self, _: &mut Env<'_, Self>, _: NodeIndex, _: ()) {}
     fn on_timer(&mut self, env: &mut Env<'_, Self>, _: u64) {
@@ -538,14 +444,7 @@ by_ms = 60000
 "#,
     )
     .unwrap();
-    let r = run::<ClockProbe>(
-        &scenario,
-        &RunOptions {
-            keep_trace: true,
-            keep_detail: true,
-            ..Default::default()
-        },
-    );
+    let r = run::<ClockProbe>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() });
     let events = |node, kind: &str| -> Vec<(u64, String)> {
         r.trace
             .as_ref()

@@ -97,7 +97,10 @@ impl Ghost {
     pub fn observe_snapshot(&mut self, node: NodeIndex, index: Index, chain: u64) {
         if let Some(c) = self.committed.get(&index) {
             if c.chain != chain {
-                let message = format!("installed a snapshot at index {index} whose state differs from what n{} applied", c.first_applied_by);
+                let message = format!(
+                    "installed a snapshot at index {index} whose state differs from what n{} applied",
+                    c.first_applied_by
+                );
                 self.diverged("raft-snapshot-state", node, message);
             }
         }

@@ -23,12 +23,20 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         let Some(group) = server.group(META) else { continue };
         let node = &group.node;
         if node.applied_index() > node.commit_index() {
-            return fail("raft-applied-le-commit", id, format!("applied {} > commit {}", node.applied_index(), node.commit_index()));
+            return fail(
+                "raft-applied-le-commit",
+                id,
+                format!("applied {} > commit {}", node.applied_index(), node.commit_index()),
+            );
         }
         let applied = &group.applied;
         if let Some(&(other, chain)) = chains.get(&applied.index) {
             if chain != applied.chain && cluster.ghost.tainted.is_empty() {
-                return fail("raft-same-index-same-state", id, format!("state at index {} differs from n{other}'s", applied.index));
+                return fail(
+                    "raft-same-index-same-state",
+                    id,
+                    format!("state at index {} differs from n{other}'s", applied.index),
+                );
             }
         }
         chains.insert(applied.index, (id, applied.chain));
@@ -38,7 +46,11 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
                 return fail(
                     "raft-leader-apply-barrier",
                     id,
-                    format!("acts as leader of term {} having applied {} < {needed} committed before its term", node.term(), applied.index),
+                    format!(
+                        "acts as leader of term {} having applied {} < {needed} committed before its term",
+                        node.term(),
+                        applied.index
+                    ),
                 );
             }
         }
@@ -49,8 +61,10 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
 /// After faults heal with a quorum up: one leader, known to every running member; every
 /// member applied everything committed and reports `current()`.
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-    let members: Vec<(u32, &Server)> =
-        cluster.running().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.peers().contains(&g.node.id()))).collect();
+    let members: Vec<(u32, &Server)> = cluster
+        .running()
+        .filter(|(_, s)| s.group(META).is_some_and(|g| g.node.peers().contains(&g.node.id())))
+        .collect();
     let peers = members.first().map_or(0, |(_, s)| s.group(META).map_or(0, |g| g.node.peers().len()));
     let refused = cluster.nodes.iter().filter(|n| matches!(n.status, NodeStatus::Refused(_))).count();
     if members.len() * 2 <= peers {
@@ -59,35 +73,59 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         return if refused > 0 {
             Ok(())
         } else {
-            Err(CheckFailure::new("raft-liveness-quorum", None, format!("only {} of {peers} members running", members.len())))
+            Err(CheckFailure::new(
+                "raft-liveness-quorum",
+                None,
+                format!("only {} of {peers} members running", members.len()),
+            ))
         };
     }
-    let leaders: Vec<u32> = members.iter().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
+    let leaders: Vec<u32> =
+        members.iter().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
     let [leader] = leaders[..] else {
-        let states: Vec<String> =
-            members.iter().map(|(i, s)| format!("n{i}: {}", s.group(META).expect("member").describe(s.now_ms()))).collect();
+        let states: Vec<String> = members
+            .iter()
+            .map(|(i, s)| format!("n{i}: {}", s.group(META).expect("member").describe(s.now_ms())))
+            .collect();
         return Err(CheckFailure::new(
             "raft-liveness-leader",
             None,
             format!("{} leaders after heal: {leaders:?}; {}", leaders.len(), states.join("; ")),
         ));
     };
-    let leader_group = members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.group(META)).expect("leader is a member");
+    let leader_group =
+        members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.group(META)).expect("leader is a member");
     let commit = leader_group.node.commit_index();
     let committed_max = cluster.ghost.committed.keys().next_back().copied().unwrap_or(0);
     if commit < committed_max && cluster.ghost.tainted.is_empty() {
-        return fail("raft-liveness-lost-commit", leader, format!("leader commit {commit} is behind index {committed_max}, applied before"));
+        return fail(
+            "raft-liveness-lost-commit",
+            leader,
+            format!("leader commit {commit} is behind index {committed_max}, applied before"),
+        );
     }
     for (id, server) in &members {
         let group = server.group(META).expect("members run the group");
         if group.node.role() != Role::Leader && group.node.group_leader() != Some(leader) {
-            return fail("raft-liveness-leader", *id, format!("names {:?} as leader, not n{leader}", group.node.group_leader()));
+            return fail(
+                "raft-liveness-leader",
+                *id,
+                format!("names {:?} as leader, not n{leader}", group.node.group_leader()),
+            );
         }
         if group.applied.index < commit {
-            return fail("raft-liveness-applied", *id, format!("applied {} of the leader's commit {commit}", group.applied.index));
+            return fail(
+                "raft-liveness-applied",
+                *id,
+                format!("applied {} of the leader's commit {commit}", group.applied.index),
+            );
         }
         if !group.node.current(server.now_ms()) {
-            return fail("raft-liveness-current", *id, format!("does not report current(): {}", group.describe(server.now_ms())));
+            return fail(
+                "raft-liveness-current",
+                *id,
+                format!("does not report current(): {}", group.describe(server.now_ms())),
+            );
         }
     }
     Ok(())

@@ -59,30 +59,19 @@ fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
         servers: NODES,
         duration_ms: sim_seconds * 1_000,
         // madsim's default datagram latency is uniform in 1..10 ms; match its mean.
-        network: LinkProfile {
-            latency_min_us: 1_000,
-            latency_mean_us: 4_500,
-            loss_ppm: 0,
-            duplicate_ppm: 0,
-        },
+        network: LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_500, loss_ppm: 0, duplicate_ppm: 0 },
         disk: Default::default(),
         clocks: vec![],
         bugs: vec![],
         liveness: false,
         expect: None,
         expect_violation: None,
-        system: PingConfig {
-            interval_us: interval_ms * 1_000,
-        },
+        system: PingConfig { interval_us: interval_ms * 1_000 },
         steps: vec![],
     };
     let started = Instant::now();
     let report = sim::run::<Ping>(&scenario, &RunOptions::default());
-    Figures {
-        delivered: report.messages_delivered,
-        sim: Duration::from_nanos(report.sim_ns),
-        wall: started.elapsed(),
-    }
+    Figures { delivered: report.messages_delivered, sim: Duration::from_nanos(report.sim_ns), wall: started.elapsed() }
 }
 
 fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
@@ -91,11 +80,7 @@ fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
     let started = Instant::now();
     std::thread::spawn(move || {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
-        let addr = |i: u32| -> SocketAddr {
-            format!("10.0.0.{}:1", i + 1)
-                .parse()
-                .expect("valid address")
-        };
+        let addr = |i: u32| -> SocketAddr { format!("10.0.0.{}:1", i + 1).parse().expect("valid address") };
         for i in 0..NODES {
             let counter = counter.clone();
             runtime
@@ -104,8 +89,7 @@ fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
                 .init(move || {
                     let counter = counter.clone();
                     async move {
-                        let ep =
-                            Arc::new(madsim::net::Endpoint::bind(addr(i)).await.expect("bind"));
+                        let ep = Arc::new(madsim::net::Endpoint::bind(addr(i)).await.expect("bind"));
                         let rx = ep.clone();
                         madsim::task::spawn(async move {
                             let mut buf = [0u8; 16];

@@ -17,8 +17,7 @@ fn temp_trace(tag: &str) -> PathBuf {
 
 /// Run `metasim <base> [--bug ..] --trace-out T` twice and compare the traces.
 pub fn check(base: &[String], observe: &Observe) -> Result<ExitCode, CliError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
     let mut traces = Vec::new();
     let mut summaries = Vec::new();
     for tag in ["first", "second"] {
@@ -28,42 +27,23 @@ pub fn check(base: &[String], observe: &Observe) -> Result<ExitCode, CliError> {
         for b in &observe.bugs {
             cmd.args(["--bug", b]);
         }
-        cmd.arg("--trace-out")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit());
-        let out = cmd
-            .output()
-            .map_err(|e| CliError::Other(format!("cannot start a child run: {e}")))?;
+        cmd.arg("--trace-out").arg(&path).stdin(Stdio::null()).stderr(Stdio::inherit());
+        let out = cmd.output().map_err(|e| CliError::Other(format!("cannot start a child run: {e}")))?;
         if out.status.code() == Some(2) {
-            return Err(CliError::Other(
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            ));
+            return Err(CliError::Other(String::from_utf8_lossy(&out.stdout).into_owned()));
         }
         let trace = read_trace(&path)?;
         let _ = std::fs::remove_file(&path);
         summaries.push(String::from_utf8_lossy(&out.stdout).into_owned());
         traces.push(trace);
     }
-    let hash_line = |s: &str| {
-        s.lines()
-            .find(|l| l.starts_with("trace-hash:"))
-            .unwrap_or("trace-hash: ?")
-            .to_string()
-    };
+    let hash_line = |s: &str| s.lines().find(|l| l.starts_with("trace-hash:")).unwrap_or("trace-hash: ?").to_string();
     print!("{}", summaries[0]);
     match sim::trace::first_divergence(&traces[0], &traces[1], CONTEXT_EVENTS) {
         None if hash_line(&summaries[0]) == hash_line(&summaries[1]) => {
-            println!(
-                "determinism: ok ({} events, same trace in two processes)",
-                traces[0].len()
-            );
+            println!("determinism: ok ({} events, same trace in two processes)", traces[0].len());
             let passed = summaries[0].lines().any(|l| l == "verdict: pass");
-            Ok(if passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         None => {
             println!("determinism: FAILED: traces agree but the summaries differ:");

@@ -65,30 +65,18 @@ pub struct WorkerArgs {
 
 pub fn parse_range(text: &str) -> Result<std::ops::Range<u64>, CliError> {
     let bad = |m: String| flag_error("--seeds", m);
-    let (a, b) = text
-        .split_once("..")
-        .ok_or_else(|| bad(format!("`{text}` is not a range like 0..1000")))?;
-    let a: u64 = a
-        .trim()
-        .parse()
-        .map_err(|e| bad(format!("start `{a}`: {e}")))?;
-    let b: u64 = b
-        .trim()
-        .parse()
-        .map_err(|e| bad(format!("end `{b}`: {e}")))?;
+    let (a, b) = text.split_once("..").ok_or_else(|| bad(format!("`{text}` is not a range like 0..1000")))?;
+    let a: u64 = a.trim().parse().map_err(|e| bad(format!("start `{a}`: {e}")))?;
+    let b: u64 = b.trim().parse().map_err(|e| bad(format!("end `{b}`: {e}")))?;
     if a >= b {
-        return Err(bad(format!(
-            "the range {a}..{b} is empty (the end is exclusive)"
-        )));
+        return Err(bad(format!("the range {a}..{b} is empty (the end is exclusive)")));
     }
     Ok(a..b)
 }
 
 pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
     let bad = |m: String| flag_error("--shard", m);
-    let (k, n) = text
-        .split_once('/')
-        .ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
+    let (k, n) = text.split_once('/').ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
     let k: u64 = k.trim().parse().map_err(|e| bad(format!("K `{k}`: {e}")))?;
     let n: u64 = n.trim().parse().map_err(|e| bad(format!("N `{n}`: {e}")))?;
     if n == 0 || k == 0 || k > n {
@@ -101,13 +89,7 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
 pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
     let scenario = sim::swarm::generate::<S>(seed, profile);
     let started = Instant::now();
-    let report = sim::run::<S>(
-        &scenario,
-        &RunOptions {
-            bugs: bugs.to_vec(),
-            ..Default::default()
-        },
-    );
+    let report = sim::run::<S>(&scenario, &RunOptions { bugs: bugs.to_vec(), ..Default::default() });
     let wall_ms = started.elapsed().as_millis() as u64;
     let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
     let reproduce = reproduce_command(&base, bugs);
@@ -123,10 +105,7 @@ pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[Str
         wall_ms,
         violation: report.violation.as_ref().map(describe_violation),
         reproduce: (!report.passed()).then_some(reproduce),
-        recent: report
-            .violation
-            .map(|v| v.recent.iter().map(|e| e.to_string()).collect())
-            .unwrap_or_default(),
+        recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
     }
 }
 
@@ -139,9 +118,7 @@ fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     check_bugs::<S>(&args.bugs)?;
     let stdout = std::io::stdout();
     for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
-        let seed: u64 = s
-            .parse()
-            .map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
+        let seed: u64 = s.parse().map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
         let result = run_seed::<S>(seed, profile, &args.bugs);
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
@@ -159,18 +136,9 @@ struct Findings {
 
 impl Findings {
     fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
-        let io = |e: std::io::Error| CliError::Io {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
+        let io = |e: std::io::Error| CliError::Io { path: self.path.display().to_string(), message: e.to_string() };
         if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-                    .map_err(io)?,
-            );
+            self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?);
         }
         let file = self.file.as_mut().expect("opened above");
         let mut text = format!(
@@ -181,10 +149,7 @@ impl Findings {
             r.trace_hash,
             r.violation.as_deref().unwrap_or("?")
         );
-        text.push_str(&format!(
-            "  reproduce: {}\n",
-            r.reproduce.as_deref().unwrap_or("?")
-        ));
+        text.push_str(&format!("  reproduce: {}\n", r.reproduce.as_deref().unwrap_or("?")));
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)
     }
@@ -199,10 +164,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let profile = profile(&args.profile)?;
     check_bugs::<S>(&args.bugs)?;
     if args.jobs == 0 || args.jobs > JOBS_MAX {
-        return Err(flag_error(
-            "--jobs",
-            format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs),
-        ));
+        return Err(flag_error("--jobs", format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs)));
     }
     let (shard, shards) = match &args.shard {
         Some(s) => parse_shard(s)?,
@@ -221,27 +183,19 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
-            )
-            .expect("valid template"),
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
+                .expect("valid template"),
         );
         bar
     });
-    let mut findings = Findings {
-        path: args.findings.clone(),
-        file: None,
-    };
+    let mut findings = Findings { path: args.findings.clone(), file: None };
     let (mut passed, mut failed, mut received) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     for msg in pool.results.iter() {
         let result = msg.map_err(CliError::Other)?;
         received += 1;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?
-            );
+            println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?);
         }
         if result.passed() {
             passed += 1;
@@ -273,9 +227,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         bar.finish_and_clear();
     }
     if received < total && !(failed > 0 && args.stop_on_failure) {
-        return Err(CliError::Other(format!(
-            "only {received} of {total} seeds reported; a worker died"
-        )));
+        return Err(CliError::Other(format!("only {received} of {total} seeds reported; a worker died")));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = format!(
@@ -299,9 +251,5 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         println!("{summary}");
         println!("{passed} passed, {failed} failed");
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

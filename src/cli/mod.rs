@@ -27,18 +27,11 @@ pub enum CliError {
 }
 
 pub fn flag_error(flag: &'static str, message: impl Into<String>) -> CliError {
-    CliError::Flag {
-        flag,
-        message: message.into(),
-    }
+    CliError::Flag { flag, message: message.into() }
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "metasim",
-    version,
-    about = "Deterministic simulation testbed for cluster metadata"
-)]
+#[command(name = "metasim", version, about = "Deterministic simulation testbed for cluster metadata")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

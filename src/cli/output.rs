@@ -20,12 +20,7 @@ pub fn reproduce_command(base: &str, bugs: &[String]) -> String {
 
 pub fn describe_violation(v: &Violation) -> String {
     let node = v.node.map_or("cluster".to_string(), |n| format!("n{n}"));
-    format!(
-        "{} at {:.6}s on {node}: {}",
-        v.invariant,
-        v.sim_ns as f64 / 1e9,
-        v.message
-    )
+    format!("{} at {:.6}s on {node}: {}", v.invariant, v.sim_ns as f64 / 1e9, v.message)
 }
 
 /// The failure report: which invariant, when, where, the events before it, and how to replay.
@@ -46,10 +41,7 @@ pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duratio
     println!("seed: {}", report.seed);
     println!("events: {}", report.events);
     println!("messages delivered: {}", report.messages_delivered);
-    println!(
-        "simulated: {sim_s:.3}s  wall: {wall_s:.3}s  ratio: {:.0}x",
-        sim_s / wall_s.max(1e-9)
-    );
+    println!("simulated: {sim_s:.3}s  wall: {wall_s:.3}s  ratio: {:.0}x", sim_s / wall_s.max(1e-9));
     if let Some(v) = &report.violation {
         print_failure(v, reproduce);
     }
@@ -86,10 +78,7 @@ impl SeedResult {
 
 /// Write the full trace as JSON lines.
 pub fn write_trace(path: &Path, report: &RunReport) -> Result<(), CliError> {
-    let io = |e: std::io::Error| CliError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| CliError::Io { path: path.display().to_string(), message: e.to_string() };
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     for e in report.trace.as_deref().unwrap_or_default() {
         serde_json::to_writer(&mut out, e).map_err(|e| CliError::Other(e.to_string()))?;
@@ -99,17 +88,13 @@ pub fn write_trace(path: &Path, report: &RunReport) -> Result<(), CliError> {
 }
 
 pub fn read_trace(path: &Path) -> Result<Vec<sim::trace::TraceEvent>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Io { path: path.display().to_string(), message: e.to_string() })?;
     text.lines()
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| CliError::Io {
-                path: format!("{}:{}", path.display(), i + 1),
-                message: e.to_string(),
-            })
+            serde_json::from_str(l)
+                .map_err(|e| CliError::Io { path: format!("{}:{}", path.display(), i + 1), message: e.to_string() })
         })
         .collect()
 }

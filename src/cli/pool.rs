@@ -56,7 +56,9 @@ impl Pool {
                 let mut reported = 0;
                 for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
                     let result = match line {
-                        Ok(l) => serde_json::from_str::<SeedResult>(&l).map_err(|e| format!("bad worker line {l:?}: {e}")),
+                        Ok(l) => {
+                            serde_json::from_str::<SeedResult>(&l).map_err(|e| format!("bad worker line {l:?}: {e}"))
+                        }
                         Err(e) => Err(format!("worker output: {e}")),
                     };
                     reported += 1;

@@ -118,7 +118,8 @@ impl Group {
                     ready.messages = rest;
                     self.send(env, acks);
                 }
-                self.persist = Some(Persist { ready, stage: Stage::Snapshot, waiting: BTreeSet::new(), blocked: false });
+                self.persist =
+                    Some(Persist { ready, stage: Stage::Snapshot, waiting: BTreeSet::new(), blocked: false });
             }
             if !self.drive(env, tokens) {
                 return;
@@ -165,13 +166,16 @@ impl Group {
                     None => Ok(vec![]),
                 },
                 Stage::HardState => match p.ready.hard_state {
-                    Some(hard) => self.files.append_hard_state(env.disk(), hard).map(|()| vec![self.files.state.clone()]),
+                    Some(hard) => {
+                        self.files.append_hard_state(env.disk(), hard).map(|()| vec![self.files.state.clone()])
+                    }
                     None => Ok(vec![]),
                 },
                 Stage::Log => {
                     let mut result = Ok(());
                     if let Some(from) = p.ready.truncate_from {
-                        result = result.and_then(|()| self.files.append_wal(env.disk(), &WalRecord::TruncateFrom(from)));
+                        result =
+                            result.and_then(|()| self.files.append_wal(env.disk(), &WalRecord::TruncateFrom(from)));
                     }
                     if !p.ready.entries.is_empty() {
                         let record = WalRecord::Entries(p.ready.entries.clone());
@@ -237,7 +241,9 @@ impl Group {
                 Applied::Snapshot(snapshot) => {
                     match AppliedLog::decode(&snapshot.data) {
                         Ok(state) => self.applied = state,
-                        Err(e) => panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name),
+                        Err(e) => {
+                            panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name)
+                        }
                     }
                     assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
                     env.ghost().observe_snapshot(me, snapshot.last_index, self.applied.chain);

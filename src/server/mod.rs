@@ -224,8 +224,13 @@ impl System for Server {
     const FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot"];
 
     fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
-        let mut server =
-            Server { groups: BTreeMap::new(), meta_error: None, tokens: Tokens::default(), now_ms: env.monotonic_ms(), proposals: 0 };
+        let mut server = Server {
+            groups: BTreeMap::new(),
+            meta_error: None,
+            tokens: Tokens::default(),
+            now_ms: env.monotonic_ms(),
+            proposals: 0,
+        };
         match Self::start_meta(env) {
             Ok(node) => {
                 let snapshot_every = env.config().snapshot_every;
@@ -297,7 +302,9 @@ impl System for Server {
 
     fn on_fault(ghost: &mut Ghost, node: NodeIndex, fault: Fault<'_>) {
         match fault {
-            Fault::Corruption(report) if !report.paths.is_empty() && report.corruption != sim::disk::Corruption::BitFlip => {
+            Fault::Corruption(report)
+                if !report.paths.is_empty() && report.corruption != sim::disk::Corruption::BitFlip =>
+            {
                 ghost.tainted.insert(node);
             }
             Fault::LostFsync(_) => {
@@ -337,10 +344,19 @@ impl System for Server {
 
     fn bugs() -> &'static [BugSwitch] {
         &[
-            BugSwitch { name: BUG_COMMIT_OLD_TERM, what: "advance commit by counting replicas of an old-term entry (Raft Figure 8)" },
-            BugSwitch { name: BUG_ACK_BEFORE_FSYNC, what: "followers acknowledge appends before their fsync completes" },
+            BugSwitch {
+                name: BUG_COMMIT_OLD_TERM,
+                what: "advance commit by counting replicas of an old-term entry (Raft Figure 8)",
+            },
+            BugSwitch {
+                name: BUG_ACK_BEFORE_FSYNC,
+                what: "followers acknowledge appends before their fsync completes",
+            },
             BugSwitch { name: BUG_VOTE_NOT_PERSISTED, what: "votes are not persisted before they are answered" },
-            BugSwitch { name: BUG_OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
+            BugSwitch {
+                name: BUG_OS_TIME,
+                what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)",
+            },
         ]
     }
 }
@@ -356,13 +372,21 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
     };
     match expect {
         MetaExpect::Leader { node, is } => check_bool(*node, "leader()", group(*node).map(|g| g.node.leader()), *is),
-        MetaExpect::Leaderless { node, is } => check_bool(*node, "leaderless()", group(*node).map(|g| g.node.leaderless()), *is),
-        MetaExpect::Current { node, is } => {
-            check_bool(*node, "current()", server(*node).and_then(|s| s.group(META).map(|g| g.node.current(s.now_ms()))), *is)
+        MetaExpect::Leaderless { node, is } => {
+            check_bool(*node, "leaderless()", group(*node).map(|g| g.node.leaderless()), *is)
         }
-        MetaExpect::Healthy { node, is } => {
-            check_bool(*node, "healthy()", server(*node).and_then(|s| s.group(META).map(|g| g.node.healthy(s.now_ms()))), *is)
-        }
+        MetaExpect::Current { node, is } => check_bool(
+            *node,
+            "current()",
+            server(*node).and_then(|s| s.group(META).map(|g| g.node.current(s.now_ms()))),
+            *is,
+        ),
+        MetaExpect::Healthy { node, is } => check_bool(
+            *node,
+            "healthy()",
+            server(*node).and_then(|s| s.group(META).map(|g| g.node.healthy(s.now_ms()))),
+            *is,
+        ),
         MetaExpect::HadPreviousLeader { node, is } => {
             check_bool(*node, "had_previous_leader()", group(*node).map(|g| g.node.had_previous_leader()), *is)
         }
@@ -372,8 +396,11 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             None => fail(Some(*node), "has no running meta group".into()),
         },
         MetaExpect::OneLeader {} => {
-            let leaders: Vec<NodeIndex> =
-                cluster.running().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| i).collect();
+            let leaders: Vec<NodeIndex> = cluster
+                .running()
+                .filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader()))
+                .map(|(i, _)| i)
+                .collect();
             let [leader] = leaders[..] else { return fail(None, format!("leaders: {leaders:?}")) };
             for (i, s) in cluster.running() {
                 if let Some(g) = s.group(META) {
@@ -399,19 +426,34 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                 Some(s) => s.meta_error().is_some(),
                 None => matches!(cluster.nodes[*node as usize].status, NodeStatus::Refused(_)),
             };
-            if refused == *is { Ok(()) } else { fail(Some(*node), format!("meta refused is {refused}, expected {is}")) }
+            if refused == *is {
+                Ok(())
+            } else {
+                fail(Some(*node), format!("meta refused is {refused}, expected {is}"))
+            }
         }
         MetaExpect::SnapshotsInstalled { node, at_least } => match group(*node) {
             Some(g) if g.snapshots_installed >= *at_least => Ok(()),
-            Some(g) => fail(Some(*node), format!("installed {} snapshots, expected at least {at_least}", g.snapshots_installed)),
+            Some(g) => fail(
+                Some(*node),
+                format!("installed {} snapshots, expected at least {at_least}", g.snapshots_installed),
+            ),
             None => fail(Some(*node), "has no running meta group".into()),
         },
         MetaExpect::NeverLeader { node } => {
-            if cluster.ghost.ever_leader.contains(node) { fail(Some(*node), "was leader".into()) } else { Ok(()) }
+            if cluster.ghost.ever_leader.contains(node) {
+                fail(Some(*node), "was leader".into())
+            } else {
+                Ok(())
+            }
         }
         MetaExpect::CommittedAtLeast { count } => {
             let n = cluster.ghost.committed.len() as u64;
-            if n >= *count { Ok(()) } else { fail(None, format!("{n} entries applied, expected at least {count}")) }
+            if n >= *count {
+                Ok(())
+            } else {
+                fail(None, format!("{n} entries applied, expected at least {count}"))
+            }
         }
     }
 }

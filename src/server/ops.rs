@@ -9,9 +9,14 @@ use crate::raft::{Index, Message};
 /// Messages between servers. Every raft message names its group, so one server can run many.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
-    Raft { group: String, msg: Message },
+    Raft {
+        group: String,
+        msg: Message,
+    },
     /// A client operation a non-leader passes to the leader it knows (one hop at most).
-    Forward { op: MetaOp },
+    Forward {
+        op: MetaOp,
+    },
 }
 
 /// Client operations on the meta group.
@@ -19,14 +24,20 @@ pub enum ServerMsg {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum MetaOp {
     /// Propose `count` entries through the meta leader.
-    Propose { count: u32 },
+    Propose {
+        count: u32,
+    },
     /// Leader steps down, optionally handing over to `preferred`.
     Stepdown {
         #[serde(default)]
         preferred: Option<NodeIndex>,
     },
-    AddPeer { peer: NodeIndex },
-    RemovePeer { peer: NodeIndex },
+    AddPeer {
+        peer: NodeIndex,
+    },
+    RemovePeer {
+        peer: NodeIndex,
+    },
     /// Take a meta snapshot now and compact the log.
     Snapshot {},
 }
@@ -39,30 +50,64 @@ pub const PROPOSE_COUNT_MAX: u32 = 1_000;
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum MetaExpect {
     /// `leader()` on `node` (true only past the apply barrier).
-    Leader { node: NodeIndex, is: bool },
+    Leader {
+        node: NodeIndex,
+        is: bool,
+    },
     /// Exactly one running server is leader, and every running member names it.
     OneLeader {},
     /// `leaderless()` on `node`.
-    Leaderless { node: NodeIndex, is: bool },
+    Leaderless {
+        node: NodeIndex,
+        is: bool,
+    },
     /// `group_leader()` on `node`.
-    GroupLeader { node: NodeIndex, equals: Option<NodeIndex> },
+    GroupLeader {
+        node: NodeIndex,
+        equals: Option<NodeIndex>,
+    },
     /// `current()` on `node`.
-    Current { node: NodeIndex, is: bool },
+    Current {
+        node: NodeIndex,
+        is: bool,
+    },
     /// `healthy()` on `node`.
-    Healthy { node: NodeIndex, is: bool },
-    HadPreviousLeader { node: NodeIndex, is: bool },
+    Healthy {
+        node: NodeIndex,
+        is: bool,
+    },
+    HadPreviousLeader {
+        node: NodeIndex,
+        is: bool,
+    },
     /// `node` has applied at least `index`.
-    AppliedAtLeast { node: NodeIndex, index: Index },
+    AppliedAtLeast {
+        node: NodeIndex,
+        index: Index,
+    },
     /// `node` holds this membership.
-    Peers { node: NodeIndex, equals: Vec<NodeIndex> },
+    Peers {
+        node: NodeIndex,
+        equals: Vec<NodeIndex>,
+    },
     /// `node` refused to start its meta group (e.g. a corrupt snapshot or log).
-    MetaRefused { node: NodeIndex, is: bool },
+    MetaRefused {
+        node: NodeIndex,
+        is: bool,
+    },
     /// `node` has installed at least `count` snapshots sent by a leader.
-    SnapshotsInstalled { node: NodeIndex, at_least: u64 },
+    SnapshotsInstalled {
+        node: NodeIndex,
+        at_least: u64,
+    },
     /// `node` has never been leader in this run.
-    NeverLeader { node: NodeIndex },
+    NeverLeader {
+        node: NodeIndex,
+    },
     /// At least `count` entries were applied somewhere (the oracle's committed log).
-    CommittedAtLeast { count: u64 },
+    CommittedAtLeast {
+        count: u64,
+    },
 }
 
 /// The scenario's `[system]` table.
@@ -120,7 +165,10 @@ impl ServerConfig {
             return Err(format!("tick_ms must be between 1 and heartbeat_ms, got {}", self.tick_ms));
         }
         if self.max_entries_per_append == 0 || self.max_entries_per_append > 10_000 {
-            return Err(format!("max_entries_per_append must be between 1 and 10000, got {}", self.max_entries_per_append));
+            return Err(format!(
+                "max_entries_per_append must be between 1 and 10000, got {}",
+                self.max_entries_per_append
+            ));
         }
         if self.snapshot_every == 0 {
             return Err("snapshot_every must be at least 1".into());

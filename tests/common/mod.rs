@@ -65,17 +65,12 @@ pub fn fuzz_hashes(args: &[&str]) -> Vec<(u64, String, String)> {
     let mut full = vec!["fuzz", "--json"];
     full.extend_from_slice(args);
     let out = metasim(&full);
-    assert!(
-        out.code == 0 || out.code == 1,
-        "fuzz failed: {}",
-        out.stderr
-    );
+    assert!(out.code == 0 || out.code == 1, "fuzz failed: {}", out.stderr);
     let mut rows: Vec<(u64, String, String)> = out
         .stdout
         .lines()
         .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
             (
                 v["seed"].as_u64().unwrap(),
                 v["verdict"].as_str().unwrap().to_string(),
