@@ -151,7 +151,11 @@ impl Findings {
         );
         text.push_str(&format!("  reproduce: {}\n", r.reproduce.as_deref().unwrap_or("?")));
         file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
+        match file.sync_all() {
+            // A findings "file" that cannot be synced (/dev/null, a pipe) has nothing to lose.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => other.map_err(io),
+        }
     }
 }
 
