@@ -121,7 +121,7 @@ impl Server {
     fn tick_delay_ns(env: &Env<'_, Self>) -> u64 {
         let tick = env.config().tick_ms * 1_000_000;
         if env.bug(BUG_OS_TIME) {
-            tick + os_clock_ns() % 7_000_000
+            tick + sim::fixture::os_clock_ns() % 7_000_000
         } else {
             tick
         }
@@ -203,15 +203,6 @@ impl FromSeedU64 for rand_chacha::ChaCha8Rng {
     fn from_seed_u64(seed: u64) -> Self {
         rand::SeedableRng::seed_from_u64(seed)
     }
-}
-
-/// The OS clock through a raw syscall madsim does not intercept: only for the deliberately
-/// nondeterministic fixture.
-fn os_clock_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts as *mut libc::timespec) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl System for Server {
