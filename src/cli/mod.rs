@@ -85,8 +85,9 @@ pub struct RunArgs {
     pub observe: Observe,
 }
 
+/// Which generated scenario: a seed, the system it is for and the fuzz profile it expands with.
 #[derive(Args, Debug)]
-pub struct ReplayArgs {
+pub struct Generated {
     #[arg(long)]
     pub seed: u64,
     /// The system under test: meta (the default) or register (the engine's fixture).
@@ -95,18 +96,20 @@ pub struct ReplayArgs {
     /// Fuzz profile the seed is expanded with; see `metasim profiles`.
     #[arg(long, default_value = "default")]
     pub profile: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub generated: Generated,
     #[command(flatten)]
     pub observe: Observe,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    #[arg(long)]
-    pub seed: u64,
-    #[arg(long, default_value = metasim::sut::DEFAULT_SYSTEM)]
-    pub system: String,
-    #[arg(long, default_value = "default")]
-    pub profile: String,
+    #[command(flatten)]
+    pub generated: Generated,
     /// Where to write the scenario.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,

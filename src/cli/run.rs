@@ -112,31 +112,31 @@ pub fn run_file(args: RunArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
-    let profile = profile(&args.profile)?;
-    with_system!(args.system.as_str(), S => {
-        let mut base = vec!["replay".into(), "--seed".into(), args.seed.to_string(), "--profile".into(), profile.name.to_string()];
-        if args.system != DEFAULT_SYSTEM {
-            base.extend(["--system".to_string(), args.system.clone()]);
+    let profile = profile(&args.generated.profile)?;
+    with_system!(args.generated.system.as_str(), S => {
+        let mut base = vec!["replay".into(), "--seed".into(), args.generated.seed.to_string(), "--profile".into(), profile.name.to_string()];
+        if args.generated.system != DEFAULT_SYSTEM {
+            base.extend(["--system".to_string(), args.generated.system.clone()]);
         }
         if args.observe.check_determinism {
             check_bugs::<S>(&args.observe.bugs)?;
             return determinism::check(&base, &args.observe);
         }
-        let scenario = sim::swarm::generate::<S>(args.seed, profile);
+        let scenario = sim::swarm::generate::<S>(args.generated.seed, profile);
         let reproduce = reproduce_command(&base.join(" "), &args.observe.bugs);
         execute::<S>(&scenario, None, &args.observe, &reproduce)
-    }, unknown => Err(unknown_system(&args.system)))
+    }, unknown => Err(unknown_system(&args.generated.system)))
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
-    let profile = profile(&args.profile)?;
-    with_system!(args.system.as_str(), S => {
-        let scenario = sim::swarm::generate::<S>(args.seed, profile);
+    let profile = profile(&args.generated.profile)?;
+    with_system!(args.generated.system.as_str(), S => {
+        let scenario = sim::swarm::generate::<S>(args.generated.seed, profile);
         let text = scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))?;
         write_file(&args.output, text.as_bytes())?;
         println!("wrote {} ({} steps)", args.output.display(), scenario.steps.len());
         Ok(ExitCode::SUCCESS)
-    }, unknown => Err(unknown_system(&args.system)))
+    }, unknown => Err(unknown_system(&args.generated.system)))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
