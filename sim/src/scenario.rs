@@ -70,6 +70,21 @@ impl Default for DiskProfile {
     }
 }
 
+/// Crash points (FoundationDB's BUGGIFY): the system marks risky moments with
+/// `Env::crash_point`, and at each one the node crashes with probability `rate_ppm` per
+/// million, until `until_ms`, coming back `restart_after_ms` later. Random crashes rarely land
+/// between a vote and its fsync; these aim there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashPoints {
+    pub rate_ppm: u32,
+    pub restart_after_ms: u64,
+    pub until_ms: u64,
+}
+
+/// Crash-point restarts come back within this.
+pub const CRASH_POINT_RESTART_MS_MAX: u64 = 60_000;
+
 /// Starting offset and drift of one node's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +287,7 @@ pub struct Scenario<C, E, K> {
     pub network: LinkProfile,
     pub disk: DiskProfile,
     pub clocks: Vec<ClockSpec>,
+    pub crash_points: Option<CrashPoints>,
     /// Bug switches this scenario runs with (regression scenarios that show a check bites).
     pub bugs: Vec<String>,
     /// Check liveness at the end (the timeline must contain a `heal-all`).
@@ -318,6 +334,8 @@ struct RawScenario<K> {
     network: Option<toml::Spanned<LinkProfile>>,
     #[serde(default)]
     disk: DiskProfile,
+    #[serde(default)]
+    crash_points: Option<toml::Spanned<CrashPoints>>,
     #[serde(default)]
     clock: Vec<toml::Spanned<ClockSpec>>,
     #[serde(default)]
@@ -526,6 +544,29 @@ where
                 "liveness = true needs a `heal-all` step to start the liveness phase".into(),
             ));
         }
+        let crash_points = match raw.crash_points {
+            None => None,
+            Some(spanned) => {
+                let span = spanned.span();
+                let cp = spanned.into_inner();
+                if cp.rate_ppm > 1_000_000 {
+                    let line = line_of_key(src, &span, "rate_ppm");
+                    return Err(err(
+                        line,
+                        "crash_points.rate_ppm",
+                        format!("must be at most 1000000, got {}", cp.rate_ppm),
+                    ));
+                }
+                if cp.restart_after_ms > CRASH_POINT_RESTART_MS_MAX {
+                    return Err(err(
+                        line_of_key(src, &span, "restart_after_ms"),
+                        "crash_points.restart_after_ms",
+                        format!("must be at most {CRASH_POINT_RESTART_MS_MAX}, got {}", cp.restart_after_ms),
+                    ));
+                }
+                Some(cp)
+            }
+        };
         Ok(Scenario {
             name: raw.name.unwrap_or_else(|| {
                 Path::new(file).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
@@ -538,6 +579,7 @@ where
             network,
             disk: raw.disk,
             clocks: raw.clock.into_iter().map(|c| c.into_inner()).collect(),
+            crash_points,
             bugs: raw.bugs,
             liveness: raw.liveness,
             expect: raw.expect,
@@ -580,6 +622,9 @@ where
         put("disk", toml::Value::try_from(self.disk)?);
         if !self.clocks.is_empty() {
             put("clock", toml::Value::try_from(&self.clocks)?);
+        }
+        if let Some(cp) = &self.crash_points {
+            put("crash_points", toml::Value::try_from(cp)?);
         }
         put("system", toml::Value::try_from(&self.system)?);
         let mut steps = Vec::with_capacity(self.steps.len());

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::Corruption;
 use crate::net::{LinkProfile, NodeIndex};
-use crate::scenario::{Action, ClockSpec, DiskProfile, Step};
+use crate::scenario::{Action, ClockSpec, CrashPoints, DiskProfile, Step};
 use crate::system::System;
 use crate::world::ScenarioOf;
 
@@ -85,7 +85,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 }
 
 /// Bumped whenever generation changes, so a stored seed says which generator it needs.
-pub const GENERATOR_VERSION: u32 = 4;
+pub const GENERATOR_VERSION: u32 = 5;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]
@@ -154,6 +154,13 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     }
     damageable.truncate(minority as usize);
 
+    // Crash points aim crashes at the moments the system marks as risky (a vote just sent, a
+    // commit just advanced), which crashes at random times rarely hit.
+    let crash_points = (character.process && rng.gen_bool(0.5)).then(|| CrashPoints {
+        rate_ppm: pick(&mut rng, &[5_000, 30_000, 100_000]),
+        restart_after_ms: pick(&mut rng, &[5, 50, 300]),
+        until_ms: profile.heal_at_ms,
+    });
     let config = S::generate_config(&mut rng);
     let mut steps: Vec<Step<S::ClientOp, S::Expect>> = Vec::new();
     // Client operations, all the way to the start of the quiet tail of the liveness phase.
@@ -201,6 +208,7 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         network,
         disk: DiskProfile::default(),
         clocks,
+        crash_points,
         bugs: Vec::new(),
         liveness: true,
         expect: None,

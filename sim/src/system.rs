@@ -88,7 +88,7 @@ pub trait System: Sized + Send + 'static {
     /// Draw one client operation for a fuzz run.
     fn generate_client_op(rng: &mut dyn RngCore, config: &Self::Config) -> Self::ClientOp;
     /// Validate the scenario's `[system]` table beyond its types.
-    fn validate_config(_config: &Self::Config) -> Result<(), String> {
+    fn validate_config(_config: &Self::Config, _servers: u32) -> Result<(), String> {
         Ok(())
     }
     /// The bug switches this system knows.
@@ -103,6 +103,7 @@ pub(crate) enum Output<M> {
     Send { to: NodeIndex, msg: M },
     Timer { delay_ns: u64, token: u64 },
     Fsync { path: String, token: u64 },
+    CrashPoint { name: &'static str },
 }
 
 /// A node's window on the world while it handles one input.
@@ -196,6 +197,12 @@ impl<S: System> Env<'_, S> {
         self.push(Output::Timer { delay_ns, token });
     }
 
+    /// A risky moment: when the scenario enables crash points, the node may crash right after
+    /// this input's outputs went out (its messages sent, its fsyncs not yet done).
+    pub fn crash_point(&mut self, name: &'static str) {
+        self.push(Output::CrashPoint { name });
+    }
+
     /// Make `path` durable; `on_fsync(token)` follows when done.
     pub fn fsync(&mut self, path: &str, token: u64) {
         self.push(Output::Fsync { path: path.to_string(), token });
@@ -243,5 +250,14 @@ impl<'a, S: System> Cluster<'a, S> {
             NodeStatus::Running | NodeStatus::Paused => n.state.map(|s| (i as NodeIndex, s)),
             _ => None,
         })
+    }
+
+    /// The state of `node` if it is running (or paused).
+    pub fn server(&self, node: NodeIndex) -> Option<&'a S> {
+        let view = self.nodes.get(node as usize)?;
+        match view.status {
+            NodeStatus::Running | NodeStatus::Paused => view.state,
+            _ => None,
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::clock::NodeClock;
 use crate::disk::NodeDisk;
 use crate::hash;
 use crate::net::{Fate, LinkProfile, Network, NodeIndex, HELD_MESSAGES_MAX};
-use crate::scenario::{Action, Scenario};
+use crate::scenario::{Action, CrashPoints, Scenario};
 use crate::system::{Cluster, Env, Fault, NodeStatus, NodeView, Output, System};
 use crate::trace::{Trace, TraceEvent, WORLD};
 
@@ -100,6 +100,9 @@ struct Held<M> {
 
 struct WorldState<S: System> {
     servers: u32,
+    crash_points: Option<CrashPoints>,
+    /// Crash points that fired, for the supervisor to carry out.
+    crash_requests: Option<mpsc::UnboundedSender<NodeIndex>>,
     rng: ChaCha8Rng,
     net: Network,
     disks: Vec<NodeDisk>,
@@ -287,6 +290,18 @@ fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<Output<S::M
                     }
                 });
             }
+            Output::CrashPoint { name } => {
+                let Some(cp) = w.crash_points else { continue };
+                if w.violation.is_some() || now_ns() >= cp.until_ms * 1_000_000 {
+                    continue;
+                }
+                if w.rng.gen_range(0..1_000_000) < cp.rate_ppm {
+                    w.record(idx, "crash-point", hash::fnv1a64(name.as_bytes()), || name.to_string());
+                    if let Some(tx) = &w.crash_requests {
+                        let _ = tx.unbounded_send(idx);
+                    }
+                }
+            }
             Output::Fsync { path, token } => {
                 let delay = w.fsync_latency_ns + w.disks[idx as usize].faults.slow_ns;
                 let world = Arc::downgrade(world);
@@ -426,6 +441,18 @@ struct Supervisor<S: System> {
     handle: Handle,
     node_ids: Vec<madsim::task::NodeId>,
     scenario: Arc<ScenarioOf<S>>,
+}
+
+// By hand: a derive would demand `S: Clone`.
+impl<S: System> Clone for Supervisor<S> {
+    fn clone(&self) -> Self {
+        Supervisor {
+            world: self.world.clone(),
+            handle: self.handle.clone(),
+            node_ids: self.node_ids.clone(),
+            scenario: self.scenario.clone(),
+        }
+    }
 }
 
 impl<S: System> Supervisor<S> {
@@ -606,8 +633,40 @@ impl<S: System> Supervisor<S> {
         w.check_safety();
     }
 
+    /// Carries out crash points as they fire: crash now, restart a little later.
+    async fn crash_points(self, mut requests: mpsc::UnboundedReceiver<NodeIndex>, restart_after_ms: u64) {
+        while let Some(node) = requests.next().await {
+            {
+                let mut w = lock(&self.world);
+                if w.violation.is_some() || !matches!(w.slots[node as usize].status, NodeStatus::Running) {
+                    continue;
+                }
+                w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
+                self.kill(&mut w, node);
+                w.disks[node as usize].process_crash();
+                S::on_fault(&mut w.ghost, node, Fault::Crash);
+                w.check_safety();
+            }
+            let this = self.clone();
+            madsim::task::spawn(async move {
+                madsim::time::sleep(Duration::from_millis(restart_after_ms)).await;
+                let mut w = lock(&this.world);
+                // Heal-all or a step may have restarted it already.
+                if w.violation.is_none() && w.slots[node as usize].status == NodeStatus::Down {
+                    w.record(WORLD, "restart", u64::from(node), || format!("after crash point on n{node}"));
+                    this.restart(&mut w, node);
+                }
+            });
+        }
+    }
+
     async fn drive(self) {
         let scenario = self.scenario.clone();
+        if let Some(cp) = scenario.crash_points {
+            let (tx, rx) = mpsc::unbounded();
+            lock(&self.world).crash_requests = Some(tx);
+            madsim::task::spawn(self.clone().crash_points(rx, cp.restart_after_ms));
+        }
         for step in &scenario.steps {
             if !sleep_until(&self.world, step.at_ms * 1_000_000).await {
                 return;
@@ -698,6 +757,8 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     }
     let world: World<S> = Arc::new(Mutex::new(WorldState {
         servers,
+        crash_points: scenario.crash_points,
+        crash_requests: None,
         // Domain-separated from madsim's own RNG, which is seeded with the same number.
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21),
         net: Network::new(scenario.network),

@@ -464,3 +464,50 @@ by_ms = 60000
     assert_eq!(readings0[..6], ["100", "200", "300", "400", "500", "60600"]);
     assert_eq!(readings1[..3], ["5100", "5200", "5300"]);
 }
+
+/// Crash points: at rate 1,000,000 ppm the node crashes right after its acknowledgement and
+/// restarts `restart_after_ms` later; at rate 0, or past `until_ms`, nothing happens.
+#[test]
+fn crash_point_crashes_after_the_marked_moment_and_restarts() {
+    let scenario = |rate_ppm: u32, until_ms: u64| {
+        format!(
+            r#"
+duration_ms = 1000
+[cluster]
+servers = 2
+[crash_points]
+rate_ppm = {rate_ppm}
+restart_after_ms = 50
+until_ms = {until_ms}
+[[step]]
+at_ms = 100
+action = "client"
+node = 0
+op = {{ kind = "write", value = 7 }}
+[[step]]
+at_ms = 400
+action = "expect"
+check = {{ kind = "durable-records", node = 0, equals = 1 }}
+"#
+        )
+    };
+    let fired = run_register(&scenario(1_000_000, 1_000));
+    assert_pass(&fired);
+    let trace = fired.trace.as_ref().unwrap();
+    let ack = trace.iter().find(|e| e.node == 0 && e.kind == "ack").expect("the write is acknowledged");
+    let point = trace.iter().find(|e| e.node == 0 && e.kind == "crash-point").expect("the crash point fires");
+    assert_eq!(point.sim_ns, ack.sim_ns, "the crash point is the acknowledgement's moment");
+    let crash = trace.iter().find(|e| e.kind == "crash" && e.detail.contains("n0")).expect("n0 crashes");
+    assert!(crash.index > point.index);
+    let starts: Vec<u64> = trace.iter().filter(|e| e.node == 0 && e.kind == "start").map(|e| e.sim_ns).collect();
+    assert_eq!(starts.len(), 2, "started, then restarted once: {starts:?}");
+    // madsim starts a restarted node within a microsecond of the request.
+    let restart_delay_ns = starts[1] - crash.sim_ns;
+    assert!((50_000_000..50_001_000).contains(&restart_delay_ns), "restarted after {restart_delay_ns} ns, not 50 ms");
+
+    for quiet in [run_register(&scenario(0, 1_000)), run_register(&scenario(1_000_000, 50))] {
+        assert_pass(&quiet);
+        assert_eq!(count(&quiet, 0, "crash-point"), 0);
+        assert_eq!(count(&quiet, 0, "start"), 1);
+    }
+}

@@ -5,6 +5,7 @@
 //! what was applied at which index), so the servers report them to the [`Ghost`], the oracle's
 //! memory of the whole run, and the checks read it.
 
+pub mod meta;
 pub mod raft;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,7 +42,7 @@ pub struct Ghost {
 }
 
 impl Ghost {
-    fn flag(&mut self, invariant: &str, node: NodeIndex, message: String) {
+    pub fn flag(&mut self, invariant: &str, node: NodeIndex, message: String) {
         if self.violation.is_none() {
             self.violation = Some(CheckFailure::new(invariant, Some(node), message));
         }

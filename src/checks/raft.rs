@@ -40,6 +40,7 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
             }
         }
         chains.insert(applied.index, (id, applied.chain));
+        leader_completeness(cluster, id, server)?;
         if node.leader() {
             let needed = cluster.ghost.last_committed_before(node.term());
             if applied.index < needed && cluster.ghost.tainted.is_empty() {
@@ -58,6 +59,47 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     Ok(())
 }
 
+/// Leader completeness (Raft §5.4), checked as a possibility rather than waiting for the loss:
+/// a running server that lacks the newest applied entry must not be able to win an election
+/// with the votes of running members, whose logs as they stand would all grant it. Under
+/// correct Raft a commit puts a current-term entry on a quorum, which then refuses such a
+/// candidate; counting replicas of an old-term entry (Figure 8) does not.
+fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, candidate: &Server) -> Result<(), CheckFailure> {
+    let Some((&index, entry)) = cluster.ghost.committed.iter().next_back() else { return Ok(()) };
+    let Some(group) = candidate.group(META) else { return Ok(()) };
+    let node = &group.node;
+    let holds = node.snapshot_index() >= index || node.entry_term(index) == Some(entry.term);
+    if holds || !cluster.ghost.tainted.is_empty() || node.is_observer() || !node.peers().contains(&id) {
+        return Ok(());
+    }
+    let last = (node.last_term(), node.last_index());
+    let voters: Vec<u32> = node
+        .peers()
+        .iter()
+        .copied()
+        .filter(|&peer| {
+            cluster
+                .server(peer)
+                .and_then(|s| s.group(META))
+                .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
+        })
+        .collect();
+    if voters.len() >= node.quorum_size() {
+        return fail(
+            "raft-leader-completeness",
+            id,
+            format!(
+                "lacks committed entry {index} (term {}; holds {:?}, log ends at term {} index {}) yet could be elected by {voters:?}, whose logs are no newer",
+                entry.term,
+                node.entry_term(index),
+                last.0,
+                last.1
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// After faults heal with a quorum up: one leader, known to every running member; every
 /// member applied everything committed and reports `current()`.
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
@@ -66,8 +108,10 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         .filter(|(_, s)| s.group(META).is_some_and(|g| g.node.peers().contains(&g.node.id())))
         .collect();
     let peers = members.first().map_or(0, |(_, s)| s.group(META).map_or(0, |g| g.node.peers().len()));
+    // Members may disagree on a cold-boot cluster size; the smallest quorum is the promise.
+    let quorum = members.iter().filter_map(|(_, s)| s.group(META)).map(|g| g.node.quorum_size()).min().unwrap_or(1);
     let refused = cluster.nodes.iter().filter(|n| matches!(n.status, NodeStatus::Refused(_))).count();
-    if members.len() * 2 <= peers {
+    if members.len() < quorum {
         // Heal-all restarted everything, so only servers that refused to start (corrupt files)
         // can explain a missing quorum; then nothing can be promised.
         return if refused > 0 {

@@ -62,6 +62,7 @@ fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
         network: LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_500, loss_ppm: 0, duplicate_ppm: 0 },
         disk: Default::default(),
         clocks: vec![],
+        crash_points: None,
         bugs: vec![],
         liveness: false,
         expect: None,

@@ -92,7 +92,7 @@ pub fn run_file(args: RunArgs) -> Result<ExitCode, CliError> {
     let system = sut_of(&args.file);
     with_system!(system.as_str(), S => {
         let scenario = ScenarioOf::<S>::load(&args.file)?;
-        S::validate_config(&scenario.system).map_err(|message| sim::ScenarioError {
+        S::validate_config(&scenario.system, scenario.servers).map_err(|message| sim::ScenarioError {
             file: args.file.display().to_string(),
             line: 0,
             field: "system".into(),

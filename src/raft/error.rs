@@ -17,6 +17,10 @@ pub enum RaftError {
     TermBehindLog { term: Term, log_term: Term },
     #[error("cannot compact to {index}: applied index is {applied}")]
     CompactBeyondApplied { index: Index, applied: Index },
+    #[error("cluster size cannot be adjusted: a leader was already seen")]
+    LeaderAlreadySeen,
+    #[error("cluster size {size} above the {peers} known peers")]
+    ClusterSizeAbovePeers { size: usize, peers: usize },
     #[error("cannot compact to {index}: log already starts after {first_kept_after}")]
     CompactNotAhead { index: Index, first_kept_after: Index },
 }

@@ -51,6 +51,10 @@ pub struct RaftNode {
     pub(super) leader_signalled: bool,
     /// A snapshot install is being applied by the upper layer (current() is false).
     pub(super) catchup_to: Option<Index>,
+    /// Cold-boot override of the cluster size that quorums count against (NRG's
+    /// `AdjustBootClusterSize`): set only before any leader was seen, dropped at the first
+    /// membership change. Not persisted: every incarnation repeats the cold-boot check.
+    pub(super) boot_cluster_size: Option<usize>,
     /// When each peer's removal committed here (re-add ban).
     pub(super) removed_at_ms: BTreeMap<PeerId, u64>,
     pub(super) last_hard_state: HardState,
@@ -171,6 +175,7 @@ impl RaftNode {
             barrier_index: 0,
             leader_signalled: false,
             catchup_to: None,
+            boot_cluster_size: None,
             removed_at_ms: BTreeMap::new(),
             last_hard_state: HardState::default(),
             pending_truncate: None,
@@ -292,6 +297,30 @@ impl RaftNode {
 
     /// Leader steps down. With `Some(preferred)` it first sends `preferred` what it lacks and
     /// `TimeoutNow`, so that peer campaigns at once (its vote requests carry `transfer`).
+    /// Cold boot in a mixed cluster: when only `size` of the configured servers can ever join
+    /// (the others run without JetStream), count quorums against `size` (at least 2) so the
+    /// group can elect a leader. Refused once any leader has been seen, as NRG refuses it.
+    pub fn adjust_boot_cluster_size(&mut self, size: usize) -> Result<(), RaftError> {
+        if self.had_leader {
+            return Err(RaftError::LeaderAlreadySeen);
+        }
+        let size = size.max(2);
+        if size > self.peers_now().len() {
+            return Err(RaftError::ClusterSizeAbovePeers { size, peers: self.peers_now().len() });
+        }
+        self.boot_cluster_size = Some(size);
+        Ok(())
+    }
+
+    /// Stop campaigning for good (NRG observer mode after a meta apply error); a leader steps
+    /// down at once.
+    pub fn become_observer(&mut self, now_ms: u64, rng: &mut dyn RngCore) {
+        self.config.observer = true;
+        if self.role == Role::Leader {
+            self.step_down(now_ms, None, rng);
+        }
+    }
+
     pub fn step_down(&mut self, now_ms: u64, preferred: Option<PeerId>, rng: &mut dyn RngCore) {
         let now = self.observe(now_ms);
         if self.role != Role::Leader {
@@ -399,7 +428,11 @@ impl RaftNode {
     }
 
     pub(super) fn quorum(&self) -> usize {
-        self.peers_now().len() / 2 + 1
+        self.cluster_size() / 2 + 1
+    }
+
+    pub(super) fn cluster_size(&self) -> usize {
+        self.boot_cluster_size.unwrap_or(self.peers_now().len())
     }
 
     fn can_campaign(&self) -> bool {
@@ -621,6 +654,13 @@ impl RaftNode {
         }
         let peers = normalise_peers(peers);
         assert!(self.membership.last().is_some_and(|(at, _)| *at < index));
+        // A cold-boot size counts servers that run: an added peer was heard from, so it grows;
+        // a removed one may never have run, so it only caps. It gives way to the membership
+        // once they agree.
+        if let Some(size) = self.boot_cluster_size {
+            let size = if peers.len() > self.peers_now().len() { size + 1 } else { size.min(peers.len()) };
+            self.boot_cluster_size = (size < peers.len()).then_some(size);
+        }
         self.membership.push((index, peers));
     }
 

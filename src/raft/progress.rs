@@ -42,15 +42,15 @@ impl Progress {
     }
 }
 
-/// The highest index replicated on a majority of `match_indexes` (one per voter). `None` for
-/// an empty membership.
-pub fn quorum_index(match_indexes: &mut [Index]) -> Option<Index> {
-    if match_indexes.is_empty() {
+/// The highest index replicated on `quorum` of `match_indexes` (one per voter). `None` when
+/// there are fewer voters than that.
+pub fn quorum_index(match_indexes: &mut [Index], quorum: usize) -> Option<Index> {
+    assert!(quorum >= 1, "a quorum counts at least one voter");
+    if match_indexes.len() < quorum {
         return None;
     }
     match_indexes.sort_unstable_by(|a, b| b.cmp(a));
-    let majority = match_indexes.len() / 2 + 1;
-    Some(match_indexes[majority - 1])
+    Some(match_indexes[quorum - 1])
 }
 
 #[cfg(test)]
@@ -59,11 +59,14 @@ mod tests {
 
     #[test]
     fn progress_quorum_and_backoff() {
-        assert_eq!(quorum_index(&mut []), None);
-        assert_eq!(quorum_index(&mut [5]), Some(5));
-        assert_eq!(quorum_index(&mut [5, 1, 3]), Some(3));
-        assert_eq!(quorum_index(&mut [5, 1, 3, 4]), Some(3));
-        assert_eq!(quorum_index(&mut [2, 2, 1, 0, 0]), Some(1));
+        assert_eq!(quorum_index(&mut [], 1), None);
+        assert_eq!(quorum_index(&mut [5], 1), Some(5));
+        assert_eq!(quorum_index(&mut [5, 1, 3], 2), Some(3));
+        assert_eq!(quorum_index(&mut [5, 1, 3, 4], 3), Some(3));
+        assert_eq!(quorum_index(&mut [2, 2, 1, 0, 0], 3), Some(1));
+        // A cold-boot cluster size of two among five peers.
+        assert_eq!(quorum_index(&mut [2, 2, 1, 0, 0], 2), Some(2));
+        assert_eq!(quorum_index(&mut [7, 0], 3), None);
 
         let mut pr = Progress::new(10, 0);
         assert_eq!(pr.next_index, 11);

@@ -99,9 +99,36 @@ impl RaftNode {
         self.log.last_index()
     }
 
+    /// Term of the last log entry: with `last_index`, what a voter compares (Raft §5.4.1).
+    pub fn last_term(&self) -> Term {
+        self.log.last_term()
+    }
+
     /// Current (committed) membership, sorted.
     pub fn peers(&self) -> &[PeerId] {
         self.peers_now()
+    }
+
+    /// Leader only: the members heard from within the lost-quorum window, itself included
+    /// (empty on a follower). Placement picks online peers from these.
+    pub fn peers_in_contact(&self, now_ms: u64) -> Vec<PeerId> {
+        if self.role != Role::Leader {
+            return Vec::new();
+        }
+        let window = self.config.lost_quorum_ms();
+        self.peers_now()
+            .iter()
+            .copied()
+            .filter(|&p| {
+                p == self.config.id
+                    || self.progress.get(&p).is_some_and(|pr| now_ms < pr.contact_ms.saturating_add(window))
+            })
+            .collect()
+    }
+
+    /// Votes or acknowledgements a decision needs: a majority of the cluster size.
+    pub fn quorum_size(&self) -> usize {
+        self.quorum()
     }
 
     pub fn is_observer(&self) -> bool {

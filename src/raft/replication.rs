@@ -57,7 +57,7 @@ impl RaftNode {
                 }
             })
             .collect();
-        let Some(candidate) = quorum_index(&mut matches) else { return };
+        let Some(candidate) = quorum_index(&mut matches, self.quorum()) else { return };
         if candidate <= self.commit {
             return;
         }

@@ -854,3 +854,50 @@ fn current_and_healthy_semantics() {
     assert!(cluster.node(leader).current(cluster.now_ms));
     assert_eq!(cluster.node(leader).group_leader(), Some(leader));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cold-boot cluster size.
+
+/// Two of five configured servers run the group (the rest never start): no quorum of five, so
+/// no leader, until both count quorums against a boot size of two. Once a leader was seen the
+/// size is fixed; a later membership change moves it one for one.
+#[test]
+fn boot_cluster_size_lets_a_partial_cluster_elect_and_is_then_fixed() {
+    let mut cluster = Cluster::new(5, 7, |_| {});
+    for id in 2..5 {
+        cluster.crash(id);
+    }
+    cluster.run_for(30_000);
+    assert_eq!(cluster.leader(), None, "three of five servers missing: no quorum");
+    assert_eq!(cluster.node(0).quorum_size(), 3);
+
+    for id in [0, 1] {
+        cluster.nodes[id].adjust_boot_cluster_size(1).expect("no leader seen yet");
+        assert_eq!(cluster.node(id as PeerId).quorum_size(), 2, "a boot size is at least two");
+    }
+    let leader = cluster.await_leader(30_000);
+    let index = cluster.propose(leader, normal(1)).expect("leader accepts");
+    cluster.run_for(2_000);
+    assert!(cluster.node(0).commit_index() >= index && cluster.node(1).commit_index() >= index);
+
+    assert_eq!(cluster.nodes[0].adjust_boot_cluster_size(2), Err(RaftError::LeaderAlreadySeen));
+    assert_eq!(
+        RaftNode::new(config(0), vec![0, 1], 0, &mut rng()).adjust_boot_cluster_size(3),
+        Err(RaftError::ClusterSizeAbovePeers { size: 3, peers: 2 })
+    );
+
+    // Removing a peer that never ran leaves the boot size (two of four, quorum two); adding one
+    // back grows it (three of five, quorum two).
+    let leader = cluster.leader().expect("leader");
+    cluster.propose(leader, EntryData::RemovePeer(4)).expect("membership change");
+    cluster.run_for(2_000);
+    assert_eq!(cluster.node(leader).peers(), &[0, 1, 2, 3]);
+    assert_eq!(cluster.node(leader).quorum_size(), 2);
+    cluster.run_for(300_000); // past the re-add ban
+    cluster.propose(cluster.leader().expect("leader"), EntryData::AddPeer(4)).expect("membership change");
+    cluster.run_for(2_000);
+    let leader = cluster.leader().expect("leader");
+    assert_eq!(cluster.node(leader).peers(), &[0, 1, 2, 3, 4]);
+    assert_eq!(cluster.node(leader).quorum_size(), 2, "boot size 3 of 5");
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}

@@ -14,11 +14,14 @@ use std::collections::BTreeSet;
 use sim::hash::digest;
 use sim::{Env, NodeIndex};
 
+use serde::{Deserialize, Serialize};
+
 use super::applied::AppliedLog;
+use super::jetstream::{MetaLayer, MetaSnapshot};
 use super::ops::ServerMsg;
 use super::storage::{GroupFiles, WalRecord};
 use super::Server;
-use crate::raft::{Applied, Message, RaftNode, Ready, Signal};
+use crate::raft::{Applied, EntryData, Message, RaftNode, Ready, Signal};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -53,6 +56,16 @@ pub struct Group {
     /// Applied index of the last snapshot this server took.
     last_snapshot_index: u64,
     pub ack_before_fsync: bool,
+    /// The meta layer, for the meta group: it applies what the group commits.
+    pub meta: Option<Box<MetaLayer>>,
+}
+
+/// A group's snapshot payload: the raft-level applied chain (for the checks) and, for the
+/// meta group, the meta layer's applied state.
+#[derive(Serialize, Deserialize)]
+struct GroupSnapshot {
+    applied: AppliedLog,
+    meta: Option<MetaSnapshot>,
 }
 
 impl Group {
@@ -69,6 +82,7 @@ impl Group {
             snapshots_installed: 0,
             snapshot_every,
             ack_before_fsync,
+            meta: None,
         }
     }
 
@@ -225,7 +239,20 @@ impl Group {
     fn release(&mut self, env: &mut Env<'_, Server>, _tokens: &mut Tokens) {
         let p = self.persist.take().expect("releasing a persist");
         let me: NodeIndex = env.node();
+        // Crash points: the moments after which a crash tests what was made durable first.
+        let vote_sent = p.ready.messages.iter().any(|(_, m)| matches!(m, Message::Vote { granted: true, .. }));
+        let ack_sent = p.ready.messages.iter().any(|(_, m)| matches!(m, Message::AppendResponse { success: true, .. }));
+        let committed = p.ready.hard_state.is_some_and(|h| h.commit > self.applied.index);
         self.send(env, p.ready.messages);
+        if vote_sent {
+            env.crash_point("vote-sent");
+        }
+        if ack_sent {
+            env.crash_point("append-acknowledged");
+        }
+        if committed && self.node.role() == crate::raft::Role::Leader {
+            env.crash_point("leader-committed");
+        }
         if let Some(s) = &p.ready.snapshot {
             self.files.remove_older_snapshots(env.disk(), s.last_index);
         }
@@ -236,14 +263,26 @@ impl Group {
                     let chain = self.applied.chain;
                     env.ghost().observe_apply(me, entry.index, entry.term, entry_digest, chain);
                     env.trace("apply", &(entry.index, entry.term, entry_digest));
+                    if let Some(meta) = self.meta.as_deref_mut() {
+                        match &entry.data {
+                            EntryData::Normal(data) => {
+                                let answer = meta.leader_term.is_some();
+                                meta.on_entry(env, entry.index, data, answer);
+                            }
+                            _ => meta.on_other_entry(entry.index),
+                        }
+                    }
                     self.node.applied_to(entry.index);
                 }
                 Applied::Snapshot(snapshot) => {
-                    match AppliedLog::decode(&snapshot.data) {
-                        Ok(state) => self.applied = state,
-                        Err(e) => {
-                            panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name)
-                        }
+                    // Snapshots are checksummed on disk and on arrival, so one that does not
+                    // decode was built wrong: a bug, not a fault.
+                    let decoded: GroupSnapshot = bincode::deserialize(&snapshot.data).unwrap_or_else(|e| {
+                        panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name)
+                    });
+                    self.applied = decoded.applied;
+                    if let (Some(meta), Some(state)) = (self.meta.as_deref_mut(), decoded.meta) {
+                        meta.install(env, snapshot.last_index, state);
                     }
                     assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
                     env.ghost().observe_snapshot(me, snapshot.last_index, self.applied.chain);
@@ -256,7 +295,10 @@ impl Group {
                 }
                 Applied::Signal(signal) => {
                     match signal {
-                        Signal::BecameLeader { .. } => self.is_leader = true,
+                        Signal::BecameLeader { .. } => {
+                            self.is_leader = true;
+                            env.crash_point("became-leader");
+                        }
                         Signal::SteppedDown { .. } => self.is_leader = false,
                         Signal::CatchupStarted => {}
                         Signal::CatchupDone => self.replay_done = true,
@@ -277,7 +319,9 @@ impl Group {
         if index <= self.node.snapshot_index() {
             return;
         }
-        match self.node.compact(index, self.applied.encode()) {
+        let data = GroupSnapshot { applied: self.applied, meta: self.meta.as_ref().map(|m| m.snapshot()) };
+        let data = bincode::serialize(&data).expect("plain data encodes");
+        match self.node.compact(index, data) {
             Ok(()) => {
                 self.last_snapshot_index = index;
                 env.trace("snapshot-taken", &index);

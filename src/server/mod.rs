@@ -4,6 +4,7 @@
 
 pub mod applied;
 pub mod group;
+pub mod jetstream;
 pub mod ops;
 pub mod storage;
 
@@ -13,8 +14,10 @@ use rand::{Rng, RngCore};
 use sim::{BugSwitch, CheckFailure, Cluster, Env, Fault, NodeIndex, NodeStatus, System};
 
 use crate::checks::{self, Ghost};
+use crate::meta::{self, LeaderContext, MetaBugs, MetaRequest, Reply};
 use crate::raft::{Config as RaftConfig, EntryData, HardState, PeerId, RaftBugs, RaftNode, Role};
 use group::{Group, Tokens};
+use jetstream::{MetaLayer, FILLER_TAG};
 use ops::{MetaExpect, MetaOp, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
 use storage::GroupFiles;
 
@@ -25,8 +28,13 @@ pub const BUG_COMMIT_OLD_TERM: &str = "raft-commit-old-term";
 pub const BUG_ACK_BEFORE_FSYNC: &str = "raft-ack-before-fsync";
 pub const BUG_VOTE_NOT_PERSISTED: &str = "raft-vote-not-persisted";
 pub const BUG_OS_TIME: &str = "fixture-os-time";
+pub const BUG_META_NO_INFLIGHT: &str = "meta-no-inflight";
+pub const BUG_META_LIMITS_IGNORE_INFLIGHT: &str = "meta-limits-ignore-inflight";
+pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
 
 const TICK_TIMER: u64 = 0;
+/// NRG checks the cluster size every second until a leader was seen.
+const COLD_BOOT_CHECK_MS: u64 = 1_000;
 
 pub struct Server {
     groups: BTreeMap<String, Group>,
@@ -35,6 +43,11 @@ pub struct Server {
     tokens: Tokens,
     now_ms: u64,
     proposals: u64,
+    /// Servers heard from (including this one) and whether they run JetStream.
+    known_servers: BTreeMap<NodeIndex, bool>,
+    /// The next cold-boot cluster size check, on this server's monotonic clock (run from the
+    /// tick rather than its own timer: a timer is a task, and tasks reorder simultaneous events).
+    cold_boot_check_at_ms: u64,
 }
 
 impl Server {
@@ -132,6 +145,24 @@ impl Server {
         self.now_ms = env.monotonic_ms();
         for group in self.groups.values_mut() {
             group.advance(env, &mut self.tokens);
+            if let Some(meta) = group.meta.as_deref_mut() {
+                let node = &mut group.node;
+                // The meta layer acts as leader only past the apply barrier (§1.8), unless
+                // the bug switch lets it act as soon as raft wins.
+                let acting = if meta.bugs.leader_before_barrier { node.role() == Role::Leader } else { node.leader() };
+                let acting = acting && meta.state.write_error().is_none();
+                let term = acting.then(|| node.term());
+                if meta.leader_term != term {
+                    meta.on_leader_change(env, term);
+                }
+                if meta.state.write_error().is_some() && !node.is_observer() {
+                    // §2.8: an apply error is terminal: step down and never campaign again.
+                    let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+                    node.become_observer(self.now_ms, &mut rng);
+                    env.trace("meta-observer", &meta.state.write_error());
+                }
+                meta.expire(env, self.now_ms);
+            }
             if group.node.role() == Role::Leader {
                 let (me, term) = (env.node(), group.node.term());
                 env.ghost().observe_leader(me, term);
@@ -139,7 +170,111 @@ impl Server {
         }
     }
 
+    /// NRG's cold-boot check, every second until a leader was seen (here from the first
+    /// election timeout on): when every configured
+    /// server was heard from and fewer of them run JetStream than the meta group expects,
+    /// count quorums against the JetStream servers only.
+    fn cold_boot_check(&mut self, env: &mut Env<'_, Self>) {
+        let Some(group) = self.groups.get_mut(META) else { return };
+        if group.node.had_previous_leader() {
+            self.cold_boot_check_at_ms = u64::MAX;
+            return;
+        }
+        env.broadcast(ServerMsg::StatszRequest);
+        self.cold_boot_check_at_ms = env.monotonic_ms() + COLD_BOOT_CHECK_MS;
+        let total = self.known_servers.len();
+        let jetstream = self.known_servers.values().filter(|&&js| js).count();
+        let expected = group.node.peers().len();
+        let target = jetstream.max(2);
+        if jetstream < total && total >= expected && jetstream != expected && group.node.quorum_size() != target / 2 + 1
+        {
+            match group.node.adjust_boot_cluster_size(jetstream) {
+                Ok(()) => env.trace("cluster-size-adjusted", &(jetstream, group.node.quorum_size())),
+                Err(e) => env.trace("cluster-size-refused", &e.to_string()),
+            }
+        }
+    }
+
+    fn meta_bugs(env: &Env<'_, Self>) -> MetaBugs {
+        MetaBugs {
+            no_inflight: env.bug(BUG_META_NO_INFLIGHT),
+            limits_ignore_inflight: env.bug(BUG_META_LIMITS_IGNORE_INFLIGHT),
+            leader_before_barrier: env.bug(BUG_META_LEADER_BEFORE_BARRIER),
+        }
+    }
+
+    /// A client request made at this server: the meta leader handles it, here or one hop away.
+    fn client_request(&mut self, env: &mut Env<'_, Self>, body: MetaRequest) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let Some(request) = meta.open_request(now) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return;
+        };
+        env.trace("request", &(request, &body));
+        if meta.leader_term.is_some() {
+            self.lead_request(env, env.node(), request, body);
+        } else if let Some(leader) = group.node.group_leader().filter(|&l| l != env.node()) {
+            env.send(leader, ServerMsg::Request { request, body });
+        }
+    }
+
+    /// The meta leader validates a request and proposes its entry; validation errors are
+    /// answered at once, a refused proposal gets no answer (the client times out, §2.7).
+    fn lead_request(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, body: MetaRequest) {
+        let (now, wall_ms, me) = (env.monotonic_ms(), env.now_ms(), env.node());
+        let max_streams_per_account = env.config().max_streams_per_account;
+        // A request can reach a server whose meta group refused to start, or that lost the
+        // lead on the way: drop it, the client times out.
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let Some(term) = meta.leader_term else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let ctx = LeaderContext {
+            me,
+            meta_peers: group.node.peers().to_vec(),
+            online_peers: group.node.peers_in_contact(now),
+            now_ms: wall_ms,
+            max_streams_per_account,
+            bugs: meta.bugs,
+        };
+        let reply = Reply { client: u64::from(origin), request };
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+        match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
+            Ok(entry) => match group.node.propose(now, term, EntryData::Normal(entry.encode())) {
+                Ok(index) => {
+                    meta.proposed(&entry);
+                    let entry_term = group.node.entry_term(index);
+                    env.ghost().observe_append(me, term, entry_term);
+                    env.trace("proposed", &(index, origin, request));
+                }
+                Err(e) => env.trace("propose-refused", &e.to_string()),
+            },
+            Err(e) => {
+                let answer = Err(e.to_string());
+                if origin == me {
+                    meta.on_answer(env, request, answer);
+                } else {
+                    env.send(origin, ServerMsg::Answer { request, answer });
+                }
+            }
+        }
+    }
+
     fn handle_op(&mut self, env: &mut Env<'_, Self>, op: MetaOp, forwarded: bool) {
+        if let Some(body) = op.request() {
+            self.client_request(env, body);
+            return;
+        }
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
             env.trace("op-refused", &"meta group not running");
@@ -158,7 +293,8 @@ impl Server {
             MetaOp::Propose { count } => {
                 for _ in 0..count.min(PROPOSE_COUNT_MAX) {
                     self.proposals += 1;
-                    let payload = bincode::serialize(&(env.node(), self.proposals)).expect("plain data");
+                    let mut payload = vec![FILLER_TAG];
+                    payload.extend(bincode::serialize(&(env.node(), self.proposals)).expect("plain data"));
                     match node.propose(now, term, EntryData::Normal(payload)) {
                         Ok(index) => {
                             let (me, entry_term) = (env.node(), node.entry_term(index));
@@ -189,6 +325,15 @@ impl Server {
                 }
             }
             MetaOp::Snapshot {} => group.snapshot(env),
+            MetaOp::ProposeRaw { hex } => match decode_hex(&hex) {
+                Some(bytes) => {
+                    if let Err(e) = node.propose(now, term, EntryData::Normal(bytes)) {
+                        env.trace("propose-refused", &e.to_string());
+                    }
+                }
+                None => env.trace("op-refused", &"propose-raw: not hex"),
+            },
+            _ => unreachable!("requests are handled above"),
         }
     }
 }
@@ -221,17 +366,30 @@ impl System for Server {
             tokens: Tokens::default(),
             now_ms: env.monotonic_ms(),
             proposals: 0,
+            known_servers: BTreeMap::new(),
+            cold_boot_check_at_ms: u64::MAX,
         };
-        match Self::start_meta(env) {
-            Ok(node) => {
-                let snapshot_every = env.config().snapshot_every;
-                let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
-                server.groups.insert(META.to_string(), Group::new(META, node, snapshot_every, ack_early));
+        let jetstream = !env.config().jetstream_disabled.contains(&env.node());
+        server.known_servers.insert(env.node(), jetstream);
+        if !jetstream {
+            env.trace("jetstream-disabled", &());
+        } else {
+            match Self::start_meta(env) {
+                Ok(node) => {
+                    let snapshot_every = env.config().snapshot_every;
+                    let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
+                    let mut group = Group::new(META, node, snapshot_every, ack_early);
+                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env))));
+                    server.groups.insert(META.to_string(), group);
+                }
+                Err(reason) => {
+                    env.trace("meta-refused", &reason);
+                    server.meta_error = Some(reason);
+                }
             }
-            Err(reason) => {
-                env.trace("meta-refused", &reason);
-                server.meta_error = Some(reason);
-            }
+            // A healthy cluster elects within one election timeout; ask for stats only after
+            // that, so the check costs nothing (no messages) when it is not needed.
+            server.cold_boot_check_at_ms = env.monotonic_ms() + env.config().election_timeout_ms_max;
         }
         let delay = Self::tick_delay_ns(env);
         env.set_timer(delay, TICK_TIMER);
@@ -248,12 +406,28 @@ impl System for Server {
                 }
             }
             ServerMsg::Forward { op } => self.handle_op(env, op, true),
+            ServerMsg::Request { request, body } => self.lead_request(env, from, request, body),
+            ServerMsg::Answer { request, answer } => {
+                if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+                    meta.on_answer(env, request, answer);
+                }
+            }
+            ServerMsg::StatszRequest => {
+                let jetstream = self.known_servers[&env.node()];
+                env.send(from, ServerMsg::Statsz { jetstream });
+            }
+            ServerMsg::Statsz { jetstream } => {
+                self.known_servers.insert(from, jetstream);
+            }
         }
         self.settle(env);
     }
 
     fn on_timer(&mut self, env: &mut Env<'_, Self>, token: u64) {
         assert_eq!(token, TICK_TIMER, "the server sets one timer");
+        if env.monotonic_ms() >= self.cold_boot_check_at_ms {
+            self.cold_boot_check(env);
+        }
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -280,11 +454,13 @@ impl System for Server {
     }
 
     fn check_safety(cluster: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
-        checks::raft::safety(cluster)
+        checks::raft::safety(cluster)?;
+        checks::meta::safety(cluster)
     }
 
     fn check_liveness(cluster: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
-        checks::raft::liveness(cluster)
+        checks::raft::liveness(cluster)?;
+        checks::meta::liveness(cluster)
     }
 
     fn check_expect(cluster: &Cluster<'_, Self>, expect: &MetaExpect) -> Result<(), CheckFailure> {
@@ -306,11 +482,32 @@ impl System for Server {
     }
 
     fn generate_client_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> MetaOp {
+        // A few names, so creates collide (idempotent or conflicting), deletes find their
+        // target, and consumers find their stream.
+        let stream = format!("S{}", rng.gen_range(0..4));
+        let consumer = format!("C{}", rng.gen_range(0..3));
+        let account = "A".to_string();
         match rng.gen_range(0..100) {
             0..=3 => MetaOp::Stepdown { preferred: None },
             4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
             6..=8 => MetaOp::Snapshot {},
-            _ => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            9..=29 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            30..=64 => {
+                // Replicas vary now and then: the same name with another config is refused.
+                let replicas = if rng.gen_bool(0.8) { 3 } else { 1 };
+                let subjects = vec![format!("{}.>", stream.to_lowercase())];
+                MetaOp::CreateStream {
+                    account,
+                    name: stream,
+                    subjects,
+                    replicas,
+                    max_consumers: None,
+                    config_json: None,
+                }
+            }
+            65..=74 => MetaOp::DeleteStream { account, name: stream },
+            75..=92 => MetaOp::CreateConsumer { account, stream, name: consumer, replicas: 0, config_json: None },
+            _ => MetaOp::DeleteConsumer { account, stream, name: consumer },
         }
     }
 
@@ -325,12 +522,16 @@ impl System for Server {
             election_timeout_ms_max: heartbeat_ms * 9,
             tick_ms: heartbeat_ms / 10,
             snapshot_every: [16, 64, 256][rng.gen_range(0..3)],
+            // Small batches let a follower acknowledge old-term entries before the new leader's
+            // first entry, the window in which Raft's Figure 8 rule matters.
+            max_entries_per_append: [64, 64, 4, 1][rng.gen_range(0..4)],
+            max_streams_per_account: [None, Some(2), Some(3)][rng.gen_range(0..3)],
             ..ServerConfig::default()
         }
     }
 
-    fn validate_config(config: &ServerConfig) -> Result<(), String> {
-        config.validate()
+    fn validate_config(config: &ServerConfig, servers: u32) -> Result<(), String> {
+        config.validate(servers)
     }
 
     fn bugs() -> &'static [BugSwitch] {
@@ -345,6 +546,18 @@ impl System for Server {
             },
             BugSwitch { name: BUG_VOTE_NOT_PERSISTED, what: "votes are not persisted before they are answered" },
             BugSwitch {
+                name: BUG_META_NO_INFLIGHT,
+                what: "the meta leader validates requests against applied state only (PR #3679: two groups for one stream)",
+            },
+            BugSwitch {
+                name: BUG_META_LIMITS_IGNORE_INFLIGHT,
+                what: "stream and consumer limits count applied assets only, not inflight ones (PR #3615)",
+            },
+            BugSwitch {
+                name: BUG_META_LEADER_BEFORE_BARRIER,
+                what: "the meta layer acts as leader before applying the entries of earlier terms",
+            },
+            BugSwitch {
                 name: BUG_OS_TIME,
                 what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)",
             },
@@ -352,10 +565,18 @@ impl System for Server {
     }
 }
 
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
 fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<(), CheckFailure> {
     let fail = |node: Option<NodeIndex>, what: String| Err(CheckFailure::new("meta", node, what));
     let server = |node: NodeIndex| cluster.nodes.get(node as usize).and_then(|n| n.state);
     let group = |node: NodeIndex| server(node).and_then(|s| s.group(META));
+    let layer = |node: NodeIndex| group(node).and_then(|g| g.meta.as_deref());
     let check_bool = |node: NodeIndex, what: &str, actual: Option<bool>, want: bool| match actual {
         Some(a) if a == want => Ok(()),
         Some(a) => fail(Some(node), format!("{what} is {a}, expected {want}")),
@@ -429,6 +650,59 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                 Some(*node),
                 format!("installed {} snapshots, expected at least {at_least}", g.snapshots_installed),
             ),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Streams { node, count } => match layer(*node) {
+            Some(m) if m.state.streams().count() == *count => Ok(()),
+            Some(m) => fail(Some(*node), format!("{} streams applied, expected {count}", m.state.streams().count())),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Stream { node, account, name, exists, peers } => {
+            let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
+            let sa = m.state.stream(&meta::StreamKey::new(account, name));
+            match (sa, exists, peers) {
+                (Some(_), false, _) => fail(Some(*node), format!("stream {name} exists")),
+                (None, true, _) => fail(Some(*node), format!("stream {name} does not exist")),
+                (Some(sa), true, Some(n)) if sa.group.peers.len() != *n => {
+                    fail(Some(*node), format!("stream {name} has peers {:?}, expected {n}", sa.group.peers))
+                }
+                _ => Ok(()),
+            }
+        }
+        MetaExpect::Consumers { node, account, stream, count } => {
+            let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
+            let n = m.state.stream(&meta::StreamKey::new(account, stream)).map_or(0, |sa| sa.consumers.len());
+            if n == *count {
+                Ok(())
+            } else {
+                fail(Some(*node), format!("{n} consumers on {stream}, expected {count}"))
+            }
+        }
+        MetaExpect::LocalStreams { node, count } => match layer(*node) {
+            Some(m) if m.local.streams().filter(|(_, a)| a.running).count() == *count => Ok(()),
+            Some(m) => {
+                let running: Vec<String> =
+                    m.local.streams().filter(|(_, a)| a.running).map(|(k, _)| k.to_string()).collect();
+                fail(Some(*node), format!("runs {running:?}, expected {count} streams"))
+            }
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Answers { node, at_least } => match layer(*node) {
+            Some(m) if m.answered >= *at_least => Ok(()),
+            Some(m) => fail(Some(*node), format!("{} answers, expected at least {at_least}", m.answered)),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::AnswerError { node, contains } => match layer(*node) {
+            Some(m) if m.errors.iter().any(|e| e.contains(contains.as_str())) => Ok(()),
+            Some(m) => fail(Some(*node), format!("no error answer contains {contains:?}: {:?}", m.errors)),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::ApplyError { node, is } => {
+            check_bool(*node, "meta apply error", layer(*node).map(|m| m.state.write_error().is_some()), *is)
+        }
+        MetaExpect::Timeouts { node, at_least } => match layer(*node) {
+            Some(m) if m.timed_out >= *at_least => Ok(()),
+            Some(m) => fail(Some(*node), format!("{} timeouts, expected at least {at_least}", m.timed_out)),
             None => fail(Some(*node), "has no running meta group".into()),
         },
         MetaExpect::NeverLeader { node } => {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
+use super::jetstream::Answer;
+use crate::meta::{ConsumerConfig, MetaRequest, StreamConfig};
 use crate::raft::{Index, Message};
 
 /// Messages between servers. Every raft message names its group, so one server can run many.
@@ -16,6 +18,22 @@ pub enum ServerMsg {
     /// A client operation a non-leader passes to the leader it knows (one hop at most).
     Forward {
         op: MetaOp,
+    },
+    /// A client request a server passes to the meta leader it knows (one hop at most).
+    Request {
+        request: u64,
+        body: MetaRequest,
+    },
+    /// The meta leader's answer to request `request` of the receiving server's client.
+    Answer {
+        request: u64,
+        answer: Answer,
+    },
+    /// "Who is out there?": the cold-boot check asks every server for its stats (NATS STATSZ).
+    StatszRequest,
+    /// The answer: this server runs JetStream or not.
+    Statsz {
+        jetstream: bool,
     },
 }
 
@@ -40,6 +58,113 @@ pub enum MetaOp {
     },
     /// Take a meta snapshot now and compact the log.
     Snapshot {},
+    /// Propose these bytes (hex) as one meta entry, as a faulty or newer leader might: the way
+    /// to put an unknown op or an undecodable entry in the log.
+    ProposeRaw {
+        hex: String,
+    },
+    /// Create a stream (or idempotently re-create it) through the meta leader.
+    CreateStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        #[serde(default)]
+        subjects: Vec<String>,
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        max_consumers: Option<u32>,
+        /// Raw config JSON sent as is instead of the fields above (for configs this server
+        /// does not know, e.g. from a newer server).
+        #[serde(default)]
+        config_json: Option<String>,
+    },
+    /// Update a stream's config (same fields as create).
+    UpdateStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        #[serde(default)]
+        subjects: Vec<String>,
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        sealed: bool,
+    },
+    DeleteStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+    },
+    /// Create a durable consumer `name` on `stream`.
+    CreateConsumer {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+        /// 0: as many as the stream.
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        config_json: Option<String>,
+    },
+    DeleteConsumer {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+    },
+}
+
+fn default_account() -> String {
+    "A".to_string()
+}
+
+impl MetaOp {
+    /// The meta-layer request this operation makes, if it is one.
+    pub fn request(&self) -> Option<MetaRequest> {
+        let stream_json = |name: &str, subjects: &[String], replicas: u8, sealed: bool, max_consumers: Option<u32>| {
+            StreamConfig {
+                name: name.to_string(),
+                subjects: subjects.to_vec(),
+                replicas,
+                sealed,
+                max_consumers,
+                ..StreamConfig::default()
+            }
+            .to_json()
+        };
+        Some(match self {
+            MetaOp::CreateStream { account, name, subjects, replicas, max_consumers, config_json } => {
+                let config_json = match config_json {
+                    Some(raw) => raw.as_bytes().to_vec(),
+                    None => stream_json(name, subjects, *replicas, false, *max_consumers),
+                };
+                MetaRequest::CreateStream { account: account.clone(), config_json }
+            }
+            MetaOp::UpdateStream { account, name, subjects, replicas, sealed } => MetaRequest::UpdateStream {
+                account: account.clone(),
+                config_json: stream_json(name, subjects, *replicas, *sealed, None),
+            },
+            MetaOp::DeleteStream { account, name } => {
+                MetaRequest::DeleteStream { account: account.clone(), name: name.clone() }
+            }
+            MetaOp::CreateConsumer { account, stream, name, replicas, config_json } => {
+                let config_json = match config_json {
+                    Some(raw) => raw.as_bytes().to_vec(),
+                    None => {
+                        ConsumerConfig { durable_name: Some(name.clone()), replicas: *replicas, ..Default::default() }
+                            .to_json()
+                    }
+                };
+                MetaRequest::CreateConsumer { account: account.clone(), stream: stream.clone(), config_json }
+            }
+            MetaOp::DeleteConsumer { account, stream, name } => {
+                MetaRequest::DeleteConsumer { account: account.clone(), stream: stream.clone(), name: name.clone() }
+            }
+            _ => return None,
+        })
+    }
 }
 
 /// Proposals per client operation are bounded.
@@ -108,6 +233,55 @@ pub enum MetaExpect {
     CommittedAtLeast {
         count: u64,
     },
+    /// Applied stream assignments on `node`.
+    Streams {
+        node: NodeIndex,
+        count: usize,
+    },
+    /// The applied assignment of stream `name` on `node`: present or not, and with how many
+    /// peers when given.
+    Stream {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        exists: bool,
+        #[serde(default)]
+        peers: Option<usize>,
+    },
+    /// Applied consumers of `stream` on `node`.
+    Consumers {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        count: usize,
+    },
+    /// Streams `node` runs locally.
+    LocalStreams {
+        node: NodeIndex,
+        count: usize,
+    },
+    /// Answers the clients of `node` received (successes and errors).
+    Answers {
+        node: NodeIndex,
+        at_least: u64,
+    },
+    /// Some answer to a client of `node` was an error containing `contains`.
+    AnswerError {
+        node: NodeIndex,
+        contains: String,
+    },
+    /// `node`'s meta layer stopped on an apply error (sticky write error, §2.8).
+    ApplyError {
+        node: NodeIndex,
+        is: bool,
+    },
+    /// Requests of `node`'s clients that timed out.
+    Timeouts {
+        node: NodeIndex,
+        at_least: u64,
+    },
 }
 
 /// The scenario's `[system]` table.
@@ -127,6 +301,12 @@ pub struct ServerConfig {
     pub observers: Vec<NodeIndex>,
     /// The meta group's first members; every server when empty. Others join by add-peer.
     pub initial_peers: Vec<NodeIndex>,
+    /// Servers running without JetStream: they route and answer server-stats requests but
+    /// run no meta group (NATS mixed mode). The cold-boot check shrinks the cluster size to
+    /// the JetStream servers so the others can elect a leader.
+    pub jetstream_disabled: Vec<NodeIndex>,
+    /// Streams per account at most (NATS MaxStreams); none when absent.
+    pub max_streams_per_account: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -140,12 +320,23 @@ impl Default for ServerConfig {
             max_entries_per_append: 64,
             observers: vec![],
             initial_peers: vec![],
+            jetstream_disabled: vec![],
+            max_streams_per_account: None,
         }
     }
 }
 
 impl ServerConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self, servers: u32) -> Result<(), String> {
+        for (field, list) in [
+            ("observers", &self.observers),
+            ("initial_peers", &self.initial_peers),
+            ("jetstream_disabled", &self.jetstream_disabled),
+        ] {
+            if let Some(bad) = list.iter().find(|&&n| n >= servers) {
+                return Err(format!("{field}: no server {bad} in a cluster of {servers}"));
+            }
+        }
         if self.heartbeat_ms == 0 || self.heartbeat_ms > 60_000 {
             return Err(format!("heartbeat_ms must be between 1 and 60000, got {}", self.heartbeat_ms));
         }

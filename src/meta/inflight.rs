@@ -1,0 +1,205 @@
+//! Leader-only bookkeeping of proposed-but-not-yet-applied assignments (spec §5), and the
+//! "applied or inflight" views the request handler validates against, so concurrent requests
+//! see each other before their entries apply.
+
+use std::collections::BTreeMap;
+
+use super::entry::MetaEntry;
+use super::model::{ConsumerAssignment, ConsumerKey, StreamAssignment, StreamKey};
+use super::state::MetaState;
+
+/// Bug switches of the meta layer, each re-opening a historic hazard for the simulator to find.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaBugs {
+    /// `meta-no-inflight`: nothing is tracked, so concurrent creates each get a group (#3679).
+    pub no_inflight: bool,
+    /// `meta-limits-ignore-inflight`: limit checks count applied assets only (#3615).
+    pub limits_ignore_inflight: bool,
+    /// The driver signals meta leadership before the apply barrier; carried, not used here.
+    pub leader_before_barrier: bool,
+}
+
+/// One tracked key: outstanding proposals, and the latest proposal's intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InflightOp<T> {
+    /// Proposals not yet applied; always ≥ 1 while tracked.
+    pub ops: u32,
+    /// The latest proposal deletes the asset.
+    pub deleted: bool,
+    /// The latest proposed assignment (latest wins).
+    pub assignment: T,
+}
+
+/// The inflight maps of §5. Empty on every server but the leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inflight {
+    streams: BTreeMap<StreamKey, InflightOp<StreamAssignment>>,
+    consumers: BTreeMap<ConsumerKey, InflightOp<ConsumerAssignment>>,
+    /// `bugs.no_inflight`: tracking is a no-op.
+    disabled: bool,
+}
+
+fn track<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: K, assignment: T, deleted: bool) {
+    match map.get_mut(&key) {
+        Some(op) => {
+            assert!(op.ops >= 1, "a tracked key has outstanding proposals");
+            op.ops = op.ops.checked_add(1).expect("inflight ops bounded by the proposal rate");
+            op.deleted = deleted;
+            op.assignment = assignment;
+        }
+        None => {
+            map.insert(key, InflightOp { ops: 1, deleted, assignment });
+        }
+    }
+}
+
+fn untrack<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: &K) {
+    if let Some(op) = map.get_mut(key) {
+        assert!(op.ops >= 1, "a tracked key has outstanding proposals");
+        op.ops -= 1;
+        if op.ops == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Inflight {
+    /// Empty maps; tracking disabled under `bugs.no_inflight`.
+    pub fn new(bugs: MetaBugs) -> Self {
+        Inflight { disabled: bugs.no_inflight, ..Inflight::default() }
+    }
+
+    /// Record a successful stream proposal (create/update: `deleted = false`; delete: true).
+    pub fn track_stream(&mut self, sa: &StreamAssignment, deleted: bool) {
+        if self.disabled {
+            return;
+        }
+        debug_assert!(sa.consumers.is_empty(), "proposed stream assignments carry no consumers");
+        track(&mut self.streams, sa.key(), sa.without_consumers(), deleted);
+    }
+
+    /// Record a successful consumer proposal.
+    pub fn track_consumer(&mut self, ca: &ConsumerAssignment, deleted: bool) {
+        if self.disabled {
+            return;
+        }
+        track(&mut self.consumers, ca.key(), ca.clone(), deleted);
+    }
+
+    /// Record whatever `entry` proposes; call only after the propose succeeded.
+    pub fn track_entry(&mut self, entry: &MetaEntry) {
+        match entry {
+            MetaEntry::AssignStream { sa, .. } | MetaEntry::UpdateStream { sa, .. } => self.track_stream(sa, false),
+            MetaEntry::RemoveStream { sa, .. } => self.track_stream(sa, true),
+            MetaEntry::AssignConsumer { ca, .. } => self.track_consumer(ca, false),
+            MetaEntry::RemoveConsumer { ca, .. } => self.track_consumer(ca, true),
+        }
+    }
+
+    /// One stream proposal applied: decrement, dropping the key at zero. No-op on followers.
+    pub fn remove_stream(&mut self, key: &StreamKey) {
+        untrack(&mut self.streams, key);
+    }
+
+    /// One consumer proposal applied. Called unconditionally, even when the parent stream is
+    /// missing (the §5.5 leak fix).
+    pub fn remove_consumer(&mut self, key: &ConsumerKey) {
+        untrack(&mut self.consumers, key);
+    }
+
+    /// Leadership changed (gained or lost): nothing inflight will be applied as tracked.
+    pub fn clear(&mut self) {
+        self.streams.clear();
+        self.consumers.clear();
+    }
+
+    /// Nothing tracked: true on followers, and on an idle leader (L4).
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty() && self.consumers.is_empty()
+    }
+
+    /// The raw inflight entry of a stream, ignoring the applied state.
+    pub fn stream(&self, key: &StreamKey) -> Option<&InflightOp<StreamAssignment>> {
+        self.streams.get(key)
+    }
+
+    /// The raw inflight entry of a consumer.
+    pub fn consumer(&self, key: &ConsumerKey) -> Option<&InflightOp<ConsumerAssignment>> {
+        self.consumers.get(key)
+    }
+
+    /// All inflight stream entries, by key.
+    pub fn streams(&self) -> impl Iterator<Item = (&StreamKey, &InflightOp<StreamAssignment>)> {
+        self.streams.iter()
+    }
+
+    /// All inflight consumer entries, by key.
+    pub fn consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &InflightOp<ConsumerAssignment>)> {
+        self.consumers.iter()
+    }
+
+    /// Spec S9's per-entry part: every entry has ops ≥ 1 and is keyed by its assignment.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, op) in &self.streams {
+            if op.ops == 0 || op.assignment.key() != *key {
+                return Err(format!("inflight stream {key}: ops {} for {}", op.ops, op.assignment.key()));
+            }
+        }
+        for (key, op) in &self.consumers {
+            if op.ops == 0 || op.assignment.key() != *key {
+                return Err(format!("inflight consumer {key}: ops {} for {}", op.ops, op.assignment.key()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Inflight wins: a live proposal's assignment, `None` for a pending delete, else applied.
+    pub fn stream_or_inflight<'a>(&'a self, state: &'a MetaState, key: &StreamKey) -> Option<&'a StreamAssignment> {
+        match self.streams.get(key) {
+            Some(op) if op.deleted => None,
+            Some(op) => Some(&op.assignment),
+            None => state.stream(key),
+        }
+    }
+
+    /// An account's streams: live inflight ones, then applied ones no inflight entry shadows.
+    pub fn streams_or_inflight<'a>(&'a self, state: &'a MetaState, account: &'a str) -> Vec<&'a StreamAssignment> {
+        let from = StreamKey::new(account, "");
+        let inflight = self.streams.range(from..).take_while(|(k, _)| k.account == account);
+        let mut out: Vec<&StreamAssignment> =
+            inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
+        out.extend(state.streams_of(account).filter(|sa| !self.streams.contains_key(&sa.key())));
+        out
+    }
+
+    /// Inflight wins, as for streams.
+    pub fn consumer_or_inflight<'a>(
+        &'a self,
+        state: &'a MetaState,
+        key: &ConsumerKey,
+    ) -> Option<&'a ConsumerAssignment> {
+        match self.consumers.get(key) {
+            Some(op) if op.deleted => None,
+            Some(op) => Some(&op.assignment),
+            None => state.consumer(key),
+        }
+    }
+
+    /// A stream's consumers: live inflight ones (even when the stream itself is only inflight),
+    /// then the applied stream's consumers no inflight entry shadows.
+    pub fn consumers_or_inflight<'a>(
+        &'a self,
+        state: &'a MetaState,
+        stream: &StreamKey,
+    ) -> Vec<&'a ConsumerAssignment> {
+        let from = ConsumerKey::new(stream.account.clone(), stream.name.clone(), "");
+        let inflight =
+            self.consumers.range(from..).take_while(|(k, _)| k.account == stream.account && k.stream == stream.name);
+        let mut out: Vec<&ConsumerAssignment> =
+            inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
+        if let Some(sa) = state.stream(stream) {
+            out.extend(sa.consumers.values().filter(|ca| !self.consumers.contains_key(&ca.key())));
+        }
+        out
+    }
+}

@@ -1,0 +1,229 @@
+//! The streams and consumers this server runs locally, as the driver keeps them: what the
+//! [`Effect`]s of `apply` act on, and what orphan detection (§4) compares with the applied
+//! state.
+
+use std::collections::BTreeMap;
+
+use super::model::{ConsumerKey, StreamKey};
+use super::state::{Effect, MetaState};
+
+/// One local stream or consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAsset {
+    /// Created time of the incarnation it belongs to.
+    pub created_ms: u64,
+    /// The raft group it runs in.
+    pub group_name: String,
+    /// Data held (stream messages; consumer deliveries); survives stop and regroup.
+    pub messages: u64,
+    /// Stopped assets (unsupported) keep their data but do not run.
+    pub running: bool,
+}
+
+/// What an effect did locally; for traces and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    /// The effect changed nothing (absent asset, or already in that state).
+    Nothing,
+    /// A new local asset was created.
+    Created,
+    /// An existing local asset was (re)started or updated; `regrouped` when its group name
+    /// changed (the old group's node must go).
+    Updated {
+        regrouped: Option<String>,
+    },
+    Stopped,
+    Removed,
+    /// A bounded delete found a newer local incarnation and kept it (§2.3 incarnation safety).
+    KeptNewer {
+        local_created_ms: u64,
+    },
+    /// A consumer was to run but its stream does not exist locally.
+    MissingStream,
+    /// The effect is an API answer; not about local assets.
+    NotLocal,
+}
+
+/// Local orphans: assets absent from the applied state (§4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Orphans {
+    pub streams: Vec<StreamKey>,
+    /// Consumers absent from a stream that is itself assigned.
+    pub consumers: Vec<ConsumerKey>,
+}
+
+/// This server's local streams and consumers, plus the local errors of assignments (the
+/// assignment `err` of NATS, which healthz reports).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalAssets {
+    streams: BTreeMap<StreamKey, LocalAsset>,
+    consumers: BTreeMap<ConsumerKey, LocalAsset>,
+    stream_errors: BTreeMap<StreamKey, String>,
+    consumer_errors: BTreeMap<ConsumerKey, String>,
+}
+
+fn run<K: Ord + Clone>(map: &mut BTreeMap<K, LocalAsset>, key: &K, created_ms: u64, group: &str) -> LocalChange {
+    match map.get_mut(key) {
+        Some(asset) => {
+            let regrouped = (asset.group_name != group).then(|| std::mem::replace(&mut asset.group_name, group.into()));
+            let changed = regrouped.is_some() || !asset.running || asset.created_ms != created_ms;
+            asset.running = true;
+            asset.created_ms = created_ms;
+            if changed {
+                LocalChange::Updated { regrouped }
+            } else {
+                LocalChange::Nothing
+            }
+        }
+        None => {
+            map.insert(key.clone(), LocalAsset { created_ms, group_name: group.into(), messages: 0, running: true });
+            LocalChange::Created
+        }
+    }
+}
+
+fn stop<K: Ord>(map: &mut BTreeMap<K, LocalAsset>, key: &K) -> LocalChange {
+    match map.get_mut(key) {
+        Some(asset) if asset.running => {
+            asset.running = false;
+            LocalChange::Stopped
+        }
+        _ => LocalChange::Nothing,
+    }
+}
+
+/// Whether a bounded delete may remove `asset`.
+fn removable(asset: &LocalAsset, created_ms_max: Option<u64>) -> Result<(), LocalChange> {
+    match created_ms_max {
+        Some(max) if asset.created_ms > max => Err(LocalChange::KeptNewer { local_created_ms: asset.created_ms }),
+        _ => Ok(()),
+    }
+}
+
+impl LocalAssets {
+    /// Carry out one effect of `MetaState::apply` on the local assets.
+    pub fn apply_effect(&mut self, effect: &Effect) -> LocalChange {
+        match effect {
+            Effect::RunStream { key, created_ms, group } => run(&mut self.streams, key, *created_ms, &group.name),
+            Effect::StopStream { key } => {
+                let change = stop(&mut self.streams, key);
+                // A stopped stream cannot serve its consumers.
+                let (from, account, name) =
+                    (ConsumerKey::new(key.account.clone(), key.name.clone(), ""), &key.account, &key.name);
+                for (_, c) in
+                    self.consumers.range_mut(from..).take_while(|(k, _)| k.account == *account && k.stream == *name)
+                {
+                    c.running = false;
+                }
+                change
+            }
+            Effect::RemoveLocalStream { key, created_ms_max } => {
+                let Some(asset) = self.streams.get(key) else {
+                    return LocalChange::Nothing;
+                };
+                if let Err(kept) = removable(asset, *created_ms_max) {
+                    return kept;
+                }
+                self.streams.remove(key);
+                self.stream_errors.remove(key);
+                self.consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
+                self.consumer_errors.retain(|k, _| k.account != key.account || k.stream != key.name);
+                LocalChange::Removed
+            }
+            Effect::RunConsumer { key, created_ms, group } => {
+                if !self.streams.contains_key(&key.stream_key()) {
+                    return LocalChange::MissingStream;
+                }
+                run(&mut self.consumers, key, *created_ms, &group.name)
+            }
+            Effect::StopConsumer { key } => stop(&mut self.consumers, key),
+            Effect::RemoveLocalConsumer { key, created_ms_max } => {
+                let Some(asset) = self.consumers.get(key) else {
+                    return LocalChange::Nothing;
+                };
+                if let Err(kept) = removable(asset, *created_ms_max) {
+                    return kept;
+                }
+                self.consumers.remove(key);
+                self.consumer_errors.remove(key);
+                LocalChange::Removed
+            }
+            Effect::Respond { .. } => LocalChange::NotLocal,
+        }
+    }
+
+    /// Carry out effects in order.
+    pub fn apply_effects(&mut self, effects: &[Effect]) -> Vec<LocalChange> {
+        effects.iter().map(|e| self.apply_effect(e)).collect()
+    }
+
+    /// The local stream, if this server has one.
+    pub fn stream(&self, key: &StreamKey) -> Option<&LocalAsset> {
+        self.streams.get(key)
+    }
+
+    /// The local consumer, if this server has one.
+    pub fn consumer(&self, key: &ConsumerKey) -> Option<&LocalAsset> {
+        self.consumers.get(key)
+    }
+
+    /// All local streams, by key.
+    pub fn streams(&self) -> impl Iterator<Item = (&StreamKey, &LocalAsset)> {
+        self.streams.iter()
+    }
+
+    /// All local consumers, by key.
+    pub fn consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &LocalAsset)> {
+        self.consumers.iter()
+    }
+
+    /// Add data to a local stream or consumer; false when absent.
+    pub fn add_stream_messages(&mut self, key: &StreamKey, n: u64) -> bool {
+        self.streams.get_mut(key).map(|a| a.messages = a.messages.saturating_add(n)).is_some()
+    }
+
+    /// Record (Some) or clear (None) the local error of a stream assignment.
+    pub fn set_stream_error(&mut self, key: &StreamKey, error: Option<String>) {
+        match error {
+            Some(e) => self.stream_errors.insert(key.clone(), e),
+            None => self.stream_errors.remove(key),
+        };
+    }
+
+    /// Record (Some) or clear (None) the local error of a consumer assignment.
+    pub fn set_consumer_error(&mut self, key: &ConsumerKey, error: Option<String>) {
+        match error {
+            Some(e) => self.consumer_errors.insert(key.clone(), e),
+            None => self.consumer_errors.remove(key),
+        };
+    }
+
+    /// The local error recorded for a stream assignment.
+    pub fn stream_error(&self, key: &StreamKey) -> Option<&str> {
+        self.stream_errors.get(key).map(String::as_str)
+    }
+
+    /// The local error recorded for a consumer assignment.
+    pub fn consumer_error(&self, key: &ConsumerKey) -> Option<&str> {
+        self.consumer_errors.get(key).map(String::as_str)
+    }
+
+    /// Local streams with no applied assignment, and local consumers absent from their
+    /// assigned stream (§4). Membership is not checked, as in NATS.
+    pub fn orphans(&self, state: &MetaState) -> Orphans {
+        let mut out = Orphans::default();
+        for key in self.streams.keys() {
+            if state.stream(key).is_none() {
+                out.streams.push(key.clone());
+            }
+        }
+        for key in self.consumers.keys() {
+            if let Some(sa) = state.stream(&key.stream_key()) {
+                if !sa.consumers.contains_key(&key.name) {
+                    out.consumers.push(key.clone());
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,35 @@
+//! The JetStream-style meta layer, sans-IO: the replicated assignments of streams and
+//! consumers, the state machine that applies meta log entries, the leader's inflight
+//! bookkeeping and request handling, and the health queries. Time arrives as `now_ms`
+//! arguments and randomness as `&mut dyn RngCore`; all maps are ordered, so the same inputs
+//! give the same outputs. The driver (`server`) owns raft, the network and the local files.
+//!
+//! - [`model`]: keys, groups, assignments, configs and the supported/unsupported decode (§1, §7).
+//! - [`entry`]: meta log operations and their versioned wire form (§2).
+//! - [`state`]: the applied state and `apply` (§2.1–2.5, §2.8), with the effects it asks for.
+//! - [`inflight`]: the leader's proposed-but-unapplied assignments and their views (§5).
+//! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
+//! - [`local`]: this server's local streams and consumers, and orphans (§4).
+//! - [`queries`]: leadership, currentness and health queries (§6).
+
+pub mod entry;
+pub mod inflight;
+pub mod local;
+pub mod model;
+pub mod queries;
+pub mod request;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use entry::{DecodeError, MetaEntry, OpCode, Reply};
+pub use inflight::{Inflight, InflightOp, MetaBugs};
+pub use local::{LocalAsset, LocalAssets, LocalChange, Orphans};
+pub use model::{
+    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
+    StreamConfig, StreamKey, API_LEVEL,
+};
+pub use queries::{HealthContext, NodeFacts};
+pub use request::{handle, ApiError, LeaderContext, MetaRequest};
+pub use state::{ApplyError, Effect, MetaState, Outcome};

@@ -1,0 +1,383 @@
+//! The replicated data model of the meta layer: keys, raft groups, stream and consumer
+//! assignments, and the parsed configs with the strict/lenient decoding that decides whether
+//! this server supports an asset (spec §1.2–1.4, §7).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::raft::PeerId;
+
+/// The API level this server implements. A config requiring more is unsupported here (§7).
+pub const API_LEVEL: i64 = 5;
+/// Metadata key carrying the API level a config requires.
+pub const REQUIRED_LEVEL_KEY: &str = "_nats.req.level";
+/// Upper bound on a config's JSON size; the request handler rejects larger ones so every
+/// entry fits the codec's limit.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+/// Identity of a stream: `(account, name)`. Ordered by account first, so one account's
+/// streams form a contiguous range of a `BTreeMap`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamKey {
+    pub account: String,
+    pub name: String,
+}
+
+impl StreamKey {
+    /// Key from its parts.
+    pub fn new(account: impl Into<String>, name: impl Into<String>) -> Self {
+        StreamKey { account: account.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.account, self.name)
+    }
+}
+
+/// Identity of a consumer: `(account, stream, name)`. Ordered so one stream's consumers form a
+/// contiguous range.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConsumerKey {
+    pub account: String,
+    pub stream: String,
+    pub name: String,
+}
+
+impl ConsumerKey {
+    /// Key from its parts.
+    pub fn new(account: impl Into<String>, stream: impl Into<String>, name: impl Into<String>) -> Self {
+        ConsumerKey { account: account.into(), stream: stream.into(), name: name.into() }
+    }
+
+    /// The parent stream's key.
+    pub fn stream_key(&self) -> StreamKey {
+        StreamKey::new(self.account.clone(), self.stream.clone())
+    }
+}
+
+impl fmt::Display for ConsumerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.account, self.stream, self.name)
+    }
+}
+
+/// A stream's or consumer's raft group as the meta layer assigns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftGroup {
+    /// Unique per creation (`S-R3-<hex>` / `C-R1-<hex>`): a re-created asset gets a new name,
+    /// which is how replicas tell incarnations apart.
+    pub name: String,
+    /// Members, as meta peer ids. No duplicates, at least one.
+    pub peers: Vec<PeerId>,
+    /// Preferred first leader; not part of the projection (recovery clears it in NATS).
+    pub preferred: Option<PeerId>,
+}
+
+impl RaftGroup {
+    /// Membership is decided by `peers` only.
+    pub fn is_member(&self, id: PeerId) -> bool {
+        self.peers.contains(&id)
+    }
+
+    /// Structural validity (spec S10): a name, at least one peer, no duplicates, preferred is a
+    /// member when set.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("raft group without a name".into());
+        }
+        if self.peers.is_empty() {
+            return Err(format!("raft group {} has no peers", self.name));
+        }
+        // Groups are small (a replica count): a quadratic scan allocates nothing.
+        for (i, p) in self.peers.iter().enumerate() {
+            if self.peers[..i].contains(p) {
+                return Err(format!("raft group {} lists peer {p} twice", self.name));
+            }
+        }
+        if let Some(p) = self.preferred {
+            if !self.is_member(p) {
+                return Err(format!("raft group {} prefers non-member {p}", self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A consumer's replicated assignment (§1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerAssignment {
+    pub account: String,
+    /// The parent stream's name; equals the parent's key name.
+    pub stream: String,
+    pub name: String,
+    /// Creation time: the identity of this incarnation.
+    pub created_ms: u64,
+    /// Config bytes exactly as proposed; never re-encoded by the apply path.
+    pub config_json: Vec<u8>,
+    pub group: RaftGroup,
+}
+
+impl ConsumerAssignment {
+    /// This consumer's key.
+    pub fn key(&self) -> ConsumerKey {
+        ConsumerKey::new(self.account.clone(), self.stream.clone(), self.name.clone())
+    }
+
+    /// The parent stream's key.
+    pub fn stream_key(&self) -> StreamKey {
+        StreamKey::new(self.account.clone(), self.stream.clone())
+    }
+
+    /// Strict-then-lenient decode of the config (§7).
+    pub fn config(&self) -> Result<Decoded<ConsumerConfig>, ConfigError> {
+        ConsumerConfig::decode(&self.config_json)
+    }
+}
+
+/// A stream's replicated assignment (§1.2), plus the consumers applied under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamAssignment {
+    pub account: String,
+    /// Equals the config's name (checked on apply); kept explicit so the key never depends on
+    /// parsing a config this server may not support.
+    pub name: String,
+    /// Creation time: the identity of this incarnation.
+    pub created_ms: u64,
+    /// Config bytes exactly as received; kept byte-exact so unknown fields survive (§7).
+    pub config_json: Vec<u8>,
+    pub group: RaftGroup,
+    /// Subject used for stream catch-up; the leader never proposes an empty one (S20).
+    pub sync: String,
+    /// Applied consumers by name. Always empty inside log entries: applying a stream entry
+    /// carries the consumers over from the assignment it replaces.
+    pub consumers: BTreeMap<String, ConsumerAssignment>,
+}
+
+impl StreamAssignment {
+    /// This stream's key.
+    pub fn key(&self) -> StreamKey {
+        StreamKey::new(self.account.clone(), self.name.clone())
+    }
+
+    /// Strict-then-lenient decode of the config (§7).
+    pub fn config(&self) -> Result<Decoded<StreamConfig>, ConfigError> {
+        StreamConfig::decode(&self.config_json)
+    }
+
+    /// A copy without consumers: the shape that goes into log entries.
+    pub fn without_consumers(&self) -> StreamAssignment {
+        StreamAssignment { consumers: BTreeMap::new(), ..self.clone() }
+    }
+}
+
+/// Result of decoding a config: supported, or readable but not runnable here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded<T> {
+    Supported(T),
+    /// Decoded leniently (or requires a newer API level); `reason` is the offline reason.
+    Unsupported {
+        config: T,
+        reason: String,
+    },
+}
+
+impl<T> Decoded<T> {
+    /// The decoded config, supported or not.
+    pub fn config(&self) -> &T {
+        match self {
+            Decoded::Supported(c) | Decoded::Unsupported { config: c, .. } => c,
+        }
+    }
+
+    /// The decoded config, supported or not, by value.
+    pub fn into_config(self) -> T {
+        match self {
+            Decoded::Supported(c) | Decoded::Unsupported { config: c, .. } => c,
+        }
+    }
+
+    /// The offline reason, when unsupported.
+    pub fn unsupported_reason(&self) -> Option<&str> {
+        match self {
+            Decoded::Supported(_) => None,
+            Decoded::Unsupported { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// Neither the strict nor the lenient decode accepted a config: an apply error (§2).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("config does not decode: {0}")]
+pub struct ConfigError(pub String);
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The stream config fields this model knows. Unknown fields make it unsupported (§7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// 0 means 1 (normalized by the leader).
+    #[serde(default)]
+    pub replicas: u8,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sealed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumers: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Twin of [`StreamConfig`] that ignores unknown fields: the lenient decode.
+#[derive(Deserialize)]
+struct LenientStreamConfig {
+    name: String,
+    #[serde(default)]
+    subjects: Vec<String>,
+    #[serde(default)]
+    replicas: u8,
+    #[serde(default)]
+    sealed: bool,
+    #[serde(default)]
+    max_consumers: Option<u32>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl From<LenientStreamConfig> for StreamConfig {
+    fn from(c: LenientStreamConfig) -> Self {
+        StreamConfig {
+            name: c.name,
+            subjects: c.subjects,
+            replicas: c.replicas,
+            sealed: c.sealed,
+            max_consumers: c.max_consumers,
+            metadata: c.metadata,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Strict decode, then lenient; then the required API level (§7).
+    pub fn decode(bytes: &[u8]) -> Result<Decoded<StreamConfig>, ConfigError> {
+        match serde_json::from_slice::<StreamConfig>(bytes) {
+            Ok(config) => Ok(classify_level(config, |c| &c.metadata)),
+            Err(strict) => match serde_json::from_slice::<LenientStreamConfig>(bytes) {
+                Ok(lenient) => Ok(Decoded::Unsupported {
+                    config: lenient.into(),
+                    reason: format!("unsupported - config error: {strict}"),
+                }),
+                Err(lenient) => Err(ConfigError(lenient.to_string())),
+            },
+        }
+    }
+
+    /// Defaults made explicit, so equal intents compare equal: replicas 0 ⇒ 1, no subjects ⇒
+    /// the stream's name.
+    pub fn normalized(mut self) -> StreamConfig {
+        if self.replicas == 0 {
+            self.replicas = 1;
+        }
+        if self.subjects.is_empty() {
+            self.subjects.push(self.name.clone());
+        }
+        self
+    }
+
+    /// Encoding used for proposals: re-marshalled from the parsed config (§2).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a plain struct encodes")
+    }
+}
+
+/// The consumer config fields this model knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_subject: Option<String>,
+    /// 0 inherits the stream's replica count.
+    #[serde(default)]
+    pub replicas: u8,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Twin of [`ConsumerConfig`] that ignores unknown fields.
+#[derive(Deserialize)]
+struct LenientConsumerConfig {
+    #[serde(default)]
+    durable_name: Option<String>,
+    #[serde(default)]
+    filter_subject: Option<String>,
+    #[serde(default)]
+    replicas: u8,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl From<LenientConsumerConfig> for ConsumerConfig {
+    fn from(c: LenientConsumerConfig) -> Self {
+        ConsumerConfig {
+            durable_name: c.durable_name,
+            filter_subject: c.filter_subject,
+            replicas: c.replicas,
+            metadata: c.metadata,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Strict decode, then lenient; then the required API level (§7).
+    pub fn decode(bytes: &[u8]) -> Result<Decoded<ConsumerConfig>, ConfigError> {
+        match serde_json::from_slice::<ConsumerConfig>(bytes) {
+            Ok(config) => Ok(classify_level(config, |c| &c.metadata)),
+            Err(strict) => match serde_json::from_slice::<LenientConsumerConfig>(bytes) {
+                Ok(lenient) => Ok(Decoded::Unsupported {
+                    config: lenient.into(),
+                    reason: format!("unsupported - config error: {strict}"),
+                }),
+                Err(lenient) => Err(ConfigError(lenient.to_string())),
+            },
+        }
+    }
+
+    /// Encoding used for proposals.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a plain struct encodes")
+    }
+}
+
+/// `Err(reason)` when the metadata requires an API level this server lacks: a non-integer
+/// level, or one above [`API_LEVEL`].
+pub fn check_required_level(metadata: &BTreeMap<String, String>) -> Result<(), String> {
+    let Some(level) = metadata.get(REQUIRED_LEVEL_KEY) else {
+        return Ok(());
+    };
+    match level.trim().parse::<i64>() {
+        Ok(n) if n <= API_LEVEL => Ok(()),
+        Ok(n) => Err(format!("unsupported - required API level: {n}, current API level: {API_LEVEL}")),
+        Err(_) => Err(format!("unsupported - required API level: {level}, current API level: {API_LEVEL}")),
+    }
+}
+
+fn classify_level<T>(config: T, metadata: impl Fn(&T) -> &BTreeMap<String, String>) -> Decoded<T> {
+    match check_required_level(metadata(&config)) {
+        Ok(()) => Decoded::Supported(config),
+        Err(reason) => Decoded::Unsupported { config, reason },
+    }
+}
+
+/// The replicated projection P of the applied state (§10): every stream assignment with its
+/// consumers, minus local-only fields (`preferred`). Equal applied index ⇒ equal projection.
+pub type Projection = BTreeMap<StreamKey, StreamAssignment>;

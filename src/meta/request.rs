@@ -1,0 +1,443 @@
+//! Leader-side request handling (spec §2.7) as a pure function: validate an API request
+//! against the applied-or-inflight view and build the meta entry to propose. The driver
+//! proposes it and, only if the propose succeeded, calls [`Inflight::track_entry`].
+
+use std::collections::BTreeSet;
+
+use rand::seq::SliceRandom;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::entry::{MetaEntry, Reply};
+use super::inflight::{Inflight, MetaBugs};
+use super::model::{
+    check_required_level, ConsumerAssignment, ConsumerConfig, ConsumerKey, PeerId, RaftGroup, StreamAssignment,
+    StreamConfig, StreamKey, MAX_CONFIG_BYTES,
+};
+use super::state::MetaState;
+
+/// Most replicas a stream may ask for.
+pub const MAX_REPLICAS: u8 = 5;
+/// Longest account, stream, consumer name or subject accepted.
+pub const MAX_NAME_LEN: usize = 255;
+/// Attempts at drawing a name no other assignment uses; collisions of 64 random bits are
+/// astronomically rare, so hitting the bound means the RNG is broken.
+const NAME_ATTEMPTS: usize = 16;
+
+/// An API request the meta leader turns into a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaRequest {
+    CreateStream { account: String, config_json: Vec<u8> },
+    UpdateStream { account: String, config_json: Vec<u8> },
+    DeleteStream { account: String, name: String },
+    CreateConsumer { account: String, stream: String, config_json: Vec<u8> },
+    DeleteConsumer { account: String, stream: String, name: String },
+}
+
+/// Why a request was refused. Messages are short and stable: checks and traces compare them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ApiError {
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("required API level not supported: {0}")]
+    RequiredApiLevel(String),
+    #[error("stream name already in use with a different config")]
+    StreamNameInUse,
+    #[error("stream is sealed")]
+    StreamSealed,
+    #[error("subjects overlap with an existing stream")]
+    SubjectOverlap,
+    #[error("maximum number of streams reached")]
+    MaxStreams,
+    #[error("maximum number of consumers reached")]
+    MaxConsumers,
+    #[error("insufficient resources")]
+    InsufficientResources,
+    #[error("stream not found")]
+    StreamNotFound,
+    #[error("consumer not found")]
+    ConsumerNotFound,
+    #[error("asset is offline: {0}")]
+    Offline(String),
+    #[error("no unique name available")]
+    NoUniqueName,
+}
+
+impl ApiError {
+    /// A stable numeric code per variant (our own numbering, not NATS's).
+    pub fn code(&self) -> u16 {
+        match self {
+            ApiError::InvalidConfig(_) => 1001,
+            ApiError::RequiredApiLevel(_) => 1002,
+            ApiError::StreamNameInUse => 1003,
+            ApiError::StreamSealed => 1004,
+            ApiError::SubjectOverlap => 1005,
+            ApiError::MaxStreams => 1006,
+            ApiError::MaxConsumers => 1007,
+            ApiError::InsufficientResources => 1008,
+            ApiError::StreamNotFound => 1009,
+            ApiError::ConsumerNotFound => 1010,
+            ApiError::Offline(_) => 1011,
+            ApiError::NoUniqueName => 1012,
+        }
+    }
+}
+
+/// What the leader knows besides the meta state when handling a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderContext {
+    /// The leader itself.
+    pub me: PeerId,
+    /// The meta group's membership: the only peers placement may pick (S11).
+    pub meta_peers: Vec<PeerId>,
+    /// Peers the leader currently hears from.
+    pub online_peers: Vec<PeerId>,
+    /// The leader's clock; becomes `created_ms` of new assets.
+    pub now_ms: u64,
+    /// Per-account stream limit, when set.
+    pub max_streams_per_account: Option<u32>,
+    pub bugs: MetaBugs,
+}
+
+/// Validate `request` and build the entry to propose (§2.7). `reply` is copied into the entry.
+pub fn handle(
+    request: &MetaRequest,
+    reply: Option<Reply>,
+    state: &MetaState,
+    inflight: &Inflight,
+    ctx: &LeaderContext,
+    rng: &mut dyn RngCore,
+) -> Result<MetaEntry, ApiError> {
+    let empty = Inflight::default();
+    // Under the bugs, validation reads applied state only, as before the inflight maps existed.
+    let view = if ctx.bugs.no_inflight { &empty } else { inflight };
+    let limits = if ctx.bugs.limits_ignore_inflight { &empty } else { view };
+    let h = Handler { state, view, limits, ctx };
+    match request {
+        MetaRequest::CreateStream { account, config_json } => h.create_stream(account, config_json, reply, rng),
+        MetaRequest::UpdateStream { account, config_json } => h.update_stream(account, config_json, reply),
+        MetaRequest::DeleteStream { account, name } => {
+            let existing =
+                view.stream_or_inflight(state, &StreamKey::new(account, name)).ok_or(ApiError::StreamNotFound)?;
+            Ok(MetaEntry::RemoveStream { sa: existing.without_consumers(), reply })
+        }
+        MetaRequest::CreateConsumer { account, stream, config_json } => {
+            h.create_consumer(account, stream, config_json, reply, rng)
+        }
+        MetaRequest::DeleteConsumer { account, stream, name } => {
+            // Applied state only (§2.7): an inflight-only consumer cannot be deleted yet.
+            let sa = state.stream(&StreamKey::new(account, stream)).ok_or(ApiError::StreamNotFound)?;
+            let ca = sa.consumers.get(name).ok_or(ApiError::ConsumerNotFound)?;
+            Ok(MetaEntry::RemoveConsumer { ca: ca.clone(), reply })
+        }
+    }
+}
+
+struct Handler<'a> {
+    state: &'a MetaState,
+    /// Applied-or-inflight view for existence, idempotency and overlap.
+    view: &'a Inflight,
+    /// View used for counting against limits.
+    limits: &'a Inflight,
+    ctx: &'a LeaderContext,
+}
+
+impl Handler<'_> {
+    fn create_stream(
+        &self,
+        account: &str,
+        bytes: &[u8],
+        reply: Option<Reply>,
+        rng: &mut dyn RngCore,
+    ) -> Result<MetaEntry, ApiError> {
+        let config = parse_stream_request(account, bytes)?;
+        if config.sealed {
+            return Err(ApiError::InvalidConfig("a stream cannot be created sealed".into()));
+        }
+        let key = StreamKey::new(account, &config.name);
+        if let Some(existing) = self.view.stream_or_inflight(self.state, &key) {
+            if let Some(reason) = self.state.stream_unsupported(&key) {
+                return Err(ApiError::Offline(reason.into()));
+            }
+            if existing_stream_config(existing)? != config {
+                return Err(ApiError::StreamNameInUse);
+            }
+            // Idempotent: the same group, sync subject and incarnation as the existing one.
+            let sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
+            return Ok(MetaEntry::AssignStream { sa, reply });
+        }
+        self.check_overlap(&key, &config)?;
+        if let Some(max) = self.ctx.max_streams_per_account {
+            if self.limits.streams_or_inflight(self.state, account).len() >= max as usize {
+                return Err(ApiError::MaxStreams);
+            }
+        }
+        let replicas = usize::from(config.replicas);
+        let peers = place(replicas, &self.ctx.meta_peers, &self.ctx.online_peers, rng)?;
+        let group = self.new_group("S", peers, rng)?;
+        let sa = StreamAssignment {
+            account: account.into(),
+            name: config.name.clone(),
+            created_ms: self.ctx.now_ms.max(1),
+            config_json: config.to_json(),
+            group,
+            sync: format!("$SYS.JSC.SYNC.{:016x}", rng.next_u64()),
+            consumers: Default::default(),
+        };
+        Ok(MetaEntry::AssignStream { sa, reply })
+    }
+
+    fn update_stream(&self, account: &str, bytes: &[u8], reply: Option<Reply>) -> Result<MetaEntry, ApiError> {
+        let config = parse_stream_request(account, bytes)?;
+        let key = StreamKey::new(account, &config.name);
+        let existing = self.view.stream_or_inflight(self.state, &key).ok_or(ApiError::StreamNotFound)?;
+        if let Some(reason) = self.state.stream_unsupported(&key) {
+            return Err(ApiError::Offline(reason.into()));
+        }
+        // Validated against the latest proposal, so an unseal racing a seal is refused (§5.4).
+        let old = existing_stream_config(existing)?;
+        if old.sealed && !config.sealed {
+            return Err(ApiError::StreamSealed);
+        }
+        if old.replicas != config.replicas {
+            return Err(ApiError::InvalidConfig("changing replicas is not supported".into()));
+        }
+        self.check_overlap(&key, &config)?;
+        let sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
+        Ok(MetaEntry::UpdateStream { sa, reply })
+    }
+
+    fn create_consumer(
+        &self,
+        account: &str,
+        stream: &str,
+        bytes: &[u8],
+        reply: Option<Reply>,
+        rng: &mut dyn RngCore,
+    ) -> Result<MetaEntry, ApiError> {
+        let config = parse_consumer_request(bytes)?;
+        let skey = StreamKey::new(account, stream);
+        let sa = self.view.stream_or_inflight(self.state, &skey).ok_or(ApiError::StreamNotFound)?;
+        if let Some(reason) = self.state.stream_unsupported(&skey) {
+            return Err(ApiError::Offline(reason.into()));
+        }
+        let stream_config = existing_stream_config(sa)?;
+        let stream_replicas = sa.group.peers.len();
+        let replicas = if config.replicas == 0 { stream_replicas } else { usize::from(config.replicas) };
+        if replicas > stream_replicas {
+            return Err(ApiError::InvalidConfig(format!("{replicas} replicas on a stream with {stream_replicas}")));
+        }
+        let name = match &config.durable_name {
+            Some(d) => d.clone(),
+            None => self.ephemeral_name(&skey, rng)?,
+        };
+        let key = ConsumerKey::new(account, stream, &name);
+        let online: BTreeSet<PeerId> = self.ctx.online_peers.iter().copied().collect();
+        if let Some(existing) = self.view.consumer_or_inflight(self.state, &key) {
+            // Same name: the update path keeps group and incarnation.
+            if let Some(reason) = self.state.consumer_unsupported(&key) {
+                return Err(ApiError::Offline(reason.into()));
+            }
+            if existing.group.peers.len() != replicas {
+                return Err(ApiError::InvalidConfig("changing replicas is not supported".into()));
+            }
+            if !existing.group.peers.iter().any(|p| online.contains(p)) {
+                return Err(ApiError::Offline("all consumer peers offline".into()));
+            }
+            let ca = ConsumerAssignment { config_json: config.to_json(), ..existing.clone() };
+            return Ok(MetaEntry::AssignConsumer { ca, reply });
+        }
+        if let Some(max) = stream_config.max_consumers {
+            let counted = self.limits.consumers_or_inflight(self.state, &skey);
+            let counted = counted.iter().filter(|ca| self.state.consumer_unsupported(&ca.key()).is_none()).count();
+            if counted >= max as usize {
+                return Err(ApiError::MaxConsumers);
+            }
+        }
+        // The consumer lives on its stream's peers: all of them, or a placed subset.
+        let peers = place(replicas, &sa.group.peers, &self.ctx.online_peers, rng)?;
+        let group = self.new_group("C", peers, rng)?;
+        let ca = ConsumerAssignment {
+            account: account.into(),
+            stream: stream.into(),
+            name,
+            created_ms: self.ctx.now_ms.max(1),
+            config_json: config.to_json(),
+            group,
+        };
+        debug_assert!(ca.group.peers.iter().all(|p| sa.group.is_member(*p)), "consumer peers ⊆ stream peers");
+        Ok(MetaEntry::AssignConsumer { ca, reply })
+    }
+
+    /// Reject subjects overlapping any other applied-or-inflight stream of the account.
+    fn check_overlap(&self, key: &StreamKey, config: &StreamConfig) -> Result<(), ApiError> {
+        for other in self.view.streams_or_inflight(self.state, &key.account) {
+            if other.name == key.name {
+                continue;
+            }
+            let Ok(decoded) = other.config() else { continue };
+            let theirs = decoded.into_config().normalized().subjects;
+            if config.subjects.iter().any(|a| theirs.iter().any(|b| subjects_overlap(a, b))) {
+                return Err(ApiError::SubjectOverlap);
+            }
+        }
+        Ok(())
+    }
+
+    /// Group names used by any applied or inflight assignment.
+    fn taken_group_names(&self) -> BTreeSet<String> {
+        let mut taken: BTreeSet<String> = self.state.group_names().into_iter().map(String::from).collect();
+        taken.extend(self.view.streams().map(|(_, op)| op.assignment.group.name.clone()));
+        taken.extend(self.view.consumers().map(|(_, op)| op.assignment.group.name.clone()));
+        taken
+    }
+
+    /// A fresh group on `peers`: a name no assignment uses, a preferred leader among the online
+    /// peers (placement guaranteed a quorum of them).
+    fn new_group(&self, prefix: &str, peers: Vec<PeerId>, rng: &mut dyn RngCore) -> Result<RaftGroup, ApiError> {
+        let taken = self.taken_group_names();
+        let name = (0..NAME_ATTEMPTS)
+            .map(|_| format!("{prefix}-R{}-{:016x}", peers.len(), rng.next_u64()))
+            .find(|n| !taken.contains(n))
+            .ok_or(ApiError::NoUniqueName)?;
+        let up: Vec<PeerId> = peers.iter().copied().filter(|p| self.ctx.online_peers.contains(p)).collect();
+        let preferred = up.choose(rng).copied();
+        assert!(preferred.is_some(), "placement guarantees an online quorum");
+        let group = RaftGroup { name, peers, preferred };
+        assert_eq!(group.check(), Ok(()), "placement builds valid groups");
+        Ok(group)
+    }
+
+    /// A consumer name unused by applied and inflight consumers of the stream.
+    fn ephemeral_name(&self, stream: &StreamKey, rng: &mut dyn RngCore) -> Result<String, ApiError> {
+        (0..NAME_ATTEMPTS)
+            .map(|_| format!("{:016x}", rng.next_u64()))
+            .find(|n| {
+                let key = ConsumerKey::new(stream.account.clone(), stream.name.clone(), n.clone());
+                self.state.consumer(&key).is_none() && self.view.consumer(&key).is_none()
+            })
+            .ok_or(ApiError::NoUniqueName)
+    }
+}
+
+/// The existing assignment's config as the leader compares it: leniently decoded, normalized.
+fn existing_stream_config(sa: &StreamAssignment) -> Result<StreamConfig, ApiError> {
+    sa.config()
+        .map(|d| d.into_config().normalized())
+        .map_err(|e| ApiError::Offline(format!("existing config does not decode: {e}")))
+}
+
+fn parse_stream_request(account: &str, bytes: &[u8]) -> Result<StreamConfig, ApiError> {
+    if !valid_name(account) {
+        return Err(ApiError::InvalidConfig(format!("invalid account name {account:?}")));
+    }
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ApiError::InvalidConfig("config too large".into()));
+    }
+    let config: StreamConfig = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
+    check_required_level(&config.metadata).map_err(ApiError::RequiredApiLevel)?;
+    let config = config.normalized();
+    if !valid_name(&config.name) {
+        return Err(ApiError::InvalidConfig(format!("invalid stream name {:?}", config.name)));
+    }
+    if config.replicas > MAX_REPLICAS {
+        return Err(ApiError::InvalidConfig(format!("replicas {} above {MAX_REPLICAS}", config.replicas)));
+    }
+    if let Some(bad) = config.subjects.iter().find(|s| !valid_subject(s)) {
+        return Err(ApiError::InvalidConfig(format!("invalid subject {bad:?}")));
+    }
+    for (i, a) in config.subjects.iter().enumerate() {
+        if config.subjects[i + 1..].iter().any(|b| subjects_overlap(a, b)) {
+            return Err(ApiError::InvalidConfig(format!("subject {a:?} overlaps another of the stream")));
+        }
+    }
+    Ok(config)
+}
+
+fn parse_consumer_request(bytes: &[u8]) -> Result<ConsumerConfig, ApiError> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ApiError::InvalidConfig("config too large".into()));
+    }
+    let config: ConsumerConfig = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
+    check_required_level(&config.metadata).map_err(ApiError::RequiredApiLevel)?;
+    if let Some(d) = config.durable_name.as_deref().filter(|d| !valid_name(d)) {
+        return Err(ApiError::InvalidConfig(format!("invalid durable name {d:?}")));
+    }
+    if let Some(f) = config.filter_subject.as_deref().filter(|f| !valid_subject(f)) {
+        return Err(ApiError::InvalidConfig(format!("invalid filter subject {f:?}")));
+    }
+    if config.replicas > MAX_REPLICAS {
+        return Err(ApiError::InvalidConfig(format!("replicas {} above {MAX_REPLICAS}", config.replicas)));
+    }
+    Ok(config)
+}
+
+/// Account, stream and consumer names: non-empty, bounded, no whitespace, dots or wildcards.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>'))
+}
+
+/// A subject: non-empty dot-separated tokens without whitespace; `*` and `>` only as whole
+/// tokens, `>` only last.
+pub fn valid_subject(subject: &str) -> bool {
+    if subject.is_empty()
+        || subject.len() > MAX_NAME_LEN
+        || subject.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    let tokens: Vec<&str> = subject.split('.').collect();
+    tokens.iter().enumerate().all(|(i, t)| match *t {
+        "" => false,
+        "*" => true,
+        ">" => i + 1 == tokens.len(),
+        t => !t.contains(['*', '>']),
+    })
+}
+
+/// True when some subject matches both patterns (`*` one token, `>` one or more trailing).
+pub fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    for (x, y) in a.iter().zip(&b) {
+        if *x == ">" || *y == ">" {
+            return true;
+        }
+        if x != y && *x != "*" && *y != "*" {
+            return false;
+        }
+    }
+    a.len() == b.len()
+}
+
+/// Quorum of `n` voters.
+pub fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// Seeded placement (§9.1, simplified): `replicas` distinct peers from `candidates`, online ones
+/// first, requiring a quorum of the chosen to be online. Returned sorted.
+pub fn place(
+    replicas: usize,
+    candidates: &[PeerId],
+    online: &[PeerId],
+    rng: &mut dyn RngCore,
+) -> Result<Vec<PeerId>, ApiError> {
+    assert!(replicas >= 1, "an asset has at least one replica");
+    let mut chosen: Vec<PeerId> = candidates.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    if chosen.len() < replicas {
+        return Err(ApiError::InsufficientResources);
+    }
+    chosen.shuffle(rng);
+    // Stable: shuffled order within the online and offline classes.
+    chosen.sort_by_key(|p| !online.contains(p));
+    chosen.truncate(replicas);
+    if chosen.iter().filter(|p| online.contains(p)).count() < quorum(replicas) {
+        return Err(ApiError::InsufficientResources);
+    }
+    chosen.sort_unstable();
+    assert!(chosen.windows(2).all(|w| w[0] < w[1]), "placement picks distinct peers");
+    assert!(chosen.iter().all(|p| candidates.contains(p)), "placement picks only candidates");
+    Ok(chosen)
+}

@@ -1,0 +1,502 @@
+//! The applied meta state and its state machine (spec §2.1–2.5, §2.8, normal mode). Applying
+//! an entry changes only this replicated state plus the leader's inflight counts, and returns
+//! [`Effect`]s: what the driver must do to this server's local assets and groups.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::entry::{DecodeError, MetaEntry, Reply};
+use super::inflight::Inflight;
+use super::model::{
+    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
+    StreamConfig, StreamKey,
+};
+use super::request::ApiError;
+
+/// What an applied operation achieved, for the API answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    StreamCreated(StreamKey),
+    StreamUpdated(StreamKey),
+    StreamDeleted(StreamKey),
+    ConsumerCreated(ConsumerKey),
+    ConsumerDeleted(ConsumerKey),
+}
+
+/// An instruction to the driver about this server's local assets, produced by `apply`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// This server is a member: create or update the local stream; start its raft group when
+    /// `group.peers.len() > 1`; a local copy with another group name switches to this group.
+    RunStream { key: StreamKey, created_ms: u64, group: RaftGroup },
+    /// Unsupported here: stop the local stream if running, keep its data.
+    StopStream { key: StreamKey },
+    /// Delete the local stream (and its consumers) if present, but only if its local created
+    /// time is ≤ `created_ms_max` when set: a delete never destroys a newer incarnation (§2.3).
+    RemoveLocalStream { key: StreamKey, created_ms_max: Option<u64> },
+    /// As `RunStream`, for a consumer.
+    RunConsumer { key: ConsumerKey, created_ms: u64, group: RaftGroup },
+    /// Stop the local consumer if running, keep its state.
+    StopConsumer { key: ConsumerKey },
+    /// As `RemoveLocalStream`, for a consumer (§2.5).
+    RemoveLocalConsumer { key: ConsumerKey, created_ms_max: Option<u64> },
+    /// The entry carried a reply. Handed back on every server; the driver decides which one
+    /// answers. `Err` is left for the driver's local failures: `apply` emits only `Ok`.
+    Respond { reply: Reply, result: Result<Outcome, ApiError> },
+}
+
+/// Why `apply` refused an entry. The first one becomes the sticky write error (§2.8).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("meta layer stopped by an earlier apply error: {0}")]
+    Stopped(String),
+    #[error("meta entry {index}: {source}")]
+    Decode {
+        index: u64,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("meta entry {index}: {reason}")]
+    Invalid { index: u64, reason: String },
+}
+
+/// The applied meta state of one server: replicated assignments plus this process's local
+/// judgements about them (unsupported markers, the sticky apply error).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetaState {
+    streams: BTreeMap<StreamKey, StreamAssignment>,
+    /// Streams this process judged unsupported, with the reason. Sticky across later
+    /// assignments of the same stream; dropped only when the stream is removed (§7).
+    unsupported_streams: BTreeMap<StreamKey, String>,
+    /// Same for consumers.
+    unsupported_consumers: BTreeMap<ConsumerKey, String>,
+    /// The first apply error (NATS `werr`). Once set, `apply` refuses everything and healthz
+    /// reports it as the meta apply error.
+    write_error: Option<String>,
+    /// Highest log index handed to `apply` or `note_applied`.
+    applied_index: u64,
+    /// [`MetaState::projection_digest`], computed on first use after a change: the checker
+    /// asks after every simulated event, the state changes only on apply.
+    digest_cache: Cell<Option<u64>>,
+    /// [`MetaState::check_structure`]'s verdict, kept the same way.
+    structure_cache: RefCell<Option<Result<(), String>>>,
+}
+
+fn validate_stream(sa: &StreamAssignment) -> Result<Decoded<StreamConfig>, String> {
+    if sa.name.is_empty() {
+        return Err("stream assignment without a name".into());
+    }
+    if !sa.consumers.is_empty() {
+        return Err(format!("stream entry {} carries consumers", sa.key()));
+    }
+    sa.group.check().map_err(|e| format!("stream {}: {e}", sa.key()))?;
+    let decoded = sa.config().map_err(|e| format!("stream {}: {e}", sa.key()))?;
+    if decoded.config().name != sa.name {
+        return Err(format!("stream {}: config names stream {:?}", sa.key(), decoded.config().name));
+    }
+    Ok(decoded)
+}
+
+fn validate_consumer(ca: &ConsumerAssignment) -> Result<Decoded<ConsumerConfig>, String> {
+    if ca.name.is_empty() || ca.stream.is_empty() {
+        return Err(format!("consumer assignment {} without a name or stream", ca.key()));
+    }
+    ca.group.check().map_err(|e| format!("consumer {}: {e}", ca.key()))?;
+    let decoded = ca.config().map_err(|e| format!("consumer {}: {e}", ca.key()))?;
+    if let Some(durable) = &decoded.config().durable_name {
+        if *durable != ca.name {
+            return Err(format!("consumer {}: config names durable {durable:?}", ca.key()));
+        }
+    }
+    Ok(decoded)
+}
+
+fn created_bound(created_ms: u64) -> Option<u64> {
+    // Created 0 means "unknown" in NATS; the leader never proposes it.
+    (created_ms != 0).then_some(created_ms)
+}
+
+impl MetaState {
+    /// Apply the meta entry at `index` in normal mode (§2.1–2.5). `me` decides membership;
+    /// `inflight` loses one op for the entry's key (no-op on followers).
+    /// `index` must exceed every index applied before (gaps are fine); otherwise it panics, as
+    /// that is a driver bug.
+    ///
+    /// Any decode or validation failure becomes the sticky write error (§2.8): it and every
+    /// later call return `Err` and change nothing. Validation happens before any mutation, so a
+    /// refused entry never half-applies.
+    ///
+    /// Recovery mode (§3, staging through recovery updates) is a later layer: it will decode
+    /// with [`MetaEntry::decode`], stage, and flush through the same per-op code used here.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        data: &[u8],
+        me: PeerId,
+        inflight: &mut Inflight,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        if let Some(e) = &self.write_error {
+            return Err(ApplyError::Stopped(e.clone()));
+        }
+        assert!(index > self.applied_index, "meta entries apply in log order: {index} after {}", self.applied_index);
+        self.changed();
+        let result = MetaEntry::decode(data)
+            .map_err(|source| ApplyError::Decode { index, source })
+            .and_then(|entry| self.apply_entry(index, entry, me, inflight));
+        match result {
+            Ok(effects) => {
+                self.applied_index = index;
+                Ok(effects)
+            }
+            Err(e) => {
+                self.write_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Record that a log entry carrying no meta op (leader no-op, membership) was applied.
+    pub fn note_applied(&mut self, index: u64) {
+        assert!(index > self.applied_index, "meta entries apply in log order: {index} after {}", self.applied_index);
+        self.applied_index = index;
+    }
+
+    fn apply_entry(
+        &mut self,
+        index: u64,
+        entry: MetaEntry,
+        me: PeerId,
+        inflight: &mut Inflight,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        let invalid = |reason: String| ApplyError::Invalid { index, reason };
+        let mut effects = Vec::new();
+        match entry {
+            MetaEntry::AssignStream { sa, reply } => {
+                let decoded = validate_stream(&sa).map_err(invalid)?;
+                let key = sa.key();
+                inflight.remove_stream(&key);
+                self.store_stream(sa, &decoded);
+                if self.stream_effects(&key, me, &mut effects) {
+                    respond(&mut effects, reply, Outcome::StreamCreated(key));
+                }
+            }
+            MetaEntry::UpdateStream { sa, reply } => {
+                let decoded = validate_stream(&sa).map_err(invalid)?;
+                let key = sa.key();
+                inflight.remove_stream(&key);
+                if !self.streams.contains_key(&key) {
+                    // §2.2: an update of a stream that is not there is ignored.
+                    return Ok(effects);
+                }
+                self.store_stream(sa, &decoded);
+                if self.stream_effects(&key, me, &mut effects) {
+                    respond(&mut effects, reply, Outcome::StreamUpdated(key));
+                }
+            }
+            MetaEntry::RemoveStream { sa, reply } => {
+                validate_stream(&sa).map_err(invalid)?;
+                let key = sa.key();
+                inflight.remove_stream(&key);
+                let bound = created_bound(sa.created_ms);
+                if self.streams.remove(&key).is_some() {
+                    self.unsupported_streams.remove(&key);
+                    self.unsupported_consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
+                    effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: bound });
+                    respond(&mut effects, reply, Outcome::StreamDeleted(key));
+                } else if bound.is_some() {
+                    effects.push(Effect::RemoveLocalStream { key, created_ms_max: bound });
+                }
+            }
+            MetaEntry::AssignConsumer { ca, reply } => {
+                let decoded = validate_consumer(&ca).map_err(invalid)?;
+                let key = ca.key();
+                let skey = ca.stream_key();
+                // Decrement before the parent check: the §5.5 leak fix.
+                inflight.remove_consumer(&key);
+                let Some(sa) = self.streams.get_mut(&skey) else {
+                    return Ok(effects);
+                };
+                assert_eq!(ca.stream, sa.name, "a consumer's stream names its parent");
+                let (created_ms, group) = (ca.created_ms, ca.group.clone());
+                sa.consumers.insert(ca.name.clone(), ca);
+                if let Some(reason) = decoded.unsupported_reason() {
+                    self.unsupported_consumers.entry(key.clone()).or_insert_with(|| reason.to_string());
+                }
+                if self.unsupported_consumers.contains_key(&key) {
+                    // Stop the parent too, so its retention cannot drop messages the consumer
+                    // this server cannot run would have needed.
+                    let reason = format!("stopped - unsupported consumer \"{}\"", key.name);
+                    self.unsupported_streams.entry(skey.clone()).or_insert(reason);
+                    effects.push(Effect::StopConsumer { key });
+                    effects.push(Effect::StopStream { key: skey });
+                } else if self.unsupported_streams.contains_key(&skey) {
+                    effects.push(Effect::StopConsumer { key });
+                } else {
+                    if group.is_member(me) {
+                        effects.push(Effect::RunConsumer { key: key.clone(), created_ms, group });
+                    } else {
+                        effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
+                    }
+                    respond(&mut effects, reply, Outcome::ConsumerCreated(key));
+                }
+            }
+            MetaEntry::RemoveConsumer { ca, reply } => {
+                validate_consumer(&ca).map_err(invalid)?;
+                let key = ca.key();
+                inflight.remove_consumer(&key);
+                let bound = created_bound(ca.created_ms);
+                let parent = self.streams.get_mut(&ca.stream_key());
+                let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
+                    // §2.5: a remove for another incarnation (other group) leaves it alone.
+                    Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
+                    _ => None,
+                });
+                if matched.is_some() {
+                    self.unsupported_consumers.remove(&key);
+                    effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
+                    respond(&mut effects, reply, Outcome::ConsumerDeleted(key));
+                } else if bound.is_some() {
+                    effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Store `sa` in place of any previous assignment, carrying its consumers over; mark it
+    /// unsupported when decoded so (the marker is kept if already set).
+    fn store_stream(&mut self, mut sa: StreamAssignment, decoded: &Decoded<StreamConfig>) {
+        let key = sa.key();
+        if let Some(reason) = decoded.unsupported_reason() {
+            self.unsupported_streams.entry(key.clone()).or_insert_with(|| reason.to_string());
+        }
+        if let Some(old) = self.streams.remove(&key) {
+            sa.consumers = old.consumers;
+        }
+        self.streams.insert(key, sa);
+    }
+
+    /// Local effects of the stream assignment now stored under `key`; false when unsupported.
+    fn stream_effects(&self, key: &StreamKey, me: PeerId, effects: &mut Vec<Effect>) -> bool {
+        let sa = &self.streams[key];
+        if self.unsupported_streams.contains_key(key) {
+            effects.push(Effect::StopStream { key: key.clone() });
+            return false;
+        }
+        if sa.group.is_member(me) {
+            effects.push(Effect::RunStream { key: key.clone(), created_ms: sa.created_ms, group: sa.group.clone() });
+        } else {
+            effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: None });
+        }
+        true
+    }
+
+    /// The assignments as a meta snapshot carries them (applied state only, never inflight).
+    pub fn snapshot_streams(&self) -> &BTreeMap<StreamKey, StreamAssignment> {
+        &self.streams
+    }
+
+    /// Replace the state with a snapshot's assignments at `index` (normal mode: catch-up or
+    /// restart; the staged recovery of §3 is a later layer). Markers of assets still present
+    /// stay (sticky within the process); new ones are judged from their configs. Returns the
+    /// effects that make this server run what it is a member of. An assignment that fails
+    /// validation becomes the sticky write error, as an entry would.
+    pub fn install_snapshot(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        me: PeerId,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        if let Some(e) = &self.write_error {
+            return Err(ApplyError::Stopped(e.clone()));
+        }
+        let mut unsupported_streams = BTreeMap::new();
+        let mut unsupported_consumers = BTreeMap::new();
+        for (key, sa) in &streams {
+            let decoded = validate_stream(&sa.without_consumers()).map_err(|reason| self.fail(index, reason))?;
+            if let Some(reason) = self.unsupported_streams.get(key).map(String::as_str).or(decoded.unsupported_reason())
+            {
+                unsupported_streams.insert(key.clone(), reason.to_string());
+            }
+            for ca in sa.consumers.values() {
+                let decoded = validate_consumer(ca).map_err(|reason| self.fail(index, reason))?;
+                let ckey = ca.key();
+                let marker = self.unsupported_consumers.get(&ckey).map(String::as_str).or(decoded.unsupported_reason());
+                if let Some(reason) = marker {
+                    unsupported_consumers.insert(ckey.clone(), reason.to_string());
+                    let stopped = format!("stopped - unsupported consumer \"{}\"", ckey.name);
+                    unsupported_streams.entry(key.clone()).or_insert(stopped);
+                }
+            }
+        }
+        self.changed();
+        self.streams = streams;
+        self.unsupported_streams = unsupported_streams;
+        self.unsupported_consumers = unsupported_consumers;
+        self.applied_index = self.applied_index.max(index);
+        let mut effects = Vec::new();
+        for key in self.streams.keys() {
+            if self.stream_effects(key, me, &mut effects) {
+                for ca in self.streams[key].consumers.values() {
+                    let ckey = ca.key();
+                    if self.unsupported_consumers.contains_key(&ckey) {
+                        effects.push(Effect::StopConsumer { key: ckey });
+                    } else if ca.group.is_member(me) {
+                        effects.push(Effect::RunConsumer {
+                            key: ckey,
+                            created_ms: ca.created_ms,
+                            group: ca.group.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    fn fail(&mut self, index: u64, reason: String) -> ApplyError {
+        let error = ApplyError::Invalid { index, reason };
+        self.write_error.get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    /// The applied stream assignment.
+    pub fn stream(&self, key: &StreamKey) -> Option<&StreamAssignment> {
+        self.streams.get(key)
+    }
+
+    /// All applied stream assignments, by key.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamAssignment> {
+        self.streams.values()
+    }
+
+    /// One account's applied streams, by name.
+    pub fn streams_of<'a>(&'a self, account: &'a str) -> impl Iterator<Item = &'a StreamAssignment> + 'a {
+        self.streams
+            .range(StreamKey::new(account, "")..)
+            .take_while(move |(k, _)| k.account == account)
+            .map(|(_, sa)| sa)
+    }
+
+    /// The applied consumer assignment (under its applied parent).
+    pub fn consumer(&self, key: &ConsumerKey) -> Option<&ConsumerAssignment> {
+        self.streams.get(&key.stream_key()).and_then(|sa| sa.consumers.get(&key.name))
+    }
+
+    /// The offline reason when this process judged the stream unsupported.
+    pub fn stream_unsupported(&self, key: &StreamKey) -> Option<&str> {
+        self.unsupported_streams.get(key).map(String::as_str)
+    }
+
+    /// The offline reason when this process judged the consumer unsupported.
+    pub fn consumer_unsupported(&self, key: &ConsumerKey) -> Option<&str> {
+        self.unsupported_consumers.get(key).map(String::as_str)
+    }
+
+    /// The sticky apply error, if any.
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
+    }
+
+    /// Highest log index applied (or noted) so far.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Streams whose sync subject is empty: a new leader re-proposes them with one (§2.1).
+    pub fn streams_missing_sync(&self) -> Vec<StreamKey> {
+        self.streams.values().filter(|sa| sa.sync.is_empty()).map(StreamAssignment::key).collect()
+    }
+
+    /// Every group name in the applied state, streams and consumers.
+    pub fn group_names(&self) -> BTreeSet<&str> {
+        let mut names = BTreeSet::new();
+        for sa in self.streams.values() {
+            names.insert(sa.group.name.as_str());
+            names.extend(sa.consumers.values().map(|ca| ca.group.name.as_str()));
+        }
+        names
+    }
+
+    /// The replicated projection (§10): local-only fields (`preferred`) cleared.
+    pub fn projection(&self) -> Projection {
+        let mut p = self.streams.clone();
+        for sa in p.values_mut() {
+            sa.group.preferred = None;
+            for ca in sa.consumers.values_mut() {
+                ca.group.preferred = None;
+            }
+        }
+        p
+    }
+
+    /// A fixed digest of [`MetaState::projection`], for "same applied index ⇒ same projection".
+    pub fn projection_digest(&self) -> u64 {
+        if let Some(d) = self.digest_cache.get() {
+            return d;
+        }
+        let d = sim::hash::digest(&self.projection());
+        self.digest_cache.set(Some(d));
+        d
+    }
+
+    /// Spec S10: one stream per key and keyed by its own identity; consumers keyed by name with
+    /// `stream`/`account` naming the parent; every group valid; group names unique across all
+    /// assignments; unsupported markers only for present assets.
+    pub fn check_structure(&self) -> Result<(), String> {
+        if let Some(verdict) = self.structure_cache.borrow().as_ref() {
+            return verdict.clone();
+        }
+        let verdict = self.check_structure_now();
+        *self.structure_cache.borrow_mut() = Some(verdict.clone());
+        verdict
+    }
+
+    /// Forget the cached digest and verdict: the state is about to change.
+    fn changed(&mut self) {
+        self.digest_cache.set(None);
+        *self.structure_cache.get_mut() = None;
+    }
+
+    fn check_structure_now(&self) -> Result<(), String> {
+        // Runs after every simulated event: format only on failure.
+        let owner = |key: &StreamKey, consumer: Option<&str>| match consumer {
+            None => format!("stream {key}"),
+            Some(name) => format!("consumer {key}:{name}"),
+        };
+        let mut owners: BTreeMap<&str, (&StreamKey, Option<&str>)> = BTreeMap::new();
+        for (key, sa) in &self.streams {
+            if sa.account != key.account || sa.name != key.name {
+                return Err(format!("stream {} stored under {key}", sa.key()));
+            }
+            let groups = std::iter::once((&sa.group, None))
+                .chain(sa.consumers.iter().map(|(name, ca)| (&ca.group, Some(name.as_str()))));
+            for (group, consumer) in groups {
+                if let Some(name) = consumer {
+                    let ca = &sa.consumers[name];
+                    if ca.name != name || ca.stream != key.name || ca.account != key.account {
+                        return Err(format!("consumer {} stored under {key} as {name}", ca.key()));
+                    }
+                }
+                group.check().map_err(|e| format!("{}: {e}", owner(key, consumer)))?;
+                if let Some((other_key, other)) = owners.insert(group.name.as_str(), (key, consumer)) {
+                    let (a, b) = (owner(other_key, other), owner(key, consumer));
+                    return Err(format!("raft group {} used by {a} and {b}", group.name));
+                }
+            }
+        }
+        if let Some(key) = self.unsupported_streams.keys().find(|k| !self.streams.contains_key(k)) {
+            return Err(format!("unsupported marker for absent stream {key}"));
+        }
+        if let Some(key) = self.unsupported_consumers.keys().find(|k| self.consumer(k).is_none()) {
+            return Err(format!("unsupported marker for absent consumer {key}"));
+        }
+        Ok(())
+    }
+}
+
+fn respond(effects: &mut Vec<Effect>, reply: Option<Reply>, outcome: Outcome) {
+    if let Some(reply) = reply {
+        effects.push(Effect::Respond { reply, result: Ok(outcome) });
+    }
+}

@@ -1,0 +1,195 @@
+//! The meta layer on a server: the sans-IO [`crate::meta`] state fed by the meta group's
+//! applied entries, the leader's inflight proposals, this server's local assets, and the
+//! client requests waiting for an answer. The server drives it; it never touches raft itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sim::{Env, NodeIndex};
+
+use super::ops::ServerMsg;
+use super::Server;
+use crate::meta::{
+    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, StreamAssignment, StreamKey,
+};
+use crate::raft::{Index, Term};
+
+/// First byte of a raft-load entry (the scenario op `propose`): not a meta operation, so the
+/// meta layer skips it. Meta entries start with their codec version, which is never this.
+pub const FILLER_TAG: u8 = 0xF0;
+
+/// A client waits this long for an answer, as NATS clients time out.
+pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Requests waiting for an answer on one server, at most (new ones are refused beyond it).
+pub const PENDING_REQUESTS_MAX: usize = 1_000;
+
+/// What a client gets back: the outcome or the API error, as text for the trace.
+pub type Answer = Result<String, String>;
+
+/// The meta group's snapshot payload: the applied state only, never inflight (spec S8).
+#[derive(Serialize, Deserialize)]
+pub struct MetaSnapshot {
+    pub streams: BTreeMap<StreamKey, StreamAssignment>,
+}
+
+pub struct MetaLayer {
+    pub state: MetaState,
+    pub inflight: Inflight,
+    pub local: LocalAssets,
+    pub bugs: MetaBugs,
+    /// The term in which the meta layer acts as leader, set on the lead-change signal.
+    pub leader_term: Option<Term>,
+    /// This server's requests waiting for an answer: id → deadline on the monotonic clock.
+    pending: BTreeMap<u64, u64>,
+    next_request: u64,
+    /// Answers received and timeouts, for scenario expectations.
+    pub answered: u64,
+    pub timed_out: u64,
+    pub errors: BTreeSet<String>,
+}
+
+impl MetaLayer {
+    pub fn new(bugs: MetaBugs) -> Self {
+        MetaLayer {
+            state: MetaState::default(),
+            inflight: Inflight::new(bugs),
+            local: LocalAssets::default(),
+            bugs,
+            leader_term: None,
+            pending: BTreeMap::new(),
+            next_request: 0,
+            answered: 0,
+            timed_out: 0,
+            errors: BTreeSet::new(),
+        }
+    }
+
+    /// One committed entry of the meta group, in order. `answer` is true on the acting leader:
+    /// it answers the requests the entry carries.
+    pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
+        if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
+            if self.state.write_error().is_none() {
+                self.state.note_applied(index);
+            }
+            return;
+        }
+        self.check_idempotent_create(env, data);
+        match self.state.apply(index, data, env.node(), &mut self.inflight) {
+            Ok(effects) => self.run_effects(env, effects, answer),
+            Err(e) => env.trace("meta-apply-error", &e.to_string()),
+        }
+    }
+
+    /// Spec S18: a stream is (re)assigned only with the group and created time it already
+    /// has. Concurrent identical creates must reuse the first one's; a new incarnation needs a
+    /// delete first. Two groups for one stream (#3679) show up here on every server.
+    fn check_idempotent_create(&self, env: &mut Env<'_, Server>, data: &[u8]) {
+        let Ok(MetaEntry::AssignStream { sa, .. }) = MetaEntry::decode(data) else { return };
+        let Some(old) = self.state.stream(&sa.key()) else { return };
+        if old.group.name != sa.group.name || old.created_ms != sa.created_ms {
+            let message = format!(
+                "stream {} reassigned from group {} (created {}) to {} (created {}) without a delete",
+                sa.key(),
+                old.group.name,
+                old.created_ms,
+                sa.group.name,
+                sa.created_ms
+            );
+            let me = env.node();
+            env.ghost().flag("meta-idempotent-create", me, message);
+        }
+    }
+
+    /// A membership change or leader no-op: nothing for the meta state, but it counts.
+    pub fn on_other_entry(&mut self, index: Index) {
+        if self.state.write_error().is_none() {
+            self.state.note_applied(index);
+        }
+    }
+
+    pub fn snapshot(&self) -> MetaSnapshot {
+        MetaSnapshot { streams: self.state.snapshot_streams().clone() }
+    }
+
+    pub fn install(&mut self, env: &mut Env<'_, Server>, index: Index, snapshot: MetaSnapshot) {
+        match self.state.install_snapshot(index, snapshot.streams, env.node()) {
+            Ok(effects) => self.run_effects(env, effects, false),
+            Err(e) => env.trace("meta-apply-error", &e.to_string()),
+        }
+    }
+
+    /// Gaining or losing leadership wipes the inflight maps (§5.2).
+    pub fn on_leader_change(&mut self, env: &mut Env<'_, Server>, leader_term: Option<Term>) {
+        self.inflight.clear();
+        self.leader_term = leader_term;
+        env.trace("meta-leader", &leader_term);
+    }
+
+    fn run_effects(&mut self, env: &mut Env<'_, Server>, effects: Vec<Effect>, answer: bool) {
+        for effect in effects {
+            if let Effect::Respond { reply, result } = &effect {
+                if answer {
+                    let answer: Answer = result.as_ref().map(describe).map_err(|e| e.to_string());
+                    let to = NodeIndex::try_from(reply.client).expect("replies name a server");
+                    if to == env.node() {
+                        self.on_answer(env, reply.request, answer);
+                    } else {
+                        env.send(to, ServerMsg::Answer { request: reply.request, answer });
+                    }
+                }
+                continue;
+            }
+            let change = self.local.apply_effect(&effect);
+            env.trace("local", &format!("{effect:?} -> {change:?}"));
+        }
+    }
+
+    /// A new request from a client of this server: its id, or `None` when too many wait.
+    pub fn open_request(&mut self, now_ms: u64) -> Option<u64> {
+        if self.pending.len() >= PENDING_REQUESTS_MAX {
+            return None;
+        }
+        self.next_request += 1;
+        self.pending.insert(self.next_request, now_ms + REQUEST_TIMEOUT_MS);
+        Some(self.next_request)
+    }
+
+    /// An answer for one of this server's requests (late or duplicate answers are dropped).
+    pub fn on_answer(&mut self, env: &mut Env<'_, Server>, request: u64, answer: Answer) {
+        if self.pending.remove(&request).is_none() {
+            return;
+        }
+        self.answered += 1;
+        if let Err(e) = &answer {
+            self.errors.insert(e.clone());
+        }
+        env.trace("answer", &(request, answer));
+    }
+
+    /// Requests past their deadline time out, as a client would see it.
+    pub fn expire(&mut self, env: &mut Env<'_, Server>, now_ms: u64) {
+        let expired: Vec<u64> = self.pending.iter().filter(|(_, &at)| at <= now_ms).map(|(&id, _)| id).collect();
+        for id in expired {
+            self.pending.remove(&id);
+            self.timed_out += 1;
+            env.trace("request-timeout", &id);
+        }
+    }
+
+    /// Leader: a proposal went into the log; it is inflight until applied (§5.1).
+    pub fn proposed(&mut self, entry: &MetaEntry) {
+        if !self.bugs.no_inflight {
+            self.inflight.track_entry(entry);
+        }
+    }
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::StreamCreated(k) => format!("stream {k} created"),
+        Outcome::StreamUpdated(k) => format!("stream {k} updated"),
+        Outcome::StreamDeleted(k) => format!("stream {k} deleted"),
+        Outcome::ConsumerCreated(k) => format!("consumer {k} created"),
+        Outcome::ConsumerDeleted(k) => format!("consumer {k} deleted"),
+    }
+}
