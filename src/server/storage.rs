@@ -248,6 +248,13 @@ impl GroupFiles {
     }
 
     /// Remove snapshot files older than `keep` (only once `keep` is named durable and synced).
+    /// Every file of the group that exists.
+    pub fn all(&self, disk: &NodeDisk) -> Vec<String> {
+        let mut paths: Vec<String> = [&self.wal, &self.state].into_iter().filter(|p| disk.exists(p)).cloned().collect();
+        paths.extend(disk.list(&self.snapshot_prefix()));
+        paths
+    }
+
     pub fn remove_older_snapshots(&self, disk: &mut NodeDisk, keep: Index) {
         let keep_path = self.snapshot_path(keep);
         for path in disk.list(&self.snapshot_prefix()) {
