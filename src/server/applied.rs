@@ -1,6 +1,6 @@
-//! The state the meta group's entries build, as the layer above raft sees it. For now a hash
-//! chain over every applied entry: equal chains at equal indexes mean equal histories, which
-//! is what the checks compare. The JetStream assignments replace it (issue 4).
+//! A hash chain over every entry a raft group applied: equal chains at equal indexes mean
+//! equal histories, which is what the raft checks compare. The meta layer's own state lives in
+//! `jetstream`.
 
 use serde::{Deserialize, Serialize};
 use sim::hash::{digest, Fnv64};
@@ -33,13 +33,5 @@ impl AppliedLog {
             self.normal_entries += 1;
         }
         entry_digest
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        bincode::serialize(self).expect("plain data encodes")
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        bincode::deserialize(bytes).map_err(|e| format!("meta snapshot state does not decode: {e}"))
     }
 }

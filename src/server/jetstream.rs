@@ -68,10 +68,7 @@ impl MetaLayer {
     /// it answers the requests the entry carries.
     pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
         if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
-            if self.state.write_error().is_none() {
-                self.state.note_applied(index);
-            }
-            return;
+            return self.on_other_entry(index);
         }
         self.check_idempotent_create(env, data);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
