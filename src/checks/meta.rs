@@ -26,7 +26,7 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
             if state.write_error().is_some() {
                 return fail("meta-write-error-terminal", id, "acts as meta leader after an apply error".into());
             }
-            let needed = cluster.ghost.last_committed_before(term);
+            let needed = cluster.ghost.group(META).last_committed_before(term);
             let node = &server.group(META).expect("layer lives in the meta group").node;
             if node.applied_index() < needed && cluster.ghost.tainted.is_empty() {
                 return fail(
@@ -85,11 +85,65 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     if waiting > 0 {
         return fail("meta-inflight-drains", leader, format!("{waiting} inflight proposals never applied"));
     }
+    asset_groups_live(cluster, leader_meta)?;
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
         let member = server.group(META).is_some_and(|g| g.node.peers().contains(&id));
         if member && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
             return fail("meta-projection-converges", id, "projection differs from the meta leader's".into());
+        }
+    }
+    Ok(())
+}
+
+/// L8: every assigned stream and consumer of more than one replica runs its group on every
+/// running member, with one leader that all of them follow and whose commit they applied.
+fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
+    let state = &leader_meta.state;
+    let groups = state.streams().filter(|sa| state.stream_unsupported(&sa.key()).is_none()).flat_map(|sa| {
+        let consumers = sa.consumers.values().filter(|ca| state.consumer_unsupported(&ca.key()).is_none());
+        std::iter::once(&sa.group).chain(consumers.map(|ca| &ca.group))
+    });
+    for group in groups.filter(|g| g.peers.len() > 1) {
+        let name = group.name.as_str();
+        // A server whose meta layer is down (refused files, apply error) cannot know its
+        // assignments; it is excused here and reported by the meta checks.
+        let knows =
+            |s: &Server| s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| m.state.write_error().is_none());
+        // Members whose copy of the group refused to load (damaged files) cannot help either.
+        let members: Vec<(u32, &Server)> = group
+            .peers
+            .iter()
+            .filter_map(|&p| cluster.server(p).filter(|s| knows(s) && s.group_refused(name).is_none()).map(|s| (p, s)))
+            .collect();
+        if members.len() < group.peers.len() / 2 + 1 {
+            continue; // raft liveness reports missing servers; without a quorum nothing is owed
+        }
+        let mut leaders = Vec::new();
+        for (id, server) in &members {
+            let Some(g) = server.group(name) else {
+                return fail("meta-asset-group-runs", *id, format!("assigned to group {name} but does not run it"));
+            };
+            if g.node.leader() {
+                leaders.push((*id, g.node.commit_index()));
+            }
+        }
+        let [(leader, commit)] = leaders[..] else {
+            return Err(CheckFailure::new(
+                "meta-asset-group-leader",
+                None,
+                format!("group {name} has leaders {:?} after heal", leaders.iter().map(|l| l.0).collect::<Vec<_>>()),
+            ));
+        };
+        for (id, server) in &members {
+            let Some(g) = server.group(name) else { continue };
+            if g.node.applied_index() < commit {
+                return fail(
+                    "meta-asset-group-applied",
+                    *id,
+                    format!("{name}: applied {} of leader n{leader}'s commit {commit}", g.node.applied_index()),
+                );
+            }
         }
     }
     Ok(())

@@ -24,14 +24,29 @@ pub struct CommittedEntry {
     pub first_applied_by: NodeIndex,
 }
 
+/// What the oracle remembers of one raft group's history.
 #[derive(Debug, Default)]
-pub struct Ghost {
+pub struct GroupHistory {
     /// The leader of each term, as first observed.
     pub leaders: BTreeMap<Term, NodeIndex>,
-    pub ever_leader: BTreeSet<NodeIndex>,
     pub committed: BTreeMap<Index, CommittedEntry>,
     /// The highest committed index of each term, so "committed before term T" is cheap.
     last_index_by_term: BTreeMap<Term, Index>,
+}
+
+impl GroupHistory {
+    /// The highest index applied anywhere with a term below `term`.
+    pub fn last_committed_before(&self, term: Term) -> Index {
+        self.last_index_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ghost {
+    /// Each raft group's history, by group name (the meta group and every stream's group).
+    pub groups: BTreeMap<String, GroupHistory>,
+    /// Servers that ever led the meta group.
+    pub ever_leader: BTreeSet<NodeIndex>,
     /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
     /// fault model no longer promises what they acknowledged.
     pub tainted: BTreeSet<NodeIndex>,
@@ -41,7 +56,19 @@ pub struct Ghost {
     pub violation: Option<CheckFailure>,
 }
 
+static NO_HISTORY: GroupHistory =
+    GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), last_index_by_term: BTreeMap::new() };
+
 impl Ghost {
+    /// The history of `group` (empty if nothing happened in it yet).
+    pub fn group(&self, group: &str) -> &GroupHistory {
+        self.groups.get(group).unwrap_or(&NO_HISTORY)
+    }
+
+    fn history(&mut self, group: &str) -> &mut GroupHistory {
+        self.groups.entry(group.to_string()).or_default()
+    }
+
     pub fn flag(&mut self, invariant: &str, node: NodeIndex, message: String) {
         if self.violation.is_none() {
             self.violation = Some(CheckFailure::new(invariant, Some(node), message));
@@ -57,46 +84,53 @@ impl Ghost {
         }
     }
 
-    /// `node` is leader of `term` (role, not yet past the barrier).
-    pub fn observe_leader(&mut self, node: NodeIndex, term: Term) {
-        self.ever_leader.insert(node);
-        match self.leaders.get(&term) {
+    /// `node` is leader of `term` in `group` (role, not yet past the barrier).
+    pub fn observe_leader(&mut self, group: &str, node: NodeIndex, term: Term) {
+        if group == crate::server::META {
+            self.ever_leader.insert(node);
+        }
+        let history = self.history(group);
+        match history.leaders.get(&term) {
             None => {
-                self.leaders.insert(term, node);
+                history.leaders.insert(term, node);
             }
-            Some(&other) if other != node => {
-                self.diverged("raft-one-leader-per-term", node, format!("n{node} and n{other} both lead term {term}"))
-            }
+            Some(&other) if other != node => self.diverged(
+                "raft-one-leader-per-term",
+                node,
+                format!("n{node} and n{other} both lead term {term} of group {group}"),
+            ),
             Some(_) => {}
         }
     }
 
-    /// `node` applied entry `index` of `term` with this digest, reaching `chain`.
-    pub fn observe_apply(&mut self, node: NodeIndex, index: Index, term: Term, digest: u64, chain: u64) {
-        match self.committed.get(&index) {
+    /// `node` applied entry `index` of `term` of `group` with this digest, reaching `chain`.
+    pub fn observe_apply(&mut self, group: &str, node: NodeIndex, index: Index, term: Term, digest: u64, chain: u64) {
+        let history = self.history(group);
+        match history.committed.get(&index).copied() {
             None => {
-                self.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
-                let last = self.last_index_by_term.entry(term).or_default();
+                history.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
+                let last = history.last_index_by_term.entry(term).or_default();
                 *last = (*last).max(index);
             }
             Some(c) if (c.term, c.digest) != (term, digest) => {
                 let message = format!(
-                    "applied index {index} as term {term} ({digest:016x}) but n{} applied it as term {} ({:016x}): a committed entry was lost or overwritten",
+                    "{group}: applied index {index} as term {term} ({digest:016x}) but n{} applied it as term {} ({:016x}): a committed entry was lost or overwritten",
                     c.first_applied_by, c.term, c.digest
                 );
                 self.diverged("raft-committed-prefix", node, message);
             }
             Some(c) if c.chain != chain => {
-                let message = format!("applied state after index {index} differs from n{}'s", c.first_applied_by);
+                let message =
+                    format!("{group}: applied state after index {index} differs from n{}'s", c.first_applied_by);
                 self.diverged("raft-applied-state", node, message);
             }
             Some(_) => {}
         }
     }
 
-    /// `node` installed a snapshot ending at `index` whose state chain is `chain`.
-    pub fn observe_snapshot(&mut self, node: NodeIndex, index: Index, chain: u64) {
-        if let Some(c) = self.committed.get(&index) {
+    /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
+    pub fn observe_snapshot(&mut self, group: &str, node: NodeIndex, index: Index, chain: u64) {
+        if let Some(c) = self.group(group).committed.get(&index).copied() {
             if c.chain != chain {
                 let message = format!(
                     "installed a snapshot at index {index} whose state differs from what n{} applied",
@@ -116,10 +150,5 @@ impl Ghost {
                 format!("a proposal for term {proposed_term} was appended with term {entry_term:?}"),
             );
         }
-    }
-
-    /// The highest index applied anywhere with a term below `term`.
-    pub fn last_committed_before(&self, term: Term) -> Index {
-        self.last_index_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
     }
 }

@@ -1,10 +1,12 @@
-//! Raft safety and liveness over the meta group of every server.
+//! Raft safety over every raft group of every server (the meta group and each stream's and
+//! consumer's group), and the meta group's liveness.
 
 use std::collections::BTreeMap;
 
 use sim::{CheckFailure, Cluster, NodeStatus};
 
 use crate::raft::Role;
+use crate::server::group::Group;
 use crate::server::{Server, META};
 
 fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure> {
@@ -18,37 +20,51 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     if let Some(v) = &cluster.ghost.violation {
         return Err(v.clone());
     }
-    let mut chains: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    let mut chains: BTreeMap<(&str, u64), (u32, u64)> = BTreeMap::new();
     for (id, server) in cluster.running() {
-        let Some(group) = server.group(META) else { continue };
+        for group in server.groups() {
+            group_safety(cluster, id, group, &mut chains)?;
+        }
+    }
+    Ok(())
+}
+
+fn group_safety<'a>(
+    cluster: &Cluster<'_, Server>,
+    id: u32,
+    group: &'a Group,
+    chains: &mut BTreeMap<(&'a str, u64), (u32, u64)>,
+) -> Result<(), CheckFailure> {
+    let name = group.name.as_str();
+    {
         let node = &group.node;
         if node.applied_index() > node.commit_index() {
             return fail(
                 "raft-applied-le-commit",
                 id,
-                format!("applied {} > commit {}", node.applied_index(), node.commit_index()),
+                format!("{name}: applied {} > commit {}", node.applied_index(), node.commit_index()),
             );
         }
         let applied = &group.applied;
-        if let Some(&(other, chain)) = chains.get(&applied.index) {
+        if let Some(&(other, chain)) = chains.get(&(name, applied.index)) {
             if chain != applied.chain && cluster.ghost.tainted.is_empty() {
                 return fail(
                     "raft-same-index-same-state",
                     id,
-                    format!("state at index {} differs from n{other}'s", applied.index),
+                    format!("{name}: state at index {} differs from n{other}'s", applied.index),
                 );
             }
         }
-        chains.insert(applied.index, (id, applied.chain));
-        leader_completeness(cluster, id, server)?;
+        chains.insert((name, applied.index), (id, applied.chain));
+        leader_completeness(cluster, id, group)?;
         if node.leader() {
-            let needed = cluster.ghost.last_committed_before(node.term());
+            let needed = cluster.ghost.group(name).last_committed_before(node.term());
             if applied.index < needed && cluster.ghost.tainted.is_empty() {
                 return fail(
                     "raft-leader-apply-barrier",
                     id,
                     format!(
-                        "acts as leader of term {} having applied {} < {needed} committed before its term",
+                        "{name}: acts as leader of term {} having applied {} < {needed} committed before its term",
                         node.term(),
                         applied.index
                     ),
@@ -64,9 +80,9 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
 /// with the votes of running members, whose logs as they stand would all grant it. Under
 /// correct Raft a commit puts a current-term entry on a quorum, which then refuses such a
 /// candidate; counting replicas of an old-term entry (Figure 8) does not.
-fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, candidate: &Server) -> Result<(), CheckFailure> {
-    let Some((&index, entry)) = cluster.ghost.committed.iter().next_back() else { return Ok(()) };
-    let Some(group) = candidate.group(META) else { return Ok(()) };
+fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) -> Result<(), CheckFailure> {
+    let name = group.name.as_str();
+    let Some((&index, entry)) = cluster.ghost.group(name).committed.iter().next_back() else { return Ok(()) };
     let node = &group.node;
     let holds = node.snapshot_index() >= index || node.entry_term(index) == Some(entry.term);
     if holds || !cluster.ghost.tainted.is_empty() || node.is_observer() || !node.peers().contains(&id) {
@@ -80,7 +96,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, candidate: &Serve
         .filter(|&peer| {
             cluster
                 .server(peer)
-                .and_then(|s| s.group(META))
+                .and_then(|s| s.group(name))
                 .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
         })
         .collect();
@@ -89,7 +105,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, candidate: &Serve
             "raft-leader-completeness",
             id,
             format!(
-                "lacks committed entry {index} (term {}; holds {:?}, log ends at term {} index {}) yet could be elected by {voters:?}, whose logs are no newer",
+                "{name}: lacks committed entry {index} (term {}; holds {:?}, log ends at term {} index {}) yet could be elected by {voters:?}, whose logs are no newer",
                 entry.term,
                 node.entry_term(index),
                 last.0,
@@ -140,7 +156,7 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     let leader_group =
         members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.group(META)).expect("leader is a member");
     let commit = leader_group.node.commit_index();
-    let committed_max = cluster.ghost.committed.keys().next_back().copied().unwrap_or(0);
+    let committed_max = cluster.ghost.group(META).committed.keys().next_back().copied().unwrap_or(0);
     if commit < committed_max && cluster.ghost.tainted.is_empty() {
         return fail(
             "raft-liveness-lost-commit",

@@ -75,7 +75,17 @@ impl Inflight {
             return;
         }
         debug_assert!(sa.consumers.is_empty(), "proposed stream assignments carry no consumers");
-        track(&mut self.streams, sa.key(), sa.without_consumers(), deleted);
+        let key = sa.key();
+        if deleted {
+            // A stream delete takes its consumers with it, inflight ones included: otherwise a
+            // consumer re-created on a new incarnation of the stream would reuse the raft group
+            // of an inflight one whose files the delete removes on some members (found by
+            // seed 666; NATS keeps such entries, see the notes). Their ops still drain on apply.
+            for (_, op) in self.consumers.iter_mut().filter(|(k, _)| k.account == key.account && k.stream == key.name) {
+                op.deleted = true;
+            }
+        }
+        track(&mut self.streams, key, sa.without_consumers(), deleted);
     }
 
     /// Record a successful consumer proposal.
@@ -181,8 +191,17 @@ impl Inflight {
         match self.consumers.get(key) {
             Some(op) if op.deleted => None,
             Some(op) => Some(&op.assignment),
+            None if self.hides_applied_consumers(state, &key.stream_key()) => None,
             None => state.consumer(key),
         }
+    }
+
+    /// An inflight delete or re-create of a stream hides the applied consumers of the old
+    /// incarnation: a consumer made for the new one must not reuse their groups, whose files
+    /// the delete removes (found by seeds 666 and 3033; NATS reads them, see the notes).
+    fn hides_applied_consumers(&self, state: &MetaState, stream: &StreamKey) -> bool {
+        let Some(op) = self.streams.get(stream) else { return false };
+        op.deleted || state.stream(stream).is_some_and(|sa| sa.group.name != op.assignment.group.name)
     }
 
     /// A stream's consumers: live inflight ones (even when the stream itself is only inflight),
@@ -197,7 +216,7 @@ impl Inflight {
             self.consumers.range(from..).take_while(|(k, _)| k.account == stream.account && k.stream == stream.name);
         let mut out: Vec<&ConsumerAssignment> =
             inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
-        if let Some(sa) = state.stream(stream) {
+        if let Some(sa) = state.stream(stream).filter(|_| !self.hides_applied_consumers(state, stream)) {
             out.extend(sa.consumers.values().filter(|ca| !self.consumers.contains_key(&ca.key())));
         }
         out

@@ -1011,3 +1011,34 @@ fn leadership_queries() {
     assert!(!queries::is_group_leaderless(&g, 4, &facts, 0, 10_000));
     assert!(!queries::is_meta_leaderless(&facts, "meta", 60_000));
 }
+
+/// A stream delete or re-create in flight hides the old incarnation's consumers, applied or
+/// inflight, so a consumer created for the new incarnation gets a new raft group instead of
+/// reusing one whose files the delete removes.
+#[test]
+fn stream_delete_in_flight_hides_old_consumers() {
+    let mut n = Node::new(1);
+    n.apply(&MetaEntry::AssignStream { sa: s1(), reply: None });
+    let applied = ca("S", "c1", 110, durable_json("c1"), group("C-R1-a", &[1]));
+    n.apply(&MetaEntry::AssignConsumer { ca: applied.clone(), reply: None });
+    let pending = ca("S", "c2", 120, durable_json("c2"), group("C-R1-b", &[1]));
+    let skey = StreamKey::new(ACC, "S");
+    let (state, inflight) = (&n.state, &mut n.inflight);
+    inflight.track_consumer(&pending, false);
+    assert_eq!(inflight.consumers_or_inflight(state, &skey).len(), 2);
+
+    // Delete in flight: both consumers are gone from the leader's view.
+    inflight.track_stream(&s1(), true);
+    assert_eq!(inflight.consumer_or_inflight(state, &applied.key()), None);
+    assert_eq!(inflight.consumer_or_inflight(state, &pending.key()), None);
+    assert!(inflight.consumers_or_inflight(state, &skey).is_empty());
+    assert_eq!(inflight.consumer(&pending.key()).map(|op| op.ops), Some(1), "its op still drains on apply");
+
+    // Re-created (another group) in flight: the applied consumer of the old one stays hidden.
+    let mut recreated = s1();
+    recreated.created_ms = 300;
+    recreated.group = group("S-R1-new", &[1]);
+    inflight.track_stream(&recreated, false);
+    assert_eq!(inflight.consumer_or_inflight(state, &applied.key()), None);
+    assert!(inflight.consumers_or_inflight(state, &skey).is_empty());
+}

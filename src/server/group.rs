@@ -261,7 +261,7 @@ impl Group {
                 Applied::Entry(entry) => {
                     let entry_digest = self.applied.apply(&entry);
                     let chain = self.applied.chain;
-                    env.ghost().observe_apply(me, entry.index, entry.term, entry_digest, chain);
+                    env.ghost().observe_apply(&self.name, me, entry.index, entry.term, entry_digest, chain);
                     env.trace("apply", &(entry.index, entry.term, entry_digest));
                     if let Some(meta) = self.meta.as_deref_mut() {
                         match &entry.data {
@@ -285,7 +285,7 @@ impl Group {
                         meta.install(env, snapshot.last_index, state);
                     }
                     assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
-                    env.ghost().observe_snapshot(me, snapshot.last_index, self.applied.chain);
+                    env.ghost().observe_snapshot(&self.name, me, snapshot.last_index, self.applied.chain);
                     env.trace("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)));
                     self.node.applied_to(snapshot.last_index);
                     if snapshot.last_index > self.last_snapshot_index {
@@ -352,5 +352,10 @@ impl Tokens {
 
     pub fn owner(&mut self, token: u64) -> Option<String> {
         self.owners.remove(&token)
+    }
+
+    /// A group stopped: its outstanding fsyncs must not reach a later group of that name.
+    pub fn forget_group(&mut self, group: &str) {
+        self.owners.retain(|_, owner| owner != group);
     }
 }

@@ -10,7 +10,7 @@ use sim::{Env, NodeIndex};
 use super::ops::ServerMsg;
 use super::Server;
 use crate::meta::{
-    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, StreamAssignment, StreamKey,
+    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, PeerId, StreamAssignment, StreamKey,
 };
 use crate::raft::{Index, Term};
 
@@ -46,6 +46,8 @@ pub struct MetaLayer {
     pub answered: u64,
     pub timed_out: u64,
     pub errors: BTreeSet<String>,
+    /// Local assets changed since the server last reconciled its stream and consumer groups.
+    pub assets_changed: bool,
 }
 
 impl MetaLayer {
@@ -61,6 +63,7 @@ impl MetaLayer {
             answered: 0,
             timed_out: 0,
             errors: BTreeSet::new(),
+            assets_changed: false,
         }
     }
 
@@ -136,6 +139,7 @@ impl MetaLayer {
                 }
                 continue;
             }
+            self.assets_changed = true;
             let change = self.local.apply_effect(&effect);
             env.trace("local", &format!("{effect:?} -> {change:?}"));
         }
@@ -171,6 +175,33 @@ impl MetaLayer {
             self.timed_out += 1;
             env.trace("request-timeout", &id);
         }
+    }
+
+    /// The raft groups this server should run: one per running local stream or consumer of
+    /// more than one replica, with the peers its assignment names.
+    pub fn desired_groups(&self) -> BTreeMap<String, Vec<PeerId>> {
+        let mut groups = BTreeMap::new();
+        for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
+            if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
+                if sa.group.peers.len() > 1 {
+                    groups.insert(sa.group.name.clone(), sa.group.peers.clone());
+                }
+            }
+        }
+        for (key, asset) in self.local.consumers().filter(|(_, a)| a.running) {
+            if let Some(ca) = self.state.consumer(key).filter(|ca| ca.group.name == asset.group_name) {
+                if ca.group.peers.len() > 1 {
+                    groups.insert(ca.group.name.clone(), ca.group.peers.clone());
+                }
+            }
+        }
+        groups
+    }
+
+    /// Group names some local asset still refers to (running or stopped): their files stay.
+    pub fn kept_groups(&self) -> BTreeSet<String> {
+        let streams = self.local.streams().map(|(_, a)| a.group_name.clone());
+        streams.chain(self.local.consumers().map(|(_, a)| a.group_name.clone())).collect()
     }
 
     /// Leader: a proposal went into the log; it is inflight until applied (§5.1).

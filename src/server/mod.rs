@@ -43,6 +43,8 @@ pub struct Server {
     tokens: Tokens,
     now_ms: u64,
     proposals: u64,
+    /// Stream and consumer groups whose files refused to load, with the reason.
+    refused_groups: BTreeMap<String, String>,
     /// Servers heard from (including this one) and whether they run JetStream.
     known_servers: BTreeMap<NodeIndex, bool>,
     /// The next cold-boot cluster size check, on this server's monotonic clock (run from the
@@ -53,6 +55,16 @@ pub struct Server {
 impl Server {
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.get(name)
+    }
+
+    /// Why group `name`'s files refused to load here, if they did.
+    pub fn group_refused(&self, name: &str) -> Option<&str> {
+        self.refused_groups.get(name).map(String::as_str)
+    }
+
+    /// Every raft group this server runs, the meta group among them.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
     }
 
     pub fn meta_error(&self) -> Option<&str> {
@@ -93,14 +105,23 @@ impl Server {
 
     /// Start the meta group from disk, or fresh. `Err` is the reason to refuse.
     fn start_meta(env: &mut Env<'_, Self>) -> Result<RaftNode, String> {
-        let files = GroupFiles::new(META);
-        let config = Self::raft_config(env);
+        let (config, peers) = (Self::raft_config(env), Self::initial_peers(env));
+        Self::start_group_node(env, META, config, peers).map_err(|e| format!("meta group refuses to start: {e}"))
+    }
+
+    /// Start group `name` from its files, or fresh with `peers` when it has none.
+    fn start_group_node(
+        env: &mut Env<'_, Self>,
+        name: &str,
+        config: RaftConfig,
+        peers: Vec<PeerId>,
+    ) -> Result<RaftNode, String> {
+        let files = GroupFiles::new(name);
         let now = env.monotonic_ms();
-        let peers = Self::initial_peers(env);
         if files.is_fresh(env.disk()) {
             return Ok(RaftNode::new(config, peers, now, env.rng()));
         }
-        let mut recovered = files.recover(env.disk()).map_err(|e| format!("meta group refuses to start: {e}"))?;
+        let mut recovered = files.recover(env.disk()).map_err(|e| e.to_string())?;
         for (path, bytes) in &recovered.torn {
             env.trace("torn-tail", &(path.clone(), *bytes));
         }
@@ -140,7 +161,7 @@ impl Server {
         let rng = env.rng().next_u64();
         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(rng);
         RaftNode::restore(config, peers, recovered.hard, recovered.snapshot, recovered.entries, now, &mut rng)
-            .map_err(|e| format!("meta group refuses to start: {e}"))
+            .map_err(|e| e.to_string())
     }
 
     fn tick_delay_ns(env: &Env<'_, Self>) -> u64 {
@@ -150,6 +171,52 @@ impl Server {
         } else {
             tick
         }
+    }
+
+    /// Run exactly the stream and consumer groups the meta layer's local assets call for:
+    /// start missing ones (from their files after a restart), stop the rest, and delete the
+    /// files of groups no local asset refers to any more.
+    fn reconcile_groups(&mut self, env: &mut Env<'_, Self>) -> Vec<String> {
+        let mut started = Vec::new();
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return started };
+        if !meta.assets_changed {
+            return started;
+        }
+        meta.assets_changed = false;
+        let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
+        let stale: Vec<String> =
+            self.groups.keys().filter(|n| *n != META && !desired.contains_key(*n)).cloned().collect();
+        self.refused_groups.retain(|name, _| desired.contains_key(name));
+        for name in stale {
+            self.groups.remove(&name);
+            self.tokens.forget_group(&name);
+            if !kept.contains(&name) {
+                GroupFiles::new(&name).remove_all(env.disk());
+            }
+            env.trace("group-stopped", &name);
+        }
+        for (name, peers) in desired {
+            if self.groups.contains_key(&name) {
+                continue;
+            }
+            let config = RaftConfig { observer: false, ..Self::raft_config(env) };
+            match Self::start_group_node(env, &name, config, peers) {
+                Ok(node) => {
+                    let snapshot_every = env.config().snapshot_every;
+                    let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
+                    env.trace("group-started", &name);
+                    self.groups.insert(name.clone(), Group::new(&name, node, snapshot_every, ack_early));
+                    started.push(name);
+                }
+                // Like the meta group: a damaged group stays down; the asset reports unhealthy.
+                Err(e) => {
+                    if self.refused_groups.insert(name.clone(), e.clone()).is_none() {
+                        env.trace("group-refused", &(name, e));
+                    }
+                }
+            }
+        }
+        started
     }
 
     /// After every input: push pipelines, and tell the oracle who leads.
@@ -177,8 +244,12 @@ impl Server {
             }
             if group.node.role() == Role::Leader {
                 let (me, term) = (env.node(), group.node.term());
-                env.ghost().observe_leader(me, term);
+                env.ghost().observe_leader(&group.name, me, term);
             }
+        }
+        for name in self.reconcile_groups(env) {
+            let group = self.groups.get_mut(&name).expect("just started");
+            group.advance(env, &mut self.tokens);
         }
     }
 
@@ -379,6 +450,7 @@ impl System for Server {
             now_ms: env.monotonic_ms(),
             proposals: 0,
             known_servers: BTreeMap::new(),
+            refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
         };
         let jetstream = !env.config().jetstream_disabled.contains(&env.node());
@@ -725,7 +797,7 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             }
         }
         MetaExpect::CommittedAtLeast { count } => {
-            let n = cluster.ghost.committed.len() as u64;
+            let n = cluster.ghost.group(META).committed.len() as u64;
             if n >= *count {
                 Ok(())
             } else {

@@ -247,7 +247,6 @@ impl GroupFiles {
         Ok(())
     }
 
-    /// Remove snapshot files older than `keep` (only once `keep` is named durable and synced).
     /// Every file of the group that exists.
     pub fn all(&self, disk: &NodeDisk) -> Vec<String> {
         let mut paths: Vec<String> = [&self.wal, &self.state].into_iter().filter(|p| disk.exists(p)).cloned().collect();
@@ -255,6 +254,16 @@ impl GroupFiles {
         paths
     }
 
+    /// Delete every file of the group (it no longer runs here).
+    pub fn remove_all(&self, disk: &mut NodeDisk) {
+        disk.remove(&self.wal);
+        disk.remove(&self.state);
+        for path in disk.list(&self.snapshot_prefix()) {
+            disk.remove(&path);
+        }
+    }
+
+    /// Remove snapshot files older than `keep` (only once `keep` is named durable and synced).
     pub fn remove_older_snapshots(&self, disk: &mut NodeDisk, keep: Index) {
         let keep_path = self.snapshot_path(keep);
         for path in disk.list(&self.snapshot_prefix()) {
