@@ -129,7 +129,7 @@ impl Server {
         // Raft treats everything it recovers as durable (it acknowledges it), so make it so
         // before the node starts: a blocking fsync in the start path. Without it a power loss
         // after the restart can take an entry this server acknowledged (found on a stream
-        // group, seed 6229 of branch wip/stream-groups).
+        // group, seed 6229).
         for path in files.all(env.disk()) {
             if !env.disk().fsync(&path) {
                 // The disk lies about this fsync: its promises are void from here on.
