@@ -10,7 +10,7 @@ use sim::{Env, NodeIndex};
 use super::ops::ServerMsg;
 use super::Server;
 use crate::meta::{
-    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, PeerId, StreamAssignment, StreamKey,
+    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, RaftGroup, StreamAssignment, StreamKey,
 };
 use crate::raft::{Index, Term};
 
@@ -179,19 +179,19 @@ impl MetaLayer {
 
     /// The raft groups this server should run: one per running local stream or consumer of
     /// more than one replica, with the peers its assignment names.
-    pub fn desired_groups(&self) -> BTreeMap<String, Vec<PeerId>> {
+    pub fn desired_groups(&self) -> BTreeMap<String, RaftGroup> {
         let mut groups = BTreeMap::new();
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
             if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
                 if sa.group.peers.len() > 1 {
-                    groups.insert(sa.group.name.clone(), sa.group.peers.clone());
+                    groups.insert(sa.group.name.clone(), sa.group.clone());
                 }
             }
         }
         for (key, asset) in self.local.consumers().filter(|(_, a)| a.running) {
             if let Some(ca) = self.state.consumer(key).filter(|ca| ca.group.name == asset.group_name) {
                 if ca.group.peers.len() > 1 {
-                    groups.insert(ca.group.name.clone(), ca.group.peers.clone());
+                    groups.insert(ca.group.name.clone(), ca.group.clone());
                 }
             }
         }

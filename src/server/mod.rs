@@ -195,13 +195,20 @@ impl Server {
             }
             env.trace("group-stopped", &name);
         }
-        for (name, peers) in desired {
+        for (name, group) in desired {
             if self.groups.contains_key(&name) {
                 continue;
             }
             let config = RaftConfig { observer: false, ..Self::raft_config(env) };
-            match Self::start_group_node(env, &name, config, peers) {
-                Ok(node) => {
+            match Self::start_group_node(env, &name, config, group.peers) {
+                Ok(mut node) => {
+                    // The preferred member of a fresh group campaigns at once rather than
+                    // waiting out an election timeout (NATS does the same): new assets get a
+                    // leader quickly, and split votes among late members are rarer.
+                    if group.preferred == Some(env.node()) && node.term() == 0 {
+                        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+                        node.campaign(env.monotonic_ms(), &mut rng);
+                    }
                     let snapshot_every = env.config().snapshot_every;
                     let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
                     env.trace("group-started", &name);
