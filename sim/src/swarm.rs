@@ -85,7 +85,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 }
 
 /// Bumped whenever generation changes, so a stored seed says which generator it needs.
-pub const GENERATOR_VERSION: u32 = 5;
+pub const GENERATOR_VERSION: u32 = 6;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]

@@ -100,21 +100,30 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
 /// running member, with one leader that all of them follow and whose commit they applied.
 fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
     let state = &leader_meta.state;
-    let groups = state.streams().filter(|sa| state.stream_unsupported(&sa.key()).is_none()).flat_map(|sa| {
-        let consumers = sa.consumers.values().filter(|ca| state.consumer_unsupported(&ca.key()).is_none());
-        std::iter::once(&sa.group).chain(consumers.map(|ca| &ca.group))
+    // Each group with the stream it belongs to and, for a consumer's group, the consumer.
+    let groups = state.streams().flat_map(|sa| {
+        let consumers = sa.consumers.values().map(|ca| (&ca.group, sa.key(), Some(ca.key())));
+        std::iter::once((&sa.group, sa.key(), None)).chain(consumers)
     });
-    for group in groups.filter(|g| g.peers.len() > 1) {
+    for (group, stream, consumer) in groups.filter(|(g, _, _)| g.peers.len() > 1) {
         let name = group.name.as_str();
         // A server whose meta layer is down (refused files, apply error) cannot know its
-        // assignments; it is excused here and reported by the meta checks.
-        let knows =
-            |s: &Server| s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| m.state.write_error().is_none());
+        // assignments; it is excused here and reported by the meta checks. So is a server
+        // that judges the asset unsupported (a lower API level): it keeps it stopped (§7).
+        let runs_it = |s: &Server| {
+            s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
+                m.state.write_error().is_none()
+                    && m.state.stream_unsupported(&stream).is_none()
+                    && consumer.as_ref().is_none_or(|c| m.state.consumer_unsupported(c).is_none())
+            })
+        };
         // Members whose copy of the group refused to load (damaged files) cannot help either.
         let members: Vec<(u32, &Server)> = group
             .peers
             .iter()
-            .filter_map(|&p| cluster.server(p).filter(|s| knows(s) && s.group_refused(name).is_none()).map(|s| (p, s)))
+            .filter_map(|&p| {
+                cluster.server(p).filter(|s| runs_it(s) && s.group_refused(name).is_none()).map(|s| (p, s))
+            })
             .collect();
         if members.len() < group.peers.len() / 2 + 1 {
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
@@ -143,6 +152,39 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
                     *id,
                     format!("{name}: applied {} of leader n{leader}'s commit {commit}", g.node.applied_index()),
                 );
+            }
+        }
+    }
+    acked_messages_kept(cluster, leader_meta)
+}
+
+/// Every message acknowledged to a client is still held by its stream's current incarnation:
+/// by the leader of an R>1 group (which every member follows, L8), or in an R1 stream's store.
+/// Unless a disk lied or lost data, which the fault model allows to lose anything.
+fn acked_messages_kept(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
+    if !cluster.ghost.tainted.is_empty() {
+        return Ok(());
+    }
+    for sa in leader_meta.state.streams() {
+        let acked = cluster.ghost.acked_messages(&sa.group.name);
+        if acked == 0 {
+            continue;
+        }
+        let key = sa.key();
+        let holders = sa.group.peers.iter().filter_map(|&p| {
+            let held = cluster.server(p)?.stream_messages(&key, cluster.nodes[p as usize].disk)?;
+            let leads = sa.group.peers.len() == 1 || cluster.server(p)?.group(&sa.group.name)?.node.leader();
+            leads.then_some((p, held))
+        });
+        for (id, held) in holders {
+            match held {
+                Ok(n) if n >= acked => {}
+                Ok(n) => {
+                    let what =
+                        format!("stream {key} ({}) holds {n} messages but {acked} were acknowledged", sa.group.name);
+                    return fail("meta-acked-messages-kept", id, what);
+                }
+                Err(e) => return fail("meta-acked-messages-kept", id, format!("stream {key}: {e}")),
             }
         }
     }

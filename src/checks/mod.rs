@@ -54,6 +54,9 @@ pub struct Ghost {
     pub excused: u64,
     /// The first violation a server observed while handling an event.
     pub violation: Option<CheckFailure>,
+    /// Messages acknowledged to clients, by the stream's group name (an acknowledged message
+    /// must survive as long as its stream incarnation).
+    pub acked_messages: BTreeMap<String, u64>,
 }
 
 static NO_HISTORY: GroupHistory =
@@ -82,6 +85,16 @@ impl Ghost {
         } else {
             self.excused += 1;
         }
+    }
+
+    /// A publish of `count` messages to the stream running in `group` was acknowledged.
+    pub fn observe_acked_messages(&mut self, group: &str, count: u32) {
+        *self.acked_messages.entry(group.to_string()).or_default() += u64::from(count);
+    }
+
+    /// Messages acknowledged for the stream running in `group`.
+    pub fn acked_messages(&self, group: &str) -> u64 {
+        self.acked_messages.get(group).copied().unwrap_or(0)
     }
 
     /// `node` is leader of `term` in `group` (role, not yet past the barrier).

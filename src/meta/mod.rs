@@ -28,7 +28,7 @@ pub use inflight::{Inflight, InflightOp, MetaBugs};
 pub use local::{LocalAsset, LocalAssets, LocalChange, Orphans};
 pub use model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
-    StreamConfig, StreamKey, API_LEVEL,
+    StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
 pub use queries::{HealthContext, NodeFacts};
 pub use request::{handle, ApiError, LeaderContext, MetaRequest};

@@ -132,9 +132,14 @@ impl ConsumerAssignment {
         StreamKey::new(self.account.clone(), self.stream.clone())
     }
 
-    /// Strict-then-lenient decode of the config (§7).
+    /// Strict-then-lenient decode of the config (§7), judged at [`API_LEVEL`].
     pub fn config(&self) -> Result<Decoded<ConsumerConfig>, ConfigError> {
-        ConsumerConfig::decode(&self.config_json)
+        self.config_at(API_LEVEL)
+    }
+
+    /// As [`Self::config`], judged by a server of API level `api_level`.
+    pub fn config_at(&self, api_level: i64) -> Result<Decoded<ConsumerConfig>, ConfigError> {
+        ConsumerConfig::decode_at(&self.config_json, api_level)
     }
 }
 
@@ -163,9 +168,14 @@ impl StreamAssignment {
         StreamKey::new(self.account.clone(), self.name.clone())
     }
 
-    /// Strict-then-lenient decode of the config (§7).
+    /// Strict-then-lenient decode of the config (§7), judged at [`API_LEVEL`].
     pub fn config(&self) -> Result<Decoded<StreamConfig>, ConfigError> {
-        StreamConfig::decode(&self.config_json)
+        self.config_at(API_LEVEL)
+    }
+
+    /// As [`Self::config`], judged by a server of API level `api_level`.
+    pub fn config_at(&self, api_level: i64) -> Result<Decoded<StreamConfig>, ConfigError> {
+        StreamConfig::decode_at(&self.config_json, api_level)
     }
 
     /// A copy without consumers: the shape that goes into log entries.
@@ -266,10 +276,15 @@ impl From<LenientStreamConfig> for StreamConfig {
 }
 
 impl StreamConfig {
-    /// Strict decode, then lenient; then the required API level (§7).
+    /// Strict decode, then lenient; then the required API level (§7), against ours.
     pub fn decode(bytes: &[u8]) -> Result<Decoded<StreamConfig>, ConfigError> {
+        Self::decode_at(bytes, API_LEVEL)
+    }
+
+    /// As [`Self::decode`], for a server of API level `api_level`.
+    pub fn decode_at(bytes: &[u8], api_level: i64) -> Result<Decoded<StreamConfig>, ConfigError> {
         match serde_json::from_slice::<StreamConfig>(bytes) {
-            Ok(config) => Ok(classify_level(config, |c| &c.metadata)),
+            Ok(config) => Ok(classify_level(config, |c| &c.metadata, api_level)),
             Err(strict) => match serde_json::from_slice::<LenientStreamConfig>(bytes) {
                 Ok(lenient) => Ok(Decoded::Unsupported {
                     config: lenient.into(),
@@ -338,10 +353,15 @@ impl From<LenientConsumerConfig> for ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Strict decode, then lenient; then the required API level (§7).
+    /// Strict decode, then lenient; then the required API level (§7), against ours.
     pub fn decode(bytes: &[u8]) -> Result<Decoded<ConsumerConfig>, ConfigError> {
+        Self::decode_at(bytes, API_LEVEL)
+    }
+
+    /// As [`Self::decode`], for a server of API level `api_level`.
+    pub fn decode_at(bytes: &[u8], api_level: i64) -> Result<Decoded<ConsumerConfig>, ConfigError> {
         match serde_json::from_slice::<ConsumerConfig>(bytes) {
-            Ok(config) => Ok(classify_level(config, |c| &c.metadata)),
+            Ok(config) => Ok(classify_level(config, |c| &c.metadata, api_level)),
             Err(strict) => match serde_json::from_slice::<LenientConsumerConfig>(bytes) {
                 Ok(lenient) => Ok(Decoded::Unsupported {
                     config: lenient.into(),
@@ -358,21 +378,21 @@ impl ConsumerConfig {
     }
 }
 
-/// `Err(reason)` when the metadata requires an API level this server lacks: a non-integer
-/// level, or one above [`API_LEVEL`].
-pub fn check_required_level(metadata: &BTreeMap<String, String>) -> Result<(), String> {
+/// `Err(reason)` when the metadata requires an API level a server of level `api_level` lacks:
+/// a non-integer level, or a higher one.
+pub fn check_required_level(metadata: &BTreeMap<String, String>, api_level: i64) -> Result<(), String> {
     let Some(level) = metadata.get(REQUIRED_LEVEL_KEY) else {
         return Ok(());
     };
     match level.trim().parse::<i64>() {
-        Ok(n) if n <= API_LEVEL => Ok(()),
-        Ok(n) => Err(format!("unsupported - required API level: {n}, current API level: {API_LEVEL}")),
-        Err(_) => Err(format!("unsupported - required API level: {level}, current API level: {API_LEVEL}")),
+        Ok(n) if n <= api_level => Ok(()),
+        Ok(n) => Err(format!("unsupported - required API level: {n}, current API level: {api_level}")),
+        Err(_) => Err(format!("unsupported - required API level: {level}, current API level: {api_level}")),
     }
 }
 
-fn classify_level<T>(config: T, metadata: impl Fn(&T) -> &BTreeMap<String, String>) -> Decoded<T> {
-    match check_required_level(metadata(&config)) {
+fn classify_level<T>(config: T, metadata: impl Fn(&T) -> &BTreeMap<String, String>, api_level: i64) -> Decoded<T> {
+    match check_required_level(metadata(&config), api_level) {
         Ok(()) => Decoded::Supported(config),
         Err(reason) => Decoded::Unsupported { config, reason },
     }

@@ -96,6 +96,8 @@ pub struct LeaderContext {
     pub now_ms: u64,
     /// Per-account stream limit, when set.
     pub max_streams_per_account: Option<u32>,
+    /// The leader's API level: it refuses configs that require a higher one (§7).
+    pub api_level: i64,
     pub bugs: MetaBugs,
 }
 
@@ -150,7 +152,7 @@ impl Handler<'_> {
         reply: Option<Reply>,
         rng: &mut dyn RngCore,
     ) -> Result<MetaEntry, ApiError> {
-        let config = parse_stream_request(account, bytes)?;
+        let config = parse_stream_request(account, bytes, self.ctx.api_level)?;
         if config.sealed {
             return Err(ApiError::InvalidConfig("a stream cannot be created sealed".into()));
         }
@@ -188,7 +190,7 @@ impl Handler<'_> {
     }
 
     fn update_stream(&self, account: &str, bytes: &[u8], reply: Option<Reply>) -> Result<MetaEntry, ApiError> {
-        let config = parse_stream_request(account, bytes)?;
+        let config = parse_stream_request(account, bytes, self.ctx.api_level)?;
         let key = StreamKey::new(account, &config.name);
         let existing = self.view.stream_or_inflight(self.state, &key).ok_or(ApiError::StreamNotFound)?;
         if let Some(reason) = self.state.stream_unsupported(&key) {
@@ -215,7 +217,7 @@ impl Handler<'_> {
         reply: Option<Reply>,
         rng: &mut dyn RngCore,
     ) -> Result<MetaEntry, ApiError> {
-        let config = parse_consumer_request(bytes)?;
+        let config = parse_consumer_request(bytes, self.ctx.api_level)?;
         let skey = StreamKey::new(account, stream);
         let sa = self.view.stream_or_inflight(self.state, &skey).ok_or(ApiError::StreamNotFound)?;
         if let Some(reason) = self.state.stream_unsupported(&skey) {
@@ -327,7 +329,7 @@ fn existing_stream_config(sa: &StreamAssignment) -> Result<StreamConfig, ApiErro
         .map_err(|e| ApiError::Offline(format!("existing config does not decode: {e}")))
 }
 
-fn parse_stream_request(account: &str, bytes: &[u8]) -> Result<StreamConfig, ApiError> {
+fn parse_stream_request(account: &str, bytes: &[u8], api_level: i64) -> Result<StreamConfig, ApiError> {
     if !valid_name(account) {
         return Err(ApiError::InvalidConfig(format!("invalid account name {account:?}")));
     }
@@ -335,7 +337,7 @@ fn parse_stream_request(account: &str, bytes: &[u8]) -> Result<StreamConfig, Api
         return Err(ApiError::InvalidConfig("config too large".into()));
     }
     let config: StreamConfig = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
-    check_required_level(&config.metadata).map_err(ApiError::RequiredApiLevel)?;
+    check_required_level(&config.metadata, api_level).map_err(ApiError::RequiredApiLevel)?;
     let config = config.normalized();
     if !valid_name(&config.name) {
         return Err(ApiError::InvalidConfig(format!("invalid stream name {:?}", config.name)));
@@ -354,12 +356,12 @@ fn parse_stream_request(account: &str, bytes: &[u8]) -> Result<StreamConfig, Api
     Ok(config)
 }
 
-fn parse_consumer_request(bytes: &[u8]) -> Result<ConsumerConfig, ApiError> {
+fn parse_consumer_request(bytes: &[u8], api_level: i64) -> Result<ConsumerConfig, ApiError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(ApiError::InvalidConfig("config too large".into()));
     }
     let config: ConsumerConfig = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
-    check_required_level(&config.metadata).map_err(ApiError::RequiredApiLevel)?;
+    check_required_level(&config.metadata, api_level).map_err(ApiError::RequiredApiLevel)?;
     if let Some(d) = config.durable_name.as_deref().filter(|d| !valid_name(d)) {
         return Err(ApiError::InvalidConfig(format!("invalid durable name {d:?}")));
     }

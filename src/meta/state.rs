@@ -9,7 +9,7 @@ use super::entry::{DecodeError, MetaEntry, Reply};
 use super::inflight::Inflight;
 use super::model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
-    StreamConfig, StreamKey,
+    StreamConfig, StreamKey, API_LEVEL,
 };
 use super::request::ApiError;
 
@@ -62,8 +62,10 @@ pub enum ApplyError {
 
 /// The applied meta state of one server: replicated assignments plus this process's local
 /// judgements about them (unsupported markers, the sticky apply error).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaState {
+    /// This server's API level: assets that require a higher one are unsupported here (§7).
+    api_level: i64,
     streams: BTreeMap<StreamKey, StreamAssignment>,
     /// Streams this process judged unsupported, with the reason. Sticky across later
     /// assignments of the same stream; dropped only when the stream is removed (§7).
@@ -82,7 +84,7 @@ pub struct MetaState {
     structure_cache: RefCell<Option<Result<(), String>>>,
 }
 
-fn validate_stream(sa: &StreamAssignment) -> Result<Decoded<StreamConfig>, String> {
+fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<StreamConfig>, String> {
     if sa.name.is_empty() {
         return Err("stream assignment without a name".into());
     }
@@ -90,19 +92,19 @@ fn validate_stream(sa: &StreamAssignment) -> Result<Decoded<StreamConfig>, Strin
         return Err(format!("stream entry {} carries consumers", sa.key()));
     }
     sa.group.check().map_err(|e| format!("stream {}: {e}", sa.key()))?;
-    let decoded = sa.config().map_err(|e| format!("stream {}: {e}", sa.key()))?;
+    let decoded = sa.config_at(api_level).map_err(|e| format!("stream {}: {e}", sa.key()))?;
     if decoded.config().name != sa.name {
         return Err(format!("stream {}: config names stream {:?}", sa.key(), decoded.config().name));
     }
     Ok(decoded)
 }
 
-fn validate_consumer(ca: &ConsumerAssignment) -> Result<Decoded<ConsumerConfig>, String> {
+fn validate_consumer(ca: &ConsumerAssignment, api_level: i64) -> Result<Decoded<ConsumerConfig>, String> {
     if ca.name.is_empty() || ca.stream.is_empty() {
         return Err(format!("consumer assignment {} without a name or stream", ca.key()));
     }
     ca.group.check().map_err(|e| format!("consumer {}: {e}", ca.key()))?;
-    let decoded = ca.config().map_err(|e| format!("consumer {}: {e}", ca.key()))?;
+    let decoded = ca.config_at(api_level).map_err(|e| format!("consumer {}: {e}", ca.key()))?;
     if let Some(durable) = &decoded.config().durable_name {
         if *durable != ca.name {
             return Err(format!("consumer {}: config names durable {durable:?}", ca.key()));
@@ -116,7 +118,32 @@ fn created_bound(created_ms: u64) -> Option<u64> {
     (created_ms != 0).then_some(created_ms)
 }
 
+impl Default for MetaState {
+    fn default() -> Self {
+        MetaState::new(API_LEVEL)
+    }
+}
+
 impl MetaState {
+    /// An empty state for a server of API level `api_level`.
+    pub fn new(api_level: i64) -> Self {
+        MetaState {
+            api_level,
+            streams: BTreeMap::new(),
+            unsupported_streams: BTreeMap::new(),
+            unsupported_consumers: BTreeMap::new(),
+            write_error: None,
+            applied_index: 0,
+            digest_cache: Cell::new(None),
+            structure_cache: RefCell::new(None),
+        }
+    }
+
+    /// This server's API level.
+    pub fn api_level(&self) -> i64 {
+        self.api_level
+    }
+
     /// Apply the meta entry at `index` in normal mode (§2.1–2.5). `me` decides membership;
     /// `inflight` loses one op for the entry's key (no-op on followers).
     /// `index` must exceed every index applied before (gaps are fine); otherwise it panics, as
@@ -172,7 +199,7 @@ impl MetaState {
         let mut effects = Vec::new();
         match entry {
             MetaEntry::AssignStream { sa, reply } => {
-                let decoded = validate_stream(&sa).map_err(invalid)?;
+                let decoded = validate_stream(&sa, self.api_level).map_err(invalid)?;
                 let key = sa.key();
                 inflight.remove_stream(&key);
                 self.store_stream(sa, &decoded);
@@ -181,7 +208,7 @@ impl MetaState {
                 }
             }
             MetaEntry::UpdateStream { sa, reply } => {
-                let decoded = validate_stream(&sa).map_err(invalid)?;
+                let decoded = validate_stream(&sa, self.api_level).map_err(invalid)?;
                 let key = sa.key();
                 inflight.remove_stream(&key);
                 if !self.streams.contains_key(&key) {
@@ -194,7 +221,7 @@ impl MetaState {
                 }
             }
             MetaEntry::RemoveStream { sa, reply } => {
-                validate_stream(&sa).map_err(invalid)?;
+                validate_stream(&sa, self.api_level).map_err(invalid)?;
                 let key = sa.key();
                 inflight.remove_stream(&key);
                 let bound = created_bound(sa.created_ms);
@@ -208,7 +235,7 @@ impl MetaState {
                 }
             }
             MetaEntry::AssignConsumer { ca, reply } => {
-                let decoded = validate_consumer(&ca).map_err(invalid)?;
+                let decoded = validate_consumer(&ca, self.api_level).map_err(invalid)?;
                 let key = ca.key();
                 let skey = ca.stream_key();
                 // Decrement before the parent check: the §5.5 leak fix.
@@ -241,7 +268,7 @@ impl MetaState {
                 }
             }
             MetaEntry::RemoveConsumer { ca, reply } => {
-                validate_consumer(&ca).map_err(invalid)?;
+                validate_consumer(&ca, self.api_level).map_err(invalid)?;
                 let key = ca.key();
                 inflight.remove_consumer(&key);
                 let bound = created_bound(ca.created_ms);
@@ -313,13 +340,14 @@ impl MetaState {
         let mut unsupported_streams = BTreeMap::new();
         let mut unsupported_consumers = BTreeMap::new();
         for (key, sa) in &streams {
-            let decoded = validate_stream(&sa.without_consumers()).map_err(|reason| self.fail(index, reason))?;
+            let decoded =
+                validate_stream(&sa.without_consumers(), self.api_level).map_err(|reason| self.fail(index, reason))?;
             if let Some(reason) = self.unsupported_streams.get(key).map(String::as_str).or(decoded.unsupported_reason())
             {
                 unsupported_streams.insert(key.clone(), reason.to_string());
             }
             for ca in sa.consumers.values() {
-                let decoded = validate_consumer(ca).map_err(|reason| self.fail(index, reason))?;
+                let decoded = validate_consumer(ca, self.api_level).map_err(|reason| self.fail(index, reason))?;
                 let ckey = ca.key();
                 let marker = self.unsupported_consumers.get(&ckey).map(String::as_str).or(decoded.unsupported_reason());
                 if let Some(reason) = marker {

@@ -97,6 +97,7 @@ impl Node {
 
 fn ctx() -> LeaderContext {
     LeaderContext {
+        api_level: API_LEVEL,
         me: 1,
         meta_peers: vec![1, 2, 3, 4, 5],
         online_peers: vec![1, 2, 3, 4, 5],

@@ -9,7 +9,7 @@
 //! counted, acknowledged or applied before it is on the platter. Inputs arriving meanwhile are
 //! stepped into the node at once; their effects wait in the node for the next `Ready`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sim::hash::digest;
 use sim::{Env, NodeIndex};
@@ -21,7 +21,7 @@ use super::jetstream::{MetaLayer, MetaSnapshot};
 use super::ops::ServerMsg;
 use super::storage::{GroupFiles, WalRecord};
 use super::Server;
-use crate::raft::{Applied, EntryData, Message, RaftNode, Ready, Signal};
+use crate::raft::{Applied, EntryData, Index, Message, ProposeError, RaftNode, Ready, Signal, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -58,6 +58,28 @@ pub struct Group {
     pub ack_before_fsync: bool,
     /// The meta layer, for the meta group: it applies what the group commits.
     pub meta: Option<Box<MetaLayer>>,
+    /// Publishes this server proposed as the stream's leader, by the index of their last
+    /// entry: acknowledged once that entry applies with the payload proposed.
+    pending_publishes: BTreeMap<Index, PendingPublish>,
+    /// Acknowledgements of committed publishes, for the server to route to their clients.
+    pub publish_acks: Vec<PublishAck>,
+}
+
+/// Publishes awaiting commit per group at most; more are refused (the client times out).
+pub const PENDING_PUBLISHES_MAX: usize = 1_000;
+
+#[derive(Debug)]
+struct PendingPublish {
+    ack: PublishAck,
+    last_payload: Vec<u8>,
+}
+
+/// A publish to acknowledge: the client's server, its request id, and the messages stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishAck {
+    pub origin: NodeIndex,
+    pub request: u64,
+    pub count: u32,
 }
 
 /// A group's snapshot payload: the raft-level applied chain (for the checks) and, for the
@@ -83,6 +105,8 @@ impl Group {
             snapshot_every,
             ack_before_fsync,
             meta: None,
+            pending_publishes: BTreeMap::new(),
+            publish_acks: Vec::new(),
         }
     }
 
@@ -272,6 +296,13 @@ impl Group {
                             _ => meta.on_other_entry(entry.index),
                         }
                     }
+                    if let Some(pending) = self.pending_publishes.remove(&entry.index) {
+                        // A later leader may have put another entry at that index.
+                        if entry.data == EntryData::Normal(pending.last_payload) {
+                            env.ghost().observe_acked_messages(&self.name, pending.ack.count);
+                            self.publish_acks.push(pending.ack);
+                        }
+                    }
                     self.node.applied_to(entry.index);
                 }
                 Applied::Snapshot(snapshot) => {
@@ -288,6 +319,8 @@ impl Group {
                     env.ghost().observe_snapshot(&self.name, me, snapshot.last_index, self.applied.chain);
                     env.trace("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)));
                     self.node.applied_to(snapshot.last_index);
+                    // Publishes the snapshot jumped over are never acknowledged from here.
+                    self.pending_publishes.retain(|&index, _| index > snapshot.last_index);
                     if snapshot.last_index > self.last_snapshot_index {
                         self.last_snapshot_index = snapshot.last_index;
                         self.snapshots_installed += 1;
@@ -310,6 +343,35 @@ impl Group {
         if self.node.applied_index() >= self.last_snapshot_index + self.snapshot_every {
             self.snapshot(env);
         }
+    }
+
+    /// Leader of a stream group: propose `ack.count` messages, one entry each, acknowledged
+    /// once the last one applies here.
+    pub fn propose_publish(
+        &mut self,
+        env: &mut Env<'_, Server>,
+        ack: PublishAck,
+        ack_before_commit: bool,
+    ) -> Result<(), ProposeError> {
+        let now_ms = env.monotonic_ms();
+        if self.pending_publishes.len() >= PENDING_PUBLISHES_MAX {
+            return Err(ProposeError::TooManyPending { pending: self.pending_publishes.len() as u64 });
+        }
+        let term: Term = self.node.term();
+        let mut last = None;
+        for seq in 0..ack.count {
+            let payload = bincode::serialize(&(ack.origin, ack.request, seq)).expect("plain data");
+            let index = self.node.propose(now_ms, term, EntryData::Normal(payload.clone()))?;
+            last = Some((index, payload));
+        }
+        let (index, last_payload) = last.expect("a publish carries at least one message");
+        if ack_before_commit {
+            env.ghost().observe_acked_messages(&self.name, ack.count);
+            self.publish_acks.push(ack);
+        } else {
+            self.pending_publishes.insert(index, PendingPublish { ack, last_payload });
+        }
+        Ok(())
     }
 
     /// Snapshot the applied state and compact the log (kept by the node; persisted through the

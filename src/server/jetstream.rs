@@ -51,9 +51,9 @@ pub struct MetaLayer {
 }
 
 impl MetaLayer {
-    pub fn new(bugs: MetaBugs) -> Self {
+    pub fn new(bugs: MetaBugs, api_level: i64) -> Self {
         MetaLayer {
-            state: MetaState::default(),
+            state: MetaState::new(api_level),
             inflight: Inflight::new(bugs),
             local: LocalAssets::default(),
             bugs,

@@ -6,6 +6,7 @@ pub mod applied;
 pub mod group;
 pub mod jetstream;
 pub mod ops;
+mod publish;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use crate::meta::{self, LeaderContext, MetaBugs, MetaRequest, Reply};
 use crate::raft::{Config as RaftConfig, EntryData, HardState, PeerId, RaftBugs, RaftNode, Role};
 use group::{Group, Tokens};
 use jetstream::{MetaLayer, FILLER_TAG};
-use ops::{MetaExpect, MetaOp, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
+use ops::{MetaExpect, MetaOp, ServerApiLevel, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
 use storage::GroupFiles;
 
 /// The meta group's name.
@@ -31,6 +32,7 @@ pub const BUG_OS_TIME: &str = "fixture-os-time";
 pub const BUG_META_NO_INFLIGHT: &str = "meta-no-inflight";
 pub const BUG_META_LIMITS_IGNORE_INFLIGHT: &str = "meta-limits-ignore-inflight";
 pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
+pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
 
 const TICK_TIMER: u64 = 0;
 /// NRG checks the cluster size every second until a leader was seen.
@@ -258,6 +260,7 @@ impl Server {
             let group = self.groups.get_mut(&name).expect("just started");
             group.advance(env, &mut self.tokens);
         }
+        self.route_publish_acks(env);
     }
 
     /// NRG's cold-boot check, every second until a leader was seen (here from the first
@@ -335,6 +338,7 @@ impl Server {
             online_peers: group.node.peers_in_contact(now),
             now_ms: wall_ms,
             max_streams_per_account,
+            api_level: meta.state.api_level(),
             bugs: meta.bugs,
         };
         let reply = Reply { client: u64::from(origin), request };
@@ -361,6 +365,10 @@ impl Server {
     }
 
     fn handle_op(&mut self, env: &mut Env<'_, Self>, op: MetaOp, forwarded: bool) {
+        if let MetaOp::Publish { account, stream, count } = op {
+            self.client_publish(env, meta::StreamKey::new(&account, &stream), count);
+            return;
+        }
         if let Some(body) = op.request() {
             self.client_request(env, body);
             return;
@@ -470,7 +478,8 @@ impl System for Server {
                     let snapshot_every = env.config().snapshot_every;
                     let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
                     let mut group = Group::new(META, node, snapshot_every, ack_early);
-                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env))));
+                    let api_level = env.config().api_level(env.node());
+                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env), api_level)));
                     server.groups.insert(META.to_string(), group);
                 }
                 Err(reason) => {
@@ -497,6 +506,7 @@ impl System for Server {
                 }
             }
             ServerMsg::Forward { op } => self.handle_op(env, op, true),
+            msg @ ServerMsg::Publish { .. } => self.on_publish(env, from, msg),
             ServerMsg::Request { request, body } => self.lead_request(env, from, request, body),
             ServerMsg::Answer { request, answer } => {
                 if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
@@ -582,7 +592,8 @@ impl System for Server {
             0..=3 => MetaOp::Stepdown { preferred: None },
             4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
             6..=8 => MetaOp::Snapshot {},
-            9..=29 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            9..=19 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
             30..=64 => {
                 // Replicas vary now and then: the same name with another config is refused.
                 let replicas = if rng.gen_bool(0.8) { 3 } else { 1 };
@@ -593,11 +604,19 @@ impl System for Server {
                     subjects,
                     replicas,
                     max_consumers: None,
+                    required_api_level: generate_required_level(rng),
                     config_json: None,
                 }
             }
             65..=74 => MetaOp::DeleteStream { account, name: stream },
-            75..=92 => MetaOp::CreateConsumer { account, stream, name: consumer, replicas: 0, config_json: None },
+            75..=92 => MetaOp::CreateConsumer {
+                account,
+                stream,
+                name: consumer,
+                replicas: 0,
+                required_api_level: generate_required_level(rng),
+                config_json: None,
+            },
             _ => MetaOp::DeleteConsumer { account, stream, name: consumer },
         }
     }
@@ -617,6 +636,13 @@ impl System for Server {
             // first entry, the window in which Raft's Figure 8 rule matters.
             max_entries_per_append: [64, 64, 4, 1][rng.gen_range(0..4)],
             max_streams_per_account: [None, Some(2), Some(3)][rng.gen_range(0..3)],
+            // A quarter of the seeds run a mixed-version cluster: one server a level behind,
+            // so assets that need the current level are unsupported there (§7).
+            api_levels: if rng.gen_bool(0.25) {
+                vec![ServerApiLevel { node: rng.gen_range(0..3), level: meta::API_LEVEL - 1 }]
+            } else {
+                vec![]
+            },
             ..ServerConfig::default()
         }
     }
@@ -649,6 +675,10 @@ impl System for Server {
                 what: "the meta layer acts as leader before applying the entries of earlier terms",
             },
             BugSwitch {
+                name: BUG_PUBLISH_ACK_BEFORE_COMMIT,
+                what: "a stream leader acknowledges a publish once proposed, before a quorum stored it",
+            },
+            BugSwitch {
                 name: BUG_OS_TIME,
                 what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)",
             },
@@ -661,6 +691,11 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// One generated asset in ten needs the current API level (§7), which older servers lack.
+fn generate_required_level(rng: &mut dyn RngCore) -> Option<i64> {
+    rng.gen_bool(0.1).then_some(meta::API_LEVEL)
 }
 
 fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<(), CheckFailure> {
@@ -790,6 +825,37 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
         },
         MetaExpect::ApplyError { node, is } => {
             check_bool(*node, "meta apply error", layer(*node).map(|m| m.state.write_error().is_some()), *is)
+        }
+        MetaExpect::Unsupported { node, account, stream, consumer, is, reason_contains } => {
+            let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
+            let key = meta::StreamKey::new(account, stream);
+            let (what, reason) = match consumer {
+                Some(c) => {
+                    let ckey = meta::ConsumerKey::new(account.clone(), stream.clone(), c.clone());
+                    (ckey.to_string(), m.state.consumer_unsupported(&ckey))
+                }
+                None => (key.to_string(), m.state.stream_unsupported(&key)),
+            };
+            match (reason, is, reason_contains) {
+                (Some(r), true, Some(want)) if !r.contains(want.as_str()) => fail(
+                    Some(*node),
+                    format!("{what} is unsupported because {r:?}, expected a reason containing {want:?}"),
+                ),
+                (Some(_), true, _) | (None, false, _) => Ok(()),
+                (Some(r), false, _) => fail(Some(*node), format!("{what} is unsupported ({r}), expected supported")),
+                (None, true, _) => fail(Some(*node), format!("{what} is supported, expected unsupported")),
+            }
+        }
+        MetaExpect::Messages { node, account, name, equals } => {
+            let key = meta::StreamKey::new(account, name);
+            let Some(s) = server(*node) else { return fail(Some(*node), "is not running".into()) };
+            let disk = cluster.nodes[*node as usize].disk;
+            match s.stream_messages(&key, disk) {
+                Some(Ok(n)) if n == *equals => Ok(()),
+                Some(Ok(n)) => fail(Some(*node), format!("holds {n} messages of stream {key}, expected {equals}")),
+                Some(Err(e)) => fail(Some(*node), format!("cannot count the messages of stream {key}: {e}")),
+                None => fail(Some(*node), format!("does not run stream {key}")),
+            }
         }
         MetaExpect::Timeouts { node, at_least } => match layer(*node) {
             Some(m) if m.timed_out >= *at_least => Ok(()),

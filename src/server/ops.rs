@@ -5,7 +5,12 @@ use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
 use super::jetstream::Answer;
-use crate::meta::{ConsumerConfig, MetaRequest, StreamConfig};
+use std::collections::BTreeMap;
+
+use crate::meta::{ConsumerConfig, MetaRequest, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY};
+
+/// API levels a scenario may give a server (NATS levels are small integers).
+pub const API_LEVEL_MAX: i64 = 1_000;
 use crate::raft::{Index, Message};
 
 /// Messages between servers. Every raft message names its group, so one server can run many.
@@ -28,6 +33,14 @@ pub enum ServerMsg {
     Answer {
         request: u64,
         answer: Answer,
+    },
+    /// A client's publish, routed to every member of the stream's group (subject interest):
+    /// the one that leads it stores the messages and acknowledges once they are committed.
+    Publish {
+        request: u64,
+        stream: StreamKey,
+        group: String,
+        count: u32,
     },
     /// "Who is out there?": the cold-boot check asks every server for its stats (NATS STATSZ).
     StatszRequest,
@@ -74,6 +87,9 @@ pub enum MetaOp {
         replicas: u8,
         #[serde(default)]
         max_consumers: Option<u32>,
+        /// Metadata `_nats.req.level`: the API level a server needs to run the stream.
+        #[serde(default)]
+        required_api_level: Option<i64>,
         /// Raw config JSON sent as is instead of the fields above (for configs this server
         /// does not know, e.g. from a newer server).
         #[serde(default)]
@@ -90,6 +106,8 @@ pub enum MetaOp {
         replicas: u8,
         #[serde(default)]
         sealed: bool,
+        #[serde(default)]
+        required_api_level: Option<i64>,
     },
     DeleteStream {
         #[serde(default = "default_account")]
@@ -106,6 +124,8 @@ pub enum MetaOp {
         #[serde(default)]
         replicas: u8,
         #[serde(default)]
+        required_api_level: Option<i64>,
+        #[serde(default)]
         config_json: Option<String>,
     },
     DeleteConsumer {
@@ -113,6 +133,13 @@ pub enum MetaOp {
         account: String,
         stream: String,
         name: String,
+    },
+    /// Publish `count` messages to `stream`; acknowledged once stored (R1) or committed (R>1).
+    Publish {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        count: u32,
     },
 }
 
@@ -123,39 +150,61 @@ fn default_account() -> String {
 impl MetaOp {
     /// The meta-layer request this operation makes, if it is one.
     pub fn request(&self) -> Option<MetaRequest> {
-        let stream_json = |name: &str, subjects: &[String], replicas: u8, sealed: bool, max_consumers: Option<u32>| {
+        let metadata = |level: &Option<i64>| {
+            level.iter().map(|l| (REQUIRED_LEVEL_KEY.to_string(), l.to_string())).collect::<BTreeMap<_, _>>()
+        };
+        let stream_json = |name: &str,
+                           subjects: &[String],
+                           replicas: u8,
+                           sealed: bool,
+                           max_consumers: Option<u32>,
+                           level: &Option<i64>| {
             StreamConfig {
                 name: name.to_string(),
                 subjects: subjects.to_vec(),
                 replicas,
                 sealed,
                 max_consumers,
+                metadata: metadata(level),
                 ..StreamConfig::default()
             }
             .to_json()
         };
         Some(match self {
-            MetaOp::CreateStream { account, name, subjects, replicas, max_consumers, config_json } => {
+            MetaOp::CreateStream {
+                account,
+                name,
+                subjects,
+                replicas,
+                max_consumers,
+                required_api_level,
+                config_json,
+            } => {
                 let config_json = match config_json {
                     Some(raw) => raw.as_bytes().to_vec(),
-                    None => stream_json(name, subjects, *replicas, false, *max_consumers),
+                    None => stream_json(name, subjects, *replicas, false, *max_consumers, required_api_level),
                 };
                 MetaRequest::CreateStream { account: account.clone(), config_json }
             }
-            MetaOp::UpdateStream { account, name, subjects, replicas, sealed } => MetaRequest::UpdateStream {
-                account: account.clone(),
-                config_json: stream_json(name, subjects, *replicas, *sealed, None),
-            },
+            MetaOp::UpdateStream { account, name, subjects, replicas, sealed, required_api_level } => {
+                MetaRequest::UpdateStream {
+                    account: account.clone(),
+                    config_json: stream_json(name, subjects, *replicas, *sealed, None, required_api_level),
+                }
+            }
             MetaOp::DeleteStream { account, name } => {
                 MetaRequest::DeleteStream { account: account.clone(), name: name.clone() }
             }
-            MetaOp::CreateConsumer { account, stream, name, replicas, config_json } => {
+            MetaOp::CreateConsumer { account, stream, name, replicas, required_api_level, config_json } => {
                 let config_json = match config_json {
                     Some(raw) => raw.as_bytes().to_vec(),
-                    None => {
-                        ConsumerConfig { durable_name: Some(name.clone()), replicas: *replicas, ..Default::default() }
-                            .to_json()
+                    None => ConsumerConfig {
+                        durable_name: Some(name.clone()),
+                        replicas: *replicas,
+                        metadata: metadata(required_api_level),
+                        ..Default::default()
                     }
+                    .to_json(),
                 };
                 MetaRequest::CreateConsumer { account: account.clone(), stream: stream.clone(), config_json }
             }
@@ -169,6 +218,8 @@ impl MetaOp {
 
 /// Proposals per client operation are bounded.
 pub const PROPOSE_COUNT_MAX: u32 = 1_000;
+/// Messages per publish operation are bounded (each is one raft entry in an R>1 stream).
+pub const PUBLISH_COUNT_MAX: u32 = 1_000;
 
 /// Scenario expectations about the meta group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +333,27 @@ pub enum MetaExpect {
         node: NodeIndex,
         at_least: u64,
     },
+    /// `node` judges stream `stream` (or its consumer `consumer`) unsupported (§7), with a
+    /// reason containing `reason_contains` when given.
+    Unsupported {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        #[serde(default)]
+        consumer: Option<String>,
+        is: bool,
+        #[serde(default)]
+        reason_contains: Option<String>,
+    },
+    /// Messages `node` holds for stream `name` (applied in its group for R>1, stored for R1).
+    Messages {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        equals: u64,
+    },
 }
 
 /// The scenario's `[system]` table.
@@ -307,6 +379,17 @@ pub struct ServerConfig {
     pub jetstream_disabled: Vec<NodeIndex>,
     /// Streams per account at most (NATS MaxStreams); none when absent.
     pub max_streams_per_account: Option<u32>,
+    /// Servers running another version, with its API level (a mixed-version cluster during
+    /// an upgrade or downgrade); the rest run [`API_LEVEL`]. Assets that require a higher
+    /// level than a server's are unsupported there (§7).
+    pub api_levels: Vec<ServerApiLevel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerApiLevel {
+    pub node: NodeIndex,
+    pub level: i64,
 }
 
 impl Default for ServerConfig {
@@ -322,12 +405,32 @@ impl Default for ServerConfig {
             initial_peers: vec![],
             jetstream_disabled: vec![],
             max_streams_per_account: None,
+            api_levels: vec![],
         }
     }
 }
 
 impl ServerConfig {
+    /// The API level server `node` runs.
+    pub fn api_level(&self, node: NodeIndex) -> i64 {
+        self.api_levels.iter().find(|l| l.node == node).map_or(API_LEVEL, |l| l.level)
+    }
+
     pub fn validate(&self, servers: u32) -> Result<(), String> {
+        for (i, entry) in self.api_levels.iter().enumerate() {
+            if entry.node >= servers {
+                return Err(format!("api_levels: no server {} in a cluster of {servers}", entry.node));
+            }
+            if !(0..=API_LEVEL_MAX).contains(&entry.level) {
+                return Err(format!(
+                    "api_levels: level {} of server {} is outside 0..={API_LEVEL_MAX}",
+                    entry.level, entry.node
+                ));
+            }
+            if self.api_levels[..i].iter().any(|e| e.node == entry.node) {
+                return Err(format!("api_levels: server {} is listed twice", entry.node));
+            }
+        }
         for (field, list) in [
             ("observers", &self.observers),
             ("initial_peers", &self.initial_peers),

@@ -274,6 +274,54 @@ impl GroupFiles {
     }
 }
 
+/// An R1 stream's store. R1 streams run without a raft group, so each acknowledged publish is
+/// a frame here holding its message count (u32), synced before the acknowledgement.
+pub struct MessageFile {
+    path: String,
+}
+
+impl MessageFile {
+    pub const PREFIX: &'static str = "messages/";
+
+    pub fn new(group: &str) -> Self {
+        MessageFile { path: format!("{}{group}", Self::PREFIX) }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Messages stored; a torn frame at the end was never acknowledged and does not count.
+    pub fn count(&self, disk: &NodeDisk) -> Result<u64, StorageError> {
+        let Some(bytes) = disk.read(&self.path) else { return Ok(0) };
+        let (frames, _torn) = read_frames(&self.path, bytes)?;
+        frames.iter().map(|f| Self::decode_count(&self.path, f)).sum()
+    }
+
+    /// Append one publish of `count` messages and sync it. `Ok(false)`: the disk lied about
+    /// the sync.
+    pub fn store(&self, disk: &mut NodeDisk, count: u32) -> Result<bool, StorageError> {
+        let bytes = disk.read(&self.path).unwrap_or_default();
+        let (_, torn) = read_frames(&self.path, bytes)?;
+        if torn > 0 {
+            // Cut the torn frame off first, or the new frame would sit behind garbage.
+            let valid = (bytes.len() - torn) as u64;
+            disk.set_len(&self.path, valid)?;
+        }
+        disk.append(&self.path, &frame(&count.to_le_bytes()))?;
+        Ok(disk.fsync(&self.path))
+    }
+
+    fn decode_count(path: &str, payload: &[u8]) -> Result<u64, StorageError> {
+        let bytes: [u8; 4] = payload.try_into().map_err(|_| StorageError::Corrupt {
+            path: path.to_string(),
+            offset: 0,
+            reason: format!("a message record holds {} bytes, not 4", payload.len()),
+        })?;
+        Ok(u64::from(u32::from_le_bytes(bytes)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

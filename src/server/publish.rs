@@ -1,0 +1,128 @@
+//! Publishing to streams, and the message counts it leaves behind.
+//!
+//! A client publishes at any server. That server looks the stream up in its applied meta state
+//! and sends the publish to every member of the stream's group, as subject interest would
+//! route it in NATS. Only the member that can store it acts: the host of an R1 stream appends
+//! and syncs a record to the stream's message file; the leader of an R>1 group proposes one
+//! entry per message. The acknowledgement comes after the sync, or once the last entry applies
+//! on that leader (committed), and the oracle counts it: acknowledged messages must not be
+//! lost while their stream incarnation lives.
+
+use sim::disk::NodeDisk;
+use sim::{Env, NodeIndex};
+
+use super::group::PublishAck;
+use super::ops::{ServerMsg, PUBLISH_COUNT_MAX};
+use super::storage::MessageFile;
+use super::{Server, BUG_PUBLISH_ACK_BEFORE_COMMIT, META};
+use crate::meta::StreamKey;
+
+impl Server {
+    /// A client at this server publishes `count` messages to `key`.
+    pub(super) fn client_publish(&mut self, env: &mut Env<'_, Self>, key: StreamKey, count: u32) {
+        if count == 0 || count > PUBLISH_COUNT_MAX {
+            env.trace("op-refused", &format!("publish: count must be between 1 and {PUBLISH_COUNT_MAX}"));
+            return;
+        }
+        let now = env.monotonic_ms();
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let Some(request) = meta.open_request(now) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return;
+        };
+        env.trace("publish", &(request, &key, count));
+        let Some(group) = meta.state.stream(&key).map(|sa| sa.group.clone()) else {
+            meta.on_answer(env, request, Err(format!("stream {key} not found")));
+            return;
+        };
+        let me = env.node();
+        for &peer in &group.peers {
+            let msg = ServerMsg::Publish { request, stream: key.clone(), group: group.name.clone(), count };
+            if peer == me {
+                self.on_publish(env, me, msg);
+            } else {
+                env.send(peer, msg);
+            }
+        }
+    }
+
+    /// A publish reached this member of the stream's group: store it if this server can.
+    pub(super) fn on_publish(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, msg: ServerMsg) {
+        let ServerMsg::Publish { request, stream, group, count } = msg else {
+            unreachable!("on_publish takes publishes")
+        };
+        if count == 0 || count > PUBLISH_COUNT_MAX {
+            env.trace("publish-dropped", &"count out of range");
+            return;
+        }
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Act only on the incarnation the client saw, and only where it runs.
+        let Some(sa) = meta.state.stream(&stream).filter(|sa| sa.group.name == group) else { return };
+        let runs = meta.local.stream(&stream).is_some_and(|a| a.running && a.group_name == group);
+        if !runs {
+            return;
+        }
+        let ack = PublishAck { origin, request, count };
+        if sa.group.peers.len() == 1 {
+            self.store_r1(env, &group, ack);
+        } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
+            let early = env.bug(BUG_PUBLISH_ACK_BEFORE_COMMIT);
+            if let Err(e) = g.propose_publish(env, ack, early) {
+                env.trace("propose-refused", &e.to_string());
+            }
+        }
+    }
+
+    fn store_r1(&mut self, env: &mut Env<'_, Self>, group: &str, ack: PublishAck) {
+        let file = MessageFile::new(group);
+        match file.store(env.disk(), ack.count) {
+            Ok(synced) => {
+                if !synced {
+                    // The disk lies about this sync: what it acknowledges is no longer promised.
+                    env.trace("fsync-lost", &file.path());
+                    let me = env.node();
+                    env.ghost().tainted.insert(me);
+                }
+                env.ghost().observe_acked_messages(group, ack.count);
+                self.answer_publish(env, ack);
+            }
+            // No ack: the client times out, as it would against a failing store.
+            Err(e) => env.trace("write-error", &e.to_string()),
+        }
+    }
+
+    /// Route acknowledgements of committed publishes from every group to their clients.
+    pub(super) fn route_publish_acks(&mut self, env: &mut Env<'_, Self>) {
+        let acks: Vec<PublishAck> =
+            self.groups.values_mut().flat_map(|g| std::mem::take(&mut g.publish_acks)).collect();
+        for ack in acks {
+            self.answer_publish(env, ack);
+        }
+    }
+
+    fn answer_publish(&mut self, env: &mut Env<'_, Self>, ack: PublishAck) {
+        let answer = Ok(format!("published {}", ack.count));
+        if ack.origin == env.node() {
+            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+                meta.on_answer(env, ack.request, answer);
+            }
+        } else {
+            env.send(ack.origin, ServerMsg::Answer { request: ack.request, answer });
+        }
+    }
+
+    /// Messages this server holds for `key`'s applied incarnation: applied in its group for
+    /// R>1, stored in its message file for R1. `None` when it does not run the stream.
+    pub fn stream_messages(&self, key: &StreamKey, disk: &NodeDisk) -> Option<Result<u64, String>> {
+        let meta = self.groups.get(META)?.meta.as_deref()?;
+        let sa = meta.state.stream(key)?;
+        let asset = meta.local.stream(key).filter(|a| a.group_name == sa.group.name)?;
+        if sa.group.peers.len() > 1 {
+            return self.groups.get(&asset.group_name).map(|g| Ok(g.applied.normal_entries));
+        }
+        Some(MessageFile::new(&asset.group_name).count(disk).map_err(|e| e.to_string()))
+    }
+}
