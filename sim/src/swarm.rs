@@ -163,8 +163,10 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     });
     let config = S::generate_config(&mut rng);
     let mut steps: Vec<Step<S::ClientOp, S::Expect>> = Vec::new();
-    // Client operations, all the way to the start of the quiet tail of the liveness phase.
-    let quiet_at = profile.heal_at_ms + (profile.duration_ms - profile.heal_at_ms) / 3;
+    // Client operations, all the way to the start of the quiet tail of the liveness phase,
+    // which is long enough for what the system needs to settle.
+    let quiet_at = (profile.heal_at_ms + (profile.duration_ms - profile.heal_at_ms) / 3)
+        .min(profile.duration_ms.saturating_sub(S::quiet_tail_ms(&config)));
     let mut t = gap(&mut rng, character.client_gap_ms_mean);
     while t < quiet_at {
         let op = S::generate_client_op(&mut rng, &config);

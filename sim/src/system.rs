@@ -85,6 +85,11 @@ pub trait System: Sized + Send + 'static {
     fn generate_config(_rng: &mut dyn RngCore) -> Self::Config {
         Self::Config::default()
     }
+    /// How long a fuzz run leaves the system without client operations before it ends, so the
+    /// liveness phase can settle (e.g. a few election timeouts for work created last).
+    fn quiet_tail_ms(_config: &Self::Config) -> u64 {
+        0
+    }
     /// Draw one client operation for a fuzz run.
     fn generate_client_op(rng: &mut dyn RngCore, config: &Self::Config) -> Self::ClientOp;
     /// Validate the scenario's `[system]` table beyond its types.

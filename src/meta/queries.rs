@@ -1,6 +1,7 @@
 //! Meta-layer queries (spec §6) that depend only on the meta state, the local assets and facts
 //! about this server's raft nodes, which the driver supplies through [`NodeFacts`].
 
+use super::inflight::Inflight;
 use super::local::LocalAssets;
 use super::model::{ConsumerKey, PeerId, RaftGroup, StreamKey};
 use super::state::MetaState;
@@ -45,6 +46,34 @@ pub struct HealthContext<'a> {
     pub recovering: bool,
     /// Check the meta layer only, not the assets.
     pub meta_only: bool,
+}
+
+/// Where the meta leader sends a stream info request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InfoRoute {
+    /// Neither applied nor inflight.
+    NotFound,
+    /// The leader answers itself that the stream is offline, with the reason: it judges the
+    /// stream unsupported (§7), or the stream is only inflight and none of its peers is
+    /// online, so no member could answer (§5.3: "offline", not "not found").
+    Offline(String),
+    /// The members answer: the stream's leader with its info, members that judge it
+    /// unsupported with the offline reason.
+    Members(RaftGroup),
+}
+
+/// Route a stream info request on the meta leader, through the applied-or-inflight view.
+pub fn route_stream_info(state: &MetaState, inflight: &Inflight, key: &StreamKey, online: &[PeerId]) -> InfoRoute {
+    if let Some(reason) = state.stream_unsupported(key) {
+        return InfoRoute::Offline(reason.to_string());
+    }
+    match inflight.stream_or_inflight(state, key) {
+        None => InfoRoute::NotFound,
+        Some(sa) if state.stream(key).is_none() && !sa.group.peers.iter().any(|p| online.contains(p)) => {
+            InfoRoute::Offline("no peer of the stream is online".into())
+        }
+        Some(sa) => InfoRoute::Members(sa.group.clone()),
+    }
 }
 
 /// The applied stream exists and this server is in its group.

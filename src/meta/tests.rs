@@ -1043,3 +1043,27 @@ fn stream_delete_in_flight_hides_old_consumers() {
     assert_eq!(inflight.consumer_or_inflight(state, &applied.key()), None);
     assert!(inflight.consumers_or_inflight(state, &skey).is_empty());
 }
+
+/// §11 #25: the leader's lookups go through the inflight view. An inflight-only stream is
+/// absent from the applied state but found through the view; its info is "offline" when no
+/// peer of it is online, never "not found".
+#[test]
+fn stream_info_on_the_leader_sees_inflight_streams() {
+    let mut state = MetaState::default();
+    let mut inflight = Inflight::default();
+    let key = StreamKey::new(ACC, "S");
+    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[1, 2, 3]), queries::InfoRoute::NotFound);
+    inflight.track_stream(&s1(), false);
+    assert!(state.stream(&key).is_none(), "applied lookup: nothing yet");
+    assert!(inflight.stream_or_inflight(&state, &key).is_some(), "inflight lookup finds it");
+    let offline = queries::route_stream_info(&state, &inflight, &key, &[4, 5]);
+    assert_eq!(offline, queries::InfoRoute::Offline("no peer of the stream is online".into()));
+    let online = queries::route_stream_info(&state, &inflight, &key, &[2, 4]);
+    assert_eq!(online, queries::InfoRoute::Members(s1().group));
+    // Once applied, the members answer even when they are all offline (they may be back).
+    state.apply(1, &MetaEntry::AssignStream { sa: s1(), reply: None }.encode(), 9, &mut inflight).unwrap();
+    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[]), queries::InfoRoute::Members(s1().group));
+    // An inflight delete hides it.
+    inflight.track_stream(&s1(), true);
+    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[1]), queries::InfoRoute::NotFound);
+}

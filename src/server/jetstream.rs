@@ -22,6 +22,8 @@ pub const FILLER_TAG: u8 = 0xF0;
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Requests waiting for an answer on one server, at most (new ones are refused beyond it).
 pub const PENDING_REQUESTS_MAX: usize = 1_000;
+/// Distinct successful answers kept for expectations (info answers carry counts, so they vary).
+pub const ANSWERS_KEPT_MAX: usize = 1_000;
 
 /// What a client gets back: the outcome or the API error, as text for the trace.
 pub type Answer = Result<String, String>;
@@ -46,6 +48,8 @@ pub struct MetaLayer {
     pub answered: u64,
     pub timed_out: u64,
     pub errors: BTreeSet<String>,
+    /// Successful answers, for scenario expectations (the first [`ANSWERS_KEPT_MAX`]).
+    pub oks: BTreeSet<String>,
     /// Local assets changed since the server last reconciled its stream and consumer groups.
     pub assets_changed: bool,
 }
@@ -63,6 +67,7 @@ impl MetaLayer {
             answered: 0,
             timed_out: 0,
             errors: BTreeSet::new(),
+            oks: BTreeSet::new(),
             assets_changed: false,
         }
     }
@@ -161,9 +166,11 @@ impl MetaLayer {
             return;
         }
         self.answered += 1;
-        if let Err(e) = &answer {
-            self.errors.insert(e.clone());
-        }
+        match &answer {
+            Err(e) => self.errors.insert(e.clone()),
+            Ok(ok) if self.oks.len() < ANSWERS_KEPT_MAX => self.oks.insert(ok.clone()),
+            Ok(_) => false,
+        };
         env.trace("answer", &(request, answer));
     }
 

@@ -4,6 +4,7 @@
 
 pub mod applied;
 pub mod group;
+mod info;
 pub mod jetstream;
 pub mod ops;
 mod publish;
@@ -18,7 +19,7 @@ use crate::checks::{self, Ghost};
 use crate::meta::{self, LeaderContext, MetaBugs, MetaRequest, Reply};
 use crate::raft::{Config as RaftConfig, EntryData, HardState, PeerId, RaftBugs, RaftNode, Role};
 use group::{Group, Tokens};
-use jetstream::{MetaLayer, FILLER_TAG};
+use jetstream::{Answer, MetaLayer, FILLER_TAG};
 use ops::{MetaExpect, MetaOp, ServerApiLevel, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
 use storage::GroupFiles;
 
@@ -49,6 +50,10 @@ pub struct Server {
     refused_groups: BTreeMap<String, String>,
     /// Servers heard from (including this one) and whether they run JetStream.
     known_servers: BTreeMap<NodeIndex, bool>,
+    /// Answers held back until their time (offline info answers wait, so that a server that
+    /// runs the asset answers first, §7): due time on the monotonic clock, client's server,
+    /// request, answer. Bounded by [`info::DELAYED_ANSWERS_MAX`].
+    delayed_answers: Vec<(u64, NodeIndex, u64, Answer)>,
     /// The next cold-boot cluster size check, on this server's monotonic clock (run from the
     /// tick rather than its own timer: a timer is a task, and tasks reorder simultaneous events).
     cold_boot_check_at_ms: u64,
@@ -365,9 +370,14 @@ impl Server {
     }
 
     fn handle_op(&mut self, env: &mut Env<'_, Self>, op: MetaOp, forwarded: bool) {
-        if let MetaOp::Publish { account, stream, count } = op {
-            self.client_publish(env, meta::StreamKey::new(&account, &stream), count);
-            return;
+        match op {
+            MetaOp::Publish { account, stream, count } => {
+                return self.client_publish(env, meta::StreamKey::new(&account, &stream), count)
+            }
+            MetaOp::StreamInfo { account, name } => {
+                return self.client_info(env, meta::StreamKey::new(&account, &name))
+            }
+            _ => {}
         }
         if let Some(body) = op.request() {
             self.client_request(env, body);
@@ -467,6 +477,7 @@ impl System for Server {
             known_servers: BTreeMap::new(),
             refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
+            delayed_answers: Vec::new(),
         };
         let jetstream = !env.config().jetstream_disabled.contains(&env.node());
         server.known_servers.insert(env.node(), jetstream);
@@ -507,6 +518,10 @@ impl System for Server {
             }
             ServerMsg::Forward { op } => self.handle_op(env, op, true),
             msg @ ServerMsg::Publish { .. } => self.on_publish(env, from, msg),
+            ServerMsg::InfoRequest { request, stream } => self.lead_info(env, from, request, stream),
+            ServerMsg::InfoQuery { request, origin, stream, group } => {
+                self.on_info_query(env, origin, request, &stream, &group)
+            }
             ServerMsg::Request { request, body } => self.lead_request(env, from, request, body),
             ServerMsg::Answer { request, answer } => {
                 if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
@@ -529,6 +544,7 @@ impl System for Server {
         if env.monotonic_ms() >= self.cold_boot_check_at_ms {
             self.cold_boot_check(env);
         }
+        self.send_due_answers(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -592,7 +608,8 @@ impl System for Server {
             0..=3 => MetaOp::Stepdown { preferred: None },
             4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
             6..=8 => MetaOp::Snapshot {},
-            9..=19 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            9..=14 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            15..=19 => MetaOp::StreamInfo { account, name: stream },
             20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
             30..=64 => {
                 // Replicas vary now and then: the same name with another config is refused.
@@ -619,6 +636,13 @@ impl System for Server {
             },
             _ => MetaOp::DeleteConsumer { account, stream, name: consumer },
         }
+    }
+
+    /// A group created by the last operation may need several election rounds: its members
+    /// start it as they apply the assignment, seconds apart, and split votes. Three of the
+    /// slowest election timeouts (27 s at NRG's defaults) let it settle.
+    fn quiet_tail_ms(config: &ServerConfig) -> u64 {
+        3 * config.election_timeout_ms_max
     }
 
     fn generate_config(rng: &mut dyn RngCore) -> ServerConfig {
@@ -857,6 +881,11 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                 None => fail(Some(*node), format!("does not run stream {key}")),
             }
         }
+        MetaExpect::AnswerOk { node, contains } => match layer(*node) {
+            Some(m) if m.oks.iter().any(|a| a.contains(contains.as_str())) => Ok(()),
+            Some(m) => fail(Some(*node), format!("no answer contains {contains:?}; answers: {:?}", m.oks)),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
         MetaExpect::Timeouts { node, at_least } => match layer(*node) {
             Some(m) if m.timed_out >= *at_least => Ok(()),
             Some(m) => fail(Some(*node), format!("{} timeouts, expected at least {at_least}", m.timed_out)),

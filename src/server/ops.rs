@@ -42,6 +42,18 @@ pub enum ServerMsg {
         group: String,
         count: u32,
     },
+    /// A client's stream info request, on its way to the meta leader (one hop at most).
+    InfoRequest {
+        request: u64,
+        stream: StreamKey,
+    },
+    /// The meta leader asks the members of `group` to answer `origin`'s info request.
+    InfoQuery {
+        request: u64,
+        origin: NodeIndex,
+        stream: StreamKey,
+        group: String,
+    },
     /// "Who is out there?": the cold-boot check asks every server for its stats (NATS STATSZ).
     StatszRequest,
     /// The answer: this server runs JetStream or not.
@@ -132,6 +144,13 @@ pub enum MetaOp {
         #[serde(default = "default_account")]
         account: String,
         stream: String,
+        name: String,
+    },
+    /// Stream info: answered by the stream's leader, "offline" with the reason by members that
+    /// cannot run it, "not found" by the meta leader.
+    StreamInfo {
+        #[serde(default = "default_account")]
+        account: String,
         name: String,
     },
     /// Publish `count` messages to `stream`; acknowledged once stored (R1) or committed (R>1).
@@ -317,6 +336,11 @@ pub enum MetaExpect {
     Answers {
         node: NodeIndex,
         at_least: u64,
+    },
+    /// Some successful answer to a client of `node` contained `contains`.
+    AnswerOk {
+        node: NodeIndex,
+        contains: String,
     },
     /// Some answer to a client of `node` was an error containing `contains`.
     AnswerError {

@@ -104,14 +104,7 @@ impl Server {
     }
 
     fn answer_publish(&mut self, env: &mut Env<'_, Self>, ack: PublishAck) {
-        let answer = Ok(format!("published {}", ack.count));
-        if ack.origin == env.node() {
-            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                meta.on_answer(env, ack.request, answer);
-            }
-        } else {
-            env.send(ack.origin, ServerMsg::Answer { request: ack.request, answer });
-        }
+        self.send_answer(env, ack.origin, ack.request, Ok(format!("published {}", ack.count)));
     }
 
     /// Messages this server holds for `key`'s applied incarnation: applied in its group for

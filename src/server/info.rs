@@ -1,0 +1,124 @@
+//! Stream info requests, and the answers servers send their clients.
+//!
+//! A client asks at any server; the request goes to the meta leader, which looks the stream up
+//! through its applied-or-inflight view (§5.3). It answers "not found" itself, or "offline"
+//! when it judges the stream unsupported or the stream is only inflight with no peer online;
+//! otherwise it asks the stream's members. The member that leads the stream (the host of an R1
+//! stream) answers with its info; members that judge it unsupported answer "offline" with the
+//! reason, 500 ms later, so that a member that runs it answers first (§7). The client keeps the
+//! first answer.
+
+use sim::{Env, NodeIndex};
+
+use super::jetstream::Answer;
+use super::ops::ServerMsg;
+use super::{Server, META};
+use crate::meta::queries::{self, InfoRoute};
+use crate::meta::StreamKey;
+
+/// How long a member that cannot run a stream waits before answering "offline" (NATS).
+pub const OFFLINE_ANSWER_DELAY_MS: u64 = 500;
+/// Held-back answers per server at most; more are dropped (their clients time out).
+pub const DELAYED_ANSWERS_MAX: usize = 1_000;
+
+impl Server {
+    /// A client at this server asks for stream `key`'s info.
+    pub(super) fn client_info(&mut self, env: &mut Env<'_, Self>, key: StreamKey) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let Some(request) = meta.open_request(now) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return;
+        };
+        env.trace("info-request", &(request, &key));
+        if meta.leader_term.is_some() {
+            self.lead_info(env, env.node(), request, key);
+        } else if let Some(leader) = group.node.group_leader().filter(|&l| l != env.node()) {
+            env.send(leader, ServerMsg::InfoRequest { request, stream: key });
+        }
+    }
+
+    /// The meta leader routes an info request (a server that is not leader drops it).
+    pub(super) fn lead_info(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, key: StreamKey) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get(META) else { return };
+        let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let online = group.node.peers_in_contact(now);
+        match queries::route_stream_info(&meta.state, &meta.inflight, &key, &online) {
+            InfoRoute::NotFound => self.send_answer(env, origin, request, Err(format!("stream {key} not found"))),
+            InfoRoute::Offline(reason) => {
+                self.send_answer(env, origin, request, Err(format!("stream {key} is offline: {reason}")))
+            }
+            InfoRoute::Members(group) => {
+                let me = env.node();
+                for peer in group.peers {
+                    let (stream, group) = (key.clone(), group.name.clone());
+                    if peer == me {
+                        self.on_info_query(env, origin, request, &stream, &group);
+                    } else {
+                        env.send(peer, ServerMsg::InfoQuery { request, origin, stream, group });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A member of `group` is asked for `key`'s info on behalf of `origin`'s client.
+    pub(super) fn on_info_query(
+        &mut self,
+        env: &mut Env<'_, Self>,
+        origin: NodeIndex,
+        request: u64,
+        key: &StreamKey,
+        group: &str,
+    ) {
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Only the incarnation the meta leader named.
+        let Some(sa) = meta.state.stream(key).filter(|sa| sa.group.name == group) else { return };
+        if let Some(reason) = meta.state.stream_unsupported(key) {
+            if self.delayed_answers.len() < DELAYED_ANSWERS_MAX {
+                let due = env.monotonic_ms() + OFFLINE_ANSWER_DELAY_MS;
+                let answer = Err(format!("stream {key} is offline: {reason}"));
+                self.delayed_answers.push((due, origin, request, answer));
+            }
+            return;
+        }
+        let leads = sa.group.peers.len() == 1 || self.groups.get(group).is_some_and(|g| g.node.leader());
+        let Some(messages) = self.stream_messages(key, env.disk()).filter(|_| leads) else { return };
+        let answer = match messages {
+            Ok(n) => {
+                Ok(format!("stream {key}: {n} messages, {} replicas, leader n{}", sa.group.peers.len(), env.node()))
+            }
+            Err(e) => Err(format!("stream {key}: {e}")),
+        };
+        self.send_answer(env, origin, request, answer);
+    }
+
+    /// Send the held-back answers whose time has come.
+    pub(super) fn send_due_answers(&mut self, env: &mut Env<'_, Self>) {
+        let now = env.monotonic_ms();
+        let (due, waiting) = std::mem::take(&mut self.delayed_answers).into_iter().partition(|a| a.0 <= now);
+        self.delayed_answers = waiting;
+        for (_, origin, request, answer) in due {
+            self.send_answer(env, origin, request, answer);
+        }
+    }
+
+    /// Answer request `request` of `origin`'s client: locally, or over the network.
+    pub(super) fn send_answer(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, answer: Answer) {
+        if origin == env.node() {
+            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+                meta.on_answer(env, request, answer);
+            }
+        } else {
+            env.send(origin, ServerMsg::Answer { request, answer });
+        }
+    }
+}
