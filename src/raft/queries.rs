@@ -78,6 +78,12 @@ impl RaftNode {
         None
     }
 
+    /// A snapshot install is being applied: set when the node accepts a leader's snapshot,
+    /// cleared once the upper layer reports it applied.
+    pub fn catching_up(&self) -> bool {
+        self.catchup_to.is_some()
+    }
+
     /// When this node last heard from its leader, and its latest local time (for reports).
     pub fn leader_contact_ms(&self) -> (u64, u64) {
         (self.leader_contact_ms, self.clock_ms)

@@ -56,6 +56,10 @@ pub struct Group {
     /// Applied index of the last snapshot this server took.
     last_snapshot_index: u64,
     pub ack_before_fsync: bool,
+    /// The last storage write that failed (e.g. a full disk), while the pipeline waits to retry
+    /// it. Unlike NRG's sticky write error it clears once a write succeeds again: here a blocked
+    /// stage is retried, so the error says "stuck now", which is what health reports need.
+    pub write_error: Option<String>,
     /// The meta layer, for the meta group: it applies what the group commits.
     pub meta: Option<Box<MetaLayer>>,
     /// Publishes this server proposed as the stream's leader, by the index of their last
@@ -104,6 +108,7 @@ impl Group {
             snapshots_installed: 0,
             snapshot_every,
             ack_before_fsync,
+            write_error: None,
             meta: None,
             pending_publishes: BTreeMap::new(),
             publish_acks: Vec::new(),
@@ -230,6 +235,7 @@ impl Group {
             let p = self.persist.as_mut().expect("still persisting");
             match written {
                 Ok(paths) => {
+                    self.write_error = None;
                     for path in paths {
                         let token = tokens.next(&self.name);
                         p.waiting.insert(token);
@@ -245,6 +251,7 @@ impl Group {
                 Err(e) => {
                     p.blocked = true;
                     env.trace("write-error", &e.to_string());
+                    self.write_error = Some(e.to_string());
                     return false;
                 }
             }

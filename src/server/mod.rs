@@ -4,6 +4,7 @@
 
 pub mod applied;
 pub mod group;
+pub mod health;
 mod info;
 pub mod jetstream;
 pub mod ops;
@@ -40,11 +41,16 @@ const TICK_TIMER: u64 = 0;
 const COLD_BOOT_CHECK_MS: u64 = 1_000;
 
 pub struct Server {
+    /// This server's index, which is also its peer id in every group.
+    me: NodeIndex,
     groups: BTreeMap<String, Group>,
     /// Why the meta group refused to start, if it did.
     meta_error: Option<String>,
     tokens: Tokens,
     now_ms: u64,
+    /// This server's wall clock at its last input: assignment created times are the leader's
+    /// wall clock, and health compares them with ours (the consumer creation grace, §6).
+    wall_ms: u64,
     proposals: u64,
     /// Stream and consumer groups whose files refused to load, with the reason.
     refused_groups: BTreeMap<String, String>,
@@ -236,6 +242,7 @@ impl Server {
     /// After every input: push pipelines, and tell the oracle who leads.
     fn settle(&mut self, env: &mut Env<'_, Self>) {
         self.now_ms = env.monotonic_ms();
+        self.wall_ms = env.now_ms();
         for group in self.groups.values_mut() {
             group.advance(env, &mut self.tokens);
             if let Some(meta) = group.meta.as_deref_mut() {
@@ -469,10 +476,12 @@ impl System for Server {
 
     fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
         let mut server = Server {
+            me: env.node(),
             groups: BTreeMap::new(),
             meta_error: None,
             tokens: Tokens::default(),
             now_ms: env.monotonic_ms(),
+            wall_ms: env.now_ms(),
             proposals: 0,
             known_servers: BTreeMap::new(),
             refused_groups: BTreeMap::new(),
@@ -898,6 +907,15 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                 Ok(())
             }
         }
+        MetaExpect::Healthz(h) => health_holds(cluster, h.node, "healthz", &h.want, |s| s.healthz(h.meta_only)),
+        MetaExpect::StreamHealth(h) => {
+            let key = meta::StreamKey::new(&h.account, &h.name);
+            health_holds(cluster, h.node, &format!("stream {key} health"), &h.want, |s| s.stream_health(&key))
+        }
+        MetaExpect::ConsumerHealth(h) => {
+            let key = meta::ConsumerKey::new(&h.account, &h.stream, &h.name);
+            health_holds(cluster, h.node, &format!("consumer {key} health"), &h.want, |s| s.consumer_health(&key))
+        }
         MetaExpect::CommittedAtLeast { count } => {
             let n = cluster.ghost.group(META).committed.len() as u64;
             if n >= *count {
@@ -907,4 +925,18 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             }
         }
     }
+}
+
+/// A health expectation on `node`, which must be running: the failure shows the actual answer.
+fn health_holds(
+    cluster: &Cluster<'_, Server>,
+    node: NodeIndex,
+    what: &str,
+    want: &ops::HealthWant,
+    check: impl FnOnce(&Server) -> Result<(), String>,
+) -> Result<(), CheckFailure> {
+    let Some(server) = cluster.server(node) else {
+        return Err(CheckFailure::new("meta", Some(node), format!("{what}: server is not running")));
+    };
+    want.check(&check(server)).map_err(|m| CheckFailure::new("meta", Some(node), format!("{what} {m}")))
 }

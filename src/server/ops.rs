@@ -378,6 +378,172 @@ pub enum MetaExpect {
         name: String,
         equals: u64,
     },
+    /// healthz on `node` (§6): `ok = true`, or `error_contains = "..."`; `meta_only = true`
+    /// checks the meta layer only.
+    Healthz(HealthzExpect),
+    /// The health of stream `name` on `node`, as healthz checks it.
+    StreamHealth(StreamHealthExpect),
+    /// The health of consumer `name` of `stream` on `node`, as healthz checks it.
+    ConsumerHealth(ConsumerHealthExpect),
+}
+
+/// What a health check should answer. A scenario gives exactly one of `ok = true` and
+/// `error_contains`, checked when the file loads: a check that can pass either way is a typo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthWant {
+    Ok,
+    ErrorContains(String),
+}
+
+impl HealthWant {
+    fn from_fields(ok: Option<bool>, error_contains: Option<String>) -> Result<Self, String> {
+        match (ok, error_contains) {
+            (Some(true), None) => Ok(HealthWant::Ok),
+            (None, Some(text)) => Ok(HealthWant::ErrorContains(text)),
+            (Some(false), None) => {
+                Err("`ok = false` is not a check: say which error with `error_contains = \"...\"`".into())
+            }
+            (Some(_), Some(_)) => Err("give either `ok = true` or `error_contains`, not both".into()),
+            (None, None) => Err("missing `ok = true` or `error_contains = \"...\"`".into()),
+        }
+    }
+
+    fn fields(&self) -> (Option<bool>, Option<String>) {
+        match self {
+            HealthWant::Ok => (Some(true), None),
+            HealthWant::ErrorContains(text) => (None, Some(text.clone())),
+        }
+    }
+
+    /// Whether `actual` is what is wanted; the error shows the actual answer.
+    pub fn check(&self, actual: &Result<(), String>) -> Result<(), String> {
+        match (self, actual) {
+            (HealthWant::Ok, Ok(())) => Ok(()),
+            (HealthWant::ErrorContains(text), Err(e)) if e.contains(text.as_str()) => Ok(()),
+            (HealthWant::Ok, Err(e)) => Err(format!("is error {e:?}, expected ok")),
+            (HealthWant::ErrorContains(text), Ok(())) => Err(format!("is ok, expected an error containing {text:?}")),
+            (HealthWant::ErrorContains(text), Err(e)) => {
+                Err(format!("is error {e:?}, expected an error containing {text:?}"))
+            }
+        }
+    }
+}
+
+/// A `healthz` expectation (see [`MetaExpect::Healthz`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "HealthzFields", into = "HealthzFields")]
+pub struct HealthzExpect {
+    pub node: NodeIndex,
+    pub meta_only: bool,
+    pub want: HealthWant,
+}
+
+/// A `stream-health` expectation (see [`MetaExpect::StreamHealth`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StreamHealthFields", into = "StreamHealthFields")]
+pub struct StreamHealthExpect {
+    pub node: NodeIndex,
+    pub account: String,
+    pub name: String,
+    pub want: HealthWant,
+}
+
+/// A `consumer-health` expectation (see [`MetaExpect::ConsumerHealth`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ConsumerHealthFields", into = "ConsumerHealthFields")]
+pub struct ConsumerHealthExpect {
+    pub node: NodeIndex,
+    pub account: String,
+    pub stream: String,
+    pub name: String,
+    pub want: HealthWant,
+}
+
+// The tables as scenario files spell them; `try_from` turns `ok`/`error_contains` into a
+// `HealthWant` or a load-time error.
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthzFields {
+    node: NodeIndex,
+    #[serde(default)]
+    meta_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_contains: Option<String>,
+}
+
+impl TryFrom<HealthzFields> for HealthzExpect {
+    type Error = String;
+    fn try_from(f: HealthzFields) -> Result<Self, String> {
+        let want = HealthWant::from_fields(f.ok, f.error_contains)?;
+        Ok(HealthzExpect { node: f.node, meta_only: f.meta_only, want })
+    }
+}
+
+impl From<HealthzExpect> for HealthzFields {
+    fn from(e: HealthzExpect) -> Self {
+        let (ok, error_contains) = e.want.fields();
+        HealthzFields { node: e.node, meta_only: e.meta_only, ok, error_contains }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamHealthFields {
+    node: NodeIndex,
+    #[serde(default = "default_account")]
+    account: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_contains: Option<String>,
+}
+
+impl TryFrom<StreamHealthFields> for StreamHealthExpect {
+    type Error = String;
+    fn try_from(f: StreamHealthFields) -> Result<Self, String> {
+        let want = HealthWant::from_fields(f.ok, f.error_contains)?;
+        Ok(StreamHealthExpect { node: f.node, account: f.account, name: f.name, want })
+    }
+}
+
+impl From<StreamHealthExpect> for StreamHealthFields {
+    fn from(e: StreamHealthExpect) -> Self {
+        let (ok, error_contains) = e.want.fields();
+        StreamHealthFields { node: e.node, account: e.account, name: e.name, ok, error_contains }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsumerHealthFields {
+    node: NodeIndex,
+    #[serde(default = "default_account")]
+    account: String,
+    stream: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_contains: Option<String>,
+}
+
+impl TryFrom<ConsumerHealthFields> for ConsumerHealthExpect {
+    type Error = String;
+    fn try_from(f: ConsumerHealthFields) -> Result<Self, String> {
+        let want = HealthWant::from_fields(f.ok, f.error_contains)?;
+        Ok(ConsumerHealthExpect { node: f.node, account: f.account, stream: f.stream, name: f.name, want })
+    }
+}
+
+impl From<ConsumerHealthExpect> for ConsumerHealthFields {
+    fn from(e: ConsumerHealthExpect) -> Self {
+        let (ok, error_contains) = e.want.fields();
+        ConsumerHealthFields { node: e.node, account: e.account, stream: e.stream, name: e.name, ok, error_contains }
+    }
 }
 
 /// The scenario's `[system]` table.
@@ -492,5 +658,46 @@ impl ServerConfig {
             return Err("snapshot_every must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MetaExpect, String> {
+        toml::from_str::<MetaExpect>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn health_expectations_round_trip_through_toml() {
+        for text in [
+            "kind = \"healthz\"\nnode = 1\nmeta_only = true\nok = true\n",
+            "kind = \"stream-health\"\nnode = 0\naccount = \"A\"\nname = \"S\"\nerror_contains = \"unhealthy\"\n",
+            "kind = \"consumer-health\"\nnode = 2\naccount = \"B\"\nstream = \"S\"\nname = \"C\"\nok = true\n",
+        ] {
+            let expect = parse(text).unwrap();
+            let again = parse(&toml::to_string(&expect).unwrap()).unwrap();
+            assert_eq!(expect, again, "{text}");
+        }
+    }
+
+    #[test]
+    fn health_expectations_need_exactly_one_answer() {
+        let both = parse("kind = \"healthz\"\nnode = 0\nok = true\nerror_contains = \"x\"\n").unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let neither = parse("kind = \"healthz\"\nnode = 0\n").unwrap_err();
+        assert!(neither.contains("missing `ok = true`"), "{neither}");
+        let not_ok = parse("kind = \"healthz\"\nnode = 0\nok = false\n").unwrap_err();
+        assert!(not_ok.contains("not a check"), "{not_ok}");
+    }
+
+    #[test]
+    fn a_failed_health_check_shows_the_actual_answer() {
+        let want = HealthWant::ErrorContains("not running".into());
+        assert_eq!(want.check(&Err("meta layer not running".into())), Ok(()));
+        assert_eq!(want.check(&Ok(())), Err("is ok, expected an error containing \"not running\"".into()));
+        let got = HealthWant::Ok.check(&Err("meta layer still recovering".into())).unwrap_err();
+        assert!(got.contains("meta layer still recovering"), "{got}");
     }
 }
