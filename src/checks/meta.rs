@@ -92,6 +92,12 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         if member && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
             return fail("meta-projection-converges", id, "projection differs from the meta leader's".into());
         }
+        // L2: current and healthy with the meta leader, as healthz's meta part sees it.
+        if member && meta.state.write_error().is_none() {
+            if let Err(e) = server.healthz(true) {
+                return fail("meta-layer-healthy", id, e);
+            }
+        }
     }
     Ok(())
 }
@@ -152,6 +158,14 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
                     *id,
                     format!("{name}: applied {} of leader n{leader}'s commit {commit}", g.node.applied_index()),
                 );
+            }
+            // L8 as the spec states it: the member's own health check passes.
+            let health = match &consumer {
+                Some(c) => server.consumer_health(c).map_err(|e| format!("consumer {c}: {e}")),
+                None => server.stream_health(&stream).map_err(|e| format!("stream {stream}: {e}")),
+            };
+            if let Err(e) = health {
+                return fail("meta-asset-healthy", *id, e);
             }
         }
     }

@@ -75,6 +75,9 @@ pub const PENDING_PUBLISHES_MAX: usize = 1_000;
 #[derive(Debug)]
 struct PendingPublish {
     ack: PublishAck,
+    /// The last entry as proposed. Index and term identify it (Log Matching); the payload
+    /// alone does not, since another leader proposes the same publish with the same bytes.
+    last_term: Term,
     last_payload: Vec<u8>,
 }
 
@@ -305,7 +308,7 @@ impl Group {
                     }
                     if let Some(pending) = self.pending_publishes.remove(&entry.index) {
                         // A later leader may have put another entry at that index.
-                        if entry.data == EntryData::Normal(pending.last_payload) {
+                        if entry.term == pending.last_term && entry.data == EntryData::Normal(pending.last_payload) {
                             env.ghost().observe_acked_messages(&self.name, pending.ack.count);
                             self.publish_acks.push(pending.ack);
                         }
@@ -376,7 +379,7 @@ impl Group {
             env.ghost().observe_acked_messages(&self.name, ack.count);
             self.publish_acks.push(ack);
         } else {
-            self.pending_publishes.insert(index, PendingPublish { ack, last_payload });
+            self.pending_publishes.insert(index, PendingPublish { ack, last_term: term, last_payload });
         }
         Ok(())
     }
