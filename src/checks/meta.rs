@@ -15,8 +15,8 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
     cluster.running().filter_map(|(id, s)| s.group(META).and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
 }
 
-/// After every event: S2 for the meta layer, S4, S9, S10, S16, S19, S20. (S18 is reported
-/// by the servers as they apply.)
+/// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S19, S20, S21. (S11 and
+/// S18 are reported by the servers as they propose and apply.)
 pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     let max_streams = cluster.config.max_streams_per_account;
@@ -44,6 +44,8 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         if let Err(e) = state.check_structure() {
             return fail("meta-structure", id, e);
         }
+        unsupported_not_running(id, server, meta)?;
+        local_assets_follow_assignments(id, meta)?;
         let mut per_account: BTreeMap<&str, u32> = BTreeMap::new();
         for sa in state.streams() {
             if sa.sync.is_empty() {
@@ -70,6 +72,51 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
                     projections.insert(state.applied_index(), (id, digest));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// S15: an asset this server judges unsupported has no running local copy and no raft node here.
+fn unsupported_not_running(id: u32, server: &Server, meta: &MetaLayer) -> Result<(), CheckFailure> {
+    for sa in meta.state.streams() {
+        let key = sa.key();
+        if let Some(reason) = meta.state.stream_unsupported(&key) {
+            if meta.local.stream(&key).is_some_and(|a| a.running) || server.group(&sa.group.name).is_some() {
+                return fail("meta-unsupported-not-run", id, format!("runs unsupported stream {key} ({reason})"));
+            }
+        }
+        for ca in sa.consumers.values() {
+            let ckey = ca.key();
+            if let Some(reason) = meta.state.consumer_unsupported(&ckey) {
+                if meta.local.consumer(&ckey).is_some_and(|a| a.running) || server.group(&ca.group.name).is_some() {
+                    return fail(
+                        "meta-unsupported-not-run",
+                        id,
+                        format!("runs unsupported consumer {ckey} ({reason})"),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// S21: a running local asset runs in the group its assignment names (one node per group name
+/// is the server's map key), so healthz never has to report skew.
+fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
+    for (key, asset) in meta.local.streams().filter(|(_, a)| a.running) {
+        if let Some(sa) = meta.state.stream(key).filter(|sa| sa.group.name != asset.group_name) {
+            let what =
+                format!("runs stream {key} in group {} but its assignment names {}", asset.group_name, sa.group.name);
+            return fail("meta-no-node-skew", id, what);
+        }
+    }
+    for (key, asset) in meta.local.consumers().filter(|(_, a)| a.running) {
+        if let Some(ca) = meta.state.consumer(key).filter(|ca| ca.group.name != asset.group_name) {
+            let what =
+                format!("runs consumer {key} in group {} but its assignment names {}", asset.group_name, ca.group.name);
+            return fail("meta-no-node-skew", id, what);
         }
     }
     Ok(())

@@ -30,14 +30,17 @@ pub struct GroupHistory {
     /// The leader of each term, as first observed.
     pub leaders: BTreeMap<Term, NodeIndex>,
     pub committed: BTreeMap<Index, CommittedEntry>,
-    /// The highest committed index of each term, so "committed before term T" is cheap.
-    last_index_by_term: BTreeMap<Term, Index>,
+    /// The highest commit index each term's leader reached. "Committed before term T" means
+    /// committed by the leader of an earlier term: an old-term entry committed by a later
+    /// leader (Figure 8) need not be in the log of a stale leader of T, which can still win
+    /// with votes granted long ago.
+    commit_by_term: BTreeMap<Term, Index>,
 }
 
 impl GroupHistory {
-    /// The highest index applied anywhere with a term below `term`.
+    /// The highest index the leader of a term below `term` committed.
     pub fn last_committed_before(&self, term: Term) -> Index {
-        self.last_index_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
+        self.commit_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
     }
 }
 
@@ -60,7 +63,7 @@ pub struct Ghost {
 }
 
 static NO_HISTORY: GroupHistory =
-    GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), last_index_by_term: BTreeMap::new() };
+    GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), commit_by_term: BTreeMap::new() };
 
 impl Ghost {
     /// The history of `group` (empty if nothing happened in it yet).
@@ -97,6 +100,12 @@ impl Ghost {
         self.acked_messages.get(group).copied().unwrap_or(0)
     }
 
+    /// The leader of `term` in `group` has committed up to `commit`.
+    pub fn observe_leader_commit(&mut self, group: &str, term: Term, commit: Index) {
+        let reached = self.history(group).commit_by_term.entry(term).or_default();
+        *reached = (*reached).max(commit);
+    }
+
     /// `node` is leader of `term` in `group` (role, not yet past the barrier).
     pub fn observe_leader(&mut self, group: &str, node: NodeIndex, term: Term) {
         if group == crate::server::META {
@@ -122,8 +131,6 @@ impl Ghost {
         match history.committed.get(&index).copied() {
             None => {
                 history.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
-                let last = history.last_index_by_term.entry(term).or_default();
-                *last = (*last).max(index);
             }
             Some(c) if (c.term, c.digest) != (term, digest) => {
                 let message = format!(

@@ -12,7 +12,7 @@ use sim::{Env, NodeIndex};
 
 use super::jetstream::Answer;
 use super::ops::ServerMsg;
-use super::{Server, META};
+use super::{RequestRoute, Server, META};
 use crate::meta::queries::{self, InfoRoute};
 use crate::meta::StreamKey;
 
@@ -24,21 +24,12 @@ pub const DELAYED_ANSWERS_MAX: usize = 1_000;
 impl Server {
     /// A client at this server asks for stream `key`'s info.
     pub(super) fn client_info(&mut self, env: &mut Env<'_, Self>, key: StreamKey) {
-        let now = env.monotonic_ms();
-        let Some(group) = self.groups.get_mut(META) else {
-            env.trace("op-refused", &"meta group not running");
-            return;
-        };
-        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
-        let Some(request) = meta.open_request(now) else {
-            env.trace("op-refused", &"too many requests waiting");
-            return;
-        };
+        let Some((request, route)) = self.open_client_request(env) else { return };
         env.trace("info-request", &(request, &key));
-        if meta.leader_term.is_some() {
-            self.lead_info(env, env.node(), request, key);
-        } else if let Some(leader) = group.node.group_leader().filter(|&l| l != env.node()) {
-            env.send(leader, ServerMsg::InfoRequest { request, stream: key });
+        match route {
+            RequestRoute::Here => self.lead_info(env, env.node(), request, key),
+            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::InfoRequest { request, stream: key }),
+            RequestRoute::Nowhere => {}
         }
     }
 

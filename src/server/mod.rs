@@ -40,6 +40,16 @@ const TICK_TIMER: u64 = 0;
 /// NRG checks the cluster size every second until a leader was seen.
 const COLD_BOOT_CHECK_MS: u64 = 1_000;
 
+/// Where a client's request goes first.
+enum RequestRoute {
+    /// This server's meta layer leads.
+    Here,
+    /// The meta leader this server knows.
+    Leader(NodeIndex),
+    /// No leader known: the request times out.
+    Nowhere,
+}
+
 pub struct Server {
     /// This server's index, which is also its peer id in every group.
     me: NodeIndex,
@@ -264,8 +274,9 @@ impl Server {
                 meta.expire(env, self.now_ms);
             }
             if group.node.role() == Role::Leader {
-                let (me, term) = (env.node(), group.node.term());
+                let (me, term, commit) = (env.node(), group.node.term(), group.node.commit_index());
                 env.ghost().observe_leader(&group.name, me, term);
+                env.ghost().observe_leader_commit(&group.name, term, commit);
             }
         }
         for name in self.reconcile_groups(env) {
@@ -308,23 +319,36 @@ impl Server {
         }
     }
 
-    /// A client request made at this server: the meta leader handles it, here or one hop away.
-    fn client_request(&mut self, env: &mut Env<'_, Self>, body: MetaRequest) {
+    /// Open a request for a client of this server, and say where it goes: the meta layer here
+    /// if it leads, else the leader this server knows. With none known the request waits for
+    /// its timeout, as a NATS client's would.
+    fn open_client_request(&mut self, env: &mut Env<'_, Self>) -> Option<(u64, RequestRoute)> {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
             env.trace("op-refused", &"meta group not running");
-            return;
+            return None;
         };
         let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
         let Some(request) = meta.open_request(now) else {
             env.trace("op-refused", &"too many requests waiting");
-            return;
+            return None;
         };
+        let route = match group.node.group_leader().filter(|&l| l != env.node()) {
+            _ if meta.leader_term.is_some() => RequestRoute::Here,
+            Some(leader) => RequestRoute::Leader(leader),
+            None => RequestRoute::Nowhere,
+        };
+        Some((request, route))
+    }
+
+    /// A client request made at this server: the meta leader handles it, here or one hop away.
+    fn client_request(&mut self, env: &mut Env<'_, Self>, body: MetaRequest) {
+        let Some((request, route)) = self.open_client_request(env) else { return };
         env.trace("request", &(request, &body));
-        if meta.leader_term.is_some() {
-            self.lead_request(env, env.node(), request, body);
-        } else if let Some(leader) = group.node.group_leader().filter(|&l| l != env.node()) {
-            env.send(leader, ServerMsg::Request { request, body });
+        match route {
+            RequestRoute::Here => self.lead_request(env, env.node(), request, body),
+            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::Request { request, body }),
+            RequestRoute::Nowhere => {}
         }
     }
 
@@ -357,6 +381,11 @@ impl Server {
         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
         match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
             Ok(entry) => match group.node.propose(now, term, EntryData::Normal(entry.encode())) {
+                // S11: a new placement names known meta peers only.
+                Ok(_) if !placed_on_known_peers(&entry, &ctx.meta_peers, &meta.state) => {
+                    let message = format!("proposed {entry:?} on peers outside the meta group {:?}", ctx.meta_peers);
+                    env.ghost().flag("meta-placement-known-peers", me, message);
+                }
                 Ok(index) => {
                     meta.proposed(&entry);
                     let entry_term = group.node.entry_term(index);
@@ -724,6 +753,17 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Whether every group a create entry places lies within `meta_peers` (S11). A group the
+/// applied state already holds may keep its peers.
+fn placed_on_known_peers(entry: &meta::MetaEntry, meta_peers: &[u32], state: &meta::MetaState) -> bool {
+    let (group, existing) = match entry {
+        meta::MetaEntry::AssignStream { sa, .. } => (&sa.group, state.stream(&sa.key()).map(|e| &e.group)),
+        meta::MetaEntry::AssignConsumer { ca, .. } => (&ca.group, state.consumer(&ca.key()).map(|e| &e.group)),
+        _ => return true,
+    };
+    existing.is_some_and(|e| e.name == group.name) || group.peers.iter().all(|p| meta_peers.contains(p))
 }
 
 /// One generated asset in ten needs the current API level (§7), which older servers lack.

@@ -185,7 +185,6 @@ impl MetaOp {
                 sealed,
                 max_consumers,
                 metadata: metadata(level),
-                ..StreamConfig::default()
             }
             .to_json()
         };
