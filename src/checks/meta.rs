@@ -79,24 +79,17 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
 
 /// S15: an asset this server judges unsupported has no running local copy and no raft node here.
 fn unsupported_not_running(id: u32, server: &Server, meta: &MetaLayer) -> Result<(), CheckFailure> {
-    for sa in meta.state.streams() {
-        let key = sa.key();
-        if let Some(reason) = meta.state.stream_unsupported(&key) {
-            if meta.local.stream(&key).is_some_and(|a| a.running) || server.group(&sa.group.name).is_some() {
-                return fail("meta-unsupported-not-run", id, format!("runs unsupported stream {key} ({reason})"));
-            }
+    // Walk the (usually empty) unsupported markers, not every asset: this runs after every event.
+    for (key, reason) in meta.state.unsupported_streams() {
+        let group = meta.state.stream(key).map(|sa| sa.group.name.as_str());
+        if meta.local.stream(key).is_some_and(|a| a.running) || group.is_some_and(|g| server.group(g).is_some()) {
+            return fail("meta-unsupported-not-run", id, format!("runs unsupported stream {key} ({reason})"));
         }
-        for ca in sa.consumers.values() {
-            let ckey = ca.key();
-            if let Some(reason) = meta.state.consumer_unsupported(&ckey) {
-                if meta.local.consumer(&ckey).is_some_and(|a| a.running) || server.group(&ca.group.name).is_some() {
-                    return fail(
-                        "meta-unsupported-not-run",
-                        id,
-                        format!("runs unsupported consumer {ckey} ({reason})"),
-                    );
-                }
-            }
+    }
+    for (key, reason) in meta.state.unsupported_consumers() {
+        let group = meta.state.consumer(key).map(|ca| ca.group.name.as_str());
+        if meta.local.consumer(key).is_some_and(|a| a.running) || group.is_some_and(|g| server.group(g).is_some()) {
+            return fail("meta-unsupported-not-run", id, format!("runs unsupported consumer {key} ({reason})"));
         }
     }
     Ok(())

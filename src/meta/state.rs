@@ -412,6 +412,16 @@ impl MetaState {
     }
 
     /// The offline reason when this process judged the stream unsupported.
+    /// Every stream this process judges unsupported, with the reason.
+    pub fn unsupported_streams(&self) -> impl Iterator<Item = (&StreamKey, &str)> {
+        self.unsupported_streams.iter().map(|(k, r)| (k, r.as_str()))
+    }
+
+    /// Every consumer this process judges unsupported, with the reason.
+    pub fn unsupported_consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &str)> {
+        self.unsupported_consumers.iter().map(|(k, r)| (k, r.as_str()))
+    }
+
     pub fn stream_unsupported(&self, key: &StreamKey) -> Option<&str> {
         self.unsupported_streams.get(key).map(String::as_str)
     }
