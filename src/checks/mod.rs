@@ -172,3 +172,25 @@ impl Ghost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "Committed before term T" counts what leaders of earlier terms committed, not entries of
+    /// earlier terms: a term-2 entry that only a term-6 leader committed is not owed to a stale
+    /// leader of term 4 (seed 16342), but is owed to a leader of term 7.
+    #[test]
+    fn committed_before_counts_the_committing_leaders_term() {
+        let mut ghost = Ghost::default();
+        ghost.observe_apply("g", 1, 1, 2, 0xa, 0xa);
+        assert_eq!(ghost.group("g").last_committed_before(4), 0, "no leader before term 4 committed anything");
+        ghost.observe_leader_commit("g", 6, 2);
+        assert_eq!(ghost.group("g").last_committed_before(4), 0);
+        assert_eq!(ghost.group("g").last_committed_before(7), 2);
+        ghost.observe_leader_commit("g", 3, 1);
+        ghost.observe_leader_commit("g", 3, 0);
+        assert_eq!(ghost.group("g").last_committed_before(4), 1, "a leader's commit only grows");
+        assert_eq!(ghost.group("other").last_committed_before(9), 0);
+    }
+}
