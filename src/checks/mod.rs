@@ -72,7 +72,11 @@ impl Ghost {
     }
 
     fn history(&mut self, group: &str) -> &mut GroupHistory {
-        self.groups.entry(group.to_string()).or_default()
+        // Called for every leader on every input: allocate the key only for a new group.
+        if !self.groups.contains_key(group) {
+            self.groups.insert(group.to_string(), GroupHistory::default());
+        }
+        self.groups.get_mut(group).expect("inserted above")
     }
 
     pub fn flag(&mut self, invariant: &str, node: NodeIndex, message: String) {
@@ -100,18 +104,15 @@ impl Ghost {
         self.acked_messages.get(group).copied().unwrap_or(0)
     }
 
-    /// The leader of `term` in `group` has committed up to `commit`.
-    pub fn observe_leader_commit(&mut self, group: &str, term: Term, commit: Index) {
-        let reached = self.history(group).commit_by_term.entry(term).or_default();
-        *reached = (*reached).max(commit);
-    }
-
-    /// `node` is leader of `term` in `group` (role, not yet past the barrier).
-    pub fn observe_leader(&mut self, group: &str, node: NodeIndex, term: Term) {
+    /// `node` is leader of `term` in `group` (role, not yet past the barrier) and has committed
+    /// up to `commit`.
+    pub fn observe_leader(&mut self, group: &str, node: NodeIndex, term: Term, commit: Index) {
         if group == crate::server::META {
             self.ever_leader.insert(node);
         }
         let history = self.history(group);
+        let reached = history.commit_by_term.entry(term).or_default();
+        *reached = (*reached).max(commit);
         match history.leaders.get(&term) {
             None => {
                 history.leaders.insert(term, node);
@@ -185,11 +186,11 @@ mod tests {
         let mut ghost = Ghost::default();
         ghost.observe_apply("g", 1, 1, 2, 0xa, 0xa);
         assert_eq!(ghost.group("g").last_committed_before(4), 0, "no leader before term 4 committed anything");
-        ghost.observe_leader_commit("g", 6, 2);
+        ghost.observe_leader("g", 2, 6, 2);
         assert_eq!(ghost.group("g").last_committed_before(4), 0);
         assert_eq!(ghost.group("g").last_committed_before(7), 2);
-        ghost.observe_leader_commit("g", 3, 1);
-        ghost.observe_leader_commit("g", 3, 0);
+        ghost.observe_leader("g", 3, 3, 1);
+        ghost.observe_leader("g", 3, 3, 0);
         assert_eq!(ghost.group("g").last_committed_before(4), 1, "a leader's commit only grows");
         assert_eq!(ghost.group("other").last_committed_before(9), 0);
     }

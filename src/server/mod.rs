@@ -275,8 +275,7 @@ impl Server {
             }
             if group.node.role() == Role::Leader {
                 let (me, term, commit) = (env.node(), group.node.term(), group.node.commit_index());
-                env.ghost().observe_leader(&group.name, me, term);
-                env.ghost().observe_leader_commit(&group.name, term, commit);
+                env.ghost().observe_leader(&group.name, me, term, commit);
             }
         }
         for name in self.reconcile_groups(env) {
@@ -394,14 +393,7 @@ impl Server {
                 }
                 Err(e) => env.trace("propose-refused", &e.to_string()),
             },
-            Err(e) => {
-                let answer = Err(e.to_string());
-                if origin == me {
-                    meta.on_answer(env, request, answer);
-                } else {
-                    env.send(origin, ServerMsg::Answer { request, answer });
-                }
-            }
+            Err(e) => self.send_answer(env, origin, request, Err(e.to_string())),
         }
     }
 
