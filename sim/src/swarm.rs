@@ -85,7 +85,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 }
 
 /// Bumped whenever generation changes, so a stored seed says which generator it needs.
-pub const GENERATOR_VERSION: u32 = 6;
+pub const GENERATOR_VERSION: u32 = 7;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]
@@ -161,7 +161,7 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         restart_after_ms: pick(&mut rng, &[5, 50, 300]),
         until_ms: profile.heal_at_ms,
     });
-    let config = S::generate_config(&mut rng);
+    let config = S::generate_config(&mut rng, servers);
     let mut steps: Vec<Step<S::ClientOp, S::Expect>> = Vec::new();
     // Client operations, all the way to the start of the quiet tail of the liveness phase,
     // which is long enough for what the system needs to settle.

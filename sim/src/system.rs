@@ -81,8 +81,9 @@ pub trait System: Sized + Send + 'static {
     /// Tell the oracle a node suffered a fault (so damaged disks are not held to promises).
     fn on_fault(_ghost: &mut Self::Ghost, _node: NodeIndex, _fault: Fault<'_>) {}
 
-    /// Draw the `[system]` settings of a fuzz run (swarm knobs such as timeouts).
-    fn generate_config(_rng: &mut dyn RngCore) -> Self::Config {
+    /// Draw the `[system]` settings of a fuzz run of `servers` servers (swarm knobs such as
+    /// timeouts).
+    fn generate_config(_rng: &mut dyn RngCore, _servers: u32) -> Self::Config {
         Self::Config::default()
     }
     /// How long a fuzz run leaves the system without client operations before it ends, so the

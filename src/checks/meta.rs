@@ -15,8 +15,8 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
     cluster.running().filter_map(|(id, s)| s.group(META).and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
 }
 
-/// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S19, S20, S21. (S11 and
-/// S18 are reported by the servers as they propose and apply.)
+/// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S19, S21. (S11, S18 and
+/// S20 are reported by the servers as they propose and apply.)
 pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     let max_streams = cluster.config.max_streams_per_account;
@@ -47,10 +47,9 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         unsupported_not_running(id, server, meta)?;
         local_assets_follow_assignments(id, meta)?;
         let mut per_account: BTreeMap<&str, u32> = BTreeMap::new();
+        // S20 is checked where the leader proposes: an applied stream may lack a sync subject
+        // when an old server wrote it, and the next leader repairs it (§2.1).
         for sa in state.streams() {
-            if sa.sync.is_empty() {
-                return fail("meta-sync-subject", id, format!("stream {} has no sync subject", sa.key()));
-            }
             *per_account.entry(sa.account.as_str()).or_default() += 1;
         }
         if let Some(limit) = max_streams {
@@ -155,10 +154,12 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
         let name = group.name.as_str();
         // A server whose meta layer is down (refused files, apply error) cannot know its
         // assignments; it is excused here and reported by the meta checks. So is a server
-        // that judges the asset unsupported (a lower API level): it keeps it stopped (§7).
+        // that judges the asset unsupported (a lower API level): it keeps it stopped (§7). And
+        // one out of room, which refused its copy and reported it (§2.7; its health says so).
         let runs_it = |s: &Server| {
             s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
                 m.state.write_error().is_none()
+                    && m.local.stream_error(&stream).is_none()
                     && m.state.stream_unsupported(&stream).is_none()
                     && consumer.as_ref().is_none_or(|c| m.state.consumer_unsupported(c).is_none())
             })

@@ -60,7 +60,14 @@ pub struct Ghost {
     /// Messages acknowledged to clients, by the stream's group name (an acknowledged message
     /// must survive as long as its stream incarnation).
     pub acked_messages: BTreeMap<String, u64>,
+    /// The meta projection digest at each applied meta index, as the first server to reach
+    /// that index had it (S4 across time, and what a snapshot at that index must hold, S8).
+    /// At most [`PROJECTIONS_KEPT_MAX`] indexes.
+    pub meta_projections: BTreeMap<Index, (u64, NodeIndex)>,
 }
+
+/// Meta indexes whose projection the ghost remembers (a 60 s run reaches a few thousand).
+pub const PROJECTIONS_KEPT_MAX: usize = 1_000_000;
 
 static NO_HISTORY: GroupHistory =
     GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), commit_by_term: BTreeMap::new() };
@@ -158,6 +165,34 @@ impl Ghost {
                     c.first_applied_by
                 );
                 self.diverged("raft-snapshot-state", node, message);
+            }
+        }
+    }
+
+    /// `node`'s meta layer reached applied index `index` with projection `digest`: it must be
+    /// what every server has there (S4).
+    pub fn observe_projection(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        match self.meta_projections.get(&index).copied() {
+            None if self.meta_projections.len() < PROJECTIONS_KEPT_MAX => {
+                self.meta_projections.insert(index, (digest, node));
+            }
+            Some((first, other)) if first != digest => {
+                let message = format!("projection at meta index {index} differs from the one n{other} had there");
+                self.diverged("meta-same-index-same-projection", node, message);
+            }
+            _ => {}
+        }
+    }
+
+    /// `node` installed a meta snapshot at `index` whose projection is `digest`: a snapshot
+    /// holds the applied state at its index and nothing else, inflight proposals least of all
+    /// (S8).
+    pub fn observe_meta_snapshot(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if let Some(&(first, other)) = self.meta_projections.get(&index) {
+            if first != digest {
+                let message =
+                    format!("installed a meta snapshot at index {index} that differs from what n{other} applied there");
+                self.diverged("meta-snapshot-applied-only", node, message);
             }
         }
     }

@@ -138,6 +138,14 @@ impl MetaEntry {
         out
     }
 
+    /// The op of an encoded entry without decoding its body; `None` when it is not one.
+    pub fn peek_op(data: &[u8]) -> Option<OpCode> {
+        match data {
+            [ENTRY_VERSION, op, ..] => OpCode::from_u8(*op),
+            _ => None,
+        }
+    }
+
     /// Inverse of [`MetaEntry::encode`]; every malformed input is a typed error, never a panic.
     pub fn decode(data: &[u8]) -> Result<MetaEntry, DecodeError> {
         let (&version, rest) = data.split_first().ok_or(DecodeError::Empty)?;

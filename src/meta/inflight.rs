@@ -17,6 +17,9 @@ pub struct MetaBugs {
     pub limits_ignore_inflight: bool,
     /// The driver signals meta leadership before the apply barrier; carried, not used here.
     pub leader_before_barrier: bool,
+    /// `meta-reassign-repeated`: every assignment result re-places the stream, even while an
+    /// earlier re-placement is inflight (PR #6121: one stream hopping from group to group).
+    pub reassign_repeated: bool,
 }
 
 /// One tracked key: outstanding proposals, and the latest proposal's intent.
@@ -28,6 +31,9 @@ pub struct InflightOp<T> {
     pub deleted: bool,
     /// The latest proposed assignment (latest wins).
     pub assignment: T,
+    /// The latest proposal re-places a stream after a failed create: further results about
+    /// it are ignored until it applies (NATS `reassigning`).
+    pub reassigning: bool,
 }
 
 /// The inflight maps of §5. Empty on every server but the leader.
@@ -46,9 +52,10 @@ fn track<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: K, assignment: T,
             op.ops = op.ops.checked_add(1).expect("inflight ops bounded by the proposal rate");
             op.deleted = deleted;
             op.assignment = assignment;
+            op.reassigning = false;
         }
         None => {
-            map.insert(key, InflightOp { ops: 1, deleted, assignment });
+            map.insert(key, InflightOp { ops: 1, deleted, assignment, reassigning: false });
         }
     }
 }
@@ -86,6 +93,14 @@ impl Inflight {
             }
         }
         track(&mut self.streams, key, sa.without_consumers(), deleted);
+    }
+
+    /// The stream's latest proposal re-places it (§2.7); call after proposing it.
+    pub fn mark_reassigning(&mut self, key: &StreamKey) {
+        if let Some(op) = self.streams.get_mut(key) {
+            assert!(!op.deleted, "a re-placement's latest proposal adds the stream");
+            op.reassigning = true;
+        }
     }
 
     /// Record a successful consumer proposal.

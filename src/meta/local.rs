@@ -119,6 +119,8 @@ impl LocalAssets {
             }
             Effect::RemoveLocalStream { key, created_ms_max } => {
                 let Some(asset) = self.streams.get(key) else {
+                    // A copy refused for lack of room leaves only its error behind.
+                    self.stream_errors.remove(key);
                     return LocalChange::Nothing;
                 };
                 if let Err(kept) = removable(asset, *created_ms_max) {

@@ -9,6 +9,7 @@
 //! - [`state`]: the applied state and `apply` (§2.1–2.5, §2.8), with the effects it asks for.
 //! - [`inflight`]: the leader's proposed-but-unapplied assignments and their views (§5).
 //! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
+//! - [`results`]: the leader's answer to a member's failed create: re-place or remove (§2.7).
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
 //! - [`queries`]: leadership, currentness and health queries (§6).
 
@@ -18,6 +19,7 @@ pub mod local;
 pub mod model;
 pub mod queries;
 pub mod request;
+pub mod results;
 pub mod state;
 
 #[cfg(test)]
@@ -27,9 +29,10 @@ pub use entry::{DecodeError, MetaEntry, OpCode, Reply};
 pub use inflight::{Inflight, InflightOp, MetaBugs};
 pub use local::{LocalAsset, LocalAssets, LocalChange, Orphans};
 pub use model::{
-    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
-    StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
+    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
+    StreamAssignment, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
 pub use queries::{HealthContext, NodeFacts};
-pub use request::{handle, ApiError, LeaderContext, MetaRequest};
+pub use request::{handle, sync_repairs, ApiError, ClusterPeers, LeaderContext, MetaRequest};
+pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
 pub use state::{ApplyError, Effect, MetaState, Outcome};

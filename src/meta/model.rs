@@ -244,6 +244,24 @@ pub struct StreamConfig {
     pub max_consumers: Option<u32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Where the stream must be placed; none lets the leader try the client's cluster first,
+    /// then the others (§2.7: only such streams may be re-placed after a failed create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// A stream's placement constraint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// The cluster every replica must be in.
+    pub cluster: String,
+}
+
+/// Twin of [`Placement`] for the lenient decode.
+#[derive(Deserialize)]
+struct LenientPlacement {
+    cluster: String,
 }
 
 /// Twin of [`StreamConfig`] that ignores unknown fields: the lenient decode.
@@ -260,6 +278,8 @@ struct LenientStreamConfig {
     max_consumers: Option<u32>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    placement: Option<LenientPlacement>,
 }
 
 impl From<LenientStreamConfig> for StreamConfig {
@@ -271,6 +291,7 @@ impl From<LenientStreamConfig> for StreamConfig {
             sealed: c.sealed,
             max_consumers: c.max_consumers,
             metadata: c.metadata,
+            placement: c.placement.map(|p| Placement { cluster: p.cluster }),
         }
     }
 }

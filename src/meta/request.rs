@@ -98,7 +98,22 @@ pub struct LeaderContext {
     pub max_streams_per_account: Option<u32>,
     /// The leader's API level: it refuses configs that require a higher one (§7).
     pub api_level: i64,
+    /// The clusters of a super-cluster, in the order placement tries them after the client's
+    /// own. Empty: one cluster of all meta peers.
+    pub clusters: Vec<ClusterPeers>,
+    /// The cluster of the server the client's request came through (NATS `ClientInfo.Cluster`).
+    pub client_cluster: Option<String>,
+    /// Peers whose latest stats (or a failed create) say they hold all the streams they may:
+    /// placement skips them.
+    pub full_peers: Vec<PeerId>,
     pub bugs: MetaBugs,
+}
+
+/// One cluster's servers, for placement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterPeers {
+    pub name: String,
+    pub peers: Vec<PeerId>,
 }
 
 /// Validate `request` and build the entry to propose (§2.7). `reply` is copied into the entry.
@@ -135,16 +150,52 @@ pub fn handle(
     }
 }
 
-struct Handler<'a> {
-    state: &'a MetaState,
+pub(super) struct Handler<'a> {
+    pub(super) state: &'a MetaState,
     /// Applied-or-inflight view for existence, idempotency and overlap.
-    view: &'a Inflight,
+    pub(super) view: &'a Inflight,
     /// View used for counting against limits.
-    limits: &'a Inflight,
-    ctx: &'a LeaderContext,
+    pub(super) limits: &'a Inflight,
+    pub(super) ctx: &'a LeaderContext,
 }
 
 impl Handler<'_> {
+    /// Peers for a new stream group (§9.1): in the config's placement cluster, or else the
+    /// first cluster that fits, trying `first` (the client's cluster, or the one a failed
+    /// create was in) and then the others in order. Peers known to be full are skipped.
+    pub(super) fn place_stream(
+        &self,
+        config: &StreamConfig,
+        first: Option<&str>,
+        rng: &mut dyn RngCore,
+    ) -> Result<Vec<PeerId>, ApiError> {
+        let replicas = usize::from(config.replicas);
+        let has_room = |p: &PeerId| !self.ctx.full_peers.contains(p);
+        if self.ctx.clusters.is_empty() {
+            let candidates: Vec<PeerId> = self.ctx.meta_peers.iter().copied().filter(has_room).collect();
+            return place(replicas, &candidates, &self.ctx.online_peers, rng);
+        }
+        let mut order: Vec<&str> = match &config.placement {
+            Some(p) => vec![p.cluster.as_str()],
+            None => {
+                let first = first.or(self.ctx.client_cluster.as_deref());
+                first.into_iter().chain(self.ctx.clusters.iter().map(|c| c.name.as_str())).collect()
+            }
+        };
+        // Each cluster once, in first-seen order.
+        let mut seen = BTreeSet::new();
+        order.retain(|name| seen.insert(*name));
+        for name in order {
+            let Some(cluster) = self.ctx.clusters.iter().find(|c| c.name == name) else { continue };
+            let candidates: Vec<PeerId> =
+                self.ctx.meta_peers.iter().copied().filter(|p| cluster.peers.contains(p) && has_room(p)).collect();
+            if let Ok(peers) = place(replicas, &candidates, &self.ctx.online_peers, rng) {
+                return Ok(peers);
+            }
+        }
+        Err(ApiError::InsufficientResources)
+    }
+
     fn create_stream(
         &self,
         account: &str,
@@ -174,8 +225,7 @@ impl Handler<'_> {
                 return Err(ApiError::MaxStreams);
             }
         }
-        let replicas = usize::from(config.replicas);
-        let peers = place(replicas, &self.ctx.meta_peers, &self.ctx.online_peers, rng)?;
+        let peers = self.place_stream(&config, None, rng)?;
         let group = self.new_group("S", peers, rng)?;
         let sa = StreamAssignment {
             account: account.into(),
@@ -183,7 +233,7 @@ impl Handler<'_> {
             created_ms: self.ctx.now_ms.max(1),
             config_json: config.to_json(),
             group,
-            sync: format!("$SYS.JSC.SYNC.{:016x}", rng.next_u64()),
+            sync: new_sync_subject(rng),
             consumers: Default::default(),
         };
         Ok(MetaEntry::AssignStream { sa, reply })
@@ -203,6 +253,9 @@ impl Handler<'_> {
         }
         if old.replicas != config.replicas {
             return Err(ApiError::InvalidConfig("changing replicas is not supported".into()));
+        }
+        if old.placement != config.placement {
+            return Err(ApiError::InvalidConfig("changing placement is not supported".into()));
         }
         self.check_overlap(&key, &config)?;
         let sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
@@ -296,7 +349,12 @@ impl Handler<'_> {
 
     /// A fresh group on `peers`: a name no assignment uses, a preferred leader among the online
     /// peers (placement guaranteed a quorum of them).
-    fn new_group(&self, prefix: &str, peers: Vec<PeerId>, rng: &mut dyn RngCore) -> Result<RaftGroup, ApiError> {
+    pub(super) fn new_group(
+        &self,
+        prefix: &str,
+        peers: Vec<PeerId>,
+        rng: &mut dyn RngCore,
+    ) -> Result<RaftGroup, ApiError> {
         let taken = self.taken_group_names();
         let name = (0..NAME_ATTEMPTS)
             .map(|_| format!("{prefix}-R{}-{:016x}", peers.len(), rng.next_u64()))
@@ -320,6 +378,27 @@ impl Handler<'_> {
             })
             .ok_or(ApiError::NoUniqueName)
     }
+}
+
+/// A new leader's repair of streams applied without a sync subject (written by old servers,
+/// §2.1 `streamsCheck`): an update of each with a fresh one. Unsupported streams are left
+/// alone (§7: the leader proposes nothing but deletes for them).
+pub fn sync_repairs(state: &MetaState, rng: &mut dyn RngCore) -> Vec<MetaEntry> {
+    let mut out = Vec::new();
+    for key in state.streams_missing_sync() {
+        if state.stream_unsupported(&key).is_some() {
+            continue;
+        }
+        let sa = state.stream(&key).expect("listed by the state");
+        let sync = new_sync_subject(rng);
+        out.push(MetaEntry::UpdateStream { sa: StreamAssignment { sync, ..sa.without_consumers() }, reply: None });
+    }
+    out
+}
+
+/// The subject a stream's replicas catch up on; unique per stream incarnation.
+fn new_sync_subject(rng: &mut dyn RngCore) -> String {
+    format!("$SYS.JSC.SYNC.{:016x}", rng.next_u64())
 }
 
 /// The existing assignment's config as the leader compares it: leniently decoded, normalized.

@@ -103,6 +103,9 @@ fn ctx() -> LeaderContext {
         online_peers: vec![1, 2, 3, 4, 5],
         now_ms: 1_000,
         max_streams_per_account: None,
+        clusters: vec![],
+        client_cluster: None,
+        full_peers: vec![],
         bugs: MetaBugs::default(),
     }
 }
@@ -1066,4 +1069,144 @@ fn stream_info_on_the_leader_sees_inflight_streams() {
     // An inflight delete hides it.
     inflight.track_stream(&s1(), true);
     assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[1]), queries::InfoRoute::NotFound);
+}
+
+/// Two clusters: east (1, 2, 3) and west (4, 5).
+fn two_clusters() -> LeaderContext {
+    use super::request::ClusterPeers;
+    LeaderContext {
+        clusters: vec![
+            ClusterPeers { name: "east".into(), peers: vec![1, 2, 3] },
+            ClusterPeers { name: "west".into(), peers: vec![4, 5] },
+        ],
+        client_cluster: Some("east".into()),
+        now_ms: 2_000,
+        ..ctx()
+    }
+}
+
+/// A node that applied R2 stream B, created at 1 000 ms on east peers 1 and 2.
+fn node_with_b() -> Node {
+    let mut n = Node::new(1);
+    n.apply(&MetaEntry::AssignStream {
+        sa: sa("B", 1_000, stream_json("B", &["b.>"], 2), group("S-R2-b", &[1, 2])),
+        reply: None,
+    });
+    n
+}
+
+fn no_room(group: &str) -> StreamResult {
+    StreamResult {
+        stream: StreamKey::new(ACC, "B"),
+        group: group.into(),
+        peer: 1,
+        update: false,
+        error: ApiError::InsufficientResources,
+    }
+}
+
+use super::results::{on_stream_result, ResultPlan, StreamResult};
+
+#[test]
+fn placement_tries_the_client_cluster_then_the_others_and_skips_full_peers() {
+    let n = Node::new(1);
+    let mut ctx = two_clusters();
+    for seed in 0..20 {
+        let entry = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(seed)).unwrap();
+        assert!(assigned(&entry).group.peers.iter().all(|p| [1, 2, 3].contains(p)), "seed {seed}: east first");
+    }
+    ctx.full_peers = vec![1, 2];
+    let entry = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(0)).unwrap();
+    assert_eq!(assigned(&entry).group.peers, vec![4, 5], "east has one peer with room: west");
+    ctx.full_peers = vec![1, 2, 4];
+    let refused = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(0));
+    assert_eq!(refused, Err(ApiError::InsufficientResources));
+    // Pinned to a cluster: only there.
+    ctx.full_peers = vec![];
+    let pinned = StreamConfig {
+        name: "P".into(),
+        replicas: 2,
+        placement: Some(Placement { cluster: "west".into() }),
+        ..Default::default()
+    };
+    let request = MetaRequest::CreateStream { account: ACC.into(), config_json: pinned.to_json() };
+    let entry = handle(&request, None, &n.state, &n.inflight, &ctx, &mut rng(3)).unwrap();
+    assert_eq!(assigned(&entry).group.peers, vec![4, 5]);
+}
+
+#[test]
+fn a_fresh_stream_out_of_room_moves_to_another_cluster_with_its_incarnation() {
+    let n = node_with_b();
+    let ctx = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let ResultPlan::Replace { delete, add } =
+        on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &ctx, &mut rng(1))
+    else {
+        panic!("expected a re-placement");
+    };
+    assert!(matches!(delete.as_ref(), MetaEntry::RemoveStream { sa, .. } if sa.group.name == "S-R2-b"));
+    let moved = assigned(&add);
+    assert_eq!(moved.group.peers, vec![4, 5]);
+    assert_ne!(moved.group.name, "S-R2-b");
+    assert_eq!((moved.created_ms, moved.sync.as_str()), (1_000, "$SYS.JSC.SYNC.B"), "same incarnation");
+}
+
+#[test]
+fn results_are_ignored_while_re_placing_or_about_another_group() {
+    let mut n = node_with_b();
+    let ctx = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let plan = on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &ctx, &mut rng(1));
+    let ResultPlan::Replace { delete, add } = plan else { panic!("expected a re-placement") };
+    n.inflight.track_entry(&delete);
+    n.inflight.track_entry(&add);
+    n.inflight.mark_reassigning(&StreamKey::new(ACC, "B"));
+    // A second member's report about the first group, while the re-placement is inflight.
+    let again = on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &ctx, &mut rng(2));
+    assert_eq!(again, ResultPlan::Ignore("already being re-placed"));
+    // The same after a leader change wiped the flag: the group no longer matches.
+    let mut fresh = n.inflight.clone();
+    fresh.clear();
+    fresh.track_entry(&add);
+    let late = on_stream_result(&no_room("S-R2-b"), &n.state, &fresh, &ctx, &mut rng(2));
+    assert_eq!(late, ResultPlan::Ignore("about another group"));
+    // PR #6121: under the bug switch both guards are off and the new group is re-placed too.
+    let buggy = LeaderContext { bugs: MetaBugs { reassign_repeated: true, ..MetaBugs::default() }, ..ctx };
+    let plan = on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &buggy, &mut rng(2));
+    let ResultPlan::Replace { delete: again, .. } = plan else { panic!("expected a re-placement: {plan:?}") };
+    let new_group = &assigned(&add).group.name;
+    assert!(matches!(again.as_ref(), MetaEntry::RemoveStream { sa, .. } if sa.group.name == *new_group));
+}
+
+#[test]
+fn late_results_updates_and_single_clusters_do_not_re_place() {
+    let n = node_with_b();
+    let two = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let late = LeaderContext { now_ms: 1_000 + super::results::RESULT_WINDOW_MS, ..two.clone() };
+    assert_eq!(on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &late, &mut rng(1)), ResultPlan::Keep);
+    let update = StreamResult { update: true, ..no_room("S-R2-b") };
+    assert_eq!(on_stream_result(&update, &n.state, &n.inflight, &two, &mut rng(1)), ResultPlan::Keep);
+    // No other cluster to try, or another error: the stream is removed.
+    let one = LeaderContext { now_ms: 2_000, ..ctx() };
+    let plan = on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &one, &mut rng(1));
+    assert!(matches!(plan, ResultPlan::Remove { .. }), "{plan:?}");
+    let other = StreamResult { error: ApiError::InvalidConfig("x".into()), ..no_room("S-R2-b") };
+    let plan = on_stream_result(&other, &n.state, &n.inflight, &two, &mut rng(1));
+    assert!(matches!(plan, ResultPlan::Remove { .. }), "{plan:?}");
+    let gone = StreamResult { stream: StreamKey::new(ACC, "nope"), ..no_room("S-R2-b") };
+    assert_eq!(on_stream_result(&gone, &n.state, &n.inflight, &two, &mut rng(1)), ResultPlan::Ignore("no such stream"));
+}
+
+#[test]
+fn a_new_leader_repairs_supported_streams_without_a_sync_subject() {
+    let mut n = Node::new(1);
+    let legacy = StreamAssignment { sync: String::new(), ..s1() };
+    n.apply(&MetaEntry::AssignStream { sa: legacy, reply: None });
+    let newer = sa("N", 100, br#"{"name":"N","future":1}"#.to_vec(), group("S-R1-n", &[2]));
+    n.apply(&MetaEntry::AssignStream { sa: StreamAssignment { sync: String::new(), ..newer }, reply: None });
+    let repairs = super::request::sync_repairs(&n.state, &mut rng(0));
+    assert_eq!(repairs.len(), 1, "the unsupported stream is left alone: {repairs:?}");
+    let MetaEntry::UpdateStream { sa: fixed, reply: None } = &repairs[0] else { panic!("{repairs:?}") };
+    assert_eq!((fixed.name.as_str(), fixed.group.name.as_str(), fixed.created_ms), ("S", "S-R3-a", 100));
+    assert!(!fixed.sync.is_empty());
+    n.apply(&repairs[0]);
+    assert_eq!(n.state.streams_missing_sync(), vec![StreamKey::new(ACC, "N")]);
 }

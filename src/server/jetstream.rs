@@ -10,7 +10,8 @@ use sim::{Env, NodeIndex};
 use super::ops::ServerMsg;
 use super::Server;
 use crate::meta::{
-    Effect, Inflight, LocalAssets, MetaBugs, MetaEntry, MetaState, Outcome, RaftGroup, StreamAssignment, StreamKey,
+    ApiError, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome, RaftGroup,
+    StreamAssignment, StreamKey, StreamResult,
 };
 use crate::raft::{Index, Term};
 
@@ -24,6 +25,9 @@ pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 pub const PENDING_REQUESTS_MAX: usize = 1_000;
 /// Distinct successful answers kept for expectations (info answers carry counts, so they vary).
 pub const ANSWERS_KEPT_MAX: usize = 1_000;
+/// Assignment results waiting to go to the meta leader; more are dropped (and traced), as a
+/// publish with no subscriber would be.
+pub const RESULTS_OUT_MAX: usize = 1_000;
 
 /// What a client gets back: the outcome or the API error, as text for the trace.
 pub type Answer = Result<String, String>;
@@ -52,10 +56,14 @@ pub struct MetaLayer {
     pub oks: BTreeSet<String>,
     /// Local assets changed since the server last reconciled its stream and consumer groups.
     pub assets_changed: bool,
+    /// Streams this server may hold at most (`[system] stream_capacity`).
+    pub stream_capacity: Option<u32>,
+    /// Failed creates to report to the meta leader; the server sends them after the input.
+    pub results_out: Vec<StreamResult>,
 }
 
 impl MetaLayer {
-    pub fn new(bugs: MetaBugs, api_level: i64) -> Self {
+    pub fn new(bugs: MetaBugs, api_level: i64, stream_capacity: Option<u32>) -> Self {
         MetaLayer {
             state: MetaState::new(api_level),
             inflight: Inflight::new(bugs),
@@ -69,6 +77,8 @@ impl MetaLayer {
             errors: BTreeSet::new(),
             oks: BTreeSet::new(),
             assets_changed: false,
+            stream_capacity,
+            results_out: Vec::new(),
         }
     }
 
@@ -76,13 +86,23 @@ impl MetaLayer {
     /// it answers the requests the entry carries.
     pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
         if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
-            return self.on_other_entry(index);
+            return self.on_other_entry(env, index);
         }
         self.check_idempotent_create(env, data);
+        let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
-            Ok(effects) => self.run_effects(env, effects, answer),
+            Ok(effects) => {
+                self.observe_projection(env);
+                self.run_effects(env, effects, answer, update)
+            }
             Err(e) => env.trace("meta-apply-error", &e.to_string()),
         }
+    }
+
+    /// Tell the oracle what this server's projection is at its applied index (S4 over time).
+    fn observe_projection(&self, env: &mut Env<'_, Server>) {
+        let (me, index, digest) = (env.node(), self.state.applied_index(), self.state.projection_digest());
+        env.ghost().observe_projection(me, index, digest);
     }
 
     /// Spec S18: a stream is (re)assigned only with the group and created time it already
@@ -106,9 +126,10 @@ impl MetaLayer {
     }
 
     /// A membership change or leader no-op: nothing for the meta state, but it counts.
-    pub fn on_other_entry(&mut self, index: Index) {
+    pub fn on_other_entry(&mut self, env: &mut Env<'_, Server>, index: Index) {
         if self.state.write_error().is_none() {
             self.state.note_applied(index);
+            self.observe_projection(env);
         }
     }
 
@@ -118,7 +139,12 @@ impl MetaLayer {
 
     pub fn install(&mut self, env: &mut Env<'_, Server>, index: Index, snapshot: MetaSnapshot) {
         match self.state.install_snapshot(index, snapshot.streams, env.node()) {
-            Ok(effects) => self.run_effects(env, effects, false),
+            Ok(effects) => {
+                let (me, digest) = (env.node(), self.state.projection_digest());
+                env.ghost().observe_meta_snapshot(me, index, digest);
+                self.observe_projection(env);
+                self.run_effects(env, effects, false, false)
+            }
             Err(e) => env.trace("meta-apply-error", &e.to_string()),
         }
     }
@@ -130,8 +156,13 @@ impl MetaLayer {
         env.trace("meta-leader", &leader_term);
     }
 
-    fn run_effects(&mut self, env: &mut Env<'_, Server>, effects: Vec<Effect>, answer: bool) {
+    fn run_effects(&mut self, env: &mut Env<'_, Server>, effects: Vec<Effect>, answer: bool, update: bool) {
         for effect in effects {
+            if let Effect::RunStream { key, group, .. } = &effect {
+                if self.refuse_stream(env, key, group, update) {
+                    continue;
+                }
+            }
             if let Effect::Respond { reply, result } = &effect {
                 if answer {
                     let answer: Answer = result.as_ref().map(describe).map_err(|e| e.to_string());
@@ -147,7 +178,51 @@ impl MetaLayer {
             self.assets_changed = true;
             let change = self.local.apply_effect(&effect);
             env.trace("local", &format!("{effect:?} -> {change:?}"));
+            if let (Effect::RunStream { key, .. }, LocalChange::Created) = (&effect, change) {
+                self.run_waiting_consumers(env, key);
+            }
         }
+    }
+
+    /// A stream created here after its consumers were assigned (its first copy was refused for
+    /// lack of room) starts the consumers this server is a member of. NATS leaves them until
+    /// their next assignment, and healthz reports them meanwhile.
+    fn run_waiting_consumers(&mut self, env: &mut Env<'_, Server>, key: &StreamKey) {
+        let Some(sa) = self.state.stream(key) else { return };
+        let me = env.node();
+        let waiting: Vec<Effect> = sa
+            .consumers
+            .values()
+            .filter(|ca| ca.group.is_member(me) && self.state.consumer_unsupported(&ca.key()).is_none())
+            .filter(|ca| self.local.consumer(&ca.key()).is_none())
+            .map(|ca| Effect::RunConsumer { key: ca.key(), created_ms: ca.created_ms, group: ca.group.clone() })
+            .collect();
+        for effect in waiting {
+            let change = self.local.apply_effect(&effect);
+            env.trace("local", &format!("{effect:?} -> {change:?}"));
+        }
+    }
+
+    /// A new local stream beyond this server's capacity is refused: the assignment keeps its
+    /// error (healthz reports it) and the meta leader hears about it (§2.7).
+    fn refuse_stream(&mut self, env: &mut Env<'_, Server>, key: &StreamKey, group: &RaftGroup, update: bool) -> bool {
+        let full = self.stream_capacity.is_some_and(|max| self.local.streams().count() >= max as usize);
+        if !full || self.local.stream(key).is_some() {
+            if self.local.stream_error(key).is_some() {
+                self.local.set_stream_error(key, None);
+            }
+            return false;
+        }
+        let error = ApiError::InsufficientResources;
+        self.local.set_stream_error(key, Some(error.to_string()));
+        env.trace("stream-refused", &(key, &group.name, &error));
+        let result = StreamResult { stream: key.clone(), group: group.name.clone(), peer: env.node(), update, error };
+        if self.results_out.len() < RESULTS_OUT_MAX {
+            self.results_out.push(result);
+        } else {
+            env.trace("result-dropped", &result);
+        }
+        true
     }
 
     /// A new request from a client of this server: its id, or `None` when too many wait.

@@ -9,19 +9,23 @@ mod info;
 pub mod jetstream;
 pub mod ops;
 mod publish;
+mod results;
 pub mod storage;
 
 use std::collections::BTreeMap;
 
+use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use sim::{BugSwitch, CheckFailure, Cluster, Env, Fault, NodeIndex, NodeStatus, System};
 
 use crate::checks::{self, Ghost};
-use crate::meta::{self, LeaderContext, MetaBugs, MetaRequest, Reply};
+use crate::meta::{self, MetaBugs, MetaRequest, Reply};
 use crate::raft::{Config as RaftConfig, EntryData, HardState, PeerId, RaftBugs, RaftNode, Role};
 use group::{Group, Tokens};
 use jetstream::{Answer, MetaLayer, FILLER_TAG};
-use ops::{MetaExpect, MetaOp, ServerApiLevel, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX};
+use ops::{
+    ClusterSpec, MetaExpect, MetaOp, ServerApiLevel, ServerCapacity, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX,
+};
 use storage::GroupFiles;
 
 /// The meta group's name.
@@ -35,6 +39,7 @@ pub const BUG_META_NO_INFLIGHT: &str = "meta-no-inflight";
 pub const BUG_META_LIMITS_IGNORE_INFLIGHT: &str = "meta-limits-ignore-inflight";
 pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
 pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
+pub const BUG_META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
 
 const TICK_TIMER: u64 = 0;
 /// NRG checks the cluster size every second until a leader was seen.
@@ -64,8 +69,10 @@ pub struct Server {
     proposals: u64,
     /// Stream and consumer groups whose files refused to load, with the reason.
     refused_groups: BTreeMap<String, String>,
-    /// Servers heard from (including this one) and whether they run JetStream.
-    known_servers: BTreeMap<NodeIndex, bool>,
+    /// Servers heard from (including this one) and their latest stats.
+    known_servers: BTreeMap<NodeIndex, results::ServerStats>,
+    /// When this server next broadcasts its stats, on its monotonic clock.
+    statsz_at_ms: u64,
     /// Answers held back until their time (offline info answers wait, so that a server that
     /// runs the asset answers first, §7): due time on the monotonic clock, client's server,
     /// request, answer. Bounded by [`info::DELAYED_ANSWERS_MAX`].
@@ -255,6 +262,7 @@ impl Server {
         self.wall_ms = env.now_ms();
         for group in self.groups.values_mut() {
             group.advance(env, &mut self.tokens);
+            let mut became_leader = None;
             if let Some(meta) = group.meta.as_deref_mut() {
                 let node = &mut group.node;
                 // The meta layer acts as leader only past the apply barrier (§1.8), unless
@@ -264,6 +272,7 @@ impl Server {
                 let term = acting.then(|| node.term());
                 if meta.leader_term != term {
                     meta.on_leader_change(env, term);
+                    became_leader = term;
                 }
                 if meta.state.write_error().is_some() && !node.is_observer() {
                     // §2.8: an apply error is terminal: step down and never campaign again.
@@ -272,6 +281,9 @@ impl Server {
                     env.trace("meta-observer", &meta.state.write_error());
                 }
                 meta.expire(env, self.now_ms);
+            }
+            if let Some(term) = became_leader {
+                repair_sync_subjects(env, group, term);
             }
             if group.node.role() == Role::Leader {
                 let (me, term, commit) = (env.node(), group.node.term(), group.node.commit_index());
@@ -283,6 +295,7 @@ impl Server {
             group.advance(env, &mut self.tokens);
         }
         self.route_publish_acks(env);
+        self.send_results(env);
     }
 
     /// NRG's cold-boot check, every second until a leader was seen (here from the first
@@ -298,7 +311,7 @@ impl Server {
         env.broadcast(ServerMsg::StatszRequest);
         self.cold_boot_check_at_ms = env.monotonic_ms() + COLD_BOOT_CHECK_MS;
         let total = self.known_servers.len();
-        let jetstream = self.known_servers.values().filter(|&&js| js).count();
+        let jetstream = self.known_servers.values().filter(|s| s.jetstream).count();
         let expected = group.node.peers().len();
         let target = jetstream.max(2);
         if jetstream < total && total >= expected && jetstream != expected && group.node.quorum_size() != target / 2 + 1
@@ -315,6 +328,7 @@ impl Server {
             no_inflight: env.bug(BUG_META_NO_INFLIGHT),
             limits_ignore_inflight: env.bug(BUG_META_LIMITS_IGNORE_INFLIGHT),
             leader_before_barrier: env.bug(BUG_META_LEADER_BEFORE_BARRIER),
+            reassign_repeated: env.bug(BUG_META_REASSIGN_REPEATED),
         }
     }
 
@@ -354,44 +368,21 @@ impl Server {
     /// The meta leader validates a request and proposes its entry; validation errors are
     /// answered at once, a refused proposal gets no answer (the client times out, §2.7).
     fn lead_request(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, body: MetaRequest) {
-        let (now, wall_ms, me) = (env.monotonic_ms(), env.now_ms(), env.node());
-        let max_streams_per_account = env.config().max_streams_per_account;
         // A request can reach a server whose meta group refused to start, or that lost the
         // lead on the way: drop it, the client times out.
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(ctx) = self.leader_context(env, Some(origin)) else {
             env.trace("request-dropped", &(origin, request));
             return;
         };
-        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
-        let Some(term) = meta.leader_term else {
-            env.trace("request-dropped", &(origin, request));
-            return;
-        };
-        let ctx = LeaderContext {
-            me,
-            meta_peers: group.node.peers().to_vec(),
-            online_peers: group.node.peers_in_contact(now),
-            now_ms: wall_ms,
-            max_streams_per_account,
-            api_level: meta.state.api_level(),
-            bugs: meta.bugs,
-        };
+        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+        let term = meta.leader_term.expect("leader_context requires a leader term");
         let reply = Reply { client: u64::from(origin), request };
         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
         match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
-            Ok(entry) => match group.node.propose(now, term, EntryData::Normal(entry.encode())) {
-                // S11: a new placement names known meta peers only.
-                Ok(_) if !placed_on_known_peers(&entry, &ctx.meta_peers, &meta.state) => {
-                    let message = format!("proposed {entry:?} on peers outside the meta group {:?}", ctx.meta_peers);
-                    env.ghost().flag("meta-placement-known-peers", me, message);
-                }
-                Ok(index) => {
-                    meta.proposed(&entry);
-                    let entry_term = group.node.entry_term(index);
-                    env.ghost().observe_append(me, term, entry_term);
-                    env.trace("proposed", &(index, origin, request));
-                }
-                Err(e) => env.trace("propose-refused", &e.to_string()),
+            Ok(entry) => match propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+                Ok(index) => env.trace("proposed", &(index, origin, request)),
+                Err(e) => env.trace("propose-refused", &e),
             },
             Err(e) => self.send_answer(env, origin, request, Err(e.to_string())),
         }
@@ -505,12 +496,14 @@ impl System for Server {
             wall_ms: env.now_ms(),
             proposals: 0,
             known_servers: BTreeMap::new(),
+            statsz_at_ms: 0,
             refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
             delayed_answers: Vec::new(),
         };
         let jetstream = !env.config().jetstream_disabled.contains(&env.node());
-        server.known_servers.insert(env.node(), jetstream);
+        let own = server.own_stats(env);
+        server.known_servers.insert(env.node(), own);
         if !jetstream {
             env.trace("jetstream-disabled", &());
         } else {
@@ -519,8 +512,9 @@ impl System for Server {
                     let snapshot_every = env.config().snapshot_every;
                     let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
                     let mut group = Group::new(META, node, snapshot_every, ack_early);
-                    let api_level = env.config().api_level(env.node());
-                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env), api_level)));
+                    let (api_level, capacity) =
+                        (env.config().api_level(env.node()), env.config().stream_capacity(env.node()));
+                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env), api_level, capacity)));
                     server.groups.insert(META.to_string(), group);
                 }
                 Err(reason) => {
@@ -559,12 +553,13 @@ impl System for Server {
                 }
             }
             ServerMsg::StatszRequest => {
-                let jetstream = self.known_servers[&env.node()];
-                env.send(from, ServerMsg::Statsz { jetstream });
+                let msg = self.stats_msg(env);
+                env.send(from, msg);
             }
-            ServerMsg::Statsz { jetstream } => {
-                self.known_servers.insert(from, jetstream);
+            ServerMsg::Statsz { jetstream, streams, streams_max } => {
+                self.known_servers.insert(from, results::ServerStats { jetstream, streams, streams_max });
             }
+            ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
         }
         self.settle(env);
     }
@@ -575,6 +570,7 @@ impl System for Server {
             self.cold_boot_check(env);
         }
         self.send_due_answers(env);
+        self.stats_tick(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -628,7 +624,7 @@ impl System for Server {
         }
     }
 
-    fn generate_client_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> MetaOp {
+    fn generate_client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
         // A few names, so creates collide (idempotent or conflicting), deletes find their
         // target, and consumers find their stream.
         let stream = format!("S{}", rng.gen_range(0..4));
@@ -642,8 +638,9 @@ impl System for Server {
             15..=19 => MetaOp::StreamInfo { account, name: stream },
             20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
             30..=64 => {
-                // Replicas vary now and then: the same name with another config is refused.
-                let replicas = if rng.gen_bool(0.8) { 3 } else { 1 };
+                // Replicas vary now and then: the same name with another config is refused, and
+                // an R2 stream fits the smaller cluster when the other is full.
+                let replicas = [3, 3, 3, 3, 3, 3, 3, 1, 1, 2][rng.gen_range(0..10)];
                 let subjects = vec![format!("{}.>", stream.to_lowercase())];
                 MetaOp::CreateStream {
                     account,
@@ -653,6 +650,12 @@ impl System for Server {
                     max_consumers: None,
                     required_api_level: generate_required_level(rng),
                     config_json: None,
+                    // Now and then pinned to a cluster: such a stream cannot be re-placed.
+                    cluster: if !config.clusters.is_empty() && rng.gen_bool(0.2) {
+                        Some(config.clusters[rng.gen_range(0..config.clusters.len())].name.clone())
+                    } else {
+                        None
+                    },
                 }
             }
             65..=74 => MetaOp::DeleteStream { account, name: stream },
@@ -675,7 +678,7 @@ impl System for Server {
         3 * config.election_timeout_ms_max
     }
 
-    fn generate_config(rng: &mut dyn RngCore) -> ServerConfig {
+    fn generate_config(rng: &mut dyn RngCore, servers: u32) -> ServerConfig {
         // Half the seeds run raft ten times faster than NRG's defaults, so a 60 s run sees many
         // more elections, stepdowns and catch-ups (swarm knobs, as FoundationDB randomises its).
         let fast = rng.gen_bool(0.5);
@@ -694,6 +697,28 @@ impl System for Server {
             // so assets that need the current level are unsupported there (§7).
             api_levels: if rng.gen_bool(0.25) {
                 vec![ServerApiLevel { node: rng.gen_range(0..3), level: meta::API_LEVEL - 1 }]
+            } else {
+                vec![]
+            },
+            // A quarter of the seeds run two clusters (placement tries the client's first), and
+            // some bound a few servers' streams, so placement from stale stats makes members
+            // refuse streams and the leader re-place or remove them (§2.7).
+            clusters: if servers >= 2 && rng.gen_bool(0.25) {
+                let east = servers.div_ceil(2);
+                vec![
+                    ClusterSpec { name: "east".into(), nodes: (0..east).collect() },
+                    ClusterSpec { name: "west".into(), nodes: (east..servers).collect() },
+                ]
+            } else {
+                vec![]
+            },
+            stream_capacity: if rng.gen_bool(0.3) {
+                let bounded = rng.gen_range(1..=servers.div_ceil(2));
+                let mut nodes: Vec<NodeIndex> = (0..servers).collect();
+                nodes.shuffle(rng);
+                nodes.truncate(bounded as usize);
+                nodes.sort_unstable();
+                nodes.into_iter().map(|node| ServerCapacity { node, streams: rng.gen_range(1..=2) }).collect()
             } else {
                 vec![]
             },
@@ -733,6 +758,10 @@ impl System for Server {
                 what: "a stream leader acknowledges a publish once proposed, before a quorum stored it",
             },
             BugSwitch {
+                name: BUG_META_REASSIGN_REPEATED,
+                what: "every failed-create report re-places the stream, even one already being re-placed (PR #6121)",
+            },
+            BugSwitch {
                 name: BUG_OS_TIME,
                 what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)",
             },
@@ -749,6 +778,52 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// Whether every group a create entry places lies within `meta_peers` (S11). A group the
 /// applied state already holds may keep its peers.
+/// A new meta leader gives every stream applied without a sync subject a fresh one (§2.1).
+fn repair_sync_subjects(env: &mut Env<'_, Server>, group: &mut Group, term: crate::raft::Term) {
+    let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+    if meta.state.streams_missing_sync().is_empty() {
+        return;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+    let peers = group.node.peers().to_vec();
+    for entry in meta::sync_repairs(&meta.state, &mut rng) {
+        env.trace("sync-repair", &entry.stream_key());
+        if let Err(e) = propose_meta(env, group, term, &entry, &peers) {
+            env.trace("propose-refused", &e);
+            return;
+        }
+    }
+}
+
+/// Propose a meta entry as the acting leader of `term`, and track it inflight once it is in
+/// the log (§5.1). Checked first against S11 (placement on known meta peers) and S20 (a sync
+/// subject on every stream assignment): a violation is flagged, as a found bug.
+fn propose_meta(
+    env: &mut Env<'_, Server>,
+    group: &mut Group,
+    term: crate::raft::Term,
+    entry: &meta::MetaEntry,
+    meta_peers: &[PeerId],
+) -> Result<crate::raft::Index, String> {
+    let me = env.node();
+    let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+    if !placed_on_known_peers(entry, meta_peers, &meta.state) {
+        let message = format!("proposed {entry:?} on peers outside the meta group {meta_peers:?}");
+        env.ghost().flag("meta-placement-known-peers", me, message);
+    }
+    if let meta::MetaEntry::AssignStream { sa, .. } | meta::MetaEntry::UpdateStream { sa, .. } = entry {
+        if sa.sync.is_empty() {
+            env.ghost().flag("meta-sync-subject", me, format!("proposed stream {} without a sync subject", sa.key()));
+        }
+    }
+    let index =
+        group.node.propose(env.monotonic_ms(), term, EntryData::Normal(entry.encode())).map_err(|e| e.to_string())?;
+    meta.proposed(entry);
+    let entry_term = group.node.entry_term(index);
+    env.ghost().observe_append(me, term, entry_term);
+    Ok(index)
+}
+
 fn placed_on_known_peers(entry: &meta::MetaEntry, meta_peers: &[u32], state: &meta::MetaState) -> bool {
     let (group, existing) = match entry {
         meta::MetaEntry::AssignStream { sa, .. } => (&sa.group, state.stream(&sa.key()).map(|e| &e.group)),
@@ -848,15 +923,26 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             Some(m) => fail(Some(*node), format!("{} streams applied, expected {count}", m.state.streams().count())),
             None => fail(Some(*node), "has no running meta group".into()),
         },
-        MetaExpect::Stream { node, account, name, exists, peers } => {
+        MetaExpect::Stream { node, account, name, exists, peers, in_cluster, has_sync } => {
             let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
             let sa = m.state.stream(&meta::StreamKey::new(account, name));
-            match (sa, exists, peers) {
-                (Some(_), false, _) => fail(Some(*node), format!("stream {name} exists")),
-                (None, true, _) => fail(Some(*node), format!("stream {name} does not exist")),
-                (Some(sa), true, Some(n)) if sa.group.peers.len() != *n => {
+            let outside = |sa: &meta::StreamAssignment, in_cluster: &str| {
+                sa.group.peers.iter().any(|&p| cluster.config.cluster_of(p) != Some(in_cluster))
+            };
+            match (sa, exists, peers, in_cluster) {
+                (Some(_), false, _, _) => fail(Some(*node), format!("stream {name} exists")),
+                (None, true, _, _) => fail(Some(*node), format!("stream {name} does not exist")),
+                (Some(sa), true, Some(n), _) if sa.group.peers.len() != *n => {
                     fail(Some(*node), format!("stream {name} has peers {:?}, expected {n}", sa.group.peers))
                 }
+                (Some(sa), true, _, Some(want)) if outside(sa, want) => fail(
+                    Some(*node),
+                    format!("stream {name} has peers {:?}, not all in cluster {want}", sa.group.peers),
+                ),
+                (Some(sa), true, _, _) if has_sync.is_some_and(|want| want == sa.sync.is_empty()) => fail(
+                    Some(*node),
+                    format!("stream {name} has sync subject {:?}, expected has_sync = {has_sync:?}", sa.sync),
+                ),
                 _ => Ok(()),
             }
         }

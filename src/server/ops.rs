@@ -7,7 +7,9 @@ use sim::NodeIndex;
 use super::jetstream::Answer;
 use std::collections::BTreeMap;
 
-use crate::meta::{ConsumerConfig, MetaRequest, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY};
+use crate::meta::{
+    ConsumerConfig, MetaRequest, Placement, StreamConfig, StreamKey, StreamResult, API_LEVEL, REQUIRED_LEVEL_KEY,
+};
 
 /// API levels a scenario may give a server (NATS levels are small integers).
 pub const API_LEVEL_MAX: i64 = 1_000;
@@ -56,11 +58,21 @@ pub enum ServerMsg {
     },
     /// "Who is out there?": the cold-boot check asks every server for its stats (NATS STATSZ).
     StatszRequest,
-    /// The answer: this server runs JetStream or not.
+    /// A server's stats (NATS STATSZ): whether it runs JetStream, how many streams it holds
+    /// and how many it may hold. Sent on request and every [`STATSZ_INTERVAL_MS`]; placement
+    /// reads the latest it heard, so it can be stale.
     Statsz {
         jetstream: bool,
+        streams: u32,
+        streams_max: Option<u32>,
     },
+    /// A member could not create or update its copy of a stream (NATS's assignment result):
+    /// sent to the meta leader, which may re-place or remove the stream (§2.7).
+    StreamResult(StreamResult),
 }
+
+/// Servers send their stats this often (NATS backs off to a 10 s heartbeat).
+pub const STATSZ_INTERVAL_MS: u64 = 10_000;
 
 /// Client operations on the meta group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +118,9 @@ pub enum MetaOp {
         /// does not know, e.g. from a newer server).
         #[serde(default)]
         config_json: Option<String>,
+        /// Placement: the cluster every replica must be in.
+        #[serde(default)]
+        cluster: Option<String>,
     },
     /// Update a stream's config (same fields as create).
     UpdateStream {
@@ -120,6 +135,8 @@ pub enum MetaOp {
         sealed: bool,
         #[serde(default)]
         required_api_level: Option<i64>,
+        #[serde(default)]
+        cluster: Option<String>,
     },
     DeleteStream {
         #[serde(default = "default_account")]
@@ -177,7 +194,8 @@ impl MetaOp {
                            replicas: u8,
                            sealed: bool,
                            max_consumers: Option<u32>,
-                           level: &Option<i64>| {
+                           level: &Option<i64>,
+                           cluster: &Option<String>| {
             StreamConfig {
                 name: name.to_string(),
                 subjects: subjects.to_vec(),
@@ -185,6 +203,7 @@ impl MetaOp {
                 sealed,
                 max_consumers,
                 metadata: metadata(level),
+                placement: cluster.as_ref().map(|c| Placement { cluster: c.clone() }),
             }
             .to_json()
         };
@@ -197,17 +216,18 @@ impl MetaOp {
                 max_consumers,
                 required_api_level,
                 config_json,
+                cluster,
             } => {
                 let config_json = match config_json {
                     Some(raw) => raw.as_bytes().to_vec(),
-                    None => stream_json(name, subjects, *replicas, false, *max_consumers, required_api_level),
+                    None => stream_json(name, subjects, *replicas, false, *max_consumers, required_api_level, cluster),
                 };
                 MetaRequest::CreateStream { account: account.clone(), config_json }
             }
-            MetaOp::UpdateStream { account, name, subjects, replicas, sealed, required_api_level } => {
+            MetaOp::UpdateStream { account, name, subjects, replicas, sealed, required_api_level, cluster } => {
                 MetaRequest::UpdateStream {
                     account: account.clone(),
-                    config_json: stream_json(name, subjects, *replicas, *sealed, None, required_api_level),
+                    config_json: stream_json(name, subjects, *replicas, *sealed, None, required_api_level, cluster),
                 }
             }
             MetaOp::DeleteStream { account, name } => {
@@ -317,6 +337,12 @@ pub enum MetaExpect {
         exists: bool,
         #[serde(default)]
         peers: Option<usize>,
+        /// Every peer is in this cluster (`[system] clusters`).
+        #[serde(default)]
+        in_cluster: Option<String>,
+        /// The assignment has a sync subject (false: an old server's, not yet repaired).
+        #[serde(default)]
+        has_sync: Option<bool>,
     },
     /// Applied consumers of `stream` on `node`.
     Consumers {
@@ -572,6 +598,30 @@ pub struct ServerConfig {
     /// an upgrade or downgrade); the rest run [`API_LEVEL`]. Assets that require a higher
     /// level than a server's are unsupported there (§7).
     pub api_levels: Vec<ServerApiLevel>,
+    /// Clusters of a super-cluster, each a list of servers. Empty: one cluster of them all.
+    /// A stream without a placement cluster goes to its client's cluster first, then to the
+    /// others in this order (NATS client "alternates").
+    pub clusters: Vec<ClusterSpec>,
+    /// Servers that hold a bounded number of streams; a member at its bound refuses a new
+    /// one with "insufficient resources" (§2.7 assignment results).
+    pub stream_capacity: Vec<ServerCapacity>,
+}
+
+/// Streams one server may hold at most.
+pub const STREAM_CAPACITY_MAX: u32 = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub nodes: Vec<NodeIndex>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerCapacity {
+    pub node: NodeIndex,
+    pub streams: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -595,6 +645,8 @@ impl Default for ServerConfig {
             jetstream_disabled: vec![],
             max_streams_per_account: None,
             api_levels: vec![],
+            clusters: vec![],
+            stream_capacity: vec![],
         }
     }
 }
@@ -605,7 +657,60 @@ impl ServerConfig {
         self.api_levels.iter().find(|l| l.node == node).map_or(API_LEVEL, |l| l.level)
     }
 
+    /// The cluster server `node` is in: its name, or `None` without clusters.
+    pub fn cluster_of(&self, node: NodeIndex) -> Option<&str> {
+        self.clusters.iter().find(|c| c.nodes.contains(&node)).map(|c| c.name.as_str())
+    }
+
+    /// Streams server `node` may hold, if bounded.
+    pub fn stream_capacity(&self, node: NodeIndex) -> Option<u32> {
+        self.stream_capacity.iter().find(|c| c.node == node).map(|c| c.streams)
+    }
+
+    fn validate_clusters(&self, servers: u32) -> Result<(), String> {
+        let mut seen = BTreeMap::new();
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            if !crate::meta::request::valid_name(&cluster.name) {
+                return Err(format!("clusters: {:?} is not a valid cluster name", cluster.name));
+            }
+            if self.clusters[..i].iter().any(|c| c.name == cluster.name) {
+                return Err(format!("clusters: cluster {:?} is listed twice", cluster.name));
+            }
+            if cluster.nodes.is_empty() {
+                return Err(format!("clusters: cluster {:?} has no servers", cluster.name));
+            }
+            for &node in &cluster.nodes {
+                if node >= servers {
+                    return Err(format!("clusters: no server {node} in a cluster of {servers}"));
+                }
+                if let Some(other) = seen.insert(node, &cluster.name) {
+                    return Err(format!("clusters: server {node} is in both {other:?} and {:?}", cluster.name));
+                }
+            }
+        }
+        if !self.clusters.is_empty() && seen.len() != servers as usize {
+            let missing = (0..servers).find(|n| !seen.contains_key(n)).expect("fewer seen than servers");
+            return Err(format!("clusters: server {missing} is in no cluster"));
+        }
+        for (i, entry) in self.stream_capacity.iter().enumerate() {
+            if entry.node >= servers {
+                return Err(format!("stream_capacity: no server {} in a cluster of {servers}", entry.node));
+            }
+            if entry.streams > STREAM_CAPACITY_MAX {
+                return Err(format!(
+                    "stream_capacity: {} streams on server {} is above {STREAM_CAPACITY_MAX}",
+                    entry.streams, entry.node
+                ));
+            }
+            if self.stream_capacity[..i].iter().any(|e| e.node == entry.node) {
+                return Err(format!("stream_capacity: server {} is listed twice", entry.node));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self, servers: u32) -> Result<(), String> {
+        self.validate_clusters(servers)?;
         for (i, entry) in self.api_levels.iter().enumerate() {
             if entry.node >= servers {
                 return Err(format!("api_levels: no server {} in a cluster of {servers}", entry.node));

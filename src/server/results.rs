@@ -1,0 +1,166 @@
+//! Server stats and assignment results: what placement knows about room on each server, and
+//! the failed-create reports members send the meta leader (§2.7).
+//!
+//! Every server broadcasts its stats (NATS STATSZ) every [`STATSZ_INTERVAL_MS`] when the
+//! scenario bounds some server's streams, so placement works from figures up to ten seconds
+//! old: two creates close together can both land on a server with room for one. The member
+//! that is out of room refuses its copy and reports it; the leader re-places the stream in
+//! another cluster, or removes it, and counts the reporting server as full until its next
+//! stats arrive.
+
+use sim::{Env, NodeIndex};
+
+use super::ops::{ServerConfig, ServerMsg, STATSZ_INTERVAL_MS};
+use super::{propose_meta, Server, META};
+use crate::meta::{self, ClusterPeers, LeaderContext, MetaEntry, PeerId, ResultPlan, StreamResult};
+
+/// The latest stats heard from one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerStats {
+    pub jetstream: bool,
+    /// Streams it holds.
+    pub streams: u32,
+    /// Streams it may hold, if bounded.
+    pub streams_max: Option<u32>,
+}
+
+impl ServerStats {
+    /// No room for another stream, as far as these stats tell.
+    pub fn full(&self) -> bool {
+        self.streams_max.is_some_and(|max| self.streams >= max)
+    }
+}
+
+/// The clusters of `config` as placement sees them (empty without clusters).
+pub fn cluster_peers(config: &ServerConfig) -> Vec<ClusterPeers> {
+    config.clusters.iter().map(|c| ClusterPeers { name: c.name.clone(), peers: c.nodes.clone() }).collect()
+}
+
+impl Server {
+    /// This server's stats now.
+    pub(super) fn own_stats(&self, env: &Env<'_, Self>) -> ServerStats {
+        let meta = self.groups.get(META).and_then(|g| g.meta.as_deref());
+        let streams = meta.map_or(0, |m| m.local.streams().count());
+        ServerStats {
+            jetstream: !env.config().jetstream_disabled.contains(&env.node()),
+            streams: u32::try_from(streams).expect("streams bounded by capacity and names"),
+            streams_max: env.config().stream_capacity(env.node()),
+        }
+    }
+
+    pub(super) fn stats_msg(&self, env: &Env<'_, Self>) -> ServerMsg {
+        let stats = self.own_stats(env);
+        ServerMsg::Statsz { jetstream: stats.jetstream, streams: stats.streams, streams_max: stats.streams_max }
+    }
+
+    /// From the tick: broadcast stats when they are due. Only scenarios that bound some
+    /// server's streams need them, so the others send nothing.
+    pub(super) fn stats_tick(&mut self, env: &mut Env<'_, Self>) {
+        if env.config().stream_capacity.is_empty() || env.monotonic_ms() < self.statsz_at_ms {
+            return;
+        }
+        self.statsz_at_ms = env.monotonic_ms() + STATSZ_INTERVAL_MS;
+        let own = self.own_stats(env);
+        self.known_servers.insert(env.node(), own);
+        let msg = self.stats_msg(env);
+        env.broadcast(msg);
+    }
+
+    /// Peers placement should skip: full by their latest stats.
+    pub(super) fn full_peers(&self) -> Vec<PeerId> {
+        self.known_servers.iter().filter(|(_, s)| s.full()).map(|(&n, _)| n).collect()
+    }
+
+    /// What the meta leader knows besides the meta state, for a request from `client`'s
+    /// server (`None`: the leader acts on its own, as for a result).
+    pub(super) fn leader_context(&self, env: &Env<'_, Self>, client: Option<NodeIndex>) -> Option<LeaderContext> {
+        let group = self.groups.get(META)?;
+        let meta = group.meta.as_deref()?;
+        meta.leader_term?;
+        let now = env.monotonic_ms();
+        let config = env.config();
+        Some(LeaderContext {
+            me: env.node(),
+            meta_peers: group.node.peers().to_vec(),
+            online_peers: group.node.peers_in_contact(now),
+            now_ms: env.now_ms(),
+            max_streams_per_account: config.max_streams_per_account,
+            api_level: meta.state.api_level(),
+            clusters: cluster_peers(config),
+            client_cluster: client.and_then(|c| config.cluster_of(c)).map(String::from),
+            full_peers: self.full_peers(),
+            bugs: meta.bugs,
+        })
+    }
+
+    /// After each input: send this server's failed creates to the meta leader it knows. With
+    /// none known they are lost, as a NATS publish with no subscriber is.
+    pub(super) fn send_results(&mut self, env: &mut Env<'_, Self>) {
+        let Some(group) = self.groups.get_mut(META) else { return };
+        let Some(meta) = group.meta.as_deref_mut() else { return };
+        if meta.results_out.is_empty() {
+            return;
+        }
+        let results = std::mem::take(&mut meta.results_out);
+        let leading = meta.leader_term.is_some();
+        let leader = group.node.group_leader();
+        for result in results {
+            match leader {
+                _ if leading => self.lead_result(env, env.node(), result),
+                Some(leader) => env.send(leader, ServerMsg::StreamResult(result)),
+                None => env.trace("result-lost", &result),
+            }
+        }
+    }
+
+    /// The meta leader acts on a member's failed create (a server that is not leader drops it).
+    pub(super) fn lead_result(&mut self, env: &mut Env<'_, Self>, from: NodeIndex, result: StreamResult) {
+        if result.error == meta::ApiError::InsufficientResources {
+            // The report is fresher than the reporter's stats: count it full until they come.
+            if let Some(stats) = self.known_servers.get_mut(&from) {
+                stats.streams = stats.streams.max(stats.streams_max.unwrap_or(0));
+            }
+        }
+        let Some(ctx) = self.leader_context(env, None) else {
+            env.trace("result-dropped", &result);
+            return;
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(rand::RngCore::next_u64(env.rng()));
+        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+        let term = meta.leader_term.expect("leader_context requires a leader term");
+        let plan = meta::on_stream_result(&result, &meta.state, &meta.inflight, &ctx, &mut rng);
+        env.trace("result", &(&result, plan.describe()));
+        let proposals = match plan {
+            ResultPlan::Ignore(_) | ResultPlan::Keep => return,
+            ResultPlan::Replace { delete, add } => vec![*delete, *add],
+            ResultPlan::Remove { delete } => vec![delete],
+        };
+        // The leader removes a stream on a report about that very group, never about another
+        // (PR #6121: one stream hopping from group to group on repeated reports).
+        if let Some(removed) = proposals.first().map(removed_group).filter(|g| *g != result.group) {
+            let message =
+                format!("removes group {removed} of {} on a report about group {}", result.stream, result.group);
+            let me = env.node();
+            env.ghost().flag("meta-result-removes-reported-group", me, message);
+        }
+        let replacing = proposals.len() == 2;
+        for entry in proposals {
+            if let Err(e) = propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+                env.trace("propose-refused", &e);
+                return;
+            }
+        }
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        if replacing {
+            meta.inflight.mark_reassigning(&result.stream);
+        }
+    }
+}
+
+fn removed_group(entry: &MetaEntry) -> &str {
+    match entry {
+        MetaEntry::RemoveStream { sa, .. } => &sa.group.name,
+        other => unreachable!("a result plan starts with a stream delete, not {other:?}"),
+    }
+}
