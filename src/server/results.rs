@@ -103,7 +103,9 @@ impl Server {
         }
         let results = std::mem::take(&mut meta.results_out);
         let leading = meta.leader_term.is_some();
-        let leader = group.node.group_leader();
+        // A raft leader whose meta layer is not acting yet (before its apply barrier) has no
+        // one to give them to, as NATS's leader-only subscription does not exist yet.
+        let leader = group.node.group_leader().filter(|&l| l != env.node());
         for result in results {
             match leader {
                 _ if leading => self.lead_result(env, env.node(), result),
