@@ -80,6 +80,9 @@ pub trait System: Sized + Send + 'static {
     fn check_expect(cluster: &Cluster<'_, Self>, expect: &Self::Expect) -> Result<(), CheckFailure>;
     /// Tell the oracle a node suffered a fault (so damaged disks are not held to promises).
     fn on_fault(_ghost: &mut Self::Ghost, _node: NodeIndex, _fault: Fault<'_>) {}
+    /// Tell the oracle every fault just ended (`heal-all`): the liveness phase starts, on a
+    /// network that loses nothing.
+    fn on_heal(_ghost: &mut Self::Ghost) {}
 
     /// Draw the `[system]` settings of a fuzz run of `servers` servers (swarm knobs such as
     /// timeouts).

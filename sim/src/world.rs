@@ -610,6 +610,7 @@ impl<S: System> Supervisor<S> {
             Action::ClockJump { node, by_ms } => w.clocks[*node as usize].offset_ns += by_ms * 1_000_000,
             Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(now_ns(), *ppm),
             Action::HealAll {} => {
+                S::on_heal(&mut w.ghost);
                 w.net.heal_partitions();
                 w.net.unclog_all();
                 w.net.link_overrides.clear();

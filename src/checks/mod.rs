@@ -64,6 +64,13 @@ pub struct Ghost {
     /// that index had it (S4 across time, and what a snapshot at that index must hold, S8).
     /// At most [`PROJECTIONS_KEPT_MAX`] indexes.
     pub meta_projections: BTreeMap<Index, (u64, NodeIndex)>,
+    /// Faults have healed: the liveness phase runs (L7 applies from here on).
+    pub healed: bool,
+    /// The server whose meta layer acts as leader, as last signalled, and a counter of
+    /// every change of it (gain, loss, crash of the leader): a request the acting leader got
+    /// and answered nothing to, with no change in between, is a lost request (L7).
+    pub acting_meta_leader: Option<NodeIndex>,
+    pub meta_leader_changes: u64,
 }
 
 /// Meta indexes whose projection the ghost remembers (a 60 s run reaches a few thousand).
@@ -195,6 +202,19 @@ impl Ghost {
                 self.diverged("meta-snapshot-applied-only", node, message);
             }
         }
+    }
+
+    /// `node`'s meta layer starts (`true`) or stops (`false`) acting as leader; a crashed
+    /// server stops too.
+    pub fn observe_meta_acting(&mut self, node: NodeIndex, acting: bool) {
+        if acting {
+            self.acting_meta_leader = Some(node);
+        } else if self.acting_meta_leader == Some(node) {
+            self.acting_meta_leader = None;
+        } else {
+            return;
+        }
+        self.meta_leader_changes += 1;
     }
 
     /// A proposal made for `term` was appended as an entry of another term.

@@ -41,7 +41,7 @@ pub enum Effect {
     /// As `RemoveLocalStream`, for a consumer (§2.5).
     RemoveLocalConsumer { key: ConsumerKey, created_ms_max: Option<u64> },
     /// The entry carried a reply. Handed back on every server; the driver decides which one
-    /// answers. `Err` is left for the driver's local failures: `apply` emits only `Ok`.
+    /// answers. `apply` answers `Err` only for a consumer delete that found nothing to delete.
     Respond { reply: Reply, result: Result<Outcome, ApiError> },
 }
 
@@ -273,6 +273,7 @@ impl MetaState {
                 inflight.remove_consumer(&key);
                 let bound = created_bound(ca.created_ms);
                 let parent = self.streams.get_mut(&ca.stream_key());
+                let had_parent = parent.is_some();
                 let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
                     // §2.5: a remove for another incarnation (other group) leaves it alone.
                     Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
@@ -282,8 +283,18 @@ impl MetaState {
                     self.unsupported_consumers.remove(&key);
                     effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
                     respond(&mut effects, reply, Outcome::ConsumerDeleted(key));
-                } else if bound.is_some() {
-                    effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
+                } else {
+                    if bound.is_some() {
+                        effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
+                    }
+                    // The leader checked the delete against applied state only (§2.7), so a
+                    // stream delete proposed just before can take the consumer first. NATS
+                    // answers nobody then and the client times out (L7, seeds 3415 and 4195 of
+                    // generator 7); we answer that there is nothing to delete.
+                    let error = if had_parent { ApiError::ConsumerNotFound } else { ApiError::StreamNotFound };
+                    if let Some(reply) = reply {
+                        effects.push(Effect::Respond { reply, result: Err(error) });
+                    }
                 }
             }
         }

@@ -1210,3 +1210,24 @@ fn a_new_leader_repairs_supported_streams_without_a_sync_subject() {
     n.apply(&repairs[0]);
     assert_eq!(n.state.streams_missing_sync(), vec![StreamKey::new(ACC, "N")]);
 }
+
+#[test]
+fn a_consumer_delete_that_loses_the_race_to_its_stream_delete_is_answered() {
+    let mut n = Node::new(1);
+    n.apply(&MetaEntry::AssignStream { sa: s1(), reply: None });
+    let c = ca("S", "C", 200, durable_json("C"), group("C-R3-c", &[1, 2, 3]));
+    n.apply(&MetaEntry::AssignConsumer { ca: c.clone(), reply: None });
+    // Both validated against applied state; the stream delete was proposed first.
+    n.apply(&MetaEntry::RemoveStream { sa: s1(), reply: reply(1) });
+    let effects = n.apply(&MetaEntry::RemoveConsumer { ca: c.clone(), reply: reply(2) });
+    let answer = effects.iter().find_map(|e| match e {
+        Effect::Respond { reply, result } if reply.request == 2 => Some(result.clone()),
+        _ => None,
+    });
+    assert_eq!(answer, Some(Err(ApiError::StreamNotFound)), "{effects:?}");
+    // A stale remove (another incarnation's group) under a live stream: consumer not found.
+    n.apply(&MetaEntry::AssignStream { sa: s1(), reply: None });
+    let stale = ConsumerAssignment { group: group("C-R3-old", &[1, 2, 3]), ..c };
+    let effects = n.apply(&MetaEntry::RemoveConsumer { ca: stale, reply: reply(3) });
+    assert!(effects.iter().any(|e| matches!(e, Effect::Respond { result: Err(ApiError::ConsumerNotFound), .. })));
+}

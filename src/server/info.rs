@@ -24,7 +24,8 @@ pub const DELAYED_ANSWERS_MAX: usize = 1_000;
 impl Server {
     /// A client at this server asks for stream `key`'s info.
     pub(super) fn client_info(&mut self, env: &mut Env<'_, Self>, key: StreamKey) {
-        let Some((request, route)) = self.open_client_request(env) else { return };
+        // Not watched for L7: the answer depends on the stream's group having a leader too.
+        let Some((request, route)) = self.open_client_request(env, false) else { return };
         env.trace("info-request", &(request, &key));
         match route {
             RequestRoute::Here => self.lead_info(env, env.node(), request, key),

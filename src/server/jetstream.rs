@@ -45,8 +45,10 @@ pub struct MetaLayer {
     pub bugs: MetaBugs,
     /// The term in which the meta layer acts as leader, set on the lead-change signal.
     pub leader_term: Option<Term>,
-    /// This server's requests waiting for an answer: id → deadline on the monotonic clock.
-    pending: BTreeMap<u64, u64>,
+    /// This server's requests waiting for an answer: id → deadline on the monotonic clock,
+    /// and for a request L7 watches, the ghost's count of meta leader changes when it was
+    /// made.
+    pending: BTreeMap<u64, (u64, Option<u64>)>,
     next_request: u64,
     /// Answers received and timeouts, for scenario expectations.
     pub answered: u64,
@@ -151,6 +153,8 @@ impl MetaLayer {
 
     /// Gaining or losing leadership wipes the inflight maps (§5.2).
     pub fn on_leader_change(&mut self, env: &mut Env<'_, Server>, leader_term: Option<Term>) {
+        let me = env.node();
+        env.ghost().observe_meta_acting(me, leader_term.is_some());
         self.inflight.clear();
         self.leader_term = leader_term;
         env.trace("meta-leader", &leader_term);
@@ -226,12 +230,12 @@ impl MetaLayer {
     }
 
     /// A new request from a client of this server: its id, or `None` when too many wait.
-    pub fn open_request(&mut self, now_ms: u64) -> Option<u64> {
+    pub fn open_request(&mut self, now_ms: u64, watch: Option<u64>) -> Option<u64> {
         if self.pending.len() >= PENDING_REQUESTS_MAX {
             return None;
         }
         self.next_request += 1;
-        self.pending.insert(self.next_request, now_ms + REQUEST_TIMEOUT_MS);
+        self.pending.insert(self.next_request, (now_ms + REQUEST_TIMEOUT_MS, watch));
         Some(self.next_request)
     }
 
@@ -251,11 +255,16 @@ impl MetaLayer {
 
     /// Requests past their deadline time out, as a client would see it.
     pub fn expire(&mut self, env: &mut Env<'_, Server>, now_ms: u64) {
-        let expired: Vec<u64> = self.pending.iter().filter(|(_, &at)| at <= now_ms).map(|(&id, _)| id).collect();
+        let expired: Vec<u64> = self.pending.iter().filter(|(_, &(at, _))| at <= now_ms).map(|(&id, _)| id).collect();
         for id in expired {
-            self.pending.remove(&id);
+            let (_, watch) = self.pending.remove(&id).expect("listed above");
             self.timed_out += 1;
             env.trace("request-timeout", &id);
+            if watch.is_some_and(|changes| changes == env.ghost().meta_leader_changes) {
+                let me = env.node();
+                let message = format!("request {id} reached the acting meta leader and got no answer in {REQUEST_TIMEOUT_MS} ms, with no leader change");
+                env.ghost().flag("meta-request-answered", me, message);
+            }
         }
     }
 

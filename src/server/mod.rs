@@ -335,28 +335,38 @@ impl Server {
     /// Open a request for a client of this server, and say where it goes: the meta layer here
     /// if it leads, else the leader this server knows. With none known the request waits for
     /// its timeout, as a NATS client's would.
-    fn open_client_request(&mut self, env: &mut Env<'_, Self>) -> Option<(u64, RequestRoute)> {
+    fn open_client_request(&mut self, env: &mut Env<'_, Self>, watch: bool) -> Option<(u64, RequestRoute)> {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
             env.trace("op-refused", &"meta group not running");
             return None;
         };
         let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
-        let Some(request) = meta.open_request(now) else {
-            env.trace("op-refused", &"too many requests waiting");
-            return None;
-        };
         let route = match group.node.group_leader().filter(|&l| l != env.node()) {
             _ if meta.leader_term.is_some() => RequestRoute::Here,
             Some(leader) => RequestRoute::Leader(leader),
             None => RequestRoute::Nowhere,
+        };
+        // L7: once faults healed, a request that reaches the acting meta leader gets an answer
+        // unless the leadership changes first. Watch it from here.
+        let target = match route {
+            RequestRoute::Here => Some(env.node()),
+            RequestRoute::Leader(leader) => Some(leader),
+            RequestRoute::Nowhere => None,
+        };
+        let ghost = env.ghost();
+        let watch = (watch && ghost.healed && target.is_some() && target == ghost.acting_meta_leader)
+            .then_some(ghost.meta_leader_changes);
+        let Some(request) = meta.open_request(now, watch) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return None;
         };
         Some((request, route))
     }
 
     /// A client request made at this server: the meta leader handles it, here or one hop away.
     fn client_request(&mut self, env: &mut Env<'_, Self>, body: MetaRequest) {
-        let Some((request, route)) = self.open_client_request(env) else { return };
+        let Some((request, route)) = self.open_client_request(env, true) else { return };
         env.trace("request", &(request, &body));
         match route {
             RequestRoute::Here => self.lead_request(env, env.node(), request, body),
@@ -610,7 +620,14 @@ impl System for Server {
         expect_holds(cluster, expect)
     }
 
+    fn on_heal(ghost: &mut Ghost) {
+        ghost.healed = true;
+    }
+
     fn on_fault(ghost: &mut Ghost, node: NodeIndex, fault: Fault<'_>) {
+        if matches!(fault, Fault::Crash | Fault::PowerLoss) {
+            ghost.observe_meta_acting(node, false);
+        }
         match fault {
             Fault::Corruption(report)
                 if !report.paths.is_empty() && report.corruption != sim::disk::Corruption::BitFlip =>

@@ -29,7 +29,7 @@ impl Server {
             env.trace("op-refused", &"meta group not running");
             return;
         };
-        let Some(request) = meta.open_request(now) else {
+        let Some(request) = meta.open_request(now, None) else {
             env.trace("op-refused", &"too many requests waiting");
             return;
         };
