@@ -462,6 +462,17 @@ impl Server {
                 }
             }
             MetaOp::Snapshot {} => group.snapshot(env),
+            MetaOp::InjectInflightStream { account, name, peers } => {
+                let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+                match injected_stream(&account, &name, &peers, env.servers(), env.now_ms()) {
+                    Ok(sa) if meta.leader_term.is_some() => {
+                        env.trace("inflight-injected", &sa.key());
+                        meta.inflight.track_stream(&sa, false);
+                    }
+                    Ok(_) => env.trace("op-refused", &"the meta layer does not act as leader yet"),
+                    Err(e) => env.trace("op-refused", &e),
+                }
+            }
             MetaOp::ProposeRaw { hex } => match decode_hex(&hex) {
                 Some(bytes) => {
                     if let Err(e) = node.propose(now, term, EntryData::Normal(bytes)) {
@@ -795,6 +806,36 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// Whether every group a create entry places lies within `meta_peers` (S11). A group the
 /// applied state already holds may keep its peers.
+/// The assignment `inject-inflight-stream` tracks: an R`peers.len()` stream on `peers`.
+fn injected_stream(
+    account: &str,
+    name: &str,
+    peers: &[NodeIndex],
+    servers: u32,
+    now_ms: u64,
+) -> Result<meta::StreamAssignment, String> {
+    if let Some(bad) = peers.iter().find(|&&p| p >= servers) {
+        return Err(format!("inject-inflight-stream: no server {bad}"));
+    }
+    let replicas = u8::try_from(peers.len()).map_err(|_| "inject-inflight-stream: too many peers".to_string())?;
+    let config = meta::StreamConfig { name: name.into(), replicas, ..Default::default() };
+    let group = meta::RaftGroup {
+        name: format!("S-R{replicas}-injected-{name}"),
+        peers: peers.to_vec(),
+        preferred: peers.first().copied(),
+    };
+    group.check().map_err(|e| format!("inject-inflight-stream: {e}"))?;
+    Ok(meta::StreamAssignment {
+        account: account.into(),
+        name: name.into(),
+        created_ms: now_ms.max(1),
+        config_json: config.to_json(),
+        group,
+        sync: format!("$SYS.JSC.SYNC.injected-{name}"),
+        consumers: Default::default(),
+    })
+}
+
 /// A new meta leader gives every stream applied without a sync subject a fresh one (§2.1).
 fn repair_sync_subjects(env: &mut Env<'_, Server>, group: &mut Group, term: crate::raft::Term) {
     let meta = group.meta.as_deref().expect("the meta group carries the meta layer");

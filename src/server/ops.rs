@@ -100,6 +100,15 @@ pub enum MetaOp {
     ProposeRaw {
         hex: String,
     },
+    /// Track a stream assignment on `peers` as inflight on the meta leader without proposing
+    /// it, as NATS's TestJetStreamClusterMetaLeaderRespectsInflight does: the way to hold an
+    /// inflight stream whose peers are all offline. A leader change wipes it (§5.2).
+    InjectInflightStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        peers: Vec<NodeIndex>,
+    },
     /// Create a stream (or idempotently re-create it) through the meta leader.
     CreateStream {
         #[serde(default = "default_account")]
