@@ -307,7 +307,10 @@ fn remove_consumer_with_other_group_is_ignored() {
     assert_eq!(effects[0], Effect::RunConsumer { key: current.key(), created_ms: 110, group: current.group.clone() });
     let stale = ca("S", "c1", 50, durable_json("c1"), group("C-R3-old", &[1, 2, 3]));
     let effects = n.apply(&MetaEntry::RemoveConsumer { ca: stale, reply: reply(2) });
-    assert_eq!(effects, vec![Effect::RemoveLocalConsumer { key: current.key(), created_ms_max: Some(50) }]);
+    // The bounded local delete spares the newer incarnation; the client hears there was
+    // nothing of its incarnation to delete.
+    let not_found = Effect::Respond { reply: reply(2).unwrap(), result: Err(ApiError::ConsumerNotFound) };
+    assert_eq!(effects, vec![Effect::RemoveLocalConsumer { key: current.key(), created_ms_max: Some(50) }, not_found]);
     assert_eq!(n.state.consumer(&current.key()), Some(&current));
     assert_eq!(n.local.consumer(&current.key()).unwrap().created_ms, 110);
 
