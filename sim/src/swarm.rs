@@ -26,6 +26,12 @@ pub struct FaultFamilies {
     /// wipe), beyond the detectable ones (bit flips, ENOSPC, slow I/O).
     pub lies: bool,
     pub clock: bool,
+    /// Operational churn the system under test offers (leader stepdowns, peer removes):
+    /// drawn through [`System::generate_churn_op`].
+    pub churn: bool,
+    /// Every allowed family is drawn in every seed (a focused profile), instead of each seed
+    /// drawing a subset.
+    pub focused: bool,
 }
 
 /// A named fuzz profile: the shape of the runs a seed can expand into.
@@ -38,12 +44,30 @@ pub struct Profile {
     /// Faults stop and `heal-all` runs here; the rest is the liveness phase.
     pub heal_at_ms: u64,
     pub faults: FaultFamilies,
+    /// Servers whose disks may be damaged, at most (always a minority).
+    pub damaged_max: u32,
 }
 
-const ALL: FaultFamilies =
-    FaultFamilies { network: true, process: true, power: true, disk: true, lies: false, clock: true };
-const NONE: FaultFamilies =
-    FaultFamilies { network: false, process: false, power: false, disk: false, lies: false, clock: false };
+const ALL: FaultFamilies = FaultFamilies {
+    network: true,
+    process: true,
+    power: true,
+    disk: true,
+    lies: false,
+    clock: true,
+    churn: false,
+    focused: false,
+};
+const NONE: FaultFamilies = FaultFamilies {
+    network: false,
+    process: false,
+    power: false,
+    disk: false,
+    lies: false,
+    clock: false,
+    churn: false,
+    focused: false,
+};
 
 pub const PROFILES: &[Profile] = &[
     Profile {
@@ -53,6 +77,7 @@ pub const PROFILES: &[Profile] = &[
         duration_ms: 60_000,
         heal_at_ms: 30_000,
         faults: ALL,
+        damaged_max: 2,
     },
     Profile {
         name: "calm",
@@ -61,6 +86,7 @@ pub const PROFILES: &[Profile] = &[
         duration_ms: 30_000,
         heal_at_ms: 20_000,
         faults: NONE,
+        damaged_max: 0,
     },
     Profile {
         name: "network",
@@ -69,6 +95,7 @@ pub const PROFILES: &[Profile] = &[
         duration_ms: 60_000,
         heal_at_ms: 30_000,
         faults: FaultFamilies { network: true, ..NONE },
+        damaged_max: 0,
     },
     Profile {
         name: "storage",
@@ -77,6 +104,29 @@ pub const PROFILES: &[Profile] = &[
         duration_ms: 60_000,
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, power: true, disk: true, lies: true, ..NONE },
+        damaged_max: 1,
+    },
+    Profile {
+        name: "disk",
+        what: "5 servers, 90 s: bit flips, truncation and stale-chunk restores of snapshots and logs on one server, power loss with pauses and partitions, healed at 60 s",
+        servers: 5,
+        // Faults run for 60 s: the orphan check comes 30 s after a restart, and a restart in
+        // the first half still meets its check under faults.
+        duration_ms: 90_000,
+        heal_at_ms: 60_000,
+        faults: FaultFamilies { network: true, process: true, power: true, disk: true, lies: true, focused: true, ..NONE },
+        // One damaged disk: two that lost acknowledged data can outvote the intact copies,
+        // which no replicated log survives.
+        damaged_max: 1,
+    },
+    Profile {
+        name: "churn",
+        what: "5 servers, 60 s: restarts, crashes and leader stepdowns, nothing else",
+        servers: 5,
+        duration_ms: 60_000,
+        heal_at_ms: 30_000,
+        faults: FaultFamilies { process: true, churn: true, focused: true, ..NONE },
+        damaged_max: 0,
     },
 ];
 
@@ -85,7 +135,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 }
 
 /// Bumped whenever generation changes, so a stored seed says which generator it needs.
-pub const GENERATOR_VERSION: u32 = 7;
+pub const GENERATOR_VERSION: u32 = 8;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]
@@ -96,6 +146,8 @@ struct Character {
     disk: bool,
     lies: bool,
     clock: bool,
+    churn: bool,
+    focused: bool,
     fault_gap_ms_mean: u64,
     client_gap_ms_mean: u64,
 }
@@ -112,13 +164,19 @@ fn gap(rng: &mut ChaCha8Rng, mean_ms: u64) -> u64 {
 pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7377_6172_6d21_0001);
     let f = profile.faults;
+    // A focused profile draws every family it allows; the others draw a subset per seed.
+    let mut coin = |p: f64| f.focused || rng.gen_bool(p);
     let character = Character {
-        network: f.network && rng.gen_bool(0.7),
-        process: f.process && rng.gen_bool(0.6),
-        power: f.power && rng.gen_bool(0.4),
-        disk: f.disk && rng.gen_bool(0.4),
-        lies: f.lies,
-        clock: f.clock && rng.gen_bool(0.3),
+        network: f.network && coin(0.7),
+        process: f.process && coin(0.6),
+        power: f.power && coin(0.4),
+        disk: f.disk && coin(0.4),
+        clock: f.clock && coin(0.3),
+        // A focused disk profile lets a third of its seeds lie; the rest damage only what
+        // checksums catch, so their runs stay fully checked.
+        lies: f.lies && (!f.focused || rng.gen_bool(0.3)),
+        churn: f.churn,
+        focused: f.focused,
         fault_gap_ms_mean: pick(&mut rng, &[500, 1_500, 4_000, 10_000]),
         client_gap_ms_mean: pick(&mut rng, &[50, 200, 600, 2_000]),
     };
@@ -147,7 +205,7 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     }
     // Disk damage is aimed at a minority, as in the Jepsen NATS analysis: a majority of intact
     // disks is what any replicated system may rely on.
-    let minority = (servers - 1) / 2;
+    let minority = ((servers - 1) / 2).min(profile.damaged_max);
     let mut damageable: Vec<NodeIndex> = (0..servers).collect();
     for i in (1..damageable.len()).rev() {
         damageable.swap(i, rng.gen_range(0..=i));
@@ -169,7 +227,11 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         .min(profile.duration_ms.saturating_sub(S::quiet_tail_ms(&config)));
     let mut t = gap(&mut rng, character.client_gap_ms_mean);
     while t < quiet_at {
-        let op = S::generate_client_op(&mut rng, &config);
+        let op = if character.churn && rng.gen_bool(0.15) {
+            S::generate_churn_op(&mut rng, &config).unwrap_or_else(|| S::generate_client_op(&mut rng, &config))
+        } else {
+            S::generate_client_op(&mut rng, &config)
+        };
         let node = Some(rng.gen_range(0..servers));
         steps.push(Step { at_ms: t, action: Action::Client { node, op } });
         t += gap(&mut rng, character.client_gap_ms_mean);
@@ -312,7 +374,13 @@ fn draw_fault<S: System>(
             let node = pick(rng, damageable);
             let kind = pick(rng, S::FILE_KINDS).to_string();
             let detectable_only = [0, 5, 6, 7];
-            let choice = if c.lies { rng.gen_range(0..8) } else { pick(rng, &detectable_only) };
+            // A focused disk profile damages what recovery reads (bit flips, truncation, stale
+            // chunks) but never wipes a disk or drops fsyncs wholesale.
+            let choice = match (c.lies, c.focused) {
+                (true, true) => pick(rng, &[0, 0, 1, 1, 2, 2, 5, 6]),
+                (true, false) => rng.gen_range(0..8),
+                (false, _) => pick(rng, &detectable_only),
+            };
             match choice {
                 0 => Action::Corrupt { node, kind, corruption: Corruption::BitFlip },
                 1 => Action::Corrupt { node, kind, corruption: Corruption::Truncate },

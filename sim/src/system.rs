@@ -83,6 +83,12 @@ pub trait System: Sized + Send + 'static {
     /// Tell the oracle every fault just ended (`heal-all`): the liveness phase starts, on a
     /// network that loses nothing.
     fn on_heal(_ghost: &mut Self::Ghost) {}
+    /// Why a panic or a liveness failure is explained by the run's history, if it is: a disk
+    /// that lied (lost synced data) can break the assumptions the core asserts and leave a
+    /// group unable to recover. Such a run is reported as excused, never as passed.
+    fn excuse(_ghost: &Self::Ghost) -> Option<String> {
+        None
+    }
 
     /// Draw the `[system]` settings of a fuzz run of `servers` servers (swarm knobs such as
     /// timeouts).
@@ -96,6 +102,11 @@ pub trait System: Sized + Send + 'static {
     }
     /// Draw one client operation for a fuzz run.
     fn generate_client_op(rng: &mut dyn RngCore, config: &Self::Config) -> Self::ClientOp;
+    /// One operational-churn op (a leader stepdown, a peer remove) for the `churn` profile;
+    /// `None` when the system has none.
+    fn generate_churn_op(_rng: &mut dyn RngCore, _config: &Self::Config) -> Option<Self::ClientOp> {
+        None
+    }
     /// Validate the scenario's `[system]` table beyond its types.
     fn validate_config(_config: &Self::Config, _servers: u32) -> Result<(), String> {
         Ok(())

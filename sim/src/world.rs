@@ -68,12 +68,15 @@ pub struct RunReport {
     pub sim_ns: u64,
     pub messages_delivered: u64,
     pub violation: Option<Violation>,
+    /// The run ended in a panic the system excused (see [`System::excuse_panic`]): the panic
+    /// and the excuse. Not a pass: the run did not finish.
+    pub excused: Option<String>,
     pub trace: Option<Vec<TraceEvent>>,
 }
 
 impl RunReport {
     pub fn passed(&self) -> bool {
-        self.violation.is_none()
+        self.violation.is_none() && self.excused.is_none()
     }
 }
 
@@ -109,6 +112,8 @@ struct WorldState<S: System> {
     clocks: Vec<NodeClock>,
     slots: Vec<Slot<S>>,
     ghost: S::Ghost,
+    /// A liveness failure the system excused (see [`System::excuse`]).
+    excused: Option<String>,
     config: S::Config,
     bugs: BTreeSet<String>,
     trace: Trace,
@@ -701,7 +706,14 @@ impl<S: System> Supervisor<S> {
             let mut w = lock(&self.world);
             w.record(WORLD, "end", 0, String::new);
             if let Some(f) = last_failure {
-                w.fail(&format!("liveness:{}", f.invariant), f.node, f.message);
+                match S::excuse(&w.ghost) {
+                    Some(reason) => {
+                        let what = format!("liveness:{}: {}; excused: {reason}", f.invariant, f.message);
+                        w.record(f.node.unwrap_or(WORLD), "excused", 0, || what.clone());
+                        w.excused = Some(what);
+                    }
+                    None => w.fail(&format!("liveness:{}", f.invariant), f.node, f.message),
+                }
             }
             return;
         }
@@ -769,6 +781,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
             .map(|_| Slot { state: None, status: NodeStatus::Down, inbox: None, inbox_len: 0, incarnation: 0 })
             .collect(),
         ghost: S::Ghost::default(),
+        excused: None,
         config: scenario.system.clone(),
         bugs: scenario.bugs.iter().chain(&options.bugs).cloned().collect(),
         trace: Trace::new(options.keep_trace, options.keep_detail, options.log),
@@ -806,6 +819,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
     drop(runtime);
 
     let mut w = lock(&world);
+    let mut excused = w.excused.take();
     if let Err(panic) = outcome {
         let message = panic
             .downcast_ref::<String>()
@@ -817,8 +831,13 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
             None => message,
         };
         if w.violation.is_none() {
-            let recent = w.trace.recent();
-            w.violation = Some(Violation { invariant: "panic".into(), node: None, sim_ns, message, recent });
+            match S::excuse(&w.ghost) {
+                Some(reason) => excused = Some(format!("{message}; excused: {reason}")),
+                None => {
+                    let recent = w.trace.recent();
+                    w.violation = Some(Violation { invariant: "panic".into(), node: None, sim_ns, message, recent });
+                }
+            }
         }
     }
     RunReport {
@@ -828,6 +847,7 @@ fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> Ru
         sim_ns,
         messages_delivered: w.delivered,
         violation: w.violation.take(),
+        excused,
         trace: w.trace.take_full(),
     }
 }

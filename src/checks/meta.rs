@@ -52,12 +52,15 @@ pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         for sa in state.streams() {
             *per_account.entry(sa.account.as_str()).or_default() += 1;
         }
-        if let Some(limit) = max_streams {
+        // A leader whose disk lost synced data can propose against a state missing streams that
+        // were committed; the limit then holds only where no disk lied.
+        if let Some(limit) = max_streams.filter(|_| cluster.ghost.tainted.is_empty()) {
             if let Some((account, n)) = per_account.iter().find(|(_, &n)| n > limit) {
                 return fail("meta-max-streams", id, format!("account {account} has {n} streams, limit {limit}"));
             }
         }
-        if state.write_error().is_none() {
+        // A recovering layer's applied index runs ahead of its assignments until the flush.
+        if state.write_error().is_none() && !meta.recovering() {
             let digest = state.projection_digest();
             match projections.get(&state.applied_index()) {
                 Some(&(other, d)) if d != digest && cluster.ghost.tainted.is_empty() => {
@@ -114,9 +117,14 @@ fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), Chec
     Ok(())
 }
 
-/// After heal, once raft liveness holds: the leader's inflight maps drained (L4) and every
-/// member holds the leader's projection (L2).
+/// After heal, once raft liveness holds: every recovery ended (L3), the leader's inflight maps
+/// drained (L4) and every member holds the leader's projection (L2).
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    // L3: every server's replay ends once a route is up (the network is whole after heal).
+    if let Some((id, _, meta)) = layers(cluster).find(|(_, _, m)| m.recovering()) {
+        let kind = meta.recovery.as_ref().map(|r| r.kind);
+        return fail("meta-recovery-ends", id, format!("still in {kind:?} recovery"));
+    }
     let Some((leader, _, leader_meta)) = layers(cluster).find(|(_, _, m)| m.leader_term.is_some()) else {
         return Ok(()); // raft liveness reports a missing leader
     };
@@ -128,7 +136,9 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
         let member = server.group(META).is_some_and(|g| g.node.peers().contains(&id));
-        if member && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
+        // A leader whose disk lost synced data may lead with less than was committed.
+        let excused = !cluster.ghost.tainted.is_empty();
+        if member && !excused && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
             return fail("meta-projection-converges", id, "projection differs from the meta leader's".into());
         }
         // L2: current and healthy with the meta leader, as healthz's meta part sees it.

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{CheckFailure, NodeIndex};
 
+use crate::meta::{Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
+use crate::server::jetstream::FILLER_TAG;
 
 /// An entry some server applied: the first server to apply an index fixes what it must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +62,13 @@ pub struct Ghost {
     /// Messages acknowledged to clients, by the stream's group name (an acknowledged message
     /// must survive as long as its stream incarnation).
     pub acked_messages: BTreeMap<String, u64>,
-    /// The meta projection digest at each applied meta index, as the first server to reach
-    /// that index had it (S4 across time, and what a snapshot at that index must hold, S8).
-    /// At most [`PROJECTIONS_KEPT_MAX`] indexes.
-    pub meta_projections: BTreeMap<Index, (u64, NodeIndex)>,
+    /// The reference meta state machine: every committed meta entry applied once, in order,
+    /// in normal mode (the S6 oracle).
+    pub meta_oracle: MetaOracle,
+    /// The oracle's projection digest at each meta index: what every server must have there
+    /// (S4 across time), what a snapshot there must hold (S5, S8), and where a recovery must
+    /// land (S6). At most [`PROJECTIONS_KEPT_MAX`] indexes.
+    pub meta_projections: BTreeMap<Index, u64>,
     /// Faults have healed: the liveness phase runs (L7 applies from here on).
     pub healed: bool,
     /// The server whose meta layer acts as leader, as last signalled, and a counter of
@@ -72,6 +77,19 @@ pub struct Ghost {
     pub acting_meta_leader: Option<NodeIndex>,
     pub meta_leader_changes: u64,
 }
+
+/// The reference meta state: fed each meta log index by the first server to hand it up (every
+/// index is handed up somewhere before anyone can snapshot past it).
+#[derive(Debug, Default)]
+pub struct MetaOracle {
+    pub state: MetaState,
+    /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
+    /// here on it vouches for nothing.
+    pub stopped: Option<String>,
+}
+
+/// The oracle's own peer id: a member of no group, so its effects are irrelevant.
+const ORACLE_PEER: PeerId = PeerId::MAX;
 
 /// Meta indexes whose projection the ghost remembers (a 60 s run reaches a few thousand).
 pub const PROJECTIONS_KEPT_MAX: usize = 1_000_000;
@@ -100,7 +118,7 @@ impl Ghost {
     }
 
     /// A divergence is a bug unless a lying or damaged disk could explain it.
-    fn diverged(&mut self, invariant: &str, node: NodeIndex, message: String) {
+    pub fn diverged(&mut self, invariant: &str, node: NodeIndex, message: String) {
         if self.tainted.is_empty() {
             self.flag(invariant, node, message);
         } else {
@@ -179,28 +197,121 @@ impl Ghost {
     /// `node`'s meta layer reached applied index `index` with projection `digest`: it must be
     /// what every server has there (S4).
     pub fn observe_projection(&mut self, node: NodeIndex, index: Index, digest: u64) {
-        match self.meta_projections.get(&index).copied() {
-            None if self.meta_projections.len() < PROJECTIONS_KEPT_MAX => {
-                self.meta_projections.insert(index, (digest, node));
-            }
-            Some((first, other)) if first != digest => {
-                let message = format!("projection at meta index {index} differs from the one n{other} had there");
+        if let Some(&expected) = self.meta_projections.get(&index) {
+            if expected != digest {
+                let message = format!("projection at meta index {index} differs from the reference state machine's");
                 self.diverged("meta-same-index-same-projection", node, message);
             }
-            _ => {}
         }
     }
 
-    /// `node` installed a meta snapshot at `index` whose projection is `digest`: a snapshot
-    /// holds the applied state at its index and nothing else, inflight proposals least of all
-    /// (S8).
-    pub fn observe_meta_snapshot(&mut self, node: NodeIndex, index: Index, digest: u64) {
-        if let Some(&(first, other)) = self.meta_projections.get(&index) {
-            if first != digest {
-                let message =
-                    format!("installed a meta snapshot at index {index} that differs from what n{other} applied there");
+    /// A server hands up meta index `index` (`None`: no meta operation in it). The first to do
+    /// so feeds the oracle.
+    pub fn observe_meta_entry(&mut self, index: Index, data: Option<&[u8]>) {
+        let oracle = &mut self.meta_oracle;
+        if oracle.stopped.is_some() || index <= oracle.state.applied_index() {
+            return;
+        }
+        if index != oracle.state.applied_index() + 1 {
+            oracle.stopped = Some(format!("meta index {index} handed up after {}", oracle.state.applied_index()));
+            return;
+        }
+        match data {
+            Some(data) if data.first() != Some(&FILLER_TAG) => {
+                if let Err(e) = oracle.state.apply(index, data, ORACLE_PEER, &mut Inflight::default()) {
+                    oracle.stopped = Some(e.to_string());
+                    return;
+                }
+            }
+            _ => oracle.state.note_applied(index),
+        }
+        self.record_oracle_projection();
+    }
+
+    fn record_oracle_projection(&mut self) {
+        if self.meta_projections.len() < PROJECTIONS_KEPT_MAX {
+            let state = &self.meta_oracle.state;
+            self.meta_projections.insert(state.applied_index(), state.projection_digest());
+        }
+    }
+
+    /// `node` installs or stages a meta snapshot at `index` whose projection is `digest`: a
+    /// snapshot holds the applied state at its index and nothing else, inflight proposals
+    /// least of all (S5, S8).
+    pub fn observe_meta_snapshot(
+        &mut self,
+        node: NodeIndex,
+        index: Index,
+        digest: u64,
+        streams: &BTreeMap<StreamKey, StreamAssignment>,
+    ) {
+        if let Some(&expected) = self.meta_projections.get(&index) {
+            if expected != digest {
+                let message = format!("meta snapshot at index {index} differs from the applied state there");
                 self.diverged("meta-snapshot-applied-only", node, message);
             }
+            return;
+        }
+        let oracle = &mut self.meta_oracle;
+        if oracle.stopped.is_none() && index > oracle.state.applied_index() {
+            // Only a lying disk gets a snapshot past every handed-up index; follow it.
+            if let Err(e) = oracle.state.apply_snapshot(index, streams.clone(), ORACLE_PEER) {
+                oracle.stopped = Some(e.to_string());
+                return;
+            }
+            self.record_oracle_projection();
+        }
+    }
+
+    /// `node` took a meta snapshot at `index` (S5: it must decode to the applied state there).
+    pub fn observe_meta_snapshot_taken(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
+            let message = format!("took a meta snapshot at index {index} that differs from the applied state there");
+            self.diverged("meta-snapshot-applied-only", node, message);
+        }
+    }
+
+    /// `node` ended a recovery at meta index `index` with projection `digest` (S6).
+    pub fn observe_recovered(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
+            let message = format!(
+                "recovery ended at meta index {index} with a projection that applying the same entries one by one does not give"
+            );
+            self.diverged("meta-recovery-equivalence", node, message);
+        }
+    }
+
+    /// `node` removed a local stream (or a consumer of it) created at `created_ms` as an
+    /// orphan. S12: never an incarnation the committed state still holds.
+    pub fn observe_orphan_removed(
+        &mut self,
+        node: NodeIndex,
+        account: &str,
+        stream: &str,
+        consumer: Option<&str>,
+        created_ms: u64,
+    ) {
+        if self.meta_oracle.stopped.is_some() {
+            return;
+        }
+        let state = &self.meta_oracle.state;
+        let key = StreamKey::new(account, stream);
+        let live = match consumer {
+            None => state.stream(&key).is_some_and(|sa| sa.created_ms == created_ms),
+            Some(name) => {
+                state.stream(&key).and_then(|sa| sa.consumers.get(name)).is_some_and(|ca| ca.created_ms == created_ms)
+            }
+        };
+        if live {
+            let what = match consumer {
+                None => format!("stream {key}"),
+                Some(name) => format!("consumer {key}:{name}"),
+            };
+            let message = format!(
+                "removed {what} (created {created_ms}) as an orphan, but the committed meta state (index {}) holds it",
+                state.applied_index()
+            );
+            self.diverged("meta-orphan-stale-view", node, message);
         }
     }
 

@@ -1,6 +1,7 @@
 //! `bench`: engine speed. A 5-node all-to-all heartbeat pattern on our world (our network
 //! model, trace and checks) next to the same pattern on raw madsim endpoints, in one process,
-//! plus the default fuzz profile's seeds per minute. Figures only; nothing asserts them.
+//! plus the default fuzz profile's seeds per minute, a meta snapshot's encode and decode at
+//! scale and start-up recovery times (`bench_meta`). Figures only; nothing asserts them.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -27,6 +28,12 @@ pub struct BenchArgs {
     /// Seeds of the default fuzz profile to time.
     #[arg(long, default_value_t = 20)]
     pub seeds: u64,
+    /// Streams in the meta snapshot encode/decode figure (0 skips it); five consumers each.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_streams: usize,
+    /// Meta log lengths for the start-up recovery figures, comma-separated (empty skips them).
+    #[arg(long, default_value = "1000,10000,100000", value_delimiter = ',')]
+    pub recovery_entries: Vec<usize>,
 }
 
 const NODES: u32 = 5;
@@ -135,6 +142,15 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
     ours(args.sim_seconds, args.interval_ms).print("metasim world");
     raw_madsim(args.sim_seconds, args.interval_ms).print("raw madsim endpoints");
 
+    if args.snapshot_streams > 0 {
+        super::bench_meta::snapshot(args.snapshot_streams, 5);
+    }
+    for &n in &args.recovery_entries {
+        if n == 0 || n > 10_000_000 {
+            return Err(flag_error("--recovery-entries", "each length must be between 1 and 10000000"));
+        }
+        super::bench_meta::recovery(n);
+    }
     if args.seeds > 0 {
         let profile = sim::swarm::profile("default").expect("built in");
         let started = Instant::now();

@@ -85,6 +85,16 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
     Ok((k - 1, n))
 }
 
+/// The closing count. Excused runs (a panic or stall a lying disk explains) are neither passes nor
+/// failures, and are only mentioned when there are some.
+fn tally(passed: u64, excused: u64, failed: u64) -> String {
+    if excused == 0 {
+        format!("{passed} passed, {failed} failed")
+    } else {
+        format!("{passed} passed, {excused} excused (a disk that lied explains the panic or stall), {failed} failed")
+    }
+}
+
 /// Run one seed in this process.
 pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
     let scenario = sim::swarm::generate::<S>(seed, profile);
@@ -98,12 +108,17 @@ pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[Str
         system: S::NAME.to_string(),
         profile: profile.name.to_string(),
         bugs: bugs.to_vec(),
-        verdict: if report.passed() { "pass" } else { "fail" }.into(),
+        verdict: match (&report.violation, &report.excused) {
+            (Some(_), _) => "fail",
+            (None, Some(_)) => "excused",
+            (None, None) => "pass",
+        }
+        .into(),
         trace_hash: format!("{:016x}", report.trace_hash),
         events: report.events,
         sim_ms: report.sim_ns / 1_000_000,
         wall_ms,
-        violation: report.violation.as_ref().map(describe_violation),
+        violation: report.violation.as_ref().map(describe_violation).or(report.excused.clone()),
         reproduce: (!report.passed()).then_some(reproduce),
         recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
     }
@@ -193,7 +208,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         bar
     });
     let mut findings = Findings { path: args.findings.clone(), file: None };
-    let (mut passed, mut failed, mut received) = (0u64, 0u64, 0u64);
+    let (mut passed, mut failed, mut excused, mut received) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     for msg in pool.results.iter() {
         let result = msg.map_err(CliError::Other)?;
@@ -203,6 +218,13 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         }
         if result.passed() {
             passed += 1;
+        } else if result.verdict == "excused" {
+            excused += 1;
+            let report = format!("EXCUSED seed {}: {}", result.seed, result.violation.as_deref().unwrap_or("?"));
+            match &progress {
+                Some(bar) => bar.println(report),
+                None => eprintln!("{report}"),
+            }
         } else {
             failed += 1;
             findings.append(&result)?;
@@ -250,10 +272,10 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     }
     if args.json {
         eprintln!("{summary}");
-        eprintln!("{passed} passed, {failed} failed");
+        eprintln!("{}", tally(passed, excused, failed));
     } else {
         println!("{summary}");
-        println!("{passed} passed, {failed} failed");
+        println!("{}", tally(passed, excused, failed));
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

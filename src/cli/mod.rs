@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 mod bench;
+mod bench_meta;
 mod determinism;
 mod fuzz;
 mod output;

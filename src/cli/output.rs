@@ -45,8 +45,16 @@ pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duratio
     if let Some(v) = &report.violation {
         print_failure(v, reproduce);
     }
+    if let Some(excuse) = &report.excused {
+        println!("excused: {excuse}");
+    }
     println!("trace-hash: {:016x}", report.trace_hash);
-    println!("verdict: {}", if report.passed() { "pass" } else { "fail" });
+    let verdict = match (&report.violation, &report.excused) {
+        (None, None) => "pass",
+        (None, Some(_)) => "excused",
+        (Some(_), _) => "fail",
+    };
+    println!("verdict: {verdict}");
 }
 
 /// One line of `fuzz --json`, also the worker protocol.

@@ -20,6 +20,17 @@ pub struct MetaBugs {
     /// `meta-reassign-repeated`: every assignment result re-places the stream, even while an
     /// earlier re-placement is inflight (PR #6121: one stream hopping from group to group).
     pub reassign_repeated: bool,
+    /// `recovery-keep-consumer-on-stream-remove`: a staged stream removal leaves that stream's
+    /// staged consumer ops in place, so a recreated stream gets the old consumer (PR #6066).
+    pub recovery_keep_consumer_on_stream_remove: bool,
+    /// `recovery-snapshot-no-reconcile`: a snapshot staged during recovery does not drop the
+    /// staged ops it supersedes, so deleted assets come back (PR #8324).
+    pub recovery_snapshot_no_reconcile: bool,
+    /// `snapshot-includes-inflight`: the leader's meta snapshot carries its inflight streams.
+    pub snapshot_includes_inflight: bool,
+    /// `orphan-check-before-sync`: the orphan check runs without its preconditions (a known
+    /// leader, healthy), judging orphans against a stale state (PR #5767).
+    pub orphan_check_before_sync: bool,
 }
 
 /// One tracked key: outstanding proposals, and the latest proposal's intent.

@@ -154,6 +154,25 @@ impl LocalAssets {
         }
     }
 
+    /// Restore a stream found on this server's disk at start-up. Of two files for one key the
+    /// newer incarnation wins.
+    pub fn restore_stream(&mut self, key: StreamKey, asset: LocalAsset) {
+        if self.streams.get(&key).is_none_or(|old| old.created_ms < asset.created_ms) {
+            self.streams.insert(key, asset);
+        }
+    }
+
+    /// Restore a consumer found on disk; false (and nothing restored) when its stream is not.
+    pub fn restore_consumer(&mut self, key: ConsumerKey, asset: LocalAsset) -> bool {
+        if !self.streams.contains_key(&key.stream_key()) {
+            return false;
+        }
+        if self.consumers.get(&key).is_none_or(|old| old.created_ms < asset.created_ms) {
+            self.consumers.insert(key, asset);
+        }
+        true
+    }
+
     /// Carry out effects in order.
     pub fn apply_effects(&mut self, effects: &[Effect]) -> Vec<LocalChange> {
         effects.iter().map(|e| self.apply_effect(e)).collect()

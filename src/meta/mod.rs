@@ -10,6 +10,7 @@
 //! - [`inflight`]: the leader's proposed-but-unapplied assignments and their views (§5).
 //! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
 //! - [`results`]: the leader's answer to a member's failed create: re-place or remove (§2.7).
+//! - [`recovery`]: staged recovery, snapshot diffs and the end-of-recovery flush (§3).
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
 //! - [`queries`]: leadership, currentness and health queries (§6).
 
@@ -18,10 +19,13 @@ pub mod inflight;
 pub mod local;
 pub mod model;
 pub mod queries;
+pub mod recovery;
 pub mod request;
 pub mod results;
 pub mod state;
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +37,7 @@ pub use model::{
     StreamAssignment, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
 pub use queries::{HealthContext, NodeFacts};
+pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ApiError, ClusterPeers, LeaderContext, MetaRequest};
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
 pub use state::{ApplyError, Effect, MetaState, Outcome};

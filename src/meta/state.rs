@@ -66,17 +66,17 @@ pub enum ApplyError {
 pub struct MetaState {
     /// This server's API level: assets that require a higher one are unsupported here (§7).
     api_level: i64,
-    streams: BTreeMap<StreamKey, StreamAssignment>,
+    pub(super) streams: BTreeMap<StreamKey, StreamAssignment>,
     /// Streams this process judged unsupported, with the reason. Sticky across later
     /// assignments of the same stream; dropped only when the stream is removed (§7).
-    unsupported_streams: BTreeMap<StreamKey, String>,
+    pub(super) unsupported_streams: BTreeMap<StreamKey, String>,
     /// Same for consumers.
-    unsupported_consumers: BTreeMap<ConsumerKey, String>,
+    pub(super) unsupported_consumers: BTreeMap<ConsumerKey, String>,
     /// The first apply error (NATS `werr`). Once set, `apply` refuses everything and healthz
     /// reports it as the meta apply error.
-    write_error: Option<String>,
+    pub(super) write_error: Option<String>,
     /// Highest log index handed to `apply` or `note_applied`.
-    applied_index: u64,
+    pub(super) applied_index: u64,
     /// [`MetaState::projection_digest`], computed on first use after a change: the checker
     /// asks after every simulated event, the state changes only on apply.
     digest_cache: Cell<Option<u64>>,
@@ -84,7 +84,7 @@ pub struct MetaState {
     structure_cache: RefCell<Option<Result<(), String>>>,
 }
 
-fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<StreamConfig>, String> {
+pub(super) fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<StreamConfig>, String> {
     if sa.name.is_empty() {
         return Err("stream assignment without a name".into());
     }
@@ -99,7 +99,7 @@ fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<Stre
     Ok(decoded)
 }
 
-fn validate_consumer(ca: &ConsumerAssignment, api_level: i64) -> Result<Decoded<ConsumerConfig>, String> {
+pub(super) fn validate_consumer(ca: &ConsumerAssignment, api_level: i64) -> Result<Decoded<ConsumerConfig>, String> {
     if ca.name.is_empty() || ca.stream.is_empty() {
         return Err(format!("consumer assignment {} without a name or stream", ca.key()));
     }
@@ -199,106 +199,197 @@ impl MetaState {
         let mut effects = Vec::new();
         match entry {
             MetaEntry::AssignStream { sa, reply } => {
-                let decoded = validate_stream(&sa, self.api_level).map_err(invalid)?;
-                let key = sa.key();
-                inflight.remove_stream(&key);
-                self.store_stream(sa, &decoded);
-                if self.stream_effects(&key, me, &mut effects) {
-                    respond(&mut effects, reply, Outcome::StreamCreated(key));
-                }
+                validate_stream(&sa, self.api_level).map_err(invalid)?;
+                inflight.remove_stream(&sa.key());
+                self.process_assign_stream(sa, reply, me, &mut effects);
             }
             MetaEntry::UpdateStream { sa, reply } => {
-                let decoded = validate_stream(&sa, self.api_level).map_err(invalid)?;
-                let key = sa.key();
-                inflight.remove_stream(&key);
-                if !self.streams.contains_key(&key) {
-                    // §2.2: an update of a stream that is not there is ignored.
-                    return Ok(effects);
-                }
-                self.store_stream(sa, &decoded);
-                if self.stream_effects(&key, me, &mut effects) {
-                    respond(&mut effects, reply, Outcome::StreamUpdated(key));
-                }
+                validate_stream(&sa, self.api_level).map_err(invalid)?;
+                inflight.remove_stream(&sa.key());
+                self.process_update_stream(sa, reply, me, &mut effects);
             }
             MetaEntry::RemoveStream { sa, reply } => {
                 validate_stream(&sa, self.api_level).map_err(invalid)?;
-                let key = sa.key();
-                inflight.remove_stream(&key);
-                let bound = created_bound(sa.created_ms);
-                if self.streams.remove(&key).is_some() {
-                    self.unsupported_streams.remove(&key);
-                    self.unsupported_consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
-                    effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: bound });
-                    respond(&mut effects, reply, Outcome::StreamDeleted(key));
-                } else if bound.is_some() {
-                    effects.push(Effect::RemoveLocalStream { key, created_ms_max: bound });
-                }
+                inflight.remove_stream(&sa.key());
+                self.process_remove_stream(&sa, reply, &mut effects);
             }
             MetaEntry::AssignConsumer { ca, reply } => {
-                let decoded = validate_consumer(&ca, self.api_level).map_err(invalid)?;
-                let key = ca.key();
-                let skey = ca.stream_key();
+                validate_consumer(&ca, self.api_level).map_err(invalid)?;
                 // Decrement before the parent check: the §5.5 leak fix.
-                inflight.remove_consumer(&key);
-                let Some(sa) = self.streams.get_mut(&skey) else {
-                    return Ok(effects);
-                };
-                assert_eq!(ca.stream, sa.name, "a consumer's stream names its parent");
-                let (created_ms, group) = (ca.created_ms, ca.group.clone());
-                sa.consumers.insert(ca.name.clone(), ca);
-                if let Some(reason) = decoded.unsupported_reason() {
-                    self.unsupported_consumers.entry(key.clone()).or_insert_with(|| reason.to_string());
-                }
-                if self.unsupported_consumers.contains_key(&key) {
-                    // Stop the parent too, so its retention cannot drop messages the consumer
-                    // this server cannot run would have needed.
-                    let reason = format!("stopped - unsupported consumer \"{}\"", key.name);
-                    self.unsupported_streams.entry(skey.clone()).or_insert(reason);
-                    effects.push(Effect::StopConsumer { key });
-                    effects.push(Effect::StopStream { key: skey });
-                } else if self.unsupported_streams.contains_key(&skey) {
-                    effects.push(Effect::StopConsumer { key });
-                } else {
-                    if group.is_member(me) {
-                        effects.push(Effect::RunConsumer { key: key.clone(), created_ms, group });
-                    } else {
-                        effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
-                    }
-                    respond(&mut effects, reply, Outcome::ConsumerCreated(key));
-                }
+                inflight.remove_consumer(&ca.key());
+                self.process_assign_consumer(ca, reply, me, &mut effects);
             }
             MetaEntry::RemoveConsumer { ca, reply } => {
                 validate_consumer(&ca, self.api_level).map_err(invalid)?;
-                let key = ca.key();
-                inflight.remove_consumer(&key);
-                let bound = created_bound(ca.created_ms);
-                let parent = self.streams.get_mut(&ca.stream_key());
-                let had_parent = parent.is_some();
-                let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
-                    // §2.5: a remove for another incarnation (other group) leaves it alone.
-                    Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
-                    _ => None,
-                });
-                if matched.is_some() {
-                    self.unsupported_consumers.remove(&key);
-                    effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
-                    respond(&mut effects, reply, Outcome::ConsumerDeleted(key));
-                } else {
-                    if bound.is_some() {
-                        effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
-                    }
-                    // The leader checked the delete against applied state only (§2.7), so a
-                    // stream delete proposed just before can take the consumer first. NATS
-                    // answers nobody then and the client times out (L7, seeds 3415 and 4195 of
-                    // generator 7); we answer that there is nothing to delete.
-                    let error = if had_parent { ApiError::ConsumerNotFound } else { ApiError::StreamNotFound };
-                    if let Some(reply) = reply {
-                        effects.push(Effect::Respond { reply, result: Err(error) });
-                    }
-                }
+                inflight.remove_consumer(&ca.key());
+                self.process_remove_consumer(&ca, reply, &mut effects);
             }
         }
         Ok(effects)
+    }
+
+    /// Decode and validate the meta entry at `index` without applying it: for staging during
+    /// recovery (§3.2). Failures become the sticky write error, as in `apply`.
+    pub fn decode_entry(&mut self, index: u64, data: &[u8]) -> Result<MetaEntry, ApplyError> {
+        if let Some(e) = &self.write_error {
+            return Err(ApplyError::Stopped(e.clone()));
+        }
+        assert!(index > self.applied_index, "meta entries apply in log order: {index} after {}", self.applied_index);
+        let entry = MetaEntry::decode(data).map_err(|source| ApplyError::Decode { index, source });
+        let checked = entry.and_then(|entry| {
+            let reason = match &entry {
+                MetaEntry::AssignStream { sa, .. }
+                | MetaEntry::UpdateStream { sa, .. }
+                | MetaEntry::RemoveStream { sa, .. } => validate_stream(sa, self.api_level).err(),
+                MetaEntry::AssignConsumer { ca, .. } | MetaEntry::RemoveConsumer { ca, .. } => {
+                    validate_consumer(ca, self.api_level).err()
+                }
+            };
+            match reason {
+                Some(reason) => Err(ApplyError::Invalid { index, reason }),
+                None => Ok(entry),
+            }
+        });
+        if let Err(e) = &checked {
+            self.write_error = Some(e.to_string());
+        }
+        checked
+    }
+
+    /// processStreamAssignment: store a (validated) stream assignment and run it locally.
+    pub(super) fn process_assign_stream(
+        &mut self,
+        sa: StreamAssignment,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.changed();
+        let decoded = validate_stream(&sa, self.api_level).expect("validated before processing");
+        let key = sa.key();
+        self.store_stream(sa, &decoded);
+        if self.stream_effects(&key, me, effects) {
+            respond(effects, reply, Outcome::StreamCreated(key));
+        }
+    }
+
+    /// processUpdateStreamAssignment: as an assignment, but only of a stream already there.
+    pub(super) fn process_update_stream(
+        &mut self,
+        sa: StreamAssignment,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
+        let key = sa.key();
+        if !self.streams.contains_key(&key) {
+            // §2.2: an update of a stream that is not there is ignored.
+            return;
+        }
+        self.changed();
+        let decoded = validate_stream(&sa, self.api_level).expect("validated before processing");
+        self.store_stream(sa, &decoded);
+        if self.stream_effects(&key, me, effects) {
+            respond(effects, reply, Outcome::StreamUpdated(key));
+        }
+    }
+
+    /// processStreamRemoval: drop the assignment; the local copy goes only if it is not a
+    /// newer incarnation than the entry's (§2.3).
+    pub(super) fn process_remove_stream(
+        &mut self,
+        sa: &StreamAssignment,
+        reply: Option<Reply>,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.changed();
+        let key = sa.key();
+        let bound = created_bound(sa.created_ms);
+        if self.streams.remove(&key).is_some() {
+            self.unsupported_streams.remove(&key);
+            self.unsupported_consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
+            effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: bound });
+            respond(effects, reply, Outcome::StreamDeleted(key));
+        } else if bound.is_some() {
+            effects.push(Effect::RemoveLocalStream { key, created_ms_max: bound });
+        }
+    }
+
+    /// processConsumerAssignment: store a (validated) consumer under its applied parent and
+    /// run it locally; a consumer whose parent is absent is dropped.
+    pub(super) fn process_assign_consumer(
+        &mut self,
+        ca: ConsumerAssignment,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
+        let decoded = validate_consumer(&ca, self.api_level).expect("validated before processing");
+        let key = ca.key();
+        let skey = ca.stream_key();
+        let Some(sa) = self.streams.get_mut(&skey) else {
+            return;
+        };
+        assert_eq!(ca.stream, sa.name, "a consumer's stream names its parent");
+        let (created_ms, group) = (ca.created_ms, ca.group.clone());
+        sa.consumers.insert(ca.name.clone(), ca);
+        self.changed();
+        if let Some(reason) = decoded.unsupported_reason() {
+            self.unsupported_consumers.entry(key.clone()).or_insert_with(|| reason.to_string());
+        }
+        if self.unsupported_consumers.contains_key(&key) {
+            // Stop the parent too, so its retention cannot drop messages the consumer
+            // this server cannot run would have needed.
+            let reason = format!("stopped - unsupported consumer \"{}\"", key.name);
+            self.unsupported_streams.entry(skey.clone()).or_insert(reason);
+            effects.push(Effect::StopConsumer { key });
+            effects.push(Effect::StopStream { key: skey });
+        } else if self.unsupported_streams.contains_key(&skey) {
+            effects.push(Effect::StopConsumer { key });
+        } else {
+            if group.is_member(me) {
+                effects.push(Effect::RunConsumer { key: key.clone(), created_ms, group });
+            } else {
+                effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
+            }
+            respond(effects, reply, Outcome::ConsumerCreated(key));
+        }
+    }
+
+    /// processConsumerRemoval: drop the consumer if the entry names its current group (§2.5).
+    pub(super) fn process_remove_consumer(
+        &mut self,
+        ca: &ConsumerAssignment,
+        reply: Option<Reply>,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.changed();
+        let key = ca.key();
+        let bound = created_bound(ca.created_ms);
+        let parent = self.streams.get_mut(&ca.stream_key());
+        let had_parent = parent.is_some();
+        let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
+            // §2.5: a remove for another incarnation (other group) leaves it alone.
+            Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
+            _ => None,
+        });
+        if matched.is_some() {
+            self.unsupported_consumers.remove(&key);
+            effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
+            respond(effects, reply, Outcome::ConsumerDeleted(key));
+        } else {
+            if bound.is_some() {
+                effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
+            }
+            // The leader checked the delete against applied state only (§2.7), so a
+            // stream delete proposed just before can take the consumer first. NATS
+            // answers nobody then and the client times out (L7, seeds 3415 and 4195 of
+            // generator 7); we answer that there is nothing to delete.
+            let error = if had_parent { ApiError::ConsumerNotFound } else { ApiError::StreamNotFound };
+            if let Some(reply) = reply {
+                effects.push(Effect::Respond { reply, result: Err(error) });
+            }
+        }
     }
 
     /// Store `sa` in place of any previous assignment, carrying its consumers over; mark it
@@ -315,7 +406,7 @@ impl MetaState {
     }
 
     /// Local effects of the stream assignment now stored under `key`; false when unsupported.
-    fn stream_effects(&self, key: &StreamKey, me: PeerId, effects: &mut Vec<Effect>) -> bool {
+    pub(super) fn stream_effects(&self, key: &StreamKey, me: PeerId, effects: &mut Vec<Effect>) -> bool {
         let sa = &self.streams[key];
         if self.unsupported_streams.contains_key(key) {
             effects.push(Effect::StopStream { key: key.clone() });
@@ -334,66 +425,7 @@ impl MetaState {
         &self.streams
     }
 
-    /// Replace the state with a snapshot's assignments at `index` (normal mode: catch-up or
-    /// restart; the staged recovery of §3 is a later layer). Markers of assets still present
-    /// stay (sticky within the process); new ones are judged from their configs. Returns the
-    /// effects that make this server run what it is a member of. An assignment that fails
-    /// validation becomes the sticky write error, as an entry would.
-    pub fn install_snapshot(
-        &mut self,
-        index: u64,
-        streams: BTreeMap<StreamKey, StreamAssignment>,
-        me: PeerId,
-    ) -> Result<Vec<Effect>, ApplyError> {
-        if let Some(e) = &self.write_error {
-            return Err(ApplyError::Stopped(e.clone()));
-        }
-        let mut unsupported_streams = BTreeMap::new();
-        let mut unsupported_consumers = BTreeMap::new();
-        for (key, sa) in &streams {
-            let decoded =
-                validate_stream(&sa.without_consumers(), self.api_level).map_err(|reason| self.fail(index, reason))?;
-            if let Some(reason) = self.unsupported_streams.get(key).map(String::as_str).or(decoded.unsupported_reason())
-            {
-                unsupported_streams.insert(key.clone(), reason.to_string());
-            }
-            for ca in sa.consumers.values() {
-                let decoded = validate_consumer(ca, self.api_level).map_err(|reason| self.fail(index, reason))?;
-                let ckey = ca.key();
-                let marker = self.unsupported_consumers.get(&ckey).map(String::as_str).or(decoded.unsupported_reason());
-                if let Some(reason) = marker {
-                    unsupported_consumers.insert(ckey.clone(), reason.to_string());
-                    let stopped = format!("stopped - unsupported consumer \"{}\"", ckey.name);
-                    unsupported_streams.entry(key.clone()).or_insert(stopped);
-                }
-            }
-        }
-        self.changed();
-        self.streams = streams;
-        self.unsupported_streams = unsupported_streams;
-        self.unsupported_consumers = unsupported_consumers;
-        self.applied_index = self.applied_index.max(index);
-        let mut effects = Vec::new();
-        for key in self.streams.keys() {
-            if self.stream_effects(key, me, &mut effects) {
-                for ca in self.streams[key].consumers.values() {
-                    let ckey = ca.key();
-                    if self.unsupported_consumers.contains_key(&ckey) {
-                        effects.push(Effect::StopConsumer { key: ckey });
-                    } else if ca.group.is_member(me) {
-                        effects.push(Effect::RunConsumer {
-                            key: ckey,
-                            created_ms: ca.created_ms,
-                            group: ca.group.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        Ok(effects)
-    }
-
-    fn fail(&mut self, index: u64, reason: String) -> ApplyError {
+    pub(super) fn fail(&mut self, index: u64, reason: String) -> ApplyError {
         let error = ApplyError::Invalid { index, reason };
         self.write_error.get_or_insert_with(|| error.to_string());
         error
@@ -469,14 +501,7 @@ impl MetaState {
 
     /// The replicated projection (§10): local-only fields (`preferred`) cleared.
     pub fn projection(&self) -> Projection {
-        let mut p = self.streams.clone();
-        for sa in p.values_mut() {
-            sa.group.preferred = None;
-            for ca in sa.consumers.values_mut() {
-                ca.group.preferred = None;
-            }
-        }
-        p
+        project(&self.streams)
     }
 
     /// A fixed digest of [`MetaState::projection`], for "same applied index ⇒ same projection".
@@ -502,7 +527,7 @@ impl MetaState {
     }
 
     /// Forget the cached digest and verdict: the state is about to change.
-    fn changed(&mut self) {
+    pub(super) fn changed(&mut self) {
         self.digest_cache.set(None);
         *self.structure_cache.get_mut() = None;
     }
@@ -542,6 +567,18 @@ impl MetaState {
         }
         Ok(())
     }
+}
+
+/// The projection (§10) of a set of assignments: local-only fields (`preferred`) cleared.
+pub fn project(streams: &BTreeMap<StreamKey, StreamAssignment>) -> Projection {
+    let mut p = streams.clone();
+    for sa in p.values_mut() {
+        sa.group.preferred = None;
+        for ca in sa.consumers.values_mut() {
+            ca.group.preferred = None;
+        }
+    }
+    p
 }
 
 fn respond(effects: &mut Vec<Effect>, reply: Option<Reply>, outcome: Outcome) {

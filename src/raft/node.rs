@@ -326,6 +326,20 @@ impl RaftNode {
         if self.role != Role::Leader {
             return;
         }
+        // NRG hands over even without a preference: to a peer that holds the whole log and was
+        // heard from within an election timeout, drawn at random (Go map order). An observer
+        // ignores the hand-over, and an election follows.
+        let preferred = preferred.or_else(|| {
+            let last = self.log.last_index();
+            let recent = now.saturating_sub(self.config.election_timeout_ms_min);
+            let current: Vec<PeerId> = self
+                .progress
+                .iter()
+                .filter(|(id, pr)| **id != self.config.id && pr.match_index == last && pr.contact_ms >= recent)
+                .map(|(id, _)| *id)
+                .collect();
+            (!current.is_empty()).then(|| current[(rng.next_u64() % current.len() as u64) as usize])
+        });
         if let Some(peer) = preferred.filter(|p| *p != self.config.id) {
             if self.progress.contains_key(&peer) {
                 self.send_append(peer);

@@ -32,6 +32,12 @@ impl Progress {
         if rejected_prev < self.match_index || rejected_prev >= self.next_index {
             return false;
         }
+        if rejected_prev == self.match_index && rejected_prev > 0 {
+            // The follower once acknowledged `rejected_prev` and now lacks it: a disk that lost
+            // synced data, or a duplicated old rejection. Probe below it rather than insist on
+            // it forever (commit never moves back, so forgetting the match is safe).
+            self.match_index = hint.min(rejected_prev - 1);
+        }
         let next_before = self.next_index;
         // Retry with prev = hint, but never below what is known to match, and always lower
         // than the rejected prev so the probe makes progress.

@@ -283,8 +283,15 @@ impl RaftNode {
         self.commit = last_index;
         self.handed_up = last_index;
         self.catchup_to = Some(last_index);
-        self.applied_queue.push(Applied::Signal(Signal::CatchupStarted));
-        self.applied_queue.push(Applied::Snapshot(snapshot.clone()));
+        // NRG: a follower with no snapshot of its own stages the leader's as part of the
+        // catch-up; one that had a snapshot applies the new one first, then catches up.
+        if self.snapshot.is_some() {
+            self.applied_queue.push(Applied::Snapshot(snapshot.clone()));
+            self.applied_queue.push(Applied::Signal(Signal::CatchupStarted));
+        } else {
+            self.applied_queue.push(Applied::Signal(Signal::CatchupStarted));
+            self.applied_queue.push(Applied::Snapshot(snapshot.clone()));
+        }
         self.applied_queue.push(Applied::Signal(Signal::CatchupDone));
         self.snapshot = Some(snapshot.clone());
         self.pending_snapshot = Some(snapshot);

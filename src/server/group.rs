@@ -343,10 +343,19 @@ impl Group {
                             env.crash_point("became-leader");
                         }
                         Signal::SteppedDown { .. } => self.is_leader = false,
-                        Signal::CatchupStarted => {}
+                        Signal::CatchupStarted => {
+                            if let Some(meta) = self.meta.as_deref_mut() {
+                                meta.on_catchup_started(env);
+                            }
+                        }
                         Signal::CatchupDone => self.replay_done = true,
                     }
                     env.trace("signal", &format!("{signal:?}"));
+                    if signal == Signal::CatchupDone && self.meta.as_deref_mut().is_some_and(|m| m.on_replay_done(env))
+                    {
+                        // §3.4: a recovery ends with a fresh snapshot and a compacted log.
+                        self.snapshot(env);
+                    }
                 }
             }
         }
@@ -386,19 +395,31 @@ impl Group {
 
     /// Snapshot the applied state and compact the log (kept by the node; persisted through the
     /// next Ready).
-    pub fn snapshot(&mut self, env: &mut Env<'_, Server>) {
+    /// Never while the meta layer recovers (§3.5): its state is partial until the flush.
+    /// Returns false when raft refused.
+    pub fn snapshot(&mut self, env: &mut Env<'_, Server>) -> bool {
         let index = self.node.applied_index();
-        if index <= self.node.snapshot_index() {
-            return;
+        if index <= self.node.snapshot_index() || self.meta.as_deref().is_some_and(MetaLayer::recovering) {
+            return true;
         }
-        let data = GroupSnapshot { applied: self.applied, meta: self.meta.as_ref().map(|m| m.snapshot()) };
+        let meta = self.meta.as_deref().map(MetaLayer::snapshot);
+        if let Some(m) = &meta {
+            let digest = sim::hash::digest(&crate::meta::state::project(&m.streams));
+            let me = env.node();
+            env.ghost().observe_meta_snapshot_taken(me, index, digest);
+        }
+        let data = GroupSnapshot { applied: self.applied, meta };
         let data = bincode::serialize(&data).expect("plain data encodes");
         match self.node.compact(index, data) {
             Ok(()) => {
                 self.last_snapshot_index = index;
                 env.trace("snapshot-taken", &index);
+                true
             }
-            Err(e) => env.trace("snapshot-refused", &e.to_string()),
+            Err(e) => {
+                env.trace("snapshot-refused", &e.to_string());
+                false
+            }
         }
     }
 }

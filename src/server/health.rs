@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::group::Group;
+use super::jetstream::MetaLayer;
 use super::{Server, META};
 use crate::meta::queries::{self, HealthContext, NodeFacts};
 use crate::meta::{ConsumerKey, LocalAssets, MetaState, StreamKey};
@@ -79,9 +80,9 @@ impl Server {
             me: self.me,
             now_ms: self.wall_ms,
             meta_group: META,
-            // The meta group replays its log at start; until the end-of-replay signal the
-            // applied state is partial.
-            recovering: meta.is_some_and(|g| !g.replay_done),
+            // The meta layer stages its replay at start; until the flush the applied state
+            // is partial (§3.5).
+            recovering: meta.and_then(|g| g.meta.as_deref()).is_some_and(MetaLayer::startup_recovering),
             meta_only,
         };
         let (state, local) = self.meta_views();

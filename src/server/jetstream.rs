@@ -4,14 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sim::{Env, NodeIndex};
 
+use super::assets::AssetRecord;
 use super::ops::ServerMsg;
 use super::Server;
 use crate::meta::{
     ApiError, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome, RaftGroup,
-    StreamAssignment, StreamKey, StreamResult,
+    RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
 };
 use crate::raft::{Index, Term};
 
@@ -28,6 +30,24 @@ pub const ANSWERS_KEPT_MAX: usize = 1_000;
 /// Assignment results waiting to go to the meta leader; more are dropped (and traced), as a
 /// publish with no subscriber would be.
 pub const RESULTS_OUT_MAX: usize = 1_000;
+/// The orphan check runs once, this long after start-up recovery ends (§4).
+pub const ORPHAN_CHECK_DELAY_MS: u64 = 30_000;
+
+/// Which recovery the meta layer is in (§3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RecoveryKind {
+    /// Replaying its own snapshot and log after a start (NATS `metaRecovering`).
+    Startup,
+    /// Catching up from a leader's snapshot during normal operation.
+    Catchup,
+}
+
+/// A recovery in progress: what it staged, and whether raft's replay-done signal came.
+pub struct Recovery {
+    pub kind: RecoveryKind,
+    pub staged: RecoveryUpdates,
+    pub replay_done: bool,
+}
 
 /// What a client gets back: the outcome or the API error, as text for the trace.
 pub type Answer = Result<String, String>;
@@ -62,6 +82,19 @@ pub struct MetaLayer {
     pub stream_capacity: Option<u32>,
     /// Failed creates to report to the meta leader; the server sends them after the input.
     pub results_out: Vec<StreamResult>,
+    /// The recovery in progress, if any (§3): entries and snapshots are staged meanwhile.
+    pub recovery: Option<Recovery>,
+    /// A route to another server exists: start-up recovery may end (NATS pushes the
+    /// replay-done signal only then).
+    pub route_up: bool,
+    /// When the one-shot orphan check runs, on the monotonic clock (§4).
+    pub orphan_check_at_ms: Option<u64>,
+    /// The orphan check came and its preconditions failed: NATS never retries it.
+    pub orphan_check_skipped: bool,
+    /// The asset files on disk, as last written (see [`super::assets`]).
+    pub asset_files: BTreeMap<String, AssetRecord>,
+    /// When the next periodic meta snapshot is due, on the monotonic clock.
+    pub snapshot_at_ms: u64,
 }
 
 impl MetaLayer {
@@ -81,7 +114,28 @@ impl MetaLayer {
             assets_changed: false,
             stream_capacity,
             results_out: Vec::new(),
+            recovery: Some(Recovery {
+                kind: RecoveryKind::Startup,
+                staged: RecoveryUpdates::new(bugs),
+                replay_done: false,
+            }),
+            route_up: false,
+            orphan_check_at_ms: None,
+            orphan_check_skipped: false,
+            asset_files: BTreeMap::new(),
+            snapshot_at_ms: 60_000,
         }
+    }
+
+    /// Staging instead of applying (§3): start-up or catch-up recovery.
+    pub fn recovering(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// NATS `metaRecovering`: the replay after a start has not ended (healthz says so, and the
+    /// layer stays quiet, §3.5).
+    pub fn startup_recovering(&self) -> bool {
+        self.recovery.as_ref().is_some_and(|r| r.kind == RecoveryKind::Startup)
     }
 
     /// One committed entry of the meta group, in order. `answer` is true on the acting leader:
@@ -89,6 +143,13 @@ impl MetaLayer {
     pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
         if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
             return self.on_other_entry(env, index);
+        }
+        env.ghost().observe_meta_entry(index, Some(data));
+        if let Some(recovery) = self.recovery.as_mut() {
+            if let Err(e) = self.state.stage(index, data, &mut recovery.staged) {
+                env.trace("meta-apply-error", &e.to_string());
+            }
+            return;
         }
         self.check_idempotent_create(env, data);
         let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
@@ -123,31 +184,159 @@ impl MetaLayer {
                 sa.created_ms
             );
             let me = env.node();
-            env.ghost().flag("meta-idempotent-create", me, message);
+            // A leader whose disk lost the committed assignment proposes a fresh one: excused then.
+            env.ghost().diverged("meta-idempotent-create", me, message);
         }
     }
 
     /// A membership change or leader no-op: nothing for the meta state, but it counts.
     pub fn on_other_entry(&mut self, env: &mut Env<'_, Server>, index: Index) {
         if self.state.write_error().is_none() {
+            env.ghost().observe_meta_entry(index, None);
             self.state.note_applied(index);
-            self.observe_projection(env);
+            if !self.recovering() {
+                self.observe_projection(env);
+            }
         }
     }
 
+    /// The meta snapshot: the applied assignments only (S8). The bug switch adds the leader's
+    /// inflight streams.
     pub fn snapshot(&self) -> MetaSnapshot {
-        MetaSnapshot { streams: self.state.snapshot_streams().clone() }
+        let mut streams = self.state.snapshot_streams().clone();
+        if self.bugs.snapshot_includes_inflight {
+            for (key, op) in self.inflight.streams().filter(|(_, op)| !op.deleted) {
+                streams.entry(key.clone()).or_insert_with(|| op.assignment.clone());
+            }
+        }
+        MetaSnapshot { streams }
     }
 
+    /// A meta snapshot at `index`: staged while recovering, else applied as a diff, after
+    /// which local orphans are removed silently (§3.3 step 5).
     pub fn install(&mut self, env: &mut Env<'_, Server>, index: Index, snapshot: MetaSnapshot) {
-        match self.state.install_snapshot(index, snapshot.streams, env.node()) {
+        let digest = sim::hash::digest(&crate::meta::state::project(&snapshot.streams));
+        let me = env.node();
+        env.ghost().observe_meta_snapshot(me, index, digest, &snapshot.streams);
+        if let Some(recovery) = self.recovery.as_mut() {
+            if let Err(e) = self.state.stage_snapshot(index, snapshot.streams, &mut recovery.staged) {
+                env.trace("meta-apply-error", &e.to_string());
+            }
+            env.trace("meta-snapshot-staged", &index);
+            return;
+        }
+        match self.state.apply_snapshot(index, snapshot.streams, me) {
             Ok(effects) => {
-                let (me, digest) = (env.node(), self.state.projection_digest());
-                env.ghost().observe_meta_snapshot(me, index, digest);
                 self.observe_projection(env);
-                self.run_effects(env, effects, false, false)
+                self.run_effects(env, effects, false, false);
+                // The leader's snapshot, just applied in normal mode, is a view in sync.
+                self.remove_orphans(env, "snapshot", true);
             }
             Err(e) => env.trace("meta-apply-error", &e.to_string()),
+        }
+    }
+
+    /// Raft hands up a snapshot install: catch-up recovery begins unless one is running.
+    pub fn on_catchup_started(&mut self, env: &mut Env<'_, Server>) {
+        if self.recovery.is_none() && self.state.write_error().is_none() {
+            let staged = RecoveryUpdates::new(self.bugs);
+            self.recovery = Some(Recovery { kind: RecoveryKind::Catchup, staged, replay_done: false });
+            env.trace("meta-recovery", &RecoveryKind::Catchup);
+        }
+    }
+
+    /// Raft's replay-done signal (NRG's `nil` entry). Start-up recovery ends only once a route
+    /// is up; true when the recovery ended here.
+    pub fn on_replay_done(&mut self, env: &mut Env<'_, Server>) -> bool {
+        match self.recovery.as_mut() {
+            Some(recovery) => {
+                recovery.replay_done = true;
+                self.try_finish_recovery(env)
+            }
+            None => false,
+        }
+    }
+
+    /// End the recovery if raft's replay is done and (at start-up) a route exists: flush the
+    /// staged work in the fixed order (§3.4). True when it ended; the caller then snapshots.
+    pub fn try_finish_recovery(&mut self, env: &mut Env<'_, Server>) -> bool {
+        let Some(recovery) = self.recovery.as_ref() else { return false };
+        if !recovery.replay_done || (recovery.kind == RecoveryKind::Startup && !self.route_up) {
+            return false;
+        }
+        let Recovery { kind, staged, .. } = self.recovery.take().expect("checked above");
+        env.trace("meta-recovered", &(kind, self.state.applied_index(), staged.len()));
+        // The order within a class is drawn from the seed; an empty recovery draws nothing.
+        let seed = if staged.is_empty() { 0 } else { env.rng().next_u64() };
+        let mut order = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let effects = self.state.flush(staged, env.node(), &mut order);
+        self.observe_recovered(env);
+        self.run_effects(env, effects, false, false);
+        if kind == RecoveryKind::Startup {
+            self.orphan_check_at_ms = Some(env.monotonic_ms() + ORPHAN_CHECK_DELAY_MS);
+        }
+        true
+    }
+
+    /// S6: a recovery ends with exactly the projection of applying the same entries one by one
+    /// (the ghost's oracle at this index).
+    fn observe_recovered(&self, env: &mut Env<'_, Server>) {
+        if self.state.write_error().is_some() {
+            return;
+        }
+        let (me, index, digest) = (env.node(), self.state.applied_index(), self.state.projection_digest());
+        env.ghost().observe_recovered(me, index, digest);
+    }
+
+    /// The one-shot orphan check (§4), when due: only with a known meta leader and a healthy
+    /// meta group, else skipped for good. `leader_known` and `healthy` describe the meta node
+    /// now.
+    pub fn orphan_check(&mut self, env: &mut Env<'_, Server>, leader_known: bool, healthy: bool) {
+        let Some(at) = self.orphan_check_at_ms else { return };
+        if env.monotonic_ms() < at {
+            return;
+        }
+        self.orphan_check_at_ms = None;
+        let in_sync = leader_known && healthy;
+        if !self.bugs.orphan_check_before_sync && !in_sync {
+            self.orphan_check_skipped = true;
+            env.trace("orphan-check-skipped", &(leader_known, healthy));
+            return;
+        }
+        self.remove_orphans(env, "check", in_sync);
+    }
+
+    /// Delete every local stream the applied state lacks and every local consumer its
+    /// assigned stream lacks (§4). Each deletion is shown to the ghost (S12), with whether
+    /// this server's view was in sync with the leader's.
+    fn remove_orphans(&mut self, env: &mut Env<'_, Server>, why: &str, in_sync: bool) {
+        // S14: never while the start-up replay is staged.
+        assert!(!self.startup_recovering(), "orphans are judged only after recovery");
+        let orphans = self.local.orphans(&self.state);
+        let me = env.node();
+        let any = !orphans.streams.is_empty() || !orphans.consumers.is_empty();
+        if !in_sync && any {
+            let message = format!(
+                "removes {} streams and {} consumers as orphans with no known meta leader or an unhealthy meta group",
+                orphans.streams.len(),
+                orphans.consumers.len()
+            );
+            env.ghost().flag("meta-orphan-stale-view", me, message);
+        }
+        for key in orphans.streams {
+            let created = self.local.stream(&key).map(|a| a.created_ms).expect("an orphan is local");
+            env.ghost().observe_orphan_removed(me, &key.account, &key.name, None, created);
+            let change = self.local.apply_effect(&Effect::RemoveLocalStream { key: key.clone(), created_ms_max: None });
+            env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
+            self.assets_changed = true;
+        }
+        for key in orphans.consumers {
+            let created = self.local.consumer(&key).map(|a| a.created_ms).expect("an orphan is local");
+            env.ghost().observe_orphan_removed(me, &key.account, &key.stream, Some(&key.name), created);
+            let change =
+                self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
+            env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
+            self.assets_changed = true;
         }
     }
 

@@ -3,6 +3,7 @@
 //! sans-IO core in [`crate::raft`].
 
 pub mod applied;
+pub mod assets;
 pub mod group;
 pub mod health;
 mod info;
@@ -40,8 +41,15 @@ pub const BUG_META_LIMITS_IGNORE_INFLIGHT: &str = "meta-limits-ignore-inflight";
 pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
 pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
 pub const BUG_META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
+pub const BUG_ORPHAN_CHECK_BEFORE_SYNC: &str = "orphan-check-before-sync";
+pub const BUG_RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
+pub const BUG_RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
+pub const BUG_SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
 
 const TICK_TIMER: u64 = 0;
+/// The meta group snapshots every minute, and retries after 15 s when one failed (§3.7).
+const SNAPSHOT_INTERVAL_MS: u64 = 60_000;
+const SNAPSHOT_RETRY_MS: u64 = 15_000;
 /// NRG checks the cluster size every second until a leader was seen.
 const COLD_BOOT_CHECK_MS: u64 = 1_000;
 
@@ -214,6 +222,17 @@ impl Server {
         }
         meta.assets_changed = false;
         let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
+        if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
+            env.trace("fsync-lost", &"assets");
+            let me = env.node();
+            env.ghost().tainted.insert(me);
+        }
+        // An R1 stream's messages go with the last asset that refers to its group.
+        for path in env.disk().list(storage::MessageFile::PREFIX) {
+            if !kept.contains(&path[storage::MessageFile::PREFIX.len()..]) {
+                env.disk().remove(&path);
+            }
+        }
         let stale: Vec<String> =
             self.groups.keys().filter(|n| *n != META && !desired.contains_key(*n)).cloned().collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
@@ -268,7 +287,8 @@ impl Server {
                 // The meta layer acts as leader only past the apply barrier (§1.8), unless
                 // the bug switch lets it act as soon as raft wins.
                 let acting = if meta.bugs.leader_before_barrier { node.role() == Role::Leader } else { node.leader() };
-                let acting = acting && meta.state.write_error().is_none();
+                // §3.5: a recovering meta layer stays quiet, leadership included.
+                let acting = acting && meta.state.write_error().is_none() && !meta.recovering();
                 let term = acting.then(|| node.term());
                 if meta.leader_term != term {
                     meta.on_leader_change(env, term);
@@ -284,6 +304,8 @@ impl Server {
             }
             if let Some(term) = became_leader {
                 repair_sync_subjects(env, group, term);
+                // §3.7: a new leader starts from a fresh snapshot.
+                group.snapshot(env);
             }
             if group.node.role() == Role::Leader {
                 let (me, term, commit) = (env.node(), group.node.term(), group.node.commit_index());
@@ -323,12 +345,63 @@ impl Server {
         }
     }
 
+    /// Restore the local streams and consumers from this server's disk, before the meta
+    /// group replays: whatever the replay does not assign is an orphan (§4).
+    fn restore_assets(env: &mut Env<'_, Self>, meta: &mut MetaLayer) {
+        let (records, refused) = assets::restore(env.disk());
+        for error in refused {
+            env.trace("asset-refused", &error.to_string());
+        }
+        let (local, homeless) = assets::rebuild(&records);
+        for key in homeless {
+            env.trace("asset-without-stream", &key);
+        }
+        if !records.is_empty() {
+            env.trace("assets-restored", &records.len());
+        }
+        meta.local = local;
+        meta.asset_files = records.into_iter().collect();
+        meta.assets_changed = true;
+    }
+
+    /// A message from another server: a route exists, so start-up recovery may end.
+    fn note_route(&mut self) {
+        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            meta.route_up = true;
+        }
+    }
+
+    /// The meta layer's timed work: end start-up recovery once a route is up, the one-shot
+    /// orphan check, and the periodic snapshot (every minute, 15 s after a failure, §3.7).
+    fn meta_tick(&mut self, env: &mut Env<'_, Self>) {
+        let Some(group) = self.groups.get_mut(META) else { return };
+        let now = env.monotonic_ms();
+        let Some(meta) = group.meta.as_deref_mut() else { return };
+        if meta.try_finish_recovery(env) {
+            group.snapshot(env);
+        }
+        let meta = group.meta.as_deref_mut().expect("still there");
+        if meta.orphan_check_at_ms.is_some_and(|at| at <= now) {
+            let (leader_known, healthy) = (group.node.group_leader().is_some(), group.node.healthy(now));
+            meta.orphan_check(env, leader_known, healthy);
+        }
+        if now >= meta.snapshot_at_ms && !meta.recovering() {
+            let taken = group.snapshot(env);
+            let meta = group.meta.as_deref_mut().expect("still there");
+            meta.snapshot_at_ms = now + if taken { SNAPSHOT_INTERVAL_MS } else { SNAPSHOT_RETRY_MS };
+        }
+    }
+
     fn meta_bugs(env: &Env<'_, Self>) -> MetaBugs {
         MetaBugs {
             no_inflight: env.bug(BUG_META_NO_INFLIGHT),
             limits_ignore_inflight: env.bug(BUG_META_LIMITS_IGNORE_INFLIGHT),
             leader_before_barrier: env.bug(BUG_META_LEADER_BEFORE_BARRIER),
             reassign_repeated: env.bug(BUG_META_REASSIGN_REPEATED),
+            recovery_keep_consumer_on_stream_remove: env.bug(BUG_RECOVERY_KEEP_CONSUMER),
+            recovery_snapshot_no_reconcile: env.bug(BUG_RECOVERY_SNAPSHOT_NO_RECONCILE),
+            snapshot_includes_inflight: env.bug(BUG_SNAPSHOT_INCLUDES_INFLIGHT),
+            orphan_check_before_sync: env.bug(BUG_ORPHAN_CHECK_BEFORE_SYNC),
         }
     }
 
@@ -461,7 +534,9 @@ impl Server {
                     env.trace("op-refused", &e.to_string());
                 }
             }
-            MetaOp::Snapshot {} => group.snapshot(env),
+            MetaOp::Snapshot {} => {
+                group.snapshot(env);
+            }
             MetaOp::InjectInflightStream { account, name, peers } => {
                 let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
                 match injected_stream(&account, &name, &peers, env.servers(), env.now_ms()) {
@@ -535,7 +610,11 @@ impl System for Server {
                     let mut group = Group::new(META, node, snapshot_every, ack_early);
                     let (api_level, capacity) =
                         (env.config().api_level(env.node()), env.config().stream_capacity(env.node()));
-                    group.meta = Some(Box::new(MetaLayer::new(Self::meta_bugs(env), api_level, capacity)));
+                    let mut meta = Box::new(MetaLayer::new(Self::meta_bugs(env), api_level, capacity));
+                    Self::restore_assets(env, &mut meta);
+                    // A one-server meta group needs no route to end its replay.
+                    meta.route_up = group.node.peers().len() <= 1;
+                    group.meta = Some(meta);
                     server.groups.insert(META.to_string(), group);
                 }
                 Err(reason) => {
@@ -554,6 +633,9 @@ impl System for Server {
     }
 
     fn on_message(&mut self, env: &mut Env<'_, Self>, from: NodeIndex, msg: ServerMsg) {
+        if from != env.node() {
+            self.note_route();
+        }
         match msg {
             ServerMsg::Raft { group, msg } => {
                 if let Some(g) = self.groups.get_mut(&group) {
@@ -592,6 +674,7 @@ impl System for Server {
         }
         self.send_due_answers(env);
         self.stats_tick(env);
+        self.meta_tick(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -650,6 +733,18 @@ impl System for Server {
             }
             _ => {}
         }
+    }
+
+    fn excuse(ghost: &Ghost) -> Option<String> {
+        (!ghost.tainted.is_empty()).then(|| format!("the disks of {:?} lost synced data", ghost.tainted))
+    }
+
+    fn generate_churn_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
+        Some(match rng.gen_range(0..4) {
+            0 | 1 => MetaOp::Stepdown { preferred: None },
+            2 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
+            _ => MetaOp::Snapshot {},
+        })
     }
 
     fn generate_client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
@@ -788,6 +883,22 @@ impl System for Server {
             BugSwitch {
                 name: BUG_META_REASSIGN_REPEATED,
                 what: "every failed-create report re-places the stream, even one already being re-placed (PR #6121)",
+            },
+            BugSwitch {
+                name: BUG_ORPHAN_CHECK_BEFORE_SYNC,
+                what: "the orphan check after start-up runs without a known leader or a healthy meta group (PR #5767)",
+            },
+            BugSwitch {
+                name: BUG_RECOVERY_KEEP_CONSUMER,
+                what: "a stream removal staged in recovery keeps the stream's staged consumer ops (PR #6066)",
+            },
+            BugSwitch {
+                name: BUG_RECOVERY_SNAPSHOT_NO_RECONCILE,
+                what: "a snapshot staged in recovery does not drop the staged ops it supersedes (PR #8324)",
+            },
+            BugSwitch {
+                name: BUG_SNAPSHOT_INCLUDES_INFLIGHT,
+                what: "the meta leader's snapshot includes its inflight (proposed, unapplied) streams",
             },
             BugSwitch {
                 name: BUG_OS_TIME,
@@ -1020,6 +1131,20 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                     m.local.streams().filter(|(_, a)| a.running).map(|(k, _)| k.to_string()).collect();
                 fail(Some(*node), format!("runs {running:?}, expected {count} streams"))
             }
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Groups { node, count } => match cluster.server(*node) {
+            Some(s) if s.groups().count() == *count => Ok(()),
+            Some(s) => {
+                let names: Vec<&str> = s.groups().map(|g| g.name.as_str()).collect();
+                fail(Some(*node), format!("runs groups {names:?}, expected {count}"))
+            }
+            None => fail(Some(*node), "is down".into()),
+        },
+        MetaExpect::LocalStream { node, account, name, exists } => match layer(*node) {
+            Some(m) if m.local.stream(&meta::StreamKey::new(account, name)).is_some() == *exists => Ok(()),
+            Some(_) if *exists => fail(Some(*node), format!("holds no local stream {account}:{name}")),
+            Some(_) => fail(Some(*node), format!("holds local stream {account}:{name}")),
             None => fail(Some(*node), "has no running meta group".into()),
         },
         MetaExpect::Answers { node, at_least } => match layer(*node) {

@@ -366,6 +366,20 @@ pub enum MetaExpect {
         node: NodeIndex,
         count: usize,
     },
+    /// Raft groups `node` runs, the meta group included.
+    Groups {
+        node: NodeIndex,
+        count: usize,
+    },
+    /// Whether `node` holds stream `name` locally (running or stopped): restored from disk,
+    /// created by an assignment, or an orphan not yet removed.
+    LocalStream {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        exists: bool,
+    },
     /// Answers the clients of `node` received (successes and errors).
     Answers {
         node: NodeIndex,

@@ -1,0 +1,334 @@
+//! Recovery (spec §3): while a server replays its log at start-up, or catches up from a leader's
+//! snapshot, meta operations are staged in [`RecoveryUpdates`] instead of applied, and flushed
+//! in a fixed class order when replay ends. Snapshots are applied as a diff against the current
+//! assignments (§3.3), staged or not. The result must equal applying the same entries one by
+//! one (S6); the checks hold this module to that.
+
+use std::collections::BTreeMap;
+
+use rand::seq::SliceRandom;
+use rand::RngCore;
+
+use super::entry::MetaEntry;
+use super::inflight::MetaBugs;
+use super::model::{ConsumerAssignment, PeerId, StreamAssignment, StreamKey};
+use super::state::{validate_consumer, validate_stream, ApplyError, Effect, MetaState};
+
+/// Staged operations, at most this many keys in all: a log holds far fewer distinct assets.
+pub const STAGED_KEYS_MAX: usize = 1_000_000;
+
+type StagedConsumers = BTreeMap<StreamKey, BTreeMap<String, ConsumerAssignment>>;
+
+/// NATS `recoveryUpdates`: the work a recovery will do once replay ends, by stream key. The
+/// staging rules of §3.2 decide what supersedes what; consumer ops are grouped by their stream
+/// so a stream removal can drop them (PR #6066).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryUpdates {
+    pub remove_streams: BTreeMap<StreamKey, StreamAssignment>,
+    pub add_streams: BTreeMap<StreamKey, StreamAssignment>,
+    pub update_streams: BTreeMap<StreamKey, StreamAssignment>,
+    pub remove_consumers: StagedConsumers,
+    pub update_consumers: StagedConsumers,
+    bugs: MetaBugs,
+}
+
+impl RecoveryUpdates {
+    pub fn new(bugs: MetaBugs) -> Self {
+        RecoveryUpdates { bugs, ..RecoveryUpdates::default() }
+    }
+
+    /// Staged keys in all (streams and consumers).
+    pub fn len(&self) -> usize {
+        let consumers = |m: &StagedConsumers| m.values().map(BTreeMap::len).sum::<usize>();
+        self.remove_streams.len()
+            + self.add_streams.len()
+            + self.update_streams.len()
+            + consumers(&self.remove_consumers)
+            + consumers(&self.update_consumers)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bounded(&self) {
+        assert!(self.len() <= STAGED_KEYS_MAX, "recovery stages more than {STAGED_KEYS_MAX} keys");
+    }
+
+    /// A stream removal subsumes everything staged for the stream and its consumers; the
+    /// removal itself stays, so a later add makes a recreate (remove + add).
+    pub fn remove_stream(&mut self, sa: StreamAssignment) {
+        let key = sa.key();
+        self.add_streams.remove(&key);
+        self.update_streams.remove(&key);
+        if !self.bugs.recovery_keep_consumer_on_stream_remove {
+            self.update_consumers.remove(&key);
+            self.remove_consumers.remove(&key);
+        }
+        self.remove_streams.insert(key, sa);
+        self.bounded();
+    }
+
+    /// A fresh add supersedes staged updates; a staged removal stays (recreate).
+    pub fn add_stream(&mut self, sa: StreamAssignment) {
+        let key = sa.key();
+        self.update_streams.remove(&key);
+        self.add_streams.insert(key, sa);
+        self.bounded();
+    }
+
+    /// An update is staged beside any staged add (flushed after it).
+    pub fn update_stream(&mut self, sa: StreamAssignment) {
+        self.update_streams.insert(sa.key(), sa);
+        self.bounded();
+    }
+
+    /// A consumer removal overwrites an earlier staged removal and drops a staged add.
+    pub fn remove_consumer(&mut self, ca: ConsumerAssignment) {
+        let skey = ca.stream_key();
+        if let Some(staged) = self.update_consumers.get_mut(&skey) {
+            staged.remove(&ca.name);
+            if staged.is_empty() {
+                self.update_consumers.remove(&skey);
+            }
+        }
+        self.remove_consumers.entry(skey).or_default().insert(ca.name.clone(), ca);
+        self.bounded();
+    }
+
+    /// A consumer add or update; a staged removal stays (recreate).
+    pub fn add_or_update_consumer(&mut self, ca: ConsumerAssignment) {
+        self.update_consumers.entry(ca.stream_key()).or_default().insert(ca.name.clone(), ca);
+        self.bounded();
+    }
+
+    /// §3.3 step 3: a snapshot is newer than everything staged before it, so staged work on
+    /// streams and consumers the snapshot lacks would revive deleted assets. Staged removals
+    /// are kept.
+    pub fn reconcile(&mut self, snapshot: &BTreeMap<StreamKey, StreamAssignment>) {
+        let gone: Vec<StreamKey> = self.add_streams.keys().filter(|k| !snapshot.contains_key(k)).cloned().collect();
+        for key in gone {
+            self.add_streams.remove(&key);
+            self.update_streams.remove(&key);
+            self.update_consumers.remove(&key);
+            self.remove_consumers.remove(&key);
+        }
+        let gone: Vec<StreamKey> = self.update_streams.keys().filter(|k| !snapshot.contains_key(k)).cloned().collect();
+        for key in gone {
+            self.update_streams.remove(&key);
+            self.update_consumers.remove(&key);
+            self.remove_consumers.remove(&key);
+        }
+        self.update_consumers.retain(|skey, consumers| {
+            let present = snapshot.get(skey).map(|sa| &sa.consumers);
+            consumers.retain(|name, _| present.is_some_and(|c| c.contains_key(name)));
+            !consumers.is_empty()
+        });
+    }
+}
+
+/// How a snapshot's assignments differ from the current ones (§3.3 step 2), in apply order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotDiff {
+    /// Streams to remove: gone from the snapshot, or recreated (the old incarnation).
+    pub stream_deletes: Vec<StreamAssignment>,
+    /// Streams to add with all their consumers: new, or recreated (the new incarnation).
+    pub stream_adds: Vec<StreamAssignment>,
+    /// Streams in both, updated in place (consumers applied separately below).
+    pub stream_checks: Vec<StreamAssignment>,
+    /// Consumers of checked streams that are gone or recreated.
+    pub consumer_deletes: Vec<ConsumerAssignment>,
+    /// Every consumer of every checked stream.
+    pub consumer_adds: Vec<ConsumerAssignment>,
+}
+
+/// The recreate rule (S13): same-name assets are different incarnations only when the created
+/// time differs AND the group differs. Otherwise the local data is kept (an idempotent create
+/// keeps its group; a scale or rename keeps its created time).
+pub fn recreated(created_old: u64, group_old: &str, created_new: u64, group_new: &str) -> bool {
+    created_old != created_new && group_old != group_new
+}
+
+impl SnapshotDiff {
+    pub fn new(old: &BTreeMap<StreamKey, StreamAssignment>, new: &BTreeMap<StreamKey, StreamAssignment>) -> Self {
+        let mut diff = SnapshotDiff::default();
+        for (key, osa) in old {
+            match new.get(key) {
+                None => diff.stream_deletes.push(osa.clone()),
+                Some(nsa) if recreated(osa.created_ms, &osa.group.name, nsa.created_ms, &nsa.group.name) => {
+                    diff.stream_deletes.push(osa.clone());
+                    diff.stream_adds.push(nsa.clone());
+                }
+                Some(nsa) => {
+                    diff.consumer_adds.extend(nsa.consumers.values().cloned());
+                    for oca in osa.consumers.values() {
+                        let gone = match nsa.consumers.get(&oca.name) {
+                            None => true,
+                            Some(nca) => recreated(oca.created_ms, &oca.group.name, nca.created_ms, &nca.group.name),
+                        };
+                        if gone {
+                            diff.consumer_deletes.push(oca.clone());
+                        }
+                    }
+                    diff.stream_checks.push(nsa.clone());
+                }
+            }
+        }
+        diff.stream_adds.extend(new.iter().filter(|(k, _)| !old.contains_key(k)).map(|(_, sa)| sa.clone()));
+        diff
+    }
+}
+
+impl MetaState {
+    /// Recovery mode: validate the entry at `index` and stage it (§3.2) instead of applying
+    /// it. The applied index moves; the assignments change only at [`MetaState::flush`].
+    pub fn stage(&mut self, index: u64, data: &[u8], ru: &mut RecoveryUpdates) -> Result<(), ApplyError> {
+        let entry = self.decode_entry(index, data)?;
+        match entry {
+            MetaEntry::AssignStream { sa, .. } => ru.add_stream(sa),
+            MetaEntry::UpdateStream { sa, .. } => ru.update_stream(sa),
+            MetaEntry::RemoveStream { sa, .. } => ru.remove_stream(sa),
+            MetaEntry::AssignConsumer { ca, .. } => ru.add_or_update_consumer(ca),
+            MetaEntry::RemoveConsumer { ca, .. } => ru.remove_consumer(ca),
+        }
+        self.applied_index = index;
+        Ok(())
+    }
+
+    /// Validate every assignment of a snapshot before anything changes (no partial apply); a
+    /// failure becomes the sticky write error.
+    fn validate_snapshot(
+        &mut self,
+        index: u64,
+        streams: &BTreeMap<StreamKey, StreamAssignment>,
+    ) -> Result<(), ApplyError> {
+        if let Some(e) = &self.write_error {
+            return Err(ApplyError::Stopped(e.clone()));
+        }
+        for (key, sa) in streams {
+            let checked = validate_stream(&sa.without_consumers(), self.api_level()).and_then(|_| {
+                if sa.key() != *key {
+                    return Err(format!("snapshot holds stream {} under {key}", sa.key()));
+                }
+                sa.consumers.values().try_for_each(|ca| {
+                    validate_consumer(ca, self.api_level())?;
+                    if ca.stream_key() != *key {
+                        return Err(format!("snapshot holds consumer {} under stream {key}", ca.key()));
+                    }
+                    Ok(())
+                })
+            });
+            if let Err(reason) = checked {
+                return Err(self.fail(index, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a meta snapshot at `index` in normal mode (§3.3): deletes, adds with their
+    /// consumers, updates in place, then consumer deletes and adds, through the same process
+    /// functions as entries. The caller removes local orphans afterwards (step 5).
+    pub fn apply_snapshot(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        me: PeerId,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        self.validate_snapshot(index, &streams)?;
+        let diff = SnapshotDiff::new(&self.streams, &streams);
+        let mut effects = Vec::new();
+        for sa in &diff.stream_deletes {
+            self.process_remove_stream(sa, None, &mut effects);
+        }
+        for mut sa in diff.stream_adds {
+            let consumers = std::mem::take(&mut sa.consumers);
+            self.process_assign_stream(sa, None, me, &mut effects);
+            for ca in consumers.into_values() {
+                self.process_assign_consumer(ca, None, me, &mut effects);
+            }
+        }
+        for sa in diff.stream_checks {
+            self.process_update_stream(sa.without_consumers(), None, me, &mut effects);
+        }
+        for ca in &diff.consumer_deletes {
+            self.process_remove_consumer(ca, None, &mut effects);
+        }
+        for ca in diff.consumer_adds {
+            self.process_assign_consumer(ca, None, me, &mut effects);
+        }
+        self.changed();
+        self.applied_index = self.applied_index.max(index);
+        Ok(effects)
+    }
+
+    /// Recovery mode: stage a meta snapshot at `index` (§3.3 steps 3–4). The diff is against
+    /// the assignments applied before recovery began (empty at start-up).
+    pub fn stage_snapshot(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        ru: &mut RecoveryUpdates,
+    ) -> Result<(), ApplyError> {
+        self.validate_snapshot(index, &streams)?;
+        if !ru.bugs.recovery_snapshot_no_reconcile {
+            ru.reconcile(&streams);
+        }
+        let diff = SnapshotDiff::new(&self.streams, &streams);
+        for sa in diff.stream_deletes {
+            ru.remove_stream(sa);
+        }
+        for mut sa in diff.stream_adds {
+            let consumers = std::mem::take(&mut sa.consumers);
+            ru.add_stream(sa);
+            for ca in consumers.into_values() {
+                ru.add_or_update_consumer(ca);
+            }
+        }
+        for sa in diff.stream_checks {
+            ru.update_stream(sa.without_consumers());
+        }
+        for ca in diff.consumer_deletes {
+            ru.remove_consumer(ca);
+        }
+        for ca in diff.consumer_adds {
+            ru.add_or_update_consumer(ca);
+        }
+        self.applied_index = self.applied_index.max(index);
+        Ok(())
+    }
+
+    /// End of recovery (§3.4): apply the staged work in the fixed class order — consumer
+    /// removals, stream removals, stream adds, stream updates, consumer adds. Within a class
+    /// NATS walks a Go map, so the order is drawn from `order` (the seed). Nothing answers:
+    /// recovered assignments count as responded.
+    pub fn flush(&mut self, ru: RecoveryUpdates, me: PeerId, order: &mut dyn RngCore) -> Vec<Effect> {
+        if self.write_error.is_some() {
+            return Vec::new();
+        }
+        fn shuffled<T>(items: impl IntoIterator<Item = T>, order: &mut dyn RngCore) -> Vec<T> {
+            let mut items: Vec<T> = items.into_iter().collect();
+            items.shuffle(order);
+            items
+        }
+        let RecoveryUpdates { remove_streams, add_streams, update_streams, remove_consumers, update_consumers, .. } =
+            ru;
+        let mut effects = Vec::new();
+        for ca in shuffled(remove_consumers.into_values().flat_map(BTreeMap::into_values), order) {
+            self.process_remove_consumer(&ca, None, &mut effects);
+        }
+        for sa in shuffled(remove_streams.into_values(), order) {
+            self.process_remove_stream(&sa, None, &mut effects);
+        }
+        for sa in shuffled(add_streams.into_values(), order) {
+            self.process_assign_stream(sa, None, me, &mut effects);
+        }
+        for sa in shuffled(update_streams.into_values(), order) {
+            self.process_update_stream(sa, None, me, &mut effects);
+        }
+        for ca in shuffled(update_consumers.into_values().flat_map(BTreeMap::into_values), order) {
+            self.process_assign_consumer(ca, None, me, &mut effects);
+        }
+        self.changed();
+        effects
+    }
+}

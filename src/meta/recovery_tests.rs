@@ -1,0 +1,460 @@
+//! Recovery (§3): the staging rules, snapshot diffs and reconcile, the flush, and the property
+//! behind them all (S6): staging then flushing gives what applying one by one gives. Ports
+//! §11 #3–#7 and #13–#16, which are unit tests in NATS too.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::entry::MetaEntry;
+use super::inflight::{Inflight, MetaBugs};
+use super::local::LocalAssets;
+use super::model::*;
+use super::recovery::{recreated, RecoveryUpdates, SnapshotDiff};
+use super::state::MetaState;
+
+const ACC: &str = "acc";
+const ME: PeerId = 1;
+
+fn config(name: &str, subjects: &[&str], replicas: u8) -> Vec<u8> {
+    let subjects = subjects.iter().map(|s| s.to_string()).collect();
+    StreamConfig { name: name.into(), subjects, replicas, ..Default::default() }.to_json()
+}
+
+fn stream(name: &str, created_ms: u64, group: &str, peers: &[PeerId]) -> StreamAssignment {
+    StreamAssignment {
+        account: ACC.into(),
+        name: name.into(),
+        created_ms,
+        config_json: config(name, &[&format!("{name}.>")], peers.len() as u8),
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+        sync: format!("sync.{name}"),
+        consumers: BTreeMap::new(),
+    }
+}
+
+fn consumer(stream: &str, name: &str, created_ms: u64, group: &str, peers: &[PeerId]) -> ConsumerAssignment {
+    ConsumerAssignment {
+        account: ACC.into(),
+        stream: stream.into(),
+        name: name.into(),
+        created_ms,
+        config_json: ConsumerConfig { durable_name: Some(name.into()), ..Default::default() }.to_json(),
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+    }
+}
+
+fn with_consumers(mut sa: StreamAssignment, cas: Vec<ConsumerAssignment>) -> StreamAssignment {
+    sa.consumers = cas.into_iter().map(|ca| (ca.name.clone(), ca)).collect();
+    sa
+}
+
+fn snapshot_of(streams: Vec<StreamAssignment>) -> BTreeMap<StreamKey, StreamAssignment> {
+    streams.into_iter().map(|sa| (sa.key(), sa)).collect()
+}
+
+fn key(name: &str) -> StreamKey {
+    StreamKey::new(ACC, name)
+}
+
+fn staged_consumers(m: &BTreeMap<StreamKey, BTreeMap<String, ConsumerAssignment>>) -> usize {
+    m.values().map(BTreeMap::len).sum()
+}
+
+fn ru() -> RecoveryUpdates {
+    RecoveryUpdates::new(MetaBugs::default())
+}
+
+/// §11 #3: a stream delete drops the stream's staged add and its consumers' staged adds.
+#[test]
+fn staged_stream_delete_drops_its_consumer_ops() {
+    let mut ru = ru();
+    ru.add_stream(stream("S", 1, "g", &[1]));
+    ru.add_or_update_consumer(consumer("S", "C", 2, "gc", &[1]));
+    ru.remove_stream(stream("S", 1, "g", &[1]));
+    assert_eq!(ru.remove_streams.len(), 1);
+    assert!(ru.add_streams.is_empty());
+    assert!(ru.update_consumers.is_empty());
+
+    // PR #6066: with the bug the consumer op survives the stream's removal.
+    let mut bugged =
+        RecoveryUpdates::new(MetaBugs { recovery_keep_consumer_on_stream_remove: true, ..MetaBugs::default() });
+    bugged.add_or_update_consumer(consumer("S", "C", 2, "gc", &[1]));
+    bugged.remove_stream(stream("S", 1, "g", &[1]));
+    assert_eq!(staged_consumers(&bugged.update_consumers), 1);
+}
+
+/// §11 #5: add(file), remove, add(memory), consumer add: recreate keeps both the remove and
+/// the add, and the consumer.
+#[test]
+fn recreate_is_a_staged_remove_plus_add() {
+    let mut ru = ru();
+    ru.add_stream(stream("S", 1, "g1", &[1]));
+    ru.remove_stream(stream("S", 1, "g1", &[1]));
+    ru.add_stream(stream("S", 2, "g2", &[1]));
+    ru.add_or_update_consumer(consumer("S", "C", 3, "gc", &[1]));
+    assert_eq!((ru.add_streams.len(), ru.remove_streams.len()), (1, 1));
+    assert_eq!(ru.add_streams[&key("S")].created_ms, 2);
+    assert_eq!(staged_consumers(&ru.update_consumers), 1);
+}
+
+/// §11 #6: add ⇒ update map; remove ⇒ remove map, update cleared; re-add ⇒ both.
+#[test]
+fn consumer_create_remove_and_recreate() {
+    let mut ru = ru();
+    let c = consumer("S", "C", 3, "gc", &[1]);
+    ru.add_or_update_consumer(c.clone());
+    assert_eq!((staged_consumers(&ru.update_consumers), staged_consumers(&ru.remove_consumers)), (1, 0));
+    ru.remove_consumer(c.clone());
+    assert_eq!((staged_consumers(&ru.update_consumers), staged_consumers(&ru.remove_consumers)), (0, 1));
+    ru.add_or_update_consumer(c);
+    assert_eq!((staged_consumers(&ru.update_consumers), staged_consumers(&ru.remove_consumers)), (1, 1));
+}
+
+/// §11 #7: add then update of one stream are both kept; the flush applies adds before
+/// updates, so the update's config wins.
+#[test]
+fn add_then_update_flushes_to_the_update() {
+    let mut state = MetaState::default();
+    let mut ru = ru();
+    let add = stream("S", 1, "g", &[1]);
+    let mut update = add.clone();
+    update.config_json = config("S", &["foo"], 1);
+    ru.add_stream(add);
+    ru.update_stream(update.clone());
+    assert_eq!((ru.add_streams.len(), ru.update_streams.len()), (1, 1));
+    state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+    assert_eq!(state.stream(&key("S")).unwrap().config_json, update.config_json);
+}
+
+/// §11 #4: a snapshot staged during recovery drops the staged work it supersedes.
+#[test]
+fn recovery_snapshot_reconciles_staged_work() {
+    let kept = with_consumers(stream("K", 1, "gk", &[1]), vec![consumer("K", "C1", 2, "gk1", &[1])]);
+    let snapshot = snapshot_of(vec![kept.clone()]);
+    struct Case {
+        name: &'static str,
+        stage: fn(&mut RecoveryUpdates),
+        // (adds, updates, consumer adds, consumer removes) after staging the snapshot.
+        want: (usize, usize, usize, usize),
+    }
+    let cases = [
+        Case {
+            name: "add of a stream the snapshot lacks",
+            stage: |ru| ru.add_stream(stream("X", 5, "gx", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "add plus consumers of a stream the snapshot lacks",
+            stage: |ru| {
+                ru.add_stream(stream("X", 5, "gx", &[1]));
+                ru.add_or_update_consumer(consumer("X", "C", 6, "gxc", &[1]));
+                ru.remove_consumer(consumer("X", "D", 6, "gxd", &[1]));
+            },
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "update of a stream the snapshot lacks",
+            stage: |ru| ru.update_stream(stream("X", 5, "gx", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "stale update of a kept stream is superseded by the snapshot's add",
+            stage: |ru| ru.update_stream(stream("K", 1, "gk", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "consumer add the snapshot lacks",
+            stage: |ru| ru.add_or_update_consumer(consumer("K", "GONE", 3, "gg", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "consumer add the snapshot has",
+            stage: |ru| ru.add_or_update_consumer(consumer("K", "C1", 2, "gk1", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case {
+            name: "consumer remove of a kept stream stays",
+            stage: |ru| ru.remove_consumer(consumer("K", "OLD", 1, "go", &[1])),
+            want: (1, 0, 1, 1),
+        },
+        Case {
+            name: "stream remove stays",
+            stage: |ru| ru.remove_stream(stream("X", 5, "gx", &[1])),
+            want: (1, 0, 1, 0),
+        },
+        Case { name: "nothing staged", stage: |_| {}, want: (1, 0, 1, 0) },
+    ];
+    for case in cases {
+        let mut ru = ru();
+        (case.stage)(&mut ru);
+        let removes_before = ru.remove_streams.len();
+        let mut state = MetaState::default();
+        state.stage_snapshot(10, snapshot.clone(), &mut ru).unwrap();
+        let got = (
+            ru.add_streams.len(),
+            ru.update_streams.len(),
+            staged_consumers(&ru.update_consumers),
+            staged_consumers(&ru.remove_consumers),
+        );
+        assert_eq!(got, case.want, "{}", case.name);
+        assert_eq!(ru.remove_streams.len(), removes_before, "{}: staged removals are kept", case.name);
+        assert_eq!(ru.add_streams[&key("K")], kept.without_consumers(), "{}", case.name);
+    }
+
+    // PR #8324: without the reconcile the deleted stream X comes back at the flush.
+    let mut bugged = RecoveryUpdates::new(MetaBugs { recovery_snapshot_no_reconcile: true, ..MetaBugs::default() });
+    bugged.add_stream(stream("X", 5, "gx", &[1]));
+    let mut state = MetaState::default();
+    state.stage_snapshot(10, snapshot, &mut bugged).unwrap();
+    state.flush(bugged, ME, &mut ChaCha8Rng::seed_from_u64(1));
+    assert!(state.stream(&key("X")).is_some(), "the bug revives X");
+}
+
+/// §11 #13: recreate only when created differs AND the group differs; a snapshot's consumers
+/// are always staged again.
+#[test]
+fn snapshot_recreate_detection_matrix() {
+    for (created_new, group_new, recreate) in [(1, "g", false), (1, "h", false), (2, "g", false), (2, "h", true)] {
+        assert_eq!(recreated(1, "g", created_new, group_new), recreate);
+        let old = with_consumers(stream("S", 1, "g", &[1]), vec![consumer("S", "C", 1, "gc", &[1])]);
+        let new = with_consumers(
+            stream("S", created_new, group_new, &[1]),
+            vec![consumer("S", "C", created_new, &format!("{group_new}c"), &[1])],
+        );
+        let diff = SnapshotDiff::new(&snapshot_of(vec![old]), &snapshot_of(vec![new.clone()]));
+        if recreate {
+            assert_eq!((diff.stream_deletes.len(), diff.stream_adds.len(), diff.stream_checks.len()), (1, 1, 0));
+            assert_eq!(diff.stream_adds[0].consumers.len(), 1, "a recreated stream brings its consumers");
+        } else {
+            assert_eq!((diff.stream_deletes.len(), diff.stream_adds.len(), diff.stream_checks.len()), (0, 0, 1));
+            assert_eq!(diff.consumer_adds.len(), 1, "consumers are staged again");
+            // The consumer is recreated by the same rule as streams.
+            let consumer_recreated = created_new != 1 && group_new != "g";
+            assert_eq!(diff.consumer_deletes.len(), usize::from(consumer_recreated));
+        }
+    }
+}
+
+/// §11 #14: snapshot with stream+consumer, then delete, then re-add under a new R1 group with
+/// a consumer: one stream and one consumer staged, and the flush never runs the old groups.
+#[test]
+fn snapshot_recreate_consistency() {
+    let old = with_consumers(stream("S", 1, "old", &[1, 2, 3]), vec![consumer("S", "C", 1, "oldc", &[1, 2, 3])]);
+    let mut state = MetaState::default();
+    let mut ru = ru();
+    state.stage_snapshot(5, snapshot_of(vec![old.clone()]), &mut ru).unwrap();
+    state.stage(6, &MetaEntry::RemoveStream { sa: old.without_consumers(), reply: None }.encode(), &mut ru).unwrap();
+    let new = stream("S", 2, "new", &[1]);
+    state.stage(7, &MetaEntry::AssignStream { sa: new, reply: None }.encode(), &mut ru).unwrap();
+    let c = consumer("S", "C", 2, "newc", &[1]);
+    state.stage(8, &MetaEntry::AssignConsumer { ca: c, reply: None }.encode(), &mut ru).unwrap();
+    assert_eq!((ru.add_streams.len(), staged_consumers(&ru.update_consumers)), (1, 1));
+    let effects = state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+    let groups: Vec<String> = effects
+        .iter()
+        .filter_map(|e| match e {
+            super::state::Effect::RunStream { group, .. } | super::state::Effect::RunConsumer { group, .. } => {
+                Some(group.name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, ["new", "newc"]);
+    assert_eq!(state.applied_index(), 8);
+}
+
+/// §11 #15: snapshot with an R1 stream and consumer (consumer created time zero), then the
+/// consumer's delete: staged stream add and consumer remove, no consumer add; after the flush
+/// the consumer is gone.
+#[test]
+fn snapshot_consumer_delete_consistency() {
+    let c = consumer("S", "C", 0, "gc", &[1]);
+    let sa = with_consumers(stream("S", 1, "g", &[1]), vec![c.clone()]);
+    let mut state = MetaState::default();
+    let mut ru = ru();
+    state.stage_snapshot(5, snapshot_of(vec![sa]), &mut ru).unwrap();
+    state.stage(6, &MetaEntry::RemoveConsumer { ca: c, reply: None }.encode(), &mut ru).unwrap();
+    assert_eq!(ru.add_streams.len(), 1);
+    assert_eq!(staged_consumers(&ru.remove_consumers), 1);
+    assert_eq!(staged_consumers(&ru.update_consumers), 0);
+    state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+    assert!(state.consumer(&ConsumerKey::new(ACC, "S", "C")).is_none());
+    assert!(state.stream(&key("S")).is_some());
+}
+
+/// §11 #16: a snapshot that fails validation is an apply error, nothing half-applied, in
+/// both modes.
+#[test]
+fn bad_snapshot_is_an_apply_error_with_nothing_applied() {
+    let mut bad = stream("S", 1, "g", &[1]);
+    bad.config_json = b"{not json".to_vec();
+    for recovering in [false, true] {
+        let mut state = MetaState::default();
+        let good = stream("A", 1, "ga", &[1]);
+        let result = if recovering {
+            state.stage_snapshot(5, snapshot_of(vec![good, bad.clone()]), &mut ru()).map(|_| ())
+        } else {
+            state.apply_snapshot(5, snapshot_of(vec![good, bad.clone()]), ME).map(|_| ())
+        };
+        assert!(result.is_err());
+        assert!(state.write_error().is_some(), "recovering {recovering}");
+        assert_eq!(state.streams().count(), 0, "nothing applied (recovering {recovering})");
+        assert_eq!(state.applied_index(), 0);
+    }
+}
+
+/// A random history of meta entries over a few names: creates (new incarnations), updates,
+/// stale and current deletes, consumer creates and deletes.
+fn history(seed: u64, len: usize) -> Vec<MetaEntry> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut live: BTreeMap<String, StreamAssignment> = BTreeMap::new();
+    let mut dead: Vec<StreamAssignment> = Vec::new();
+    let mut out = Vec::new();
+    let mut clock = 1;
+    for _ in 0..len {
+        clock += 1;
+        let name = ["A", "B", "C"][rng.gen_range(0..3)].to_string();
+        let peers: &[PeerId] = if rng.gen_bool(0.5) { &[1] } else { &[2, 3] };
+        match (rng.gen_range(0..6), live.get(&name).cloned()) {
+            (0 | 1, None) | (0, Some(_)) if !live.contains_key(&name) => {
+                let sa = stream(&name, clock, &format!("g{clock}"), peers);
+                live.insert(name, sa.clone());
+                out.push(MetaEntry::AssignStream { sa, reply: None });
+            }
+            (1, Some(mut sa)) => {
+                // Scale/rename: same created time, new group; or a config update.
+                if rng.gen_bool(0.5) {
+                    sa.group = RaftGroup { name: format!("g{clock}"), peers: peers.to_vec(), preferred: None };
+                } else {
+                    sa.config_json = config(&name, &[&format!("{name}.{clock}")], sa.group.peers.len() as u8);
+                }
+                live.insert(name, sa.clone());
+                out.push(MetaEntry::UpdateStream { sa: sa.without_consumers(), reply: None });
+            }
+            (2, Some(sa)) => {
+                live.remove(&name);
+                dead.push(sa.clone());
+                out.push(MetaEntry::RemoveStream { sa: sa.without_consumers(), reply: None });
+            }
+            (3, _) if !dead.is_empty() => {
+                let stale = dead[rng.gen_range(0..dead.len())].clone();
+                out.push(MetaEntry::RemoveStream { sa: stale.without_consumers(), reply: None });
+            }
+            (4, Some(mut sa)) => {
+                let cname = ["X", "Y"][rng.gen_range(0..2)];
+                let ca = consumer(&name, cname, clock, &format!("c{clock}"), &sa.group.peers);
+                sa.consumers.insert(cname.into(), ca.clone());
+                live.insert(name, sa);
+                out.push(MetaEntry::AssignConsumer { ca, reply: None });
+            }
+            (5, Some(mut sa)) if !sa.consumers.is_empty() => {
+                let cname = sa.consumers.keys().next().cloned().expect("non-empty");
+                let ca = sa.consumers.remove(&cname).expect("present");
+                live.insert(name, sa);
+                out.push(MetaEntry::RemoveConsumer { ca, reply: None });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Apply entries one by one; the state after each index.
+fn sequential(entries: &[MetaEntry]) -> Vec<MetaState> {
+    let mut state = MetaState::default();
+    let mut states = vec![state.clone()];
+    for (i, e) in entries.iter().enumerate() {
+        state.apply(i as u64 + 1, &e.encode(), ME, &mut Inflight::default()).expect("history applies");
+        states.push(state.clone());
+    }
+    states
+}
+
+/// How a recovery sees a history: a start-up with its own snapshot at `own` then entries,
+/// interrupted by a leader's snapshot at `leader` (> own) and the entries after it.
+fn recover(
+    entries: &[MetaEntry],
+    states: &[MetaState],
+    own: usize,
+    leader: usize,
+    bugs: MetaBugs,
+    order: u64,
+) -> MetaState {
+    let mut state = MetaState::default();
+    let mut ru = RecoveryUpdates::new(bugs);
+    let streams = |i: usize| states[i].snapshot_streams().clone();
+    if own > 0 {
+        state.stage_snapshot(own as u64, streams(own), &mut ru).unwrap();
+    }
+    let upto = |state: &mut MetaState, ru: &mut RecoveryUpdates, from: usize, to: usize| {
+        for (i, e) in entries.iter().enumerate().take(to).skip(from) {
+            state.stage(i as u64 + 1, &e.encode(), ru).unwrap();
+        }
+    };
+    let mid = (own + leader) / 2;
+    upto(&mut state, &mut ru, own, mid);
+    state.stage_snapshot(leader as u64, streams(leader), &mut ru).unwrap();
+    upto(&mut state, &mut ru, leader, entries.len());
+    state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(order));
+    state
+}
+
+/// S6 over random histories: staging (own snapshot, entries, a newer snapshot, entries) then
+/// flushing gives the projection of applying every entry one by one, whatever the flush order.
+#[test]
+fn recovery_equals_sequential_application() {
+    for seed in 0..300 {
+        let entries = history(seed, 40);
+        let states = sequential(&entries);
+        let n = entries.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let own = rng.gen_range(0..=n / 2);
+        let leader = rng.gen_range(own..=n);
+        let got = recover(&entries, &states, own, leader, MetaBugs::default(), seed);
+        assert_eq!(
+            got.projection(),
+            states[n].projection(),
+            "seed {seed}: own snapshot {own}, leader snapshot {leader}"
+        );
+        assert_eq!(got.applied_index(), n as u64);
+    }
+}
+
+/// The property fails with either recovery bug: it is what catches them.
+#[test]
+fn recovery_bugs_break_equivalence() {
+    for bugs in [
+        MetaBugs { recovery_keep_consumer_on_stream_remove: true, ..MetaBugs::default() },
+        MetaBugs { recovery_snapshot_no_reconcile: true, ..MetaBugs::default() },
+    ] {
+        let broken = (0..300).any(|seed| {
+            let entries = history(seed, 40);
+            let states = sequential(&entries);
+            let n = entries.len();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let own = rng.gen_range(0..=n / 2);
+            let leader = rng.gen_range(own..=n);
+            recover(&entries, &states, own, leader, bugs, seed).projection() != states[n].projection()
+        });
+        assert!(broken, "{bugs:?} never broke recovery equivalence");
+    }
+}
+
+/// Applying a snapshot in normal mode equals the sequential state, from any earlier state.
+#[test]
+fn snapshot_apply_in_normal_mode_equals_sequential() {
+    for seed in 0..200 {
+        let entries = history(seed, 40);
+        let states = sequential(&entries);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let from = rng.gen_range(0..=entries.len());
+        let to = rng.gen_range(from..=entries.len());
+        let mut state = states[from].clone();
+        let mut local = LocalAssets::default();
+        let effects = state.apply_snapshot(to as u64, states[to].snapshot_streams().clone(), ME).unwrap();
+        local.apply_effects(&effects);
+        assert_eq!(state.projection(), states[to].projection(), "seed {seed}: {from} → {to}");
+    }
+}

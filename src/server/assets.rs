@@ -1,0 +1,168 @@
+//! This server's local streams and consumers on disk: one small file per asset, so a restarted
+//! server restores its assets before the meta group replays (NATS restores accounts, streams
+//! and consumers from disk first). That is what makes orphans possible (§4): an asset whose
+//! assignment the recovered meta state lacks.
+//!
+//! `assets/<group>`: one checksummed frame holding an [`AssetRecord`]. Group names are unique
+//! per incarnation, so a regrouped asset gets a new file and the old one is removed. Each write
+//! is synced at once (the asset is created before the server reports it running).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sim::disk::NodeDisk;
+
+use super::storage::{frame, read_frames, StorageError};
+use crate::meta::{ConsumerKey, LocalAsset, LocalAssets, StreamKey};
+
+pub const PREFIX: &str = "assets/";
+
+/// Which asset a file holds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AssetKey {
+    Stream(StreamKey),
+    Consumer(ConsumerKey),
+}
+
+/// One asset's file content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    pub key: AssetKey,
+    pub created_ms: u64,
+}
+
+fn path(group: &str) -> String {
+    format!("{PREFIX}{group}")
+}
+
+/// What the local assets should have on disk: group name → record.
+pub fn wanted(local: &LocalAssets) -> BTreeMap<String, AssetRecord> {
+    let streams = local.streams().map(|(k, a)| (a, AssetKey::Stream(k.clone())));
+    let consumers = local.consumers().map(|(k, a)| (a, AssetKey::Consumer(k.clone())));
+    streams
+        .chain(consumers)
+        .map(|(a, key)| (a.group_name.clone(), AssetRecord { key, created_ms: a.created_ms }))
+        .collect()
+}
+
+/// Bring the files in line with `wanted`, given what `written` says is on disk; `written`
+/// becomes `wanted`. Returns false when the disk lied about an fsync.
+pub fn sync(
+    disk: &mut NodeDisk,
+    written: &mut BTreeMap<String, AssetRecord>,
+    wanted: BTreeMap<String, AssetRecord>,
+) -> bool {
+    let mut synced = true;
+    for group in written.keys().filter(|g| !wanted.contains_key(*g)) {
+        disk.remove(&path(group));
+    }
+    for (group, record) in &wanted {
+        if written.get(group) != Some(record) {
+            let bytes = frame(&bincode::serialize(record).expect("plain data encodes"));
+            // A full disk leaves the asset without a file: after a restart it is not restored,
+            // and the meta layer creates it again if it is still assigned here.
+            if disk.replace(&path(group), &bytes).is_ok() {
+                synced &= disk.fsync(&path(group));
+            }
+        }
+    }
+    *written = wanted;
+    synced
+}
+
+/// The assets found on disk, and the files that could not be read (kept, never deleted, so
+/// no data is lost: the error names the file).
+pub fn restore(disk: &NodeDisk) -> (Vec<(String, AssetRecord)>, Vec<StorageError>) {
+    let mut found = Vec::new();
+    let mut refused = Vec::new();
+    for file in disk.list(PREFIX) {
+        let group = file[PREFIX.len()..].to_string();
+        let bytes = disk.read(&file).unwrap_or_default();
+        let record = read_frames(&file, bytes).and_then(|(frames, torn)| match frames.as_slice() {
+            [one] if torn == 0 => bincode::deserialize::<AssetRecord>(one).map_err(|e| StorageError::Corrupt {
+                path: file.clone(),
+                offset: 0,
+                reason: format!("checksum holds but the record does not decode: {e}"),
+            }),
+            _ => Err(StorageError::Corrupt {
+                path: file.clone(),
+                offset: 0,
+                reason: format!("{} whole frames and {torn} torn bytes, expected one frame", frames.len()),
+            }),
+        });
+        match record {
+            Ok(record) => found.push((group, record)),
+            Err(e) => refused.push(e),
+        }
+    }
+    (found, refused)
+}
+
+/// Local assets from restored records: streams first, then consumers of restored streams
+/// (a consumer without its stream cannot run and is reported back).
+pub fn rebuild(records: &[(String, AssetRecord)]) -> (LocalAssets, Vec<ConsumerKey>) {
+    let mut local = LocalAssets::default();
+    let mut homeless = Vec::new();
+    let asset =
+        |group: &str, created_ms| LocalAsset { created_ms, group_name: group.to_string(), messages: 0, running: true };
+    for (group, record) in records {
+        if let AssetKey::Stream(key) = &record.key {
+            local.restore_stream(key.clone(), asset(group, record.created_ms));
+        }
+    }
+    for (group, record) in records {
+        if let AssetKey::Consumer(key) = &record.key {
+            if !local.restore_consumer(key.clone(), asset(group, record.created_ms)) {
+                homeless.push(key.clone());
+            }
+        }
+    }
+    (local, homeless)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assets_survive_a_restart_and_a_corrupt_file_is_named_and_kept() {
+        let mut disk = NodeDisk::default();
+        let mut local = LocalAssets::default();
+        let key = StreamKey::new("A", "S");
+        local.restore_stream(
+            key.clone(),
+            LocalAsset { created_ms: 7, group_name: "g1".into(), messages: 0, running: true },
+        );
+        let ckey = ConsumerKey::new("A", "S", "C");
+        local.restore_consumer(
+            ckey.clone(),
+            LocalAsset { created_ms: 8, group_name: "g2".into(), messages: 0, running: true },
+        );
+        let mut written = BTreeMap::new();
+        assert!(sync(&mut disk, &mut written, wanted(&local)));
+        let (records, refused) = restore(&disk);
+        assert!(refused.is_empty());
+        let (back, homeless) = rebuild(&records);
+        assert!(homeless.is_empty());
+        assert_eq!(back.stream(&key).map(|a| (a.created_ms, a.group_name.as_str())), Some((7, "g1")));
+        assert_eq!(back.consumer(&ckey).map(|a| a.created_ms), Some(8));
+
+        let mut bytes = disk.read("assets/g1").unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        disk.replace("assets/g1", &bytes).unwrap();
+        let (records, refused) = restore(&disk);
+        assert_eq!(records.len(), 1);
+        assert!(refused[0].to_string().contains("assets/g1"), "{}", refused[0]);
+        assert!(disk.exists("assets/g1"), "a file that cannot be read is kept");
+        let (back, homeless) = rebuild(&records);
+        assert_eq!(homeless, vec![ckey], "a consumer without its stream is reported");
+        assert!(back.stream(&key).is_none());
+
+        // Removing the stream removes its file; the consumer's goes with it.
+        let mut written = BTreeMap::new();
+        written.insert("g1".to_string(), AssetRecord { key: AssetKey::Stream(key), created_ms: 7 });
+        assert!(sync(&mut disk, &mut written, BTreeMap::new()));
+        assert!(!disk.exists("assets/g1"));
+    }
+}
