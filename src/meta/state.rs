@@ -153,8 +153,8 @@ impl MetaState {
     /// later call return `Err` and change nothing. Validation happens before any mutation, so a
     /// refused entry never half-applies.
     ///
-    /// Recovery mode (§3, staging through recovery updates) is a later layer: it will decode
-    /// with [`MetaEntry::decode`], stage, and flush through the same per-op code used here.
+    /// Recovery mode stages instead ([`MetaState::stage`], in `recovery`) and flushes through
+    /// the same per-op process functions.
     pub fn apply(
         &mut self,
         index: u64,
@@ -162,24 +162,11 @@ impl MetaState {
         me: PeerId,
         inflight: &mut Inflight,
     ) -> Result<Vec<Effect>, ApplyError> {
-        if let Some(e) = &self.write_error {
-            return Err(ApplyError::Stopped(e.clone()));
-        }
-        assert!(index > self.applied_index, "meta entries apply in log order: {index} after {}", self.applied_index);
+        let entry = self.decode_entry(index, data)?;
         self.changed();
-        let result = MetaEntry::decode(data)
-            .map_err(|source| ApplyError::Decode { index, source })
-            .and_then(|entry| self.apply_entry(index, entry, me, inflight));
-        match result {
-            Ok(effects) => {
-                self.applied_index = index;
-                Ok(effects)
-            }
-            Err(e) => {
-                self.write_error = Some(e.to_string());
-                Err(e)
-            }
-        }
+        let effects = self.process_entry(entry, me, inflight);
+        self.applied_index = index;
+        Ok(effects)
     }
 
     /// Record that a log entry carrying no meta op (leader no-op, membership) was applied.
@@ -188,48 +175,37 @@ impl MetaState {
         self.applied_index = index;
     }
 
-    fn apply_entry(
-        &mut self,
-        index: u64,
-        entry: MetaEntry,
-        me: PeerId,
-        inflight: &mut Inflight,
-    ) -> Result<Vec<Effect>, ApplyError> {
-        let invalid = |reason: String| ApplyError::Invalid { index, reason };
+    /// Carry out a decoded, validated entry (normal mode).
+    fn process_entry(&mut self, entry: MetaEntry, me: PeerId, inflight: &mut Inflight) -> Vec<Effect> {
         let mut effects = Vec::new();
         match entry {
             MetaEntry::AssignStream { sa, reply } => {
-                validate_stream(&sa, self.api_level).map_err(invalid)?;
                 inflight.remove_stream(&sa.key());
                 self.process_assign_stream(sa, reply, me, &mut effects);
             }
             MetaEntry::UpdateStream { sa, reply } => {
-                validate_stream(&sa, self.api_level).map_err(invalid)?;
                 inflight.remove_stream(&sa.key());
                 self.process_update_stream(sa, reply, me, &mut effects);
             }
             MetaEntry::RemoveStream { sa, reply } => {
-                validate_stream(&sa, self.api_level).map_err(invalid)?;
                 inflight.remove_stream(&sa.key());
                 self.process_remove_stream(&sa, reply, &mut effects);
             }
             MetaEntry::AssignConsumer { ca, reply } => {
-                validate_consumer(&ca, self.api_level).map_err(invalid)?;
                 // Decrement before the parent check: the §5.5 leak fix.
                 inflight.remove_consumer(&ca.key());
                 self.process_assign_consumer(ca, reply, me, &mut effects);
             }
             MetaEntry::RemoveConsumer { ca, reply } => {
-                validate_consumer(&ca, self.api_level).map_err(invalid)?;
                 inflight.remove_consumer(&ca.key());
                 self.process_remove_consumer(&ca, reply, &mut effects);
             }
         }
-        Ok(effects)
+        effects
     }
 
-    /// Decode and validate the meta entry at `index` without applying it: for staging during
-    /// recovery (§3.2). Failures become the sticky write error, as in `apply`.
+    /// Decode and validate the meta entry at `index` without applying it: `apply` and recovery
+    /// staging (§3.2) both start here. Failures become the sticky write error.
     pub fn decode_entry(&mut self, index: u64, data: &[u8]) -> Result<MetaEntry, ApplyError> {
         if let Some(e) = &self.write_error {
             return Err(ApplyError::Stopped(e.clone()));
