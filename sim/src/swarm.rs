@@ -26,9 +26,11 @@ pub struct FaultFamilies {
     /// wipe), beyond the detectable ones (bit flips, ENOSPC, slow I/O).
     pub lies: bool,
     pub clock: bool,
-    /// Operational churn the system under test offers (leader stepdowns, peer removes):
-    /// drawn through [`System::generate_churn_op`].
+    /// Operational churn the system under test offers (leader stepdowns, snapshots): drawn
+    /// through [`System::generate_churn_op`].
     pub churn: bool,
+    /// Membership changes (peer removes): drawn through [`System::generate_membership_op`].
+    pub membership: bool,
     /// Every allowed family is drawn in every seed (a focused profile), instead of each seed
     /// drawing a subset.
     pub focused: bool,
@@ -56,6 +58,7 @@ const ALL: FaultFamilies = FaultFamilies {
     lies: false,
     clock: true,
     churn: false,
+    membership: false,
     focused: false,
 };
 const NONE: FaultFamilies = FaultFamilies {
@@ -66,6 +69,7 @@ const NONE: FaultFamilies = FaultFamilies {
     lies: false,
     clock: false,
     churn: false,
+    membership: false,
     focused: false,
 };
 
@@ -121,11 +125,20 @@ pub const PROFILES: &[Profile] = &[
     },
     Profile {
         name: "churn",
-        what: "5 servers, 60 s: restarts, crashes and leader stepdowns, nothing else",
+        what: "5 servers, 60 s: restarts, crashes, leader stepdowns and snapshots, nothing else",
         servers: 5,
         duration_ms: 60_000,
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, churn: true, focused: true, ..NONE },
+        damaged_max: 0,
+    },
+    Profile {
+        name: "peers",
+        what: "churn plus peer removes: 5 servers, 60 s, healed at 30 s",
+        servers: 5,
+        duration_ms: 60_000,
+        heal_at_ms: 30_000,
+        faults: FaultFamilies { process: true, churn: true, membership: true, focused: true, ..NONE },
         damaged_max: 0,
     },
 ];
@@ -147,6 +160,7 @@ struct Character {
     lies: bool,
     clock: bool,
     churn: bool,
+    membership: bool,
     focused: bool,
     fault_gap_ms_mean: u64,
     client_gap_ms_mean: u64,
@@ -176,6 +190,7 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         // checksums catch, so their runs stay fully checked.
         lies: f.lies && (!f.focused || rng.gen_bool(0.3)),
         churn: f.churn,
+        membership: f.membership,
         focused: f.focused,
         fault_gap_ms_mean: pick(&mut rng, &[500, 1_500, 4_000, 10_000]),
         client_gap_ms_mean: pick(&mut rng, &[50, 200, 600, 2_000]),
@@ -227,7 +242,11 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         .min(profile.duration_ms.saturating_sub(S::quiet_tail_ms(&config)));
     let mut t = gap(&mut rng, character.client_gap_ms_mean);
     while t < quiet_at {
-        let op = if character.churn && rng.gen_bool(0.15) {
+        // Drawn only in a profile that asks, so other profiles' seeds expand as before.
+        let membership_op = character.membership && rng.gen_bool(0.02);
+        let op = if membership_op {
+            S::generate_membership_op(&mut rng, &config).unwrap_or_else(|| S::generate_client_op(&mut rng, &config))
+        } else if character.churn && rng.gen_bool(0.15) {
             S::generate_churn_op(&mut rng, &config).unwrap_or_else(|| S::generate_client_op(&mut rng, &config))
         } else {
             S::generate_client_op(&mut rng, &config)

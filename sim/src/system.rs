@@ -102,9 +102,14 @@ pub trait System: Sized + Send + 'static {
     }
     /// Draw one client operation for a fuzz run.
     fn generate_client_op(rng: &mut dyn RngCore, config: &Self::Config) -> Self::ClientOp;
-    /// One operational-churn op (a leader stepdown, a peer remove) for the `churn` profile;
+    /// One operational-churn op (a leader stepdown, a snapshot) for the `churn` profile;
     /// `None` when the system has none.
     fn generate_churn_op(_rng: &mut dyn RngCore, _config: &Self::Config) -> Option<Self::ClientOp> {
+        None
+    }
+    /// One membership change (a peer remove) for the `peers` profile; `None` when the system
+    /// has none.
+    fn generate_membership_op(_rng: &mut dyn RngCore, _config: &Self::Config) -> Option<Self::ClientOp> {
         None
     }
     /// Validate the scenario's `[system]` table beyond its types.

@@ -15,11 +15,22 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
     cluster.running().filter_map(|(id, s)| s.group(META).and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
 }
 
-/// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S19, S21. (S11, S18 and
+/// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S17 (a removed server
+/// disables itself), S19, S21. (S11, S18 and
 /// S20 are reported by the servers as they propose and apply.)
 pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     let max_streams = cluster.config.max_streams_per_account;
+    // S17: a server that applied its own removal runs no JetStream until it restarts.
+    if let Some(&node) =
+        cluster.ghost.removed_servers.iter().find(|&&n| cluster.server(n).is_some_and(|s| s.group(META).is_some()))
+    {
+        return fail(
+            "meta-removed-server-disables",
+            node,
+            "applied its own removal and still runs the meta group".into(),
+        );
+    }
     for (id, server, meta) in layers(cluster) {
         let state = &meta.state;
         if let Some(term) = meta.leader_term {
@@ -120,8 +131,11 @@ fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), Chec
 /// After heal, once raft liveness holds: every recovery ended (L3), the leader's inflight maps
 /// drained (L4) and every member holds the leader's projection (L2).
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-    // L3: every server's replay ends once a route is up (the network is whole after heal).
-    if let Some((id, _, meta)) = layers(cluster).find(|(_, _, m)| m.recovering()) {
+    // L3: every member's replay ends once a route is up (the network is whole after heal). A
+    // server removed while down hears from no one (routes are modelled by raft traffic), so
+    // it is owed nothing.
+    let reference = super::meta_members(cluster.running());
+    if let Some((id, _, meta)) = layers(cluster).find(|(id, _, m)| reference.contains(id) && m.recovering()) {
         let kind = meta.recovery.as_ref().map(|r| r.kind);
         return fail("meta-recovery-ends", id, format!("still in {kind:?} recovery"));
     }
@@ -132,10 +146,11 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     if waiting > 0 {
         return fail("meta-inflight-drains", leader, format!("{waiting} inflight proposals never applied"));
     }
+    peers_healed(cluster, leader, leader_meta)?;
     asset_groups_live(cluster, leader_meta)?;
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
-        let member = server.group(META).is_some_and(|g| g.node.peers().contains(&id));
+        let member = reference.contains(&id) && server.group(META).is_some_and(|g| g.node.peers().contains(&id));
         // A leader whose disk lost synced data may lead with less than was committed.
         let excused = !cluster.ghost.tainted.is_empty();
         if member && !excused && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
@@ -151,10 +166,53 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     Ok(())
 }
 
+/// L6: no supported stream is left on a server that is no longer a meta peer, none stays
+/// short of its replicas while a running JetStream meta peer has room for it, and every
+/// consumer lives on its stream's peers.
+fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
+    let Some(leader_server) = cluster.server(leader) else { return Ok(()) };
+    let meta_peers = leader_server.group(META).map(|g| g.node.peers().to_vec()).unwrap_or_default();
+    let full = leader_server.full_peers();
+    let state = &leader_meta.state;
+    for sa in state.streams().filter(|sa| state.stream_unsupported(&sa.key()).is_none()) {
+        let Ok(config) = sa.config() else { continue };
+        let config = config.into_config().normalized();
+        let replicas = usize::from(config.replicas).max(1);
+        let cluster_of = |p: u32| cluster.config.cluster_of(p).map(String::from);
+        let home = config.placement.map(|p| p.cluster).or_else(|| sa.group.peers.first().and_then(|&p| cluster_of(p)));
+        let room = meta_peers.iter().find(|&&p| {
+            !sa.group.is_member(p)
+                && !full.contains(&p)
+                && cluster_of(p) == home
+                && cluster.server(p).is_some_and(|s| s.group(META).is_some())
+        });
+        // A stale peer goes unless it is the only one and nothing has room for the stream:
+        // then the assignment stays where it was, offline (NATS heals it later).
+        let kept = sa.group.peers.iter().any(|p| meta_peers.contains(p));
+        if let Some(stale) = sa.group.peers.iter().find(|p| !meta_peers.contains(p)).filter(|_| kept || room.is_some())
+        {
+            let message = format!("stream {} still placed on n{stale}, which left the meta group", sa.key());
+            return fail("meta-stale-peers-healed", leader, message);
+        }
+        if let (true, Some(room)) = (sa.group.peers.len() < replicas, room) {
+            let message =
+                format!("stream {} has {} of {replicas} peers while n{room} has room", sa.key(), sa.group.peers.len());
+            return fail("meta-missing-peers-healed", leader, message);
+        }
+        if let Some(ca) = sa.consumers.values().find(|ca| ca.group.peers.iter().any(|p| !sa.group.is_member(*p))) {
+            let message =
+                format!("consumer {} on {:?}, outside its stream's {:?}", ca.key(), ca.group.peers, sa.group.peers);
+            return fail("meta-consumer-on-stream-peers", leader, message);
+        }
+    }
+    Ok(())
+}
+
 /// L8: every assigned stream and consumer of more than one replica runs its group on every
 /// running member, with one leader that all of them follow and whose commit they applied.
 fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
     let state = &leader_meta.state;
+    let meta_peers = super::meta_members(cluster.running());
     // Each group with the stream it belongs to and, for a consumer's group, the consumer.
     let groups = state.streams().flat_map(|sa| {
         let consumers = sa.consumers.values().map(|ca| (&ca.group, sa.key(), Some(ca.key())));
@@ -185,6 +243,21 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
         if members.len() < group.peers.len() / 2 + 1 {
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
         }
+        // The group's own raft membership may still hold servers removed from the meta group
+        // (its leader lacked the quorum to move it along). Without a quorum of it running, it
+        // cannot elect: NATS's way out (checkEvictedPeers) is not modelled, so nothing is owed.
+        let stuck = members.iter().filter_map(|(_, s)| s.group(name)).any(|g| {
+            let config = g.node.peers();
+            // Only meta members count: a removed server that restarted on a stale view may
+            // still run the group, but no assignment puts it there.
+            let running = config
+                .iter()
+                .filter(|&&p| meta_peers.contains(&p) && cluster.server(p).is_some_and(|s| s.group(name).is_some()));
+            config.iter().any(|p| !meta_peers.contains(p)) && running.count() < config.len() / 2 + 1
+        });
+        if stuck {
+            continue;
+        }
         let mut leaders = Vec::new();
         for (id, server) in &members {
             let Some(g) = server.group(name) else {
@@ -198,7 +271,15 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
             return Err(CheckFailure::new(
                 "meta-asset-group-leader",
                 None,
-                format!("group {name} has leaders {:?} after heal", leaders.iter().map(|l| l.0).collect::<Vec<_>>()),
+                format!(
+                    "group {name} has leaders {:?} after heal; members: {}",
+                    leaders.iter().map(|l| l.0).collect::<Vec<_>>(),
+                    members
+                        .iter()
+                        .filter_map(|(id, s)| s.group(name).map(|g| format!("n{id}: {}", g.describe(s.now_ms()))))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
             ));
         };
         for (id, server) in &members {

@@ -76,6 +76,31 @@ pub struct Ghost {
     /// and answered nothing to, with no change in between, is a lost request (L7).
     pub acting_meta_leader: Option<NodeIndex>,
     pub meta_leader_changes: u64,
+    /// S17: peer removals applied in normal mode, as (server, removed peer, the term that
+    /// server acted as meta leader in then). A handful per run.
+    pub peer_removals_applied: BTreeSet<(NodeIndex, PeerId, Option<Term>)>,
+    /// S17: each server's unanswered peer removal, with the term it proposed it in.
+    pub peer_removes_pending: BTreeMap<NodeIndex, (Term, PeerId)>,
+    /// S17: servers that applied their own removal and have not crashed since: JetStream
+    /// must be off there.
+    pub removed_servers: BTreeSet<NodeIndex>,
+}
+
+/// The meta group's members as the most advanced running server (highest applied meta index,
+/// then lowest id) knows them. A server removed while it was down never learns it and still
+/// counts itself in; nobody else does, so liveness owes it nothing.
+pub fn meta_members<S: std::borrow::Borrow<crate::server::Server>>(
+    running: impl Iterator<Item = (NodeIndex, S)>,
+) -> Vec<PeerId> {
+    let mut best: Option<(Index, Vec<PeerId>)> = None;
+    for (_, server) in running {
+        let Some(group) = server.borrow().group(crate::server::META) else { continue };
+        let applied = group.node.applied_index();
+        if best.as_ref().is_none_or(|(a, _)| applied > *a) {
+            best = Some((applied, group.node.peers().to_vec()));
+        }
+    }
+    best.map(|(_, peers)| peers).unwrap_or_default()
 }
 
 /// The reference meta state: fed each meta log index by the first server to hand it up (every
@@ -326,6 +351,45 @@ impl Ghost {
             return;
         }
         self.meta_leader_changes += 1;
+    }
+
+    /// `node` applied the removal of `peer` in normal mode, acting as meta leader of
+    /// `leader_term` if any.
+    pub fn observe_peer_removal_applied(&mut self, node: NodeIndex, peer: PeerId, leader_term: Option<Term>) {
+        self.peer_removals_applied.insert((node, peer, leader_term));
+        if node == peer {
+            self.removed_servers.insert(node);
+        }
+    }
+
+    /// S17, one at a time: the meta leader `node` proposed the removal of `peer` in `term`.
+    pub fn observe_peer_remove_proposed(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
+        if let Some(&(pending_term, pending)) = self.peer_removes_pending.get(&node) {
+            if pending_term == term {
+                let message = format!("proposed removing n{peer} while the removal of n{pending} awaits its answer");
+                self.flag("meta-peer-remove-one-at-a-time", node, message);
+            }
+        }
+        self.peer_removes_pending.insert(node, (term, peer));
+    }
+
+    /// S17, answer after apply: `node` answered the removal of `peer` it proposed in `term`.
+    pub fn observe_peer_remove_answered(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
+        self.peer_removes_pending.remove(&node);
+        if !self.peer_removals_applied.contains(&(node, peer, Some(term))) {
+            let message = format!("answered the removal of n{peer} before applying it as leader of term {term}");
+            self.flag("meta-peer-remove-answer-after-apply", node, message);
+        }
+    }
+
+    /// The leader `node` lost its leadership with a removal unanswered.
+    pub fn observe_peer_remove_dropped(&mut self, node: NodeIndex) {
+        self.peer_removes_pending.remove(&node);
+    }
+
+    /// Every peer of `group` was removed: the messages acknowledged to it went with them.
+    pub fn observe_group_emptied(&mut self, group: &str) {
+        self.acked_messages.remove(group);
     }
 
     /// A proposal made for `term` was appended as an entry of another term.

@@ -85,7 +85,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
     let Some((&index, entry)) = cluster.ghost.group(name).committed.iter().next_back() else { return Ok(()) };
     let node = &group.node;
     let holds = node.snapshot_index() >= index || node.entry_term(index) == Some(entry.term);
-    if holds || !cluster.ghost.tainted.is_empty() || node.is_observer() || !node.peers().contains(&id) {
+    if holds || !cluster.ghost.tainted.is_empty() || !node.may_campaign() {
         return Ok(());
     }
     let last = (node.last_term(), node.last_index());
@@ -119,11 +119,12 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
 /// After faults heal with a quorum up: one leader, known to every running member; every
 /// member applied everything committed and reports `current()`.
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    let reference = super::meta_members(cluster.running());
     let members: Vec<(u32, &Server)> = cluster
         .running()
-        .filter(|(_, s)| s.group(META).is_some_and(|g| g.node.peers().contains(&g.node.id())))
+        .filter(|(id, s)| reference.contains(id) && s.group(META).is_some_and(|g| g.node.peers().contains(id)))
         .collect();
-    let peers = members.first().map_or(0, |(_, s)| s.group(META).map_or(0, |g| g.node.peers().len()));
+    let peers = reference.len();
     // Members may disagree on a cold-boot cluster size; the smallest quorum is the promise.
     let quorum = members.iter().filter_map(|(_, s)| s.group(META)).map(|g| g.node.quorum_size()).min().unwrap_or(1);
     let refused = cluster.nodes.iter().filter(|n| matches!(n.status, NodeStatus::Refused(_))).count();

@@ -31,6 +31,9 @@ pub struct MetaBugs {
     /// `orphan-check-before-sync`: the orphan check runs without its preconditions (a known
     /// leader, healthy), judging orphans against a stale state (PR #5767).
     pub orphan_check_before_sync: bool,
+    /// `peer-remove-reply-early`: the leader answers a peer removal as soon as it proposes
+    /// it, before any quorum applied it (S17; NATS test MetaPeerRemoveResponseAfterQuorum).
+    pub peer_remove_reply_early: bool,
 }
 
 /// One tracked key: outstanding proposals, and the latest proposal's intent.

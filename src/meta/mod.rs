@@ -9,6 +9,7 @@
 //! - [`state`]: the applied state and `apply` (§2.1–2.5, §2.8), with the effects it asks for.
 //! - [`inflight`]: the leader's proposed-but-unapplied assignments and their views (§5).
 //! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
+//! - [`peers`]: the leader's re-placement of streams on removed or missing peers (§8).
 //! - [`results`]: the leader's answer to a member's failed create: re-place or remove (§2.7).
 //! - [`recovery`]: staged recovery, snapshot diffs and the end-of-recovery flush (§3).
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
@@ -18,12 +19,15 @@ pub mod entry;
 pub mod inflight;
 pub mod local;
 pub mod model;
+pub mod peers;
 pub mod queries;
 pub mod recovery;
 pub mod request;
 pub mod results;
 pub mod state;
 
+#[cfg(test)]
+mod peers_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
@@ -36,6 +40,7 @@ pub use model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
     StreamAssignment, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
+pub use peers::{peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
 pub use queries::{HealthContext, NodeFacts};
 pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ApiError, ClusterPeers, LeaderContext, MetaRequest};

@@ -39,6 +39,9 @@ pub struct Config {
     pub max_entries_per_append: usize,
     /// A removed peer may not be re-added for this long. Default 300_000.
     pub peer_readd_ban_ms: u64,
+    /// A meta rescue (`RaftNode::rescue`) lapses after this long (NRG
+    /// `rescueQuorumTimeout`). Default 300_000.
+    pub rescue_expiry_ms: u64,
     pub bugs: RaftBugs,
 }
 
@@ -52,6 +55,7 @@ impl Default for Config {
             observer: false,
             max_entries_per_append: 64,
             peer_readd_ban_ms: 300_000,
+            rescue_expiry_ms: 300_000,
             bugs: RaftBugs::default(),
         }
     }
@@ -77,6 +81,9 @@ impl Config {
         }
         if self.max_entries_per_append == 0 {
             return Err(RaftError::InvalidConfig("max_entries_per_append must be > 0".into()));
+        }
+        if self.rescue_expiry_ms == 0 {
+            return Err(RaftError::InvalidConfig("rescue_expiry_ms must be > 0".into()));
         }
         Ok(())
     }

@@ -23,6 +23,14 @@ pub enum RaftError {
     ClusterSizeAbovePeers { size: usize, peers: usize },
     #[error("cannot compact to {index}: log already starts after {first_kept_after}")]
     CompactNotAhead { index: Index, first_kept_after: Index },
+    #[error("rescue quorum {quorum} must be between 1 and the current quorum {current}")]
+    RescueBadQuorum { quorum: usize, current: usize },
+    #[error("rescue refused: leader {leader} is known")]
+    RescueLeaderKnown { leader: PeerId },
+    #[error("rescue refused: not a voting member")]
+    RescueNotVoting,
+    #[error("rescue refused: the log is empty")]
+    RescueEmptyLog,
 }
 
 /// Why a proposal was refused.

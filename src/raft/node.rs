@@ -55,6 +55,18 @@ pub struct RaftNode {
     /// `AdjustBootClusterSize`): set only before any leader was seen, dropped at the first
     /// membership change. Not persisted: every incarnation repeats the cold-boot check.
     pub(super) boot_cluster_size: Option<usize>,
+    /// Operator-driven meta rescue (NRG `RescueQuorum`): a group that permanently lost too many
+    /// peers to ever reach a majority again can temporarily count quorums against a lower
+    /// value, elect a leader and peer-remove the dead. Only ever lowers the quorum (asserted in
+    /// `quorum()`); ends when the natural quorum drops to it, or at `expires_ms`. Not
+    /// persisted, as in NRG: a restart comes back with the natural quorum.
+    pub(super) rescue: Option<Rescue>,
+    /// A member added to a running group starts with an empty log and a membership taken
+    /// from the assignment, not from the log: it must not campaign before it holds what the
+    /// leader had committed, or it and another empty member could elect it and lose what the
+    /// group committed. Set by [`RaftNode::wait_for_leader`], cleared by the first append
+    /// that brings it up to the leader's commit.
+    pub(super) waiting_for_leader: bool,
     /// When each peer's removal committed here (re-add ban).
     pub(super) removed_at_ms: BTreeMap<PeerId, u64>,
     pub(super) last_hard_state: HardState,
@@ -64,6 +76,13 @@ pub struct RaftNode {
     pub(super) applied_queue: Vec<Applied>,
     /// commit - applied gap seen by the previous `healthy()` call.
     pub(super) healthy_gap: Cell<Option<Index>>,
+}
+
+/// An active meta rescue: the lowered quorum and when it lapses (local time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Rescue {
+    pub(super) quorum: usize,
+    pub(super) expires_ms: u64,
 }
 
 fn normalise_peers(mut peers: Vec<PeerId>) -> Vec<PeerId> {
@@ -176,6 +195,8 @@ impl RaftNode {
             leader_signalled: false,
             catchup_to: None,
             boot_cluster_size: None,
+            rescue: None,
+            waiting_for_leader: false,
             removed_at_ms: BTreeMap::new(),
             last_hard_state: HardState::default(),
             pending_truncate: None,
@@ -295,8 +316,6 @@ impl RaftNode {
         Ok(index)
     }
 
-    /// Leader steps down. With `Some(preferred)` it first sends `preferred` what it lacks and
-    /// `TimeoutNow`, so that peer campaigns at once (its vote requests carry `transfer`).
     /// Cold boot in a mixed cluster: when only `size` of the configured servers can ever join
     /// (the others run without JetStream), count quorums against `size` (at least 2) so the
     /// group can elect a leader. Refused once any leader has been seen, as NRG refuses it.
@@ -309,6 +328,35 @@ impl RaftNode {
             return Err(RaftError::ClusterSizeAbovePeers { size, peers: self.peers_now().len() });
         }
         self.boot_cluster_size = Some(size);
+        self.end_rescue_if_natural_quorum_reached();
+        Ok(())
+    }
+
+    /// Meta rescue (NRG `RescueQuorum`, disaster recovery): count quorums against `quorum`
+    /// until `config.rescue_expiry_ms` from now, or until membership changes bring the natural
+    /// quorum down to it. Checked in NRG's order: `quorum` must be 1..=the current quorum (it
+    /// only lowers; re-issuing restarts the expiry and may lower further); no leader may be
+    /// known (this node leading included); this node must be a voting member with a
+    /// non-empty log (an empty one could be elected and lose the data the dead peers held).
+    pub fn rescue(&mut self, now_ms: u64, quorum: usize) -> Result<(), RaftError> {
+        let now = self.observe(now_ms);
+        let current = self.quorum();
+        if quorum == 0 || quorum > current {
+            return Err(RaftError::RescueBadQuorum { quorum, current });
+        }
+        if let Some(leader) = self.leader_id {
+            return Err(RaftError::RescueLeaderKnown { leader });
+        }
+        assert!(self.role != Role::Leader, "a leader knows itself as leader");
+        if !self.can_campaign() {
+            return Err(RaftError::RescueNotVoting);
+        }
+        if self.log.last_index() == 0 {
+            return Err(RaftError::RescueEmptyLog);
+        }
+        // The election timer is left as is: a leaderless node already campaigns when it fires.
+        self.rescue = Some(Rescue { quorum, expires_ms: now.saturating_add(self.config.rescue_expiry_ms) });
+        assert!(self.quorum() == quorum && quorum <= self.natural_quorum());
         Ok(())
     }
 
@@ -321,6 +369,8 @@ impl RaftNode {
         }
     }
 
+    /// Leader steps down. With `Some(preferred)` it first sends `preferred` what it lacks and
+    /// `TimeoutNow`, so that peer campaigns at once (its vote requests carry `transfer`).
     pub fn step_down(&mut self, now_ms: u64, preferred: Option<PeerId>, rng: &mut dyn RngCore) {
         let now = self.observe(now_ms);
         if self.role != Role::Leader {
@@ -423,8 +473,13 @@ impl RaftNode {
     // ---------------------------------------------------------------------------------------
     // Roles and elections.
 
+    /// Advances the local clock; a rescue whose time is up lapses here, so no input is ever
+    /// handled under an expired rescue.
     fn observe(&mut self, now_ms: u64) -> u64 {
         self.clock_ms = self.clock_ms.max(now_ms);
+        if self.rescue.is_some_and(|r| self.clock_ms >= r.expires_ms) {
+            self.rescue = None;
+        }
         self.clock_ms
     }
 
@@ -441,16 +496,46 @@ impl RaftNode {
         &self.membership.last().expect("membership never empty").1
     }
 
+    /// Votes or acknowledgements a decision needs: every election, commit and leader-lease
+    /// count goes through here. A rescue lowers it, never raises it.
     pub(super) fn quorum(&self) -> usize {
+        let natural = self.natural_quorum();
+        match self.rescue {
+            Some(rescue) => {
+                assert!(rescue.quorum >= 1, "a rescued quorum counts at least one voter");
+                assert!(rescue.quorum <= natural, "rescue {} raises quorum {natural}", rescue.quorum);
+                rescue.quorum
+            }
+            None => natural,
+        }
+    }
+
+    /// The majority of the cluster size, ignoring any rescue.
+    pub(super) fn natural_quorum(&self) -> usize {
         self.cluster_size() / 2 + 1
+    }
+
+    /// NRG `recalcQuorum`: after the cluster size changed, a rescue ends once the natural
+    /// quorum is at or below the rescued one (its job is done: the dead were removed).
+    pub(super) fn end_rescue_if_natural_quorum_reached(&mut self) {
+        if self.rescue.is_some_and(|r| self.natural_quorum() <= r.quorum) {
+            self.rescue = None;
+        }
     }
 
     pub(super) fn cluster_size(&self) -> usize {
         self.boot_cluster_size.unwrap_or(self.peers_now().len())
     }
 
-    fn can_campaign(&self) -> bool {
-        !self.config.observer && self.is_member(self.config.id)
+    pub(super) fn can_campaign(&self) -> bool {
+        !self.config.observer && !self.waiting_for_leader && self.is_member(self.config.id)
+    }
+
+    /// This node joins a group that already runs: it votes, but campaigns only once a leader
+    /// brought it up to its commit. Only for a node with nothing in its log (a joiner).
+    pub fn wait_for_leader(&mut self) {
+        assert_eq!(self.log.last_index(), 0, "only an empty node waits to hear from a leader");
+        self.waiting_for_leader = true;
     }
 
     /// Leader lease (like etcd's check-quorum lease): a follower that heard from its leader
@@ -676,6 +761,7 @@ impl RaftNode {
             self.boot_cluster_size = (size < peers.len()).then_some(size);
         }
         self.membership.push((index, peers));
+        self.end_rescue_if_natural_quorum_reached();
     }
 
     /// Queues committed, durable entries for the upper layer.

@@ -132,13 +132,25 @@ impl RaftNode {
             .collect()
     }
 
-    /// Votes or acknowledgements a decision needs: a majority of the cluster size.
+    /// Votes or acknowledgements a decision needs: a majority of the cluster size, or the
+    /// rescued quorum while a rescue is active.
     pub fn quorum_size(&self) -> usize {
         self.quorum()
     }
 
+    /// The lowered quorum of the active meta rescue; `None` when no rescue is active.
+    pub fn rescued_quorum(&self) -> Option<usize> {
+        self.rescue.map(|r| r.quorum)
+    }
+
     pub fn is_observer(&self) -> bool {
         self.config.observer
+    }
+
+    /// Whether this node would campaign when its election timer fires: a voting member that
+    /// is not an observer and not a joiner still waiting to hear from a leader.
+    pub fn may_campaign(&self) -> bool {
+        self.can_campaign()
     }
 
     /// Term of the entry at `index` if still held (index 0 and the snapshot base included).

@@ -113,6 +113,13 @@ impl RaftNode {
 
     fn leave_leadership_removed(&mut self) {
         assert_eq!(self.role, Role::Leader);
+        // Tell the members left that the removal committed: memberships change on commit
+        // here, so a lone survivor of a two-member group could otherwise never learn it and
+        // never reach its new quorum of one.
+        let members: Vec<PeerId> = self.progress.keys().copied().filter(|p| self.is_member(*p)).collect();
+        for peer in members {
+            self.send_append(peer);
+        }
         if self.leader_signalled {
             self.applied_queue.push(Applied::Signal(Signal::SteppedDown { term: self.term }));
         }
@@ -180,6 +187,10 @@ impl RaftNode {
         }
         if leader_commit > self.commit {
             self.set_commit(leader_commit.min(last_new));
+        }
+        // A joiner may campaign once it holds all the leader had committed.
+        if self.waiting_for_leader && last_new >= leader_commit {
+            self.waiting_for_leader = false;
         }
         self.respond_append(from, true, last_new, 0);
     }
@@ -280,6 +291,7 @@ impl RaftNode {
         self.persisted_last = self.persisted_last.min(last_index);
         self.log = super::log::RaftLog::with_base(last_index, snapshot.last_term);
         self.membership = vec![(last_index, snapshot.peers.clone())];
+        self.end_rescue_if_natural_quorum_reached();
         self.commit = last_index;
         self.handed_up = last_index;
         self.catchup_to = Some(last_index);

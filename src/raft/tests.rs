@@ -901,3 +901,247 @@ fn boot_cluster_size_lets_a_partial_cluster_elect_and_is_then_fixed() {
     assert_eq!(cluster.node(leader).quorum_size(), 2, "boot size 3 of 5");
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Meta rescue (spec §8.4, NRG `RescueQuorum`).
+
+/// Five nodes with a few committed entries; then the leader and two followers go down for good
+/// and the two survivors have been leaderless for 30 s. Returns (cluster, survivors, dead).
+fn five_with_three_dead(seed: u64) -> (Cluster, [PeerId; 2], Vec<PeerId>) {
+    let mut cluster = Cluster::new(5, seed, |_| {});
+    let leader = cluster.await_leader(30_000);
+    let index = cluster.propose(leader, normal(1)).expect("leader accepts");
+    cluster.run_for(3_000);
+    assert!(cluster.ids().iter().all(|id| cluster.node(*id).commit_index() >= index));
+    let others: Vec<PeerId> = cluster.ids().into_iter().filter(|id| *id != leader).collect();
+    let survivors = [others[0], others[1]];
+    let dead: Vec<PeerId> = cluster.ids().into_iter().filter(|id| !survivors.contains(id)).collect();
+    for id in &dead {
+        cluster.crash(*id);
+    }
+    cluster.run_for(30_000);
+    for id in survivors {
+        assert!(cluster.node(id).leaderless(), "survivor {id} still knows a leader");
+        assert_eq!(cluster.node(id).quorum_size(), 3);
+    }
+    (cluster, survivors, dead)
+}
+
+/// Rescue on both survivors of five and wait for them to elect a leader.
+fn rescue_survivors(cluster: &mut Cluster, survivors: [PeerId; 2]) -> PeerId {
+    for id in survivors {
+        let now = cluster.now_ms;
+        cluster.nodes[id as usize].rescue(now, 2).expect("leaderless survivor with data");
+        assert_eq!(cluster.node(id).rescued_quorum(), Some(2));
+        assert_eq!(cluster.node(id).quorum_size(), 2);
+    }
+    let leader = cluster.await_leader(30_000);
+    assert!(survivors.contains(&leader));
+    leader
+}
+
+/// Proposes at `leader` and reports whether both survivors committed it within 3 s.
+fn commits_on(cluster: &mut Cluster, leader: PeerId, survivors: [PeerId; 2], byte: u8) -> bool {
+    let Ok(index) = cluster.propose(leader, normal(byte)) else { return false };
+    cluster.run_for(3_000);
+    survivors.iter().all(|id| cluster.node(*id).commit_index() >= index)
+}
+
+/// TestJetStreamClusterMetaRescue, first half: two survivors of five never elect a leader on
+/// their own; rescued to quorum two they elect one and commit.
+#[test]
+fn rescue_lets_two_survivors_of_five_elect_and_commit() {
+    for seed in [1, 2, 3] {
+        let (mut stuck, survivors, _) = five_with_three_dead(seed);
+        let commit_before = stuck.node(survivors[0]).commit_index();
+        stuck.run_for(60_000);
+        assert_eq!(stuck.leader(), None, "seed {seed}: no quorum without a rescue");
+        assert_eq!(stuck.node(survivors[0]).commit_index(), commit_before);
+
+        let (mut rescued, survivors, _) = five_with_three_dead(seed);
+        let leader = rescue_survivors(&mut rescued, survivors);
+        assert!(rescued.now_ms < stuck.now_ms, "seed {seed}: elected within the time the stuck group idled");
+        assert!(commits_on(&mut rescued, leader, survivors, 2), "seed {seed}");
+        assert!(rescued.violations.is_empty(), "seed {seed}: {:?}", rescued.violations);
+    }
+}
+
+/// TestJetStreamClusterMetaRescue, second half: the rescued leader peer-removes the dead one
+/// at a time; the rescue ends on its own once the natural quorum is down to two (three peers
+/// left), and the group keeps committing with its natural quorum.
+#[test]
+fn removing_dead_peers_ends_the_rescue() {
+    let (mut cluster, survivors, dead) = five_with_three_dead(5);
+    let leader = rescue_survivors(&mut cluster, survivors);
+    for (removed, peer) in dead.iter().enumerate() {
+        cluster.propose(leader, EntryData::RemovePeer(*peer)).expect("membership change");
+        cluster.run_for(3_000);
+        let peers_left = 4 - removed;
+        for id in survivors {
+            let node = cluster.node(id);
+            assert_eq!(node.peers().len(), peers_left, "node {id}");
+            let expected = if peers_left / 2 + 1 > 2 { Some(2) } else { None };
+            assert_eq!(node.rescued_quorum(), expected, "node {id} with {peers_left} peers");
+            assert_eq!(node.quorum_size(), 2, "node {id}");
+        }
+        assert_eq!(cluster.leader(), Some(leader));
+    }
+    assert_eq!(cluster.node(leader).peers(), &survivors);
+    assert!(commits_on(&mut cluster, leader, survivors, 3));
+    // Long past the rescue's expiry nothing changes: the group stands on its natural quorum.
+    cluster.run_for(400_000);
+    assert_eq!(cluster.leader(), Some(leader));
+    assert!(commits_on(&mut cluster, leader, survivors, 4));
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
+/// TestJetStreamClusterMetaRescueSingleSurvivor: one survivor of three rescues to quorum one,
+/// elects itself and commits; removing both dead peers ends the rescue.
+#[test]
+fn rescue_single_survivor_elects_itself() {
+    let mut cluster = Cluster::new(3, 9, |_| {});
+    let leader = cluster.await_leader(30_000);
+    cluster.propose(leader, normal(1)).expect("leader accepts");
+    cluster.run_for(3_000);
+    let survivor = (leader + 1) % 3;
+    let dead: Vec<PeerId> = cluster.ids().into_iter().filter(|id| *id != survivor).collect();
+    for id in &dead {
+        cluster.crash(*id);
+    }
+    cluster.run_for(60_000);
+    assert_eq!(cluster.leader(), None, "one of three: no quorum");
+    assert_eq!(cluster.node(survivor).quorum_size(), 2);
+
+    let now = cluster.now_ms;
+    cluster.nodes[survivor as usize].rescue(now, 1).expect("leaderless survivor with data");
+    assert_eq!(cluster.await_leader(30_000), survivor);
+    let index = cluster.propose(survivor, normal(2)).expect("leader accepts");
+    cluster.run_for(1_000);
+    assert!(cluster.node(survivor).commit_index() >= index);
+
+    cluster.propose(survivor, EntryData::RemovePeer(dead[0])).expect("membership change");
+    cluster.run_for(1_000);
+    assert_eq!(cluster.node(survivor).rescued_quorum(), Some(1), "two peers: natural quorum two");
+    cluster.propose(survivor, EntryData::RemovePeer(dead[1])).expect("membership change");
+    cluster.run_for(1_000);
+    assert_eq!(cluster.node(survivor).peers(), &[survivor]);
+    assert_eq!(cluster.node(survivor).rescued_quorum(), None, "one peer: natural quorum one");
+    assert_eq!(cluster.leader(), Some(survivor));
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
+/// TestJetStreamClusterMetaRescueRejectedWithLeader (and …BadRequest): with a live leader every
+/// node, the leader included, refuses the rescue; a quorum of 0 or above the current quorum is
+/// refused first, as NRG checks it first.
+#[test]
+fn rescue_refused_while_a_leader_is_known() {
+    let mut cluster = Cluster::new(3, 4, |_| {});
+    let leader = cluster.await_leader(20_000);
+    cluster.run_for(2_000);
+    let now = cluster.now_ms;
+    for id in cluster.ids() {
+        let node = &mut cluster.nodes[id as usize];
+        assert_eq!(node.rescue(now, 1), Err(RaftError::RescueLeaderKnown { leader }), "node {id}");
+        assert_eq!(node.rescue(now, 0), Err(RaftError::RescueBadQuorum { quorum: 0, current: 2 }));
+        assert_eq!(node.rescue(now, 3), Err(RaftError::RescueBadQuorum { quorum: 3, current: 2 }));
+        assert_eq!(node.rescued_quorum(), None);
+        assert_eq!(node.quorum_size(), 2);
+    }
+    cluster.run_for(5_000);
+    assert_eq!(cluster.leader(), Some(leader));
+}
+
+/// Node-level rules: only voting members with data; the quorum only lowers; re-issuing restarts
+/// the expiry; it lapses at rescue_expiry_ms; growing membership keeps it, shrinking to it or
+/// a snapshot's smaller membership ends it; a restart forgets it (not persisted).
+#[test]
+fn rescue_rules_on_one_node() {
+    let peers = vec![0, 1, 2, 3, 4];
+    assert_eq!(RaftNode::new(config(0), peers.clone(), 0, &mut rng()).rescue(0, 2), Err(RaftError::RescueEmptyLog));
+    let mut observer = RaftNode::restore(
+        Config { observer: true, ..config(0) },
+        peers.clone(),
+        HardState { term: 1, voted_for: None, commit: 0 },
+        None,
+        vec![entry(1, 1)],
+        0,
+        &mut rng(),
+    )
+    .unwrap();
+    assert_eq!(observer.rescue(0, 2), Err(RaftError::RescueNotVoting));
+    assert_eq!(restored(9, peers.clone(), 1, vec![entry(1, 1)]).rescue(0, 2), Err(RaftError::RescueNotVoting));
+
+    let mut node = restored(0, peers.clone(), 1, vec![entry(1, 1)]);
+    assert_eq!(node.rescue(0, 4), Err(RaftError::RescueBadQuorum { quorum: 4, current: 3 }));
+    node.rescue(0, 3).expect("equal to the current quorum arms it");
+    assert_eq!((node.rescued_quorum(), node.quorum_size()), (Some(3), 3));
+    node.rescue(1_000, 2).expect("lowers");
+    assert_eq!(node.rescue(2_000, 3), Err(RaftError::RescueBadQuorum { quorum: 3, current: 2 }));
+    node.rescue(10_000, 2).expect("re-issue restarts the expiry");
+    node.tick(309_999, &mut rng());
+    assert_eq!(node.rescued_quorum(), Some(2));
+    node.tick(310_000, &mut rng());
+    assert_eq!((node.rescued_quorum(), node.quorum_size()), (None, 3), "lapsed");
+
+    // Membership: a committed add keeps it (natural 4), removes end it once natural <= 2.
+    let mut node = restored(0, peers.clone(), 1, vec![entry(1, 1)]);
+    node.rescue(0, 2).unwrap();
+    let membership = |index, data| Entry { term: 2, index, data };
+    let append = |prev_index, entries: Vec<Entry>, commit| Message::Append {
+        term: 2,
+        prev_index,
+        prev_term: if prev_index == 1 { 1 } else { 2 },
+        entries,
+        commit,
+    };
+    node.step(100, 1, append(1, vec![membership(2, EntryData::AddPeer(5))], 2), &mut rng());
+    assert_eq!(node.peers().len(), 6);
+    assert_eq!((node.rescued_quorum(), node.quorum_size()), (Some(2), 2), "growing keeps the rescue");
+    node.step(200, 1, append(2, vec![membership(3, EntryData::RemovePeer(5))], 3), &mut rng());
+    node.step(300, 1, append(3, vec![membership(4, EntryData::RemovePeer(4))], 4), &mut rng());
+    assert_eq!((node.peers().len(), node.rescued_quorum()), (4, Some(2)));
+    node.step(400, 1, append(4, vec![membership(5, EntryData::RemovePeer(3))], 5), &mut rng());
+    assert_eq!((node.peers(), node.rescued_quorum(), node.quorum_size()), (&[0, 1, 2][..], None, 2));
+
+    // A snapshot whose membership brings the natural quorum down to the rescued one ends it.
+    let mut node = restored(0, peers.clone(), 1, vec![entry(1, 1)]);
+    node.rescue(0, 2).unwrap();
+    let snapshot = Snapshot { last_index: 9, last_term: 2, peers: vec![0, 1, 2], data: vec![] };
+    node.step(100, 1, Message::InstallSnapshot { term: 2, snapshot }, &mut rng());
+    assert_eq!((node.rescued_quorum(), node.quorum_size()), (None, 2));
+
+    // Not persisted: a restart from the same state has the natural quorum.
+    let mut node = restored(0, peers.clone(), 1, vec![entry(1, 1)]);
+    node.rescue(0, 2).unwrap();
+    let ready = node.ready();
+    assert!(ready.is_empty(), "a rescue writes nothing: {ready:?}");
+    assert_eq!(restored(0, peers, 1, vec![entry(1, 1)]).rescued_quorum(), None);
+}
+
+/// The rescue lapses after 5 minutes: a 2-of-5 group keeps its leader up to then, and then
+/// the natural quorum (3) is back: the leader steps down and nothing more commits.
+#[test]
+fn rescue_expires_after_five_minutes() {
+    let (mut cluster, survivors, _) = five_with_three_dead(7);
+    let rescued_at = cluster.now_ms;
+    let leader = rescue_survivors(&mut cluster, survivors);
+    assert_eq!(Config::default().rescue_expiry_ms, 300_000);
+    cluster.run_for(rescued_at + 290_000 - cluster.now_ms);
+    assert_eq!(cluster.leader(), Some(leader));
+    assert!(commits_on(&mut cluster, leader, survivors, 2));
+    for id in survivors {
+        assert_eq!(cluster.node(id).rescued_quorum(), Some(2));
+    }
+    cluster.run_for(rescued_at + 300_000 - cluster.now_ms);
+    for id in survivors {
+        assert_eq!((cluster.node(id).rescued_quorum(), cluster.node(id).quorum_size()), (None, 3), "node {id}");
+    }
+    cluster.run_for(TICK_MS);
+    assert_eq!(cluster.leader(), None, "lease lost at once under the natural quorum");
+    let commit = cluster.node(leader).commit_index();
+    let _ = cluster.propose(leader, normal(3));
+    cluster.run_for(60_000);
+    assert_eq!(cluster.leader(), None);
+    assert!(survivors.iter().all(|id| cluster.node(*id).commit_index() == commit));
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}

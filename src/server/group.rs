@@ -303,7 +303,7 @@ impl Group {
                                 let answer = meta.leader_term.is_some();
                                 meta.on_entry(env, entry.index, data, answer);
                             }
-                            _ => meta.on_other_entry(env, entry.index),
+                            other => meta.on_other_entry(env, entry.index, other),
                         }
                     }
                     if let Some(pending) = self.pending_publishes.remove(&entry.index) {

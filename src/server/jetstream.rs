@@ -10,12 +10,13 @@ use sim::{Env, NodeIndex};
 
 use super::assets::AssetRecord;
 use super::ops::ServerMsg;
+use super::peers::PendingPeerRemove;
 use super::Server;
 use crate::meta::{
-    ApiError, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome, RaftGroup,
-    RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
+    ApiError, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome, PeerId,
+    RaftGroup, RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
 };
-use crate::raft::{Index, Term};
+use crate::raft::{EntryData, Index, Term};
 
 /// First byte of a raft-load entry (the scenario op `propose`): not a meta operation, so the
 /// meta layer skips it. Meta entries start with their codec version, which is never this.
@@ -95,6 +96,16 @@ pub struct MetaLayer {
     pub asset_files: BTreeMap<String, AssetRecord>,
     /// When the next periodic meta snapshot is due, on the monotonic clock.
     pub snapshot_at_ms: u64,
+    /// The leader's one peer removal awaiting its apply (§8.2).
+    pub peer_remove: Option<PendingPeerRemove>,
+    /// Peer removals applied in normal mode since the server last looked, with the term
+    /// this layer acted as leader in then.
+    pub peers_removed: Vec<(PeerId, Option<Term>)>,
+    /// The leader should re-place streams on stale or missing peers (§8.3).
+    pub peer_reconcile_due: bool,
+    /// Groups this server was added to after they started (a re-placement): their nodes wait
+    /// for a leader before campaigning. Taken when the node starts.
+    pub joining_groups: BTreeSet<String>,
 }
 
 impl MetaLayer {
@@ -124,6 +135,10 @@ impl MetaLayer {
             orphan_check_skipped: false,
             asset_files: BTreeMap::new(),
             snapshot_at_ms: 60_000,
+            peer_remove: None,
+            peers_removed: Vec::new(),
+            peer_reconcile_due: false,
+            joining_groups: BTreeSet::new(),
         }
     }
 
@@ -142,7 +157,7 @@ impl MetaLayer {
     /// it answers the requests the entry carries.
     pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
         if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
-            return self.on_other_entry(env, index);
+            return self.on_other_entry(env, index, &EntryData::LeaderNoop);
         }
         env.ghost().observe_meta_entry(index, Some(data));
         if let Some(recovery) = self.recovery.as_mut() {
@@ -152,6 +167,7 @@ impl MetaLayer {
             return;
         }
         self.check_idempotent_create(env, data);
+        self.note_joined_group(env.node(), data);
         let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
@@ -189,14 +205,51 @@ impl MetaLayer {
         }
     }
 
-    /// A membership change or leader no-op: nothing for the meta state, but it counts.
-    pub fn on_other_entry(&mut self, env: &mut Env<'_, Server>, index: Index) {
-        if self.state.write_error().is_none() {
-            env.ghost().observe_meta_entry(index, None);
-            self.state.note_applied(index);
-            if !self.recovering() {
-                self.observe_projection(env);
+    /// An entry that adds this server to a group that already exists (a re-placement, §8.3):
+    /// remember the group, whose node must wait for a leader before it campaigns.
+    fn note_joined_group(&mut self, me: PeerId, data: &[u8]) {
+        let op = MetaEntry::peek_op(data);
+        if op != Some(OpCode::UpdateStream) && op != Some(OpCode::AssignConsumer) {
+            return;
+        }
+        let joined = match MetaEntry::decode(data) {
+            Ok(MetaEntry::UpdateStream { sa, .. }) => self.state.stream(&sa.key()).map(|old| (&old.group, sa.group)),
+            Ok(MetaEntry::AssignConsumer { ca, .. }) => {
+                self.state.consumer(&ca.key()).map(|old| (&old.group, ca.group))
             }
+            _ => None,
+        };
+        if let Some((old, new)) = joined {
+            if old.name == new.name && !old.is_member(me) && new.is_member(me) {
+                self.joining_groups.insert(new.name);
+            }
+        }
+    }
+
+    /// A membership change or leader no-op: nothing for the meta state, but it counts. A
+    /// membership change applied in normal operation is JetStream's business (§8.1, §8.2):
+    /// the server acts on it after this input.
+    pub fn on_other_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &EntryData) {
+        if self.state.write_error().is_some() {
+            return;
+        }
+        env.ghost().observe_meta_entry(index, None);
+        self.state.note_applied(index);
+        if !self.recovering() {
+            self.observe_projection(env);
+        }
+        if self.startup_recovering() {
+            return;
+        }
+        match *data {
+            EntryData::RemovePeer(peer) => {
+                let me = env.node();
+                env.ghost().observe_peer_removal_applied(me, peer, self.leader_term);
+                self.peers_removed.push((peer, self.leader_term));
+                self.peer_reconcile_due |= self.leader_term.is_some();
+            }
+            EntryData::AddPeer(_) => self.peer_reconcile_due |= self.leader_term.is_some(),
+            EntryData::Normal(_) | EntryData::LeaderNoop => {}
         }
     }
 
@@ -345,6 +398,13 @@ impl MetaLayer {
         let me = env.node();
         env.ghost().observe_meta_acting(me, leader_term.is_some());
         self.inflight.clear();
+        if let Some(pending) = self.peer_remove.take() {
+            // NATS drops the reply with the leadership: the client times out.
+            env.trace("peer-remove-answer-dropped", &pending);
+            env.ghost().observe_peer_remove_dropped(me);
+        }
+        // §8.3: a new leader heals stale and missing peers.
+        self.peer_reconcile_due = leader_term.is_some();
         self.leader_term = leader_term;
         env.trace("meta-leader", &leader_term);
     }

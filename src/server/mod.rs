@@ -9,6 +9,7 @@ pub mod health;
 mod info;
 pub mod jetstream;
 pub mod ops;
+mod peers;
 mod publish;
 mod results;
 pub mod storage;
@@ -42,6 +43,7 @@ pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
 pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
 pub const BUG_META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
 pub const BUG_ORPHAN_CHECK_BEFORE_SYNC: &str = "orphan-check-before-sync";
+pub const BUG_PEER_REMOVE_REPLY_EARLY: &str = "peer-remove-reply-early";
 pub const BUG_RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
 pub const BUG_RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
 pub const BUG_SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
@@ -88,6 +90,9 @@ pub struct Server {
     /// The next cold-boot cluster size check, on this server's monotonic clock (run from the
     /// tick rather than its own timer: a timer is a task, and tasks reorder simultaneous events).
     cold_boot_check_at_ms: u64,
+    /// This server applied its own removal from the meta group: JetStream is off until a
+    /// restart (§8.2).
+    jetstream_removed: bool,
 }
 
 impl Server {
@@ -222,6 +227,7 @@ impl Server {
         }
         meta.assets_changed = false;
         let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
+        let joining = std::mem::take(&mut meta.joining_groups);
         if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
             env.trace("fsync-lost", &"assets");
             let me = env.node();
@@ -257,6 +263,11 @@ impl Server {
                     if group.preferred == Some(env.node()) && node.term() == 0 {
                         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
                         node.campaign(env.monotonic_ms(), &mut rng);
+                    }
+                    // A member added to a running group, with no term and no log of its own,
+                    // joins one that has data (§8.3).
+                    if joining.contains(&name) && node.term() == 0 && node.last_index() == 0 {
+                        node.wait_for_leader();
                     }
                     let snapshot_every = env.config().snapshot_every;
                     let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
@@ -312,6 +323,7 @@ impl Server {
                 env.ghost().observe_leader(&group.name, me, term, commit);
             }
         }
+        self.after_membership_changes(env);
         for name in self.reconcile_groups(env) {
             let group = self.groups.get_mut(&name).expect("just started");
             group.advance(env, &mut self.tokens);
@@ -379,6 +391,16 @@ impl Server {
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if meta.try_finish_recovery(env) {
             group.snapshot(env);
+            // A server its own log removed from the meta group (it applied the removal, or a
+            // snapshot without it, in recovery, where JetStream ignores removals) stays out
+            // once recovered, as if it had applied the removal then (§8.2).
+            let me = env.node();
+            if !group.node.peers().contains(&me) && Self::initial_peers(env).contains(&me) {
+                let meta = group.meta.as_deref_mut().expect("still there");
+                env.ghost().observe_peer_removal_applied(me, me, None);
+                meta.peers_removed.push((me, None));
+                return;
+            }
         }
         let meta = group.meta.as_deref_mut().expect("still there");
         if meta.orphan_check_at_ms.is_some_and(|at| at <= now) {
@@ -402,6 +424,7 @@ impl Server {
             recovery_snapshot_no_reconcile: env.bug(BUG_RECOVERY_SNAPSHOT_NO_RECONCILE),
             snapshot_includes_inflight: env.bug(BUG_SNAPSHOT_INCLUDES_INFLIGHT),
             orphan_check_before_sync: env.bug(BUG_ORPHAN_CHECK_BEFORE_SYNC),
+            peer_remove_reply_early: env.bug(BUG_PEER_REMOVE_REPLY_EARLY),
         }
     }
 
@@ -479,6 +502,8 @@ impl Server {
             MetaOp::StreamInfo { account, name } => {
                 return self.client_info(env, meta::StreamKey::new(&account, &name))
             }
+            MetaOp::Rescue { quorum } => return self.rescue(env, quorum),
+            MetaOp::RemovePeer { peer, name } => return self.client_remove_peer(env, peers::PeerTarget { peer, name }),
             _ => {}
         }
         if let Some(body) = op.request() {
@@ -521,16 +546,11 @@ impl Server {
                 let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
                 node.step_down(now, preferred, &mut rng);
             }
-            MetaOp::AddPeer { peer } | MetaOp::RemovePeer { peer } if peer >= env.servers() => {
+            MetaOp::AddPeer { peer } if peer >= env.servers() => {
                 env.trace("op-refused", &format!("no server {peer}"));
             }
             MetaOp::AddPeer { peer } => {
                 if let Err(e) = node.propose(now, term, EntryData::AddPeer(peer)) {
-                    env.trace("op-refused", &e.to_string());
-                }
-            }
-            MetaOp::RemovePeer { peer } => {
-                if let Err(e) = node.propose(now, term, EntryData::RemovePeer(peer)) {
                     env.trace("op-refused", &e.to_string());
                 }
             }
@@ -595,6 +615,7 @@ impl System for Server {
             statsz_at_ms: 0,
             refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
+            jetstream_removed: false,
             delayed_answers: Vec::new(),
         };
         let jetstream = !env.config().jetstream_disabled.contains(&env.node());
@@ -663,6 +684,7 @@ impl System for Server {
                 self.known_servers.insert(from, results::ServerStats { jetstream, streams, streams_max });
             }
             ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
+            ServerMsg::RemovePeer { request, target } => self.lead_remove_peer(env, from, request, target),
         }
         self.settle(env);
     }
@@ -675,6 +697,7 @@ impl System for Server {
         self.send_due_answers(env);
         self.stats_tick(env);
         self.meta_tick(env);
+        self.sync_group_peers(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -721,6 +744,9 @@ impl System for Server {
     fn on_fault(ghost: &mut Ghost, node: NodeIndex, fault: Fault<'_>) {
         if matches!(fault, Fault::Crash | Fault::PowerLoss) {
             ghost.observe_meta_acting(node, false);
+            // A restart turns JetStream back on (NATS does not persist the removal's effect).
+            ghost.removed_servers.remove(&node);
+            ghost.peer_removes_pending.remove(&node);
         }
         match fault {
             Fault::Corruption(report)
@@ -744,6 +770,16 @@ impl System for Server {
             0 | 1 => MetaOp::Stepdown { preferred: None },
             2 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
             _ => MetaOp::Snapshot {},
+        })
+    }
+
+    fn generate_membership_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
+        // By id or by name (names are known only for servers heard from since start).
+        let peer = rng.gen_range(0..5);
+        Some(if rng.gen_bool(0.5) {
+            MetaOp::RemovePeer { peer: Some(peer), name: None }
+        } else {
+            MetaOp::RemovePeer { peer: None, name: Some(format!("n{peer}")) }
         })
     }
 
@@ -901,6 +937,10 @@ impl System for Server {
                 what: "the meta leader's snapshot includes its inflight (proposed, unapplied) streams",
             },
             BugSwitch {
+                name: BUG_PEER_REMOVE_REPLY_EARLY,
+                what: "the meta leader answers a peer removal when it proposes it, before a quorum applied it",
+            },
+            BugSwitch {
                 name: BUG_OS_TIME,
                 what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)",
             },
@@ -993,13 +1033,18 @@ fn propose_meta(
     Ok(index)
 }
 
+/// S11: every peer a proposal places an asset on is a meta peer, except peers the asset's
+/// group already had (a re-placement keeps the members it can).
 fn placed_on_known_peers(entry: &meta::MetaEntry, meta_peers: &[u32], state: &meta::MetaState) -> bool {
     let (group, existing) = match entry {
-        meta::MetaEntry::AssignStream { sa, .. } => (&sa.group, state.stream(&sa.key()).map(|e| &e.group)),
+        meta::MetaEntry::AssignStream { sa, .. } | meta::MetaEntry::UpdateStream { sa, .. } => {
+            (&sa.group, state.stream(&sa.key()).map(|e| &e.group))
+        }
         meta::MetaEntry::AssignConsumer { ca, .. } => (&ca.group, state.consumer(&ca.key()).map(|e| &e.group)),
         _ => return true,
     };
-    existing.is_some_and(|e| e.name == group.name) || group.peers.iter().all(|p| meta_peers.contains(p))
+    let kept = |p: &u32| existing.is_some_and(|e| e.name == group.name && e.peers.contains(p));
+    group.peers.iter().all(|p| kept(p) || meta_peers.contains(p))
 }
 
 /// One generated asset in ten needs the current API level (§7), which older servers lack.
@@ -1092,7 +1137,7 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             Some(m) => fail(Some(*node), format!("{} streams applied, expected {count}", m.state.streams().count())),
             None => fail(Some(*node), "has no running meta group".into()),
         },
-        MetaExpect::Stream { node, account, name, exists, peers, in_cluster, has_sync } => {
+        MetaExpect::Stream { node, account, name, exists, peers, in_cluster, has_sync, on } => {
             let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
             let sa = m.state.stream(&meta::StreamKey::new(account, name));
             let outside = |sa: &meta::StreamAssignment, in_cluster: &str| {
@@ -1108,6 +1153,9 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                     Some(*node),
                     format!("stream {name} has peers {:?}, not all in cluster {want}", sa.group.peers),
                 ),
+                (Some(sa), true, _, _) if on.as_ref().is_some_and(|on| *on != sa.group.peers) => {
+                    fail(Some(*node), format!("stream {name} has peers {:?}, expected {on:?}", sa.group.peers))
+                }
                 (Some(sa), true, _, _) if has_sync.is_some_and(|want| want == sa.sync.is_empty()) => fail(
                     Some(*node),
                     format!("stream {name} has sync subject {:?}, expected has_sync = {has_sync:?}", sa.sync),
@@ -1141,15 +1189,25 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
             }
             None => fail(Some(*node), "is down".into()),
         },
+        MetaExpect::Quorum { node, equals } => match server(*node).and_then(|s| s.group(META)) {
+            Some(g) if g.node.quorum_size() == *equals => Ok(()),
+            Some(g) => fail(Some(*node), format!("meta quorum {}, expected {equals}", g.node.quorum_size())),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
+        MetaExpect::Rescued { node, quorum } => match server(*node).and_then(|s| s.group(META)) {
+            Some(g) if g.node.rescued_quorum() == *quorum => Ok(()),
+            Some(g) => fail(Some(*node), format!("rescued quorum {:?}, expected {quorum:?}", g.node.rescued_quorum())),
+            None => fail(Some(*node), "has no running meta group".into()),
+        },
         MetaExpect::LocalStream { node, account, name, exists } => match layer(*node) {
             Some(m) if m.local.stream(&meta::StreamKey::new(account, name)).is_some() == *exists => Ok(()),
             Some(_) if *exists => fail(Some(*node), format!("holds no local stream {account}:{name}")),
             Some(_) => fail(Some(*node), format!("holds local stream {account}:{name}")),
             None => fail(Some(*node), "has no running meta group".into()),
         },
-        MetaExpect::Answers { node, at_least } => match layer(*node) {
-            Some(m) if m.answered >= *at_least => Ok(()),
-            Some(m) => fail(Some(*node), format!("{} answers, expected at least {at_least}", m.answered)),
+        MetaExpect::Answers { node, at_least, at_most } => match layer(*node) {
+            Some(m) if m.answered >= *at_least && at_most.is_none_or(|most| m.answered <= most) => Ok(()),
+            Some(m) => fail(Some(*node), format!("{} answers, expected {at_least} to {at_most:?}", m.answered)),
             None => fail(Some(*node), "has no running meta group".into()),
         },
         MetaExpect::AnswerError { node, contains } => match layer(*node) {

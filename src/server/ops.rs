@@ -69,6 +69,11 @@ pub enum ServerMsg {
     /// A member could not create or update its copy of a stream (NATS's assignment result):
     /// sent to the meta leader, which may re-place or remove the stream (§2.7).
     StreamResult(StreamResult),
+    /// A client's peer removal a server passes to the meta leader it knows.
+    RemovePeer {
+        request: u64,
+        target: super::peers::PeerTarget,
+    },
 }
 
 /// Servers send their stats this often (NATS backs off to a 10 s heartbeat).
@@ -90,8 +95,18 @@ pub enum MetaOp {
     AddPeer {
         peer: NodeIndex,
     },
+    /// `$JS.API.SERVER.REMOVE`: remove a server from the meta group, by peer id or by server
+    /// name (`n<id>`, known only for servers heard from since start). Answered once applied.
     RemovePeer {
-        peer: NodeIndex,
+        #[serde(default)]
+        peer: Option<NodeIndex>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Meta rescue (disaster recovery), handled by the server it is sent to: count meta
+    /// quorums against `quorum` for at most 5 minutes. Refused while a leader is known.
+    Rescue {
+        quorum: usize,
     },
     /// Take a meta snapshot now and compact the log.
     Snapshot {},
@@ -277,6 +292,17 @@ pub enum MetaExpect {
         node: NodeIndex,
         is: bool,
     },
+    /// The quorum `node`'s meta group counts against (after any cold-boot size adjustment
+    /// or rescue).
+    Quorum {
+        node: NodeIndex,
+        equals: usize,
+    },
+    /// `node`'s meta group counts quorums against a rescued quorum (`Some`), or its own.
+    Rescued {
+        node: NodeIndex,
+        quorum: Option<usize>,
+    },
     /// Exactly one running server is leader, and every running member names it.
     OneLeader {},
     /// `leaderless()` on `node`.
@@ -352,6 +378,9 @@ pub enum MetaExpect {
         /// The assignment has a sync subject (false: an old server's, not yet repaired).
         #[serde(default)]
         has_sync: Option<bool>,
+        /// Exactly these peers (sorted).
+        #[serde(default)]
+        on: Option<Vec<NodeIndex>>,
     },
     /// Applied consumers of `stream` on `node`.
     Consumers {
@@ -383,7 +412,11 @@ pub enum MetaExpect {
     /// Answers the clients of `node` received (successes and errors).
     Answers {
         node: NodeIndex,
+        #[serde(default)]
         at_least: u64,
+        /// And no more than this many.
+        #[serde(default)]
+        at_most: Option<u64>,
     },
     /// Some successful answer to a client of `node` contained `contains`.
     AnswerOk {

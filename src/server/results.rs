@@ -42,7 +42,7 @@ impl Server {
         let meta = self.groups.get(META).and_then(|g| g.meta.as_deref());
         let streams = meta.map_or(0, |m| m.local.streams().count());
         ServerStats {
-            jetstream: !env.config().jetstream_disabled.contains(&env.node()),
+            jetstream: !env.config().jetstream_disabled.contains(&env.node()) && !self.jetstream_removed,
             streams: u32::try_from(streams).expect("streams bounded by capacity and names"),
             streams_max: env.config().stream_capacity(env.node()),
         }
@@ -67,7 +67,7 @@ impl Server {
     }
 
     /// Peers placement should skip: full by their latest stats.
-    pub(super) fn full_peers(&self) -> Vec<PeerId> {
+    pub fn full_peers(&self) -> Vec<PeerId> {
         self.known_servers.iter().filter(|(_, s)| s.full()).map(|(&n, _)| n).collect()
     }
 

@@ -1,0 +1,144 @@
+//! Peer management on the meta leader (spec §8.2, §8.3): streams placed on servers that are
+//! no longer meta peers (stale peers) or on fewer servers than their replica count (missing
+//! peers) are re-placed, and their consumers remapped onto the stream's new peers. Pure: the
+//! driver proposes what comes out, when a peer removal applies and when it becomes leader.
+//!
+//! The group keeps its name (NATS `removePeerFromStreamLocked` keeps it too): the surviving
+//! members keep their data, and the group's own raft membership follows the assignment.
+
+use std::collections::BTreeSet;
+
+use rand::seq::SliceRandom;
+use rand::RngCore;
+
+use super::entry::MetaEntry;
+use super::inflight::Inflight;
+use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment, StreamKey};
+use super::request::LeaderContext;
+use super::state::MetaState;
+
+/// What the leader proposes to heal stale and missing peers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerRemap {
+    /// Stream updates (new peers, same group), each followed by its consumers' remaps.
+    pub entries: Vec<MetaEntry>,
+    /// Groups none of whose peers is left: their data went with the removed servers.
+    pub emptied_groups: Vec<String>,
+}
+
+/// Group peers that are not meta peers (NATS `stalePeers`).
+pub fn stale_peers(group: &RaftGroup, meta_peers: &[PeerId]) -> Vec<PeerId> {
+    group.peers.iter().copied().filter(|p| !meta_peers.contains(p)).collect()
+}
+
+/// The replica count a stream's config asks for; `None` when the config does not decode.
+fn replicas_wanted(sa: &StreamAssignment) -> Option<usize> {
+    let config = sa.config().ok()?.into_config().normalized();
+    Some(usize::from(config.replicas).max(1))
+}
+
+/// Supported streams of the applied-or-inflight view, by key.
+fn streams_in_view<'a>(state: &'a MetaState, inflight: &'a Inflight) -> Vec<&'a StreamAssignment> {
+    let keys: BTreeSet<&StreamKey> =
+        state.snapshot_streams().keys().chain(inflight.streams().map(|(k, _)| k)).collect();
+    keys.into_iter()
+        .filter(|key| state.stream_unsupported(key).is_none())
+        .filter_map(|key| inflight.stream_or_inflight(state, key))
+        .collect()
+}
+
+/// Whether any stream needs re-placing: cheap, and draws nothing, so a leader with nothing to
+/// heal leaves the seed's random stream untouched.
+pub fn peers_need_reconcile(state: &MetaState, inflight: &Inflight, meta_peers: &[PeerId]) -> bool {
+    streams_in_view(state, inflight).into_iter().any(|sa| {
+        let short = replicas_wanted(sa).is_some_and(|r| sa.group.peers.len() < r);
+        // A short group only counts when some meta peer could top it up.
+        let room = meta_peers.iter().any(|p| !sa.group.is_member(*p));
+        !stale_peers(&sa.group, meta_peers).is_empty() || (short && room)
+    })
+}
+
+/// NATS `reconcilePeerAssignments` for all peers: drop stale peers, top every stream up to its
+/// replica count from the meta peers (online first, full ones skipped, within the stream's
+/// cluster), and remap its consumers onto the result. A stream with nowhere to go keeps
+/// what it has ("heal later").
+pub fn reconcile_peers(
+    state: &MetaState,
+    inflight: &Inflight,
+    ctx: &LeaderContext,
+    rng: &mut dyn RngCore,
+) -> PeerRemap {
+    let mut remap = PeerRemap::default();
+    for sa in streams_in_view(state, inflight) {
+        let Some(replicas) = replicas_wanted(sa) else { continue };
+        let kept: Vec<PeerId> = sa.group.peers.iter().copied().filter(|p| ctx.meta_peers.contains(p)).collect();
+        if kept.len() == sa.group.peers.len() && kept.len() >= replicas {
+            continue;
+        }
+        let mut peers = kept.clone();
+        let mut candidates = candidates(sa, &kept, ctx);
+        candidates.shuffle(rng);
+        // Stable: shuffled order within the online and offline classes.
+        candidates.sort_by_key(|p| !ctx.online_peers.contains(p));
+        peers.extend(candidates.into_iter().take(replicas.saturating_sub(kept.len())));
+        peers.sort_unstable();
+        if peers.is_empty() || peers == sa.group.peers {
+            continue;
+        }
+        assert!(peers.iter().all(|p| ctx.meta_peers.contains(p)), "re-placed only on meta peers (S11)");
+        assert!(peers.len() <= replicas.max(sa.group.peers.len()), "re-placement never grows past the replicas");
+        if kept.is_empty() {
+            remap.emptied_groups.push(sa.group.name.clone());
+        }
+        let group = RaftGroup { name: sa.group.name.clone(), peers: peers.clone(), preferred: None };
+        let moved = StreamAssignment { group, ..sa.without_consumers() };
+        remap.entries.push(MetaEntry::UpdateStream { sa: moved, reply: None });
+        for ca in inflight.consumers_or_inflight(state, &sa.key()) {
+            if let Some(entry) = remap_consumer(ca, &peers, rng) {
+                if kept.is_empty() || !ca.group.peers.iter().any(|p| peers.contains(p)) {
+                    remap.emptied_groups.push(ca.group.name.clone());
+                }
+                remap.entries.push(entry);
+            }
+        }
+    }
+    remap
+}
+
+/// Meta peers that may join `sa`'s group: not in it, not full, and in the stream's cluster
+/// when the cluster is a super-cluster.
+fn candidates(sa: &StreamAssignment, kept: &[PeerId], ctx: &LeaderContext) -> Vec<PeerId> {
+    let placed = sa.config().ok().and_then(|c| c.into_config().placement).map(|p| p.cluster);
+    let cluster = ctx.clusters.iter().find(|c| match &placed {
+        Some(name) => &c.name == name,
+        None => sa.group.peers.iter().any(|p| c.peers.contains(p)),
+    });
+    ctx.meta_peers
+        .iter()
+        .copied()
+        .filter(|p| !kept.contains(p) && !sa.group.is_member(*p) && !ctx.full_peers.contains(p))
+        .filter(|p| ctx.clusters.is_empty() || cluster.is_some_and(|c| c.peers.contains(p)))
+        .collect()
+}
+
+/// A consumer keeps its peers that stay in the stream's group and is backfilled at random
+/// from the others; a durable that lost every peer jumps to new ones, an ephemeral is
+/// deleted (§8.3). `None` when nothing changes.
+fn remap_consumer(ca: &ConsumerAssignment, stream_peers: &[PeerId], rng: &mut dyn RngCore) -> Option<MetaEntry> {
+    if ca.group.peers.iter().all(|p| stream_peers.contains(p)) {
+        return None;
+    }
+    let mut peers: Vec<PeerId> = ca.group.peers.iter().copied().filter(|p| stream_peers.contains(p)).collect();
+    let ephemeral = ca.config().ok().is_some_and(|c| c.config().durable_name.is_none());
+    if peers.is_empty() && ephemeral {
+        return Some(MetaEntry::RemoveConsumer { ca: ca.clone(), reply: None });
+    }
+    let mut spare: Vec<PeerId> = stream_peers.iter().copied().filter(|p| !peers.contains(p)).collect();
+    spare.shuffle(rng);
+    let wanted = ca.group.peers.len().min(stream_peers.len());
+    peers.extend(spare.into_iter().take(wanted.saturating_sub(peers.len())));
+    peers.sort_unstable();
+    assert!(!peers.is_empty(), "a remapped consumer keeps at least one peer");
+    let group = RaftGroup { name: ca.group.name.clone(), peers, preferred: None };
+    Some(MetaEntry::AssignConsumer { ca: ConsumerAssignment { group, ..ca.clone() }, reply: None })
+}

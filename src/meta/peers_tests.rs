@@ -1,0 +1,160 @@
+//! Unit tests of the leader's peer reconcile (§8.3): stale peers dropped, short groups topped
+//! up from meta peers only, consumers remapped onto their stream's peers.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::entry::MetaEntry;
+use super::inflight::{Inflight, MetaBugs};
+use super::model::*;
+use super::peers::{peers_need_reconcile, reconcile_peers};
+use super::request::LeaderContext;
+use super::state::MetaState;
+
+fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
+    LeaderContext {
+        api_level: API_LEVEL,
+        me: meta_peers[0],
+        meta_peers: meta_peers.to_vec(),
+        online_peers: meta_peers.to_vec(),
+        now_ms: 1_000,
+        max_streams_per_account: None,
+        clusters: vec![],
+        client_cluster: None,
+        full_peers: vec![],
+        bugs: MetaBugs::default(),
+    }
+}
+
+fn stream(name: &str, replicas: u8, peers: &[PeerId]) -> StreamAssignment {
+    let config =
+        StreamConfig { name: name.into(), subjects: vec![format!("{name}.>")], replicas, ..Default::default() };
+    StreamAssignment {
+        account: "acc".into(),
+        name: name.into(),
+        created_ms: 100,
+        config_json: config.to_json(),
+        group: RaftGroup { name: format!("S-{name}"), peers: peers.to_vec(), preferred: None },
+        sync: format!("$SYS.JSC.SYNC.{name}"),
+        consumers: BTreeMap::new(),
+    }
+}
+
+fn consumer(stream: &str, name: &str, durable: bool, peers: &[PeerId]) -> ConsumerAssignment {
+    let config = ConsumerConfig { durable_name: durable.then(|| name.to_string()), ..Default::default() };
+    ConsumerAssignment {
+        account: "acc".into(),
+        stream: stream.into(),
+        name: name.into(),
+        created_ms: 200,
+        config_json: config.to_json(),
+        group: RaftGroup { name: format!("C-{name}"), peers: peers.to_vec(), preferred: None },
+    }
+}
+
+/// A state holding `streams` (with their consumers), applied in order.
+fn state_with(streams: &[StreamAssignment]) -> MetaState {
+    let mut state = MetaState::default();
+    let mut inflight = Inflight::default();
+    let mut index = 0;
+    for sa in streams {
+        let mut entries = vec![MetaEntry::AssignStream { sa: sa.without_consumers(), reply: None }];
+        entries.extend(sa.consumers.values().map(|ca| MetaEntry::AssignConsumer { ca: ca.clone(), reply: None }));
+        for entry in entries {
+            index += 1;
+            state.apply(index, &entry.encode(), 99, &mut inflight).expect("applies");
+        }
+    }
+    state
+}
+
+fn placed(entry: &MetaEntry) -> (&str, &[PeerId]) {
+    match entry {
+        MetaEntry::UpdateStream { sa, .. } => (&sa.group.name, &sa.group.peers),
+        MetaEntry::AssignConsumer { ca, .. } => (&ca.group.name, &ca.group.peers),
+        MetaEntry::RemoveConsumer { ca, .. } => (&ca.group.name, &[]),
+        other => panic!("unexpected entry {other:?}"),
+    }
+}
+
+#[test]
+fn stale_peer_is_replaced_in_the_same_group_and_consumers_follow() {
+    let mut x = stream("X", 3, &[1, 2, 3]);
+    x.consumers.insert("C".into(), consumer("X", "C", true, &[2, 3]));
+    x.consumers.insert("D".into(), consumer("X", "D", true, &[1]));
+    let state = state_with(&[x]);
+    let inflight = Inflight::default();
+    // Server 3 left the meta group; 4 and 5 remain candidates.
+    let ctx = ctx(&[1, 2, 4, 5]);
+    assert!(peers_need_reconcile(&state, &inflight, &ctx.meta_peers));
+    for seed in 0..20 {
+        let remap = reconcile_peers(&state, &inflight, &ctx, &mut ChaCha8Rng::seed_from_u64(seed));
+        assert!(remap.emptied_groups.is_empty(), "1 and 2 keep the data");
+        let (name, peers) = placed(&remap.entries[0]);
+        assert_eq!(name, "S-X", "the group keeps its name");
+        assert_eq!(peers.len(), 3);
+        assert!(peers.contains(&1) && peers.contains(&2) && !peers.contains(&3));
+        assert!(peers.iter().all(|p| ctx.meta_peers.contains(p)), "only meta peers (S11)");
+        // Only C lost a peer: it keeps 2 and is backfilled from the stream's new peers.
+        assert_eq!(remap.entries.len(), 2, "D keeps its peer: {:?}", remap.entries);
+        let (cname, cpeers) = placed(&remap.entries[1]);
+        assert_eq!(cname, "C-C");
+        assert_eq!(cpeers.len(), 2);
+        assert!(cpeers.contains(&2) && cpeers.iter().all(|p| peers.contains(p)));
+    }
+}
+
+#[test]
+fn short_group_is_topped_up_only_while_a_peer_has_room() {
+    let state = state_with(&[stream("X", 3, &[1, 2])]);
+    let inflight = Inflight::default();
+    let mut full = ctx(&[1, 2, 3]);
+    full.full_peers = vec![3];
+    let remap = reconcile_peers(&state, &inflight, &full, &mut ChaCha8Rng::seed_from_u64(1));
+    assert!(remap.entries.is_empty(), "3 is full: nowhere to grow, keep what it has");
+    let remap = reconcile_peers(&state, &inflight, &ctx(&[1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1));
+    assert_eq!(placed(&remap.entries[0]).1, &[1, 2, 3]);
+    // Nothing to heal: no entries and no draw needed.
+    let healed = state_with(&[stream("X", 3, &[1, 2, 3])]);
+    assert!(!peers_need_reconcile(&healed, &inflight, &[1, 2, 3]));
+    assert!(reconcile_peers(&healed, &inflight, &ctx(&[1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1))
+        .entries
+        .is_empty());
+    // Fewer meta peers than replicas: the group shrinks to what is left rather than waits.
+    let remap = reconcile_peers(&healed, &inflight, &ctx(&[1, 2]), &mut ChaCha8Rng::seed_from_u64(1));
+    assert_eq!(placed(&remap.entries[0]).1, &[1, 2]);
+}
+
+#[test]
+fn group_with_every_peer_removed_moves_and_reports_its_data_lost() {
+    let mut x = stream("X", 1, &[3]);
+    x.consumers.insert("E".into(), consumer("X", "E", false, &[3]));
+    x.consumers.insert("D".into(), consumer("X", "D", true, &[3]));
+    let state = state_with(&[x]);
+    let remap = reconcile_peers(&state, &Inflight::default(), &ctx(&[1, 2]), &mut ChaCha8Rng::seed_from_u64(7));
+    assert!(remap.emptied_groups.contains(&"S-X".to_string()));
+    let new_peers = placed(&remap.entries[0]).1.to_vec();
+    assert_eq!(new_peers.len(), 1);
+    // The durable jumps to the new peer; the ephemeral is deleted (§8.3).
+    let durable = remap.entries.iter().find(|e| matches!(e, MetaEntry::AssignConsumer { ca, .. } if ca.name == "D"));
+    assert_eq!(durable.map(|e| placed(e).1.to_vec()), Some(new_peers));
+    assert!(remap.entries.iter().any(|e| matches!(e, MetaEntry::RemoveConsumer { ca, .. } if ca.name == "E")));
+}
+
+#[test]
+fn inflight_streams_are_reconciled_and_unsupported_ones_left_alone() {
+    let state = MetaState::default();
+    let mut inflight = Inflight::default();
+    inflight.track_stream(&stream("Y", 3, &[1, 2, 3]), false);
+    let remap = reconcile_peers(&state, &inflight, &ctx(&[1, 2, 4]), &mut ChaCha8Rng::seed_from_u64(3));
+    assert_eq!(placed(&remap.entries[0]).1, &[1, 2, 4], "the applied-or-inflight view, as NATS");
+    // A stream this server cannot run (a newer API level) is never re-placed (S15).
+    let mut z = stream("Z", 3, &[1, 2, 3]);
+    let mut config: serde_json::Value = serde_json::from_slice(&z.config_json).unwrap();
+    config["metadata"] = serde_json::json!({ REQUIRED_LEVEL_KEY: (API_LEVEL + 1).to_string() });
+    z.config_json = serde_json::to_vec(&config).unwrap();
+    let state = state_with(&[z]);
+    assert!(!peers_need_reconcile(&state, &Inflight::default(), &[1, 2, 4]));
+}

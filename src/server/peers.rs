@@ -1,0 +1,228 @@
+//! Peer management, the driver's half (spec §8.2, §8.3): the `SERVER.REMOVE` request (one
+//! at a time, answered only once the removal applies on the leader that proposed it), the
+//! removed server disabling JetStream, the leader re-placing streams off removed and onto
+//! missing peers, and asset groups whose raft membership follows their assignment.
+
+use rand::RngCore;
+use serde::Serialize;
+
+use sim::{Env, NodeIndex};
+
+use super::jetstream::Answer;
+use super::ops::ServerMsg;
+use super::{propose_meta, FromSeedU64, Server, META};
+use crate::meta::{self, PeerId};
+use crate::raft::{EntryData, ProposeError, Term};
+
+/// The removal the meta leader proposed and owes an answer for (NATS keeps one reply
+/// subject; a second request meanwhile is refused).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingPeerRemove {
+    pub peer: PeerId,
+    pub term: Term,
+    pub origin: NodeIndex,
+    pub request: u64,
+}
+
+/// How a client names the server to remove: by peer id, or by server name (`n<id>`), which
+/// only servers heard from since this one started know (NATS does not persist names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PeerTarget {
+    pub peer: Option<NodeIndex>,
+    pub name: Option<String>,
+}
+
+impl Server {
+    /// Meta rescue as this server receives the operator's broadcast (§8.4): NRG refuses it
+    /// while a leader is known, or with a quorum above the current one.
+    pub(super) fn rescue(&mut self, env: &mut Env<'_, Self>, quorum: usize) {
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        match group.node.rescue(env.monotonic_ms(), quorum) {
+            Ok(()) => env.trace("meta-rescued", &quorum),
+            Err(e) => env.trace("rescue-refused", &e.to_string()),
+        }
+    }
+
+    /// A client's `SERVER.REMOVE` at this server: goes to the meta leader like any request.
+    pub(super) fn client_remove_peer(&mut self, env: &mut Env<'_, Self>, target: PeerTarget) {
+        let Some((request, route)) = self.open_client_request(env, true) else { return };
+        env.trace("request", &(request, "remove-peer", &target));
+        match route {
+            super::RequestRoute::Here => self.lead_remove_peer(env, env.node(), request, target),
+            super::RequestRoute::Leader(leader) => env.send(leader, ServerMsg::RemovePeer { request, target }),
+            super::RequestRoute::Nowhere => {}
+        }
+    }
+
+    /// The meta leader proposes the removal; errors are answered at once. The answer for a
+    /// proposed removal waits for its apply ([`Self::on_peer_removed`]).
+    pub(super) fn lead_remove_peer(
+        &mut self,
+        env: &mut Env<'_, Self>,
+        origin: NodeIndex,
+        request: u64,
+        target: PeerTarget,
+    ) {
+        let now = env.monotonic_ms();
+        let known_names = self.known_servers.keys().map(|&n| (n, format!("n{n}"))).collect::<Vec<_>>();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let Some(term) = meta.leader_term else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let resolved = match (&target.peer, &target.name) {
+            (Some(peer), _) => Some(*peer),
+            (None, Some(name)) => known_names.iter().find(|(_, n)| n == name).map(|(id, _)| *id),
+            (None, None) => None,
+        };
+        let answer: Result<PeerId, String> = match resolved {
+            _ if meta.peer_remove.is_some() => Err("membership change inflight".into()),
+            Some(peer) if group.node.peers().contains(&peer) => {
+                if group.node.peers().len() == 1 {
+                    Err("cannot remove the last peer".into())
+                } else {
+                    Ok(peer)
+                }
+            }
+            _ => Err("peer not a member".into()),
+        };
+        let peer = match answer {
+            Ok(peer) => peer,
+            Err(e) => return self.send_answer(env, origin, request, Err(e)),
+        };
+        match group.node.propose(now, term, EntryData::RemovePeer(peer)) {
+            Ok(index) => {
+                let me = env.node();
+                env.ghost().observe_peer_remove_proposed(me, term, peer);
+                env.trace("peer-remove-proposed", &(index, peer, origin, request));
+                let pending = PendingPeerRemove { peer, term, origin, request };
+                if meta.bugs.peer_remove_reply_early {
+                    self.answer_peer_remove(env, pending);
+                } else {
+                    meta.peer_remove = Some(pending);
+                }
+            }
+            Err(ProposeError::MembershipChangePending) => {
+                self.send_answer(env, origin, request, Err("membership change in progress".into()))
+            }
+            Err(e) => env.trace("propose-refused", &e.to_string()),
+        }
+    }
+
+    /// The removal answer, as the leader sends it (S17: only after its apply, same term).
+    fn answer_peer_remove(&mut self, env: &mut Env<'_, Self>, pending: PendingPeerRemove) {
+        let me = env.node();
+        env.ghost().observe_peer_remove_answered(me, pending.term, pending.peer);
+        let answer: Answer = Ok(format!("peer n{} removed", pending.peer));
+        self.send_answer(env, pending.origin, pending.request, answer);
+    }
+
+    /// After a meta input: act on membership entries the meta layer applied (§8.2).
+    pub(super) fn after_membership_changes(&mut self, env: &mut Env<'_, Self>) {
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let removed = std::mem::take(&mut meta.peers_removed);
+        let answered =
+            meta.peer_remove.take_if(|p| removed.iter().any(|&(peer, term)| peer == p.peer && term == Some(p.term)));
+        if let Some(pending) = answered {
+            self.answer_peer_remove(env, pending);
+        }
+        let me = env.node();
+        if removed.iter().any(|&(peer, _)| peer == me) {
+            self.disable_jetstream(env);
+            return;
+        }
+        self.lead_peer_reconcile(env);
+    }
+
+    /// This server applied its own removal: JetStream stops here (the meta group and every
+    /// asset group), until a restart. Files stay on disk.
+    fn disable_jetstream(&mut self, env: &mut Env<'_, Self>) {
+        for name in self.groups.keys() {
+            self.tokens.forget_group(name);
+        }
+        self.groups.clear();
+        self.jetstream_removed = true;
+        env.trace("jetstream-disabled", &"removed from the meta group");
+        let own = self.own_stats(env);
+        self.known_servers.insert(env.node(), own);
+        let msg = self.stats_msg(env);
+        env.broadcast(msg);
+    }
+
+    /// The acting meta leader re-places streams whose peers left the meta group or fall short
+    /// of their replicas (§8.3), when asked: on election and after a membership change.
+    fn lead_peer_reconcile(&mut self, env: &mut Env<'_, Self>) {
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        if !std::mem::take(&mut meta.peer_reconcile_due) {
+            return;
+        }
+        let Some(ctx) = self.leader_context(env, None) else { return };
+        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+        if !meta::peers_need_reconcile(&meta.state, &meta.inflight, &ctx.meta_peers) {
+            return;
+        }
+        let term = meta.leader_term.expect("leader_context requires a leader term");
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+        let remap = meta::reconcile_peers(&meta.state, &meta.inflight, &ctx, &mut rng);
+        for name in &remap.emptied_groups {
+            // Its only copies were on removed servers: what they held is gone, as in NATS.
+            env.trace("group-data-lost", name);
+            env.ghost().observe_group_emptied(name);
+        }
+        for entry in remap.entries {
+            env.trace("peer-reconcile", &placement(&entry));
+            if let Err(e) = propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+                env.trace("propose-refused", &e);
+                return;
+            }
+        }
+    }
+
+    /// From the tick: the leader of an asset group moves its raft membership toward the
+    /// assignment's peers, one change at a time (adds first, so the group never shrinks below
+    /// what it has while it grows).
+    pub(super) fn sync_group_peers(&mut self, env: &mut Env<'_, Self>) {
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let desired = meta.desired_groups();
+        let now = env.monotonic_ms();
+        for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
+            if !group.node.leader() {
+                continue;
+            }
+            let Some(want) = desired.get(name) else { continue };
+            let have = group.node.peers();
+            let change = match want.peers.iter().find(|p| !have.contains(p)) {
+                Some(&add) => EntryData::AddPeer(add),
+                None => match have.iter().find(|p| !want.peers.contains(p)) {
+                    Some(&remove) => EntryData::RemovePeer(remove),
+                    None => continue,
+                },
+            };
+            let term = group.node.term();
+            // Refusals (a change still uncommitted, a re-add ban) are retried next tick.
+            if group.node.propose(now, term, change.clone()).is_ok() {
+                env.trace("group-peer-change", &(name, format!("{change:?}")));
+            }
+        }
+    }
+}
+
+/// What an entry places where, for the trace.
+fn placement(entry: &meta::MetaEntry) -> (String, Vec<PeerId>) {
+    match entry {
+        meta::MetaEntry::AssignStream { sa, .. } | meta::MetaEntry::UpdateStream { sa, .. } => {
+            (sa.key().to_string(), sa.group.peers.clone())
+        }
+        meta::MetaEntry::AssignConsumer { ca, .. } => (ca.key().to_string(), ca.group.peers.clone()),
+        meta::MetaEntry::RemoveConsumer { ca, .. } => (format!("{} (deleted)", ca.key()), Vec::new()),
+        other => (format!("{other:?}"), Vec::new()),
+    }
+}
