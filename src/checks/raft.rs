@@ -116,9 +116,31 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
     Ok(())
 }
 
+/// L9: after heal every running server's groups keep their logs compacted: a group snapshots
+/// (and drops its log) every `snapshot_every` applied entries, so no more than that many
+/// applied entries stay in any log once things are quiet.
+fn log_compacted(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    for (id, server) in cluster.running() {
+        for group in server.groups() {
+            let kept = group.node.applied_index().saturating_sub(group.node.snapshot_index());
+            if kept > group.snapshot_every {
+                let message = format!(
+                    "{}: {kept} applied entries still in the log (snapshot at {}, compacts every {})",
+                    group.name,
+                    group.node.snapshot_index(),
+                    group.snapshot_every
+                );
+                return fail("raft-log-compacted", id, message);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// After faults heal with a quorum up: one leader, known to every running member; every
 /// member applied everything committed and reports `current()`.
 pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    log_compacted(cluster)?;
     let reference = super::meta_members(cluster.running());
     let members: Vec<(u32, &Server)> = cluster
         .running()
