@@ -191,6 +191,10 @@ impl Server {
     /// what it has while it grows).
     pub(super) fn sync_group_peers(&mut self, env: &mut Env<'_, Self>) {
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Every tick on every server: build the assignment map only where there is a group to lead.
+        if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
+            return;
+        }
         let desired = meta.desired_groups();
         let now = env.monotonic_ms();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
