@@ -215,10 +215,10 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
     let meta_peers = super::meta_members(cluster.running());
     // Each group with the stream it belongs to and, for a consumer's group, the consumer.
     let groups = state.streams().flat_map(|sa| {
-        let consumers = sa.consumers.values().map(|ca| (&ca.group, sa.key(), Some(ca.key())));
-        std::iter::once((&sa.group, sa.key(), None)).chain(consumers)
+        let consumers = sa.consumers.values().map(|ca| (&ca.group, sa.key(), Some(ca.key()), ca.group.peers.len() > 1));
+        std::iter::once((&sa.group, sa.key(), None, sa.replicated())).chain(consumers)
     });
-    for (group, stream, consumer) in groups.filter(|(g, _, _)| g.peers.len() > 1) {
+    for (group, stream, consumer, _) in groups.filter(|(_, _, _, replicated)| *replicated) {
         let name = group.name.as_str();
         // A server whose meta layer is down (refused files, apply error) cannot know its
         // assignments; it is excused here and reported by the meta checks. So is a server
@@ -244,8 +244,9 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
         }
         // The group's own raft membership may still hold servers removed from the meta group
-        // (its leader lacked the quorum to move it along). Without a quorum of it running, it
-        // cannot elect: NATS's way out (checkEvictedPeers) is not modelled, so nothing is owed.
+        // (its leader lacked the quorum to move it along). Members evict them when that is
+        // safe (checkEvictedPeers), but not from an empty log and not while the rest could
+        // still elect; without a quorum of its membership running, nothing is owed.
         let stuck = members.iter().filter_map(|(_, s)| s.group(name)).any(|g| {
             let config = g.node.peers();
             // Only meta members count: a removed server that restarted on a stale view may
@@ -319,7 +320,7 @@ fn acked_messages_kept(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -
         let key = sa.key();
         let holders = sa.group.peers.iter().filter_map(|&p| {
             let held = cluster.server(p)?.stream_messages(&key, cluster.nodes[p as usize].disk)?;
-            let leads = sa.group.peers.len() == 1 || cluster.server(p)?.group(&sa.group.name)?.node.leader();
+            let leads = !sa.replicated() || cluster.server(p)?.group(&sa.group.name)?.node.leader();
             leads.then_some((p, held))
         });
         for (id, held) in holders {

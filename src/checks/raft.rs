@@ -100,7 +100,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
                 .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
         })
         .collect();
-    if voters.len() >= node.quorum_size() {
+    if voters.len() >= node.election_votes_needed() {
         return fail(
             "raft-leader-completeness",
             id,

@@ -163,6 +163,13 @@ pub struct StreamAssignment {
 }
 
 impl StreamAssignment {
+    /// Whether the stream runs a raft group here. An R1 stream does not; an R>1 stream does
+    /// even when a peer removal left its group with a single member (NATS: a group with
+    /// `Desired` set keeps its node), so its messages stay in the group it had.
+    pub fn replicated(&self) -> bool {
+        self.group.peers.len() > 1 || self.config().ok().is_some_and(|c| c.into_config().normalized().replicas > 1)
+    }
+
     /// This stream's key.
     pub fn key(&self) -> StreamKey {
         StreamKey::new(self.account.clone(), self.name.clone())

@@ -90,11 +90,12 @@ pub fn reconcile_peers(
         if kept.is_empty() {
             remap.emptied_groups.push(sa.group.name.clone());
         }
-        let group = RaftGroup { name: sa.group.name.clone(), peers: peers.clone(), preferred: None };
+        let preferred = first_leader(kept.is_empty(), &peers, ctx);
+        let group = RaftGroup { name: sa.group.name.clone(), peers: peers.clone(), preferred };
         let moved = StreamAssignment { group, ..sa.without_consumers() };
         remap.entries.push(MetaEntry::UpdateStream { sa: moved, reply: None });
         for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-            if let Some(entry) = remap_consumer(ca, &peers, rng) {
+            if let Some(entry) = remap_consumer(ca, &peers, ctx, rng) {
                 if kept.is_empty() || !ca.group.peers.iter().any(|p| peers.contains(p)) {
                     remap.emptied_groups.push(ca.group.name.clone());
                 }
@@ -103,6 +104,16 @@ pub fn reconcile_peers(
         }
     }
     remap
+}
+
+/// The preferred member of a re-placed group. `None` says the group keeps running and every
+/// new member joins it (waits for a leader's data before it campaigns); a group none of whose
+/// members survived starts over like a new one, so a member must campaign.
+fn first_leader(emptied: bool, peers: &[PeerId], ctx: &LeaderContext) -> Option<PeerId> {
+    if !emptied {
+        return None;
+    }
+    peers.iter().copied().find(|p| ctx.online_peers.contains(p)).or(peers.first().copied())
 }
 
 /// Meta peers that may join `sa`'s group: not in it, not full, and in the stream's cluster
@@ -124,7 +135,12 @@ fn candidates(sa: &StreamAssignment, kept: &[PeerId], ctx: &LeaderContext) -> Ve
 /// A consumer keeps its peers that stay in the stream's group and is backfilled at random
 /// from the others; a durable that lost every peer jumps to new ones, an ephemeral is
 /// deleted (§8.3). `None` when nothing changes.
-fn remap_consumer(ca: &ConsumerAssignment, stream_peers: &[PeerId], rng: &mut dyn RngCore) -> Option<MetaEntry> {
+fn remap_consumer(
+    ca: &ConsumerAssignment,
+    stream_peers: &[PeerId],
+    ctx: &LeaderContext,
+    rng: &mut dyn RngCore,
+) -> Option<MetaEntry> {
     if ca.group.peers.iter().all(|p| stream_peers.contains(p)) {
         return None;
     }
@@ -133,12 +149,14 @@ fn remap_consumer(ca: &ConsumerAssignment, stream_peers: &[PeerId], rng: &mut dy
     if peers.is_empty() && ephemeral {
         return Some(MetaEntry::RemoveConsumer { ca: ca.clone(), reply: None });
     }
+    let emptied = peers.is_empty();
     let mut spare: Vec<PeerId> = stream_peers.iter().copied().filter(|p| !peers.contains(p)).collect();
     spare.shuffle(rng);
     let wanted = ca.group.peers.len().min(stream_peers.len());
     peers.extend(spare.into_iter().take(wanted.saturating_sub(peers.len())));
     peers.sort_unstable();
     assert!(!peers.is_empty(), "a remapped consumer keeps at least one peer");
-    let group = RaftGroup { name: ca.group.name.clone(), peers, preferred: None };
+    let preferred = first_leader(emptied, &peers, ctx);
+    let group = RaftGroup { name: ca.group.name.clone(), peers, preferred };
     Some(MetaEntry::AssignConsumer { ca: ConsumerAssignment { group, ..ca.clone() }, reply: None })
 }

@@ -175,7 +175,7 @@ pub fn stream_health(
         return Err(format!("stream assignment error: {e}"));
     }
     let asset = local.stream(key).ok_or("stream not found")?;
-    if sa.group.peers.len() <= 1 {
+    if !sa.replicated() {
         return Ok(());
     }
     replicated_health("stream", &sa.group, &asset.group_name, asset.running, facts)

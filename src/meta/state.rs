@@ -27,7 +27,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// This server is a member: create or update the local stream; start its raft group when
-    /// `group.peers.len() > 1`; a local copy with another group name switches to this group.
+    /// it is replicated ([`StreamAssignment::replicated`]); a local copy with another group name switches to this group.
     RunStream { key: StreamKey, created_ms: u64, group: RaftGroup },
     /// Unsupported here: stop the local stream if running, keep its data.
     StopStream { key: StreamKey },

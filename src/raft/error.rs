@@ -31,6 +31,12 @@ pub enum RaftError {
     RescueNotVoting,
     #[error("rescue refused: the log is empty")]
     RescueEmptyLog,
+    #[error("eviction refused: the log is empty")]
+    EvictEmptyLog,
+    #[error("eviction refused: leader {leader} is known")]
+    EvictLeaderKnown { leader: PeerId },
+    #[error("eviction refused: the {remaining} peers left could still reach quorum without this node")]
+    EvictQuorumPossible { remaining: usize },
 }
 
 /// Why a proposal was refused.

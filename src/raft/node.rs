@@ -62,10 +62,13 @@ pub struct RaftNode {
     /// persisted, as in NRG: a restart comes back with the natural quorum.
     pub(super) rescue: Option<Rescue>,
     /// A member added to a running group starts with an empty log and a membership taken
-    /// from the assignment, not from the log: it must not campaign before it holds what the
-    /// leader had committed, or it and another empty member could elect it and lose what the
-    /// group committed. Set by [`RaftNode::wait_for_leader`], cleared by the first append
-    /// that brings it up to the leader's commit.
+    /// from the assignment, not from the log: it must not win an election before it holds
+    /// what the leader had committed, or it and another empty member could elect it and lose
+    /// what the group committed. While set, it wins only with every member's vote: each vote
+    /// says the voter's log is no newer than this empty one, so nothing was ever committed
+    /// (NRG's "heard from the full cluster" rule for empty logs; it also frees a group whose
+    /// members all joined before any data existed). Set by [`RaftNode::wait_for_leader`],
+    /// cleared by the first append that brings it up to the leader's commit.
     pub(super) waiting_for_leader: bool,
     /// When each peer's removal committed here (re-add ban).
     pub(super) removed_at_ms: BTreeMap<PeerId, u64>,
@@ -332,6 +335,42 @@ impl RaftNode {
         Ok(())
     }
 
+    /// NRG `EvictPeers`: a leaderless member drops `peers` (servers the meta layer removed for
+    /// good) from its own membership, so a group that lost its quorum to peer removals can
+    /// elect again. Only when the peers left besides this node could not reach a quorum
+    /// without it: otherwise they might commit entries this node would never see. Never
+    /// evicts this node, never empties the group, never from an empty log. Local and not persisted (the caller repeats
+    /// it after a restart). Returns the peers evicted.
+    pub fn evict_peers(&mut self, peers: &[PeerId]) -> Result<Vec<PeerId>, RaftError> {
+        let me = self.config.id;
+        if let Some(leader) = self.leader_id {
+            return Err(RaftError::EvictLeaderKnown { leader });
+        }
+        assert_ne!(self.role, Role::Leader, "a leader knows itself as leader");
+        // As for a rescue: an empty node left alone could be elected and lose what the
+        // evicted peers held.
+        if self.log.last_index() == 0 {
+            return Err(RaftError::EvictEmptyLog);
+        }
+        let voting = self.peers_now().to_vec();
+        if !voting.contains(&me) {
+            return Ok(Vec::new());
+        }
+        let remaining = voting.iter().filter(|p| **p != me && !peers.contains(p)).count();
+        let quorum = voting.len() / 2 + 1;
+        if remaining >= quorum {
+            return Err(RaftError::EvictQuorumPossible { remaining });
+        }
+        let (evicted, kept): (Vec<PeerId>, Vec<PeerId>) = voting.iter().partition(|p| **p != me && peers.contains(p));
+        if evicted.is_empty() || kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = self.membership.last().map_or(0, |(at, _)| *at).max(self.commit);
+        self.membership.push((at, kept));
+        self.end_rescue_if_natural_quorum_reached();
+        Ok(evicted)
+    }
+
     /// Meta rescue (NRG `RescueQuorum`, disaster recovery): count quorums against `quorum`
     /// until `config.rescue_expiry_ms` from now, or until membership changes bring the natural
     /// quorum down to it. Checked in NRG's order: `quorum` must be 1..=the current quorum (it
@@ -528,11 +567,21 @@ impl RaftNode {
     }
 
     pub(super) fn can_campaign(&self) -> bool {
-        !self.config.observer && !self.waiting_for_leader && self.is_member(self.config.id)
+        !self.config.observer && self.is_member(self.config.id)
     }
 
-    /// This node joins a group that already runs: it votes, but campaigns only once a leader
-    /// brought it up to its commit. Only for a node with nothing in its log (a joiner).
+    /// Votes an election needs: a quorum, or every member while waiting for a leader.
+    pub(super) fn votes_needed(&self) -> usize {
+        if self.waiting_for_leader {
+            self.peers_now().len()
+        } else {
+            self.quorum()
+        }
+    }
+
+    /// This node joins a group that already runs: it votes, but wins an election only with
+    /// every member's vote until a leader brought it up to its commit. Only for a node with
+    /// nothing in its log (a joiner).
     pub fn wait_for_leader(&mut self) {
         assert_eq!(self.log.last_index(), 0, "only an empty node waits to hear from a leader");
         self.waiting_for_leader = true;
@@ -565,7 +614,7 @@ impl RaftNode {
         self.votes = BTreeSet::from([self.config.id]);
         self.reset_election_timer(now, rng);
         assert_eq!(self.term, term_before + 1);
-        if self.votes.len() >= self.quorum() {
+        if self.votes.len() >= self.votes_needed() {
             self.become_leader(now);
             return;
         }
@@ -611,7 +660,7 @@ impl RaftNode {
 
     fn become_leader(&mut self, now: u64) {
         assert_eq!(self.role, Role::Candidate);
-        assert!(self.votes.len() >= self.quorum());
+        assert!(self.votes.len() >= self.votes_needed());
         let recorded = self.note_leader(self.config.id);
         assert!(recorded, "a node wins at most once per term");
         self.role = Role::Leader;
@@ -694,7 +743,7 @@ impl RaftNode {
         }
         self.votes.insert(from);
         let counted = self.votes.iter().filter(|p| self.is_member(**p)).count();
-        if counted >= self.quorum() {
+        if counted >= self.votes_needed() {
             self.become_leader(now);
         }
     }

@@ -148,9 +148,15 @@ impl RaftNode {
     }
 
     /// Whether this node would campaign when its election timer fires: a voting member that
-    /// is not an observer and not a joiner still waiting to hear from a leader.
+    /// is not an observer.
     pub fn may_campaign(&self) -> bool {
         self.can_campaign()
+    }
+
+    /// Votes (its own included) this node needs to win an election now: a quorum, or every
+    /// member while it waits for a leader's data (see `wait_for_leader`).
+    pub fn election_votes_needed(&self) -> usize {
+        self.votes_needed()
     }
 
     /// Term of the entry at `index` if still held (index 0 and the snapshot base included).

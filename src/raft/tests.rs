@@ -1145,3 +1145,70 @@ fn rescue_expires_after_five_minutes() {
     assert!(survivors.iter().all(|id| cluster.node(*id).commit_index() == commit));
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
+
+/// A joiner (empty, waiting for a leader's data) campaigns but wins only with every member's
+/// vote: a vote from each member says no member holds anything, so nothing committed can be
+/// lost. With a member silent, the votes of a quorum are not enough.
+#[test]
+fn waiting_joiner_wins_only_with_every_vote() {
+    let campaign = |votes_from: &[PeerId]| {
+        let mut node = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
+        node.wait_for_leader();
+        assert!(node.may_campaign());
+        assert_eq!(node.election_votes_needed(), 3);
+        node.campaign(10, &mut rng());
+        let term = node.term();
+        for &from in votes_from {
+            node.step(20, from, Message::Vote { term, granted: true }, &mut rng());
+        }
+        node.role()
+    };
+    assert_eq!(campaign(&[1]), Role::Candidate, "a quorum of empty votes is not enough");
+    assert_eq!(campaign(&[1, 2]), Role::Leader, "every member voted");
+
+    // Not waiting, a quorum is enough; and an append up to the leader's commit ends the wait.
+    let mut node = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
+    assert_eq!(node.election_votes_needed(), 2);
+    node.wait_for_leader();
+    let entries = vec![entry(1, 1)];
+    node.step(10, 1, Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1 }, &mut rng());
+    assert_eq!(node.election_votes_needed(), 2, "caught up with its leader");
+}
+
+/// NRG `EvictPeers`: only leaderless, only when the peers left besides this node could not
+/// elect without it, never itself; the group then elects on what is left.
+#[test]
+fn eviction_rules() {
+    // One of three removed: the one other peer left cannot elect alone, so it may go.
+    let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
+    assert_eq!(node.evict_peers(&[2]), Ok(vec![2]));
+    assert_eq!((node.peers(), node.quorum_size()), (&[0, 1][..], 2));
+    // Peers 1 and 2 removed for good: only node 0 is left, it may evict both.
+    let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
+    assert_eq!(node.evict_peers(&[0, 1, 2]), Ok(vec![1, 2]), "never itself");
+    assert_eq!((node.peers(), node.quorum_size()), (&[0][..], 1));
+    node.tick(10_000, &mut rng());
+    assert_eq!(node.role(), Role::Leader, "a group of one elects itself");
+
+    // Five members, two removed: the two left besides us are short of 3 of 5, so evicting
+    // is safe and leaves 0, 1, 2 with quorum 2.
+    let mut node = restored(0, vec![0, 1, 2, 3, 4], 1, vec![entry(1, 1)]);
+    assert_eq!(node.evict_peers(&[3, 4]), Ok(vec![3, 4]));
+    assert_eq!(node.quorum_size(), 2);
+    // One removed of five: the three others could still elect without us.
+    let mut node = restored(0, vec![0, 1, 2, 3, 4], 1, vec![entry(1, 1)]);
+    assert_eq!(node.evict_peers(&[4]), Err(RaftError::EvictQuorumPossible { remaining: 3 }));
+    assert_eq!(node.peers().len(), 5);
+
+    // An empty node never evicts: alone it could be elected and lose what the others held.
+    assert_eq!(
+        RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng()).evict_peers(&[1, 2]),
+        Err(RaftError::EvictEmptyLog)
+    );
+
+    // A known leader: membership goes through the log instead.
+    let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
+    let entries = vec![];
+    node.step(10, 1, Message::Append { term: 1, prev_index: 1, prev_term: 1, entries, commit: 1 }, &mut rng());
+    assert_eq!(node.evict_peers(&[1, 2]), Err(RaftError::EvictLeaderKnown { leader: 1 }));
+}

@@ -82,7 +82,7 @@ impl Server {
             }
             return;
         }
-        let leads = sa.group.peers.len() == 1 || self.groups.get(group).is_some_and(|g| g.node.leader());
+        let leads = !sa.replicated() || self.groups.get(group).is_some_and(|g| g.node.leader());
         let Some(messages) = self.stream_messages(key, env.disk()).filter(|_| leads) else { return };
         let answer = match messages {
             Ok(n) => {

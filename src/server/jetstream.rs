@@ -103,9 +103,6 @@ pub struct MetaLayer {
     pub peers_removed: Vec<(PeerId, Option<Term>)>,
     /// The leader should re-place streams on stale or missing peers (§8.3).
     pub peer_reconcile_due: bool,
-    /// Groups this server was added to after they started (a re-placement): their nodes wait
-    /// for a leader before campaigning. Taken when the node starts.
-    pub joining_groups: BTreeSet<String>,
 }
 
 impl MetaLayer {
@@ -138,7 +135,6 @@ impl MetaLayer {
             peer_remove: None,
             peers_removed: Vec::new(),
             peer_reconcile_due: false,
-            joining_groups: BTreeSet::new(),
         }
     }
 
@@ -167,7 +163,6 @@ impl MetaLayer {
             return;
         }
         self.check_idempotent_create(env, data);
-        self.note_joined_group(env.node(), data);
         let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
@@ -202,27 +197,6 @@ impl MetaLayer {
             let me = env.node();
             // A leader whose disk lost the committed assignment proposes a fresh one: excused then.
             env.ghost().diverged("meta-idempotent-create", me, message);
-        }
-    }
-
-    /// An entry that adds this server to a group that already exists (a re-placement, §8.3):
-    /// remember the group, whose node must wait for a leader before it campaigns.
-    fn note_joined_group(&mut self, me: PeerId, data: &[u8]) {
-        let op = MetaEntry::peek_op(data);
-        if op != Some(OpCode::UpdateStream) && op != Some(OpCode::AssignConsumer) {
-            return;
-        }
-        let joined = match MetaEntry::decode(data) {
-            Ok(MetaEntry::UpdateStream { sa, .. }) => self.state.stream(&sa.key()).map(|old| (&old.group, sa.group)),
-            Ok(MetaEntry::AssignConsumer { ca, .. }) => {
-                self.state.consumer(&ca.key()).map(|old| (&old.group, ca.group))
-            }
-            _ => None,
-        };
-        if let Some((old, new)) = joined {
-            if old.name == new.name && !old.is_member(me) && new.is_member(me) {
-                self.joining_groups.insert(new.name);
-            }
         }
     }
 
@@ -523,7 +497,7 @@ impl MetaLayer {
         let mut groups = BTreeMap::new();
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
             if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
-                if sa.group.peers.len() > 1 {
+                if sa.replicated() {
                     groups.insert(sa.group.name.clone(), sa.group.clone());
                 }
             }

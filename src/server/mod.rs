@@ -28,7 +28,7 @@ use jetstream::{Answer, MetaLayer, FILLER_TAG};
 use ops::{
     ClusterSpec, MetaExpect, MetaOp, ServerApiLevel, ServerCapacity, ServerConfig, ServerMsg, PROPOSE_COUNT_MAX,
 };
-use storage::GroupFiles;
+use storage::{GroupFiles, InitialMembership};
 
 /// The meta group's name.
 pub const META: &str = "meta";
@@ -44,6 +44,7 @@ pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
 pub const BUG_META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
 pub const BUG_ORPHAN_CHECK_BEFORE_SYNC: &str = "orphan-check-before-sync";
 pub const BUG_PEER_REMOVE_REPLY_EARLY: &str = "peer-remove-reply-early";
+pub const BUG_BOOT_SIZE_COUNTS_NON_MEMBERS: &str = "boot-size-counts-non-members";
 pub const BUG_RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
 pub const BUG_RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
 pub const BUG_SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
@@ -149,7 +150,7 @@ impl Server {
     /// Start the meta group from disk, or fresh. `Err` is the reason to refuse.
     fn start_meta(env: &mut Env<'_, Self>) -> Result<RaftNode, String> {
         let (config, peers) = (Self::raft_config(env), Self::initial_peers(env));
-        Self::start_group_node(env, META, config, peers).map_err(|e| format!("meta group refuses to start: {e}"))
+        Self::start_group_node(env, META, config, peers, false).map_err(|e| format!("meta group refuses to start: {e}"))
     }
 
     /// Start group `name` from its files, or fresh with `peers` when it has none.
@@ -158,12 +159,34 @@ impl Server {
         name: &str,
         config: RaftConfig,
         peers: Vec<PeerId>,
+        joining: bool,
     ) -> Result<RaftNode, String> {
         let files = GroupFiles::new(name);
         let now = env.monotonic_ms();
         if files.is_fresh(env.disk()) {
-            return Ok(RaftNode::new(config, peers, now, env.rng()));
+            let start = InitialMembership { peers: peers.clone(), joined: joining };
+            match files.write_initial_peers(env.disk(), &start) {
+                Ok(true) => {}
+                Ok(false) => {
+                    env.trace("fsync-lost", &files.peers);
+                    let me = env.node();
+                    env.ghost().tainted.insert(me);
+                }
+                // Not fatal: a restart then falls back to the assignment's peers.
+                Err(e) => env.trace("peers-record-failed", &(files.peers.clone(), e.to_string())),
+            }
+            let mut node = RaftNode::new(config, peers, now, env.rng());
+            if joining {
+                node.wait_for_leader();
+            }
+            return Ok(node);
         }
+        // Without a snapshot the log runs from index 1, so replaying it over the membership
+        // this node started with gives its membership; the assignment's peers are only a
+        // fallback for files written before the record existed.
+        let start = files.read_initial_peers(env.disk()).map_err(|e| e.to_string())?;
+        let joined = start.as_ref().is_some_and(|s| s.joined);
+        let peers = start.map_or(peers, |s| s.peers);
         let mut recovered = files.recover(env.disk()).map_err(|e| e.to_string())?;
         for (path, bytes) in &recovered.torn {
             env.trace("torn-tail", &(path.clone(), *bytes));
@@ -203,8 +226,14 @@ impl Server {
         }
         let rng = env.rng().next_u64();
         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(rng);
-        RaftNode::restore(config, peers, recovered.hard, recovered.snapshot, recovered.entries, now, &mut rng)
-            .map_err(|e| e.to_string())
+        let mut node =
+            RaftNode::restore(config, peers, recovered.hard, recovered.snapshot, recovered.entries, now, &mut rng)
+                .map_err(|e| e.to_string())?;
+        // A joiner that restarts before any data reached it still has nothing to offer.
+        if joined && node.last_index() == 0 {
+            node.wait_for_leader();
+        }
+        Ok(node)
     }
 
     fn tick_delay_ns(env: &Env<'_, Self>) -> u64 {
@@ -227,7 +256,6 @@ impl Server {
         }
         meta.assets_changed = false;
         let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
-        let joining = std::mem::take(&mut meta.joining_groups);
         if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
             env.trace("fsync-lost", &"assets");
             let me = env.node();
@@ -255,7 +283,10 @@ impl Server {
                 continue;
             }
             let config = RaftConfig { observer: false, ..Self::raft_config(env) };
-            match Self::start_group_node(env, &name, config, group.peers) {
+            // A group with no preferred member is a re-placement (§8.3): a node new to it
+            // joins one that has data and must not lead it from an empty log.
+            let joining = group.preferred.is_none();
+            match Self::start_group_node(env, &name, config, group.peers, joining) {
                 Ok(mut node) => {
                     // The preferred member of a fresh group campaigns at once rather than
                     // waiting out an election timeout (NATS does the same): new assets get a
@@ -263,11 +294,6 @@ impl Server {
                     if group.preferred == Some(env.node()) && node.term() == 0 {
                         let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
                         node.campaign(env.monotonic_ms(), &mut rng);
-                    }
-                    // A member added to a running group, with no term and no log of its own,
-                    // joins one that has data (§8.3).
-                    if joining.contains(&name) && node.term() == 0 && node.last_index() == 0 {
-                        node.wait_for_leader();
                     }
                     let snapshot_every = env.config().snapshot_every;
                     let ack_early = env.bug(BUG_ACK_BEFORE_FSYNC);
@@ -344,9 +370,19 @@ impl Server {
         }
         env.broadcast(ServerMsg::StatszRequest);
         self.cold_boot_check_at_ms = env.monotonic_ms() + COLD_BOOT_CHECK_MS;
-        let total = self.known_servers.len();
-        let jetstream = self.known_servers.values().filter(|s| s.jetstream).count();
-        let expected = group.node.peers().len();
+        // NATS counts every server it has heard from. After a restart (NRG forgets it had a
+        // leader) a removed peer, which no longer runs JetStream, then stands in for a member
+        // that is down: "everyone heard, fewer run JetStream" shrinks the quorum of a group
+        // that has data (peers seed 391: a leader without a committed entry). Counting meta
+        // members only keeps the mixed-mode case (non-JetStream members) and closes that.
+        let members = group.node.peers();
+        let count_all = env.bug(BUG_BOOT_SIZE_COUNTS_NON_MEMBERS);
+        let counted = |n: &NodeIndex| count_all || members.contains(n);
+        let known: Vec<&results::ServerStats> =
+            self.known_servers.iter().filter(|(n, _)| counted(n)).map(|(_, s)| s).collect();
+        let total = known.len();
+        let jetstream = known.iter().filter(|s| s.jetstream).count();
+        let expected = members.len();
         let target = jetstream.max(2);
         if jetstream < total && total >= expected && jetstream != expected && group.node.quorum_size() != target / 2 + 1
         {
@@ -698,6 +734,7 @@ impl System for Server {
         self.stats_tick(env);
         self.meta_tick(env);
         self.sync_group_peers(env);
+        self.evict_removed_peers(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
@@ -939,6 +976,10 @@ impl System for Server {
             BugSwitch {
                 name: BUG_PEER_REMOVE_REPLY_EARLY,
                 what: "the meta leader answers a peer removal when it proposes it, before a quorum applied it",
+            },
+            BugSwitch {
+                name: BUG_BOOT_SIZE_COUNTS_NON_MEMBERS,
+                what: "the cold-boot size check counts every server heard from, removed peers too (as NATS does)",
             },
             BugSwitch {
                 name: BUG_OS_TIME,

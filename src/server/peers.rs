@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use sim::{Env, NodeIndex};
 
+use super::group::Group;
 use super::jetstream::Answer;
 use super::ops::ServerMsg;
 use super::{propose_meta, FromSeedU64, Server, META};
@@ -214,6 +215,47 @@ impl Server {
             // Refusals (a change still uncommitted, a re-add ban) are retried next tick.
             if group.node.propose(now, term, change.clone()).is_ok() {
                 env.trace("group-peer-change", &(name, format!("{change:?}")));
+            }
+        }
+    }
+}
+
+impl Server {
+    /// NATS `checkEvictedPeers`, every tick: a member of a leaderless asset group whose raft
+    /// membership still names servers the meta layer removed for good (not meta peers, not in
+    /// the assignment any more) evicts them when the rest could not elect without it. Without
+    /// this a group whose removed members held its quorum never elects again (peers seed 172:
+    /// a removal left an R2 group on one old member that still counted the removed one).
+    pub(super) fn evict_removed_peers(&mut self, env: &mut Env<'_, Self>) {
+        let Some(meta_group) = self.groups.get(META) else { return };
+        let Some(meta) = meta_group.meta.as_deref() else { return };
+        if meta.recovering() || meta_group.node.leaderless() {
+            return;
+        }
+        // Cheap test first: this runs on every tick of every server.
+        let meta_peers = meta_group.node.peers();
+        let stuck = |g: &&Group| g.node.leaderless() && g.node.peers().iter().any(|p| !meta_peers.contains(p));
+        if !self.groups.iter().any(|(n, g)| n != META && stuck(&g)) {
+            return;
+        }
+        let meta_peers = meta_peers.to_vec();
+        let desired = meta.desired_groups();
+        for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
+            let Some(want) = desired.get(name) else { continue };
+            let removed: Vec<PeerId> = group
+                .node
+                .peers()
+                .iter()
+                .copied()
+                .filter(|p| !meta_peers.contains(p) && !want.peers.contains(p))
+                .collect();
+            if removed.is_empty() || !group.node.leaderless() {
+                continue;
+            }
+            if let Ok(evicted) = group.node.evict_peers(&removed) {
+                if !evicted.is_empty() {
+                    env.trace("group-peers-evicted", &(name, evicted));
+                }
             }
         }
     }

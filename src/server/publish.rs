@@ -66,7 +66,7 @@ impl Server {
             return;
         }
         let ack = PublishAck { origin, request, count };
-        if sa.group.peers.len() == 1 {
+        if !sa.replicated() {
             self.store_r1(env, &group, ack);
         } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
             let early = env.bug(BUG_PUBLISH_ACK_BEFORE_COMMIT);
@@ -113,7 +113,7 @@ impl Server {
         let meta = self.groups.get(META)?.meta.as_deref()?;
         let sa = meta.state.stream(key)?;
         let asset = meta.local.stream(key).filter(|a| a.group_name == sa.group.name)?;
-        if sa.group.peers.len() > 1 {
+        if sa.replicated() {
             return self.groups.get(&asset.group_name).map(|g| Ok(g.applied.normal_entries));
         }
         Some(MessageFile::new(&asset.group_name).count(disk).map_err(|e| e.to_string()))

@@ -3,7 +3,11 @@
 //! Three kinds of file per group, so disk faults can be aimed at each:
 //! - `log/<group>`: the WAL, frames of [`WalRecord`] (entries, conflict truncations);
 //! - `state/<group>`: frames of [`StateRecord`] (term, vote, commit; which snapshot is durable);
-//! - `snapshot/<group>.<last index>`: one frame holding a [`Snapshot`].
+//! - `snapshot/<group>.<last index>`: one frame holding a [`Snapshot`];
+//! - `peers/<group>`: one frame holding the membership the group started with here (NATS keeps
+//!   a peer-state file for the same reason). Without it a restart with no snapshot would take
+//!   its membership from the *current* assignment, which a re-placement may have changed long
+//!   after this log began, and count votes in a group it does not belong to yet.
 //!
 //! Every file is append-only or written once, because a rewrite in place can be torn by a power
 //! loss. A snapshot counts only once a `SnapshotDurable` record names it, which is appended after
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sim::disk::{DiskError, NodeDisk};
 use thiserror::Error;
 
-use crate::raft::{Entry, HardState, Index, Snapshot};
+use crate::raft::{Entry, HardState, Index, PeerId, Snapshot};
 
 const HEADER_BYTES: usize = 12;
 /// A frame larger than this is corruption, not data (a flipped length bit must not make the
@@ -104,11 +108,21 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     frame(&bincode::serialize(value).expect("in-memory values encode"))
 }
 
+/// What `peers/<group>` holds: the membership a node started with, and whether it joined a
+/// group that already ran (it then waits for a leader's data before it campaigns, also
+/// after a restart that finds its log still empty; NATS's scale-up observer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitialMembership {
+    pub peers: Vec<PeerId>,
+    pub joined: bool,
+}
+
 /// The file names of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupFiles {
     pub wal: String,
     pub state: String,
+    pub peers: String,
     group: String,
 }
 
@@ -127,7 +141,12 @@ pub struct Recovered {
 
 impl GroupFiles {
     pub fn new(group: &str) -> Self {
-        GroupFiles { wal: format!("log/{group}"), state: format!("state/{group}"), group: group.to_string() }
+        GroupFiles {
+            wal: format!("log/{group}"),
+            state: format!("state/{group}"),
+            peers: format!("peers/{group}"),
+            group: group.to_string(),
+        }
     }
 
     pub fn snapshot_path(&self, last_index: Index) -> String {
@@ -138,7 +157,37 @@ impl GroupFiles {
         format!("snapshot/{}.", self.group)
     }
 
-    /// True when the group has never written anything here.
+    /// Record the membership a brand new node starts with, synced at once (it is written once,
+    /// before the node can vote). False when the disk lied about the fsync.
+    pub fn write_initial_peers(&self, disk: &mut NodeDisk, start: &InitialMembership) -> Result<bool, DiskError> {
+        disk.replace(&self.peers, &encode(start))?;
+        Ok(disk.fsync(&self.peers))
+    }
+
+    /// The membership this node started with, if it was recorded. A write cut short by a power
+    /// loss is as good as none (the node had not voted yet); a damaged record is corruption.
+    pub fn read_initial_peers(&self, disk: &NodeDisk) -> Result<Option<InitialMembership>, StorageError> {
+        let Some(bytes) = disk.read(&self.peers) else { return Ok(None) };
+        let (frames, _torn) = read_frames(&self.peers, bytes)?;
+        match frames.as_slice() {
+            [] => Ok(None),
+            [payload] => {
+                let start: InitialMembership = decode(&self.peers, payload)?;
+                if start.peers.is_empty() {
+                    let reason = "the recorded membership is empty".to_string();
+                    return Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason });
+                }
+                Ok(Some(start))
+            }
+            more => {
+                let reason = format!("{} records where one is written", more.len());
+                Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason })
+            }
+        }
+    }
+
+    /// True when the group has never written anything here (the membership record aside: a
+    /// node that crashed right after writing it had not voted or logged anything).
     pub fn is_fresh(&self, disk: &NodeDisk) -> bool {
         !disk.exists(&self.wal) && !disk.exists(&self.state) && disk.list(&self.snapshot_prefix()).is_empty()
     }
@@ -251,7 +300,8 @@ impl GroupFiles {
 
     /// Every file of the group that exists.
     pub fn all(&self, disk: &NodeDisk) -> Vec<String> {
-        let mut paths: Vec<String> = [&self.wal, &self.state].into_iter().filter(|p| disk.exists(p)).cloned().collect();
+        let mut paths: Vec<String> =
+            [&self.wal, &self.state, &self.peers].into_iter().filter(|p| disk.exists(p)).cloned().collect();
         paths.extend(disk.list(&self.snapshot_prefix()));
         paths
     }
@@ -260,6 +310,7 @@ impl GroupFiles {
     pub fn remove_all(&self, disk: &mut NodeDisk) {
         disk.remove(&self.wal);
         disk.remove(&self.state);
+        disk.remove(&self.peers);
         for path in disk.list(&self.snapshot_prefix()) {
             disk.remove(&path);
         }
@@ -393,5 +444,37 @@ mod tests {
         disk.set_len(&path, 10).unwrap();
         let err = files.recover(&mut disk).unwrap_err();
         assert!(matches!(err, StorageError::MissingSnapshot { .. }), "{err}");
+    }
+
+    /// The starting membership survives as written, does not make the group look written
+    /// (a node that crashed right after recording it had done nothing else), goes with the
+    /// group's files, and a damaged record is refused with the file named, never guessed.
+    #[test]
+    fn initial_membership_record() {
+        let files = GroupFiles::new("S-R3-1");
+        let mut disk = NodeDisk::default();
+        assert_eq!(files.read_initial_peers(&disk), Ok(None));
+        let start = InitialMembership { peers: vec![0, 1, 2], joined: true };
+        assert_eq!(files.write_initial_peers(&mut disk, &start), Ok(true));
+        assert!(files.is_fresh(&disk));
+        assert_eq!(files.read_initial_peers(&disk), Ok(Some(start.clone())));
+        assert!(files.all(&disk).contains(&files.peers));
+
+        let bytes = disk.read(&files.peers).unwrap().to_vec();
+        disk.replace(&files.peers, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(files.read_initial_peers(&disk), Ok(None), "a write cut short by a power loss");
+
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        disk.replace(&files.peers, &flipped).unwrap();
+        let err = files.read_initial_peers(&disk).unwrap_err();
+        assert!(err.to_string().starts_with("peers/S-R3-1"), "{err}");
+
+        let empty = InitialMembership { peers: vec![], joined: false };
+        files.write_initial_peers(&mut disk, &empty).unwrap();
+        assert!(files.read_initial_peers(&disk).unwrap_err().to_string().contains("empty"));
+
+        files.remove_all(&mut disk);
+        assert!(!disk.exists(&files.peers));
     }
 }
