@@ -243,18 +243,20 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
         if members.len() < group.peers.len() / 2 + 1 {
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
         }
-        // The group's own raft membership may still hold servers removed from the meta group
-        // (its leader lacked the quorum to move it along). Members evict them when that is
-        // safe (checkEvictedPeers), but not from an empty log and not while the rest could
-        // still elect; without a quorum of its membership running, nothing is owed.
+        // Raft elects within its own membership, which may still hold servers removed from
+        // the meta group or dropped from the assignment (its leader lacked the quorum to move
+        // it along; members evict removed ones only when that is safe, checkEvictedPeers), or
+        // servers that cannot run the group (no room, damaged files). When a member's
+        // membership has too few peers running the group for it to win, nothing is owed,
+        // provided each peer missing from it is excused that way: a peer that should run the
+        // group and does not is still reported.
+        let runs_group = |p: &u32| members.iter().any(|(id, s)| id == p && s.group(name).is_some());
+        let excused =
+            |p: &u32| !meta_peers.contains(p) || !group.peers.contains(p) || !members.iter().any(|(id, _)| id == p);
         let stuck = members.iter().filter_map(|(_, s)| s.group(name)).any(|g| {
             let config = g.node.peers();
-            // Only meta members count: a removed server that restarted on a stale view may
-            // still run the group, but no assignment puts it there.
-            let running = config
-                .iter()
-                .filter(|&&p| meta_peers.contains(&p) && cluster.server(p).is_some_and(|s| s.group(name).is_some()));
-            config.iter().any(|p| !meta_peers.contains(p)) && running.count() < config.len() / 2 + 1
+            let able = config.iter().filter(|p| meta_peers.contains(p) && runs_group(p)).count();
+            able < g.node.election_votes_needed() && config.iter().filter(|p| !runs_group(p)).all(excused)
         });
         if stuck {
             continue;

@@ -100,7 +100,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
                 .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
         })
         .collect();
-    if voters.len() >= node.election_votes_needed() {
+    if voters.len() >= node.election_votes_needed() && !lost_to_removals(cluster, name, index, entry.term) {
         return fail(
             "raft-leader-completeness",
             id,
@@ -114,6 +114,27 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
         );
     }
     Ok(())
+}
+
+/// An asset group's committed entry held only by servers removed from the meta group: peer
+/// removals took the last copies (re-placements moved the group onto members that never
+/// received it), which no consensus can undo. NATS loses it the same way. A meta member that
+/// is down might hold it, so it counts as a holder.
+fn lost_to_removals(cluster: &Cluster<'_, Server>, name: &str, index: u64, term: u64) -> bool {
+    if name == META {
+        return false;
+    }
+    let members = super::meta_members(cluster.running());
+    !members.iter().any(|&p| {
+        let Some(node) = cluster.nodes.get(p as usize) else { return false };
+        if !matches!(node.status, NodeStatus::Running) {
+            return true;
+        }
+        cluster
+            .server(p)
+            .and_then(|s| s.group(name))
+            .is_some_and(|g| g.node.snapshot_index() >= index || g.node.entry_term(index) == Some(term))
+    })
 }
 
 /// L9: after heal every running server's groups keep their logs compacted: a group snapshots

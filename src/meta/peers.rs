@@ -54,8 +54,18 @@ pub fn peers_need_reconcile(state: &MetaState, inflight: &Inflight, meta_peers: 
         let short = replicas_wanted(sa).is_some_and(|r| sa.group.peers.len() < r);
         // A short group only counts when some meta peer could top it up.
         let room = meta_peers.iter().any(|p| !sa.group.is_member(*p));
-        !stale_peers(&sa.group, meta_peers).is_empty() || (short && room)
+        !stale_peers(&sa.group, meta_peers).is_empty() || (short && room) || strays(state, inflight, sa)
     })
+}
+
+/// Whether a consumer of `sa` lives on peers outside the stream's group: one created from the
+/// stream's old peers, or whose remap was lost with a leader change while the stream's own
+/// re-placement applied (peers seed 1809).
+fn strays(state: &MetaState, inflight: &Inflight, sa: &StreamAssignment) -> bool {
+    inflight
+        .consumers_or_inflight(state, &sa.key())
+        .iter()
+        .any(|ca| !ca.group.peers.iter().all(|p| sa.group.is_member(*p)))
 }
 
 /// NATS `reconcilePeerAssignments` for all peers: drop stale peers, top every stream up to its
@@ -73,6 +83,10 @@ pub fn reconcile_peers(
         let Some(replicas) = replicas_wanted(sa) else { continue };
         let kept: Vec<PeerId> = sa.group.peers.iter().copied().filter(|p| ctx.meta_peers.contains(p)).collect();
         if kept.len() == sa.group.peers.len() && kept.len() >= replicas {
+            // The stream stays; its consumers still follow it.
+            for ca in inflight.consumers_or_inflight(state, &sa.key()) {
+                remap.entries.extend(remap_consumer(ca, &sa.group.peers, ctx, rng));
+            }
             continue;
         }
         let mut peers = kept.clone();

@@ -158,3 +158,42 @@ fn inflight_streams_are_reconciled_and_unsupported_ones_left_alone() {
     let state = state_with(&[z]);
     assert!(!peers_need_reconcile(&state, &Inflight::default(), &[1, 2, 4]));
 }
+
+/// A consumer left outside its stream's peers (its remap was lost with a leader change) is
+/// remapped even when the stream itself needs nothing, and only then does the leader act.
+#[test]
+fn stray_consumers_follow_their_stream() {
+    let mut sa = stream("S", 3, &[0, 1, 2]);
+    let state = state_with(std::slice::from_ref(&sa));
+    let inflight = Inflight::default();
+    assert!(!peers_need_reconcile(&state, &inflight, &[0, 1, 2, 3]), "nothing to heal");
+
+    let stray = consumer("S", "C", true, &[1, 3]);
+    sa.consumers.insert(stray.name.clone(), stray);
+    let state = state_with(&[sa]);
+    assert!(peers_need_reconcile(&state, &inflight, &[0, 1, 2, 3]));
+    let remap = reconcile_peers(&state, &inflight, &ctx(&[0, 1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1));
+    assert_eq!(remap.entries.len(), 1, "{:?}", remap.entries);
+    let (name, peers) = placed(&remap.entries[0]);
+    assert_eq!(name, "C-C");
+    assert_eq!(peers.len(), 2);
+    assert!(peers.contains(&1) && peers.iter().all(|p| [0, 1, 2].contains(p)), "{peers:?}");
+}
+
+/// A group re-placed with survivors has no preferred member (new members join it); one none
+/// of whose members survived starts over with a preferred member that campaigns.
+#[test]
+fn only_emptied_groups_get_a_preferred_member() {
+    let state = state_with(&[stream("A", 3, &[0, 1, 4]), stream("B", 2, &[4, 5])]);
+    let remap = reconcile_peers(&state, &Inflight::default(), &ctx(&[0, 1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(2));
+    let preferred = |name: &str| {
+        remap.entries.iter().find_map(|e| match e {
+            MetaEntry::UpdateStream { sa, .. } if sa.group.name == name => Some(sa.group.preferred),
+            _ => None,
+        })
+    };
+    assert_eq!(preferred("S-A"), Some(None));
+    let b = preferred("S-B").expect("B re-placed");
+    assert!(b.is_some_and(|p| [0, 1, 2, 3].contains(&p)), "{b:?}");
+    assert_eq!(remap.emptied_groups, vec!["S-B".to_string()]);
+}

@@ -122,9 +122,10 @@ impl Group {
     pub fn describe(&self, now_ms: u64) -> String {
         let n = &self.node;
         format!(
-            "{:?} term {} leader {:?} commit {} applied {} last {} current {} (now {now_ms}, contact/clock {:?}) persisting {}",
+            "{:?} term {} peers {:?} leader {:?} commit {} applied {} last {} current {} (now {now_ms}, contact/clock {:?}) persisting {}",
             n.role(),
             n.term(),
+            n.peers(),
             n.group_leader(),
             n.commit_index(),
             self.applied.index,

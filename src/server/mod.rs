@@ -695,6 +695,14 @@ impl System for Server {
         }
         match msg {
             ServerMsg::Raft { group, msg } => {
+                // A server removed from the meta group takes no part in asset groups (NRG
+                // ignores removed peers). One that was down during its removal runs on a
+                // stale view and would otherwise lead old members of a group that moved on
+                // (peers seed 1049).
+                let removed = self.groups.get(META).is_some_and(|m| !m.node.peers().contains(&from));
+                if group != META && removed {
+                    return;
+                }
                 if let Some(g) = self.groups.get_mut(&group) {
                     let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
                     g.node.step(env.monotonic_ms(), from, msg, &mut rng);
@@ -717,7 +725,17 @@ impl System for Server {
                 env.send(from, msg);
             }
             ServerMsg::Statsz { jetstream, streams, streams_max } => {
-                self.known_servers.insert(from, results::ServerStats { jetstream, streams, streams_max });
+                let stats = results::ServerStats { jetstream, streams, streams_max };
+                let had_room = self.known_servers.get(&from).is_some_and(|s| s.jetstream && !s.full());
+                let selectable = stats.jetstream && !stats.full();
+                self.known_servers.insert(from, stats);
+                // A peer that became selectable may top up a short stream (NATS
+                // processPeerStatsz signals the leader's reconcile).
+                if selectable && !had_room {
+                    if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+                        meta.peer_reconcile_due |= meta.leader_term.is_some();
+                    }
+                }
             }
             ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
             ServerMsg::RemovePeer { request, target } => self.lead_remove_peer(env, from, request, target),
@@ -1057,7 +1075,7 @@ fn propose_meta(
 ) -> Result<crate::raft::Index, String> {
     let me = env.node();
     let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
-    if !placed_on_known_peers(entry, meta_peers, &meta.state) {
+    if !placed_on_known_peers(entry, meta_peers, &meta.state, &meta.inflight) {
         let message = format!("proposed {entry:?} on peers outside the meta group {meta_peers:?}");
         env.ghost().flag("meta-placement-known-peers", me, message);
     }
@@ -1076,16 +1094,28 @@ fn propose_meta(
 
 /// S11: every peer a proposal places an asset on is a meta peer, except peers the asset's
 /// group already had (a re-placement keeps the members it can).
-fn placed_on_known_peers(entry: &meta::MetaEntry, meta_peers: &[u32], state: &meta::MetaState) -> bool {
-    let (group, existing) = match entry {
+/// S11: a proposal places only on meta peers, except for members a group already has, and a
+/// consumer's members taken from its stream's group (NATS copies the stream's peers, stale
+/// ones included until the stream is re-placed; the stream's re-placement then moves it).
+fn placed_on_known_peers(
+    entry: &meta::MetaEntry,
+    meta_peers: &[u32],
+    state: &meta::MetaState,
+    inflight: &meta::Inflight,
+) -> bool {
+    let (group, existing, stream) = match entry {
         meta::MetaEntry::AssignStream { sa, .. } | meta::MetaEntry::UpdateStream { sa, .. } => {
-            (&sa.group, state.stream(&sa.key()).map(|e| &e.group))
+            (&sa.group, state.stream(&sa.key()).map(|e| &e.group), None)
         }
-        meta::MetaEntry::AssignConsumer { ca, .. } => (&ca.group, state.consumer(&ca.key()).map(|e| &e.group)),
+        meta::MetaEntry::AssignConsumer { ca, .. } => {
+            let stream = inflight.stream_or_inflight(state, &ca.stream_key()).map(|sa| &sa.group);
+            (&ca.group, state.consumer(&ca.key()).map(|e| &e.group), stream)
+        }
         _ => return true,
     };
     let kept = |p: &u32| existing.is_some_and(|e| e.name == group.name && e.peers.contains(p));
-    group.peers.iter().all(|p| kept(p) || meta_peers.contains(p))
+    let inherited = |p: &u32| stream.is_some_and(|s| s.peers.contains(p));
+    group.peers.iter().all(|p| kept(p) || inherited(p) || meta_peers.contains(p))
 }
 
 /// One generated asset in ten needs the current API level (§7), which older servers lack.
