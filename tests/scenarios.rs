@@ -28,6 +28,18 @@ fn every_scenario_replays_with_its_expected_verdict() {
     }
 }
 
+/// L5's finding, pinned: an orphan that outlives a skipped orphan check is reported under
+/// its own invariant. Orphans arise here only from a wiped disk, which excuses liveness, so
+/// the run ends excused (not a verdict a scenario file can expect) with the finding named.
+#[test]
+fn an_orphan_left_by_a_skipped_orphan_check_is_reported_as_a_finding() {
+    let out = metasim(&["run", "tests/findings/orphan-check-skipped-leaves-orphan.toml"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(out.line("verdict: "), Some("excused"), "{}", out.stdout);
+    let excuse = out.line("excused: ").unwrap_or_default();
+    assert!(excuse.starts_with("liveness:meta-orphans-after-skipped-check"), "{}", out.stdout);
+}
+
 #[test]
 fn every_corpus_seed_replays_with_its_recorded_verdict() {
     let mut count = 0;

@@ -55,6 +55,15 @@ pub struct RaftNode {
     /// `AdjustBootClusterSize`): set only before any leader was seen, dropped at the first
     /// membership change. Not persisted: every incarnation repeats the cold-boot check.
     pub(super) boot_cluster_size: Option<usize>,
+    /// The cluster size a meta leader's `checkClusterSize` chose (NRG `AdjustClusterSize`),
+    /// below the member count; it takes precedence over a boot size. The leader sets it and
+    /// says so in a peer-state entry, which followers adopt when it commits and again when they
+    /// replay their log after a restart (so a restart after the entry was compacted away
+    /// forgets it until the next leader's first entry). Unlike NRG, a boot size is never
+    /// replicated: a restarted server with a stale membership can count removed servers as
+    /// servers without JetStream, and its boot size, replicated once it led, would lower the
+    /// quorum of the whole group (peers profile, seeds 87, 120 and 127).
+    pub(super) peer_state_cluster_size: Option<usize>,
     /// Operator-driven meta rescue (NRG `RescueQuorum`): a group that permanently lost too many
     /// peers to ever reach a majority again can temporarily count quorums against a lower
     /// value, elect a leader and peer-remove the dead. Only ever lowers the quorum (asserted in
@@ -198,6 +207,7 @@ impl RaftNode {
             leader_signalled: false,
             catchup_to: None,
             boot_cluster_size: None,
+            peer_state_cluster_size: None,
             rescue: None,
             waiting_for_leader: false,
             removed_at_ms: BTreeMap::new(),
@@ -369,6 +379,26 @@ impl RaftNode {
         self.membership.push((at, kept));
         self.end_rescue_if_natural_quorum_reached();
         Ok(evicted)
+    }
+
+    /// NRG `AdjustClusterSize`, for the meta leader's `checkClusterSize` (§8.4): count quorums
+    /// against `size` (at least 2) from now on, and tell the followers with a peer-state entry,
+    /// which they adopt once it commits. Only a leader past its apply barrier, for its own
+    /// term.
+    pub fn adjust_cluster_size(&mut self, now_ms: u64, term: Term, size: usize) -> Result<Index, ProposeError> {
+        // Never below NRG's floor, never above the members (which it would not lower).
+        let size = size.max(2).min(self.peers_now().len().max(2));
+        let cluster_size = u32::try_from(size).expect("a cluster size fits in u32");
+        let index = self.propose(now_ms, term, EntryData::PeerState { cluster_size })?;
+        self.adopt_cluster_size(size);
+        Ok(index)
+    }
+
+    /// Count quorums against the leader's `size` (the natural size when it covers every
+    /// member), and end a rescue the new quorum makes unnecessary (NRG `recalcQuorum`).
+    fn adopt_cluster_size(&mut self, size: usize) {
+        self.peer_state_cluster_size = (size < self.peers_now().len()).then_some(size);
+        self.end_rescue_if_natural_quorum_reached();
     }
 
     /// Meta rescue (NRG `RescueQuorum`, disaster recovery): count quorums against `quorum`
@@ -562,8 +592,15 @@ impl RaftNode {
         }
     }
 
-    pub(super) fn cluster_size(&self) -> usize {
-        self.boot_cluster_size.unwrap_or(self.peers_now().len())
+    /// The size quorums count against: the member count unless adjusted (NRG `csz`).
+    pub fn cluster_size(&self) -> usize {
+        self.peer_state_cluster_size.or(self.boot_cluster_size).unwrap_or(self.peers_now().len())
+    }
+
+    /// Whether the cluster size is the one a meta leader chose and replicated (not a local
+    /// cold-boot size, nor the member count).
+    pub fn cluster_size_replicated(&self) -> bool {
+        self.peer_state_cluster_size.is_some()
     }
 
     pub(super) fn can_campaign(&self) -> bool {
@@ -674,7 +711,13 @@ impl RaftNode {
             .map(|p| (*p, Progress::new(last_before_noop, now)))
             .collect();
         let index = self.log.last_index() + 1;
-        self.log.append(Entry { term: self.term, index, data: EntryData::LeaderNoop });
+        // NRG sends its peer state first; only a replicated size is news to the followers (a
+        // group that never adjusted keeps the plain no-op).
+        let data = match self.peer_state_cluster_size {
+            Some(size) => EntryData::PeerState { cluster_size: u32::try_from(size).expect("small") },
+            None => EntryData::LeaderNoop,
+        };
+        self.log.append(Entry { term: self.term, index, data });
         self.heartbeat_due_ms = now + self.config.heartbeat_ms;
         self.broadcast_append();
         self.check_barrier();
@@ -783,7 +826,8 @@ impl RaftNode {
         &self.membership[position].1
     }
 
-    /// Applies a committed membership entry at `index`. `record_ban` is false on restart replay.
+    /// Applies a committed membership or peer-state entry at `index`. `record_ban` is false on
+    /// restart replay.
     pub(super) fn apply_membership(&mut self, index: Index, data: &EntryData, record_ban: bool) {
         let mut peers = self.peers_now().to_vec();
         match data {
@@ -798,17 +842,28 @@ impl RaftNode {
                     self.removed_at_ms.insert(*peer, now);
                 }
             }
+            EntryData::PeerState { cluster_size } => {
+                // A leader counts against its own size; a follower takes the leader's (NRG
+                // `processPeerState`), also when replaying its log after a restart.
+                if self.role != Role::Leader {
+                    self.adopt_cluster_size(*cluster_size as usize);
+                }
+                return;
+            }
             EntryData::Normal(_) | EntryData::LeaderNoop => return,
         }
         let peers = normalise_peers(peers);
         assert!(self.membership.last().is_some_and(|(at, _)| *at < index));
-        // A cold-boot size counts servers that run: an added peer was heard from, so it grows;
+        // An adjusted size counts servers that run: an added peer was heard from, so it grows;
         // a removed one may never have run, so it only caps. It gives way to the membership
         // once they agree.
-        if let Some(size) = self.boot_cluster_size {
-            let size = if peers.len() > self.peers_now().len() { size + 1 } else { size.min(peers.len()) };
-            self.boot_cluster_size = (size < peers.len()).then_some(size);
-        }
+        let (before, after) = (self.peers_now().len(), peers.len());
+        let moved = |size: usize| {
+            let size = if after > before { size + 1 } else { size.min(after) };
+            (size < after).then_some(size)
+        };
+        self.boot_cluster_size = self.boot_cluster_size.and_then(moved);
+        self.peer_state_cluster_size = self.peer_state_cluster_size.and_then(moved);
         self.membership.push((index, peers));
         self.end_rescue_if_natural_quorum_reached();
     }

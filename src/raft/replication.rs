@@ -76,7 +76,7 @@ impl RaftNode {
         let from = self.commit + 1;
         for index in from..=commit {
             let entry = self.log.get(index).expect("newly committed entry held");
-            if entry.data.is_membership() {
+            if entry.data.is_config() {
                 let data = entry.data.clone();
                 self.on_membership_committed(index, &data);
             }

@@ -902,6 +902,49 @@ fn boot_cluster_size_lets_a_partial_cluster_elect_and_is_then_fixed() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// NRG `AdjustClusterSize` (the meta leader's `checkClusterSize`, spec §8.4): of five members
+/// two never run, and the three that do elect with the full quorum of three. The leader lowers
+/// the size to three: its peer-state entry commits and every follower counts against three,
+/// also after a restart (it replays the entry from its log), so two of the three elect and
+/// commit once the leader is gone, and the next leader's first entry carries the size on.
+#[test]
+fn an_adjusted_cluster_size_reaches_the_followers_and_outlives_the_leader() {
+    let mut cluster = Cluster::new(5, 11, |_| {});
+    for id in [3, 4] {
+        cluster.crash(id);
+    }
+    let leader = cluster.await_leader(30_000);
+    assert_eq!(cluster.node(leader).quorum_size(), 3);
+    let followers: Vec<PeerId> = [0, 1, 2].into_iter().filter(|&id| id != leader).collect();
+    let (now, term) = (cluster.now_ms, cluster.node(leader).term());
+    assert_eq!(
+        cluster.nodes[followers[0] as usize].adjust_cluster_size(now, term, 3),
+        Err(ProposeError::NotLeader),
+        "only the leader adjusts"
+    );
+    let index = cluster.nodes[leader as usize].adjust_cluster_size(now, term, 3).expect("the leader adjusts");
+    cluster.process(leader);
+    assert_eq!(cluster.node(leader).quorum_size(), 2, "the leader counts against three at once");
+    cluster.run_for(2_000);
+    for &id in &followers {
+        assert!(cluster.node(id).commit_index() >= index);
+        assert_eq!(cluster.node(id).cluster_size(), 3, "n{id} adopted the leader's size");
+    }
+    cluster.crash(followers[0]);
+    cluster.restart(followers[0]);
+    assert_eq!(cluster.node(followers[0]).cluster_size(), 3, "replayed from the log");
+
+    cluster.crash(leader);
+    let next = cluster.await_leader(30_000);
+    let index = cluster.propose(next, normal(2)).expect("the new leader accepts");
+    cluster.run_for(2_000);
+    assert!(followers.iter().all(|&id| cluster.node(id).commit_index() >= index), "two of three commit");
+    cluster.restart(leader);
+    cluster.run_for(2_000);
+    assert_eq!(cluster.node(leader).cluster_size(), 3, "the old leader, back, counts against three too");
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Meta rescue (spec §8.4, NRG `RescueQuorum`).
 

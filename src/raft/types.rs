@@ -23,12 +23,24 @@ pub enum EntryData {
     /// every earlier-term entry (Raft Figure 8). It is handed up like any entry so the upper
     /// layer can report `applied_to` past it; the upper layer ignores its content.
     LeaderNoop,
+    /// NRG's peer state when the leader counts quorums against an adjusted cluster size
+    /// (`AdjustClusterSize`, or a cold-boot size it led with): followers adopt the size once
+    /// it commits. Stands in for `LeaderNoop` as the first entry of such a leader's term, so
+    /// a group whose size was never adjusted never writes one. Last variant: the encoding of
+    /// the others is unchanged.
+    PeerState { cluster_size: u32 },
 }
 
 impl EntryData {
     /// True for entries that change the membership when committed.
     pub fn is_membership(&self) -> bool {
         matches!(self, EntryData::AddPeer(_) | EntryData::RemovePeer(_))
+    }
+
+    /// True for entries that change the group's configuration when committed: its members or
+    /// the cluster size its quorums count against.
+    pub fn is_config(&self) -> bool {
+        self.is_membership() || matches!(self, EntryData::PeerState { .. })
     }
 }
 

@@ -223,7 +223,7 @@ impl MetaLayer {
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
             EntryData::AddPeer(_) => self.peer_reconcile_due |= self.leader_term.is_some(),
-            EntryData::Normal(_) | EntryData::LeaderNoop => {}
+            EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } => {}
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod applied;
 pub mod assets;
+mod cluster_size;
 pub mod group;
 pub mod health;
 mod info;
@@ -316,6 +317,7 @@ impl Server {
     fn settle(&mut self, env: &mut Env<'_, Self>) {
         self.now_ms = env.monotonic_ms();
         self.wall_ms = env.now_ms();
+        let mut meta_elected = false;
         for group in self.groups.values_mut() {
             group.advance(env, &mut self.tokens);
             let mut became_leader = None;
@@ -343,11 +345,15 @@ impl Server {
                 repair_sync_subjects(env, group, term);
                 // §3.7: a new leader starts from a fresh snapshot.
                 group.snapshot(env);
+                meta_elected = true;
             }
             if group.node.role() == Role::Leader {
                 let (me, term, commit) = (env.node(), group.node.term(), group.node.commit_index());
                 env.ghost().observe_leader(&group.name, me, term, commit);
             }
+        }
+        if meta_elected {
+            self.check_cluster_size(env); // §8.4: on election
         }
         self.after_membership_changes(env);
         for name in self.reconcile_groups(env) {
@@ -420,7 +426,8 @@ impl Server {
     }
 
     /// The meta layer's timed work: end start-up recovery once a route is up, the one-shot
-    /// orphan check, and the periodic snapshot (every minute, 15 s after a failure, §3.7).
+    /// orphan check, and the periodic snapshot (every minute, 15 s after a failure, §3.7)
+    /// with the leader's cluster size check (§8.4).
     fn meta_tick(&mut self, env: &mut Env<'_, Self>) {
         let Some(group) = self.groups.get_mut(META) else { return };
         let now = env.monotonic_ms();
@@ -447,6 +454,8 @@ impl Server {
             let taken = group.snapshot(env);
             let meta = group.meta.as_deref_mut().expect("still there");
             meta.snapshot_at_ms = now + if taken { SNAPSHOT_INTERVAL_MS } else { SNAPSHOT_RETRY_MS };
+            // §8.4: NATS checks the cluster size on the same ticker.
+            self.check_cluster_size(env);
         }
     }
 

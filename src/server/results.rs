@@ -2,11 +2,11 @@
 //! the failed-create reports members send the meta leader (§2.7).
 //!
 //! Every server broadcasts its stats (NATS STATSZ) every [`STATSZ_INTERVAL_MS`] when the
-//! scenario bounds some server's streams, so placement works from figures up to ten seconds
-//! old: two creates close together can both land on a server with room for one. The member
-//! that is out of room refuses its copy and reports it; the leader re-places the stream in
-//! another cluster, or removes it, and counts the reporting server as full until its next
-//! stats arrive.
+//! scenario bounds some server's streams (or runs some without JetStream), so placement works
+//! from figures up to ten seconds old: two creates close together can both land on a server
+//! with room for one. The member that is out of room refuses its copy and reports it; the
+//! leader re-places the stream in another cluster, or removes it, and counts the reporting
+//! server as full until its next stats arrive.
 
 use sim::{Env, NodeIndex};
 
@@ -54,9 +54,12 @@ impl Server {
     }
 
     /// From the tick: broadcast stats when they are due. Only scenarios that bound some
-    /// server's streams need them, so the others send nothing.
+    /// server's streams (placement) or run servers without JetStream (the meta leader's
+    /// cluster size check, §8.4, counts JetStream servers) need them; the others send nothing.
     pub(super) fn stats_tick(&mut self, env: &mut Env<'_, Self>) {
-        if env.config().stream_capacity.is_empty() || env.monotonic_ms() < self.statsz_at_ms {
+        let config = env.config();
+        let wanted = !config.stream_capacity.is_empty() || !config.jetstream_disabled.is_empty();
+        if !wanted || env.monotonic_ms() < self.statsz_at_ms {
             return;
         }
         self.statsz_at_ms = env.monotonic_ms() + STATSZ_INTERVAL_MS;
