@@ -375,7 +375,7 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
                 None => server.stream_health(&stream).map_err(|e| format!("stream {stream}: {e}")),
             };
             if let Err(e) = health {
-                return fail("meta-asset-healthy", *id, e);
+                return fail("meta-asset-healthy", *id, format!("{e}; {name} here: {}", g.describe(server.now_ms())));
             }
         }
     }
@@ -384,14 +384,15 @@ fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> 
 
 /// Every message acknowledged to a client is still held by its stream's current incarnation:
 /// by the leader of an R>1 group (which every member follows, L8), or in an R1 stream's store.
-/// Unless a disk lied or lost data, which the fault model allows to lose anything.
+/// Unless a disk lied or lost data, which the fault model allows to lose anything, or peer
+/// removals took the last copies of some of them.
 fn acked_messages_kept(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
     if !cluster.ghost.tainted.is_empty() {
         return Ok(());
     }
     for sa in leader_meta.state.streams() {
         let acked = cluster.ghost.acked_messages(&sa.group.name);
-        if acked == 0 {
+        if acked == 0 || cluster.ghost.forked_by_removals.contains(&sa.group.name) {
             continue;
         }
         let key = sa.key();

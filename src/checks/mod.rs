@@ -24,6 +24,19 @@ pub struct CommittedEntry {
     /// The applied-state chain after this entry.
     pub chain: u64,
     pub first_applied_by: NodeIndex,
+    /// Every server that applied it, one bit per node index.
+    pub applied_by: u64,
+}
+
+impl CommittedEntry {
+    fn new(term: Term, digest: u64, chain: u64, node: NodeIndex) -> Self {
+        CommittedEntry { term, digest, chain, first_applied_by: node, applied_by: node_bit(node) }
+    }
+}
+
+fn node_bit(node: NodeIndex) -> u64 {
+    assert!(node < 64, "the ghost tracks appliers of up to 64 servers, not n{node}");
+    1 << node
 }
 
 /// What the oracle remembers of one raft group's history.
@@ -84,6 +97,9 @@ pub struct Ghost {
     /// S17: servers that applied their own removal and have not crashed since: JetStream
     /// must be off there.
     pub removed_servers: BTreeSet<NodeIndex>,
+    /// Asset groups that went on without committed entries only removed servers had applied
+    /// (see [`Ghost::lost_to_removals`]): their acknowledged messages are not all promised.
+    pub forked_by_removals: BTreeSet<String>,
 }
 
 /// The meta group's members as the most advanced running server (highest applied meta index,
@@ -151,8 +167,13 @@ impl Ghost {
         }
     }
 
-    /// A publish of `count` messages to the stream running in `group` was acknowledged.
-    pub fn observe_acked_messages(&mut self, group: &str, count: u32) {
+    /// `node` acknowledged a publish of `count` messages to the stream running in `group`. A
+    /// server removed from the meta group that still runs a stale copy (it was down during its
+    /// removal) acknowledges into a copy the stream went on without: nothing promises those.
+    pub fn observe_acked_messages(&mut self, group: &str, node: NodeIndex, count: u32) {
+        if self.was_removed(node) {
+            return;
+        }
         *self.acked_messages.entry(group.to_string()).or_default() += u64::from(count);
     }
 
@@ -167,14 +188,22 @@ impl Ghost {
         if group == crate::server::META {
             self.ever_leader.insert(node);
         }
+        let asset = group != crate::server::META;
+        if asset && self.was_removed(node) {
+            return; // a removed server's copy of a group that goes on without it
+        }
+        let recorded = self.group(group).leaders.get(&term).copied();
         let history = self.history(group);
         let reached = history.commit_by_term.entry(term).or_default();
         *reached = (*reached).max(commit);
-        match history.leaders.get(&term) {
+        match recorded {
             None => {
                 history.leaders.insert(term, node);
             }
-            Some(&other) if other != node => self.diverged(
+            Some(other) if other != node && asset && self.was_removed(other) => {
+                self.history(group).leaders.insert(term, node);
+            }
+            Some(other) if other != node => self.diverged(
                 "raft-one-leader-per-term",
                 node,
                 format!("n{node} and n{other} both lead term {term} of group {group}"),
@@ -185,31 +214,61 @@ impl Ghost {
 
     /// `node` applied entry `index` of `term` of `group` with this digest, reaching `chain`.
     pub fn observe_apply(&mut self, group: &str, node: NodeIndex, index: Index, term: Term, digest: u64, chain: u64) {
-        let history = self.history(group);
-        match history.committed.get(&index).copied() {
-            None => {
-                history.committed.insert(index, CommittedEntry { term, digest, chain, first_applied_by: node });
-            }
-            Some(c) if (c.term, c.digest) != (term, digest) => {
-                let message = format!(
-                    "{group}: applied index {index} as term {term} ({digest:016x}) but n{} applied it as term {} ({:016x}): a committed entry was lost or overwritten",
-                    c.first_applied_by, c.term, c.digest
-                );
-                self.diverged("raft-committed-prefix", node, message);
-            }
-            Some(c) if c.chain != chain => {
-                let message =
-                    format!("{group}: applied state after index {index} differs from n{}'s", c.first_applied_by);
-                self.diverged("raft-applied-state", node, message);
-            }
-            Some(_) => {}
+        let Some(c) = self.group(group).committed.get(&index).copied() else {
+            self.history(group).committed.insert(index, CommittedEntry::new(term, digest, chain, node));
+            return;
+        };
+        if (c.term, c.digest, c.chain) == (term, digest, chain) {
+            self.history(group).committed.get_mut(&index).expect("just read").applied_by |= node_bit(node);
+            return;
         }
+        if group != crate::server::META {
+            if self.all_removed(c.applied_by) {
+                // Peer removals took every copy, and the group went on without it: what the
+                // members apply now is the group's history.
+                self.history(group).committed.insert(index, CommittedEntry::new(term, digest, chain, node));
+                self.forked_by_removals.insert(group.to_string());
+                return;
+            }
+            if self.was_removed(node) {
+                return; // a removed server's copy of a group that went on without it
+            }
+        }
+        if (c.term, c.digest) != (term, digest) {
+            let message = format!(
+                "{group}: applied index {index} as term {term} ({digest:016x}) but n{} applied it as term {} ({:016x}): a committed entry was lost or overwritten",
+                c.first_applied_by, c.term, c.digest
+            );
+            self.diverged("raft-committed-prefix", node, message);
+        } else {
+            let message = format!("{group}: applied state after index {index} differs from n{}'s", c.first_applied_by);
+            self.diverged("raft-applied-state", node, message);
+        }
+    }
+
+    /// Whether `peer`'s removal from the meta group was ever applied. NATS re-places a
+    /// removed server's assets, and its copies of their groups are promised nothing after.
+    pub fn was_removed(&self, peer: PeerId) -> bool {
+        self.peer_removals_applied.iter().any(|&(_, removed, _)| removed == peer)
+    }
+
+    /// Whether every server in `nodes` (a bit per node index) was removed from the meta group.
+    fn all_removed(&self, nodes: u64) -> bool {
+        (0..64).filter(|n| nodes & (1 << n) != 0).all(|n| self.was_removed(n))
+    }
+
+    /// Whether an asset group's committed entry was applied only by servers since removed from
+    /// the meta group: NATS's peer removal (and the eviction that lets a group left without a
+    /// quorum go on) may lose it, by the operator's decision.
+    pub fn lost_to_removals(&self, group: &str, index: Index) -> bool {
+        group != crate::server::META
+            && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
     }
 
     /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
     pub fn observe_snapshot(&mut self, group: &str, node: NodeIndex, index: Index, chain: u64) {
         if let Some(c) = self.group(group).committed.get(&index).copied() {
-            if c.chain != chain {
+            if c.chain != chain && !self.lost_to_removals(group, index) && !self.was_removed(node) {
                 let message = format!(
                     "installed a snapshot at index {index} whose state differs from what n{} applied",
                     c.first_applied_by
@@ -423,5 +482,45 @@ mod tests {
         ghost.observe_leader("g", 3, 3, 0);
         assert_eq!(ghost.group("g").last_committed_before(4), 1, "a leader's commit only grows");
         assert_eq!(ghost.group("other").last_committed_before(9), 0);
+    }
+
+    /// A divergence in an asset group is excused only when every server that applied the
+    /// entry was removed from the meta group (the removals took it), or when the server that
+    /// diverges was removed (its copy is stale). Anything else, and anything in the meta group,
+    /// is a finding.
+    #[test]
+    fn divergence_is_excused_only_by_removals() {
+        let diverged = |removed: &[PeerId], group: &str, second: NodeIndex| {
+            let mut ghost = Ghost::default();
+            ghost.observe_apply(group, 1, 5, 2, 0xa, 0xa);
+            ghost.observe_apply(group, 2, 5, 2, 0xa, 0xa);
+            for &peer in removed {
+                ghost.observe_peer_removal_applied(3, peer, Some(4));
+            }
+            ghost.observe_apply(group, second, 5, 7, 0xb, 0xb);
+            ghost.violation.map(|v| v.invariant)
+        };
+        let lost = Some("raft-committed-prefix".to_string());
+        assert_eq!(diverged(&[], "S-1", 3), lost, "no removal: a lost committed entry");
+        assert_eq!(diverged(&[1], "S-1", 3), lost, "n2 still holds it");
+        assert_eq!(diverged(&[1, 2], "S-1", 3), None, "every holder was removed");
+        assert_eq!(diverged(&[3], "S-1", 3), None, "the removed server's copy is stale");
+        assert_eq!(diverged(&[1, 2], crate::server::META, 3), lost, "the meta group is never excused");
+
+        // Once the members' history replaces the lost entry, it is what they are held to.
+        let mut ghost = Ghost::default();
+        ghost.observe_apply("S-1", 1, 5, 2, 0xa, 0xa);
+        ghost.observe_peer_removal_applied(3, 1, Some(4));
+        ghost.observe_apply("S-1", 3, 5, 7, 0xb, 0xb);
+        assert!(ghost.forked_by_removals.contains("S-1"));
+        ghost.observe_apply("S-1", 4, 5, 8, 0xc, 0xc);
+        assert_eq!(ghost.violation.map(|v| v.invariant), lost);
+
+        // Acknowledgements by a removed server's stale copy are not promised.
+        let mut ghost = Ghost::default();
+        ghost.observe_acked_messages("S-1", 1, 3);
+        ghost.observe_peer_removal_applied(3, 2, Some(4));
+        ghost.observe_acked_messages("S-1", 2, 5);
+        assert_eq!(ghost.acked_messages("S-1"), 3);
     }
 }

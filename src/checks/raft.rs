@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use sim::disk::NodeDisk;
 use sim::{CheckFailure, Cluster, NodeStatus};
 
 use crate::raft::Role;
 use crate::server::group::Group;
+use crate::server::storage::GroupFiles;
 use crate::server::{Server, META};
 
 fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure> {
@@ -47,7 +49,9 @@ fn group_safety<'a>(
         }
         let applied = &group.applied;
         if let Some(&(other, chain)) = chains.get(&(name, applied.index)) {
-            if chain != applied.chain && cluster.ghost.tainted.is_empty() {
+            // A removed server's copy of an asset group may be one the group went on without.
+            let removed = name != META && (cluster.ghost.was_removed(id) || cluster.ghost.was_removed(other));
+            if chain != applied.chain && cluster.ghost.tainted.is_empty() && !removed {
                 return fail(
                     "raft-same-index-same-state",
                     id,
@@ -59,7 +63,8 @@ fn group_safety<'a>(
         leader_completeness(cluster, id, group)?;
         if node.leader() {
             let needed = cluster.ghost.group(name).last_committed_before(node.term());
-            if applied.index < needed && cluster.ghost.tainted.is_empty() {
+            let lost = cluster.ghost.lost_to_removals(name, needed);
+            if applied.index < needed && cluster.ghost.tainted.is_empty() && !lost {
                 return fail(
                     "raft-leader-apply-barrier",
                     id,
@@ -81,6 +86,7 @@ fn group_safety<'a>(
 /// correct Raft a commit puts a current-term entry on a quorum, which then refuses such a
 /// candidate; counting replicas of an old-term entry (Figure 8) does not.
 fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) -> Result<(), CheckFailure> {
+    let candidate = cluster.server(id).expect("checked servers run");
     let name = group.name.as_str();
     let Some((&index, entry)) = cluster.ghost.group(name).committed.iter().next_back() else { return Ok(()) };
     let node = &group.node;
@@ -88,11 +94,15 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
     if holds || !cluster.ghost.tainted.is_empty() || !node.may_campaign() {
         return Ok(());
     }
+    if name != META && cluster.ghost.was_removed(id) {
+        return Ok(()); // members ignore a removed server's raft traffic for asset groups
+    }
     let last = (node.last_term(), node.last_index());
     let voters: Vec<u32> = node
         .peers()
         .iter()
         .copied()
+        .filter(|&peer| name == META || candidate.hears_in_asset_groups(peer))
         .filter(|&peer| {
             cluster
                 .server(peer)
@@ -119,22 +129,33 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
 /// An asset group's committed entry held only by servers removed from the meta group: peer
 /// removals took the last copies (re-placements moved the group onto members that never
 /// received it), which no consensus can undo. NATS loses it the same way. A meta member that
-/// is down might hold it, so it counts as a holder.
+/// is down (or refused to start) counts as a holder if its disk holds the entry.
 fn lost_to_removals(cluster: &Cluster<'_, Server>, name: &str, index: u64, term: u64) -> bool {
     if name == META {
         return false;
     }
     let members = super::meta_members(cluster.running());
     !members.iter().any(|&p| {
-        let Some(node) = cluster.nodes.get(p as usize) else { return false };
-        if !matches!(node.status, NodeStatus::Running) {
-            return true;
-        }
-        cluster
-            .server(p)
-            .and_then(|s| s.group(name))
-            .is_some_and(|g| g.node.snapshot_index() >= index || g.node.entry_term(index) == Some(term))
+        // A member that is down holds what its disk will give back on restart; a paused one's
+        // state is in sight.
+        let Some(server) = cluster.server(p) else {
+            return cluster.nodes.get(p as usize).is_some_and(|n| disk_holds(n.disk, name, index, term));
+        };
+        server.group(name).is_some_and(|g| g.node.snapshot_index() >= index || g.node.entry_term(index) == Some(term))
     })
+}
+
+/// Whether a stopped server's files for `group` hold entry `index` of `term`. A copy of the
+/// disk is read the way a restart would; files that do not read back cleanly might hold it.
+fn disk_holds(disk: &NodeDisk, group: &str, index: u64, term: u64) -> bool {
+    let mut copy = disk.clone();
+    match GroupFiles::new(group).recover(&mut copy) {
+        Ok(found) => {
+            found.snapshot.is_some_and(|s| s.last_index >= index)
+                || found.entries.iter().any(|e| e.index == index && e.term == term)
+        }
+        Err(_) => true,
+    }
 }
 
 /// L9: after heal every running server's groups keep their logs compacted: a group snapshots

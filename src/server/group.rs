@@ -310,7 +310,8 @@ impl Group {
                     if let Some(pending) = self.pending_publishes.remove(&entry.index) {
                         // A later leader may have put another entry at that index.
                         if entry.term == pending.last_term && entry.data == EntryData::Normal(pending.last_payload) {
-                            env.ghost().observe_acked_messages(&self.name, pending.ack.count);
+                            let me = env.node();
+                            env.ghost().observe_acked_messages(&self.name, me, pending.ack.count);
                             self.publish_acks.push(pending.ack);
                         }
                     }
@@ -386,7 +387,8 @@ impl Group {
         }
         let (index, last_payload) = last.expect("a publish carries at least one message");
         if ack_before_commit {
-            env.ghost().observe_acked_messages(&self.name, ack.count);
+            let me = env.node();
+            env.ghost().observe_acked_messages(&self.name, me, ack.count);
             self.publish_acks.push(ack);
         } else {
             self.pending_publishes.insert(index, PendingPublish { ack, last_term: term, last_payload });

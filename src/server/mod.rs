@@ -283,7 +283,11 @@ impl Server {
             if self.groups.contains_key(&name) {
                 continue;
             }
-            let config = RaftConfig { observer: false, ..Self::raft_config(env) };
+            // Asset groups are managed (NRG): the meta layer dictates their members, and the
+            // re-add ban guards only the meta group's automatic adds. With it, a leader acting
+            // on a stale assignment that dropped a member could not take it back for five
+            // minutes (seed 9778 of `churn`).
+            let config = RaftConfig { observer: false, peer_readd_ban_ms: 0, ..Self::raft_config(env) };
             // A group with no preferred member is a re-placement (§8.3): a node new to it
             // joins one that has data and must not lead it from an empty log.
             let joining = group.preferred.is_none();
@@ -708,8 +712,7 @@ impl System for Server {
                 // ignores removed peers). One that was down during its removal runs on a
                 // stale view and would otherwise lead old members of a group that moved on
                 // (peers seed 1049).
-                let removed = self.groups.get(META).is_some_and(|m| !m.node.peers().contains(&from));
-                if group != META && removed {
+                if group != META && !self.hears_in_asset_groups(from) {
                     return;
                 }
                 if let Some(g) = self.groups.get_mut(&group) {
@@ -734,17 +737,7 @@ impl System for Server {
                 env.send(from, msg);
             }
             ServerMsg::Statsz { jetstream, streams, streams_max } => {
-                let stats = results::ServerStats { jetstream, streams, streams_max };
-                let had_room = self.known_servers.get(&from).is_some_and(|s| s.jetstream && !s.full());
-                let selectable = stats.jetstream && !stats.full();
-                self.known_servers.insert(from, stats);
-                // A peer that became selectable may top up a short stream (NATS
-                // processPeerStatsz signals the leader's reconcile).
-                if selectable && !had_room {
-                    if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                        meta.peer_reconcile_due |= meta.leader_term.is_some();
-                    }
-                }
+                self.note_stats(from, results::ServerStats { jetstream, streams, streams_max });
             }
             ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
             ServerMsg::RemovePeer { request, target } => self.lead_remove_peer(env, from, request, target),

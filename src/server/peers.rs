@@ -34,6 +34,12 @@ pub struct PeerTarget {
 }
 
 impl Server {
+    /// Whether raft traffic of asset groups from `peer` is taken: not from a server outside
+    /// this server's meta membership.
+    pub fn hears_in_asset_groups(&self, peer: PeerId) -> bool {
+        self.groups.get(META).is_none_or(|m| m.node.peers().contains(&peer))
+    }
+
     /// Meta rescue as this server receives the operator's broadcast (§8.4): NRG refuses it
     /// while a leader is known, or with a quorum above the current one.
     pub(super) fn rescue(&mut self, env: &mut Env<'_, Self>, quorum: usize) {

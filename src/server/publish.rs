@@ -86,7 +86,8 @@ impl Server {
                     let me = env.node();
                     env.ghost().tainted.insert(me);
                 }
-                env.ghost().observe_acked_messages(group, ack.count);
+                let me = env.node();
+                env.ghost().observe_acked_messages(group, me, ack.count);
                 self.answer_publish(env, ack);
             }
             // No ack: the client times out, as it would against a failing store.

@@ -64,9 +64,23 @@ impl Server {
         }
         self.statsz_at_ms = env.monotonic_ms() + STATSZ_INTERVAL_MS;
         let own = self.own_stats(env);
-        self.known_servers.insert(env.node(), own);
+        self.note_stats(env.node(), own);
         let msg = self.stats_msg(env);
         env.broadcast(msg);
+    }
+
+    /// Record `node`'s latest stats (this server's own among them). A server that became
+    /// selectable may top up a short stream: NATS's `processPeerStatsz` signals the leader's
+    /// reconcile, and the leader's own room counts as well (seed 7653 of `churn`).
+    pub(super) fn note_stats(&mut self, node: NodeIndex, stats: ServerStats) {
+        let had_room = self.known_servers.get(&node).is_some_and(|s| s.jetstream && !s.full());
+        let selectable = stats.jetstream && !stats.full();
+        self.known_servers.insert(node, stats);
+        if selectable && !had_room {
+            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+                meta.peer_reconcile_due |= meta.leader_term.is_some();
+            }
+        }
     }
 
     /// Peers placement should skip: full by their latest stats.
