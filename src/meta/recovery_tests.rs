@@ -1,6 +1,7 @@
 //! Recovery (§3): the staging rules, snapshot diffs and reconcile, the flush, and the property
 //! behind them all (S6): staging then flushing gives what applying one by one gives. Ports
-//! §11 #3–#7 and #13–#16, which are unit tests in NATS too.
+//! §11 #3–#8 and #13–#16, which are unit tests in NATS too (#8 at the meta layer: a catch-up
+//! stages against the state a follower had applied).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::entry::MetaEntry;
 use super::inflight::{Inflight, MetaBugs};
-use super::local::LocalAssets;
+use super::local::{LocalAsset, LocalAssets};
 use super::model::*;
 use super::recovery::{recreated, RecoveryUpdates, SnapshotDiff};
 use super::state::MetaState;
@@ -126,6 +127,186 @@ fn add_then_update_flushes_to_the_update() {
     assert_eq!((ru.add_streams.len(), ru.update_streams.len()), (1, 1));
     state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
     assert_eq!(state.stream(&key("S")).unwrap().config_json, update.config_json);
+}
+
+/// What a catch-up hands a follower: the entries it missed, as NATS's test feeds them through
+/// the apply queue, or the leader's snapshot holding their result, as our raft catches a
+/// follower up (CatchupStarted, Snapshot, CatchupDone).
+enum Missed {
+    Entries(Vec<MetaEntry>),
+    Snapshot(Vec<StreamAssignment>),
+}
+
+impl Missed {
+    fn name(&self) -> &'static str {
+        match self {
+            Missed::Entries(_) => "entries",
+            Missed::Snapshot(_) => "snapshot",
+        }
+    }
+
+    /// Stage what was missed, from log index `from` on, as a catch-up recovery does.
+    fn stage(&self, state: &mut MetaState, ru: &mut RecoveryUpdates, from: u64) {
+        match self {
+            Missed::Entries(entries) => {
+                for (i, e) in entries.iter().enumerate() {
+                    state.stage(from + i as u64, &e.encode(), ru).unwrap();
+                }
+            }
+            Missed::Snapshot(streams) => state.stage_snapshot(from, snapshot_of(streams.clone()), ru).unwrap(),
+        }
+    }
+}
+
+/// Messages the follower's replica of S holds, and deliveries its replica of C has made.
+const STORED: u64 = 10;
+const DELIVERED: u64 = 4;
+
+/// A follower in normal mode, unlike a start-up: it has applied (log indexes 1 and 2) an R3
+/// stream S and its R3 durable C, and runs both with data. A catch-up recovery stages against
+/// this applied state.
+fn follower() -> (MetaState, LocalAssets, StreamAssignment, ConsumerAssignment) {
+    let sa = stream("S", 1, "g", &[1, 2, 3]);
+    let ca = consumer("S", "C", 2, "gc", &[1, 2, 3]);
+    let mut local = LocalAssets::default();
+    let asset = |created_ms, group: &str, messages| LocalAsset {
+        created_ms,
+        group_name: group.into(),
+        messages,
+        running: true,
+    };
+    local.restore_stream(key("S"), asset(1, "g", STORED));
+    assert!(local.restore_consumer(ca.key(), asset(2, "gc", DELIVERED)));
+    let mut state = MetaState::default();
+    let mut inflight = Inflight::default();
+    let entries = [
+        MetaEntry::AssignStream { sa: sa.clone(), reply: None },
+        MetaEntry::AssignConsumer { ca: ca.clone(), reply: None },
+    ];
+    for (i, e) in entries.iter().enumerate() {
+        let effects = state.apply(i as u64 + 1, &e.encode(), ME, &mut inflight).unwrap();
+        local.apply_effects(&effects);
+    }
+    assert_eq!(local.stream(&key("S")).map(|a| a.messages), Some(STORED));
+    assert_eq!(local.consumer(&ca.key()).map(|a| a.messages), Some(DELIVERED));
+    (state, local, sa, ca)
+}
+
+/// §11 #8 (TestJetStreamClusterRaftCatchupSignalsMetaRecovery): a follower of an R3 stream. A
+/// stray replay-done signal outside any recovery changes nothing. During a catch-up the
+/// stream's delete is staged: still assigned, still run here. The end of the catch-up applies
+/// it, and the local replica goes with its consumer.
+#[test]
+fn catchup_stages_a_stream_delete_until_it_ends() {
+    let (_, _, sa, _) = follower();
+    for missed in [Missed::Entries(vec![MetaEntry::RemoveStream { sa, reply: None }]), Missed::Snapshot(vec![])] {
+        let (mut state, mut local, _, ca) = follower();
+        let before = state.projection();
+
+        // The stray nil: nothing is staged, so the flush does nothing.
+        assert!(state.flush(ru(), ME, &mut ChaCha8Rng::seed_from_u64(1)).is_empty(), "{}", missed.name());
+        assert_eq!(state.projection(), before);
+
+        let mut ru = ru();
+        missed.stage(&mut state, &mut ru, 3);
+        assert_eq!(state.projection(), before, "{}: still assigned while catching up", missed.name());
+        assert_eq!(ru.remove_streams.len(), 1, "{}", missed.name());
+        assert_eq!(state.applied_index(), 3);
+        assert!(local.stream(&key("S")).is_some());
+
+        let effects = state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+        local.apply_effects(&effects);
+        assert!(state.stream(&key("S")).is_none(), "{}: the catch-up's end applies the delete", missed.name());
+        assert!(local.stream(&key("S")).is_none(), "{}", missed.name());
+        assert!(local.consumer(&ca.key()).is_none(), "{}", missed.name());
+    }
+}
+
+/// §11 #8, RecreateStream: during a catch-up the stream is deleted, added again as a memory
+/// stream (a new incarnation: created time and group) and updated. Until the catch-up ends
+/// the old one stays; then the follower holds the updated memory stream, without the old
+/// incarnation's consumer, and a fresh local replica.
+#[test]
+fn catchup_recreates_a_stream_as_memory() {
+    let (_, _, sa, _) = follower();
+    let memory = |subjects: Vec<String>| {
+        let metadata = BTreeMap::from([("storage".to_string(), "memory".to_string())]);
+        StreamConfig { name: "S".into(), subjects, replicas: 3, metadata, ..Default::default() }.to_json()
+    };
+    let mut added = stream("S", 5, "g2", &[1, 2, 3]);
+    added.config_json = memory(vec!["s.>".into()]);
+    let mut updated = added.clone();
+    updated.config_json = memory(vec!["s.>".into(), "t.>".into()]);
+    let entries = vec![
+        MetaEntry::RemoveStream { sa, reply: None },
+        MetaEntry::AssignStream { sa: added, reply: None },
+        MetaEntry::UpdateStream { sa: updated.clone(), reply: None },
+    ];
+    for missed in [Missed::Entries(entries), Missed::Snapshot(vec![updated.clone()])] {
+        let (mut state, mut local, _, ca) = follower();
+        let before = state.projection();
+        let mut ru = ru();
+        missed.stage(&mut state, &mut ru, 3);
+        assert_eq!(state.projection(), before, "{}: the old stream until the catch-up ends", missed.name());
+        assert_eq!((ru.remove_streams.len(), ru.add_streams.len()), (1, 1), "{}", missed.name());
+
+        let effects = state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+        local.apply_effects(&effects);
+        let got = state.stream(&key("S")).expect("recreated");
+        assert_eq!(*got, updated, "{}: the updated new incarnation, no consumers", missed.name());
+        let config = got.config().unwrap().into_config();
+        assert_eq!(config.metadata.get("storage").map(String::as_str), Some("memory"));
+        assert_eq!(config.subjects, ["s.>", "t.>"]);
+        let replica = local.stream(&key("S")).expect("run here");
+        assert_eq!(
+            (replica.created_ms, replica.group_name.as_str(), replica.messages),
+            (5, "g2", 0),
+            "{}",
+            missed.name()
+        );
+        assert!(local.consumer(&ca.key()).is_none(), "{}: the old incarnation's consumer is gone", missed.name());
+    }
+}
+
+/// §11 #8, RecreateConsumer: during a catch-up the durable is deleted and added again on a new
+/// single-peer group (this server). Until the catch-up ends the old consumer stays with its
+/// deliveries; then the follower runs the new one from fresh state (no deliveries), and the
+/// stream's data is untouched.
+#[test]
+fn catchup_recreates_a_consumer_with_fresh_state() {
+    let (_, _, sa, old) = follower();
+    let new = consumer("S", "C", 6, "gc2", &[ME]);
+    let entries = vec![
+        MetaEntry::RemoveConsumer { ca: old.clone(), reply: None },
+        MetaEntry::AssignConsumer { ca: new.clone(), reply: None },
+    ];
+    let snapshot = vec![with_consumers(sa, vec![new.clone()])];
+    for missed in [Missed::Entries(entries), Missed::Snapshot(snapshot)] {
+        let (mut state, mut local, _, _) = follower();
+        let before = state.projection();
+        let mut ru = ru();
+        missed.stage(&mut state, &mut ru, 3);
+        assert_eq!(state.projection(), before, "{}: the old consumer until the catch-up ends", missed.name());
+        assert_eq!(local.consumer(&old.key()).map(|a| a.messages), Some(DELIVERED));
+        assert_eq!(
+            (staged_consumers(&ru.remove_consumers), staged_consumers(&ru.update_consumers)),
+            (1, 1),
+            "{}",
+            missed.name()
+        );
+
+        let effects = state.flush(ru, ME, &mut ChaCha8Rng::seed_from_u64(1));
+        local.apply_effects(&effects);
+        assert_eq!(state.consumer(&old.key()), Some(&new), "{}: on the new group", missed.name());
+        let replica = local.consumer(&old.key()).expect("run here");
+        assert_eq!(
+            (replica.created_ms, replica.group_name.as_str(), replica.messages, replica.running),
+            (6, "gc2", 0, true),
+            "{}: fresh consumer state",
+            missed.name()
+        );
+        assert_eq!(local.stream(&key("S")).map(|a| a.messages), Some(STORED), "{}", missed.name());
+    }
 }
 
 /// §11 #4: a snapshot staged during recovery drops the staged work it supersedes.
