@@ -97,6 +97,8 @@ pub struct Ghost {
     /// S17: servers that applied their own removal and have not crashed since: JetStream
     /// must be off there.
     pub removed_servers: BTreeSet<NodeIndex>,
+    /// Each peer's latest meta membership change seen applied: (meta index, member after it).
+    pub meta_membership: BTreeMap<PeerId, (Index, bool)>,
     /// Asset groups that went on without committed entries only removed servers had applied
     /// (see [`Ghost::lost_to_removals`]): their acknowledged messages are not all promised.
     pub forked_by_removals: BTreeSet<String>,
@@ -246,10 +248,28 @@ impl Ghost {
         }
     }
 
-    /// Whether `peer`'s removal from the meta group was ever applied. NATS re-places a
-    /// removed server's assets, and its copies of their groups are promised nothing after.
+    /// Whether `peer` was removed from the meta group (and not added back since). NATS
+    /// re-places a removed server's assets, and its copies of their groups are promised
+    /// nothing after.
     pub fn was_removed(&self, peer: PeerId) -> bool {
-        self.peer_removals_applied.iter().any(|&(_, removed, _)| removed == peer)
+        self.meta_membership.get(&peer).is_some_and(|&(_, member)| !member)
+    }
+
+    /// Meta index `index` removes `peer` (applied somewhere in normal mode).
+    pub fn observe_peer_removed(&mut self, index: Index, peer: PeerId) {
+        self.note_membership(index, peer, false);
+    }
+
+    /// Meta index `index` adds `peer`.
+    pub fn observe_peer_added(&mut self, index: Index, peer: PeerId) {
+        self.note_membership(index, peer, true);
+    }
+
+    fn note_membership(&mut self, index: Index, peer: PeerId, member: bool) {
+        let latest = self.meta_membership.entry(peer).or_insert((index, member));
+        if index >= latest.0 {
+            *latest = (index, member);
+        }
     }
 
     /// Whether every server in `nodes` (a bit per node index) was removed from the meta group.
@@ -495,7 +515,7 @@ mod tests {
             ghost.observe_apply(group, 1, 5, 2, 0xa, 0xa);
             ghost.observe_apply(group, 2, 5, 2, 0xa, 0xa);
             for &peer in removed {
-                ghost.observe_peer_removal_applied(3, peer, Some(4));
+                ghost.observe_peer_removed(10, peer);
             }
             ghost.observe_apply(group, second, 5, 7, 0xb, 0xb);
             ghost.violation.map(|v| v.invariant)
@@ -510,7 +530,7 @@ mod tests {
         // Once the members' history replaces the lost entry, it is what they are held to.
         let mut ghost = Ghost::default();
         ghost.observe_apply("S-1", 1, 5, 2, 0xa, 0xa);
-        ghost.observe_peer_removal_applied(3, 1, Some(4));
+        ghost.observe_peer_removed(10, 1);
         ghost.observe_apply("S-1", 3, 5, 7, 0xb, 0xb);
         assert!(ghost.forked_by_removals.contains("S-1"));
         ghost.observe_apply("S-1", 4, 5, 8, 0xc, 0xc);
@@ -519,8 +539,14 @@ mod tests {
         // Acknowledgements by a removed server's stale copy are not promised.
         let mut ghost = Ghost::default();
         ghost.observe_acked_messages("S-1", 1, 3);
-        ghost.observe_peer_removal_applied(3, 2, Some(4));
+        ghost.observe_peer_removed(10, 2);
         ghost.observe_acked_messages("S-1", 2, 5);
         assert_eq!(ghost.acked_messages("S-1"), 3);
+        // Added back, it is a member like any other; a late apply of the old removal elsewhere
+        // changes nothing.
+        ghost.observe_peer_added(12, 2);
+        ghost.observe_peer_removed(10, 2);
+        ghost.observe_acked_messages("S-1", 2, 5);
+        assert_eq!(ghost.acked_messages("S-1"), 8);
     }
 }

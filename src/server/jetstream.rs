@@ -219,10 +219,14 @@ impl MetaLayer {
             EntryData::RemovePeer(peer) => {
                 let me = env.node();
                 env.ghost().observe_peer_removal_applied(me, peer, self.leader_term);
+                env.ghost().observe_peer_removed(index, peer);
                 self.peers_removed.push((peer, self.leader_term));
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
-            EntryData::AddPeer(_) => self.peer_reconcile_due |= self.leader_term.is_some(),
+            EntryData::AddPeer(peer) => {
+                env.ghost().observe_peer_added(index, peer);
+                self.peer_reconcile_due |= self.leader_term.is_some();
+            }
             EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } => {}
         }
     }
