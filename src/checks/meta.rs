@@ -189,7 +189,8 @@ fn orphans_left(meta: &MetaLayer) -> Option<(&'static str, String)> {
     if meta.recovering() || meta.state.write_error().is_some() || meta.orphan_check_at_ms.is_some() {
         return None;
     }
-    let orphans = meta.local.orphans(&meta.state);
+    // Public consumers only, whatever the bug switches say: a direct consumer is legitimate.
+    let orphans = meta.local.orphans(&meta.state, false);
     let what = match (orphans.streams.first(), orphans.consumers.first()) {
         (None, None) => return None,
         (Some(stream), _) => format!("stream {stream}"),
@@ -419,14 +420,20 @@ fn acked_messages_kept(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -
 #[cfg(test)]
 mod tests {
     use super::orphans_left;
-    use crate::meta::{LocalAsset, MetaBugs, StreamKey, API_LEVEL};
+    use std::collections::BTreeMap;
+
+    use crate::meta::{
+        direct_consumer_name, ConsumerKey, LocalAsset, MetaBugs, MetaEntry, RaftGroup, StreamAssignment, StreamKey,
+        API_LEVEL,
+    };
     use crate::server::jetstream::MetaLayer;
 
     /// A recovered layer holding local stream X, which its applied state lacks.
     fn layer_with_orphan() -> MetaLayer {
         let mut meta = MetaLayer::new(MetaBugs::default(), API_LEVEL, None);
         meta.recovery = None;
-        let asset = LocalAsset { created_ms: 1, group_name: "S-R1-x".into(), messages: 3, running: true };
+        let asset =
+            LocalAsset { created_ms: 1, group_name: "S-R1-x".into(), messages: 3, running: true, direct: false };
         meta.local.restore_stream(StreamKey::new("A", "X"), asset);
         meta
     }
@@ -448,5 +455,30 @@ mod tests {
         meta.recovery = MetaLayer::new(MetaBugs::default(), API_LEVEL, None).recovery; // recovering: nothing owed
         assert_eq!(orphans_left(&meta), None);
         assert_eq!(orphans_left(&MetaLayer::new(MetaBugs::default(), API_LEVEL, None)), None, "no local assets");
+    }
+
+    /// L5 judges public consumers only: a mirror's direct consumer on its assigned origin has
+    /// no assignment and is legitimate, whatever the bug switches do to the cleanup (§11 #26).
+    #[test]
+    fn a_direct_consumer_is_no_orphan() {
+        let bugs = MetaBugs { orphan_check_deletes_direct_consumers: true, ..MetaBugs::default() };
+        let mut meta = MetaLayer::new(bugs, API_LEVEL, None);
+        meta.recovery = None;
+        let sa = StreamAssignment {
+            account: "A".into(),
+            name: "S".into(),
+            created_ms: 1,
+            config_json: br#"{"name":"S"}"#.to_vec(),
+            group: RaftGroup { name: "S-R1-s".into(), peers: vec![0], preferred: Some(0) },
+            sync: "$SYS.JSC.SYNC.s".into(),
+            consumers: BTreeMap::new(),
+        };
+        let entry = MetaEntry::AssignStream { sa, reply: None }.encode();
+        let effects = meta.state.apply(1, &entry, 0, &mut meta.inflight).expect("applies");
+        meta.local.apply_effects(&effects);
+        let direct = ConsumerKey::new("A", "S", direct_consumer_name("M"));
+        meta.local.sync_direct_consumers(&BTreeMap::from([(direct.clone(), 2)]), |_| true);
+        assert!(meta.local.consumer(&direct).is_some());
+        assert_eq!(orphans_left(&meta), None);
     }
 }

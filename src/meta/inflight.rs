@@ -31,6 +31,10 @@ pub struct MetaBugs {
     /// `orphan-check-before-sync`: the orphan check runs without its preconditions (a known
     /// leader, healthy), judging orphans against a stale state (PR #5767).
     pub orphan_check_before_sync: bool,
+    /// `orphan-check-deletes-direct-consumers`: orphans are judged among all of a stream's
+    /// consumers, so the direct consumer a mirror created on its origin (never assigned by
+    /// the meta layer) is deleted as one (NATS judges public consumers only, §11 #26).
+    pub orphan_check_deletes_direct_consumers: bool,
     /// `peer-remove-reply-early`: the leader answers a peer removal as soon as it proposes
     /// it, before any quorum applied it (S17; NATS test MetaPeerRemoveResponseAfterQuorum).
     pub peer_remove_reply_early: bool,

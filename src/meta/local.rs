@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{ConsumerKey, StreamKey};
+use super::model::{ConsumerKey, StreamAssignment, StreamKey};
 use super::state::{Effect, MetaState};
 
 /// One local stream or consumer.
@@ -18,6 +18,41 @@ pub struct LocalAsset {
     pub messages: u64,
     /// Stopped assets (unsupported) keep their data but do not run.
     pub running: bool,
+    /// A direct consumer (consumers only): created on this server for a mirror that reads
+    /// the stream, never assigned by the meta layer, held in memory only (no file, no raft
+    /// group). Not public: orphan detection never judges it (§4, §11 #26).
+    pub direct: bool,
+}
+
+/// The name of the direct consumer a mirror reads its origin through. It holds a dot, which
+/// no client-chosen name may (`valid_name`), so it never meets an assigned consumer.
+pub fn direct_consumer_name(mirror: &str) -> String {
+    format!("JS_MIRROR.{mirror}")
+}
+
+/// The direct consumers this server should run, by key, with the created time of the mirror
+/// each serves: one per applied mirror whose origin (same account) is assigned and runs here
+/// in the group its assignment names, where `leads` says this server leads the origin (an R1
+/// stream's only member always does). A mirror's stream leader creates it with a request to
+/// the origin's leader, outside the meta layer; here the origin's server derives it from the
+/// applied mirrors, which every server holds.
+pub fn wanted_direct_consumers(
+    state: &MetaState,
+    local: &LocalAssets,
+    leads: impl Fn(&StreamAssignment) -> bool,
+) -> BTreeMap<ConsumerKey, u64> {
+    let mut wanted = BTreeMap::new();
+    for mirror in state.streams() {
+        let Some(source) = mirror.config().ok().and_then(|c| c.into_config().mirror) else { continue };
+        let origin_key = StreamKey::new(mirror.account.clone(), source.name);
+        let Some(origin) = state.stream(&origin_key) else { continue };
+        let runs = local.stream(&origin_key).is_some_and(|a| a.running && a.group_name == origin.group.name);
+        if runs && leads(origin) {
+            let key = ConsumerKey::new(mirror.account.clone(), origin.name.clone(), direct_consumer_name(&mirror.name));
+            wanted.insert(key, mirror.created_ms);
+        }
+    }
+    wanted
 }
 
 /// What an effect did locally; for traces and tests.
@@ -76,7 +111,8 @@ fn run<K: Ord + Clone>(map: &mut BTreeMap<K, LocalAsset>, key: &K, created_ms: u
             }
         }
         None => {
-            map.insert(key.clone(), LocalAsset { created_ms, group_name: group.into(), messages: 0, running: true });
+            let asset = LocalAsset { created_ms, group_name: group.into(), messages: 0, running: true, direct: false };
+            map.insert(key.clone(), asset);
             LocalChange::Created
         }
     }
@@ -140,7 +176,8 @@ impl LocalAssets {
             }
             Effect::StopConsumer { key } => stop(&mut self.consumers, key),
             Effect::RemoveLocalConsumer { key, created_ms_max } => {
-                let Some(asset) = self.consumers.get(key) else {
+                // Assignments never name a direct consumer: it is not theirs to remove.
+                let Some(asset) = self.consumers.get(key).filter(|a| !a.direct) else {
                     return LocalChange::Nothing;
                 };
                 if let Err(kept) = removable(asset, *created_ms_max) {
@@ -193,9 +230,64 @@ impl LocalAssets {
         self.streams.iter()
     }
 
-    /// All local consumers, by key.
+    /// All local consumers, by key, direct ones included (NATS's consumer list of a stream).
     pub fn consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &LocalAsset)> {
         self.consumers.iter()
+    }
+
+    /// The public local consumers: those an assignment creates (NATS `getPublicConsumers`).
+    pub fn public_consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &LocalAsset)> {
+        self.consumers.iter().filter(|(_, a)| !a.direct)
+    }
+
+    /// The local direct consumers (NATS `getDirectConsumers`).
+    pub fn direct_consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &LocalAsset)> {
+        self.consumers.iter().filter(|(_, a)| a.direct)
+    }
+
+    /// Bring the direct consumers in line with `wanted` (key → the created time of the mirror
+    /// it serves): remove those not wanted (or for an older incarnation of the mirror), then
+    /// create the wanted ones `create` admits, on a local stream that runs. A key taken by a
+    /// public consumer is left alone. Returns what changed, in key order.
+    pub fn sync_direct_consumers(
+        &mut self,
+        wanted: &BTreeMap<ConsumerKey, u64>,
+        create: impl Fn(&ConsumerKey) -> bool,
+    ) -> Vec<(ConsumerKey, LocalChange)> {
+        let mut changes = Vec::new();
+        let stale: Vec<ConsumerKey> = self
+            .direct_consumers()
+            .filter(|(k, a)| wanted.get(*k) != Some(&a.created_ms) || !a.running || !self.stream_runs(&k.stream_key()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            self.consumers.remove(&key);
+            changes.push((key, LocalChange::Removed));
+        }
+        for (key, &created_ms) in wanted {
+            if self.consumers.contains_key(key) || !self.stream_runs(&key.stream_key()) || !create(key) {
+                continue;
+            }
+            let asset = LocalAsset { created_ms, group_name: String::new(), messages: 0, running: true, direct: true };
+            self.consumers.insert(key.clone(), asset);
+            changes.push((key.clone(), LocalChange::Created));
+        }
+        changes
+    }
+
+    /// Remove a direct consumer (what only the bug switch `orphan-check-deletes-direct-consumers`
+    /// does outside [`Self::sync_direct_consumers`]).
+    pub fn remove_direct_consumer(&mut self, key: &ConsumerKey) -> LocalChange {
+        if self.consumers.get(key).is_some_and(|a| a.direct) {
+            self.consumers.remove(key);
+            LocalChange::Removed
+        } else {
+            LocalChange::Nothing
+        }
+    }
+
+    fn stream_runs(&self, key: &StreamKey) -> bool {
+        self.streams.get(key).is_some_and(|a| a.running)
     }
 
     /// Add data to a local stream or consumer; false when absent.
@@ -229,16 +321,17 @@ impl LocalAssets {
         self.consumer_errors.get(key).map(String::as_str)
     }
 
-    /// Local streams with no applied assignment, and local consumers absent from their
-    /// assigned stream (§4). Membership is not checked, as in NATS.
-    pub fn orphans(&self, state: &MetaState) -> Orphans {
+    /// Local streams with no applied assignment, and local public consumers absent from their
+    /// assigned stream (§4, NATS `getOrphans`). Membership is not checked, as in NATS. Direct
+    /// consumers are never judged; `with_direct` (a bug switch) judges them too.
+    pub fn orphans(&self, state: &MetaState, with_direct: bool) -> Orphans {
         let mut out = Orphans::default();
         for key in self.streams.keys() {
             if state.stream(key).is_none() {
                 out.streams.push(key.clone());
             }
         }
-        for key in self.consumers.keys() {
+        for (key, _) in self.consumers.iter().filter(|(_, a)| with_direct || !a.direct) {
             if let Some(sa) = state.stream(&key.stream_key()) {
                 if !sa.consumers.contains_key(&key.name) {
                     out.consumers.push(key.clone());

@@ -35,10 +35,10 @@ mod tests;
 
 pub use entry::{DecodeError, MetaEntry, OpCode, Reply};
 pub use inflight::{Inflight, InflightOp, MetaBugs};
-pub use local::{LocalAsset, LocalAssets, LocalChange, Orphans};
+pub use local::{direct_consumer_name, wanted_direct_consumers, LocalAsset, LocalAssets, LocalChange, Orphans};
 pub use model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
-    StreamAssignment, StreamConfig, StreamKey, API_LEVEL, REQUIRED_LEVEL_KEY,
+    StreamAssignment, StreamConfig, StreamKey, StreamSource, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
 pub use peers::{peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
 pub use queries::{HealthContext, NodeFacts};

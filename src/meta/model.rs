@@ -255,6 +255,24 @@ pub struct StreamConfig {
     /// then the others (§2.7: only such streams may be re-placed after a failed create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// The stream this one mirrors (same account). A mirror has no subjects of its own; its
+    /// leader reads the origin through a direct consumer on the origin's leader, which no meta
+    /// entry assigns (§4, §11 #26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<StreamSource>,
+}
+
+/// The origin of a mirror (NATS `StreamSource`, by name only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSource {
+    pub name: String,
+}
+
+/// Twin of [`StreamSource`] for the lenient decode.
+#[derive(Deserialize)]
+struct LenientStreamSource {
+    name: String,
 }
 
 /// A stream's placement constraint.
@@ -287,6 +305,8 @@ struct LenientStreamConfig {
     metadata: BTreeMap<String, String>,
     #[serde(default)]
     placement: Option<LenientPlacement>,
+    #[serde(default)]
+    mirror: Option<LenientStreamSource>,
 }
 
 impl From<LenientStreamConfig> for StreamConfig {
@@ -299,6 +319,7 @@ impl From<LenientStreamConfig> for StreamConfig {
             max_consumers: c.max_consumers,
             metadata: c.metadata,
             placement: c.placement.map(|p| Placement { cluster: p.cluster }),
+            mirror: c.mirror.map(|m| StreamSource { name: m.name }),
         }
     }
 }
@@ -324,12 +345,12 @@ impl StreamConfig {
     }
 
     /// Defaults made explicit, so equal intents compare equal: replicas 0 ⇒ 1, no subjects ⇒
-    /// the stream's name.
+    /// the stream's name (not for a mirror, which takes no subjects).
     pub fn normalized(mut self) -> StreamConfig {
         if self.replicas == 0 {
             self.replicas = 1;
         }
-        if self.subjects.is_empty() {
+        if self.subjects.is_empty() && self.mirror.is_none() {
             self.subjects.push(self.name.clone());
         }
         self

@@ -257,6 +257,9 @@ impl Handler<'_> {
         if old.placement != config.placement {
             return Err(ApiError::InvalidConfig("changing placement is not supported".into()));
         }
+        if old.mirror != config.mirror {
+            return Err(ApiError::InvalidConfig("a stream's mirror configuration cannot be updated".into()));
+        }
         self.check_overlap(&key, &config)?;
         let sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
         Ok(MetaEntry::UpdateStream { sa, reply })
@@ -417,6 +420,17 @@ fn parse_stream_request(account: &str, bytes: &[u8], api_level: i64) -> Result<S
     }
     let config: StreamConfig = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
     check_required_level(&config.metadata, api_level).map_err(ApiError::RequiredApiLevel)?;
+    if let Some(mirror) = &config.mirror {
+        if !valid_name(&mirror.name) {
+            return Err(ApiError::InvalidConfig(format!("invalid mirror name {:?}", mirror.name)));
+        }
+        if mirror.name == config.name {
+            return Err(ApiError::InvalidConfig("a stream cannot mirror itself".into()));
+        }
+        if !config.subjects.is_empty() {
+            return Err(ApiError::InvalidConfig("a stream mirror cannot have subjects".into()));
+        }
+    }
     let config = config.normalized();
     if !valid_name(&config.name) {
         return Err(ApiError::InvalidConfig(format!("invalid stream name {:?}", config.name)));

@@ -830,9 +830,81 @@ fn local_assets_regroup_and_orphans() {
         n.local.apply_effect(&Effect::RunConsumer { key: missing, created_ms: 1, group: group("C-R1-r", &[1]) }),
         LocalChange::MissingStream
     );
-    let orphans = n.local.orphans(&n.state);
+    let orphans = n.local.orphans(&n.state, false);
     assert_eq!(orphans.streams, vec![stray]);
     assert_eq!(orphans.consumers, vec![c]);
+}
+
+fn mirror_json(name: &str, origin: &str) -> Vec<u8> {
+    format!(r#"{{"name":"{name}","mirror":{{"name":"{origin}"}}}}"#).into_bytes()
+}
+
+/// §4, §11 #26: a mirror's direct consumer exists on the server that runs (leads) its origin,
+/// no assignment names it, orphan detection and non-member cleanup leave it alone (unless the
+/// bug switch judges it), and it goes with its mirror.
+#[test]
+fn direct_consumers_follow_mirrors_and_are_never_orphans() {
+    let mut n = Node::new(1);
+    let origin = sa("S", 100, stream_json("S", &["s.>"], 1), group("S-R1-s", &[1]));
+    n.apply(&MetaEntry::AssignStream { sa: origin, reply: None });
+    let mirror = sa("M", 200, mirror_json("M", "S"), group("S-R1-m", &[2]));
+    n.apply(&MetaEntry::AssignStream { sa: mirror.clone(), reply: None });
+    let direct = ConsumerKey::new(ACC, "S", super::local::direct_consumer_name("M"));
+
+    let wanted = super::local::wanted_direct_consumers(&n.state, &n.local, |_| true);
+    assert_eq!(wanted, BTreeMap::from([(direct.clone(), 200)]));
+    assert!(super::local::wanted_direct_consumers(&n.state, &n.local, |_| false).is_empty(), "only where it leads");
+    assert!(n.local.sync_direct_consumers(&wanted, |_| false).is_empty(), "a mirror not stalled waits");
+    assert_eq!(n.local.sync_direct_consumers(&wanted, |_| true), vec![(direct.clone(), LocalChange::Created)]);
+    assert!(n.local.consumer(&direct).is_some_and(|a| a.direct && a.running));
+    assert!(n.state.consumer(&direct).is_none(), "never assigned");
+    assert_eq!(n.local.public_consumers().count(), 0);
+
+    assert_eq!(n.local.orphans(&n.state, false), super::local::Orphans::default(), "not public: not judged");
+    assert_eq!(n.local.orphans(&n.state, true).consumers, vec![direct.clone()], "the bug switch judges it");
+    let remove = Effect::RemoveLocalConsumer { key: direct.clone(), created_ms_max: None };
+    assert_eq!(n.local.apply_effect(&remove), LocalChange::Nothing, "no assignment's cleanup removes it");
+    // Applying the leader's snapshot in normal mode (followed by the silent orphan cleanup)
+    // leaves it too.
+    let snapshot = n.state.snapshot_streams().clone();
+    n.index += 1;
+    let effects = n.state.apply_snapshot(n.index, snapshot, 1).unwrap();
+    n.local.apply_effects(&effects);
+    assert!(n.local.orphans(&n.state, false).consumers.is_empty());
+    assert!(n.local.consumer(&direct).is_some());
+
+    // Its mirror deleted, it is no longer wanted and goes.
+    n.apply(&MetaEntry::RemoveStream { sa: mirror, reply: None });
+    let wanted = super::local::wanted_direct_consumers(&n.state, &n.local, |_| true);
+    assert!(wanted.is_empty());
+    assert_eq!(n.local.sync_direct_consumers(&wanted, |_| true), vec![(direct.clone(), LocalChange::Removed)]);
+    assert!(n.local.consumer(&direct).is_none());
+}
+
+/// A mirror takes no subjects, cannot mirror itself, and keeps its origin on update.
+#[test]
+fn mirror_configs_are_validated() {
+    let mut n = Node::new(1);
+    let create_raw = |json: &[u8]| MetaRequest::CreateStream { account: ACC.into(), config_json: json.to_vec() };
+    let entry = handle(&create_raw(&mirror_json("M", "S")), None, &n.state, &n.inflight, &ctx(), &mut rng(1)).unwrap();
+    let config = assigned(&entry).config().unwrap().into_config();
+    assert_eq!(config.mirror, Some(StreamSource { name: "S".into() }));
+    assert!(config.subjects.is_empty(), "no default subject for a mirror");
+    n.apply(&entry);
+    let bad = [
+        (br#"{"name":"X","subjects":["x"],"mirror":{"name":"S"}}"#.to_vec(), "cannot have subjects"),
+        (mirror_json("X", "X"), "cannot mirror itself"),
+        (mirror_json("X", "a.b"), "invalid mirror name"),
+    ];
+    for (json, want) in bad {
+        let err = handle(&create_raw(&json), None, &n.state, &n.inflight, &ctx(), &mut rng(2)).unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let update = MetaRequest::UpdateStream { account: ACC.into(), config_json: stream_json("M", &[], 1) };
+    let err = handle(&update, None, &n.state, &n.inflight, &ctx(), &mut rng(3)).unwrap_err();
+    assert!(err.to_string().contains("mirror configuration cannot be updated"), "{err}");
+    let same = MetaRequest::UpdateStream { account: ACC.into(), config_json: mirror_json("M", "S") };
+    assert!(handle(&same, None, &n.state, &n.inflight, &ctx(), &mut rng(4)).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

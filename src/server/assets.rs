@@ -35,10 +35,11 @@ fn path(group: &str) -> String {
     format!("{PREFIX}{group}")
 }
 
-/// What the local assets should have on disk: group name → record.
+/// What the local assets should have on disk: group name → record. Direct consumers live
+/// in memory only (NATS keeps a mirror's consumer in memory), so a restart loses them.
 pub fn wanted(local: &LocalAssets) -> BTreeMap<String, AssetRecord> {
     let streams = local.streams().map(|(k, a)| (a, AssetKey::Stream(k.clone())));
-    let consumers = local.consumers().map(|(k, a)| (a, AssetKey::Consumer(k.clone())));
+    let consumers = local.public_consumers().map(|(k, a)| (a, AssetKey::Consumer(k.clone())));
     streams
         .chain(consumers)
         .map(|(a, key)| (a.group_name.clone(), AssetRecord { key, created_ms: a.created_ms }))
@@ -103,8 +104,13 @@ pub fn restore(disk: &NodeDisk) -> (Vec<(String, AssetRecord)>, Vec<StorageError
 pub fn rebuild(records: &[(String, AssetRecord)]) -> (LocalAssets, Vec<ConsumerKey>) {
     let mut local = LocalAssets::default();
     let mut homeless = Vec::new();
-    let asset =
-        |group: &str, created_ms| LocalAsset { created_ms, group_name: group.to_string(), messages: 0, running: true };
+    let asset = |group: &str, created_ms| LocalAsset {
+        created_ms,
+        group_name: group.to_string(),
+        messages: 0,
+        running: true,
+        direct: false,
+    };
     for (group, record) in records {
         if let AssetKey::Stream(key) = &record.key {
             local.restore_stream(key.clone(), asset(group, record.created_ms));
@@ -131,21 +137,27 @@ mod tests {
         let key = StreamKey::new("A", "S");
         local.restore_stream(
             key.clone(),
-            LocalAsset { created_ms: 7, group_name: "g1".into(), messages: 0, running: true },
+            LocalAsset { created_ms: 7, group_name: "g1".into(), messages: 0, running: true, direct: false },
         );
         let ckey = ConsumerKey::new("A", "S", "C");
         local.restore_consumer(
             ckey.clone(),
-            LocalAsset { created_ms: 8, group_name: "g2".into(), messages: 0, running: true },
+            LocalAsset { created_ms: 8, group_name: "g2".into(), messages: 0, running: true, direct: false },
         );
+        // A mirror's direct consumer lives in memory only: no file, gone after a restart.
+        let direct = ConsumerKey::new("A", "S", crate::meta::direct_consumer_name("M"));
+        local.sync_direct_consumers(&BTreeMap::from([(direct.clone(), 9)]), |_| true);
+        assert!(local.consumer(&direct).is_some());
         let mut written = BTreeMap::new();
         assert!(sync(&mut disk, &mut written, wanted(&local)));
+        assert_eq!(written.len(), 2, "{written:?}");
         let (records, refused) = restore(&disk);
         assert!(refused.is_empty());
         let (back, homeless) = rebuild(&records);
         assert!(homeless.is_empty());
         assert_eq!(back.stream(&key).map(|a| (a.created_ms, a.group_name.as_str())), Some((7, "g1")));
         assert_eq!(back.consumer(&ckey).map(|a| a.created_ms), Some(8));
+        assert!(back.consumer(&direct).is_none(), "a direct consumer is not restored");
 
         let mut bytes = disk.read("assets/g1").unwrap().to_vec();
         let last = bytes.len() - 1;

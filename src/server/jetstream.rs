@@ -13,8 +13,8 @@ use super::ops::ServerMsg;
 use super::peers::PendingPeerRemove;
 use super::Server;
 use crate::meta::{
-    ApiError, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome, PeerId,
-    RaftGroup, RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
+    ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
+    PeerId, RaftGroup, RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
 };
 use crate::raft::{EntryData, Index, Term};
 
@@ -33,6 +33,9 @@ pub const ANSWERS_KEPT_MAX: usize = 1_000;
 pub const RESULTS_OUT_MAX: usize = 1_000;
 /// The orphan check runs once, this long after start-up recovery ends (§4).
 pub const ORPHAN_CHECK_DELAY_MS: u64 = 30_000;
+/// A mirror checks its direct consumer this often, and sets up a new one when it heard
+/// nothing from the old for longer than this (NATS `sourceHealthCheckInterval`).
+pub const MIRROR_HEALTH_CHECK_MS: u64 = 10_000;
 
 /// Which recovery the meta layer is in (§3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +95,12 @@ pub struct MetaLayer {
     pub orphan_check_at_ms: Option<u64>,
     /// The orphan check came and its preconditions failed: NATS never retries it.
     pub orphan_check_skipped: bool,
+    /// When mirrors next check their direct consumers here, on the monotonic clock.
+    pub mirror_check_at_ms: u64,
+    /// Each wanted direct consumer, and when its mirror last heard from it (every tick while
+    /// it runs): one silent for longer than [`MIRROR_HEALTH_CHECK_MS`] is set up again. In
+    /// memory only.
+    direct_seen: BTreeMap<ConsumerKey, u64>,
     /// The asset files on disk, as last written (see [`super::assets`]).
     pub asset_files: BTreeMap<String, AssetRecord>,
     /// When the next periodic meta snapshot is due, on the monotonic clock.
@@ -130,6 +139,8 @@ impl MetaLayer {
             route_up: false,
             orphan_check_at_ms: None,
             orphan_check_skipped: false,
+            mirror_check_at_ms: 0,
+            direct_seen: BTreeMap::new(),
             asset_files: BTreeMap::new(),
             snapshot_at_ms: 60_000,
             peer_remove: None,
@@ -343,7 +354,7 @@ impl MetaLayer {
     fn remove_orphans(&mut self, env: &mut Env<'_, Server>, why: &str, in_sync: bool) {
         // S14: never while the start-up replay is staged.
         assert!(!self.startup_recovering(), "orphans are judged only after recovery");
-        let orphans = self.local.orphans(&self.state);
+        let orphans = self.local.orphans(&self.state, self.bugs.orphan_check_deletes_direct_consumers);
         let me = env.node();
         let any = !orphans.streams.is_empty() || !orphans.consumers.is_empty();
         if !in_sync && any {
@@ -362,10 +373,15 @@ impl MetaLayer {
             self.assets_changed = true;
         }
         for key in orphans.consumers {
-            let created = self.local.consumer(&key).map(|a| a.created_ms).expect("an orphan is local");
+            let (created, direct) =
+                self.local.consumer(&key).map(|a| (a.created_ms, a.direct)).expect("an orphan is local");
             env.ghost().observe_orphan_removed(me, &key.account, &key.stream, Some(&key.name), created);
-            let change =
-                self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
+            let change = if direct {
+                // Only with the bug switch: a direct consumer is never an orphan.
+                self.local.remove_direct_consumer(&key)
+            } else {
+                self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None })
+            };
             env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
             self.assets_changed = true;
         }
@@ -506,7 +522,7 @@ impl MetaLayer {
                 }
             }
         }
-        for (key, asset) in self.local.consumers().filter(|(_, a)| a.running) {
+        for (key, asset) in self.local.public_consumers().filter(|(_, a)| a.running) {
             if let Some(ca) = self.state.consumer(key).filter(|ca| ca.group.name == asset.group_name) {
                 if ca.group.peers.len() > 1 {
                     groups.insert(ca.group.name.clone(), ca.group.clone());
@@ -519,7 +535,48 @@ impl MetaLayer {
     /// Group names some local asset still refers to (running or stopped): their files stay.
     pub fn kept_groups(&self) -> BTreeSet<String> {
         let streams = self.local.streams().map(|(_, a)| a.group_name.clone());
-        streams.chain(self.local.consumers().map(|(_, a)| a.group_name.clone())).collect()
+        streams.chain(self.local.public_consumers().map(|(_, a)| a.group_name.clone())).collect()
+    }
+
+    /// A mirror health check is due (not while recovering or after an apply error).
+    pub fn mirror_check_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.mirror_check_at_ms && !self.recovering() && self.state.write_error().is_none()
+    }
+
+    /// Mirrors and their direct consumers on this server's origin streams (§11 #26), every
+    /// tick: a running direct consumer heartbeats to its mirror. When a health check is due
+    /// (every [`MIRROR_HEALTH_CHECK_MS`]), one no longer wanted (its mirror deleted, or this
+    /// server no longer leads the origin) goes, as its inactivity threshold would remove it,
+    /// and a missing one is set up: at once the first time, else once its mirror has heard
+    /// nothing from it for longer than [`MIRROR_HEALTH_CHECK_MS`] (a stalled mirror).
+    /// Never through the meta log. `leading` names the raft groups this server leads.
+    /// Without mirrors nothing happens and nothing is traced.
+    pub fn mirror_check(&mut self, env: &mut Env<'_, Server>, leading: &BTreeSet<String>) {
+        let now = env.monotonic_ms();
+        for (key, heard) in self.direct_seen.iter_mut() {
+            if self.local.consumer(key).is_some_and(|a| a.direct && a.running) {
+                *heard = now;
+            }
+        }
+        if !self.mirror_check_due(now) {
+            return;
+        }
+        self.mirror_check_at_ms = now + MIRROR_HEALTH_CHECK_MS;
+        let wanted = crate::meta::wanted_direct_consumers(&self.state, &self.local, |origin| {
+            !origin.replicated() || leading.contains(&origin.group.name)
+        });
+        let heard = &self.direct_seen;
+        let stalled =
+            |key: &ConsumerKey| heard.get(key).is_none_or(|&at| now.saturating_sub(at) > MIRROR_HEALTH_CHECK_MS);
+        for (key, change) in self.local.sync_direct_consumers(&wanted, stalled) {
+            env.trace("direct-consumer", &(&key, format!("{change:?}")));
+        }
+        self.direct_seen.retain(|key, _| wanted.contains_key(key));
+        for key in wanted.keys() {
+            if self.local.consumer(key).is_some_and(|a| a.direct) {
+                self.direct_seen.insert(key.clone(), now);
+            }
+        }
     }
 
     /// Leader: a proposal went into the log; it is inflight until applied (§5.1).

@@ -15,7 +15,7 @@ mod publish;
 mod results;
 pub mod storage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
@@ -44,6 +44,7 @@ pub const BUG_META_LEADER_BEFORE_BARRIER: &str = "meta-leader-before-barrier";
 pub const BUG_PUBLISH_ACK_BEFORE_COMMIT: &str = "publish-ack-before-commit";
 pub const BUG_META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
 pub const BUG_ORPHAN_CHECK_BEFORE_SYNC: &str = "orphan-check-before-sync";
+pub const BUG_ORPHAN_CHECK_DELETES_DIRECT: &str = "orphan-check-deletes-direct-consumers";
 pub const BUG_PEER_REMOVE_REPLY_EARLY: &str = "peer-remove-reply-early";
 pub const BUG_BOOT_SIZE_COUNTS_NON_MEMBERS: &str = "boot-size-counts-non-members";
 pub const BUG_RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
@@ -463,6 +464,20 @@ impl Server {
         }
     }
 
+    /// Mirrors' direct consumers on the origin streams this server leads (§11 #26).
+    fn mirror_tick(&mut self, env: &mut Env<'_, Self>) {
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Which groups this server leads matters only when a health check is due.
+        let leading: BTreeSet<String> = if meta.mirror_check_due(env.monotonic_ms()) {
+            self.groups.values().filter(|g| g.name != META && g.node.leader()).map(|g| g.name.clone()).collect()
+        } else {
+            BTreeSet::new()
+        };
+        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            meta.mirror_check(env, &leading);
+        }
+    }
+
     fn meta_bugs(env: &Env<'_, Self>) -> MetaBugs {
         MetaBugs {
             no_inflight: env.bug(BUG_META_NO_INFLIGHT),
@@ -473,6 +488,7 @@ impl Server {
             recovery_snapshot_no_reconcile: env.bug(BUG_RECOVERY_SNAPSHOT_NO_RECONCILE),
             snapshot_includes_inflight: env.bug(BUG_SNAPSHOT_INCLUDES_INFLIGHT),
             orphan_check_before_sync: env.bug(BUG_ORPHAN_CHECK_BEFORE_SYNC),
+            orphan_check_deletes_direct_consumers: env.bug(BUG_ORPHAN_CHECK_DELETES_DIRECT),
             peer_remove_reply_early: env.bug(BUG_PEER_REMOVE_REPLY_EARLY),
         }
     }
@@ -752,6 +768,9 @@ impl System for Server {
         }
         self.send_due_answers(env);
         self.stats_tick(env);
+        // Before the orphan check, so a direct consumer it removes is missed from the next
+        // mirror health check on, as a mirror misses its heartbeats.
+        self.mirror_tick(env);
         self.meta_tick(env);
         self.sync_group_peers(env);
         self.evict_removed_peers(env);
@@ -980,6 +999,10 @@ impl System for Server {
             BugSwitch {
                 name: BUG_ORPHAN_CHECK_BEFORE_SYNC,
                 what: "the orphan check after start-up runs without a known leader or a healthy meta group (PR #5767)",
+            },
+            BugSwitch {
+                name: BUG_ORPHAN_CHECK_DELETES_DIRECT,
+                what: "orphans are judged among all of a stream's consumers, so a mirror's direct consumer is deleted as one",
             },
             BugSwitch {
                 name: BUG_RECOVERY_KEEP_CONSUMER,
@@ -1243,6 +1266,20 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
                 Ok(())
             } else {
                 fail(Some(*node), format!("{n} consumers on {stream}, expected {count}"))
+            }
+        }
+        MetaExpect::DirectConsumers { node, account, stream, count } => {
+            let Some(m) = layer(*node) else { return fail(Some(*node), "has no running meta group".into()) };
+            let names: Vec<&str> = m
+                .local
+                .direct_consumers()
+                .filter(|(k, a)| a.running && k.account == *account && k.stream == *stream)
+                .map(|(k, _)| k.name.as_str())
+                .collect();
+            if names.len() == *count {
+                Ok(())
+            } else {
+                fail(Some(*node), format!("runs direct consumers {names:?} on {account}:{stream}, expected {count}"))
             }
         }
         MetaExpect::LocalStreams { node, count } => match layer(*node) {

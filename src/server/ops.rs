@@ -228,6 +228,7 @@ impl MetaOp {
                 max_consumers,
                 metadata: metadata(level),
                 placement: cluster.as_ref().map(|c| Placement { cluster: c.clone() }),
+                mirror: None,
             }
             .to_json()
         };
@@ -384,6 +385,15 @@ pub enum MetaExpect {
     },
     /// Applied consumers of `stream` on `node`.
     Consumers {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        count: usize,
+    },
+    /// Direct consumers (created for mirrors, never assigned) `node` runs on its local
+    /// `stream` (§11 #26).
+    DirectConsumers {
         node: NodeIndex,
         #[serde(default = "default_account")]
         account: String,
