@@ -174,6 +174,7 @@ fn follower() -> (MetaState, LocalAssets, StreamAssignment, ConsumerAssignment) 
         group_name: group.into(),
         messages,
         running: true,
+        direct: false,
     };
     local.restore_stream(key("S"), asset(1, "g", STORED));
     assert!(local.restore_consumer(ca.key(), asset(2, "gc", DELIVERED)));

@@ -188,8 +188,11 @@ impl RaftNode {
         if leader_commit > self.commit {
             self.set_commit(leader_commit.min(last_new));
         }
-        // A joiner may campaign once it holds all the leader had committed.
-        if self.waiting_for_leader && last_new >= leader_commit {
+        // A joiner may campaign once it holds all the leader had committed. A new leader's
+        // commit index lags until it commits an entry of its own term; only then does it cover
+        // everything committed before (churn seed 11289: a joiner that caught up to a new
+        // leader's commit of 1 stopped waiting without the committed entry 5).
+        if self.waiting_for_leader && last_new >= leader_commit && self.entry_term(leader_commit) == Some(self.term) {
             self.waiting_for_leader = false;
         }
         self.respond_append(from, true, last_new, 0);

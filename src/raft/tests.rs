@@ -1216,6 +1216,18 @@ fn waiting_joiner_wins_only_with_every_vote() {
     let entries = vec![entry(1, 1)];
     node.step(10, 1, Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1 }, &mut rng());
     assert_eq!(node.election_votes_needed(), 2, "caught up with its leader");
+
+    // A new leader's commit lags until it commits in its own term (churn seed 11289): holding
+    // entries 1-2 of term 1 against a term-4 leader's commit of 1 says nothing about what the
+    // old leader committed, so the joiner waits until the leader commits its term-4 entry.
+    let mut node = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
+    node.wait_for_leader();
+    let entries = vec![entry(1, 1), entry(2, 1)];
+    node.step(10, 1, Message::Append { term: 4, prev_index: 0, prev_term: 0, entries, commit: 1 }, &mut rng());
+    assert_eq!(node.election_votes_needed(), 3, "the leader's commit is not of its term yet");
+    let entries = vec![entry(3, 4)];
+    node.step(20, 1, Message::Append { term: 4, prev_index: 2, prev_term: 1, entries, commit: 3 }, &mut rng());
+    assert_eq!(node.election_votes_needed(), 2, "the leader committed in its term");
 }
 
 /// NRG `EvictPeers`: only leaderless, only when the peers left besides this node could not
