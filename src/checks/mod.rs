@@ -8,6 +8,7 @@
 pub mod meta;
 pub mod raft;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{CheckFailure, NodeIndex};
@@ -100,7 +101,7 @@ pub struct Ghost {
     /// Each peer's latest meta membership change seen applied: (meta index, member after it).
     pub meta_membership: BTreeMap<PeerId, (Index, bool)>,
     /// Asset groups that went on without committed entries only removed servers had applied
-    /// (see [`Ghost::lost_to_removals`]): their acknowledged messages are not all promised.
+    /// (see [`Ghost::applied_only_by_removed`]): their acknowledged messages are not all promised.
     pub forked_by_removals: BTreeSet<String>,
 }
 
@@ -173,7 +174,7 @@ impl Ghost {
     /// server removed from the meta group that still runs a stale copy (it was down during its
     /// removal) acknowledges into a copy the stream went on without: nothing promises those.
     pub fn observe_acked_messages(&mut self, group: &str, node: NodeIndex, count: u32) {
-        if self.was_removed(node) {
+        if self.stale_copy(group, node) {
             return;
         }
         *self.acked_messages.entry(group.to_string()).or_default() += u64::from(count);
@@ -190,8 +191,7 @@ impl Ghost {
         if group == crate::server::META {
             self.ever_leader.insert(node);
         }
-        let asset = group != crate::server::META;
-        if asset && self.was_removed(node) {
+        if self.stale_copy(group, node) {
             return; // a removed server's copy of a group that goes on without it
         }
         let recorded = self.group(group).leaders.get(&term).copied();
@@ -202,7 +202,7 @@ impl Ghost {
             None => {
                 history.leaders.insert(term, node);
             }
-            Some(other) if other != node && asset && self.was_removed(other) => {
+            Some(other) if other != node && self.stale_copy(group, other) => {
                 self.history(group).leaders.insert(term, node);
             }
             Some(other) if other != node => self.diverged(
@@ -216,14 +216,21 @@ impl Ghost {
 
     /// `node` applied entry `index` of `term` of `group` with this digest, reaching `chain`.
     pub fn observe_apply(&mut self, group: &str, node: NodeIndex, index: Index, term: Term, digest: u64, chain: u64) {
-        let Some(c) = self.group(group).committed.get(&index).copied() else {
-            self.history(group).committed.insert(index, CommittedEntry::new(term, digest, chain, node));
-            return;
+        // One lookup on the common paths: the first apply of an index, and agreeing ones.
+        let c = match self.history(group).committed.entry(index) {
+            Entry::Vacant(slot) => {
+                slot.insert(CommittedEntry::new(term, digest, chain, node));
+                return;
+            }
+            Entry::Occupied(mut slot) => {
+                let c = slot.get_mut();
+                if (c.term, c.digest, c.chain) == (term, digest, chain) {
+                    c.applied_by |= node_bit(node);
+                    return;
+                }
+                *c
+            }
         };
-        if (c.term, c.digest, c.chain) == (term, digest, chain) {
-            self.history(group).committed.get_mut(&index).expect("just read").applied_by |= node_bit(node);
-            return;
-        }
         if group != crate::server::META {
             if self.all_removed(c.applied_by) {
                 // Peer removals took every copy, and the group went on without it: what the
@@ -232,7 +239,7 @@ impl Ghost {
                 self.forked_by_removals.insert(group.to_string());
                 return;
             }
-            if self.was_removed(node) {
+            if self.stale_copy(group, node) {
                 return; // a removed server's copy of a group that went on without it
             }
         }
@@ -272,6 +279,12 @@ impl Ghost {
         }
     }
 
+    /// Whether `node`'s copy of `group` is a removed server's stale copy of an asset group,
+    /// which nothing is promised of (see [`Ghost::was_removed`]). Never the meta group's.
+    pub fn stale_copy(&self, group: &str, node: NodeIndex) -> bool {
+        group != crate::server::META && self.was_removed(node)
+    }
+
     /// Whether every server in `nodes` (a bit per node index) was removed from the meta group.
     fn all_removed(&self, nodes: u64) -> bool {
         (0..64).filter(|n| nodes & (1 << n) != 0).all(|n| self.was_removed(n))
@@ -280,7 +293,7 @@ impl Ghost {
     /// Whether an asset group's committed entry was applied only by servers since removed from
     /// the meta group: NATS's peer removal (and the eviction that lets a group left without a
     /// quorum go on) may lose it, by the operator's decision.
-    pub fn lost_to_removals(&self, group: &str, index: Index) -> bool {
+    pub fn applied_only_by_removed(&self, group: &str, index: Index) -> bool {
         group != crate::server::META
             && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
     }
@@ -288,7 +301,7 @@ impl Ghost {
     /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
     pub fn observe_snapshot(&mut self, group: &str, node: NodeIndex, index: Index, chain: u64) {
         if let Some(c) = self.group(group).committed.get(&index).copied() {
-            if c.chain != chain && !self.lost_to_removals(group, index) && !self.was_removed(node) {
+            if c.chain != chain && !self.applied_only_by_removed(group, index) && !self.stale_copy(group, node) {
                 let message = format!(
                     "installed a snapshot at index {index} whose state differs from what n{} applied",
                     c.first_applied_by

@@ -50,7 +50,7 @@ fn group_safety<'a>(
         let applied = &group.applied;
         if let Some(&(other, chain)) = chains.get(&(name, applied.index)) {
             // A removed server's copy of an asset group may be one the group went on without.
-            let removed = name != META && (cluster.ghost.was_removed(id) || cluster.ghost.was_removed(other));
+            let removed = cluster.ghost.stale_copy(name, id) || cluster.ghost.stale_copy(name, other);
             if chain != applied.chain && cluster.ghost.tainted.is_empty() && !removed {
                 return fail(
                     "raft-same-index-same-state",
@@ -63,7 +63,7 @@ fn group_safety<'a>(
         leader_completeness(cluster, id, group)?;
         if node.leader() {
             let needed = cluster.ghost.group(name).last_committed_before(node.term());
-            let lost = cluster.ghost.lost_to_removals(name, needed);
+            let lost = cluster.ghost.applied_only_by_removed(name, needed);
             if applied.index < needed && cluster.ghost.tainted.is_empty() && !lost {
                 return fail(
                     "raft-leader-apply-barrier",
@@ -94,7 +94,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
     if holds || !cluster.ghost.tainted.is_empty() || !node.may_campaign() {
         return Ok(());
     }
-    if name != META && cluster.ghost.was_removed(id) {
+    if cluster.ghost.stale_copy(name, id) {
         return Ok(()); // members ignore a removed server's raft traffic for asset groups
     }
     let last = (node.last_term(), node.last_index());
@@ -110,7 +110,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
                 .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
         })
         .collect();
-    if voters.len() >= node.election_votes_needed() && !lost_to_removals(cluster, name, index, entry.term) {
+    if voters.len() >= node.election_votes_needed() && !held_only_by_removed(cluster, name, index, entry.term) {
         return fail(
             "raft-leader-completeness",
             id,
@@ -130,7 +130,7 @@ fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) ->
 /// removals took the last copies (re-placements moved the group onto members that never
 /// received it), which no consensus can undo. NATS loses it the same way. A meta member that
 /// is down (or refused to start) counts as a holder if its disk holds the entry.
-fn lost_to_removals(cluster: &Cluster<'_, Server>, name: &str, index: u64, term: u64) -> bool {
+fn held_only_by_removed(cluster: &Cluster<'_, Server>, name: &str, index: u64, term: u64) -> bool {
     if name == META {
         return false;
     }
