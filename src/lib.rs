@@ -2,11 +2,12 @@
 //!
 //! - [`raft`]: NRG-style consensus, sans-IO, many groups per server.
 //! - [`meta`]: the JetStream-style meta layer (assignments, apply, inflight, requests), sans-IO.
-//! - [`server`]: one server running its raft groups on the simulator.
-//! - [`checks`]: safety and liveness invariants, and the oracle's ghost state.
-//! - [`sut`]: the system the CLI drives.
+//! - [`server`]: the node: one server running its raft groups on the simulator.
+//! - [`harness`]: the oracle (ghost state, safety and liveness checks, expectations) and the
+//!   workload; it reads servers, never the other way round.
+//! - [`sut`]: the systems the CLI drives.
 
-pub mod checks;
+pub mod harness;
 pub mod meta;
 pub mod raft;
 pub mod server;

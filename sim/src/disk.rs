@@ -105,6 +105,9 @@ pub struct NodeDisk {
     /// Totals for tests and reports.
     pub fsyncs: u64,
     pub fsyncs_lost: u64,
+    /// Paths of blocking fsyncs the disk swallowed since the engine last looked: the world
+    /// tells the oracle, which the node itself never can.
+    lies: Vec<String>,
 }
 
 impl NodeDisk {
@@ -183,8 +186,29 @@ impl NodeDisk {
     }
 
     /// Make the file's pending writes durable, unless a lost-fsync fault swallows it.
-    /// Returns whether the data really reached the platter.
+    /// Returns whether the data really reached the platter. A swallowed fsync is remembered
+    /// for the engine to report.
     pub fn fsync(&mut self, path: &str) -> bool {
+        let durable = self.sync(path);
+        if !durable {
+            self.lies.push(path.to_string());
+        }
+        durable
+    }
+
+    /// Whether fsyncs were swallowed since [`Self::take_lies`] last ran.
+    pub(crate) fn has_lies(&self) -> bool {
+        !self.lies.is_empty()
+    }
+
+    /// The paths of fsyncs swallowed since the last call, oldest first.
+    pub(crate) fn take_lies(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.lies)
+    }
+
+    /// An fsync as the engine carries it out for an asynchronous request: the engine reports
+    /// a lie itself, so none is remembered.
+    pub(crate) fn sync(&mut self, path: &str) -> bool {
         self.fsyncs += 1;
         if self.faults.lost_fsync.contains(kind_of(path)) {
             self.fsyncs_lost += 1;

@@ -11,9 +11,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::Corruption;
 use crate::net::{LinkProfile, NodeIndex};
-use crate::scenario::{Action, ClockSpec, CrashPoints, DiskProfile, Step};
-use crate::system::System;
-use crate::world::ScenarioOf;
+use crate::node::{ClientOpOf, ConfigOf, Node};
+use crate::scenario::{Action, ClockSpec, CrashPoints, DiskProfile, Step, STEPS_MAX};
+use crate::system::{ExpectOf, ScenarioOf, System};
+use crate::workload::Workload;
 
 /// Which fault families a profile may draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,9 +28,9 @@ pub struct FaultFamilies {
     pub lies: bool,
     pub clock: bool,
     /// Operational churn the system under test offers (leader stepdowns, snapshots): drawn
-    /// through [`System::generate_churn_op`].
+    /// through [`Workload::churn_op`].
     pub churn: bool,
-    /// Membership changes (peer removes): drawn through [`System::generate_membership_op`].
+    /// Membership changes (peer removes): drawn through [`Workload::membership_op`].
     pub membership: bool,
     /// Every allowed family is drawn in every seed (a focused profile), instead of each seed
     /// drawing a subset.
@@ -176,50 +177,19 @@ fn gap(rng: &mut ChaCha8Rng, mean_ms: u64) -> u64 {
     rng.gen_range(1..=2 * mean_ms)
 }
 
+/// Random words the workload may draw for one operation: a bound on its loops.
+pub const WORKLOAD_WORDS_PER_OP_MAX: u128 = 100_000;
+
+type StepOf<S> = Step<ClientOpOf<<S as System>::Node>, ExpectOf<S>>;
+type ActionOf<S> = Action<ClientOpOf<<S as System>::Node>, ExpectOf<S>>;
+
 /// Expand `seed` into a scenario of system `S` under `profile`.
 pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7377_6172_6d21_0001);
-    let f = profile.faults;
-    // A focused profile draws every family it allows; the others draw a subset per seed.
-    let mut coin = |p: f64| f.focused || rng.gen_bool(p);
-    let character = Character {
-        network: f.network && coin(0.7),
-        process: f.process && coin(0.6),
-        power: f.power && coin(0.4),
-        disk: f.disk && coin(0.4),
-        clock: f.clock && coin(0.3),
-        // A focused disk profile lets a third of its seeds lie; the rest damage only what
-        // checksums catch, so their runs stay fully checked.
-        lies: f.lies && (!f.focused || rng.gen_bool(0.3)),
-        churn: f.churn,
-        membership: f.membership,
-        focused: f.focused,
-        fault_gap_ms_mean: pick(&mut rng, &[500, 1_500, 4_000, 10_000]),
-        client_gap_ms_mean: pick(&mut rng, &[50, 200, 600, 2_000]),
-    };
+    let character = draw_character(&mut rng, profile.faults);
     let servers = profile.servers;
-    let network = if character.network {
-        LinkProfile {
-            latency_min_us: pick(&mut rng, &[100, 500, 2_000]),
-            latency_mean_us: pick(&mut rng, &[500, 2_000, 10_000, 40_000]),
-            loss_ppm: pick(&mut rng, &[0, 0, 1_000, 20_000, 100_000]),
-            duplicate_ppm: pick(&mut rng, &[0, 0, 1_000, 20_000]),
-        }
-    } else {
-        LinkProfile::default()
-    };
-    let mut clocks = Vec::new();
-    if character.clock {
-        for node in 0..servers {
-            if rng.gen_bool(0.4) {
-                clocks.push(ClockSpec {
-                    node,
-                    offset_ms: rng.gen_range(-5_000..=5_000),
-                    drift_ppm: rng.gen_range(-2_000..=2_000),
-                });
-            }
-        }
-    }
+    let network = draw_network(&mut rng, &character);
+    let clocks = draw_clocks(&mut rng, &character, servers);
     // Disk damage is aimed at a minority, as in the Jepsen NATS analysis: a majority of intact
     // disks is what any replicated system may rely on.
     let minority = ((servers - 1) / 2).min(profile.damaged_max);
@@ -236,52 +206,17 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
         restart_after_ms: pick(&mut rng, &[5, 50, 300]),
         until_ms: profile.heal_at_ms,
     });
-    let config = S::generate_config(&mut rng, servers);
-    let mut steps: Vec<Step<S::ClientOp, S::Expect>> = Vec::new();
-    // Client operations, all the way to the start of the quiet tail of the liveness phase,
-    // which is long enough for what the system needs to settle.
-    let quiet_at = (profile.heal_at_ms + (profile.duration_ms - profile.heal_at_ms) / 3)
-        .min(profile.duration_ms.saturating_sub(S::quiet_tail_ms(&config)));
-    let mut t = gap(&mut rng, character.client_gap_ms_mean);
-    while t < quiet_at {
-        // Drawn only in a profile that asks, so other profiles' seeds expand as before.
-        let membership_op = character.membership && rng.gen_bool(0.02);
-        let op = if membership_op {
-            S::generate_membership_op(&mut rng, &config).unwrap_or_else(|| S::generate_client_op(&mut rng, &config))
-        } else if character.churn && rng.gen_bool(0.15) {
-            S::generate_churn_op(&mut rng, &config).unwrap_or_else(|| S::generate_client_op(&mut rng, &config))
-        } else {
-            S::generate_client_op(&mut rng, &config)
-        };
-        let node = Some(rng.gen_range(0..servers));
-        steps.push(Step { at_ms: t, action: Action::Client { node, op } });
-        t += gap(&mut rng, character.client_gap_ms_mean);
-    }
-
-    let mut faults = FaultState { down: vec![false; servers as usize], paused: vec![false; servers as usize] };
-    let mut t = gap(&mut rng, character.fault_gap_ms_mean);
-    while t < profile.heal_at_ms {
-        if let Some(action) = draw_fault::<S>(&mut rng, &character, servers, &damageable, &mut faults) {
-            // Most crashed or powered-off servers come back soon, as under a supervisor: a
-            // short outage in the middle of an election or a commit is where bugs hide.
-            let comeback = match &action {
-                Action::Crash { node } | Action::PowerLoss { node, .. } if rng.gen_bool(0.7) => Some(*node),
-                _ => None,
-            };
-            steps.push(Step { at_ms: t, action });
-            if let Some(node) = comeback {
-                let back_at = t + pick(&mut rng, &[5, 50, 300, 1_000, 3_000]);
-                if back_at < profile.heal_at_ms {
-                    faults.down[node as usize] = false;
-                    steps.push(Step { at_ms: back_at, action: Action::Restart { node } });
-                }
-            }
-        }
-        t += gap(&mut rng, character.fault_gap_ms_mean);
-    }
+    let config = S::Workload::generate_config(&mut rng, servers);
+    let mut steps = client_steps::<S>(&mut rng, &character, profile, &config);
+    steps.extend(fault_steps::<S>(&mut rng, &character, profile, &damageable));
     steps.push(Step { at_ms: profile.heal_at_ms, action: Action::HealAll {} });
     // Stable sort keeps generation order among equal times, so the file order is the run order.
     steps.sort_by_key(|s| s.at_ms);
+    assert!(
+        steps.len() <= STEPS_MAX,
+        "seed {seed} generated {} steps, more than a scenario file may hold",
+        steps.len()
+    );
 
     ScenarioOf::<S> {
         name: format!("swarm-{}-seed-{seed}", profile.name),
@@ -303,9 +238,145 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     }
 }
 
+/// The seed's character: which families are on, and how often faults and operations come.
+fn draw_character(rng: &mut ChaCha8Rng, f: FaultFamilies) -> Character {
+    // A focused profile draws every family it allows; the others draw a subset per seed.
+    let mut coin = |p: f64| f.focused || rng.gen_bool(p);
+    let network = f.network && coin(0.7);
+    let process = f.process && coin(0.6);
+    let power = f.power && coin(0.4);
+    let disk = f.disk && coin(0.4);
+    let clock = f.clock && coin(0.3);
+    Character {
+        network,
+        process,
+        power,
+        disk,
+        clock,
+        // A focused disk profile lets a third of its seeds lie; the rest damage only what
+        // checksums catch, so their runs stay fully checked.
+        lies: f.lies && (!f.focused || rng.gen_bool(0.3)),
+        churn: f.churn,
+        membership: f.membership,
+        focused: f.focused,
+        fault_gap_ms_mean: pick(rng, &[500, 1_500, 4_000, 10_000]),
+        client_gap_ms_mean: pick(rng, &[50, 200, 600, 2_000]),
+    }
+}
+
+fn draw_network(rng: &mut ChaCha8Rng, character: &Character) -> LinkProfile {
+    if !character.network {
+        return LinkProfile::default();
+    }
+    LinkProfile {
+        latency_min_us: pick(rng, &[100, 500, 2_000]),
+        latency_mean_us: pick(rng, &[500, 2_000, 10_000, 40_000]),
+        loss_ppm: pick(rng, &[0, 0, 1_000, 20_000, 100_000]),
+        duplicate_ppm: pick(rng, &[0, 0, 1_000, 20_000]),
+    }
+}
+
+fn draw_clocks(rng: &mut ChaCha8Rng, character: &Character, servers: u32) -> Vec<ClockSpec> {
+    let mut clocks = Vec::new();
+    if character.clock {
+        for node in 0..servers {
+            if rng.gen_bool(0.4) {
+                clocks.push(ClockSpec {
+                    node,
+                    offset_ms: rng.gen_range(-5_000..=5_000),
+                    drift_ppm: rng.gen_range(-2_000..=2_000),
+                });
+            }
+        }
+    }
+    clocks
+}
+
+/// Client operations, all the way to the start of the quiet tail of the liveness phase,
+/// which is long enough for what the system needs to settle.
+fn client_steps<S: System>(
+    rng: &mut ChaCha8Rng,
+    character: &Character,
+    profile: &Profile,
+    config: &ConfigOf<S::Node>,
+) -> Vec<StepOf<S>> {
+    let servers = profile.servers;
+    let quiet_at = (profile.heal_at_ms + (profile.duration_ms - profile.heal_at_ms) / 3)
+        .min(profile.duration_ms.saturating_sub(S::Workload::quiet_tail_ms(config)));
+    let mut steps = Vec::new();
+    let mut t = gap(rng, character.client_gap_ms_mean);
+    while t < quiet_at {
+        let op = draw_op::<S>(rng, character, config);
+        let node = Some(rng.gen_range(0..servers));
+        steps.push(Step { at_ms: t, action: Action::Client { node, op } });
+        t += gap(rng, character.client_gap_ms_mean);
+    }
+    steps
+}
+
+/// One client operation: now and then a membership change or churn, where the profile asks
+/// for them (drawn only then, so other profiles' seeds expand as before).
+fn draw_op<S: System>(rng: &mut ChaCha8Rng, character: &Character, config: &ConfigOf<S::Node>) -> ClientOpOf<S::Node> {
+    let membership_op = character.membership && rng.gen_bool(0.02);
+    let words_before = rng.get_word_pos();
+    let op = if membership_op {
+        S::Workload::membership_op(rng, config).unwrap_or_else(|| S::Workload::client_op(rng, config))
+    } else if character.churn && rng.gen_bool(0.15) {
+        S::Workload::churn_op(rng, config).unwrap_or_else(|| S::Workload::client_op(rng, config))
+    } else {
+        S::Workload::client_op(rng, config)
+    };
+    let words = rng.get_word_pos() - words_before;
+    assert!(words <= WORKLOAD_WORDS_PER_OP_MAX, "the workload drew {words} random words for one operation");
+    op
+}
+
+/// Faults until the heal, each crash or power loss mostly followed by a restart soon after.
+fn fault_steps<S: System>(
+    rng: &mut ChaCha8Rng,
+    character: &Character,
+    profile: &Profile,
+    damageable: &[NodeIndex],
+) -> Vec<StepOf<S>> {
+    let servers = profile.servers;
+    let mut steps = Vec::new();
+    let mut faults = FaultState { down: vec![false; servers as usize], paused: vec![false; servers as usize] };
+    let mut t = gap(rng, character.fault_gap_ms_mean);
+    while t < profile.heal_at_ms {
+        if let Some(action) = draw_fault::<S>(rng, character, servers, damageable, &mut faults) {
+            // Most crashed or powered-off servers come back soon, as under a supervisor: a
+            // short outage in the middle of an election or a commit is where bugs hide.
+            let comeback = match &action {
+                Action::Crash { node } | Action::PowerLoss { node, .. } if rng.gen_bool(0.7) => Some(*node),
+                _ => None,
+            };
+            steps.push(Step { at_ms: t, action });
+            if let Some(node) = comeback {
+                let back_at = t + pick(rng, &[5, 50, 300, 1_000, 3_000]);
+                if back_at < profile.heal_at_ms {
+                    faults.down[node as usize] = false;
+                    steps.push(Step { at_ms: back_at, action: Action::Restart { node } });
+                }
+            }
+        }
+        t += gap(rng, character.fault_gap_ms_mean);
+    }
+    steps
+}
+
+/// Which nodes the fault timeline has down or paused, so it restarts and resumes them.
 struct FaultState {
     down: Vec<bool>,
     paused: Vec<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    Network,
+    Process,
+    Power,
+    Disk,
+    Clock,
 }
 
 fn draw_fault<S: System>(
@@ -314,111 +385,121 @@ fn draw_fault<S: System>(
     servers: u32,
     damageable: &[NodeIndex],
     st: &mut FaultState,
-) -> Option<Action<S::ClientOp, S::Expect>> {
+) -> Option<ActionOf<S>> {
+    let file_kinds = <S::Node as Node>::FILE_KINDS;
     let mut families = Vec::new();
-    if c.network {
-        families.push(0);
-    }
-    if c.process {
-        families.push(1);
-    }
-    if c.power {
-        families.push(2);
-    }
-    if c.disk && !damageable.is_empty() && !S::FILE_KINDS.is_empty() {
-        families.push(3);
-    }
-    if c.clock {
-        families.push(4);
+    for (on, family) in [
+        (c.network, Family::Network),
+        (c.process, Family::Process),
+        (c.power, Family::Power),
+        (c.disk && !damageable.is_empty() && !file_kinds.is_empty(), Family::Disk),
+        (c.clock, Family::Clock),
+    ] {
+        if on {
+            families.push(family);
+        }
     }
     if families.is_empty() {
         return None;
     }
     let node = rng.gen_range(0..servers);
     let other = (node + rng.gen_range(1..servers.max(2))) % servers;
-    let action = match pick(rng, &families) {
-        0 => match rng.gen_range(0..8) {
-            0 | 1 => {
-                let mut a = Vec::new();
-                let mut b = Vec::new();
-                for n in 0..servers {
-                    if rng.gen_bool(0.5) {
-                        a.push(n)
-                    } else {
-                        b.push(n)
-                    }
-                }
-                if a.is_empty() || b.is_empty() {
-                    Action::Isolate { node }
+    Some(match pick(rng, &families) {
+        Family::Network => network_fault(rng, servers, node, other),
+        Family::Process => process_fault(rng, node, st),
+        Family::Power => power_fault(rng, node, st),
+        Family::Disk => disk_fault(rng, c, damageable, file_kinds),
+        Family::Clock => clock_fault(rng, node),
+    })
+}
+
+fn network_fault<C, E>(rng: &mut ChaCha8Rng, servers: u32, node: NodeIndex, other: NodeIndex) -> Action<C, E> {
+    match rng.gen_range(0..8) {
+        0 | 1 => {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for n in 0..servers {
+                if rng.gen_bool(0.5) {
+                    a.push(n)
                 } else {
-                    Action::Partition { groups: vec![a, b] }
+                    b.push(n)
                 }
             }
-            2 => Action::Isolate { node },
-            3 => Action::PartitionOneWay { from: vec![node], to: vec![other] },
-            4 => Action::Clog { node },
-            5 => Action::Unclog { node },
-            _ => Action::HealNetwork {},
-        },
+            if a.is_empty() || b.is_empty() {
+                Action::Isolate { node }
+            } else {
+                Action::Partition { groups: vec![a, b] }
+            }
+        }
+        2 => Action::Isolate { node },
+        3 => Action::PartitionOneWay { from: vec![node], to: vec![other] },
+        4 => Action::Clog { node },
+        5 => Action::Unclog { node },
+        _ => Action::HealNetwork {},
+    }
+}
+
+fn process_fault<C, E>(rng: &mut ChaCha8Rng, node: NodeIndex, st: &mut FaultState) -> Action<C, E> {
+    let i = node as usize;
+    if st.paused[i] {
+        st.paused[i] = false;
+        return Action::Resume { node };
+    }
+    if st.down[i] {
+        st.down[i] = false;
+        return Action::Restart { node };
+    }
+    match rng.gen_range(0..3) {
+        0 => {
+            st.down[i] = true;
+            Action::Crash { node }
+        }
         1 => {
-            if st.paused[node as usize] {
-                st.paused[node as usize] = false;
-                Action::Resume { node }
-            } else if st.down[node as usize] {
-                st.down[node as usize] = false;
-                Action::Restart { node }
-            } else {
-                match rng.gen_range(0..3) {
-                    0 => {
-                        st.down[node as usize] = true;
-                        Action::Crash { node }
-                    }
-                    1 => {
-                        st.paused[node as usize] = true;
-                        Action::Pause { node }
-                    }
-                    _ => Action::Restart { node },
-                }
-            }
+            st.paused[i] = true;
+            Action::Pause { node }
         }
-        2 => {
-            if st.down[node as usize] {
-                st.down[node as usize] = false;
-                Action::Restart { node }
-            } else {
-                st.down[node as usize] = true;
-                st.paused[node as usize] = false;
-                Action::PowerLoss { node, torn: rng.gen_bool(0.5) }
-            }
-        }
-        3 => {
-            let node = pick(rng, damageable);
-            let kind = pick(rng, S::FILE_KINDS).to_string();
-            let detectable_only = [0, 5, 6, 7];
-            // A focused disk profile damages what recovery reads (bit flips, truncation, stale
-            // chunks) but never wipes a disk or drops fsyncs wholesale.
-            let choice = match (c.lies, c.focused) {
-                (true, true) => pick(rng, &[0, 0, 1, 1, 2, 2, 5, 6]),
-                (true, false) => rng.gen_range(0..8),
-                (false, _) => pick(rng, &detectable_only),
-            };
-            match choice {
-                0 => Action::Corrupt { node, kind, corruption: Corruption::BitFlip },
-                1 => Action::Corrupt { node, kind, corruption: Corruption::Truncate },
-                2 => Action::Corrupt { node, kind, corruption: Corruption::Rollback },
-                3 => Action::Corrupt { node, kind, corruption: Corruption::Wipe },
-                4 => Action::LostFsync { node, kind, on: rng.gen_bool(0.6) },
-                5 => Action::NoSpace { node, kind, on: rng.gen_bool(0.6) },
-                _ => Action::SlowDisk { node, extra_ms: pick(rng, &[0, 10, 200, 2_000]) },
-            }
-        }
-        _ => {
-            if rng.gen_bool(0.5) {
-                Action::ClockJump { node, by_ms: rng.gen_range(-30_000..=30_000) }
-            } else {
-                Action::ClockDrift { node, ppm: rng.gen_range(-5_000..=5_000) }
-            }
-        }
+        _ => Action::Restart { node },
+    }
+}
+
+fn power_fault<C, E>(rng: &mut ChaCha8Rng, node: NodeIndex, st: &mut FaultState) -> Action<C, E> {
+    let i = node as usize;
+    if st.down[i] {
+        st.down[i] = false;
+        Action::Restart { node }
+    } else {
+        st.down[i] = true;
+        st.paused[i] = false;
+        Action::PowerLoss { node, torn: rng.gen_bool(0.5) }
+    }
+}
+
+fn disk_fault<C, E>(rng: &mut ChaCha8Rng, c: &Character, damageable: &[NodeIndex], kinds: &[&str]) -> Action<C, E> {
+    let node = pick(rng, damageable);
+    let kind = pick(rng, kinds).to_string();
+    let detectable_only = [0, 5, 6, 7];
+    // A focused disk profile damages what recovery reads (bit flips, truncation, stale
+    // chunks) but never wipes a disk or drops fsyncs wholesale.
+    let choice = match (c.lies, c.focused) {
+        (true, true) => pick(rng, &[0, 0, 1, 1, 2, 2, 5, 6]),
+        (true, false) => rng.gen_range(0..8),
+        (false, _) => pick(rng, &detectable_only),
     };
-    Some(action)
+    match choice {
+        0 => Action::Corrupt { node, kind, corruption: Corruption::BitFlip },
+        1 => Action::Corrupt { node, kind, corruption: Corruption::Truncate },
+        2 => Action::Corrupt { node, kind, corruption: Corruption::Rollback },
+        3 => Action::Corrupt { node, kind, corruption: Corruption::Wipe },
+        4 => Action::LostFsync { node, kind, on: rng.gen_bool(0.6) },
+        5 => Action::NoSpace { node, kind, on: rng.gen_bool(0.6) },
+        _ => Action::SlowDisk { node, extra_ms: pick(rng, &[0, 10, 200, 2_000]) },
+    }
+}
+
+fn clock_fault<C, E>(rng: &mut ChaCha8Rng, node: NodeIndex) -> Action<C, E> {
+    if rng.gen_bool(0.5) {
+        Action::ClockJump { node, by_ms: rng.gen_range(-30_000..=30_000) }
+    } else {
+        Action::ClockDrift { node, ppm: rng.gen_range(-5_000..=5_000) }
+    }
 }

@@ -2,13 +2,16 @@
 //! written here, as any user of `sim` would). Every test compares the faulty run with what the
 //! model promises, so a broken model fails it.
 
-use sim::fixture::ping::Ping;
-use sim::fixture::register::Register;
-use sim::{run, CheckFailure, Cluster, Env, NodeIndex, RunOptions, RunReport, ScenarioOf, System};
+use sim::fixture::ping::PingSystem;
+use sim::fixture::register::RegisterSystem;
+use sim::{
+    run, CheckFailure, Cluster, Env, Harness, Node, NodeIndex, NodeTypes, RunOptions, RunReport, ScenarioOf, System,
+    Workload,
+};
 
 fn run_register(toml: &str) -> RunReport {
-    let scenario = ScenarioOf::<Register>::parse("inline.toml", toml).unwrap_or_else(|e| panic!("{e}"));
-    run::<Register>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() })
+    let scenario = ScenarioOf::<RegisterSystem>::parse("inline.toml", toml).unwrap_or_else(|e| panic!("{e}"));
+    run::<RegisterSystem>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() })
 }
 
 fn assert_pass(r: &RunReport) {
@@ -356,12 +359,12 @@ check = { kind = "value", node = 1, equals = 5 }
 }
 
 fn ping(network: &str) -> RunReport {
-    let scenario = ScenarioOf::<Ping>::parse(
+    let scenario = ScenarioOf::<PingSystem>::parse(
         "ping.toml",
         &format!("duration_ms = 1000\n[cluster]\nservers = 2\n[system]\ninterval_us = 10000\n[network]\n{network}\n"),
     )
     .unwrap();
-    run::<Ping>(&scenario, &RunOptions::default())
+    run::<PingSystem>(&scenario, &RunOptions::default())
 }
 
 #[test]
@@ -385,48 +388,73 @@ struct ClockProbe {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct NoOp {}
 
-impl System for ClockProbe {
+struct ProbeTypes;
+
+impl NodeTypes for ProbeTypes {
     type Msg = ();
     type ClientOp = NoOp;
-    type Expect = NoOp;
     type Config = ();
-    type Ghost = Vec<(NodeIndex, u64)>;
-    const NAME: &'static str = "clock-probe";
+    type Observation<'a> = ();
+}
+
+impl Node for ClockProbe {
+    type Types = ProbeTypes;
     const FILE_KINDS: &'static [&'static str] = &[];
 
-    fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
+    fn start(env: &mut Env<'_, ProbeTypes>) -> Result<Self, String> {
         env.set_timer(100_000_000, 0);
         Ok(ClockProbe { readings_ms: vec![] })
     }
-    fn on_message(&mut self, _: &mut Env<'_, Self>, _: NodeIndex, _: ()) {}
-    fn on_timer(&mut self, env: &mut Env<'_, Self>, _: u64) {
+    fn on_message(&mut self, _: &mut Env<'_, ProbeTypes>, _: NodeIndex, _: ()) {}
+    fn on_timer(&mut self, env: &mut Env<'_, ProbeTypes>, _: u64) {
         let (node, now) = (env.node(), env.now_ms());
         self.readings_ms.push((node.into(), now));
-        env.ghost().push((node, now));
         env.trace("reading", &now);
         env.set_timer(100_000_000, 0);
     }
-    fn on_fsync(&mut self, _: &mut Env<'_, Self>, _: u64) {}
-    fn on_client(&mut self, _: &mut Env<'_, Self>, _: NoOp) {}
-    fn check_safety(_: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
+    fn on_fsync(&mut self, _: &mut Env<'_, ProbeTypes>, _: u64) {}
+    fn on_client(&mut self, _: &mut Env<'_, ProbeTypes>, _: NoOp) {}
+}
+
+#[derive(Default)]
+struct NoChecks;
+
+impl Harness for NoChecks {
+    type Node = ClockProbe;
+    type Expect = NoOp;
+    fn observe(&mut self, _: NodeIndex, _: ()) {}
+    fn check_safety(&self, _: &Cluster<'_, ClockProbe>) -> Result<(), CheckFailure> {
         Ok(())
     }
-    fn check_liveness(_: &Cluster<'_, Self>) -> Result<(), CheckFailure> {
+    fn check_liveness(&self, _: &Cluster<'_, ClockProbe>) -> Result<(), CheckFailure> {
         Ok(())
     }
-    fn check_expect(_: &Cluster<'_, Self>, _: &NoOp) -> Result<(), CheckFailure> {
+    fn check_expect(&self, _: &Cluster<'_, ClockProbe>, _: &NoOp) -> Result<(), CheckFailure> {
         Ok(())
     }
-    fn generate_client_op(_: &mut dyn rand::RngCore, _: &()) -> NoOp {
+}
+
+impl Workload for NoChecks {
+    type Node = ClockProbe;
+    fn client_op(_: &mut dyn rand::RngCore, _: &()) -> NoOp {
         NoOp {}
     }
+}
+
+struct ProbeSystem;
+
+impl System for ProbeSystem {
+    const NAME: &'static str = "clock-probe";
+    type Node = ClockProbe;
+    type Harness = NoChecks;
+    type Workload = NoChecks;
 }
 
 #[test]
 fn skewed_clocks_read_differently_and_timers_follow_them() {
     // Node 1 runs 25% fast from +5 s, so its 100 ms timers fire every 80 ms of simulated time
     // and read 5100, 5200, ...; node 0's clock jumps a minute ahead at 500 ms.
-    let scenario = ScenarioOf::<ClockProbe>::parse(
+    let scenario = ScenarioOf::<ProbeSystem>::parse(
         "probe.toml",
         r#"
 duration_ms = 1000
@@ -444,7 +472,7 @@ by_ms = 60000
 "#,
     )
     .unwrap();
-    let r = run::<ClockProbe>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() });
+    let r = run::<ProbeSystem>(&scenario, &RunOptions { keep_trace: true, keep_detail: true, ..Default::default() });
     let events = |node, kind: &str| -> Vec<(u64, String)> {
         r.trace
             .as_ref()

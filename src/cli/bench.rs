@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use sim::fixture::ping::{Ping, PingConfig};
+use sim::fixture::ping::{PingConfig, PingSystem};
 use sim::net::LinkProfile;
 use sim::{RunOptions, ScenarioOf};
 
@@ -58,7 +58,7 @@ impl Figures {
 }
 
 fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
-    let scenario = ScenarioOf::<Ping> {
+    let scenario = ScenarioOf::<PingSystem> {
         name: "bench".into(),
         sut: None,
         description: String::new(),
@@ -78,7 +78,7 @@ fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
         steps: vec![],
     };
     let started = Instant::now();
-    let report = sim::run::<Ping>(&scenario, &RunOptions::default());
+    let report = sim::run::<PingSystem>(&scenario, &RunOptions::default());
     Figures { delivered: report.messages_delivered, sim: Duration::from_nanos(report.sim_ns), wall: started.elapsed() }
 }
 
@@ -157,7 +157,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         let mut sim_ms = 0;
         let mut events = 0;
         for seed in 0..args.seeds {
-            let r = run_seed::<metasim::server::Server>(seed, profile, &[]);
+            let r = run_seed::<metasim::sut::MetaSystem>(seed, profile, &[]);
             sim_ms += r.sim_ms;
             events += r.events;
         }

@@ -132,7 +132,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bugs => {
             for system in metasim::sut::SYSTEMS {
                 metasim::with_system!(*system, S => {
-                    for b in <S as sim::System>::bugs() {
+                    for b in <<S as sim::System>::Harness as sim::Harness>::bugs() {
                         println!("{system:<9} {:<28} {}", b.name, b.what);
                     }
                 }, unknown => unreachable!("listed systems are known"));

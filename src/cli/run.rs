@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use metasim::sut::{DEFAULT_SYSTEM, SYSTEMS};
 use metasim::with_system;
-use sim::{RunOptions, ScenarioOf, System};
+use sim::{Harness, RunOptions, ScenarioOf, System};
 
 use super::output::{print_summary, reproduce_command, write_trace};
 use super::{determinism, flag_error, CliError, ExportArgs, Observe, ReplayArgs, RunArgs};
@@ -24,8 +24,9 @@ pub fn unknown_system(name: &str) -> CliError {
 
 pub fn check_bugs<S: System>(bugs: &[String]) -> Result<(), CliError> {
     for b in bugs {
-        if !S::bugs().iter().any(|s| s.name == b) {
-            let known: Vec<&str> = S::bugs().iter().map(|s| s.name).collect();
+        let table = <S::Harness as Harness>::bugs();
+        if !table.iter().any(|s| s.name == b) {
+            let known: Vec<&str> = table.iter().map(|s| s.name).collect();
             return Err(flag_error(
                 "--bug",
                 format!("unknown bug switch `{b}` for system {} (known: {})", S::NAME, known.join(", ")),
@@ -92,7 +93,7 @@ pub fn run_file(args: RunArgs) -> Result<ExitCode, CliError> {
     let system = sut_of(&args.file);
     with_system!(system.as_str(), S => {
         let scenario = ScenarioOf::<S>::load(&args.file)?;
-        S::validate_config(&scenario.system, scenario.servers).map_err(|message| sim::ScenarioError {
+        <<S as System>::Harness as Harness>::validate_config(&scenario.system, scenario.servers).map_err(|message| sim::ScenarioError {
             file: args.file.display().to_string(),
             line: 0,
             field: "system".into(),

@@ -11,9 +11,9 @@
 //! draws no randomness, sends nothing and traces nothing, so runs without mixed mode replay
 //! exactly as before.
 
-use sim::Env;
-
-use super::{Server, META};
+use super::env::ServerEnv;
+use super::wire::META;
+use super::Server;
 
 /// What `checkClusterSize` decides, from the current cluster `size`, the members `known` to
 /// run the group, the servers heard from at all (`active`) and how many of those run
@@ -33,7 +33,7 @@ pub fn cluster_size_target(size: usize, known: usize, active: usize, jetstream: 
 impl Server {
     /// NATS `checkClusterSize` on the acting meta leader: adjust the raft cluster size to the
     /// JetStream servers heard from when fewer of them than the size exist.
-    pub(super) fn check_cluster_size(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn check_cluster_size(&mut self, env: &mut ServerEnv<'_>) {
         let Some(group) = self.groups.get_mut(META) else { return };
         let Some(term) = group.meta.as_deref().and_then(|m| m.leader_term) else { return };
         // NRG's known peers are the members that ever joined the group, up or down; a server

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::group::Group;
 use super::jetstream::MetaLayer;
-use super::{Server, META};
+use super::wire::META;
+use super::Server;
 use crate::meta::queries::{self, HealthContext, NodeFacts};
 use crate::meta::{ConsumerKey, LocalAssets, MetaState, StreamKey};
 use crate::raft::RaftNode;
@@ -62,7 +63,7 @@ impl NodeFacts for GroupFacts<'_> {
     }
 
     fn write_error(&self, group: &str) -> Option<String> {
-        self.groups.get(group).and_then(|g| g.write_error.clone())
+        self.groups.get(group).and_then(|g| g.write_error().map(str::to_string))
     }
 }
 

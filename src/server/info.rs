@@ -8,11 +8,12 @@
 //! reason, 500 ms later, so that a member that runs it answers first (§7). The client keeps the
 //! first answer.
 
-use sim::{Env, NodeIndex};
+use sim::NodeIndex;
 
-use super::jetstream::Answer;
-use super::ops::ServerMsg;
-use super::{RequestRoute, Server, META};
+use super::env::ServerEnv;
+use super::requests::RequestRoute;
+use super::wire::{Answer, ServerMsg, META};
+use super::Server;
 use crate::meta::queries::{self, InfoRoute};
 use crate::meta::StreamKey;
 
@@ -23,7 +24,7 @@ pub const DELAYED_ANSWERS_MAX: usize = 1_000;
 
 impl Server {
     /// A client at this server asks for stream `key`'s info.
-    pub(super) fn client_info(&mut self, env: &mut Env<'_, Self>, key: StreamKey) {
+    pub(super) fn client_info(&mut self, env: &mut ServerEnv<'_>, key: StreamKey) {
         // Not watched for L7: the answer depends on the stream's group having a leader too.
         let Some((request, route)) = self.open_client_request(env, false) else { return };
         env.trace("info-request", &(request, &key));
@@ -35,7 +36,7 @@ impl Server {
     }
 
     /// The meta leader routes an info request (a server that is not leader drops it).
-    pub(super) fn lead_info(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, key: StreamKey) {
+    pub(super) fn lead_info(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, key: StreamKey) {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get(META) else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
@@ -65,7 +66,7 @@ impl Server {
     /// A member of `group` is asked for `key`'s info on behalf of `origin`'s client.
     pub(super) fn on_info_query(
         &mut self,
-        env: &mut Env<'_, Self>,
+        env: &mut ServerEnv<'_>,
         origin: NodeIndex,
         request: u64,
         key: &StreamKey,
@@ -94,7 +95,7 @@ impl Server {
     }
 
     /// Send the held-back answers whose time has come.
-    pub(super) fn send_due_answers(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn send_due_answers(&mut self, env: &mut ServerEnv<'_>) {
         let now = env.monotonic_ms();
         let (due, waiting) = std::mem::take(&mut self.delayed_answers).into_iter().partition(|a| a.0 <= now);
         self.delayed_answers = waiting;
@@ -104,7 +105,7 @@ impl Server {
     }
 
     /// Answer request `request` of `origin`'s client: locally, or over the network.
-    pub(super) fn send_answer(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, request: u64, answer: Answer) {
+    pub(super) fn send_answer(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, answer: Answer) {
         if origin == env.node() {
             if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
                 meta.on_answer(env, request, answer);

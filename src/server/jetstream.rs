@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
-use sim::{Env, NodeIndex};
+use sim::NodeIndex;
 
 use super::assets::AssetRecord;
-use super::ops::ServerMsg;
-use super::peers::PendingPeerRemove;
-use super::Server;
+use super::env::ServerEnv;
+use super::observe::Observation;
+use super::wire::ServerMsg;
 use crate::meta::{
     ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
     PeerId, RaftGroup, RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
@@ -53,8 +53,17 @@ pub struct Recovery {
     pub replay_done: bool,
 }
 
-/// What a client gets back: the outcome or the API error, as text for the trace.
-pub type Answer = Result<String, String>;
+pub use super::wire::Answer;
+
+/// The removal the meta leader proposed and owes an answer for (NATS keeps one reply
+/// subject; a second request meanwhile is refused).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingPeerRemove {
+    pub peer: PeerId,
+    pub term: Term,
+    pub origin: NodeIndex,
+    pub request: u64,
+}
 
 /// The meta group's snapshot payload: the applied state only, never inflight (spec S8).
 #[derive(Serialize, Deserialize)]
@@ -69,10 +78,8 @@ pub struct MetaLayer {
     pub bugs: MetaBugs,
     /// The term in which the meta layer acts as leader, set on the lead-change signal.
     pub leader_term: Option<Term>,
-    /// This server's requests waiting for an answer: id → deadline on the monotonic clock,
-    /// and for a request L7 watches, the ghost's count of meta leader changes when it was
-    /// made.
-    pending: BTreeMap<u64, (u64, Option<u64>)>,
+    /// This server's requests waiting for an answer: id → deadline on the monotonic clock.
+    pending: BTreeMap<u64, u64>,
     next_request: u64,
     /// Answers received and timeouts, for scenario expectations.
     pub answered: u64,
@@ -162,18 +169,18 @@ impl MetaLayer {
 
     /// One committed entry of the meta group, in order. `answer` is true on the acting leader:
     /// it answers the requests the entry carries.
-    pub fn on_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &[u8], answer: bool) {
+    pub fn on_entry(&mut self, env: &mut ServerEnv<'_>, index: Index, data: &[u8], answer: bool) {
         if data.first() == Some(&FILLER_TAG) || self.state.write_error().is_some() {
             return self.on_other_entry(env, index, &EntryData::LeaderNoop);
         }
-        env.ghost().observe_meta_entry(index, Some(data));
+        env.observe(Observation::MetaEntry { index, data: Some(data) });
         if let Some(recovery) = self.recovery.as_mut() {
             if let Err(e) = self.state.stage(index, data, &mut recovery.staged) {
                 env.trace("meta-apply-error", &e.to_string());
             }
             return;
         }
-        self.check_idempotent_create(env, data);
+        self.observe_stream_assignment(env, data);
         let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
@@ -185,40 +192,30 @@ impl MetaLayer {
     }
 
     /// Tell the oracle what this server's projection is at its applied index (S4 over time).
-    fn observe_projection(&self, env: &mut Env<'_, Server>) {
-        let (me, index, digest) = (env.node(), self.state.applied_index(), self.state.projection_digest());
-        env.ghost().observe_projection(me, index, digest);
+    fn observe_projection(&self, env: &mut ServerEnv<'_>) {
+        let (index, digest) = (self.state.applied_index(), self.state.projection_digest());
+        env.observe(Observation::Projection { index, digest });
     }
 
-    /// Spec S18: a stream is (re)assigned only with the group and created time it already
-    /// has. Concurrent identical creates must reuse the first one's; a new incarnation needs a
-    /// delete first. Two groups for one stream (#3679) show up here on every server.
-    fn check_idempotent_create(&self, env: &mut Env<'_, Server>, data: &[u8]) {
+    /// Show the oracle a stream assignment against the one this server holds (S18: a
+    /// stream is re-assigned only with the group and created time it already has; two groups
+    /// for one stream, #3679, show up there on every server).
+    fn observe_stream_assignment(&self, env: &mut ServerEnv<'_>, data: &[u8]) {
         let Ok(MetaEntry::AssignStream { sa, .. }) = MetaEntry::decode(data) else { return };
-        let Some(old) = self.state.stream(&sa.key()) else { return };
-        if old.group.name != sa.group.name || old.created_ms != sa.created_ms {
-            let message = format!(
-                "stream {} reassigned from group {} (created {}) to {} (created {}) without a delete",
-                sa.key(),
-                old.group.name,
-                old.created_ms,
-                sa.group.name,
-                sa.created_ms
-            );
-            let me = env.node();
-            // A leader whose disk lost the committed assignment proposes a fresh one: excused then.
-            env.ghost().diverged("meta-idempotent-create", me, message);
+        let applied = self.state.stream(&sa.key());
+        if applied.is_some() {
+            env.observe(Observation::StreamAssigned { assignment: &sa, applied });
         }
     }
 
     /// A membership change or leader no-op: nothing for the meta state, but it counts. A
     /// membership change applied in normal operation is JetStream's business (§8.1, §8.2):
     /// the server acts on it after this input.
-    pub fn on_other_entry(&mut self, env: &mut Env<'_, Server>, index: Index, data: &EntryData) {
+    pub fn on_other_entry(&mut self, env: &mut ServerEnv<'_>, index: Index, data: &EntryData) {
         if self.state.write_error().is_some() {
             return;
         }
-        env.ghost().observe_meta_entry(index, None);
+        env.observe(Observation::MetaEntry { index, data: None });
         self.state.note_applied(index);
         if !self.recovering() {
             self.observe_projection(env);
@@ -228,14 +225,13 @@ impl MetaLayer {
         }
         match *data {
             EntryData::RemovePeer(peer) => {
-                let me = env.node();
-                env.ghost().observe_peer_removal_applied(me, peer, self.leader_term);
-                env.ghost().observe_peer_removed(index, peer);
+                env.observe(Observation::RemovalApplied { peer, leader_term: self.leader_term });
+                env.observe(Observation::Membership { index, peer, member: false });
                 self.peers_removed.push((peer, self.leader_term));
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
             EntryData::AddPeer(peer) => {
-                env.ghost().observe_peer_added(index, peer);
+                env.observe(Observation::Membership { index, peer, member: true });
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
             EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } => {}
@@ -256,10 +252,10 @@ impl MetaLayer {
 
     /// A meta snapshot at `index`: staged while recovering, else applied as a diff, after
     /// which local orphans are removed silently (§3.3 step 5).
-    pub fn install(&mut self, env: &mut Env<'_, Server>, index: Index, snapshot: MetaSnapshot) {
+    pub fn install(&mut self, env: &mut ServerEnv<'_>, index: Index, snapshot: MetaSnapshot) {
         let digest = sim::hash::digest(&crate::meta::state::project(&snapshot.streams));
         let me = env.node();
-        env.ghost().observe_meta_snapshot(me, index, digest, &snapshot.streams);
+        env.observe(Observation::MetaSnapshotInstalled { index, digest, streams: &snapshot.streams });
         if let Some(recovery) = self.recovery.as_mut() {
             if let Err(e) = self.state.stage_snapshot(index, snapshot.streams, &mut recovery.staged) {
                 env.trace("meta-apply-error", &e.to_string());
@@ -279,7 +275,7 @@ impl MetaLayer {
     }
 
     /// Raft hands up a snapshot install: catch-up recovery begins unless one is running.
-    pub fn on_catchup_started(&mut self, env: &mut Env<'_, Server>) {
+    pub fn on_catchup_started(&mut self, env: &mut ServerEnv<'_>) {
         if self.recovery.is_none() && self.state.write_error().is_none() {
             let staged = RecoveryUpdates::new(self.bugs);
             self.recovery = Some(Recovery { kind: RecoveryKind::Catchup, staged, replay_done: false });
@@ -289,7 +285,7 @@ impl MetaLayer {
 
     /// Raft's replay-done signal (NRG's `nil` entry). Start-up recovery ends only once a route
     /// is up; true when the recovery ended here.
-    pub fn on_replay_done(&mut self, env: &mut Env<'_, Server>) -> bool {
+    pub fn on_replay_done(&mut self, env: &mut ServerEnv<'_>) -> bool {
         match self.recovery.as_mut() {
             Some(recovery) => {
                 recovery.replay_done = true;
@@ -301,7 +297,7 @@ impl MetaLayer {
 
     /// End the recovery if raft's replay is done and (at start-up) a route exists: flush the
     /// staged work in the fixed order (§3.4). True when it ended; the caller then snapshots.
-    pub fn try_finish_recovery(&mut self, env: &mut Env<'_, Server>) -> bool {
+    pub fn try_finish_recovery(&mut self, env: &mut ServerEnv<'_>) -> bool {
         let Some(recovery) = self.recovery.as_ref() else { return false };
         if !recovery.replay_done || (recovery.kind == RecoveryKind::Startup && !self.route_up) {
             return false;
@@ -321,19 +317,19 @@ impl MetaLayer {
     }
 
     /// S6: a recovery ends with exactly the projection of applying the same entries one by one
-    /// (the ghost's oracle at this index).
-    fn observe_recovered(&self, env: &mut Env<'_, Server>) {
+    /// (the oracle's reference state machine at this index).
+    fn observe_recovered(&self, env: &mut ServerEnv<'_>) {
         if self.state.write_error().is_some() {
             return;
         }
-        let (me, index, digest) = (env.node(), self.state.applied_index(), self.state.projection_digest());
-        env.ghost().observe_recovered(me, index, digest);
+        let (index, digest) = (self.state.applied_index(), self.state.projection_digest());
+        env.observe(Observation::Recovered { index, digest });
     }
 
     /// The one-shot orphan check (§4), when due: only with a known meta leader and a healthy
     /// meta group, else skipped for good. `leader_known` and `healthy` describe the meta node
     /// now.
-    pub fn orphan_check(&mut self, env: &mut Env<'_, Server>, leader_known: bool, healthy: bool) {
+    pub fn orphan_check(&mut self, env: &mut ServerEnv<'_>, leader_known: bool, healthy: bool) {
         let Some(at) = self.orphan_check_at_ms else { return };
         if env.monotonic_ms() < at {
             return;
@@ -349,33 +345,28 @@ impl MetaLayer {
     }
 
     /// Delete every local stream the applied state lacks and every local consumer its
-    /// assigned stream lacks (§4). Each deletion is shown to the ghost (S12), with whether
+    /// assigned stream lacks (§4). Each deletion is shown to the oracle (S12), with whether
     /// this server's view was in sync with the leader's.
-    fn remove_orphans(&mut self, env: &mut Env<'_, Server>, why: &str, in_sync: bool) {
+    fn remove_orphans(&mut self, env: &mut ServerEnv<'_>, why: &str, in_sync: bool) {
         // S14: never while the start-up replay is staged.
         assert!(!self.startup_recovering(), "orphans are judged only after recovery");
         let orphans = self.local.orphans(&self.state, self.bugs.orphan_check_deletes_direct_consumers);
-        let me = env.node();
-        let any = !orphans.streams.is_empty() || !orphans.consumers.is_empty();
-        if !in_sync && any {
-            let message = format!(
-                "removes {} streams and {} consumers as orphans with no known meta leader or an unhealthy meta group",
-                orphans.streams.len(),
-                orphans.consumers.len()
-            );
-            env.ghost().flag("meta-orphan-stale-view", me, message);
+        let (streams, consumers) = (orphans.streams.len(), orphans.consumers.len());
+        if streams + consumers > 0 {
+            env.observe(Observation::OrphansRemoving { in_sync, streams, consumers });
         }
         for key in orphans.streams {
-            let created = self.local.stream(&key).map(|a| a.created_ms).expect("an orphan is local");
-            env.ghost().observe_orphan_removed(me, &key.account, &key.name, None, created);
+            let created_ms = self.local.stream(&key).map(|a| a.created_ms).expect("an orphan is local");
+            env.observe(Observation::OrphanRemoved { stream: &key, consumer: None, created_ms });
             let change = self.local.apply_effect(&Effect::RemoveLocalStream { key: key.clone(), created_ms_max: None });
             env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
             self.assets_changed = true;
         }
         for key in orphans.consumers {
-            let (created, direct) =
+            let (created_ms, direct) =
                 self.local.consumer(&key).map(|a| (a.created_ms, a.direct)).expect("an orphan is local");
-            env.ghost().observe_orphan_removed(me, &key.account, &key.stream, Some(&key.name), created);
+            let stream = key.stream_key();
+            env.observe(Observation::OrphanRemoved { stream: &stream, consumer: Some(&key.name), created_ms });
             let change = if direct {
                 // Only with the bug switch: a direct consumer is never an orphan.
                 self.local.remove_direct_consumer(&key)
@@ -388,14 +379,13 @@ impl MetaLayer {
     }
 
     /// Gaining or losing leadership wipes the inflight maps (§5.2).
-    pub fn on_leader_change(&mut self, env: &mut Env<'_, Server>, leader_term: Option<Term>) {
-        let me = env.node();
-        env.ghost().observe_meta_acting(me, leader_term.is_some());
+    pub fn on_leader_change(&mut self, env: &mut ServerEnv<'_>, leader_term: Option<Term>) {
+        env.observe(Observation::MetaActing { acting: leader_term.is_some() });
         self.inflight.clear();
         if let Some(pending) = self.peer_remove.take() {
             // NATS drops the reply with the leadership: the client times out.
             env.trace("peer-remove-answer-dropped", &pending);
-            env.ghost().observe_peer_remove_dropped(me);
+            env.observe(Observation::PeerRemoveDropped);
         }
         // §8.3: a new leader heals stale and missing peers.
         self.peer_reconcile_due = leader_term.is_some();
@@ -403,7 +393,7 @@ impl MetaLayer {
         env.trace("meta-leader", &leader_term);
     }
 
-    fn run_effects(&mut self, env: &mut Env<'_, Server>, effects: Vec<Effect>, answer: bool, update: bool) {
+    fn run_effects(&mut self, env: &mut ServerEnv<'_>, effects: Vec<Effect>, answer: bool, update: bool) {
         for effect in effects {
             if let Effect::RunStream { key, group, .. } = &effect {
                 if self.refuse_stream(env, key, group, update) {
@@ -434,7 +424,7 @@ impl MetaLayer {
     /// A stream created here after its consumers were assigned (its first copy was refused for
     /// lack of room) starts the consumers this server is a member of. NATS leaves them until
     /// their next assignment, and healthz reports them meanwhile.
-    fn run_waiting_consumers(&mut self, env: &mut Env<'_, Server>, key: &StreamKey) {
+    fn run_waiting_consumers(&mut self, env: &mut ServerEnv<'_>, key: &StreamKey) {
         let Some(sa) = self.state.stream(key) else { return };
         let me = env.node();
         let waiting: Vec<Effect> = sa
@@ -452,7 +442,7 @@ impl MetaLayer {
 
     /// A new local stream beyond this server's capacity is refused: the assignment keeps its
     /// error (healthz reports it) and the meta leader hears about it (§2.7).
-    fn refuse_stream(&mut self, env: &mut Env<'_, Server>, key: &StreamKey, group: &RaftGroup, update: bool) -> bool {
+    fn refuse_stream(&mut self, env: &mut ServerEnv<'_>, key: &StreamKey, group: &RaftGroup, update: bool) -> bool {
         let full = self.stream_capacity.is_some_and(|max| self.local.streams().count() >= max as usize);
         if !full || self.local.stream(key).is_some() {
             if self.local.stream_error(key).is_some() {
@@ -473,20 +463,21 @@ impl MetaLayer {
     }
 
     /// A new request from a client of this server: its id, or `None` when too many wait.
-    pub fn open_request(&mut self, now_ms: u64, watch: Option<u64>) -> Option<u64> {
+    pub fn open_request(&mut self, now_ms: u64) -> Option<u64> {
         if self.pending.len() >= PENDING_REQUESTS_MAX {
             return None;
         }
         self.next_request += 1;
-        self.pending.insert(self.next_request, (now_ms + REQUEST_TIMEOUT_MS, watch));
+        self.pending.insert(self.next_request, now_ms + REQUEST_TIMEOUT_MS);
         Some(self.next_request)
     }
 
     /// An answer for one of this server's requests (late or duplicate answers are dropped).
-    pub fn on_answer(&mut self, env: &mut Env<'_, Server>, request: u64, answer: Answer) {
+    pub fn on_answer(&mut self, env: &mut ServerEnv<'_>, request: u64, answer: Answer) {
         if self.pending.remove(&request).is_none() {
             return;
         }
+        env.observe(Observation::RequestAnswered { request });
         self.answered += 1;
         match &answer {
             Err(e) => self.errors.insert(e.clone()),
@@ -497,17 +488,13 @@ impl MetaLayer {
     }
 
     /// Requests past their deadline time out, as a client would see it.
-    pub fn expire(&mut self, env: &mut Env<'_, Server>, now_ms: u64) {
-        let expired: Vec<u64> = self.pending.iter().filter(|(_, &(at, _))| at <= now_ms).map(|(&id, _)| id).collect();
-        for id in expired {
-            let (_, watch) = self.pending.remove(&id).expect("listed above");
+    pub fn expire(&mut self, env: &mut ServerEnv<'_>, now_ms: u64) {
+        let expired: Vec<u64> = self.pending.iter().filter(|(_, &at)| at <= now_ms).map(|(&id, _)| id).collect();
+        for request in expired {
+            self.pending.remove(&request).expect("listed above");
             self.timed_out += 1;
-            env.trace("request-timeout", &id);
-            if watch.is_some_and(|changes| changes == env.ghost().meta_leader_changes) {
-                let me = env.node();
-                let message = format!("request {id} reached the acting meta leader and got no answer in {REQUEST_TIMEOUT_MS} ms, with no leader change");
-                env.ghost().flag("meta-request-answered", me, message);
-            }
+            env.trace("request-timeout", &request);
+            env.observe(Observation::RequestTimedOut { request });
         }
     }
 
@@ -551,7 +538,7 @@ impl MetaLayer {
     /// nothing from it for longer than [`MIRROR_HEALTH_CHECK_MS`] (a stalled mirror).
     /// Never through the meta log. `leading` names the raft groups this server leads.
     /// Without mirrors nothing happens and nothing is traced.
-    pub fn mirror_check(&mut self, env: &mut Env<'_, Server>, leading: &BTreeSet<String>) {
+    pub fn mirror_check(&mut self, env: &mut ServerEnv<'_>, leading: &BTreeSet<String>) {
         let now = env.monotonic_ms();
         for (key, heard) in self.direct_seen.iter_mut() {
             if self.local.consumer(key).is_some_and(|a| a.direct && a.running) {

@@ -3,35 +3,19 @@
 //! removed server disabling JetStream, the leader re-placing streams off removed and onto
 //! missing peers, and asset groups whose raft membership follows their assignment.
 
-use rand::RngCore;
-use serde::Serialize;
+use sim::NodeIndex;
 
-use sim::{Env, NodeIndex};
-
+use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
-use super::jetstream::Answer;
-use super::ops::ServerMsg;
-use super::{propose_meta, FromSeedU64, Server, META};
+use super::jetstream::{Answer, PendingPeerRemove};
+use super::observe::Observation;
+use super::requests::{propose_meta, RequestRoute};
+use super::wire::{ServerMsg, META};
+use super::Server;
 use crate::meta::{self, PeerId};
-use crate::raft::{EntryData, ProposeError, Term};
+use crate::raft::{EntryData, ProposeError};
 
-/// The removal the meta leader proposed and owes an answer for (NATS keeps one reply
-/// subject; a second request meanwhile is refused).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PendingPeerRemove {
-    pub peer: PeerId,
-    pub term: Term,
-    pub origin: NodeIndex,
-    pub request: u64,
-}
-
-/// How a client names the server to remove: by peer id, or by server name (`n<id>`), which
-/// only servers heard from since this one started know (NATS does not persist names).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PeerTarget {
-    pub peer: Option<NodeIndex>,
-    pub name: Option<String>,
-}
+pub use super::wire::PeerTarget;
 
 impl Server {
     /// Whether raft traffic of asset groups from `peer` is taken: not from a server outside
@@ -42,7 +26,7 @@ impl Server {
 
     /// Meta rescue as this server receives the operator's broadcast (§8.4): NRG refuses it
     /// while a leader is known, or with a quorum above the current one.
-    pub(super) fn rescue(&mut self, env: &mut Env<'_, Self>, quorum: usize) {
+    pub(super) fn rescue(&mut self, env: &mut ServerEnv<'_>, quorum: usize) {
         let Some(group) = self.groups.get_mut(META) else {
             env.trace("op-refused", &"meta group not running");
             return;
@@ -54,13 +38,13 @@ impl Server {
     }
 
     /// A client's `SERVER.REMOVE` at this server: goes to the meta leader like any request.
-    pub(super) fn client_remove_peer(&mut self, env: &mut Env<'_, Self>, target: PeerTarget) {
+    pub(super) fn client_remove_peer(&mut self, env: &mut ServerEnv<'_>, target: PeerTarget) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
         env.trace("request", &(request, "remove-peer", &target));
         match route {
-            super::RequestRoute::Here => self.lead_remove_peer(env, env.node(), request, target),
-            super::RequestRoute::Leader(leader) => env.send(leader, ServerMsg::RemovePeer { request, target }),
-            super::RequestRoute::Nowhere => {}
+            RequestRoute::Here => self.lead_remove_peer(env, env.node(), request, target),
+            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::RemovePeer { request, target }),
+            RequestRoute::Nowhere => {}
         }
     }
 
@@ -68,7 +52,7 @@ impl Server {
     /// proposed removal waits for its apply ([`Self::on_peer_removed`]).
     pub(super) fn lead_remove_peer(
         &mut self,
-        env: &mut Env<'_, Self>,
+        env: &mut ServerEnv<'_>,
         origin: NodeIndex,
         request: u64,
         target: PeerTarget,
@@ -106,8 +90,7 @@ impl Server {
         };
         match group.node.propose(now, term, EntryData::RemovePeer(peer)) {
             Ok(index) => {
-                let me = env.node();
-                env.ghost().observe_peer_remove_proposed(me, term, peer);
+                env.observe(Observation::PeerRemoveProposed { term, peer });
                 env.trace("peer-remove-proposed", &(index, peer, origin, request));
                 let pending = PendingPeerRemove { peer, term, origin, request };
                 if meta.bugs.peer_remove_reply_early {
@@ -124,15 +107,14 @@ impl Server {
     }
 
     /// The removal answer, as the leader sends it (S17: only after its apply, same term).
-    fn answer_peer_remove(&mut self, env: &mut Env<'_, Self>, pending: PendingPeerRemove) {
-        let me = env.node();
-        env.ghost().observe_peer_remove_answered(me, pending.term, pending.peer);
+    fn answer_peer_remove(&mut self, env: &mut ServerEnv<'_>, pending: PendingPeerRemove) {
+        env.observe(Observation::PeerRemoveAnswered { term: pending.term, peer: pending.peer });
         let answer: Answer = Ok(format!("peer n{} removed", pending.peer));
         self.send_answer(env, pending.origin, pending.request, answer);
     }
 
     /// After a meta input: act on membership entries the meta layer applied (§8.2).
-    pub(super) fn after_membership_changes(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn after_membership_changes(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
         let removed = std::mem::take(&mut meta.peers_removed);
         let answered =
@@ -150,7 +132,7 @@ impl Server {
 
     /// This server applied its own removal: JetStream stops here (the meta group and every
     /// asset group), until a restart. Files stay on disk.
-    fn disable_jetstream(&mut self, env: &mut Env<'_, Self>) {
+    fn disable_jetstream(&mut self, env: &mut ServerEnv<'_>) {
         for name in self.groups.keys() {
             self.tokens.forget_group(name);
         }
@@ -165,7 +147,7 @@ impl Server {
 
     /// The acting meta leader re-places streams whose peers left the meta group or fall short
     /// of their replicas (§8.3), when asked: on election and after a membership change.
-    fn lead_peer_reconcile(&mut self, env: &mut Env<'_, Self>) {
+    fn lead_peer_reconcile(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
         if !std::mem::take(&mut meta.peer_reconcile_due) {
             return;
@@ -177,12 +159,12 @@ impl Server {
             return;
         }
         let term = meta.leader_term.expect("leader_context requires a leader term");
-        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(env.rng().next_u64());
+        let mut rng = forked_rng(env);
         let remap = meta::reconcile_peers(&meta.state, &meta.inflight, &ctx, &mut rng);
         for name in &remap.emptied_groups {
             // Its only copies were on removed servers: what they held is gone, as in NATS.
             env.trace("group-data-lost", name);
-            env.ghost().observe_group_emptied(name);
+            env.observe(Observation::GroupEmptied { group: name });
         }
         for entry in remap.entries {
             env.trace("peer-reconcile", &placement(&entry));
@@ -196,7 +178,7 @@ impl Server {
     /// From the tick: the leader of an asset group moves its raft membership toward the
     /// assignment's peers, one change at a time (adds first, so the group never shrinks below
     /// what it has while it grows).
-    pub(super) fn sync_group_peers(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn sync_group_peers(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
         // Every tick on every server: build the assignment map only where there is a group to lead.
         if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
@@ -232,7 +214,7 @@ impl Server {
     /// the assignment any more) evicts them when the rest could not elect without it. Without
     /// this a group whose removed members held its quorum never elects again (peers seed 172:
     /// a removal left an R2 group on one old member that still counted the removed one).
-    pub(super) fn evict_removed_peers(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn evict_removed_peers(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta_group) = self.groups.get(META) else { return };
         let Some(meta) = meta_group.meta.as_deref() else { return };
         if meta.recovering() || meta_group.node.leaderless() {

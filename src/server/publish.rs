@@ -9,17 +9,20 @@
 //! lost while their stream incarnation lives.
 
 use sim::disk::NodeDisk;
-use sim::{Env, NodeIndex};
+use sim::NodeIndex;
 
+use super::bugs::PUBLISH_ACK_BEFORE_COMMIT;
+use super::env::ServerEnv;
 use super::group::PublishAck;
-use super::ops::{ServerMsg, PUBLISH_COUNT_MAX};
+use super::observe::Observation;
 use super::storage::MessageFile;
-use super::{Server, BUG_PUBLISH_ACK_BEFORE_COMMIT, META};
+use super::wire::{ServerMsg, META, PUBLISH_COUNT_MAX};
+use super::Server;
 use crate::meta::StreamKey;
 
 impl Server {
     /// A client at this server publishes `count` messages to `key`.
-    pub(super) fn client_publish(&mut self, env: &mut Env<'_, Self>, key: StreamKey, count: u32) {
+    pub(super) fn client_publish(&mut self, env: &mut ServerEnv<'_>, key: StreamKey, count: u32) {
         if count == 0 || count > PUBLISH_COUNT_MAX {
             env.trace("op-refused", &format!("publish: count must be between 1 and {PUBLISH_COUNT_MAX}"));
             return;
@@ -29,7 +32,7 @@ impl Server {
             env.trace("op-refused", &"meta group not running");
             return;
         };
-        let Some(request) = meta.open_request(now, None) else {
+        let Some(request) = meta.open_request(now) else {
             env.trace("op-refused", &"too many requests waiting");
             return;
         };
@@ -50,7 +53,7 @@ impl Server {
     }
 
     /// A publish reached this member of the stream's group: store it if this server can.
-    pub(super) fn on_publish(&mut self, env: &mut Env<'_, Self>, origin: NodeIndex, msg: ServerMsg) {
+    pub(super) fn on_publish(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, msg: ServerMsg) {
         let ServerMsg::Publish { request, stream, group, count } = msg else {
             unreachable!("on_publish takes publishes")
         };
@@ -69,25 +72,23 @@ impl Server {
         if !sa.replicated() {
             self.store_r1(env, &group, ack);
         } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
-            let early = env.bug(BUG_PUBLISH_ACK_BEFORE_COMMIT);
+            let early = env.bug(PUBLISH_ACK_BEFORE_COMMIT);
             if let Err(e) = g.propose_publish(env, ack, early) {
                 env.trace("propose-refused", &e.to_string());
             }
         }
     }
 
-    fn store_r1(&mut self, env: &mut Env<'_, Self>, group: &str, ack: PublishAck) {
+    fn store_r1(&mut self, env: &mut ServerEnv<'_>, group: &str, ack: PublishAck) {
         let file = MessageFile::new(group);
         match file.store(env.disk(), ack.count) {
             Ok(synced) => {
                 if !synced {
-                    // The disk lies about this sync: what it acknowledges is no longer promised.
+                    // The disk lies about this sync (the world tells the oracle, which then
+                    // no longer holds this server to what it acknowledges).
                     env.trace("fsync-lost", &file.path());
-                    let me = env.node();
-                    env.ghost().tainted.insert(me);
                 }
-                let me = env.node();
-                env.ghost().observe_acked_messages(group, me, ack.count);
+                env.observe(Observation::MessagesAcked { group, count: ack.count });
                 self.answer_publish(env, ack);
             }
             // No ack: the client times out, as it would against a failing store.
@@ -96,7 +97,7 @@ impl Server {
     }
 
     /// Route acknowledgements of committed publishes from every group to their clients.
-    pub(super) fn route_publish_acks(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn route_publish_acks(&mut self, env: &mut ServerEnv<'_>) {
         let acks: Vec<PublishAck> =
             self.groups.values_mut().flat_map(|g| std::mem::take(&mut g.publish_acks)).collect();
         for ack in acks {
@@ -104,7 +105,7 @@ impl Server {
         }
     }
 
-    fn answer_publish(&mut self, env: &mut Env<'_, Self>, ack: PublishAck) {
+    fn answer_publish(&mut self, env: &mut ServerEnv<'_>, ack: PublishAck) {
         self.send_answer(env, ack.origin, ack.request, Ok(format!("published {}", ack.count)));
     }
 

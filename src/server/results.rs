@@ -8,28 +8,15 @@
 //! leader re-places the stream in another cluster, or removes it, and counts the reporting
 //! server as full until its next stats arrive.
 
-use sim::{Env, NodeIndex};
+use sim::NodeIndex;
 
-use super::ops::{ServerConfig, ServerMsg, STATSZ_INTERVAL_MS};
-use super::{propose_meta, Server, META};
+use super::config::ServerConfig;
+use super::env::{forked_rng, ServerEnv};
+use super::observe::Observation;
+use super::requests::propose_meta;
+use super::wire::{ServerMsg, ServerStats, META, STATSZ_INTERVAL_MS};
+use super::Server;
 use crate::meta::{self, ClusterPeers, LeaderContext, MetaEntry, PeerId, ResultPlan, StreamResult};
-
-/// The latest stats heard from one server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerStats {
-    pub jetstream: bool,
-    /// Streams it holds.
-    pub streams: u32,
-    /// Streams it may hold, if bounded.
-    pub streams_max: Option<u32>,
-}
-
-impl ServerStats {
-    /// No room for another stream, as far as these stats tell.
-    pub fn full(&self) -> bool {
-        self.streams_max.is_some_and(|max| self.streams >= max)
-    }
-}
 
 /// The clusters of `config` as placement sees them (empty without clusters).
 pub fn cluster_peers(config: &ServerConfig) -> Vec<ClusterPeers> {
@@ -38,7 +25,7 @@ pub fn cluster_peers(config: &ServerConfig) -> Vec<ClusterPeers> {
 
 impl Server {
     /// This server's stats now.
-    pub(super) fn own_stats(&self, env: &Env<'_, Self>) -> ServerStats {
+    pub(super) fn own_stats(&self, env: &ServerEnv<'_>) -> ServerStats {
         let meta = self.groups.get(META).and_then(|g| g.meta.as_deref());
         let streams = meta.map_or(0, |m| m.local.streams().count());
         ServerStats {
@@ -48,7 +35,7 @@ impl Server {
         }
     }
 
-    pub(super) fn stats_msg(&self, env: &Env<'_, Self>) -> ServerMsg {
+    pub(super) fn stats_msg(&self, env: &ServerEnv<'_>) -> ServerMsg {
         let stats = self.own_stats(env);
         ServerMsg::Statsz { jetstream: stats.jetstream, streams: stats.streams, streams_max: stats.streams_max }
     }
@@ -56,7 +43,7 @@ impl Server {
     /// From the tick: broadcast stats when they are due. Only scenarios that bound some
     /// server's streams (placement) or run servers without JetStream (the meta leader's
     /// cluster size check, §8.4, counts JetStream servers) need them; the others send nothing.
-    pub(super) fn stats_tick(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn stats_tick(&mut self, env: &mut ServerEnv<'_>) {
         let config = env.config();
         let wanted = !config.stream_capacity.is_empty() || !config.jetstream_disabled.is_empty();
         if !wanted || env.monotonic_ms() < self.statsz_at_ms {
@@ -90,7 +77,7 @@ impl Server {
 
     /// What the meta leader knows besides the meta state, for a request from `client`'s
     /// server (`None`: the leader acts on its own, as for a result).
-    pub(super) fn leader_context(&self, env: &Env<'_, Self>, client: Option<NodeIndex>) -> Option<LeaderContext> {
+    pub(super) fn leader_context(&self, env: &ServerEnv<'_>, client: Option<NodeIndex>) -> Option<LeaderContext> {
         let group = self.groups.get(META)?;
         let meta = group.meta.as_deref()?;
         meta.leader_term?;
@@ -112,7 +99,7 @@ impl Server {
 
     /// After each input: send this server's failed creates to the meta leader it knows. With
     /// none known they are lost, as a NATS publish with no subscriber is.
-    pub(super) fn send_results(&mut self, env: &mut Env<'_, Self>) {
+    pub(super) fn send_results(&mut self, env: &mut ServerEnv<'_>) {
         let Some(group) = self.groups.get_mut(META) else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if meta.results_out.is_empty() {
@@ -133,7 +120,7 @@ impl Server {
     }
 
     /// The meta leader acts on a member's failed create (a server that is not leader drops it).
-    pub(super) fn lead_result(&mut self, env: &mut Env<'_, Self>, from: NodeIndex, result: StreamResult) {
+    pub(super) fn lead_result(&mut self, env: &mut ServerEnv<'_>, from: NodeIndex, result: StreamResult) {
         if result.error == meta::ApiError::InsufficientResources {
             // The report is fresher than the reporter's stats: count it full until they come.
             if let Some(stats) = self.known_servers.get_mut(&from) {
@@ -144,7 +131,7 @@ impl Server {
             env.trace("result-dropped", &result);
             return;
         };
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(rand::RngCore::next_u64(env.rng()));
+        let mut rng = forked_rng(env);
         let group = self.groups.get_mut(META).expect("leader_context found the meta group");
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
@@ -157,11 +144,8 @@ impl Server {
         };
         // The leader removes a stream on a report about that very group, never about another
         // (PR #6121: one stream hopping from group to group on repeated reports).
-        if let Some(removed) = proposals.first().map(removed_group).filter(|g| *g != result.group) {
-            let message =
-                format!("removes group {removed} of {} on a report about group {}", result.stream, result.group);
-            let me = env.node();
-            env.ghost().flag("meta-result-removes-reported-group", me, message);
+        if let Some(removed) = proposals.first().map(removed_group) {
+            env.observe(Observation::ResultRemoves { stream: &result.stream, reported: &result.group, removed });
         }
         let replacing = proposals.len() == 2;
         for entry in proposals {

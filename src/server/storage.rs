@@ -196,63 +196,10 @@ impl GroupFiles {
     /// the caller); corruption is an error.
     pub fn recover(&self, disk: &mut NodeDisk) -> Result<Recovered, StorageError> {
         let mut recovered = Recovered::default();
-        let mut durable_snapshot = None;
-        let state_bytes = disk.read(&self.state).unwrap_or_default().to_vec();
-        let (frames, torn) = read_frames(&self.state, &state_bytes)?;
-        for payload in frames {
-            match decode::<StateRecord>(&self.state, payload)? {
-                StateRecord::Hard(h) => recovered.hard = h,
-                StateRecord::SnapshotDurable(i) => durable_snapshot = Some(i),
-            }
-        }
-        if torn > 0 {
-            disk.set_len(&self.state, (state_bytes.len() - torn) as u64)?;
-            recovered.torn.push((self.state.clone(), torn));
-        }
-
-        if let Some(index) = durable_snapshot {
-            let path = self.snapshot_path(index);
-            let missing = |reason: &str| StorageError::MissingSnapshot { path: path.clone(), reason: reason.into() };
-            let bytes = disk.read(&path).ok_or_else(|| missing("the file is gone"))?.to_vec();
-            let (frames, torn) = read_frames(&path, &bytes)?;
-            if frames.len() != 1 || torn != 0 {
-                return Err(missing(&format!("it holds {} whole frame(s) and {torn} stray byte(s)", frames.len())));
-            }
-            let snapshot: Snapshot = decode(&path, frames[0])?;
-            if snapshot.last_index != index {
-                return Err(missing(&format!("it holds index {}", snapshot.last_index)));
-            }
-            recovered.snapshot = Some(snapshot);
-        }
-        // Snapshots never named durable (or superseded) are garbage from an interrupted write.
-        for path in disk.list(&self.snapshot_prefix()) {
-            if durable_snapshot.is_none_or(|i| path != self.snapshot_path(i)) {
-                disk.remove(&path);
-            }
-        }
-
+        let durable_snapshot = self.recover_state(disk, &mut recovered)?;
+        recovered.snapshot = self.recover_snapshot(disk, durable_snapshot)?;
         let base = recovered.snapshot.as_ref().map_or(0, |s| s.last_index);
-        let wal_bytes = disk.read(&self.wal).unwrap_or_default().to_vec();
-        let (frames, torn) = read_frames(&self.wal, &wal_bytes)?;
-        // Kept in strictly increasing index order, so a cut is a binary search, not a scan
-        // (a scan per entry made a 100k-entry log take seconds to read).
-        let mut entries: Vec<Entry> = Vec::new();
-        for payload in frames {
-            match decode::<WalRecord>(&self.wal, payload)? {
-                WalRecord::TruncateFrom(from) => entries.truncate(entries.partition_point(|e| e.index < from)),
-                WalRecord::Entries(batch) => {
-                    for e in batch {
-                        // A later write of an index replaces what was there from that index on.
-                        entries.truncate(entries.partition_point(|x| x.index < e.index));
-                        entries.push(e);
-                    }
-                }
-            }
-        }
-        if torn > 0 {
-            disk.set_len(&self.wal, (wal_bytes.len() - torn) as u64)?;
-            recovered.torn.push((self.wal.clone(), torn));
-        }
+        let mut entries = self.recover_wal(disk, &mut recovered)?;
         entries.retain(|e| e.index > base);
         // A crash between naming a snapshot durable and syncing the log truncation that went
         // with it leaves entries from before the install behind it: keep only a contiguous,
@@ -275,6 +222,77 @@ impl GroupFiles {
         }
         recovered.entries = entries;
         Ok(recovered)
+    }
+
+    /// The state file: the latest hard state and the snapshot named durable, if any.
+    fn recover_state(&self, disk: &mut NodeDisk, recovered: &mut Recovered) -> Result<Option<Index>, StorageError> {
+        let mut durable_snapshot = None;
+        let state_bytes = disk.read(&self.state).unwrap_or_default().to_vec();
+        let (frames, torn) = read_frames(&self.state, &state_bytes)?;
+        for payload in frames {
+            match decode::<StateRecord>(&self.state, payload)? {
+                StateRecord::Hard(h) => recovered.hard = h,
+                StateRecord::SnapshotDurable(i) => durable_snapshot = Some(i),
+            }
+        }
+        if torn > 0 {
+            disk.set_len(&self.state, (state_bytes.len() - torn) as u64)?;
+            recovered.torn.push((self.state.clone(), torn));
+        }
+        Ok(durable_snapshot)
+    }
+
+    /// The snapshot named durable, which must be whole; other snapshot files are garbage from
+    /// an interrupted write, and go.
+    fn recover_snapshot(&self, disk: &mut NodeDisk, durable: Option<Index>) -> Result<Option<Snapshot>, StorageError> {
+        let mut found = None;
+        if let Some(index) = durable {
+            let path = self.snapshot_path(index);
+            let missing = |reason: &str| StorageError::MissingSnapshot { path: path.clone(), reason: reason.into() };
+            let bytes = disk.read(&path).ok_or_else(|| missing("the file is gone"))?.to_vec();
+            let (frames, torn) = read_frames(&path, &bytes)?;
+            if frames.len() != 1 || torn != 0 {
+                return Err(missing(&format!("it holds {} whole frame(s) and {torn} stray byte(s)", frames.len())));
+            }
+            let snapshot: Snapshot = decode(&path, frames[0])?;
+            if snapshot.last_index != index {
+                return Err(missing(&format!("it holds index {}", snapshot.last_index)));
+            }
+            found = Some(snapshot);
+        }
+        // Snapshots never named durable (or superseded) are garbage from an interrupted write.
+        for path in disk.list(&self.snapshot_prefix()) {
+            if durable.is_none_or(|i| path != self.snapshot_path(i)) {
+                disk.remove(&path);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The log's entries as its records leave them, in strictly increasing index order.
+    fn recover_wal(&self, disk: &mut NodeDisk, recovered: &mut Recovered) -> Result<Vec<Entry>, StorageError> {
+        let wal_bytes = disk.read(&self.wal).unwrap_or_default().to_vec();
+        let (frames, torn) = read_frames(&self.wal, &wal_bytes)?;
+        // Kept in strictly increasing index order, so a cut is a binary search, not a scan
+        // (a scan per entry made a 100k-entry log take seconds to read).
+        let mut entries: Vec<Entry> = Vec::new();
+        for payload in frames {
+            match decode::<WalRecord>(&self.wal, payload)? {
+                WalRecord::TruncateFrom(from) => entries.truncate(entries.partition_point(|e| e.index < from)),
+                WalRecord::Entries(batch) => {
+                    for e in batch {
+                        // A later write of an index replaces what was there from that index on.
+                        entries.truncate(entries.partition_point(|x| x.index < e.index));
+                        entries.push(e);
+                    }
+                }
+            }
+        }
+        if torn > 0 {
+            disk.set_len(&self.wal, (wal_bytes.len() - torn) as u64)?;
+            recovered.torn.push((self.wal.clone(), torn));
+        }
+        Ok(entries)
     }
 
     pub fn append_hard_state(&self, disk: &mut NodeDisk, hard: HardState) -> Result<(), DiskError> {

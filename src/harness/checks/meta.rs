@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 
 use sim::{CheckFailure, Cluster};
 
+use super::meta_members;
+use crate::harness::ghost::Ghost;
 use crate::server::jetstream::MetaLayer;
-use crate::server::{Server, META};
+use crate::server::wire::META;
+use crate::server::Server;
 
 fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure> {
     Err(CheckFailure::new(invariant, Some(node), message))
@@ -16,78 +19,102 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
 }
 
 /// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S17 (a removed server
-/// disables itself), S19, S21. (S11, S18 and
-/// S20 are reported by the servers as they propose and apply.)
-pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+/// disables itself), S19, S21. (S11, S18 and S20 are judged as the servers propose and apply,
+/// in [`crate::harness::observe`].)
+pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    removed_servers_disabled(ghost, cluster)?;
     let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
-    let max_streams = cluster.config.max_streams_per_account;
-    // S17: a server that applied its own removal runs no JetStream until it restarts.
-    if let Some(&node) =
-        cluster.ghost.removed_servers.iter().find(|&&n| cluster.server(n).is_some_and(|s| s.group(META).is_some()))
-    {
-        return fail(
-            "meta-removed-server-disables",
-            node,
-            "applied its own removal and still runs the meta group".into(),
-        );
-    }
     for (id, server, meta) in layers(cluster) {
-        let state = &meta.state;
-        if let Some(term) = meta.leader_term {
-            if state.write_error().is_some() {
-                return fail("meta-write-error-terminal", id, "acts as meta leader after an apply error".into());
-            }
-            let needed = cluster.ghost.group(META).last_committed_before(term);
-            let node = &server.group(META).expect("layer lives in the meta group").node;
-            if node.applied_index() < needed && cluster.ghost.tainted.is_empty() {
-                return fail(
-                    "meta-leader-apply-barrier",
-                    id,
-                    format!("acts as meta leader of term {term} having applied {} < {needed}", node.applied_index()),
-                );
-            }
-        } else if !meta.inflight.is_empty() {
-            return fail("meta-inflight-leader-only", id, "holds inflight proposals while not meta leader".into());
-        }
+        leadership_holds(ghost, id, server, meta)?;
         if let Err(e) = meta.inflight.check() {
             return fail("meta-inflight-structure", id, e);
         }
-        if let Err(e) = state.check_structure() {
+        if let Err(e) = meta.state.check_structure() {
             return fail("meta-structure", id, e);
         }
         unsupported_not_running(id, server, meta)?;
         local_assets_follow_assignments(id, meta)?;
-        let mut per_account: BTreeMap<&str, u32> = BTreeMap::new();
-        // S20 is checked where the leader proposes: an applied stream may lack a sync subject
-        // when an old server wrote it, and the next leader repairs it (§2.1).
-        for sa in state.streams() {
-            *per_account.entry(sa.account.as_str()).or_default() += 1;
-        }
-        // A leader whose disk lost synced data can propose against a state missing streams that
-        // were committed; the limit then holds only where no disk lied.
-        if let Some(limit) = max_streams.filter(|_| cluster.ghost.tainted.is_empty()) {
-            if let Some((account, n)) = per_account.iter().find(|(_, &n)| n > limit) {
-                return fail("meta-max-streams", id, format!("account {account} has {n} streams, limit {limit}"));
-            }
-        }
-        // A recovering layer's applied index runs ahead of its assignments until the flush.
-        if state.write_error().is_none() && !meta.recovering() {
-            let digest = state.projection_digest();
-            match projections.get(&state.applied_index()) {
-                Some(&(other, d)) if d != digest && cluster.ghost.tainted.is_empty() => {
-                    return fail(
-                        "meta-same-index-same-projection",
-                        id,
-                        format!("projection at index {} differs from n{other}'s", state.applied_index()),
-                    );
-                }
-                _ => {
-                    projections.insert(state.applied_index(), (id, digest));
-                }
-            }
-        }
+        stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)?;
+        same_index_same_projection(ghost, &mut projections, id, meta)?;
     }
     Ok(())
+}
+
+/// S17: a server that applied its own removal runs no JetStream until it restarts.
+fn removed_servers_disabled(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    let running_meta = |n: &&u32| cluster.server(**n).is_some_and(|s| s.group(META).is_some());
+    match ghost.removed_servers.iter().find(running_meta) {
+        Some(&node) => {
+            fail("meta-removed-server-disables", node, "applied its own removal and still runs the meta group".into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// S2 and S16 for the meta layer: only a leader past its apply barrier and free of apply
+/// errors acts as meta leader, and only the acting leader holds inflight proposals.
+fn leadership_holds(ghost: &Ghost, id: u32, server: &Server, meta: &MetaLayer) -> Result<(), CheckFailure> {
+    let Some(term) = meta.leader_term else {
+        if !meta.inflight.is_empty() {
+            return fail("meta-inflight-leader-only", id, "holds inflight proposals while not meta leader".into());
+        }
+        return Ok(());
+    };
+    if meta.state.write_error().is_some() {
+        return fail("meta-write-error-terminal", id, "acts as meta leader after an apply error".into());
+    }
+    let needed = ghost.group(META).last_committed_before(term);
+    let node = &server.group(META).expect("layer lives in the meta group").node;
+    if node.applied_index() < needed && ghost.tainted.is_empty() {
+        return fail(
+            "meta-leader-apply-barrier",
+            id,
+            format!("acts as meta leader of term {term} having applied {} < {needed}", node.applied_index()),
+        );
+    }
+    Ok(())
+}
+
+/// S9: an account holds no more streams than its limit. A leader whose disk lost synced data
+/// can propose against a state missing streams that were committed; the limit then holds
+/// only where no disk lied. (S20 is checked where the leader proposes: an applied stream may
+/// lack a sync subject when an old server wrote it, and the next leader repairs it, §2.1.)
+fn stream_limit_holds(ghost: &Ghost, limit: Option<u32>, id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
+    let Some(limit) = limit.filter(|_| ghost.tainted.is_empty()) else { return Ok(()) };
+    let mut per_account: BTreeMap<&str, u32> = BTreeMap::new();
+    for sa in meta.state.streams() {
+        *per_account.entry(sa.account.as_str()).or_default() += 1;
+    }
+    match per_account.iter().find(|(_, &n)| n > limit) {
+        Some((account, n)) => fail("meta-max-streams", id, format!("account {account} has {n} streams, limit {limit}")),
+        None => Ok(()),
+    }
+}
+
+/// S4: servers at the same applied index hold the same projection. A recovering layer's
+/// applied index runs ahead of its assignments until the flush.
+fn same_index_same_projection(
+    ghost: &Ghost,
+    projections: &mut BTreeMap<u64, (u32, u64)>,
+    id: u32,
+    meta: &MetaLayer,
+) -> Result<(), CheckFailure> {
+    let state = &meta.state;
+    if state.write_error().is_some() || meta.recovering() {
+        return Ok(());
+    }
+    let digest = state.projection_digest();
+    match projections.get(&state.applied_index()) {
+        Some(&(other, d)) if d != digest && ghost.tainted.is_empty() => fail(
+            "meta-same-index-same-projection",
+            id,
+            format!("projection at index {} differs from n{other}'s", state.applied_index()),
+        ),
+        _ => {
+            projections.insert(state.applied_index(), (id, digest));
+            Ok(())
+        }
+    }
 }
 
 /// S15: an asset this server judges unsupported has no running local copy and no raft node here.
@@ -131,11 +158,11 @@ fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), Chec
 /// After heal, once raft liveness holds: every recovery ended (L3), orphans are gone (L5), the
 /// leader's inflight maps drained (L4), every member holds the leader's projection (L2) and
 /// counts quorums against no more servers than run JetStream (L10).
-pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     // L3: every member's replay ends once a route is up (the network is whole after heal). A
     // server removed while down hears from no one (routes are modelled by raft traffic), so
     // it is owed nothing.
-    let reference = super::meta_members(cluster.running());
+    let reference = meta_members(cluster.running());
     if let Some((id, _, meta)) = layers(cluster).find(|(id, _, m)| reference.contains(id) && m.recovering()) {
         let kind = meta.recovery.as_ref().map(|r| r.kind);
         return fail("meta-recovery-ends", id, format!("still in {kind:?} recovery"));
@@ -153,12 +180,12 @@ pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
         return fail("meta-inflight-drains", leader, format!("{waiting} inflight proposals never applied"));
     }
     peers_healed(cluster, leader, leader_meta)?;
-    asset_groups_live(cluster, leader_meta)?;
+    super::assets::asset_groups_live(ghost, cluster, leader_meta)?;
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
         let member = reference.contains(&id) && server.group(META).is_some_and(|g| g.node.peers().contains(&id));
         // A leader whose disk lost synced data may lead with less than was committed.
-        let excused = !cluster.ghost.tainted.is_empty();
+        let excused = !ghost.tainted.is_empty();
         if member && !excused && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
             return fail("meta-projection-converges", id, "projection differs from the meta leader's".into());
         }
@@ -279,139 +306,6 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
             let message =
                 format!("consumer {} on {:?}, outside its stream's {:?}", ca.key(), ca.group.peers, sa.group.peers);
             return fail("meta-consumer-on-stream-peers", leader, message);
-        }
-    }
-    Ok(())
-}
-
-/// L8: every assigned stream and consumer of more than one replica runs its group on every
-/// running member, with one leader that all of them follow and whose commit they applied.
-fn asset_groups_live(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
-    let state = &leader_meta.state;
-    let meta_peers = super::meta_members(cluster.running());
-    // Each group with the stream it belongs to and, for a consumer's group, the consumer.
-    let groups = state.streams().flat_map(|sa| {
-        let consumers = sa.consumers.values().map(|ca| (&ca.group, sa.key(), Some(ca.key()), ca.group.peers.len() > 1));
-        std::iter::once((&sa.group, sa.key(), None, sa.replicated())).chain(consumers)
-    });
-    for (group, stream, consumer, _) in groups.filter(|(_, _, _, replicated)| *replicated) {
-        let name = group.name.as_str();
-        // A server whose meta layer is down (refused files, apply error) cannot know its
-        // assignments; it is excused here and reported by the meta checks. So is a server
-        // that judges the asset unsupported (a lower API level): it keeps it stopped (§7). And
-        // one out of room, which refused its copy and reported it (§2.7; its health says so).
-        let runs_it = |s: &Server| {
-            s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
-                m.state.write_error().is_none()
-                    && m.local.stream_error(&stream).is_none()
-                    && m.state.stream_unsupported(&stream).is_none()
-                    && consumer.as_ref().is_none_or(|c| m.state.consumer_unsupported(c).is_none())
-            })
-        };
-        // Members whose copy of the group refused to load (damaged files) cannot help either.
-        let members: Vec<(u32, &Server)> = group
-            .peers
-            .iter()
-            .filter_map(|&p| {
-                cluster.server(p).filter(|s| runs_it(s) && s.group_refused(name).is_none()).map(|s| (p, s))
-            })
-            .collect();
-        if members.len() < group.peers.len() / 2 + 1 {
-            continue; // raft liveness reports missing servers; without a quorum nothing is owed
-        }
-        // Raft elects within its own membership, which may still hold servers removed from
-        // the meta group or dropped from the assignment (its leader lacked the quorum to move
-        // it along; members evict removed ones only when that is safe, checkEvictedPeers), or
-        // servers that cannot run the group (no room, damaged files). When a member's
-        // membership has too few peers running the group for it to win, nothing is owed,
-        // provided each peer missing from it is excused that way: a peer that should run the
-        // group and does not is still reported.
-        let runs_group = |p: &u32| members.iter().any(|(id, s)| id == p && s.group(name).is_some());
-        let excused =
-            |p: &u32| !meta_peers.contains(p) || !group.peers.contains(p) || !members.iter().any(|(id, _)| id == p);
-        let stuck = members.iter().filter_map(|(_, s)| s.group(name)).any(|g| {
-            let config = g.node.peers();
-            let able = config.iter().filter(|p| meta_peers.contains(p) && runs_group(p)).count();
-            able < g.node.election_votes_needed() && config.iter().filter(|p| !runs_group(p)).all(excused)
-        });
-        if stuck {
-            continue;
-        }
-        let mut leaders = Vec::new();
-        for (id, server) in &members {
-            let Some(g) = server.group(name) else {
-                return fail("meta-asset-group-runs", *id, format!("assigned to group {name} but does not run it"));
-            };
-            if g.node.leader() {
-                leaders.push((*id, g.node.commit_index()));
-            }
-        }
-        let [(leader, commit)] = leaders[..] else {
-            return Err(CheckFailure::new(
-                "meta-asset-group-leader",
-                None,
-                format!(
-                    "group {name} has leaders {:?} after heal; members: {}",
-                    leaders.iter().map(|l| l.0).collect::<Vec<_>>(),
-                    members
-                        .iter()
-                        .filter_map(|(id, s)| s.group(name).map(|g| format!("n{id}: {}", g.describe(s.now_ms()))))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            ));
-        };
-        for (id, server) in &members {
-            let Some(g) = server.group(name) else { continue };
-            if g.node.applied_index() < commit {
-                return fail(
-                    "meta-asset-group-applied",
-                    *id,
-                    format!("{name}: applied {} of leader n{leader}'s commit {commit}", g.node.applied_index()),
-                );
-            }
-            // L8 as the spec states it: the member's own health check passes.
-            let health = match &consumer {
-                Some(c) => server.consumer_health(c).map_err(|e| format!("consumer {c}: {e}")),
-                None => server.stream_health(&stream).map_err(|e| format!("stream {stream}: {e}")),
-            };
-            if let Err(e) = health {
-                return fail("meta-asset-healthy", *id, format!("{e}; {name} here: {}", g.describe(server.now_ms())));
-            }
-        }
-    }
-    acked_messages_kept(cluster, leader_meta)
-}
-
-/// Every message acknowledged to a client is still held by its stream's current incarnation:
-/// by the leader of an R>1 group (which every member follows, L8), or in an R1 stream's store.
-/// Unless a disk lied or lost data, which the fault model allows to lose anything, or peer
-/// removals took the last copies of some of them.
-fn acked_messages_kept(cluster: &Cluster<'_, Server>, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
-    if !cluster.ghost.tainted.is_empty() {
-        return Ok(());
-    }
-    for sa in leader_meta.state.streams() {
-        let acked = cluster.ghost.acked_messages(&sa.group.name);
-        if acked == 0 || cluster.ghost.forked_by_removals.contains(&sa.group.name) {
-            continue;
-        }
-        let key = sa.key();
-        let holders = sa.group.peers.iter().filter_map(|&p| {
-            let held = cluster.server(p)?.stream_messages(&key, cluster.nodes[p as usize].disk)?;
-            let leads = !sa.replicated() || cluster.server(p)?.group(&sa.group.name)?.node.leader();
-            leads.then_some((p, held))
-        });
-        for (id, held) in holders {
-            match held {
-                Ok(n) if n >= acked => {}
-                Ok(n) => {
-                    let what =
-                        format!("stream {key} ({}) holds {n} messages but {acked} were acknowledged", sa.group.name);
-                    return fail("meta-acked-messages-kept", id, what);
-                }
-                Err(e) => return fail("meta-acked-messages-kept", id, format!("stream {key}: {e}")),
-            }
         }
     }
     Ok(())

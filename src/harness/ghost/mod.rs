@@ -1,21 +1,22 @@
-//! Invariants of the system under test, checked by the simulator: safety after every event,
-//! liveness once faults have healed.
-//!
-//! Some facts are only visible at the moment they happen (who became leader in which term,
-//! what was applied at which index), so the servers report them to the [`Ghost`], the oracle's
-//! memory of the whole run, and the checks read it.
+//! The oracle's memory of the whole run: facts servers observed as they happened (who led
+//! which term, what was applied at each index, what was acknowledged to clients), faults the
+//! world injected, and a reference meta state machine fed with every committed entry. The
+//! checks ([`super::checks`]) read it; only observations and faults write it.
 
-pub mod meta;
-pub mod raft;
+mod meta;
+mod requests;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{CheckFailure, NodeIndex};
 
-use crate::meta::{Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
+use crate::meta::PeerId;
 use crate::raft::{Index, Term};
-use crate::server::jetstream::FILLER_TAG;
+use crate::server::wire::META;
+
+pub use meta::{MetaOracle, PROJECTIONS_KEPT_MAX};
+pub use requests::RequestWatch;
 
 /// An entry some server applied: the first server to apply an index fixes what it must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,40 +104,9 @@ pub struct Ghost {
     /// Asset groups that went on without committed entries only removed servers had applied
     /// (see [`Ghost::applied_only_by_removed`]): their acknowledged messages are not all promised.
     pub forked_by_removals: BTreeSet<String>,
+    /// L7: the requests the acting meta leader owes an answer.
+    pub requests: RequestWatch,
 }
-
-/// The meta group's members as the most advanced running server (highest applied meta index,
-/// then lowest id) knows them. A server removed while it was down never learns it and still
-/// counts itself in; nobody else does, so liveness owes it nothing.
-pub fn meta_members<S: std::borrow::Borrow<crate::server::Server>>(
-    running: impl Iterator<Item = (NodeIndex, S)>,
-) -> Vec<PeerId> {
-    let mut best: Option<(Index, Vec<PeerId>)> = None;
-    for (_, server) in running {
-        let Some(group) = server.borrow().group(crate::server::META) else { continue };
-        let applied = group.node.applied_index();
-        if best.as_ref().is_none_or(|(a, _)| applied > *a) {
-            best = Some((applied, group.node.peers().to_vec()));
-        }
-    }
-    best.map(|(_, peers)| peers).unwrap_or_default()
-}
-
-/// The reference meta state: fed each meta log index by the first server to hand it up (every
-/// index is handed up somewhere before anyone can snapshot past it).
-#[derive(Debug, Default)]
-pub struct MetaOracle {
-    pub state: MetaState,
-    /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
-    /// here on it vouches for nothing.
-    pub stopped: Option<String>,
-}
-
-/// The oracle's own peer id: a member of no group, so its effects are irrelevant.
-const ORACLE_PEER: PeerId = PeerId::MAX;
-
-/// Meta indexes whose projection the ghost remembers (a 60 s run reaches a few thousand).
-pub const PROJECTIONS_KEPT_MAX: usize = 1_000_000;
 
 static NO_HISTORY: GroupHistory =
     GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), commit_by_term: BTreeMap::new() };
@@ -188,7 +158,7 @@ impl Ghost {
     /// `node` is leader of `term` in `group` (role, not yet past the barrier) and has committed
     /// up to `commit`.
     pub fn observe_leader(&mut self, group: &str, node: NodeIndex, term: Term, commit: Index) {
-        if group == crate::server::META {
+        if group == META {
             self.ever_leader.insert(node);
         }
         if self.stale_copy(group, node) {
@@ -231,7 +201,7 @@ impl Ghost {
                 *c
             }
         };
-        if group != crate::server::META {
+        if group != META {
             if self.all_removed(c.applied_by) {
                 // Peer removals took every copy, and the group went on without it: what the
                 // members apply now is the group's history.
@@ -282,7 +252,7 @@ impl Ghost {
     /// Whether `node`'s copy of `group` is a removed server's stale copy of an asset group,
     /// which nothing is promised of (see [`Ghost::was_removed`]). Never the meta group's.
     pub fn stale_copy(&self, group: &str, node: NodeIndex) -> bool {
-        group != crate::server::META && self.was_removed(node)
+        group != META && self.was_removed(node)
     }
 
     /// Whether every server in `nodes` (a bit per node index) was removed from the meta group.
@@ -294,8 +264,7 @@ impl Ghost {
     /// the meta group: NATS's peer removal (and the eviction that lets a group left without a
     /// quorum go on) may lose it, by the operator's decision.
     pub fn applied_only_by_removed(&self, group: &str, index: Index) -> bool {
-        group != crate::server::META
-            && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
+        group != META && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
     }
 
     /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
@@ -309,174 +278,6 @@ impl Ghost {
                 self.diverged("raft-snapshot-state", node, message);
             }
         }
-    }
-
-    /// `node`'s meta layer reached applied index `index` with projection `digest`: it must be
-    /// what every server has there (S4).
-    pub fn observe_projection(&mut self, node: NodeIndex, index: Index, digest: u64) {
-        if let Some(&expected) = self.meta_projections.get(&index) {
-            if expected != digest {
-                let message = format!("projection at meta index {index} differs from the reference state machine's");
-                self.diverged("meta-same-index-same-projection", node, message);
-            }
-        }
-    }
-
-    /// A server hands up meta index `index` (`None`: no meta operation in it). The first to do
-    /// so feeds the oracle.
-    pub fn observe_meta_entry(&mut self, index: Index, data: Option<&[u8]>) {
-        let oracle = &mut self.meta_oracle;
-        if oracle.stopped.is_some() || index <= oracle.state.applied_index() {
-            return;
-        }
-        if index != oracle.state.applied_index() + 1 {
-            oracle.stopped = Some(format!("meta index {index} handed up after {}", oracle.state.applied_index()));
-            return;
-        }
-        match data {
-            Some(data) if data.first() != Some(&FILLER_TAG) => {
-                if let Err(e) = oracle.state.apply(index, data, ORACLE_PEER, &mut Inflight::default()) {
-                    oracle.stopped = Some(e.to_string());
-                    return;
-                }
-            }
-            _ => oracle.state.note_applied(index),
-        }
-        self.record_oracle_projection();
-    }
-
-    fn record_oracle_projection(&mut self) {
-        if self.meta_projections.len() < PROJECTIONS_KEPT_MAX {
-            let state = &self.meta_oracle.state;
-            self.meta_projections.insert(state.applied_index(), state.projection_digest());
-        }
-    }
-
-    /// `node` installs or stages a meta snapshot at `index` whose projection is `digest`: a
-    /// snapshot holds the applied state at its index and nothing else, inflight proposals
-    /// least of all (S5, S8).
-    pub fn observe_meta_snapshot(
-        &mut self,
-        node: NodeIndex,
-        index: Index,
-        digest: u64,
-        streams: &BTreeMap<StreamKey, StreamAssignment>,
-    ) {
-        if let Some(&expected) = self.meta_projections.get(&index) {
-            if expected != digest {
-                let message = format!("meta snapshot at index {index} differs from the applied state there");
-                self.diverged("meta-snapshot-applied-only", node, message);
-            }
-            return;
-        }
-        let oracle = &mut self.meta_oracle;
-        if oracle.stopped.is_none() && index > oracle.state.applied_index() {
-            // Only a lying disk gets a snapshot past every handed-up index; follow it.
-            if let Err(e) = oracle.state.apply_snapshot(index, streams.clone(), ORACLE_PEER) {
-                oracle.stopped = Some(e.to_string());
-                return;
-            }
-            self.record_oracle_projection();
-        }
-    }
-
-    /// `node` took a meta snapshot at `index` (S5: it must decode to the applied state there).
-    pub fn observe_meta_snapshot_taken(&mut self, node: NodeIndex, index: Index, digest: u64) {
-        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
-            let message = format!("took a meta snapshot at index {index} that differs from the applied state there");
-            self.diverged("meta-snapshot-applied-only", node, message);
-        }
-    }
-
-    /// `node` ended a recovery at meta index `index` with projection `digest` (S6).
-    pub fn observe_recovered(&mut self, node: NodeIndex, index: Index, digest: u64) {
-        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
-            let message = format!(
-                "recovery ended at meta index {index} with a projection that applying the same entries one by one does not give"
-            );
-            self.diverged("meta-recovery-equivalence", node, message);
-        }
-    }
-
-    /// `node` removed a local stream (or a consumer of it) created at `created_ms` as an
-    /// orphan. S12: never an incarnation the committed state still holds.
-    pub fn observe_orphan_removed(
-        &mut self,
-        node: NodeIndex,
-        account: &str,
-        stream: &str,
-        consumer: Option<&str>,
-        created_ms: u64,
-    ) {
-        if self.meta_oracle.stopped.is_some() {
-            return;
-        }
-        let state = &self.meta_oracle.state;
-        let key = StreamKey::new(account, stream);
-        let live = match consumer {
-            None => state.stream(&key).is_some_and(|sa| sa.created_ms == created_ms),
-            Some(name) => {
-                state.stream(&key).and_then(|sa| sa.consumers.get(name)).is_some_and(|ca| ca.created_ms == created_ms)
-            }
-        };
-        if live {
-            let what = match consumer {
-                None => format!("stream {key}"),
-                Some(name) => format!("consumer {key}:{name}"),
-            };
-            let message = format!(
-                "removed {what} (created {created_ms}) as an orphan, but the committed meta state (index {}) holds it",
-                state.applied_index()
-            );
-            self.diverged("meta-orphan-stale-view", node, message);
-        }
-    }
-
-    /// `node`'s meta layer starts (`true`) or stops (`false`) acting as leader; a crashed
-    /// server stops too.
-    pub fn observe_meta_acting(&mut self, node: NodeIndex, acting: bool) {
-        if acting {
-            self.acting_meta_leader = Some(node);
-        } else if self.acting_meta_leader == Some(node) {
-            self.acting_meta_leader = None;
-        } else {
-            return;
-        }
-        self.meta_leader_changes += 1;
-    }
-
-    /// `node` applied the removal of `peer` in normal mode, acting as meta leader of
-    /// `leader_term` if any.
-    pub fn observe_peer_removal_applied(&mut self, node: NodeIndex, peer: PeerId, leader_term: Option<Term>) {
-        self.peer_removals_applied.insert((node, peer, leader_term));
-        if node == peer {
-            self.removed_servers.insert(node);
-        }
-    }
-
-    /// S17, one at a time: the meta leader `node` proposed the removal of `peer` in `term`.
-    pub fn observe_peer_remove_proposed(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
-        if let Some(&(pending_term, pending)) = self.peer_removes_pending.get(&node) {
-            if pending_term == term {
-                let message = format!("proposed removing n{peer} while the removal of n{pending} awaits its answer");
-                self.flag("meta-peer-remove-one-at-a-time", node, message);
-            }
-        }
-        self.peer_removes_pending.insert(node, (term, peer));
-    }
-
-    /// S17, answer after apply: `node` answered the removal of `peer` it proposed in `term`.
-    pub fn observe_peer_remove_answered(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
-        self.peer_removes_pending.remove(&node);
-        if !self.peer_removals_applied.contains(&(node, peer, Some(term))) {
-            let message = format!("answered the removal of n{peer} before applying it as leader of term {term}");
-            self.flag("meta-peer-remove-answer-after-apply", node, message);
-        }
-    }
-
-    /// The leader `node` lost its leadership with a removal unanswered.
-    pub fn observe_peer_remove_dropped(&mut self, node: NodeIndex) {
-        self.peer_removes_pending.remove(&node);
     }
 
     /// Every peer of `group` was removed: the messages acknowledged to it went with them.
@@ -538,7 +339,7 @@ mod tests {
         assert_eq!(diverged(&[1], "S-1", 3), lost, "n2 still holds it");
         assert_eq!(diverged(&[1, 2], "S-1", 3), None, "every holder was removed");
         assert_eq!(diverged(&[3], "S-1", 3), None, "the removed server's copy is stale");
-        assert_eq!(diverged(&[1, 2], crate::server::META, 3), lost, "the meta group is never excused");
+        assert_eq!(diverged(&[1, 2], META, 3), lost, "the meta group is never excused");
 
         // Once the members' history replaces the lost entry, it is what they are held to.
         let mut ghost = Ghost::default();

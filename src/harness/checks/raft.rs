@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use sim::disk::NodeDisk;
 use sim::{CheckFailure, Cluster, NodeStatus};
 
+use super::meta_members;
+use crate::harness::ghost::Ghost;
 use crate::raft::Role;
 use crate::server::group::Group;
 use crate::server::storage::GroupFiles;
-use crate::server::{Server, META};
+use crate::server::wire::META;
+use crate::server::Server;
 
 fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure> {
     Err(CheckFailure::new(invariant, Some(node), message))
@@ -18,20 +21,21 @@ fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure>
 /// After every event: at most one leader per term and agreeing committed prefixes (reported
 /// by servers as they happen), applied <= commit, equal states at equal indexes, and no leader
 /// acting before its apply barrier.
-pub fn safety(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-    if let Some(v) = &cluster.ghost.violation {
+pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    if let Some(v) = &ghost.violation {
         return Err(v.clone());
     }
     let mut chains: BTreeMap<(&str, u64), (u32, u64)> = BTreeMap::new();
     for (id, server) in cluster.running() {
         for group in server.groups() {
-            group_safety(cluster, id, group, &mut chains)?;
+            group_safety(ghost, cluster, id, group, &mut chains)?;
         }
     }
     Ok(())
 }
 
 fn group_safety<'a>(
+    ghost: &Ghost,
     cluster: &Cluster<'_, Server>,
     id: u32,
     group: &'a Group,
@@ -50,8 +54,8 @@ fn group_safety<'a>(
         let applied = &group.applied;
         if let Some(&(other, chain)) = chains.get(&(name, applied.index)) {
             // A removed server's copy of an asset group may be one the group went on without.
-            let removed = cluster.ghost.stale_copy(name, id) || cluster.ghost.stale_copy(name, other);
-            if chain != applied.chain && cluster.ghost.tainted.is_empty() && !removed {
+            let removed = ghost.stale_copy(name, id) || ghost.stale_copy(name, other);
+            if chain != applied.chain && ghost.tainted.is_empty() && !removed {
                 return fail(
                     "raft-same-index-same-state",
                     id,
@@ -60,11 +64,11 @@ fn group_safety<'a>(
             }
         }
         chains.insert((name, applied.index), (id, applied.chain));
-        leader_completeness(cluster, id, group)?;
+        leader_completeness(ghost, cluster, id, group)?;
         if node.leader() {
-            let needed = cluster.ghost.group(name).last_committed_before(node.term());
-            let lost = cluster.ghost.applied_only_by_removed(name, needed);
-            if applied.index < needed && cluster.ghost.tainted.is_empty() && !lost {
+            let needed = ghost.group(name).last_committed_before(node.term());
+            let lost = ghost.applied_only_by_removed(name, needed);
+            if applied.index < needed && ghost.tainted.is_empty() && !lost {
                 return fail(
                     "raft-leader-apply-barrier",
                     id,
@@ -85,16 +89,21 @@ fn group_safety<'a>(
 /// with the votes of running members, whose logs as they stand would all grant it. Under
 /// correct Raft a commit puts a current-term entry on a quorum, which then refuses such a
 /// candidate; counting replicas of an old-term entry (Figure 8) does not.
-fn leader_completeness(cluster: &Cluster<'_, Server>, id: u32, group: &Group) -> Result<(), CheckFailure> {
+fn leader_completeness(
+    ghost: &Ghost,
+    cluster: &Cluster<'_, Server>,
+    id: u32,
+    group: &Group,
+) -> Result<(), CheckFailure> {
     let candidate = cluster.server(id).expect("checked servers run");
     let name = group.name.as_str();
-    let Some((&index, entry)) = cluster.ghost.group(name).committed.iter().next_back() else { return Ok(()) };
+    let Some((&index, entry)) = ghost.group(name).committed.iter().next_back() else { return Ok(()) };
     let node = &group.node;
     let holds = node.snapshot_index() >= index || node.entry_term(index) == Some(entry.term);
-    if holds || !cluster.ghost.tainted.is_empty() || !node.may_campaign() {
+    if holds || !ghost.tainted.is_empty() || !node.may_campaign() {
         return Ok(());
     }
-    if cluster.ghost.stale_copy(name, id) {
+    if ghost.stale_copy(name, id) {
         return Ok(()); // members ignore a removed server's raft traffic for asset groups
     }
     let last = (node.last_term(), node.last_index());
@@ -134,7 +143,7 @@ fn held_only_by_removed(cluster: &Cluster<'_, Server>, name: &str, index: u64, t
     if name == META {
         return false;
     }
-    let members = super::meta_members(cluster.running());
+    let members = meta_members(cluster.running());
     !members.iter().any(|&p| {
         // A member that is down holds what its disk will give back on restart; a paused one's
         // state is in sight.
@@ -181,77 +190,76 @@ fn log_compacted(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
 
 /// After faults heal with a quorum up: one leader, known to every running member; every
 /// member applied everything committed and reports `current()`.
-pub fn liveness(cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
     log_compacted(cluster)?;
-    let reference = super::meta_members(cluster.running());
+    let reference = meta_members(cluster.running());
     let members: Vec<(u32, &Server)> = cluster
         .running()
         .filter(|(id, s)| reference.contains(id) && s.group(META).is_some_and(|g| g.node.peers().contains(id)))
         .collect();
-    let peers = reference.len();
     // Members may disagree on a cold-boot cluster size; the smallest quorum is the promise.
     let quorum = members.iter().filter_map(|(_, s)| s.group(META)).map(|g| g.node.quorum_size()).min().unwrap_or(1);
-    let refused = cluster.nodes.iter().filter(|n| matches!(n.status, NodeStatus::Refused(_))).count();
     if members.len() < quorum {
         // Heal-all restarted everything, so only servers that refused to start (corrupt files)
         // can explain a missing quorum; then nothing can be promised.
-        return if refused > 0 {
-            Ok(())
-        } else {
-            Err(CheckFailure::new(
-                "raft-liveness-quorum",
-                None,
-                format!("only {} of {peers} members running", members.len()),
-            ))
-        };
+        let refused = cluster.nodes.iter().any(|n| matches!(n.status, NodeStatus::Refused(_)));
+        if refused {
+            return Ok(());
+        }
+        let message = format!("only {} of {} members running", members.len(), reference.len());
+        return Err(CheckFailure::new("raft-liveness-quorum", None, message));
     }
-    let leaders: Vec<u32> =
-        members.iter().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
-    let [leader] = leaders[..] else {
-        let states: Vec<String> = members
-            .iter()
-            .map(|(i, s)| format!("n{i}: {}", s.group(META).expect("member").describe(s.now_ms())))
-            .collect();
-        return Err(CheckFailure::new(
-            "raft-liveness-leader",
-            None,
-            format!("{} leaders after heal: {leaders:?}; {}", leaders.len(), states.join("; ")),
-        ));
-    };
+    let leader = one_meta_leader(&members)?;
     let leader_group =
         members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.group(META)).expect("leader is a member");
     let commit = leader_group.node.commit_index();
-    let committed_max = cluster.ghost.group(META).committed.keys().next_back().copied().unwrap_or(0);
-    if commit < committed_max && cluster.ghost.tainted.is_empty() {
+    let committed_max = ghost.group(META).committed.keys().next_back().copied().unwrap_or(0);
+    if commit < committed_max && ghost.tainted.is_empty() {
         return fail(
             "raft-liveness-lost-commit",
             leader,
             format!("leader commit {commit} is behind index {committed_max}, applied before"),
         );
     }
-    for (id, server) in &members {
-        let group = server.group(META).expect("members run the group");
-        if group.node.role() != Role::Leader && group.node.group_leader() != Some(leader) {
-            return fail(
-                "raft-liveness-leader",
-                *id,
-                format!("names {:?} as leader, not n{leader}", group.node.group_leader()),
-            );
-        }
-        if group.applied.index < commit {
-            return fail(
-                "raft-liveness-applied",
-                *id,
-                format!("applied {} of the leader's commit {commit}", group.applied.index),
-            );
-        }
-        if !group.node.current(server.now_ms()) {
-            return fail(
-                "raft-liveness-current",
-                *id,
-                format!("does not report current(): {}", group.describe(server.now_ms())),
-            );
-        }
+    members.iter().try_for_each(|(id, server)| member_follows(*id, server, leader, commit))
+}
+
+/// The one member that leads the meta group.
+fn one_meta_leader(members: &[(u32, &Server)]) -> Result<u32, CheckFailure> {
+    let leaders: Vec<u32> =
+        members.iter().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
+    if let [leader] = leaders[..] {
+        return Ok(leader);
+    }
+    let states: Vec<String> =
+        members.iter().map(|(i, s)| format!("n{i}: {}", s.group(META).expect("member").describe(s.now_ms()))).collect();
+    let message = format!("{} leaders after heal: {leaders:?}; {}", leaders.len(), states.join("; "));
+    Err(CheckFailure::new("raft-liveness-leader", None, message))
+}
+
+/// A member names the leader, applied its commit and reports `current()`.
+fn member_follows(id: u32, server: &Server, leader: u32, commit: u64) -> Result<(), CheckFailure> {
+    let group = server.group(META).expect("members run the group");
+    if group.node.role() != Role::Leader && group.node.group_leader() != Some(leader) {
+        return fail(
+            "raft-liveness-leader",
+            id,
+            format!("names {:?} as leader, not n{leader}", group.node.group_leader()),
+        );
+    }
+    if group.applied.index < commit {
+        return fail(
+            "raft-liveness-applied",
+            id,
+            format!("applied {} of the leader's commit {commit}", group.applied.index),
+        );
+    }
+    if !group.node.current(server.now_ms()) {
+        return fail(
+            "raft-liveness-current",
+            id,
+            format!("does not report current(): {}", group.describe(server.now_ms())),
+        );
     }
     Ok(())
 }

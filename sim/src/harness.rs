@@ -1,0 +1,133 @@
+//! The oracle's side of the engine's contract: what a run is held to.
+//!
+//! A harness keeps the oracle's memory of the run (facts nodes observed as they happened,
+//! faults the world injected), checks safety after every event and liveness once faults have
+//! healed, judges a scenario's expectations, and names the bug switches that prove its checks
+//! bite. It reads node state through [`Cluster`], never writes it: checks call pure queries.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::disk::{CorruptionReport, NodeDisk};
+use crate::net::NodeIndex;
+use crate::node::{ConfigOf, Node, ObservationOf};
+
+/// A failed check: which invariant, where, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckFailure {
+    pub invariant: String,
+    pub node: Option<NodeIndex>,
+    pub message: String,
+}
+
+impl CheckFailure {
+    pub fn new(invariant: &str, node: Option<NodeIndex>, message: impl Into<String>) -> Self {
+        CheckFailure { invariant: invariant.to_string(), node, message: message.into() }
+    }
+}
+
+/// A named bug switch a system can re-introduce, to prove its checks bite.
+#[derive(Clone, Copy, Debug)]
+pub struct BugSwitch {
+    pub name: &'static str,
+    pub what: &'static str,
+}
+
+/// Faults the world applied to a node, as an oracle sees them.
+#[derive(Clone, Debug)]
+pub enum Fault<'a> {
+    Crash,
+    PowerLoss,
+    Corruption(&'a CorruptionReport),
+    /// An fsync of this path reported success but persisted nothing.
+    LostFsync(&'a str),
+}
+
+pub trait Harness: Default + Send + 'static {
+    type Node: Node;
+    /// A scenario expectation (`action = "expect"`).
+    type Expect: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
+
+    /// A node observed something as it happened (see [`crate::node::NodeTypes::Observation`]).
+    fn observe(&mut self, node: NodeIndex, observation: ObservationOf<'_, Self::Node>);
+    /// A node suffered a fault (so damaged disks are not held to promises).
+    fn on_fault(&mut self, _node: NodeIndex, _fault: Fault<'_>) {}
+    /// Every fault just ended (`heal-all`): the liveness phase starts, on a network that loses
+    /// nothing.
+    fn on_heal(&mut self) {}
+    /// Why a panic or a liveness failure is explained by the run's history, if it is: a disk
+    /// that lied (lost synced data) can break the assumptions the core asserts and leave a
+    /// group unable to recover. Such a run is reported as excused, never as passed.
+    fn excuse(&self) -> Option<String> {
+        None
+    }
+
+    /// Safety invariants, run after every event.
+    fn check_safety(&self, cluster: &Cluster<'_, Self::Node>) -> Result<(), CheckFailure>;
+    /// Liveness, probed once faults were healed until it holds or the run ends.
+    fn check_liveness(&self, cluster: &Cluster<'_, Self::Node>) -> Result<(), CheckFailure>;
+    /// A scenario expectation.
+    fn check_expect(&self, cluster: &Cluster<'_, Self::Node>, expect: &Self::Expect) -> Result<(), CheckFailure>;
+
+    /// Validate the scenario's `[system]` table beyond its types.
+    fn validate_config(_config: &ConfigOf<Self::Node>, _servers: u32) -> Result<(), String> {
+        Ok(())
+    }
+    /// The bug switches the system knows.
+    fn bugs() -> &'static [BugSwitch] {
+        &[]
+    }
+}
+
+/// Where a node is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Killed (crash or power loss) or not yet started.
+    Down,
+    Running,
+    Paused,
+    /// Its start-up code refused to run, with the reason.
+    Refused(String),
+}
+
+/// What checks see of one node.
+pub struct NodeView<'a, N> {
+    pub state: Option<&'a N>,
+    pub status: &'a NodeStatus,
+    pub disk: &'a NodeDisk,
+    /// How many times the node has been started.
+    pub incarnation: u64,
+}
+
+/// What checks see of the whole cluster.
+pub struct Cluster<'a, N: Node> {
+    pub nodes: Vec<NodeView<'a, N>>,
+    pub config: &'a ConfigOf<N>,
+    pub sim_ns: u64,
+}
+
+impl<'a, N: Node> Cluster<'a, N> {
+    /// Running nodes with their index.
+    pub fn running(&self) -> impl Iterator<Item = (NodeIndex, &'a N)> + '_ {
+        self.nodes.iter().enumerate().filter_map(|(i, n)| match n.status {
+            NodeStatus::Running | NodeStatus::Paused => n.state.map(|s| (i as NodeIndex, s)),
+            _ => None,
+        })
+    }
+
+    /// The state of `node` if it is running (or paused).
+    pub fn server(&self, node: NodeIndex) -> Option<&'a N> {
+        let view = self.nodes.get(node as usize)?;
+        match view.status {
+            NodeStatus::Running | NodeStatus::Paused => view.state,
+            _ => None,
+        }
+    }
+
+    /// What `node`'s view says, if the node exists.
+    pub fn view(&self, node: NodeIndex) -> Option<&NodeView<'a, N>> {
+        self.nodes.get(node as usize)
+    }
+}

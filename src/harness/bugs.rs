@@ -1,0 +1,65 @@
+//! The bug switches of the meta system, each re-opening a historic hazard (most from NATS's
+//! own history) so that a fuzz campaign or a scenario can show the checks find it. The
+//! servers read them by name ([`crate::server::bugs`]).
+
+use sim::BugSwitch;
+
+use crate::server::bugs::*;
+
+pub const TABLE: &[BugSwitch] = &[
+    BugSwitch {
+        name: COMMIT_OLD_TERM,
+        what: "advance commit by counting replicas of an old-term entry (Raft Figure 8)",
+    },
+    BugSwitch { name: ACK_BEFORE_FSYNC, what: "followers acknowledge appends before their fsync completes" },
+    BugSwitch { name: VOTE_NOT_PERSISTED, what: "votes are not persisted before they are answered" },
+    BugSwitch {
+        name: META_NO_INFLIGHT,
+        what: "the meta leader validates requests against applied state only (PR #3679: two groups for one stream)",
+    },
+    BugSwitch {
+        name: META_LIMITS_IGNORE_INFLIGHT,
+        what: "stream and consumer limits count applied assets only, not inflight ones (PR #3615)",
+    },
+    BugSwitch {
+        name: META_LEADER_BEFORE_BARRIER,
+        what: "the meta layer acts as leader before applying the entries of earlier terms",
+    },
+    BugSwitch {
+        name: PUBLISH_ACK_BEFORE_COMMIT,
+        what: "a stream leader acknowledges a publish once proposed, before a quorum stored it",
+    },
+    BugSwitch {
+        name: META_REASSIGN_REPEATED,
+        what: "every failed-create report re-places the stream, even one already being re-placed (PR #6121)",
+    },
+    BugSwitch {
+        name: ORPHAN_CHECK_BEFORE_SYNC,
+        what: "the orphan check after start-up runs without a known leader or a healthy meta group (PR #5767)",
+    },
+    BugSwitch {
+        name: ORPHAN_CHECK_DELETES_DIRECT,
+        what: "orphans are judged among all of a stream's consumers, so a mirror's direct consumer is deleted as one",
+    },
+    BugSwitch {
+        name: RECOVERY_KEEP_CONSUMER,
+        what: "a stream removal staged in recovery keeps the stream's staged consumer ops (PR #6066)",
+    },
+    BugSwitch {
+        name: RECOVERY_SNAPSHOT_NO_RECONCILE,
+        what: "a snapshot staged in recovery does not drop the staged ops it supersedes (PR #8324)",
+    },
+    BugSwitch {
+        name: SNAPSHOT_INCLUDES_INFLIGHT,
+        what: "the meta leader's snapshot includes its inflight (proposed, unapplied) streams",
+    },
+    BugSwitch {
+        name: PEER_REMOVE_REPLY_EARLY,
+        what: "the meta leader answers a peer removal when it proposes it, before a quorum applied it",
+    },
+    BugSwitch {
+        name: BOOT_SIZE_COUNTS_NON_MEMBERS,
+        what: "the cold-boot size check counts every server heard from, removed peers too (as NATS does)",
+    },
+    BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
+];

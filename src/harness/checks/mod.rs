@@ -1,0 +1,42 @@
+//! Invariants of the system under test: safety after every event, liveness once faults have
+//! healed. Each reads the servers through pure queries and the ghost's memory of the run.
+//! (Some invariants are judged as servers observe things, in [`super::observe`].)
+
+pub mod assets;
+pub mod meta;
+pub mod raft;
+
+use sim::{CheckFailure, Cluster, NodeIndex};
+
+use super::ghost::Ghost;
+use crate::meta::PeerId;
+use crate::raft::Index;
+use crate::server::wire::META;
+use crate::server::Server;
+
+/// After every event.
+pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    raft::safety(ghost, cluster)?;
+    meta::safety(ghost, cluster)
+}
+
+/// Once faults healed, until it holds or the run ends.
+pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+    raft::liveness(ghost, cluster)?;
+    meta::liveness(ghost, cluster)
+}
+
+/// The meta group's members as the most advanced running server (highest applied meta index,
+/// then lowest id) knows them. A server removed while it was down never learns it and still
+/// counts itself in; nobody else does, so liveness owes it nothing.
+pub fn meta_members<'a>(running: impl Iterator<Item = (NodeIndex, &'a Server)>) -> Vec<PeerId> {
+    let mut best: Option<(Index, Vec<PeerId>)> = None;
+    for (_, server) in running {
+        let Some(group) = server.group(META) else { continue };
+        let applied = group.node.applied_index();
+        if best.as_ref().is_none_or(|(a, _)| applied > *a) {
+            best = Some((applied, group.node.peers().to_vec()));
+        }
+    }
+    best.map(|(_, peers)| peers).unwrap_or_default()
+}

@@ -1,0 +1,197 @@
+//! The ghost's meta half: the reference meta state machine (S6), projections by index (S4,
+//! S5, S8), orphan removals (S12), meta leadership and peer removals (S17).
+
+use std::collections::BTreeMap;
+
+use sim::NodeIndex;
+
+use super::Ghost;
+use crate::meta::{Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
+use crate::raft::{Index, Term};
+use crate::server::jetstream::FILLER_TAG;
+
+/// The reference meta state: fed each meta log index by the first server to hand it up (every
+/// index is handed up somewhere before anyone can snapshot past it).
+#[derive(Debug, Default)]
+pub struct MetaOracle {
+    pub state: MetaState,
+    /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
+    /// here on it vouches for nothing.
+    pub stopped: Option<String>,
+}
+
+/// The oracle's own peer id: a member of no group, so its effects are irrelevant.
+const ORACLE_PEER: PeerId = PeerId::MAX;
+
+/// Meta indexes whose projection the ghost remembers (a 60 s run reaches a few thousand).
+pub const PROJECTIONS_KEPT_MAX: usize = 1_000_000;
+
+impl Ghost {
+    /// `node`'s meta layer reached applied index `index` with projection `digest`: it must be
+    /// what every server has there (S4).
+    pub fn observe_projection(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if let Some(&expected) = self.meta_projections.get(&index) {
+            if expected != digest {
+                let message = format!("projection at meta index {index} differs from the reference state machine's");
+                self.diverged("meta-same-index-same-projection", node, message);
+            }
+        }
+    }
+
+    /// A server hands up meta index `index` (`None`: no meta operation in it). The first to do
+    /// so feeds the oracle.
+    pub fn observe_meta_entry(&mut self, index: Index, data: Option<&[u8]>) {
+        let oracle = &mut self.meta_oracle;
+        if oracle.stopped.is_some() || index <= oracle.state.applied_index() {
+            return;
+        }
+        if index != oracle.state.applied_index() + 1 {
+            oracle.stopped = Some(format!("meta index {index} handed up after {}", oracle.state.applied_index()));
+            return;
+        }
+        match data {
+            Some(data) if data.first() != Some(&FILLER_TAG) => {
+                if let Err(e) = oracle.state.apply(index, data, ORACLE_PEER, &mut Inflight::default()) {
+                    oracle.stopped = Some(e.to_string());
+                    return;
+                }
+            }
+            _ => oracle.state.note_applied(index),
+        }
+        self.record_oracle_projection();
+    }
+
+    fn record_oracle_projection(&mut self) {
+        if self.meta_projections.len() < PROJECTIONS_KEPT_MAX {
+            let state = &self.meta_oracle.state;
+            self.meta_projections.insert(state.applied_index(), state.projection_digest());
+        }
+    }
+
+    /// `node` installs or stages a meta snapshot at `index` whose projection is `digest`: a
+    /// snapshot holds the applied state at its index and nothing else, inflight proposals
+    /// least of all (S5, S8).
+    pub fn observe_meta_snapshot(
+        &mut self,
+        node: NodeIndex,
+        index: Index,
+        digest: u64,
+        streams: &BTreeMap<StreamKey, StreamAssignment>,
+    ) {
+        if let Some(&expected) = self.meta_projections.get(&index) {
+            if expected != digest {
+                let message = format!("meta snapshot at index {index} differs from the applied state there");
+                self.diverged("meta-snapshot-applied-only", node, message);
+            }
+            return;
+        }
+        let oracle = &mut self.meta_oracle;
+        if oracle.stopped.is_none() && index > oracle.state.applied_index() {
+            // Only a lying disk gets a snapshot past every handed-up index; follow it.
+            if let Err(e) = oracle.state.apply_snapshot(index, streams.clone(), ORACLE_PEER) {
+                oracle.stopped = Some(e.to_string());
+                return;
+            }
+            self.record_oracle_projection();
+        }
+    }
+
+    /// `node` took a meta snapshot at `index` (S5: it must decode to the applied state there).
+    pub fn observe_meta_snapshot_taken(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
+            let message = format!("took a meta snapshot at index {index} that differs from the applied state there");
+            self.diverged("meta-snapshot-applied-only", node, message);
+        }
+    }
+
+    /// `node` ended a recovery at meta index `index` with projection `digest` (S6).
+    pub fn observe_recovered(&mut self, node: NodeIndex, index: Index, digest: u64) {
+        if self.meta_projections.get(&index).is_some_and(|&expected| expected != digest) {
+            let message = format!(
+                "recovery ended at meta index {index} with a projection that applying the same entries one by one does not give"
+            );
+            self.diverged("meta-recovery-equivalence", node, message);
+        }
+    }
+
+    /// `node` removed a local stream (or a consumer of it) created at `created_ms` as an
+    /// orphan. S12: never an incarnation the committed state still holds.
+    pub fn observe_orphan_removed(
+        &mut self,
+        node: NodeIndex,
+        account: &str,
+        stream: &str,
+        consumer: Option<&str>,
+        created_ms: u64,
+    ) {
+        if self.meta_oracle.stopped.is_some() {
+            return;
+        }
+        let state = &self.meta_oracle.state;
+        let key = StreamKey::new(account, stream);
+        let live = match consumer {
+            None => state.stream(&key).is_some_and(|sa| sa.created_ms == created_ms),
+            Some(name) => {
+                state.stream(&key).and_then(|sa| sa.consumers.get(name)).is_some_and(|ca| ca.created_ms == created_ms)
+            }
+        };
+        if live {
+            let what = match consumer {
+                None => format!("stream {key}"),
+                Some(name) => format!("consumer {key}:{name}"),
+            };
+            let message = format!(
+                "removed {what} (created {created_ms}) as an orphan, but the committed meta state (index {}) holds it",
+                state.applied_index()
+            );
+            self.diverged("meta-orphan-stale-view", node, message);
+        }
+    }
+
+    /// `node`'s meta layer starts (`true`) or stops (`false`) acting as leader; a crashed
+    /// server stops too.
+    pub fn observe_meta_acting(&mut self, node: NodeIndex, acting: bool) {
+        if acting {
+            self.acting_meta_leader = Some(node);
+        } else if self.acting_meta_leader == Some(node) {
+            self.acting_meta_leader = None;
+        } else {
+            return;
+        }
+        self.meta_leader_changes += 1;
+    }
+
+    /// `node` applied the removal of `peer` in normal mode, acting as meta leader of
+    /// `leader_term` if any.
+    pub fn observe_peer_removal_applied(&mut self, node: NodeIndex, peer: PeerId, leader_term: Option<Term>) {
+        self.peer_removals_applied.insert((node, peer, leader_term));
+        if node == peer {
+            self.removed_servers.insert(node);
+        }
+    }
+
+    /// S17, one at a time: the meta leader `node` proposed the removal of `peer` in `term`.
+    pub fn observe_peer_remove_proposed(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
+        if let Some(&(pending_term, pending)) = self.peer_removes_pending.get(&node) {
+            if pending_term == term {
+                let message = format!("proposed removing n{peer} while the removal of n{pending} awaits its answer");
+                self.flag("meta-peer-remove-one-at-a-time", node, message);
+            }
+        }
+        self.peer_removes_pending.insert(node, (term, peer));
+    }
+
+    /// S17, answer after apply: `node` answered the removal of `peer` it proposed in `term`.
+    pub fn observe_peer_remove_answered(&mut self, node: NodeIndex, term: Term, peer: PeerId) {
+        self.peer_removes_pending.remove(&node);
+        if !self.peer_removals_applied.contains(&(node, peer, Some(term))) {
+            let message = format!("answered the removal of n{peer} before applying it as leader of term {term}");
+            self.flag("meta-peer-remove-answer-after-apply", node, message);
+        }
+    }
+
+    /// The leader `node` lost its leadership with a removal unanswered.
+    pub fn observe_peer_remove_dropped(&mut self, node: NodeIndex) {
+        self.peer_removes_pending.remove(&node);
+    }
+}

@@ -1,0 +1,143 @@
+//! What fuzz runs ask of the meta system: its `[system]` knobs per seed (swarm testing, as
+//! FoundationDB randomises its), and client operations over a few names so that creates
+//! collide, deletes find their target and consumers find their stream.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
+use sim::{NodeIndex, Workload};
+
+use crate::meta;
+use crate::server::config::{ClusterSpec, ServerApiLevel, ServerCapacity, ServerConfig};
+use crate::server::wire::MetaOp;
+use crate::server::Server;
+
+pub struct MetaWorkload;
+
+impl Workload for MetaWorkload {
+    type Node = Server;
+
+    fn churn_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
+        Some(match rng.gen_range(0..4) {
+            0 | 1 => MetaOp::Stepdown { preferred: None },
+            2 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
+            _ => MetaOp::Snapshot {},
+        })
+    }
+
+    fn membership_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
+        // By id or by name (names are known only for servers heard from since start).
+        let peer = rng.gen_range(0..5);
+        Some(if rng.gen_bool(0.5) {
+            MetaOp::RemovePeer { peer: Some(peer), name: None }
+        } else {
+            MetaOp::RemovePeer { peer: None, name: Some(format!("n{peer}")) }
+        })
+    }
+
+    fn client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
+        // A few names, so creates collide (idempotent or conflicting), deletes find their
+        // target, and consumers find their stream.
+        let stream = format!("S{}", rng.gen_range(0..4));
+        let consumer = format!("C{}", rng.gen_range(0..3));
+        let account = "A".to_string();
+        match rng.gen_range(0..100) {
+            0..=3 => MetaOp::Stepdown { preferred: None },
+            4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
+            6..=8 => MetaOp::Snapshot {},
+            9..=14 => MetaOp::Propose { count: rng.gen_range(1..=4) },
+            15..=19 => MetaOp::StreamInfo { account, name: stream },
+            20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
+            30..=64 => {
+                // Replicas vary now and then: the same name with another config is refused, and
+                // an R2 stream fits the smaller cluster when the other is full.
+                let replicas = [3, 3, 3, 3, 3, 3, 3, 1, 1, 2][rng.gen_range(0..10)];
+                let subjects = vec![format!("{}.>", stream.to_lowercase())];
+                MetaOp::CreateStream {
+                    account,
+                    name: stream,
+                    subjects,
+                    replicas,
+                    max_consumers: None,
+                    required_api_level: generate_required_level(rng),
+                    config_json: None,
+                    // Now and then pinned to a cluster: such a stream cannot be re-placed.
+                    cluster: if !config.clusters.is_empty() && rng.gen_bool(0.2) {
+                        Some(config.clusters[rng.gen_range(0..config.clusters.len())].name.clone())
+                    } else {
+                        None
+                    },
+                }
+            }
+            65..=74 => MetaOp::DeleteStream { account, name: stream },
+            75..=92 => MetaOp::CreateConsumer {
+                account,
+                stream,
+                name: consumer,
+                replicas: 0,
+                required_api_level: generate_required_level(rng),
+                config_json: None,
+            },
+            _ => MetaOp::DeleteConsumer { account, stream, name: consumer },
+        }
+    }
+
+    /// A group created by the last operation may need several election rounds: its members
+    /// start it as they apply the assignment, seconds apart, and split votes. Three of the
+    /// slowest election timeouts (27 s at NRG's defaults) let it settle.
+    fn quiet_tail_ms(config: &ServerConfig) -> u64 {
+        3 * config.election_timeout_ms_max
+    }
+
+    fn generate_config(rng: &mut dyn RngCore, servers: u32) -> ServerConfig {
+        // Half the seeds run raft ten times faster than NRG's defaults, so a 60 s run sees many
+        // more elections, stepdowns and catch-ups (swarm knobs, as FoundationDB randomises its).
+        let fast = rng.gen_bool(0.5);
+        let heartbeat_ms = if fast { [100, 200][rng.gen_range(0..2)] } else { 1_000 };
+        ServerConfig {
+            heartbeat_ms,
+            election_timeout_ms_min: heartbeat_ms * 4,
+            election_timeout_ms_max: heartbeat_ms * 9,
+            tick_ms: heartbeat_ms / 10,
+            snapshot_every: [16, 64, 256][rng.gen_range(0..3)],
+            // Small batches let a follower acknowledge old-term entries before the new leader's
+            // first entry, the window in which Raft's Figure 8 rule matters.
+            max_entries_per_append: [64, 64, 4, 1][rng.gen_range(0..4)],
+            max_streams_per_account: [None, Some(2), Some(3)][rng.gen_range(0..3)],
+            // A quarter of the seeds run a mixed-version cluster: one server a level behind,
+            // so assets that need the current level are unsupported there (§7).
+            api_levels: if rng.gen_bool(0.25) {
+                vec![ServerApiLevel { node: rng.gen_range(0..3), level: meta::API_LEVEL - 1 }]
+            } else {
+                vec![]
+            },
+            // A quarter of the seeds run two clusters (placement tries the client's first), and
+            // some bound a few servers' streams, so placement from stale stats makes members
+            // refuse streams and the leader re-place or remove them (§2.7).
+            clusters: if servers >= 2 && rng.gen_bool(0.25) {
+                let east = servers.div_ceil(2);
+                vec![
+                    ClusterSpec { name: "east".into(), nodes: (0..east).collect() },
+                    ClusterSpec { name: "west".into(), nodes: (east..servers).collect() },
+                ]
+            } else {
+                vec![]
+            },
+            stream_capacity: if rng.gen_bool(0.3) {
+                let bounded = rng.gen_range(1..=servers.div_ceil(2));
+                let mut nodes: Vec<NodeIndex> = (0..servers).collect();
+                nodes.shuffle(rng);
+                nodes.truncate(bounded as usize);
+                nodes.sort_unstable();
+                nodes.into_iter().map(|node| ServerCapacity { node, streams: rng.gen_range(1..=2) }).collect()
+            } else {
+                vec![]
+            },
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// One generated asset in ten needs the current API level (§7), which older servers lack.
+fn generate_required_level(rng: &mut dyn RngCore) -> Option<i64> {
+    rng.gen_bool(0.1).then_some(meta::API_LEVEL)
+}

@@ -1,0 +1,117 @@
+//! A durable `Ready` let out: its messages sent, its crash points marked, and what it commits
+//! handed up in order (entries, snapshots, leadership and catch-up signals) to the group's
+//! applied chain, the meta layer and waiting publishers, each told to the oracle as it
+//! happens.
+
+use sim::hash::digest;
+
+use super::env::ServerEnv;
+use super::group::{Group, GroupSnapshot};
+use super::observe::Observation;
+use crate::raft::{Applied, Entry, EntryData, Message, Ready, Role, Signal, Snapshot};
+
+impl Group {
+    /// Everything in the Ready is durable: let it out.
+    pub(super) fn release(&mut self, env: &mut ServerEnv<'_>, ready: Ready) {
+        // Crash points: the moments after which a crash tests what was made durable first.
+        let vote_sent = ready.messages.iter().any(|(_, m)| matches!(m, Message::Vote { granted: true, .. }));
+        let ack_sent = ready.messages.iter().any(|(_, m)| matches!(m, Message::AppendResponse { success: true, .. }));
+        let committed = ready.hard_state.is_some_and(|h| h.commit > self.applied.index);
+        self.send(env, ready.messages);
+        if vote_sent {
+            env.crash_point("vote-sent");
+        }
+        if ack_sent {
+            env.crash_point("append-acknowledged");
+        }
+        if committed && self.node.role() == Role::Leader {
+            env.crash_point("leader-committed");
+        }
+        if let Some(s) = &ready.snapshot {
+            self.pipeline.files().remove_older_snapshots(env.disk(), s.last_index);
+        }
+        for item in ready.applied {
+            match item {
+                Applied::Entry(entry) => self.apply_entry(env, entry),
+                Applied::Snapshot(snapshot) => self.apply_snapshot(env, snapshot),
+                Applied::Signal(signal) => self.apply_signal(env, signal),
+            }
+        }
+        if self.node.applied_index() >= self.last_snapshot_index + self.snapshot_every {
+            self.snapshot(env);
+        }
+    }
+
+    /// A committed entry: into the applied chain, then the meta layer, then a publish waiting
+    /// for it.
+    fn apply_entry(&mut self, env: &mut ServerEnv<'_>, entry: Entry) {
+        let entry_digest = self.applied.apply(&entry);
+        let chain = self.applied.chain;
+        let (index, term) = (entry.index, entry.term);
+        env.observe(Observation::Applied { group: &self.name, index, term, digest: entry_digest, chain });
+        env.trace("apply", &(index, term, entry_digest));
+        if let Some(meta) = self.meta.as_deref_mut() {
+            match &entry.data {
+                EntryData::Normal(data) => {
+                    let answer = meta.leader_term.is_some();
+                    meta.on_entry(env, index, data, answer);
+                }
+                other => meta.on_other_entry(env, index, other),
+            }
+        }
+        if let Some(pending) = self.pending_publishes.remove(&index) {
+            // A later leader may have put another entry at that index.
+            if term == pending.last_term && entry.data == EntryData::Normal(pending.last_payload) {
+                env.observe(Observation::MessagesAcked { group: &self.name, count: pending.ack.count });
+                self.publish_acks.push(pending.ack);
+            }
+        }
+        self.node.applied_to(index);
+    }
+
+    /// A leader's snapshot: it replaces the applied chain (and the meta layer's state).
+    fn apply_snapshot(&mut self, env: &mut ServerEnv<'_>, snapshot: Snapshot) {
+        // Snapshots are checksummed on disk and on arrival, so one that does not decode was
+        // built wrong: a bug, not a fault.
+        let decoded: GroupSnapshot = bincode::deserialize(&snapshot.data).unwrap_or_else(|e| {
+            panic!("group {}: a snapshot built by a peer's upper layer fails to decode: {e}", self.name)
+        });
+        self.applied = decoded.applied;
+        if let (Some(meta), Some(state)) = (self.meta.as_deref_mut(), decoded.meta) {
+            meta.install(env, snapshot.last_index, state);
+        }
+        assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
+        let (index, chain) = (snapshot.last_index, self.applied.chain);
+        env.observe(Observation::SnapshotInstalled { group: &self.name, index, chain });
+        env.trace("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)));
+        self.node.applied_to(snapshot.last_index);
+        // Publishes the snapshot jumped over are never acknowledged from here.
+        self.pending_publishes.retain(|&index, _| index > snapshot.last_index);
+        if snapshot.last_index > self.last_snapshot_index {
+            self.last_snapshot_index = snapshot.last_index;
+            self.snapshots_installed += 1;
+        }
+    }
+
+    /// Leadership and catch-up signals; the end of a catch-up may end a meta recovery.
+    fn apply_signal(&mut self, env: &mut ServerEnv<'_>, signal: Signal) {
+        match signal {
+            Signal::BecameLeader { .. } => {
+                self.is_leader = true;
+                env.crash_point("became-leader");
+            }
+            Signal::SteppedDown { .. } => self.is_leader = false,
+            Signal::CatchupStarted => {
+                if let Some(meta) = self.meta.as_deref_mut() {
+                    meta.on_catchup_started(env);
+                }
+            }
+            Signal::CatchupDone => self.replay_done = true,
+        }
+        env.trace("signal", &format!("{signal:?}"));
+        if signal == Signal::CatchupDone && self.meta.as_deref_mut().is_some_and(|m| m.on_replay_done(env)) {
+            // §3.4: a recovery ends with a fresh snapshot and a compacted log.
+            self.snapshot(env);
+        }
+    }
+}

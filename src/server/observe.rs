@@ -1,0 +1,81 @@
+//! What a server tells the oracle as it happens. Each observation is a fact no server state
+//! keeps afterwards (who led which term, what was applied at an index, what was acknowledged
+//! to a client); the harness checks them against the run's history. Borrowed: the engine
+//! hands them on at once and keeps none.
+
+use std::collections::BTreeMap;
+
+use sim::NodeIndex;
+
+use crate::meta::{MetaEntry, PeerId, RaftGroup, StreamAssignment, StreamKey};
+use crate::raft::{Index, Term};
+
+#[derive(Debug)]
+pub enum Observation<'a> {
+    /// This server leads `term` of raft group `group` (its role; the apply barrier may not be
+    /// passed yet) and has committed up to `commit`.
+    Leads { group: &'a str, term: Term, commit: Index },
+    /// It applied entry `index` of `term` of `group`, whose digest is `digest`, reaching the
+    /// applied-state chain `chain`.
+    Applied { group: &'a str, index: Index, term: Term, digest: u64, chain: u64 },
+    /// It installed a snapshot of `group` ending at `index` whose state chain is `chain`.
+    SnapshotInstalled { group: &'a str, index: Index, chain: u64 },
+    /// A proposal it made for `proposed_term` went into its log as an entry of `entry_term`.
+    Appended { proposed_term: Term, entry_term: Option<Term> },
+    /// It acknowledged `count` messages to a client of the stream running in `group`.
+    MessagesAcked { group: &'a str, count: u32 },
+    /// The meta leader found every peer of `group` removed: what the group held is gone.
+    GroupEmptied { group: &'a str },
+
+    /// Its meta layer hands up meta index `index` (`None`: no meta operation in it).
+    MetaEntry { index: Index, data: Option<&'a [u8]> },
+    /// Its meta layer reached applied index `index` with projection `digest`.
+    Projection { index: Index, digest: u64 },
+    /// It took a meta snapshot at `index` whose projection is `digest`.
+    MetaSnapshotTaken { index: Index, digest: u64 },
+    /// It installs or stages a meta snapshot at `index` with projection `digest`.
+    MetaSnapshotInstalled { index: Index, digest: u64, streams: &'a BTreeMap<StreamKey, StreamAssignment> },
+    /// A recovery ended at meta index `index` with projection `digest`.
+    Recovered { index: Index, digest: u64 },
+    /// It applies an assignment of a stream it may already hold (`applied`).
+    StreamAssigned { assignment: &'a StreamAssignment, applied: Option<&'a StreamAssignment> },
+    /// It is about to remove orphans; `in_sync` says whether it knew a meta leader and its
+    /// meta group was healthy.
+    OrphansRemoving { in_sync: bool, streams: usize, consumers: usize },
+    /// It removed a local stream (or a consumer of it) created at `created_ms` as an orphan.
+    OrphanRemoved { stream: &'a StreamKey, consumer: Option<&'a str>, created_ms: u64 },
+
+    /// Its meta layer starts (`true`) or stops (`false`) acting as leader.
+    MetaActing { acting: bool },
+    /// As acting meta leader (or not: `None`) of a term, it applied the removal of `peer` in
+    /// normal mode.
+    RemovalApplied { peer: PeerId, leader_term: Option<Term> },
+    /// Meta index `index` removes `peer` from the meta group, or adds it.
+    Membership { index: Index, peer: PeerId, member: bool },
+    /// The meta leader proposed the removal of `peer` in `term`.
+    PeerRemoveProposed { term: Term, peer: PeerId },
+    /// The meta leader answered the removal of `peer` it proposed in `term`.
+    PeerRemoveAnswered { term: Term, peer: PeerId },
+    /// The meta leader lost its leadership with a removal unanswered.
+    PeerRemoveDropped,
+    /// The meta leader proposes `entry` with these meta peers. `kept` is the group the
+    /// applied state already has for the asset; `stream` the group of a consumer's stream,
+    /// applied or inflight (whose peers a consumer may inherit).
+    MetaProposed {
+        entry: &'a MetaEntry,
+        meta_peers: &'a [PeerId],
+        kept: Option<&'a RaftGroup>,
+        stream: Option<&'a RaftGroup>,
+    },
+    /// The meta leader answers a failed-create report about group `reported` of `stream` by
+    /// removing group `removed`.
+    ResultRemoves { stream: &'a StreamKey, reported: &'a str, removed: &'a str },
+
+    /// A client of this server opened request `request`, routed to `target` (`None`: no
+    /// leader known). `watched`: it is a request the acting meta leader must answer (L7).
+    RequestOpened { request: u64, target: Option<NodeIndex>, watched: bool },
+    /// A client of this server got its answer to `request`.
+    RequestAnswered { request: u64 },
+    /// A request of this server's client timed out.
+    RequestTimedOut { request: u64 },
+}

@@ -1,0 +1,204 @@
+//! The persist pipeline of one raft group: each `Ready` goes to disk in stages, each ending in
+//! fsyncs, and only once every stage is durable is it handed back to be let out.
+//!
+//! The stages: snapshot file, the record naming the snapshot durable, hard state, then the
+//! log. The snapshot goes first because the hard state's commit may point at it: a crash
+//! between the two must not leave a commit with nothing under it. This file knows disks and
+//! fsync tokens, nothing of what the entries mean.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::env::ServerEnv;
+use super::storage::{GroupFiles, WalRecord};
+use crate::raft::Ready;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Snapshot,
+    SnapshotMark,
+    HardState,
+    Log,
+    Release,
+}
+
+impl Stage {
+    fn next(self) -> Stage {
+        match self {
+            Stage::Snapshot => Stage::SnapshotMark,
+            Stage::SnapshotMark => Stage::HardState,
+            Stage::HardState => Stage::Log,
+            Stage::Log | Stage::Release => Stage::Release,
+        }
+    }
+}
+
+/// A `Ready` on its way to disk.
+#[derive(Debug)]
+struct InFlight {
+    ready: Ready,
+    stage: Stage,
+    waiting: BTreeSet<u64>,
+    /// The last write failed (ENOSPC); the stage is retried on the next tick.
+    blocked: bool,
+}
+
+/// One group's files and the `Ready` being made durable, if any.
+#[derive(Debug)]
+pub struct Pipeline {
+    files: GroupFiles,
+    current: Option<InFlight>,
+    /// The last storage write that failed (e.g. a full disk), while the pipeline waits to retry
+    /// it. Unlike NRG's sticky write error it clears once a write succeeds again: here a blocked
+    /// stage is retried, so the error says "stuck now", which is what health reports need.
+    pub write_error: Option<String>,
+}
+
+impl Pipeline {
+    pub fn new(files: GroupFiles) -> Self {
+        Pipeline { files, current: None, write_error: None }
+    }
+
+    pub fn files(&self) -> &GroupFiles {
+        &self.files
+    }
+
+    /// Whether a `Ready` is on its way to disk.
+    pub fn busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Whether a full disk stopped the current stage until the next retry.
+    pub fn blocked(&self) -> bool {
+        self.current.as_ref().is_some_and(|p| p.blocked)
+    }
+
+    /// The current stage and whether it is blocked, for reports.
+    pub fn describe(&self) -> String {
+        self.current
+            .as_ref()
+            .map_or("no".to_string(), |p| format!("{:?}{}", p.stage, if p.blocked { " blocked" } else { "" }))
+    }
+
+    /// Take a `Ready` to make durable; the pipeline must be idle.
+    pub fn start(&mut self, ready: Ready) {
+        assert!(self.current.is_none(), "one Ready at a time");
+        self.current = Some(InFlight { ready, stage: Stage::Snapshot, waiting: BTreeSet::new(), blocked: false });
+    }
+
+    /// An fsync completed: true when it was the last the current stage waited for.
+    pub fn fsync_done(&mut self, token: u64) -> bool {
+        self.current.as_mut().is_some_and(|p| p.waiting.remove(&token) && p.waiting.is_empty())
+    }
+
+    /// Lift a block so the stage is tried again; false when nothing was blocked.
+    pub fn unblock(&mut self) -> bool {
+        match self.current.as_mut().filter(|p| p.blocked) {
+            Some(p) => {
+                p.blocked = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Run stages until one waits on fsyncs or a write fails (`None`), or the `Ready` is
+    /// durable: then it is handed back, to be let out.
+    pub fn drive(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens, group: &str) -> Option<Ready> {
+        loop {
+            let p = self.current.as_mut().expect("driving a Ready");
+            if !p.waiting.is_empty() {
+                return None;
+            }
+            p.blocked = false;
+            if p.stage == Stage::Release {
+                return self.current.take().map(|p| p.ready);
+            }
+            let written = Self::write_stage(&self.files, env, &p.ready, p.stage);
+            let p = self.current.as_mut().expect("still persisting");
+            match written {
+                Ok(paths) => {
+                    self.write_error = None;
+                    for path in paths {
+                        let token = tokens.next(group);
+                        p.waiting.insert(token);
+                        env.fsync(&path, token);
+                    }
+                    p.stage = p.stage.next();
+                }
+                Err(e) => {
+                    p.blocked = true;
+                    env.trace("write-error", &e.to_string());
+                    self.write_error = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Write what `stage` of `ready` holds; the paths to sync.
+    fn write_stage(
+        files: &GroupFiles,
+        env: &mut ServerEnv<'_>,
+        ready: &Ready,
+        stage: Stage,
+    ) -> Result<Vec<String>, sim::disk::DiskError> {
+        match stage {
+            Stage::Snapshot => match &ready.snapshot {
+                Some(snap) => files.write_snapshot(env.disk(), snap).map(|path| vec![path]),
+                None => Ok(vec![]),
+            },
+            Stage::SnapshotMark => match &ready.snapshot {
+                Some(snap) => {
+                    files.mark_snapshot_durable(env.disk(), snap.last_index).map(|()| vec![files.state.clone()])
+                }
+                None => Ok(vec![]),
+            },
+            Stage::HardState => match ready.hard_state {
+                Some(hard) => files.append_hard_state(env.disk(), hard).map(|()| vec![files.state.clone()]),
+                None => Ok(vec![]),
+            },
+            Stage::Log => {
+                let mut result = Ok(());
+                if let Some(from) = ready.truncate_from {
+                    result = result.and_then(|()| files.append_wal(env.disk(), &WalRecord::TruncateFrom(from)));
+                }
+                if !ready.entries.is_empty() {
+                    let record = WalRecord::Entries(ready.entries.clone());
+                    result = result.and_then(|()| files.append_wal(env.disk(), &record));
+                }
+                let touched = ready.truncate_from.is_some() || !ready.entries.is_empty();
+                result.map(|()| if touched { vec![files.wal.clone()] } else { vec![] })
+            }
+            Stage::Release => unreachable!("the release stage writes nothing"),
+        }
+    }
+}
+
+/// fsync tokens, each remembering the group that asked.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    next: u64,
+    owners: BTreeMap<u64, String>,
+}
+
+/// Outstanding fsyncs per server are bounded by the pipeline (a few per group); this guards
+/// against a leak.
+const TOKENS_OUTSTANDING_MAX: usize = 10_000;
+
+impl Tokens {
+    pub fn next(&mut self, group: &str) -> u64 {
+        assert!(self.owners.len() < TOKENS_OUTSTANDING_MAX, "fsync tokens leak");
+        self.next += 1;
+        self.owners.insert(self.next, group.to_string());
+        self.next
+    }
+
+    pub fn owner(&mut self, token: u64) -> Option<String> {
+        self.owners.remove(&token)
+    }
+
+    /// A group stopped: its outstanding fsyncs must not reach a later group of that name.
+    pub fn forget_group(&mut self, group: &str) {
+        self.owners.retain(|_, owner| owner != group);
+    }
+}

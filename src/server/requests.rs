@@ -1,0 +1,287 @@
+//! Client requests at a server and the meta leader's side of them: routing to the leader,
+//! validation and proposal (§2.7, §5), and the operator's raft-level operations (stepdown,
+//! peers, snapshots, raw proposals).
+
+use sim::NodeIndex;
+
+use super::env::{forked_rng, ServerEnv};
+use super::group::Group;
+use super::jetstream::FILLER_TAG;
+use super::observe::Observation;
+use super::wire::{MetaOp, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
+use super::Server;
+use crate::meta::{self, MetaRequest, RaftGroup, Reply};
+use crate::raft::{EntryData, Index, PeerId, RaftNode, Term};
+
+/// Where a client's request goes first.
+pub(super) enum RequestRoute {
+    /// This server's meta layer leads.
+    Here,
+    /// The meta leader this server knows.
+    Leader(NodeIndex),
+    /// No leader known: the request times out.
+    Nowhere,
+}
+
+impl Server {
+    /// Open a request for a client of this server, and say where it goes: the meta layer here
+    /// if it leads, else the leader this server knows. With none known the request waits for
+    /// its timeout, as a NATS client's would. `watched`: the acting meta leader owes it an
+    /// answer (L7), which the oracle follows.
+    pub(super) fn open_client_request(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        watched: bool,
+    ) -> Option<(u64, RequestRoute)> {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return None;
+        };
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let route = match group.node.group_leader().filter(|&l| l != env.node()) {
+            _ if meta.leader_term.is_some() => RequestRoute::Here,
+            Some(leader) => RequestRoute::Leader(leader),
+            None => RequestRoute::Nowhere,
+        };
+        let target = match route {
+            RequestRoute::Here => Some(env.node()),
+            RequestRoute::Leader(leader) => Some(leader),
+            RequestRoute::Nowhere => None,
+        };
+        let Some(request) = meta.open_request(now) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return None;
+        };
+        env.observe(Observation::RequestOpened { request, target, watched });
+        Some((request, route))
+    }
+
+    /// A client request made at this server: the meta leader handles it, here or one hop away.
+    fn client_request(&mut self, env: &mut ServerEnv<'_>, body: MetaRequest) {
+        let Some((request, route)) = self.open_client_request(env, true) else { return };
+        env.trace("request", &(request, &body));
+        match route {
+            RequestRoute::Here => self.lead_request(env, env.node(), request, body),
+            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::Request { request, body }),
+            RequestRoute::Nowhere => {}
+        }
+    }
+
+    /// The meta leader validates a request and proposes its entry; validation errors are
+    /// answered at once, a refused proposal gets no answer (the client times out, §2.7).
+    pub(super) fn lead_request(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, body: MetaRequest) {
+        // A request can reach a server whose meta group refused to start, or that lost the
+        // lead on the way: drop it, the client times out.
+        let Some(ctx) = self.leader_context(env, Some(origin)) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+        let term = meta.leader_term.expect("leader_context requires a leader term");
+        let reply = Reply { client: u64::from(origin), request };
+        let mut rng = forked_rng(env);
+        match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
+            Ok(entry) => match propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+                Ok(index) => env.trace("proposed", &(index, origin, request)),
+                Err(e) => env.trace("propose-refused", &e),
+            },
+            Err(e) => self.send_answer(env, origin, request, Err(e.to_string())),
+        }
+    }
+
+    /// A client operation at this server (or forwarded by one that does not lead).
+    pub(super) fn handle_op(&mut self, env: &mut ServerEnv<'_>, op: MetaOp, forwarded: bool) {
+        match op {
+            MetaOp::Publish { account, stream, count } => {
+                self.client_publish(env, meta::StreamKey::new(&account, &stream), count)
+            }
+            MetaOp::StreamInfo { account, name } => self.client_info(env, meta::StreamKey::new(&account, &name)),
+            MetaOp::Rescue { quorum } => self.rescue(env, quorum),
+            MetaOp::RemovePeer { peer, name } => self.client_remove_peer(env, PeerTarget { peer, name }),
+            op => match op.request() {
+                Some(body) => self.client_request(env, body),
+                None => self.raft_op(env, op, forwarded),
+            },
+        }
+    }
+
+    /// An operation on the meta group's raft leader: carried out there, or passed to the
+    /// leader this server knows (once).
+    fn raft_op(&mut self, env: &mut ServerEnv<'_>, op: MetaOp, forwarded: bool) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let node = &mut group.node;
+        if !node.leader() {
+            match node.group_leader() {
+                Some(leader) if !forwarded && leader != env.node() => env.send(leader, ServerMsg::Forward { op }),
+                _ => env.trace("op-refused", &"no meta leader"),
+            }
+            return;
+        }
+        let term = node.term();
+        match op {
+            MetaOp::Propose { count } => {
+                for _ in 0..count.min(PROPOSE_COUNT_MAX) {
+                    self.proposals += 1;
+                    if !propose_filler(env, node, term, self.proposals) {
+                        break;
+                    }
+                }
+            }
+            MetaOp::Stepdown { preferred } => {
+                let mut rng = forked_rng(env);
+                node.step_down(now, preferred, &mut rng);
+            }
+            MetaOp::AddPeer { peer } if peer >= env.servers() => {
+                env.trace("op-refused", &format!("no server {peer}"));
+            }
+            MetaOp::AddPeer { peer } => {
+                if let Err(e) = node.propose(now, term, EntryData::AddPeer(peer)) {
+                    env.trace("op-refused", &e.to_string());
+                }
+            }
+            MetaOp::Snapshot {} => {
+                group.snapshot(env);
+            }
+            MetaOp::InjectInflightStream { account, name, peers } => {
+                inject_inflight_stream(env, group, &account, &name, &peers)
+            }
+            MetaOp::ProposeRaw { hex } => match decode_hex(&hex) {
+                Some(bytes) => {
+                    if let Err(e) = node.propose(now, term, EntryData::Normal(bytes)) {
+                        env.trace("propose-refused", &e.to_string());
+                    }
+                }
+                None => env.trace("op-refused", &"propose-raw: not hex"),
+            },
+            _ => unreachable!("requests are handled above"),
+        }
+    }
+}
+
+/// One raft-load entry (not a meta operation); false when raft refused it.
+fn propose_filler(env: &mut ServerEnv<'_>, node: &mut RaftNode, term: Term, sequence: u64) -> bool {
+    let mut payload = vec![FILLER_TAG];
+    payload.extend(bincode::serialize(&(env.node(), sequence)).expect("plain data"));
+    match node.propose(env.monotonic_ms(), term, EntryData::Normal(payload)) {
+        Ok(index) => {
+            env.observe(Observation::Appended { proposed_term: term, entry_term: node.entry_term(index) });
+            true
+        }
+        Err(e) => {
+            env.trace("propose-refused", &e.to_string());
+            false
+        }
+    }
+}
+
+/// `inject-inflight-stream`: track an assignment as inflight without proposing it.
+fn inject_inflight_stream(env: &mut ServerEnv<'_>, group: &mut Group, account: &str, name: &str, peers: &[NodeIndex]) {
+    let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+    match injected_stream(account, name, peers, env.servers(), env.now_ms()) {
+        Ok(sa) if meta.leader_term.is_some() => {
+            env.trace("inflight-injected", &sa.key());
+            meta.inflight.track_stream(&sa, false);
+        }
+        Ok(_) => env.trace("op-refused", &"the meta layer does not act as leader yet"),
+        Err(e) => env.trace("op-refused", &e),
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The assignment `inject-inflight-stream` tracks: an R`peers.len()` stream on `peers`.
+fn injected_stream(
+    account: &str,
+    name: &str,
+    peers: &[NodeIndex],
+    servers: u32,
+    now_ms: u64,
+) -> Result<meta::StreamAssignment, String> {
+    if let Some(bad) = peers.iter().find(|&&p| p >= servers) {
+        return Err(format!("inject-inflight-stream: no server {bad}"));
+    }
+    let replicas = u8::try_from(peers.len()).map_err(|_| "inject-inflight-stream: too many peers".to_string())?;
+    let config = meta::StreamConfig { name: name.into(), replicas, ..Default::default() };
+    let group = meta::RaftGroup {
+        name: format!("S-R{replicas}-injected-{name}"),
+        peers: peers.to_vec(),
+        preferred: peers.first().copied(),
+    };
+    group.check().map_err(|e| format!("inject-inflight-stream: {e}"))?;
+    Ok(meta::StreamAssignment {
+        account: account.into(),
+        name: name.into(),
+        created_ms: now_ms.max(1),
+        config_json: config.to_json(),
+        group,
+        sync: format!("$SYS.JSC.SYNC.injected-{name}"),
+        consumers: Default::default(),
+    })
+}
+
+/// A new meta leader gives every stream applied without a sync subject a fresh one (§2.1).
+pub(super) fn repair_sync_subjects(env: &mut ServerEnv<'_>, group: &mut Group, term: Term) {
+    let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
+    if meta.state.streams_missing_sync().is_empty() {
+        return;
+    }
+    let mut rng = forked_rng(env);
+    let peers = group.node.peers().to_vec();
+    for entry in meta::sync_repairs(&meta.state, &mut rng) {
+        env.trace("sync-repair", &entry.stream_key());
+        if let Err(e) = propose_meta(env, group, term, &entry, &peers) {
+            env.trace("propose-refused", &e);
+            return;
+        }
+    }
+}
+
+/// Propose a meta entry as the acting leader of `term`, and track it inflight once it is in
+/// the log (§5.1). The oracle hears of it first, with what it needs to judge S11 (placement
+/// on known meta peers) and S20 (a sync subject on every stream assignment).
+pub(super) fn propose_meta(
+    env: &mut ServerEnv<'_>,
+    group: &mut Group,
+    term: Term,
+    entry: &meta::MetaEntry,
+    meta_peers: &[PeerId],
+) -> Result<Index, String> {
+    let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+    let (kept, stream) = groups_a_proposal_may_keep(entry, &meta.state, &meta.inflight);
+    env.observe(Observation::MetaProposed { entry, meta_peers, kept, stream });
+    let index =
+        group.node.propose(env.monotonic_ms(), term, EntryData::Normal(entry.encode())).map_err(|e| e.to_string())?;
+    meta.proposed(entry);
+    env.observe(Observation::Appended { proposed_term: term, entry_term: group.node.entry_term(index) });
+    Ok(index)
+}
+
+/// For an entry that places an asset: the group the applied state already has for it, and
+/// for a consumer the group of its stream (applied or inflight), whose peers it may keep.
+fn groups_a_proposal_may_keep<'a>(
+    entry: &meta::MetaEntry,
+    state: &'a meta::MetaState,
+    inflight: &'a meta::Inflight,
+) -> (Option<&'a RaftGroup>, Option<&'a RaftGroup>) {
+    match entry {
+        meta::MetaEntry::AssignStream { sa, .. } | meta::MetaEntry::UpdateStream { sa, .. } => {
+            (state.stream(&sa.key()).map(|e| &e.group), None)
+        }
+        meta::MetaEntry::AssignConsumer { ca, .. } => {
+            let stream = inflight.stream_or_inflight(state, &ca.stream_key()).map(|sa| &sa.group);
+            (state.consumer(&ca.key()).map(|e| &e.group), stream)
+        }
+        _ => (None, None),
+    }
+}

@@ -1,0 +1,267 @@
+//! A server's timed work (the tick) and what follows every input (settling): pipelines
+//! pushed, meta leadership signalled, raft groups matched to the local assets, the meta
+//! layer's one-shot and periodic duties.
+
+use std::collections::BTreeSet;
+
+use super::bugs::{ACK_BEFORE_FSYNC, BOOT_SIZE_COUNTS_NON_MEMBERS};
+use super::env::{forked_rng, ServerEnv};
+use super::group::Group;
+use super::observe::Observation;
+use super::requests::repair_sync_subjects;
+
+use super::storage::{self, GroupFiles};
+use super::wire::{ServerMsg, ServerStats, META};
+use super::{assets, Server};
+use crate::raft::{Config as RaftConfig, Role};
+use sim::NodeIndex;
+
+/// The meta group snapshots every minute, and retries after 15 s when one failed (§3.7).
+const SNAPSHOT_INTERVAL_MS: u64 = 60_000;
+const SNAPSHOT_RETRY_MS: u64 = 15_000;
+/// NRG checks the cluster size every second until a leader was seen.
+const COLD_BOOT_CHECK_MS: u64 = 1_000;
+
+impl Server {
+    /// The tick's work, in a fixed order, before the raft groups tick.
+    pub(super) fn tick(&mut self, env: &mut ServerEnv<'_>) {
+        if env.monotonic_ms() >= self.cold_boot_check_at_ms {
+            self.cold_boot_check(env);
+        }
+        self.send_due_answers(env);
+        self.stats_tick(env);
+        // Before the orphan check, so a direct consumer it removes is missed from the next
+        // mirror health check on, as a mirror misses its heartbeats.
+        self.mirror_tick(env);
+        self.meta_tick(env);
+        self.sync_group_peers(env);
+        self.evict_removed_peers(env);
+        let now = env.monotonic_ms();
+        for group in self.groups.values_mut() {
+            let mut rng = forked_rng(env);
+            group.node.tick(now, &mut rng);
+            group.retry_blocked(env, &mut self.tokens);
+        }
+    }
+
+    /// After every input: push pipelines, signal meta leadership, tell the oracle who leads,
+    /// and act on what the input changed.
+    pub(super) fn settle(&mut self, env: &mut ServerEnv<'_>) {
+        self.now_ms = env.monotonic_ms();
+        self.wall_ms = env.now_ms();
+        let mut meta_elected = false;
+        for group in self.groups.values_mut() {
+            group.advance(env, &mut self.tokens);
+            if let Some(term) = Self::signal_meta_leadership(env, group, self.now_ms) {
+                repair_sync_subjects(env, group, term);
+                // §3.7: a new leader starts from a fresh snapshot.
+                group.snapshot(env);
+                meta_elected = true;
+            }
+            if group.node.role() == Role::Leader {
+                let (term, commit) = (group.node.term(), group.node.commit_index());
+                env.observe(Observation::Leads { group: &group.name, term, commit });
+            }
+        }
+        if meta_elected {
+            self.check_cluster_size(env); // §8.4: on election
+        }
+        self.after_membership_changes(env);
+        for name in self.reconcile_groups(env) {
+            let group = self.groups.get_mut(&name).expect("just started");
+            group.advance(env, &mut self.tokens);
+        }
+        self.route_publish_acks(env);
+        self.send_results(env);
+    }
+
+    /// The meta layer follows raft's leadership (past the apply barrier, and not while it
+    /// recovers or after an apply error); the term it newly leads, if it just became leader.
+    fn signal_meta_leadership(env: &mut ServerEnv<'_>, group: &mut Group, now_ms: u64) -> Option<u64> {
+        let meta = group.meta.as_deref_mut()?;
+        let node = &mut group.node;
+        // The meta layer acts as leader only past the apply barrier (§1.8), unless the bug
+        // switch lets it act as soon as raft wins.
+        let acting = if meta.bugs.leader_before_barrier { node.role() == Role::Leader } else { node.leader() };
+        // §3.5: a recovering meta layer stays quiet, leadership included.
+        let acting = acting && meta.state.write_error().is_none() && !meta.recovering();
+        let term = acting.then(|| node.term());
+        let mut became_leader = None;
+        if meta.leader_term != term {
+            meta.on_leader_change(env, term);
+            became_leader = term;
+        }
+        if meta.state.write_error().is_some() && !node.is_observer() {
+            // §2.8: an apply error is terminal: step down and never campaign again.
+            let mut rng = forked_rng(env);
+            node.become_observer(now_ms, &mut rng);
+            env.trace("meta-observer", &meta.state.write_error());
+        }
+        meta.expire(env, now_ms);
+        became_leader
+    }
+
+    /// Run exactly the stream and consumer groups the meta layer's local assets call for:
+    /// start missing ones (from their files after a restart), stop the rest, and delete the
+    /// files of groups no local asset refers to any more. The names of groups started.
+    fn reconcile_groups(&mut self, env: &mut ServerEnv<'_>) -> Vec<String> {
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return Vec::new() };
+        if !meta.assets_changed {
+            return Vec::new();
+        }
+        meta.assets_changed = false;
+        let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
+        if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
+            // The disk lied about an fsync (the world tells the oracle).
+            env.trace("fsync-lost", &"assets");
+        }
+        // An R1 stream's messages go with the last asset that refers to its group.
+        for path in env.disk().list(storage::MessageFile::PREFIX) {
+            if !kept.contains(&path[storage::MessageFile::PREFIX.len()..]) {
+                env.disk().remove(&path);
+            }
+        }
+        let stale: Vec<String> =
+            self.groups.keys().filter(|n| *n != META && !desired.contains_key(*n)).cloned().collect();
+        self.refused_groups.retain(|name, _| desired.contains_key(name));
+        for name in stale {
+            self.groups.remove(&name);
+            self.tokens.forget_group(&name);
+            if !kept.contains(&name) {
+                GroupFiles::new(&name).remove_all(env.disk());
+            }
+            env.trace("group-stopped", &name);
+        }
+        let mut started = Vec::new();
+        for (name, group) in desired {
+            if !self.groups.contains_key(&name) && self.start_asset_group(env, &name, group) {
+                started.push(name);
+            }
+        }
+        started
+    }
+
+    /// Start the raft group of a local asset; false when its files refused to load.
+    fn start_asset_group(&mut self, env: &mut ServerEnv<'_>, name: &str, group: crate::meta::RaftGroup) -> bool {
+        // Asset groups are managed (NRG): the meta layer dictates their members, and the
+        // re-add ban guards only the meta group's automatic adds. With it, a leader acting on a
+        // stale assignment that dropped a member could not take it back for five minutes (seed
+        // 9778 of `churn`).
+        let config = RaftConfig { observer: false, peer_readd_ban_ms: 0, ..Self::raft_config(env) };
+        // A group with no preferred member is a re-placement (§8.3): a node new to it joins
+        // one that has data and must not lead it from an empty log.
+        let joining = group.preferred.is_none();
+        match Self::start_group_node(env, name, config, group.peers, joining) {
+            Ok(mut node) => {
+                // The preferred member of a fresh group campaigns at once rather than waiting
+                // out an election timeout (NATS does the same): new assets get a leader
+                // quickly, and split votes among late members are rarer.
+                if group.preferred == Some(env.node()) && node.term() == 0 {
+                    let mut rng = forked_rng(env);
+                    node.campaign(env.monotonic_ms(), &mut rng);
+                }
+                let snapshot_every = env.config().snapshot_every;
+                let ack_early = env.bug(ACK_BEFORE_FSYNC);
+                env.trace("group-started", &name);
+                self.groups.insert(name.to_string(), Group::new(name, node, snapshot_every, ack_early));
+                true
+            }
+            // Like the meta group: a damaged group stays down; the asset reports unhealthy.
+            Err(e) => {
+                if self.refused_groups.insert(name.to_string(), e.clone()).is_none() {
+                    env.trace("group-refused", &(name, e));
+                }
+                false
+            }
+        }
+    }
+
+    /// NRG's cold-boot check, every second until a leader was seen (here from the first
+    /// election timeout on): when every configured server was heard from and fewer of them
+    /// run JetStream than the meta group expects, count quorums against the JetStream
+    /// servers only.
+    fn cold_boot_check(&mut self, env: &mut ServerEnv<'_>) {
+        let Some(group) = self.groups.get_mut(META) else { return };
+        if group.node.had_previous_leader() {
+            self.cold_boot_check_at_ms = u64::MAX;
+            return;
+        }
+        env.broadcast(ServerMsg::StatszRequest);
+        self.cold_boot_check_at_ms = env.monotonic_ms() + COLD_BOOT_CHECK_MS;
+        // NATS counts every server it has heard from. After a restart (NRG forgets it had a
+        // leader) a removed peer, which no longer runs JetStream, then stands in for a member
+        // that is down: "everyone heard, fewer run JetStream" shrinks the quorum of a group
+        // that has data (peers seed 391: a leader without a committed entry). Counting meta
+        // members only keeps the mixed-mode case (non-JetStream members) and closes that.
+        let members = group.node.peers();
+        let count_all = env.bug(BOOT_SIZE_COUNTS_NON_MEMBERS);
+        let counted = |n: &NodeIndex| count_all || members.contains(n);
+        let known: Vec<&ServerStats> = self.known_servers.iter().filter(|(n, _)| counted(n)).map(|(_, s)| s).collect();
+        let total = known.len();
+        let jetstream = known.iter().filter(|s| s.jetstream).count();
+        let expected = members.len();
+        let target = jetstream.max(2);
+        if jetstream < total && total >= expected && jetstream != expected && group.node.quorum_size() != target / 2 + 1
+        {
+            match group.node.adjust_boot_cluster_size(jetstream) {
+                Ok(()) => env.trace("cluster-size-adjusted", &(jetstream, group.node.quorum_size())),
+                Err(e) => env.trace("cluster-size-refused", &e.to_string()),
+            }
+        }
+    }
+
+    /// A message from another server: a route exists, so start-up recovery may end.
+    pub(super) fn note_route(&mut self) {
+        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            meta.route_up = true;
+        }
+    }
+
+    /// The meta layer's timed work: end start-up recovery once a route is up, the one-shot
+    /// orphan check, and the periodic snapshot (every minute, 15 s after a failure, §3.7)
+    /// with the leader's cluster size check (§8.4).
+    fn meta_tick(&mut self, env: &mut ServerEnv<'_>) {
+        let Some(group) = self.groups.get_mut(META) else { return };
+        let now = env.monotonic_ms();
+        let Some(meta) = group.meta.as_deref_mut() else { return };
+        if meta.try_finish_recovery(env) {
+            group.snapshot(env);
+            // A server its own log removed from the meta group (it applied the removal, or a
+            // snapshot without it, in recovery, where JetStream ignores removals) stays out
+            // once recovered, as if it had applied the removal then (§8.2).
+            let me = env.node();
+            if !group.node.peers().contains(&me) && Self::initial_peers(env).contains(&me) {
+                let meta = group.meta.as_deref_mut().expect("still there");
+                env.observe(Observation::RemovalApplied { peer: me, leader_term: None });
+                meta.peers_removed.push((me, None));
+                return;
+            }
+        }
+        let meta = group.meta.as_deref_mut().expect("still there");
+        if meta.orphan_check_at_ms.is_some_and(|at| at <= now) {
+            let (leader_known, healthy) = (group.node.group_leader().is_some(), group.node.healthy(now));
+            meta.orphan_check(env, leader_known, healthy);
+        }
+        if now >= meta.snapshot_at_ms && !meta.recovering() {
+            let taken = group.snapshot(env);
+            let meta = group.meta.as_deref_mut().expect("still there");
+            meta.snapshot_at_ms = now + if taken { SNAPSHOT_INTERVAL_MS } else { SNAPSHOT_RETRY_MS };
+            // §8.4: NATS checks the cluster size on the same ticker.
+            self.check_cluster_size(env);
+        }
+    }
+
+    /// Mirrors' direct consumers on the origin streams this server leads (§11 #26).
+    fn mirror_tick(&mut self, env: &mut ServerEnv<'_>) {
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Which groups this server leads matters only when a health check is due.
+        let leading: BTreeSet<String> = if meta.mirror_check_due(env.monotonic_ms()) {
+            self.groups.values().filter(|g| g.name != META && g.node.leader()).map(|g| g.name.clone()).collect()
+        } else {
+            BTreeSet::new()
+        };
+        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            meta.mirror_check(env, &leading);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! What crosses a server's boundary: messages between servers, the client operations a
+//! server takes, and the answers clients get back. Plain data: this file names nothing else
+//! of the server, so both the node and the oracle can speak it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sim::NodeIndex;
+
+use crate::meta::{ConsumerConfig, MetaRequest, Placement, StreamConfig, StreamKey, StreamResult, REQUIRED_LEVEL_KEY};
+use crate::raft::Message;
+
+/// The meta group's name.
+pub const META: &str = "meta";
+
+/// What a client gets back: the outcome or the API error, as text for the trace.
+pub type Answer = Result<String, String>;
+
+/// How a client names the server to remove: by peer id, or by server name (`n<id>`), which
+/// only servers heard from since this one started know (NATS does not persist names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerTarget {
+    pub peer: Option<NodeIndex>,
+    pub name: Option<String>,
+}
+
+/// Messages between servers. Every raft message names its group, so one server can run many.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Raft {
+        group: String,
+        msg: Message,
+    },
+    /// A client operation a non-leader passes to the leader it knows (one hop at most).
+    Forward {
+        op: MetaOp,
+    },
+    /// A client request a server passes to the meta leader it knows (one hop at most).
+    Request {
+        request: u64,
+        body: MetaRequest,
+    },
+    /// The meta leader's answer to request `request` of the receiving server's client.
+    Answer {
+        request: u64,
+        answer: Answer,
+    },
+    /// A client's publish, routed to every member of the stream's group (subject interest):
+    /// the one that leads it stores the messages and acknowledges once they are committed.
+    Publish {
+        request: u64,
+        stream: StreamKey,
+        group: String,
+        count: u32,
+    },
+    /// A client's stream info request, on its way to the meta leader (one hop at most).
+    InfoRequest {
+        request: u64,
+        stream: StreamKey,
+    },
+    /// The meta leader asks the members of `group` to answer `origin`'s info request.
+    InfoQuery {
+        request: u64,
+        origin: NodeIndex,
+        stream: StreamKey,
+        group: String,
+    },
+    /// "Who is out there?": the cold-boot check asks every server for its stats (NATS STATSZ).
+    StatszRequest,
+    /// A server's stats (NATS STATSZ): whether it runs JetStream, how many streams it holds
+    /// and how many it may hold. Sent on request and every [`STATSZ_INTERVAL_MS`]; placement
+    /// reads the latest it heard, so it can be stale.
+    Statsz {
+        jetstream: bool,
+        streams: u32,
+        streams_max: Option<u32>,
+    },
+    /// A member could not create or update its copy of a stream (NATS's assignment result):
+    /// sent to the meta leader, which may re-place or remove the stream (§2.7).
+    StreamResult(StreamResult),
+    /// A client's peer removal a server passes to the meta leader it knows.
+    RemovePeer {
+        request: u64,
+        target: PeerTarget,
+    },
+}
+
+/// The latest stats heard from one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerStats {
+    pub jetstream: bool,
+    /// Streams it holds.
+    pub streams: u32,
+    /// Streams it may hold, if bounded.
+    pub streams_max: Option<u32>,
+}
+
+impl ServerStats {
+    /// No room for another stream, as far as these stats tell.
+    pub fn full(&self) -> bool {
+        self.streams_max.is_some_and(|max| self.streams >= max)
+    }
+}
+
+/// Servers send their stats this often (NATS backs off to a 10 s heartbeat).
+pub const STATSZ_INTERVAL_MS: u64 = 10_000;
+
+/// Client operations on the meta group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MetaOp {
+    /// Propose `count` entries through the meta leader.
+    Propose {
+        count: u32,
+    },
+    /// Leader steps down, optionally handing over to `preferred`.
+    Stepdown {
+        #[serde(default)]
+        preferred: Option<NodeIndex>,
+    },
+    AddPeer {
+        peer: NodeIndex,
+    },
+    /// `$JS.API.SERVER.REMOVE`: remove a server from the meta group, by peer id or by server
+    /// name (`n<id>`, known only for servers heard from since start). Answered once applied.
+    RemovePeer {
+        #[serde(default)]
+        peer: Option<NodeIndex>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Meta rescue (disaster recovery), handled by the server it is sent to: count meta
+    /// quorums against `quorum` for at most 5 minutes. Refused while a leader is known.
+    Rescue {
+        quorum: usize,
+    },
+    /// Take a meta snapshot now and compact the log.
+    Snapshot {},
+    /// Propose these bytes (hex) as one meta entry, as a faulty or newer leader might: the way
+    /// to put an unknown op or an undecodable entry in the log.
+    ProposeRaw {
+        hex: String,
+    },
+    /// Track a stream assignment on `peers` as inflight on the meta leader without proposing
+    /// it, as NATS's TestJetStreamClusterMetaLeaderRespectsInflight does: the way to hold an
+    /// inflight stream whose peers are all offline. A leader change wipes it (§5.2).
+    InjectInflightStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        peers: Vec<NodeIndex>,
+    },
+    /// Create a stream (or idempotently re-create it) through the meta leader.
+    CreateStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        #[serde(default)]
+        subjects: Vec<String>,
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        max_consumers: Option<u32>,
+        /// Metadata `_nats.req.level`: the API level a server needs to run the stream.
+        #[serde(default)]
+        required_api_level: Option<i64>,
+        /// Raw config JSON sent as is instead of the fields above (for configs this server
+        /// does not know, e.g. from a newer server).
+        #[serde(default)]
+        config_json: Option<String>,
+        /// Placement: the cluster every replica must be in.
+        #[serde(default)]
+        cluster: Option<String>,
+    },
+    /// Update a stream's config (same fields as create).
+    UpdateStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        #[serde(default)]
+        subjects: Vec<String>,
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        sealed: bool,
+        #[serde(default)]
+        required_api_level: Option<i64>,
+        #[serde(default)]
+        cluster: Option<String>,
+    },
+    DeleteStream {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+    },
+    /// Create a durable consumer `name` on `stream`.
+    CreateConsumer {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+        /// 0: as many as the stream.
+        #[serde(default)]
+        replicas: u8,
+        #[serde(default)]
+        required_api_level: Option<i64>,
+        #[serde(default)]
+        config_json: Option<String>,
+    },
+    DeleteConsumer {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+    },
+    /// Stream info: answered by the stream's leader, "offline" with the reason by members that
+    /// cannot run it, "not found" by the meta leader.
+    StreamInfo {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+    },
+    /// Publish `count` messages to `stream`; acknowledged once stored (R1) or committed (R>1).
+    Publish {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        count: u32,
+    },
+}
+
+fn default_account() -> String {
+    "A".to_string()
+}
+
+impl MetaOp {
+    /// The meta-layer request this operation makes, if it is one.
+    pub fn request(&self) -> Option<MetaRequest> {
+        let metadata = |level: &Option<i64>| {
+            level.iter().map(|l| (REQUIRED_LEVEL_KEY.to_string(), l.to_string())).collect::<BTreeMap<_, _>>()
+        };
+        let stream_json = |name: &str,
+                           subjects: &[String],
+                           replicas: u8,
+                           sealed: bool,
+                           max_consumers: Option<u32>,
+                           level: &Option<i64>,
+                           cluster: &Option<String>| {
+            StreamConfig {
+                name: name.to_string(),
+                subjects: subjects.to_vec(),
+                replicas,
+                sealed,
+                max_consumers,
+                metadata: metadata(level),
+                placement: cluster.as_ref().map(|c| Placement { cluster: c.clone() }),
+                mirror: None,
+            }
+            .to_json()
+        };
+        Some(match self {
+            MetaOp::CreateStream {
+                account,
+                name,
+                subjects,
+                replicas,
+                max_consumers,
+                required_api_level,
+                config_json,
+                cluster,
+            } => {
+                let config_json = match config_json {
+                    Some(raw) => raw.as_bytes().to_vec(),
+                    None => stream_json(name, subjects, *replicas, false, *max_consumers, required_api_level, cluster),
+                };
+                MetaRequest::CreateStream { account: account.clone(), config_json }
+            }
+            MetaOp::UpdateStream { account, name, subjects, replicas, sealed, required_api_level, cluster } => {
+                MetaRequest::UpdateStream {
+                    account: account.clone(),
+                    config_json: stream_json(name, subjects, *replicas, *sealed, None, required_api_level, cluster),
+                }
+            }
+            MetaOp::DeleteStream { account, name } => {
+                MetaRequest::DeleteStream { account: account.clone(), name: name.clone() }
+            }
+            MetaOp::CreateConsumer { account, stream, name, replicas, required_api_level, config_json } => {
+                let config_json = match config_json {
+                    Some(raw) => raw.as_bytes().to_vec(),
+                    None => ConsumerConfig {
+                        durable_name: Some(name.clone()),
+                        replicas: *replicas,
+                        metadata: metadata(required_api_level),
+                        ..Default::default()
+                    }
+                    .to_json(),
+                };
+                MetaRequest::CreateConsumer { account: account.clone(), stream: stream.clone(), config_json }
+            }
+            MetaOp::DeleteConsumer { account, stream, name } => {
+                MetaRequest::DeleteConsumer { account: account.clone(), stream: stream.clone(), name: name.clone() }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Proposals per client operation are bounded.
+pub const PROPOSE_COUNT_MAX: u32 = 1_000;
+/// Messages per publish operation are bounded (each is one raft entry in an R>1 stream).
+pub const PUBLISH_COUNT_MAX: u32 = 1_000;
