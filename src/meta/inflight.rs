@@ -1,44 +1,14 @@
-//! Leader-only bookkeeping of proposed-but-not-yet-applied assignments (spec §5), and the
-//! "applied or inflight" views the request handler validates against, so concurrent requests
-//! see each other before their entries apply.
+//! Leader-only bookkeeping of proposed-but-not-yet-applied assignments (spec §5). The
+//! "applied or inflight" views, which read these maps together with the applied state, are in
+//! the `view` module.
 
 use std::collections::BTreeMap;
 
 use super::entry::MetaEntry;
 use super::model::{ConsumerAssignment, ConsumerKey, StreamAssignment, StreamKey};
-use super::state::MetaState;
 
-/// Bug switches of the meta layer, each re-opening a historic hazard for the simulator to find.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetaBugs {
-    /// `meta-no-inflight`: nothing is tracked, so concurrent creates each get a group (#3679).
-    pub no_inflight: bool,
-    /// `meta-limits-ignore-inflight`: limit checks count applied assets only (#3615).
-    pub limits_ignore_inflight: bool,
-    /// The driver signals meta leadership before the apply barrier; carried, not used here.
-    pub leader_before_barrier: bool,
-    /// `meta-reassign-repeated`: every assignment result re-places the stream, even while an
-    /// earlier re-placement is inflight (PR #6121: one stream hopping from group to group).
-    pub reassign_repeated: bool,
-    /// `recovery-keep-consumer-on-stream-remove`: a staged stream removal leaves that stream's
-    /// staged consumer ops in place, so a recreated stream gets the old consumer (PR #6066).
-    pub recovery_keep_consumer_on_stream_remove: bool,
-    /// `recovery-snapshot-no-reconcile`: a snapshot staged during recovery does not drop the
-    /// staged ops it supersedes, so deleted assets come back (PR #8324).
-    pub recovery_snapshot_no_reconcile: bool,
-    /// `snapshot-includes-inflight`: the leader's meta snapshot carries its inflight streams.
-    pub snapshot_includes_inflight: bool,
-    /// `orphan-check-before-sync`: the orphan check runs without its preconditions (a known
-    /// leader, healthy), judging orphans against a stale state (PR #5767).
-    pub orphan_check_before_sync: bool,
-    /// `orphan-check-deletes-direct-consumers`: orphans are judged among all of a stream's
-    /// consumers, so the direct consumer a mirror created on its origin (never assigned by
-    /// the meta layer) is deleted as one (NATS judges public consumers only, §11 #26).
-    pub orphan_check_deletes_direct_consumers: bool,
-    /// `peer-remove-reply-early`: the leader answers a peer removal as soon as it proposes
-    /// it, before any quorum applied it (S17; NATS test MetaPeerRemoveResponseAfterQuorum).
-    pub peer_remove_reply_early: bool,
-}
+// The switches used to live here; `meta::inflight::MetaBugs` still names them.
+pub use super::bugs::MetaBugs;
 
 /// One tracked key: outstanding proposals, and the latest proposal's intent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,62 +166,24 @@ impl Inflight {
         Ok(())
     }
 
-    /// Inflight wins: a live proposal's assignment, `None` for a pending delete, else applied.
-    pub fn stream_or_inflight<'a>(&'a self, state: &'a MetaState, key: &StreamKey) -> Option<&'a StreamAssignment> {
-        match self.streams.get(key) {
-            Some(op) if op.deleted => None,
-            Some(op) => Some(&op.assignment),
-            None => state.stream(key),
-        }
-    }
-
-    /// An account's streams: live inflight ones, then applied ones no inflight entry shadows.
-    pub fn streams_or_inflight<'a>(&'a self, state: &'a MetaState, account: &'a str) -> Vec<&'a StreamAssignment> {
+    /// One account's tracked streams, by name: what the applied-or-inflight view lists.
+    pub(super) fn streams_of<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> impl Iterator<Item = (&'a StreamKey, &'a InflightOp<StreamAssignment>)> + 'a {
         let from = StreamKey::new(account, "");
-        let inflight = self.streams.range(from..).take_while(|(k, _)| k.account == account);
-        let mut out: Vec<&StreamAssignment> =
-            inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
-        out.extend(state.streams_of(account).filter(|sa| !self.streams.contains_key(&sa.key())));
-        out
+        self.streams.range(from..).take_while(move |(k, _)| k.account == account)
     }
 
-    /// Inflight wins, as for streams.
-    pub fn consumer_or_inflight<'a>(
+    /// One stream's tracked consumers, by name.
+    pub(super) fn consumers_of<'a, 'k>(
         &'a self,
-        state: &'a MetaState,
-        key: &ConsumerKey,
-    ) -> Option<&'a ConsumerAssignment> {
-        match self.consumers.get(key) {
-            Some(op) if op.deleted => None,
-            Some(op) => Some(&op.assignment),
-            None if self.hides_applied_consumers(state, &key.stream_key()) => None,
-            None => state.consumer(key),
-        }
-    }
-
-    /// An inflight delete or re-create of a stream hides the applied consumers of the old
-    /// incarnation: a consumer made for the new one must not reuse their groups, whose files
-    /// the delete removes (found by seeds 666 and 3033; NATS reads them, see the notes).
-    fn hides_applied_consumers(&self, state: &MetaState, stream: &StreamKey) -> bool {
-        let Some(op) = self.streams.get(stream) else { return false };
-        op.deleted || state.stream(stream).is_some_and(|sa| sa.group.name != op.assignment.group.name)
-    }
-
-    /// A stream's consumers: live inflight ones (even when the stream itself is only inflight),
-    /// then the applied stream's consumers no inflight entry shadows.
-    pub fn consumers_or_inflight<'a>(
-        &'a self,
-        state: &'a MetaState,
-        stream: &StreamKey,
-    ) -> Vec<&'a ConsumerAssignment> {
+        stream: &'k StreamKey,
+    ) -> impl Iterator<Item = (&'a ConsumerKey, &'a InflightOp<ConsumerAssignment>)> + 'k
+    where
+        'a: 'k,
+    {
         let from = ConsumerKey::new(stream.account.clone(), stream.name.clone(), "");
-        let inflight =
-            self.consumers.range(from..).take_while(|(k, _)| k.account == stream.account && k.stream == stream.name);
-        let mut out: Vec<&ConsumerAssignment> =
-            inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
-        if let Some(sa) = state.stream(stream).filter(|_| !self.hides_applied_consumers(state, stream)) {
-            out.extend(sa.consumers.values().filter(|ca| !self.consumers.contains_key(&ca.key())));
-        }
-        out
+        self.consumers.range(from..).take_while(move |(k, _)| k.account == stream.account && k.stream == stream.name)
     }
 }

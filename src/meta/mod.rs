@@ -7,7 +7,10 @@
 //! - [`model`]: keys, groups, assignments, configs and the supported/unsupported decode (§1, §7).
 //! - [`entry`]: meta log operations and their versioned wire form (§2).
 //! - [`state`]: the applied state and `apply` (§2.1–2.5, §2.8), with the effects it asks for.
-//! - [`inflight`]: the leader's proposed-but-unapplied assignments and their views (§5).
+//! - [`error`]: why a request or an apply was refused.
+//! - [`bugs`]: the meta layer's bug switches (historic hazards the simulator re-opens).
+//! - [`inflight`]: the leader's proposed-but-unapplied assignments (§5).
+//! - [`view`]: the "applied or inflight" views over state and inflight (§5.3).
 //! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
 //! - [`peers`]: the leader's re-placement of streams on removed or missing peers (§8).
 //! - [`results`]: the leader's answer to a member's failed create: re-place or remove (§2.7).
@@ -15,7 +18,9 @@
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
 //! - [`queries`]: leadership, currentness and health queries (§6).
 
+pub mod bugs;
 pub mod entry;
+pub mod error;
 pub mod inflight;
 pub mod local;
 pub mod model;
@@ -25,6 +30,7 @@ pub mod recovery;
 pub mod request;
 pub mod results;
 pub mod state;
+pub mod view;
 
 #[cfg(test)]
 mod peers_tests;
@@ -33,8 +39,10 @@ mod recovery_tests;
 #[cfg(test)]
 mod tests;
 
+pub use bugs::MetaBugs;
 pub use entry::{DecodeError, MetaEntry, OpCode, Reply};
-pub use inflight::{Inflight, InflightOp, MetaBugs};
+pub use error::{ApiError, ApplyError};
+pub use inflight::{Inflight, InflightOp};
 pub use local::{direct_consumer_name, wanted_direct_consumers, LocalAsset, LocalAssets, LocalChange, Orphans};
 pub use model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
@@ -43,6 +51,6 @@ pub use model::{
 pub use peers::{peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
 pub use queries::{HealthContext, NodeFacts};
 pub use recovery::{RecoveryUpdates, SnapshotDiff};
-pub use request::{handle, sync_repairs, ApiError, ClusterPeers, LeaderContext, MetaRequest};
+pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest};
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
-pub use state::{ApplyError, Effect, MetaState, Outcome};
+pub use state::{Effect, MetaState, Outcome};

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
-use super::inflight::{Inflight, MetaBugs};
+use super::inflight::Inflight;
 use super::model::*;
 use super::peers::{peers_need_reconcile, reconcile_peers};
 use super::request::LeaderContext;

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use rand::seq::SliceRandom;
 use rand::RngCore;
 
+use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
-use super::inflight::MetaBugs;
+use super::error::ApplyError;
 use super::model::{ConsumerAssignment, PeerId, StreamAssignment, StreamKey};
-use super::state::{validate_consumer, validate_stream, ApplyError, Effect, MetaState};
+use super::state::{validate_consumer, validate_stream, Effect, MetaState};
 
 /// Staged operations, at most this many keys in all: a log holds far fewer distinct assets.
 pub const STAGED_KEYS_MAX: usize = 1_000_000;

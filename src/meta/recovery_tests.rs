@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
-use super::inflight::{Inflight, MetaBugs};
+use super::inflight::Inflight;
 use super::local::{LocalAsset, LocalAssets};
 use super::model::*;
 use super::recovery::{recreated, RecoveryUpdates, SnapshotDiff};

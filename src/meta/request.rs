@@ -8,13 +8,17 @@ use rand::seq::SliceRandom;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use super::bugs::MetaBugs;
 use super::entry::{MetaEntry, Reply};
-use super::inflight::{Inflight, MetaBugs};
+use super::inflight::Inflight;
 use super::model::{
     check_required_level, ConsumerAssignment, ConsumerConfig, ConsumerKey, PeerId, RaftGroup, StreamAssignment,
     StreamConfig, StreamKey, MAX_CONFIG_BYTES,
 };
 use super::state::MetaState;
+
+// Defined with the meta layer's other errors; `meta::request::ApiError` still names it.
+pub use super::error::ApiError;
 
 /// Most replicas a stream may ask for.
 pub const MAX_REPLICAS: u8 = 5;
@@ -32,55 +36,6 @@ pub enum MetaRequest {
     DeleteStream { account: String, name: String },
     CreateConsumer { account: String, stream: String, config_json: Vec<u8> },
     DeleteConsumer { account: String, stream: String, name: String },
-}
-
-/// Why a request was refused. Messages are short and stable: checks and traces compare them.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum ApiError {
-    #[error("invalid config: {0}")]
-    InvalidConfig(String),
-    #[error("required API level not supported: {0}")]
-    RequiredApiLevel(String),
-    #[error("stream name already in use with a different config")]
-    StreamNameInUse,
-    #[error("stream is sealed")]
-    StreamSealed,
-    #[error("subjects overlap with an existing stream")]
-    SubjectOverlap,
-    #[error("maximum number of streams reached")]
-    MaxStreams,
-    #[error("maximum number of consumers reached")]
-    MaxConsumers,
-    #[error("insufficient resources")]
-    InsufficientResources,
-    #[error("stream not found")]
-    StreamNotFound,
-    #[error("consumer not found")]
-    ConsumerNotFound,
-    #[error("asset is offline: {0}")]
-    Offline(String),
-    #[error("no unique name available")]
-    NoUniqueName,
-}
-
-impl ApiError {
-    /// A stable numeric code per variant (our own numbering, not NATS's).
-    pub fn code(&self) -> u16 {
-        match self {
-            ApiError::InvalidConfig(_) => 1001,
-            ApiError::RequiredApiLevel(_) => 1002,
-            ApiError::StreamNameInUse => 1003,
-            ApiError::StreamSealed => 1004,
-            ApiError::SubjectOverlap => 1005,
-            ApiError::MaxStreams => 1006,
-            ApiError::MaxConsumers => 1007,
-            ApiError::InsufficientResources => 1008,
-            ApiError::StreamNotFound => 1009,
-            ApiError::ConsumerNotFound => 1010,
-            ApiError::Offline(_) => 1011,
-            ApiError::NoUniqueName => 1012,
-        }
-    }
 }
 
 /// What the leader knows besides the meta state when handling a request.

@@ -7,9 +7,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::entry::MetaEntry;
+use super::error::ApiError;
 use super::inflight::Inflight;
 use super::model::{PeerId, StreamAssignment, StreamKey};
-use super::request::{ApiError, Handler, LeaderContext};
+use super::request::{Handler, LeaderContext};
 use super::state::MetaState;
 
 /// A failed create or update is acted on only this soon after the stream was created: later

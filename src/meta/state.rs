@@ -5,13 +5,16 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::entry::{DecodeError, MetaEntry, Reply};
+use super::entry::{MetaEntry, Reply};
+use super::error::ApiError;
 use super::inflight::Inflight;
 use super::model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
     StreamConfig, StreamKey, API_LEVEL,
 };
-use super::request::ApiError;
+
+// Defined with the meta layer's other errors; `meta::state::ApplyError` still names it.
+pub use super::error::ApplyError;
 
 /// What an applied operation achieved, for the API answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,21 +46,6 @@ pub enum Effect {
     /// The entry carried a reply. Handed back on every server; the driver decides which one
     /// answers. `apply` answers `Err` only for a consumer delete that found nothing to delete.
     Respond { reply: Reply, result: Result<Outcome, ApiError> },
-}
-
-/// Why `apply` refused an entry. The first one becomes the sticky write error (§2.8).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ApplyError {
-    #[error("meta layer stopped by an earlier apply error: {0}")]
-    Stopped(String),
-    #[error("meta entry {index}: {source}")]
-    Decode {
-        index: u64,
-        #[source]
-        source: DecodeError,
-    },
-    #[error("meta entry {index}: {reason}")]
-    Invalid { index: u64, reason: String },
 }
 
 /// The applied meta state of one server: replicated assignments plus this process's local

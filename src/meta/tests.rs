@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::bugs::MetaBugs;
 use super::entry::{DecodeError, MetaEntry, OpCode, Reply};
-use super::inflight::{Inflight, MetaBugs};
+use super::error::{ApiError, ApplyError};
+use super::inflight::Inflight;
 use super::local::{LocalAssets, LocalChange};
 use super::model::*;
 use super::queries::{self, HealthContext, NodeFacts};
-use super::request::{self, handle, ApiError, LeaderContext, MetaRequest};
-use super::state::{ApplyError, Effect, MetaState, Outcome};
+use super::request::{self, handle, LeaderContext, MetaRequest};
+use super::state::{Effect, MetaState, Outcome};
 
 const ACC: &str = "acc";
 

@@ -14,11 +14,14 @@
 //! spawns, or iterates a hash map.
 
 mod config;
+mod election;
 mod error;
 mod log;
+mod membership;
 mod node;
 mod progress;
 mod queries;
+mod ready;
 mod replication;
 mod types;
 

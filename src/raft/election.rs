@@ -1,0 +1,229 @@
+//! Elections and votes: campaigning, granting and counting votes, the leader lease that lets a
+//! follower ignore disruptive candidates, moving between roles, and the apply barrier a new
+//! leader waits behind before it signals `BecameLeader`.
+
+use std::collections::BTreeSet;
+
+use rand::{Rng, RngCore};
+
+use super::node::RaftNode;
+use super::progress::Progress;
+use super::types::{Applied, Entry, EntryData, Index, Message, PeerId, Role, Signal, Term};
+
+impl RaftNode {
+    /// A new randomized election deadline: one draw from the caller's RNG.
+    pub(super) fn reset_election_timer(&mut self, now: u64, rng: &mut dyn RngCore) {
+        let timeout = rng.gen_range(self.config.election_timeout_ms_min..=self.config.election_timeout_ms_max);
+        self.election_deadline_ms = now + timeout;
+    }
+
+    /// Observers and non-members never start an election.
+    pub(super) fn can_campaign(&self) -> bool {
+        !self.config.observer && self.is_member(self.config.id)
+    }
+
+    /// Votes an election needs: a quorum, or every member while waiting for a leader.
+    pub(super) fn votes_needed(&self) -> usize {
+        if self.waiting_for_leader {
+            self.peers_now().len()
+        } else {
+            self.quorum()
+        }
+    }
+
+    /// This node joins a group that already runs: it votes, but wins an election only with
+    /// every member's vote until a leader brought it up to its commit. Only for a node with
+    /// nothing in its log (a joiner).
+    pub fn wait_for_leader(&mut self) {
+        assert_eq!(self.log.last_index(), 0, "only an empty node waits to hear from a leader");
+        self.waiting_for_leader = true;
+    }
+
+    /// Leader lease (like etcd's check-quorum lease): a follower that heard from its leader
+    /// within `election_timeout_ms_min` ignores non-transfer vote requests, so a returning
+    /// partitioned node cannot disrupt a healthy leader. A leader ignores them from
+    /// non-members (a removed peer never learns its removal and would keep campaigning).
+    pub(super) fn ignores_vote_request(&self, from: PeerId, now: u64) -> bool {
+        match self.role {
+            Role::Follower => {
+                self.leader_id.is_some() && now < self.leader_contact_ms + self.config.election_timeout_ms_min
+            }
+            Role::Leader => !self.is_member(from),
+            Role::Candidate => false,
+        }
+    }
+
+    /// Runs for the next term. `transfer` marks a leader's hand-over: voters that follow a
+    /// live leader ignore other vote requests (the lease), but not these.
+    pub(super) fn campaign_with(&mut self, now: u64, rng: &mut dyn RngCore, transfer: bool) {
+        assert!(self.role != Role::Leader);
+        if !self.can_campaign() {
+            return;
+        }
+        let term_before = self.term;
+        self.term += 1;
+        self.role = Role::Candidate;
+        self.voted_for = Some(self.config.id);
+        self.leader_id = None;
+        self.votes = BTreeSet::from([self.config.id]);
+        self.reset_election_timer(now, rng);
+        assert_eq!(self.term, term_before + 1);
+        if self.votes.len() >= self.votes_needed() {
+            self.become_leader(now);
+            return;
+        }
+        let request = Message::RequestVote {
+            term: self.term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            transfer,
+        };
+        let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
+        for peer in voters {
+            self.messages.push((peer, request.clone()));
+        }
+    }
+
+    /// Moves to follower in `term` (>= current). Same-term calls are stepdowns or a candidate
+    /// learning the leader.
+    pub(super) fn become_follower(&mut self, term: Term, now: u64, rng: &mut dyn RngCore) {
+        assert!(term >= self.term, "terms never decrease ({} -> {term})", self.term);
+        if self.role == Role::Leader && self.leader_signalled {
+            self.applied_queue.push(Applied::Signal(Signal::SteppedDown { term: self.term }));
+        }
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.leader_id = None;
+        } else if self.role == Role::Leader {
+            self.leader_id = None;
+        }
+        // A follower keeps its election deadline when a higher term arrives: a candidate with a
+        // stale log would otherwise silence everyone with each new term and never let an
+        // up-to-date node time out (a livelock). Granting a vote or hearing a leader resets it.
+        let was_follower = self.role == Role::Follower;
+        self.role = Role::Follower;
+        self.votes.clear();
+        self.progress.clear();
+        self.leader_signalled = false;
+        self.barrier_index = 0;
+        if !was_follower {
+            self.reset_election_timer(now, rng);
+        }
+    }
+
+    /// Won the election: track every peer's progress and append the term's first entry.
+    fn become_leader(&mut self, now: u64) {
+        assert_eq!(self.role, Role::Candidate);
+        assert!(self.votes.len() >= self.votes_needed());
+        let recorded = self.note_leader(self.config.id);
+        assert!(recorded, "a node wins at most once per term");
+        self.role = Role::Leader;
+        self.barrier_index = self.log.last_index();
+        self.leader_signalled = false;
+        let last_before_noop = self.log.last_index();
+        self.progress = self
+            .peers_now()
+            .iter()
+            .filter(|p| **p != self.config.id)
+            .map(|p| (*p, Progress::new(last_before_noop, now)))
+            .collect();
+        let index = self.log.last_index() + 1;
+        // NRG sends its peer state first; only a replicated size is news to the followers (a
+        // group that never adjusted keeps the plain no-op).
+        let data = match self.peer_state_cluster_size {
+            Some(size) => EntryData::PeerState { cluster_size: u32::try_from(size).expect("small") },
+            None => EntryData::LeaderNoop,
+        };
+        self.log.append(Entry { term: self.term, index, data });
+        self.heartbeat_due_ms = now + self.config.heartbeat_ms;
+        self.broadcast_append();
+        self.check_barrier();
+    }
+
+    /// Records `leader` as the leader of the current term. Two different leaders in one term
+    /// is a safety violation: asserted, unless a deliberate bug is switched on (then the
+    /// message is dropped and checkers report the divergence).
+    pub(super) fn note_leader(&mut self, leader: PeerId) -> bool {
+        if let Some(known) = self.leader_id {
+            if known != leader {
+                assert!(
+                    self.config.bugs.any(),
+                    "node {}: two leaders ({known}, {leader}) in term {}",
+                    self.config.id,
+                    self.term
+                );
+                return false;
+            }
+        }
+        self.leader_id = Some(leader);
+        self.had_leader = true;
+        true
+    }
+
+    /// Signals `BecameLeader` once the upper layer applied all the log held at election time
+    /// (the apply barrier): proposals are fenced until then.
+    pub(super) fn check_barrier(&mut self) {
+        if self.role == Role::Leader && !self.leader_signalled && self.applied >= self.barrier_index {
+            self.leader_signalled = true;
+            self.applied_queue.push(Applied::Signal(Signal::BecameLeader { term: self.term }));
+        }
+    }
+
+    /// A leader that heard from no quorum within `lost_quorum_ms` steps down (checked on tick).
+    pub(super) fn leader_has_quorum_contact(&self, now: u64) -> bool {
+        let window = self.config.lost_quorum_ms();
+        let mut heard = usize::from(self.is_member(self.config.id));
+        for (peer, pr) in &self.progress {
+            if self.is_member(*peer) && now < pr.contact_ms.saturating_add(window) {
+                heard += 1;
+            }
+        }
+        heard >= self.quorum()
+    }
+
+    /// Grants a vote to a candidate whose log is at least as up to date, once per term, and
+    /// never while a leader of this term is known.
+    pub(super) fn handle_vote_request(
+        &mut self,
+        from: PeerId,
+        last_log_index: Index,
+        last_log_term: Term,
+        now: u64,
+        rng: &mut dyn RngCore,
+    ) {
+        let up_to_date = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
+        let free = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader_id.is_none());
+        let granted = up_to_date && free && self.role == Role::Follower;
+        if granted {
+            self.voted_for = Some(from);
+            self.reset_election_timer(now, rng);
+        }
+        // The vote goes out in the same Ready as the hard state recording it.
+        self.messages.push((from, Message::Vote { term: self.term, granted }));
+    }
+
+    /// Counts a granted vote from a member; enough of them wins the election.
+    pub(super) fn handle_vote(&mut self, from: PeerId, granted: bool, now: u64) {
+        if self.role != Role::Candidate || !granted || !self.is_member(from) {
+            return;
+        }
+        self.votes.insert(from);
+        let counted = self.votes.iter().filter(|p| self.is_member(**p)).count();
+        if counted >= self.votes_needed() {
+            self.become_leader(now);
+        }
+    }
+
+    pub(super) fn reply_stale(&mut self, from: PeerId, msg: &Message) {
+        // Tell a stale leader or candidate about the newer term so it steps down.
+        let reply = match msg {
+            Message::Append { .. } | Message::InstallSnapshot { .. } => {
+                Message::AppendResponse { term: self.term, success: false, match_index: 0, hint: 0 }
+            }
+            Message::RequestVote { .. } => Message::Vote { term: self.term, granted: false },
+            _ => return,
+        };
+        self.messages.push((from, reply));
+    }
+}

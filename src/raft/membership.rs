@@ -1,0 +1,214 @@
+//! Membership and quorum: who the members are (now, and at an index), the cluster size quorums
+//! count against (a cold-boot size, or the size a meta leader chose and replicated), meta
+//! rescue, peer eviction, and applying committed membership and peer-state entries.
+
+use super::error::{ProposeError, RaftError};
+use super::node::{normalise_peers, RaftNode, Rescue};
+use super::types::{EntryData, Index, PeerId, Role, Term};
+
+impl RaftNode {
+    /// A voting member of the current membership.
+    pub(super) fn is_member(&self, peer: PeerId) -> bool {
+        self.peers_now().binary_search(&peer).is_ok()
+    }
+
+    /// The current membership, sorted.
+    pub(super) fn peers_now(&self) -> &[PeerId] {
+        &self.membership.last().expect("membership never empty").1
+    }
+
+    /// The membership in force at `index` (what a snapshot taken at `index` records).
+    pub(super) fn peers_at(&self, index: Index) -> &[PeerId] {
+        let position = self.membership.iter().rposition(|(at, _)| *at <= index).unwrap_or(0);
+        &self.membership[position].1
+    }
+
+    /// The size quorums count against: the member count unless adjusted (NRG `csz`).
+    pub fn cluster_size(&self) -> usize {
+        self.peer_state_cluster_size.or(self.boot_cluster_size).unwrap_or(self.peers_now().len())
+    }
+
+    /// Whether the cluster size is the one a meta leader chose and replicated (not a local
+    /// cold-boot size, nor the member count).
+    pub fn cluster_size_replicated(&self) -> bool {
+        self.peer_state_cluster_size.is_some()
+    }
+
+    /// Votes or acknowledgements a decision needs: every election, commit and leader-lease
+    /// count goes through here. A rescue lowers it, never raises it.
+    pub(super) fn quorum(&self) -> usize {
+        let natural = self.natural_quorum();
+        match self.rescue {
+            Some(rescue) => {
+                assert!(rescue.quorum >= 1, "a rescued quorum counts at least one voter");
+                assert!(rescue.quorum <= natural, "rescue {} raises quorum {natural}", rescue.quorum);
+                rescue.quorum
+            }
+            None => natural,
+        }
+    }
+
+    /// The majority of the cluster size, ignoring any rescue.
+    pub(super) fn natural_quorum(&self) -> usize {
+        self.cluster_size() / 2 + 1
+    }
+
+    /// NRG `recalcQuorum`: after the cluster size changed, a rescue ends once the natural
+    /// quorum is at or below the rescued one (its job is done: the dead were removed).
+    pub(super) fn end_rescue_if_natural_quorum_reached(&mut self) {
+        if self.rescue.is_some_and(|r| self.natural_quorum() <= r.quorum) {
+            self.rescue = None;
+        }
+    }
+
+    /// Cold boot in a mixed cluster: when only `size` of the configured servers can ever join
+    /// (the others run without JetStream), count quorums against `size` (at least 2) so the
+    /// group can elect a leader. Refused once any leader has been seen, as NRG refuses it.
+    pub fn adjust_boot_cluster_size(&mut self, size: usize) -> Result<(), RaftError> {
+        if self.had_leader {
+            return Err(RaftError::LeaderAlreadySeen);
+        }
+        let size = size.max(2);
+        if size > self.peers_now().len() {
+            return Err(RaftError::ClusterSizeAbovePeers { size, peers: self.peers_now().len() });
+        }
+        self.boot_cluster_size = Some(size);
+        self.end_rescue_if_natural_quorum_reached();
+        Ok(())
+    }
+
+    /// NRG `AdjustClusterSize`, for the meta leader's `checkClusterSize` (§8.4): count quorums
+    /// against `size` (at least 2) from now on, and tell the followers with a peer-state entry,
+    /// which they adopt once it commits. Only a leader past its apply barrier, for its own
+    /// term.
+    pub fn adjust_cluster_size(&mut self, now_ms: u64, term: Term, size: usize) -> Result<Index, ProposeError> {
+        // Never below NRG's floor, never above the members (which it would not lower).
+        let size = size.max(2).min(self.peers_now().len().max(2));
+        let cluster_size = u32::try_from(size).expect("a cluster size fits in u32");
+        let index = self.propose(now_ms, term, EntryData::PeerState { cluster_size })?;
+        self.adopt_cluster_size(size);
+        Ok(index)
+    }
+
+    /// Count quorums against the leader's `size` (the natural size when it covers every
+    /// member), and end a rescue the new quorum makes unnecessary (NRG `recalcQuorum`).
+    fn adopt_cluster_size(&mut self, size: usize) {
+        self.peer_state_cluster_size = (size < self.peers_now().len()).then_some(size);
+        self.end_rescue_if_natural_quorum_reached();
+    }
+
+    /// NRG `EvictPeers`: a leaderless member drops `peers` (servers the meta layer removed for
+    /// good) from its own membership, so a group that lost its quorum to peer removals can
+    /// elect again. Only when the peers left besides this node could not reach a quorum
+    /// without it: otherwise they might commit entries this node would never see. Never
+    /// evicts this node, never empties the group, never from an empty log. Local and not persisted (the caller repeats
+    /// it after a restart). Returns the peers evicted.
+    pub fn evict_peers(&mut self, peers: &[PeerId]) -> Result<Vec<PeerId>, RaftError> {
+        let me = self.config.id;
+        if let Some(leader) = self.leader_id {
+            return Err(RaftError::EvictLeaderKnown { leader });
+        }
+        assert_ne!(self.role, Role::Leader, "a leader knows itself as leader");
+        // As for a rescue: an empty node left alone could be elected and lose what the
+        // evicted peers held.
+        if self.log.last_index() == 0 {
+            return Err(RaftError::EvictEmptyLog);
+        }
+        let voting = self.peers_now().to_vec();
+        if !voting.contains(&me) {
+            return Ok(Vec::new());
+        }
+        let remaining = voting.iter().filter(|p| **p != me && !peers.contains(p)).count();
+        let quorum = voting.len() / 2 + 1;
+        if remaining >= quorum {
+            return Err(RaftError::EvictQuorumPossible { remaining });
+        }
+        let (evicted, kept): (Vec<PeerId>, Vec<PeerId>) = voting.iter().partition(|p| **p != me && peers.contains(p));
+        if evicted.is_empty() || kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = self.membership.last().map_or(0, |(at, _)| *at).max(self.commit);
+        self.membership.push((at, kept));
+        self.end_rescue_if_natural_quorum_reached();
+        Ok(evicted)
+    }
+
+    /// Meta rescue (NRG `RescueQuorum`, disaster recovery): count quorums against `quorum`
+    /// until `config.rescue_expiry_ms` from now, or until membership changes bring the natural
+    /// quorum down to it. Checked in NRG's order: `quorum` must be 1..=the current quorum (it
+    /// only lowers; re-issuing restarts the expiry and may lower further); no leader may be
+    /// known (this node leading included); this node must be a voting member with a
+    /// non-empty log (an empty one could be elected and lose the data the dead peers held).
+    pub fn rescue(&mut self, now_ms: u64, quorum: usize) -> Result<(), RaftError> {
+        let now = self.observe(now_ms);
+        let current = self.quorum();
+        if quorum == 0 || quorum > current {
+            return Err(RaftError::RescueBadQuorum { quorum, current });
+        }
+        if let Some(leader) = self.leader_id {
+            return Err(RaftError::RescueLeaderKnown { leader });
+        }
+        assert!(self.role != Role::Leader, "a leader knows itself as leader");
+        if !self.can_campaign() {
+            return Err(RaftError::RescueNotVoting);
+        }
+        if self.log.last_index() == 0 {
+            return Err(RaftError::RescueEmptyLog);
+        }
+        // The election timer is left as is: a leaderless node already campaigns when it fires.
+        self.rescue = Some(Rescue { quorum, expires_ms: now.saturating_add(self.config.rescue_expiry_ms) });
+        assert!(self.quorum() == quorum && quorum <= self.natural_quorum());
+        Ok(())
+    }
+
+    /// One membership change at a time: another waits until no uncommitted one is left.
+    pub(super) fn membership_change_pending(&self) -> bool {
+        // Bounded by PROPOSALS_PENDING_MAX uncommitted entries.
+        self.log
+            .slice(self.commit + 1, self.log.last_index(), usize::MAX)
+            .iter()
+            .any(|e| matches!(e.data, EntryData::AddPeer(_) | EntryData::RemovePeer(_)))
+    }
+
+    /// Applies a committed membership or peer-state entry at `index`. `record_ban` is false on
+    /// restart replay.
+    pub(super) fn apply_membership(&mut self, index: Index, data: &EntryData, record_ban: bool) {
+        let mut peers = self.peers_now().to_vec();
+        match data {
+            EntryData::AddPeer(peer) => peers.push(*peer),
+            EntryData::RemovePeer(peer) => {
+                peers.retain(|p| p != peer);
+                if record_ban {
+                    let now = self.clock_ms;
+                    let ban_ms = self.config.peer_readd_ban_ms;
+                    // Forget expired bans so the map stays bounded by recent removals.
+                    self.removed_at_ms.retain(|_, at| at.saturating_add(ban_ms) > now);
+                    self.removed_at_ms.insert(*peer, now);
+                }
+            }
+            EntryData::PeerState { cluster_size } => {
+                // A leader counts against its own size; a follower takes the leader's (NRG
+                // `processPeerState`), also when replaying its log after a restart.
+                if self.role != Role::Leader {
+                    self.adopt_cluster_size(*cluster_size as usize);
+                }
+                return;
+            }
+            EntryData::Normal(_) | EntryData::LeaderNoop => return,
+        }
+        let peers = normalise_peers(peers);
+        assert!(self.membership.last().is_some_and(|(at, _)| *at < index));
+        // An adjusted size counts servers that run: an added peer was heard from, so it grows;
+        // a removed one may never have run, so it only caps. It gives way to the membership
+        // once they agree.
+        let (before, after) = (self.peers_now().len(), peers.len());
+        let moved = |size: usize| {
+            let size = if after > before { size + 1 } else { size.min(after) };
+            (size < after).then_some(size)
+        };
+        self.boot_cluster_size = self.boot_cluster_size.and_then(moved);
+        self.peer_state_cluster_size = self.peer_state_cluster_size.and_then(moved);
+        self.membership.push((index, peers));
+        self.end_rescue_if_natural_quorum_reached();
+    }
+}
