@@ -112,10 +112,39 @@ pub trait System: Sized + Send + 'static {
     fn generate_membership_op(_rng: &mut dyn RngCore, _config: &Self::Config) -> Option<Self::ClientOp> {
         None
     }
-    /// Validate the scenario's `[system]` table beyond its types.
+    /// Validate the scenario's `[system]` table beyond its types. A message that starts with
+    /// a key of the table (`observers: ...`) is reported at that key's line.
     fn validate_config(_config: &Self::Config, _servers: u32) -> Result<(), String> {
         Ok(())
     }
+    // Load-time checks of a scenario file's steps, so a bad file is refused with its line
+    // instead of doing nothing useful (or panicking) at run time. Errors are `(field,
+    // message)`, the field relative to the op or check (`preferred`, `peers`).
+    /// Check one client operation beyond its types (node indices, bounds).
+    fn validate_client_op(_op: &Self::ClientOp, _servers: u32, _config: &Self::Config) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// A client operation that loads but probably does not do what its author meant.
+    fn client_op_warning(_op: &Self::ClientOp, _servers: u32) -> Option<(String, String)> {
+        None
+    }
+    /// Check one expectation beyond its types (node indices, names the config must know).
+    fn validate_expect(_expect: &Self::Expect, _servers: u32, _config: &Self::Config) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// Messages or log entries a client operation asks the system to store (a publish's
+    /// count); the loader bounds their sum over a file ([`crate::scenario::CLIENT_MESSAGES_MAX`]).
+    fn client_op_messages(_op: &Self::ClientOp) -> u64 {
+        0
+    }
+    /// How long the system needs after a `heal-all` before a liveness check means anything
+    /// (e.g. an election timeout); shorter liveness phases are refused.
+    fn liveness_settle_ms(_config: &Self::Config) -> u64 {
+        0
+    }
+    /// Every file kind the system writes, which a scenario's disk faults may name;
+    /// [`Self::FILE_KINDS`] are the ones fuzzing aims at.
+    const KNOWN_FILE_KINDS: &'static [&'static str] = Self::FILE_KINDS;
     /// The bug switches this system knows.
     fn bugs() -> &'static [BugSwitch] {
         &[]
