@@ -666,6 +666,7 @@ impl System for Server {
     type Ghost = Ghost;
     const NAME: &'static str = "meta";
     const FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot"];
+    const KNOWN_FILE_KINDS: &'static [&'static str] = crate::validate::FILE_KINDS_WRITTEN;
 
     fn start(env: &mut Env<'_, Self>) -> Result<Self, String> {
         let mut server = Server {
@@ -962,7 +963,30 @@ impl System for Server {
     }
 
     fn validate_config(config: &ServerConfig, servers: u32) -> Result<(), String> {
-        config.validate(servers)
+        config.validate(servers)?;
+        crate::validate::config(config, servers)
+    }
+
+    fn validate_client_op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), (String, String)> {
+        crate::validate::op(op, servers, config)
+    }
+
+    fn client_op_warning(op: &MetaOp, servers: u32) -> Option<(String, String)> {
+        crate::validate::op_warning(op, servers)
+    }
+
+    fn validate_expect(expect: &MetaExpect, servers: u32, config: &ServerConfig) -> Result<(), (String, String)> {
+        crate::validate::expect(expect, servers, config)
+    }
+
+    fn client_op_messages(op: &MetaOp) -> u64 {
+        crate::validate::op_messages(op)
+    }
+
+    /// One slowest election timeout: a cluster that `heal-all` restarted whole can have a
+    /// leader by then.
+    fn liveness_settle_ms(config: &ServerConfig) -> u64 {
+        config.election_timeout_ms_max
     }
 
     fn bugs() -> &'static [BugSwitch] {
@@ -1212,7 +1236,7 @@ fn expect_holds(cluster: &Cluster<'_, Server>, expect: &MetaExpect) -> Result<()
         MetaExpect::MetaRefused { node, is } => {
             let refused = match server(*node) {
                 Some(s) => s.meta_error().is_some(),
-                None => matches!(cluster.nodes[*node as usize].status, NodeStatus::Refused(_)),
+                None => cluster.nodes.get(*node as usize).is_some_and(|n| matches!(n.status, NodeStatus::Refused(_))),
             };
             if refused == *is {
                 Ok(())
