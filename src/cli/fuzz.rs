@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
+use sim::scenario::escape_control;
 use sim::{RunOptions, System};
 
 use metasim::sut::DEFAULT_SYSTEM;
@@ -266,52 +267,13 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     }
     let pool = Pool::start(exe, worker_args, seeds, args.jobs);
 
-    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
-                .expect("valid template"),
-        );
-        bar
-    });
-    let (mut passed, mut failed, mut excused, mut received) = (0u64, 0u64, 0u64, 0u64);
+    let progress = progress_bar(total, args.json);
+    let mut counts = Counts::default();
     let started = Instant::now();
     for msg in pool.results.iter() {
         let result = msg.map_err(CliError::Other)?;
-        received += 1;
-        if args.json {
-            println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?);
-        }
-        if result.passed() {
-            passed += 1;
-        } else if result.verdict == "excused" {
-            excused += 1;
-            let report = format!("EXCUSED seed {}: {}", result.seed, result.violation.as_deref().unwrap_or("?"));
-            match &progress {
-                Some(bar) => bar.println(report),
-                None => eprintln!("{report}"),
-            }
-        } else {
-            failed += 1;
-            let report = format!(
-                "FAIL seed {}: {}\n  reproduce: {}",
-                result.seed,
-                result.violation.as_deref().unwrap_or("?"),
-                result.reproduce.as_deref().unwrap_or("?")
-            );
-            match &progress {
-                Some(bar) => bar.println(report),
-                None if args.json => eprintln!("{report}"),
-                None => println!("{report}"),
-            }
-            // After printing: a findings file that fails now does not hide the failure.
-            findings.append(&result)?;
-        }
-        if let Some(bar) = &progress {
-            bar.set_message(format!("{failed} failed"));
-            bar.inc(1);
-        }
-        if failed > 0 && args.stop_on_failure {
+        counts.record(&result, &progress, args.json, &mut findings)?;
+        if counts.failed > 0 && args.stop_on_failure {
             pool.stop();
             break;
         }
@@ -319,32 +281,97 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    if received < total && !(failed > 0 && args.stop_on_failure) {
-        return Err(CliError::Other(format!("only {received} of {total} seeds reported; a worker died")));
+    if counts.received < total && !(counts.failed > 0 && args.stop_on_failure) {
+        return Err(CliError::Other(format!("only {} of {total} seeds reported; a worker died", counts.received)));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = format!(
-        "profile {} ({}), {received} seeds in {wall:.1}s ({:.0} seeds/min)",
+        "profile {} ({}), {} seeds in {wall:.1}s ({:.0} seeds/min)",
         profile.name,
         S::NAME,
-        received as f64 * 60.0 / wall.max(1e-9)
+        counts.received,
+        counts.received as f64 * 60.0 / wall.max(1e-9)
     );
-    if failed > 0 {
-        let line = format!("findings appended to {}", args.findings.display());
+    let mut closing = vec![summary, tally(counts.passed, counts.excused, counts.failed)];
+    if counts.failed > 0 {
+        closing.insert(0, format!("findings appended to {}", escape_control(&args.findings.display().to_string())));
+    }
+    for line in closing {
+        // With --json, stdout holds only the JSON lines.
         if args.json {
-            eprintln!("{line}")
+            eprintln!("{line}");
         } else {
-            println!("{line}")
+            println!("{line}");
         }
     }
-    if args.json {
-        eprintln!("{summary}");
-        eprintln!("{}", tally(passed, excused, failed));
-    } else {
-        println!("{summary}");
-        println!("{}", tally(passed, excused, failed));
+    Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
+    (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
+                .expect("valid template"),
+        );
+        bar
+    })
+}
+
+/// Seeds reported so far, by verdict.
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    excused: u64,
+    received: u64,
+}
+
+impl Counts {
+    /// Count one seed's result and report it: its JSON line, an excused run on stderr, a
+    /// failure printed at once and then appended to the findings.
+    fn record(
+        &mut self,
+        result: &SeedResult,
+        progress: &Option<indicatif::ProgressBar>,
+        json: bool,
+        findings: &mut Findings,
+    ) -> Result<(), CliError> {
+        self.received += 1;
+        if json {
+            println!("{}", serde_json::to_string(result).map_err(|e| CliError::Other(e.to_string()))?);
+        }
+        if result.passed() {
+            self.passed += 1;
+        } else if result.verdict == "excused" {
+            self.excused += 1;
+            let report = format!("EXCUSED seed {}: {}", result.seed, result.violation.as_deref().unwrap_or("?"));
+            match progress {
+                Some(bar) => bar.println(report),
+                None => eprintln!("{report}"),
+            }
+        } else {
+            self.failed += 1;
+            let report = format!(
+                "FAIL seed {}: {}\n  reproduce: {}",
+                result.seed,
+                result.violation.as_deref().unwrap_or("?"),
+                result.reproduce.as_deref().unwrap_or("?")
+            );
+            match progress {
+                Some(bar) => bar.println(report),
+                None if json => eprintln!("{report}"),
+                None => println!("{report}"),
+            }
+            // After printing: a findings file that fails now does not hide the failure.
+            findings.append(result)?;
+        }
+        if let Some(bar) = progress {
+            bar.set_message(format!("{} failed", self.failed));
+            bar.inc(1);
+        }
+        Ok(())
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 #[cfg(test)]

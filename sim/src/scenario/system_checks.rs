@@ -13,7 +13,8 @@ use crate::system::System;
 use crate::world::ScenarioOf;
 
 /// A file's client operations ask for at most this many messages or log entries in total
-/// (publish counts, proposals): 20,000 publish steps of 1,000 messages grew a run to 417 MB.
+/// (publish counts, proposals): 20,000 publish steps of 1,000 messages grew a run to 417 MB,
+/// while 99,000 messages to a 3-replica meta stream run in 190 MB and 8 s.
 pub const CLIENT_MESSAGES_MAX: u64 = 100_000;
 
 /// A liveness phase shorter than this is refused whatever the system: the first probe comes
