@@ -16,7 +16,58 @@ fn malformed_scenarios_exit_2_and_name_the_place() {
         assert_eq!(out.code, 2, "{}: {}{}", file.display(), out.stdout, out.stderr);
         assert!(out.stderr.contains(want), "{}:\n  want: {want}\n  got:  {}", file.display(), out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(!has_raw_control(&out.stderr), "{}: prints raw control characters: {:?}", file.display(), out.stderr);
     }
+}
+
+/// Control characters other than the line ends of the output itself.
+fn has_raw_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\n')
+}
+
+/// Bad files too big, too long or not text to keep in `tests/bad/`, written here.
+#[test]
+fn generated_bad_files_exit_2_and_name_the_place() {
+    let dir = scratch("generated-bad");
+    let heal = "[[step]]\nat_ms = 0\naction = \"heal-network\"\n";
+    let head = "duration_ms = 1000\n[cluster]\nservers = 3\n";
+    let steps_max = 20_000;
+    let big = format!("{head}description = \"{}\"\n", "x".repeat(5 << 20));
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "too_many_steps.toml",
+            format!("{head}{}", heal.repeat(steps_max + 1)).into_bytes(),
+            // The first step past the limit: 3 lines of head, 3 lines a step.
+            format!("too_many_steps.toml:{}: step[{steps_max}]: {} steps; at most", 4 + 3 * steps_max, steps_max + 1),
+        ),
+        (
+            "too_big.toml",
+            big.clone().into_bytes(),
+            format!("too_big.toml:0: file: the file is {} bytes; scenario files are at most 4194304 bytes", big.len()),
+        ),
+        (
+            "not_utf8.toml",
+            [head.as_bytes(), b"name = \"caf\xe9\"\n"].concat(),
+            "not_utf8.toml:4: file: not UTF-8: byte 0xe9 at byte offset 52".into(),
+        ),
+        (
+            "long_dotted_key.toml",
+            format!("{head}{} = 1\n", "a.".repeat(100_000) + "b").into_bytes(),
+            "long_dotted_key.toml:4: a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.…: ".into(),
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = metasim(&["run", file.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{name}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(&want), "{name}:\n  want: {want}\n  got:  {}", out.stderr);
+        assert!(out.stderr.len() < 1_000, "{name}: a short message, got {} bytes", out.stderr.len());
+    }
+    // A device that never ends is refused by size too, without reading it all.
+    let out = metasim(&["run", "/dev/zero"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("/dev/zero:0: file: the file is more than 4194304 bytes"), "{}", out.stderr);
 }
 
 #[test]
@@ -38,6 +89,26 @@ fn bad_flags_exit_2_and_name_the_flag() {
         (&["export", "--seed", "1"], "--output"),
         (&["export", "--seed", "1", "-o", "/no/such/dir/x.toml"], "/no/such/dir/x.toml"),
         (&["bench", "--sim-seconds", "0"], "--sim-seconds: must be between 1 and 3600"),
+        (&["bench", "--recovery-entries", "10,x"], "--recovery-entries: `x`"),
+        (&["bench", "--recovery-entries", "0"], "--recovery-entries: each length must be between 1 and 10000000"),
+        (&["fuzz", "--seeds", "0..10", "--findings", "/no/such/dir/f.txt"], "/no/such/dir/f.txt: cannot create it"),
+        (&["fuzz", "--seeds", "0..10", "--findings", "/"], "/: Is a directory"),
+        (&["fuzz", "--seeds", "0..10", "--profile", "\u{1b}[2J"], "unknown profile `\\u{1b}[2J`"),
+        (&["run", "scenarios/register/torn-write-is-cut-off.toml", "--trace-out", "/dev/full"], "/dev/full: "),
+        (
+            &["run", "scenarios/register/torn-write-is-cut-off.toml", "--trace-out", "/no/dir/t.jsonl"],
+            "/no/dir/t.jsonl",
+        ),
+        (
+            &[
+                "run",
+                "scenarios/register/torn-write-is-cut-off.toml",
+                "--check-determinism",
+                "--trace-out",
+                "/no/dir/t",
+            ],
+            "/no/dir/t: ",
+        ),
         (&["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, want) in cases {
@@ -45,6 +116,28 @@ fn bad_flags_exit_2_and_name_the_flag() {
         assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
         assert!(out.stderr.contains(want), "{args:?}:\n  want: {want}\n  got:  {}", out.stderr);
         assert!(!out.stderr.contains("panicked"));
+        assert!(!has_raw_control(&out.stderr), "{args:?}: prints raw control characters: {:?}", out.stderr);
+    }
+}
+
+/// Seed ranges are streamed, never collected: the whole u64 range, or one shard in a million
+/// of a trillion seeds, starts at once (here it stops at the first failure).
+#[test]
+fn huge_seed_ranges_start_at_once() {
+    for extra in [&[][..], &["--shard", "1/1000000"][..]] {
+        let seeds = if extra.is_empty() { "0..18446744073709551615" } else { "0..1000000000000" };
+        let mut args = vec!["fuzz", "--seeds", seeds, "--system", "register", "--bug", "register-ack-before-fsync"];
+        args.extend_from_slice(extra);
+        args.extend(["--stop-on-failure", "--findings", "/dev/null"]);
+        let started = std::time::Instant::now();
+        let out = metasim(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        let failed = out.stdout.lines().find_map(|l| l.strip_prefix("FAIL seed ")).expect("a failure");
+        let seed: u64 = failed.split(':').next().unwrap().parse().unwrap();
+        if !extra.is_empty() {
+            assert_eq!(seed % 1_000_000, 0, "shard 1/1000000 runs multiples of a million, ran {seed}");
+        }
+        assert!(started.elapsed().as_secs() < 120, "{args:?} took {:?}", started.elapsed());
     }
 }
 
@@ -174,4 +267,89 @@ fn event_log_lines_carry_time_and_node() {
     assert_eq!(out.code, 0);
     let torn = out.stderr.lines().find(|l| l.contains("torn-write")).expect("the torn write is logged");
     assert!(torn.contains("1.000000s") && torn.contains("n0"), "{torn}");
+}
+
+/// A scenario file, written to a scratch folder.
+fn scenario_file(test: &str, text: &str) -> String {
+    let file = scratch(test).join("s.toml");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+const QUIET_REGISTER: &str = "sut = \"register\"\nduration_ms = 2000\n[cluster]\nservers = 3\n";
+
+/// A file that says it fails but passes exits 1, as does one that fails another way than it names.
+#[test]
+fn a_verdict_other_than_the_file_expects_exits_1() {
+    let cases = [
+        ("expect = \"fail\"\n", 1, "expected: fail (NOT as expected: the run gave pass)"),
+        ("expect = \"pass\"\n", 0, "expected: pass (as expected)"),
+        ("", 0, "verdict: pass"),
+    ];
+    for (expect, code, line) in cases {
+        let file = scenario_file("expect-verdict", &format!("{expect}{QUIET_REGISTER}"));
+        let out = metasim(&["run", &file]);
+        assert_eq!(out.code, code, "{expect}: {}", out.stdout);
+        assert!(out.stdout.lines().any(|l| l == line), "{expect}: {}", out.stdout);
+    }
+    let named = "expect = \"fail\"\nexpect_violation = \"register-converged\"\n";
+    let out = metasim(&["run", "scenarios/register/ack-before-fsync-loses-acked-write.toml"]);
+    assert_eq!(out.code, 1, "an expected failure still exits 1: {}", out.stdout);
+    assert!(out.stdout.contains("(as expected)"), "{}", out.stdout);
+    let text =
+        std::fs::read_to_string(root().join("scenarios/register/ack-before-fsync-loses-acked-write.toml")).unwrap();
+    let other = text.lines().filter(|l| !l.starts_with("expect")).map(|l| format!("{l}\n")).collect::<String>();
+    let out = metasim(&["run", &scenario_file("expect-violation", &format!("{named}{other}"))]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("NOT as expected: the violation does not contain"), "{}", out.stdout);
+}
+
+/// Names and other strings from a file are printed escaped: they cannot clear the screen or
+/// add a `verdict:` line.
+#[test]
+fn control_characters_in_a_file_are_printed_escaped() {
+    let name = "name = \"\\u001b[2J\\nverdict: fail\\r\"\n";
+    let out = metasim(&["run", &scenario_file("escape", &format!("{name}{QUIET_REGISTER}"))]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!has_raw_control(&out.stdout), "{:?}", out.stdout);
+    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("verdict:")).count(), 1, "{}", out.stdout);
+    assert_eq!(out.line("scenario: "), Some("\\u{1b}[2J\\nverdict: fail\\r"));
+}
+
+/// A stepdown to a server that does not exist loads (exported `storage` seeds hold them) but
+/// is named with its line.
+#[test]
+fn a_stepdown_to_a_missing_server_is_a_warning_with_its_line() {
+    let text = "duration_ms = 2000\n[cluster]\nservers = 3\n[[step]]\nat_ms = 500\naction = \"client\"\n\
+                op = { kind = \"stepdown\", preferred = 4 }\n";
+    let file = scenario_file("stepdown-warning", text);
+    let out = metasim(&["run", &file]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let want = format!("warning: {file}:7: step[0].op.preferred: node 4 does not exist (servers = 3)");
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+}
+
+/// `--check-determinism` honours `--trace-out`: the first run's trace lands there.
+#[test]
+fn determinism_check_writes_the_trace_it_was_asked_for() {
+    let trace = scratch("determinism-trace").join("t.jsonl");
+    let args = ["run", "scenarios/register/torn-write-is-cut-off.toml", "--check-determinism", "--trace-out"];
+    let out = metasim(&[&args[..], &[trace.to_str().unwrap()]].concat());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("determinism: ok"), "{}", out.stdout);
+    let events: usize = out.line("events: ").unwrap().parse().unwrap();
+    let written = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(written.lines().count(), events, "one line per event");
+    let again = scratch("determinism-trace-plain").join("t.jsonl");
+    metasim(&["run", "scenarios/register/torn-write-is-cut-off.toml", "--trace-out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), written, "the same trace as a plain run writes");
+}
+
+/// `bench --recovery-entries ""` skips the recovery figures, as its help says.
+#[test]
+fn bench_skips_recovery_figures_when_given_no_lengths() {
+    let out =
+        metasim(&["bench", "--sim-seconds", "1", "--seeds", "0", "--snapshot-streams", "0", "--recovery-entries", ""]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("start-up recovery"), "{}", out.stdout);
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::disk::{CorruptionReport, NodeDisk};
 use crate::net::NodeIndex;
-use crate::node::{ConfigOf, Node, ObservationOf};
+use crate::node::{ClientOpOf, ConfigOf, Node, ObservationOf};
 
 /// A failed check: which invariant, where, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +71,43 @@ pub trait Harness: Default + Send + 'static {
     /// A scenario expectation.
     fn check_expect(&self, cluster: &Cluster<'_, Self::Node>, expect: &Self::Expect) -> Result<(), CheckFailure>;
 
-    /// Validate the scenario's `[system]` table beyond its types.
+    /// Validate the scenario's `[system]` table beyond its types. A message that starts with
+    /// a key of the table (`observers: ...`) is reported at that key's line.
     fn validate_config(_config: &ConfigOf<Self::Node>, _servers: u32) -> Result<(), String> {
         Ok(())
+    }
+    // Load-time checks of a scenario file's steps, so a bad file is refused with its line
+    // instead of doing nothing useful (or panicking) at run time. Errors are `(field,
+    // message)`, the field relative to the op or check (`preferred`, `peers`).
+    /// Check one client operation beyond its types (node indices, bounds).
+    fn validate_client_op(
+        _op: &ClientOpOf<Self::Node>,
+        _servers: u32,
+        _config: &ConfigOf<Self::Node>,
+    ) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// A client operation that loads but probably does not do what its author meant.
+    fn client_op_warning(_op: &ClientOpOf<Self::Node>, _servers: u32) -> Option<(String, String)> {
+        None
+    }
+    /// Check one expectation beyond its types (node indices, names the config must know).
+    fn validate_expect(
+        _expect: &Self::Expect,
+        _servers: u32,
+        _config: &ConfigOf<Self::Node>,
+    ) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// Messages or log entries a client operation asks the system to store (a publish's
+    /// count); the loader bounds their sum over a file ([`crate::scenario::CLIENT_MESSAGES_MAX`]).
+    fn client_op_messages(_op: &ClientOpOf<Self::Node>) -> u64 {
+        0
+    }
+    /// How long the system needs after a `heal-all` before a liveness check means anything
+    /// (e.g. an election timeout); shorter liveness phases are refused.
+    fn liveness_settle_ms(_config: &ConfigOf<Self::Node>) -> u64 {
+        0
     }
     /// The bug switches the system knows.
     fn bugs() -> &'static [BugSwitch] {

@@ -37,6 +37,9 @@ pub trait Node: Sized + Send + 'static {
 
     /// The file kinds (first path segments) it writes, which disk faults are aimed at.
     const FILE_KINDS: &'static [&'static str];
+    /// Every file kind the node writes, which a scenario's disk faults may name;
+    /// [`Self::FILE_KINDS`] are the ones fuzzing aims at.
+    const KNOWN_FILE_KINDS: &'static [&'static str] = Self::FILE_KINDS;
 
     /// Start (or restart) a node against what its disk holds. `Err` means the node refuses to
     /// start, with the reason; it stays down until restarted.

@@ -2,11 +2,12 @@
 
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
+use sim::scenario::escape_control;
 use sim::{RunOptions, System};
 
 use metasim::sut::DEFAULT_SYSTEM;
@@ -72,6 +73,41 @@ pub fn parse_range(text: &str) -> Result<std::ops::Range<u64>, CliError> {
         return Err(bad(format!("the range {a}..{b} is empty (the end is exclusive)")));
     }
     Ok(a..b)
+}
+
+/// The seeds of one shard of a range, in order, computed as they are needed: `--seeds
+/// 0..18446744073709551615`, or one shard in a million of a trillion seeds, starts at once.
+/// Shard `k` of `n` holds the seeds `s` with `s % n == k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardSeeds {
+    next: Option<u64>,
+    end: u64,
+    step: u64,
+}
+
+impl ShardSeeds {
+    /// `shard` is 0-based and below `shards`.
+    pub fn new(range: std::ops::Range<u64>, shard: u64, shards: u64) -> Self {
+        let rest = range.start % shards;
+        let offset = if shard >= rest { shard - rest } else { shards - rest + shard };
+        let first = range.start.checked_add(offset).filter(|&s| s < range.end);
+        ShardSeeds { next: first, end: range.end, step: shards }
+    }
+
+    /// Seeds left.
+    pub fn remaining(&self) -> u64 {
+        self.next.map_or(0, |first| (self.end - 1 - first) / self.step + 1)
+    }
+}
+
+impl Iterator for ShardSeeds {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let seed = self.next?;
+        self.next = seed.checked_add(self.step).filter(|&s| s < self.end);
+        Some(seed)
+    }
 }
 
 pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
@@ -150,6 +186,28 @@ struct Findings {
 }
 
 impl Findings {
+    /// Check up front that findings can be written: an existing file is opened for appending
+    /// (and left as it is), a new one needs a writable folder. It is created at the first
+    /// finding, so a clean campaign leaves no empty file behind.
+    fn check(path: &Path) -> Result<Self, CliError> {
+        let io = |message: String| CliError::Io { path: path.display().to_string(), message };
+        if path.exists() {
+            let file = OpenOptions::new().append(true).open(path).map_err(|e| io(e.to_string()))?;
+            return Ok(Findings { path: path.to_path_buf(), file: Some(file) });
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(io(format!("cannot create it: {} is not a folder", folder.display())));
+        }
+        if !writable_folder(folder) {
+            return Err(io(format!("cannot create it: {} is not writable", folder.display())));
+        }
+        Ok(Findings { path: path.to_path_buf(), file: None })
+    }
+
     fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
         let io = |e: std::io::Error| CliError::Io { path: self.path.display().to_string(), message: e.to_string() };
         if self.file.is_none() {
@@ -174,6 +232,15 @@ impl Findings {
     }
 }
 
+/// Whether this process may create files in `folder` (access(2) also says no on a read-only
+/// file system).
+fn writable_folder(folder: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
     with_system!(args.system.as_str(), S => fuzz_for::<S>(args), unknown => Err(unknown_system(&args.system)))
 }
@@ -189,62 +256,24 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         Some(s) => parse_shard(s)?,
         None => (0, 1),
     };
-    let seeds: Vec<u64> = range.filter(|s| s % shards == shard).collect();
-    let total = seeds.len() as u64;
+    let seeds = ShardSeeds::new(range, shard, shards);
+    let total = seeds.remaining();
+    let mut findings = Findings::check(&args.findings)?;
 
     let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
     let mut worker_args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into()];
     for b in &args.bugs {
         worker_args.extend(["--bug".to_string(), b.clone()]);
     }
-    let pool = Pool::start(exe, worker_args, &seeds, args.jobs);
+    let pool = Pool::start(exe, worker_args, seeds, args.jobs);
 
-    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
-                .expect("valid template"),
-        );
-        bar
-    });
-    let mut findings = Findings { path: args.findings.clone(), file: None };
-    let (mut passed, mut failed, mut excused, mut received) = (0u64, 0u64, 0u64, 0u64);
+    let progress = progress_bar(total, args.json);
+    let mut counts = Counts::default();
     let started = Instant::now();
     for msg in pool.results.iter() {
         let result = msg.map_err(CliError::Other)?;
-        received += 1;
-        if args.json {
-            println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Other(e.to_string()))?);
-        }
-        if result.passed() {
-            passed += 1;
-        } else if result.verdict == "excused" {
-            excused += 1;
-            let report = format!("EXCUSED seed {}: {}", result.seed, result.violation.as_deref().unwrap_or("?"));
-            match &progress {
-                Some(bar) => bar.println(report),
-                None => eprintln!("{report}"),
-            }
-        } else {
-            failed += 1;
-            findings.append(&result)?;
-            let report = format!(
-                "FAIL seed {}: {}\n  reproduce: {}",
-                result.seed,
-                result.violation.as_deref().unwrap_or("?"),
-                result.reproduce.as_deref().unwrap_or("?")
-            );
-            match &progress {
-                Some(bar) => bar.println(report),
-                None if args.json => eprintln!("{report}"),
-                None => println!("{report}"),
-            }
-        }
-        if let Some(bar) = &progress {
-            bar.set_message(format!("{failed} failed"));
-            bar.inc(1);
-        }
-        if failed > 0 && args.stop_on_failure {
+        counts.record(&result, &progress, args.json, &mut findings)?;
+        if counts.failed > 0 && args.stop_on_failure {
             pool.stop();
             break;
         }
@@ -252,30 +281,121 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    if received < total && !(failed > 0 && args.stop_on_failure) {
-        return Err(CliError::Other(format!("only {received} of {total} seeds reported; a worker died")));
+    if counts.received < total && !(counts.failed > 0 && args.stop_on_failure) {
+        return Err(CliError::Other(format!("only {} of {total} seeds reported; a worker died", counts.received)));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = format!(
-        "profile {} ({}), {received} seeds in {wall:.1}s ({:.0} seeds/min)",
+        "profile {} ({}), {} seeds in {wall:.1}s ({:.0} seeds/min)",
         profile.name,
         S::NAME,
-        received as f64 * 60.0 / wall.max(1e-9)
+        counts.received,
+        counts.received as f64 * 60.0 / wall.max(1e-9)
     );
-    if failed > 0 {
-        let line = format!("findings appended to {}", args.findings.display());
+    let mut closing = vec![summary, tally(counts.passed, counts.excused, counts.failed)];
+    if counts.failed > 0 {
+        closing.insert(0, format!("findings appended to {}", escape_control(&args.findings.display().to_string())));
+    }
+    for line in closing {
+        // With --json, stdout holds only the JSON lines.
         if args.json {
-            eprintln!("{line}")
+            eprintln!("{line}");
         } else {
-            println!("{line}")
+            println!("{line}");
         }
     }
-    if args.json {
-        eprintln!("{summary}");
-        eprintln!("{}", tally(passed, excused, failed));
-    } else {
-        println!("{summary}");
-        println!("{}", tally(passed, excused, failed));
+    Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
+    (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
+                .expect("valid template"),
+        );
+        bar
+    })
+}
+
+/// Seeds reported so far, by verdict.
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    excused: u64,
+    received: u64,
+}
+
+impl Counts {
+    /// Count one seed's result and report it: its JSON line, an excused run on stderr, a
+    /// failure printed at once and then appended to the findings.
+    fn record(
+        &mut self,
+        result: &SeedResult,
+        progress: &Option<indicatif::ProgressBar>,
+        json: bool,
+        findings: &mut Findings,
+    ) -> Result<(), CliError> {
+        self.received += 1;
+        if json {
+            println!("{}", serde_json::to_string(result).map_err(|e| CliError::Other(e.to_string()))?);
+        }
+        if result.passed() {
+            self.passed += 1;
+        } else if result.verdict == "excused" {
+            self.excused += 1;
+            let report = format!("EXCUSED seed {}: {}", result.seed, result.violation.as_deref().unwrap_or("?"));
+            match progress {
+                Some(bar) => bar.println(report),
+                None => eprintln!("{report}"),
+            }
+        } else {
+            self.failed += 1;
+            let report = format!(
+                "FAIL seed {}: {}\n  reproduce: {}",
+                result.seed,
+                result.violation.as_deref().unwrap_or("?"),
+                result.reproduce.as_deref().unwrap_or("?")
+            );
+            match progress {
+                Some(bar) => bar.println(report),
+                None if json => eprintln!("{report}"),
+                None => println!("{report}"),
+            }
+            // After printing: a findings file that fails now does not hide the failure.
+            findings.append(result)?;
+        }
+        if let Some(bar) = progress {
+            bar.set_message(format!("{} failed", self.failed));
+            bar.inc(1);
+        }
+        Ok(())
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShardSeeds;
+
+    #[test]
+    fn shards_are_computed_not_collected() {
+        let all: Vec<u64> = ShardSeeds::new(10..40, 0, 1).collect();
+        assert_eq!(all, (10..40).collect::<Vec<_>>());
+        let mut union: Vec<u64> = (0..3).flat_map(|k| ShardSeeds::new(10..40, k, 3)).collect();
+        union.sort();
+        assert_eq!(union, all, "shards split the range without overlap");
+        assert_eq!(ShardSeeds::new(10..40, 1, 3).next(), Some(10), "10 % 3 == 1");
+        for k in 0..3 {
+            let shard = ShardSeeds::new(10..40, k, 3);
+            assert_eq!(shard.remaining(), shard.count() as u64);
+        }
+        let huge = ShardSeeds::new(0..u64::MAX, 0, 1);
+        assert_eq!(huge.remaining(), u64::MAX);
+        let sparse = ShardSeeds::new(0..1_000_000_000_000, 999_999, 1_000_000);
+        assert_eq!(sparse.take(2).collect::<Vec<_>>(), [999_999, 1_999_999]);
+        let last: Vec<u64> = ShardSeeds::new(u64::MAX - 5..u64::MAX, 0, 2).collect();
+        assert_eq!(last, [u64::MAX - 5, u64::MAX - 3, u64::MAX - 1], "no overflow at the top");
+        assert_eq!(ShardSeeds::new(5..6, 2, 4).remaining(), 0, "an empty shard: 5 % 4 == 1");
+    }
 }

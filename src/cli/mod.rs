@@ -12,16 +12,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sim::scenario::escape_control;
 use thiserror::Error;
 
-/// A human-facing error at the CLI edge; always exit code 2.
+/// A human-facing error at the CLI edge; always exit code 2. Text that comes from the user
+/// (flag values, paths, a file's content) is shown with control characters escaped.
 #[derive(Debug, Error)]
 pub enum CliError {
     #[error("{0}")]
     Scenario(#[from] sim::ScenarioError),
-    #[error("{flag}: {message}")]
+    #[error("{flag}: {}", escape_control(message))]
     Flag { flag: &'static str, message: String },
-    #[error("{path}: {message}")]
+    #[error("{}: {}", escape_control(path), escape_control(message))]
     Io { path: String, message: String },
     #[error("{0}")]
     Other(String),
@@ -70,7 +72,7 @@ pub struct Observe {
     /// Run twice in separate processes and report the first differing trace event.
     #[arg(long)]
     pub check_determinism: bool,
-    /// Write the full canonical trace as JSON lines.
+    /// Write the full canonical trace as JSON lines (with --check-determinism: the first run's).
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
 }

@@ -5,22 +5,26 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sim::scenario::escape_control;
 use sim::{RunReport, Violation};
 
 use super::CliError;
 
-/// How to reproduce a run from the command line.
+/// How to reproduce a run from the command line (escaped: `base` may hold a file's name).
 pub fn reproduce_command(base: &str, bugs: &[String]) -> String {
-    let mut cmd = format!("metasim {base}");
+    let mut cmd = format!("metasim {}", escape_control(base));
     for b in bugs {
         cmd.push_str(&format!(" --bug {b}"));
     }
     cmd
 }
 
+/// One line: the invariant, when, where and what was seen. Messages quote scenario text
+/// (names, expected strings), so control characters are escaped.
 pub fn describe_violation(v: &Violation) -> String {
     let node = v.node.map_or("cluster".to_string(), |n| format!("n{n}"));
-    format!("{} at {:.6}s on {node}: {}", v.invariant, v.sim_ns as f64 / 1e9, v.message)
+    let line = format!("{} at {:.6}s on {node}: {}", v.invariant, v.sim_ns as f64 / 1e9, v.message);
+    escape_control(&line).into_owned()
 }
 
 /// The failure report: which invariant, when, where, the events before it, and how to replay.
@@ -28,7 +32,7 @@ pub fn print_failure(v: &Violation, reproduce: &str) {
     println!("violation: {}", describe_violation(v));
     println!("events before it:");
     for e in &v.recent {
-        println!("  {e}");
+        println!("  {}", escape_control(&e.to_string()));
     }
     println!("reproduce: {reproduce}");
 }
@@ -36,7 +40,7 @@ pub fn print_failure(v: &Violation, reproduce: &str) {
 pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duration, reproduce: &str) {
     let sim_s = report.sim_ns as f64 / 1e9;
     let wall_s = wall.as_secs_f64();
-    println!("scenario: {name}");
+    println!("scenario: {}", escape_control(name));
     println!("system: {system}");
     println!("seed: {}", report.seed);
     println!("events: {}", report.events);
@@ -46,7 +50,7 @@ pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duratio
         print_failure(v, reproduce);
     }
     if let Some(excuse) = &report.excused {
-        println!("excused: {excuse}");
+        println!("excused: {}", escape_control(excuse));
     }
     println!("trace-hash: {:016x}", report.trace_hash);
     let verdict = match (&report.violation, &report.excused) {
@@ -84,15 +88,26 @@ impl SeedResult {
     }
 }
 
+/// Create (or empty) the file `--trace-out` names before a run, so an unwritable one is
+/// refused at once rather than after the run.
+pub fn check_trace_out(path: &Path) -> Result<(), CliError> {
+    std::fs::File::create(path).map(drop).map_err(|e| io_error(path, &e.to_string()))
+}
+
 /// Write the full trace as JSON lines.
 pub fn write_trace(path: &Path, report: &RunReport) -> Result<(), CliError> {
-    let io = |e: std::io::Error| CliError::Io { path: path.display().to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| io_error(path, &e.to_string());
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     for e in report.trace.as_deref().unwrap_or_default() {
-        serde_json::to_writer(&mut out, e).map_err(|e| CliError::Other(e.to_string()))?;
+        // A full disk shows here first, as the buffer spills: name the file.
+        serde_json::to_writer(&mut out, e).map_err(|e| io_error(path, &e.to_string()))?;
         out.write_all(b"\n").map_err(io)?;
     }
     out.flush().map_err(io)
+}
+
+fn io_error(path: &Path, message: &str) -> CliError {
+    CliError::Io { path: path.display().to_string(), message: message.to_string() }
 }
 
 pub fn read_trace(path: &Path) -> Result<Vec<sim::trace::TraceEvent>, CliError> {

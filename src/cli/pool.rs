@@ -3,7 +3,7 @@
 //! can leak between runs, madsim issue #174), so short-lived processes keep memory flat and
 //! runs independent. At most `jobs` workers run at once.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,17 +23,24 @@ pub struct Pool {
 
 impl Pool {
     /// Start `jobs` feeders; each runs `exe worker <args> --seeds <chunk>` for chunk after chunk.
-    pub fn start(exe: PathBuf, args: Vec<String>, seeds: &[u64], jobs: usize) -> Pool {
-        let chunks: VecDeque<Vec<u64>> = seeds.chunks(CHUNK_SEEDS).map(<[u64]>::to_vec).collect();
-        let chunks = Arc::new(Mutex::new(chunks));
+    /// Seeds are drawn from `seeds` a chunk at a time, never collected: a range may be as long
+    /// as `u64` allows.
+    pub fn start<I>(exe: PathBuf, args: Vec<String>, seeds: I, jobs: usize) -> Pool
+    where
+        I: Iterator<Item = u64> + Send + 'static,
+    {
+        let seeds = Arc::new(Mutex::new(seeds));
         let stop = Arc::new(AtomicBool::new(false));
         let pids = Arc::new(Mutex::new(BTreeSet::new()));
         let (tx, results) = mpsc::channel();
         for _ in 0..jobs {
-            let (exe, args, chunks, stop, pids, tx) =
-                (exe.clone(), args.clone(), chunks.clone(), stop.clone(), pids.clone(), tx.clone());
+            let (exe, args, seeds, stop, pids, tx) =
+                (exe.clone(), args.clone(), seeds.clone(), stop.clone(), pids.clone(), tx.clone());
             std::thread::spawn(move || loop {
-                let Some(chunk) = chunks.lock().expect("chunk queue").pop_front() else { return };
+                let chunk: Vec<u64> = seeds.lock().expect("seed source").by_ref().take(CHUNK_SEEDS).collect();
+                if chunk.is_empty() {
+                    return;
+                }
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }

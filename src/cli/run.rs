@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use metasim::sut::{DEFAULT_SYSTEM, SYSTEMS};
 use metasim::with_system;
-use sim::{Harness, RunOptions, ScenarioOf, System};
+use sim::scenario::escape_control;
+use sim::{Harness, RunOptions, ScenarioOf, System, Verdict};
 
-use super::output::{print_summary, reproduce_command, write_trace};
+use super::output::{check_trace_out, describe_violation, print_summary, reproduce_command, write_trace};
 use super::{determinism, flag_error, CliError, ExportArgs, Observe, ReplayArgs, RunArgs};
 
 pub fn profile(name: &str) -> Result<&'static sim::swarm::Profile, CliError> {
@@ -49,7 +50,8 @@ fn log_wanted(observe: &Observe) -> bool {
     observe.log || std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty())
 }
 
-/// Run a scenario in this process and print its summary.
+/// Run a scenario in this process and print its summary. Exit 0 when it passed and, if the
+/// file says what it expects, gave that; 1 otherwise.
 fn execute<S: System>(
     scenario: &ScenarioOf<S>,
     seed: Option<u64>,
@@ -58,6 +60,9 @@ fn execute<S: System>(
 ) -> Result<ExitCode, CliError> {
     check_bugs::<S>(&observe.bugs)?;
     check_bugs::<S>(&scenario.bugs)?;
+    if let Some(path) = &observe.trace_out {
+        check_trace_out(path)?;
+    }
     let options = RunOptions {
         keep_trace: observe.trace_out.is_some(),
         keep_detail: observe.trace_out.is_some(),
@@ -72,44 +77,88 @@ fn execute<S: System>(
         write_trace(path, &report)?;
     }
     print_summary(&scenario.name, S::NAME, &report, wall, reproduce);
-    if let Some(expected) = scenario.expect {
-        let actual = if report.passed() { sim::Verdict::Pass } else { sim::Verdict::Fail };
-        println!("expected: {expected} ({})", if expected == actual { "as expected" } else { "NOT as expected" });
-    }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let as_expected = match scenario.expect {
+        Some(expected) => {
+            let judged = judge_expectation(expected, scenario.expect_violation.as_deref(), &report);
+            match &judged {
+                Ok(()) => println!("expected: {expected} (as expected)"),
+                Err(why) => println!("expected: {expected} (NOT as expected: {why})"),
+            }
+            judged.is_ok()
+        }
+        None => true,
+    };
+    Ok(if report.passed() && as_expected { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The `sut` a scenario file names, read leniently: a file that does not parse is reported,
-/// with its place, by the typed parse that follows.
-fn sut_of(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .and_then(|t| t.get("sut").and_then(|v| v.as_str()).map(str::to_string))
-        .unwrap_or_else(|| DEFAULT_SYSTEM.to_string())
+/// Whether a run gave the verdict its file expects, and failed the way it names.
+fn judge_expectation(expected: Verdict, violation: Option<&str>, report: &sim::RunReport) -> Result<(), String> {
+    let actual = if report.passed() { Verdict::Pass } else { Verdict::Fail };
+    if actual != expected {
+        return Err(format!("the run gave {actual}"));
+    }
+    match (violation, &report.violation) {
+        (Some(want), Some(got)) if !describe_violation(got).contains(want) => {
+            Err(format!("the violation does not contain {:?}", escape_control(want)))
+        }
+        (Some(want), None) => Err(format!("no violation, expected one containing {:?}", escape_control(want))),
+        _ => Ok(()),
+    }
+}
+
+/// The `sut` a scenario file names, with its line, read leniently: a file that does not
+/// parse is reported, with its place, by the typed parse that follows.
+fn sut_of(text: &str) -> Option<(String, usize)> {
+    #[derive(serde::Deserialize)]
+    struct SutOnly {
+        sut: Option<toml::Spanned<String>>,
+    }
+    let sut = toml::from_str::<SutOnly>(text).ok()?.sut?;
+    let line = text.as_bytes()[..sut.span().start].iter().filter(|&&b| b == b'\n').count() + 1;
+    Some((sut.into_inner(), line))
 }
 
 pub fn run_file(args: RunArgs) -> Result<ExitCode, CliError> {
-    let system = sut_of(&args.file);
-    with_system!(system.as_str(), S => {
-        let scenario = ScenarioOf::<S>::load(&args.file)?;
-        <<S as System>::Harness as Harness>::validate_config(&scenario.system, scenario.servers).map_err(|message| sim::ScenarioError {
-            file: args.file.display().to_string(),
-            line: 0,
-            field: "system".into(),
-            message,
-        })?;
-        let mut base = vec!["run".to_string(), args.file.display().to_string()];
-        if let Some(seed) = args.seed {
-            base.extend(["--seed".to_string(), seed.to_string()]);
-        }
-        if args.observe.check_determinism {
-            check_bugs::<S>(&args.observe.bugs)?;
-            return determinism::check(&base, &args.observe);
-        }
-        let reproduce = reproduce_command(&base.join(" "), &args.observe.bugs);
-        execute::<S>(&scenario, args.seed, &args.observe, &reproduce)
-    }, unknown => Err(CliError::Other(format!("{}: sut: unknown system `{system}` (known: {})", args.file.display(), SYSTEMS.join(", ")))))
+    let file = args.file.display().to_string();
+    let text = sim::scenario::read_source(&args.file)?;
+    let (system, sut_line) = sut_of(&text).unwrap_or_else(|| (DEFAULT_SYSTEM.to_string(), 0));
+    with_system!(system.as_str(), S => run_text::<S>(&args, &file, &text), unknown => Err(CliError::Scenario(
+        sim::ScenarioError {
+            file,
+            line: sut_line,
+            field: "sut".into(),
+            message: format!("unknown system `{system}` (known: {})", SYSTEMS.join(", ")),
+        },
+    )))
+}
+
+/// A file's warnings on stderr: the first few, then how many more (an exported seed can
+/// hold dozens of the same kind).
+fn print_warnings(warnings: &[sim::ScenarioError]) {
+    const SHOWN_MAX: usize = 3;
+    for warning in warnings.iter().take(SHOWN_MAX) {
+        eprintln!("warning: {warning}");
+    }
+    if warnings.len() > SHOWN_MAX {
+        eprintln!("warning: ... and {} more like these", warnings.len() - SHOWN_MAX);
+    }
+}
+
+/// Check a scenario file's text for system `S` (refused: exit 2) and run it.
+fn run_text<S: System>(args: &RunArgs, file: &str, text: &str) -> Result<ExitCode, CliError> {
+    let loaded = sim::scenario::parse_for::<S>(file, text)?;
+    let mut base = vec!["run".to_string(), file.to_string()];
+    if let Some(seed) = args.seed {
+        base.extend(["--seed".to_string(), seed.to_string()]);
+    }
+    if args.observe.check_determinism {
+        // The two child runs load the file again and print its warnings.
+        check_bugs::<S>(&args.observe.bugs)?;
+        return determinism::check(&base, &args.observe);
+    }
+    print_warnings(&loaded.warnings);
+    let reproduce = reproduce_command(&base.join(" "), &args.observe.bugs);
+    execute::<S>(&loaded.scenario, args.seed, &args.observe, &reproduce)
 }
 
 pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {

@@ -15,10 +15,12 @@ pub mod checks;
 pub mod expect;
 pub mod ghost;
 mod observe;
+pub mod validate;
 pub mod workload;
 
 use sim::{BugSwitch, CheckFailure, Cluster, Fault, NodeIndex};
 
+use crate::server::wire::MetaOp;
 use crate::server::{Observation, Server, ServerConfig};
 use expect::MetaExpect;
 use ghost::Ghost;
@@ -84,7 +86,30 @@ impl sim::Harness for MetaHarness {
     }
 
     fn validate_config(config: &ServerConfig, servers: u32) -> Result<(), String> {
-        config.validate(servers)
+        config.validate(servers)?;
+        validate::config(config, servers)
+    }
+
+    fn validate_client_op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), (String, String)> {
+        validate::op(op, servers, config)
+    }
+
+    fn client_op_warning(op: &MetaOp, servers: u32) -> Option<(String, String)> {
+        validate::op_warning(op, servers)
+    }
+
+    fn validate_expect(expect: &MetaExpect, servers: u32, config: &ServerConfig) -> Result<(), (String, String)> {
+        validate::expect(expect, servers, config)
+    }
+
+    fn client_op_messages(op: &MetaOp) -> u64 {
+        validate::op_messages(op)
+    }
+
+    /// One slowest election timeout: a cluster that `heal-all` restarted whole can have a
+    /// leader by then.
+    fn liveness_settle_ms(config: &ServerConfig) -> u64 {
+        config.election_timeout_ms_max
     }
 
     fn bugs() -> &'static [BugSwitch] {

@@ -109,6 +109,7 @@ impl Server {
 impl Node for Server {
     type Types = ServerTypes;
     const FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot"];
+    const KNOWN_FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot", "peers", "assets", "messages"];
 
     fn start(env: &mut ServerEnv<'_>) -> Result<Self, String> {
         let mut server = Server::new(env);
