@@ -6,7 +6,6 @@
 //! quorum, rescue), `replication.rs` (appends, commits, snapshots), `ready.rs` (the output loop
 //! and the upper layer's answers to it) and `queries.rs`.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::RngCore;
@@ -89,8 +88,9 @@ pub struct RaftNode {
     pub(super) pending_snapshot: Option<Snapshot>,
     pub(super) messages: Vec<(PeerId, Message)>,
     pub(super) applied_queue: Vec<Applied>,
-    /// commit - applied gap seen by the previous `healthy()` call.
-    pub(super) healthy_gap: Cell<Option<Index>>,
+    /// The commit - applied gap when `tick` last ran: `healthy()` counts a smaller gap now as
+    /// forward progress. Sampled by the node's own tick so that asking changes nothing.
+    pub(super) apply_gap_at_tick: Option<Index>,
 }
 
 /// An active meta rescue: the lowered quorum and when it lapses (local time).
@@ -220,7 +220,7 @@ impl RaftNode {
             pending_snapshot: None,
             messages: Vec::new(),
             applied_queue: Vec::new(),
-            healthy_gap: Cell::new(None),
+            apply_gap_at_tick: None,
         }
     }
 
@@ -275,6 +275,8 @@ impl RaftNode {
     /// for leaders. Call every ~100 ms of local time.
     pub fn tick(&mut self, now_ms: u64, rng: &mut dyn RngCore) {
         let now = self.observe(now_ms);
+        assert!(self.applied <= self.commit);
+        self.apply_gap_at_tick = Some(self.commit - self.applied);
         if self.role == Role::Leader {
             if !self.leader_has_quorum_contact(now) {
                 self.become_follower(self.term, now, rng);

@@ -45,17 +45,15 @@ impl RaftNode {
         }
     }
 
-    /// Like `current`, but a commit/applied gap is tolerated when it shrank since the previous
-    /// `healthy()` call (forward progress). Remembers the gap (interior mutability: a `Cell`,
-    /// so the query can stay `&self`).
+    /// Like `current`, but a commit/applied gap is tolerated when it shrank since the last `tick`
+    /// (forward progress, as NATS's health check allows). A pure query: asking changes nothing.
     pub fn healthy(&self, now_ms: u64) -> bool {
         if let Some(decided) = self.currentness_gates(now_ms) {
             return decided;
         }
         assert!(self.applied <= self.commit);
         let gap = self.commit - self.applied;
-        let previous = self.healthy_gap.replace(Some(gap));
-        gap == 0 || previous.is_some_and(|p| gap < p)
+        gap == 0 || self.apply_gap_at_tick.is_some_and(|at_tick| gap < at_tick)
     }
 
     /// The checks shared by `current` and `healthy`; `None` means "decided by the gap".

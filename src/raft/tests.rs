@@ -805,7 +805,7 @@ fn compact_bounds_and_output() {
 
 /// current(): false at commit 0; false while commit > applied; true once caught up; false
 /// when the known leader is silent for > 2 heartbeats; false while a snapshot install is
-/// being applied. healthy(): tolerates a gap that shrank since the previous call.
+/// being applied. healthy(): tolerates a gap that shrank since the last tick, and is pure.
 #[test]
 fn current_and_healthy_semantics() {
     let fresh = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
@@ -818,10 +818,14 @@ fn current_and_healthy_semantics() {
     let mut node = RaftNode::restore(config(0), vec![0, 1, 2], hard, None, entries, 0, &mut rng()).unwrap();
     let _ = node.ready();
     assert!(!node.current(0), "gap 5");
-    assert!(!node.healthy(0), "first look at a gap: no progress known");
+    assert!(!node.healthy(0), "no tick yet: no progress known");
+    node.tick(0, &mut rng());
+    assert!(!node.healthy(0), "gap 5 at the tick, still 5");
     node.applied_to(2);
-    assert!(node.healthy(0), "gap shrank 5 -> 3");
-    assert!(!node.healthy(0), "gap stayed 3");
+    assert!(node.healthy(0), "gap shrank 5 -> 3 since the tick");
+    assert!(node.healthy(0), "asking again changes nothing");
+    node.tick(0, &mut rng());
+    assert!(!node.healthy(0), "gap stayed 3 since the tick");
     assert!(!node.current(0));
     node.applied_to(5);
     assert!(node.current(0));
