@@ -28,6 +28,17 @@ impl CheckFailure {
     }
 }
 
+/// What may have changed since the previous safety check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touched {
+    /// One node handled an input: only its state, and the harness's memory through the
+    /// observations it fed, can have changed.
+    Node(NodeIndex),
+    /// The world acted (a fault, a restart, a scenario step), or full checks were asked for:
+    /// anything may have changed.
+    World,
+}
+
 /// A named bug switch a system can re-introduce, to prove its checks bite.
 #[derive(Clone, Copy, Debug)]
 pub struct BugSwitch {
@@ -64,8 +75,11 @@ pub trait Harness: Default + Send + 'static {
         None
     }
 
-    /// Safety invariants, run after every event.
-    fn check_safety(&self, cluster: &Cluster<'_, Self::Node>) -> Result<(), CheckFailure>;
+    /// Safety invariants, run after every event. `touched` says what the event may have
+    /// changed: a harness may check only that, provided the verdict is the one a check of the
+    /// whole cluster would give (`--full-checks` runs every check as `Touched::World`, and the
+    /// two must agree). It may keep memos of what it saw, hence `&mut self`.
+    fn check_safety(&mut self, cluster: &Cluster<'_, Self::Node>, touched: Touched) -> Result<(), CheckFailure>;
     /// Liveness, probed once faults were healed until it holds or the run ends.
     fn check_liveness(&self, cluster: &Cluster<'_, Self::Node>) -> Result<(), CheckFailure>;
     /// A scenario expectation.

@@ -23,7 +23,7 @@ pub mod trace;
 pub mod workload;
 pub mod world;
 
-pub use harness::{BugSwitch, CheckFailure, Cluster, Fault, Harness, NodeStatus, NodeView};
+pub use harness::{BugSwitch, CheckFailure, Cluster, Fault, Harness, NodeStatus, NodeView, Touched};
 pub use net::NodeIndex;
 pub use node::{ClientOpOf, ConfigOf, Env, MsgOf, Node, NodeTypes, ObservationOf};
 pub use scenario::{Action, Scenario, ScenarioError, Step, Verdict};

@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Meta log lengths for the start-up recovery figures, comma-separated (empty skips them).
     #[arg(long, default_value = "1000,10000,100000")]
     pub recovery_entries: String,
+    /// Stream counts of the metadata-size rows (N R3 streams created at once on 3 servers,
+    /// timed with incremental and with full checks), comma-separated (empty skips them).
+    #[arg(long, default_value = "100,200")]
+    pub scale_streams: String,
 }
 
 const NODES: u32 = 5;
@@ -155,6 +159,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         return Err(flag_error("--interval-ms", "must be at least 1"));
     }
     let recovery_entries = recovery_lengths(&args.recovery_entries)?;
+    let scale_streams = stream_counts(&args.scale_streams)?;
     println!(
         "5-node all-to-all heartbeats every {} ms for {} simulated seconds (one core, release build recommended)",
         args.interval_ms, args.sim_seconds
@@ -174,7 +179,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         let mut sim_ms = 0;
         let mut events = 0;
         for seed in 0..args.seeds {
-            let r = run_seed::<metasim::sut::MetaSystem>(seed, profile, &[]);
+            let r = run_seed::<metasim::sut::MetaSystem>(seed, profile, &RunOptions::default());
             sim_ms += r.sim_ms;
             events += r.events;
         }
@@ -186,6 +191,22 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
             sim_ms as f64 / 1e3 / wall,
             events as f64 / wall
         );
+        super::bench_checks::fuzz_rate(args.seeds);
     }
+    super::bench_checks::metadata_size(&scale_streams);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--scale-streams`: comma-separated stream counts, each 1..=5,000.
+fn stream_counts(text: &str) -> Result<Vec<usize>, CliError> {
+    let bad = |m: String| flag_error("--scale-streams", m);
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<usize>() {
+            Ok(n) if (1..=5_000).contains(&n) => Ok(n),
+            Ok(n) => Err(bad(format!("{n} streams: must be between 1 and 5000"))),
+            Err(e) => Err(bad(format!("`{s}`: {e}"))),
+        })
+        .collect()
 }

@@ -33,6 +33,9 @@ pub fn check(base: &[String], observe: &Observe) -> Result<ExitCode, CliError> {
         for b in &observe.bugs {
             cmd.args(["--bug", b]);
         }
+        if observe.full_checks {
+            cmd.arg("--full-checks");
+        }
         cmd.arg("--trace-out").arg(&path).stdin(Stdio::null()).stderr(Stdio::inherit());
         let out = cmd.output().map_err(|e| CliError::Other(format!("cannot start a child run: {e}")))?;
         if out.status.code() == Some(2) {

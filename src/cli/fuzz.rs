@@ -49,6 +49,9 @@ pub struct FuzzArgs {
     /// Stop at the first failure.
     #[arg(long)]
     pub stop_on_failure: bool,
+    /// Check every invariant on the whole cluster after every event (see `run --full-checks`).
+    #[arg(long)]
+    pub full_checks: bool,
 }
 
 #[derive(Args, Debug)]
@@ -59,6 +62,8 @@ pub struct WorkerArgs {
     system: String,
     #[arg(long = "bug")]
     bugs: Vec<String>,
+    #[arg(long)]
+    full_checks: bool,
     /// Comma-separated seeds to run.
     #[arg(long)]
     seeds: String,
@@ -132,10 +137,11 @@ fn tally(passed: u64, excused: u64, failed: u64) -> String {
 }
 
 /// Run one seed in this process.
-pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, bugs: &[String]) -> SeedResult {
+pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, options: &RunOptions) -> SeedResult {
+    let bugs = &options.bugs;
     let scenario = sim::swarm::generate::<S>(seed, profile);
     let started = Instant::now();
-    let report = sim::run::<S>(&scenario, &RunOptions { bugs: bugs.to_vec(), ..Default::default() });
+    let report = sim::run::<S>(&scenario, options);
     let wall_ms = started.elapsed().as_millis() as u64;
     let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
     let reproduce = reproduce_command(&base, bugs);
@@ -170,7 +176,8 @@ fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     let stdout = std::io::stdout();
     for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
         let seed: u64 = s.parse().map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
-        let result = run_seed::<S>(seed, profile, &args.bugs);
+        let options = RunOptions { bugs: args.bugs.clone(), full_checks: args.full_checks, ..Default::default() };
+        let result = run_seed::<S>(seed, profile, &options);
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
         let _ = out.write_all(b"\n");
@@ -264,6 +271,9 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let mut worker_args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into()];
     for b in &args.bugs {
         worker_args.extend(["--bug".to_string(), b.clone()]);
+    }
+    if args.full_checks {
+        worker_args.push("--full-checks".into());
     }
     let pool = Pool::start(exe, worker_args, seeds, args.jobs);
 

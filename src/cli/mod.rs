@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 mod bench;
+mod bench_checks;
 mod bench_meta;
 mod determinism;
 mod fuzz;
@@ -75,6 +76,10 @@ pub struct Observe {
     /// Write the full canonical trace as JSON lines (with --check-determinism: the first run's).
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
+    /// Check every invariant on the whole cluster after every event, not only where the event
+    /// touched (slower; the verdict must be the same).
+    #[arg(long)]
+    pub full_checks: bool,
 }
 
 #[derive(Args, Debug)]

@@ -69,6 +69,7 @@ fn execute<S: System>(
         log: log_wanted(observe),
         bugs: observe.bugs.clone(),
         seed,
+        full_checks: observe.full_checks,
     };
     let started = Instant::now();
     let report = sim::run::<S>(scenario, &options);

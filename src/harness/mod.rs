@@ -18,7 +18,7 @@ mod observe;
 pub mod validate;
 pub mod workload;
 
-use sim::{BugSwitch, CheckFailure, Cluster, Fault, NodeIndex};
+use sim::{BugSwitch, CheckFailure, Cluster, Fault, NodeIndex, Touched};
 
 use crate::server::wire::MetaOp;
 use crate::server::{Observation, Server, ServerConfig};
@@ -31,6 +31,8 @@ pub use workload::MetaWorkload;
 #[derive(Debug, Default)]
 pub struct MetaHarness {
     pub ghost: Ghost,
+    /// What the safety checks saw last, so the next looks only where an event touched.
+    memo: checks::scope::CheckMemo,
 }
 
 impl sim::Harness for MetaHarness {
@@ -73,8 +75,8 @@ impl sim::Harness for MetaHarness {
         (!tainted.is_empty()).then(|| format!("the disks of {tainted:?} lost synced data"))
     }
 
-    fn check_safety(&self, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-        checks::safety(&self.ghost, cluster)
+    fn check_safety(&mut self, cluster: &Cluster<'_, Server>, touched: Touched) -> Result<(), CheckFailure> {
+        checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 
     fn check_liveness(&self, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {

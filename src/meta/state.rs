@@ -405,6 +405,11 @@ impl MetaState {
         self.streams.values()
     }
 
+    /// All applied stream assignments with their keys, in key order.
+    pub fn streams_by_key(&self) -> impl Iterator<Item = (&StreamKey, &StreamAssignment)> {
+        self.streams.iter()
+    }
+
     /// One account's applied streams, by name.
     pub fn streams_of<'a>(&'a self, account: &'a str) -> impl Iterator<Item = &'a StreamAssignment> + 'a {
         self.streams

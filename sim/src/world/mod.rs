@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub bugs: Vec<String>,
     /// Override the scenario's seed.
     pub seed: Option<u64>,
+    /// Check the whole cluster after every event instead of what the event touched (the
+    /// reference the incremental checks are compared with).
+    pub full_checks: bool,
 }
 
 /// A failed invariant or expectation, located.
@@ -154,6 +157,7 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         violation: None,
         stop_waker: None,
         net_node: None,
+        full_checks: options.full_checks,
     }))
 }
 

@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::state::{Input, WorldState};
 use super::{lock, now_ns, World};
-use crate::harness::{Fault, NodeStatus};
+use crate::harness::{Fault, NodeStatus, Touched};
 use crate::hash;
 use crate::net::{Fate, NodeIndex};
 use crate::node::{MsgOf, Node, Output};
@@ -161,7 +161,7 @@ fn start<S: System>(
             return None;
         }
     }
-    w.check_safety();
+    w.check_safety(Touched::World);
     Some(outputs)
 }
 

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{now_ns, Violation, INBOX_MAX};
 use crate::clock::NodeClock;
 use crate::disk::NodeDisk;
-use crate::harness::{Cluster, Fault, Harness, NodeStatus, NodeView};
+use crate::harness::{Cluster, Fault, Harness, NodeStatus, NodeView, Touched};
 use crate::hash;
 use crate::net::{Network, NodeIndex};
 use crate::node::{ClientOpOf, ConfigOf, Env, MsgOf, Node, ObservationOf, Observer, Output};
@@ -87,6 +87,8 @@ pub(super) struct WorldState<S: System> {
     pub violation: Option<Violation>,
     pub stop_waker: Option<Waker>,
     pub net_node: Option<NodeHandle>,
+    /// Every safety check looks at the whole cluster ([`RunOptions::full_checks`]).
+    pub full_checks: bool,
 }
 
 /// The harness behind a node's [`Env`]: observations and disk lies go in, nothing comes out.
@@ -104,21 +106,7 @@ impl<H: Harness> Observer<<H::Node as Node>::Types> for Feed<'_, H> {
 
 impl<S: System> WorldState<S> {
     pub fn cluster(&self) -> Cluster<'_, S::Node> {
-        Cluster {
-            nodes: self
-                .slots
-                .iter()
-                .zip(&self.disks)
-                .map(|(slot, disk)| NodeView {
-                    state: slot.state.as_ref(),
-                    status: &slot.status,
-                    disk,
-                    incarnation: slot.incarnation,
-                })
-                .collect(),
-            config: &self.config,
-            sim_ns: now_ns(),
-        }
+        cluster_of(&self.slots, &self.disks, &self.config)
     }
 
     pub fn record(&mut self, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
@@ -143,11 +131,14 @@ impl<S: System> WorldState<S> {
         }
     }
 
-    pub fn check_safety(&mut self) {
+    /// The safety checks after something `touched` the cluster.
+    pub fn check_safety(&mut self, touched: Touched) {
         if self.violation.is_some() {
             return;
         }
-        if let Err(f) = self.harness.check_safety(&self.cluster()) {
+        let touched = if self.full_checks { Touched::World } else { touched };
+        let cluster = cluster_of(&self.slots, &self.disks, &self.config);
+        if let Err(f) = self.harness.check_safety(&cluster, touched) {
             self.fail(&f.invariant, f.node, f.message);
         }
     }
@@ -190,7 +181,7 @@ impl<S: System> WorldState<S> {
         };
         let words = self.rng.get_word_pos() - words_before;
         assert!(words <= RNG_WORDS_PER_INPUT_MAX, "node {idx} drew {words} random words for one input");
-        self.check_safety();
+        self.check_safety(Touched::Node(idx));
         (result, outputs)
     }
 
@@ -230,5 +221,24 @@ impl<S: System> WorldState<S> {
             slot.state = None;
         }
         self.held.clear();
+    }
+}
+
+/// The harness's view of the world: borrowed from the slots, disks and config alone, so the
+/// harness itself can be borrowed mutably beside it.
+fn cluster_of<'a, N: Node>(slots: &'a [Slot<N>], disks: &'a [NodeDisk], config: &'a ConfigOf<N>) -> Cluster<'a, N> {
+    Cluster {
+        nodes: slots
+            .iter()
+            .zip(disks)
+            .map(|(slot, disk)| NodeView {
+                state: slot.state.as_ref(),
+                status: &slot.status,
+                disk,
+                incarnation: slot.incarnation,
+            })
+            .collect(),
+        config,
+        sim_ns: now_ns(),
     }
 }

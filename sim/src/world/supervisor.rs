@@ -14,7 +14,7 @@ use rand::Rng;
 
 use super::state::{Input, WorldState};
 use super::{lock, now_ns, World};
-use crate::harness::{CheckFailure, Fault, Harness, NodeStatus};
+use crate::harness::{CheckFailure, Fault, Harness, NodeStatus, Touched};
 use crate::hash;
 use crate::net::{LinkProfile, NodeIndex};
 use crate::scenario::Action;
@@ -143,7 +143,7 @@ impl<S: System> Supervisor<S> {
             action if is_network_fault(action) => self.apply_network(&mut w, action),
             action => self.apply_node_fault(&mut w, action),
         }
-        w.check_safety();
+        w.check_safety(Touched::World);
     }
 
     /// Partitions, clogs and link profiles.
@@ -268,7 +268,7 @@ impl<S: System> Supervisor<S> {
                 self.kill(&mut w, node);
                 w.disks[node as usize].process_crash();
                 w.fault(node, Fault::Crash);
-                w.check_safety();
+                w.check_safety(Touched::World);
             }
             let this = self.clone();
             madsim::task::spawn(async move {

@@ -5,8 +5,9 @@
 pub mod assets;
 pub mod meta;
 pub mod raft;
+pub mod scope;
 
-use sim::{CheckFailure, Cluster, NodeIndex};
+use sim::{CheckFailure, Cluster, NodeIndex, Touched};
 
 use super::ghost::Ghost;
 use crate::meta::PeerId;
@@ -14,10 +15,16 @@ use crate::raft::Index;
 use crate::server::wire::META;
 use crate::server::Server;
 
-/// After every event.
-pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-    raft::safety(ghost, cluster)?;
-    meta::safety(ghost, cluster)
+/// After every event, where it `touched` (see [`scope`]).
+pub fn safety(
+    ghost: &Ghost,
+    memo: &mut scope::CheckMemo,
+    cluster: &Cluster<'_, Server>,
+    touched: Touched,
+) -> Result<(), CheckFailure> {
+    let scope = memo.scope(ghost, cluster, touched);
+    raft::safety(ghost, cluster, &scope)?;
+    meta::safety(ghost, cluster, touched)
 }
 
 /// Once faults healed, until it holds or the run ends.

@@ -7,6 +7,7 @@ use sim::disk::NodeDisk;
 use sim::{CheckFailure, Cluster, NodeStatus};
 
 use super::meta_members;
+use super::scope::Scope;
 use crate::harness::ghost::Ghost;
 use crate::raft::Role;
 use crate::server::group::Group;
@@ -21,14 +22,25 @@ fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure>
 /// After every event: at most one leader per term and agreeing committed prefixes (reported
 /// by servers as they happen), applied <= commit, equal states at equal indexes, and no leader
 /// acting before its apply barrier.
-pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
+/// `scope` narrows it to the groups an event touched (see [`super::scope`]); servers are
+/// walked in the same order either way, so the first violation is the same.
+pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>, scope: &Scope) -> Result<(), CheckFailure> {
     if let Some(v) = &ghost.violation {
         return Err(v.clone());
     }
     let mut chains: BTreeMap<(&str, u64), (u32, u64)> = BTreeMap::new();
     for (id, server) in cluster.running() {
-        for group in server.groups() {
-            group_safety(ghost, cluster, id, group, &mut chains)?;
+        match scope {
+            Scope::All => {
+                for group in server.groups() {
+                    group_safety(ghost, cluster, id, group, &mut chains)?;
+                }
+            }
+            Scope::Groups(names) => {
+                for group in names.iter().filter_map(|name| server.group(name)) {
+                    group_safety(ghost, cluster, id, group, &mut chains)?;
+                }
+            }
         }
     }
     Ok(())

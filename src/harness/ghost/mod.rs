@@ -164,6 +164,14 @@ impl Ghost {
         if self.stale_copy(group, node) {
             return; // a removed server's copy of a group that goes on without it
         }
+        // Every leader reports on every input: a known leader of a known group costs one lookup.
+        if let Some(history) = self.groups.get_mut(group) {
+            if history.leaders.get(&term) == Some(&node) {
+                let reached = history.commit_by_term.entry(term).or_default();
+                *reached = (*reached).max(commit);
+                return;
+            }
+        }
         let recorded = self.group(group).leaders.get(&term).copied();
         let history = self.history(group);
         let reached = history.commit_by_term.entry(term).or_default();

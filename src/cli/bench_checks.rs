@@ -1,0 +1,68 @@
+//! `bench` rows for the cost of the safety checks: scenarios that grow the metadata (N
+//! replicated streams created at once on 3 servers, then 60 s of heartbeats and ticks), and
+//! the default fuzz profile, each run with incremental checks and with a full sweep after every
+//! event (`--full-checks`), in one process, so the ratio holds on a busy machine too.
+
+use std::time::Instant;
+
+use metasim::sut::MetaSystem;
+use sim::scenario::parse_for;
+use sim::{RunOptions, ScenarioOf};
+
+use super::fuzz::run_seed;
+
+/// N R3 streams created 5 s in, spread over the 3 servers' clients.
+pub fn creates_scenario(streams: usize) -> ScenarioOf<MetaSystem> {
+    let mut text = format!(
+        "name = \"{streams} R3 streams created at 5 s\"\nduration_ms = 60000\nexpect = \"pass\"\n\n[cluster]\nservers = 3\n"
+    );
+    for i in 0..streams {
+        text.push_str(&format!(
+            "\n[[step]]\nat_ms = 5000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3 }}\n",
+            i % 3
+        ));
+    }
+    parse_for::<MetaSystem>("bench", &text).expect("the bench scenario loads").scenario
+}
+
+/// Wall seconds of one run of `scenario`, and whether it passed.
+fn timed(scenario: &ScenarioOf<MetaSystem>, full_checks: bool) -> (f64, bool) {
+    let started = Instant::now();
+    let report = sim::run::<MetaSystem>(scenario, &RunOptions { full_checks, ..Default::default() });
+    (started.elapsed().as_secs_f64().max(1e-9), report.passed())
+}
+
+/// One row per stream count: incremental and full checks side by side.
+pub fn metadata_size(counts: &[usize]) {
+    for &n in counts {
+        let scenario = creates_scenario(n);
+        let (incremental, passed) = timed(&scenario, false);
+        let (full, _) = timed(&scenario, true);
+        let sim_s = scenario.duration_ms as f64 / 1e3;
+        println!(
+            "{n:>5} R3 streams, 3 servers, 60 s: {incremental:>7.2}s wall ({:>5.0}x sim/wall){}; full checks {full:>7.2}s ({:.1}x slower)",
+            sim_s / incremental,
+            if passed { "" } else { " NOT PASSED" },
+            full / incremental
+        );
+    }
+}
+
+/// The default profile's seeds per minute both ways.
+pub fn fuzz_rate(seeds: u64) {
+    let profile = sim::swarm::profile("default").expect("built in");
+    let mut walls = [0.0; 2];
+    for (i, full_checks) in [false, true].into_iter().enumerate() {
+        let started = Instant::now();
+        for seed in 0..seeds {
+            run_seed::<MetaSystem>(seed, profile, &RunOptions { full_checks, ..Default::default() });
+        }
+        walls[i] = started.elapsed().as_secs_f64().max(1e-9);
+    }
+    println!(
+        "default fuzz profile, full checks: {seeds} seeds in {:.2}s = {:.0} seeds/min ({:.2}x the incremental wall time)",
+        walls[1],
+        seeds as f64 * 60.0 / walls[1],
+        walls[1] / walls[0]
+    );
+}

@@ -1,0 +1,155 @@
+//! What an event touched, so the safety checks look only there (issue 16).
+//!
+//! Between events the checks remember, for every running server, what they read of each of
+//! its raft groups (a [`GroupMark`]), and the cross-group facts those reads assumed (tainted
+//! disks, meta memberships, the meta members). After an event on one server, the groups whose
+//! marks changed there are checked on every server (a follower's log decides whether another
+//! server could be elected); anything else, or any change of the cross-group facts, means a
+//! full sweep. Every group passed the previous check, and nothing another group's check reads
+//! changed, so the verdict and the first violation are those of a full sweep, which
+//! `--full-checks` runs to prove it.
+
+use std::collections::BTreeMap;
+
+use sim::{Cluster, NodeIndex, Touched};
+
+use super::meta_members;
+use crate::harness::ghost::Ghost;
+use crate::meta::PeerId;
+use crate::raft::{Index, Term};
+use crate::server::group::Group;
+use crate::server::wire::META;
+use crate::server::Server;
+
+/// What the raft checks read of one group on one server. An entry's term below the log's end
+/// is not in it: with one leader per term (checked as leaders are observed, and only excused
+/// on a tainted disk, when the checks that read it are off) a log that ends at the same index
+/// and term holds the same entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GroupMark {
+    term: Term,
+    leader: bool,
+    commit: Index,
+    applied: Index,
+    state_index: Index,
+    state_chain: u64,
+    last_index: Index,
+    last_term: Term,
+    snapshot_index: Index,
+    may_campaign: bool,
+    votes_needed: usize,
+    peers: u64,
+}
+
+impl GroupMark {
+    fn of(group: &Group) -> Self {
+        let node = &group.node;
+        GroupMark {
+            term: node.term(),
+            leader: node.leader(),
+            commit: node.commit_index(),
+            applied: node.applied_index(),
+            state_index: group.applied.index,
+            state_chain: group.applied.chain,
+            last_index: node.last_index(),
+            last_term: node.last_term(),
+            snapshot_index: node.snapshot_index(),
+            may_campaign: node.may_campaign(),
+            votes_needed: node.election_votes_needed(),
+            peers: node.peers().iter().fold(0, |bits, &p| bits | 1u64 << (p % 64)),
+        }
+    }
+}
+
+/// Where the next safety check must look.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every group of every running server.
+    All,
+    /// These groups (by name, in order), on every running server.
+    Groups(Vec<String>),
+}
+
+/// The checks' memory between events.
+#[derive(Debug, Default)]
+pub struct CheckMemo {
+    /// Per node index: its groups' marks in name order, as last checked (empty when down).
+    marks: Vec<Vec<(String, GroupMark)>>,
+    tainted: Vec<NodeIndex>,
+    membership: BTreeMap<PeerId, (Index, bool)>,
+    meta_members: Vec<PeerId>,
+}
+
+impl CheckMemo {
+    /// Where to look after `touched`, and the memo brought up to date with the cluster.
+    pub fn scope(&mut self, ghost: &Ghost, cluster: &Cluster<'_, Server>, touched: Touched) -> Scope {
+        let members = meta_members(cluster.running());
+        let same_facts = self.marks.len() == cluster.nodes.len()
+            && self.tainted.iter().copied().eq(ghost.tainted.iter().copied())
+            && self.membership == ghost.meta_membership
+            && self.meta_members == members;
+        let scope = match (touched, cluster.server(touched_node(touched))) {
+            (Touched::Node(node), Some(server)) if same_facts => self.remark(node, server),
+            _ => Scope::All,
+        };
+        if scope == Scope::All {
+            self.marks = (0..cluster.nodes.len() as NodeIndex)
+                .map(|n| cluster.server(n).map(marks_of).unwrap_or_default())
+                .collect();
+            self.tainted = ghost.tainted.iter().copied().collect();
+            self.membership = ghost.meta_membership.clone();
+            self.meta_members = members;
+        }
+        scope
+    }
+
+    /// Updates `node`'s marks; the groups whose marks changed (or that came or went), or
+    /// `All` when its meta group's members changed (a server's meta members decide whose
+    /// votes count in every asset group).
+    fn remark(&mut self, node: NodeIndex, server: &Server) -> Scope {
+        let old = &mut self.marks[node as usize];
+        let mut changed = Vec::new();
+        let same_names = old.len() == server.groups().count()
+            && old.iter().zip(server.groups()).all(|((name, _), group)| *name == group.name);
+        if same_names {
+            for ((name, mark), group) in old.iter_mut().zip(server.groups()) {
+                let now = GroupMark::of(group);
+                if now != *mark {
+                    if name == META && now.peers != mark.peers {
+                        return Scope::All;
+                    }
+                    *mark = now;
+                    changed.push(name.clone());
+                }
+            }
+            return Scope::Groups(changed);
+        }
+        let new = marks_of(server);
+        let before: BTreeMap<&str, GroupMark> = old.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        let after: BTreeMap<&str, GroupMark> = new.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        if before.get(META).map(|m| m.peers) != after.get(META).map(|m| m.peers) {
+            return Scope::All;
+        }
+        let mut names: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|n| before.get(*n) != after.get(*n))
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        *old = new;
+        Scope::Groups(names)
+    }
+}
+
+fn touched_node(touched: Touched) -> NodeIndex {
+    match touched {
+        Touched::Node(node) => node,
+        Touched::World => NodeIndex::MAX,
+    }
+}
+
+fn marks_of(server: &Server) -> Vec<(String, GroupMark)> {
+    server.groups().map(|g| (g.name.clone(), GroupMark::of(g))).collect()
+}
