@@ -6,9 +6,11 @@
 //! - [`harness`]: the oracle (ghost state, safety and liveness checks, expectations) and the
 //!   workload; it reads servers, never the other way round.
 //! - [`sut`]: the systems the CLI drives.
+//! - [`scenario`]: scenarios written as Rust tests (a builder that mirrors the file format).
 
 pub mod harness;
 pub mod meta;
 pub mod raft;
+pub mod scenario;
 pub mod server;
 pub mod sut;

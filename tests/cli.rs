@@ -79,6 +79,8 @@ fn bad_flags_exit_2_and_name_the_flag() {
         (&["fuzz", "--seeds", "0..10", "--jobs", "0"], "--jobs: must be between 1"),
         (&["fuzz", "--seeds", "0..10", "--shard", "3/2"], "--shard: K/N needs 1 <= K <= N"),
         (&["fuzz", "--seeds", "0..10", "--shard", "half"], "--shard: `half` is not K/N"),
+        (&["fuzz", "--seeds", "0..10", "--shard-from-env", "0"], "--shard-from-env: N must be at least 1"),
+        (&["fuzz", "--seeds", "0..10", "--shard", "1/2", "--shard-from-env", "2"], "cannot be used with"),
         (&["fuzz", "--seeds", "0..10", "--profile", "nope"], "--profile: unknown profile `nope`"),
         (&["replay", "--seed", "1", "--profile", "nope"], "--profile: unknown profile"),
         (&["replay", "--seed", "1", "--bug", "nope"], "--bug: unknown bug switch `nope`"),
@@ -143,8 +145,8 @@ fn huge_seed_ranges_start_at_once() {
 
 #[test]
 fn same_seed_same_hash_in_separate_processes_and_parallel_workers() {
-    let serial = fuzz_hashes(&["--seeds", "0..100", "--findings", "/dev/null"]);
-    let again = fuzz_hashes(&["--seeds", "0..100", "--findings", "/dev/null"]);
+    let serial = fuzz_hashes(&["--seeds", "0..100", "--jobs", "1", "--findings", "/dev/null"]);
+    let again = fuzz_hashes(&["--seeds", "0..100", "--jobs", "1", "--findings", "/dev/null"]);
     let parallel = fuzz_hashes(&["--seeds", "0..100", "--jobs", "2", "--findings", "/dev/null"]);
     assert_eq!(serial.len(), 100);
     assert_eq!(serial, again, "two processes disagree");

@@ -27,12 +27,14 @@ use thiserror::Error;
 use crate::disk::Corruption;
 use crate::net::{LinkProfile, NodeIndex};
 
+mod builder;
 mod checks;
 mod locate;
 mod parse;
 mod source;
 mod system_checks;
 
+pub use builder::{Outcome, RunVerdict, ScenarioBuilder, BUILT_FILE};
 pub use checks::first_repeated;
 pub use locate::{escape_control, excerpt};
 pub use source::{read_source, SCENARIO_BYTES_MAX};

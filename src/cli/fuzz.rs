@@ -31,13 +31,18 @@ pub struct FuzzArgs {
     /// The system under test: meta (the default) or register (the engine's fixture).
     #[arg(long, default_value = DEFAULT_SYSTEM)]
     pub system: String,
-    /// Worker processes (each runs its seeds one after another, one fresh runtime per seed).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Worker processes (each runs its seeds one after another, one fresh runtime per seed);
+    /// default: the machine's available parallelism.
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Run only the K-th of N interleaved shards of the range (1-based), to split a campaign
-    /// across machines: `--shard 2/4`.
-    #[arg(long, value_name = "K/N")]
+    /// across machines: `--shard 2/4` runs the seeds s with s % 4 == 1.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
     pub shard: Option<String>,
+    /// Run shard K+1 of N, K read from `JOB_COMPLETION_INDEX` (0-based, as a Kubernetes Indexed
+    /// Job sets it): `--shard-from-env 10` in pod 3 is `--shard 4/10`.
+    #[arg(long, value_name = "N")]
+    pub shard_from_env: Option<u64>,
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
     /// Print one JSON line per seed on stdout (seed, verdict, trace hash, simulated and wall time).
@@ -115,6 +120,36 @@ impl Iterator for ShardSeeds {
     }
 }
 
+/// The variable a Kubernetes Indexed Job sets in each pod: the pod's index, from 0.
+pub const SHARD_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+/// The shard (0-based) and shard count of `--shard-from-env N`: the index from
+/// [`SHARD_INDEX_VAR`], which must be below N.
+pub fn shard_from_env(shards: u64, index: Option<std::ffi::OsString>) -> Result<(u64, u64), CliError> {
+    let bad = |m: String| flag_error("--shard-from-env", m);
+    if shards == 0 {
+        return Err(bad("N must be at least 1".into()));
+    }
+    let Some(index) = index else {
+        return Err(bad(format!("{SHARD_INDEX_VAR} is not set (a Kubernetes Indexed Job sets it in each pod)")));
+    };
+    let text = index.to_string_lossy();
+    let k: u64 = text.trim().parse().map_err(|e| bad(format!("{SHARD_INDEX_VAR} = `{text}`: {e}")))?;
+    if k >= shards {
+        return Err(bad(format!("{SHARD_INDEX_VAR} = {k} is not below N = {shards} (the index counts from 0)")));
+    }
+    Ok((k, shards))
+}
+
+/// `--jobs`, or the machine's available parallelism.
+pub fn jobs_or_default(jobs: Option<usize>) -> Result<usize, CliError> {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(JOBS_MAX)));
+    if jobs == 0 || jobs > JOBS_MAX {
+        return Err(flag_error("--jobs", format!("must be between 1 and {JOBS_MAX}, got {jobs}")));
+    }
+    Ok(jobs)
+}
+
 pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
     let bad = |m: String| flag_error("--shard", m);
     let (k, n) = text.split_once('/').ok_or_else(|| bad(format!("`{text}` is not K/N, like 1/4")))?;
@@ -128,7 +163,7 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
 
 /// The closing count. Excused runs (a panic or stall a lying disk explains) are neither passes nor
 /// failures, and are only mentioned when there are some.
-fn tally(passed: u64, excused: u64, failed: u64) -> String {
+pub fn tally(passed: u64, excused: u64, failed: u64) -> String {
     if excused == 0 {
         format!("{passed} passed, {failed} failed")
     } else {
@@ -163,6 +198,7 @@ pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, options: &R
         violation: report.violation.as_ref().map(describe_violation).or(report.excused.clone()),
         reproduce: (!report.passed()).then_some(reproduce),
         recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
+        done_unix_ms: None,
     }
 }
 
@@ -186,8 +222,13 @@ fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Milliseconds since the Unix epoch, by the wall clock (never read inside a simulation).
+fn unix_ms() -> Option<u64> {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
 /// Appends findings and fsyncs each one, so a killed campaign loses nothing it reported.
-struct Findings {
+pub struct Findings {
     path: PathBuf,
     file: Option<std::fs::File>,
 }
@@ -196,7 +237,7 @@ impl Findings {
     /// Check up front that findings can be written: an existing file is opened for appending
     /// (and left as it is), a new one needs a writable folder. It is created at the first
     /// finding, so a clean campaign leaves no empty file behind.
-    fn check(path: &Path) -> Result<Self, CliError> {
+    pub fn check(path: &Path) -> Result<Self, CliError> {
         let io = |message: String| CliError::Io { path: path.display().to_string(), message };
         if path.exists() {
             let file = OpenOptions::new().append(true).open(path).map_err(|e| io(e.to_string()))?;
@@ -215,7 +256,7 @@ impl Findings {
         Ok(Findings { path: path.to_path_buf(), file: None })
     }
 
-    fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
+    pub fn append(&mut self, r: &SeedResult) -> Result<(), CliError> {
         let io = |e: std::io::Error| CliError::Io { path: self.path.display().to_string(), message: e.to_string() };
         if self.file.is_none() {
             self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?);
@@ -256,12 +297,11 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let range = parse_range(&args.seeds)?;
     let profile = profile(&args.profile)?;
     check_bugs::<S>(&args.bugs)?;
-    if args.jobs == 0 || args.jobs > JOBS_MAX {
-        return Err(flag_error("--jobs", format!("must be between 1 and {JOBS_MAX}, got {}", args.jobs)));
-    }
-    let (shard, shards) = match &args.shard {
-        Some(s) => parse_shard(s)?,
-        None => (0, 1),
+    let jobs = jobs_or_default(args.jobs)?;
+    let (shard, shards) = match (&args.shard, args.shard_from_env) {
+        (Some(s), _) => parse_shard(s)?,
+        (None, Some(n)) => shard_from_env(n, std::env::var_os(SHARD_INDEX_VAR))?,
+        (None, None) => (0, 1),
     };
     let seeds = ShardSeeds::new(range, shard, shards);
     let total = seeds.remaining();
@@ -275,13 +315,16 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     if args.full_checks {
         worker_args.push("--full-checks".into());
     }
-    let pool = Pool::start(exe, worker_args, seeds, args.jobs);
+    let pool = Pool::start(exe, worker_args, seeds, jobs);
 
     let progress = progress_bar(total, args.json);
     let mut counts = Counts::default();
     let started = Instant::now();
     for msg in pool.results.iter() {
-        let result = msg.map_err(CliError::Other)?;
+        let mut result = msg.map_err(CliError::Other)?;
+        // When this campaign heard of the seed (wall clock, outside the simulation): `merge`
+        // measures a campaign of several shards from it.
+        result.done_unix_ms = unix_ms();
         counts.record(&result, &progress, args.json, &mut findings)?;
         if counts.failed > 0 && args.stop_on_failure {
             pool.stop();
@@ -386,7 +429,23 @@ impl Counts {
 
 #[cfg(test)]
 mod tests {
-    use super::ShardSeeds;
+    use super::{jobs_or_default, shard_from_env, ShardSeeds};
+
+    #[test]
+    fn jobs_default_to_the_available_parallelism() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(jobs_or_default(None).unwrap(), cores);
+        assert_eq!(jobs_or_default(Some(3)).unwrap(), 3);
+        assert!(jobs_or_default(Some(0)).is_err());
+    }
+
+    #[test]
+    fn the_kubernetes_index_counts_from_zero() {
+        assert_eq!(shard_from_env(10, Some("0".into())).unwrap(), (0, 10), "pod 0 runs --shard 1/10");
+        assert_eq!(shard_from_env(10, Some("9".into())).unwrap(), (9, 10));
+        assert!(shard_from_env(10, Some("10".into())).is_err());
+        assert!(shard_from_env(10, None).is_err());
+    }
 
     #[test]
     fn shards_are_computed_not_collected() {

@@ -5,6 +5,7 @@ mod bench_checks;
 mod bench_meta;
 mod determinism;
 mod fuzz;
+mod merge;
 mod output;
 mod pool;
 mod run;
@@ -49,6 +50,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Run many seeds and report every failure.
     Fuzz(fuzz::FuzzArgs),
+    /// Merge the `fuzz --json` lines of a campaign's shards: failures, missing seeds, totals.
+    Merge(merge::MergeArgs),
     /// Write the scenario a seed generates to a file.
     Export(ExportArgs),
     /// Measure the engine: message throughput and simulated-to-wall ratio, next to raw madsim.
@@ -128,6 +131,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run_file(args),
         Command::Replay(args) => run::replay(args),
         Command::Fuzz(args) => fuzz::fuzz(args),
+        Command::Merge(args) => merge::merge(args),
         Command::Export(args) => run::export(args),
         Command::Bench(args) => bench::bench(args),
         Command::Profiles => {

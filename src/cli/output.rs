@@ -80,6 +80,10 @@ pub struct SeedResult {
     /// Report text (events before the violation), for the findings file.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub recent: Vec<String>,
+    /// When the campaign heard of this seed, in ms since the Unix epoch (wall clock, set by
+    /// `fuzz` outside the simulation); `merge` measures seeds per minute from it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub done_unix_ms: Option<u64>,
 }
 
 impl SeedResult {

@@ -81,3 +81,36 @@ pub fn fuzz_hashes(args: &[&str]) -> Vec<(u64, String, String)> {
     rows.sort();
     rows
 }
+
+/// `metasim` with extra environment variables (and the rest of the test's environment).
+pub fn metasim_env(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_metasim"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run metasim");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// (seed, verdict, trace hash) of JSON result lines, sorted by seed.
+pub fn rows(json_lines: &str) -> Vec<(u64, String, String)> {
+    let mut rows: Vec<(u64, String, String)> = json_lines
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            (
+                v["seed"].as_u64().unwrap(),
+                v["verdict"].as_str().unwrap().to_string(),
+                v["trace_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
