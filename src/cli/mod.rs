@@ -3,6 +3,7 @@
 mod bench;
 mod bench_meta;
 mod determinism;
+mod explain;
 mod fuzz;
 mod output;
 mod pool;
@@ -50,6 +51,12 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// Write the scenario a seed generates to a file.
     Export(ExportArgs),
+    /// Shrink a failing run to a small scenario that still fails with the same invariant.
+    Shrink(explain::shrink::ShrinkArgs),
+    /// Draw a run as one self-contained HTML page: a lane per server, the failure marked.
+    Timeline(explain::timeline::TimelineArgs),
+    /// The first event where two runs part: two trace files, or one run on two binaries.
+    Diff(explain::diff::DiffArgs),
     /// Measure the engine: message throughput and simulated-to-wall ratio, next to raw madsim.
     Bench(bench::BenchArgs),
     /// List the fuzz profiles.
@@ -125,6 +132,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Fuzz(args) => fuzz::fuzz(args),
         Command::Export(args) => run::export(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Shrink(args) => explain::shrink::shrink(args),
+        Command::Timeline(args) => explain::timeline::timeline(args),
+        Command::Diff(args) => explain::diff::diff(args),
         Command::Profiles => {
             for p in sim::swarm::PROFILES {
                 println!("{:<10} {}", p.name, p.what);
