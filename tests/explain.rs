@@ -59,10 +59,12 @@ fn shrink_refuses_a_run_that_passes_and_a_bad_file() {
 fn timeline_holds_a_lane_per_server_and_the_failure_marker() {
     let dir = scratch("timeline");
     let page = dir.join("run.html");
-    let out = metasim(&["timeline", "--seed", "1", "--bug", "meta-leader-before-barrier", "-o", page.to_str().unwrap()]);
+    let out =
+        metasim(&["timeline", "--seed", "1", "--bug", "meta-leader-before-barrier", "-o", page.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let html = std::fs::read_to_string(&page).unwrap();
-    let lanes: Vec<&str> = html.match_indices(r#"<g class="lane" data-node=""#).map(|(i, _)| &html[i + 27..i + 28]).collect();
+    let lanes: Vec<&str> =
+        html.match_indices(r#"<g class="lane" data-node=""#).map(|(i, _)| &html[i + 27..i + 28]).collect();
     assert_eq!(lanes, vec!["0", "1", "2", "3", "4"]);
     assert_eq!(html.matches(r#"id="failure""#).count(), 1);
     assert!(html.contains(r#"data-invariant="meta-leader-apply-barrier""#));
@@ -83,9 +85,12 @@ fn timeline_holds_a_lane_per_server_and_the_failure_marker() {
 /// Chromium is installed.
 #[test]
 fn timeline_renders_in_a_headless_browser() {
-    let browser = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .any(|b| std::process::Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success()));
+    let browser = ["chromium", "chromium-browser", "google-chrome"].iter().any(|b| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     if !browser {
         eprintln!("no chromium on PATH: timeline_renders_in_a_headless_browser skipped");
         return;
@@ -107,7 +112,17 @@ fn diff_finds_the_planted_divergence_at_the_first_timer() {
     let dir = scratch("diff");
     let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
     for t in [&a, &b] {
-        let args = ["replay", "--system", "register", "--seed", "3", "--bug", "fixture-os-time", "--trace-out", t.to_str().unwrap()];
+        let args = [
+            "replay",
+            "--system",
+            "register",
+            "--seed",
+            "3",
+            "--bug",
+            "fixture-os-time",
+            "--trace-out",
+            t.to_str().unwrap(),
+        ];
         assert_eq!(metasim(&args).code, 0);
     }
     let out = metasim(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
@@ -132,7 +147,15 @@ fn diff_finds_the_planted_divergence_at_the_first_timer() {
 /// `--against` runs the seed on both binaries; the same binary gives the same trace.
 #[test]
 fn diff_against_the_same_binary_is_identical() {
-    let out = metasim(&["diff", "--seed", "1", "--bug", "meta-leader-before-barrier", "--against", env!("CARGO_BIN_EXE_metasim")]);
+    let out = metasim(&[
+        "diff",
+        "--seed",
+        "1",
+        "--bug",
+        "meta-leader-before-barrier",
+        "--against",
+        env!("CARGO_BIN_EXE_metasim"),
+    ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.line("identical: ").is_some_and(|l| l.starts_with("3203 events")), "{}", out.stdout);
 }
@@ -145,16 +168,34 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     assert_eq!(out.code, 1);
     assert_eq!(out.line("trace-hash: "), Some("64f805ceda774d54"), "details do not change the hash");
     assert!(out.stdout.contains("events of n2, meta before it:"), "{}", out.stdout);
-    assert!(out.stdout.contains(" apply ") && out.stdout.contains("meta#32 t3 RemoveStream A:S3 -> S-R3-"), "{}", out.stdout);
-    assert!(out.stdout.contains(r#"{"name":"S3","subjects":["s3.>"],"replicas":3}"#), "configs as JSON text:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains(" apply ") && out.stdout.contains("meta#32 t3 RemoveStream A:S3 -> S-R3-"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#"{"name":"S3","subjects":["s3.>"],"replicas":3}"#),
+        "configs as JSON text:\n{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("[123, 34"), "no config as a byte array:\n{}", out.stdout);
     let reproduce = out.line("reproduce: ").unwrap();
     assert_eq!(reproduce, "metasim replay --seed 1 --profile default --bug meta-leader-before-barrier");
-    assert_eq!(out.line("shrink: "), Some("metasim shrink --seed 1 --profile default --bug meta-leader-before-barrier -o min.toml"));
-    assert_eq!(out.line("timeline: "), Some("metasim timeline --seed 1 --profile default --bug meta-leader-before-barrier -o run.html"));
+    assert_eq!(
+        out.line("shrink: "),
+        Some("metasim shrink --seed 1 --profile default --bug meta-leader-before-barrier -o min.toml")
+    );
+    assert_eq!(
+        out.line("timeline: "),
+        Some("metasim timeline --seed 1 --profile default --bug meta-leader-before-barrier -o run.html")
+    );
     // The log too: requests with their ids, answers in words.
     let log = metasim(&["replay", "--seed", "1", "--bug", "meta-leader-before-barrier", "--log"]);
-    assert!(log.stderr.contains(r#" request "#) && log.stderr.contains(r#"#1 at n"#), "{}", &log.stderr[..2000.min(log.stderr.len())]);
+    assert!(
+        log.stderr.contains(r#" request "#) && log.stderr.contains(r#"#1 at n"#),
+        "{}",
+        &log.stderr[..2000.min(log.stderr.len())]
+    );
     assert!(log.stderr.contains(": error stream A:S0 not found"), "answers in words");
     assert!(!log.stderr.contains("config_json: [123"), "configs as text in the log");
 }
