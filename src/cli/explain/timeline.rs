@@ -96,6 +96,44 @@ fn named_node(detail: &str) -> Option<u32> {
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
+/// The servers a network step cuts off from the majority side: every group but the largest
+/// of a partition, the sending side of a one-way partition, an isolated node; none for a heal.
+fn cut_off(kind: &str, detail: &str, servers: u32) -> Vec<u32> {
+    let list = |key: &str| -> Option<serde_json::Value> {
+        let rest = detail.split(key).nth(1)?;
+        let mut depth = 0;
+        let end = rest.char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i + 1)
+        })?;
+        serde_json::from_str(&rest[..end]).ok()
+    };
+    let nodes = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_u64())
+            .map(|n| n as u32)
+            .filter(|&n| n < servers)
+            .collect()
+    };
+    match kind {
+        "isolate" => named_node(detail).into_iter().collect(),
+        "partition-one-way" => list("from: ").map(|v| nodes(&v)).unwrap_or_default(),
+        "partition" => {
+            let Some(serde_json::Value::Array(groups)) = list("groups: ") else { return Vec::new() };
+            let mut groups: Vec<Vec<u32>> = groups.iter().map(nodes).collect();
+            groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+            groups.into_iter().skip(1).flatten().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn ms(e: &TraceEvent) -> f64 {
     e.sim_ns as f64 / 1e6
 }
@@ -143,11 +181,52 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
             bars.push(Bar { lane: n + 1, row: 28.0, from, to: to.max(from + 0.5), class: "leader", title });
         }
     };
+    // Conditions from faults until they end: partitioned, clogged, a disk fault.
+    let mut cut: Vec<Option<(f64, String)>> = vec![None; servers as usize];
+    let mut clogged: Vec<Option<(f64, String)>> = vec![None; servers as usize];
+    let mut disk: Vec<Option<(f64, String)>> = vec![None; servers as usize];
+    let close = |bars: &mut Vec<Bar>, n: usize, open: Option<(f64, String)>, class: &'static str, to: f64| {
+        if let Some((from, what)) = open {
+            let title = format!("n{n} {class} {from:.1}-{to:.1} ms: {what}");
+            bars.push(Bar { lane: n + 1, row: 49.0, from, to: to.max(from + 0.5), class, title });
+        }
+    };
     for e in trace {
         let t = ms(e);
         if e.node == WORLD {
             if !is_world_step(&e.kind) {
                 continue;
+            }
+            let heal_all = e.kind == "heal-all";
+            if matches!(e.kind.as_str(), "partition" | "partition-one-way" | "isolate" | "heal-network") || heal_all {
+                for n in 0..servers as usize {
+                    close(&mut bars, n, cut[n].take(), "cut", t);
+                }
+                for n in cut_off(&e.kind, &e.detail, servers) {
+                    cut[n as usize] = Some((t, e.detail.clone()));
+                }
+            }
+            if matches!(e.kind.as_str(), "clog" | "unclog") || heal_all {
+                for n in 0..servers as usize {
+                    if heal_all || named_node(&e.detail) == Some(n as u32) {
+                        close(&mut bars, n, clogged[n].take(), "clogged", t);
+                        if e.kind == "clog" {
+                            clogged[n] = Some((t, e.detail.clone()));
+                        }
+                    }
+                }
+            }
+            if matches!(e.kind.as_str(), "lost-fsync" | "no-space" | "slow-disk") || heal_all {
+                for n in 0..servers as usize {
+                    if heal_all || named_node(&e.detail) == Some(n as u32) {
+                        close(&mut bars, n, disk[n].take(), "disk-fault", t);
+                        let on = e.detail.contains("on: true")
+                            || (e.kind == "slow-disk" && !e.detail.contains("extra_ms: 0 "));
+                        if on && !heal_all {
+                            disk[n] = Some((t, e.detail.clone()));
+                        }
+                    }
+                }
             }
             let n = named_node(&e.detail).filter(|&n| n < servers);
             let new_status = match e.kind.as_str() {
@@ -200,6 +279,9 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
         }
     }
     for n in 0..servers as usize {
+        close(&mut bars, n, cut[n].take(), "cut", end);
+        close(&mut bars, n, clogged[n].take(), "clogged", end);
+        close(&mut bars, n, disk[n].take(), "disk-fault", end);
         close_status(&mut bars, n, status[n], end);
         close_leader(&mut bars, n, leader[n].take(), end);
     }
@@ -240,7 +322,11 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
     }
     for b in &bars {
         let y = TOP + LANE * b.lane as f64 + b.row;
-        let h = if b.class == "leader" { 8.0 } else { 10.0 };
+        let h = match b.class {
+            "leader" => 8.0,
+            "cut" | "clogged" | "disk-fault" => 5.0,
+            _ => 10.0,
+        };
         let _ = writeln!(
             svg,
             r#"<rect class="bar {c}" data-a="{a}" data-b="{bb}" x="{x}" y="{y}" width="{w}" height="{h}"><title>{t}</title></rect>"#,
@@ -254,12 +340,12 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
     }
     for k in &ticks {
         let row = match k.class {
-            "req" | "answer" | "timeout" => 4.0,
-            "fault" => 50.0,
-            _ => 14.0,
+            "fault" => 1.0,
+            "req" | "answer" | "timeout" => 8.0,
+            _ => 18.0,
         };
         let y = TOP + LANE * k.lane as f64 + row;
-        let h = if k.class == "fault" { 6.0 } else { 10.0 };
+        let h = if k.class == "fault" { 6.0 } else { 8.0 };
         let _ = writeln!(
             svg,
             r#"<line class="ev {c}" data-a="{a}" x1="{x}" x2="{x}" y1="{y}" y2="{y2}"><title>{t}</title></line>"#,
@@ -302,7 +388,8 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
 legend: <span class="k up">up</span> <span class="k down">down</span> <span class="k paused">paused</span>
 <span class="k leader">meta leader</span> <span class="k req">request</span> <span class="k answer">answer</span>
 <span class="k timeout">timeout</span> <span class="k snap">snapshot</span> <span class="k recovery">recovery</span>
-<span class="k orphan">orphan</span> <span class="k apply">meta apply</span> <span class="k fault">fault</span></p>
+<span class="k orphan">orphan</span> <span class="k apply">meta apply</span> <span class="k fault">fault</span>
+<span class="k cut">partitioned</span> <span class="k clogged">clogged</span> <span class="k disk-fault">disk fault</span></p>
 <div id="wrap">
 {svg}</div>
 <script>{SCRIPT}</script>
@@ -364,6 +451,8 @@ h1 { font-size: 16px; margin: 0 0 4px; }
 .ev { stroke-width: 1.5; }
 .req { stroke: #888; background: #888; } .answer { stroke: #2a2; background: #2a2; } .timeout { stroke: #e60; background: #e60; }
 .snap { stroke: #a3c; background: #a3c; } .recovery { stroke: #0aa; background: #0aa; } .orphan { stroke: #960; background: #960; }
+.bar.cut, .k.cut { fill: #a0f; background: #a0f; } .bar.clogged, .k.clogged { fill: #850; background: #850; }
+.bar.disk-fault, .k.disk-fault { fill: #f50; background: #f50; }
 .apply { stroke: #9ac; background: #9ac; } .fault { stroke: #c00; background: #c00; } .asset { stroke: #36c; display: none; }
 body.assets .asset { display: inline; }
 .k { color: #fff; padding: 0 4px; border-radius: 3px; }
