@@ -199,31 +199,31 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
             }
             let heal_all = e.kind == "heal-all";
             if matches!(e.kind.as_str(), "partition" | "partition-one-way" | "isolate" | "heal-network") || heal_all {
-                for n in 0..servers as usize {
-                    close(&mut bars, n, cut[n].take(), "cut", t);
+                for (n, open) in cut.iter_mut().enumerate() {
+                    close(&mut bars, n, open.take(), "cut", t);
                 }
                 for n in cut_off(&e.kind, &e.detail, servers) {
                     cut[n as usize] = Some((t, e.detail.clone()));
                 }
             }
             if matches!(e.kind.as_str(), "clog" | "unclog") || heal_all {
-                for n in 0..servers as usize {
+                for (n, open) in clogged.iter_mut().enumerate() {
                     if heal_all || named_node(&e.detail) == Some(n as u32) {
-                        close(&mut bars, n, clogged[n].take(), "clogged", t);
+                        close(&mut bars, n, open.take(), "clogged", t);
                         if e.kind == "clog" {
-                            clogged[n] = Some((t, e.detail.clone()));
+                            *open = Some((t, e.detail.clone()));
                         }
                     }
                 }
             }
             if matches!(e.kind.as_str(), "lost-fsync" | "no-space" | "slow-disk") || heal_all {
-                for n in 0..servers as usize {
+                for (n, open) in disk.iter_mut().enumerate() {
                     if heal_all || named_node(&e.detail) == Some(n as u32) {
-                        close(&mut bars, n, disk[n].take(), "disk-fault", t);
+                        close(&mut bars, n, open.take(), "disk-fault", t);
                         let on = e.detail.contains("on: true")
                             || (e.kind == "slow-disk" && !e.detail.contains("extra_ms: 0 "));
                         if on && !heal_all {
-                            disk[n] = Some((t, e.detail.clone()));
+                            *open = Some((t, e.detail.clone()));
                         }
                     }
                 }
