@@ -170,10 +170,24 @@ impl<T: NodeTypes> Env<'_, T> {
         self.push(Output::Fsync { path: path.to_string(), token });
     }
 
-    /// Add a system event to the canonical trace.
+    /// Add a system event to the canonical trace. Its detail is the payload's debug form, with
+    /// byte arrays that hold text shown as text ([`crate::trace::readable`]).
     pub fn trace<P: Serialize + Debug>(&mut self, kind: &str, payload: &P) {
         let digest = hash::digest(payload);
-        self.trace.record(self.sim_ns, self.node, kind, digest, || format!("{payload:?}"));
+        self.trace.record(self.sim_ns, self.node, kind, digest, || crate::trace::readable(&format!("{payload:?}")));
+    }
+
+    /// Add a system event whose detail the caller words itself; the digest is the payload's, as
+    /// with [`Self::trace`], so the trace hash does not depend on the wording. `detail` runs
+    /// only when the trace keeps details.
+    pub fn trace_with<P: Serialize>(&mut self, kind: &str, payload: &P, detail: impl FnOnce() -> String) {
+        let digest = hash::digest(payload);
+        self.trace.record(self.sim_ns, self.node, kind, digest, detail);
+    }
+
+    /// Whether the trace keeps details (worth formatting them).
+    pub fn wants_detail(&self) -> bool {
+        self.trace.wants_detail()
     }
 
     /// Tell the oracle something that happened here. The oracle hears of it at once, after

@@ -251,7 +251,7 @@ impl<C, E> Action<C, E> {
     }
 
     /// Every node index the action names, with the field that names it.
-    fn nodes(&self) -> Vec<(&'static str, NodeIndex)> {
+    pub fn nodes(&self) -> Vec<(&'static str, NodeIndex)> {
         let one = |f, n| vec![(f, n)];
         match self {
             Action::Client { node, .. } => node.map(|n| vec![("node", n)]).unwrap_or_default(),

@@ -117,6 +117,49 @@ impl Trace {
     }
 }
 
+/// A debug form made readable: every byte array (`[123, 34, 110, ...]`) that holds UTF-8 text
+/// without control characters is shown as that text, quoted (`"{\"n..."`), so configs carried
+/// as bytes read as JSON. Other arrays stay as they are.
+pub fn readable(debug: &str) -> String {
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        match tail.find(']').and_then(|close| text_of_bytes(&tail[1..close]).map(|t| (close, t))) {
+            Some((close, Ok(text))) => {
+                out.push_str(&format!("{text:?}"));
+                rest = &tail[close + 1..];
+            }
+            Some((close, Err(len))) => {
+                out.push_str(&format!("<{len} bytes>"));
+                rest = &tail[close + 1..];
+            }
+            None => {
+                out.push('[');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Longer byte arrays than this that are not text show as their length.
+const BYTES_SHOWN_MAX: usize = 16;
+
+/// `123, 34, 110` as text, when it is at least two bytes of printable UTF-8; `Err(length)` for
+/// a long array of other bytes; `None` when the list is not bytes or is short.
+fn text_of_bytes(list: &str) -> Option<Result<String, usize>> {
+    let bytes: Vec<u8> = list.split(',').map(|b| b.trim().parse::<u8>().ok()).collect::<Option<_>>()?;
+    let len = bytes.len();
+    match String::from_utf8(bytes) {
+        Ok(text) if text.len() >= 2 && !text.chars().any(char::is_control) => Some(Ok(text)),
+        _ if len > BYTES_SHOWN_MAX => Some(Err(len)),
+        _ => None,
+    }
+}
+
 /// Where two traces first differ.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
@@ -179,6 +222,18 @@ mod tests {
         assert!(first_divergence(&a, &a, 5).is_none());
         let d = first_divergence(&a, &a[..1], 5).unwrap();
         assert_eq!((d.index, d.right), (1, None));
+    }
+
+    #[test]
+    fn byte_arrays_of_text_read_as_text() {
+        assert_eq!(
+            readable("C { config_json: [123, 34, 110, 34, 125], n: [1, 2], e: [] }"),
+            "C { config_json: \"{\\\"n\\\"}\", n: [1, 2], e: [] }"
+        );
+        assert_eq!(readable("[0, 255]"), "[0, 255]");
+        assert_eq!(readable("x [ ]"), "x [ ]");
+        let long = format!("Normal([{}])", vec!["1"; 20].join(", "));
+        assert_eq!(readable(&long), "Normal(<20 bytes>)");
     }
 
     #[test]

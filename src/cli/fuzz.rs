@@ -271,6 +271,9 @@ impl Findings {
             r.violation.as_deref().unwrap_or("?")
         );
         text.push_str(&format!("  reproduce: {}\n", r.reproduce.as_deref().unwrap_or("?")));
+        for (what, command) in super::output::explain_commands(r.reproduce.as_deref().unwrap_or("?")) {
+            text.push_str(&format!("  {what}: {command}\n"));
+        }
         file.write_all(text.as_bytes()).map_err(io)?;
         match file.sync_all() {
             // A findings "file" that cannot be synced (/dev/null, a pipe) has nothing to lose.
@@ -405,12 +408,15 @@ impl Counts {
             }
         } else {
             self.failed += 1;
-            let report = format!(
-                "FAIL seed {}: {}\n  reproduce: {}",
+            let reproduce = result.reproduce.as_deref().unwrap_or("?");
+            let mut report = format!(
+                "FAIL seed {}: {}\n  reproduce: {reproduce}",
                 result.seed,
-                result.violation.as_deref().unwrap_or("?"),
-                result.reproduce.as_deref().unwrap_or("?")
+                result.violation.as_deref().unwrap_or("?")
             );
+            for (what, command) in super::output::explain_commands(reproduce) {
+                report.push_str(&format!("\n  {what}: {command}"));
+            }
             match progress {
                 Some(bar) => bar.println(report),
                 None if json => eprintln!("{report}"),

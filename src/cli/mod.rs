@@ -4,6 +4,7 @@ mod bench;
 mod bench_checks;
 mod bench_meta;
 mod determinism;
+mod explain;
 mod fuzz;
 mod merge;
 mod output;
@@ -54,6 +55,12 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Write the scenario a seed generates to a file.
     Export(ExportArgs),
+    /// Shrink a failing run to a small scenario that still fails with the same invariant.
+    Shrink(explain::shrink::ShrinkArgs),
+    /// Draw a run as one self-contained HTML page: a lane per server, the failure marked.
+    Timeline(explain::timeline::TimelineArgs),
+    /// The first event where two runs part: two trace files, or one run on two binaries.
+    Diff(explain::diff::DiffArgs),
     /// Measure the engine: message throughput and simulated-to-wall ratio, next to raw madsim.
     Bench(bench::BenchArgs),
     /// List the fuzz profiles.
@@ -134,6 +141,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Merge(args) => merge::merge(args),
         Command::Export(args) => run::export(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Shrink(args) => explain::shrink::shrink(args),
+        Command::Timeline(args) => explain::timeline::timeline(args),
+        Command::Diff(args) => explain::diff::diff(args),
         Command::Profiles => {
             for p in sim::swarm::PROFILES {
                 println!("{:<10} {}", p.name, p.what);

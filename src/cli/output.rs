@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sim::scenario::escape_control;
+use sim::trace::TraceEvent;
 use sim::{RunReport, Violation};
 
 use super::CliError;
@@ -27,14 +28,38 @@ pub fn describe_violation(v: &Violation) -> String {
     escape_control(&line).into_owned()
 }
 
-/// The failure report: which invariant, when, where, the events before it, and how to replay.
-pub fn print_failure(v: &Violation, reproduce: &str) {
+/// The `shrink` and `timeline` commands for a run that `reproduce` replays
+/// (`metasim replay --seed 1 ...` or `metasim run FILE ...`).
+pub fn explain_commands(reproduce: &str) -> Vec<(&'static str, String)> {
+    let rest = reproduce
+        .strip_prefix("metasim replay ")
+        .or_else(|| reproduce.strip_prefix("metasim run "))
+        .unwrap_or(reproduce);
+    vec![
+        ("shrink", format!("metasim shrink {rest} -o min.toml")),
+        ("timeline", format!("metasim timeline {rest} -o run.html")),
+    ]
+}
+
+/// The failure report: which invariant, when, where, the events of what it names (when the
+/// run kept its trace), the last events of the cluster, and how to replay and explain it.
+pub fn print_failure(v: &Violation, reproduce: &str, trace: Option<&[TraceEvent]>) {
     println!("violation: {}", describe_violation(v));
+    let context = trace.map(|t| super::explain::context::select(v, t)).unwrap_or_default();
+    if !context.is_empty() {
+        println!("events of {} before it:", escape_control(&super::explain::context::heading(v)));
+        for e in &context {
+            println!("  {}", escape_control(&e.to_string()));
+        }
+    }
     println!("events before it:");
     for e in &v.recent {
         println!("  {}", escape_control(&e.to_string()));
     }
     println!("reproduce: {reproduce}");
+    for (what, command) in explain_commands(reproduce) {
+        println!("{what}: {command}");
+    }
 }
 
 pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duration, reproduce: &str) {
@@ -47,7 +72,7 @@ pub fn print_summary(name: &str, system: &str, report: &RunReport, wall: Duratio
     println!("messages delivered: {}", report.messages_delivered);
     println!("simulated: {sim_s:.3}s  wall: {wall_s:.3}s  ratio: {:.0}x", sim_s / wall_s.max(1e-9));
     if let Some(v) = &report.violation {
-        print_failure(v, reproduce);
+        print_failure(v, reproduce, report.trace.as_deref());
     }
     if let Some(excuse) = &report.excused {
         println!("excused: {}", escape_control(excuse));

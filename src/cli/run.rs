@@ -63,9 +63,11 @@ fn execute<S: System>(
     if let Some(path) = &observe.trace_out {
         check_trace_out(path)?;
     }
+    // One run: keep the trace with its details, so a failure shows the events of what it
+    // names in words (fuzz runs keep neither).
     let options = RunOptions {
-        keep_trace: observe.trace_out.is_some(),
-        keep_detail: observe.trace_out.is_some(),
+        keep_trace: true,
+        keep_detail: true,
         log: log_wanted(observe),
         bugs: observe.bugs.clone(),
         seed,
@@ -109,7 +111,7 @@ fn judge_expectation(expected: Verdict, violation: Option<&str>, report: &sim::R
 
 /// The `sut` a scenario file names, with its line, read leniently: a file that does not
 /// parse is reported, with its place, by the typed parse that follows.
-fn sut_of(text: &str) -> Option<(String, usize)> {
+pub(super) fn sut_of(text: &str) -> Option<(String, usize)> {
     #[derive(serde::Deserialize)]
     struct SutOnly {
         sut: Option<toml::Spanned<String>>,
@@ -190,6 +192,6 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     }, unknown => Err(unknown_system(&args.generated.system)))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     std::fs::write(path, bytes).map_err(|e| CliError::Io { path: path.display().to_string(), message: e.to_string() })
 }

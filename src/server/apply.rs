@@ -49,7 +49,10 @@ impl Group {
         let chain = self.applied.chain;
         let (index, term) = (entry.index, entry.term);
         env.observe(Observation::Applied { group: &self.name, index, term, digest: entry_digest, chain });
-        env.trace("apply", &(index, term, entry_digest));
+        let meta = self.meta.is_some();
+        env.trace_with("apply", &(index, term, entry_digest), || {
+            format!("{}#{index} t{term} {}", self.name, describe_entry(meta, &entry.data))
+        });
         if let Some(meta) = self.meta.as_deref_mut() {
             match &entry.data {
                 EntryData::Normal(data) => {
@@ -83,7 +86,10 @@ impl Group {
         assert_eq!(self.applied.index, snapshot.last_index, "snapshot state matches its index");
         let (index, chain) = (snapshot.last_index, self.applied.chain);
         env.observe(Observation::SnapshotInstalled { group: &self.name, index, chain });
-        env.trace("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)));
+        let name = &self.name;
+        env.trace_with("snapshot-applied", &(snapshot.last_index, digest(&snapshot.data)), || {
+            format!("{name}#{index}: a leader's snapshot")
+        });
         self.node.applied_to(snapshot.last_index);
         // Publishes the snapshot jumped over are never acknowledged from here.
         self.pending_publishes.retain(|&index, _| index > snapshot.last_index);
@@ -108,10 +114,25 @@ impl Group {
             }
             Signal::CatchupDone => self.replay_done = true,
         }
-        env.trace("signal", &format!("{signal:?}"));
+        let name = &self.name;
+        env.trace_with("signal", &format!("{signal:?}"), || format!("{name}: {signal:?}"));
         if signal == Signal::CatchupDone && self.meta.as_deref_mut().is_some_and(|m| m.on_replay_done(env)) {
             // §3.4: a recovery ends with a fresh snapshot and a compacted log.
             self.snapshot(env);
         }
+    }
+}
+
+/// What an entry carries, in words: a meta op with its key, group, peers and config; peer
+/// changes; for an asset group the payload's size.
+fn describe_entry(meta: bool, data: &EntryData) -> String {
+    match data {
+        EntryData::Normal(bytes) if bytes.first() == Some(&super::jetstream::FILLER_TAG) => "filler".into(),
+        EntryData::Normal(bytes) if meta => match crate::meta::entry::MetaEntry::decode(bytes) {
+            Ok(entry) => entry.describe(),
+            Err(e) => format!("undecodable ({e})"),
+        },
+        EntryData::Normal(bytes) => format!("payload {} bytes", bytes.len()),
+        other => format!("{other:?}"),
     }
 }

@@ -484,7 +484,10 @@ impl MetaLayer {
             Ok(ok) if self.oks.len() < ANSWERS_KEPT_MAX => self.oks.insert(ok.clone()),
             Ok(_) => false,
         };
-        env.trace("answer", &(request, answer));
+        env.trace_with("answer", &(request, &answer), || match &answer {
+            Ok(ok) => format!("#{request}: ok {ok:?}"),
+            Err(e) => format!("#{request}: error {e}"),
+        });
     }
 
     /// Requests past their deadline time out, as a client would see it.

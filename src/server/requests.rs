@@ -60,7 +60,10 @@ impl Server {
     /// A client request made at this server: the meta leader handles it, here or one hop away.
     fn client_request(&mut self, env: &mut ServerEnv<'_>, body: MetaRequest) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
-        env.trace("request", &(request, &body));
+        let at = env.node();
+        env.trace_with("request", &(request, &body), || {
+            sim::trace::readable(&format!("#{request} at n{at}: {body:?}"))
+        });
         match route {
             RequestRoute::Here => self.lead_request(env, env.node(), request, body),
             RequestRoute::Leader(leader) => env.send(leader, ServerMsg::Request { request, body }),

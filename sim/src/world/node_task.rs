@@ -175,7 +175,7 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
         Input::Message { from, msg } => {
             w.delivered += 1;
             let digest = hash::digest(&msg);
-            w.record(idx, "recv", digest, || format!("from n{from}: {msg:?}"));
+            w.record(idx, "recv", digest, || crate::trace::readable(&format!("from n{from}: {msg:?}")));
             w.with_node(idx, |s, env| s.expect("running").on_message(env, from, msg))
         }
         Input::Timer { token } => {
@@ -188,7 +188,7 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
         }
         Input::Client { op } => {
             let digest = hash::digest(&op);
-            w.record(idx, "client", digest, || format!("{op:?}"));
+            w.record(idx, "client", digest, || crate::trace::readable(&format!("{op:?}")));
             w.with_node(idx, |s, env| s.expect("running").on_client(env, op))
         }
     };

@@ -118,7 +118,7 @@ impl<S: System> Supervisor<S> {
     fn apply(&self, action: &ActionOf<S>) {
         let mut w = lock(&self.world);
         let digest = hash::digest(action);
-        w.record(WORLD, action.name(), digest, || format!("{action:?}"));
+        w.record(WORLD, action.name(), digest, || crate::trace::readable(&format!("{action:?}")));
         match action {
             Action::Client { node, op } => {
                 let node = node.unwrap_or_else(|| {

@@ -1,0 +1,338 @@
+//! `metasim shrink`: delta-debug a failing scenario down to a small one that still fails with
+//! the same invariant. Passes, repeated while one of them helps and the budget lasts: the
+//! liveness phase off, the duration cut to just past the failure, ddmin over the steps, then
+//! single removals, fewer servers, swarm knobs back to defaults (network, clocks, crash points,
+//! the system's settings), simpler client op arguments. Every candidate runs in a child
+//! `metasim run`, so the result is what `run` does with the file; the order of candidates
+//! depends only on the scenario and the outcomes, so a shrink is deterministic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use metasim::with_system;
+use sim::{Action, ScenarioOf, System};
+
+use super::{current_exe, run_child, Outcome, Scratch, Target};
+use crate::cli::run::{unknown_system, write_file};
+use crate::cli::CliError;
+
+#[derive(Args, Debug)]
+pub struct ShrinkArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Where to write the shrunk scenario.
+    #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "min.toml")]
+    pub output: PathBuf,
+    /// Runs at most (each candidate is one run).
+    #[arg(long, default_value_t = 500)]
+    pub budget: u32,
+}
+
+pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
+    let system = args.target.system()?;
+    with_system!(system.as_str(), S => shrink_for::<S>(&args), unknown => Err(unknown_system(&system)))
+}
+
+fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
+    let scenario = args.target.load::<S>()?;
+    let mut shrinker = Shrinker::<S>::new(args.budget)?;
+    let first = shrinker.run(&scenario)?;
+    let Some(invariant) = first.invariant.clone() else {
+        return Err(CliError::Other(format!("nothing to shrink: the run gives {} with no violation", first.verdict)));
+    };
+    shrinker.invariant = invariant.clone();
+    shrinker.violation_ms = first.violation_ms.unwrap_or(scenario.duration_ms);
+    println!("invariant: {invariant}");
+    println!(
+        "before: {} steps, {} events, {} servers, {} ms",
+        scenario.steps.len(),
+        first.events,
+        scenario.servers,
+        scenario.duration_ms
+    );
+    let mut best = shrinker.minimize(scenario.clone());
+    shrinker.bar.finish_and_clear();
+    best.name = format!("shrunk from {}", scenario.name);
+    best.description = format!("{} (metasim shrink, {} runs)", scenario.description, shrinker.runs);
+    best.expect = Some(sim::Verdict::Fail);
+    best.expect_violation = Some(invariant.clone());
+    // Verify the very file before it is written: `run` must fail it with the same invariant.
+    let text = to_text::<S>(&best)?;
+    let scratch = Scratch::new("shrink-final.toml");
+    write_file(&scratch.0, text.as_bytes())?;
+    let last = run_child(&shrinker.exe, &scratch.0, &[])?;
+    if last.invariant.as_deref() != Some(invariant.as_str()) {
+        return Err(CliError::Other(format!(
+            "the shrunk scenario did not fail with {invariant} when run again (got {:?}); nothing written",
+            last.invariant
+        )));
+    }
+    write_file(&args.output, text.as_bytes())?;
+    println!(
+        "after: {} steps, {} events, {} servers, {} ms ({} runs)",
+        best.steps.len(),
+        last.events,
+        best.servers,
+        best.duration_ms,
+        shrinker.runs
+    );
+    println!(
+        "steps: {} -> {} ({:.1} %)",
+        scenario.steps.len(),
+        best.steps.len(),
+        percent(best.steps.len(), scenario.steps.len())
+    );
+    for step in &best.steps {
+        println!("  {:>7} ms  {}", step.at_ms, sim::scenario::escape_control(&describe_step::<S>(step)));
+    }
+    println!("wrote {} (metasim run {} fails with {invariant})", args.output.display(), args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn percent(a: usize, b: usize) -> f64 {
+    100.0 * a as f64 / b.max(1) as f64
+}
+
+type StepOf<S> = sim::Step<sim::ClientOpOf<<S as System>::Node>, sim::ExpectOf<S>>;
+
+/// A step on one line: its action's fields as inline TOML.
+fn describe_step<S: System>(step: &StepOf<S>) -> String {
+    let fields = toml::Value::try_from(&step.action).ok().and_then(|v| match v {
+        toml::Value::Table(t) => t.into_iter().next().map(|(_, f)| f.to_string()),
+        _ => None,
+    });
+    format!("{} {}", step.action.name(), fields.unwrap_or_default())
+}
+
+fn to_text<S: System>(scenario: &ScenarioOf<S>) -> Result<String, CliError> {
+    scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))
+}
+
+struct Shrinker<S: System> {
+    exe: PathBuf,
+    invariant: String,
+    violation_ms: u64,
+    runs: u32,
+    budget: u32,
+    scratch: Scratch,
+    bar: indicatif::ProgressBar,
+    _system: std::marker::PhantomData<S>,
+}
+
+impl<S: System> Shrinker<S> {
+    fn new(budget: u32) -> Result<Self, CliError> {
+        use std::io::IsTerminal;
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(u64::from(budget));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {msg}").expect("valid template"),
+            );
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Ok(Shrinker {
+            exe: current_exe()?,
+            invariant: String::new(),
+            violation_ms: 0,
+            runs: 0,
+            budget,
+            scratch: Scratch::new("shrink-candidate.toml"),
+            bar,
+            _system: std::marker::PhantomData,
+        })
+    }
+
+    fn run(&mut self, scenario: &ScenarioOf<S>) -> Result<Outcome, CliError> {
+        write_file(&self.scratch.0, to_text::<S>(scenario)?.as_bytes())?;
+        self.runs += 1;
+        self.bar.inc(1);
+        run_child(&self.exe, &self.scratch.0, &[])
+    }
+
+    /// Whether a candidate still fails with the invariant. A candidate the loader refuses
+    /// (a step naming a server that is gone, a liveness run without its heal) is not run and
+    /// costs nothing; once the budget is spent every candidate is refused.
+    fn fails(&mut self, candidate: &ScenarioOf<S>) -> bool {
+        if self.runs >= self.budget {
+            return false;
+        }
+        let Ok(text) = to_text::<S>(candidate) else { return false };
+        if sim::scenario::parse_for::<S>("candidate", &text).is_err() {
+            return false;
+        }
+        match self.run(candidate) {
+            Ok(outcome) if outcome.invariant.as_deref() == Some(self.invariant.as_str()) => {
+                if let Some(ms) = outcome.violation_ms {
+                    self.violation_ms = ms;
+                }
+                self.bar.set_message(format!("{} steps", candidate.steps.len()));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn minimize(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        loop {
+            let before = (best.steps.len(), best.duration_ms, best.servers, self.runs);
+            let size = (best.steps.len(), best.duration_ms, best.servers);
+            best = self.no_liveness(best);
+            best = self.shorten(best);
+            best = self.ddmin_steps(best);
+            best = self.single_removals(best);
+            best = self.fewer_servers(best);
+            best = self.default_knobs(best);
+            best = self.simpler_ops(best);
+            best = self.shorten(best);
+            let after = (best.steps.len(), best.duration_ms, best.servers);
+            if after == size || self.runs >= self.budget || self.runs == before.3 {
+                return best;
+            }
+        }
+    }
+
+    fn try_with(&mut self, best: ScenarioOf<S>, change: impl FnOnce(&mut ScenarioOf<S>)) -> ScenarioOf<S> {
+        let mut candidate = best.clone();
+        change(&mut candidate);
+        if candidate != best && self.fails(&candidate) {
+            candidate
+        } else {
+            best
+        }
+    }
+
+    /// Safety violations do not need the liveness phase.
+    fn no_liveness(&mut self, best: ScenarioOf<S>) -> ScenarioOf<S> {
+        self.try_with(best, |c| c.liveness = false)
+    }
+
+    /// End the run shortly after the failure (steps past the end go with it).
+    fn shorten(&mut self, best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let end = (self.violation_ms + 1_000).div_ceil(1_000) * 1_000;
+        if end >= best.duration_ms {
+            return best;
+        }
+        self.try_with(best, |c| {
+            c.duration_ms = end;
+            c.steps.retain(|s| s.at_ms < end);
+        })
+    }
+
+    /// ddmin (Zeller): try each of n chunks alone, then each complement; on success keep it
+    /// and coarsen, otherwise refine until chunks are single steps.
+    fn ddmin_steps(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let mut n = 2usize;
+        while best.steps.len() >= 2 && self.runs < self.budget {
+            let len = best.steps.len();
+            let chunk = len.div_ceil(n);
+            let ranges: Vec<(usize, usize)> = (0..len).step_by(chunk).map(|s| (s, (s + chunk).min(len))).collect();
+            let mut reduced = false;
+            for &(s, e) in &ranges {
+                let mut c = best.clone();
+                c.steps = best.steps[s..e].to_vec();
+                if self.fails(&c) {
+                    best = c;
+                    n = 2;
+                    reduced = true;
+                    break;
+                }
+            }
+            if !reduced && ranges.len() > 2 {
+                for &(s, e) in &ranges {
+                    let mut c = best.clone();
+                    c.steps.drain(s..e);
+                    if self.fails(&c) {
+                        best = c;
+                        n = (n - 1).max(2);
+                        reduced = true;
+                        break;
+                    }
+                }
+            }
+            if !reduced {
+                if n >= len {
+                    break;
+                }
+                n = (n * 2).min(len);
+            }
+        }
+        best
+    }
+
+    /// Each step alone, last first (later steps tend to depend on earlier ones).
+    fn single_removals(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let mut i = best.steps.len();
+        while i > 0 && self.runs < self.budget {
+            i -= 1;
+            let mut c = best.clone();
+            c.steps.remove(i);
+            if self.fails(&c) {
+                best = c;
+            }
+        }
+        best
+    }
+
+    /// Drop the highest server while the failure stays (with the steps and clocks that name it).
+    fn fewer_servers(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        while best.servers > 1 && self.runs < self.budget {
+            let keep = best.servers - 1;
+            let mut c = best.clone();
+            c.servers = keep;
+            c.steps.retain(|s| s.action.nodes().iter().all(|&(_, n)| n < keep));
+            c.clocks.retain(|k| k.node < keep);
+            if !self.fails(&c) {
+                break;
+            }
+            best = c;
+        }
+        best
+    }
+
+    /// The seed's swarm knobs back to the defaults, one at a time.
+    fn default_knobs(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        best = self.try_with(best, |c| c.network = Default::default());
+        best = self.try_with(best, |c| c.clocks.clear());
+        best = self.try_with(best, |c| c.crash_points = None);
+        best = self.try_with(best, |c| c.disk = Default::default());
+        self.try_with(best, |c| c.system = Default::default())
+    }
+
+    /// Client ops with their numbers down to 1 and their lists down to one item, step by step.
+    fn simpler_ops(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        for i in 0..best.steps.len() {
+            if self.runs >= self.budget {
+                break;
+            }
+            let Action::Client { op, .. } = &best.steps[i].action else { continue };
+            let Some(simpler) = simplify(op) else { continue };
+            best = self.try_with(best, |c| {
+                if let Action::Client { op, .. } = &mut c.steps[i].action {
+                    *op = simpler;
+                }
+            });
+        }
+        best
+    }
+}
+
+/// The op with every integer above 1 set to 1 and every list cut to its first item, when that
+/// still reads as an op.
+fn simplify<C: serde::Serialize + serde::de::DeserializeOwned>(op: &C) -> Option<C> {
+    fn walk(v: &mut toml::Value) {
+        match v {
+            toml::Value::Integer(i) if *i > 1 => *i = 1,
+            toml::Value::Array(a) => {
+                a.truncate(1);
+                a.iter_mut().for_each(walk);
+            }
+            toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| walk(v)),
+            _ => {}
+        }
+    }
+    let mut value = toml::Value::try_from(op).ok()?;
+    walk(&mut value);
+    value.try_into().ok()
+}

@@ -1,0 +1,201 @@
+//! Explaining failures: shrink, timeline, diff, readable events and what a failure offers.
+
+mod common;
+
+use common::{metasim, root, scratch};
+
+fn steps_of(path: &std::path::Path) -> usize {
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc.get("step").and_then(|s| s.as_array()).map_or(0, |a| a.len())
+}
+
+/// Shrink a corpus seed with a small budget: the result is a file that `run` fails with the
+/// same invariant, with fewer steps than the seed's scenario.
+fn shrinks(seed: &str, bug: &str, invariant: &str) {
+    let dir = scratch(&format!("shrink-{bug}"));
+    let full = dir.join("full.toml");
+    let min = dir.join("min.toml");
+    let out = metasim(&["export", "--seed", seed, "-o", full.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = metasim(&["shrink", "--seed", seed, "--bug", bug, "--budget", "60", "-o", min.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.line("invariant: "), Some(invariant), "{}", out.stdout);
+    assert!(out.line("before: ").is_some() && out.line("after: ").is_some(), "{}", out.stdout);
+    let (before, after) = (steps_of(&full), steps_of(&min));
+    assert!(after < before, "{after} steps of {before}:\n{}", out.stdout);
+    // The file alone (its bug switch inside) fails `run` the same way.
+    let again = metasim(&["run", min.to_str().unwrap()]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert_eq!(again.line("verdict: "), Some("fail"));
+    assert!(again.line("violation: ").is_some_and(|l| l.starts_with(invariant)), "{}", again.stdout);
+    assert_eq!(again.line("expected: "), Some("fail (as expected)"));
+}
+
+#[test]
+fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
+    shrinks("1", "meta-leader-before-barrier", "meta-leader-apply-barrier");
+}
+
+#[test]
+fn shrink_keeps_the_invariant_of_the_no_inflight_seed() {
+    shrinks("3", "meta-no-inflight", "meta-idempotent-create");
+}
+
+#[test]
+fn shrink_refuses_a_run_that_passes_and_a_bad_file() {
+    let dir = scratch("shrink-pass");
+    let out = metasim(&["shrink", "--seed", "1", "--budget", "5", "-o", dir.join("m.toml").to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("nothing to shrink"), "{}", out.stderr);
+    assert!(!dir.join("m.toml").exists());
+    let out = metasim(&["shrink", "no/such/file.toml"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no/such/file.toml"), "{}", out.stderr);
+}
+
+/// The page of a failing run: one lane per server, the failure marker with its invariant, and
+/// nothing fetched from elsewhere.
+#[test]
+fn timeline_holds_a_lane_per_server_and_the_failure_marker() {
+    let dir = scratch("timeline");
+    let page = dir.join("run.html");
+    let out =
+        metasim(&["timeline", "--seed", "1", "--bug", "meta-leader-before-barrier", "-o", page.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let lanes: Vec<&str> =
+        html.match_indices(r#"<g class="lane" data-node=""#).map(|(i, _)| &html[i + 27..i + 28]).collect();
+    assert_eq!(lanes, vec!["0", "1", "2", "3", "4"]);
+    assert_eq!(html.matches(r#"id="failure""#).count(), 1);
+    assert!(html.contains(r#"data-invariant="meta-leader-apply-barrier""#));
+    assert!(html.contains("class=\"bar leader\""), "meta leadership is drawn");
+    assert!(html.contains("class=\"bar up\""), "server status is drawn");
+    for fetch in ["src=", "href=", "<link", "url(", "@import", "fetch("] {
+        assert!(!html.contains(fetch), "the page fetches something: {fetch}");
+    }
+    // A passing run has lanes and no marker.
+    let out = metasim(&["timeline", "--seed", "1", "-o", page.to_str().unwrap()]);
+    assert_eq!(out.code, 0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches(r#"<g class="lane""#).count(), 5);
+    assert!(!html.contains(r#"id="failure""#));
+}
+
+/// The same page in a real headless browser (scripts/timeline-check); skipped when no
+/// Chromium is installed.
+#[test]
+fn timeline_renders_in_a_headless_browser() {
+    let browser = ["chromium", "chromium-browser", "google-chrome"].iter().any(|b| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !browser {
+        eprintln!("no chromium on PATH: timeline_renders_in_a_headless_browser skipped");
+        return;
+    }
+    let dir = scratch("timeline-browser");
+    let out = std::process::Command::new(root().join("scripts/timeline-check"))
+        .args(["--bin", env!("CARGO_BIN_EXE_metasim"), "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("timeline-check: ok (5 lanes"), "{text}");
+}
+
+/// The fixture-os-time switch jitters timers by the OS clock: two runs of one seed part at
+/// the first timer, and the diff says so; a trace diffed with itself is identical.
+#[test]
+fn diff_finds_the_planted_divergence_at_the_first_timer() {
+    let dir = scratch("diff");
+    let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    for t in [&a, &b] {
+        let args = [
+            "replay",
+            "--system",
+            "register",
+            "--seed",
+            "3",
+            "--bug",
+            "fixture-os-time",
+            "--trace-out",
+            t.to_str().unwrap(),
+        ];
+        assert_eq!(metasim(&args).code, 0);
+    }
+    let out = metasim(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let at: usize = out.line("differ at event #").expect("names the event").trim().parse().unwrap();
+    let trace = std::fs::read_to_string(&a).unwrap();
+    let first_timer = trace.lines().position(|l| l.contains(r#""kind":"timer""#)).unwrap();
+    assert_eq!(at, first_timer, "{}", out.stdout);
+    let marked: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("  > ")).collect();
+    assert_eq!(marked.len(), 2, "{}", out.stdout);
+    assert!(marked.iter().all(|l| l.contains(" timer ") && l.contains(&format!("#{at} "))), "{}", out.stdout);
+    assert_ne!(marked[0], marked[1]);
+
+    let same = metasim(&["diff", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(same.code, 0, "{}", same.stdout);
+    assert!(same.stdout.contains("identical: "), "{}", same.stdout);
+    let bad = metasim(&["diff", a.to_str().unwrap(), dir.join("missing.jsonl").to_str().unwrap()]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("missing.jsonl"), "{}", bad.stderr);
+}
+
+/// `--against` runs the seed on both binaries; the same binary gives the same trace.
+#[test]
+fn diff_against_the_same_binary_is_identical() {
+    let out = metasim(&[
+        "diff",
+        "--seed",
+        "1",
+        "--bug",
+        "meta-leader-before-barrier",
+        "--against",
+        env!("CARGO_BIN_EXE_metasim"),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.line("identical: ").is_some_and(|l| l.starts_with("3203 events")), "{}", out.stdout);
+}
+
+/// A failure names what happened in words, shows the events of what it names, and offers the
+/// commands that explain it.
+#[test]
+fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
+    let out = metasim(&["replay", "--seed", "1", "--bug", "meta-leader-before-barrier"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.line("trace-hash: "), Some("64f805ceda774d54"), "details do not change the hash");
+    assert!(out.stdout.contains("events of n2, meta before it:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(" apply ") && out.stdout.contains("meta#32 t3 RemoveStream A:S3 -> S-R3-"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#"{"name":"S3","subjects":["s3.>"],"replicas":3}"#),
+        "configs as JSON text:\n{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("[123, 34"), "no config as a byte array:\n{}", out.stdout);
+    let reproduce = out.line("reproduce: ").unwrap();
+    assert_eq!(reproduce, "metasim replay --seed 1 --profile default --bug meta-leader-before-barrier");
+    assert_eq!(
+        out.line("shrink: "),
+        Some("metasim shrink --seed 1 --profile default --bug meta-leader-before-barrier -o min.toml")
+    );
+    assert_eq!(
+        out.line("timeline: "),
+        Some("metasim timeline --seed 1 --profile default --bug meta-leader-before-barrier -o run.html")
+    );
+    // The log too: requests with their ids, answers in words.
+    let log = metasim(&["replay", "--seed", "1", "--bug", "meta-leader-before-barrier", "--log"]);
+    assert!(
+        log.stderr.contains(r#" request "#) && log.stderr.contains(r#"#1 at n"#),
+        "{}",
+        &log.stderr[..2000.min(log.stderr.len())]
+    );
+    assert!(log.stderr.contains(": error stream A:S0 not found"), "answers in words");
+    assert!(!log.stderr.contains("config_json: [123"), "configs as text in the log");
+}
