@@ -6,7 +6,7 @@ use sim::fixture::ping::PingSystem;
 use sim::fixture::register::RegisterSystem;
 use sim::{
     run, CheckFailure, Cluster, Env, Harness, Node, NodeIndex, NodeTypes, RunOptions, RunReport, ScenarioOf, System,
-    Workload,
+    Touched, Workload,
 };
 
 fn run_register(toml: &str) -> RunReport {
@@ -423,7 +423,7 @@ impl Harness for NoChecks {
     type Node = ClockProbe;
     type Expect = NoOp;
     fn observe(&mut self, _: NodeIndex, _: ()) {}
-    fn check_safety(&self, _: &Cluster<'_, ClockProbe>) -> Result<(), CheckFailure> {
+    fn check_safety(&mut self, _: &Cluster<'_, ClockProbe>, _: Touched) -> Result<(), CheckFailure> {
         Ok(())
     }
     fn check_liveness(&self, _: &Cluster<'_, ClockProbe>) -> Result<(), CheckFailure> {
