@@ -66,20 +66,7 @@ pub fn fuzz_hashes(args: &[&str]) -> Vec<(u64, String, String)> {
     full.extend_from_slice(args);
     let out = metasim(&full);
     assert!(out.code == 0 || out.code == 1, "fuzz failed: {}", out.stderr);
-    let mut rows: Vec<(u64, String, String)> = out
-        .stdout
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            (
-                v["seed"].as_u64().unwrap(),
-                v["verdict"].as_str().unwrap().to_string(),
-                v["trace_hash"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
+    rows(&out.stdout)
 }
 
 /// `metasim` with extra environment variables (and the rest of the test's environment).
