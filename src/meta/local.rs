@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{ConsumerKey, StreamAssignment, StreamKey};
+use super::revision::Revision;
 use super::state::{Effect, MetaState};
 
 /// One local stream or consumer.
@@ -89,12 +90,14 @@ pub struct Orphans {
 
 /// This server's local streams and consumers, plus the local errors of assignments (the
 /// assignment `err` of NATS, which healthz reports).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct LocalAssets {
     streams: BTreeMap<StreamKey, LocalAsset>,
     consumers: BTreeMap<ConsumerKey, LocalAsset>,
     stream_errors: BTreeMap<StreamKey, String>,
     consumer_errors: BTreeMap<ConsumerKey, String>,
+    /// Stamped anew by every method that may change the above.
+    revision: Revision,
 }
 
 fn run<K: Ord + Clone>(map: &mut BTreeMap<K, LocalAsset>, key: &K, created_ms: u64, group: &str) -> LocalChange {
@@ -139,6 +142,7 @@ fn removable(asset: &LocalAsset, created_ms_max: Option<u64>) -> Result<(), Loca
 impl LocalAssets {
     /// Carry out one effect of `MetaState::apply` on the local assets.
     pub fn apply_effect(&mut self, effect: &Effect) -> LocalChange {
+        self.revision = Revision::fresh();
         match effect {
             Effect::RunStream { key, created_ms, group } => run(&mut self.streams, key, *created_ms, &group.name),
             Effect::StopStream { key } => {
@@ -194,6 +198,7 @@ impl LocalAssets {
     /// Restore a stream found on this server's disk at start-up. Of two files for one key the
     /// newer incarnation wins.
     pub fn restore_stream(&mut self, key: StreamKey, asset: LocalAsset) {
+        self.revision = Revision::fresh();
         if self.streams.get(&key).is_none_or(|old| old.created_ms < asset.created_ms) {
             self.streams.insert(key, asset);
         }
@@ -201,6 +206,7 @@ impl LocalAssets {
 
     /// Restore a consumer found on disk; false (and nothing restored) when its stream is not.
     pub fn restore_consumer(&mut self, key: ConsumerKey, asset: LocalAsset) -> bool {
+        self.revision = Revision::fresh();
         if !self.streams.contains_key(&key.stream_key()) {
             return false;
         }
@@ -212,10 +218,16 @@ impl LocalAssets {
 
     /// Carry out effects in order.
     pub fn apply_effects(&mut self, effects: &[Effect]) -> Vec<LocalChange> {
+        self.revision = Revision::fresh();
         effects.iter().map(|e| self.apply_effect(e)).collect()
     }
 
     /// The local stream, if this server has one.
+    /// Changes whenever the assets or errors may have (see [`Revision`]).
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
     pub fn stream(&self, key: &StreamKey) -> Option<&LocalAsset> {
         self.streams.get(key)
     }
@@ -254,6 +266,7 @@ impl LocalAssets {
         wanted: &BTreeMap<ConsumerKey, u64>,
         create: impl Fn(&ConsumerKey) -> bool,
     ) -> Vec<(ConsumerKey, LocalChange)> {
+        self.revision = Revision::fresh();
         let mut changes = Vec::new();
         let stale: Vec<ConsumerKey> = self
             .direct_consumers()
@@ -278,6 +291,7 @@ impl LocalAssets {
     /// Remove a direct consumer (what only the bug switch `orphan-check-deletes-direct-consumers`
     /// does outside [`Self::sync_direct_consumers`]).
     pub fn remove_direct_consumer(&mut self, key: &ConsumerKey) -> LocalChange {
+        self.revision = Revision::fresh();
         if self.consumers.get(key).is_some_and(|a| a.direct) {
             self.consumers.remove(key);
             LocalChange::Removed
@@ -292,11 +306,13 @@ impl LocalAssets {
 
     /// Add data to a local stream or consumer; false when absent.
     pub fn add_stream_messages(&mut self, key: &StreamKey, n: u64) -> bool {
+        self.revision = Revision::fresh();
         self.streams.get_mut(key).map(|a| a.messages = a.messages.saturating_add(n)).is_some()
     }
 
     /// Record (Some) or clear (None) the local error of a stream assignment.
     pub fn set_stream_error(&mut self, key: &StreamKey, error: Option<String>) {
+        self.revision = Revision::fresh();
         match error {
             Some(e) => self.stream_errors.insert(key.clone(), e),
             None => self.stream_errors.remove(key),
@@ -305,6 +321,7 @@ impl LocalAssets {
 
     /// Record (Some) or clear (None) the local error of a consumer assignment.
     pub fn set_consumer_error(&mut self, key: &ConsumerKey, error: Option<String>) {
+        self.revision = Revision::fresh();
         match error {
             Some(e) => self.consumer_errors.insert(key.clone(), e),
             None => self.consumer_errors.remove(key),

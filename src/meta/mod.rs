@@ -17,6 +17,7 @@
 //! - [`recovery`]: staged recovery, snapshot diffs and the end-of-recovery flush (§3).
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
 //! - [`queries`]: leadership, currentness and health queries (§6).
+//! - [`revision`]: change stamps, so the oracle re-checks only what changed.
 
 pub mod bugs;
 pub mod entry;
@@ -29,6 +30,7 @@ pub mod queries;
 pub mod recovery;
 pub mod request;
 pub mod results;
+pub mod revision;
 pub mod state;
 pub mod view;
 
@@ -53,4 +55,5 @@ pub use queries::{HealthContext, NodeFacts};
 pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest};
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
+pub use revision::Revision;
 pub use state::{Effect, MetaState, Outcome};

@@ -12,6 +12,7 @@ use super::model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
     StreamConfig, StreamKey, API_LEVEL,
 };
+use super::revision::Revision;
 
 // Defined with the meta layer's other errors; `meta::state::ApplyError` still names it.
 pub use super::error::ApplyError;
@@ -50,7 +51,7 @@ pub enum Effect {
 
 /// The applied meta state of one server: replicated assignments plus this process's local
 /// judgements about them (unsupported markers, the sticky apply error).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct MetaState {
     /// This server's API level: assets that require a higher one are unsupported here (§7).
     api_level: i64,
@@ -70,6 +71,8 @@ pub struct MetaState {
     digest_cache: Cell<Option<u64>>,
     /// [`MetaState::check_structure`]'s verdict, kept the same way.
     structure_cache: RefCell<Option<Result<(), String>>>,
+    /// Stamped anew on every change, with the caches above.
+    revision: Revision,
 }
 
 pub(super) fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<StreamConfig>, String> {
@@ -124,6 +127,7 @@ impl MetaState {
             applied_index: 0,
             digest_cache: Cell::new(None),
             structure_cache: RefCell::new(None),
+            revision: Revision::fresh(),
         }
     }
 
@@ -499,6 +503,12 @@ impl MetaState {
     pub(super) fn changed(&mut self) {
         self.digest_cache.set(None);
         *self.structure_cache.get_mut() = None;
+        self.revision = Revision::fresh();
+    }
+
+    /// Changes whenever the state does (see [`Revision`]).
+    pub fn revision(&self) -> Revision {
+        self.revision
     }
 
     fn check_structure_now(&self) -> Result<(), String> {

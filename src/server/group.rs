@@ -20,7 +20,7 @@ use super::observe::Observation;
 use super::persist::Pipeline;
 use super::storage::GroupFiles;
 use super::wire::ServerMsg;
-use crate::raft::{EntryData, Index, Message, ProposeError, RaftNode, Term};
+use crate::raft::{EntryData, Index, Message, ProposeError, RaftNode, Role, Term};
 
 pub use super::persist::Tokens;
 
@@ -45,6 +45,9 @@ pub struct Group {
     pub(super) pending_publishes: BTreeMap<Index, PendingPublish>,
     /// Acknowledgements of committed publishes, for the server to route to their clients.
     pub publish_acks: Vec<PublishAck>,
+    /// The leadership last reported to the oracle (`Observation::Leads`): a leader reports when
+    /// its term or commit moves, not on every input, so reporting costs what changed.
+    pub(super) reported_lead: Option<(Term, Index)>,
 }
 
 /// Publishes awaiting commit per group at most; more are refused (the client times out).
@@ -93,6 +96,7 @@ impl Group {
             meta: None,
             pending_publishes: BTreeMap::new(),
             publish_acks: Vec::new(),
+            reported_lead: None,
         }
     }
 
@@ -156,6 +160,20 @@ impl Group {
             }
         }
         panic!("group {} produced {READIES_PER_ADVANCE_MAX} Readies without waiting on the disk", self.name);
+    }
+
+    /// Tell the oracle this server leads the group (by raft role; the barrier may not be
+    /// passed yet) when the term or the commit moved since it last told.
+    pub fn report_lead(&mut self, env: &mut ServerEnv<'_>) {
+        if self.node.role() != Role::Leader {
+            self.reported_lead = None;
+            return;
+        }
+        let (term, commit) = (self.node.term(), self.node.commit_index());
+        if self.reported_lead != Some((term, commit)) {
+            self.reported_lead = Some((term, commit));
+            env.observe(Observation::Leads { group: &self.name, term, commit });
+        }
     }
 
     /// An fsync this group asked for completed.

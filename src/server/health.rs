@@ -2,9 +2,7 @@
 //! raft groups this server runs. The adapter only reads; like NATS healthz it never starts,
 //! stops or repairs anything.
 
-use std::collections::BTreeMap;
-
-use super::group::Group;
+use super::group_set::GroupSet;
 use super::jetstream::MetaLayer;
 use super::wire::META;
 use super::Server;
@@ -15,13 +13,13 @@ use crate::raft::RaftNode;
 /// [`NodeFacts`] over one server's groups, at that server's clock. A group this server does
 /// not run (R1 assets, non-members, a group whose files refused to load) has no facts.
 pub struct GroupFacts<'a> {
-    groups: &'a BTreeMap<String, Group>,
+    groups: &'a GroupSet,
     /// The server's monotonic clock: raft's leader-contact times are on it.
     now_ms: u64,
 }
 
 impl<'a> GroupFacts<'a> {
-    pub fn new(groups: &'a BTreeMap<String, Group>, now_ms: u64) -> Self {
+    pub fn new(groups: &'a GroupSet, now_ms: u64) -> Self {
         GroupFacts { groups, now_ms }
     }
 

@@ -22,6 +22,7 @@ mod cluster_size;
 pub mod config;
 pub mod env;
 pub mod group;
+pub mod group_set;
 pub mod health;
 mod info;
 pub mod jetstream;
@@ -42,6 +43,7 @@ use sim::{Node, NodeIndex};
 
 use env::{forked_rng, ServerEnv, ServerTypes};
 use group::{Group, Tokens};
+use group_set::GroupSet;
 use jetstream::Answer;
 use wire::{MetaOp, ServerMsg, ServerStats, META};
 
@@ -54,7 +56,7 @@ const TICK_TIMER: u64 = 0;
 pub struct Server {
     /// This server's index, which is also its peer id in every group.
     me: NodeIndex,
-    groups: BTreeMap<String, Group>,
+    groups: GroupSet,
     /// Why the meta group refused to start, if it did.
     meta_error: Option<String>,
     tokens: Tokens,
@@ -94,6 +96,11 @@ impl Server {
     /// Every raft group this server runs, the meta group among them.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values()
+    }
+
+    /// Changes whenever a group starts or stops here.
+    pub fn groups_revision(&self) -> crate::meta::Revision {
+        self.groups.revision()
     }
 
     pub fn meta_error(&self) -> Option<&str> {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::bugs::{self, ACK_BEFORE_FSYNC, OS_TIME};
 use super::env::{forked_rng, ServerEnv};
 use super::group::{Group, Tokens};
+use super::group_set::GroupSet;
 use super::jetstream::MetaLayer;
 use super::storage::{GroupFiles, InitialMembership, Recovered};
 use super::wire::META;
@@ -17,7 +18,7 @@ impl Server {
     pub(super) fn new(env: &mut ServerEnv<'_>) -> Self {
         let mut server = Server {
             me: env.node(),
-            groups: BTreeMap::new(),
+            groups: GroupSet::default(),
             meta_error: None,
             tokens: Tokens::default(),
             now_ms: env.monotonic_ms(),

@@ -58,10 +58,7 @@ impl Server {
                 group.snapshot(env);
                 meta_elected = true;
             }
-            if group.node.role() == Role::Leader {
-                let (term, commit) = (group.node.term(), group.node.commit_index());
-                env.observe(Observation::Leads { group: &group.name, term, commit });
-            }
+            group.report_lead(env);
         }
         if meta_elected {
             self.check_cluster_size(env); // §8.4: on election

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use sim::{CheckFailure, Cluster, Touched};
 
 use super::meta_members;
+use super::scope::{CheckMemo, LayerMark};
 use crate::harness::ghost::Ghost;
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
@@ -25,22 +26,32 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
 /// What one server's meta layer holds is checked on the server an event `touched` (every
 /// server after the world acted): the others' layers did not change and passed before. What
 /// the ghost's memory decides (the barrier) and what compares servers is checked everywhere.
-pub fn safety(ghost: &Ghost, cluster: &Cluster<'_, Server>, touched: Touched) -> Result<(), CheckFailure> {
+pub fn safety(
+    ghost: &Ghost,
+    memo: &mut CheckMemo,
+    cluster: &Cluster<'_, Server>,
+    touched: Touched,
+) -> Result<(), CheckFailure> {
     removed_servers_disabled(ghost, cluster)?;
     let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     for (id, server, meta) in layers(cluster) {
         leadership_holds(ghost, id, server, meta)?;
-        if touched == Touched::World || touched == Touched::Node(id) {
-            layer_holds(ghost, cluster, id, server, meta)?;
+        match touched {
+            Touched::World => layer_holds(ghost, None, cluster, id, server, meta)?,
+            Touched::Node(node) if node == id => layer_holds(ghost, Some(&mut *memo), cluster, id, server, meta)?,
+            Touched::Node(_) => {}
         }
         same_index_same_projection(ghost, &mut projections, id, meta)?;
     }
     Ok(())
 }
 
-/// What one server's meta layer must hold on its own.
+/// What one server's meta layer must hold on its own. The checks that walk every assignment
+/// are skipped when the memo saw them pass on the same assignments and local assets (a full
+/// sweep, `memo` None, runs them all).
 fn layer_holds(
     ghost: &Ghost,
+    memo: Option<&mut CheckMemo>,
     cluster: &Cluster<'_, Server>,
     id: u32,
     server: &Server,
@@ -53,8 +64,16 @@ fn layer_holds(
         return fail("meta-structure", id, e);
     }
     unsupported_not_running(id, server, meta)?;
+    let mark = LayerMark::of(ghost, meta);
+    if memo.as_ref().is_some_and(|memo| memo.layer_passed(id) == Some(mark)) {
+        return Ok(());
+    }
     local_assets_follow_assignments(id, meta)?;
-    stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)
+    stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)?;
+    if let Some(memo) = memo {
+        memo.layer_passes(id, mark);
+    }
+    Ok(())
 }
 
 /// S17: a server that applied its own removal runs no JetStream until it restarts.

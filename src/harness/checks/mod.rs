@@ -24,7 +24,7 @@ pub fn safety(
 ) -> Result<(), CheckFailure> {
     let scope = memo.scope(ghost, cluster, touched);
     raft::safety(ghost, cluster, &scope)?;
-    meta::safety(ghost, cluster, touched)
+    meta::safety(ghost, memo, cluster, touched)
 }
 
 /// Once faults healed, until it holds or the run ends.

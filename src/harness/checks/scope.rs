@@ -15,9 +15,10 @@ use sim::{Cluster, NodeIndex, Touched};
 
 use super::meta_members;
 use crate::harness::ghost::Ghost;
-use crate::meta::PeerId;
+use crate::meta::{PeerId, Revision};
 use crate::raft::{Index, Term};
 use crate::server::group::Group;
+use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
 use crate::server::Server;
 
@@ -61,6 +62,21 @@ impl GroupMark {
     }
 }
 
+/// One server's group marks, and the revision of its group set they were taken at: the same
+/// revision means the same names, in the same order.
+#[derive(Debug, Default)]
+struct ServerMarks {
+    groups: Option<Revision>,
+    marks: Vec<(String, GroupMark)>,
+}
+
+impl ServerMarks {
+    fn of(server: &Server) -> Self {
+        let marks = server.groups().map(|g| (g.name.clone(), GroupMark::of(g))).collect();
+        ServerMarks { groups: Some(server.groups_revision()), marks }
+    }
+}
+
 /// Where the next safety check must look.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -74,10 +90,27 @@ pub enum Scope {
 #[derive(Debug, Default)]
 pub struct CheckMemo {
     /// Per node index: its groups' marks in name order, as last checked (empty when down).
-    marks: Vec<Vec<(String, GroupMark)>>,
+    marks: Vec<ServerMarks>,
     tainted: Vec<NodeIndex>,
     membership: BTreeMap<PeerId, (Index, bool)>,
     meta_members: Vec<PeerId>,
+    /// Per node index: what its meta layer's assignment-wide checks last passed on.
+    layers: Vec<Option<LayerMark>>,
+}
+
+/// What a meta layer's assignment-wide checks read: the applied assignments, the local assets,
+/// and whether any disk lied (the stream limit holds only where none did).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerMark {
+    state: Revision,
+    local: Revision,
+    untainted: bool,
+}
+
+impl LayerMark {
+    pub fn of(ghost: &Ghost, meta: &MetaLayer) -> Self {
+        LayerMark { state: meta.state.revision(), local: meta.local.revision(), untainted: ghost.tainted.is_empty() }
+    }
 }
 
 impl CheckMemo {
@@ -94,7 +127,7 @@ impl CheckMemo {
         };
         if scope == Scope::All {
             self.marks = (0..cluster.nodes.len() as NodeIndex)
-                .map(|n| cluster.server(n).map(marks_of).unwrap_or_default())
+                .map(|n| cluster.server(n).map(ServerMarks::of).unwrap_or_default())
                 .collect();
             self.tainted = ghost.tainted.iter().copied().collect();
             self.membership = ghost.meta_membership.clone();
@@ -103,16 +136,27 @@ impl CheckMemo {
         scope
     }
 
+    /// The mark `node`'s meta layer last passed its assignment-wide checks on.
+    pub fn layer_passed(&self, node: NodeIndex) -> Option<LayerMark> {
+        self.layers.get(node as usize).copied().flatten()
+    }
+
+    pub fn layer_passes(&mut self, node: NodeIndex, mark: LayerMark) {
+        let node = node as usize;
+        if self.layers.len() <= node {
+            self.layers.resize(node + 1, None);
+        }
+        self.layers[node] = Some(mark);
+    }
+
     /// Updates `node`'s marks; the groups whose marks changed (or that came or went), or
     /// `All` when its meta group's members changed (a server's meta members decide whose
     /// votes count in every asset group).
     fn remark(&mut self, node: NodeIndex, server: &Server) -> Scope {
         let old = &mut self.marks[node as usize];
-        let mut changed = Vec::new();
-        let same_names = old.len() == server.groups().count()
-            && old.iter().zip(server.groups()).all(|((name, _), group)| *name == group.name);
-        if same_names {
-            for ((name, mark), group) in old.iter_mut().zip(server.groups()) {
+        if old.groups == Some(server.groups_revision()) {
+            let mut changed = Vec::new();
+            for ((name, mark), group) in old.marks.iter_mut().zip(server.groups()) {
                 let now = GroupMark::of(group);
                 if now != *mark {
                     if name == META && now.peers != mark.peers {
@@ -124,9 +168,9 @@ impl CheckMemo {
             }
             return Scope::Groups(changed);
         }
-        let new = marks_of(server);
-        let before: BTreeMap<&str, GroupMark> = old.iter().map(|(n, m)| (n.as_str(), *m)).collect();
-        let after: BTreeMap<&str, GroupMark> = new.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        let new = ServerMarks::of(server);
+        let before: BTreeMap<&str, GroupMark> = old.marks.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        let after: BTreeMap<&str, GroupMark> = new.marks.iter().map(|(n, m)| (n.as_str(), *m)).collect();
         if before.get(META).map(|m| m.peers) != after.get(META).map(|m| m.peers) {
             return Scope::All;
         }
@@ -148,8 +192,4 @@ fn touched_node(touched: Touched) -> NodeIndex {
         Touched::Node(node) => node,
         Touched::World => NodeIndex::MAX,
     }
-}
-
-fn marks_of(server: &Server) -> Vec<(String, GroupMark)> {
-    server.groups().map(|g| (g.name.clone(), GroupMark::of(g))).collect()
 }
