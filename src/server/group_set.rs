@@ -31,10 +31,6 @@ impl GroupSet {
         self.by_name.contains_key(name)
     }
 
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.by_name.keys()
     }
