@@ -103,6 +103,11 @@ impl Server {
         self.groups.revision()
     }
 
+    /// The groups the last input may have changed, by name (`None`: any of them).
+    pub fn groups_touched(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.groups.touched()
+    }
+
     pub fn meta_error(&self) -> Option<&str> {
         self.meta_error.as_deref()
     }
@@ -128,6 +133,7 @@ impl Node for Server {
     }
 
     fn on_message(&mut self, env: &mut ServerEnv<'_>, from: NodeIndex, msg: ServerMsg) {
+        self.groups.begin_input();
         if from != env.node() {
             self.note_route();
         }
@@ -171,6 +177,7 @@ impl Node for Server {
     }
 
     fn on_timer(&mut self, env: &mut ServerEnv<'_>, token: u64) {
+        self.groups.begin_input();
         assert_eq!(token, TICK_TIMER, "the server sets one timer");
         self.tick(env);
         let delay = Self::tick_delay_ns(env);
@@ -179,6 +186,7 @@ impl Node for Server {
     }
 
     fn on_fsync(&mut self, env: &mut ServerEnv<'_>, token: u64) {
+        self.groups.begin_input();
         if let Some(owner) = self.tokens.owner(token) {
             if let Some(group) = self.groups.get_mut(&owner) {
                 group.on_fsync(env, &mut self.tokens, token);
@@ -188,6 +196,7 @@ impl Node for Server {
     }
 
     fn on_client(&mut self, env: &mut ServerEnv<'_>, op: MetaOp) {
+        self.groups.begin_input();
         self.handle_op(env, op, false);
         self.settle(env);
     }

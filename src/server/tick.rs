@@ -50,16 +50,18 @@ impl Server {
         self.now_ms = env.monotonic_ms();
         self.wall_ms = env.now_ms();
         let mut meta_elected = false;
-        for group in self.groups.values_mut() {
-            group.advance(env, &mut self.tokens);
-            if let Some(term) = Self::signal_meta_leadership(env, group, self.now_ms) {
+        // A group this input did not touch has no new Ready and no news for the oracle.
+        let (tokens, now_ms) = (&mut self.tokens, self.now_ms);
+        self.groups.for_each_touched(|group| {
+            group.advance(env, tokens);
+            if let Some(term) = Self::signal_meta_leadership(env, group, now_ms) {
                 repair_sync_subjects(env, group, term);
                 // §3.7: a new leader starts from a fresh snapshot.
                 group.snapshot(env);
                 meta_elected = true;
             }
             group.report_lead(env);
-        }
+        });
         if meta_elected {
             self.check_cluster_size(env); // §8.4: on election
         }

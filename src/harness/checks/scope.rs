@@ -156,17 +156,34 @@ impl CheckMemo {
         let old = &mut self.marks[node as usize];
         if old.groups == Some(server.groups_revision()) {
             let mut changed = Vec::new();
-            for ((name, mark), group) in old.marks.iter_mut().zip(server.groups()) {
+            let mut remark = |name: &String, mark: &mut GroupMark, group: &Group| {
                 let now = GroupMark::of(group);
-                if now != *mark {
-                    if name == META && now.peers != mark.peers {
-                        return Scope::All;
-                    }
-                    *mark = now;
-                    changed.push(name.clone());
+                if now == *mark {
+                    return true;
                 }
-            }
-            return Scope::Groups(changed);
+                if name == META && now.peers != mark.peers {
+                    return false;
+                }
+                *mark = now;
+                changed.push(name.clone());
+                true
+            };
+            // Only the groups the input touched can have moved (see `GroupSet`).
+            let same_members = match server.groups_touched() {
+                None => {
+                    old.marks.iter_mut().zip(server.groups()).all(|((name, mark), group)| remark(name, mark, group))
+                }
+                Some(touched) => touched.iter().all(|name| {
+                    let (Ok(at), Some(group)) =
+                        (old.marks.binary_search_by(|(n, _)| n.as_str().cmp(name)), server.group(name))
+                    else {
+                        return true; // not running here, before and after (same group set)
+                    };
+                    let (name, mark) = &mut old.marks[at];
+                    remark(name, mark, group)
+                }),
+            };
+            return if same_members { Scope::Groups(changed) } else { Scope::All };
         }
         let new = ServerMarks::of(server);
         let before: BTreeMap<&str, GroupMark> = old.marks.iter().map(|(n, m)| (n.as_str(), *m)).collect();
