@@ -13,19 +13,14 @@ use super::group::Group;
 use super::wire::META;
 use crate::meta::Revision;
 
+/// A new set counts every group as touched: a new server's first input is its start.
+#[derive(Default)]
 pub struct GroupSet {
     by_name: BTreeMap<String, Group>,
     /// Stamped anew on every insert, remove and clear.
     revision: Revision,
     /// The groups handed out mutably since the input began; `None` for all of them.
     touched: Option<BTreeSet<String>>,
-}
-
-impl Default for GroupSet {
-    fn default() -> Self {
-        // A new server's first input is its start: everything in it is new.
-        GroupSet { by_name: BTreeMap::new(), revision: Revision::fresh(), touched: None }
-    }
 }
 
 impl GroupSet {
