@@ -9,9 +9,29 @@ fn steps_of(path: &std::path::Path) -> usize {
     doc.get("step").and_then(|s| s.as_array()).map_or(0, |a| a.len())
 }
 
+/// Every `at_ms` of a scenario file's steps.
+fn step_times(path: &std::path::Path) -> Vec<i64> {
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let steps = doc.get("step").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    steps.iter().filter_map(|s| s.get("at_ms").and_then(|t| t.as_integer())).collect()
+}
+
+/// A count a shrink printed on the line starting with `prefix` (`repeats: 9 candidates ...`).
+fn count_on(out: &common::Outcome, prefix: &str) -> u32 {
+    let line = out.line(prefix).unwrap_or_else(|| panic!("no {prefix} line:\n{}", out.stdout));
+    line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+}
+
+/// What a shrink left: its output, the seed's full scenario and the shrunk file.
+struct Shrunk {
+    out: common::Outcome,
+    full: std::path::PathBuf,
+    min: std::path::PathBuf,
+}
+
 /// Shrink a corpus seed with a small budget: the result is a file that `run` fails with the
 /// same invariant, with fewer steps than the seed's scenario.
-fn shrinks(seed: &str, bug: &str, invariant: &str) {
+fn shrinks(seed: &str, bug: &str, invariant: &str) -> Shrunk {
     let dir = scratch(&format!("shrink-{bug}"));
     let full = dir.join("full.toml");
     let min = dir.join("min.toml");
@@ -29,16 +49,43 @@ fn shrinks(seed: &str, bug: &str, invariant: &str) {
     assert_eq!(again.line("verdict: "), Some("fail"));
     assert!(again.line("violation: ").is_some_and(|l| l.starts_with(invariant)), "{}", again.stdout);
     assert_eq!(again.line("expected: "), Some("fail (as expected)"));
+    Shrunk { out, full, min }
 }
 
+/// Seed 1 also shrinks the same way twice, and answers candidates it ran before (ddmin's last
+/// round and the single removals try the same files) without running them again.
 #[test]
 fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
-    shrinks("1", "meta-leader-before-barrier", "meta-leader-apply-barrier");
+    let first = shrinks("1", "meta-leader-before-barrier", "meta-leader-apply-barrier");
+    assert!(count_on(&first.out, "repeats: ") > 0, "{}", first.out.stdout);
+    let dir = scratch("shrink-again");
+    let min = dir.join("min.toml");
+    let out = metasim(&[
+        "shrink",
+        "--seed",
+        "1",
+        "--bug",
+        "meta-leader-before-barrier",
+        "--budget",
+        "60",
+        "-o",
+        min.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let without_path = |s: &str| s.lines().filter(|l| !l.starts_with("wrote ")).collect::<Vec<_>>().join("\n");
+    assert_eq!(without_path(&out.stdout), without_path(&first.out.stdout));
+    assert_eq!(std::fs::read_to_string(&min).unwrap(), std::fs::read_to_string(&first.min).unwrap());
 }
 
+/// Seed 3's steps are 1-minimal within the budget: a step moved earlier gives the next round,
+/// and the file keeps a step at a time the seed's scenario has no step at.
 #[test]
 fn shrink_keeps_the_invariant_of_the_no_inflight_seed() {
-    shrinks("3", "meta-no-inflight", "meta-idempotent-create");
+    let shrunk = shrinks("3", "meta-no-inflight", "meta-idempotent-create");
+    assert!(count_on(&shrunk.out, "moves: ") > 0, "{}", shrunk.out.stdout);
+    let before = step_times(&shrunk.full);
+    let moved = step_times(&shrunk.min).into_iter().filter(|t| !before.contains(t)).count();
+    assert!(moved > 0, "no step of the shrunk file was moved:\n{}", shrunk.out.stdout);
 }
 
 #[test]

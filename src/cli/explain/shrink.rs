@@ -1,11 +1,16 @@
 //! `metasim shrink`: delta-debug a failing scenario down to a small one that still fails with
-//! the same invariant. Passes, repeated while one of them helps and the budget lasts: the
-//! liveness phase off, the duration cut to just past the failure, ddmin over the steps, then
-//! single removals, fewer servers, swarm knobs back to defaults (network, clocks, crash points,
-//! the system's settings), simpler client op arguments. Every candidate runs in a child
-//! `metasim run`, so the result is what `run` does with the file; the order of candidates
-//! depends only on the scenario and the outcomes, so a shrink is deterministic.
+//! the same invariant. A round of passes: the liveness phase off, the duration cut to just past
+//! the failure, ddmin over the steps, then single removals, fewer servers, swarm knobs back to
+//! defaults (network, clocks, crash points, the system's settings), simpler client op
+//! arguments. Rounds go on while one makes the scenario smaller; after a round that does not,
+//! one step moved earlier starts the next. Any change to a scenario reshuffles the rest of its
+//! run (network fates, latencies and election timeouts all come from one seeded stream, drawn
+//! in the order events happen), so a removal that failed in one run may succeed after a move.
+//! Every candidate runs in a child `metasim run`, so the result is what `run` does with the
+//! file, and no candidate file runs twice; the order of candidates depends only on the
+//! scenario and the outcomes, so a shrink is deterministic.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,7 +30,7 @@ pub struct ShrinkArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "min.toml")]
     pub output: PathBuf,
     /// Runs at most (each candidate is one run).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 1000)]
     pub budget: u32,
 }
 
@@ -77,6 +82,8 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
         best.duration_ms,
         shrinker.runs
     );
+    println!("repeats: {} candidates had run before and were not run again", shrinker.repeats);
+    println!("moves: {} steps moved earlier after a round that removed nothing", shrinker.moves);
     println!(
         "steps: {} -> {} ({:.1} %)",
         scenario.steps.len(),
@@ -109,11 +116,27 @@ fn to_text<S: System>(scenario: &ScenarioOf<S>) -> Result<String, CliError> {
     scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))
 }
 
+/// What a candidate file did when it ran, kept so that the same file never runs twice.
+#[derive(Clone, Copy)]
+enum Tried {
+    /// Failed with the invariant, at this time when the run said.
+    Fails(Option<u64>),
+    /// Passed, or failed some other way.
+    Other,
+}
+
 struct Shrinker<S: System> {
     exe: PathBuf,
     invariant: String,
     violation_ms: u64,
     runs: u32,
+    /// Candidate files already run, by their text: ddmin's last round and the single removals
+    /// try the same files, and so does every pass of a round that changed nothing.
+    tried: HashMap<String, Tried>,
+    /// Candidates answered from `tried`, not run again.
+    repeats: u32,
+    /// Steps moved earlier to get past a round that removed nothing.
+    moves: u32,
     budget: u32,
     scratch: Scratch,
     bar: indicatif::ProgressBar,
@@ -137,6 +160,9 @@ impl<S: System> Shrinker<S> {
             invariant: String::new(),
             violation_ms: 0,
             runs: 0,
+            tried: HashMap::new(),
+            repeats: 0,
+            moves: 0,
             budget,
             scratch: Scratch::new("shrink-candidate.toml"),
             bar,
@@ -145,7 +171,11 @@ impl<S: System> Shrinker<S> {
     }
 
     fn run(&mut self, scenario: &ScenarioOf<S>) -> Result<Outcome, CliError> {
-        write_file(&self.scratch.0, to_text::<S>(scenario)?.as_bytes())?;
+        self.run_text(&to_text::<S>(scenario)?)
+    }
+
+    fn run_text(&mut self, text: &str) -> Result<Outcome, CliError> {
+        write_file(&self.scratch.0, text.as_bytes())?;
         self.runs += 1;
         self.bar.inc(1);
         run_child(&self.exe, &self.scratch.0, &[])
@@ -153,44 +183,99 @@ impl<S: System> Shrinker<S> {
 
     /// Whether a candidate still fails with the invariant. A candidate the loader refuses
     /// (a step naming a server that is gone, a liveness run without its heal) is not run and
-    /// costs nothing; once the budget is spent every candidate is refused.
+    /// costs nothing, nor does a file that ran before; once the budget is spent every new
+    /// candidate is refused.
     fn fails(&mut self, candidate: &ScenarioOf<S>) -> bool {
-        if self.runs >= self.budget {
-            return false;
-        }
         let Ok(text) = to_text::<S>(candidate) else { return false };
-        if sim::scenario::parse_for::<S>("candidate", &text).is_err() {
-            return false;
-        }
-        match self.run(candidate) {
-            Ok(outcome) if outcome.invariant.as_deref() == Some(self.invariant.as_str()) => {
-                if let Some(ms) = outcome.violation_ms {
+        let tried = match self.tried.get(&text) {
+            Some(&tried) => {
+                self.repeats += 1;
+                tried
+            }
+            None => {
+                if self.runs >= self.budget || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
+                    return false;
+                }
+                let tried = self.try_text(&text);
+                self.tried.insert(text, tried);
+                tried
+            }
+        };
+        match tried {
+            Tried::Fails(ms) => {
+                if let Some(ms) = ms {
                     self.violation_ms = ms;
                 }
                 self.bar.set_message(format!("{} steps", candidate.steps.len()));
                 true
             }
-            _ => false,
+            Tried::Other => false,
         }
     }
 
+    fn try_text(&mut self, text: &str) -> Tried {
+        match self.run_text(text) {
+            Ok(outcome) if outcome.invariant.as_deref() == Some(self.invariant.as_str()) => {
+                Tried::Fails(outcome.violation_ms)
+            }
+            _ => Tried::Other,
+        }
+    }
+
+    /// Rounds of the passes while one makes the scenario smaller; when a round does not, a
+    /// step moved earlier that keeps the failure gives a run the removals have not seen (the
+    /// random streams of a run shift with every change, so a step that could not go before
+    /// may go now), until the budget is spent or no step can move.
     fn minimize(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
         loop {
-            let before = (best.steps.len(), best.duration_ms, best.servers, self.runs);
             let size = (best.steps.len(), best.duration_ms, best.servers);
-            best = self.no_liveness(best);
-            best = self.shorten(best);
-            best = self.ddmin_steps(best);
-            best = self.single_removals(best);
-            best = self.fewer_servers(best);
-            best = self.default_knobs(best);
-            best = self.simpler_ops(best);
-            best = self.shorten(best);
-            let after = (best.steps.len(), best.duration_ms, best.servers);
-            if after == size || self.runs >= self.budget || self.runs == before.3 {
+            best = self.round(best);
+            if self.runs >= self.budget {
                 return best;
             }
+            if (best.steps.len(), best.duration_ms, best.servers) == size {
+                match self.earlier(&best) {
+                    Some(moved) => {
+                        self.moves += 1;
+                        best = moved;
+                    }
+                    None => return best,
+                }
+            }
         }
+    }
+
+    fn round(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        best = self.no_liveness(best);
+        best = self.shorten(best);
+        best = self.ddmin_steps(best);
+        best = self.single_removals(best);
+        best = self.fewer_servers(best);
+        best = self.default_knobs(best);
+        best = self.simpler_ops(best);
+        self.shorten(best)
+    }
+
+    /// The first step, last first, that still fails when moved halfway to the step before it
+    /// (the first step: halfway to 0 ms). Moving earlier only, so the walk ends.
+    fn earlier(&mut self, best: &ScenarioOf<S>) -> Option<ScenarioOf<S>> {
+        for i in (0..best.steps.len()).rev() {
+            if self.runs >= self.budget {
+                return None;
+            }
+            let before = if i == 0 { 0 } else { best.steps[i - 1].at_ms };
+            let at = best.steps[i].at_ms;
+            let halfway = before + at.saturating_sub(before) / 2;
+            if halfway >= at {
+                continue;
+            }
+            let mut c = best.clone();
+            c.steps[i].at_ms = halfway;
+            if self.fails(&c) {
+                return Some(c);
+            }
+        }
+        None
     }
 
     fn try_with(&mut self, best: ScenarioOf<S>, change: impl FnOnce(&mut ScenarioOf<S>)) -> ScenarioOf<S> {
