@@ -75,11 +75,19 @@ impl Trace {
         self.hash.write_u64(u64::from(node));
         self.hash.write(kind.as_bytes());
         self.hash.write_u64(digest);
+        // The oldest recent event makes room for this one; its kind's buffer is reused, as a
+        // fresh one per event was a good part of what recording cost.
+        let mut kind_buffer = match self.recent.len() {
+            RECENT_EVENTS => self.recent.pop_front().map(|old| old.kind).unwrap_or_default(),
+            _ => String::new(),
+        };
+        kind_buffer.clear();
+        kind_buffer.push_str(kind);
         let event = TraceEvent {
             index: self.count,
             sim_ns,
             node,
-            kind: kind.to_string(),
+            kind: kind_buffer,
             digest,
             detail: if self.keep_detail { detail() } else { String::new() },
         };
@@ -89,9 +97,6 @@ impl Trace {
         }
         if let Some(full) = &mut self.full {
             full.push(event.clone());
-        }
-        if self.recent.len() == RECENT_EVENTS {
-            self.recent.pop_front();
         }
         self.recent.push_back(event);
     }

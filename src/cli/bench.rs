@@ -1,5 +1,6 @@
 //! `bench`: engine speed. A 5-node all-to-all heartbeat pattern on our world (our network
-//! model, trace and checks) next to the same pattern on raw madsim endpoints, in one process,
+//! model, trace and checks) next to the same pattern on raw madsim endpoints and on a bare
+//! binary-heap loop (`bench_bare`), in one process, with the ratios of the three,
 //! plus the default fuzz profile's seeds per minute, a meta snapshot's encode and decode at
 //! scale and start-up recovery times (`bench_meta`). Figures only; nothing asserts them.
 
@@ -41,6 +42,9 @@ pub struct BenchArgs {
 }
 
 const NODES: u32 = 5;
+/// The links of our world and of the bare loop. madsim's default datagram latency is uniform
+/// in 1..10 ms; match its mean.
+const LINK: LinkProfile = LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_500, loss_ppm: 0, duplicate_ppm: 0 };
 
 struct Figures {
     delivered: u64,
@@ -49,6 +53,10 @@ struct Figures {
 }
 
 impl Figures {
+    fn per_second(&self) -> f64 {
+        self.delivered as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
     fn print(&self, name: &str) {
         let wall = self.wall.as_secs_f64().max(1e-9);
         println!(
@@ -69,8 +77,7 @@ fn ours(sim_seconds: u64, interval_ms: u64) -> Figures {
         seed: 1,
         servers: NODES,
         duration_ms: sim_seconds * 1_000,
-        // madsim's default datagram latency is uniform in 1..10 ms; match its mean.
-        network: LinkProfile { latency_min_us: 1_000, latency_mean_us: 4_500, loss_ppm: 0, duplicate_ppm: 0 },
+        network: LINK,
         disk: Default::default(),
         clocks: vec![],
         crash_points: None,
@@ -132,6 +139,12 @@ fn raw_madsim(sim_seconds: u64, interval_ms: u64) -> Figures {
     }
 }
 
+/// The pattern on a bare binary-heap event loop (`bench_bare`): the floor.
+fn bare_loop(sim_seconds: u64, interval_ms: u64) -> Figures {
+    let (delivered, wall) = super::bench_bare::heartbeats(NODES, sim_seconds, interval_ms, LINK);
+    Figures { delivered, sim: Duration::from_secs(sim_seconds), wall }
+}
+
 /// Log lengths of `--recovery-entries`: comma-separated, each between 1 and 10,000,000; an
 /// empty list skips the recovery figures.
 fn recovery_lengths(text: &str) -> Result<Vec<usize>, CliError> {
@@ -164,8 +177,17 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         "5-node all-to-all heartbeats every {} ms for {} simulated seconds (one core, release build recommended)",
         args.interval_ms, args.sim_seconds
     );
-    ours(args.sim_seconds, args.interval_ms).print("metasim world");
-    raw_madsim(args.sim_seconds, args.interval_ms).print("raw madsim endpoints");
+    let world = ours(args.sim_seconds, args.interval_ms);
+    world.print("metasim world");
+    let madsim = raw_madsim(args.sim_seconds, args.interval_ms);
+    madsim.print("raw madsim endpoints");
+    let bare = bare_loop(args.sim_seconds, args.interval_ms);
+    bare.print("bare heap + ChaCha8");
+    println!(
+        "engine ratios (delivered msgs/s, this run): metasim/madsim {:.2}x, metasim/bare {:.2}x",
+        world.per_second() / madsim.per_second().max(1e-9),
+        world.per_second() / bare.per_second().max(1e-9)
+    );
 
     if args.snapshot_streams > 0 {
         super::bench_meta::snapshot(args.snapshot_streams, 5);

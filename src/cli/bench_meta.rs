@@ -9,6 +9,7 @@ use metasim::meta::{
     StreamConfig, StreamKey,
 };
 use metasim::raft::{Entry, EntryData, HardState};
+use metasim::server::jetstream::MetaSnapshot;
 use metasim::server::storage::{frame, read_frames, GroupFiles, WalRecord};
 use rand::SeedableRng;
 use sim::disk::NodeDisk;
@@ -39,8 +40,8 @@ fn consumer(stream: &str, name: &str, created_ms: u64) -> ConsumerAssignment {
 }
 
 /// Encode (bincode + checksummed frame, as the snapshot file holds it) and decode (check the
-/// frame, deserialize, validate and apply as a diff onto an empty state) of `streams` streams
-/// with `consumers` consumers each.
+/// frame, deserialize, validate and apply as a diff onto an empty state) of a meta snapshot of
+/// `streams` streams with `consumers` consumers each.
 pub fn snapshot(streams: usize, consumers: usize) {
     let mut state: BTreeMap<StreamKey, StreamAssignment> = BTreeMap::new();
     for s in 0..streams {
@@ -52,15 +53,16 @@ pub fn snapshot(streams: usize, consumers: usize) {
         }
         state.insert(sa.key(), sa);
     }
+    let snapshot = MetaSnapshot { streams: state };
     let started = Instant::now();
-    let bytes = frame(&bincode::serialize(&state).expect("plain data encodes"));
+    let bytes = frame(&bincode::serialize(&snapshot).expect("plain data encodes"));
     let encode = started.elapsed();
     let started = Instant::now();
     let (frames, torn) = read_frames("snapshot/meta", &bytes).expect("a fresh frame reads back");
     assert!(frames.len() == 1 && torn == 0, "one whole frame");
-    let decoded: BTreeMap<StreamKey, StreamAssignment> = bincode::deserialize(frames[0]).expect("decodes");
+    let decoded: MetaSnapshot = bincode::deserialize(frames[0]).expect("decodes");
     let mut applied = MetaState::default();
-    applied.apply_snapshot(1, decoded, 0).expect("a valid snapshot applies");
+    applied.apply_snapshot(1, decoded.streams, 0).expect("a valid snapshot applies");
     let decode = started.elapsed();
     assert_eq!(applied.streams().count(), streams);
     println!(

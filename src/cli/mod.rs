@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 mod bench;
+mod bench_bare;
 mod bench_checks;
 mod bench_meta;
 mod determinism;

@@ -117,6 +117,7 @@ pub struct ConsumerAssignment {
     /// Creation time: the identity of this incarnation.
     pub created_ms: u64,
     /// Config bytes exactly as proposed; never re-encoded by the apply path.
+    #[serde(with = "config_bytes")]
     pub config_json: Vec<u8>,
     pub group: RaftGroup,
 }
@@ -153,12 +154,14 @@ pub struct StreamAssignment {
     /// Creation time: the identity of this incarnation.
     pub created_ms: u64,
     /// Config bytes exactly as received; kept byte-exact so unknown fields survive (§7).
+    #[serde(with = "config_bytes")]
     pub config_json: Vec<u8>,
     pub group: RaftGroup,
     /// Subject used for stream catch-up; the leader never proposes an empty one (S20).
     pub sync: String,
     /// Applied consumers by name. Always empty inside log entries: applying a stream entry
     /// carries the consumers over from the assignment it replaces.
+    #[serde(deserialize_with = "sorted_map::deserialize")]
     pub consumers: BTreeMap<String, ConsumerAssignment>,
 }
 
@@ -188,6 +191,94 @@ impl StreamAssignment {
     /// A copy without consumers: the shape that goes into log entries.
     pub fn without_consumers(&self) -> StreamAssignment {
         StreamAssignment { consumers: BTreeMap::new(), ..self.clone() }
+    }
+}
+
+/// Config bytes as one byte string rather than a sequence of `u8`s. bincode lays both out the
+/// same way (a length, then the bytes), so nothing stored on disk or hashed into a trace
+/// changes; but it copies a byte string at once where it visited a sequence byte by byte,
+/// which was most of the cost of encoding and decoding a large meta snapshot.
+mod config_bytes {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("config bytes")
+        }
+
+        fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        /// Self-describing formats (JSON) write bytes as an array of numbers.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(super::MAX_CONFIG_BYTES));
+            while let Some(b) = seq.next_element()? {
+                bytes.push(b);
+            }
+            Ok(bytes)
+        }
+    }
+}
+
+/// Maps read back as the encoder wrote them, in key order: collected, then built in one pass,
+/// rather than inserted one by one with a search each. Entries out of order or repeated give
+/// the map insertion would have given (the last value of a key wins).
+pub mod sorted_map {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    /// Room reserved up front at most: a corrupt length must not ask for a huge allocation.
+    const RESERVED_ENTRIES_MAX: usize = 4_096;
+
+    pub fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        deserializer.deserialize_map(SortedMapVisitor(PhantomData))
+    }
+
+    struct SortedMapVisitor<K, V>(PhantomData<(K, V)>);
+
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Visitor<'de> for SortedMapVisitor<K, V> {
+        type Value = BTreeMap<K, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BTreeMap<K, V>, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(RESERVED_ENTRIES_MAX));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries.into_iter().collect())
+        }
     }
 }
 
@@ -450,3 +541,100 @@ fn classify_level<T>(config: T, metadata: impl Fn(&T) -> &BTreeMap<String, Strin
 /// The replicated projection P of the applied state (§10): every stream assignment with its
 /// consumers, minus local-only fields (`preferred`). Equal applied index ⇒ equal projection.
 pub type Projection = BTreeMap<StreamKey, StreamAssignment>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`StreamAssignment`] as it was with config bytes as a plain `Vec<u8>` field.
+    #[derive(Serialize, Deserialize)]
+    struct PlainStream {
+        account: String,
+        name: String,
+        created_ms: u64,
+        config_json: Vec<u8>,
+        group: RaftGroup,
+        sync: String,
+        consumers: BTreeMap<String, PlainConsumer>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct PlainConsumer {
+        account: String,
+        stream: String,
+        name: String,
+        created_ms: u64,
+        config_json: Vec<u8>,
+        group: RaftGroup,
+    }
+
+    fn assignment() -> (StreamAssignment, PlainStream) {
+        let group = RaftGroup { name: "g".into(), peers: vec![1, 2], preferred: Some(2) };
+        let config = StreamConfig { name: "S".into(), ..Default::default() }.to_json();
+        let consumer_config = br#"{"durable_name":"C"}"#.to_vec();
+        let ca = ConsumerAssignment {
+            account: "A".into(),
+            stream: "S".into(),
+            name: "C".into(),
+            created_ms: 7,
+            config_json: consumer_config.clone(),
+            group: group.clone(),
+        };
+        let sa = StreamAssignment {
+            account: "A".into(),
+            name: "S".into(),
+            created_ms: 5,
+            config_json: config.clone(),
+            group: group.clone(),
+            sync: "sync".into(),
+            consumers: BTreeMap::from([("C".to_string(), ca)]),
+        };
+        let plain = PlainStream {
+            account: "A".into(),
+            name: "S".into(),
+            created_ms: 5,
+            config_json: config,
+            group: group.clone(),
+            sync: "sync".into(),
+            consumers: BTreeMap::from([(
+                "C".to_string(),
+                PlainConsumer {
+                    account: "A".into(),
+                    stream: "S".into(),
+                    name: "C".into(),
+                    created_ms: 7,
+                    config_json: consumer_config,
+                    group,
+                },
+            )]),
+        };
+        (sa, plain)
+    }
+
+    /// Out of order and repeated keys read back as insertion one by one would give them.
+    #[test]
+    fn sorted_map_reads_any_order_as_insertion_would() {
+        #[derive(Deserialize)]
+        struct Holder {
+            #[serde(deserialize_with = "sorted_map::deserialize")]
+            map: BTreeMap<String, u32>,
+        }
+        let json = r#"{"map":{"b":1,"a":2,"c":3,"a":4}}"#;
+        let read: Holder = serde_json::from_str(json).unwrap();
+        let inserted = BTreeMap::from([("a".to_string(), 4), ("b".to_string(), 1), ("c".to_string(), 3)]);
+        assert_eq!(read.map, inserted);
+    }
+
+    /// Snapshots on the simulated disk and trace digests hold these bytes: config bytes must
+    /// encode exactly as the plain byte vector they were, and read back in every format.
+    #[test]
+    fn config_bytes_encode_as_a_plain_byte_vector() {
+        let (sa, plain) = assignment();
+        let bytes = bincode::serialize(&sa).unwrap();
+        assert_eq!(bytes, bincode::serialize(&plain).unwrap());
+        assert_eq!(bincode::deserialize::<StreamAssignment>(&bytes).unwrap(), sa);
+        let json = serde_json::to_string(&sa).unwrap();
+        assert_eq!(json, serde_json::to_string(&plain).unwrap());
+        assert_eq!(serde_json::from_str::<StreamAssignment>(&json).unwrap(), sa);
+    }
+}

@@ -12,8 +12,8 @@ use rand::RngCore;
 use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
 use super::error::ApplyError;
-use super::model::{ConsumerAssignment, PeerId, StreamAssignment, StreamKey};
-use super::state::{validate_consumer, validate_stream, Effect, MetaState};
+use super::model::{ConsumerAssignment, ConsumerKey, PeerId, StreamAssignment, StreamKey};
+use super::state::{validate_consumer, validate_stream_fields, Effect, MetaState};
 
 /// Staged operations, at most this many keys in all: a log holds far fewer distinct assets.
 pub const STAGED_KEYS_MAX: usize = 1_000_000;
@@ -135,7 +135,8 @@ pub struct SnapshotDiff {
     pub stream_deletes: Vec<StreamAssignment>,
     /// Streams to add with all their consumers: new, or recreated (the new incarnation).
     pub stream_adds: Vec<StreamAssignment>,
-    /// Streams in both, updated in place (consumers applied separately below).
+    /// Streams in both, updated in place; without their consumers, which are applied
+    /// separately below.
     pub stream_checks: Vec<StreamAssignment>,
     /// Consumers of checked streams that are gone or recreated.
     pub consumer_deletes: Vec<ConsumerAssignment>,
@@ -151,17 +152,18 @@ pub fn recreated(created_old: u64, group_old: &str, created_new: u64, group_new:
 }
 
 impl SnapshotDiff {
-    pub fn new(old: &BTreeMap<StreamKey, StreamAssignment>, new: &BTreeMap<StreamKey, StreamAssignment>) -> Self {
+    /// The diff from `old` to `new`. Takes `new` by value: its assignments move into the diff
+    /// rather than being copied, which is most of the cost of a large snapshot.
+    pub fn new(old: &BTreeMap<StreamKey, StreamAssignment>, mut new: BTreeMap<StreamKey, StreamAssignment>) -> Self {
         let mut diff = SnapshotDiff::default();
         for (key, osa) in old {
-            match new.get(key) {
+            match new.remove(key) {
                 None => diff.stream_deletes.push(osa.clone()),
                 Some(nsa) if recreated(osa.created_ms, &osa.group.name, nsa.created_ms, &nsa.group.name) => {
                     diff.stream_deletes.push(osa.clone());
-                    diff.stream_adds.push(nsa.clone());
+                    diff.stream_adds.push(nsa);
                 }
-                Some(nsa) => {
-                    diff.consumer_adds.extend(nsa.consumers.values().cloned());
+                Some(mut nsa) => {
                     for oca in osa.consumers.values() {
                         let gone = match nsa.consumers.get(&oca.name) {
                             None => true,
@@ -171,13 +173,76 @@ impl SnapshotDiff {
                             diff.consumer_deletes.push(oca.clone());
                         }
                     }
-                    diff.stream_checks.push(nsa.clone());
+                    diff.consumer_adds.extend(std::mem::take(&mut nsa.consumers).into_values());
+                    diff.stream_checks.push(nsa);
                 }
             }
         }
-        diff.stream_adds.extend(new.iter().filter(|(k, _)| !old.contains_key(k)).map(|(_, sa)| sa.clone()));
+        // What is left of `new` is in it only, still in key order.
+        diff.stream_adds.extend(new.into_values());
         diff
     }
+
+    /// About one effect per asset the diff touches: room for them at once, rather than a
+    /// large list copied each time it grows.
+    fn effects_hint(&self) -> usize {
+        let added: usize = self.stream_adds.iter().map(|sa| 1 + sa.consumers.len()).sum();
+        added
+            + self.stream_deletes.len()
+            + self.stream_checks.len()
+            + self.consumer_deletes.len()
+            + self.consumer_adds.len()
+    }
+}
+
+/// What validating a snapshot learned that applying it needs: the assets this server cannot
+/// run, with the reason. Usually empty, so asking costs nothing, and no config is parsed twice.
+#[derive(Debug, Default)]
+struct SnapshotVerdicts {
+    streams: BTreeMap<StreamKey, String>,
+    consumers: BTreeMap<ConsumerKey, String>,
+}
+
+impl SnapshotVerdicts {
+    fn stream(&self, sa: &StreamAssignment) -> Option<&str> {
+        if self.streams.is_empty() {
+            return None;
+        }
+        self.streams.get(&sa.key()).map(String::as_str)
+    }
+
+    fn consumer(&self, ca: &ConsumerAssignment) -> Option<&str> {
+        if self.consumers.is_empty() {
+            return None;
+        }
+        self.consumers.get(&ca.key()).map(String::as_str)
+    }
+}
+
+/// Validate one snapshot stream and its consumers, noting in `verdicts` what is unsupported.
+fn validate_snapshot_stream(
+    key: &StreamKey,
+    sa: &StreamAssignment,
+    api_level: i64,
+    verdicts: &mut SnapshotVerdicts,
+) -> Result<(), String> {
+    let decoded = validate_stream_fields(sa, api_level)?;
+    if sa.account != key.account || sa.name != key.name {
+        return Err(format!("snapshot holds stream {} under {key}", sa.key()));
+    }
+    if let Some(reason) = decoded.unsupported_reason() {
+        verdicts.streams.insert(key.clone(), reason.to_string());
+    }
+    for ca in sa.consumers.values() {
+        let decoded = validate_consumer(ca, api_level)?;
+        if ca.account != key.account || ca.stream != key.name {
+            return Err(format!("snapshot holds consumer {} under stream {key}", ca.key()));
+        }
+        if let Some(reason) = decoded.unsupported_reason() {
+            verdicts.consumers.insert(ca.key(), reason.to_string());
+        }
+    }
+    Ok(())
 }
 
 impl MetaState {
@@ -197,33 +262,23 @@ impl MetaState {
     }
 
     /// Validate every assignment of a snapshot before anything changes (no partial apply); a
-    /// failure becomes the sticky write error.
+    /// failure becomes the sticky write error. Every config is parsed here once; what applying
+    /// needs from the parse comes back as verdicts.
     fn validate_snapshot(
         &mut self,
         index: u64,
         streams: &BTreeMap<StreamKey, StreamAssignment>,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<SnapshotVerdicts, ApplyError> {
         if let Some(e) = &self.write_error {
             return Err(ApplyError::Stopped(e.clone()));
         }
+        let mut verdicts = SnapshotVerdicts::default();
         for (key, sa) in streams {
-            let checked = validate_stream(&sa.without_consumers(), self.api_level()).and_then(|_| {
-                if sa.key() != *key {
-                    return Err(format!("snapshot holds stream {} under {key}", sa.key()));
-                }
-                sa.consumers.values().try_for_each(|ca| {
-                    validate_consumer(ca, self.api_level())?;
-                    if ca.stream_key() != *key {
-                        return Err(format!("snapshot holds consumer {} under stream {key}", ca.key()));
-                    }
-                    Ok(())
-                })
-            });
-            if let Err(reason) = checked {
+            if let Err(reason) = validate_snapshot_stream(key, sa, self.api_level(), &mut verdicts) {
                 return Err(self.fail(index, reason));
             }
         }
-        Ok(())
+        Ok(verdicts)
     }
 
     /// Apply a meta snapshot at `index` in normal mode (§3.3): deletes, adds with their
@@ -235,27 +290,31 @@ impl MetaState {
         streams: BTreeMap<StreamKey, StreamAssignment>,
         me: PeerId,
     ) -> Result<Vec<Effect>, ApplyError> {
-        self.validate_snapshot(index, &streams)?;
-        let diff = SnapshotDiff::new(&self.streams, &streams);
-        let mut effects = Vec::new();
+        let verdicts = self.validate_snapshot(index, &streams)?;
+        let diff = SnapshotDiff::new(&self.streams, streams);
+        let mut effects = Vec::with_capacity(diff.effects_hint());
         for sa in &diff.stream_deletes {
             self.process_remove_stream(sa, None, &mut effects);
         }
         for mut sa in diff.stream_adds {
             let consumers = std::mem::take(&mut sa.consumers);
-            self.process_assign_stream(sa, None, me, &mut effects);
+            let unsupported = verdicts.stream(&sa);
+            self.assign_stream(sa, unsupported, None, me, &mut effects);
             for ca in consumers.into_values() {
-                self.process_assign_consumer(ca, None, me, &mut effects);
+                let unsupported = verdicts.consumer(&ca);
+                self.assign_consumer(ca, unsupported, None, me, &mut effects);
             }
         }
         for sa in diff.stream_checks {
-            self.process_update_stream(sa.without_consumers(), None, me, &mut effects);
+            let unsupported = verdicts.stream(&sa);
+            self.update_stream(sa, unsupported, None, me, &mut effects);
         }
         for ca in &diff.consumer_deletes {
             self.process_remove_consumer(ca, None, &mut effects);
         }
         for ca in diff.consumer_adds {
-            self.process_assign_consumer(ca, None, me, &mut effects);
+            let unsupported = verdicts.consumer(&ca);
+            self.assign_consumer(ca, unsupported, None, me, &mut effects);
         }
         self.changed();
         self.applied_index = self.applied_index.max(index);
@@ -274,7 +333,7 @@ impl MetaState {
         if !ru.bugs.recovery_snapshot_no_reconcile {
             ru.reconcile(&streams);
         }
-        let diff = SnapshotDiff::new(&self.streams, &streams);
+        let diff = SnapshotDiff::new(&self.streams, streams);
         for sa in diff.stream_deletes {
             ru.remove_stream(sa);
         }
@@ -286,7 +345,7 @@ impl MetaState {
             }
         }
         for sa in diff.stream_checks {
-            ru.update_stream(sa.without_consumers());
+            ru.update_stream(sa);
         }
         for ca in diff.consumer_deletes {
             ru.remove_consumer(ca);

@@ -406,7 +406,7 @@ fn snapshot_recreate_detection_matrix() {
             stream("S", created_new, group_new, &[1]),
             vec![consumer("S", "C", created_new, &format!("{group_new}c"), &[1])],
         );
-        let diff = SnapshotDiff::new(&snapshot_of(vec![old]), &snapshot_of(vec![new.clone()]));
+        let diff = SnapshotDiff::new(&snapshot_of(vec![old]), snapshot_of(vec![new.clone()]));
         if recreate {
             assert_eq!((diff.stream_deletes.len(), diff.stream_adds.len(), diff.stream_checks.len()), (1, 1, 0));
             assert_eq!(diff.stream_adds[0].consumers.len(), 1, "a recreated stream brings its consumers");
@@ -485,6 +485,40 @@ fn bad_snapshot_is_an_apply_error_with_nothing_applied() {
         assert!(state.write_error().is_some(), "recovering {recovering}");
         assert_eq!(state.streams().count(), 0, "nothing applied (recovering {recovering})");
         assert_eq!(state.applied_index(), 0);
+    }
+}
+
+/// A snapshot whose frame checksum and encoding are whole but whose config bytes are not a
+/// config (a stream's, or a consumer's): the checksum cannot catch that, validation must. It
+/// is refused with an error naming the asset, and nothing is applied, in both modes.
+#[test]
+fn snapshot_with_corrupt_config_bytes_in_a_valid_frame_is_refused() {
+    use crate::server::jetstream::MetaSnapshot;
+    use crate::server::storage::{frame, read_frames};
+
+    let whole = with_consumers(stream("S", 1, "g", &[1]), vec![consumer("S", "C", 1, "gc", &[1])]);
+    let mut bad_stream = whole.clone();
+    bad_stream.config_json = b"{\"name\":\"S\",".to_vec();
+    let mut bad_consumer = whole.clone();
+    bad_consumer.consumers.get_mut("C").expect("one consumer").config_json = b"\x00\xff".to_vec();
+    for (bad, named) in [(bad_stream, "stream acc:S:"), (bad_consumer, "consumer acc:S:C:")] {
+        let snapshot = MetaSnapshot { streams: snapshot_of(vec![stream("A", 1, "ga", &[1]), bad]) };
+        let bytes = frame(&bincode::serialize(&snapshot).expect("encodes"));
+        let (frames, torn) = read_frames("snapshot/meta.5", &bytes).expect("the frame is whole");
+        assert_eq!((frames.len(), torn), (1, 0));
+        let decoded: MetaSnapshot = bincode::deserialize(frames[0]).expect("the encoding is whole");
+        for recovering in [false, true] {
+            let mut state = MetaState::default();
+            let result = if recovering {
+                state.stage_snapshot(5, decoded.streams.clone(), &mut ru()).map(|_| ())
+            } else {
+                state.apply_snapshot(5, decoded.streams.clone(), ME).map(|_| ())
+            };
+            let error = result.expect_err("corrupt config bytes are refused").to_string();
+            assert!(error.contains(named) && error.contains("config does not decode"), "{error}");
+            assert_eq!(state.write_error(), Some(error.as_str()), "the error is sticky");
+            assert_eq!(state.streams().count(), 0, "nothing applied (recovering {recovering})");
+        }
     }
 }
 

@@ -82,6 +82,15 @@ pub(super) fn validate_stream(sa: &StreamAssignment, api_level: i64) -> Result<D
     if !sa.consumers.is_empty() {
         return Err(format!("stream entry {} carries consumers", sa.key()));
     }
+    validate_stream_fields(sa, api_level)
+}
+
+/// [`validate_stream`] minus the rule that an entry carries no consumers: a snapshot's
+/// streams carry theirs, which are validated one by one.
+pub(super) fn validate_stream_fields(sa: &StreamAssignment, api_level: i64) -> Result<Decoded<StreamConfig>, String> {
+    if sa.name.is_empty() {
+        return Err("stream assignment without a name".into());
+    }
     sa.group.check().map_err(|e| format!("stream {}: {e}", sa.key()))?;
     let decoded = sa.config_at(api_level).map_err(|e| format!("stream {}: {e}", sa.key()))?;
     if decoded.config().name != sa.name {
@@ -232,13 +241,24 @@ impl MetaState {
         me: PeerId,
         effects: &mut Vec<Effect>,
     ) {
-        self.changed();
         let decoded = validate_stream(&sa, self.api_level).expect("validated before processing");
+        self.assign_stream(sa, decoded.unsupported_reason(), reply, me, effects);
+    }
+
+    /// [`Self::process_assign_stream`] of an assignment already validated, which found it
+    /// `unsupported` here (or not).
+    pub(super) fn assign_stream(
+        &mut self,
+        sa: StreamAssignment,
+        unsupported: Option<&str>,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.changed();
         let key = sa.key();
-        self.store_stream(sa, &decoded);
-        if self.stream_effects(&key, me, effects) {
-            respond(effects, reply, Outcome::StreamCreated(key));
-        }
+        self.store_stream(key.clone(), sa, unsupported);
+        self.stream_effects(key, me, reply, Outcome::StreamCreated, effects);
     }
 
     /// processUpdateStreamAssignment: as an assignment, but only of a stream already there.
@@ -249,17 +269,27 @@ impl MetaState {
         me: PeerId,
         effects: &mut Vec<Effect>,
     ) {
+        let decoded = validate_stream(&sa, self.api_level).expect("validated before processing");
+        self.update_stream(sa, decoded.unsupported_reason(), reply, me, effects);
+    }
+
+    /// [`Self::process_update_stream`] of an assignment already validated.
+    pub(super) fn update_stream(
+        &mut self,
+        sa: StreamAssignment,
+        unsupported: Option<&str>,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
         let key = sa.key();
         if !self.streams.contains_key(&key) {
             // §2.2: an update of a stream that is not there is ignored.
             return;
         }
         self.changed();
-        let decoded = validate_stream(&sa, self.api_level).expect("validated before processing");
-        self.store_stream(sa, &decoded);
-        if self.stream_effects(&key, me, effects) {
-            respond(effects, reply, Outcome::StreamUpdated(key));
-        }
+        self.store_stream(key.clone(), sa, unsupported);
+        self.stream_effects(key, me, reply, Outcome::StreamUpdated, effects);
     }
 
     /// processStreamRemoval: drop the assignment; the local copy goes only if it is not a
@@ -293,6 +323,18 @@ impl MetaState {
         effects: &mut Vec<Effect>,
     ) {
         let decoded = validate_consumer(&ca, self.api_level).expect("validated before processing");
+        self.assign_consumer(ca, decoded.unsupported_reason(), reply, me, effects);
+    }
+
+    /// [`Self::process_assign_consumer`] of an assignment already validated.
+    pub(super) fn assign_consumer(
+        &mut self,
+        ca: ConsumerAssignment,
+        unsupported: Option<&str>,
+        reply: Option<Reply>,
+        me: PeerId,
+        effects: &mut Vec<Effect>,
+    ) {
         let key = ca.key();
         let skey = ca.stream_key();
         let Some(sa) = self.streams.get_mut(&skey) else {
@@ -302,7 +344,7 @@ impl MetaState {
         let (created_ms, group) = (ca.created_ms, ca.group.clone());
         sa.consumers.insert(ca.name.clone(), ca);
         self.changed();
-        if let Some(reason) = decoded.unsupported_reason() {
+        if let Some(reason) = unsupported {
             self.unsupported_consumers.entry(key.clone()).or_insert_with(|| reason.to_string());
         }
         if self.unsupported_consumers.contains_key(&key) {
@@ -315,12 +357,16 @@ impl MetaState {
         } else if self.unsupported_streams.contains_key(&skey) {
             effects.push(Effect::StopConsumer { key });
         } else {
+            // The key is copied only when an answer needs it too.
+            let answer = reply.map(|reply| (reply, Outcome::ConsumerCreated(key.clone())));
             if group.is_member(me) {
-                effects.push(Effect::RunConsumer { key: key.clone(), created_ms, group });
+                effects.push(Effect::RunConsumer { key, created_ms, group });
             } else {
-                effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None });
+                effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: None });
             }
-            respond(effects, reply, Outcome::ConsumerCreated(key));
+            if let Some((reply, outcome)) = answer {
+                effects.push(Effect::Respond { reply, result: Ok(outcome) });
+            }
         }
     }
 
@@ -361,10 +407,9 @@ impl MetaState {
     }
 
     /// Store `sa` in place of any previous assignment, carrying its consumers over; mark it
-    /// unsupported when decoded so (the marker is kept if already set).
-    fn store_stream(&mut self, mut sa: StreamAssignment, decoded: &Decoded<StreamConfig>) {
-        let key = sa.key();
-        if let Some(reason) = decoded.unsupported_reason() {
+    /// unsupported when validation found it so (the marker is kept if already set).
+    fn store_stream(&mut self, key: StreamKey, mut sa: StreamAssignment, unsupported: Option<&str>) {
+        if let Some(reason) = unsupported {
             self.unsupported_streams.entry(key.clone()).or_insert_with(|| reason.to_string());
         }
         if let Some(old) = self.streams.remove(&key) {
@@ -373,19 +418,31 @@ impl MetaState {
         self.streams.insert(key, sa);
     }
 
-    /// Local effects of the stream assignment now stored under `key`; false when unsupported.
-    pub(super) fn stream_effects(&self, key: &StreamKey, me: PeerId, effects: &mut Vec<Effect>) -> bool {
-        let sa = &self.streams[key];
-        if self.unsupported_streams.contains_key(key) {
-            effects.push(Effect::StopStream { key: key.clone() });
-            return false;
+    /// Local effects of the stream assignment now stored under `key`, and the answer (built by
+    /// `outcome`) when it is supported here.
+    fn stream_effects(
+        &self,
+        key: StreamKey,
+        me: PeerId,
+        reply: Option<Reply>,
+        outcome: fn(StreamKey) -> Outcome,
+        effects: &mut Vec<Effect>,
+    ) {
+        let sa = &self.streams[&key];
+        if self.unsupported_streams.contains_key(&key) {
+            effects.push(Effect::StopStream { key });
+            return;
         }
+        // The key is copied only when an answer needs it too.
+        let answer = reply.map(|reply| (reply, outcome(key.clone())));
         if sa.group.is_member(me) {
-            effects.push(Effect::RunStream { key: key.clone(), created_ms: sa.created_ms, group: sa.group.clone() });
+            effects.push(Effect::RunStream { key, created_ms: sa.created_ms, group: sa.group.clone() });
         } else {
-            effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: None });
+            effects.push(Effect::RemoveLocalStream { key, created_ms_max: None });
         }
-        true
+        if let Some((reply, outcome)) = answer {
+            effects.push(Effect::Respond { reply, result: Ok(outcome) });
+        }
     }
 
     /// The assignments as a meta snapshot carries them (applied state only, never inflight).

@@ -68,6 +68,7 @@ pub struct PendingPeerRemove {
 /// The meta group's snapshot payload: the applied state only, never inflight (spec S8).
 #[derive(Serialize, Deserialize)]
 pub struct MetaSnapshot {
+    #[serde(deserialize_with = "crate::meta::model::sorted_map::deserialize")]
     pub streams: BTreeMap<StreamKey, StreamAssignment>,
 }
 

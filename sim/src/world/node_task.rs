@@ -171,25 +171,27 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
     if w.violation.is_some() {
         return Vec::new();
     }
+    // Read once: no simulated time passes while the input is handled.
+    let now = now_ns();
     let ((), outputs) = match input {
         Input::Message { from, msg } => {
             w.delivered += 1;
             let digest = hash::digest(&msg);
-            w.record(idx, "recv", digest, || crate::trace::readable(&format!("from n{from}: {msg:?}")));
-            w.with_node(idx, |s, env| s.expect("running").on_message(env, from, msg))
+            w.record_at(now, idx, "recv", digest, || crate::trace::readable(&format!("from n{from}: {msg:?}")));
+            w.with_node_at(now, idx, |s, env| s.expect("running").on_message(env, from, msg))
         }
         Input::Timer { token } => {
-            w.record(idx, "timer", token, || format!("token {token}"));
-            w.with_node(idx, |s, env| s.expect("running").on_timer(env, token))
+            w.record_at(now, idx, "timer", token, || format!("token {token}"));
+            w.with_node_at(now, idx, |s, env| s.expect("running").on_timer(env, token))
         }
         Input::Fsync { token } => {
-            w.record(idx, "fsync-done", token, || format!("token {token}"));
-            w.with_node(idx, |s, env| s.expect("running").on_fsync(env, token))
+            w.record_at(now, idx, "fsync-done", token, || format!("token {token}"));
+            w.with_node_at(now, idx, |s, env| s.expect("running").on_fsync(env, token))
         }
         Input::Client { op } => {
             let digest = hash::digest(&op);
-            w.record(idx, "client", digest, || crate::trace::readable(&format!("{op:?}")));
-            w.with_node(idx, |s, env| s.expect("running").on_client(env, op))
+            w.record_at(now, idx, "client", digest, || crate::trace::readable(&format!("{op:?}")));
+            w.with_node_at(now, idx, |s, env| s.expect("running").on_client(env, op))
         }
     };
     outputs

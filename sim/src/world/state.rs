@@ -106,11 +106,17 @@ impl<H: Harness> Observer<<H::Node as Node>::Types> for Feed<'_, H> {
 
 impl<S: System> WorldState<S> {
     pub fn cluster(&self) -> Cluster<'_, S::Node> {
-        cluster_of(&self.slots, &self.disks, &self.config)
+        cluster_of(&self.slots, &self.disks, &self.config, now_ns())
     }
 
     pub fn record(&mut self, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
-        self.trace.record(now_ns(), node, kind, digest, detail);
+        self.record_at(now_ns(), node, kind, digest, detail);
+    }
+
+    /// [`Self::record`] at `sim_ns`, the simulated time now, for callers that have it already:
+    /// asking madsim for it is a good part of what an event costs.
+    pub fn record_at(&mut self, sim_ns: u64, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
+        self.trace.record(sim_ns, node, kind, digest, detail);
     }
 
     pub fn fail(&mut self, invariant: &str, node: Option<NodeIndex>, message: String) {
@@ -133,11 +139,16 @@ impl<S: System> WorldState<S> {
 
     /// The safety checks after something `touched` the cluster.
     pub fn check_safety(&mut self, touched: Touched) {
+        self.check_safety_at(now_ns(), touched);
+    }
+
+    /// [`Self::check_safety`] at `sim_ns`, the simulated time now.
+    fn check_safety_at(&mut self, sim_ns: u64, touched: Touched) {
         if self.violation.is_some() {
             return;
         }
         let touched = if self.full_checks { Touched::World } else { touched };
-        let cluster = cluster_of(&self.slots, &self.disks, &self.config);
+        let cluster = cluster_of(&self.slots, &self.disks, &self.config, sim_ns);
         if let Err(f) = self.harness.check_safety(&cluster, touched) {
             self.fail(&f.invariant, f.node, f.message);
         }
@@ -154,7 +165,17 @@ impl<S: System> WorldState<S> {
         idx: NodeIndex,
         f: impl FnOnce(Option<&mut S::Node>, &mut Env<'_, <S::Node as Node>::Types>) -> R,
     ) -> (R, Vec<Output<MsgOf<S::Node>>>) {
-        let sim_ns = now_ns();
+        self.with_node_at(now_ns(), idx, f)
+    }
+
+    /// [`Self::with_node`] at `sim_ns`, the simulated time now: no simulated time passes
+    /// inside a handler, so one reading serves the handler, its trace record and the checks.
+    pub fn with_node_at<R>(
+        &mut self,
+        sim_ns: u64,
+        idx: NodeIndex,
+        f: impl FnOnce(Option<&mut S::Node>, &mut Env<'_, <S::Node as Node>::Types>) -> R,
+    ) -> (R, Vec<Output<MsgOf<S::Node>>>) {
         let mut outputs = Vec::new();
         let i = idx as usize;
         let words_before = self.rng.get_word_pos();
@@ -181,7 +202,7 @@ impl<S: System> WorldState<S> {
         };
         let words = self.rng.get_word_pos() - words_before;
         assert!(words <= RNG_WORDS_PER_INPUT_MAX, "node {idx} drew {words} random words for one input");
-        self.check_safety(Touched::Node(idx));
+        self.check_safety_at(sim_ns, Touched::Node(idx));
         (result, outputs)
     }
 
@@ -226,7 +247,12 @@ impl<S: System> WorldState<S> {
 
 /// The harness's view of the world: borrowed from the slots, disks and config alone, so the
 /// harness itself can be borrowed mutably beside it.
-fn cluster_of<'a, N: Node>(slots: &'a [Slot<N>], disks: &'a [NodeDisk], config: &'a ConfigOf<N>) -> Cluster<'a, N> {
+fn cluster_of<'a, N: Node>(
+    slots: &'a [Slot<N>],
+    disks: &'a [NodeDisk],
+    config: &'a ConfigOf<N>,
+    sim_ns: u64,
+) -> Cluster<'a, N> {
     Cluster {
         nodes: slots
             .iter()
@@ -239,6 +265,6 @@ fn cluster_of<'a, N: Node>(slots: &'a [Slot<N>], disks: &'a [NodeDisk], config: 
             })
             .collect(),
         config,
-        sim_ns: now_ns(),
+        sim_ns,
     }
 }
