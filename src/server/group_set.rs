@@ -113,3 +113,56 @@ impl GroupSet {
         self.by_name.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::raft::{Config, RaftNode};
+
+    fn group(name: &str) -> Group {
+        let node = RaftNode::new(Config::default(), vec![0, 1, 2], 0, &mut ChaCha8Rng::seed_from_u64(7));
+        Group::new(name, node, 0, false)
+    }
+
+    fn touched(set: &GroupSet) -> Option<Vec<&str>> {
+        set.touched().map(|names| names.iter().map(String::as_str).collect())
+    }
+
+    #[test]
+    fn records_the_groups_an_input_was_handed() {
+        let mut set = GroupSet::default();
+        assert_eq!(touched(&set), None, "a new set counts everything as touched");
+        for name in ["S-b", "S-a", META] {
+            set.insert(name.to_string(), group(name));
+        }
+        set.begin_input();
+        assert_eq!(touched(&set), Some(vec![META]), "every input settles the meta group");
+        let _ = set.get("S-a");
+        assert_eq!(touched(&set), Some(vec![META]), "a shared look changes nothing");
+        let _ = set.get_mut("S-b");
+        let _ = set.get_mut("S-x");
+        assert_eq!(touched(&set), Some(vec!["S-b", META]), "handed out mutably, or absent");
+        let mut settled = Vec::new();
+        set.for_each_touched(|g| settled.push(g.name.clone()));
+        assert_eq!(settled, ["S-b", META], "settles what was touched, in name order");
+        let _ = set.values_mut().count();
+        assert_eq!(touched(&set), None, "all handed out together: all touched");
+    }
+
+    #[test]
+    fn the_revision_moves_when_a_group_comes_or_goes() {
+        let mut set = GroupSet::default();
+        let before = set.revision();
+        set.insert("S-a".into(), group("S-a"));
+        let inserted = set.revision();
+        assert_ne!(before, inserted);
+        set.begin_input();
+        let _ = set.get_mut("S-a");
+        assert_eq!(set.revision(), inserted, "a group's own changes leave the set's revision");
+        set.remove("S-a");
+        assert_ne!(set.revision(), inserted);
+    }
+}
