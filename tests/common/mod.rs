@@ -22,17 +22,7 @@ pub fn root() -> PathBuf {
 }
 
 pub fn metasim(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_metasim"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run metasim");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    metasim_env(args, &[])
 }
 
 /// A scratch directory unique to one test.
