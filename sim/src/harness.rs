@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::coverage::ProbeInfo;
 use crate::disk::{CorruptionReport, NodeDisk};
 use crate::net::NodeIndex;
 use crate::node::{ClientOpOf, ConfigOf, Node, ObservationOf};
@@ -127,6 +128,20 @@ pub trait Harness: Default + Send + 'static {
     fn bugs() -> &'static [BugSwitch] {
         &[]
     }
+
+    /// The coverage probes the system's nodes can hit ([`crate::coverage`]), for reports of
+    /// what a campaign never reached.
+    fn probes() -> Vec<ProbeInfo> {
+        Vec::new()
+    }
+    /// The node states coverage crosses with faults, with what each means
+    /// ([`Self::coverage_states`] names only these).
+    fn coverage_state_names() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// The states `node` is in now, as the world is about to strike it with a fault: each
+    /// becomes a probe `fault:<action>@<state>`. A pure query, like every check.
+    fn coverage_states(_cluster: &Cluster<'_, Self::Node>, _node: NodeIndex, _states: &mut Vec<&'static str>) {}
 }
 
 /// Where a node is in its life.

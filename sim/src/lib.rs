@@ -9,8 +9,10 @@
 //! any of them model.
 
 pub mod clock;
+pub mod coverage;
 pub mod disk;
 pub mod fixture;
+pub mod guided;
 pub mod harness;
 pub mod hash;
 pub mod math;

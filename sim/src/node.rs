@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::coverage::Coverage;
 use crate::disk::NodeDisk;
 use crate::hash;
 use crate::net::NodeIndex;
@@ -84,6 +85,7 @@ pub struct Env<'a, T: NodeTypes> {
     pub(crate) outputs: &'a mut Vec<Output<T::Msg>>,
     pub(crate) observer: &'a mut dyn Observer<T>,
     pub(crate) trace: &'a mut Trace,
+    pub(crate) coverage: &'a mut Coverage,
     pub(crate) bugs: &'a BTreeSet<String>,
     pub(crate) config: &'a T::Config,
 }
@@ -172,7 +174,8 @@ impl<T: NodeTypes> Env<'_, T> {
 
     /// Add a system event to the canonical trace. Its detail is the payload's debug form, with
     /// byte arrays that hold text shown as text ([`crate::trace::readable`]).
-    pub fn trace<P: Serialize + Debug>(&mut self, kind: &str, payload: &P) {
+    pub fn trace<P: Serialize + Debug>(&mut self, kind: &'static str, payload: &P) {
+        self.coverage.hit(kind, self.sim_ns);
         let digest = hash::digest(payload);
         self.trace.record(self.sim_ns, self.node, kind, digest, || crate::trace::readable(&format!("{payload:?}")));
     }
@@ -180,9 +183,17 @@ impl<T: NodeTypes> Env<'_, T> {
     /// Add a system event whose detail the caller words itself; the digest is the payload's, as
     /// with [`Self::trace`], so the trace hash does not depend on the wording. `detail` runs
     /// only when the trace keeps details.
-    pub fn trace_with<P: Serialize>(&mut self, kind: &str, payload: &P, detail: impl FnOnce() -> String) {
+    pub fn trace_with<P: Serialize>(&mut self, kind: &'static str, payload: &P, detail: impl FnOnce() -> String) {
+        self.coverage.hit(kind, self.sim_ns);
         let digest = hash::digest(payload);
         self.trace.record(self.sim_ns, self.node, kind, digest, detail);
+    }
+
+    /// A behaviour worth covering happened here ([`crate::coverage`]). Every trace event is
+    /// one already (its kind); this is for behaviours the trace does not tell apart. It
+    /// changes nothing in the run.
+    pub fn probe(&mut self, name: &'static str) {
+        self.coverage.hit(name, self.sim_ns);
     }
 
     /// Whether the trace keeps details (worth formatting them).

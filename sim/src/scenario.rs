@@ -213,6 +213,13 @@ pub enum Action<C, E> {
         node: NodeIndex,
         ppm: i64,
     },
+    /// From here on, the world draws from a fresh random stream seeded with `seed` (message
+    /// fates and latencies, the nodes' random choices). Everything before is the run as it
+    /// was: guided fuzzing branches a run this way, keeping a prefix that reached something
+    /// new and exploring what may follow it.
+    Reseed {
+        seed: u64,
+    },
     /// End every fault: heal and unclog the network, reset link profiles to the scenario's
     /// latencies with no loss or duplication,
     /// clear disk faults, resume paused and restart crashed nodes. Starts the liveness phase.
@@ -247,6 +254,7 @@ impl<C, E> Action<C, E> {
             Action::ClockJump { .. } => "clock-jump",
             Action::ClockDrift { .. } => "clock-drift",
             Action::HealAll {} => "heal-all",
+            Action::Reseed { .. } => "reseed",
         }
     }
 
@@ -276,7 +284,11 @@ impl<C, E> Action<C, E> {
             | Action::SlowDisk { node, .. }
             | Action::ClockJump { node, .. }
             | Action::ClockDrift { node, .. } => one("node", *node),
-            Action::Expect { .. } | Action::HealNetwork {} | Action::SetNetwork { .. } | Action::HealAll {} => vec![],
+            Action::Expect { .. }
+            | Action::HealNetwork {}
+            | Action::SetNetwork { .. }
+            | Action::HealAll {}
+            | Action::Reseed { .. } => vec![],
         }
     }
 }

@@ -13,8 +13,8 @@ use sim::{RunOptions, System};
 use metasim::sut::DEFAULT_SYSTEM;
 use metasim::with_system;
 
-use super::output::{describe_violation, reproduce_command, SeedResult};
-use super::pool::Pool;
+use super::output::{describe_violation, reproduce_command, ProbeHit, SeedResult};
+use super::pool::{Items, Pool};
 use super::run::{check_bugs, profile, system_flag, unknown_system};
 use super::{flag_error, CliError};
 
@@ -57,6 +57,15 @@ pub struct FuzzArgs {
     /// Check every invariant on the whole cluster after every event (see `run --full-checks`).
     #[arg(long)]
     pub full_checks: bool,
+    /// Coverage-guided: start with a few plain seeds, then derive runs from those that reached
+    /// new coverage (branched, reseeded, steps shifted, dropped or spliced). The range's length
+    /// is the budget of runs and its start seeds the campaign; failing derived runs are kept as
+    /// scenario files beside the findings file.
+    #[arg(long, conflicts_with_all = ["shard", "shard_from_env"])]
+    pub guided: bool,
+    /// With --guided: the plain seeds a campaign starts with, before it derives runs.
+    #[arg(long, requires = "guided", default_value_t = super::guided::PLAIN_RUNS)]
+    pub plain_runs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -69,9 +78,15 @@ pub struct WorkerArgs {
     bugs: Vec<String>,
     #[arg(long)]
     full_checks: bool,
-    /// Comma-separated seeds to run.
+    /// Report the probes each run hit.
     #[arg(long)]
-    seeds: String,
+    coverage: bool,
+    /// Comma-separated seeds to run.
+    #[arg(long, required_unless_present = "files")]
+    seeds: Option<String>,
+    /// Comma-separated scenario files to run instead (guided fuzzing's derived runs).
+    #[arg(long, conflicts_with = "seeds")]
+    files: Option<String>,
 }
 
 pub fn parse_range(text: &str) -> Result<std::ops::Range<u64>, CliError> {
@@ -173,17 +188,30 @@ pub fn tally(passed: u64, excused: u64, failed: u64) -> String {
 
 /// Run one seed in this process.
 pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, options: &RunOptions) -> SeedResult {
-    let bugs = &options.bugs;
     let scenario = sim::swarm::generate::<S>(seed, profile);
-    let started = Instant::now();
-    let report = sim::run::<S>(&scenario, options);
-    let wall_ms = started.elapsed().as_millis() as u64;
     let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
-    let reproduce = reproduce_command(&base, bugs);
+    run_one::<S>(&scenario, profile.name, &base, options)
+}
+
+/// Run one scenario in this process; `base` is the command that reproduces it, before the
+/// bug switches.
+pub fn run_one<S: System>(
+    scenario: &sim::ScenarioOf<S>,
+    profile: &str,
+    base: &str,
+    options: &RunOptions,
+) -> SeedResult {
+    let bugs = &options.bugs;
+    let started = Instant::now();
+    let report = sim::run::<S>(scenario, options);
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let coverage = ProbeHit::of(&report.coverage);
+    let reproduce = reproduce_command(base, bugs);
+    let seed = options.seed.unwrap_or(scenario.seed);
     SeedResult {
         seed,
         system: S::NAME.to_string(),
-        profile: profile.name.to_string(),
+        profile: profile.to_string(),
         bugs: bugs.to_vec(),
         verdict: match (&report.violation, &report.excused) {
             (Some(_), _) => "fail",
@@ -199,6 +227,8 @@ pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, options: &R
         reproduce: (!report.passed()).then_some(reproduce),
         recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
         done_unix_ms: None,
+        file: None,
+        coverage: Some(coverage),
     }
 }
 
@@ -210,10 +240,25 @@ fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     let profile = profile(&args.profile)?;
     check_bugs::<S>(&args.bugs)?;
     let stdout = std::io::stdout();
-    for s in args.seeds.split(',').filter(|s| !s.is_empty()) {
-        let seed: u64 = s.parse().map_err(|e| flag_error("--seeds", format!("`{s}`: {e}")))?;
-        let options = RunOptions { bugs: args.bugs.clone(), full_checks: args.full_checks, ..Default::default() };
-        let result = run_seed::<S>(seed, profile, &options);
+    let options = RunOptions { bugs: args.bugs.clone(), full_checks: args.full_checks, ..Default::default() };
+    let items = args.seeds.as_deref().or(args.files.as_deref()).unwrap_or_default();
+    for item in items.split(',').filter(|s| !s.is_empty()) {
+        let mut result = match args.files {
+            Some(_) => {
+                let loaded = sim::scenario::load_for::<S>(std::path::Path::new(item))?;
+                let base = format!("run {item}");
+                let mut result = run_one::<S>(&loaded.scenario, profile.name, &base, &options);
+                result.file = Some(item.to_string());
+                result
+            }
+            None => {
+                let seed: u64 = item.parse().map_err(|e| flag_error("--seeds", format!("`{item}`: {e}")))?;
+                run_seed::<S>(seed, profile, &options)
+            }
+        };
+        if !args.coverage {
+            result.coverage = None;
+        }
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
         let _ = out.write_all(b"\n");
@@ -306,9 +351,12 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
         (None, Some(n)) => shard_from_env(n, std::env::var_os(SHARD_INDEX_VAR))?,
         (None, None) => (0, 1),
     };
+    let mut findings = Findings::check(&args.findings)?;
+    if args.guided {
+        return super::guided::campaign::<S>(&args, range, profile, jobs, &mut findings);
+    }
     let seeds = ShardSeeds::new(range, shard, shards);
     let total = seeds.remaining();
-    let mut findings = Findings::check(&args.findings)?;
 
     let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
     let mut worker_args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into()];
@@ -318,7 +366,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     if args.full_checks {
         worker_args.push("--full-checks".into());
     }
-    let pool = Pool::start(exe, worker_args, seeds, jobs);
+    let pool = Pool::start(exe, worker_args, seeds.map(|s| s.to_string()), Items::SEEDS, jobs);
 
     let progress = progress_bar(total, args.json);
     let mut counts = Counts::default();

@@ -410,6 +410,8 @@ mod tests {
             violation: None,
             reproduce: None,
             recent: vec![],
+            coverage: None,
+            file: None,
             done_unix_ms: None,
         }
     }

@@ -4,9 +4,11 @@ mod bench;
 mod bench_bare;
 mod bench_checks;
 mod bench_meta;
+mod coverage;
 mod determinism;
 mod explain;
 mod fuzz;
+mod guided;
 mod merge;
 mod output;
 mod pool;
@@ -56,6 +58,8 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Write the scenario a seed generates to a file.
     Export(ExportArgs),
+    /// Which behaviours (coverage probes) a range of seeds reached, how often, and what never.
+    Coverage(coverage::CoverageArgs),
     /// Shrink a failing run to a small scenario that still fails with the same invariant.
     Shrink(explain::shrink::ShrinkArgs),
     /// Draw a run as one self-contained HTML page: a lane per server, the failure marked.
@@ -141,6 +145,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Fuzz(args) => fuzz::fuzz(args),
         Command::Merge(args) => merge::merge(args),
         Command::Export(args) => run::export(args),
+        Command::Coverage(args) => coverage::coverage(args),
         Command::Bench(args) => bench::bench(args),
         Command::Shrink(args) => explain::shrink::shrink(args),
         Command::Timeline(args) => explain::timeline::timeline(args),

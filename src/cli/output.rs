@@ -109,6 +109,33 @@ pub struct SeedResult {
     /// `fuzz` outside the simulation); `merge` measures seeds per minute from it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub done_unix_ms: Option<u64>,
+    /// The scenario file a worker ran (`fuzz --guided`'s derived runs).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub file: Option<String>,
+    /// The probes the run hit, when asked for (`coverage`, `fuzz --guided`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub coverage: Option<Vec<ProbeHit>>,
+}
+
+/// One probe a run hit: how often, and when first (simulated ms).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeHit {
+    pub name: String,
+    pub hits: u64,
+    pub first_ms: u64,
+}
+
+impl ProbeHit {
+    pub fn of(coverage: &sim::coverage::Coverage) -> Vec<ProbeHit> {
+        coverage
+            .iter()
+            .map(|(name, stat)| ProbeHit {
+                name: name.to_string(),
+                hits: stat.hits,
+                first_ms: stat.first_ns / 1_000_000,
+            })
+            .collect()
+    }
 }
 
 impl SeedResult {

@@ -1,4 +1,5 @@
-//! Worker processes for `fuzz`. Each worker runs a chunk of seeds, one fresh runtime per seed,
+//! Worker processes for `fuzz` and `coverage`. Each worker runs a chunk of runs (seeds, or
+//! scenario files for guided fuzzing), one fresh runtime per run,
 //! then exits: madsim keeps per-run allocations that a runtime drop does not free (and statics
 //! can leak between runs, madsim issue #174), so short-lived processes keep memory flat and
 //! runs independent. At most `jobs` workers run at once.
@@ -15,6 +16,18 @@ use super::output::SeedResult;
 /// Seeds per worker process.
 pub const CHUNK_SEEDS: usize = 100;
 
+/// What the workers run: seeds (`--seeds`) or scenario files (`--files`), and how many a
+/// worker process takes at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct Items {
+    pub flag: &'static str,
+    pub chunk: usize,
+}
+
+impl Items {
+    pub const SEEDS: Items = Items { flag: "--seeds", chunk: CHUNK_SEEDS };
+}
+
 pub struct Pool {
     stop: Arc<AtomicBool>,
     pids: Arc<Mutex<BTreeSet<u32>>>,
@@ -22,12 +35,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Start `jobs` feeders; each runs `exe worker <args> --seeds <chunk>` for chunk after chunk.
-    /// Seeds are drawn from `seeds` a chunk at a time, never collected: a range may be as long
-    /// as `u64` allows.
-    pub fn start<I>(exe: PathBuf, args: Vec<String>, seeds: I, jobs: usize) -> Pool
+    /// Start `jobs` feeders; each runs `exe worker <args> --seeds <chunk>` (or `--files`, as
+    /// `items` says) for chunk after chunk. Items are drawn from `seeds` a chunk at a time,
+    /// never collected: a range may be as long as `u64` allows.
+    pub fn start<I>(exe: PathBuf, args: Vec<String>, seeds: I, items: Items, jobs: usize) -> Pool
     where
-        I: Iterator<Item = u64> + Send + 'static,
+        I: Iterator<Item = String> + Send + 'static,
     {
         let seeds = Arc::new(Mutex::new(seeds));
         let stop = Arc::new(AtomicBool::new(false));
@@ -37,18 +50,17 @@ impl Pool {
             let (exe, args, seeds, stop, pids, tx) =
                 (exe.clone(), args.clone(), seeds.clone(), stop.clone(), pids.clone(), tx.clone());
             std::thread::spawn(move || loop {
-                let chunk: Vec<u64> = seeds.lock().expect("seed source").by_ref().take(CHUNK_SEEDS).collect();
+                let chunk: Vec<String> = seeds.lock().expect("seed source").by_ref().take(items.chunk).collect();
                 if chunk.is_empty() {
                     return;
                 }
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
                 let spawned = Command::new(&exe)
                     .arg("worker")
                     .args(&args)
-                    .args(["--seeds", &list.join(",")])
+                    .args([items.flag, &chunk.join(",")])
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .spawn();
@@ -79,8 +91,8 @@ impl Pool {
                     return;
                 }
                 if reported < chunk.len() {
-                    let next = chunk[reported];
-                    let _ = tx.send(Err(format!("a worker died ({status:?}) before reporting seed {next}")));
+                    let next = &chunk[reported];
+                    let _ = tx.send(Err(format!("a worker died ({status:?}) before reporting {next}")));
                     return;
                 }
             });

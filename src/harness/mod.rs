@@ -43,6 +43,18 @@ impl sim::Harness for MetaHarness {
         observe::observe(&mut self.ghost, node, observation);
     }
 
+    fn probes() -> Vec<sim::coverage::ProbeInfo> {
+        crate::server::probe_catalogue()
+    }
+
+    fn coverage_state_names() -> &'static [(&'static str, &'static str)] {
+        crate::server::NODE_STATES
+    }
+
+    fn coverage_states(cluster: &Cluster<'_, Server>, node: NodeIndex, states: &mut Vec<&'static str>) {
+        crate::server::node_states(cluster.server(node), states);
+    }
+
     fn on_fault(&mut self, node: NodeIndex, fault: Fault<'_>) {
         let ghost = &mut self.ghost;
         if matches!(fault, Fault::Crash | Fault::PowerLoss) {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use rand::{Rng, RngCore};
 
 use super::node::RaftNode;
+use super::probe::Probe;
 use super::progress::Progress;
 use super::types::{Applied, Entry, EntryData, Index, Message, PeerId, Role, Signal, Term};
 
@@ -69,6 +70,7 @@ impl RaftNode {
         self.reset_election_timer(now, rng);
         assert_eq!(self.term, term_before + 1);
         if self.votes.len() >= self.votes_needed() {
+            self.probe(Probe::WonWithoutVotes);
             self.become_leader(now);
             return;
         }
@@ -90,6 +92,9 @@ impl RaftNode {
         assert!(term >= self.term, "terms never decrease ({} -> {term})", self.term);
         if self.role == Role::Leader && self.leader_signalled {
             self.applied_queue.push(Applied::Signal(Signal::SteppedDown { term: self.term }));
+        }
+        if self.role == Role::Leader && term > self.term {
+            self.probe(Probe::LeaderSawHigherTerm);
         }
         if term > self.term {
             self.term = term;
@@ -118,6 +123,7 @@ impl RaftNode {
         assert!(self.votes.len() >= self.votes_needed());
         let recorded = self.note_leader(self.config.id);
         assert!(recorded, "a node wins at most once per term");
+        self.probe(Probe::WonElection);
         self.role = Role::Leader;
         self.barrier_index = self.log.last_index();
         self.leader_signalled = false;
@@ -199,6 +205,11 @@ impl RaftNode {
             self.voted_for = Some(from);
             self.reset_election_timer(now, rng);
         }
+        self.probe(match (granted, up_to_date) {
+            (true, _) => Probe::VoteGranted,
+            (false, false) => Probe::VoteRefusedStaleLog,
+            (false, true) => Probe::VoteRefusedTaken,
+        });
         // The vote goes out in the same Ready as the hard state recording it.
         self.messages.push((from, Message::Vote { term: self.term, granted }));
     }

@@ -13,6 +13,7 @@ use rand::RngCore;
 use super::config::Config;
 use super::error::{ProposeError, RaftError};
 use super::log::RaftLog;
+use super::probe::{Probe, PROBES_PENDING_MAX};
 use super::progress::Progress;
 use super::types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId, Role, Signal, Snapshot, Term};
 
@@ -91,6 +92,8 @@ pub struct RaftNode {
     /// The commit - applied gap when `tick` last ran: `healthy()` counts a smaller gap now as
     /// forward progress. Sampled by the node's own tick so that asking changes nothing.
     pub(super) apply_gap_at_tick: Option<Index>,
+    /// Coverage probes hit since the driver last drained them ([`Self::take_probes`]).
+    pub(super) probes: Vec<Probe>,
 }
 
 /// An active meta rescue: the lowered quorum and when it lapses (local time).
@@ -168,6 +171,7 @@ impl RaftNode {
         node.log = log;
         node.persisted_last = node.log.last_index();
         node.handed_up = base_index;
+        node.probe(if snapshot.is_some() { Probe::RestoredFromSnapshot } else { Probe::RestoredFromLog });
         if let Some(snapshot) = snapshot {
             node.applied_queue.push(Applied::Snapshot(snapshot.clone()));
             node.snapshot = Some(snapshot);
@@ -221,6 +225,7 @@ impl RaftNode {
             messages: Vec::new(),
             applied_queue: Vec::new(),
             apply_gap_at_tick: None,
+            probes: Vec::new(),
         }
     }
 
@@ -242,6 +247,7 @@ impl RaftNode {
             }
             self.become_follower(msg_term, now, rng);
         } else if msg_term < self.term {
+            self.probe(Probe::StaleTerm);
             self.reply_stale(from, &msg);
             return;
         }
@@ -249,6 +255,7 @@ impl RaftNode {
         match msg {
             Message::RequestVote { last_log_index, last_log_term, transfer, .. } => {
                 if !transfer && self.ignores_vote_request(from, now) {
+                    self.probe(Probe::VoteIgnoredLease);
                     return;
                 }
                 self.handle_vote_request(from, last_log_index, last_log_term, now, rng);
@@ -265,6 +272,7 @@ impl RaftNode {
             }
             Message::TimeoutNow { .. } => {
                 if self.role != Role::Leader {
+                    self.probe(Probe::CampaignTransfer);
                     self.campaign_with(now, rng, true);
                 }
             }
@@ -279,6 +287,7 @@ impl RaftNode {
         self.apply_gap_at_tick = Some(self.commit - self.applied);
         if self.role == Role::Leader {
             if !self.leader_has_quorum_contact(now) {
+                self.probe(Probe::LeaderLostQuorum);
                 self.become_follower(self.term, now, rng);
                 return;
             }
@@ -288,6 +297,8 @@ impl RaftNode {
             }
         } else if now >= self.election_deadline_ms {
             if self.can_campaign() {
+                let again = self.role == Role::Candidate;
+                self.probe(if again { Probe::CampaignAgain } else { Probe::CampaignTimeout });
                 self.campaign_with(now, rng, false);
             } else {
                 self.reset_election_timer(now, rng);
@@ -365,6 +376,12 @@ impl RaftNode {
                 .collect();
             (!current.is_empty()).then(|| current[(rng.next_u64() % current.len() as u64) as usize])
         });
+        let last = self.log.last_index();
+        if self.progress.values().any(|pr| pr.match_index < last) {
+            self.probe(Probe::StepDownFollowerLags);
+        }
+        let handed_over = preferred.is_some_and(|p| p != self.config.id);
+        self.probe(if handed_over { Probe::StepDownHandOver } else { Probe::StepDownNoPeerCaughtUp });
         if let Some(peer) = preferred.filter(|p| *p != self.config.id) {
             if self.progress.contains_key(&peer) {
                 self.send_append(peer);
@@ -372,6 +389,18 @@ impl RaftNode {
             self.messages.push((peer, Message::TimeoutNow { term: self.term }));
         }
         self.become_follower(self.term, now, rng);
+    }
+
+    /// Queue a coverage probe (dropped beyond [`PROBES_PENDING_MAX`]: coverage never decides).
+    pub(super) fn probe(&mut self, probe: Probe) {
+        if self.probes.len() < PROBES_PENDING_MAX {
+            self.probes.push(probe);
+        }
+    }
+
+    /// The coverage probes hit since the last call, oldest first.
+    pub fn take_probes(&mut self) -> std::vec::Drain<'_, Probe> {
+        self.probes.drain(..)
     }
 
     /// Advances the local clock; a rescue whose time is up lapses here, so no input is ever

@@ -87,6 +87,7 @@ impl RaftNode {
             peers: self.peers_at(index).to_vec(),
             data,
         };
+        self.probe(super::probe::Probe::SnapshotCompacted);
         self.log.compact_to(index);
         // Keep only the membership in force at `index` and later changes.
         let keep_from = self.membership.iter().rposition(|(at, _)| *at <= index).unwrap_or(0);

@@ -4,6 +4,7 @@
 use rand::RngCore;
 
 use super::node::RaftNode;
+use super::probe::Probe;
 use super::progress::quorum_index;
 use super::types::{Applied, Entry, Index, Message, PeerId, Role, Signal, Snapshot, Term};
 
@@ -18,6 +19,7 @@ impl RaftNode {
             let snapshot = self.snapshot.clone().expect("a compacted log has a snapshot");
             assert_eq!(snapshot.last_index, self.log.base_index());
             let next_index = snapshot.last_index + 1;
+            self.probe(Probe::SnapshotSent);
             self.messages.push((peer, Message::InstallSnapshot { term: self.term, snapshot }));
             self.progress.get_mut(&peer).expect("peer tracked").next_index = next_index;
             return;
@@ -62,8 +64,14 @@ impl RaftNode {
             return;
         }
         let current_term = self.log.term(candidate) == Some(self.term);
-        if current_term || self.config.bugs.commit_old_term {
+        if current_term {
+            self.probe(Probe::CommitCurrentTerm);
             self.set_commit(candidate);
+        } else if self.config.bugs.commit_old_term {
+            self.probe(Probe::CommitOldTerm);
+            self.set_commit(candidate);
+        } else {
+            self.probe(Probe::CommitOldTermHeldBack);
         }
     }
 
@@ -78,6 +86,8 @@ impl RaftNode {
             let entry = self.log.get(index).expect("newly committed entry held");
             if entry.data.is_config() {
                 let data = entry.data.clone();
+                let added = matches!(data, super::types::EntryData::AddPeer(_));
+                self.probe(if added { Probe::MembershipAdded } else { Probe::MembershipRemoved });
                 self.on_membership_committed(index, &data);
             }
         }
@@ -85,6 +95,7 @@ impl RaftNode {
         self.hand_up();
         if self.role == Role::Leader && !self.is_member(self.config.id) {
             // Committed our own removal: step down and never campaign again (not a member).
+            self.probe(Probe::LeaderRemovedItself);
             self.leave_leadership_removed();
         }
     }
@@ -153,6 +164,7 @@ impl RaftNode {
         // Entries at or below our snapshot base are committed, hence identical: skip them.
         let base = self.log.base_index();
         let (prev_index, prev_term, entries) = if prev_index < base {
+            self.probe(Probe::AppendBelowSnapshot);
             let kept: Vec<Entry> = entries.into_iter().filter(|e| e.index > base).collect();
             if kept.is_empty() {
                 self.respond_append(from, true, base, 0);
@@ -163,6 +175,7 @@ impl RaftNode {
             (prev_index, prev_term, entries)
         };
         if self.log.term(prev_index) != Some(prev_term) {
+            self.probe(Probe::AppendMismatch);
             let hint = self.backoff_hint(prev_index);
             self.respond_append(from, false, prev_index, hint);
             return;
@@ -179,11 +192,15 @@ impl RaftNode {
                         assert!(self.config.bugs.any(), "conflict inside the committed prefix");
                         return;
                     }
+                    self.probe(Probe::AppendTruncated);
                     self.truncate_log_from(entry.index);
                     self.log.append(entry);
                 }
                 None => self.log.append(entry),
             }
+        }
+        if leader_commit > self.commit && last_new > self.commit {
+            self.probe(Probe::CommitFollower);
         }
         if leader_commit > self.commit {
             self.set_commit(leader_commit.min(last_new));
@@ -193,6 +210,7 @@ impl RaftNode {
         // everything committed before (churn seed 11289: a joiner that caught up to a new
         // leader's commit of 1 stopped waiting without the committed entry 5).
         if self.waiting_for_leader && last_new >= leader_commit && self.entry_term(leader_commit) == Some(self.term) {
+            self.probe(Probe::JoinerCaughtUp);
             self.waiting_for_leader = false;
         }
         self.respond_append(from, true, last_new, 0);
@@ -205,6 +223,7 @@ impl RaftNode {
             return false;
         }
         if self.role == Role::Candidate {
+            self.probe(Probe::CandidateHeardLeader);
             self.become_follower(self.term, now, rng);
             self.leader_id = Some(from);
         }
@@ -280,11 +299,13 @@ impl RaftNode {
         let last_index = snapshot.last_index;
         if last_index <= self.commit {
             // Already have it (a duplicate or a stale send); our commit matches any leader.
+            self.probe(Probe::InstallStale);
             self.respond_append(from, true, self.commit, 0);
             return;
         }
         if self.log.term(last_index) == Some(snapshot.last_term) {
             // Our log already holds the snapshot point: keep the suffix (we may have acked it).
+            self.probe(Probe::InstallLogHoldsPoint);
             self.set_commit(last_index);
             self.respond_append(from, true, last_index, 0);
             return;
@@ -300,6 +321,7 @@ impl RaftNode {
         self.catchup_to = Some(last_index);
         // NRG: a follower with no snapshot of its own stages the leader's as part of the
         // catch-up; one that had a snapshot applies the new one first, then catches up.
+        self.probe(if self.snapshot.is_some() { Probe::InstallReplacesLog } else { Probe::InstallFirst });
         if self.snapshot.is_some() {
             self.applied_queue.push(Applied::Snapshot(snapshot.clone()));
             self.applied_queue.push(Applied::Signal(Signal::CatchupStarted));

@@ -371,6 +371,14 @@ fn figure8_old_term_entry_commit_is_unsafe() {
         assert_eq!(cluster.node(2).entry_term(1), Some(1), "S3 holds index 1 of term 1");
         assert_eq!(cluster.node(2).last_index(), 1);
         assert_eq!(cluster.node(0).commit_index(), if bug { 1 } else { 0 });
+        // Coverage names the path: the old-term entry held back, or committed by the bug.
+        let probes: Vec<Probe> = cluster.nodes[0].take_probes().collect();
+        let (taken, not_taken) = match bug {
+            true => (Probe::CommitOldTerm, Probe::CommitOldTermHeldBack),
+            false => (Probe::CommitOldTermHeldBack, Probe::CommitOldTerm),
+        };
+        assert!(probes.contains(&taken) && !probes.contains(&not_taken), "{probes:?}");
+        assert!(probes.contains(&Probe::RestoredFromLog) && probes.contains(&Probe::WonElection), "{probes:?}");
         cluster.crash(0);
         // (d)
         cluster.now_ms += 10_000;

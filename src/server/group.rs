@@ -127,13 +127,27 @@ impl Group {
         self.pipeline.busy()
     }
 
+    /// Whether a snapshot is being written and not yet marked durable.
+    pub fn writing_snapshot(&self) -> bool {
+        self.pipeline.writing_snapshot()
+    }
+
     /// The last storage write that failed, while the pipeline waits to retry it.
     pub fn write_error(&self) -> Option<&str> {
         self.pipeline.write_error.as_deref()
     }
 
-    /// Take the next `Ready` if none is in flight, and push the pipeline as far as it goes.
+    /// Take the next `Ready` if none is in flight, and push the pipeline as far as it goes;
+    /// then hand the core's coverage probes on.
     pub fn advance(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) {
+        self.advance_pipeline(env, tokens);
+        let meta = self.meta.is_some();
+        for probe in self.node.take_probes() {
+            env.probe(probe.name(meta));
+        }
+    }
+
+    fn advance_pipeline(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) {
         if self.pipeline.blocked() {
             return; // a full disk; retried on the next tick
         }

@@ -11,6 +11,7 @@ use sim::NodeIndex;
 use super::assets::AssetRecord;
 use super::env::ServerEnv;
 use super::observe::Observation;
+use super::probes::{self, OpOutcome};
 use super::wire::ServerMsg;
 use crate::meta::{
     ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
@@ -175,20 +176,29 @@ impl MetaLayer {
             return self.on_other_entry(env, index, &EntryData::LeaderNoop);
         }
         env.observe(Observation::MetaEntry { index, data: Some(data) });
+        let op = MetaEntry::peek_op(data);
         if let Some(recovery) = self.recovery.as_mut() {
-            if let Err(e) = self.state.stage(index, data, &mut recovery.staged) {
-                env.trace("meta-apply-error", &e.to_string());
+            match self.state.stage(index, data, &mut recovery.staged) {
+                Ok(()) => env.probe(probes::meta_op(op, OpOutcome::Staged)),
+                Err(e) => {
+                    env.probe(probes::meta_op(op, OpOutcome::Refused));
+                    env.trace("meta-apply-error", &e.to_string());
+                }
             }
             return;
         }
         self.observe_stream_assignment(env, data);
-        let update = MetaEntry::peek_op(data) == Some(OpCode::UpdateStream);
+        let update = op == Some(OpCode::UpdateStream);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
+                env.probe(probes::meta_op(op, OpOutcome::Applied));
                 self.observe_projection(env);
                 self.run_effects(env, effects, answer, update)
             }
-            Err(e) => env.trace("meta-apply-error", &e.to_string()),
+            Err(e) => {
+                env.probe(probes::meta_op(op, OpOutcome::Refused));
+                env.trace("meta-apply-error", &e.to_string());
+            }
         }
     }
 
@@ -403,6 +413,7 @@ impl MetaLayer {
             }
             if let Effect::Respond { reply, result } = &effect {
                 if answer {
+                    env.probe(result.as_ref().map_or_else(probes::answer_error, |_| "meta.answer.ok"));
                     let answer: Answer = result.as_ref().map(describe).map_err(|e| e.to_string());
                     let to = NodeIndex::try_from(reply.client).expect("replies name a server");
                     if to == env.node() {
@@ -415,6 +426,9 @@ impl MetaLayer {
             }
             self.assets_changed = true;
             let change = self.local.apply_effect(&effect);
+            if let Some(probe) = probes::local_change(effect_on_stream(&effect), &change) {
+                env.probe(probe);
+            }
             env.trace("local", &format!("{effect:?} -> {change:?}"));
             if let (Effect::RunStream { key, .. }, LocalChange::Created) = (&effect, change) {
                 self.run_waiting_consumers(env, key);
@@ -586,4 +600,9 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::ConsumerCreated(k) => format!("consumer {k} created"),
         Outcome::ConsumerDeleted(k) => format!("consumer {k} deleted"),
     }
+}
+
+/// Whether a local effect is about a stream (else a consumer).
+fn effect_on_stream(effect: &Effect) -> bool {
+    matches!(effect, Effect::RunStream { .. } | Effect::StopStream { .. } | Effect::RemoveLocalStream { .. })
 }

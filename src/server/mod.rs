@@ -29,6 +29,7 @@ pub mod jetstream;
 pub mod observe;
 mod peers;
 mod persist;
+mod probes;
 mod publish;
 mod requests;
 mod results;
@@ -49,6 +50,7 @@ use wire::{MetaOp, ServerMsg, ServerStats, META};
 
 pub use config::ServerConfig;
 pub use observe::Observation;
+pub use probes::{catalogue as probe_catalogue, node_states, NODE_STATES};
 
 /// The one timer a server sets: its tick.
 const TICK_TIMER: u64 = 0;

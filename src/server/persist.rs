@@ -67,6 +67,14 @@ impl Pipeline {
         self.current.is_some()
     }
 
+    /// Whether a snapshot of the current `Ready` is being written or waits for its durable
+    /// mark.
+    pub fn writing_snapshot(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|p| p.ready.snapshot.is_some() && matches!(p.stage, Stage::Snapshot | Stage::SnapshotMark))
+    }
+
     /// Whether a full disk stopped the current stage until the next retry.
     pub fn blocked(&self) -> bool {
         self.current.as_ref().is_some_and(|p| p.blocked)

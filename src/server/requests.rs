@@ -90,7 +90,10 @@ impl Server {
                 Ok(index) => env.trace("proposed", &(index, origin, request)),
                 Err(e) => env.trace("propose-refused", &e),
             },
-            Err(e) => self.send_answer(env, origin, request, Err(e.to_string())),
+            Err(e) => {
+                env.probe(super::probes::refusal(&e));
+                self.send_answer(env, origin, request, Err(e.to_string()))
+            }
         }
     }
 

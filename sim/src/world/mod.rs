@@ -19,6 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::NodeClock;
+use crate::coverage::Coverage;
 use crate::disk::NodeDisk;
 use crate::harness::{Harness, NodeStatus};
 use crate::net::{Network, NodeIndex};
@@ -72,6 +73,8 @@ pub struct RunReport {
     /// [`Harness::excuse`]): what happened and the excuse. Not a pass: the run did not finish.
     pub excused: Option<String>,
     pub trace: Option<Vec<TraceEvent>>,
+    /// The probes the run hit ([`crate::coverage`]).
+    pub coverage: Coverage,
 }
 
 impl RunReport {
@@ -81,6 +84,12 @@ impl RunReport {
 }
 
 type World<S> = Arc<Mutex<WorldState<S>>>;
+
+/// The world's random stream for `seed`: domain-separated from madsim's own RNG, which is
+/// seeded with the same number.
+fn world_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21)
+}
 
 fn lock<S: System>(world: &World<S>) -> MutexGuard<'_, WorldState<S>> {
     // A panic inside a handler poisons the lock; the run is over then, but the report still
@@ -138,8 +147,7 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         servers,
         crash_points: scenario.crash_points,
         crash_requests: None,
-        // Domain-separated from madsim's own RNG, which is seeded with the same number.
-        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21),
+        rng: world_rng(seed),
         net: Network::new(scenario.network),
         disks: vec![NodeDisk::default(); servers as usize],
         clocks,
@@ -151,6 +159,7 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         config: scenario.system.clone(),
         bugs: scenario.bugs.iter().chain(&options.bugs).cloned().collect(),
         trace: Trace::new(options.keep_trace, options.keep_detail, options.log),
+        coverage: Coverage::default(),
         held: Vec::new(),
         fsync_latency_ns: scenario.disk.fsync_latency_us * 1_000,
         delivered: 0,
@@ -220,6 +229,7 @@ impl<S: System> WorldState<S> {
             violation: self.violation.take(),
             excused,
             trace: self.trace.take_full(),
+            coverage: std::mem::take(&mut self.coverage),
         }
     }
 }

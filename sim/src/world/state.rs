@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{now_ns, Violation, INBOX_MAX};
 use crate::clock::NodeClock;
+use crate::coverage::{self, Coverage};
 use crate::disk::NodeDisk;
 use crate::harness::{Cluster, Fault, Harness, NodeStatus, NodeView, Touched};
 use crate::hash;
@@ -81,6 +82,8 @@ pub(super) struct WorldState<S: System> {
     pub config: ConfigOf<S::Node>,
     pub bugs: BTreeSet<String>,
     pub trace: Trace,
+    /// The probes this run hit ([`crate::coverage`]).
+    pub coverage: Coverage,
     pub held: Vec<Held<MsgOf<S::Node>>>,
     pub fsync_latency_ns: u64,
     pub delivered: u64,
@@ -154,6 +157,16 @@ impl<S: System> WorldState<S> {
         }
     }
 
+    /// Coverage of `action` striking `node` in the states the harness names.
+    pub fn cover_fault(&mut self, action: &str, node: NodeIndex) {
+        let mut states = Vec::new();
+        S::Harness::coverage_states(&self.cluster(), node, &mut states);
+        let sim_ns = now_ns();
+        for state in states {
+            self.coverage.hit_owned(coverage::fault_probe(action, state), sim_ns);
+        }
+    }
+
     /// Tell the harness about a fault the world injected on `node`.
     pub fn fault(&mut self, node: NodeIndex, fault: Fault<'_>) {
         self.harness.on_fault(node, fault);
@@ -180,7 +193,7 @@ impl<S: System> WorldState<S> {
         let i = idx as usize;
         let words_before = self.rng.get_word_pos();
         let result = {
-            let WorldState { servers, rng, disks, clocks, slots, harness, trace, bugs, config, .. } = self;
+            let WorldState { servers, rng, disks, clocks, slots, harness, trace, coverage, bugs, config, .. } = self;
             let mut feed = Feed(harness);
             let mut env = Env {
                 node: idx,
@@ -193,6 +206,7 @@ impl<S: System> WorldState<S> {
                 outputs: &mut outputs,
                 observer: &mut feed,
                 trace,
+                coverage,
                 bugs,
                 config,
             };

@@ -119,6 +119,9 @@ impl<S: System> Supervisor<S> {
         let mut w = lock(&self.world);
         let digest = hash::digest(action);
         w.record(WORLD, action.name(), digest, || crate::trace::readable(&format!("{action:?}")));
+        if let Some(node) = crossed_fault_target(action) {
+            w.cover_fault(action.name(), node);
+        }
         match action {
             Action::Client { node, op } => {
                 let node = node.unwrap_or_else(|| {
@@ -140,6 +143,7 @@ impl<S: System> Supervisor<S> {
                 }
             }
             Action::HealAll {} => self.heal_all(&mut w),
+            Action::Reseed { seed } => w.rng = super::world_rng(*seed),
             action if is_network_fault(action) => self.apply_network(&mut w, action),
             action => self.apply_node_fault(&mut w, action),
         }
@@ -265,6 +269,7 @@ impl<S: System> Supervisor<S> {
                     continue;
                 }
                 w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
+                w.cover_fault("crash-point", node);
                 self.kill(&mut w, node);
                 w.disks[node as usize].process_crash();
                 w.fault(node, Fault::Crash);
@@ -347,6 +352,21 @@ impl<S: System> Supervisor<S> {
             at += LIVENESS_PROBE_NS;
         }
         Some(last_failure)
+    }
+}
+
+/// The node a fault that coverage crosses with node states strikes
+/// ([`crate::coverage::FAULTS_CROSSED`]).
+fn crossed_fault_target<C, E>(action: &Action<C, E>) -> Option<NodeIndex> {
+    match action {
+        Action::Crash { node }
+        | Action::PowerLoss { node, .. }
+        | Action::Restart { node }
+        | Action::Pause { node }
+        | Action::Isolate { node }
+        | Action::Corrupt { node, .. }
+        | Action::ClockJump { node, .. } => Some(*node),
+        _ => None,
     }
 }
 

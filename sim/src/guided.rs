@@ -1,0 +1,250 @@
+//! Guided fuzzing's two halves that know nothing of the system under test: when a run's
+//! coverage is new ([`Novelty`], AFL's hit-count buckets), and how a new run is derived from
+//! one that reached something ([`mutate`]).
+//!
+//! A derived run is an ordinary scenario: it replays from its file like any other. Mutations
+//! keep what made the parent valid: faults stay before the final `heal-all` (the liveness phase
+//! stays quiet), disk faults are never added (they are aimed at a minority of servers, and a
+//! spliced one could damage a majority), and steps stay in time order.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{Action, Scenario, Step, STEPS_MAX};
+
+/// The hit-count bucket of a probe hit `hits` times in one run (AFL's): 1, 2, 3, 4-7, 8-15,
+/// 16-31, 32-127, 128 and more.
+pub fn bucket(hits: u64) -> u8 {
+    match hits {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 3,
+        4..=7 => 4,
+        8..=15 => 5,
+        16..=31 => 6,
+        32..=127 => 7,
+        _ => 8,
+    }
+}
+
+/// Which (probe, bucket) pairs a campaign has seen.
+#[derive(Clone, Debug, Default)]
+pub struct Novelty {
+    seen: BTreeMap<String, u16>,
+}
+
+impl Novelty {
+    /// Record one run's probes (name and hits); the probes it reached that no earlier run had
+    /// (a new probe, or a known one hit a new number of times, by bucket).
+    pub fn record<'a>(&mut self, probes: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<String> {
+        let mut new = Vec::new();
+        for (name, hits) in probes {
+            let bit = 1u16 << bucket(hits);
+            let seen = self.seen.entry(name.to_string()).or_default();
+            if *seen & bit == 0 {
+                *seen |= bit;
+                new.push(name.to_string());
+            }
+        }
+        new
+    }
+
+    /// Distinct probes seen.
+    pub fn probes(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// Seeds a mutation draws stay below this: TOML integers are signed, and a file must hold them.
+pub const SEED_LIMIT: u64 = 1 << 48;
+
+/// How far a shifted step may move, at most.
+pub const SHIFT_MS_MAX: u64 = 5_000;
+
+/// One change to a scenario, in words for the campaign's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Keep everything before `at_ms`, then a fresh random stream.
+    Branch { at_ms: u64, seed: u64 },
+    /// A new seed for the whole run's randomness, the timeline kept.
+    Reseed { seed: u64 },
+    /// Step `step` moved to `to_ms`.
+    Shift { step: usize, to_ms: u64 },
+    /// Step `step` dropped.
+    Drop { step: usize },
+    /// A step of another run copied in.
+    Splice { action: &'static str, at_ms: u64 },
+}
+
+impl std::fmt::Display for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mutation::Branch { at_ms, seed } => write!(f, "branch at {at_ms} ms with seed {seed}"),
+            Mutation::Reseed { seed } => write!(f, "reseed {seed}"),
+            Mutation::Shift { step, to_ms } => write!(f, "step {step} to {to_ms} ms"),
+            Mutation::Drop { step } => write!(f, "drop step {step}"),
+            Mutation::Splice { action, at_ms } => write!(f, "splice {action} at {at_ms} ms"),
+        }
+    }
+}
+
+/// Steps a mutation may move or drop: faults and client operations, not the final heal, the
+/// expectations or an earlier branch point.
+fn movable<C, E>(action: &Action<C, E>) -> bool {
+    !matches!(action, Action::HealAll {} | Action::Expect { .. } | Action::Reseed { .. })
+}
+
+/// Faults that may be copied from another run: network, process and clock faults, and client
+/// operations. Disk faults stay where the swarm aimed them (a minority of servers).
+fn spliceable<C, E>(action: &Action<C, E>) -> bool {
+    movable(action)
+        && !matches!(
+            action,
+            Action::Corrupt { .. } | Action::LostFsync { .. } | Action::NoSpace { .. } | Action::SlowDisk { .. }
+        )
+}
+
+/// The time faults must end by: the first `heal-all`, else the end of the run.
+fn heal_at_ms<C, E, K>(scenario: &Scenario<C, E, K>) -> u64 {
+    scenario.steps.iter().find(|s| matches!(s.action, Action::HealAll {})).map_or(scenario.duration_ms, |s| s.at_ms)
+}
+
+/// Whether a step must come before the heal.
+fn is_fault<C, E>(action: &Action<C, E>) -> bool {
+    movable(action) && !matches!(action, Action::Client { .. })
+}
+
+/// Derive a run from `parent`: one mutation drawn from `rng`, using `donor` (another run of
+/// the same shape) for splices and `moments` (times at which the parent first reached
+/// something new) for branch points. `None` when the drawn mutation has nothing to act on.
+pub fn mutate<C: Clone, E: Clone, K: Clone>(
+    parent: &Scenario<C, E, K>,
+    donor: &Scenario<C, E, K>,
+    moments: &[u64],
+    rng: &mut ChaCha8Rng,
+) -> Option<(Scenario<C, E, K>, Mutation)> {
+    let mut child = parent.clone();
+    let heal_ms = heal_at_ms(parent);
+    let movable_steps: Vec<usize> = (0..child.steps.len()).filter(|&i| movable(&child.steps[i].action)).collect();
+    let mutation = match rng.gen_range(0..100) {
+        0..=39 => {
+            // Branch: at a moment the parent reached something new (a little before or
+            // after it), or anywhere in the run.
+            let at_ms = match moments {
+                [] => rng.gen_range(1..child.duration_ms),
+                _ => {
+                    let moment = moments[rng.gen_range(0..moments.len())];
+                    let jitter = rng.gen_range(0..=2_000);
+                    (moment + jitter).saturating_sub(1_000).clamp(1, child.duration_ms - 1)
+                }
+            };
+            let seed = rng.gen_range(0..SEED_LIMIT);
+            child.steps.retain(|s| !matches!(s.action, Action::Reseed { .. }) || s.at_ms < at_ms);
+            child.steps.push(Step { at_ms, action: Action::Reseed { seed } });
+            Mutation::Branch { at_ms, seed }
+        }
+        40..=49 => {
+            let seed = rng.gen_range(0..SEED_LIMIT);
+            child.seed = seed;
+            Mutation::Reseed { seed }
+        }
+        50..=69 => {
+            let &step = pick(&movable_steps, rng)?;
+            let at = child.steps[step].at_ms;
+            let limit =
+                if is_fault(&child.steps[step].action) { heal_ms.saturating_sub(1) } else { child.duration_ms - 1 };
+            let to_ms = (at + rng.gen_range(0..=2 * SHIFT_MS_MAX)).saturating_sub(SHIFT_MS_MAX).clamp(1, limit.max(1));
+            child.steps[step].at_ms = to_ms;
+            Mutation::Shift { step, to_ms }
+        }
+        70..=84 => {
+            let &step = pick(&movable_steps, rng)?;
+            child.steps.remove(step);
+            Mutation::Drop { step }
+        }
+        _ => {
+            if child.steps.len() >= STEPS_MAX || donor.servers != child.servers {
+                return None;
+            }
+            let candidates: Vec<&Step<C, E>> = donor.steps.iter().filter(|s| spliceable(&s.action)).collect();
+            let step = *pick(&candidates, rng)?;
+            let limit = if is_fault(&step.action) { heal_ms.saturating_sub(1) } else { child.duration_ms - 1 };
+            if step.at_ms > limit {
+                return None;
+            }
+            child.steps.push(step.clone());
+            Mutation::Splice { action: step.action.name(), at_ms: step.at_ms }
+        }
+    };
+    // Stable: steps at one time keep their order.
+    child.steps.sort_by_key(|s| s.at_ms);
+    Some((child, mutation))
+}
+
+fn pick<'a, T>(items: &'a [T], rng: &mut ChaCha8Rng) -> Option<&'a T> {
+    (!items.is_empty()).then(|| &items[rng.gen_range(0..items.len())])
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::fixture::register::RegisterSystem;
+    use crate::swarm;
+
+    #[test]
+    fn buckets_follow_afl() {
+        let buckets: Vec<u8> = [1, 2, 3, 4, 7, 8, 16, 32, 127, 128, 10_000].iter().map(|&h| bucket(h)).collect();
+        assert_eq!(buckets, [1, 2, 3, 4, 4, 5, 6, 7, 7, 8, 8]);
+    }
+
+    #[test]
+    fn novelty_is_a_new_probe_or_a_new_bucket() {
+        let mut novelty = Novelty::default();
+        assert_eq!(novelty.record([("a", 1), ("b", 5)]), ["a", "b"]);
+        assert!(novelty.record([("a", 1), ("b", 6)]).is_empty(), "same buckets: nothing new");
+        assert_eq!(novelty.record([("a", 2)]), ["a"], "a new hit count is new");
+        assert_eq!(novelty.probes(), 2);
+    }
+
+    #[test]
+    fn mutants_keep_faults_before_the_heal_and_steps_in_order() {
+        let profile = swarm::profile("default").unwrap();
+        let parent = swarm::generate::<RegisterSystem>(3, profile);
+        let donor = swarm::generate::<RegisterSystem>(4, profile);
+        let heal_ms = heal_at_ms(&parent);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut kinds = BTreeMap::new();
+        for _ in 0..500 {
+            let Some((child, mutation)) = mutate(&parent, &donor, &[10_000, 20_000], &mut rng) else { continue };
+            *kinds.entry(mutation.to_string().split(' ').next().unwrap_or_default().to_string()).or_insert(0) += 1;
+            assert!(child.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{mutation}: steps out of order");
+            assert_eq!(heal_at_ms(&child), heal_ms, "{mutation}: the heal moved");
+            let late_faults = child.steps.iter().filter(|s| is_fault(&s.action) && s.at_ms >= heal_ms).count();
+            let parent_late = parent.steps.iter().filter(|s| is_fault(&s.action) && s.at_ms >= heal_ms).count();
+            assert!(late_faults <= parent_late, "{mutation}: a fault after the heal");
+            assert!(child.steps.iter().filter(|s| matches!(s.action, Action::Reseed { .. })).count() <= 1);
+            assert_ne!(child, parent, "{mutation}: a mutant differs from its parent");
+        }
+        assert_eq!(kinds.len(), 5, "every kind of mutation is drawn");
+    }
+
+    #[test]
+    fn a_branch_keeps_the_prefix_and_changes_what_follows() {
+        let profile = swarm::profile("default").unwrap();
+        let parent = swarm::generate::<RegisterSystem>(3, profile);
+        let mut child = parent.clone();
+        child.steps.push(Step { at_ms: 20_000, action: Action::Reseed { seed: 99 } });
+        child.steps.sort_by_key(|s| s.at_ms);
+        let options = crate::RunOptions { keep_trace: true, ..Default::default() };
+        let a = crate::run::<RegisterSystem>(&parent, &options).trace.unwrap();
+        let b = crate::run::<RegisterSystem>(&child, &options).trace.unwrap();
+        let parted = a.iter().zip(&b).position(|(x, y)| x != y).expect("the runs part");
+        assert!(a[parted].sim_ns >= 20_000_000_000, "the runs are one until the branch point");
+        assert!(b[parted].kind == "reseed" || b[parted].sim_ns >= 20_000_000_000);
+    }
+}

@@ -1,0 +1,285 @@
+//! `fuzz --guided`: coverage-guided fuzzing (AFL's corpus loop on a deterministic machine).
+//!
+//! The campaign starts with plain seeds. A run that reaches new coverage (a probe never hit,
+//! or hit a new number of times) joins the corpus. Then batches of runs are derived from
+//! corpus entries ([`sim::guided::mutate`]): branched at a moment where the entry reached
+//! something new (its prefix replays exactly, then a fresh random stream), reseeded, or with
+//! a step shifted, dropped or copied from another entry.
+//!
+//! The campaign is deterministic: batches are drawn from a stream seeded by the range's start
+//! and judged in order, whatever the number of workers, so run N of a campaign is the same run
+//! every time. Every derived run is a scenario file; a failing one is kept beside the findings
+//! file and its reproduce line runs it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim::guided::Novelty;
+use sim::{ScenarioOf, System};
+
+use super::fuzz::{tally, FuzzArgs};
+use super::output::SeedResult;
+use super::pool::{Items, Pool};
+use super::run::write_file;
+use super::CliError;
+
+/// Plain seeds a campaign starts with by default (fewer when the budget is smaller).
+pub const PLAIN_RUNS: u64 = 32;
+/// Derived runs drawn and judged together: fixed, so a campaign does not depend on `--jobs`.
+pub const BATCH_RUNS: usize = 16;
+/// Corpus entries at most; the oldest of the entries found by plain seeds go first.
+pub const CORPUS_MAX: usize = 1_000;
+
+/// A run that reached something new.
+struct Entry<S: System> {
+    scenario: ScenarioOf<S>,
+    /// When it first reached each probe it was the first to reach (simulated ms).
+    moments: Vec<u64>,
+}
+
+/// What a campaign found, for its closing lines.
+#[derive(Default)]
+struct Tally {
+    runs: u64,
+    passed: u64,
+    failed: u64,
+    excused: u64,
+    first_failure: Option<u64>,
+}
+
+pub fn campaign<S: System>(
+    args: &FuzzArgs,
+    range: std::ops::Range<u64>,
+    profile: &'static sim::swarm::Profile,
+    jobs: usize,
+    findings: &mut super::fuzz::Findings,
+) -> Result<ExitCode, CliError> {
+    let budget = range.end - range.start;
+    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+    let mut worker_args =
+        vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into(), "--coverage".into()];
+    for b in &args.bugs {
+        worker_args.extend(["--bug".to_string(), b.clone()]);
+    }
+    if args.full_checks {
+        worker_args.push("--full-checks".into());
+    }
+    let work = scratch_folder(range.start)?;
+    let kept = kept_folder(&args.findings);
+    let mut rng = ChaCha8Rng::seed_from_u64(range.start ^ 0x6775_6964_6564_2131);
+    let mut novelty = Novelty::default();
+    let mut corpus: Vec<Entry<S>> = Vec::new();
+    let mut tally = Tally::default();
+    let started = Instant::now();
+
+    // Plain seeds first.
+    if args.plain_runs == 0 {
+        return Err(super::flag_error("--plain-runs", "a guided campaign needs at least one plain seed to start from"));
+    }
+    let plain = range.start..range.start + budget.min(args.plain_runs);
+    let pool = Pool::start(exe.clone(), worker_args.clone(), plain.clone().map(|s| s.to_string()), Items::SEEDS, jobs);
+    let mut results: Vec<SeedResult> = pool.results.iter().collect::<Result<_, _>>().map_err(CliError::Other)?;
+    results.sort_by_key(|r| r.seed);
+    for result in results {
+        let scenario = sim::swarm::generate::<S>(result.seed, profile);
+        let label = format!("seed {}", result.seed);
+        judge(&mut tally, &mut novelty, &mut corpus, scenario, result, &label, args, findings, None)?;
+        if stop(&tally, args) {
+            return finish::<S>(&tally, &novelty, corpus.len(), started, profile, args);
+        }
+    }
+
+    // Then derived runs, a batch at a time.
+    while tally.runs < budget && !corpus.is_empty() {
+        let batch = (budget - tally.runs).min(BATCH_RUNS as u64) as usize;
+        let mut derived = Vec::with_capacity(batch);
+        while derived.len() < batch {
+            let parent = &corpus[pick_parent(corpus.len(), &mut rng)];
+            let donor = &corpus[rng.gen_range(0..corpus.len())];
+            if let Some((scenario, mutation)) =
+                sim::guided::mutate(&parent.scenario, &donor.scenario, &parent.moments, &mut rng)
+            {
+                let run = tally.runs + derived.len() as u64;
+                let mut scenario = scenario;
+                scenario.name = format!("guided run {run} of {}..{}", range.start, range.end);
+                scenario.description = format!("{} ({mutation})", parent.scenario.name);
+                derived.push(scenario);
+            }
+        }
+        let mut files = Vec::with_capacity(batch);
+        for (i, scenario) in derived.iter().enumerate() {
+            let path = work.join(format!("run-{}.toml", tally.runs + i as u64));
+            let text = scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode a derived run: {e}")))?;
+            write_file(&path, text.as_bytes())?;
+            files.push(path);
+        }
+        let chunk = batch.div_ceil(jobs);
+        let items = Items { flag: "--files", chunk };
+        let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        let pool = Pool::start(exe.clone(), worker_args.clone(), names.clone().into_iter(), items, jobs);
+        let mut by_file: BTreeMap<String, SeedResult> = BTreeMap::new();
+        for msg in pool.results.iter() {
+            let result = msg.map_err(CliError::Other)?;
+            let file = result.file.clone().unwrap_or_default();
+            by_file.insert(file, result);
+        }
+        for ((scenario, path), name) in derived.into_iter().zip(&files).zip(&names) {
+            let result = by_file.remove(name).ok_or_else(|| CliError::Other(format!("no result for {name}")))?;
+            let label = scenario.name.clone();
+            judge(
+                &mut tally,
+                &mut novelty,
+                &mut corpus,
+                scenario,
+                result,
+                &label,
+                args,
+                findings,
+                Some((path, &kept)),
+            )?;
+            if stop(&tally, args) {
+                break;
+            }
+        }
+        for path in &files {
+            let _ = std::fs::remove_file(path);
+        }
+        if stop(&tally, args) {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir(&work);
+    finish::<S>(&tally, &novelty, corpus.len(), started, profile, args)
+}
+
+/// Newer entries are picked more often: half the draws go to the newest eighth.
+fn pick_parent(len: usize, rng: &mut ChaCha8Rng) -> usize {
+    let recent = len.div_ceil(8);
+    if rng.gen_bool(0.5) {
+        len - 1 - rng.gen_range(0..recent)
+    } else {
+        rng.gen_range(0..len)
+    }
+}
+
+fn stop(tally: &Tally, args: &FuzzArgs) -> bool {
+    args.stop_on_failure && tally.failed > 0
+}
+
+/// Count one run, report it, and keep it in the corpus when it reached something new. A
+/// failing derived run's file is kept (`file`: where it is, and the folder to keep it in).
+#[allow(clippy::too_many_arguments)]
+fn judge<S: System>(
+    tally: &mut Tally,
+    novelty: &mut Novelty,
+    corpus: &mut Vec<Entry<S>>,
+    scenario: ScenarioOf<S>,
+    mut result: SeedResult,
+    label: &str,
+    args: &FuzzArgs,
+    findings: &mut super::fuzz::Findings,
+    file: Option<(&Path, &Path)>,
+) -> Result<(), CliError> {
+    let run = tally.runs;
+    tally.runs += 1;
+    let probes = result.coverage.take().unwrap_or_default();
+    let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
+    if args.json {
+        let line = serde_json::json!({
+            "run": run, "label": label, "seed": result.seed, "verdict": result.verdict,
+            "trace_hash": result.trace_hash, "new_probes": new.len(),
+        });
+        println!("{line}");
+    }
+    match result.verdict.as_str() {
+        "pass" => tally.passed += 1,
+        "excused" => tally.excused += 1,
+        _ => {
+            tally.failed += 1;
+            tally.first_failure.get_or_insert(run);
+            if let Some((path, kept)) = file {
+                std::fs::create_dir_all(kept)
+                    .map_err(|e| CliError::Io { path: kept.display().to_string(), message: e.to_string() })?;
+                let keep = kept.join(path.file_name().unwrap_or_default());
+                std::fs::copy(path, &keep)
+                    .map_err(|e| CliError::Io { path: keep.display().to_string(), message: e.to_string() })?;
+                let bugs: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
+                result.reproduce = Some(format!("metasim run {}{bugs}", keep.display()));
+            }
+            let violation = result.violation.as_deref().unwrap_or("?");
+            let reproduce = result.reproduce.as_deref().unwrap_or("?");
+            let report = format!("FAIL guided run {run} ({label}): {violation}\n  reproduce: {reproduce}");
+            if args.json {
+                eprintln!("{report}");
+            } else {
+                println!("{report}");
+            }
+            findings.append(&result)?;
+        }
+    }
+    if !new.is_empty() {
+        let moments = probes.iter().filter(|p| new.contains(&p.name)).map(|p| p.first_ms).collect();
+        if corpus.len() >= CORPUS_MAX {
+            corpus.remove(0);
+        }
+        corpus.push(Entry { scenario, moments });
+    }
+    Ok(())
+}
+
+fn finish<S: System>(
+    tally: &Tally,
+    novelty: &Novelty,
+    corpus: usize,
+    started: Instant,
+    profile: &sim::swarm::Profile,
+    args: &FuzzArgs,
+) -> Result<ExitCode, CliError> {
+    let wall = started.elapsed().as_secs_f64();
+    let listed = sim::coverage::catalogue::<S::Harness>().len();
+    let mut lines = vec![
+        format!(
+            "profile {} ({}), guided: {} runs in {wall:.1}s ({:.0} runs/min); corpus {corpus}; {} probes reached ({listed} listed)",
+            profile.name,
+            S::NAME,
+            tally.runs,
+            tally.runs as f64 * 60.0 / wall.max(1e-9),
+            novelty.probes(),
+        ),
+        tally_line(tally),
+    ];
+    if let Some(run) = tally.first_failure {
+        lines.insert(0, format!("first failure at run {run} (runs to find: {})", run + 1));
+    }
+    for line in lines {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn tally_line(t: &Tally) -> String {
+    tally(t.passed, t.excused, t.failed)
+}
+
+/// Where derived runs are written while they run.
+fn scratch_folder(start: u64) -> Result<PathBuf, CliError> {
+    let dir = std::env::temp_dir().join(format!("metasim-guided-{}-{start}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+    Ok(dir)
+}
+
+/// Where failing derived runs are kept: a folder named after the findings file.
+fn kept_folder(findings: &Path) -> PathBuf {
+    let mut name = findings.file_name().unwrap_or_default().to_os_string();
+    name.push(".runs");
+    findings.with_file_name(name)
+}

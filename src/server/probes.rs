@@ -1,0 +1,288 @@
+//! Coverage probes of a server (see `sim::coverage`): the names the server hits beyond its
+//! trace kinds, the catalogue of everything it can hit, and the states a fault may strike it
+//! in. Nothing here changes what a server does.
+
+use sim::coverage::ProbeInfo;
+
+use super::Server;
+use crate::meta::{ApiError, LocalChange, OpCode};
+use crate::raft::{Probe, Role};
+
+/// What became of a meta entry on a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpOutcome {
+    Applied,
+    /// Held back while a recovery replays the log (§3).
+    Staged,
+    /// Refused by `apply` (the sticky write error).
+    Refused,
+}
+
+macro_rules! op_outcomes {
+    ($($op:ident => $slug:literal;)*) => {
+        /// The probe for meta entry `op` (`None`: no op code decoded) ending as `outcome`.
+        pub fn meta_op(op: Option<OpCode>, outcome: OpOutcome) -> &'static str {
+            match (op, outcome) {
+                $(
+                    (Some(OpCode::$op), OpOutcome::Applied) => concat!("meta.op.", $slug, ".applied"),
+                    (Some(OpCode::$op), OpOutcome::Staged) => concat!("meta.op.", $slug, ".staged"),
+                    (Some(OpCode::$op), OpOutcome::Refused) => concat!("meta.op.", $slug, ".refused"),
+                )*
+                (None, _) => "meta.op.undecodable",
+            }
+        }
+
+        fn meta_op_probes() -> Vec<ProbeInfo> {
+            let mut probes = vec![ProbeInfo::new("meta.op.undecodable", "a meta entry with no op code this server knows")];
+            $(
+                probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".applied"), concat!("a ", $slug, " entry applied")));
+                probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".staged"), concat!("a ", $slug, " entry staged by a recovery")));
+                probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".refused"), concat!("a ", $slug, " entry refused by apply")));
+            )*
+            probes
+        }
+    };
+}
+
+op_outcomes! {
+    AssignStream => "assign-stream";
+    UpdateStream => "update-stream";
+    RemoveStream => "remove-stream";
+    AssignConsumer => "assign-consumer";
+    RemoveConsumer => "remove-consumer";
+}
+
+/// The probe for an error answer.
+pub fn answer_error(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::InvalidConfig(_) => "meta.answer.invalid-config",
+        ApiError::RequiredApiLevel(_) => "meta.answer.required-api-level",
+        ApiError::StreamNameInUse => "meta.answer.stream-name-in-use",
+        ApiError::StreamSealed => "meta.answer.stream-sealed",
+        ApiError::SubjectOverlap => "meta.answer.subject-overlap",
+        ApiError::MaxStreams => "meta.answer.max-streams",
+        ApiError::MaxConsumers => "meta.answer.max-consumers",
+        ApiError::InsufficientResources => "meta.answer.insufficient-resources",
+        ApiError::StreamNotFound => "meta.answer.stream-not-found",
+        ApiError::ConsumerNotFound => "meta.answer.consumer-not-found",
+        ApiError::Offline(_) => "meta.answer.offline",
+        ApiError::NoUniqueName => "meta.answer.no-unique-name",
+    }
+}
+
+/// The probe for a request the meta leader refused before proposing anything.
+pub fn refusal(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::InvalidConfig(_) => "meta.refused.invalid-config",
+        ApiError::RequiredApiLevel(_) => "meta.refused.required-api-level",
+        ApiError::StreamNameInUse => "meta.refused.stream-name-in-use",
+        ApiError::StreamSealed => "meta.refused.stream-sealed",
+        ApiError::SubjectOverlap => "meta.refused.subject-overlap",
+        ApiError::MaxStreams => "meta.refused.max-streams",
+        ApiError::MaxConsumers => "meta.refused.max-consumers",
+        ApiError::InsufficientResources => "meta.refused.insufficient-resources",
+        ApiError::StreamNotFound => "meta.refused.stream-not-found",
+        ApiError::ConsumerNotFound => "meta.refused.consumer-not-found",
+        ApiError::Offline(_) => "meta.refused.offline",
+        ApiError::NoUniqueName => "meta.refused.no-unique-name",
+    }
+}
+
+const REFUSAL_PROBES: &[(&str, &str)] = &[
+    ("meta.refused.invalid-config", "the leader refused a request: invalid config"),
+    ("meta.refused.required-api-level", "the leader refused a request: API level not supported"),
+    ("meta.refused.stream-name-in-use", "the leader refused a create: the name is in use with another config"),
+    ("meta.refused.stream-sealed", "the leader refused an update: stream sealed"),
+    ("meta.refused.subject-overlap", "the leader refused a request: subjects overlap"),
+    ("meta.refused.max-streams", "the leader refused a create: stream limit reached (inflight counted)"),
+    ("meta.refused.max-consumers", "the leader refused a create: consumer limit reached"),
+    ("meta.refused.insufficient-resources", "the leader could not place an asset: not enough servers"),
+    ("meta.refused.stream-not-found", "the leader refused a request: stream not found"),
+    ("meta.refused.consumer-not-found", "the leader refused a request: consumer not found"),
+    ("meta.refused.offline", "the leader refused a request: asset offline"),
+    ("meta.refused.no-unique-name", "the leader found no unique group name"),
+];
+
+const ANSWER_PROBES: &[(&str, &str)] = &[
+    ("meta.answer.ok", "an applied entry answered its client with success"),
+    ("meta.answer.invalid-config", "an answer: invalid config"),
+    ("meta.answer.required-api-level", "an answer: required API level not supported"),
+    ("meta.answer.stream-name-in-use", "an answer: stream name in use with another config"),
+    ("meta.answer.stream-sealed", "an answer: stream sealed"),
+    ("meta.answer.subject-overlap", "an answer: subjects overlap"),
+    ("meta.answer.max-streams", "an answer: stream limit reached"),
+    ("meta.answer.max-consumers", "an answer: consumer limit reached"),
+    ("meta.answer.insufficient-resources", "an answer: not enough servers to place on (placement failed)"),
+    ("meta.answer.stream-not-found", "an answer: stream not found"),
+    ("meta.answer.consumer-not-found", "an answer: consumer not found"),
+    ("meta.answer.offline", "an answer: asset offline"),
+    ("meta.answer.no-unique-name", "an answer: no unique group name"),
+];
+
+/// The probe for what a local effect did to a stream's (`stream`) or consumer's local copy.
+pub fn local_change(stream: bool, change: &LocalChange) -> Option<&'static str> {
+    let name = match (stream, change) {
+        (_, LocalChange::NotLocal) => return None,
+        (true, LocalChange::Nothing) => "meta.local.stream.unchanged",
+        (true, LocalChange::Created) => "meta.local.stream.created",
+        (true, LocalChange::Updated { regrouped: None }) => "meta.local.stream.updated",
+        (true, LocalChange::Updated { regrouped: Some(_) }) => "meta.local.stream.regrouped",
+        (true, LocalChange::Stopped) => "meta.local.stream.stopped",
+        (true, LocalChange::Removed) => "meta.local.stream.removed",
+        (true, LocalChange::KeptNewer { .. }) => "meta.local.stream.kept-newer",
+        (true, LocalChange::MissingStream) => "meta.local.stream.missing-stream",
+        (false, LocalChange::Nothing) => "meta.local.consumer.unchanged",
+        (false, LocalChange::Created) => "meta.local.consumer.created",
+        (false, LocalChange::Updated { regrouped: None }) => "meta.local.consumer.updated",
+        (false, LocalChange::Updated { regrouped: Some(_) }) => "meta.local.consumer.regrouped",
+        (false, LocalChange::Stopped) => "meta.local.consumer.stopped",
+        (false, LocalChange::Removed) => "meta.local.consumer.removed",
+        (false, LocalChange::KeptNewer { .. }) => "meta.local.consumer.kept-newer",
+        (false, LocalChange::MissingStream) => "meta.local.consumer.missing-stream",
+    };
+    Some(name)
+}
+
+const LOCAL_PROBES: &[(&str, &str)] = &[
+    ("meta.local.stream.unchanged", "a stream effect found nothing to change locally"),
+    ("meta.local.stream.created", "a local stream was created"),
+    ("meta.local.stream.updated", "a local stream was updated or restarted"),
+    ("meta.local.stream.regrouped", "a local stream moved to a new raft group"),
+    ("meta.local.stream.stopped", "a local stream was stopped (unsupported)"),
+    ("meta.local.stream.removed", "a local stream was removed"),
+    ("meta.local.stream.kept-newer", "a bounded delete kept a newer local stream incarnation"),
+    ("meta.local.stream.missing-stream", "a stream effect with no local stream (never expected)"),
+    ("meta.local.consumer.unchanged", "a consumer effect found nothing to change locally"),
+    ("meta.local.consumer.created", "a local consumer was created"),
+    ("meta.local.consumer.updated", "a local consumer was updated or restarted"),
+    ("meta.local.consumer.regrouped", "a local consumer moved to a new raft group"),
+    ("meta.local.consumer.stopped", "a local consumer was stopped (unsupported)"),
+    ("meta.local.consumer.removed", "a local consumer was removed"),
+    ("meta.local.consumer.kept-newer", "a bounded delete kept a newer local consumer incarnation"),
+    ("meta.local.consumer.missing-stream", "a consumer was to run with no local stream"),
+];
+
+/// Every trace kind a server records, each a probe of its own.
+const TRACE_KINDS: &[(&str, &str)] = &[
+    ("answer", "a client got an answer"),
+    ("apply", "a group applied a committed entry"),
+    ("asset-refused", "a local asset's files were refused at start"),
+    ("asset-without-stream", "a consumer's files found with no stream at start"),
+    ("assets-restored", "local assets were restored from disk at start"),
+    ("cluster-size-adjusted", "the meta leader lowered the cluster size"),
+    ("cluster-size-refused", "a cluster size adjustment was refused"),
+    ("commit-beyond-log", "a group's stored commit points past its log"),
+    ("direct-consumer", "a mirror's direct consumer was handled"),
+    ("fsync-lost", "the server learned an fsync was lost"),
+    ("fsync-lost-at-start", "a start found what a lost fsync dropped"),
+    ("group-data-lost", "a group's data was found lost"),
+    ("group-peer-change", "a group's peers changed"),
+    ("group-peers-evicted", "removed peers were evicted from a group"),
+    ("group-refused", "a group's files were refused at start"),
+    ("group-started", "a raft group started on this server"),
+    ("group-stopped", "a raft group stopped on this server"),
+    ("inflight-injected", "a scenario injected an inflight stream"),
+    ("info-request", "a stream info request was handled"),
+    ("jetstream-disabled", "JetStream is off on this server"),
+    ("local", "a local asset effect ran"),
+    ("meta-apply-error", "applying a meta entry failed"),
+    ("meta-leader", "the meta layer's leadership changed"),
+    ("meta-observer", "the meta group became an observer after an apply error"),
+    ("meta-recovered", "a meta recovery finished"),
+    ("meta-recovery", "a meta recovery started"),
+    ("meta-refused", "the meta group refused to start"),
+    ("meta-rescued", "a meta quorum rescue took effect"),
+    ("meta-snapshot-staged", "a meta snapshot was staged by a recovery"),
+    ("op-refused", "a scenario op was refused"),
+    ("orphan-check-skipped", "the orphan check was skipped (view not in sync)"),
+    ("orphan-removed", "an orphan was removed"),
+    ("peer-reconcile", "the meta leader reconciled stale or missing peers"),
+    ("peer-remove-answer-dropped", "a peer remove's answer was dropped with the leadership"),
+    ("peer-remove-proposed", "a peer removal was proposed"),
+    ("peers-record-failed", "recording the meta peers failed"),
+    ("propose-refused", "the raft group refused a proposal"),
+    ("proposed", "the meta leader proposed an entry"),
+    ("publish", "a publish was proposed"),
+    ("publish-dropped", "a publish was dropped"),
+    ("request", "a client request was opened or forwarded"),
+    ("request-dropped", "a request was dropped"),
+    ("request-timeout", "a client request timed out"),
+    ("rescue-refused", "a meta rescue was refused"),
+    ("result", "a stream result was reported"),
+    ("result-dropped", "a stream result was dropped"),
+    ("result-lost", "a stream result was lost"),
+    ("signal", "a raft signal reached the upper layer"),
+    ("snapshot-applied", "a leader's snapshot was applied"),
+    ("snapshot-refused", "a snapshot was refused"),
+    ("snapshot-taken", "a group took a snapshot"),
+    ("stale-entries-dropped", "a recovery dropped stale staged entries"),
+    ("stream-refused", "a stream was refused locally (no room)"),
+    ("sync-repair", "the meta leader repaired missing sync subjects"),
+    ("term-from-log", "the term was taken from the log at start"),
+    ("torn-tail", "a torn log tail was cut at start"),
+    ("write-error", "a storage write failed"),
+];
+
+/// Every probe a server can hit.
+pub fn catalogue() -> Vec<ProbeInfo> {
+    let mut probes = Vec::new();
+    for probe in Probe::ALL {
+        probes.push(ProbeInfo::new(probe.name(true), probe.what()));
+        probes.push(ProbeInfo::new(probe.name(false), probe.what()));
+    }
+    probes.extend(meta_op_probes());
+    let listed = ANSWER_PROBES.iter().chain(REFUSAL_PROBES).chain(LOCAL_PROBES).chain(TRACE_KINDS);
+    probes.extend(listed.map(|(name, what)| ProbeInfo::new(name, what)));
+    probes
+}
+
+/// The states a fault may strike a server in, with what each means.
+pub const NODE_STATES: &[(&str, &str)] = &[
+    ("down", "down (not running)"),
+    ("meta-leader", "the meta leader"),
+    ("meta-candidate", "a meta candidate"),
+    ("meta-leaderless", "without a known meta leader"),
+    ("meta-recovering", "recovering its meta state"),
+    ("meta-applying-behind", "behind in applying committed meta entries"),
+    ("asset-leader", "the leader of an asset group"),
+    ("catching-up", "catching up from a leader's snapshot"),
+    ("writing-snapshot", "writing a snapshot not yet marked durable"),
+    ("persisting", "persisting entries not yet synced"),
+];
+
+/// The states `server` is in now (`None`: it is down), from [`NODE_STATES`].
+pub fn node_states(server: Option<&Server>, states: &mut Vec<&'static str>) {
+    let Some(server) = server else {
+        states.push("down");
+        return;
+    };
+    if let Some(meta) = server.group(super::wire::META) {
+        match meta.node.role() {
+            Role::Leader => states.push("meta-leader"),
+            Role::Candidate => states.push("meta-candidate"),
+            Role::Follower => {}
+        }
+        if meta.node.group_leader().is_none() {
+            states.push("meta-leaderless");
+        }
+        if meta.meta.as_deref().is_some_and(|m| m.recovering()) {
+            states.push("meta-recovering");
+        }
+        if meta.node.commit_index() > meta.node.applied_index() {
+            states.push("meta-applying-behind");
+        }
+    }
+    let groups = || server.groups();
+    if groups().any(|g| g.meta.is_none() && g.node.role() == Role::Leader) {
+        states.push("asset-leader");
+    }
+    if groups().any(|g| g.node.catching_up()) {
+        states.push("catching-up");
+    }
+    if groups().any(|g| g.writing_snapshot()) {
+        states.push("writing-snapshot");
+    }
+    if groups().any(|g| g.persisting()) {
+        states.push("persisting");
+    }
+}
