@@ -58,13 +58,20 @@ fn a_guided_campaign_is_the_same_whatever_the_number_of_workers() {
     let dir = scratch("guided-determinism");
     let findings = dir.join("findings.txt");
     let findings = findings.to_str().unwrap();
+    let runs = dir.join("runs");
     let common = ["--seeds", "0..10", "--plain-runs", "3", "--findings", findings];
-    let (_, one) = guided_runs(&[&common[..], &["--jobs", "1"]].concat());
+    let (_, one) = guided_runs(&[&common[..], &["--jobs", "1", "--runs-out", runs.to_str().unwrap()]].concat());
     let (_, two) = guided_runs(&[&common[..], &["--jobs", "2"]].concat());
     assert_eq!(one.len(), 10, "the range's length is the budget of runs");
     assert_eq!(one, two);
     let derived: std::collections::BTreeSet<&String> = one[3..].iter().map(|(_, h)| h).collect();
     assert!(derived.len() > 1, "derived runs differ from each other");
+    // Every derived run was kept as a file that replays as the campaign ran it.
+    for (run, hash) in &one[3..] {
+        let file = runs.join(format!("run-{run}.toml"));
+        let replay = metasim(&["run", file.to_str().unwrap()]);
+        assert_eq!(replay.line("trace-hash: "), Some(hash.as_str()), "{}", file.display());
+    }
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub struct FuzzArgs {
     /// With --guided: the plain seeds a campaign starts with, before it derives runs.
     #[arg(long, requires = "guided", default_value_t = super::guided::PLAIN_RUNS)]
     pub plain_runs: u64,
+    /// With --guided: keep every derived run's scenario file in this folder (`run-N.toml`, N
+    /// as in the campaign's lines), not only the failing ones.
+    #[arg(long, requires = "guided", value_name = "DIR")]
+    pub runs_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -68,7 +68,14 @@ pub fn campaign<S: System>(
     if args.full_checks {
         worker_args.push("--full-checks".into());
     }
-    let work = scratch_folder(range.start)?;
+    let work = match &args.runs_out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+            dir.clone()
+        }
+        None => scratch_folder(range.start)?,
+    };
     let kept = kept_folder(&args.findings);
     let mut rng = ChaCha8Rng::seed_from_u64(range.start ^ 0x6775_6964_6564_2131);
     let mut novelty = Novelty::default();
@@ -145,14 +152,18 @@ pub fn campaign<S: System>(
                 break;
             }
         }
-        for path in &files {
-            let _ = std::fs::remove_file(path);
+        if args.runs_out.is_none() {
+            for path in &files {
+                let _ = std::fs::remove_file(path);
+            }
         }
         if stop(&tally, args) {
             break;
         }
     }
-    let _ = std::fs::remove_dir(&work);
+    if args.runs_out.is_none() {
+        let _ = std::fs::remove_dir(&work);
+    }
     finish::<S>(&tally, &novelty, corpus.len(), started, profile, args)
 }
 
@@ -232,7 +243,7 @@ fn judge<S: System>(
 }
 
 fn finish<S: System>(
-    tally: &Tally,
+    counts: &Tally,
     novelty: &Novelty,
     corpus: usize,
     started: Instant,
@@ -246,13 +257,13 @@ fn finish<S: System>(
             "profile {} ({}), guided: {} runs in {wall:.1}s ({:.0} runs/min); corpus {corpus}; {} probes reached ({listed} listed)",
             profile.name,
             S::NAME,
-            tally.runs,
-            tally.runs as f64 * 60.0 / wall.max(1e-9),
+            counts.runs,
+            counts.runs as f64 * 60.0 / wall.max(1e-9),
             novelty.probes(),
         ),
-        tally_line(tally),
+        tally(counts.passed, counts.excused, counts.failed),
     ];
-    if let Some(run) = tally.first_failure {
+    if let Some(run) = counts.first_failure {
         lines.insert(0, format!("first failure at run {run} (runs to find: {})", run + 1));
     }
     for line in lines {
@@ -262,11 +273,7 @@ fn finish<S: System>(
             println!("{line}");
         }
     }
-    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn tally_line(t: &Tally) -> String {
-    tally(t.passed, t.excused, t.failed)
+    Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// Where derived runs are written while they run.
