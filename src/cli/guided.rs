@@ -1,8 +1,8 @@
 //! `fuzz --guided`: coverage-guided fuzzing (AFL's corpus loop on a deterministic machine).
 //!
 //! The campaign starts with plain seeds. A run that reaches new coverage (a probe never hit,
-//! or hit a new number of times) joins the corpus. Then batches of runs are derived from
-//! corpus entries ([`sim::guided::mutate`]): branched at a moment where the entry reached
+//! or hit a new number of times) joins the corpus. Then come batches of a few fresh seeds and
+//! runs derived from corpus entries ([`sim::guided::mutate`]): branched at a moment where the entry reached
 //! something new (its prefix replays exactly, then a fresh random stream), reseeded, or with
 //! a step shifted, dropped or copied from another entry.
 //!
@@ -22,15 +22,18 @@ use sim::guided::Novelty;
 use sim::{ScenarioOf, System};
 
 use super::fuzz::{tally, FuzzArgs};
-use super::output::SeedResult;
+use super::output::{reproduce_command, SeedResult};
 use super::pool::{Items, Pool};
-use super::run::write_file;
+use super::run::{system_flag, write_file};
 use super::CliError;
 
 /// Plain seeds a campaign starts with by default (fewer when the budget is smaller).
 pub const PLAIN_RUNS: u64 = 32;
-/// Derived runs drawn and judged together: fixed, so a campaign does not depend on `--jobs`.
+/// Runs drawn and judged together: fixed, so a campaign does not depend on `--jobs`.
 pub const BATCH_RUNS: usize = 16;
+/// Runs of each batch that are fresh plain seeds (the next seeds of the range), so a campaign
+/// keeps exploring as plain fuzzing does while it exploits what its corpus reached.
+pub const FRESH_PER_BATCH: usize = 4;
 /// Corpus entries at most; the oldest of the entries found by plain seeds go first.
 pub const CORPUS_MAX: usize = 1_000;
 
@@ -100,10 +103,17 @@ pub fn campaign<S: System>(
         }
     }
 
-    // Then derived runs, a batch at a time.
+    // Then batches of fresh seeds and derived runs.
+    let mut next_seed = plain.end;
     while tally.runs < budget && !corpus.is_empty() {
         let batch = (budget - tally.runs).min(BATCH_RUNS as u64) as usize;
         let mut derived = Vec::with_capacity(batch);
+        let mut fresh = Vec::with_capacity(FRESH_PER_BATCH);
+        while fresh.len() < FRESH_PER_BATCH.min(batch) {
+            fresh.push(next_seed);
+            derived.push(sim::swarm::generate::<S>(next_seed, profile));
+            next_seed += 1;
+        }
         while derived.len() < batch {
             let parent = &corpus[pick_parent(corpus.len(), &mut rng)];
             let donor = &corpus[rng.gen_range(0..corpus.len())];
@@ -134,20 +144,18 @@ pub fn campaign<S: System>(
             let file = result.file.clone().unwrap_or_default();
             by_file.insert(file, result);
         }
-        for ((scenario, path), name) in derived.into_iter().zip(&files).zip(&names) {
-            let result = by_file.remove(name).ok_or_else(|| CliError::Other(format!("no result for {name}")))?;
-            let label = scenario.name.clone();
-            judge(
-                &mut tally,
-                &mut novelty,
-                &mut corpus,
-                scenario,
-                result,
-                &label,
-                args,
-                findings,
-                Some((path, &kept)),
-            )?;
+        for (i, ((scenario, path), name)) in derived.into_iter().zip(&files).zip(&names).enumerate() {
+            let mut result = by_file.remove(name).ok_or_else(|| CliError::Other(format!("no result for {name}")))?;
+            let (label, keep) = match fresh.get(i) {
+                Some(&seed) => {
+                    // A fresh seed replays from its number, like any plain run.
+                    let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
+                    result.reproduce = result.reproduce.map(|_| reproduce_command(&base, &args.bugs));
+                    (format!("seed {seed}"), None)
+                }
+                None => (scenario.name.clone(), Some((path.as_path(), kept.as_path()))),
+            };
+            judge(&mut tally, &mut novelty, &mut corpus, scenario, result, &label, args, findings, keep)?;
             if stop(&tally, args) {
                 break;
             }
