@@ -347,11 +347,23 @@ fn determinism_check_writes_the_trace_it_was_asked_for() {
     assert_eq!(std::fs::read_to_string(&again).unwrap(), written, "the same trace as a plain run writes");
 }
 
+/// `bench --scale-seeds N` times N seeds of the `scale` profile in a row of its own.
+#[test]
+fn bench_times_the_scale_profile() {
+    let quick = ["--sim-seconds", "1", "--seeds", "0", "--snapshot-streams", "0", "--recovery-entries", ""];
+    let out = metasim(&[&["bench", "--scale-streams", "", "--scale-seeds", "1"], &quick[..]].concat());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let row = out.line("scale fuzz profile (meta, ").unwrap_or_else(|| panic!("no scale row: {}", out.stdout));
+    assert!(row.contains("1 seeds in") && row.contains("1 passed"), "{row}");
+    let out = metasim(&[&["bench", "--scale-streams", "", "--scale-seeds", "0"], &quick[..]].concat());
+    assert!(!out.stdout.contains("scale fuzz profile"), "{}", out.stdout);
+}
+
 /// `bench --recovery-entries ""` skips the recovery figures, as its help says.
 #[test]
 fn bench_skips_recovery_figures_when_given_no_lengths() {
-    let out =
-        metasim(&["bench", "--sim-seconds", "1", "--seeds", "0", "--snapshot-streams", "0", "--recovery-entries", ""]);
+    let quick = ["--sim-seconds", "1", "--seeds", "0", "--snapshot-streams", "0", "--scale-seeds", "0"];
+    let out = metasim(&[&["bench", "--recovery-entries", ""], &quick[..]].concat());
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("start-up recovery"), "{}", out.stdout);
 }

@@ -1,8 +1,8 @@
 //! The workload's side of the engine's contract: what a fuzz run asks of the system.
 //!
 //! The swarm ([`crate::swarm`]) draws the run's faults and timeline; the workload fills in
-//! what only the system knows: its `[system]` knobs, its client operations, operational churn
-//! and membership changes, and how long it needs to settle before liveness is judged.
+//! what only the system knows: its `[system]` knobs, its client operations, operational churn,
+//! membership changes and bulk loads, and how long it needs to settle before liveness is judged.
 
 use rand::RngCore;
 
@@ -27,6 +27,15 @@ pub trait Workload: 'static {
     /// `None` when the system has none.
     fn churn_op(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>) -> Option<ClientOpOf<Self::Node>> {
         None
+    }
+    /// Make room for a bulk load (profiles with a [`BulkLoad`](crate::swarm::BulkLoad)): lift
+    /// the limits drawn into `config` that would refuse most of it. Draws nothing.
+    fn bulk_config(_config: &mut ConfigOf<Self::Node>) {}
+    /// The client operations of unit `index` of a bulk load, in order: the swarm sends them
+    /// `follow_up_ms` apart, so the later ones may build on the first (an object, then what
+    /// depends on it). Empty when the system has no bulk load.
+    fn bulk_unit(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>, _index: u32) -> Vec<ClientOpOf<Self::Node>> {
+        Vec::new()
     }
     /// One membership change (a peer remove) for profiles with membership changes; `None`
     /// when the system has none.

@@ -2,7 +2,8 @@
 //! model, trace and checks) next to the same pattern on raw madsim endpoints and on a bare
 //! binary-heap loop (`bench_bare`), in one process, with the ratios of the three,
 //! plus the default fuzz profile's seeds per minute, a meta snapshot's encode and decode at
-//! scale and start-up recovery times (`bench_meta`). Figures only; nothing asserts them.
+//! scale and start-up recovery times (`bench_meta`), and the `scale` profile's seeds per minute
+//! (`bench_checks`). Figures only; nothing asserts them.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ pub struct BenchArgs {
     /// timed with incremental and with full checks), comma-separated (empty skips them).
     #[arg(long, default_value = "100,200")]
     pub scale_streams: String,
+    /// Seeds of the `scale` fuzz profile to time (300-1,000 streams with two consumers each
+    /// on 5 servers, under the default faults); 0 skips the row.
+    #[arg(long, default_value_t = 3)]
+    pub scale_seeds: u64,
 }
 
 const NODES: u32 = 5;
@@ -216,6 +221,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         super::bench_checks::fuzz_rate(args.seeds);
     }
     super::bench_checks::metadata_size(&scale_streams);
+    super::bench_checks::scale_profile(args.scale_seeds);
     Ok(ExitCode::SUCCESS)
 }
 

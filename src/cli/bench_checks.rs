@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use metasim::harness::workload::bulk_assets;
 use metasim::sut::MetaSystem;
 use sim::scenario::parse_for;
 use sim::{RunOptions, ScenarioOf};
@@ -64,5 +65,42 @@ pub fn fuzz_rate(seeds: u64) {
         walls[1],
         seeds as f64 * 60.0 / walls[1],
         walls[1] / walls[0]
+    );
+}
+
+/// The `scale` profile's seeds per minute and simulated/wall ratio, with what the seeds loaded
+/// (the bulk load's stream and consumer creates), how many passed and the slowest seed: the
+/// cost of a seed varies with how much of its load the faults let through.
+pub fn scale_profile(seeds: u64) {
+    if seeds == 0 {
+        return;
+    }
+    let profile = sim::swarm::profile("scale").expect("built in");
+    let (mut streams, mut consumers, mut passed, mut sim_ms, mut events) = (0, 0, 0, 0, 0);
+    let mut wall = 0.0;
+    let mut slowest = (0, 0.0);
+    for seed in 0..seeds {
+        let (s, c) = bulk_assets(&sim::swarm::generate::<MetaSystem>(seed, profile).steps);
+        streams += s;
+        consumers += c;
+        let started = Instant::now();
+        let r = run_seed::<MetaSystem>(seed, profile, &RunOptions::default());
+        let took = started.elapsed().as_secs_f64();
+        wall += took;
+        if took > slowest.1 {
+            slowest = (seed, took);
+        }
+        passed += u64::from(r.verdict == "pass");
+        sim_ms += r.sim_ms;
+        events += r.events;
+    }
+    let wall = f64::max(wall, 1e-9);
+    println!(
+        "scale fuzz profile (meta, {streams} stream and {consumers} consumer creates in all): {seeds} seeds in {wall:.2}s = {:.1} seeds/min, {:.1}x sim/wall, {:.0} events/s, {passed} passed; slowest seed {} in {:.2}s",
+        seeds as f64 * 60.0 / wall,
+        sim_ms as f64 / 1e3 / wall,
+        events as f64 / wall,
+        slowest.0,
+        slowest.1
     );
 }

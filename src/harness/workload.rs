@@ -1,10 +1,11 @@
 //! What fuzz runs ask of the meta system: its `[system]` knobs per seed (swarm testing, as
 //! FoundationDB randomises its), and client operations over a few names so that creates
-//! collide, deletes find their target and consumers find their stream.
+//! collide, deletes find their target and consumers find their stream; for the `scale`
+//! profile, a bulk load of streams with two consumers each.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
-use sim::{NodeIndex, Workload};
+use sim::{Action, NodeIndex, Step, Workload};
 
 use crate::meta;
 use crate::server::config::{ClusterSpec, ServerApiLevel, ServerCapacity, ServerConfig};
@@ -81,6 +82,40 @@ impl Workload for MetaWorkload {
         }
     }
 
+    /// The scale profile's bulk load asks for many assets: limits on streams per account
+    /// and per server would refuse most of them, so they go.
+    fn bulk_config(config: &mut ServerConfig) {
+        config.max_streams_per_account = None;
+        config.stream_capacity.clear();
+    }
+
+    /// One unit of a bulk load: an R1 or R3 stream of its own (`B<index>`, subjects
+    /// `b<index>.>`), then two consumers on it (replicas as the stream's). Like every
+    /// generated asset, one in ten needs the current API level (§7).
+    fn bulk_unit(rng: &mut dyn RngCore, _config: &ServerConfig, index: u32) -> Vec<MetaOp> {
+        let account = "A".to_string();
+        let stream = format!("B{index}");
+        let create = MetaOp::CreateStream {
+            account: account.clone(),
+            name: stream.clone(),
+            subjects: vec![format!("b{index}.>")],
+            replicas: if rng.gen_bool(0.5) { 3 } else { 1 },
+            max_consumers: None,
+            required_api_level: generate_required_level(rng),
+            config_json: None,
+            cluster: None,
+        };
+        let consumers = (0..2).map(|c| MetaOp::CreateConsumer {
+            account: account.clone(),
+            stream: stream.clone(),
+            name: format!("D{c}"),
+            replicas: 0,
+            required_api_level: generate_required_level(rng),
+            config_json: None,
+        });
+        std::iter::once(create).chain(consumers).collect()
+    }
+
     /// A group created by the last operation may need several election rounds: its members
     /// start it as they apply the assignment, seconds apart, and split votes. Three of the
     /// slowest election timeouts (27 s at NRG's defaults) let it settle.
@@ -140,4 +175,20 @@ impl Workload for MetaWorkload {
 /// One generated asset in ten needs the current API level (§7), which older servers lack.
 fn generate_required_level(rng: &mut dyn RngCore) -> Option<i64> {
     rng.gen_bool(0.1).then_some(meta::API_LEVEL)
+}
+
+/// The bulk load's stream and consumer creates among `steps` (those of `B<n>` streams), as
+/// the `scale` profile's tests and bench row count them.
+pub fn bulk_assets<E>(steps: &[Step<MetaOp, E>]) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for step in steps {
+        match &step.action {
+            Action::Client { op: MetaOp::CreateStream { name, .. }, .. } if name.starts_with('B') => counts.0 += 1,
+            Action::Client { op: MetaOp::CreateConsumer { stream, .. }, .. } if stream.starts_with('B') => {
+                counts.1 += 1
+            }
+            _ => {}
+        }
+    }
+    counts
 }
