@@ -213,17 +213,18 @@ pub enum Action<C, E> {
         node: NodeIndex,
         ppm: i64,
     },
-    /// From here on, the world draws from a fresh random stream seeded with `seed` (message
-    /// fates and latencies, the nodes' random choices). Everything before is the run as it
-    /// was: guided fuzzing branches a run this way, keeping a prefix that reached something
-    /// new and exploring what may follow it.
-    Reseed {
-        seed: u64,
-    },
     /// End every fault: heal and unclog the network, reset link profiles to the scenario's
     /// latencies with no loss or duplication,
     /// clear disk faults, resume paused and restart crashed nodes. Starts the liveness phase.
     HealAll {},
+    /// From here on, the world draws from a fresh random stream seeded with `seed` (message
+    /// fates and latencies, the nodes' random choices). Everything before is the run as it
+    /// was: guided fuzzing branches a run this way, keeping a prefix that reached something
+    /// new and exploring what may follow it. Kept last: a variant's index is part of every
+    /// step's digest, hence of every trace hash.
+    Reseed {
+        seed: u64,
+    },
 }
 
 impl<C, E> Action<C, E> {
