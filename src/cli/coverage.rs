@@ -11,7 +11,7 @@ use sim::System;
 use metasim::sut::DEFAULT_SYSTEM;
 use metasim::with_system;
 
-use super::fuzz::{jobs_or_default, parse_range};
+use super::fuzz::{jobs_or_default, parse_range, worker_args};
 use super::output::ProbeHit;
 use super::pool::{Items, Pool};
 use super::run::{check_bugs, profile, unknown_system};
@@ -102,11 +102,7 @@ fn coverage_for<S: System>(args: CoverageArgs) -> Result<ExitCode, CliError> {
     let jobs = jobs_or_default(args.jobs)?;
     let total = range.end - range.start;
     let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let mut worker_args =
-        vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into(), "--coverage".into()];
-    for b in &args.bugs {
-        worker_args.extend(["--bug".to_string(), b.clone()]);
-    }
+    let worker_args = worker_args(profile, S::NAME, &args.bugs, false, true);
     let pool = Pool::start(exe, worker_args, range.map(|s| s.to_string()), Items::SEEDS, jobs);
     // Workers finish out of order: keep every run's probes, then add them in seed order.
     let mut by_seed = BTreeMap::new();

@@ -363,13 +363,7 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     let total = seeds.remaining();
 
     let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let mut worker_args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into()];
-    for b in &args.bugs {
-        worker_args.extend(["--bug".to_string(), b.clone()]);
-    }
-    if args.full_checks {
-        worker_args.push("--full-checks".into());
-    }
+    let worker_args = worker_args(profile, S::NAME, &args.bugs, args.full_checks, false);
     let pool = Pool::start(exe, worker_args, seeds.map(|s| s.to_string()), Items::SEEDS, jobs);
 
     let progress = progress_bar(total, args.json);
@@ -404,15 +398,41 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     if counts.failed > 0 {
         closing.insert(0, format!("findings appended to {}", escape_control(&args.findings.display().to_string())));
     }
-    for line in closing {
-        // With --json, stdout holds only the JSON lines.
-        if args.json {
+    print_closing(&closing, args.json);
+    Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A campaign's closing lines: on stdout, or on stderr with --json (stdout holds only the
+/// JSON lines then).
+pub fn print_closing(lines: &[String], json: bool) {
+    for line in lines {
+        if json {
             eprintln!("{line}");
         } else {
             println!("{line}");
         }
     }
-    Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The arguments every worker of a campaign gets, before its seeds or files.
+pub fn worker_args(
+    profile: &sim::swarm::Profile,
+    system: &str,
+    bugs: &[String],
+    full_checks: bool,
+    coverage: bool,
+) -> Vec<String> {
+    let mut args = vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), system.into()];
+    for b in bugs {
+        args.extend(["--bug".to_string(), b.clone()]);
+    }
+    if full_checks {
+        args.push("--full-checks".into());
+    }
+    if coverage {
+        args.push("--coverage".into());
+    }
+    args
 }
 
 fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use sim::guided::Novelty;
 use sim::{ScenarioOf, System};
 
-use super::fuzz::{tally, FuzzArgs};
+use super::fuzz::{print_closing, tally, worker_args, FuzzArgs};
 use super::output::{reproduce_command, SeedResult};
 use super::pool::{Items, Pool};
 use super::run::{system_flag, write_file};
@@ -63,14 +63,7 @@ pub fn campaign<S: System>(
 ) -> Result<ExitCode, CliError> {
     let budget = range.end - range.start;
     let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let mut worker_args =
-        vec!["--profile".to_string(), profile.name.to_string(), "--system".into(), S::NAME.into(), "--coverage".into()];
-    for b in &args.bugs {
-        worker_args.extend(["--bug".to_string(), b.clone()]);
-    }
-    if args.full_checks {
-        worker_args.push("--full-checks".into());
-    }
+    let worker_args = worker_args(profile, S::NAME, &args.bugs, args.full_checks, true);
     let work = match &args.runs_out {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -274,13 +267,7 @@ fn finish<S: System>(
     if let Some(run) = counts.first_failure {
         lines.insert(0, format!("first failure at run {run} (runs to find: {})", run + 1));
     }
-    for line in lines {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    }
+    print_closing(&lines, args.json);
     Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
