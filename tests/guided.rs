@@ -36,6 +36,32 @@ fn a_bug_switch_reaches_its_own_probe() {
     assert!(report["hit"]["raft.meta.commit.old-term"]["hits"].as_u64().unwrap() > 0);
 }
 
+#[test]
+fn runs_reach_the_risky_moments_and_crash_there() {
+    // The storage profile has crash points and power faults on every seed: both kinds of
+    // crash-point fault strike, and every marked moment but the orphan check's is reached.
+    let report = coverage_json(&["--seeds", "0..20", "--profile", "storage"]);
+    let hit = report["hit"].as_object().unwrap();
+    for point in [
+        "vote-sent",
+        "append-acknowledged",
+        "leader-committed",
+        "became-leader",
+        "snapshot-written",
+        "snapshot-marked",
+        "install-marked",
+        "install-truncated",
+        "log-truncated",
+        "recovery-flushed",
+        "stepdown-handed-over",
+    ] {
+        assert!(hit.contains_key(&format!("crash-point.{point}")), "crash point {point} is never reached");
+    }
+    for kind in ["crash-point", "power-loss-point"] {
+        assert!(hit.keys().any(|k| k.starts_with(&format!("fault:{kind}@"))), "no {kind} fault struck");
+    }
+}
+
 /// `fuzz --guided --json` lines as (run, trace hash).
 fn guided_runs(args: &[&str]) -> (i32, Vec<(u64, String)>) {
     let mut full = vec!["fuzz", "--guided", "--json"];

@@ -88,7 +88,7 @@ impl ProbeInfo {
 /// World actions aimed at one node that coverage crosses with the node's state.
 /// (`crash-point` is a crash at one of the node's crash points.)
 pub const FAULTS_CROSSED: &[&str] =
-    &["crash", "crash-point", "power-loss", "restart", "pause", "isolate", "corrupt", "clock-jump"];
+    &["crash", "crash-point", "power-loss", "power-loss-point", "restart", "pause", "isolate", "corrupt", "clock-jump"];
 
 /// The name of the probe for `action` striking a node in `state`.
 pub fn fault_probe(action: &str, state: &str) -> String {

@@ -87,13 +87,21 @@ impl Default for DiskProfile {
 /// Crash points (FoundationDB's BUGGIFY): the system marks risky moments with
 /// `Env::crash_point`, and at each one the node crashes with probability `rate_ppm` per
 /// million, until `until_ms`, coming back `restart_after_ms` later. Random crashes rarely land
-/// between a vote and its fsync; these aim there.
+/// between a vote and its fsync; these aim there. `power_loss_percent` of those crashes are
+/// power losses instead (half of them tearing the last write): a process crash keeps what
+/// the node wrote but had not synced, a power loss at the same moment tests the sync order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrashPoints {
     pub rate_ppm: u32,
     pub restart_after_ms: u64,
     pub until_ms: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub power_loss_percent: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// Crash-point restarts come back within this.

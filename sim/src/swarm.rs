@@ -195,7 +195,11 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// any profile runs as it did under 8 under its new name.
 /// 10: the same draws as 9, but the system's health query became pure (issue 15), so a seed
 /// whose orphan check met a shrinking apply gap runs differently (default seed 984).
-pub const GENERATOR_VERSION: u32 = 10;
+/// 11: crash points may lose power (`power_loss_percent`, drawn where power faults are on),
+/// and the meta system marks eight more risky moments (snapshot writes and installs, log
+/// truncations, the recovery flush, orphan removals, stepdown hand-overs): every seed with
+/// crash points runs differently.
+pub const GENERATOR_VERSION: u32 = 11;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]
@@ -245,10 +249,11 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
 
     // Crash points aim crashes at the moments the system marks as risky (a vote just sent, a
     // commit just advanced), which crashes at random times rarely hit.
-    let crash_points = (character.process && rng.gen_bool(0.5)).then(|| CrashPoints {
+    let mut crash_points = (character.process && rng.gen_bool(0.5)).then(|| CrashPoints {
         rate_ppm: pick(&mut rng, &[5_000, 30_000, 100_000]),
         restart_after_ms: pick(&mut rng, &[5, 50, 300]),
         until_ms: profile.heal_at_ms,
+        power_loss_percent: 0,
     });
     let mut config = S::Workload::generate_config(&mut rng, servers);
     if profile.bulk.is_some() {
@@ -256,6 +261,11 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     }
     let mut steps = client_steps::<S>(&mut rng, &character, profile, &config);
     steps.extend(fault_steps::<S>(&mut rng, &character, profile, &damageable));
+    // Where power faults are on, some crash points lose power instead: drawn after the steps,
+    // so the rest of the seed is what it was without them.
+    if let Some(cp) = crash_points.as_mut().filter(|_| character.power) {
+        cp.power_loss_percent = pick(&mut rng, &[0, 25, 50]);
+    }
     // The bulk load is drawn last, and only for a profile with one: the draws before are those
     // of the same seed without it (a `scale` seed is its `default` seed plus the load).
     if let Some(bulk) = &profile.bulk {

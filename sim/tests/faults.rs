@@ -493,6 +493,55 @@ by_ms = 60000
     assert_eq!(readings1[..3], ["5100", "5200", "5300"]);
 }
 
+/// A crash point may cut the power instead (`power_loss_percent`): what was written but not
+/// synced is lost, which a process crash at the same moment keeps. With the register acking
+/// before its fsync, only the power loss loses an acknowledged write, and the oracle says so.
+#[test]
+fn a_crash_point_that_loses_power_drops_what_was_not_synced() {
+    let scenario = |power_loss_percent: u8| {
+        format!(
+            r#"
+duration_ms = 1000
+bugs = ["register-ack-before-fsync"]
+[cluster]
+servers = 2
+[disk]
+fsync_latency_us = 200000
+[crash_points]
+rate_ppm = 1000000
+restart_after_ms = 50
+until_ms = 1000
+power_loss_percent = {power_loss_percent}
+[[step]]
+at_ms = 0
+action = "isolate"
+node = 0
+[[step]]
+at_ms = 100
+action = "client"
+node = 0
+op = {{ kind = "write", value = 7 }}
+"#
+        )
+    };
+    let crashed = run_register(&scenario(0));
+    assert_pass(&crashed);
+    assert!(crashed
+        .trace
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "crash" && e.detail.contains("crash point on n0")));
+
+    let powered_off = run_register(&scenario(100));
+    let trace = powered_off.trace.as_ref().unwrap();
+    let cut = trace.iter().find(|e| e.kind == "power-loss").expect("the crash point cuts the power");
+    assert!(cut.detail.starts_with("crash point on n0"), "{}", cut.detail);
+    assert!(!trace.iter().any(|e| e.kind == "crash"), "a power loss, not a process crash");
+    let violation = powered_off.violation.as_ref().expect("the acknowledged write is lost");
+    assert_eq!(violation.invariant, "register-durable-ack", "{}", violation.message);
+}
+
 /// Crash points: at rate 1,000,000 ppm the node crashes right after its acknowledgement and
 /// restarts `restart_after_ms` later; at rate 0, or past `until_ms`, nothing happens.
 #[test]

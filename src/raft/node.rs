@@ -357,10 +357,11 @@ impl RaftNode {
 
     /// Leader steps down. With `Some(preferred)` it first sends `preferred` what it lacks and
     /// `TimeoutNow`, so that peer campaigns at once (its vote requests carry `transfer`).
-    pub fn step_down(&mut self, now_ms: u64, preferred: Option<PeerId>, rng: &mut dyn RngCore) {
+    /// Returns the peer it handed over to, if any.
+    pub fn step_down(&mut self, now_ms: u64, preferred: Option<PeerId>, rng: &mut dyn RngCore) -> Option<PeerId> {
         let now = self.observe(now_ms);
         if self.role != Role::Leader {
-            return;
+            return None;
         }
         // NRG hands over even without a preference: to a peer that holds the whole log and was
         // heard from within an election timeout, drawn at random (Go map order). An observer
@@ -380,15 +381,16 @@ impl RaftNode {
         if self.progress.values().any(|pr| pr.match_index < last) {
             self.probe(Probe::StepDownFollowerLags);
         }
-        let handed_over = preferred.is_some_and(|p| p != self.config.id);
-        self.probe(if handed_over { Probe::StepDownHandOver } else { Probe::StepDownNoPeerCaughtUp });
-        if let Some(peer) = preferred.filter(|p| *p != self.config.id) {
+        let heir = preferred.filter(|p| *p != self.config.id);
+        self.probe(if heir.is_some() { Probe::StepDownHandOver } else { Probe::StepDownNoPeerCaughtUp });
+        if let Some(peer) = heir {
             if self.progress.contains_key(&peer) {
                 self.send_append(peer);
             }
             self.messages.push((peer, Message::TimeoutNow { term: self.term }));
         }
         self.become_follower(self.term, now, rng);
+        heir
     }
 
     /// Queue a coverage probe (dropped beyond [`PROBES_PENDING_MAX`]: coverage never decides).

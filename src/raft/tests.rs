@@ -556,7 +556,13 @@ fn apply_barrier_and_stepdown_to_preferred() {
     assert!(cluster.node(heir).commit_index() >= barrier - 1);
     let old_term = cluster.node(old).term();
     let i = old as usize;
-    cluster.nodes[i].step_down(cluster.now_ms, Some(heir), &mut cluster.node_rngs[i]);
+    let handed_to = cluster.nodes[i].step_down(cluster.now_ms, Some(heir), &mut cluster.node_rngs[i]);
+    assert_eq!(handed_to, Some(heir), "a stepdown names the peer it handed over to");
+    assert_eq!(
+        cluster.nodes[i].step_down(cluster.now_ms, Some(heir), &mut cluster.node_rngs[i]),
+        None,
+        "a follower hands nothing over"
+    );
     cluster.process(old);
     assert!(cluster.apps[i].signals.contains(&Signal::SteppedDown { term: old_term }));
     cluster.deliver_round();

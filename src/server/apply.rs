@@ -5,6 +5,7 @@
 
 use sim::hash::digest;
 
+use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::group::{Group, GroupSnapshot};
 use super::observe::Observation;
@@ -19,13 +20,13 @@ impl Group {
         let committed = ready.hard_state.is_some_and(|h| h.commit > self.applied.index);
         self.send(env, ready.messages);
         if vote_sent {
-            env.crash_point("vote-sent");
+            crash_points::reach(env, CrashPoint::VoteSent);
         }
         if ack_sent {
-            env.crash_point("append-acknowledged");
+            crash_points::reach(env, CrashPoint::AppendAcknowledged);
         }
         if committed && self.node.role() == Role::Leader {
-            env.crash_point("leader-committed");
+            crash_points::reach(env, CrashPoint::LeaderCommitted);
         }
         if let Some(s) = &ready.snapshot {
             self.pipeline.files().remove_older_snapshots(env.disk(), s.last_index);
@@ -104,7 +105,7 @@ impl Group {
         match signal {
             Signal::BecameLeader { .. } => {
                 self.is_leader = true;
-                env.crash_point("became-leader");
+                crash_points::reach(env, CrashPoint::BecameLeader);
             }
             Signal::SteppedDown { .. } => self.is_leader = false,
             Signal::CatchupStarted => {
@@ -119,6 +120,7 @@ impl Group {
         if signal == Signal::CatchupDone && self.meta.as_deref_mut().is_some_and(|m| m.on_replay_done(env)) {
             // §3.4: a recovery ends with a fresh snapshot and a compacted log.
             self.snapshot(env);
+            crash_points::reach(env, CrashPoint::RecoveryFlushed);
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
 use super::assets::AssetRecord;
+use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::observe::Observation;
 use super::probes::{self, OpOutcome};
@@ -386,6 +387,9 @@ impl MetaLayer {
             };
             env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
             self.assets_changed = true;
+        }
+        if streams + consumers > 0 {
+            crash_points::reach(env, CrashPoint::OrphansRemoved);
         }
     }
 

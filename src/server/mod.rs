@@ -20,6 +20,7 @@ pub mod assets;
 pub mod bugs;
 mod cluster_size;
 pub mod config;
+mod crash_points;
 pub mod env;
 pub mod group;
 pub mod group_set;

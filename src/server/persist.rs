@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::storage::{GroupFiles, WalRecord};
-use crate::raft::Ready;
+use crate::raft::{Applied, Ready};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -126,6 +127,9 @@ impl Pipeline {
             match written {
                 Ok(paths) => {
                     self.write_error = None;
+                    if let Some(point) = crash_point_after(p.stage, &p.ready).filter(|_| !paths.is_empty()) {
+                        crash_points::reach(env, point);
+                    }
                     for path in paths {
                         let token = tokens.next(group);
                         p.waiting.insert(token);
@@ -182,6 +186,21 @@ impl Pipeline {
     }
 }
 
+/// The risky moment a stage of `ready` leaves behind once written, its fsyncs still pending.
+fn crash_point_after(stage: Stage, ready: &Ready) -> Option<CrashPoint> {
+    // A leader's snapshot comes with the truncation of the log it replaces, and is applied
+    // on release; a compaction's is the node's own.
+    let install = ready.applied.iter().any(|a| matches!(a, Applied::Snapshot(_)));
+    match stage {
+        Stage::Snapshot => Some(CrashPoint::SnapshotWritten),
+        Stage::SnapshotMark if install => Some(CrashPoint::InstallMarked),
+        Stage::SnapshotMark => Some(CrashPoint::SnapshotMarked),
+        Stage::Log if ready.truncate_from.is_some() && install => Some(CrashPoint::InstallTruncated),
+        Stage::Log if ready.truncate_from.is_some() => Some(CrashPoint::LogTruncated),
+        Stage::HardState | Stage::Log | Stage::Release => None,
+    }
+}
+
 /// fsync tokens, each remembering the group that asked.
 #[derive(Debug, Default)]
 pub struct Tokens {
@@ -208,5 +227,39 @@ impl Tokens {
     /// A group stopped: its outstanding fsyncs must not reach a later group of that name.
     pub fn forget_group(&mut self, group: &str) {
         self.owners.retain(|_, owner| owner != group);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Snapshot;
+
+    fn snapshot() -> Snapshot {
+        Snapshot { last_index: 9, last_term: 2, peers: vec![0, 1, 2], data: vec![] }
+    }
+
+    #[test]
+    fn each_stage_of_an_install_leaves_its_own_crash_point() {
+        let install = Ready {
+            snapshot: Some(snapshot()),
+            truncate_from: Some(10),
+            applied: vec![Applied::Snapshot(snapshot())],
+            ..Ready::default()
+        };
+        let after = |stage| crash_point_after(stage, &install);
+        assert_eq!(after(Stage::Snapshot), Some(CrashPoint::SnapshotWritten));
+        assert_eq!(after(Stage::SnapshotMark), Some(CrashPoint::InstallMarked));
+        assert_eq!(after(Stage::HardState), None);
+        assert_eq!(after(Stage::Log), Some(CrashPoint::InstallTruncated));
+    }
+
+    #[test]
+    fn a_compaction_and_a_conflict_truncation_are_told_apart_from_an_install() {
+        let compaction = Ready { snapshot: Some(snapshot()), ..Ready::default() };
+        assert_eq!(crash_point_after(Stage::SnapshotMark, &compaction), Some(CrashPoint::SnapshotMarked));
+        assert_eq!(crash_point_after(Stage::Log, &compaction), None);
+        let conflict = Ready { truncate_from: Some(4), ..Ready::default() };
+        assert_eq!(crash_point_after(Stage::Log, &conflict), Some(CrashPoint::LogTruncated));
     }
 }

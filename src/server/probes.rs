@@ -233,6 +233,7 @@ pub fn catalogue() -> Vec<ProbeInfo> {
     probes.extend(meta_op_probes());
     let listed = ANSWER_PROBES.iter().chain(REFUSAL_PROBES).chain(LOCAL_PROBES).chain(TRACE_KINDS);
     probes.extend(listed.map(|(name, what)| ProbeInfo::new(name, what)));
+    probes.extend(super::crash_points::probes());
     probes
 }
 

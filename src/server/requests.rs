@@ -4,6 +4,7 @@
 
 use sim::NodeIndex;
 
+use super::crash_points::{self, CrashPoint};
 use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::FILLER_TAG;
@@ -141,7 +142,9 @@ impl Server {
             }
             MetaOp::Stepdown { preferred } => {
                 let mut rng = forked_rng(env);
-                node.step_down(now, preferred, &mut rng);
+                if node.step_down(now, preferred, &mut rng).is_some() {
+                    crash_points::reach(env, CrashPoint::StepdownHandedOver);
+                }
             }
             MetaOp::AddPeer { peer } if peer >= env.servers() => {
                 env.trace("op-refused", &format!("no server {peer}"));

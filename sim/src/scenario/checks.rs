@@ -50,6 +50,9 @@ pub(crate) fn crash_points(cp: &CrashPoints) -> Result<(), Refusal> {
     if cp.until_ms > DURATION_MS_MAX {
         return Err(("until_ms", format!("must be at most {DURATION_MS_MAX} (the longest run), got {}", cp.until_ms)));
     }
+    if cp.power_loss_percent > 100 {
+        return Err(("power_loss_percent", format!("must be at most 100, got {}", cp.power_loss_percent)));
+    }
     Ok(())
 }
 
@@ -168,6 +171,16 @@ mod tests {
         assert!(super::action(&A::PartitionOneWay { from: vec![], to: vec![1] }).is_err());
         assert!(super::action(&A::ClogLink { from: 2, to: 2 }).is_err());
         assert!(super::action(&A::ClogLink { from: 2, to: 1 }).is_ok());
+    }
+
+    #[test]
+    fn crash_points_out_of_range_are_refused_by_field() {
+        let ok = CrashPoints { rate_ppm: 1_000_000, restart_after_ms: 5, until_ms: 1_000, power_loss_percent: 100 };
+        assert!(crash_points(&ok).is_ok());
+        let refused = |cp: CrashPoints| crash_points(&cp).unwrap_err().0;
+        assert_eq!(refused(CrashPoints { rate_ppm: 1_000_001, ..ok }), "rate_ppm");
+        assert_eq!(refused(CrashPoints { restart_after_ms: CRASH_POINT_RESTART_MS_MAX + 1, ..ok }), "restart_after_ms");
+        assert_eq!(refused(CrashPoints { power_loss_percent: 101, ..ok }), "power_loss_percent");
     }
 
     #[test]

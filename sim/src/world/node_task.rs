@@ -8,7 +8,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use rand::Rng;
 
-use super::state::{Input, WorldState};
+use super::state::{CrashKind, CrashRequest, Input, WorldState};
 use super::{lock, now_ns, World};
 use crate::harness::{Fault, NodeStatus, Touched};
 use crate::hash;
@@ -78,8 +78,14 @@ fn crash_point<S: System>(w: &mut WorldState<S>, idx: NodeIndex, name: &'static 
     }
     if w.rng.gen_range(0..1_000_000) < cp.rate_ppm {
         w.record(idx, "crash-point", hash::fnv1a64(name.as_bytes()), || name.to_string());
+        // Drawn only where power losses are asked for, so other runs keep their random stream.
+        let kind = if cp.power_loss_percent > 0 && w.rng.gen_range(0..100) < cp.power_loss_percent {
+            CrashKind::PowerLoss { torn: w.rng.gen_bool(0.5) }
+        } else {
+            CrashKind::Process
+        };
         if let Some(tx) = &w.crash_requests {
-            let _ = tx.unbounded_send(idx);
+            let _ = tx.unbounded_send(CrashRequest { node: idx, kind });
         }
     }
 }

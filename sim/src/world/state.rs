@@ -66,11 +66,27 @@ pub(super) struct Held<M> {
     pub msg: M,
 }
 
+/// A crash point that fired on `node`, and how the node goes down.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CrashRequest {
+    pub node: NodeIndex,
+    pub kind: CrashKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CrashKind {
+    /// The process dies; what it wrote stays in the page cache.
+    Process,
+    /// The machine loses power: unsynced writes are gone (with `torn`, the last one survives
+    /// in part).
+    PowerLoss { torn: bool },
+}
+
 pub(super) struct WorldState<S: System> {
     pub servers: u32,
     pub crash_points: Option<CrashPoints>,
     /// Crash points that fired, for the supervisor to carry out.
-    pub crash_requests: Option<mpsc::UnboundedSender<NodeIndex>>,
+    pub crash_requests: Option<mpsc::UnboundedSender<CrashRequest>>,
     pub rng: ChaCha8Rng,
     pub net: Network,
     pub disks: Vec<NodeDisk>,

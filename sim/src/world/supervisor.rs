@@ -12,7 +12,7 @@ use futures::StreamExt;
 use madsim::runtime::Handle;
 use rand::Rng;
 
-use super::state::{Input, WorldState};
+use super::state::{CrashKind, CrashRequest, Input, WorldState};
 use super::{lock, now_ns, World};
 use crate::harness::{CheckFailure, Fault, Harness, NodeStatus, Touched};
 use crate::hash;
@@ -261,18 +261,29 @@ impl<S: System> Supervisor<S> {
     }
 
     /// Carries out crash points as they fire: crash now, restart a little later.
-    async fn crash_points(self, mut requests: mpsc::UnboundedReceiver<NodeIndex>, restart_after_ms: u64) {
-        while let Some(node) = requests.next().await {
+    async fn crash_points(self, mut requests: mpsc::UnboundedReceiver<CrashRequest>, restart_after_ms: u64) {
+        while let Some(CrashRequest { node, kind }) = requests.next().await {
             {
                 let mut w = lock(&self.world);
                 if w.violation.is_some() || !matches!(w.slots[node as usize].status, NodeStatus::Running) {
                     continue;
                 }
-                w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
-                w.cover_fault("crash-point", node);
-                self.kill(&mut w, node);
-                w.disks[node as usize].process_crash();
-                w.fault(node, Fault::Crash);
+                match kind {
+                    CrashKind::Process => {
+                        w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
+                        w.cover_fault("crash-point", node);
+                        self.kill(&mut w, node);
+                        w.disks[node as usize].process_crash();
+                        w.fault(node, Fault::Crash);
+                    }
+                    CrashKind::PowerLoss { torn } => {
+                        w.record(WORLD, "power-loss", u64::from(node), || {
+                            format!("crash point on n{node}{}", if torn { ", torn" } else { "" })
+                        });
+                        w.cover_fault("power-loss-point", node);
+                        self.power_loss(&mut w, node, torn);
+                    }
+                }
                 w.check_safety(Touched::World);
             }
             let this = self.clone();
