@@ -46,6 +46,10 @@ pub const TABLE: &[BugSwitch] = &[
         what: "a stream removal staged in recovery keeps the stream's staged consumer ops (PR #6066)",
     },
     BugSwitch {
+        name: RECOVERY_STALE_REMOVE,
+        what: "a consumer removal staged in recovery drops a staged re-create of another incarnation (as NATS does)",
+    },
+    BugSwitch {
         name: RECOVERY_SNAPSHOT_NO_RECONCILE,
         what: "a snapshot staged in recovery does not drop the staged ops it supersedes (PR #8324)",
     },

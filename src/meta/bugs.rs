@@ -17,6 +17,11 @@ pub struct MetaBugs {
     /// `recovery-keep-consumer-on-stream-remove`: a staged stream removal leaves that stream's
     /// staged consumer ops in place, so a recreated stream gets the old consumer (PR #6066).
     pub recovery_keep_consumer_on_stream_remove: bool,
+    /// `recovery-stale-remove-drops-consumer`: a consumer removal staged in recovery drops the
+    /// staged add of that name whatever its incarnation, as NATS's `removeConsumer` does (§3.2),
+    /// while applying the same entries one by one ignores a removal for another group (§2.5):
+    /// a stale removal after a re-create loses the new consumer.
+    pub recovery_stale_remove_drops_consumer: bool,
     /// `recovery-snapshot-no-reconcile`: a snapshot staged during recovery does not drop the
     /// staged ops it supersedes, so deleted assets come back (PR #8324).
     pub recovery_snapshot_no_reconcile: bool,

@@ -84,11 +84,17 @@ impl RecoveryUpdates {
         self.bounded();
     }
 
-    /// A consumer removal overwrites an earlier staged removal and drops a staged add.
+    /// A consumer removal overwrites an earlier staged removal and drops a staged add of the
+    /// same incarnation. A removal for another group leaves the staged add alone: applied one
+    /// by one it would leave the newer consumer in place (§2.5), and the flush runs removals
+    /// before adds, so the staged removal still meets only what came before the recovery.
     pub fn remove_consumer(&mut self, ca: ConsumerAssignment) {
         let skey = ca.stream_key();
         if let Some(staged) = self.update_consumers.get_mut(&skey) {
-            staged.remove(&ca.name);
+            let same_incarnation = staged.get(&ca.name).is_some_and(|s| s.group.name == ca.group.name);
+            if same_incarnation || self.bugs.recovery_stale_remove_drops_consumer {
+                staged.remove(&ca.name);
+            }
             if staged.is_empty() {
                 self.update_consumers.remove(&skey);
             }

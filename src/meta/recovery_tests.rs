@@ -101,6 +101,29 @@ fn recreate_is_a_staged_remove_plus_add() {
     assert_eq!(staged_consumers(&ru.update_consumers), 1);
 }
 
+/// §2.5 against §3.2: a stale removal (another incarnation's group) staged after a re-create
+/// leaves the new consumer's staged add, as applying it one by one leaves the consumer; NATS's
+/// staging drops it (the bug switch).
+#[test]
+fn a_stale_consumer_removal_keeps_the_staged_recreate() {
+    let old = consumer("S", "C", 3, "gc-old", &[1]);
+    let new = consumer("S", "C", 5, "gc-new", &[1]);
+    let mut ru = ru();
+    ru.remove_consumer(old.clone());
+    ru.add_or_update_consumer(new.clone());
+    ru.remove_consumer(old.clone());
+    assert_eq!(ru.update_consumers[&key("S")]["C"], new, "the re-create stays staged");
+    assert_eq!(ru.remove_consumers[&key("S")]["C"], old);
+    ru.remove_consumer(new);
+    assert!(ru.update_consumers.is_empty(), "a removal of the same incarnation drops it");
+
+    let mut bugged =
+        RecoveryUpdates::new(MetaBugs { recovery_stale_remove_drops_consumer: true, ..MetaBugs::default() });
+    bugged.add_or_update_consumer(consumer("S", "C", 5, "gc-new", &[1]));
+    bugged.remove_consumer(old);
+    assert!(bugged.update_consumers.is_empty(), "NATS drops the re-create");
+}
+
 /// §11 #6: add ⇒ update map; remove ⇒ remove map, update cleared; re-add ⇒ both.
 #[test]
 fn consumer_create_remove_and_recreate() {
@@ -523,18 +546,20 @@ fn snapshot_with_corrupt_config_bytes_in_a_valid_frame_is_refused() {
 }
 
 /// A random history of meta entries over a few names: creates (new incarnations), updates,
-/// stale and current deletes, consumer creates and deletes.
+/// stale and current deletes, consumer creates and deletes (stale ones too: a removal of an
+/// incarnation already removed, which may land after the name was re-created).
 fn history(seed: u64, len: usize) -> Vec<MetaEntry> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut live: BTreeMap<String, StreamAssignment> = BTreeMap::new();
     let mut dead: Vec<StreamAssignment> = Vec::new();
+    let mut dead_consumers: Vec<ConsumerAssignment> = Vec::new();
     let mut out = Vec::new();
     let mut clock = 1;
     for _ in 0..len {
         clock += 1;
         let name = ["A", "B", "C"][rng.gen_range(0..3)].to_string();
         let peers: &[PeerId] = if rng.gen_bool(0.5) { &[1] } else { &[2, 3] };
-        match (rng.gen_range(0..6), live.get(&name).cloned()) {
+        match (rng.gen_range(0..7), live.get(&name).cloned()) {
             (0 | 1, None) | (0, Some(_)) if !live.contains_key(&name) => {
                 let sa = stream(&name, clock, &format!("g{clock}"), peers);
                 live.insert(name, sa.clone());
@@ -570,7 +595,12 @@ fn history(seed: u64, len: usize) -> Vec<MetaEntry> {
                 let cname = sa.consumers.keys().next().cloned().expect("non-empty");
                 let ca = sa.consumers.remove(&cname).expect("present");
                 live.insert(name, sa);
+                dead_consumers.push(ca.clone());
                 out.push(MetaEntry::RemoveConsumer { ca, reply: None });
+            }
+            (6, _) if !dead_consumers.is_empty() => {
+                let stale = dead_consumers[rng.gen_range(0..dead_consumers.len())].clone();
+                out.push(MetaEntry::RemoveConsumer { ca: stale, reply: None });
             }
             _ => {}
         }
@@ -639,12 +669,13 @@ fn recovery_equals_sequential_application() {
     }
 }
 
-/// The property fails with either recovery bug: it is what catches them.
+/// The property fails with each recovery bug: it is what catches them.
 #[test]
 fn recovery_bugs_break_equivalence() {
     for bugs in [
         MetaBugs { recovery_keep_consumer_on_stream_remove: true, ..MetaBugs::default() },
         MetaBugs { recovery_snapshot_no_reconcile: true, ..MetaBugs::default() },
+        MetaBugs { recovery_stale_remove_drops_consumer: true, ..MetaBugs::default() },
     ] {
         let broken = (0..300).any(|seed| {
             let entries = history(seed, 40);

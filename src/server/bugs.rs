@@ -19,6 +19,7 @@ pub const ORPHAN_CHECK_DELETES_DIRECT: &str = "orphan-check-deletes-direct-consu
 pub const PEER_REMOVE_REPLY_EARLY: &str = "peer-remove-reply-early";
 pub const BOOT_SIZE_COUNTS_NON_MEMBERS: &str = "boot-size-counts-non-members";
 pub const RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
+pub const RECOVERY_STALE_REMOVE: &str = "recovery-stale-remove-drops-consumer";
 pub const RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
 pub const SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
 
@@ -39,6 +40,7 @@ pub fn meta_bugs(env: &ServerEnv<'_>) -> MetaBugs {
         leader_before_barrier: env.bug(META_LEADER_BEFORE_BARRIER),
         reassign_repeated: env.bug(META_REASSIGN_REPEATED),
         recovery_keep_consumer_on_stream_remove: env.bug(RECOVERY_KEEP_CONSUMER),
+        recovery_stale_remove_drops_consumer: env.bug(RECOVERY_STALE_REMOVE),
         recovery_snapshot_no_reconcile: env.bug(RECOVERY_SNAPSHOT_NO_RECONCILE),
         snapshot_includes_inflight: env.bug(SNAPSHOT_INCLUDES_INFLIGHT),
         orphan_check_before_sync: env.bug(ORPHAN_CHECK_BEFORE_SYNC),
