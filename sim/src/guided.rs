@@ -30,10 +30,16 @@ pub fn bucket(hits: u64) -> u8 {
     }
 }
 
-/// Which (probe, bucket) pairs a campaign has seen.
+/// Which (probe, bucket) pairs a campaign has seen, and how many runs reached each probe.
 #[derive(Clone, Debug, Default)]
 pub struct Novelty {
-    seen: BTreeMap<String, u16>,
+    seen: BTreeMap<String, Seen>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    buckets: u16,
+    runs: u64,
 }
 
 impl Novelty {
@@ -44,8 +50,9 @@ impl Novelty {
         for (name, hits) in probes {
             let bit = 1u16 << bucket(hits);
             let seen = self.seen.entry(name.to_string()).or_default();
-            if *seen & bit == 0 {
-                *seen |= bit;
+            seen.runs += 1;
+            if seen.buckets & bit == 0 {
+                seen.buckets |= bit;
                 new.push(name.to_string());
             }
         }
@@ -56,6 +63,43 @@ impl Novelty {
     pub fn probes(&self) -> usize {
         self.seen.len()
     }
+
+    /// How many recorded runs reached `probe` (0: none, or never recorded).
+    pub fn runs_reaching(&self, probe: &str) -> u64 {
+        self.seen.get(probe).map_or(0, |s| s.runs)
+    }
+
+    /// A run's weight as a parent, from the rarest probe it reached (FairFuzz's rare branches):
+    /// a probe reached by one run in a thousand makes its runs worth a thousand times one
+    /// reached by every run. Runs at a rare probe are near a narrow window; deriving from them
+    /// again and again is how a campaign gets through it.
+    pub fn rarity_weight<'a>(&self, probes: impl IntoIterator<Item = &'a str>) -> u64 {
+        probes.into_iter().map(|p| RARITY_SCALE / self.runs_reaching(p).max(1)).max().unwrap_or(1).max(1)
+    }
+
+    /// Of `probes` (name, first simulated ms), the times of the `n` reached by fewest runs.
+    pub fn rarest_moments(&self, probes: &[(String, u64)], n: usize) -> Vec<u64> {
+        let mut by_rarity: Vec<(u64, u64)> = probes.iter().map(|(p, at)| (self.runs_reaching(p), *at)).collect();
+        by_rarity.sort_unstable();
+        by_rarity.into_iter().take(n).map(|(_, at)| at).collect()
+    }
+}
+
+/// The weight of a probe every run reaches is `RARITY_SCALE / runs`.
+const RARITY_SCALE: u64 = 1 << 20;
+
+/// Draw an index with probability proportional to `weights` (none empty, not all zero).
+pub fn pick_weighted(weights: &[u64], rng: &mut ChaCha8Rng) -> usize {
+    let total: u64 = weights.iter().sum();
+    assert!(total > 0, "a weighted pick needs some weight");
+    let mut at = rng.gen_range(0..total);
+    for (i, &w) in weights.iter().enumerate() {
+        if at < w {
+            return i;
+        }
+        at -= w;
+    }
+    unreachable!("the draw is below the total")
 }
 
 /// Seeds a mutation draws stay below this: TOML integers are signed, and a file must hold them.
@@ -209,6 +253,25 @@ mod tests {
         assert!(novelty.record([("a", 1), ("b", 6)]).is_empty(), "same buckets: nothing new");
         assert_eq!(novelty.record([("a", 2)]), ["a"], "a new hit count is new");
         assert_eq!(novelty.probes(), 2);
+    }
+
+    #[test]
+    fn runs_at_rare_probes_weigh_more_and_branch_there() {
+        let mut novelty = Novelty::default();
+        for _ in 0..99 {
+            novelty.record([("common", 1)]);
+        }
+        novelty.record([("common", 1), ("rare", 1)]);
+        assert_eq!((novelty.runs_reaching("common"), novelty.runs_reaching("rare")), (100, 1));
+        let ordinary = novelty.rarity_weight(["common"]);
+        let near_the_window = novelty.rarity_weight(["common", "rare"]);
+        assert_eq!((ordinary, near_the_window), (RARITY_SCALE / 100, RARITY_SCALE));
+        let probes = [("common".to_string(), 5), ("rare".to_string(), 40_000)];
+        assert_eq!(novelty.rarest_moments(&probes, 1), [40_000]);
+
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let picks = (0..1_000).filter(|_| pick_weighted(&[1, 99], &mut rng) == 1).count();
+        assert!((900..1_000).contains(&picks), "weight 99 of 100 drawn {picks} times in 1000");
     }
 
     #[test]

@@ -42,7 +42,14 @@ struct Entry<S: System> {
     scenario: ScenarioOf<S>,
     /// When it first reached each probe it was the first to reach (simulated ms).
     moments: Vec<u64>,
+    /// Every probe it reached, with when it first did (simulated ms): how rare its rarest
+    /// probe has become decides how often it is a parent, and where it branches.
+    probes: Vec<(String, u64)>,
 }
+
+/// Probes whose first moments a branch may start near, besides the entry's new ones: the
+/// entry's rarest.
+const RARE_MOMENTS: usize = 3;
 
 /// What a campaign found, for its closing lines.
 #[derive(Default)]
@@ -107,11 +114,15 @@ pub fn campaign<S: System>(
             derived.push(sim::swarm::generate::<S>(next_seed, profile));
             next_seed += 1;
         }
+        let weights: Vec<u64> =
+            corpus.iter().map(|e| novelty.rarity_weight(e.probes.iter().map(|(p, _)| p.as_str()))).collect();
         while derived.len() < batch {
-            let parent = &corpus[pick_parent(corpus.len(), &mut rng)];
+            let parent = &corpus[pick_parent(&weights, &mut rng)];
             let donor = &corpus[rng.gen_range(0..corpus.len())];
+            let mut moments = parent.moments.clone();
+            moments.extend(novelty.rarest_moments(&parent.probes, RARE_MOMENTS));
             if let Some((scenario, mutation)) =
-                sim::guided::mutate(&parent.scenario, &donor.scenario, &parent.moments, &mut rng)
+                sim::guided::mutate(&parent.scenario, &donor.scenario, &moments, &mut rng)
             {
                 let run = tally.runs + derived.len() as u64;
                 let mut scenario = scenario;
@@ -168,13 +179,15 @@ pub fn campaign<S: System>(
     finish::<S>(&tally, &novelty, corpus.len(), started, profile, args)
 }
 
-/// Newer entries are picked more often: half the draws go to the newest eighth.
-fn pick_parent(len: usize, rng: &mut ChaCha8Rng) -> usize {
-    let recent = len.div_ceil(8);
-    if rng.gen_bool(0.5) {
-        len - 1 - rng.gen_range(0..recent)
-    } else {
-        rng.gen_range(0..len)
+/// A parent for a derived run (`weights`: each entry's rarity weight): a third of the draws
+/// go to the newest eighth of the corpus, a third to any entry, and a third by the rarity of
+/// what the entry reached.
+fn pick_parent(weights: &[u64], rng: &mut ChaCha8Rng) -> usize {
+    let len = weights.len();
+    match rng.gen_range(0..3) {
+        0 => len - 1 - rng.gen_range(0..len.div_ceil(8)),
+        1 => rng.gen_range(0..len),
+        _ => sim::guided::pick_weighted(weights, rng),
     }
 }
 
@@ -235,10 +248,11 @@ fn judge<S: System>(
     }
     if !new.is_empty() {
         let moments = probes.iter().filter(|p| new.contains(&p.name)).map(|p| p.first_ms).collect();
+        let probes = probes.into_iter().map(|p| (p.name, p.first_ms)).collect();
         if corpus.len() >= CORPUS_MAX {
             corpus.remove(0);
         }
-        corpus.push(Entry { scenario, moments });
+        corpus.push(Entry { scenario, moments, probes });
     }
     Ok(())
 }
