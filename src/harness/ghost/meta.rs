@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sim::NodeIndex;
 
 use super::Ghost;
-use crate::meta::{Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
+use crate::meta::{direct_consumer_name, ConsumerKey, Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
 use crate::server::jetstream::FILLER_TAG;
 
@@ -18,6 +18,28 @@ pub struct MetaOracle {
     /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
     /// here on it vouches for nothing.
     pub stopped: Option<String>,
+}
+
+/// What a server tells the oracle about a direct consumer it removes (see
+/// [`crate::server::Observation::DirectConsumerRemoved`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DirectConsumerFacts<'a> {
+    /// The created time of the mirror incarnation it served.
+    pub created_ms: u64,
+    pub running: bool,
+    /// The group its origin stream runs in here (`None`: the origin does not run here).
+    pub origin_group: Option<&'a str>,
+    /// Whether this server leads the origin (`None`: the path could not tell).
+    pub leads_origin: Option<bool>,
+}
+
+/// The mirror in `state` whose direct consumer `consumer` is: a stream of the same account,
+/// named by the consumer's name, that mirrors the consumer's stream.
+fn committed_mirror<'s>(state: &'s MetaState, consumer: &ConsumerKey) -> Option<&'s StreamAssignment> {
+    let name = consumer.name.strip_prefix(&direct_consumer_name(""))?;
+    let mirror = state.stream(&StreamKey::new(consumer.account.clone(), name))?;
+    let source = mirror.config().ok()?.into_config().mirror?;
+    (source.name == consumer.stream).then_some(mirror)
 }
 
 /// The oracle's own peer id: a member of no group, so its effects are irrelevant.
@@ -145,6 +167,42 @@ impl Ghost {
                 state.applied_index()
             );
             self.diverged("meta-orphan-stale-view", node, message);
+        }
+    }
+
+    /// `node` removed `consumer`, a mirror's direct consumer, whose local facts are `local`.
+    /// It must not remove one it should still run: one that ran, for the mirror incarnation
+    /// the committed meta state still holds, on an origin that runs here in the group the
+    /// committed state assigns it and that this server leads. A direct consumer goes
+    /// legitimately when its mirror is deleted or re-created (another created time), when its
+    /// origin is deleted, stopped or moves off this server or to another leader, and with a
+    /// restart (it lives in memory only, so nothing is removed then).
+    pub fn observe_direct_consumer_removed(
+        &mut self,
+        node: NodeIndex,
+        consumer: &ConsumerKey,
+        local: &DirectConsumerFacts<'_>,
+    ) {
+        if self.meta_oracle.stopped.is_some() {
+            return;
+        }
+        let state = &self.meta_oracle.state;
+        let Some(mirror) = committed_mirror(state, consumer).filter(|m| m.created_ms == local.created_ms) else {
+            return;
+        };
+        let Some(origin) = state.stream(&consumer.stream_key()) else { return };
+        let runs_assigned = local.origin_group == Some(origin.group.name.as_str());
+        // An R1 origin's only member leads it, whatever the path could tell.
+        let leads = local.leads_origin.unwrap_or(!origin.replicated());
+        if local.running && runs_assigned && leads {
+            let message = format!(
+                "removed direct consumer {consumer} of mirror {} (created {}) while the committed meta state (index {}) holds that mirror and its origin runs here in group {}, led here",
+                mirror.key(),
+                mirror.created_ms,
+                state.applied_index(),
+                origin.group.name
+            );
+            self.diverged("meta-direct-consumer-kept", node, message);
         }
     }
 
