@@ -368,6 +368,9 @@ impl MetaLayer {
     fn remove_orphans(&mut self, env: &mut ServerEnv<'_>, why: &str, in_sync: bool, leading: Option<&BTreeSet<String>>) {
         // S14: never while the start-up replay is staged.
         assert!(!self.startup_recovering(), "orphans are judged only after recovery");
+        if self.local.direct_consumers().any(|(_, a)| a.running) {
+            env.probe(probes::ORPHANS_JUDGED_WITH_DIRECT_CONSUMER);
+        }
         let orphans = self.local.orphans(&self.state, self.bugs.orphan_check_deletes_direct_consumers);
         let (streams, consumers) = (orphans.streams.len(), orphans.consumers.len());
         if streams + consumers > 0 {
@@ -389,6 +392,7 @@ impl MetaLayer {
                 // Only with the bug switch: a direct consumer is never an orphan.
                 let running = self.local.consumer(&key).is_some_and(|a| a.running);
                 self.observe_direct_consumer_removed(env, &key, (created_ms, running), leading);
+                env.probe(probes::DIRECT_CONSUMER_REMOVED_AS_ORPHAN);
                 self.local.remove_direct_consumer(&key)
             } else {
                 self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None })
@@ -589,6 +593,7 @@ impl MetaLayer {
             if let (LocalChange::Removed, Some(&(created_ms, running))) = (&change, before.get(&key)) {
                 self.observe_direct_consumer_removed(env, &key, (created_ms, running), Some(leading));
             }
+            env.probe(probes::direct_consumer(&change));
             env.trace("direct-consumer", &(&key, format!("{change:?}")));
         }
         self.direct_seen.retain(|key, _| wanted.contains_key(key));
