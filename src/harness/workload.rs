@@ -37,7 +37,9 @@ impl Workload for MetaWorkload {
 
     fn client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
         // A few names, so creates collide (idempotent or conflicting), deletes find their
-        // target, and consumers find their stream.
+        // target, and consumers find their stream. Mirrors (M0, M1) are a small share: creates
+        // of a random S<n>'s mirror and their deletes; nothing publishes to them or consumes
+        // from them, as their content is not modelled.
         let stream = format!("S{}", rng.gen_range(0..4));
         let consumer = format!("C{}", rng.gen_range(0..3));
         let account = "A".to_string();
@@ -48,7 +50,7 @@ impl Workload for MetaWorkload {
             9..=14 => MetaOp::Propose { count: rng.gen_range(1..=4) },
             15..=19 => MetaOp::StreamInfo { account, name: stream },
             20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
-            30..=64 => {
+            30..=61 => {
                 // Replicas vary now and then: the same name with another config is refused, and
                 // an R2 stream fits the smaller cluster when the other is full.
                 let replicas = [3, 3, 3, 3, 3, 3, 3, 1, 1, 2][rng.gen_range(0..10)];
@@ -69,7 +71,9 @@ impl Workload for MetaWorkload {
                     },
                 }
             }
-            65..=74 => MetaOp::DeleteStream { account, name: stream },
+            62..=64 => mirror_create(rng, account, stream),
+            65..=73 => MetaOp::DeleteStream { account, name: stream },
+            74 => MetaOp::DeleteStream { account, name: mirror_name(rng) },
             75..=92 => MetaOp::CreateConsumer {
                 account,
                 stream,
@@ -169,6 +173,31 @@ impl Workload for MetaWorkload {
             },
             ..ServerConfig::default()
         }
+    }
+}
+
+/// A mirror's name: two, so creates collide and deletes find their target.
+fn mirror_name(rng: &mut dyn RngCore) -> String {
+    format!("M{}", rng.gen_range(0..2))
+}
+
+/// A mirror of `origin` (which may not exist yet: NATS accepts that, and its direct consumer
+/// comes once the origin does), R1 or R3. Config JSON as a client sends it: a mirror takes no
+/// subjects, so the op's own fields do not fit. Its direct consumer on the origin's leader is
+/// what the orphan check must spare (§4, §11 #26).
+fn mirror_create(rng: &mut dyn RngCore, account: String, origin: String) -> MetaOp {
+    let name = mirror_name(rng);
+    let replicas = if rng.gen_bool(0.5) { 1 } else { 3 };
+    let config_json = format!(r#"{{"name":"{name}","replicas":{replicas},"mirror":{{"name":"{origin}"}}}}"#);
+    MetaOp::CreateStream {
+        account,
+        name,
+        subjects: Vec::new(),
+        replicas,
+        max_consumers: None,
+        required_api_level: None,
+        config_json: Some(config_json),
+        cluster: None,
     }
 }
 
