@@ -221,3 +221,43 @@ pub fn bulk_assets<E>(steps: &[Step<MetaOp, E>]) -> (usize, usize) {
     }
     counts
 }
+
+#[cfg(test)]
+mod tests {
+    use sim::Action;
+
+    use crate::meta::StreamConfig;
+    use crate::server::wire::MetaOp;
+    use crate::sut::MetaSystem;
+
+    /// Fuzz seeds draw mirrors of the S<n> streams and delete them: every profile's first
+    /// seeds hold some, each a mirror config the model accepts (no subjects, an origin that is
+    /// not itself), and they stay a small share of the client operations.
+    #[test]
+    fn fuzz_seeds_draw_mirrors_and_their_deletes() {
+        for profile in ["default", "restarts", "churn"] {
+            let profile = sim::swarm::profile(profile).expect("listed");
+            let (mut ops, mut creates, mut deletes) = (0, 0, 0);
+            for seed in 0..20 {
+                for step in sim::swarm::generate::<MetaSystem>(seed, profile).steps {
+                    let Action::Client { op, .. } = step.action else { continue };
+                    ops += 1;
+                    match &op {
+                        MetaOp::CreateStream { name, config_json: Some(json), .. } => {
+                            let config = StreamConfig::decode(json.as_bytes()).expect("decodes").into_config();
+                            let origin = config.mirror.expect("a mirror").name;
+                            assert!(name.starts_with('M') && origin.starts_with('S'), "{json}");
+                            assert_eq!((config.name.as_str(), config.subjects.len()), (name.as_str(), 0), "{json}");
+                            assert!(op.request().is_some());
+                            creates += 1;
+                        }
+                        MetaOp::DeleteStream { name, .. } if name.starts_with('M') => deletes += 1,
+                        _ => {}
+                    }
+                }
+            }
+            assert!(creates > 0 && deletes > 0, "{}: {creates} mirror creates, {deletes} deletes", profile.name);
+            assert!(creates + deletes < ops / 10, "{}: {creates} + {deletes} of {ops} ops", profile.name);
+        }
+    }
+}
