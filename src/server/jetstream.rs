@@ -365,7 +365,13 @@ impl MetaLayer {
     /// assigned stream lacks (§4). Each deletion is shown to the oracle (S12), with whether
     /// this server's view was in sync with the leader's. `leading` names the groups this
     /// server leads, when the caller knows them.
-    fn remove_orphans(&mut self, env: &mut ServerEnv<'_>, why: &str, in_sync: bool, leading: Option<&BTreeSet<String>>) {
+    fn remove_orphans(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        why: &str,
+        in_sync: bool,
+        leading: Option<&BTreeSet<String>>,
+    ) {
         // S14: never while the start-up replay is staged.
         assert!(!self.startup_recovering(), "orphans are judged only after recovery");
         if self.local.direct_consumers().any(|(_, a)| a.running) {

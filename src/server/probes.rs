@@ -180,7 +180,10 @@ pub const DIRECT_CONSUMER_REMOVED_AS_ORPHAN: &str = "meta.orphans.direct-consume
 const DIRECT_CONSUMER_PROBES: &[(&str, &str)] = &[
     ("meta.local.direct-consumer.created", "a mirror's health check set up a direct consumer on its origin"),
     ("meta.local.direct-consumer.removed", "a mirror's health check removed a direct consumer no longer wanted"),
-    ("meta.local.direct-consumer.other", "a mirror's health check changed a direct consumer otherwise (never expected)"),
+    (
+        "meta.local.direct-consumer.other",
+        "a mirror's health check changed a direct consumer otherwise (never expected)",
+    ),
     (ORPHANS_JUDGED_WITH_DIRECT_CONSUMER, "orphans were judged while a mirror's direct consumer ran here"),
     (DIRECT_CONSUMER_REMOVED_AS_ORPHAN, "a direct consumer was removed as an orphan (bug switch)"),
 ];

@@ -224,7 +224,8 @@ impl Server {
         // check removes; computed only when the check is due.
         let now = env.monotonic_ms();
         let check_due = |g: &Group| g.meta.as_deref().and_then(|m| m.orphan_check_at_ms).is_some_and(|at| at <= now);
-        let leading = if self.groups.get(META).is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
+        let leading =
+            if self.groups.get(META).is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
         let Some(group) = self.groups.get_mut(META) else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if meta.try_finish_recovery(env) {
@@ -263,8 +264,7 @@ impl Server {
     fn mirror_tick(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
         // Which groups this server leads matters only when a health check is due.
-        let leading =
-            if meta.mirror_check_due(env.monotonic_ms()) { self.led_asset_groups() } else { BTreeSet::new() };
+        let leading = if meta.mirror_check_due(env.monotonic_ms()) { self.led_asset_groups() } else { BTreeSet::new() };
         if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
             meta.mirror_check(env, &leading);
         }
