@@ -5,7 +5,7 @@
 
 use sim::NodeIndex;
 
-use super::ghost::Ghost;
+use super::ghost::{DirectConsumerFacts, Ghost};
 use crate::meta::{MetaEntry, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use crate::server::Observation;
 
@@ -33,6 +33,10 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         }
         Observation::OrphanRemoved { stream, consumer, created_ms } => {
             ghost.observe_orphan_removed(node, &stream.account, &stream.name, consumer, created_ms)
+        }
+        Observation::DirectConsumerRemoved { consumer, created_ms, running, origin_group, leads_origin } => {
+            let local = DirectConsumerFacts { created_ms, running, origin_group, leads_origin };
+            ghost.observe_direct_consumer_removed(node, consumer, &local)
         }
         Observation::MetaActing { acting } => ghost.observe_meta_acting(node, acting),
         Observation::RemovalApplied { peer, leader_term } => {

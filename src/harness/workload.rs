@@ -37,7 +37,9 @@ impl Workload for MetaWorkload {
 
     fn client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
         // A few names, so creates collide (idempotent or conflicting), deletes find their
-        // target, and consumers find their stream.
+        // target, and consumers find their stream. Mirrors (M0, M1) are a small share: creates
+        // of a random S<n>'s mirror and their deletes; nothing publishes to them or consumes
+        // from them, as their content is not modelled.
         let stream = format!("S{}", rng.gen_range(0..4));
         let consumer = format!("C{}", rng.gen_range(0..3));
         let account = "A".to_string();
@@ -48,7 +50,7 @@ impl Workload for MetaWorkload {
             9..=14 => MetaOp::Propose { count: rng.gen_range(1..=4) },
             15..=19 => MetaOp::StreamInfo { account, name: stream },
             20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
-            30..=64 => {
+            30..=61 => {
                 // Replicas vary now and then: the same name with another config is refused, and
                 // an R2 stream fits the smaller cluster when the other is full.
                 let replicas = [3, 3, 3, 3, 3, 3, 3, 1, 1, 2][rng.gen_range(0..10)];
@@ -69,7 +71,9 @@ impl Workload for MetaWorkload {
                     },
                 }
             }
-            65..=74 => MetaOp::DeleteStream { account, name: stream },
+            62..=64 => mirror_create(rng, account, stream),
+            65..=73 => MetaOp::DeleteStream { account, name: stream },
+            74 => MetaOp::DeleteStream { account, name: mirror_name(rng) },
             75..=92 => MetaOp::CreateConsumer {
                 account,
                 stream,
@@ -172,6 +176,31 @@ impl Workload for MetaWorkload {
     }
 }
 
+/// A mirror's name: two, so creates collide and deletes find their target.
+fn mirror_name(rng: &mut dyn RngCore) -> String {
+    format!("M{}", rng.gen_range(0..2))
+}
+
+/// A mirror of `origin` (which may not exist yet: NATS accepts that, and its direct consumer
+/// comes once the origin does), R1 or R3. Config JSON as a client sends it: a mirror takes no
+/// subjects, so the op's own fields do not fit. Its direct consumer on the origin's leader is
+/// what the orphan check must spare (§4, §11 #26).
+fn mirror_create(rng: &mut dyn RngCore, account: String, origin: String) -> MetaOp {
+    let name = mirror_name(rng);
+    let replicas = if rng.gen_bool(0.5) { 1 } else { 3 };
+    let config_json = format!(r#"{{"name":"{name}","replicas":{replicas},"mirror":{{"name":"{origin}"}}}}"#);
+    MetaOp::CreateStream {
+        account,
+        name,
+        subjects: Vec::new(),
+        replicas,
+        max_consumers: None,
+        required_api_level: None,
+        config_json: Some(config_json),
+        cluster: None,
+    }
+}
+
 /// One generated asset in ten needs the current API level (§7), which older servers lack.
 fn generate_required_level(rng: &mut dyn RngCore) -> Option<i64> {
     rng.gen_bool(0.1).then_some(meta::API_LEVEL)
@@ -191,4 +220,44 @@ pub fn bulk_assets<E>(steps: &[Step<MetaOp, E>]) -> (usize, usize) {
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::Action;
+
+    use crate::meta::StreamConfig;
+    use crate::server::wire::MetaOp;
+    use crate::sut::MetaSystem;
+
+    /// Fuzz seeds draw mirrors of the S<n> streams and delete them: every profile's first
+    /// seeds hold some, each a mirror config the model accepts (no subjects, an origin that is
+    /// not itself), and they stay a small share of the client operations.
+    #[test]
+    fn fuzz_seeds_draw_mirrors_and_their_deletes() {
+        for profile in ["default", "restarts", "churn"] {
+            let profile = sim::swarm::profile(profile).expect("listed");
+            let (mut ops, mut creates, mut deletes) = (0, 0, 0);
+            for seed in 0..20 {
+                for step in sim::swarm::generate::<MetaSystem>(seed, profile).steps {
+                    let Action::Client { op, .. } = step.action else { continue };
+                    ops += 1;
+                    match &op {
+                        MetaOp::CreateStream { name, config_json: Some(json), .. } => {
+                            let config = StreamConfig::decode(json.as_bytes()).expect("decodes").into_config();
+                            let origin = config.mirror.expect("a mirror").name;
+                            assert!(name.starts_with('M') && origin.starts_with('S'), "{json}");
+                            assert_eq!((config.name.as_str(), config.subjects.len()), (name.as_str(), 0), "{json}");
+                            assert!(op.request().is_some());
+                            creates += 1;
+                        }
+                        MetaOp::DeleteStream { name, .. } if name.starts_with('M') => deletes += 1,
+                        _ => {}
+                    }
+                }
+            }
+            assert!(creates > 0 && deletes > 0, "{}: {creates} mirror creates, {deletes} deletes", profile.name);
+            assert!(creates + deletes < ops / 10, "{}: {creates} + {deletes} of {ops} ops", profile.name);
+        }
+    }
 }

@@ -280,7 +280,7 @@ impl MetaLayer {
                 self.observe_projection(env);
                 self.run_effects(env, effects, false, false);
                 // The leader's snapshot, just applied in normal mode, is a view in sync.
-                self.remove_orphans(env, "snapshot", true);
+                self.remove_orphans(env, "snapshot", true, None);
             }
             Err(e) => env.trace("meta-apply-error", &e.to_string()),
         }
@@ -340,8 +340,14 @@ impl MetaLayer {
 
     /// The one-shot orphan check (§4), when due: only with a known meta leader and a healthy
     /// meta group, else skipped for good. `leader_known` and `healthy` describe the meta node
-    /// now.
-    pub fn orphan_check(&mut self, env: &mut ServerEnv<'_>, leader_known: bool, healthy: bool) {
+    /// now; `leading` names the stream and consumer groups this server leads.
+    pub fn orphan_check(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        leader_known: bool,
+        healthy: bool,
+        leading: &BTreeSet<String>,
+    ) {
         let Some(at) = self.orphan_check_at_ms else { return };
         if env.monotonic_ms() < at {
             return;
@@ -353,15 +359,25 @@ impl MetaLayer {
             env.trace("orphan-check-skipped", &(leader_known, healthy));
             return;
         }
-        self.remove_orphans(env, "check", in_sync);
+        self.remove_orphans(env, "check", in_sync, Some(leading));
     }
 
     /// Delete every local stream the applied state lacks and every local consumer its
     /// assigned stream lacks (§4). Each deletion is shown to the oracle (S12), with whether
-    /// this server's view was in sync with the leader's.
-    fn remove_orphans(&mut self, env: &mut ServerEnv<'_>, why: &str, in_sync: bool) {
+    /// this server's view was in sync with the leader's. `leading` names the groups this
+    /// server leads, when the caller knows them.
+    fn remove_orphans(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        why: &str,
+        in_sync: bool,
+        leading: Option<&BTreeSet<String>>,
+    ) {
         // S14: never while the start-up replay is staged.
         assert!(!self.startup_recovering(), "orphans are judged only after recovery");
+        if self.local.direct_consumers().any(|(_, a)| a.running) {
+            env.probe(probes::ORPHANS_JUDGED_WITH_DIRECT_CONSUMER);
+        }
         let orphans = self.local.orphans(&self.state, self.bugs.orphan_check_deletes_direct_consumers);
         let (streams, consumers) = (orphans.streams.len(), orphans.consumers.len());
         if streams + consumers > 0 {
@@ -381,6 +397,9 @@ impl MetaLayer {
             env.observe(Observation::OrphanRemoved { stream: &stream, consumer: Some(&key.name), created_ms });
             let change = if direct {
                 // Only with the bug switch: a direct consumer is never an orphan.
+                let running = self.local.consumer(&key).is_some_and(|a| a.running);
+                self.observe_direct_consumer_removed(env, &key, (created_ms, running), leading);
+                env.probe(probes::DIRECT_CONSUMER_REMOVED_AS_ORPHAN);
                 self.local.remove_direct_consumer(&key)
             } else {
                 self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None })
@@ -574,10 +593,17 @@ impl MetaLayer {
         let wanted = crate::meta::wanted_direct_consumers(&self.state, &self.local, |origin| {
             !origin.replicated() || leading.contains(&origin.group.name)
         });
+        // The oracle hears of each direct consumer that goes as it was before (usually none).
+        let before: BTreeMap<ConsumerKey, (u64, bool)> =
+            self.local.direct_consumers().map(|(k, a)| (k.clone(), (a.created_ms, a.running))).collect();
         let heard = &self.direct_seen;
         let stalled =
             |key: &ConsumerKey| heard.get(key).is_none_or(|&at| now.saturating_sub(at) > MIRROR_HEALTH_CHECK_MS);
         for (key, change) in self.local.sync_direct_consumers(&wanted, stalled) {
+            if let (LocalChange::Removed, Some(&(created_ms, running))) = (&change, before.get(&key)) {
+                self.observe_direct_consumer_removed(env, &key, (created_ms, running), Some(leading));
+            }
+            env.probe(probes::direct_consumer(&change));
             env.trace("direct-consumer", &(&key, format!("{change:?}")));
         }
         self.direct_seen.retain(|key, _| wanted.contains_key(key));
@@ -586,6 +612,32 @@ impl MetaLayer {
                 self.direct_seen.insert(key.clone(), now);
             }
         }
+    }
+
+    /// Tell the oracle that the direct consumer `key` (created at, running) goes, with the
+    /// facts it judges the removal by: whether its origin stream runs here and in which group,
+    /// and whether this server leads that stream (`leading`: the groups it leads, `None` when
+    /// the caller cannot tell).
+    fn observe_direct_consumer_removed(
+        &self,
+        env: &mut ServerEnv<'_>,
+        key: &ConsumerKey,
+        (created_ms, running): (u64, bool),
+        leading: Option<&BTreeSet<String>>,
+    ) {
+        let origin = key.stream_key();
+        let origin_group = self.local.stream(&origin).filter(|a| a.running).map(|a| a.group_name.as_str());
+        let leads_origin = self.state.stream(&origin).and_then(|sa| {
+            // An R1 stream's only member always leads it.
+            leading.map(|leading| !sa.replicated() || leading.contains(&sa.group.name))
+        });
+        env.observe(Observation::DirectConsumerRemoved {
+            consumer: key,
+            created_ms,
+            running,
+            origin_group,
+            leads_origin,
+        });
     }
 
     /// Leader: a proposal went into the log; it is inflight until applied (§5.1).

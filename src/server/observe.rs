@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sim::NodeIndex;
 
-use crate::meta::{MetaEntry, PeerId, RaftGroup, StreamAssignment, StreamKey};
+use crate::meta::{ConsumerKey, MetaEntry, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
 
 #[derive(Debug)]
@@ -44,6 +44,17 @@ pub enum Observation<'a> {
     OrphansRemoving { in_sync: bool, streams: usize, consumers: usize },
     /// It removed a local stream (or a consumer of it) created at `created_ms` as an orphan.
     OrphanRemoved { stream: &'a StreamKey, consumer: Option<&'a str>, created_ms: u64 },
+    /// It removed `consumer`, a mirror's direct consumer created at `created_ms` (the mirror's
+    /// created time), which `running` says ran. `origin_group` is the group its local origin
+    /// stream runs in (`None`: it does not run here), `leads_origin` whether this server leads
+    /// that stream (an R1 stream's only member always does; `None`: not known on this path).
+    DirectConsumerRemoved {
+        consumer: &'a ConsumerKey,
+        created_ms: u64,
+        running: bool,
+        origin_group: Option<&'a str>,
+        leads_origin: Option<bool>,
+    },
 
     /// Its meta layer starts (`true`) or stops (`false`) acting as leader.
     MetaActing { acting: bool },

@@ -162,6 +162,32 @@ const LOCAL_PROBES: &[(&str, &str)] = &[
     ("meta.local.consumer.missing-stream", "a consumer was to run with no local stream"),
 ];
 
+/// The probe for what a mirror's health check did to a direct consumer.
+pub fn direct_consumer(change: &LocalChange) -> &'static str {
+    match change {
+        LocalChange::Created => "meta.local.direct-consumer.created",
+        LocalChange::Removed => "meta.local.direct-consumer.removed",
+        _ => "meta.local.direct-consumer.other",
+    }
+}
+
+/// Orphans were judged while a mirror's direct consumer ran here: the moment the bug switch
+/// `orphan-check-deletes-direct-consumers` needs.
+pub const ORPHANS_JUDGED_WITH_DIRECT_CONSUMER: &str = "meta.orphans.direct-consumer-present";
+/// A direct consumer was removed as an orphan (only with that bug switch).
+pub const DIRECT_CONSUMER_REMOVED_AS_ORPHAN: &str = "meta.orphans.direct-consumer-removed";
+
+const DIRECT_CONSUMER_PROBES: &[(&str, &str)] = &[
+    ("meta.local.direct-consumer.created", "a mirror's health check set up a direct consumer on its origin"),
+    ("meta.local.direct-consumer.removed", "a mirror's health check removed a direct consumer no longer wanted"),
+    (
+        "meta.local.direct-consumer.other",
+        "a mirror's health check changed a direct consumer otherwise (never expected)",
+    ),
+    (ORPHANS_JUDGED_WITH_DIRECT_CONSUMER, "orphans were judged while a mirror's direct consumer ran here"),
+    (DIRECT_CONSUMER_REMOVED_AS_ORPHAN, "a direct consumer was removed as an orphan (bug switch)"),
+];
+
 /// Every trace kind a server records, each a probe of its own.
 const TRACE_KINDS: &[(&str, &str)] = &[
     ("answer", "a client got an answer"),
@@ -231,7 +257,8 @@ pub fn catalogue() -> Vec<ProbeInfo> {
         probes.push(ProbeInfo::new(probe.name(false), probe.what()));
     }
     probes.extend(meta_op_probes());
-    let listed = ANSWER_PROBES.iter().chain(REFUSAL_PROBES).chain(LOCAL_PROBES).chain(TRACE_KINDS);
+    let listed =
+        ANSWER_PROBES.iter().chain(REFUSAL_PROBES).chain(LOCAL_PROBES).chain(DIRECT_CONSUMER_PROBES).chain(TRACE_KINDS);
     probes.extend(listed.map(|(name, what)| ProbeInfo::new(name, what)));
     probes.extend(super::crash_points::probes());
     probes

@@ -220,8 +220,13 @@ impl Server {
     /// orphan check, and the periodic snapshot (every minute, 15 s after a failure, §3.7)
     /// with the leader's cluster size check (§8.4).
     fn meta_tick(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(group) = self.groups.get_mut(META) else { return };
+        // Which groups this server leads, for the oracle's view of direct consumers an orphan
+        // check removes; computed only when the check is due.
         let now = env.monotonic_ms();
+        let check_due = |g: &Group| g.meta.as_deref().and_then(|m| m.orphan_check_at_ms).is_some_and(|at| at <= now);
+        let leading =
+            if self.groups.get(META).is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
+        let Some(group) = self.groups.get_mut(META) else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if meta.try_finish_recovery(env) {
             group.snapshot(env);
@@ -239,7 +244,7 @@ impl Server {
         let meta = group.meta.as_deref_mut().expect("still there");
         if meta.orphan_check_at_ms.is_some_and(|at| at <= now) {
             let (leader_known, healthy) = (group.node.group_leader().is_some(), group.node.healthy(now));
-            meta.orphan_check(env, leader_known, healthy);
+            meta.orphan_check(env, leader_known, healthy, &leading);
         }
         if now >= meta.snapshot_at_ms && !meta.recovering() {
             let taken = group.snapshot(env);
@@ -250,15 +255,16 @@ impl Server {
         }
     }
 
+    /// The stream and consumer groups this server leads.
+    fn led_asset_groups(&self) -> BTreeSet<String> {
+        self.groups.values().filter(|g| g.name != META && g.node.leader()).map(|g| g.name.clone()).collect()
+    }
+
     /// Mirrors' direct consumers on the origin streams this server leads (§11 #26).
     fn mirror_tick(&mut self, env: &mut ServerEnv<'_>) {
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
         // Which groups this server leads matters only when a health check is due.
-        let leading: BTreeSet<String> = if meta.mirror_check_due(env.monotonic_ms()) {
-            self.groups.values().filter(|g| g.name != META && g.node.leader()).map(|g| g.name.clone()).collect()
-        } else {
-            BTreeSet::new()
-        };
+        let leading = if meta.mirror_check_due(env.monotonic_ms()) { self.led_asset_groups() } else { BTreeSet::new() };
         if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
             meta.mirror_check(env, &leading);
         }

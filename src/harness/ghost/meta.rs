@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sim::NodeIndex;
 
 use super::Ghost;
-use crate::meta::{Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
+use crate::meta::{direct_consumer_name, ConsumerKey, Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
 use crate::server::jetstream::FILLER_TAG;
 
@@ -18,6 +18,28 @@ pub struct MetaOracle {
     /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
     /// here on it vouches for nothing.
     pub stopped: Option<String>,
+}
+
+/// What a server tells the oracle about a direct consumer it removes (see
+/// [`crate::server::Observation::DirectConsumerRemoved`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DirectConsumerFacts<'a> {
+    /// The created time of the mirror incarnation it served.
+    pub created_ms: u64,
+    pub running: bool,
+    /// The group its origin stream runs in here (`None`: the origin does not run here).
+    pub origin_group: Option<&'a str>,
+    /// Whether this server leads the origin (`None`: the path could not tell).
+    pub leads_origin: Option<bool>,
+}
+
+/// The mirror in `state` whose direct consumer `consumer` is: a stream of the same account,
+/// named by the consumer's name, that mirrors the consumer's stream.
+fn committed_mirror<'s>(state: &'s MetaState, consumer: &ConsumerKey) -> Option<&'s StreamAssignment> {
+    let name = consumer.name.strip_prefix(&direct_consumer_name(""))?;
+    let mirror = state.stream(&StreamKey::new(consumer.account.clone(), name))?;
+    let source = mirror.config().ok()?.into_config().mirror?;
+    (source.name == consumer.stream).then_some(mirror)
 }
 
 /// The oracle's own peer id: a member of no group, so its effects are irrelevant.
@@ -148,6 +170,42 @@ impl Ghost {
         }
     }
 
+    /// `node` removed `consumer`, a mirror's direct consumer, whose local facts are `local`.
+    /// It must not remove one it should still run: one that ran, for the mirror incarnation
+    /// the committed meta state still holds, on an origin that runs here in the group the
+    /// committed state assigns it and that this server leads. A direct consumer goes
+    /// legitimately when its mirror is deleted or re-created (another created time), when its
+    /// origin is deleted, stopped or moves off this server or to another leader, and with a
+    /// restart (it lives in memory only, so nothing is removed then).
+    pub fn observe_direct_consumer_removed(
+        &mut self,
+        node: NodeIndex,
+        consumer: &ConsumerKey,
+        local: &DirectConsumerFacts<'_>,
+    ) {
+        if self.meta_oracle.stopped.is_some() {
+            return;
+        }
+        let state = &self.meta_oracle.state;
+        let Some(mirror) = committed_mirror(state, consumer).filter(|m| m.created_ms == local.created_ms) else {
+            return;
+        };
+        let Some(origin) = state.stream(&consumer.stream_key()) else { return };
+        let runs_assigned = local.origin_group == Some(origin.group.name.as_str());
+        // An R1 origin's only member leads it, whatever the path could tell.
+        let leads = local.leads_origin.unwrap_or(!origin.replicated());
+        if local.running && runs_assigned && leads {
+            let message = format!(
+                "removed direct consumer {consumer} of mirror {} (created {}) while the committed meta state (index {}) holds that mirror and its origin runs here in group {}, led here",
+                mirror.key(),
+                mirror.created_ms,
+                state.applied_index(),
+                origin.group.name
+            );
+            self.diverged("meta-direct-consumer-kept", node, message);
+        }
+    }
+
     /// `node`'s meta layer starts (`true`) or stops (`false`) acting as leader; a crashed
     /// server stops too.
     pub fn observe_meta_acting(&mut self, node: NodeIndex, acting: bool) {
@@ -193,5 +251,96 @@ impl Ghost {
     /// The leader `node` lost its leadership with a removal unanswered.
     pub fn observe_peer_remove_dropped(&mut self, node: NodeIndex) {
         self.peer_removes_pending.remove(&node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::DirectConsumerFacts;
+    use crate::harness::ghost::Ghost;
+    use crate::meta::{direct_consumer_name, ConsumerKey, MetaEntry, RaftGroup, StreamAssignment};
+
+    fn stream(name: &str, created_ms: u64, config: &str, group: &str, peers: &[u32]) -> StreamAssignment {
+        StreamAssignment {
+            account: "A".into(),
+            name: name.into(),
+            created_ms,
+            config_json: config.as_bytes().to_vec(),
+            group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+            sync: format!("$SYS.JSC.SYNC.{name}"),
+            consumers: BTreeMap::new(),
+        }
+    }
+
+    /// A ghost whose reference state holds origin S (R1 in S-R1-s, or R3 in S-R3-s) and M,
+    /// created at 200, a mirror of S; and the key of M's direct consumer on S.
+    fn ghost_with_mirror(replicated: bool) -> (Ghost, ConsumerKey, StreamAssignment) {
+        let mut ghost = Ghost::default();
+        let origin = if replicated {
+            stream("S", 100, r#"{"name":"S","replicas":3}"#, "S-R3-s", &[0, 1, 2])
+        } else {
+            stream("S", 100, r#"{"name":"S"}"#, "S-R1-s", &[0])
+        };
+        let mirror = stream("M", 200, r#"{"name":"M","mirror":{"name":"S"}}"#, "S-R1-m", &[1]);
+        for (index, sa) in [(1, origin), (2, mirror.clone())] {
+            ghost.observe_meta_entry(index, Some(&MetaEntry::AssignStream { sa, reply: None }.encode()));
+        }
+        (ghost, ConsumerKey::new("A", "S", direct_consumer_name("M")), mirror)
+    }
+
+    const KEPT: DirectConsumerFacts<'static> =
+        DirectConsumerFacts { created_ms: 200, running: true, origin_group: Some("S-R1-s"), leads_origin: Some(true) };
+
+    fn flagged(ghost: Ghost) -> Option<String> {
+        ghost.violation.map(|v| v.invariant)
+    }
+
+    /// A direct consumer the server should still run (its mirror committed, its origin
+    /// running here in its committed group and led here) must not be removed; every
+    /// legitimate reason to remove one passes.
+    #[test]
+    fn a_direct_consumer_goes_only_when_it_is_no_longer_wanted() {
+        let kept = Some("meta-direct-consumer-kept".to_string());
+        let judge = |replicated: bool, facts: DirectConsumerFacts<'_>| {
+            let (mut ghost, key, _) = ghost_with_mirror(replicated);
+            ghost.observe_direct_consumer_removed(1, &key, &facts);
+            flagged(ghost)
+        };
+        assert_eq!(judge(false, KEPT), kept, "removed while still wanted");
+        assert_eq!(judge(false, DirectConsumerFacts { leads_origin: None, ..KEPT }), kept, "an R1 origin is led here");
+        let r3 = DirectConsumerFacts { origin_group: Some("S-R3-s"), ..KEPT };
+        assert_eq!(judge(true, r3), kept, "led here");
+        assert_eq!(judge(true, DirectConsumerFacts { leads_origin: Some(false), ..r3 }), None, "another leads S");
+        assert_eq!(judge(true, DirectConsumerFacts { leads_origin: None, ..r3 }), None, "leadership not known");
+        assert_eq!(judge(false, DirectConsumerFacts { created_ms: 150, ..KEPT }), None, "an older mirror's");
+        assert_eq!(judge(false, DirectConsumerFacts { running: false, ..KEPT }), None, "stopped");
+        assert_eq!(judge(false, DirectConsumerFacts { origin_group: None, ..KEPT }), None, "S does not run here");
+        let moved = DirectConsumerFacts { origin_group: Some("S-R1-old"), ..KEPT };
+        assert_eq!(judge(false, moved), None, "S runs here in a group its assignment no longer names");
+
+        // The mirror deleted, or its origin: the consumer is no longer wanted.
+        let (mut ghost, key, mirror) = ghost_with_mirror(false);
+        ghost.observe_meta_entry(3, Some(&MetaEntry::RemoveStream { sa: mirror, reply: None }.encode()));
+        ghost.observe_direct_consumer_removed(1, &key, &KEPT);
+        assert_eq!(flagged(ghost), None, "mirror deleted");
+        let (mut ghost, key, _) = ghost_with_mirror(false);
+        let origin = stream("S", 100, r#"{"name":"S"}"#, "S-R1-s", &[0]);
+        ghost.observe_meta_entry(3, Some(&MetaEntry::RemoveStream { sa: origin, reply: None }.encode()));
+        ghost.observe_direct_consumer_removed(1, &key, &KEPT);
+        assert_eq!(flagged(ghost), None, "origin deleted");
+
+        // A consumer name that names no mirror of S is none of this invariant's business.
+        let (mut ghost, _, _) = ghost_with_mirror(false);
+        ghost.observe_direct_consumer_removed(1, &ConsumerKey::new("A", "S", direct_consumer_name("X")), &KEPT);
+        ghost.observe_direct_consumer_removed(1, &ConsumerKey::new("A", "S", "M"), &KEPT);
+        assert_eq!(flagged(ghost), None);
+
+        // A lying disk excuses it, as every divergence from the reference state.
+        let (mut ghost, key, _) = ghost_with_mirror(false);
+        ghost.tainted.insert(3);
+        ghost.observe_direct_consumer_removed(1, &key, &KEPT);
+        assert_eq!((ghost.violation.is_none(), ghost.excused), (true, 1));
     }
 }

@@ -15,7 +15,7 @@ use crate::meta::PeerId;
 use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
-pub use meta::{MetaOracle, PROJECTIONS_KEPT_MAX};
+pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
 pub use requests::RequestWatch;
 
 /// An entry some server applied: the first server to apply an index fixes what it must be.
