@@ -128,7 +128,11 @@ pub fn campaign<S: System>(
                 let mut scenario = scenario;
                 scenario.name = format!("guided run {run} of {}..{}", range.start, range.end);
                 scenario.description = format!("{} ({mutation})", parent.scenario.name);
-                derived.push(scenario);
+                // A step spliced from a run of another shape may not fit this one (an op
+                // naming a cluster this run's [system] lacks): such a mutant is not a run.
+                if loads::<S>(&scenario) {
+                    derived.push(scenario);
+                }
             }
         }
         let mut files = Vec::with_capacity(batch);
@@ -189,6 +193,11 @@ fn pick_parent(weights: &[u64], rng: &mut ChaCha8Rng) -> usize {
         1 => rng.gen_range(0..len),
         _ => sim::guided::pick_weighted(weights, rng),
     }
+}
+
+/// Whether `scenario` is one the system's loader accepts, as its file will be loaded.
+fn loads<S: System>(scenario: &ScenarioOf<S>) -> bool {
+    scenario.to_toml().is_ok_and(|text| sim::scenario::parse_for::<S>("derived.toml", &text).is_ok())
 }
 
 fn stop(tally: &Tally, args: &FuzzArgs) -> bool {
@@ -298,4 +307,35 @@ fn kept_folder(findings: &Path) -> PathBuf {
     let mut name = findings.file_name().unwrap_or_default().to_os_string();
     name.push(".runs");
     findings.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::{Action, Step};
+
+    use super::loads;
+    use metasim::server::wire::MetaOp;
+    use metasim::sut::MetaSystem;
+
+    /// A mutant that names a cluster its run's [system] lacks is not drawn as a run (a splice
+    /// from a two-cluster run brought one in, and the worker refused the file).
+    #[test]
+    fn a_mutant_the_loader_refuses_is_not_a_run() {
+        let profile = sim::swarm::profile("default").unwrap();
+        let mut scenario = sim::swarm::generate::<MetaSystem>(0, profile);
+        scenario.system.clusters.clear();
+        assert!(loads::<MetaSystem>(&scenario));
+        let op = MetaOp::CreateStream {
+            account: "A".into(),
+            name: "S0".into(),
+            subjects: vec!["s0.>".into()],
+            replicas: 1,
+            max_consumers: None,
+            required_api_level: None,
+            config_json: None,
+            cluster: Some("east".into()),
+        };
+        scenario.steps.insert(0, Step { at_ms: 1, action: Action::Client { node: Some(0), op } });
+        assert!(!loads::<MetaSystem>(&scenario));
+    }
 }
