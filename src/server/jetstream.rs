@@ -391,13 +391,12 @@ impl MetaLayer {
             self.assets_changed = true;
         }
         for key in orphans.consumers {
-            let (created_ms, direct) =
-                self.local.consumer(&key).map(|a| (a.created_ms, a.direct)).expect("an orphan is local");
+            let (created_ms, direct, running) =
+                self.local.consumer(&key).map(|a| (a.created_ms, a.direct, a.running)).expect("an orphan is local");
             let stream = key.stream_key();
             env.observe(Observation::OrphanRemoved { stream: &stream, consumer: Some(&key.name), created_ms });
             let change = if direct {
                 // Only with the bug switch: a direct consumer is never an orphan.
-                let running = self.local.consumer(&key).is_some_and(|a| a.running);
                 self.observe_direct_consumer_removed(env, &key, (created_ms, running), leading);
                 env.probe(probes::DIRECT_CONSUMER_REMOVED_AS_ORPHAN);
                 self.local.remove_direct_consumer(&key)
