@@ -62,8 +62,8 @@ pub const TABLE: &[BugSwitch] = &[
         what: "the meta leader answers a peer removal when it proposes it, before a quorum applied it",
     },
     BugSwitch {
-        name: BOOT_SIZE_COUNTS_NON_MEMBERS,
-        what: "the cold-boot size check counts every server heard from, removed peers too (as NATS does)",
+        name: BOOT_SIZE_AFTER_RESTART,
+        what: "the cold-boot size check runs on a restarted member whose log shows a leader existed, and counts every server heard from, removed peers too (as NATS does)",
     },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

@@ -13,13 +13,17 @@ pub struct RaftBugs {
     /// Do not persist the vote before answering a vote request: `Ready::hard_state` never
     /// carries `voted_for`, so a crash forgets it.
     pub vote_not_persisted: bool,
+    /// Allow the cold-boot cluster size adjustment on a node whose log holds entries, as NRG
+    /// does: it keeps "a leader existed" in memory only, so a restarted node with a stale
+    /// view may shrink its quorum.
+    pub boot_size_after_restart: bool,
 }
 
 impl RaftBugs {
     /// True when any bug is switched on. Then conflicting-leader observations are tolerated
     /// (the message is dropped) instead of asserted, so checkers can report them.
     pub fn any(&self) -> bool {
-        self.commit_old_term || self.ack_before_fsync || self.vote_not_persisted
+        self.commit_old_term || self.ack_before_fsync || self.vote_not_persisted || self.boot_size_after_restart
     }
 }
 

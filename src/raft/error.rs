@@ -19,6 +19,8 @@ pub enum RaftError {
     CompactBeyondApplied { index: Index, applied: Index },
     #[error("cluster size cannot be adjusted: a leader was already seen")]
     LeaderAlreadySeen,
+    #[error("cluster size cannot be adjusted: the log holds entries up to {last_index}, so a leader existed")]
+    LogShowsLeader { last_index: Index },
     #[error("cluster size {size} above the {peers} known peers")]
     ClusterSizeAbovePeers { size: usize, peers: usize },
     #[error("cannot compact to {index}: log already starts after {first_kept_after}")]

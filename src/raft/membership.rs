@@ -65,15 +65,29 @@ impl RaftNode {
     /// (the others run without JetStream), count quorums against `size` (at least 2) so the
     /// group can elect a leader. Refused once any leader has been seen, as NRG refuses it.
     pub fn adjust_boot_cluster_size(&mut self, size: usize) -> Result<(), RaftError> {
-        if self.had_leader {
-            return Err(RaftError::LeaderAlreadySeen);
-        }
+        self.boot_cluster_size_adjustable()?;
         let size = size.max(2);
         if size > self.peers_now().len() {
             return Err(RaftError::ClusterSizeAbovePeers { size, peers: self.peers_now().len() });
         }
         self.boot_cluster_size = Some(size);
         self.end_rescue_if_natural_quorum_reached();
+        Ok(())
+    }
+
+    /// Whether this is still a cold boot: no leader seen by this incarnation, and (unlike NRG,
+    /// which keeps that fact in memory only) none in the durable log either. Every entry was
+    /// written by some leader, so a restarted member whose log holds one is not booting cold;
+    /// shrinking its quorum from a stale view of the members could elect it without entries a
+    /// real quorum committed while it was away (churn seed 1568 of generator 12).
+    pub fn boot_cluster_size_adjustable(&self) -> Result<(), RaftError> {
+        if self.had_leader {
+            return Err(RaftError::LeaderAlreadySeen);
+        }
+        let last_index = self.last_index();
+        if last_index > 0 && !self.config.bugs.boot_size_after_restart {
+            return Err(RaftError::LogShowsLeader { last_index });
+        }
         Ok(())
     }
 

@@ -904,6 +904,22 @@ fn boot_cluster_size_lets_a_partial_cluster_elect_and_is_then_fixed() {
         Err(RaftError::ClusterSizeAbovePeers { size: 3, peers: 2 })
     );
 
+    // A restarted member has forgotten the leader, but its log shows one existed: not a cold
+    // boot (NRG would adjust here, from a possibly stale view of the members).
+    let entries: Vec<Entry> = (1..=3).map(|i| entry(i, 1)).collect();
+    let hard = HardState { term: 1, voted_for: None, commit: 2 };
+    let restored = |bugs: RaftBugs| {
+        let config = Config { bugs, ..config(0) };
+        RaftNode::restore(config, vec![0, 1, 2, 3, 4], hard, None, entries.clone(), 0, &mut rng()).unwrap()
+    };
+    let mut restarted = restored(RaftBugs::default());
+    assert!(!restarted.had_previous_leader());
+    assert_eq!(restarted.adjust_boot_cluster_size(3), Err(RaftError::LogShowsLeader { last_index: 3 }));
+    assert_eq!(restarted.quorum_size(), 3);
+    let mut switched = restored(RaftBugs { boot_size_after_restart: true, ..RaftBugs::default() });
+    switched.adjust_boot_cluster_size(2).expect("the switch adjusts as NRG does");
+    assert_eq!(switched.quorum_size(), 2);
+
     // Removing a peer that never ran leaves the boot size (two of four, quorum two); adding one
     // back grows it (three of five, quorum two).
     let leader = cluster.leader().expect("leader");

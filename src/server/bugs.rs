@@ -17,7 +17,7 @@ pub const META_REASSIGN_REPEATED: &str = "meta-reassign-repeated";
 pub const ORPHAN_CHECK_BEFORE_SYNC: &str = "orphan-check-before-sync";
 pub const ORPHAN_CHECK_DELETES_DIRECT: &str = "orphan-check-deletes-direct-consumers";
 pub const PEER_REMOVE_REPLY_EARLY: &str = "peer-remove-reply-early";
-pub const BOOT_SIZE_COUNTS_NON_MEMBERS: &str = "boot-size-counts-non-members";
+pub const BOOT_SIZE_AFTER_RESTART: &str = "boot-size-after-restart";
 pub const RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remove";
 pub const RECOVERY_STALE_REMOVE: &str = "recovery-stale-remove-drops-consumer";
 pub const RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
@@ -29,6 +29,7 @@ pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {
         commit_old_term: env.bug(COMMIT_OLD_TERM),
         ack_before_fsync: env.bug(ACK_BEFORE_FSYNC),
         vote_not_persisted: env.bug(VOTE_NOT_PERSISTED),
+        boot_size_after_restart: env.bug(BOOT_SIZE_AFTER_RESTART),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::bugs::{ACK_BEFORE_FSYNC, BOOT_SIZE_COUNTS_NON_MEMBERS};
+use super::bugs::{ACK_BEFORE_FSYNC, BOOT_SIZE_AFTER_RESTART};
 use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::observe::Observation;
@@ -181,19 +181,21 @@ impl Server {
     /// servers only.
     fn cold_boot_check(&mut self, env: &mut ServerEnv<'_>) {
         let Some(group) = self.groups.get_mut(META) else { return };
-        if group.node.had_previous_leader() {
+        // A leader seen, or one shown by the log: not a cold boot, now or later.
+        if group.node.boot_cluster_size_adjustable().is_err() {
             self.cold_boot_check_at_ms = u64::MAX;
             return;
         }
         env.broadcast(ServerMsg::StatszRequest);
         self.cold_boot_check_at_ms = env.monotonic_ms() + COLD_BOOT_CHECK_MS;
-        // NATS counts every server it has heard from. After a restart (NRG forgets it had a
-        // leader) a removed peer, which no longer runs JetStream, then stands in for a member
-        // that is down: "everyone heard, fewer run JetStream" shrinks the quorum of a group
-        // that has data (peers seed 391: a leader without a committed entry). Counting meta
-        // members only keeps the mixed-mode case (non-JetStream members) and closes that.
+        // NATS counts every server it has heard from, and runs this check after any restart
+        // (it keeps "had a leader" in memory). A removed peer, which no longer runs JetStream,
+        // then stands in for a member that is down and shrinks the quorum of a group that has
+        // data (peers seed 391, churn 1568: a leader without a committed entry). Here a log
+        // with entries ends the check above, and only meta members are counted; the switch
+        // restores both.
         let members = group.node.peers();
-        let count_all = env.bug(BOOT_SIZE_COUNTS_NON_MEMBERS);
+        let count_all = env.bug(BOOT_SIZE_AFTER_RESTART);
         let counted = |n: &NodeIndex| count_all || members.contains(n);
         let known: Vec<&ServerStats> = self.known_servers.iter().filter(|(n, _)| counted(n)).map(|(_, s)| s).collect();
         let total = known.len();
