@@ -416,7 +416,7 @@ fn exported_seeds_of_every_profile_load() {
             let loaded = parse_for::<Meta>("export.toml", &text).unwrap_or_else(|e| panic!("{}: {e}", profile.name));
             assert_eq!(loaded.scenario, scenario, "{} seed {seed}", profile.name);
             for w in &loaded.warnings {
-                assert!(profile.servers < 5 && w.message.contains("hands over to nobody"), "{}: {w}", profile.name);
+                assert!(profile.servers < 5 && w.message.contains("refuses the stepdown"), "{}: {w}", profile.name);
             }
             let register = sim::swarm::generate::<Register>(seed, profile);
             let again = parse_for::<Register>("export.toml", &register.to_toml().unwrap()).unwrap().scenario;

@@ -54,12 +54,12 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
 /// A `stepdown` to a server that does not exist is not refused: the v9 fuzz generator draws
 /// `preferred` from 0..5 whatever the cluster's size, so exported seeds of the 3-server
 /// `storage` profile hold such steps, and they must keep loading and replaying. The leader
-/// steps down and hands over to nobody.
+/// refuses the stepdown (no such member) and stays.
 pub fn op_warning(op: &MetaOp, servers: u32) -> Option<Refusal> {
     match op {
         MetaOp::Stepdown { preferred: Some(p) } if *p >= servers => Some((
             "preferred".into(),
-            format!("node {p} does not exist (servers = {servers}): the leader steps down and hands over to nobody"),
+            format!("node {p} does not exist (servers = {servers}): the leader refuses the stepdown and stays"),
         )),
         _ => None,
     }

@@ -161,6 +161,7 @@ impl Node for Server {
                 self.on_info_query(env, origin, request, &stream, &group)
             }
             ServerMsg::Request { request, body } => self.lead_request(env, from, request, body),
+            ServerMsg::StepdownRequest { request, preferred } => self.lead_stepdown(env, from, request, preferred),
             ServerMsg::Answer { request, answer } => {
                 if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
                     meta.on_answer(env, request, answer);

@@ -72,6 +72,57 @@ impl Server {
         }
     }
 
+    /// A client at this server asks the meta leader to step down (NATS
+    /// `$JS.API.META.LEADER.STEPDOWN`): answered like any API request.
+    fn client_stepdown(&mut self, env: &mut ServerEnv<'_>, preferred: Option<NodeIndex>) {
+        let Some((request, route)) = self.open_client_request(env, true) else { return };
+        env.trace("stepdown-request", &(request, preferred));
+        match route {
+            RequestRoute::Here => self.lead_stepdown(env, env.node(), request, preferred),
+            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::StepdownRequest { request, preferred }),
+            RequestRoute::Nowhere => {}
+        }
+    }
+
+    /// The meta leader answers a stepdown request, then steps down; a request it cannot carry
+    /// out is refused and changes nothing, as NATS refuses it: a preferred server that already
+    /// leads or is no member, or no other member in contact to take over.
+    pub(super) fn lead_stepdown(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        preferred: Option<NodeIndex>,
+    ) {
+        let now = env.monotonic_ms();
+        let me = env.node();
+        let Some(group) = self.groups.get(META).filter(|g| g.node.leader()) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let refusal = match preferred {
+            Some(p) if p == me => Some(format!("preferred server n{p} is already leader")),
+            Some(p) if !group.node.peers().contains(&p) => Some(format!("preferred server n{p} not known")),
+            Some(_) => None,
+            None if group.node.peers_in_contact(now).iter().all(|&p| p == me) => {
+                Some("no replacement peer connected".to_string())
+            }
+            None => None,
+        };
+        if let Some(refusal) = refusal {
+            env.trace("stepdown-refused", &(origin, request, &refusal));
+            self.send_answer(env, origin, request, Err(refusal));
+            return;
+        }
+        env.trace("stepdown", &(origin, request, preferred));
+        self.send_answer(env, origin, request, Ok("leader stepped down".to_string()));
+        let group = self.groups.get_mut(META).expect("found above");
+        let mut rng = forked_rng(env);
+        if group.node.step_down(now, preferred, &mut rng).is_some() {
+            crash_points::reach(env, CrashPoint::StepdownHandedOver);
+        }
+    }
+
     /// The meta leader validates a request and proposes its entry; validation errors are
     /// answered at once, a refused proposal gets no answer (the client times out, §2.7).
     pub(super) fn lead_request(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, body: MetaRequest) {
@@ -107,6 +158,7 @@ impl Server {
             MetaOp::StreamInfo { account, name } => self.client_info(env, meta::StreamKey::new(&account, &name)),
             MetaOp::Rescue { quorum } => self.rescue(env, quorum),
             MetaOp::RemovePeer { peer, name } => self.client_remove_peer(env, PeerTarget { peer, name }),
+            MetaOp::Stepdown { preferred } => self.client_stepdown(env, preferred),
             op => match op.request() {
                 Some(body) => self.client_request(env, body),
                 None => self.raft_op(env, op, forwarded),
@@ -138,12 +190,6 @@ impl Server {
                     if !propose_filler(env, node, term, self.proposals) {
                         break;
                     }
-                }
-            }
-            MetaOp::Stepdown { preferred } => {
-                let mut rng = forked_rng(env);
-                if node.step_down(now, preferred, &mut rng).is_some() {
-                    crash_points::reach(env, CrashPoint::StepdownHandedOver);
                 }
             }
             MetaOp::AddPeer { peer } if peer >= env.servers() => {

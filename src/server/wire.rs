@@ -78,6 +78,11 @@ pub enum ServerMsg {
     /// A member could not create or update its copy of a stream (NATS's assignment result):
     /// sent to the meta leader, which may re-place or remove the stream (§2.7).
     StreamResult(StreamResult),
+    /// A client's meta leader stepdown a server passes to the meta leader it knows.
+    StepdownRequest {
+        request: u64,
+        preferred: Option<NodeIndex>,
+    },
     /// A client's peer removal a server passes to the meta leader it knows.
     RemovePeer {
         request: u64,
