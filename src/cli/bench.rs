@@ -206,7 +206,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         let mut sim_ms = 0;
         let mut events = 0;
         for seed in 0..args.seeds {
-            let r = run_seed::<metasim::sut::MetaSystem>(seed, profile, &RunOptions::default());
+            let r = run_seed::<metasim::sut::MetaSystem>(seed, profile, &RunOptions::default(), false);
             sim_ms += r.sim_ms;
             events += r.events;
         }

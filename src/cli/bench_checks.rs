@@ -56,7 +56,7 @@ pub fn fuzz_rate(seeds: u64) {
     for (i, full_checks) in [false, true].into_iter().enumerate() {
         let started = Instant::now();
         for seed in 0..seeds {
-            run_seed::<MetaSystem>(seed, profile, &RunOptions { full_checks, ..Default::default() });
+            run_seed::<MetaSystem>(seed, profile, &RunOptions { full_checks, ..Default::default() }, false);
         }
         walls[i] = started.elapsed().as_secs_f64().max(1e-9);
     }
@@ -84,7 +84,7 @@ pub fn scale_profile(seeds: u64) {
         streams += s;
         consumers += c;
         let started = Instant::now();
-        let r = run_seed::<MetaSystem>(seed, profile, &RunOptions::default());
+        let r = run_seed::<MetaSystem>(seed, profile, &RunOptions::default(), false);
         let took = started.elapsed().as_secs_f64();
         wall += took;
         if took > slowest.1 {

@@ -190,26 +190,32 @@ pub fn tally(passed: u64, excused: u64, failed: u64) -> String {
     }
 }
 
-/// Run one seed in this process.
-pub fn run_seed<S: System>(seed: u64, profile: &sim::swarm::Profile, options: &RunOptions) -> SeedResult {
+/// Run one seed in this process; with `coverage`, the result lists the probes it hit.
+pub fn run_seed<S: System>(
+    seed: u64,
+    profile: &sim::swarm::Profile,
+    options: &RunOptions,
+    coverage: bool,
+) -> SeedResult {
     let scenario = sim::swarm::generate::<S>(seed, profile);
     let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
-    run_one::<S>(&scenario, profile.name, &base, options)
+    run_one::<S>(&scenario, profile.name, &base, options, coverage)
 }
 
 /// Run one scenario in this process; `base` is the command that reproduces it, before the
-/// bug switches.
+/// bug switches. With `coverage`, the result lists the probes the run hit.
 pub fn run_one<S: System>(
     scenario: &sim::ScenarioOf<S>,
     profile: &str,
     base: &str,
     options: &RunOptions,
+    coverage: bool,
 ) -> SeedResult {
     let bugs = &options.bugs;
     let started = Instant::now();
     let report = sim::run::<S>(scenario, options);
     let wall_ms = started.elapsed().as_millis() as u64;
-    let coverage = ProbeHit::of(&report.coverage);
+    let coverage = coverage.then(|| ProbeHit::of(&report.coverage));
     let reproduce = reproduce_command(base, bugs);
     let seed = options.seed.unwrap_or(scenario.seed);
     SeedResult {
@@ -232,7 +238,7 @@ pub fn run_one<S: System>(
         recent: report.violation.map(|v| v.recent.iter().map(|e| e.to_string()).collect()).unwrap_or_default(),
         done_unix_ms: None,
         file: None,
-        coverage: Some(coverage),
+        coverage,
     }
 }
 
@@ -247,22 +253,19 @@ fn worker_for<S: System>(args: WorkerArgs) -> Result<ExitCode, CliError> {
     let options = RunOptions { bugs: args.bugs.clone(), full_checks: args.full_checks, ..Default::default() };
     let items = args.seeds.as_deref().or(args.files.as_deref()).unwrap_or_default();
     for item in items.split(',').filter(|s| !s.is_empty()) {
-        let mut result = match args.files {
+        let result = match args.files {
             Some(_) => {
                 let loaded = sim::scenario::load_for::<S>(std::path::Path::new(item))?;
                 let base = format!("run {item}");
-                let mut result = run_one::<S>(&loaded.scenario, profile.name, &base, &options);
+                let mut result = run_one::<S>(&loaded.scenario, profile.name, &base, &options, args.coverage);
                 result.file = Some(item.to_string());
                 result
             }
             None => {
                 let seed: u64 = item.parse().map_err(|e| flag_error("--seeds", format!("`{item}`: {e}")))?;
-                run_seed::<S>(seed, profile, &options)
+                run_seed::<S>(seed, profile, &options, args.coverage)
             }
         };
-        if !args.coverage {
-            result.coverage = None;
-        }
         let mut out = stdout.lock();
         serde_json::to_writer(&mut out, &result).map_err(|e| CliError::Other(e.to_string()))?;
         let _ = out.write_all(b"\n");
