@@ -11,7 +11,6 @@
 use sim::NodeIndex;
 
 use super::env::ServerEnv;
-use super::requests::RequestRoute;
 use super::wire::{Answer, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
@@ -28,11 +27,7 @@ impl Server {
         // Not watched for L7: the answer depends on the stream's group having a leader too.
         let Some((request, route)) = self.open_client_request(env, false) else { return };
         env.trace("info-request", &(request, &key));
-        match route {
-            RequestRoute::Here => self.lead_info(env, env.node(), request, key),
-            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::InfoRequest { request, stream: key }),
-            RequestRoute::Nowhere => {}
-        }
+        self.send_request(env, route, ServerMsg::InfoRequest { request, stream: key });
     }
 
     /// The meta leader routes an info request (a server that is not leader drops it).

@@ -9,7 +9,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::{Answer, PendingPeerRemove};
 use super::observe::Observation;
-use super::requests::{propose_meta, RequestRoute};
+use super::requests::propose_meta;
 use super::wire::{ServerMsg, META};
 use super::Server;
 use crate::meta::{self, PeerId};
@@ -41,11 +41,7 @@ impl Server {
     pub(super) fn client_remove_peer(&mut self, env: &mut ServerEnv<'_>, target: PeerTarget) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
         env.trace("request", &(request, "remove-peer", &target));
-        match route {
-            RequestRoute::Here => self.lead_remove_peer(env, env.node(), request, target),
-            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::RemovePeer { request, target }),
-            RequestRoute::Nowhere => {}
-        }
+        self.send_request(env, route, ServerMsg::RemovePeer { request, target });
     }
 
     /// The meta leader proposes the removal; errors are answered at once. The answer for a

@@ -58,6 +58,27 @@ impl Server {
         Some((request, route))
     }
 
+    /// A client's request, opened with `route`, goes its way: handled here when this server
+    /// leads, or sent to the leader; with no leader known it waits for its timeout.
+    pub(super) fn send_request(&mut self, env: &mut ServerEnv<'_>, route: RequestRoute, msg: ServerMsg) {
+        let me = env.node();
+        match (route, msg) {
+            (RequestRoute::Leader(leader), msg) => env.send(leader, msg),
+            (RequestRoute::Nowhere, _) => {}
+            (RequestRoute::Here, ServerMsg::Request { request, body }) => self.lead_request(env, me, request, body),
+            (RequestRoute::Here, ServerMsg::StepdownRequest { request, preferred }) => {
+                self.lead_stepdown(env, me, request, preferred)
+            }
+            (RequestRoute::Here, ServerMsg::RemovePeer { request, target }) => {
+                self.lead_remove_peer(env, me, request, target)
+            }
+            (RequestRoute::Here, ServerMsg::InfoRequest { request, stream }) => {
+                self.lead_info(env, me, request, stream)
+            }
+            (RequestRoute::Here, msg) => unreachable!("not a client request: {msg:?}"),
+        }
+    }
+
     /// A client request made at this server: the meta leader handles it, here or one hop away.
     fn client_request(&mut self, env: &mut ServerEnv<'_>, body: MetaRequest) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
@@ -65,11 +86,7 @@ impl Server {
         env.trace_with("request", &(request, &body), || {
             sim::trace::readable(&format!("#{request} at n{at}: {body:?}"))
         });
-        match route {
-            RequestRoute::Here => self.lead_request(env, env.node(), request, body),
-            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::Request { request, body }),
-            RequestRoute::Nowhere => {}
-        }
+        self.send_request(env, route, ServerMsg::Request { request, body });
     }
 
     /// A client at this server asks the meta leader to step down (NATS
@@ -77,11 +94,7 @@ impl Server {
     fn client_stepdown(&mut self, env: &mut ServerEnv<'_>, preferred: Option<NodeIndex>) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
         env.trace("stepdown-request", &(request, preferred));
-        match route {
-            RequestRoute::Here => self.lead_stepdown(env, env.node(), request, preferred),
-            RequestRoute::Leader(leader) => env.send(leader, ServerMsg::StepdownRequest { request, preferred }),
-            RequestRoute::Nowhere => {}
-        }
+        self.send_request(env, route, ServerMsg::StepdownRequest { request, preferred });
     }
 
     /// The meta leader answers a stepdown request, then steps down; a request it cannot carry
