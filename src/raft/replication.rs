@@ -34,6 +34,20 @@ impl RaftNode {
         self.progress.get_mut(&peer).expect("peer tracked").next_index = next_index;
     }
 
+    /// An Append that is this leader's last word to `peer`: it starts right after what the peer
+    /// acknowledged (if it acknowledged anything), so it is accepted whatever became of the
+    /// Appends still in flight. NRG's routes deliver in order, so its last Append finds the
+    /// earlier ones already there; our network reorders, and a last Append that assumed them
+    /// could be refused with no leader left to retry (churn seed 1471: a lone survivor never
+    /// learned that the removal of the other member committed).
+    fn send_last_append(&mut self, peer: PeerId) {
+        let Some(pr) = self.progress.get_mut(&peer) else { return };
+        if pr.match_index > 0 {
+            pr.next_index = pr.match_index + 1;
+        }
+        self.send_append(peer);
+    }
+
     /// Sends every follower what it lacks; an empty Append is the heartbeat.
     pub(super) fn broadcast_append(&mut self) {
         let peers: Vec<PeerId> = self.progress.keys().copied().collect();
@@ -116,7 +130,7 @@ impl RaftNode {
             if self.progress.contains_key(peer) {
                 // One last Append so the removed peer may learn its removal and stop campaigning.
                 self.commit = self.commit.max(index);
-                self.send_append(*peer);
+                self.send_last_append(*peer);
                 self.progress.remove(peer);
             }
         }
@@ -129,7 +143,7 @@ impl RaftNode {
         // never reach its new quorum of one.
         let members: Vec<PeerId> = self.progress.keys().copied().filter(|p| self.is_member(*p)).collect();
         for peer in members {
-            self.send_append(peer);
+            self.send_last_append(peer);
         }
         if self.leader_signalled {
             self.applied_queue.push(Applied::Signal(Signal::SteppedDown { term: self.term }));

@@ -710,6 +710,44 @@ fn membership_changes_one_at_a_time_and_removed_leader_steps_down() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// A two-member group whose leader removes itself: the survivor gets the leader's Appends out
+/// of order (the one after the removal first, refused), then acknowledges the removal. The
+/// leader's last Append must start after what the survivor acknowledged, or the survivor never
+/// learns the commit and waits for a vote from a server that left (churn seed 1471).
+#[test]
+fn removed_leader_last_append_reaches_a_survivor_that_got_appends_reordered() {
+    let mut cluster = Cluster::new(2, 5, |_| {});
+    cluster.campaign(0);
+    cluster.deliver_only(|_, _, _| true);
+    assert_eq!(cluster.leader(), Some(0));
+    let removal = cluster.propose(0, EntryData::RemovePeer(0)).expect("leader proposes its removal");
+    let after = cluster.propose(0, normal(7)).expect("a normal entry may follow");
+    assert_eq!(after, removal + 1);
+    // Deliver the Append carrying `after` before the one carrying the removal.
+    let mut queued = std::mem::take(&mut cluster.queue);
+    let carries = |msg: &Message, index: Index| matches!(msg, Message::Append { entries, .. } if entries.iter().any(|e| e.index == index));
+    queued.sort_by_key(|(_, _, msg)| !carries(msg, after));
+    assert!(carries(&queued[0].2, after) && queued.iter().any(|(_, _, m)| carries(m, removal)));
+    for (from, to, msg) in queued {
+        cluster.deliver(from, to, msg);
+    }
+    // The acknowledgement of the removal reaches the leader before the refusal of `after`.
+    let mut answers = std::mem::take(&mut cluster.queue);
+    answers.sort_by_key(|(_, _, msg)| !matches!(msg, Message::AppendResponse { success: true, .. }));
+    assert!(matches!(answers[0].2, Message::AppendResponse { success: true, .. }));
+    for (from, to, msg) in answers {
+        cluster.deliver(from, to, msg);
+    }
+    cluster.deliver_only(|_, _, _| true);
+    assert_eq!(cluster.node(0).role(), Role::Follower, "the removed leader stepped down");
+    assert!(cluster.node(1).commit_index() >= removal, "the survivor learned the removal committed");
+    assert_eq!(cluster.node(1).peers(), &[1]);
+    cluster.isolate(0); // the removed server stops; the survivor is alone
+    let leader = cluster.await_leader(30_000);
+    assert_eq!(leader, 1);
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Snapshots and restart.
 
