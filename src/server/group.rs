@@ -177,13 +177,17 @@ impl Group {
     }
 
     /// Tell the oracle this server leads the group (by raft role; the barrier may not be
-    /// passed yet) when the term or the commit moved since it last told.
+    /// passed yet) when the term or the commit moved since it last told. The commit told is
+    /// the durable one: entries still on their way to disk are not committed yet (churn seed
+    /// 146: a lone member's no-op counted committed, then lost to a crash before the log
+    /// write, was taken for a committed entry the next leader skipped).
     pub fn report_lead(&mut self, env: &mut ServerEnv<'_>) {
         if self.node.role() != Role::Leader {
             self.reported_lead = None;
             return;
         }
-        let (term, commit) = (self.node.term(), self.node.commit_index());
+        let durable = self.pipeline.writing_from().map_or(Index::MAX, |from| from - 1);
+        let (term, commit) = (self.node.term(), self.node.commit_index().min(durable));
         if self.reported_lead != Some((term, commit)) {
             self.reported_lead = Some((term, commit));
             env.observe(Observation::Leads { group: &self.name, term, commit });

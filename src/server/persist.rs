@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::storage::{GroupFiles, WalRecord};
-use crate::raft::{Applied, Ready};
+use crate::raft::{Applied, Index, Ready};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -66,6 +66,18 @@ impl Pipeline {
     /// Whether a `Ready` is on its way to disk.
     pub fn busy(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// The first log index the `Ready` on its way to disk writes or truncates, if any: raft
+    /// counts its entries durable as soon as it hands them out, so a commit at or past this
+    /// index is not yet one (a crash before the log stage loses the entries).
+    pub fn writing_from(&self) -> Option<Index> {
+        let ready = &self.current.as_ref()?.ready;
+        let first_entry = ready.entries.first().map(|e| e.index);
+        match (ready.truncate_from, first_entry) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        }
     }
 
     /// Whether a snapshot of the current `Ready` is being written or waits for its durable
