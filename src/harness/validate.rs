@@ -42,10 +42,14 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
             cluster_known("cluster", cluster.as_deref(), config)
         }
         MetaOp::DeleteStream { name, .. } | MetaOp::StreamInfo { name, .. } => stream_name("name", name),
-        MetaOp::CreateConsumer { stream, name, .. } | MetaOp::DeleteConsumer { stream, name, .. } => {
+        MetaOp::CreateConsumer { stream, name, .. }
+        | MetaOp::DeleteConsumer { stream, name, .. }
+        | MetaOp::ConsumerInfo { stream, name, .. } => {
             stream_name("stream", stream)?;
             consumer_name("name", name)
         }
+        MetaOp::StreamList { .. } => Ok(()),
+        MetaOp::ConsumerList { stream, .. } => stream_name("stream", stream),
     }
 }
 
@@ -82,11 +86,23 @@ pub fn expect(expect: &MetaExpect, servers: u32, config: &ServerConfig) -> Resul
     match expect {
         MetaExpect::GroupLeader { equals: Some(leader), .. } => node("equals", *leader, servers),
         MetaExpect::Peers { equals, .. } => peer_list("equals", equals, servers),
-        MetaExpect::Stream { on, in_cluster, .. } => {
+        MetaExpect::Stream { on, in_cluster, group_peers, .. } => {
             if let Some(on) = on {
                 peer_list("on", on, servers)?;
             }
+            if let Some(peers) = group_peers {
+                peer_list("group_peers", peers, servers)?;
+            }
             cluster_known("in_cluster", in_cluster.as_deref(), config)
+        }
+        MetaExpect::Consumer { on, group_peers, .. } => {
+            if let Some(on) = on {
+                peer_list("on", on, servers)?;
+            }
+            match group_peers {
+                Some(peers) => peer_list("group_peers", peers, servers),
+                None => Ok(()),
+            }
         }
         _ => Ok(()),
     }
@@ -112,6 +128,8 @@ fn expect_node(expect: &MetaExpect) -> Option<NodeIndex> {
         | MetaExpect::NeverLeader { node }
         | MetaExpect::Streams { node, .. }
         | MetaExpect::Stream { node, .. }
+        | MetaExpect::Consumer { node, .. }
+        | MetaExpect::NoErrorAnswers { node }
         | MetaExpect::Consumers { node, .. }
         | MetaExpect::DirectConsumers { node, .. }
         | MetaExpect::LocalStreams { node, .. }
@@ -339,6 +357,28 @@ mod tests {
         assert_eq!(field_of(expect(&MetaExpect::Peers { node: 0, equals: vec![0, 7] }, 3, &config())), "equals");
         assert!(expect(&MetaExpect::MetaRefused { node: 2, is: false }, 3, &config()).is_ok());
         assert!(expect(&MetaExpect::OneLeader {}, 3, &config()).is_ok());
+    }
+
+    #[test]
+    fn asset_expectations_name_existing_servers() {
+        let consumer = |on: Option<Vec<u32>>, group_peers: Option<Vec<u32>>| MetaExpect::Consumer {
+            node: 0,
+            account: "A".into(),
+            stream: "S".into(),
+            name: "C".into(),
+            exists: true,
+            peers: None,
+            on,
+            group_peers,
+        };
+        assert_eq!(field_of(expect(&consumer(Some(vec![0, 3]), None), 3, &config())), "on");
+        assert_eq!(field_of(expect(&consumer(None, Some(vec![2, 2])), 3, &config())), "group_peers");
+        assert!(expect(&consumer(Some(vec![0, 1, 2]), Some(vec![0, 1, 2])), 3, &config()).is_ok());
+        assert_eq!(field_of(expect(&MetaExpect::NoErrorAnswers { node: 3 }, 3, &config())), "node");
+        let info = MetaOp::ConsumerInfo { account: "A".into(), stream: "S".into(), name: "a/b".into() };
+        assert_eq!(field_of(op(&info, 3, &config())), "name");
+        let list = MetaOp::ConsumerList { account: "A".into(), stream: "a\\b".into() };
+        assert_eq!(field_of(op(&list, 3, &config())), "stream");
     }
 
     #[test]

@@ -53,10 +53,13 @@ pub struct HealthContext<'a> {
 pub enum InfoRoute {
     /// Neither applied nor inflight.
     NotFound,
-    /// The leader answers itself that the stream is offline, with the reason: it judges the
-    /// stream unsupported (§7), or the stream is only inflight and none of its peers is
-    /// online, so no member could answer (§5.3: "offline", not "not found").
+    /// The leader answers itself that the stream is offline: it judges the stream
+    /// unsupported (§7), with the reason.
     Offline(String),
+    /// None of the stream's peers is online, so no member could answer: the leader answers
+    /// "offline" itself (NATS `allPeersOffline`), late, as NATS delays that answer. Applied or
+    /// only inflight alike (§5.3: an inflight stream is "offline", never "not found").
+    PeersOffline,
     /// The members answer: the stream's leader with its info, members that judge it
     /// unsupported with the offline reason.
     Members(RaftGroup),
@@ -70,10 +73,38 @@ pub fn route_stream_info(state: &MetaState, inflight: &Inflight, key: &StreamKey
     match inflight.stream_or_inflight(state, key) {
         None => InfoRoute::NotFound,
         Some(sa) if state.stream(key).is_none() && !sa.group.peers.iter().any(|p| online.contains(p)) => {
-            InfoRoute::Offline("no peer of the stream is online".into())
+            InfoRoute::PeersOffline
         }
         Some(sa) => InfoRoute::Members(sa.group.clone()),
     }
+}
+
+/// Route a consumer info request on the meta leader, as [`route_stream_info`] routes a
+/// stream's: "not found" names what is missing, the stream or the consumer.
+pub fn route_consumer_info(state: &MetaState, inflight: &Inflight, key: &ConsumerKey, online: &[PeerId]) -> InfoRoute {
+    if let Some(reason) = state.consumer_unsupported(key) {
+        return InfoRoute::Offline(reason.to_string());
+    }
+    if inflight.stream_or_inflight(state, &key.stream_key()).is_none() {
+        return InfoRoute::NotFound;
+    }
+    match inflight.consumer_or_inflight(state, key) {
+        None => InfoRoute::NotFound,
+        Some(ca) if !ca.group.peers.iter().any(|p| online.contains(p)) => InfoRoute::PeersOffline,
+        Some(ca) => InfoRoute::Members(ca.group.clone()),
+    }
+}
+
+/// The names of an account's applied streams, sorted (NATS `STREAM.NAMES` reads the applied
+/// assignments only).
+pub fn stream_names(state: &MetaState, account: &str) -> Vec<String> {
+    state.streams_of(account).map(|sa| sa.name.clone()).collect()
+}
+
+/// The names of an applied stream's applied consumers, sorted; `None` when the stream is not
+/// applied (NATS `CONSUMER.NAMES` answers "stream not found").
+pub fn consumer_names(state: &MetaState, stream: &StreamKey) -> Option<Vec<String>> {
+    state.stream(stream).map(|sa| sa.consumers.keys().cloned().collect())
 }
 
 /// The applied stream exists and this server is in its group.

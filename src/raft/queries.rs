@@ -91,6 +91,13 @@ impl RaftNode {
         self.created_ms
     }
 
+    /// No leader known, and this node has run for longer than the lost-quorum interval: the
+    /// test JetStream's API uses before it answers "cluster not available" (NATS
+    /// `isLeaderless`), so that a node just started is not taken for a leaderless one.
+    pub fn leaderless_for_long(&self, now_ms: u64) -> bool {
+        self.leaderless() && now_ms >= self.created_ms.saturating_add(self.config.lost_quorum_ms())
+    }
+
     pub fn commit_index(&self) -> Index {
         self.commit
     }

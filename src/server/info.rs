@@ -2,8 +2,8 @@
 //!
 //! A client asks at any server; the request goes to the meta leader, which looks the stream up
 //! through its applied-or-inflight view (§5.3). It answers "not found" itself, or "offline"
-//! when it judges the stream unsupported or the stream is only inflight with no peer online;
-//! otherwise it asks the stream's members. The member that leads the stream (the host of an R1
+//! when it judges the stream unsupported, or (500 ms late, as NATS) when no peer of the stream
+//! is online; otherwise it asks the stream's members. The member that leads the stream (the host of an R1
 //! stream) answers with its info; members that judge it unsupported answer "offline" with the
 //! reason, 500 ms later, so that a member that runs it answers first (§7). The client keeps the
 //! first answer.
@@ -14,7 +14,7 @@ use super::env::ServerEnv;
 use super::wire::{Answer, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
-use crate::meta::StreamKey;
+use crate::meta::{ConsumerKey, StreamKey};
 
 /// How long a member that cannot run a stream waits before answering "offline" (NATS).
 pub const OFFLINE_ANSWER_DELAY_MS: u64 = 500;
@@ -44,6 +44,10 @@ impl Server {
             InfoRoute::Offline(reason) => {
                 self.send_answer(env, origin, request, Err(format!("stream {key} is offline: {reason}")))
             }
+            InfoRoute::PeersOffline => {
+                let answer = Err(format!("stream {key} is offline: no peer of the stream is online"));
+                self.send_answer(env, origin, request, answer)
+            }
             InfoRoute::Members(group) => {
                 let me = env.node();
                 for peer in group.peers {
@@ -71,11 +75,7 @@ impl Server {
         // Only the incarnation the meta leader named.
         let Some(sa) = meta.state.stream(key).filter(|sa| sa.group.name == group) else { return };
         if let Some(reason) = meta.state.stream_unsupported(key) {
-            if self.delayed_answers.len() < DELAYED_ANSWERS_MAX {
-                let due = env.monotonic_ms() + OFFLINE_ANSWER_DELAY_MS;
-                let answer = Err(format!("stream {key} is offline: {reason}"));
-                self.delayed_answers.push((due, origin, request, answer));
-            }
+            self.delay_answer(env, origin, request, Err(format!("stream {key} is offline: {reason}")));
             return;
         }
         let leads = !sa.replicated() || self.groups.get(group).is_some_and(|g| g.node.leader());
@@ -87,6 +87,94 @@ impl Server {
             Err(e) => Err(format!("stream {key}: {e}")),
         };
         self.send_answer(env, origin, request, answer);
+    }
+
+    /// A client at this server asks for consumer `key`'s info.
+    pub(super) fn client_consumer_info(&mut self, env: &mut ServerEnv<'_>, key: ConsumerKey) {
+        // Not watched for L7, as stream info: the answer needs the consumer's group to lead.
+        let Some((request, route)) = self.open_client_request(env, false) else { return };
+        env.trace("consumer-info-request", &(request, &key));
+        self.send_request(env, route, ServerMsg::ConsumerInfoRequest { request, consumer: key });
+    }
+
+    /// The meta leader routes a consumer info request, as a stream's.
+    pub(super) fn lead_consumer_info(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        key: ConsumerKey,
+    ) {
+        let now = env.monotonic_ms();
+        let Some(group) = self.groups.get(META) else { return };
+        let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
+            env.trace("request-dropped", &(origin, request));
+            return;
+        };
+        let online = group.node.peers_in_contact(now);
+        let missing = |key: &ConsumerKey| match meta.inflight.stream_or_inflight(&meta.state, &key.stream_key()) {
+            None => format!("stream {} not found", key.stream_key()),
+            Some(_) => format!("consumer {key} not found"),
+        };
+        match queries::route_consumer_info(&meta.state, &meta.inflight, &key, &online) {
+            InfoRoute::NotFound => {
+                let answer = Err(missing(&key));
+                self.send_answer(env, origin, request, answer)
+            }
+            InfoRoute::Offline(reason) => {
+                self.send_answer(env, origin, request, Err(format!("consumer {key} is offline: {reason}")))
+            }
+            InfoRoute::PeersOffline => {
+                let answer = Err(format!("consumer {key} is offline: no peer of the consumer is online"));
+                self.delay_answer(env, origin, request, answer)
+            }
+            InfoRoute::Members(group) => {
+                let me = env.node();
+                for peer in group.peers {
+                    let (consumer, group) = (key.clone(), group.name.clone());
+                    if peer == me {
+                        self.on_consumer_info_query(env, origin, request, &consumer, &group);
+                    } else {
+                        env.send(peer, ServerMsg::ConsumerInfoQuery { request, origin, consumer, group });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A member of `group` is asked for consumer `key`'s info on behalf of `origin`'s client:
+    /// its leader (the host of an R1 consumer) answers; a member that judges it unsupported
+    /// answers "offline" late, as for streams (§7).
+    pub(super) fn on_consumer_info_query(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        key: &ConsumerKey,
+        group: &str,
+    ) {
+        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        // Only the incarnation the meta leader named.
+        let Some(ca) = meta.state.consumer(key).filter(|ca| ca.group.name == group) else { return };
+        if let Some(reason) = meta.state.consumer_unsupported(key) {
+            self.delay_answer(env, origin, request, Err(format!("consumer {key} is offline: {reason}")));
+            return;
+        }
+        let leads = ca.group.peers.len() == 1 || self.groups.get(group).is_some_and(|g| g.node.leader());
+        if !leads || !ca.group.is_member(env.node()) {
+            return;
+        }
+        let answer = Ok(format!("consumer {key}: {} replicas, leader n{}", ca.group.peers.len(), env.node()));
+        self.send_answer(env, origin, request, answer);
+    }
+
+    /// Hold `answer` back for [`OFFLINE_ANSWER_DELAY_MS`] (dropped beyond the bound: its
+    /// client times out).
+    fn delay_answer(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, answer: Answer) {
+        if self.delayed_answers.len() < DELAYED_ANSWERS_MAX {
+            let due = env.monotonic_ms() + OFFLINE_ANSWER_DELAY_MS;
+            self.delayed_answers.push((due, origin, request, answer));
+        }
     }
 
     /// Send the held-back answers whose time has come.

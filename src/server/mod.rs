@@ -27,6 +27,7 @@ pub mod group_set;
 pub mod health;
 mod info;
 pub mod jetstream;
+mod names;
 pub mod observe;
 mod peers;
 mod persist;
@@ -176,6 +177,13 @@ impl Node for Server {
             }
             ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
             ServerMsg::RemovePeer { request, target } => self.lead_remove_peer(env, from, request, target),
+            ServerMsg::NamesRequest { request, query } => self.lead_names(env, from, request, query),
+            ServerMsg::ConsumerInfoRequest { request, consumer } => {
+                self.lead_consumer_info(env, from, request, consumer)
+            }
+            ServerMsg::ConsumerInfoQuery { request, origin, consumer, group } => {
+                self.on_consumer_info_query(env, origin, request, &consumer, &group)
+            }
         }
         self.settle(env);
     }

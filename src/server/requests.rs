@@ -9,7 +9,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::FILLER_TAG;
 use super::observe::Observation;
-use super::wire::{MetaOp, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
+use super::wire::{MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
 use super::Server;
 use crate::meta::{self, MetaRequest, RaftGroup, Reply};
 use crate::raft::{EntryData, Index, PeerId, RaftNode, Term};
@@ -74,6 +74,12 @@ impl Server {
             }
             (RequestRoute::Here, ServerMsg::InfoRequest { request, stream }) => {
                 self.lead_info(env, me, request, stream)
+            }
+            (RequestRoute::Here, ServerMsg::NamesRequest { request, query }) => {
+                self.lead_names(env, me, request, query)
+            }
+            (RequestRoute::Here, ServerMsg::ConsumerInfoRequest { request, consumer }) => {
+                self.lead_consumer_info(env, me, request, consumer)
             }
             (RequestRoute::Here, msg) => unreachable!("not a client request: {msg:?}"),
         }
@@ -169,6 +175,13 @@ impl Server {
                 self.client_publish(env, meta::StreamKey::new(&account, &stream), count)
             }
             MetaOp::StreamInfo { account, name } => self.client_info(env, meta::StreamKey::new(&account, &name)),
+            MetaOp::ConsumerInfo { account, stream, name } => {
+                self.client_consumer_info(env, meta::ConsumerKey::new(account, stream, name))
+            }
+            MetaOp::StreamList { account } => self.client_names(env, NamesQuery::Streams { account }),
+            MetaOp::ConsumerList { account, stream } => {
+                self.client_names(env, NamesQuery::Consumers { stream: meta::StreamKey::new(&account, &stream) })
+            }
             MetaOp::Rescue { quorum } => self.rescue(env, quorum),
             MetaOp::RemovePeer { peer, name } => self.client_remove_peer(env, PeerTarget { peer, name }),
             MetaOp::Stepdown { preferred } => self.client_stepdown(env, preferred),

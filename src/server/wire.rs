@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
-use crate::meta::{ConsumerConfig, MetaRequest, Placement, StreamConfig, StreamKey, StreamResult, REQUIRED_LEVEL_KEY};
+use crate::meta::{
+    ConsumerConfig, ConsumerKey, MetaRequest, Placement, StreamConfig, StreamKey, StreamResult, REQUIRED_LEVEL_KEY,
+};
 use crate::raft::Message;
 
 /// The meta group's name.
@@ -88,6 +90,30 @@ pub enum ServerMsg {
         request: u64,
         target: PeerTarget,
     },
+    /// A client's names request, on its way to the meta leader (one hop at most).
+    NamesRequest {
+        request: u64,
+        query: NamesQuery,
+    },
+    /// A client's consumer info request, on its way to the meta leader (one hop at most).
+    ConsumerInfoRequest {
+        request: u64,
+        consumer: ConsumerKey,
+    },
+    /// The meta leader asks the members of `group` to answer `origin`'s consumer info request.
+    ConsumerInfoQuery {
+        request: u64,
+        origin: NodeIndex,
+        consumer: ConsumerKey,
+        group: String,
+    },
+}
+
+/// What a names request lists (NATS `STREAM.NAMES`, `CONSUMER.NAMES`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NamesQuery {
+    Streams { account: String },
+    Consumers { stream: StreamKey },
 }
 
 /// The latest stats heard from one server.
@@ -231,6 +257,27 @@ pub enum MetaOp {
         account: String,
         stream: String,
         count: u32,
+    },
+    /// The names of an account's streams (NATS `STREAM.NAMES`), answered by the meta leader
+    /// from its applied assignments: `streams: S0, S1` (sorted), `streams: none`.
+    StreamList {
+        #[serde(default = "default_account")]
+        account: String,
+    },
+    /// The names of a stream's consumers (NATS `CONSUMER.NAMES`), answered by the meta leader:
+    /// `consumers of A:S: C0, C1`, or "stream A:S not found".
+    ConsumerList {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+    },
+    /// Consumer info: answered by the consumer's leader (`consumer A:S:C: 3 replicas, leader
+    /// n2`), "offline" by members that cannot run it, "not found" by the meta leader.
+    ConsumerInfo {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
     },
 }
 

@@ -87,6 +87,7 @@ pub fn expect_holds(ghost: &Ghost, cluster: &Cluster<'_, Server>, expect: &MetaE
         | MetaExpect::CommittedAtLeast { .. } => raft_holds(&probe, expect),
         MetaExpect::Streams { .. }
         | MetaExpect::Stream { .. }
+        | MetaExpect::Consumer { .. }
         | MetaExpect::Consumers { .. }
         | MetaExpect::Unsupported { .. }
         | MetaExpect::ApplyError { .. } => applied_holds(&probe, expect),
@@ -98,6 +99,7 @@ pub fn expect_holds(ghost: &Ghost, cluster: &Cluster<'_, Server>, expect: &MetaE
         MetaExpect::Answers { .. }
         | MetaExpect::AnswerOk { .. }
         | MetaExpect::AnswerError { .. }
+        | MetaExpect::NoErrorAnswers { .. }
         | MetaExpect::Timeouts { .. } => answers_hold(&probe, expect),
         MetaExpect::Healthz(h) => health_holds(&probe, h.node, "healthz", &h.want, |s| s.healthz(h.meta_only)),
         MetaExpect::StreamHealth(h) => {
@@ -205,11 +207,46 @@ fn applied_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
             let n = m.state.streams().count();
             (n != *count).then(|| format!("{n} streams applied, expected {count}"))
         }),
-        MetaExpect::Stream { node, account, name, exists, peers, in_cluster, has_sync, on } => p.on_layer(*node, |m| {
+        MetaExpect::Stream {
+            node,
+            account,
+            name,
+            exists,
+            peers,
+            in_cluster,
+            has_sync,
+            on,
+            group_peers,
+            sealed,
+            subjects,
+            max_consumers,
+        } => p.on_layer(*node, |m| {
             let sa = m.state.stream(&StreamKey::new(account, name));
             let want = StreamWant { exists: *exists, peers: *peers, in_cluster, has_sync: *has_sync, on };
-            stream_differs(p, name, sa, &want)
+            let config = ConfigWant { sealed: *sealed, subjects, max_consumers: *max_consumers };
+            stream_differs(p, name, sa, &want).or_else(|| sa.and_then(|sa| config_differs(name, sa, &config))).or_else(
+                || sa.and_then(|sa| group_peers_differ(p, *node, &format!("stream {name}"), &sa.group, group_peers)),
+            )
         }),
+        MetaExpect::Consumer { node, account, stream, name, exists, peers, on, group_peers } => {
+            p.on_layer(*node, |m| {
+                let key = ConsumerKey::new(account.clone(), stream.clone(), name.clone());
+                let ca = match (m.state.consumer(&key), *exists) {
+                    (Some(_), false) => return Some(format!("consumer {key} exists")),
+                    (None, true) => return Some(format!("consumer {key} does not exist")),
+                    (None, false) => return None,
+                    (Some(ca), true) => ca,
+                };
+                let have = &ca.group.peers;
+                if let Some(n) = peers.filter(|&n| have.len() != n) {
+                    return Some(format!("consumer {key} has peers {have:?}, expected {n}"));
+                }
+                if on.as_ref().is_some_and(|on| on != have) {
+                    return Some(format!("consumer {key} has peers {have:?}, expected {on:?}"));
+                }
+                group_peers_differ(p, *node, &format!("consumer {key}"), &ca.group, group_peers)
+            })
+        }
         MetaExpect::Consumers { node, account, stream, count } => p.on_layer(*node, |m| {
             let n = m.state.stream(&StreamKey::new(account, stream)).map_or(0, |sa| sa.consumers.len());
             (n != *count).then(|| format!("{n} consumers on {stream}, expected {count}"))
@@ -272,6 +309,54 @@ fn stream_differs(
         return Some(format!("stream {name} has sync subject {:?}, expected has_sync = {:?}", sa.sync, want.has_sync));
     }
     None
+}
+
+/// Config fields a `stream` expectation asks of an applied stream.
+struct ConfigWant<'a> {
+    sealed: Option<bool>,
+    subjects: &'a Option<Vec<String>>,
+    max_consumers: Option<u32>,
+}
+
+/// How stream `name`'s applied config differs from what is wanted, if it does.
+fn config_differs(name: &str, sa: &meta::StreamAssignment, want: &ConfigWant<'_>) -> Option<String> {
+    if want.sealed.is_none() && want.subjects.is_none() && want.max_consumers.is_none() {
+        return None;
+    }
+    let config = match meta::StreamConfig::decode(&sa.config_json) {
+        Ok(decoded) => decoded.into_config(),
+        Err(e) => return Some(format!("stream {name}'s config does not decode: {e}")),
+    };
+    if let Some(sealed) = want.sealed.filter(|&s| s != config.sealed) {
+        return Some(format!("stream {name} has sealed = {}, expected {sealed}", config.sealed));
+    }
+    if let Some(subjects) = want.subjects.as_ref().filter(|s| **s != config.subjects) {
+        return Some(format!("stream {name} has subjects {:?}, expected {subjects:?}", config.subjects));
+    }
+    if want.max_consumers.is_some() && want.max_consumers != config.max_consumers {
+        return Some(format!(
+            "stream {name} has max_consumers {:?}, expected {:?}",
+            config.max_consumers, want.max_consumers
+        ));
+    }
+    None
+}
+
+/// How the raft membership of `group` as `node` runs it differs from `want`, if asked.
+fn group_peers_differ(
+    p: &Probe<'_, '_>,
+    node: NodeIndex,
+    what: &str,
+    group: &meta::RaftGroup,
+    want: &Option<Vec<NodeIndex>>,
+) -> Option<String> {
+    let want = want.as_ref()?;
+    let Some(running) = p.server(node).and_then(|s| s.group(&group.name)) else {
+        return Some(format!("{what}: does not run group {}", group.name));
+    };
+    let have = running.node.peers();
+    (have != want.as_slice())
+        .then(|| format!("{what}: group {} has raft peers {have:?}, expected {want:?}", group.name))
 }
 
 /// How an asset's support differs from what is wanted, if it does.
@@ -346,6 +431,9 @@ fn answers_hold(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
             let found = m.oks.iter().any(|a| a.contains(contains.as_str()));
             (!found).then(|| format!("no answer contains {contains:?}; answers: {:?}", m.oks))
         }),
+        MetaExpect::NoErrorAnswers { node } => {
+            p.on_layer(*node, |m| (!m.errors.is_empty()).then(|| format!("error answers: {:?}", m.errors)))
+        }
         MetaExpect::AnswerError { node, contains } => p.on_layer(*node, |m| {
             let found = m.errors.iter().any(|e| e.contains(contains.as_str()));
             (!found).then(|| format!("no error answer contains {contains:?}: {:?}", m.errors))

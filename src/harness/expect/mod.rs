@@ -112,6 +112,34 @@ pub enum MetaExpect {
         /// Exactly these peers (sorted).
         #[serde(default)]
         on: Option<Vec<NodeIndex>>,
+        /// The raft membership of the stream's group as `node` runs it (sorted).
+        #[serde(default)]
+        group_peers: Option<Vec<NodeIndex>>,
+        /// Config fields of the applied assignment.
+        #[serde(default)]
+        sealed: Option<bool>,
+        #[serde(default)]
+        subjects: Option<Vec<String>>,
+        #[serde(default)]
+        max_consumers: Option<u32>,
+    },
+    /// The applied assignment of consumer `name` of `stream` on `node`: present or not, and
+    /// with how many peers, which, and which raft membership when given.
+    Consumer {
+        node: NodeIndex,
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+        exists: bool,
+        #[serde(default)]
+        peers: Option<usize>,
+        /// Exactly these peers (sorted).
+        #[serde(default)]
+        on: Option<Vec<NodeIndex>>,
+        /// The raft membership of the consumer's group as `node` runs it (sorted).
+        #[serde(default)]
+        group_peers: Option<Vec<NodeIndex>>,
     },
     /// Applied consumers of `stream` on `node`.
     Consumers {
@@ -162,6 +190,10 @@ pub enum MetaExpect {
     AnswerOk {
         node: NodeIndex,
         contains: String,
+    },
+    /// No answer to a client of `node` was an error.
+    NoErrorAnswers {
+        node: NodeIndex,
     },
     /// Some answer to a client of `node` was an error containing `contains`.
     AnswerError {
