@@ -72,9 +72,7 @@ pub fn route_stream_info(state: &MetaState, inflight: &Inflight, key: &StreamKey
     }
     match inflight.stream_or_inflight(state, key) {
         None => InfoRoute::NotFound,
-        Some(sa) if state.stream(key).is_none() && !sa.group.peers.iter().any(|p| online.contains(p)) => {
-            InfoRoute::PeersOffline
-        }
+        Some(sa) if !sa.group.peers.iter().any(|p| online.contains(p)) => InfoRoute::PeersOffline,
         Some(sa) => InfoRoute::Members(sa.group.clone()),
     }
 }

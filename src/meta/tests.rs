@@ -1126,7 +1126,7 @@ fn stream_delete_in_flight_hides_old_consumers() {
 
 /// §11 #25: the leader's lookups go through the inflight view. An inflight-only stream is
 /// absent from the applied state but found through the view; its info is "offline" when no
-/// peer of it is online, never "not found".
+/// peer of it is online, never "not found"; so is an applied stream's.
 #[test]
 fn stream_info_on_the_leader_sees_inflight_streams() {
     let mut state = MetaState::default();
@@ -1140,9 +1140,11 @@ fn stream_info_on_the_leader_sees_inflight_streams() {
     assert_eq!(offline, queries::InfoRoute::PeersOffline);
     let online = queries::route_stream_info(&state, &inflight, &key, &[2, 4]);
     assert_eq!(online, queries::InfoRoute::Members(s1().group));
-    // Once applied, the members answer even when they are all offline (they may be back).
+    // Once applied, the members answer while one of them is online, and the leader answers
+    // "offline" when none is (NATS `allPeersOffline`, issue 18 item 3).
     state.apply(1, &MetaEntry::AssignStream { sa: s1(), reply: None }.encode(), 9, &mut inflight).unwrap();
-    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[]), queries::InfoRoute::Members(s1().group));
+    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[3]), queries::InfoRoute::Members(s1().group));
+    assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[4]), queries::InfoRoute::PeersOffline);
     // An inflight delete hides it.
     inflight.track_stream(&s1(), true);
     assert_eq!(queries::route_stream_info(&state, &inflight, &key, &[1]), queries::InfoRoute::NotFound);

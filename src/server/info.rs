@@ -46,7 +46,7 @@ impl Server {
             }
             InfoRoute::PeersOffline => {
                 let answer = Err(format!("stream {key} is offline: no peer of the stream is online"));
-                self.send_answer(env, origin, request, answer)
+                self.delay_answer(env, origin, request, answer)
             }
             InfoRoute::Members(group) => {
                 let me = env.node();
