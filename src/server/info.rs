@@ -30,8 +30,24 @@ impl Server {
         self.send_request(env, route, ServerMsg::InfoRequest { request, stream: key });
     }
 
-    /// The meta leader routes an info request (a server that is not leader drops it).
+    /// The meta leader routes a stream info request (a server that is not leader drops it).
     pub(super) fn lead_info(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, key: StreamKey) {
+        self.lead_asset_info(env, origin, request, InfoOf::Stream(key));
+    }
+
+    /// The meta leader routes a consumer info request, as a stream's.
+    pub(super) fn lead_consumer_info(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        key: ConsumerKey,
+    ) {
+        self.lead_asset_info(env, origin, request, InfoOf::Consumer(key));
+    }
+
+    /// The meta leader answers "not found" or "offline" itself, or asks the asset's members.
+    fn lead_asset_info(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, asset: InfoOf) {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get(META) else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
@@ -39,23 +55,37 @@ impl Server {
             return;
         };
         let online = group.node.peers_in_contact(now);
-        match queries::route_stream_info(&meta.state, &meta.inflight, &key, &online) {
-            InfoRoute::NotFound => self.send_answer(env, origin, request, Err(format!("stream {key} not found"))),
+        let (state, inflight) = (&meta.state, &meta.inflight);
+        let (route, not_found) = match &asset {
+            InfoOf::Stream(key) => (queries::route_stream_info(state, inflight, key, &online), format!("stream {key}")),
+            InfoOf::Consumer(key) => {
+                let stream = key.stream_key();
+                let missing = match inflight.stream_or_inflight(state, &stream) {
+                    None => format!("stream {stream}"),
+                    Some(_) => format!("consumer {key}"),
+                };
+                (queries::route_consumer_info(state, inflight, key, &online), missing)
+            }
+        };
+        match route {
+            InfoRoute::NotFound => self.send_answer(env, origin, request, Err(format!("{not_found} not found"))),
             InfoRoute::Offline(reason) => {
-                self.send_answer(env, origin, request, Err(format!("stream {key} is offline: {reason}")))
+                self.send_answer(env, origin, request, Err(format!("{} is offline: {reason}", asset.label())))
             }
             InfoRoute::PeersOffline => {
-                let answer = Err(format!("stream {key} is offline: no peer of the stream is online"));
+                let answer = Err(format!("{} is offline: no peer of the {} is online", asset.label(), asset.kind()));
                 self.delay_answer(env, origin, request, answer)
             }
             InfoRoute::Members(group) => {
                 let me = env.node();
                 for peer in group.peers {
-                    let (stream, group) = (key.clone(), group.name.clone());
-                    if peer == me {
-                        self.on_info_query(env, origin, request, &stream, &group);
-                    } else {
-                        env.send(peer, ServerMsg::InfoQuery { request, origin, stream, group });
+                    if peer != me {
+                        env.send(peer, asset.query(request, origin, group.name.clone()));
+                        continue;
+                    }
+                    match &asset {
+                        InfoOf::Stream(key) => self.on_info_query(env, origin, request, key, &group.name),
+                        InfoOf::Consumer(key) => self.on_consumer_info_query(env, origin, request, key, &group.name),
                     }
                 }
             }
@@ -95,51 +125,6 @@ impl Server {
         let Some((request, route)) = self.open_client_request(env, false) else { return };
         env.trace("consumer-info-request", &(request, &key));
         self.send_request(env, route, ServerMsg::ConsumerInfoRequest { request, consumer: key });
-    }
-
-    /// The meta leader routes a consumer info request, as a stream's.
-    pub(super) fn lead_consumer_info(
-        &mut self,
-        env: &mut ServerEnv<'_>,
-        origin: NodeIndex,
-        request: u64,
-        key: ConsumerKey,
-    ) {
-        let now = env.monotonic_ms();
-        let Some(group) = self.groups.get(META) else { return };
-        let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
-            env.trace("request-dropped", &(origin, request));
-            return;
-        };
-        let online = group.node.peers_in_contact(now);
-        let missing = |key: &ConsumerKey| match meta.inflight.stream_or_inflight(&meta.state, &key.stream_key()) {
-            None => format!("stream {} not found", key.stream_key()),
-            Some(_) => format!("consumer {key} not found"),
-        };
-        match queries::route_consumer_info(&meta.state, &meta.inflight, &key, &online) {
-            InfoRoute::NotFound => {
-                let answer = Err(missing(&key));
-                self.send_answer(env, origin, request, answer)
-            }
-            InfoRoute::Offline(reason) => {
-                self.send_answer(env, origin, request, Err(format!("consumer {key} is offline: {reason}")))
-            }
-            InfoRoute::PeersOffline => {
-                let answer = Err(format!("consumer {key} is offline: no peer of the consumer is online"));
-                self.delay_answer(env, origin, request, answer)
-            }
-            InfoRoute::Members(group) => {
-                let me = env.node();
-                for peer in group.peers {
-                    let (consumer, group) = (key.clone(), group.name.clone());
-                    if peer == me {
-                        self.on_consumer_info_query(env, origin, request, &consumer, &group);
-                    } else {
-                        env.send(peer, ServerMsg::ConsumerInfoQuery { request, origin, consumer, group });
-                    }
-                }
-            }
-        }
     }
 
     /// A member of `group` is asked for consumer `key`'s info on behalf of `origin`'s client:
@@ -195,6 +180,37 @@ impl Server {
             }
         } else {
             env.send(origin, ServerMsg::Answer { request, answer });
+        }
+    }
+}
+
+/// The asset a client asked the info of.
+enum InfoOf {
+    Stream(StreamKey),
+    Consumer(ConsumerKey),
+}
+
+impl InfoOf {
+    fn kind(&self) -> &'static str {
+        match self {
+            InfoOf::Stream(_) => "stream",
+            InfoOf::Consumer(_) => "consumer",
+        }
+    }
+
+    /// `stream A:S` or `consumer A:S:C`, as answers name it.
+    fn label(&self) -> String {
+        match self {
+            InfoOf::Stream(key) => format!("stream {key}"),
+            InfoOf::Consumer(key) => format!("consumer {key}"),
+        }
+    }
+
+    /// The question the meta leader sends a member of the asset's `group`.
+    fn query(&self, request: u64, origin: NodeIndex, group: String) -> ServerMsg {
+        match self {
+            InfoOf::Stream(key) => ServerMsg::InfoQuery { request, origin, stream: key.clone(), group },
+            InfoOf::Consumer(key) => ServerMsg::ConsumerInfoQuery { request, origin, consumer: key.clone(), group },
         }
     }
 }
