@@ -48,6 +48,11 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
             stream_name("stream", stream)?;
             consumer_name("name", name)
         }
+        MetaOp::StreamStepdown { name, .. } => stream_name("name", name),
+        MetaOp::ConsumerStepdown { stream, name, .. } => {
+            stream_name("stream", stream)?;
+            consumer_name("name", name)
+        }
         MetaOp::StreamList { .. } => Ok(()),
         MetaOp::ConsumerList { stream, .. } => stream_name("stream", stream),
     }
@@ -61,6 +66,14 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
 /// refuses the stepdown (no such member) and stays.
 pub fn op_warning(op: &MetaOp, servers: u32) -> Option<Refusal> {
     match op {
+        MetaOp::StreamStepdown { preferred: Some(p), .. } | MetaOp::ConsumerStepdown { preferred: Some(p), .. }
+            if *p >= servers =>
+        {
+            Some((
+                "preferred".into(),
+                format!("node {p} does not exist (servers = {servers}): the stepdown is refused"),
+            ))
+        }
         MetaOp::Stepdown { preferred: Some(p) } if *p >= servers => Some((
             "preferred".into(),
             format!("node {p} does not exist (servers = {servers}): the leader refuses the stepdown and stays"),

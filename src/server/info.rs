@@ -11,7 +11,7 @@
 use sim::NodeIndex;
 
 use super::env::ServerEnv;
-use super::wire::{Answer, ServerMsg, META};
+use super::wire::{Answer, AssetRef, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
 use crate::meta::{ConsumerKey, StreamKey};
@@ -32,7 +32,7 @@ impl Server {
 
     /// The meta leader routes a stream info request (a server that is not leader drops it).
     pub(super) fn lead_info(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, key: StreamKey) {
-        self.lead_asset_info(env, origin, request, InfoOf::Stream(key));
+        self.lead_asset_request(env, origin, request, AssetRef::Stream(key), Ask::Info);
     }
 
     /// The meta leader routes a consumer info request, as a stream's.
@@ -43,11 +43,19 @@ impl Server {
         request: u64,
         key: ConsumerKey,
     ) {
-        self.lead_asset_info(env, origin, request, InfoOf::Consumer(key));
+        self.lead_asset_request(env, origin, request, AssetRef::Consumer(key), Ask::Info);
     }
 
-    /// The meta leader answers "not found" or "offline" itself, or asks the asset's members.
-    fn lead_asset_info(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, asset: InfoOf) {
+    /// The meta leader answers "not found" or "offline" itself, or asks the asset's members
+    /// (for its info, or for its leader to step down).
+    pub(super) fn lead_asset_request(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        asset: AssetRef,
+        ask: Ask,
+    ) {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get(META) else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
@@ -57,8 +65,10 @@ impl Server {
         let online = group.node.peers_in_contact(now);
         let (state, inflight) = (&meta.state, &meta.inflight);
         let (route, not_found) = match &asset {
-            InfoOf::Stream(key) => (queries::route_stream_info(state, inflight, key, &online), format!("stream {key}")),
-            InfoOf::Consumer(key) => {
+            AssetRef::Stream(key) => {
+                (queries::route_stream_info(state, inflight, key, &online), format!("stream {key}"))
+            }
+            AssetRef::Consumer(key) => {
                 let stream = key.stream_key();
                 let missing = match inflight.stream_or_inflight(state, &stream) {
                     None => format!("stream {stream}"),
@@ -79,15 +89,31 @@ impl Server {
             InfoRoute::Members(group) => {
                 let me = env.node();
                 for peer in group.peers {
-                    if peer != me {
-                        env.send(peer, asset.query(request, origin, group.name.clone()));
-                        continue;
-                    }
-                    match &asset {
-                        InfoOf::Stream(key) => self.on_info_query(env, origin, request, key, &group.name),
-                        InfoOf::Consumer(key) => self.on_consumer_info_query(env, origin, request, key, &group.name),
+                    if peer == me {
+                        self.on_asset_query(env, origin, request, &asset, &group.name, ask);
+                    } else {
+                        env.send(peer, ask.query(request, origin, &asset, group.name.clone()));
                     }
                 }
+            }
+        }
+    }
+
+    /// This member answers the meta leader's question about `asset` here.
+    fn on_asset_query(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        origin: NodeIndex,
+        request: u64,
+        asset: &AssetRef,
+        group: &str,
+        ask: Ask,
+    ) {
+        match (ask, asset) {
+            (Ask::Info, AssetRef::Stream(key)) => self.on_info_query(env, origin, request, key, group),
+            (Ask::Info, AssetRef::Consumer(key)) => self.on_consumer_info_query(env, origin, request, key, group),
+            (Ask::Stepdown(preferred), asset) => {
+                self.on_group_stepdown_query(env, origin, request, asset, group, preferred)
             }
         }
     }
@@ -184,33 +210,25 @@ impl Server {
     }
 }
 
-/// The asset a client asked the info of.
-enum InfoOf {
-    Stream(StreamKey),
-    Consumer(ConsumerKey),
+/// What the meta leader asks an asset's members.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Ask {
+    Info,
+    /// Its leader steps down, handing over to the preferred server if given.
+    Stepdown(Option<NodeIndex>),
 }
 
-impl InfoOf {
-    fn kind(&self) -> &'static str {
-        match self {
-            InfoOf::Stream(_) => "stream",
-            InfoOf::Consumer(_) => "consumer",
-        }
-    }
-
-    /// `stream A:S` or `consumer A:S:C`, as answers name it.
-    fn label(&self) -> String {
-        match self {
-            InfoOf::Stream(key) => format!("stream {key}"),
-            InfoOf::Consumer(key) => format!("consumer {key}"),
-        }
-    }
-
-    /// The question the meta leader sends a member of the asset's `group`.
-    fn query(&self, request: u64, origin: NodeIndex, group: String) -> ServerMsg {
-        match self {
-            InfoOf::Stream(key) => ServerMsg::InfoQuery { request, origin, stream: key.clone(), group },
-            InfoOf::Consumer(key) => ServerMsg::ConsumerInfoQuery { request, origin, consumer: key.clone(), group },
+impl Ask {
+    /// The question as the meta leader sends it to a member of the asset's `group`.
+    fn query(self, request: u64, origin: NodeIndex, asset: &AssetRef, group: String) -> ServerMsg {
+        match (self, asset) {
+            (Ask::Info, AssetRef::Stream(key)) => ServerMsg::InfoQuery { request, origin, stream: key.clone(), group },
+            (Ask::Info, AssetRef::Consumer(key)) => {
+                ServerMsg::ConsumerInfoQuery { request, origin, consumer: key.clone(), group }
+            }
+            (Ask::Stepdown(preferred), asset) => {
+                ServerMsg::GroupStepdownQuery { request, origin, asset: asset.clone(), group, preferred }
+            }
         }
     }
 }

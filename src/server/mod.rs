@@ -24,6 +24,7 @@ mod crash_points;
 pub mod env;
 pub mod group;
 pub mod group_set;
+mod group_stepdown;
 pub mod health;
 mod info;
 pub mod jetstream;
@@ -183,6 +184,12 @@ impl Node for Server {
             }
             ServerMsg::ConsumerInfoQuery { request, origin, consumer, group } => {
                 self.on_consumer_info_query(env, origin, request, &consumer, &group)
+            }
+            ServerMsg::GroupStepdownRequest { request, asset, preferred } => {
+                self.lead_group_stepdown(env, from, request, asset, preferred)
+            }
+            ServerMsg::GroupStepdownQuery { request, origin, asset, group, preferred } => {
+                self.on_group_stepdown_query(env, origin, request, &asset, &group, preferred)
             }
         }
         self.settle(env);

@@ -9,7 +9,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::FILLER_TAG;
 use super::observe::Observation;
-use super::wire::{MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
+use super::wire::{AssetRef, MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
 use super::Server;
 use crate::meta::{self, MetaRequest, RaftGroup, Reply};
 use crate::raft::{EntryData, Index, PeerId, RaftNode, Term};
@@ -81,6 +81,9 @@ impl Server {
             (RequestRoute::Here, ServerMsg::ConsumerInfoRequest { request, consumer }) => {
                 self.lead_consumer_info(env, me, request, consumer)
             }
+            (RequestRoute::Here, ServerMsg::GroupStepdownRequest { request, asset, preferred }) => {
+                self.lead_group_stepdown(env, me, request, asset, preferred)
+            }
             (RequestRoute::Here, msg) => unreachable!("not a client request: {msg:?}"),
         }
     }
@@ -119,16 +122,7 @@ impl Server {
             env.trace("request-dropped", &(origin, request));
             return;
         };
-        let refusal = match preferred {
-            Some(p) if p == me => Some(format!("preferred server n{p} is already leader")),
-            Some(p) if !group.node.peers().contains(&p) => Some(format!("preferred server n{p} not known")),
-            Some(_) => None,
-            None if group.node.peers_in_contact(now).iter().all(|&p| p == me) => {
-                Some("no replacement peer connected".to_string())
-            }
-            None => None,
-        };
-        if let Some(refusal) = refusal {
+        if let Some(refusal) = stepdown_refusal(&group.node, me, preferred, now) {
             env.trace("stepdown-refused", &(origin, request, &refusal));
             self.send_answer(env, origin, request, Err(refusal));
             return;
@@ -177,6 +171,13 @@ impl Server {
             MetaOp::StreamInfo { account, name } => self.client_info(env, meta::StreamKey::new(&account, &name)),
             MetaOp::ConsumerInfo { account, stream, name } => {
                 self.client_consumer_info(env, meta::ConsumerKey::new(account, stream, name))
+            }
+            MetaOp::StreamStepdown { account, name, preferred } => {
+                self.client_group_stepdown(env, AssetRef::Stream(meta::StreamKey::new(&account, &name)), preferred)
+            }
+            MetaOp::ConsumerStepdown { account, stream, name, preferred } => {
+                let key = meta::ConsumerKey::new(account, stream, name);
+                self.client_group_stepdown(env, AssetRef::Consumer(key), preferred)
             }
             MetaOp::StreamList { account } => self.client_names(env, NamesQuery::Streams { account }),
             MetaOp::ConsumerList { account, stream } => {
@@ -242,6 +243,20 @@ impl Server {
             },
             _ => unreachable!("requests are handled above"),
         }
+    }
+}
+
+/// Why leader `me` of a group refuses to step down, as NATS refuses it: a preferred server
+/// that already leads or is no member, or no other member in contact to take over.
+pub(super) fn stepdown_refusal(node: &RaftNode, me: PeerId, preferred: Option<NodeIndex>, now: u64) -> Option<String> {
+    match preferred {
+        Some(p) if p == me => Some(format!("preferred server n{p} is already leader")),
+        Some(p) if !node.peers().contains(&p) => Some(format!("preferred server n{p} not known")),
+        Some(_) => None,
+        None if node.peers_in_contact(now).iter().all(|&p| p == me) => {
+            Some("no replacement peer connected".to_string())
+        }
+        None => None,
     }
 }
 

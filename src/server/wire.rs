@@ -107,6 +107,45 @@ pub enum ServerMsg {
         consumer: ConsumerKey,
         group: String,
     },
+    /// A client's stepdown of a stream's or consumer's group, on its way to the meta leader.
+    GroupStepdownRequest {
+        request: u64,
+        asset: AssetRef,
+        preferred: Option<NodeIndex>,
+    },
+    /// The meta leader asks the members of `group`: its leader answers and steps down.
+    GroupStepdownQuery {
+        request: u64,
+        origin: NodeIndex,
+        asset: AssetRef,
+        group: String,
+        preferred: Option<NodeIndex>,
+    },
+}
+
+/// The asset a client request names: a stream, or one of its consumers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssetRef {
+    Stream(StreamKey),
+    Consumer(ConsumerKey),
+}
+
+impl AssetRef {
+    /// `stream` or `consumer`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AssetRef::Stream(_) => "stream",
+            AssetRef::Consumer(_) => "consumer",
+        }
+    }
+
+    /// `stream A:S` or `consumer A:S:C`, as answers name it.
+    pub fn label(&self) -> String {
+        match self {
+            AssetRef::Stream(key) => format!("stream {key}"),
+            AssetRef::Consumer(key) => format!("consumer {key}"),
+        }
+    }
 }
 
 /// What a names request lists (NATS `STREAM.NAMES`, `CONSUMER.NAMES`).
@@ -270,6 +309,24 @@ pub enum MetaOp {
         #[serde(default = "default_account")]
         account: String,
         stream: String,
+    },
+    /// The leader of a stream's group steps down (NATS `STREAM.LEADER.STEPDOWN`), handing over
+    /// to `preferred` if given; answered by that leader, refused as a meta stepdown is.
+    StreamStepdown {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        #[serde(default)]
+        preferred: Option<NodeIndex>,
+    },
+    /// The leader of a consumer's group steps down (NATS `CONSUMER.LEADER.STEPDOWN`).
+    ConsumerStepdown {
+        #[serde(default = "default_account")]
+        account: String,
+        stream: String,
+        name: String,
+        #[serde(default)]
+        preferred: Option<NodeIndex>,
     },
     /// Consumer info: answered by the consumer's leader (`consumer A:S:C: 3 replicas, leader
     /// n2`), "offline" by members that cannot run it, "not found" by the meta leader.
