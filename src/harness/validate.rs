@@ -383,6 +383,7 @@ mod tests {
             peers: None,
             on,
             group_peers,
+            created_ms: None,
         };
         assert_eq!(field_of(expect(&consumer(Some(vec![0, 3]), None), 3, &config())), "on");
         assert_eq!(field_of(expect(&consumer(None, Some(vec![2, 2])), 3, &config())), "group_peers");

@@ -220,15 +220,18 @@ fn applied_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
             sealed,
             subjects,
             max_consumers,
+            created_ms,
         } => p.on_layer(*node, |m| {
             let sa = m.state.stream(&StreamKey::new(account, name));
             let want = StreamWant { exists: *exists, peers: *peers, in_cluster, has_sync: *has_sync, on };
             let config = ConfigWant { sealed: *sealed, subjects, max_consumers: *max_consumers };
-            stream_differs(p, name, sa, &want).or_else(|| sa.and_then(|sa| config_differs(name, sa, &config))).or_else(
-                || sa.and_then(|sa| group_peers_differ(p, *node, &format!("stream {name}"), &sa.group, group_peers)),
-            )
+            let what = format!("stream {name}");
+            stream_differs(p, name, sa, &want)
+                .or_else(|| sa.and_then(|sa| created_differs(&what, sa.created_ms, *created_ms)))
+                .or_else(|| sa.and_then(|sa| config_differs(name, sa, &config)))
+                .or_else(|| sa.and_then(|sa| group_peers_differ(p, *node, &what, &sa.group, group_peers)))
         }),
-        MetaExpect::Consumer { node, account, stream, name, exists, peers, on, group_peers } => {
+        MetaExpect::Consumer { node, account, stream, name, exists, peers, on, group_peers, created_ms } => {
             p.on_layer(*node, |m| {
                 let key = ConsumerKey::new(account.clone(), stream.clone(), name.clone());
                 let ca = match (m.state.consumer(&key), *exists) {
@@ -244,7 +247,9 @@ fn applied_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
                 if on.as_ref().is_some_and(|on| on != have) {
                     return Some(format!("consumer {key} has peers {have:?}, expected {on:?}"));
                 }
-                group_peers_differ(p, *node, &format!("consumer {key}"), &ca.group, group_peers)
+                let what = format!("consumer {key}");
+                created_differs(&what, ca.created_ms, *created_ms)
+                    .or_else(|| group_peers_differ(p, *node, &what, &ca.group, group_peers))
             })
         }
         MetaExpect::Consumers { node, account, stream, count } => p.on_layer(*node, |m| {
@@ -340,6 +345,12 @@ fn config_differs(name: &str, sa: &meta::StreamAssignment, want: &ConfigWant<'_>
         ));
     }
     None
+}
+
+/// How an assignment's created time differs from `want`, if asked.
+fn created_differs(what: &str, created_ms: u64, want: Option<u64>) -> Option<String> {
+    let want = want.filter(|&w| w != created_ms)?;
+    Some(format!("{what} was created at {created_ms} ms, expected {want}"))
 }
 
 /// How the raft membership of `group` as `node` runs it differs from `want`, if asked.

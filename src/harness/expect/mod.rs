@@ -122,6 +122,10 @@ pub enum MetaExpect {
         subjects: Option<Vec<String>>,
         #[serde(default)]
         max_consumers: Option<u32>,
+        /// The created time the assignment carries (the meta leader's wall clock, ms), kept by
+        /// updates and remaps, new for a re-created stream.
+        #[serde(default)]
+        created_ms: Option<u64>,
     },
     /// The applied assignment of consumer `name` of `stream` on `node`: present or not, and
     /// with how many peers, which, and which raft membership when given.
@@ -140,6 +144,9 @@ pub enum MetaExpect {
         /// The raft membership of the consumer's group as `node` runs it (sorted).
         #[serde(default)]
         group_peers: Option<Vec<NodeIndex>>,
+        /// The created time the assignment carries (ms).
+        #[serde(default)]
+        created_ms: Option<u64>,
     },
     /// Applied consumers of `stream` on `node`.
     Consumers {
