@@ -51,6 +51,8 @@ pub struct BugSwitch {
 #[derive(Clone, Debug)]
 pub enum Fault<'a> {
     Crash,
+    /// A graceful stop: like a crash for memory and disk, after the node's shutdown handler.
+    Shutdown,
     PowerLoss,
     Corruption(&'a CorruptionReport),
     /// An fsync of this path reported success but persisted nothing.

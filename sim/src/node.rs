@@ -50,6 +50,10 @@ pub trait Node: Sized + Send + 'static {
     /// An fsync asked for with `token` completed (it may have been silently lost).
     fn on_fsync(&mut self, env: &mut Env<'_, Self::Types>, token: u64);
     fn on_client(&mut self, env: &mut Env<'_, Self::Types>, op: ClientOpOf<Self>);
+    /// A graceful stop (`shutdown`), the process's last input: what it sends still leaves,
+    /// then it stops (memory gone, files as the handler left them). A node that does nothing
+    /// special stops as if crashed.
+    fn on_shutdown(&mut self, _env: &mut Env<'_, Self::Types>) {}
 }
 
 pub type MsgOf<N> = <<N as Node>::Types as NodeTypes>::Msg;

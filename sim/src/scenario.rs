@@ -233,6 +233,12 @@ pub enum Action<C, E> {
     Reseed {
         seed: u64,
     },
+    /// Graceful stop (NATS `Shutdown`): the node runs its shutdown handler (hands over what it
+    /// leads, flushes its files), its last messages leave, then the process stops. Kept after
+    /// `Reseed` for the same reason.
+    Shutdown {
+        node: NodeIndex,
+    },
 }
 
 impl<C, E> Action<C, E> {
@@ -264,6 +270,7 @@ impl<C, E> Action<C, E> {
             Action::ClockDrift { .. } => "clock-drift",
             Action::HealAll {} => "heal-all",
             Action::Reseed { .. } => "reseed",
+            Action::Shutdown { .. } => "shutdown",
         }
     }
 
@@ -283,6 +290,7 @@ impl<C, E> Action<C, E> {
             | Action::Clog { node }
             | Action::Unclog { node }
             | Action::Crash { node }
+            | Action::Shutdown { node }
             | Action::Restart { node }
             | Action::PowerLoss { node, .. }
             | Action::Pause { node }

@@ -57,7 +57,7 @@ impl sim::Harness for MetaHarness {
 
     fn on_fault(&mut self, node: NodeIndex, fault: Fault<'_>) {
         let ghost = &mut self.ghost;
-        if matches!(fault, Fault::Crash | Fault::PowerLoss) {
+        if matches!(fault, Fault::Crash | Fault::Shutdown | Fault::PowerLoss) {
             ghost.observe_meta_acting(node, false);
             ghost.forget_requests_of(node);
             // A restart turns JetStream back on (NATS does not persist the removal's effect).

@@ -219,4 +219,9 @@ impl Node for Server {
         self.handle_op(env, op, false);
         self.settle(env);
     }
+
+    fn on_shutdown(&mut self, env: &mut ServerEnv<'_>) {
+        self.groups.begin_input();
+        self.shut_down(env);
+    }
 }

@@ -240,6 +240,21 @@ impl<S: System> ScenarioBuilder<S> {
         self.step(at_ms, Action::Crash { node })
     }
 
+    /// `action = "pause"`.
+    pub fn pause(self, at_ms: u64, node: NodeIndex) -> Self {
+        self.step(at_ms, Action::Pause { node })
+    }
+
+    /// `action = "resume"`.
+    pub fn resume(self, at_ms: u64, node: NodeIndex) -> Self {
+        self.step(at_ms, Action::Resume { node })
+    }
+
+    /// `action = "shutdown"`.
+    pub fn shutdown(self, at_ms: u64, node: NodeIndex) -> Self {
+        self.step(at_ms, Action::Shutdown { node })
+    }
+
     /// `action = "restart"`.
     pub fn restart(self, at_ms: u64, node: NodeIndex) -> Self {
         self.step(at_ms, Action::Restart { node })

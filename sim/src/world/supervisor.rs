@@ -144,6 +144,7 @@ impl<S: System> Supervisor<S> {
             }
             Action::HealAll {} => self.heal_all(&mut w),
             Action::Reseed { seed } => w.rng = super::world_rng(*seed),
+            Action::Shutdown { node } => return self.shutdown(w, *node),
             action if is_network_fault(action) => self.apply_network(&mut w, action),
             action => self.apply_node_fault(&mut w, action),
         }
@@ -220,6 +221,42 @@ impl<S: System> Supervisor<S> {
             Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(now_ns(), *ppm),
             other => unreachable!("{} is not a node fault", other.name()),
         }
+    }
+
+    /// `shutdown`: the node's shutdown handler runs and its outputs are carried out (its last
+    /// messages leave), then the process stops as a crash stops it. A paused process cannot
+    /// run a handler: it is killed. A node that is not running is left as it is.
+    fn shutdown(&self, mut w: std::sync::MutexGuard<'_, WorldState<S>>, node: NodeIndex) {
+        match w.slots[node as usize].status {
+            NodeStatus::Running => {}
+            NodeStatus::Paused => {
+                w.record(node, "killed", 0, || "paused: no graceful shutdown".into());
+                self.kill(&mut w, node);
+                w.disks[node as usize].process_crash();
+                w.fault(node, Fault::Crash);
+                w.check_safety(Touched::World);
+                return;
+            }
+            NodeStatus::Down | NodeStatus::Refused(_) => {
+                w.check_safety(Touched::World);
+                return;
+            }
+        }
+        let ((), outputs) =
+            w.with_node(node, |state, env| crate::node::Node::on_shutdown(state.expect("running"), env));
+        if w.violation.is_some() {
+            return;
+        }
+        drop(w);
+        super::node_task::execute(&self.world, node, outputs);
+        let mut w = lock(&self.world);
+        if w.slots[node as usize].running() {
+            self.kill(&mut w, node);
+            w.disks[node as usize].process_crash();
+            w.record(node, "stopped", 0, || "graceful shutdown".into());
+            w.fault(node, Fault::Shutdown);
+        }
+        w.check_safety(Touched::World);
     }
 
     fn power_loss(&self, w: &mut WorldState<S>, node: NodeIndex, torn: bool) {
@@ -371,6 +408,7 @@ impl<S: System> Supervisor<S> {
 fn crossed_fault_target<C, E>(action: &Action<C, E>) -> Option<NodeIndex> {
     match action {
         Action::Crash { node }
+        | Action::Shutdown { node }
         | Action::PowerLoss { node, .. }
         | Action::Restart { node }
         | Action::Pause { node }

@@ -230,7 +230,7 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
             }
             let n = named_node(&e.detail).filter(|&n| n < servers);
             let new_status = match e.kind.as_str() {
-                "crash" | "power-loss" => Some(Status::Down),
+                "crash" | "power-loss" | "shutdown" => Some(Status::Down),
                 "pause" => Some(Status::Paused),
                 "resume" => Some(Status::Up),
                 _ => None,
