@@ -25,7 +25,7 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
             count_within("count", *count, PUBLISH_COUNT_MAX)
         }
         // A preferred server that does not exist is a warning only (see `op_warning`).
-        MetaOp::Stepdown { .. } | MetaOp::Snapshot {} => Ok(()),
+        MetaOp::Stepdown { .. } | MetaOp::Snapshot {} | MetaOp::PauseApply {} | MetaOp::ResumeApply {} => Ok(()),
         MetaOp::AddPeer { peer } => node("peer", *peer, servers),
         MetaOp::RemovePeer { peer, name } => one_removal_target(peer.is_some(), name.is_some()),
         MetaOp::Rescue { quorum } => rescue_quorum(*quorum, servers),

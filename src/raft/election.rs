@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use rand::{Rng, RngCore};
 
+use super::error::RaftError;
 use super::node::RaftNode;
 use super::probe::Probe;
 use super::progress::Progress;
@@ -20,7 +21,37 @@ impl RaftNode {
 
     /// Observers and non-members never start an election.
     pub(super) fn can_campaign(&self) -> bool {
-        !self.config.observer && self.is_member(self.config.id)
+        !self.config.observer && !self.apply_paused && self.is_member(self.config.id)
+    }
+
+    /// NRG `PauseApply`: stop handing committed entries up, and stop campaigning, until
+    /// [`Self::resume_apply`]. Refused on a leader; a candidate steps back to follower.
+    pub fn pause_apply(&mut self, now_ms: u64, rng: &mut dyn RngCore) -> Result<(), RaftError> {
+        let now = self.observe(now_ms);
+        if self.role == Role::Leader {
+            return Err(RaftError::PauseWhileLeader);
+        }
+        if self.role == Role::Candidate {
+            self.become_follower(self.term, now, rng);
+        }
+        self.apply_paused = true;
+        Ok(())
+    }
+
+    /// NRG `ResumeApply`: hand up what committed meanwhile, then campaign at once if a leader
+    /// handed over while paused, else after a fresh election timeout. No-op when not paused.
+    pub fn resume_apply(&mut self, now_ms: u64, rng: &mut dyn RngCore) {
+        let now = self.observe(now_ms);
+        if !self.apply_paused {
+            return;
+        }
+        self.apply_paused = false;
+        self.hand_up();
+        if std::mem::take(&mut self.transfer_while_paused) && self.role != Role::Leader && self.can_campaign() {
+            self.campaign_with(now, rng, true);
+        } else {
+            self.reset_election_timer(now, rng);
+        }
     }
 
     /// Votes an election needs: a quorum, or every member while waiting for a leader.

@@ -39,6 +39,8 @@ pub enum RaftError {
     EvictLeaderKnown { leader: PeerId },
     #[error("eviction refused: the {remaining} peers left could still reach quorum without this node")]
     EvictQuorumPossible { remaining: usize },
+    #[error("pausing applies refused: this node is the leader")]
+    PauseWhileLeader,
 }
 
 /// Why a proposal was refused.

@@ -82,6 +82,12 @@ pub struct RaftNode {
     /// members all joined before any data existed). Set by [`RaftNode::wait_for_leader`],
     /// cleared by the first append that brings it up to the leader's commit.
     pub(super) waiting_for_leader: bool,
+    /// NRG `PauseApply`: committed entries are not handed up and the node does not campaign
+    /// until `resume_apply`. Not persisted: a restart resumes.
+    pub(super) apply_paused: bool,
+    /// A leader's hand-over (`TimeoutNow`) arrived while applies were paused: campaign on
+    /// resume (NRG `lxfer`).
+    pub(super) transfer_while_paused: bool,
     /// When each peer's removal committed here (re-add ban).
     pub(super) removed_at_ms: BTreeMap<PeerId, u64>,
     pub(super) last_hard_state: HardState,
@@ -218,6 +224,8 @@ impl RaftNode {
             peer_state_cluster_size: None,
             rescue: None,
             waiting_for_leader: false,
+            apply_paused: false,
+            transfer_while_paused: false,
             removed_at_ms: BTreeMap::new(),
             last_hard_state: HardState::default(),
             pending_truncate: None,
@@ -271,7 +279,9 @@ impl RaftNode {
                 self.handle_install_snapshot(from, snapshot, now, rng);
             }
             Message::TimeoutNow { .. } => {
-                if self.role != Role::Leader {
+                if self.apply_paused {
+                    self.transfer_while_paused = true;
+                } else if self.role != Role::Leader {
                     self.probe(Probe::CampaignTransfer);
                     self.campaign_with(now, rng, true);
                 }

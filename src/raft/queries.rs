@@ -148,6 +148,11 @@ impl RaftNode {
         self.rescue.map(|r| r.quorum)
     }
 
+    /// Whether applies are paused ([`Self::pause_apply`]).
+    pub fn apply_paused(&self) -> bool {
+        self.apply_paused
+    }
+
     pub fn is_observer(&self) -> bool {
         self.config.observer
     }

@@ -50,6 +50,9 @@ impl RaftNode {
 
     /// Queues committed, durable entries for the upper layer.
     pub(super) fn hand_up(&mut self) {
+        if self.apply_paused {
+            return;
+        }
         let to = self.commit.min(self.persisted_last);
         // Bounded by the committed, durable entries not yet handed up.
         while self.handed_up < to {

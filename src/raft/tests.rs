@@ -1339,3 +1339,42 @@ fn eviction_rules() {
     node.step(10, 1, Message::Append { term: 1, prev_index: 1, prev_term: 1, entries, commit: 1 }, &mut rng());
     assert_eq!(node.evict_peers(&[1, 2]), Err(RaftError::EvictLeaderKnown { leader: 1 }));
 }
+
+/// NRG `PauseApply`/`ResumeApply`: a paused follower keeps acknowledging and learning commits
+/// but hands nothing up and never campaigns, not even when a leader hands over to it; on resume
+/// it hands up what it missed and campaigns at once for the hand-over. A leader cannot pause.
+#[test]
+fn paused_applies_wait_and_a_hand_over_waits_for_resume() {
+    let mut cluster = Cluster::new(3, 21, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let now = cluster.now_ms;
+    assert_eq!(cluster.nodes[leader as usize].pause_apply(now, &mut rng()), Err(RaftError::PauseWhileLeader));
+    let follower = (leader + 1) % 3;
+    cluster.nodes[follower as usize].pause_apply(now, &mut rng()).expect("a follower pauses");
+    let handed_before = cluster.apps[follower as usize].applied_index();
+    let last = (0..3).map(|_| cluster.propose(leader, EntryData::Normal(vec![7])).expect("leader")).last().unwrap();
+    cluster.run_for(2_000);
+    let paused = cluster.node(follower);
+    assert!(paused.apply_paused());
+    assert!(paused.commit_index() >= last, "commits still reach a paused follower");
+    assert_eq!(cluster.apps[follower as usize].applied_index(), handed_before, "nothing handed up while paused");
+    assert!(!paused.current(cluster.now_ms), "a paused follower with entries to apply is not current");
+
+    // The leader hands over to the paused follower: it waits rather than campaigning.
+    let now = cluster.now_ms;
+    let mut step_rng = rng();
+    assert_eq!(cluster.nodes[leader as usize].step_down(now, Some(follower), &mut step_rng), Some(follower));
+    cluster.process(leader);
+    cluster.deliver_round();
+    cluster.deliver_round();
+    assert_ne!(cluster.node(follower).role(), Role::Candidate, "no campaign while paused");
+    assert_ne!(cluster.node(follower).role(), Role::Leader);
+
+    let now = cluster.now_ms;
+    cluster.nodes[follower as usize].resume_apply(now, &mut rng());
+    assert_eq!(cluster.node(follower).role(), Role::Candidate, "the hand-over is taken up on resume");
+    cluster.process(follower);
+    assert!(cluster.apps[follower as usize].applied_index() >= last, "the missed entries are handed up");
+    cluster.run_for(1_000);
+    assert_eq!(cluster.leader(), Some(follower));
+}

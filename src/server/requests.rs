@@ -184,12 +184,34 @@ impl Server {
                 self.client_names(env, NamesQuery::Consumers { stream: meta::StreamKey::new(&account, &stream) })
             }
             MetaOp::Rescue { quorum } => self.rescue(env, quorum),
+            MetaOp::PauseApply {} => self.pause_meta_apply(env, true),
+            MetaOp::ResumeApply {} => self.pause_meta_apply(env, false),
             MetaOp::RemovePeer { peer, name } => self.client_remove_peer(env, PeerTarget { peer, name }),
             MetaOp::Stepdown { preferred } => self.client_stepdown(env, preferred),
             op => match op.request() {
                 Some(body) => self.client_request(env, body),
                 None => self.raft_op(env, op, forwarded),
             },
+        }
+    }
+
+    /// `pause-apply` and `resume-apply`, on this server's meta group (a test hook in NATS, an
+    /// operator's in scenarios): local, never forwarded.
+    fn pause_meta_apply(&mut self, env: &mut ServerEnv<'_>, pause: bool) {
+        let Some(group) = self.groups.get_mut(META) else {
+            env.trace("op-refused", &"meta group not running");
+            return;
+        };
+        let now = env.monotonic_ms();
+        let mut rng = forked_rng(env);
+        if !pause {
+            group.node.resume_apply(now, &mut rng);
+            env.trace("meta-apply-resumed", &group.node.commit_index());
+            return;
+        }
+        match group.node.pause_apply(now, &mut rng) {
+            Ok(()) => env.trace("meta-apply-paused", &group.node.applied_index()),
+            Err(e) => env.trace("op-refused", &e.to_string()),
         }
     }
 

@@ -336,6 +336,13 @@ pub enum MetaOp {
         stream: String,
         name: String,
     },
+    /// NATS `PauseApply` on the meta group of the server it is sent to: committed meta entries
+    /// wait, and the server does not campaign, until `resume-apply` (or a restart). Refused on
+    /// the meta leader.
+    PauseApply {},
+    /// NATS `ResumeApply`: apply what committed meanwhile; campaign at once if a leader handed
+    /// over while paused.
+    ResumeApply {},
 }
 
 fn default_account() -> String {
