@@ -41,7 +41,7 @@ pub mod storage;
 mod tick;
 pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{Node, NodeIndex};
 
@@ -74,6 +74,10 @@ pub struct Server {
     refused_groups: BTreeMap<String, String>,
     /// Servers heard from (including this one) and their latest stats.
     known_servers: BTreeMap<NodeIndex, ServerStats>,
+    /// Servers this one has heard anything from since it started, itself included: NATS knows
+    /// the name of every server it has a route to, and forgets them all on a restart. A
+    /// `SERVER.REMOVE` by name resolves among these.
+    named_servers: BTreeSet<NodeIndex>,
     /// When this server next broadcasts its stats, on its monotonic clock.
     statsz_at_ms: u64,
     /// Answers held back until their time (offline info answers wait, so that a server that
@@ -141,6 +145,7 @@ impl Node for Server {
         self.groups.begin_input();
         if from != env.node() {
             self.note_route();
+            self.named_servers.insert(from);
         }
         match msg {
             ServerMsg::Raft { group, msg } => {

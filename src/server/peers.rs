@@ -54,7 +54,7 @@ impl Server {
         target: PeerTarget,
     ) {
         let now = env.monotonic_ms();
-        let known_names = self.known_servers.keys().map(|&n| (n, format!("n{n}"))).collect::<Vec<_>>();
+        let known_names = self.named_servers.iter().map(|&n| (n, format!("n{n}"))).collect::<Vec<_>>();
         let Some(group) = self.groups.get_mut(META) else {
             env.trace("request-dropped", &(origin, request));
             return;

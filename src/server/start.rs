@@ -1,7 +1,7 @@
 //! A server (re)starting from what its disk holds: the meta group and its local assets, and
 //! any raft group started from its files or fresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::bugs::{self, ACK_BEFORE_FSYNC, OS_TIME};
 use super::env::{forked_rng, ServerEnv};
@@ -25,6 +25,7 @@ impl Server {
             wall_ms: env.now_ms(),
             proposals: 0,
             known_servers: BTreeMap::new(),
+            named_servers: BTreeSet::from([env.node()]),
             statsz_at_ms: 0,
             refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
