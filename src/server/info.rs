@@ -3,14 +3,17 @@
 //! A client asks at any server; the request goes to the meta leader, which looks the stream up
 //! through its applied-or-inflight view (§5.3). It answers "not found" itself, or "offline"
 //! when it judges the stream unsupported, or (500 ms late, as NATS) when no peer of the stream
-//! is online; otherwise it asks the stream's members. The member that leads the stream (the host of an R1
-//! stream) answers with its info; members that judge it unsupported answer "offline" with the
-//! reason, 500 ms later, so that a member that runs it answers first (§7). The client keeps the
-//! first answer.
+//! is online; otherwise it asks the stream's members. The member that leads the stream (the host
+//! of an R1 stream) answers with its info; a member whose group has had no leader for the
+//! lost-quorum interval answers with what it holds and "no leader" (for a consumer: "cluster
+//! not available"), as NATS's `isGroupLeaderless` members do; members that judge it unsupported
+//! answer "offline" with the reason, 500 ms later, so that a member that runs it answers first
+//! (§7). The client keeps the first answer.
 
 use sim::NodeIndex;
 
 use super::env::ServerEnv;
+use super::names::CLUSTER_NOT_AVAILABLE;
 use super::wire::{Answer, AssetRef, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
@@ -134,12 +137,15 @@ impl Server {
             self.delay_answer(env, origin, request, Err(format!("stream {key} is offline: {reason}")));
             return;
         }
+        // NATS `isGroupLeaderless`: a member whose group has had no leader for long answers with
+        // what it holds, so that a stream whose group cannot elect still answers.
+        let now = env.monotonic_ms();
         let leads = !sa.replicated() || self.groups.get(group).is_some_and(|g| g.node.leader());
-        let Some(messages) = self.stream_messages(key, env.disk()).filter(|_| leads) else { return };
+        let leaderless = !leads && self.groups.get(group).is_some_and(|g| g.node.leaderless_for_long(now));
+        let Some(messages) = self.stream_messages(key, env.disk()).filter(|_| leads || leaderless) else { return };
+        let leader = if leads { format!("leader n{}", env.node()) } else { "no leader".to_string() };
         let answer = match messages {
-            Ok(n) => {
-                Ok(format!("stream {key}: {n} messages, {} replicas, leader n{}", sa.group.peers.len(), env.node()))
-            }
+            Ok(n) => Ok(format!("stream {key}: {n} messages, {} replicas, {leader}", sa.group.peers.len())),
             Err(e) => Err(format!("stream {key}: {e}")),
         };
         self.send_answer(env, origin, request, answer);
@@ -171,8 +177,17 @@ impl Server {
             self.delay_answer(env, origin, request, Err(format!("consumer {key} is offline: {reason}")));
             return;
         }
-        let leads = ca.group.peers.len() == 1 || self.groups.get(group).is_some_and(|g| g.node.leader());
-        if !leads || !ca.group.is_member(env.node()) {
+        if !ca.group.is_member(env.node()) {
+            return;
+        }
+        // NATS: a member whose group has had no leader for long answers "not available" at once.
+        let running = self.groups.get(group);
+        if running.is_some_and(|g| g.node.leaderless_for_long(env.monotonic_ms())) {
+            self.send_answer(env, origin, request, Err(CLUSTER_NOT_AVAILABLE.into()));
+            return;
+        }
+        let leads = ca.group.peers.len() == 1 || running.is_some_and(|g| g.node.leader());
+        if !leads {
             return;
         }
         let answer = Ok(format!("consumer {key}: {} replicas, leader n{}", ca.group.peers.len(), env.node()));
