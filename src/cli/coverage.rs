@@ -8,30 +8,18 @@ use serde::Serialize;
 use sim::coverage::ProbeInfo;
 use sim::System;
 
-use metasim::sut::DEFAULT_SYSTEM;
 use metasim::with_system;
 
-use super::fuzz::{jobs_or_default, parse_range, worker_args};
+use super::fuzz::{worker_args, Campaign, CampaignArgs};
 use super::output::ProbeHit;
 use super::pool::{Items, Pool};
-use super::run::{check_bugs, profile, unknown_system};
+use super::run::unknown_system;
 use super::CliError;
 
 #[derive(Args, Debug)]
 pub struct CoverageArgs {
-    /// Seed range, end exclusive: `0..1000`.
-    #[arg(long, value_name = "A..B")]
-    pub seeds: String,
-    #[arg(long, default_value = "default")]
-    pub profile: String,
-    /// The system under test: meta (the default) or register (the engine's fixture).
-    #[arg(long, default_value = DEFAULT_SYSTEM)]
-    pub system: String,
-    /// Worker processes; default: the machine's available parallelism.
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    #[arg(long = "bug", value_name = "NAME")]
-    pub bugs: Vec<String>,
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -92,17 +80,14 @@ impl CoverageReport {
 }
 
 pub fn coverage(args: CoverageArgs) -> Result<ExitCode, CliError> {
-    with_system!(args.system.as_str(), S => coverage_for::<S>(args), unknown => Err(unknown_system(&args.system)))
+    let system = args.campaign.system.clone();
+    with_system!(system.as_str(), S => coverage_for::<S>(args), unknown => Err(unknown_system(&system)))
 }
 
 fn coverage_for<S: System>(args: CoverageArgs) -> Result<ExitCode, CliError> {
-    let range = parse_range(&args.seeds)?;
-    let profile = profile(&args.profile)?;
-    check_bugs::<S>(&args.bugs)?;
-    let jobs = jobs_or_default(args.jobs)?;
+    let Campaign { range, profile, jobs, exe } = args.campaign.check::<S>()?;
     let total = range.end - range.start;
-    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let worker_args = worker_args(profile, S::NAME, &args.bugs, false, true);
+    let worker_args = worker_args(profile, S::NAME, &args.campaign.bugs, false, true);
     let pool = Pool::start(exe, worker_args, range.map(|s| s.to_string()), Items::SEEDS, jobs);
     // Workers finish out of order: keep every run's probes, then add them in seed order.
     let mut by_seed = BTreeMap::new();

@@ -21,8 +21,10 @@ use super::{flag_error, CliError};
 /// Worker processes at most; more than this on one machine is a typo.
 const JOBS_MAX: usize = 256;
 
+/// What a campaign runs, for `fuzz` and `coverage` alike: a seed range of one profile of one
+/// system, with bug switches, on worker processes.
 #[derive(Args, Debug)]
-pub struct FuzzArgs {
+pub struct CampaignArgs {
     /// Seed range, end exclusive: `0..1000`.
     #[arg(long, value_name = "A..B")]
     pub seeds: String,
@@ -35,6 +37,36 @@ pub struct FuzzArgs {
     /// default: the machine's available parallelism.
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Turn a bug switch on (repeatable; `metasim bugs` lists them).
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+}
+
+/// A campaign's arguments, checked against its system.
+pub struct Campaign {
+    pub range: std::ops::Range<u64>,
+    pub profile: &'static sim::swarm::Profile,
+    pub jobs: usize,
+    /// This executable: the workers run it.
+    pub exe: PathBuf,
+}
+
+impl CampaignArgs {
+    /// Check the flags for system `S`; every error names its flag.
+    pub fn check<S: System>(&self) -> Result<Campaign, CliError> {
+        let range = parse_range(&self.seeds)?;
+        let profile = profile(&self.profile)?;
+        check_bugs::<S>(&self.bugs)?;
+        let jobs = jobs_or_default(self.jobs)?;
+        let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
+        Ok(Campaign { range, profile, jobs, exe })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
     /// Run only the K-th of N interleaved shards of the range (1-based), to split a campaign
     /// across machines: `--shard 2/4` runs the seeds s with s % 4 == 1.
     #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
@@ -43,8 +75,6 @@ pub struct FuzzArgs {
     /// Job sets it): `--shard-from-env 10` in pod 3 is `--shard 4/10`.
     #[arg(long, value_name = "N")]
     pub shard_from_env: Option<u64>,
-    #[arg(long = "bug", value_name = "NAME")]
-    pub bugs: Vec<String>,
     /// Print one JSON line per seed on stdout (seed, verdict, trace hash, simulated and wall time).
     #[arg(long)]
     pub json: bool,
@@ -345,14 +375,12 @@ fn writable_folder(folder: &Path) -> bool {
 }
 
 pub fn fuzz(args: FuzzArgs) -> Result<ExitCode, CliError> {
-    with_system!(args.system.as_str(), S => fuzz_for::<S>(args), unknown => Err(unknown_system(&args.system)))
+    let system = args.campaign.system.clone();
+    with_system!(system.as_str(), S => fuzz_for::<S>(args), unknown => Err(unknown_system(&system)))
 }
 
 fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
-    let range = parse_range(&args.seeds)?;
-    let profile = profile(&args.profile)?;
-    check_bugs::<S>(&args.bugs)?;
-    let jobs = jobs_or_default(args.jobs)?;
+    let Campaign { range, profile, jobs, exe } = args.campaign.check::<S>()?;
     let (shard, shards) = match (&args.shard, args.shard_from_env) {
         (Some(s), _) => parse_shard(s)?,
         (None, Some(n)) => shard_from_env(n, std::env::var_os(SHARD_INDEX_VAR))?,
@@ -360,13 +388,12 @@ fn fuzz_for<S: System>(args: FuzzArgs) -> Result<ExitCode, CliError> {
     };
     let mut findings = Findings::check(&args.findings)?;
     if args.guided {
-        return super::guided::campaign::<S>(&args, range, profile, jobs, &mut findings);
+        return super::guided::campaign::<S>(&args, range, profile, jobs, &mut findings, exe);
     }
     let seeds = ShardSeeds::new(range, shard, shards);
     let total = seeds.remaining();
 
-    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let worker_args = worker_args(profile, S::NAME, &args.bugs, args.full_checks, false);
+    let worker_args = worker_args(profile, S::NAME, &args.campaign.bugs, args.full_checks, false);
     let pool = Pool::start(exe, worker_args, seeds.map(|s| s.to_string()), Items::SEEDS, jobs);
 
     let progress = progress_bar(total, args.json);

@@ -67,10 +67,10 @@ pub fn campaign<S: System>(
     profile: &'static sim::swarm::Profile,
     jobs: usize,
     findings: &mut super::fuzz::Findings,
+    exe: std::path::PathBuf,
 ) -> Result<ExitCode, CliError> {
     let budget = range.end - range.start;
-    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("cannot find own executable: {e}")))?;
-    let worker_args = worker_args(profile, S::NAME, &args.bugs, args.full_checks, true);
+    let worker_args = worker_args(profile, S::NAME, &args.campaign.bugs, args.full_checks, true);
     let work = match &args.runs_out {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -158,7 +158,7 @@ pub fn campaign<S: System>(
                 Some(&seed) => {
                     // A fresh seed replays from its number, like any plain run.
                     let base = format!("replay --seed {seed} --profile {}{}", profile.name, system_flag(S::NAME));
-                    result.reproduce = result.reproduce.map(|_| reproduce_command(&base, &args.bugs));
+                    result.reproduce = result.reproduce.map(|_| reproduce_command(&base, &args.campaign.bugs));
                     (format!("seed {seed}"), None)
                 }
                 None => (scenario.name.clone(), Some((path.as_path(), kept.as_path()))),
@@ -241,7 +241,7 @@ fn judge<S: System>(
                 let keep = kept.join(path.file_name().unwrap_or_default());
                 std::fs::copy(path, &keep)
                     .map_err(|e| CliError::Io { path: keep.display().to_string(), message: e.to_string() })?;
-                let bugs: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
+                let bugs: String = args.campaign.bugs.iter().map(|b| format!(" --bug {b}")).collect();
                 result.reproduce = Some(format!("metasim run {}{bugs}", keep.display()));
             }
             let violation = result.violation.as_deref().unwrap_or("?");
