@@ -65,5 +65,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: BOOT_SIZE_AFTER_RESTART,
         what: "the cold-boot size check runs on a restarted member whose log shows a leader existed, and counts every server heard from, removed peers too (as NATS does)",
     },
+    BugSwitch {
+        name: PLACEMENT_IGNORES_JETSTREAM,
+        what: "placement picks servers that run without JetStream (or whose stats were never heard), which never run the asset",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

@@ -88,6 +88,9 @@ impl sim::Harness for MetaHarness {
     }
 
     fn check_safety(&mut self, cluster: &Cluster<'_, Server>, touched: Touched) -> Result<(), CheckFailure> {
+        if self.ghost.jetstream_disabled.is_none() {
+            self.ghost.jetstream_disabled = Some(cluster.config.jetstream_disabled.clone());
+        }
         checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 

@@ -103,6 +103,11 @@ fn meta_proposed(
         let message = format!("proposed {entry:?} on peers outside the meta group {meta_peers:?}");
         ghost.flag("meta-placement-known-peers", node, message);
     }
+    if let Some(message) =
+        placed_without_jetstream(entry, ghost.jetstream_disabled.as_deref().unwrap_or_default(), kept)
+    {
+        ghost.flag("meta-placement-runs-jetstream", node, message);
+    }
     if let MetaEntry::AssignStream { sa, .. } | MetaEntry::UpdateStream { sa, .. } = entry {
         if sa.sync.is_empty() {
             ghost.flag("meta-sync-subject", node, format!("proposed stream {} without a sync subject", sa.key()));
@@ -128,6 +133,21 @@ fn placed_on_known_peers(
     let kept = |p: &PeerId| kept.is_some_and(|e| e.name == group.name && e.peers.contains(p));
     let inherited = |p: &PeerId| stream.is_some_and(|s| s.peers.contains(p));
     group.peers.iter().all(|p| kept(p) || inherited(p) || meta_peers.contains(p))
+}
+
+/// Issue 18 item 1: a stream is never placed on a server that runs without JetStream (NATS
+/// selects only servers whose stats carry a JetStream config). Members a re-placement keeps
+/// are not placed anew, and a consumer's peers come from its stream.
+fn placed_without_jetstream(entry: &MetaEntry, disabled: &[NodeIndex], kept: Option<&RaftGroup>) -> Option<String> {
+    let (MetaEntry::AssignStream { sa, .. } | MetaEntry::UpdateStream { sa, .. }) = entry else { return None };
+    let kept = |p: &PeerId| kept.is_some_and(|e| e.name == sa.group.name && e.peers.contains(p));
+    let peer = sa.group.peers.iter().find(|p| disabled.contains(p) && !kept(p))?;
+    Some(format!(
+        "proposed stream {} on {:?} ({}): n{peer} runs without JetStream",
+        sa.key(),
+        sa.group.peers,
+        sa.group.name
+    ))
 }
 
 /// The leader removes a stream on a report about that very group, never about another (PR

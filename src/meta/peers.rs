@@ -141,7 +141,7 @@ fn candidates(sa: &StreamAssignment, kept: &[PeerId], ctx: &LeaderContext) -> Ve
     ctx.meta_peers
         .iter()
         .copied()
-        .filter(|p| !kept.contains(p) && !sa.group.is_member(*p) && !ctx.full_peers.contains(p))
+        .filter(|p| !kept.contains(p) && !sa.group.is_member(*p) && !ctx.unplaceable_peers.contains(p))
         .filter(|p| ctx.clusters.is_empty() || cluster.is_some_and(|c| c.peers.contains(p)))
         .collect()
 }

@@ -24,7 +24,7 @@ fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
         max_streams_per_account: None,
         clusters: vec![],
         client_cluster: None,
-        full_peers: vec![],
+        unplaceable_peers: vec![],
         bugs: MetaBugs::default(),
     }
 }
@@ -112,7 +112,7 @@ fn short_group_is_topped_up_only_while_a_peer_has_room() {
     let state = state_with(&[stream("X", 3, &[1, 2])]);
     let inflight = Inflight::default();
     let mut full = ctx(&[1, 2, 3]);
-    full.full_peers = vec![3];
+    full.unplaceable_peers = vec![3];
     let remap = reconcile_peers(&state, &inflight, &full, &mut ChaCha8Rng::seed_from_u64(1));
     assert!(remap.entries.is_empty(), "3 is full: nowhere to grow, keep what it has");
     let remap = reconcile_peers(&state, &inflight, &ctx(&[1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1));

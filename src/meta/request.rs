@@ -58,9 +58,9 @@ pub struct LeaderContext {
     pub clusters: Vec<ClusterPeers>,
     /// The cluster of the server the client's request came through (NATS `ClientInfo.Cluster`).
     pub client_cluster: Option<String>,
-    /// Peers whose latest stats (or a failed create) say they hold all the streams they may:
-    /// placement skips them.
-    pub full_peers: Vec<PeerId>,
+    /// Peers placement skips: full by their latest stats (or a failed create), or not
+    /// running JetStream, or (where servers broadcast stats) never heard from.
+    pub unplaceable_peers: Vec<PeerId>,
     pub bugs: MetaBugs,
 }
 
@@ -125,7 +125,7 @@ impl Handler<'_> {
         rng: &mut dyn RngCore,
     ) -> Result<Vec<PeerId>, ApiError> {
         let replicas = usize::from(config.replicas);
-        let has_room = |p: &PeerId| !self.ctx.full_peers.contains(p);
+        let has_room = |p: &PeerId| !self.ctx.unplaceable_peers.contains(p);
         if self.ctx.clusters.is_empty() {
             let candidates: Vec<PeerId> = self.ctx.meta_peers.iter().copied().filter(has_room).collect();
             return place(replicas, &candidates, &self.ctx.online_peers, rng);

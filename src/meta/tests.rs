@@ -107,7 +107,7 @@ fn ctx() -> LeaderContext {
         max_streams_per_account: None,
         clusters: vec![],
         client_cluster: None,
-        full_peers: vec![],
+        unplaceable_peers: vec![],
         bugs: MetaBugs::default(),
     }
 }
@@ -1194,14 +1194,14 @@ fn placement_tries_the_client_cluster_then_the_others_and_skips_full_peers() {
         let entry = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(seed)).unwrap();
         assert!(assigned(&entry).group.peers.iter().all(|p| [1, 2, 3].contains(p)), "seed {seed}: east first");
     }
-    ctx.full_peers = vec![1, 2];
+    ctx.unplaceable_peers = vec![1, 2];
     let entry = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(0)).unwrap();
     assert_eq!(assigned(&entry).group.peers, vec![4, 5], "east has one peer with room: west");
-    ctx.full_peers = vec![1, 2, 4];
+    ctx.unplaceable_peers = vec![1, 2, 4];
     let refused = handle(&create("X", &["x.>"], 2), None, &n.state, &n.inflight, &ctx, &mut rng(0));
     assert_eq!(refused, Err(ApiError::InsufficientResources));
     // Pinned to a cluster: only there.
-    ctx.full_peers = vec![];
+    ctx.unplaceable_peers = vec![];
     let pinned = StreamConfig {
         name: "P".into(),
         replicas: 2,
@@ -1216,7 +1216,7 @@ fn placement_tries_the_client_cluster_then_the_others_and_skips_full_peers() {
 #[test]
 fn a_fresh_stream_out_of_room_moves_to_another_cluster_with_its_incarnation() {
     let n = node_with_b();
-    let ctx = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let ctx = LeaderContext { unplaceable_peers: vec![1, 2], ..two_clusters() };
     let ResultPlan::Replace { delete, add } =
         on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &ctx, &mut rng(1))
     else {
@@ -1232,7 +1232,7 @@ fn a_fresh_stream_out_of_room_moves_to_another_cluster_with_its_incarnation() {
 #[test]
 fn results_are_ignored_while_re_placing_or_about_another_group() {
     let mut n = node_with_b();
-    let ctx = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let ctx = LeaderContext { unplaceable_peers: vec![1, 2], ..two_clusters() };
     let plan = on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &ctx, &mut rng(1));
     let ResultPlan::Replace { delete, add } = plan else { panic!("expected a re-placement") };
     n.inflight.track_entry(&delete);
@@ -1258,7 +1258,7 @@ fn results_are_ignored_while_re_placing_or_about_another_group() {
 #[test]
 fn late_results_updates_and_single_clusters_do_not_re_place() {
     let n = node_with_b();
-    let two = LeaderContext { full_peers: vec![1, 2], ..two_clusters() };
+    let two = LeaderContext { unplaceable_peers: vec![1, 2], ..two_clusters() };
     let late = LeaderContext { now_ms: 1_000 + super::results::RESULT_WINDOW_MS, ..two.clone() };
     assert_eq!(on_stream_result(&no_room("S-R2-b"), &n.state, &n.inflight, &late, &mut rng(1)), ResultPlan::Keep);
     let update = StreamResult { update: true, ..no_room("S-R2-b") };

@@ -22,6 +22,7 @@ pub const RECOVERY_KEEP_CONSUMER: &str = "recovery-keep-consumer-on-stream-remov
 pub const RECOVERY_STALE_REMOVE: &str = "recovery-stale-remove-drops-consumer";
 pub const RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
 pub const SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
+pub const PLACEMENT_IGNORES_JETSTREAM: &str = "placement-ignores-jetstream";
 
 /// The raft core's switches for this run.
 pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {

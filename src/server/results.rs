@@ -10,6 +10,7 @@
 
 use sim::NodeIndex;
 
+use super::bugs::PLACEMENT_IGNORES_JETSTREAM;
 use super::config::ServerConfig;
 use super::env::{forked_rng, ServerEnv};
 use super::observe::Observation;
@@ -44,9 +45,7 @@ impl Server {
     /// server's streams (placement) or run servers without JetStream (the meta leader's
     /// cluster size check, §8.4, counts JetStream servers) need them; the others send nothing.
     pub(super) fn stats_tick(&mut self, env: &mut ServerEnv<'_>) {
-        let config = env.config();
-        let wanted = !config.stream_capacity.is_empty() || !config.jetstream_disabled.is_empty();
-        if !wanted || env.monotonic_ms() < self.statsz_at_ms {
+        if !stats_broadcast(env) || env.monotonic_ms() < self.statsz_at_ms {
             return;
         }
         self.statsz_at_ms = env.monotonic_ms() + STATSZ_INTERVAL_MS;
@@ -75,6 +74,24 @@ impl Server {
         self.known_servers.iter().filter(|(_, s)| s.full()).map(|(&n, _)| n).collect()
     }
 
+    /// Peers placement must not pick: full, running without JetStream by their latest stats,
+    /// or, where servers broadcast stats, never heard from (NATS selects only servers whose
+    /// stats carry a JetStream config). `meta_peers` are the candidates.
+    fn unplaceable_peers(&self, env: &ServerEnv<'_>, meta_peers: &[PeerId]) -> Vec<PeerId> {
+        let mut unplaceable = self.full_peers();
+        if env.bug(PLACEMENT_IGNORES_JETSTREAM) {
+            return unplaceable;
+        }
+        let stats_heard = stats_broadcast(env);
+        unplaceable.extend(meta_peers.iter().copied().filter(|p| match self.known_servers.get(p) {
+            Some(stats) => !stats.jetstream,
+            None => stats_heard,
+        }));
+        unplaceable.sort_unstable();
+        unplaceable.dedup();
+        unplaceable
+    }
+
     /// What the meta leader knows besides the meta state, for a request from `client`'s
     /// server (`None`: the leader acts on its own, as for a result).
     pub(super) fn leader_context(&self, env: &ServerEnv<'_>, client: Option<NodeIndex>) -> Option<LeaderContext> {
@@ -83,16 +100,17 @@ impl Server {
         meta.leader_term?;
         let now = env.monotonic_ms();
         let config = env.config();
+        let meta_peers = group.node.peers().to_vec();
         Some(LeaderContext {
             me: env.node(),
-            meta_peers: group.node.peers().to_vec(),
+            unplaceable_peers: self.unplaceable_peers(env, &meta_peers),
+            meta_peers,
             online_peers: group.node.peers_in_contact(now),
             now_ms: env.now_ms(),
             max_streams_per_account: config.max_streams_per_account,
             api_level: meta.state.api_level(),
             clusters: cluster_peers(config),
             client_cluster: client.and_then(|c| config.cluster_of(c)).map(String::from),
-            full_peers: self.full_peers(),
             bugs: meta.bugs,
         })
     }
@@ -166,4 +184,12 @@ fn removed_group(entry: &MetaEntry) -> &str {
         MetaEntry::RemoveStream { sa, .. } => &sa.group.name,
         other => unreachable!("a result plan starts with a stream delete, not {other:?}"),
     }
+}
+
+/// Whether servers broadcast their stats: only where some server's streams are bounded
+/// (placement) or some server runs without JetStream (placement and the meta leader's cluster
+/// size check, §8.4); elsewhere they send none.
+fn stats_broadcast(env: &ServerEnv<'_>) -> bool {
+    let config = env.config();
+    !config.stream_capacity.is_empty() || !config.jetstream_disabled.is_empty()
 }

@@ -106,6 +106,9 @@ pub struct Ghost {
     pub forked_by_removals: BTreeSet<String>,
     /// L7: the requests the acting meta leader owes an answer.
     pub requests: RequestWatch,
+    /// The servers the scenario runs without JetStream (its `[system]` table), learnt at the
+    /// first check: no placement may pick one.
+    pub jetstream_disabled: Option<Vec<NodeIndex>>,
 }
 
 static NO_HISTORY: GroupHistory =
