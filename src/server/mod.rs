@@ -12,7 +12,7 @@
 //! - [`group`] (with [`persist`], [`apply`] and [`applied`]): one raft group and its persist
 //!   pipeline; [`storage`] and [`assets`]: its files.
 //! - [`jetstream`]: the meta layer's driver; [`publish`], [`info`], [`results`], [`peers`],
-//!   [`cluster_size`], [`health`]: what the server does with it.
+//!   [`cluster_size`], [`health`]: what the server does with it; [`shutdown`]: a graceful stop.
 
 pub mod applied;
 mod apply;
@@ -36,6 +36,7 @@ mod probes;
 mod publish;
 mod requests;
 mod results;
+mod shutdown;
 mod start;
 pub mod storage;
 mod tick;

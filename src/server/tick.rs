@@ -272,29 +272,3 @@ impl Server {
         }
     }
 }
-
-impl Server {
-    /// NATS `Shutdown`: every raft group this server leads hands over to a caught-up peer
-    /// (`stepdownRaftNodes`: step down, then observer, so nothing here campaigns again), the
-    /// hand-overs leave, and the stores flush their files before the process stops.
-    pub(super) fn shut_down(&mut self, env: &mut ServerEnv<'_>) {
-        let now = env.monotonic_ms();
-        let mut rng = forked_rng(env);
-        let mut handed_over = Vec::new();
-        for (name, group) in self.groups.iter_mut() {
-            let heir = group.node.step_down(now, None, &mut rng);
-            group.node.become_observer(now, &mut rng);
-            if let Some(heir) = heir {
-                handed_over.push((name.clone(), heir));
-            }
-        }
-        env.trace("shutdown", &handed_over);
-        self.settle(env);
-        // A swallowed fsync (a disk fault) is reported by the engine.
-        for path in env.disk().list("") {
-            if env.disk().has_pending(&path) {
-                env.disk().fsync(&path);
-            }
-        }
-    }
-}
