@@ -69,5 +69,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: PLACEMENT_IGNORES_JETSTREAM,
         what: "placement picks servers that run without JetStream (or whose stats were never heard), which never run the asset",
     },
+    BugSwitch {
+        name: CONSUMER_NOT_TOPPED_UP,
+        what: "the leader's reconcile sizes a consumer by its current peers, so one a peer removal shrank never gets its replicas back",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

@@ -37,4 +37,8 @@ pub struct MetaBugs {
     /// `peer-remove-reply-early`: the leader answers a peer removal as soon as it proposes
     /// it, before any quorum applied it (S17; NATS test MetaPeerRemoveResponseAfterQuorum).
     pub peer_remove_reply_early: bool,
+    /// `consumer-not-topped-up`: the leader's reconcile sizes a consumer by its current peer
+    /// count, not its replicas, so a consumer a peer removal shrank never grows back once its
+    /// stream has its peers again (NATS tops it up, `remapConsumerAssignments`).
+    pub consumer_not_topped_up: bool,
 }

@@ -50,7 +50,7 @@ pub use model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
     StreamAssignment, StreamConfig, StreamKey, StreamSource, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
-pub use peers::{peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
+pub use peers::{consumer_peers_wanted, peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
 pub use queries::{HealthContext, NodeFacts};
 pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest};

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use rand::seq::SliceRandom;
 use rand::RngCore;
 
+use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
 use super::inflight::Inflight;
 use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment, StreamKey};
@@ -47,15 +48,43 @@ fn streams_in_view<'a>(state: &'a MetaState, inflight: &'a Inflight) -> Vec<&'a 
         .collect()
 }
 
-/// Whether any stream needs re-placing: cheap, and draws nothing, so a leader with nothing to
-/// heal leaves the seed's random stream untouched.
-pub fn peers_need_reconcile(state: &MetaState, inflight: &Inflight, meta_peers: &[PeerId]) -> bool {
+/// How many peers a consumer of `sa` should have (NATS `remapConsumerAssignments`): its
+/// configured replicas, where 0 or more than the stream asks for means the stream's, bounded
+/// by the stream's peers. A config that does not decode keeps the consumer's size. Under
+/// `consumer-not-topped-up` the size is the consumer's current one instead, so a consumer a
+/// peer removal shrank never grows back.
+pub fn consumer_peers_wanted(ca: &ConsumerAssignment, sa: &StreamAssignment, bugs: &MetaBugs) -> usize {
+    let stream_peers = sa.group.peers.len();
+    let current = ca.group.peers.len().min(stream_peers);
+    if bugs.consumer_not_topped_up {
+        return current;
+    }
+    let (Some(stream_replicas), Ok(config)) = (replicas_wanted(sa), ca.config()) else { return current };
+    let configured = usize::from(config.config().replicas);
+    let replicas = if configured == 0 || configured > stream_replicas { stream_replicas } else { configured };
+    replicas.min(stream_peers)
+}
+
+/// Whether any stream needs re-placing, or any consumer re-sizing: cheap, and draws nothing,
+/// so a leader with nothing to heal leaves the seed's random stream untouched.
+pub fn peers_need_reconcile(state: &MetaState, inflight: &Inflight, ctx: &LeaderContext) -> bool {
     streams_in_view(state, inflight).into_iter().any(|sa| {
         let short = replicas_wanted(sa).is_some_and(|r| sa.group.peers.len() < r);
         // A short group only counts when some meta peer could top it up.
-        let room = meta_peers.iter().any(|p| !sa.group.is_member(*p));
-        !stale_peers(&sa.group, meta_peers).is_empty() || (short && room) || strays(state, inflight, sa)
+        let room = ctx.meta_peers.iter().any(|p| !sa.group.is_member(*p));
+        !stale_peers(&sa.group, &ctx.meta_peers).is_empty()
+            || (short && room)
+            || strays(state, inflight, sa)
+            || short_consumers(state, inflight, sa, &ctx.bugs)
     })
+}
+
+/// Whether a consumer of `sa` has fewer peers than it should have on the stream's peers.
+fn short_consumers(state: &MetaState, inflight: &Inflight, sa: &StreamAssignment, bugs: &MetaBugs) -> bool {
+    inflight
+        .consumers_or_inflight(state, &sa.key())
+        .iter()
+        .any(|ca| ca.group.peers.len() < consumer_peers_wanted(ca, sa, bugs))
 }
 
 /// Whether a consumer of `sa` lives on peers outside the stream's group: one created from the
@@ -85,7 +114,7 @@ pub fn reconcile_peers(
         if kept.len() == sa.group.peers.len() && kept.len() >= replicas {
             // The stream stays; its consumers still follow it.
             for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-                remap.entries.extend(remap_consumer(ca, &sa.group.peers, ctx, rng));
+                remap.entries.extend(remap_consumer(ca, sa, ctx, rng));
             }
             continue;
         }
@@ -97,6 +126,10 @@ pub fn reconcile_peers(
         peers.extend(candidates.into_iter().take(replicas.saturating_sub(kept.len())));
         peers.sort_unstable();
         if peers.is_empty() || peers == sa.group.peers {
+            // Nowhere to go: the stream keeps what it has, and its consumers still follow it.
+            for ca in inflight.consumers_or_inflight(state, &sa.key()) {
+                remap.entries.extend(remap_consumer(ca, sa, ctx, rng));
+            }
             continue;
         }
         assert!(peers.iter().all(|p| ctx.meta_peers.contains(p)), "re-placed only on meta peers (S11)");
@@ -107,9 +140,9 @@ pub fn reconcile_peers(
         let preferred = first_leader(kept.is_empty(), &peers, ctx);
         let group = RaftGroup { name: sa.group.name.clone(), peers: peers.clone(), preferred };
         let moved = StreamAssignment { group, ..sa.without_consumers() };
-        remap.entries.push(MetaEntry::UpdateStream { sa: moved, reply: None });
+        remap.entries.push(MetaEntry::UpdateStream { sa: moved.clone(), reply: None });
         for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-            if let Some(entry) = remap_consumer(ca, &peers, ctx, rng) {
+            if let Some(entry) = remap_consumer(ca, &moved, ctx, rng) {
                 if kept.is_empty() || !ca.group.peers.iter().any(|p| peers.contains(p)) {
                     remap.emptied_groups.push(ca.group.name.clone());
                 }
@@ -146,30 +179,34 @@ fn candidates(sa: &StreamAssignment, kept: &[PeerId], ctx: &LeaderContext) -> Ve
         .collect()
 }
 
-/// A consumer keeps its peers that stay in the stream's group and is backfilled at random
-/// from the others; a durable that lost every peer jumps to new ones, an ephemeral is
-/// deleted (§8.3). `None` when nothing changes.
+/// A consumer keeps its peers that stay in the stream's group (at most as many as it should
+/// have) and is backfilled at random from the others up to its size
+/// ([`consumer_peers_wanted`]); a durable that lost every peer jumps to new ones, an
+/// ephemeral is deleted (§8.3). `None` when nothing changes.
 fn remap_consumer(
     ca: &ConsumerAssignment,
-    stream_peers: &[PeerId],
+    sa: &StreamAssignment,
     ctx: &LeaderContext,
     rng: &mut dyn RngCore,
 ) -> Option<MetaEntry> {
-    if ca.group.peers.iter().all(|p| stream_peers.contains(p)) {
+    let stream_peers = &sa.group.peers;
+    let wanted = consumer_peers_wanted(ca, sa, &ctx.bugs);
+    let mut peers: Vec<PeerId> = ca.group.peers.iter().copied().filter(|p| stream_peers.contains(p)).collect();
+    if peers.len() == ca.group.peers.len() && peers.len() == wanted {
         return None;
     }
-    let mut peers: Vec<PeerId> = ca.group.peers.iter().copied().filter(|p| stream_peers.contains(p)).collect();
     let ephemeral = ca.config().ok().is_some_and(|c| c.config().durable_name.is_none());
     if peers.is_empty() && ephemeral {
         return Some(MetaEntry::RemoveConsumer { ca: ca.clone(), reply: None });
     }
     let emptied = peers.is_empty();
+    peers.truncate(wanted);
     let mut spare: Vec<PeerId> = stream_peers.iter().copied().filter(|p| !peers.contains(p)).collect();
     spare.shuffle(rng);
-    let wanted = ca.group.peers.len().min(stream_peers.len());
     peers.extend(spare.into_iter().take(wanted.saturating_sub(peers.len())));
     peers.sort_unstable();
     assert!(!peers.is_empty(), "a remapped consumer keeps at least one peer");
+    assert!(peers.iter().all(|p| stream_peers.contains(p)), "a consumer lives on its stream's peers");
     let preferred = first_leader(emptied, &peers, ctx);
     let group = RaftGroup { name: ca.group.name.clone(), peers, preferred };
     Some(MetaEntry::AssignConsumer { ca: ConsumerAssignment { group, ..ca.clone() }, reply: None })

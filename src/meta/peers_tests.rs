@@ -43,8 +43,14 @@ fn stream(name: &str, replicas: u8, peers: &[PeerId]) -> StreamAssignment {
     }
 }
 
+/// A consumer configured with as many replicas as it has peers.
 fn consumer(stream: &str, name: &str, durable: bool, peers: &[PeerId]) -> ConsumerAssignment {
-    let config = ConsumerConfig { durable_name: durable.then(|| name.to_string()), ..Default::default() };
+    let replicas = u8::try_from(peers.len()).expect("a few peers");
+    consumer_of(stream, name, durable, replicas, peers)
+}
+
+fn consumer_of(stream: &str, name: &str, durable: bool, replicas: u8, peers: &[PeerId]) -> ConsumerAssignment {
+    let config = ConsumerConfig { durable_name: durable.then(|| name.to_string()), replicas, ..Default::default() };
     ConsumerAssignment {
         account: "acc".into(),
         stream: stream.into(),
@@ -89,7 +95,7 @@ fn stale_peer_is_replaced_in_the_same_group_and_consumers_follow() {
     let inflight = Inflight::default();
     // Server 3 left the meta group; 4 and 5 remain candidates.
     let ctx = ctx(&[1, 2, 4, 5]);
-    assert!(peers_need_reconcile(&state, &inflight, &ctx.meta_peers));
+    assert!(peers_need_reconcile(&state, &inflight, &ctx));
     for seed in 0..20 {
         let remap = reconcile_peers(&state, &inflight, &ctx, &mut ChaCha8Rng::seed_from_u64(seed));
         assert!(remap.emptied_groups.is_empty(), "1 and 2 keep the data");
@@ -119,7 +125,7 @@ fn short_group_is_topped_up_only_while_a_peer_has_room() {
     assert_eq!(placed(&remap.entries[0]).1, &[1, 2, 3]);
     // Nothing to heal: no entries and no draw needed.
     let healed = state_with(&[stream("X", 3, &[1, 2, 3])]);
-    assert!(!peers_need_reconcile(&healed, &inflight, &[1, 2, 3]));
+    assert!(!peers_need_reconcile(&healed, &inflight, &ctx(&[1, 2, 3])));
     assert!(reconcile_peers(&healed, &inflight, &ctx(&[1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1))
         .entries
         .is_empty());
@@ -157,7 +163,7 @@ fn inflight_streams_are_reconciled_and_unsupported_ones_left_alone() {
     config["metadata"] = serde_json::json!({ REQUIRED_LEVEL_KEY: (API_LEVEL + 1).to_string() });
     z.config_json = serde_json::to_vec(&config).unwrap();
     let state = state_with(&[z]);
-    assert!(!peers_need_reconcile(&state, &Inflight::default(), &[1, 2, 4]));
+    assert!(!peers_need_reconcile(&state, &Inflight::default(), &ctx(&[1, 2, 4])));
 }
 
 /// A consumer left outside its stream's peers (its remap was lost with a leader change) is
@@ -167,12 +173,12 @@ fn stray_consumers_follow_their_stream() {
     let mut sa = stream("S", 3, &[0, 1, 2]);
     let state = state_with(std::slice::from_ref(&sa));
     let inflight = Inflight::default();
-    assert!(!peers_need_reconcile(&state, &inflight, &[0, 1, 2, 3]), "nothing to heal");
+    assert!(!peers_need_reconcile(&state, &inflight, &ctx(&[0, 1, 2, 3])), "nothing to heal");
 
     let stray = consumer("S", "C", true, &[1, 3]);
     sa.consumers.insert(stray.name.clone(), stray);
     let state = state_with(&[sa]);
-    assert!(peers_need_reconcile(&state, &inflight, &[0, 1, 2, 3]));
+    assert!(peers_need_reconcile(&state, &inflight, &ctx(&[0, 1, 2, 3])));
     let remap = reconcile_peers(&state, &inflight, &ctx(&[0, 1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1));
     assert_eq!(remap.entries.len(), 1, "{:?}", remap.entries);
     let (name, peers) = placed(&remap.entries[0]);
@@ -197,4 +203,42 @@ fn only_emptied_groups_get_a_preferred_member() {
     let b = preferred("S-B").expect("B re-placed");
     assert!(b.is_some_and(|p| [0, 1, 2, 3].contains(&p)), "{b:?}");
     assert_eq!(remap.emptied_groups, vec!["S-B".to_string()]);
+}
+
+/// A consumer a removal shrank is topped up to its replicas once its stream has the peers
+/// (NATS `remapConsumerAssignments`): replicas 0 means the stream's, an explicit count is kept,
+/// and the stream's peers bound it. Under `consumer-not-topped-up` it keeps its shrunk size.
+#[test]
+fn shrunk_consumers_are_topped_up_to_their_replicas() {
+    let mut x = stream("X", 3, &[0, 1, 2]);
+    x.consumers.insert("C".into(), consumer_of("X", "C", true, 0, &[1, 2]));
+    x.consumers.insert("D".into(), consumer_of("X", "D", true, 2, &[1]));
+    x.consumers.insert("E".into(), consumer_of("X", "E", true, 1, &[2]));
+    let state = state_with(&[x]);
+    let inflight = Inflight::default();
+    let ctx = ctx(&[0, 1, 2, 3]);
+    assert!(peers_need_reconcile(&state, &inflight, &ctx));
+    for seed in 0..20 {
+        let remap = reconcile_peers(&state, &inflight, &ctx, &mut ChaCha8Rng::seed_from_u64(seed));
+        let sized: BTreeMap<&str, &[PeerId]> = remap.entries.iter().map(placed).collect();
+        assert_eq!(sized.get("C-C"), Some(&&[0, 1, 2][..]), "replicas 0: the stream's three");
+        let d = sized.get("C-D").expect("D grows to its two");
+        assert!(d.len() == 2 && d.contains(&1) && d.iter().all(|p| [0, 1, 2].contains(p)), "{d:?}");
+        assert!(!sized.contains_key("C-E"), "E has its one: {:?}", remap.entries);
+        assert!(remap.emptied_groups.is_empty());
+    }
+
+    // A stream short of its replicas with nowhere to grow bounds its consumers: C has both.
+    let mut y = stream("Y", 3, &[1, 2]);
+    y.consumers.insert("C".into(), consumer_of("Y", "C", true, 0, &[1]));
+    let short = state_with(&[y]);
+    let mut no_room = ctx.clone();
+    no_room.unplaceable_peers = vec![0, 3];
+    let remap = reconcile_peers(&short, &inflight, &no_room, &mut ChaCha8Rng::seed_from_u64(1));
+    assert_eq!(remap.entries.iter().map(placed).collect::<Vec<_>>(), vec![("C-C", &[1, 2][..])]);
+
+    let bugs = MetaBugs { consumer_not_topped_up: true, ..MetaBugs::default() };
+    let buggy = LeaderContext { bugs, ..ctx };
+    assert!(!peers_need_reconcile(&state, &inflight, &buggy), "the switch sees nothing short");
+    assert!(reconcile_peers(&state, &inflight, &buggy, &mut ChaCha8Rng::seed_from_u64(1)).entries.is_empty());
 }

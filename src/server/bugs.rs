@@ -23,6 +23,7 @@ pub const RECOVERY_STALE_REMOVE: &str = "recovery-stale-remove-drops-consumer";
 pub const RECOVERY_SNAPSHOT_NO_RECONCILE: &str = "recovery-snapshot-no-reconcile";
 pub const SNAPSHOT_INCLUDES_INFLIGHT: &str = "snapshot-includes-inflight";
 pub const PLACEMENT_IGNORES_JETSTREAM: &str = "placement-ignores-jetstream";
+pub const CONSUMER_NOT_TOPPED_UP: &str = "consumer-not-topped-up";
 
 /// The raft core's switches for this run.
 pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {
@@ -48,5 +49,6 @@ pub fn meta_bugs(env: &ServerEnv<'_>) -> MetaBugs {
         orphan_check_before_sync: env.bug(ORPHAN_CHECK_BEFORE_SYNC),
         orphan_check_deletes_direct_consumers: env.bug(ORPHAN_CHECK_DELETES_DIRECT),
         peer_remove_reply_early: env.bug(PEER_REMOVE_REPLY_EARLY),
+        consumer_not_topped_up: env.bug(CONSUMER_NOT_TOPPED_UP),
     }
 }

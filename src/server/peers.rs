@@ -151,7 +151,7 @@ impl Server {
         let Some(ctx) = self.leader_context(env, None) else { return };
         let group = self.groups.get_mut(META).expect("leader_context found the meta group");
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
-        if !meta::peers_need_reconcile(&meta.state, &meta.inflight, &ctx.meta_peers) {
+        if !meta::peers_need_reconcile(&meta.state, &meta.inflight, &ctx) {
             return;
         }
         let term = meta.leader_term.expect("leader_context requires a leader term");
