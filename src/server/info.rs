@@ -217,7 +217,7 @@ impl Server {
     pub(super) fn send_answer(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, answer: Answer) {
         if origin == env.node() {
             if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                meta.on_answer(env, request, answer);
+                meta.requests.on_answer(env, request, answer);
             }
         } else {
             env.send(origin, ServerMsg::Answer { request, answer });

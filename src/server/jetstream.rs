@@ -1,6 +1,6 @@
 //! The meta layer on a server: the sans-IO [`crate::meta`] state fed by the meta group's
-//! applied entries, the leader's inflight proposals, this server's local assets, and the
-//! client requests waiting for an answer. The server drives it; it never touches raft itself.
+//! applied entries, the leader's inflight proposals, this server's local assets, and its
+//! clients' requests ([`ClientRequests`]). The server drives it; it never touches raft itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
 use super::assets::AssetRecord;
+use super::client_requests::ClientRequests;
 use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::observe::Observation;
@@ -24,12 +25,6 @@ use crate::raft::{EntryData, Index, Term};
 /// meta layer skips it. Meta entries start with their codec version, which is never this.
 pub const FILLER_TAG: u8 = 0xF0;
 
-/// A client waits this long for an answer, as NATS clients time out.
-pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
-/// Requests waiting for an answer on one server, at most (new ones are refused beyond it).
-pub const PENDING_REQUESTS_MAX: usize = 1_000;
-/// Distinct successful answers kept for expectations (info answers carry counts, so they vary).
-pub const ANSWERS_KEPT_MAX: usize = 1_000;
 /// Assignment results waiting to go to the meta leader; more are dropped (and traced), as a
 /// publish with no subscriber would be.
 pub const RESULTS_OUT_MAX: usize = 1_000;
@@ -81,15 +76,9 @@ pub struct MetaLayer {
     pub bugs: MetaBugs,
     /// The term in which the meta layer acts as leader, set on the lead-change signal.
     pub leader_term: Option<Term>,
-    /// This server's requests waiting for an answer: id → deadline on the monotonic clock.
-    pending: BTreeMap<u64, u64>,
-    next_request: u64,
-    /// Answers received and timeouts, for scenario expectations.
-    pub answered: u64,
-    pub timed_out: u64,
-    pub errors: BTreeSet<String>,
-    /// Successful answers, for scenario expectations (the first [`ANSWERS_KEPT_MAX`]).
-    pub oks: BTreeSet<String>,
+    /// This server's client requests and what came back. Here, not on the server, because
+    /// the acting leader answers its own clients as it applies their entries, in order.
+    pub requests: ClientRequests,
     /// Local assets changed since the server last reconciled its stream and consumer groups.
     pub assets_changed: bool,
     /// Streams this server may hold at most (`[system] stream_capacity`).
@@ -132,12 +121,7 @@ impl MetaLayer {
             local: LocalAssets::default(),
             bugs,
             leader_term: None,
-            pending: BTreeMap::new(),
-            next_request: 0,
-            answered: 0,
-            timed_out: 0,
-            errors: BTreeSet::new(),
-            oks: BTreeSet::new(),
+            requests: ClientRequests::default(),
             assets_changed: false,
             stream_capacity,
             results_out: Vec::new(),
@@ -439,7 +423,7 @@ impl MetaLayer {
                     let answer: Answer = result.as_ref().map(describe).map_err(|e| e.to_string());
                     let to = NodeIndex::try_from(reply.client).expect("replies name a server");
                     if to == env.node() {
-                        self.on_answer(env, reply.request, answer);
+                        self.requests.on_answer(env, reply.request, answer);
                     } else {
                         env.send(to, ServerMsg::Answer { request: reply.request, answer });
                     }
@@ -497,45 +481,6 @@ impl MetaLayer {
             env.trace("result-dropped", &result);
         }
         true
-    }
-
-    /// A new request from a client of this server: its id, or `None` when too many wait.
-    pub fn open_request(&mut self, now_ms: u64) -> Option<u64> {
-        if self.pending.len() >= PENDING_REQUESTS_MAX {
-            return None;
-        }
-        self.next_request += 1;
-        self.pending.insert(self.next_request, now_ms + REQUEST_TIMEOUT_MS);
-        Some(self.next_request)
-    }
-
-    /// An answer for one of this server's requests (late or duplicate answers are dropped).
-    pub fn on_answer(&mut self, env: &mut ServerEnv<'_>, request: u64, answer: Answer) {
-        if self.pending.remove(&request).is_none() {
-            return;
-        }
-        env.observe(Observation::RequestAnswered { request });
-        self.answered += 1;
-        match &answer {
-            Err(e) => self.errors.insert(e.clone()),
-            Ok(ok) if self.oks.len() < ANSWERS_KEPT_MAX => self.oks.insert(ok.clone()),
-            Ok(_) => false,
-        };
-        env.trace_with("answer", &(request, &answer), || match &answer {
-            Ok(ok) => format!("#{request}: ok {ok:?}"),
-            Err(e) => format!("#{request}: error {e}"),
-        });
-    }
-
-    /// Requests past their deadline time out, as a client would see it.
-    pub fn expire(&mut self, env: &mut ServerEnv<'_>, now_ms: u64) {
-        let expired: Vec<u64> = self.pending.iter().filter(|(_, &at)| at <= now_ms).map(|(&id, _)| id).collect();
-        for request in expired {
-            self.pending.remove(&request).expect("listed above");
-            self.timed_out += 1;
-            env.trace("request-timeout", &request);
-            env.observe(Observation::RequestTimedOut { request });
-        }
     }
 
     /// The raft groups this server should run: one per running local stream or consumer of

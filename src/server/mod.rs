@@ -18,6 +18,7 @@ pub mod applied;
 mod apply;
 pub mod assets;
 pub mod bugs;
+pub mod client_requests;
 mod cluster_size;
 pub mod config;
 mod crash_points;
@@ -172,7 +173,7 @@ impl Node for Server {
             ServerMsg::StepdownRequest { request, preferred } => self.lead_stepdown(env, from, request, preferred),
             ServerMsg::Answer { request, answer } => {
                 if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                    meta.on_answer(env, request, answer);
+                    meta.requests.on_answer(env, request, answer);
                 }
             }
             ServerMsg::StatszRequest => {

@@ -32,13 +32,13 @@ impl Server {
             env.trace("op-refused", &"meta group not running");
             return;
         };
-        let Some(request) = meta.open_request(now) else {
+        let Some(request) = meta.requests.open(now) else {
             env.trace("op-refused", &"too many requests waiting");
             return;
         };
         env.trace("publish", &(request, &key, count));
         let Some(group) = meta.state.stream(&key).map(|sa| sa.group.clone()) else {
-            meta.on_answer(env, request, Err(format!("stream {key} not found")));
+            meta.requests.on_answer(env, request, Err(format!("stream {key} not found")));
             return;
         };
         let me = env.node();

@@ -50,7 +50,7 @@ impl Server {
             RequestRoute::Leader(leader) => Some(leader),
             RequestRoute::Nowhere => None,
         };
-        let Some(request) = meta.open_request(now) else {
+        let Some(request) = meta.requests.open(now) else {
             env.trace("op-refused", &"too many requests waiting");
             return None;
         };

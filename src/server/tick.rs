@@ -96,7 +96,7 @@ impl Server {
             node.become_observer(now_ms, &mut rng);
             env.trace("meta-observer", &meta.state.write_error());
         }
-        meta.expire(env, now_ms);
+        meta.requests.expire(env, now_ms);
         became_leader
     }
 

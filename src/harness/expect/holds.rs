@@ -435,22 +435,23 @@ fn local_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
 fn answers_hold(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
     match expect {
         MetaExpect::Answers { node, at_least, at_most } => p.on_layer(*node, |m| {
-            let within = m.answered >= *at_least && at_most.is_none_or(|most| m.answered <= most);
-            (!within).then(|| format!("{} answers, expected {at_least} to {at_most:?}", m.answered))
+            let within = m.requests.answered >= *at_least && at_most.is_none_or(|most| m.requests.answered <= most);
+            (!within).then(|| format!("{} answers, expected {at_least} to {at_most:?}", m.requests.answered))
         }),
         MetaExpect::AnswerOk { node, contains } => p.on_layer(*node, |m| {
-            let found = m.oks.iter().any(|a| a.contains(contains.as_str()));
-            (!found).then(|| format!("no answer contains {contains:?}; answers: {:?}", m.oks))
+            let found = m.requests.oks.iter().any(|a| a.contains(contains.as_str()));
+            (!found).then(|| format!("no answer contains {contains:?}; answers: {:?}", m.requests.oks))
         }),
-        MetaExpect::NoErrorAnswers { node } => {
-            p.on_layer(*node, |m| (!m.errors.is_empty()).then(|| format!("error answers: {:?}", m.errors)))
-        }
+        MetaExpect::NoErrorAnswers { node } => p.on_layer(*node, |m| {
+            (!m.requests.errors.is_empty()).then(|| format!("error answers: {:?}", m.requests.errors))
+        }),
         MetaExpect::AnswerError { node, contains } => p.on_layer(*node, |m| {
-            let found = m.errors.iter().any(|e| e.contains(contains.as_str()));
-            (!found).then(|| format!("no error answer contains {contains:?}: {:?}", m.errors))
+            let found = m.requests.errors.iter().any(|e| e.contains(contains.as_str()));
+            (!found).then(|| format!("no error answer contains {contains:?}: {:?}", m.requests.errors))
         }),
         MetaExpect::Timeouts { node, at_least } => p.on_layer(*node, |m| {
-            (m.timed_out < *at_least).then(|| format!("{} timeouts, expected at least {at_least}", m.timed_out))
+            (m.requests.timed_out < *at_least)
+                .then(|| format!("{} timeouts, expected at least {at_least}", m.requests.timed_out))
         }),
         other => unreachable!("{other:?} is not about answers"),
     }

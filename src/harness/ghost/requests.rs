@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sim::NodeIndex;
 
 use super::Ghost;
-use crate::server::jetstream::REQUEST_TIMEOUT_MS;
+use crate::server::client_requests::REQUEST_TIMEOUT_MS;
 
 #[derive(Debug, Default)]
 pub struct RequestWatch {
