@@ -83,7 +83,11 @@ fn bad_flags_exit_2_and_name_the_flag() {
         (&["fuzz", "--seeds", "0..10", "--shard", "1/2", "--shard-from-env", "2"], "cannot be used with"),
         (&["fuzz", "--seeds", "0..10", "--profile", "nope"], "--profile: unknown profile `nope`"),
         (&["replay", "--seed", "1", "--profile", "nope"], "--profile: unknown profile"),
-        (&["replay", "--seed", "1", "--bug", "nope"], "--bug: unknown bug switch `nope`"),
+        (
+            &["replay", "--seed", "1", "--bug", "nope"],
+            "--bug: unknown bug switch `nope` for system meta (`metasim bugs`",
+        ),
+        (&["replay", "--seed", "1", "--bug", "raft-commit-old-trm"], "did you mean `raft-commit-old-term`?"),
         (&["replay", "--seed", "-1"], "--seed"),
         (&["replay"], "--seed"),
         (&["run", "no/such/file.toml"], "no/such/file.toml:0: file: cannot read"),

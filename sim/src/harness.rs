@@ -47,6 +47,18 @@ pub struct BugSwitch {
     pub what: &'static str,
 }
 
+/// The refusal of an unknown bug switch name: the closest known name when there is one, and
+/// where the whole list is (it outgrew an error line long ago).
+pub fn unknown_bug_message(bug: &str, system: &str, table: &[BugSwitch]) -> String {
+    let closest = table
+        .iter()
+        .map(|b| (strsim::levenshtein(bug, b.name), b.name))
+        .filter(|(distance, name)| *distance <= name.len() / 3 || name.contains(bug) && bug.len() >= 4)
+        .min();
+    let hint = closest.map_or(String::new(), |(_, name)| format!("; did you mean `{name}`?"));
+    format!("unknown bug switch `{bug}` for system {system}{hint} (`metasim bugs` lists all {})", table.len())
+}
+
 /// Faults the world applied to a node, as an oracle sees them.
 #[derive(Clone, Debug)]
 pub enum Fault<'a> {

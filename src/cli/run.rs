@@ -27,11 +27,7 @@ pub fn check_bugs<S: System>(bugs: &[String]) -> Result<(), CliError> {
     for b in bugs {
         let table = <S::Harness as Harness>::bugs();
         if !table.iter().any(|s| s.name == b) {
-            let known: Vec<&str> = table.iter().map(|s| s.name).collect();
-            return Err(flag_error(
-                "--bug",
-                format!("unknown bug switch `{b}` for system {} (known: {})", S::NAME, known.join(", ")),
-            ));
+            return Err(flag_error("--bug", sim::harness::unknown_bug_message(b, S::NAME, table)));
         }
     }
     Ok(())

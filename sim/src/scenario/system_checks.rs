@@ -57,8 +57,7 @@ pub fn parse_for<S: System>(file: &str, text: &str) -> Result<Loaded<S>, Scenari
 fn check_bugs<S: System>(src: &Source<'_>, bugs: &[String], spans: &[Range<usize>]) -> Result<(), ScenarioError> {
     for (bug, span) in bugs.iter().zip(spans) {
         if !<S::Harness as Harness>::bugs().iter().any(|b| b.name == bug) {
-            let known: Vec<&str> = <S::Harness as Harness>::bugs().iter().map(|b| b.name).collect();
-            let message = format!("unknown bug switch `{bug}` for system {} (known: {})", S::NAME, known.join(", "));
+            let message = crate::harness::unknown_bug_message(bug, S::NAME, <S::Harness as Harness>::bugs());
             return Err(src.error(src.line_at(span.start), "bugs", message));
         }
     }
