@@ -216,9 +216,7 @@ impl Server {
     /// Answer request `request` of `origin`'s client: locally, or over the network.
     pub(super) fn send_answer(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, answer: Answer) {
         if origin == env.node() {
-            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                meta.requests.on_answer(env, request, answer);
-            }
+            self.client_requests_mut().on_answer(env, request, answer);
         } else {
             env.send(origin, ServerMsg::Answer { request, answer });
         }

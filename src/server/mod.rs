@@ -47,6 +47,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{Node, NodeIndex};
 
+use client_requests::ClientRequests;
 use env::{forked_rng, ServerEnv, ServerTypes};
 use group::{Group, Tokens};
 use group_set::GroupSet;
@@ -92,6 +93,12 @@ pub struct Server {
     /// This server applied its own removal from the meta group: JetStream is off until a
     /// restart (§8.2).
     jetstream_removed: bool,
+    /// Client requests made while this server runs no meta group (started without JetStream,
+    /// its meta group refused to start, or removed from it): they go to every server, as NATS
+    /// routes API subjects to every server with interest, and the meta leader answers them.
+    /// With a meta group running, its layer holds the book (its leader answers its own
+    /// clients inline while it applies).
+    requests_off_meta: ClientRequests,
 }
 
 impl Server {
@@ -117,6 +124,22 @@ impl Server {
     /// The groups the last input may have changed, by name (`None`: any of them).
     pub fn groups_touched(&self) -> Option<&std::collections::BTreeSet<String>> {
         self.groups.touched()
+    }
+
+    /// This server's client requests and what came back: the meta layer's book while a meta
+    /// group runs here, else the server's own.
+    pub fn client_requests(&self) -> &ClientRequests {
+        match self.groups.get(META).and_then(|g| g.meta.as_deref()) {
+            Some(meta) => &meta.requests,
+            None => &self.requests_off_meta,
+        }
+    }
+
+    pub(super) fn client_requests_mut(&mut self) -> &mut ClientRequests {
+        match self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            Some(meta) => &mut meta.requests,
+            None => &mut self.requests_off_meta,
+        }
     }
 
     pub fn meta_error(&self) -> Option<&str> {
@@ -171,11 +194,7 @@ impl Node for Server {
             }
             ServerMsg::Request { request, body } => self.lead_request(env, from, request, body),
             ServerMsg::StepdownRequest { request, preferred } => self.lead_stepdown(env, from, request, preferred),
-            ServerMsg::Answer { request, answer } => {
-                if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
-                    meta.requests.on_answer(env, request, answer);
-                }
-            }
+            ServerMsg::Answer { request, answer } => self.client_requests_mut().on_answer(env, request, answer),
             ServerMsg::StatszRequest => {
                 let msg = self.stats_msg(env);
                 env.send(from, msg);

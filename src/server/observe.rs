@@ -10,6 +10,17 @@ use sim::NodeIndex;
 use crate::meta::{ConsumerKey, MetaEntry, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
 
+/// Where a client's request was sent when it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestTarget {
+    /// The server this one took for the meta leader (itself included).
+    Server(NodeIndex),
+    /// Every other server: this one runs no meta group, and the meta leader answers.
+    Everyone,
+    /// Nowhere: no leader known, the request waits for its timeout.
+    Nowhere,
+}
+
 #[derive(Debug)]
 pub enum Observation<'a> {
     /// This server leads `term` of raft group `group` (its role; the apply barrier may not be
@@ -82,9 +93,9 @@ pub enum Observation<'a> {
     /// removing group `removed`.
     ResultRemoves { stream: &'a StreamKey, reported: &'a str, removed: &'a str },
 
-    /// A client of this server opened request `request`, routed to `target` (`None`: no
-    /// leader known). `watched`: it is a request the acting meta leader must answer (L7).
-    RequestOpened { request: u64, target: Option<NodeIndex>, watched: bool },
+    /// A client of this server opened request `request`, sent to `target`. `watched`: it is
+    /// a request the acting meta leader must answer (L7).
+    RequestOpened { request: u64, target: RequestTarget, watched: bool },
     /// A client of this server got its answer to `request`.
     RequestAnswered { request: u64 },
     /// A request of this server's client timed out.

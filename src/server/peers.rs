@@ -132,6 +132,10 @@ impl Server {
         for name in self.groups.keys() {
             self.tokens.forget_group(name);
         }
+        // Requests still waiting keep waiting, for an answer from the meta leader or a timeout.
+        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            self.requests_off_meta = std::mem::take(&mut meta.requests);
+        }
         self.groups.clear();
         self.jetstream_removed = true;
         env.trace("jetstream-disabled", &"removed from the meta group");

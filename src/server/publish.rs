@@ -29,7 +29,7 @@ impl Server {
         }
         let now = env.monotonic_ms();
         let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else {
-            env.trace("op-refused", &"meta group not running");
+            self.publish_off_meta(env, key, count, now);
             return;
         };
         let Some(request) = meta.requests.open(now) else {
@@ -52,6 +52,18 @@ impl Server {
         }
     }
 
+    /// A client publishes at a server without a meta group: it knows no stream's peers, so the
+    /// publish goes to every server, as subject interest across routes would carry it. With
+    /// no stream there, nothing answers and the client times out.
+    fn publish_off_meta(&mut self, env: &mut ServerEnv<'_>, key: StreamKey, count: u32, now: u64) {
+        let Some(request) = self.requests_off_meta.open(now) else {
+            env.trace("op-refused", &"too many requests waiting");
+            return;
+        };
+        env.trace("publish", &(request, &key, count));
+        env.broadcast(ServerMsg::Publish { request, stream: key, group: String::new(), count });
+    }
+
     /// A publish reached this member of the stream's group: store it if this server can.
     pub(super) fn on_publish(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, msg: ServerMsg) {
         let ServerMsg::Publish { request, stream, group, count } = msg else {
@@ -62,14 +74,19 @@ impl Server {
             return;
         }
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
-        // Act only on the incarnation the client saw, and only where it runs.
-        let Some(sa) = meta.state.stream(&stream).filter(|sa| sa.group.name == group) else { return };
+        // Act only on the incarnation the client saw (any, for a client that saw none), and
+        // only where it runs.
+        let Some(sa) = meta.state.stream(&stream).filter(|sa| group.is_empty() || sa.group.name == group) else {
+            return;
+        };
+        let group = if group.is_empty() { sa.group.name.clone() } else { group };
         let runs = meta.local.stream(&stream).is_some_and(|a| a.running && a.group_name == group);
         if !runs {
             return;
         }
+        let replicated = sa.replicated();
         let ack = PublishAck { origin, request, count };
-        if !sa.replicated() {
+        if !replicated {
             self.store_r1(env, &group, ack);
         } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
             let early = env.bug(PUBLISH_ACK_BEFORE_COMMIT);

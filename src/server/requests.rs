@@ -8,7 +8,7 @@ use super::crash_points::{self, CrashPoint};
 use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::FILLER_TAG;
-use super::observe::Observation;
+use super::observe::{Observation, RequestTarget};
 use super::wire::{AssetRef, MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
 use super::Server;
 use crate::meta::{self, MetaRequest, RaftGroup, Reply};
@@ -22,6 +22,8 @@ pub(super) enum RequestRoute {
     Leader(NodeIndex),
     /// No leader known: the request times out.
     Nowhere,
+    /// This server runs no meta group: to every server, and the meta leader answers.
+    Everyone,
 }
 
 impl Server {
@@ -36,8 +38,12 @@ impl Server {
     ) -> Option<(u64, RequestRoute)> {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
-            env.trace("op-refused", &"meta group not running");
-            return None;
+            let Some(request) = self.requests_off_meta.open(now) else {
+                env.trace("op-refused", &"too many requests waiting");
+                return None;
+            };
+            env.observe(Observation::RequestOpened { request, target: RequestTarget::Everyone, watched });
+            return Some((request, RequestRoute::Everyone));
         };
         let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
         let route = match group.node.group_leader().filter(|&l| l != env.node()) {
@@ -46,9 +52,9 @@ impl Server {
             None => RequestRoute::Nowhere,
         };
         let target = match route {
-            RequestRoute::Here => Some(env.node()),
-            RequestRoute::Leader(leader) => Some(leader),
-            RequestRoute::Nowhere => None,
+            RequestRoute::Here => RequestTarget::Server(env.node()),
+            RequestRoute::Leader(leader) => RequestTarget::Server(leader),
+            RequestRoute::Nowhere | RequestRoute::Everyone => RequestTarget::Nowhere,
         };
         let Some(request) = meta.requests.open(now) else {
             env.trace("op-refused", &"too many requests waiting");
@@ -65,6 +71,7 @@ impl Server {
         match (route, msg) {
             (RequestRoute::Leader(leader), msg) => env.send(leader, msg),
             (RequestRoute::Nowhere, _) => {}
+            (RequestRoute::Everyone, msg) => env.broadcast(msg),
             (RequestRoute::Here, ServerMsg::Request { request, body }) => self.lead_request(env, me, request, body),
             (RequestRoute::Here, ServerMsg::StepdownRequest { request, preferred }) => {
                 self.lead_stepdown(env, me, request, preferred)

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::bugs::{self, ACK_BEFORE_FSYNC, OS_TIME};
+use super::client_requests::ClientRequests;
 use super::env::{forked_rng, ServerEnv};
 use super::group::{Group, Tokens};
 use super::group_set::GroupSet;
@@ -31,6 +32,7 @@ impl Server {
             cold_boot_check_at_ms: u64::MAX,
             jetstream_removed: false,
             delayed_answers: Vec::new(),
+            requests_off_meta: ClientRequests::default(),
         };
         let own = server.own_stats(env);
         server.known_servers.insert(env.node(), own);

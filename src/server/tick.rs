@@ -29,6 +29,10 @@ impl Server {
             self.cold_boot_check(env);
         }
         self.send_due_answers(env);
+        if !self.groups.contains_key(META) {
+            // The meta layer expires its own book as it signals leadership.
+            self.requests_off_meta.expire(env, env.monotonic_ms());
+        }
         self.stats_tick(env);
         // Before the orphan check, so a direct consumer it removes is missed from the next
         // mirror health check on, as a mirror misses its heartbeats.

@@ -52,6 +52,9 @@ pub enum ServerMsg {
     Publish {
         request: u64,
         stream: StreamKey,
+        /// The group of the incarnation the client's server has applied; empty from a server
+        /// without a meta group, which sends it to every server: whichever runs the stream's
+        /// applied incarnation takes it.
         group: String,
         count: u32,
     },

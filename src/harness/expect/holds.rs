@@ -6,6 +6,7 @@ use sim::{CheckFailure, Cluster, NodeIndex, NodeStatus};
 use super::{HealthWant, MetaExpect};
 use crate::harness::ghost::Ghost;
 use crate::meta::{self, ConsumerKey, StreamKey};
+use crate::server::client_requests::ClientRequests;
 use crate::server::group::Group;
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
@@ -62,6 +63,14 @@ impl<'a> Probe<'a, '_> {
         match self.layer(node) {
             Some(m) => check(m).map_or(Ok(()), |found| fail(Some(node), found)),
             None => no_meta_group(node),
+        }
+    }
+
+    /// Runs `check` on what `node`'s clients got back, with or without a meta group there.
+    fn on_requests(&self, node: NodeIndex, check: impl FnOnce(&ClientRequests) -> Option<String>) -> Verdict {
+        match self.server(node) {
+            Some(s) => check(s.client_requests()).map_or(Ok(()), |found| fail(Some(node), found)),
+            None => fail(Some(node), "is not running".into()),
         }
     }
 }
@@ -434,24 +443,23 @@ fn local_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
 /// What a server's clients got back.
 fn answers_hold(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
     match expect {
-        MetaExpect::Answers { node, at_least, at_most } => p.on_layer(*node, |m| {
-            let within = m.requests.answered >= *at_least && at_most.is_none_or(|most| m.requests.answered <= most);
-            (!within).then(|| format!("{} answers, expected {at_least} to {at_most:?}", m.requests.answered))
+        MetaExpect::Answers { node, at_least, at_most } => p.on_requests(*node, |r| {
+            let within = r.answered >= *at_least && at_most.is_none_or(|most| r.answered <= most);
+            (!within).then(|| format!("{} answers, expected {at_least} to {at_most:?}", r.answered))
         }),
-        MetaExpect::AnswerOk { node, contains } => p.on_layer(*node, |m| {
-            let found = m.requests.oks.iter().any(|a| a.contains(contains.as_str()));
-            (!found).then(|| format!("no answer contains {contains:?}; answers: {:?}", m.requests.oks))
+        MetaExpect::AnswerOk { node, contains } => p.on_requests(*node, |r| {
+            let found = r.oks.iter().any(|a| a.contains(contains.as_str()));
+            (!found).then(|| format!("no answer contains {contains:?}; answers: {:?}", r.oks))
         }),
-        MetaExpect::NoErrorAnswers { node } => p.on_layer(*node, |m| {
-            (!m.requests.errors.is_empty()).then(|| format!("error answers: {:?}", m.requests.errors))
+        MetaExpect::NoErrorAnswers { node } => {
+            p.on_requests(*node, |r| (!r.errors.is_empty()).then(|| format!("error answers: {:?}", r.errors)))
+        }
+        MetaExpect::AnswerError { node, contains } => p.on_requests(*node, |r| {
+            let found = r.errors.iter().any(|e| e.contains(contains.as_str()));
+            (!found).then(|| format!("no error answer contains {contains:?}: {:?}", r.errors))
         }),
-        MetaExpect::AnswerError { node, contains } => p.on_layer(*node, |m| {
-            let found = m.requests.errors.iter().any(|e| e.contains(contains.as_str()));
-            (!found).then(|| format!("no error answer contains {contains:?}: {:?}", m.requests.errors))
-        }),
-        MetaExpect::Timeouts { node, at_least } => p.on_layer(*node, |m| {
-            (m.requests.timed_out < *at_least)
-                .then(|| format!("{} timeouts, expected at least {at_least}", m.requests.timed_out))
+        MetaExpect::Timeouts { node, at_least } => p.on_requests(*node, |r| {
+            (r.timed_out < *at_least).then(|| format!("{} timeouts, expected at least {at_least}", r.timed_out))
         }),
         other => unreachable!("{other:?} is not about answers"),
     }

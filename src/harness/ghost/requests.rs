@@ -8,6 +8,7 @@ use sim::NodeIndex;
 
 use super::Ghost;
 use crate::server::client_requests::REQUEST_TIMEOUT_MS;
+use crate::server::observe::RequestTarget;
 
 #[derive(Debug, Default)]
 pub struct RequestWatch {
@@ -17,9 +18,15 @@ pub struct RequestWatch {
 }
 
 impl Ghost {
-    /// A client of `node` opened `request`, routed to `target`.
-    pub fn observe_request_opened(&mut self, node: NodeIndex, request: u64, target: Option<NodeIndex>, watched: bool) {
-        if watched && self.healed && target.is_some() && target == self.acting_meta_leader {
+    /// A client of `node` opened `request`, sent to `target`: watched when it reaches the
+    /// acting meta leader (sent to every server, it does).
+    pub fn observe_request_opened(&mut self, node: NodeIndex, request: u64, target: RequestTarget, watched: bool) {
+        let reaches_leader = match target {
+            RequestTarget::Server(server) => Some(server) == self.acting_meta_leader,
+            RequestTarget::Everyone => self.acting_meta_leader.is_some_and(|leader| leader != node),
+            RequestTarget::Nowhere => false,
+        };
+        if watched && self.healed && reaches_leader {
             self.requests.open.insert((node, request), self.meta_leader_changes);
         }
     }
@@ -41,5 +48,52 @@ impl Ghost {
     /// `node` stopped: its clients' requests went with it, and its request ids start over.
     pub fn forget_requests_of(&mut self, node: NodeIndex) {
         self.requests.open.retain(|(n, _), _| *n != node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healed_with_leader(leader: NodeIndex) -> Ghost {
+        Ghost { healed: true, acting_meta_leader: Some(leader), ..Ghost::default() }
+    }
+
+    fn flagged(ghost: &Ghost) -> Option<&str> {
+        ghost.violation.as_ref().map(|v| v.invariant.as_str())
+    }
+
+    #[test]
+    fn a_request_sent_to_everyone_is_owed_by_the_acting_leader() {
+        let mut ghost = healed_with_leader(0);
+        ghost.observe_request_opened(3, 1, RequestTarget::Everyone, true);
+        ghost.observe_request_timed_out(3, 1);
+        assert_eq!(flagged(&ghost), Some("meta-request-answered"));
+    }
+
+    #[test]
+    fn answered_requests_and_leader_changes_owe_nothing() {
+        let mut ghost = healed_with_leader(0);
+        ghost.observe_request_opened(3, 1, RequestTarget::Everyone, true);
+        ghost.observe_request_answered(3, 1);
+        ghost.observe_request_timed_out(3, 1);
+        ghost.observe_request_opened(1, 1, RequestTarget::Server(0), true);
+        ghost.meta_leader_changes += 1;
+        ghost.observe_request_timed_out(1, 1);
+        assert_eq!(flagged(&ghost), None);
+    }
+
+    #[test]
+    fn requests_that_cannot_reach_the_leader_owe_nothing() {
+        let mut ghost = healed_with_leader(0);
+        // Sent to a server that does not lead, to nowhere, or broadcast by the leader itself.
+        ghost.observe_request_opened(2, 1, RequestTarget::Server(1), true);
+        ghost.observe_request_opened(2, 2, RequestTarget::Nowhere, true);
+        ghost.observe_request_opened(0, 3, RequestTarget::Everyone, true);
+        ghost.observe_request_opened(2, 4, RequestTarget::Server(0), false);
+        for (node, request) in [(2, 1), (2, 2), (0, 3), (2, 4)] {
+            ghost.observe_request_timed_out(node, request);
+        }
+        assert_eq!(flagged(&ghost), None);
     }
 }
