@@ -73,5 +73,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: CONSUMER_NOT_TOPPED_UP,
         what: "the leader's reconcile sizes a consumer by its current peers, so one a peer removal shrank never gets its replicas back",
     },
+    BugSwitch {
+        name: ONLINE_FROM_RAFT_CONTACT,
+        what: "the meta leader counts a peer online from raft contact, so a new leader takes every peer it has not heard from yet for online (servers down for a minute get placed)",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

@@ -91,6 +91,7 @@ impl sim::Harness for MetaHarness {
         if self.ghost.jetstream_disabled.is_none() {
             self.ghost.jetstream_disabled = Some(cluster.config.jetstream_disabled.clone());
         }
+        self.ghost.judge_placements(cluster);
         checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 

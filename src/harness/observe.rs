@@ -108,6 +108,11 @@ fn meta_proposed(
     {
         ghost.flag("meta-placement-runs-jetstream", node, message);
     }
+    if let MetaEntry::AssignStream { sa, .. } = entry {
+        if kept.is_none_or(|k| k.name != sa.group.name) {
+            ghost.observe_new_placement(node, sa.key().to_string(), &sa.group.peers);
+        }
+    }
     if let MetaEntry::AssignStream { sa, .. } | MetaEntry::UpdateStream { sa, .. } = entry {
         if sa.sync.is_empty() {
             ghost.flag("meta-sync-subject", node, format!("proposed stream {} without a sync subject", sa.key()));

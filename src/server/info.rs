@@ -59,13 +59,12 @@ impl Server {
         asset: AssetRef,
         ask: Ask,
     ) {
-        let now = env.monotonic_ms();
         let Some(group) = self.groups.get(META) else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
             env.trace("request-dropped", &(origin, request));
             return;
         };
-        let online = group.node.peers_in_contact(now);
+        let online = self.online_members(env, group);
         let (state, inflight) = (&meta.state, &meta.inflight);
         let (route, not_found) = match &asset {
             AssetRef::Stream(key) => {

@@ -37,6 +37,7 @@ mod probes;
 mod publish;
 mod requests;
 mod results;
+pub mod routes;
 mod shutdown;
 mod start;
 pub mod storage;
@@ -52,6 +53,7 @@ use env::{forked_rng, ServerEnv, ServerTypes};
 use group::{Group, Tokens};
 use group_set::GroupSet;
 use jetstream::Answer;
+use routes::Routes;
 use wire::{MetaOp, ServerMsg, ServerStats, META};
 
 pub use config::ServerConfig;
@@ -99,6 +101,8 @@ pub struct Server {
     /// With a meta group running, its layer holds the book (its leader answers its own
     /// clients inline while it applies).
     requests_off_meta: ClientRequests,
+    /// The servers this one has a live route to: who is online, for placement and answers.
+    routes: Routes,
 }
 
 impl Server {
@@ -171,6 +175,7 @@ impl Node for Server {
         if from != env.node() {
             self.note_route();
             self.named_servers.insert(from);
+            self.routes.heard(from, env.monotonic_ms());
         }
         match msg {
             ServerMsg::Raft { group, msg } => {
@@ -217,6 +222,7 @@ impl Node for Server {
             ServerMsg::GroupStepdownQuery { request, origin, asset, group, preferred } => {
                 self.on_group_stepdown_query(env, origin, request, &asset, &group, preferred)
             }
+            ServerMsg::RouteClosed => self.on_route_closed(from),
         }
         self.settle(env);
     }

@@ -98,14 +98,13 @@ impl Server {
         let group = self.groups.get(META)?;
         let meta = group.meta.as_deref()?;
         meta.leader_term?;
-        let now = env.monotonic_ms();
         let config = env.config();
         let meta_peers = group.node.peers().to_vec();
         Some(LeaderContext {
             me: env.node(),
             unplaceable_peers: self.unplaceable_peers(env, &meta_peers),
             meta_peers,
-            online_peers: group.node.peers_in_contact(now),
+            online_peers: self.online_members(env, group),
             now_ms: env.now_ms(),
             max_streams_per_account: config.max_streams_per_account,
             api_level: meta.state.api_level(),

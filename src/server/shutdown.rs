@@ -1,6 +1,7 @@
 //! A graceful stop (NATS `Server.Shutdown`): what a server does before its process ends.
 
 use super::env::{forked_rng, ServerEnv};
+use super::wire::ServerMsg;
 use super::Server;
 
 impl Server {
@@ -20,6 +21,9 @@ impl Server {
         }
         env.trace("shutdown", &handed_over);
         self.settle(env);
+        // Last: the routes close once everything else has left, and every server knows at
+        // once that this one is offline.
+        env.broadcast(ServerMsg::RouteClosed);
         // A swallowed fsync (a disk fault) is reported by the engine.
         for path in env.disk().list("") {
             if env.disk().has_pending(&path) {

@@ -9,6 +9,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::{Group, Tokens};
 use super::group_set::GroupSet;
 use super::jetstream::MetaLayer;
+use super::routes::Routes;
 use super::storage::{GroupFiles, InitialMembership, Recovered};
 use super::wire::META;
 use super::{assets, Server};
@@ -33,6 +34,7 @@ impl Server {
             jetstream_removed: false,
             delayed_answers: Vec::new(),
             requests_off_meta: ClientRequests::default(),
+            routes: Routes::default(),
         };
         let own = server.own_stats(env);
         server.known_servers.insert(env.node(), own);

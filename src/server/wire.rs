@@ -124,6 +124,9 @@ pub enum ServerMsg {
         group: String,
         preferred: Option<NodeIndex>,
     },
+    /// The sender is shutting down and closes its routes ([`super::routes`]): it is offline
+    /// from now on.
+    RouteClosed,
 }
 
 /// The asset a client request names: a stream, or one of its consumers.

@@ -4,6 +4,7 @@
 //! checks ([`super::checks`]) read it; only observations and faults write it.
 
 mod meta;
+mod placement;
 mod requests;
 
 use std::collections::btree_map::Entry;
@@ -16,6 +17,7 @@ use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
+pub use placement::PlacementWatch;
 pub use requests::RequestWatch;
 
 /// An entry some server applied: the first server to apply an index fixes what it must be.
@@ -106,6 +108,8 @@ pub struct Ghost {
     pub forked_by_removals: BTreeSet<String>,
     /// L7: the requests the acting meta leader owes an answer.
     pub requests: RequestWatch,
+    /// New placements and who has been down since when (issue 18 item 2).
+    pub placements: PlacementWatch,
     /// The servers the scenario runs without JetStream (its `[system]` table), learnt at the
     /// first check: no placement may pick one.
     pub jetstream_disabled: Option<Vec<NodeIndex>>,

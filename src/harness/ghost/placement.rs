@@ -1,0 +1,66 @@
+//! Issue 18 item 2: a new stream is placed on servers the leader could know are online. A
+//! server that has been down longer than a lost route takes to notice (plus slack for
+//! messages still in flight and clock drift) is offline to every server, and placement needs
+//! a quorum of the chosen peers online: so no new placement may have more long-down peers
+//! than its replicas can spare. The world's view (who is down since when) judges it; the
+//! leader's routes are what it judges.
+
+use std::collections::BTreeMap;
+
+use sim::{Cluster, NodeIndex, NodeStatus};
+
+use super::Ghost;
+use crate::meta::request::quorum;
+use crate::meta::PeerId;
+use crate::server::routes::ROUTE_LOST_AFTER_MS;
+use crate::server::Server;
+
+/// Beyond [`ROUTE_LOST_AFTER_MS`]: a stopped server's last messages may still arrive, and
+/// the leader's clock may run slow.
+const DOWN_SLACK_MS: u64 = 5_000;
+/// Placements waiting to be judged, at most (one event proposes a handful).
+const PLACEMENTS_PENDING_MAX: usize = 64;
+
+#[derive(Debug, Default)]
+pub struct PlacementWatch {
+    /// Since when each stopped server has been down, in simulated nanoseconds.
+    down_since_ns: BTreeMap<NodeIndex, u64>,
+    /// New placements proposed by the last event: proposer, stream, peers.
+    pending: Vec<(NodeIndex, String, Vec<PeerId>)>,
+}
+
+impl Ghost {
+    /// `node` proposed a new group for `stream` on `peers`: judged at the next check.
+    pub fn observe_new_placement(&mut self, node: NodeIndex, stream: String, peers: &[PeerId]) {
+        if self.placements.pending.len() < PLACEMENTS_PENDING_MAX {
+            self.placements.pending.push((node, stream, peers.to_vec()));
+        }
+    }
+
+    /// After every event: note who went down or came back, and judge new placements.
+    pub fn judge_placements(&mut self, cluster: &Cluster<'_, Server>) {
+        let now_ns = cluster.sim_ns;
+        for (node, view) in cluster.nodes.iter().enumerate() {
+            let node = NodeIndex::try_from(node).expect("node indices fit");
+            if matches!(view.status, NodeStatus::Down) {
+                self.placements.down_since_ns.entry(node).or_insert(now_ns);
+            } else {
+                self.placements.down_since_ns.remove(&node);
+            }
+        }
+        for (node, stream, peers) in std::mem::take(&mut self.placements.pending) {
+            let down_ms = |p: &PeerId| self.placements.down_since_ns.get(p).map(|&since| (now_ns - since) / 1_000_000);
+            let long_down: Vec<(PeerId, u64)> = peers
+                .iter()
+                .filter_map(|p| down_ms(p).map(|ms| (*p, ms)))
+                .filter(|&(_, ms)| ms > ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS)
+                .collect();
+            if long_down.len() > peers.len() - quorum(peers.len()) {
+                let message = format!(
+                    "placed new stream {stream} on {peers:?}, but (server, ms down) {long_down:?} leave no online quorum"
+                );
+                self.flag("meta-placement-online-quorum", node, message);
+            }
+        }
+    }
+}
