@@ -92,6 +92,7 @@ impl sim::Harness for MetaHarness {
             self.ghost.jetstream_disabled = Some(cluster.config.jetstream_disabled.clone());
         }
         self.ghost.judge_placements(cluster);
+        self.ghost.judge_info_requests(cluster);
         checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 

@@ -14,6 +14,7 @@ use sim::NodeIndex;
 
 use super::env::ServerEnv;
 use super::names::CLUSTER_NOT_AVAILABLE;
+use super::observe::Observation;
 use super::wire::{Answer, AssetRef, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
@@ -89,6 +90,9 @@ impl Server {
                 self.delay_answer(env, origin, request, answer)
             }
             InfoRoute::Members(group) => {
+                if matches!(ask, Ask::Info) {
+                    env.observe(Observation::InfoRouted { origin, request, group: &group.name });
+                }
                 let me = env.node();
                 for peer in group.peers {
                     if peer == me {

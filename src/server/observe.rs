@@ -100,4 +100,7 @@ pub enum Observation<'a> {
     RequestAnswered { request: u64 },
     /// A request of this server's client timed out.
     RequestTimedOut { request: u64 },
+    /// The meta leader sent `origin`'s info request `request` to the members of `group`,
+    /// whose leader answers it.
+    InfoRouted { origin: NodeIndex, request: u64, group: &'a str },
 }

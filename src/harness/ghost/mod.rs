@@ -3,6 +3,7 @@
 //! world injected, and a reference meta state machine fed with every committed entry. The
 //! checks ([`super::checks`]) read it; only observations and faults write it.
 
+mod info;
 mod meta;
 mod placement;
 mod requests;
@@ -16,6 +17,7 @@ use crate::meta::PeerId;
 use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
+pub use info::InfoWatch;
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
 pub use placement::PlacementWatch;
 pub use requests::RequestWatch;
@@ -110,6 +112,8 @@ pub struct Ghost {
     pub requests: RequestWatch,
     /// New placements and who has been down since when (issue 18 item 2).
     pub placements: PlacementWatch,
+    /// Info requests routed to a group with a leader, owed an answer (issue 18 item 3).
+    pub info: InfoWatch,
     /// The servers the scenario runs without JetStream (its `[system]` table), learnt at the
     /// first check: no placement may pick one.
     pub jetstream_disabled: Option<Vec<NodeIndex>>,

@@ -26,16 +26,19 @@ impl Ghost {
             RequestTarget::Everyone => self.acting_meta_leader.is_some_and(|leader| leader != node),
             RequestTarget::Nowhere => false,
         };
+        self.info_request_opened(node, request);
         if watched && self.healed && reaches_leader {
             self.requests.open.insert((node, request), self.meta_leader_changes);
         }
     }
 
     pub fn observe_request_answered(&mut self, node: NodeIndex, request: u64) {
+        self.info_request_closed(node, request, false);
         self.requests.open.remove(&(node, request));
     }
 
     pub fn observe_request_timed_out(&mut self, node: NodeIndex, request: u64) {
+        self.info_request_closed(node, request, true);
         let Some(changes) = self.requests.open.remove(&(node, request)) else { return };
         if changes == self.meta_leader_changes {
             let message = format!(
@@ -48,6 +51,7 @@ impl Ghost {
     /// `node` stopped: its clients' requests went with it, and its request ids start over.
     pub fn forget_requests_of(&mut self, node: NodeIndex) {
         self.requests.open.retain(|(n, _), _| *n != node);
+        self.forget_info_requests_of(node);
     }
 }
 
