@@ -3,7 +3,9 @@
 //! messages still in flight and clock drift) is offline to every server, and placement needs
 //! a quorum of the chosen peers online: so no new placement may have more long-down peers
 //! than its replicas can spare. The world's view (who is down since when) judges it; the
-//! leader's routes are what it judges.
+//! leader's routes are what it judges. A leader that was itself paused or down within that
+//! time is not judged: what waited for it while it was away arrives as it resumes, fresh news
+//! from servers long gone (NATS reads its socket buffers the same way).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,8 @@ const PLACEMENTS_PENDING_MAX: usize = 64;
 pub struct PlacementWatch {
     /// Since when each stopped server has been down, in simulated nanoseconds.
     down_since_ns: BTreeMap<NodeIndex, u64>,
+    /// Since when each server runs without a pause or stop (`u64::MAX` while it does not).
+    running_since_ns: BTreeMap<NodeIndex, u64>,
     /// New placements proposed by the last event: proposer, stream, peers.
     pending: Vec<(NodeIndex, String, Vec<PeerId>)>,
 }
@@ -42,13 +46,30 @@ impl Ghost {
         let now_ns = cluster.sim_ns;
         for (node, view) in cluster.nodes.iter().enumerate() {
             let node = NodeIndex::try_from(node).expect("node indices fit");
+            let watch = &mut self.placements;
             if matches!(view.status, NodeStatus::Down) {
-                self.placements.down_since_ns.entry(node).or_insert(now_ns);
+                watch.down_since_ns.entry(node).or_insert(now_ns);
             } else {
-                self.placements.down_since_ns.remove(&node);
+                watch.down_since_ns.remove(&node);
+            }
+            // u64::MAX: not running now.
+            let running = matches!(view.status, NodeStatus::Running);
+            match watch.running_since_ns.get(&node) {
+                _ if !running => {
+                    watch.running_since_ns.insert(node, u64::MAX);
+                }
+                None | Some(&u64::MAX) => {
+                    watch.running_since_ns.insert(node, now_ns);
+                }
+                Some(_) => {}
             }
         }
+        let window_ns = (ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS) * 1_000_000;
         for (node, stream, peers) in std::mem::take(&mut self.placements.pending) {
+            let since = self.placements.running_since_ns.get(&node).copied().unwrap_or(0);
+            if now_ns.saturating_sub(since) <= window_ns || since == u64::MAX {
+                continue; // back too recently to know who is gone
+            }
             let down_ms = |p: &PeerId| self.placements.down_since_ns.get(p).map(|&since| (now_ns - since) / 1_000_000);
             let long_down: Vec<(PeerId, u64)> = peers
                 .iter()
