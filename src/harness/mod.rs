@@ -93,6 +93,7 @@ impl sim::Harness for MetaHarness {
         }
         self.ghost.judge_placements(cluster);
         self.ghost.judge_info_requests(cluster);
+        self.ghost.judge_handovers(cluster);
         checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 

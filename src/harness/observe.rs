@@ -59,6 +59,7 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         Observation::RequestAnswered { request } => ghost.observe_request_answered(node, request),
         Observation::RequestTimedOut { request } => ghost.observe_request_timed_out(node, request),
         Observation::InfoRouted { origin, request, group } => ghost.observe_info_routed(origin, request, group),
+        Observation::HandedOver { group, term, heir } => ghost.observe_handed_over(node, group, term, heir),
     }
 }
 

@@ -125,7 +125,7 @@ pub fn expect(expect: &MetaExpect, servers: u32, config: &ServerConfig) -> Resul
 /// one cannot be forgotten here.
 fn expect_node(expect: &MetaExpect) -> Option<NodeIndex> {
     match expect {
-        MetaExpect::OneLeader {} | MetaExpect::CommittedAtLeast { .. } => None,
+        MetaExpect::OneLeader {} | MetaExpect::HandOvers { .. } | MetaExpect::CommittedAtLeast { .. } => None,
         MetaExpect::Leader { node, .. }
         | MetaExpect::Quorum { node, .. }
         | MetaExpect::Rescued { node, .. }

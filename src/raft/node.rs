@@ -365,26 +365,28 @@ impl RaftNode {
         }
     }
 
-    /// Leader steps down. With `Some(preferred)` it first sends `preferred` what it lacks and
-    /// `TimeoutNow`, so that peer campaigns at once (its vote requests carry `transfer`).
-    /// Returns the peer it handed over to, if any.
+    /// Leader steps down and hands over to a peer that can win: `preferred` if it is caught up
+    /// and was heard from within three heartbeats, else one such peer at random. It sends the
+    /// heir what it lacks and `TimeoutNow`, so the heir campaigns at once (its vote requests
+    /// carry `transfer`). Returns the peer it handed over to, if any.
     pub fn step_down(&mut self, now_ms: u64, preferred: Option<PeerId>, rng: &mut dyn RngCore) -> Option<PeerId> {
         let now = self.observe(now_ms);
         if self.role != Role::Leader {
             return None;
         }
-        // NRG hands over even without a preference: to a peer that holds the whole log and was
-        // heard from within an election timeout, drawn at random (Go map order). An observer
-        // ignores the hand-over, and an election follows.
-        let preferred = preferred.or_else(|| {
-            let last = self.log.last_index();
-            let recent = now.saturating_sub(self.config.election_timeout_ms_min);
-            let current: Vec<PeerId> = self
-                .progress
-                .iter()
-                .filter(|(id, pr)| **id != self.config.id && pr.match_index == last && pr.contact_ms >= recent)
-                .map(|(id, _)| *id)
-                .collect();
+        // NRG takes a preferred peer heard from within three heartbeats, else the first healthy
+        // one (Go map order), and hands over with an entry its in-order routes deliver after
+        // everything the heir lacks. Our network reorders, so a lagging heir could campaign
+        // before it catches up and lose: only a caught-up peer is an heir here (the rule
+        // raft-handover-heir-wins checks). An observer ignores the hand-over, and an election
+        // follows.
+        let last = self.log.last_index();
+        let recent = now.saturating_sub(3 * self.config.heartbeat_ms);
+        let me = self.config.id;
+        let can_win = |id: PeerId, pr: &Progress| id != me && pr.match_index == last && pr.contact_ms >= recent;
+        let preferred = preferred.filter(|p| self.progress.get(p).is_some_and(|pr| can_win(*p, pr))).or_else(|| {
+            let current: Vec<PeerId> =
+                self.progress.iter().filter(|(id, pr)| can_win(**id, pr)).map(|(id, _)| *id).collect();
             (!current.is_empty()).then(|| current[(rng.next_u64() % current.len() as u64) as usize])
         });
         let last = self.log.last_index();

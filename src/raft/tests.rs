@@ -592,6 +592,35 @@ fn apply_barrier_and_stepdown_to_preferred() {
     assert!(cluster.propose(heir, normal(9)).is_ok());
 }
 
+/// A stepdown hands over only to a peer that can win: caught up and heard from within three
+/// heartbeats. A preferred peer that is cut off (or lags) gives way to one that qualifies, and
+/// with none the leader just steps down.
+#[test]
+fn stepdown_hands_over_only_to_a_peer_that_can_win() {
+    let mut cluster = Cluster::new(3, 6, |_| {});
+    let leader = cluster.await_leader(20_000);
+    let (cut_off, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    cluster.isolate(cut_off);
+    cluster.propose(leader, normal(1)).unwrap();
+    cluster.run_for(5_000);
+    assert_eq!(cluster.node(leader).role(), Role::Leader);
+    let i = leader as usize;
+    let heir = cluster.nodes[i].step_down(cluster.now_ms, Some(cut_off), &mut cluster.node_rngs[i]);
+    assert_eq!(heir, Some(other), "the cut-off preferred peer gives way to one that can win");
+
+    let mut cluster = Cluster::new(3, 6, |_| {});
+    let leader = cluster.await_leader(20_000);
+    for peer in cluster.ids().into_iter().filter(|&p| p != leader) {
+        cluster.isolate(peer);
+    }
+    cluster.run_for(5_000);
+    assert_eq!(cluster.node(leader).role(), Role::Leader, "still within its lost-quorum window");
+    let i = leader as usize;
+    let preferred = Some((leader + 1) % 3);
+    assert_eq!(cluster.nodes[i].step_down(cluster.now_ms, preferred, &mut cluster.node_rngs[i]), None);
+    assert_ne!(cluster.node(leader).role(), Role::Leader, "it steps down all the same");
+}
+
 /// propose is fenced by term: NotLeader on followers, StaleTerm for a term other than the
 /// leader's current one, even after the same node becomes leader again.
 #[test]

@@ -13,6 +13,7 @@ use super::crash_points::{self, CrashPoint};
 use super::env::{forked_rng, ServerEnv};
 use super::info::Ask;
 use super::names::CLUSTER_NOT_AVAILABLE;
+use super::observe::Observation;
 use super::requests::stepdown_refusal;
 use super::wire::{AssetRef, ServerMsg, META};
 use super::Server;
@@ -84,7 +85,9 @@ impl Server {
         self.send_answer(env, origin, request, Ok(format!("{} leader stepped down", asset.label())));
         let running = self.groups.get_mut(group).expect("found above");
         let mut rng = forked_rng(env);
-        if running.node.step_down(now, preferred, &mut rng).is_some() {
+        let term = running.node.term();
+        if let Some(heir) = running.node.step_down(now, preferred, &mut rng) {
+            env.observe(Observation::HandedOver { group, term, heir });
             crash_points::reach(env, CrashPoint::StepdownHandedOver);
         }
     }

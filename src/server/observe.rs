@@ -103,4 +103,6 @@ pub enum Observation<'a> {
     /// The meta leader sent `origin`'s info request `request` to the members of `group`,
     /// whose leader answers it.
     InfoRouted { origin: NodeIndex, request: u64, group: &'a str },
+    /// This server, leader of `term` of `group`, stepped down and handed over to `heir`.
+    HandedOver { group: &'a str, term: Term, heir: NodeIndex },
 }

@@ -138,7 +138,9 @@ impl Server {
         self.send_answer(env, origin, request, Ok("leader stepped down".to_string()));
         let group = self.groups.get_mut(META).expect("found above");
         let mut rng = forked_rng(env);
-        if group.node.step_down(now, preferred, &mut rng).is_some() {
+        let term = group.node.term();
+        if let Some(heir) = group.node.step_down(now, preferred, &mut rng) {
+            env.observe(Observation::HandedOver { group: META, term, heir });
             crash_points::reach(env, CrashPoint::StepdownHandedOver);
         }
     }

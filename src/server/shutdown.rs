@@ -1,6 +1,7 @@
 //! A graceful stop (NATS `Server.Shutdown`): what a server does before its process ends.
 
 use super::env::{forked_rng, ServerEnv};
+use super::observe::Observation;
 use super::wire::ServerMsg;
 use super::Server;
 
@@ -13,9 +14,11 @@ impl Server {
         let mut rng = forked_rng(env);
         let mut handed_over = Vec::new();
         for (name, group) in self.groups.iter_mut() {
+            let term = group.node.term();
             let heir = group.node.step_down(now, None, &mut rng);
             group.node.become_observer(now, &mut rng);
             if let Some(heir) = heir {
+                env.observe(Observation::HandedOver { group: name, term, heir });
                 handed_over.push((name.clone(), heir));
             }
         }

@@ -86,6 +86,7 @@ pub fn expect_holds(ghost: &Ghost, cluster: &Cluster<'_, Server>, expect: &MetaE
         | MetaExpect::HadPreviousLeader { .. }
         | MetaExpect::GroupLeader { .. }
         | MetaExpect::OneLeader {}
+        | MetaExpect::HandOvers { .. }
         | MetaExpect::AppliedAtLeast { .. }
         | MetaExpect::Peers { .. }
         | MetaExpect::MetaRefused { .. }
@@ -145,6 +146,18 @@ fn raft_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
                 .then(|| format!("group_leader() is {:?}, expected {equals:?}", g.node.group_leader()))
         }),
         MetaExpect::OneLeader {} => one_leader(p),
+        MetaExpect::HandOvers { at_least, within_ms } => {
+            let delays = &p.ghost.handovers.delays_ms;
+            let slowest = delays.iter().max().copied().unwrap_or(0);
+            if delays.len() < *at_least || slowest > *within_ms {
+                let message = format!(
+                    "{} hand-overs since heal reached their next leader after {delays:?} ms, expected at least {at_least} within {within_ms} ms",
+                    delays.len()
+                );
+                return fail(None, message);
+            }
+            Ok(())
+        }
         MetaExpect::AppliedAtLeast { node, index } => p.on_group(*node, |g| {
             (g.applied.index < *index).then(|| format!("applied {}, expected at least {index}", g.applied.index))
         }),

@@ -36,6 +36,12 @@ pub enum MetaExpect {
     },
     /// Exactly one running server is leader, and every running member names it.
     OneLeader {},
+    /// Since heal, at least `at_least` leaders (of any raft group) handed over and each saw
+    /// its next leader within `within_ms` (issue 17 item 6: stepdown availability).
+    HandOvers {
+        at_least: usize,
+        within_ms: u64,
+    },
     /// `leaderless()` on `node`.
     Leaderless {
         node: NodeIndex,

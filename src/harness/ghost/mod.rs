@@ -3,6 +3,7 @@
 //! world injected, and a reference meta state machine fed with every committed entry. The
 //! checks ([`super::checks`]) read it; only observations and faults write it.
 
+mod handover;
 mod info;
 mod meta;
 mod placement;
@@ -17,6 +18,7 @@ use crate::meta::PeerId;
 use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
+pub use handover::HandoverWatch;
 pub use info::InfoWatch;
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
 pub use placement::PlacementWatch;
@@ -114,6 +116,8 @@ pub struct Ghost {
     pub placements: PlacementWatch,
     /// Info requests routed to a group with a leader, owed an answer (issue 18 item 3).
     pub info: InfoWatch,
+    /// Hand-overs since heal and how long each took (issue 17 item 6).
+    pub handovers: HandoverWatch,
     /// The servers the scenario runs without JetStream (its `[system]` table), learnt at the
     /// first check: no placement may pick one.
     pub jetstream_disabled: Option<Vec<NodeIndex>>,

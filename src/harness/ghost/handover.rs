@@ -1,0 +1,76 @@
+//! Issue 17 item 6, stepdown availability: once faults healed, a leader that steps down and
+//! hands over to a peer must see that peer win the next term (NRG hands over to a caught-up
+//! peer, which campaigns at once). The time from each hand-over to the next leader is kept, for
+//! expectations and figures. An heir that is an observer (which ignores a hand-over, as NRG's
+//! does) or that stopped is excused.
+
+use std::collections::BTreeMap;
+
+use sim::{Cluster, NodeIndex};
+
+use super::Ghost;
+use crate::raft::Term;
+use crate::server::Server;
+
+/// Hand-over delays kept (the first ones since heal).
+const DELAYS_KEPT_MAX: usize = 1_000;
+/// Hand-overs waiting for their next leader, at most (one per group at a time).
+const WATCHED_MAX: usize = 1_024;
+
+#[derive(Debug, Default)]
+pub struct HandoverWatch {
+    /// Hand-overs observed during the last event: group, the term handed over, from, heir.
+    observed: Vec<(String, Term, NodeIndex, NodeIndex)>,
+    /// Per group, the hand-over waiting for the next term's leader: term, from, heir, when
+    /// (simulated ns).
+    waiting: BTreeMap<String, (Term, NodeIndex, NodeIndex, u64)>,
+    /// Milliseconds from each hand-over since heal to the next leader of its group.
+    pub delays_ms: Vec<u64>,
+}
+
+impl Ghost {
+    /// `node`, leader of `term` of `group`, stepped down and handed over to `heir`.
+    pub fn observe_handed_over(&mut self, node: NodeIndex, group: &str, term: Term, heir: NodeIndex) {
+        // A deposed leader that has not heard of its successor hands over nothing.
+        let deposed = self.group(group).leaders.range(term + 1..).next().is_some();
+        if self.healed && !deposed && self.handovers.observed.len() < WATCHED_MAX {
+            self.handovers.observed.push((group.to_string(), term, node, heir));
+        }
+    }
+
+    /// After every event: time the hand-overs that have a next leader now, and flag one that
+    /// went to another server than the heir.
+    pub fn judge_handovers(&mut self, cluster: &Cluster<'_, Server>) {
+        let watch = &mut self.handovers;
+        for (group, term, from, heir) in watch.observed.drain(..) {
+            if watch.waiting.len() < WATCHED_MAX {
+                watch.waiting.insert(group, (term, from, heir, cluster.sim_ns));
+            }
+        }
+        if self.handovers.waiting.is_empty() {
+            return;
+        }
+        let mut decided = Vec::new();
+        for (group, &(term, from, heir, at_ns)) in &self.handovers.waiting {
+            let next = self.group(group).leaders.range(term + 1..).next().map(|(&t, &n)| (t, n));
+            if let Some((next_term, winner)) = next {
+                decided.push((group.clone(), term, from, heir, at_ns, next_term, winner));
+            }
+        }
+        for (group, term, from, heir, at_ns, next_term, winner) in decided {
+            self.handovers.waiting.remove(&group);
+            let delay_ms = cluster.sim_ns.saturating_sub(at_ns) / 1_000_000;
+            if self.handovers.delays_ms.len() < DELAYS_KEPT_MAX {
+                self.handovers.delays_ms.push(delay_ms);
+            }
+            let heir_view = cluster.server(heir).and_then(|s| s.group(&group));
+            let excused = heir_view.is_none_or(|g| g.node.is_observer());
+            if winner != heir && !excused {
+                let message = format!(
+                    "n{from} handed {group} over to n{heir} in term {term}, but n{winner} won term {next_term}, {delay_ms} ms later"
+                );
+                self.flag("raft-handover-heir-wins", from, message);
+            }
+        }
+    }
+}
