@@ -2,7 +2,9 @@
 //! hands over to a peer must see that peer win the next term (NRG hands over to a caught-up
 //! peer, which campaigns at once). The time from each hand-over to the next leader is kept, for
 //! expectations and figures. An heir that is an observer (which ignores a hand-over, as NRG's
-//! does) or that stopped is excused.
+//! does) or that stopped is excused, and so is a hand-over made while some member already sat
+//! in a higher term: coming back from a partition it campaigned in, its refusals push the heir
+//! into its term and an election follows (raft without pre-vote, as NRG).
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,8 @@ impl Ghost {
     pub fn judge_handovers(&mut self, cluster: &Cluster<'_, Server>) {
         let watch = &mut self.handovers;
         for (group, term, from, heir) in watch.observed.drain(..) {
-            if watch.waiting.len() < WATCHED_MAX {
+            let disrupted = cluster.running().any(|(_, s)| s.group(&group).is_some_and(|g| g.node.term() > term));
+            if !disrupted && watch.waiting.len() < WATCHED_MAX {
                 watch.waiting.insert(group, (term, from, heir, cluster.sim_ns));
             }
         }
