@@ -2,12 +2,12 @@
 //! hand over to a peer that can win, and then see it win the next term. A heir that lacks
 //! entries the leader holds cannot win (voters with longer logs refuse it) unless the hand-over
 //! catches it up first, which our reordering network does not promise: such a heir losing is
-//! flagged. A caught-up heir can still lose a race to a follower whose election timer fires
-//! before the hand-over arrives; that costs no more than an election and is not flagged. The
-//! time from each hand-over to the next leader is kept, for expectations and figures. An heir that is an observer (which ignores a hand-over, as NRG's
-//! does) or that stopped is excused, and so is a hand-over made while some member already sat
-//! in a higher term: coming back from a partition it campaigned in, its refusals push the heir
-//! into its term and an election follows (raft without pre-vote, as NRG).
+//! flagged. Not flagged: a caught-up heir that loses a race to a follower whose election timer
+//! fires first (that costs no more than an election), a heir that is an observer (which ignores
+//! a hand-over, as NRG's does) or stopped, and a hand-over made while some member already sat in
+//! a higher term (back from a partition it campaigned in, its refusals push the heir into its
+//! term: raft without pre-vote, as NRG). Every hand-over is timed to the next leader, for
+//! expectations and figures.
 
 use std::collections::BTreeMap;
 
@@ -26,12 +26,21 @@ const WATCHED_MAX: usize = 1_024;
 pub struct HandoverWatch {
     /// Hand-overs observed during the last event: group, the term handed over, from, heir.
     observed: Vec<(String, Term, NodeIndex, NodeIndex)>,
-    /// Per group, the hand-over waiting for the next term's leader: term, from, heir, when
-    /// (simulated ns), and whether it is judged (the heir lagged the leader, and no member sat
-    /// in a higher term then).
-    waiting: BTreeMap<String, (Term, NodeIndex, NodeIndex, u64, bool)>,
+    /// Per group, the hand-over waiting for the next term's leader.
+    waiting: BTreeMap<String, Handover>,
     /// Milliseconds from each hand-over since heal to the next leader of its group.
     pub delays_ms: Vec<u64>,
+}
+
+/// One hand-over waiting for its group's next leader.
+#[derive(Clone, Copy, Debug)]
+struct Handover {
+    term: Term,
+    from: NodeIndex,
+    heir: NodeIndex,
+    at_ns: u64,
+    /// The heir lagged the leader and no member sat in a higher term: its loss is a finding.
+    judged: bool,
 }
 
 impl Ghost {
@@ -56,20 +65,20 @@ impl Ghost {
             };
             let heir_lags = log_end(heir) < log_end(from);
             if watch.waiting.len() < WATCHED_MAX {
-                watch.waiting.insert(group, (term, from, heir, cluster.sim_ns, heir_lags && !disrupted));
+                let judged = heir_lags && !disrupted;
+                watch.waiting.insert(group, Handover { term, from, heir, at_ns: cluster.sim_ns, judged });
             }
         }
         if self.handovers.waiting.is_empty() {
             return;
         }
         let mut decided = Vec::new();
-        for (group, &(term, from, heir, at_ns, judged)) in &self.handovers.waiting {
-            let next = self.group(group).leaders.range(term + 1..).next().map(|(&t, &n)| (t, n));
-            if let Some((next_term, winner)) = next {
-                decided.push((group.clone(), term, from, heir, at_ns, judged, next_term, winner));
+        for (group, handover) in &self.handovers.waiting {
+            if let Some((&next_term, &winner)) = self.group(group).leaders.range(handover.term + 1..).next() {
+                decided.push((group.clone(), *handover, next_term, winner));
             }
         }
-        for (group, term, from, heir, at_ns, judged, next_term, winner) in decided {
+        for (group, Handover { term, from, heir, at_ns, judged }, next_term, winner) in decided {
             self.handovers.waiting.remove(&group);
             let delay_ms = cluster.sim_ns.saturating_sub(at_ns) / 1_000_000;
             if self.handovers.delays_ms.len() < DELAYS_KEPT_MAX {
