@@ -20,6 +20,10 @@ fn main() {
         "an_orphan_left_by_a_skipped_orphan_check_is_reported_as_a_finding",
         an_orphan_left_by_a_skipped_orphan_check_is_reported_as_a_finding,
     ));
+    trials.push(Trial::test(
+        "a_joiner_records_that_it_caught_up_once_per_group",
+        a_joiner_records_that_it_caught_up_once_per_group,
+    ));
     trials.push(Trial::test("canonical_trace_snapshot", || {
         canonical_trace_snapshot();
         Ok(())
@@ -139,6 +143,29 @@ fn an_orphan_left_by_a_skipped_orphan_check_is_reported_as_a_finding() -> Result
     check(out.line("verdict: ") == Some("excused"), || out.stdout.clone())?;
     let excuse = out.line("excused: ").unwrap_or_default();
     check(excuse.starts_with("liveness:meta-orphans-after-skipped-check"), || out.stdout.clone())
+}
+
+/// A server that joins a running group (a re-placement) waits for a leader's data, also after
+/// a restart, until its membership record says it caught up. In the re-placement scenario n1
+/// joins the stream and consumer groups when n3 is removed, n0 when n2 is: each rewrites its
+/// record once per group, and only joiners do.
+fn a_joiner_records_that_it_caught_up_once_per_group() -> Result<(), Failed> {
+    let dir = common::scratch("joiner");
+    let trace = dir.join("t.jsonl");
+    let scenario = "scenarios/peers/remove-peer-replaces-streams.toml";
+    let out = metasim(&["run", scenario, "--trace-out", trace.to_str().unwrap()]);
+    check(out.code == 0, || out.stdout.clone())?;
+    let mut caught_up = Vec::new();
+    for line in std::fs::read_to_string(&trace)?.lines() {
+        let e: serde_json::Value = serde_json::from_str(line)?;
+        if e["kind"] == "joiner-caught-up" {
+            caught_up.push((e["node"].as_u64().unwrap_or(u64::MAX), e["detail"].as_str().unwrap_or("").to_string()));
+        }
+    }
+    let nodes: Vec<u64> = caught_up.iter().map(|(n, _)| *n).collect();
+    check(nodes == [1, 1, 0, 0], || format!("joiners that caught up: {caught_up:?}"))?;
+    let groups: BTreeSet<&(u64, String)> = caught_up.iter().collect();
+    check(groups.len() == caught_up.len(), || format!("a record rewritten twice: {caught_up:?}"))
 }
 
 /// The canonical trace of a small scenario, pinned: any change to what the engine or the

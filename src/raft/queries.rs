@@ -31,6 +31,11 @@ impl RaftNode {
         self.had_leader
     }
 
+    /// A joiner still waiting for a leader to bring it up to its commit (see `wait_for_leader`).
+    pub fn waits_for_leader(&self) -> bool {
+        self.waiting_for_leader
+    }
+
     pub fn group_leader(&self) -> Option<PeerId> {
         self.leader_id
     }

@@ -1331,6 +1331,22 @@ fn waiting_joiner_wins_only_with_every_vote() {
     assert_eq!(node.election_votes_needed(), 2, "the leader committed in its term");
 }
 
+/// A joiner restarted with part of a leader's log still waits (churn seed 7960): the leader may
+/// have committed more without it, which a quorum of members that never heard of that leader
+/// would not hold. Only an append up to a commit of the leader's term ends the wait.
+#[test]
+fn restarted_joiner_with_part_of_the_log_still_waits() {
+    let mut node = restored(0, vec![0, 1, 2], 8, vec![entry(1, 3), entry(2, 8)]);
+    assert_eq!(node.election_votes_needed(), 2, "a member restarted as such counts a quorum");
+    node.wait_for_leader();
+    assert!(node.waits_for_leader());
+    assert_eq!(node.election_votes_needed(), 3, "a joiner wins only with every vote");
+    let entries = vec![entry(3, 8)];
+    node.step(10, 1, Message::Append { term: 8, prev_index: 2, prev_term: 8, entries, commit: 3 }, &mut rng());
+    assert!(!node.waits_for_leader(), "caught up with a commit of its leader's term");
+    assert_eq!(node.election_votes_needed(), 2);
+}
+
 /// NRG `EvictPeers`: only leaderless, only when the peers left besides this node could not
 /// elect without it, never itself; the group then elects on what is left.
 #[test]

@@ -18,7 +18,7 @@ use super::env::ServerEnv;
 use super::jetstream::{MetaLayer, MetaSnapshot};
 use super::observe::Observation;
 use super::persist::Pipeline;
-use super::storage::GroupFiles;
+use super::storage::{GroupFiles, InitialMembership};
 use super::wire::ServerMsg;
 use crate::raft::{EntryData, Index, Message, ProposeError, RaftNode, Role, Term};
 
@@ -48,6 +48,9 @@ pub struct Group {
     /// The leadership last reported to the oracle (`Observation::Leads`): a leader reports when
     /// its term or commit moves, not on every input, so reporting costs what changed.
     pub(super) reported_lead: Option<(Term, Index)>,
+    /// The membership record still says this node joined and waits for a leader: rewritten
+    /// once the node caught up and what it caught up on is durable.
+    pub(super) joined_on_record: bool,
 }
 
 /// Publishes awaiting commit per group at most; more are refused (the client times out).
@@ -82,6 +85,8 @@ pub(super) struct GroupSnapshot {
 
 impl Group {
     pub fn new(name: &str, node: RaftNode, snapshot_every: u64, ack_before_fsync: bool) -> Self {
+        // Only a joiner waits for a leader at start, and only because its record says so.
+        let node_waits = node.waits_for_leader();
         Group {
             name: name.to_string(),
             last_snapshot_index: node.snapshot_index(),
@@ -97,6 +102,7 @@ impl Group {
             pending_publishes: BTreeMap::new(),
             publish_acks: Vec::new(),
             reported_lead: None,
+            joined_on_record: node_waits,
         }
     }
 
@@ -141,6 +147,7 @@ impl Group {
     /// then hand the core's coverage probes on.
     pub fn advance(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) {
         self.advance_pipeline(env, tokens);
+        self.record_caught_up(env);
         let meta = self.meta.is_some();
         for probe in self.node.take_probes() {
             env.probe(probe.name(meta));
@@ -174,6 +181,37 @@ impl Group {
             }
         }
         panic!("group {} produced {READIES_PER_ADVANCE_MAX} Readies without waiting on the disk", self.name);
+    }
+
+    /// A joiner that caught up is a member like any other, also after a restart: say so in
+    /// its membership record, once nothing is on its way to disk (the entries it caught up on
+    /// are durable). A failed write is retried on the next advance; an fsync the disk lied
+    /// about leaves the record saying "joined", which only makes a restart wait again.
+    fn record_caught_up(&mut self, env: &mut ServerEnv<'_>) {
+        if !self.joined_on_record || self.node.waits_for_leader() || self.pipeline.busy() || self.node.has_ready() {
+            return;
+        }
+        let files = self.pipeline.files();
+        let peers = match files.read_initial_peers(env.disk()) {
+            Ok(Some(start)) => start.peers,
+            // Nothing to rewrite (lost to a power loss before the node voted, or damaged: the
+            // next start reports that).
+            Ok(None) | Err(_) => {
+                self.joined_on_record = false;
+                return;
+            }
+        };
+        let start = InitialMembership { peers, joined: false };
+        match files.write_initial_peers(env.disk(), &start) {
+            Ok(synced) => {
+                if !synced {
+                    env.trace("fsync-lost", &files.peers);
+                }
+                env.trace("joiner-caught-up", &self.name);
+                self.joined_on_record = false;
+            }
+            Err(e) => env.trace("peers-record-failed", &(files.peers.clone(), e.to_string())),
+        }
     }
 
     /// Tell the oracle this server leads the group (by raft role; the barrier may not be

@@ -210,6 +210,7 @@ const TRACE_KINDS: &[(&str, &str)] = &[
     ("inflight-injected", "a scenario injected an inflight stream"),
     ("info-request", "a stream info request was handled"),
     ("jetstream-disabled", "JetStream is off on this server"),
+    ("joiner-caught-up", "a joiner's record says it caught up with a leader"),
     ("local", "a local asset effect ran"),
     ("meta-apply-error", "applying a meta entry failed"),
     ("meta-leader", "the meta layer's leadership changed"),

@@ -131,8 +131,9 @@ impl Server {
         let mut node =
             RaftNode::restore(config, peers, recovered.hard, recovered.snapshot, recovered.entries, now, &mut rng)
                 .map_err(|e| e.to_string())?;
-        // A joiner that restarts before any data reached it still has nothing to offer.
-        if joined && node.last_index() == 0 {
+        // A joiner that restarts before a leader brought it up to its commit (the record says
+        // so until then) waits again, whatever part of the log reached it.
+        if joined {
             node.wait_for_leader();
         }
         Ok(node)
