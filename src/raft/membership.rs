@@ -104,6 +104,20 @@ impl RaftNode {
         Ok(index)
     }
 
+    /// The cluster size a meta leader chose and replicated, as this node counts it (`None`:
+    /// the member count, or a cold-boot size), for the server to keep on disk.
+    pub fn replicated_cluster_size(&self) -> Option<usize> {
+        self.peer_state_cluster_size
+    }
+
+    /// A restarted member takes back the replicated size it had adopted: the peer-state entry
+    /// that carried it may be inside its snapshot by now (NRG reads it from its peer-state
+    /// file).
+    pub fn restore_replicated_cluster_size(&mut self, size: usize) {
+        assert_ne!(self.role, Role::Leader, "only at start");
+        self.adopt_cluster_size(size);
+    }
+
     /// Count quorums against the leader's `size` (the natural size when it covers every
     /// member), and end a rescue the new quorum makes unnecessary (NRG `recalcQuorum`).
     fn adopt_cluster_size(&mut self, size: usize) {

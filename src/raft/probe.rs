@@ -63,6 +63,7 @@ probes! {
     AppendTruncated => "append.truncate-conflict", "a follower truncated a conflicting suffix of its log";
     AppendBelowSnapshot => "append.below-snapshot", "a follower skipped entries already in its snapshot";
     SnapshotSent => "snapshot.sent", "a leader sent a snapshot to a follower behind its compacted log";
+    ClusterSizeRestated => "snapshot.cluster-size-restated", "a leader with a replicated cluster size stated it again after sending a snapshot";
     SnapshotCompacted => "snapshot.compacted", "the log was compacted into a snapshot";
     InstallStale => "snapshot.install-stale", "a follower got a snapshot at or below its commit";
     InstallLogHoldsPoint => "snapshot.install-log-holds-point", "a follower got a snapshot whose last entry its log holds: keeps the suffix";

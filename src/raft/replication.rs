@@ -6,7 +6,7 @@ use rand::RngCore;
 use super::node::RaftNode;
 use super::probe::Probe;
 use super::progress::quorum_index;
-use super::types::{Applied, Entry, Index, Message, PeerId, Role, Signal, Snapshot, Term};
+use super::types::{Applied, Entry, EntryData, Index, Message, PeerId, Role, Signal, Snapshot, Term};
 
 impl RaftNode {
     /// Sends `peer` the entries from its next index (at most `max_entries_per_append`), or the
@@ -22,6 +22,7 @@ impl RaftNode {
             self.probe(Probe::SnapshotSent);
             self.messages.push((peer, Message::InstallSnapshot { term: self.term, snapshot }));
             self.progress.get_mut(&peer).expect("peer tracked").next_index = next_index;
+            self.restate_cluster_size_after_snapshot();
             return;
         }
         let prev_index = pr.next_index - 1;
@@ -32,6 +33,28 @@ impl RaftNode {
         let append = Message::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit };
         self.messages.push((peer, append));
         self.progress.get_mut(&peer).expect("peer tracked").next_index = next_index;
+    }
+
+    /// A snapshot carries no cluster size (NRG's carries its peer state): a member that catches
+    /// up from one learns a replicated size only from a peer-state entry after it. So when the
+    /// log holds none past the snapshot point, the leader states its size again (mixed seed
+    /// 147: a follower caught up by a snapshot kept counting against five servers). Only a
+    /// leader with a replicated size appends anything here.
+    fn restate_cluster_size_after_snapshot(&mut self) {
+        let Some(size) = self.peer_state_cluster_size else { return };
+        let base = self.log.base_index();
+        let stated = self
+            .log
+            .slice(base + 1, self.log.last_index(), usize::MAX)
+            .iter()
+            .any(|e| matches!(e.data, EntryData::PeerState { .. }));
+        if stated {
+            return;
+        }
+        let cluster_size = u32::try_from(size).expect("a cluster size fits in u32");
+        let index = self.log.last_index() + 1;
+        self.probe(Probe::ClusterSizeRestated);
+        self.log.append(Entry { term: self.term, index, data: EntryData::PeerState { cluster_size } });
     }
 
     /// An Append that is this leader's last word to `peer`: it starts right after what the peer

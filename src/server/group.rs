@@ -51,6 +51,8 @@ pub struct Group {
     /// The membership record still says this node joined and waits for a leader: rewritten
     /// once the node caught up and what it caught up on is durable.
     pub(super) joined_on_record: bool,
+    /// The replicated cluster size as the group's record last said it.
+    pub(super) cluster_size_on_record: Option<usize>,
 }
 
 /// Publishes awaiting commit per group at most; more are refused (the client times out).
@@ -87,6 +89,9 @@ impl Group {
     pub fn new(name: &str, node: RaftNode, snapshot_every: u64, ack_before_fsync: bool) -> Self {
         // Only a joiner waits for a leader at start, and only because its record says so.
         let node_waits = node.waits_for_leader();
+        // Started from its record, or none: a group that never had a replicated size writes
+        // nothing.
+        let size_on_record = node.replicated_cluster_size();
         Group {
             name: name.to_string(),
             last_snapshot_index: node.snapshot_index(),
@@ -103,6 +108,7 @@ impl Group {
             publish_acks: Vec::new(),
             reported_lead: None,
             joined_on_record: node_waits,
+            cluster_size_on_record: size_on_record,
         }
     }
 
@@ -148,6 +154,7 @@ impl Group {
     pub fn advance(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) {
         self.advance_pipeline(env, tokens);
         self.record_caught_up(env);
+        self.record_cluster_size(env);
         let meta = self.meta.is_some();
         for probe in self.node.take_probes() {
             env.probe(probe.name(meta));
@@ -211,6 +218,29 @@ impl Group {
                 self.joined_on_record = false;
             }
             Err(e) => env.trace("peers-record-failed", &(files.peers.clone(), e.to_string())),
+        }
+    }
+
+    /// Keep the replicated cluster size on disk whenever it changes, so that a restart from a
+    /// snapshot covering the peer-state entry still counts quorums the same way (mixed seed
+    /// 130: a follower restarted from such a snapshot counted against five servers, four of
+    /// them running JetStream, while the leader and the rest counted against four). A failed
+    /// write is retried on the next advance.
+    fn record_cluster_size(&mut self, env: &mut ServerEnv<'_>) {
+        let size = self.node.replicated_cluster_size();
+        if size == self.cluster_size_on_record {
+            return;
+        }
+        let files = self.pipeline.files();
+        let record = size.map(|s| u32::try_from(s).expect("a cluster size fits in u32"));
+        match files.write_cluster_size(env.disk(), record) {
+            Ok(synced) => {
+                if !synced {
+                    env.trace("fsync-lost", &files.cluster_size);
+                }
+                self.cluster_size_on_record = size;
+            }
+            Err(e) => env.trace("cluster-size-record-failed", &(files.cluster_size.clone(), e.to_string())),
         }
     }
 

@@ -196,6 +196,7 @@ const TRACE_KINDS: &[(&str, &str)] = &[
     ("asset-without-stream", "a consumer's files found with no stream at start"),
     ("assets-restored", "local assets were restored from disk at start"),
     ("cluster-size-adjusted", "the meta leader lowered the cluster size"),
+    ("cluster-size-record-failed", "writing the replicated cluster size failed"),
     ("cluster-size-refused", "a cluster size adjustment was refused"),
     ("commit-beyond-log", "a group's stored commit points past its log"),
     ("direct-consumer", "a mirror's direct consumer was handled"),

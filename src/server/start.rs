@@ -136,6 +136,9 @@ impl Server {
         if joined {
             node.wait_for_leader();
         }
+        if let Some(size) = files.read_cluster_size(env.disk()).map_err(|e| e.to_string())? {
+            node.restore_replicated_cluster_size(size as usize);
+        }
         Ok(node)
     }
 

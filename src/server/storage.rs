@@ -123,6 +123,10 @@ pub struct GroupFiles {
     pub wal: String,
     pub state: String,
     pub peers: String,
+    /// The cluster size a leader chose and replicated (NRG keeps it with its peer state), once
+    /// there is one: the peer-state entry that carried it may sit inside a snapshot by the
+    /// time the server restarts.
+    pub cluster_size: String,
     group: String,
 }
 
@@ -145,6 +149,7 @@ impl GroupFiles {
             wal: format!("log/{group}"),
             state: format!("state/{group}"),
             peers: format!("peers/{group}"),
+            cluster_size: format!("size/{group}"),
             group: group.to_string(),
         }
     }
@@ -182,6 +187,36 @@ impl GroupFiles {
             more => {
                 let reason = format!("{} records where one is written", more.len());
                 Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason })
+            }
+        }
+    }
+
+    /// Record the replicated cluster size (`None`: the membership counts again), synced at
+    /// once. False when the disk lied about the fsync.
+    pub fn write_cluster_size(&self, disk: &mut NodeDisk, size: Option<u32>) -> Result<bool, DiskError> {
+        disk.replace(&self.cluster_size, &encode(&size))?;
+        Ok(disk.fsync(&self.cluster_size))
+    }
+
+    /// The replicated cluster size on record, if any. A write cut short by a power loss is as
+    /// good as none (the peer-state entries in the log and snapshot-free replay still carry
+    /// it); a damaged record is corruption.
+    pub fn read_cluster_size(&self, disk: &NodeDisk) -> Result<Option<u32>, StorageError> {
+        let Some(bytes) = disk.read(&self.cluster_size) else { return Ok(None) };
+        let (frames, _torn) = read_frames(&self.cluster_size, bytes)?;
+        match frames.as_slice() {
+            [] => Ok(None),
+            [payload] => {
+                let size: Option<u32> = decode(&self.cluster_size, payload)?;
+                if size.is_some_and(|s| s < 2) {
+                    let reason = format!("cluster size {size:?} below two");
+                    return Err(StorageError::Corrupt { path: self.cluster_size.clone(), offset: 0, reason });
+                }
+                Ok(size)
+            }
+            more => {
+                let reason = format!("{} records where one is written", more.len());
+                Err(StorageError::Corrupt { path: self.cluster_size.clone(), offset: 0, reason })
             }
         }
     }
@@ -318,8 +353,11 @@ impl GroupFiles {
 
     /// Every file of the group that exists.
     pub fn all(&self, disk: &NodeDisk) -> Vec<String> {
-        let mut paths: Vec<String> =
-            [&self.wal, &self.state, &self.peers].into_iter().filter(|p| disk.exists(p)).cloned().collect();
+        let mut paths: Vec<String> = [&self.wal, &self.state, &self.peers, &self.cluster_size]
+            .into_iter()
+            .filter(|p| disk.exists(p))
+            .cloned()
+            .collect();
         paths.extend(disk.list(&self.snapshot_prefix()));
         paths
     }
@@ -329,6 +367,7 @@ impl GroupFiles {
         disk.remove(&self.wal);
         disk.remove(&self.state);
         disk.remove(&self.peers);
+        disk.remove(&self.cluster_size);
         for path in disk.list(&self.snapshot_prefix()) {
             disk.remove(&path);
         }
