@@ -35,7 +35,8 @@ impl Server {
     /// JetStream servers heard from when fewer of them than the size exist.
     pub(super) fn check_cluster_size(&mut self, env: &mut ServerEnv<'_>) {
         let Some(group) = self.groups.get_mut(META) else { return };
-        let Some(term) = group.meta.as_deref().and_then(|m| m.leader_term) else { return };
+        let Some(meta) = group.meta.as_deref_mut() else { return };
+        let Some(term) = meta.leader_term else { return };
         // NRG's known peers are the members that ever joined the group, up or down; a server
         // without JetStream never joins. Here every configured server starts as a member, so
         // a member counts as known unless its stats say it runs no JetStream.
@@ -43,6 +44,11 @@ impl Server {
         let active = self.known_servers.len();
         let jetstream = self.known_servers.values().filter(|s| s.jetstream).count();
         let size = group.node.cluster_size();
+        // Judged only once enough servers were heard from: before a server's stats arrive it
+        // counts as known, so "every member runs the group" alone may be ignorance.
+        if active >= size {
+            meta.cluster_size_judged_term = Some(term);
+        }
         let Some(target) = cluster_size_target(size, known, active, jetstream) else { return };
         match group.node.adjust_cluster_size(env.monotonic_ms(), term, target) {
             Ok(_) => env.trace("cluster-size-adjusted", &(target, group.node.quorum_size())),

@@ -111,6 +111,10 @@ pub struct MetaLayer {
     pub peers_removed: Vec<(PeerId, Option<Term>)>,
     /// The leader should re-place streams on stale or missing peers (§8.3).
     pub peer_reconcile_due: bool,
+    /// The last leader term in which `checkClusterSize` could judge (it had heard from as
+    /// many servers as the cluster size counts). Until then NATS leaves the size for its next
+    /// periodic check, a minute on, and L10 owes nothing yet.
+    pub cluster_size_judged_term: Option<Term>,
 }
 
 impl MetaLayer {
@@ -140,6 +144,7 @@ impl MetaLayer {
             peer_remove: None,
             peers_removed: Vec::new(),
             peer_reconcile_due: false,
+            cluster_size_judged_term: None,
         }
     }
 
