@@ -6,6 +6,7 @@
 
 use rand::RngCore;
 
+use crate::net::NodeIndex;
 use crate::node::{ClientOpOf, ConfigOf, Node};
 
 pub trait Workload: 'static {
@@ -31,6 +32,10 @@ pub trait Workload: 'static {
     /// Make room for a bulk load (profiles with a [`BulkLoad`](crate::swarm::BulkLoad)): lift
     /// the limits drawn into `config` that would refuse most of it. Draws nothing.
     fn bulk_config(_config: &mut ConfigOf<Self::Node>) {}
+    /// Run `nodes` in a limited role (profiles with [`limited`](crate::swarm::Profile::limited)
+    /// servers), such as servers that take no part in some subsystem. Draws nothing; a system
+    /// without such a role leaves `config` as it is.
+    fn limit_servers(_config: &mut ConfigOf<Self::Node>, _nodes: &[NodeIndex]) {}
     /// The client operations of unit `index` of a bulk load, in order: the swarm sends them
     /// `follow_up_ms` apart, so the later ones may build on the first (an object, then what
     /// depends on it). Empty when the system has no bulk load.

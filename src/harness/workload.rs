@@ -93,6 +93,12 @@ impl Workload for MetaWorkload {
         config.stream_capacity.clear();
     }
 
+    /// The `mixed` profile's limited servers run without JetStream (§8.4): no meta group, no
+    /// assets, clients forwarded to the meta leader, never placement candidates.
+    fn limit_servers(config: &mut ServerConfig, nodes: &[NodeIndex]) {
+        config.jetstream_disabled = nodes.to_vec();
+    }
+
     /// One unit of a bulk load: an R1 or R3 stream of its own (`B<index>`, subjects
     /// `b<index>.>`), then two consumers on it (replicas as the stream's). Like every
     /// generated asset, one in ten needs the current API level (§7).
