@@ -104,6 +104,21 @@ fn decode<T: for<'de> Deserialize<'de>>(path: &str, payload: &[u8]) -> Result<T,
     })
 }
 
+/// A file that holds one record, replaced whole: `None` when absent or cut short before its
+/// frame was complete; more than one frame is corruption.
+fn read_record<T: for<'de> Deserialize<'de>>(disk: &NodeDisk, path: &str) -> Result<Option<T>, StorageError> {
+    let Some(bytes) = disk.read(path) else { return Ok(None) };
+    let (frames, _torn) = read_frames(path, bytes)?;
+    match frames.as_slice() {
+        [] => Ok(None),
+        [payload] => decode(path, payload).map(Some),
+        more => {
+            let reason = format!("{} records where one is written", more.len());
+            Err(StorageError::Corrupt { path: path.to_string(), offset: 0, reason })
+        }
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     frame(&bincode::serialize(value).expect("in-memory values encode"))
 }
@@ -172,23 +187,12 @@ impl GroupFiles {
     /// The membership this node started with, if it was recorded. A write cut short by a power
     /// loss is as good as none (the node had not voted yet); a damaged record is corruption.
     pub fn read_initial_peers(&self, disk: &NodeDisk) -> Result<Option<InitialMembership>, StorageError> {
-        let Some(bytes) = disk.read(&self.peers) else { return Ok(None) };
-        let (frames, _torn) = read_frames(&self.peers, bytes)?;
-        match frames.as_slice() {
-            [] => Ok(None),
-            [payload] => {
-                let start: InitialMembership = decode(&self.peers, payload)?;
-                if start.peers.is_empty() {
-                    let reason = "the recorded membership is empty".to_string();
-                    return Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason });
-                }
-                Ok(Some(start))
-            }
-            more => {
-                let reason = format!("{} records where one is written", more.len());
-                Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason })
-            }
+        let Some(start) = read_record::<InitialMembership>(disk, &self.peers)? else { return Ok(None) };
+        if start.peers.is_empty() {
+            let reason = "the recorded membership is empty".to_string();
+            return Err(StorageError::Corrupt { path: self.peers.clone(), offset: 0, reason });
         }
+        Ok(Some(start))
     }
 
     /// Record the replicated cluster size (`None`: the membership counts again), synced at
@@ -199,26 +203,15 @@ impl GroupFiles {
     }
 
     /// The replicated cluster size on record, if any. A write cut short by a power loss is as
-    /// good as none (the peer-state entries in the log and snapshot-free replay still carry
-    /// it); a damaged record is corruption.
+    /// good as none (the peer-state entries in the log still carry it, up to the snapshot); a
+    /// damaged record is corruption.
     pub fn read_cluster_size(&self, disk: &NodeDisk) -> Result<Option<u32>, StorageError> {
-        let Some(bytes) = disk.read(&self.cluster_size) else { return Ok(None) };
-        let (frames, _torn) = read_frames(&self.cluster_size, bytes)?;
-        match frames.as_slice() {
-            [] => Ok(None),
-            [payload] => {
-                let size: Option<u32> = decode(&self.cluster_size, payload)?;
-                if size.is_some_and(|s| s < 2) {
-                    let reason = format!("cluster size {size:?} below two");
-                    return Err(StorageError::Corrupt { path: self.cluster_size.clone(), offset: 0, reason });
-                }
-                Ok(size)
-            }
-            more => {
-                let reason = format!("{} records where one is written", more.len());
-                Err(StorageError::Corrupt { path: self.cluster_size.clone(), offset: 0, reason })
-            }
+        let size = read_record::<Option<u32>>(disk, &self.cluster_size)?.flatten();
+        if size.is_some_and(|s| s < 2) {
+            let reason = format!("cluster size {size:?} below two");
+            return Err(StorageError::Corrupt { path: self.cluster_size.clone(), offset: 0, reason });
         }
+        Ok(size)
     }
 
     /// True when the group has never written anything here (the membership record aside: a
@@ -533,5 +526,36 @@ mod tests {
 
         files.remove_all(&mut disk);
         assert!(!disk.exists(&files.peers));
+    }
+
+    /// The replicated cluster size: absent until written, read back as written (`None` too),
+    /// kept with the group's files, and a damaged or impossible record refused with the file
+    /// named.
+    #[test]
+    fn cluster_size_record() {
+        let files = GroupFiles::new("meta");
+        let mut disk = NodeDisk::default();
+        assert_eq!(files.read_cluster_size(&disk), Ok(None));
+        assert_eq!(files.write_cluster_size(&mut disk, Some(4)), Ok(true));
+        assert_eq!(files.read_cluster_size(&disk), Ok(Some(4)));
+        assert!(files.all(&disk).contains(&files.cluster_size));
+        assert_eq!(files.write_cluster_size(&mut disk, None), Ok(true));
+        assert_eq!(files.read_cluster_size(&disk), Ok(None));
+
+        files.write_cluster_size(&mut disk, Some(3)).unwrap();
+        let bytes = disk.read(&files.cluster_size).unwrap().to_vec();
+        disk.replace(&files.cluster_size, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(files.read_cluster_size(&disk), Ok(None), "a write cut short by a power loss");
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        disk.replace(&files.cluster_size, &flipped).unwrap();
+        let err = files.read_cluster_size(&disk).unwrap_err();
+        assert!(err.to_string().starts_with("size/meta"), "{err}");
+
+        files.write_cluster_size(&mut disk, Some(1)).unwrap();
+        assert!(files.read_cluster_size(&disk).unwrap_err().to_string().contains("below two"));
+
+        files.remove_all(&mut disk);
+        assert!(!disk.exists(&files.cluster_size));
     }
 }
