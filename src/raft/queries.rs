@@ -125,6 +125,12 @@ impl RaftNode {
         self.peers_now()
     }
 
+    /// The membership in force at `index` (at least the snapshot point): what the upper layer
+    /// has seen once it applied up to `index`, where `peers` may be ahead of it.
+    pub fn peers_at_index(&self, index: Index) -> &[PeerId] {
+        self.peers_at(index.max(self.snapshot_index()))
+    }
+
     /// Leader only: the members heard from within the lost-quorum window, itself included
     /// (empty on a follower). Placement picks online peers from these.
     pub fn peers_in_contact(&self, now_ms: u64) -> Vec<PeerId> {
