@@ -42,12 +42,10 @@ impl RaftNode {
     /// leader with a replicated size appends anything here.
     fn restate_cluster_size_after_snapshot(&mut self) {
         let Some(size) = self.peer_state_cluster_size else { return };
-        let base = self.log.base_index();
-        let stated = self
-            .log
-            .slice(base + 1, self.log.last_index(), usize::MAX)
-            .iter()
-            .any(|e| matches!(e.data, EntryData::PeerState { .. }));
+        // Read in place: the log past the snapshot holds at most `snapshot_every` applied
+        // entries and the uncommitted ones, and none needs copying.
+        let stated = (self.log.base_index() + 1..=self.log.last_index())
+            .any(|i| self.log.get(i).is_some_and(|e| matches!(e.data, EntryData::PeerState { .. })));
         if stated {
             return;
         }
