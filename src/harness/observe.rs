@@ -18,7 +18,9 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         }
         Observation::SnapshotInstalled { group, index, chain } => ghost.observe_snapshot(group, node, index, chain),
         Observation::Appended { proposed_term, entry_term } => ghost.observe_append(node, proposed_term, entry_term),
-        Observation::MessagesAcked { group, count } => ghost.observe_acked_messages(group, node, count),
+        Observation::MessagesAcked { group, stream, created_ms, count } => {
+            ghost.observe_acked_messages(group, stream, created_ms, node, count)
+        }
         Observation::GroupEmptied { group } => ghost.observe_group_emptied(group),
         Observation::MetaEntry { index, data } => ghost.observe_meta_entry(index, data),
         Observation::Projection { index, digest } => ghost.observe_projection(node, index, digest),

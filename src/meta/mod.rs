@@ -31,6 +31,7 @@ pub mod recovery;
 pub mod request;
 pub mod results;
 pub mod revision;
+mod scale;
 pub mod state;
 pub mod view;
 
@@ -38,6 +39,8 @@ pub mod view;
 mod peers_tests;
 #[cfg(test)]
 mod recovery_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;
 

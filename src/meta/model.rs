@@ -78,6 +78,16 @@ pub struct RaftGroup {
 }
 
 impl RaftGroup {
+    /// The replica count the group was named for (`S-R3-<hex>` says 3), when its name says.
+    /// A stream scaled down to one replica keeps a group born replicated, and with it its raft
+    /// node: here a replicated stream's messages live in its raft log (NATS keeps them in the
+    /// stream's store and drops the node).
+    pub fn replicas_at_birth(&self) -> Option<usize> {
+        let mut parts = self.name.splitn(3, '-');
+        let (_prefix, replicas) = (parts.next()?, parts.next()?);
+        replicas.strip_prefix('R')?.parse().ok()
+    }
+
     /// Membership is decided by `peers` only.
     pub fn is_member(&self, id: PeerId) -> bool {
         self.peers.contains(&id)
@@ -168,9 +178,12 @@ pub struct StreamAssignment {
 impl StreamAssignment {
     /// Whether the stream runs a raft group here. An R1 stream does not; an R>1 stream does
     /// even when a peer removal left its group with a single member (NATS: a group with
-    /// `Desired` set keeps its node), so its messages stay in the group it had.
+    /// `Desired` set keeps its node), so its messages stay in the group it had, and so does a
+    /// stream scaled down to one replica from a group born replicated.
     pub fn replicated(&self) -> bool {
-        self.group.peers.len() > 1 || self.config().ok().is_some_and(|c| c.into_config().normalized().replicas > 1)
+        self.group.peers.len() > 1
+            || self.group.replicas_at_birth().is_some_and(|r| r > 1)
+            || self.config().ok().is_some_and(|c| c.into_config().normalized().replicas > 1)
     }
 
     /// This stream's key.

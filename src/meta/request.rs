@@ -87,7 +87,7 @@ pub fn handle(
     let h = Handler { state, view, limits, ctx };
     match request {
         MetaRequest::CreateStream { account, config_json } => h.create_stream(account, config_json, reply, rng),
-        MetaRequest::UpdateStream { account, config_json } => h.update_stream(account, config_json, reply),
+        MetaRequest::UpdateStream { account, config_json } => h.update_stream(account, config_json, reply, rng),
         MetaRequest::DeleteStream { account, name } => {
             let existing =
                 view.stream_or_inflight(state, &StreamKey::new(account, name)).ok_or(ApiError::StreamNotFound)?;
@@ -194,7 +194,13 @@ impl Handler<'_> {
         Ok(MetaEntry::AssignStream { sa, reply })
     }
 
-    fn update_stream(&self, account: &str, bytes: &[u8], reply: Option<Reply>) -> Result<MetaEntry, ApiError> {
+    fn update_stream(
+        &self,
+        account: &str,
+        bytes: &[u8],
+        reply: Option<Reply>,
+        rng: &mut dyn RngCore,
+    ) -> Result<MetaEntry, ApiError> {
         let config = parse_stream_request(account, bytes, self.ctx.api_level)?;
         let key = StreamKey::new(account, &config.name);
         let existing = self.view.stream_or_inflight(self.state, &key).ok_or(ApiError::StreamNotFound)?;
@@ -206,9 +212,6 @@ impl Handler<'_> {
         if old.sealed && !config.sealed {
             return Err(ApiError::StreamSealed);
         }
-        if old.replicas != config.replicas {
-            return Err(ApiError::InvalidConfig("changing replicas is not supported".into()));
-        }
         if old.placement != config.placement {
             return Err(ApiError::InvalidConfig("changing placement is not supported".into()));
         }
@@ -216,7 +219,11 @@ impl Handler<'_> {
             return Err(ApiError::InvalidConfig("a stream's mirror configuration cannot be updated".into()));
         }
         self.check_overlap(&key, &config)?;
-        let sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
+        let mut sa = StreamAssignment { config_json: config.to_json(), ..existing.without_consumers() };
+        if old.replicas.max(1) != config.replicas.max(1) {
+            // §2.2: a scale keeps the incarnation; its consumers follow once it applied.
+            sa.group = self.rescale_stream_group(existing, usize::from(config.replicas.max(1)), rng)?;
+        }
         Ok(MetaEntry::UpdateStream { sa, reply })
     }
 
@@ -251,13 +258,14 @@ impl Handler<'_> {
             if let Some(reason) = self.state.consumer_unsupported(&key) {
                 return Err(ApiError::Offline(reason.into()));
             }
-            if existing.group.peers.len() != replicas {
-                return Err(ApiError::InvalidConfig("changing replicas is not supported".into()));
-            }
             if !existing.group.peers.iter().any(|p| online.contains(p)) {
                 return Err(ApiError::Offline("all consumer peers offline".into()));
             }
-            let ca = ConsumerAssignment { config_json: config.to_json(), ..existing.clone() };
+            let mut ca = ConsumerAssignment { config_json: config.to_json(), ..existing.clone() };
+            if existing.group.peers.len() != replicas {
+                // §2.2: a scale keeps the incarnation.
+                ca.group = self.rescale_consumer_group(existing, &sa.group.peers, replicas, rng)?;
+            }
             return Ok(MetaEntry::AssignConsumer { ca, reply });
         }
         if let Some(max) = stream_config.max_consumers {

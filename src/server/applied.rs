@@ -13,7 +13,8 @@ pub struct AppliedLog {
     pub term: Term,
     /// FNV-1a chain over (previous chain, index, term, entry digest).
     pub chain: u64,
-    /// Normal (client) entries applied.
+    /// Messages the normal (client) entries applied stand for: one per entry, or what a carry
+    /// entry carried (a stream scaled up from one replica, see `scale`).
     pub normal_entries: u64,
 }
 
@@ -29,8 +30,8 @@ impl AppliedLog {
         self.chain = h.finish();
         self.index = entry.index;
         self.term = entry.term;
-        if matches!(entry.data, crate::raft::EntryData::Normal(_)) {
-            self.normal_entries += 1;
+        if let crate::raft::EntryData::Normal(payload) = &entry.data {
+            self.normal_entries += super::scale::messages_in(payload);
         }
         entry_digest
     }

@@ -66,7 +66,9 @@ impl Group {
         if let Some(pending) = self.pending_publishes.remove(&index) {
             // A later leader may have put another entry at that index.
             if term == pending.last_term && entry.data == EntryData::Normal(pending.last_payload) {
-                env.observe(Observation::MessagesAcked { group: &self.name, count: pending.ack.count });
+                let ack = &pending.ack;
+                let (stream, created_ms, count) = (&ack.stream, ack.created_ms, ack.count);
+                env.observe(Observation::MessagesAcked { group: &self.name, stream, created_ms, count });
                 self.publish_acks.push(pending.ack);
             }
         }
@@ -134,7 +136,10 @@ fn describe_entry(meta: bool, data: &EntryData) -> String {
             Ok(entry) => entry.describe(),
             Err(e) => format!("undecodable ({e})"),
         },
-        EntryData::Normal(bytes) => format!("payload {} bytes", bytes.len()),
+        EntryData::Normal(bytes) => match super::scale::carried(bytes) {
+            Some(n) => format!("carries {n} messages from an R1 store"),
+            None => format!("payload {} bytes", bytes.len()),
+        },
         other => format!("{other:?}"),
     }
 }

@@ -20,6 +20,7 @@ use super::observe::Observation;
 use super::persist::Pipeline;
 use super::storage::{GroupFiles, InitialMembership};
 use super::wire::ServerMsg;
+use crate::meta::StreamKey;
 use crate::raft::{EntryData, Index, Message, ProposeError, RaftNode, Role, Term};
 
 pub use super::persist::Tokens;
@@ -75,6 +76,10 @@ pub struct PublishAck {
     pub origin: NodeIndex,
     pub request: u64,
     pub count: u32,
+    /// The stream incarnation the messages belong to (for the oracle, which owes messages
+    /// per incarnation across regroups).
+    pub stream: StreamKey,
+    pub created_ms: u64,
 }
 
 /// A group's snapshot payload: the raft-level applied chain (for the checks) and, for the
@@ -305,7 +310,12 @@ impl Group {
         }
         let (index, last_payload) = last.expect("a publish carries at least one message");
         if ack_before_commit {
-            env.observe(Observation::MessagesAcked { group: &self.name, count: ack.count });
+            env.observe(Observation::MessagesAcked {
+                group: &self.name,
+                stream: &ack.stream,
+                created_ms: ack.created_ms,
+                count: ack.count,
+            });
             self.publish_acks.push(ack);
         } else {
             self.pending_publishes.insert(index, PendingPublish { ack, last_term: term, last_payload });

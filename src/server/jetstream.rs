@@ -14,6 +14,8 @@ use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::observe::Observation;
 use super::probes::{self, OpOutcome};
+use super::scale;
+use super::storage::GroupFiles;
 use super::wire::ServerMsg;
 use crate::meta::{
     ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
@@ -111,6 +113,9 @@ pub struct MetaLayer {
     pub peers_removed: Vec<(PeerId, Option<Term>)>,
     /// The leader should re-place streams on stale or missing peers (§8.3).
     pub peer_reconcile_due: bool,
+    /// Groups this server just founded with an R1 store carried over (§2.2): it campaigns at
+    /// once when it starts them, as the preferred member of a new group does.
+    pub founded_groups: BTreeSet<String>,
     /// The last leader term in which `checkClusterSize` could judge (it had heard from as
     /// many servers as the cluster size counts). Until then NATS leaves the size for its next
     /// periodic check, a minute on, and L10 owes nothing yet.
@@ -144,6 +149,7 @@ impl MetaLayer {
             peer_remove: None,
             peers_removed: Vec::new(),
             peer_reconcile_due: false,
+            founded_groups: BTreeSet::new(),
             cluster_size_judged_term: None,
         }
     }
@@ -179,17 +185,29 @@ impl MetaLayer {
         }
         self.observe_stream_assignment(env, data);
         let update = op == Some(OpCode::UpdateStream);
+        let rescaled = update && self.rescales(data);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
                 env.probe(probes::meta_op(op, OpOutcome::Applied));
                 self.observe_projection(env);
-                self.run_effects(env, effects, answer, update)
+                self.run_effects(env, effects, answer, update);
+                // §2.2: the consumers of a rescaled stream follow it (NATS remaps them with
+                // the update); the leader's reconcile sizes them to the stream's new peers.
+                if rescaled && self.leader_term.is_some() {
+                    self.peer_reconcile_due = true;
+                }
             }
             Err(e) => {
                 env.probe(probes::meta_op(op, OpOutcome::Refused));
                 env.trace("meta-apply-error", &e.to_string());
             }
         }
+    }
+
+    /// Whether a stream update changes the stream's replica count (its peers' number).
+    fn rescales(&self, data: &[u8]) -> bool {
+        let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) else { return false };
+        self.state.stream(&sa.key()).is_some_and(|old| old.group.peers.len() != sa.group.peers.len())
     }
 
     /// Tell the oracle what this server's projection is at its applied index (S4 over time).
@@ -436,13 +454,28 @@ impl MetaLayer {
                 continue;
             }
             self.assets_changed = true;
+            let incarnation_before = match &effect {
+                Effect::RunStream { key, .. } => self.local.stream(key).map(|a| a.created_ms),
+                _ => None,
+            };
             let change = self.local.apply_effect(&effect);
             if let Some(probe) = probes::local_change(effect_on_stream(&effect), &change) {
                 env.probe(probe);
             }
             env.trace("local", &format!("{effect:?} -> {change:?}"));
-            if let (Effect::RunStream { key, .. }, LocalChange::Created) = (&effect, change) {
-                self.run_waiting_consumers(env, key);
+            match (&effect, change) {
+                (Effect::RunStream { key, .. }, LocalChange::Created) => self.run_waiting_consumers(env, key),
+                (Effect::RunStream { key, group, created_ms }, LocalChange::Updated { regrouped: Some(old) }) => {
+                    // §2.2: an R1 store scaled up goes into the stream's new raft group; the
+                    // store of an older incarnation does not.
+                    let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
+                    let same = incarnation_before == Some(*created_ms);
+                    if same && replicated && GroupFiles::new(&old).is_fresh(env.disk()) {
+                        scale::carry_store(env, &old, group);
+                        self.founded_groups.insert(group.name.clone());
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -507,6 +540,11 @@ impl MetaLayer {
             }
         }
         groups
+    }
+
+    /// The group of the applied stream that runs in group `name`, if any.
+    pub fn stream_group(&self, name: &str) -> Option<&RaftGroup> {
+        self.state.streams().map(|sa| &sa.group).find(|g| g.name == name)
     }
 
     /// Group names some local asset still refers to (running or stopped): their files stay.

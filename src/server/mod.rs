@@ -38,6 +38,7 @@ mod publish;
 mod requests;
 mod results;
 pub mod routes;
+mod scale;
 mod shutdown;
 mod start;
 pub mod storage;
@@ -77,6 +78,9 @@ pub struct Server {
     proposals: u64,
     /// Stream and consumer groups whose files refused to load, with the reason.
     refused_groups: BTreeMap<String, String>,
+    /// Stream groups scaled down without this server that it runs until their raft
+    /// membership drops it (§2.2).
+    leaving_groups: BTreeSet<String>,
     /// Servers heard from (including this one) and their latest stats.
     known_servers: BTreeMap<NodeIndex, ServerStats>,
     /// Servers this one has heard anything from since it started, itself included: NATS knows

@@ -33,8 +33,9 @@ pub enum Observation<'a> {
     SnapshotInstalled { group: &'a str, index: Index, chain: u64 },
     /// A proposal it made for `proposed_term` went into its log as an entry of `entry_term`.
     Appended { proposed_term: Term, entry_term: Option<Term> },
-    /// It acknowledged `count` messages to a client of the stream running in `group`.
-    MessagesAcked { group: &'a str, count: u32 },
+    /// It acknowledged `count` messages to a client of incarnation `created_ms` of `stream`,
+    /// running in `group`.
+    MessagesAcked { group: &'a str, stream: &'a StreamKey, created_ms: u64, count: u32 },
     /// The meta leader found every peer of `group` removed: what the group held is gone.
     GroupEmptied { group: &'a str },
 

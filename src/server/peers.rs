@@ -184,7 +184,13 @@ impl Server {
         if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
             return;
         }
-        let desired = meta.desired_groups();
+        let mut desired = meta.desired_groups();
+        // A leader scaled out of its stream's group still moves it (then removes itself).
+        for name in &self.leaving_groups {
+            if let Some(group) = meta.stream_group(name) {
+                desired.insert(name.clone(), group.clone());
+            }
+        }
         let now = env.monotonic_ms();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
             if !group.node.leader() {

@@ -85,7 +85,7 @@ impl Server {
             return;
         }
         let replicated = sa.replicated();
-        let ack = PublishAck { origin, request, count };
+        let ack = PublishAck { origin, request, count, stream: stream.clone(), created_ms: sa.created_ms };
         if !replicated {
             self.store_r1(env, &group, ack);
         } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
@@ -105,7 +105,8 @@ impl Server {
                     // no longer holds this server to what it acknowledges).
                     env.trace("fsync-lost", &file.path());
                 }
-                env.observe(Observation::MessagesAcked { group, count: ack.count });
+                let (stream, created_ms, count) = (&ack.stream, ack.created_ms, ack.count);
+                env.observe(Observation::MessagesAcked { group, stream, created_ms, count });
                 self.answer_publish(env, ack);
             }
             // No ack: the client times out, as it would against a failing store.

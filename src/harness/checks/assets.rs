@@ -148,8 +148,9 @@ fn lost_to_removals(ghost: &Ghost, cluster: &Cluster<'_, Server>, leader: u32, g
     missing.peek().is_some() && missing.all(|(&index, _)| ghost.applied_only_by_removed(group, index))
 }
 
-/// Every message acknowledged to a client is still held by its stream's current incarnation:
-/// by the leader of an R>1 group (which every member follows, L8), or in an R1 stream's store.
+/// Every message acknowledged to a client is still held by its stream's current incarnation,
+/// whatever group took it (a replica change moves an R1 store into a raft group): by the
+/// leader of an R>1 group (which every member follows, L8), or in an R1 stream's store.
 /// Unless a disk lied or lost data, which the fault model allows to lose anything, or peer
 /// removals took the last copies of some of them.
 fn acked_messages_kept(
@@ -161,7 +162,7 @@ fn acked_messages_kept(
         return Ok(());
     }
     for sa in leader_meta.state.streams() {
-        let acked = ghost.acked_messages(&sa.group.name);
+        let acked = ghost.acked_messages(&sa.key(), sa.created_ms);
         if acked == 0 || ghost.forked_by_removals.contains(&sa.group.name) {
             continue;
         }

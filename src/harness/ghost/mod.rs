@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sim::{CheckFailure, NodeIndex};
 
-use crate::meta::PeerId;
+use crate::meta::{PeerId, StreamKey};
 use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
@@ -80,9 +80,12 @@ pub struct Ghost {
     pub excused: u64,
     /// The first violation a server observed while handling an event.
     pub violation: Option<CheckFailure>,
-    /// Messages acknowledged to clients, by the stream's group name (an acknowledged message
-    /// must survive as long as its stream incarnation).
-    pub acked_messages: BTreeMap<String, u64>,
+    /// Messages acknowledged to clients, by stream incarnation (account, name, created time):
+    /// an acknowledged message must survive as long as its incarnation, across regroups and
+    /// replica changes.
+    pub acked_messages: BTreeMap<(StreamKey, u64), u64>,
+    /// The incarnation each group that acknowledged messages ran.
+    pub acked_groups: BTreeMap<String, (StreamKey, u64)>,
     /// The reference meta state machine: every committed meta entry applied once, in order,
     /// in normal mode (the S6 oracle).
     pub meta_oracle: MetaOracle,
@@ -158,16 +161,27 @@ impl Ghost {
     /// `node` acknowledged a publish of `count` messages to the stream running in `group`. A
     /// server removed from the meta group that still runs a stale copy (it was down during its
     /// removal) acknowledges into a copy the stream went on without: nothing promises those.
-    pub fn observe_acked_messages(&mut self, group: &str, node: NodeIndex, count: u32) {
+    pub fn observe_acked_messages(
+        &mut self,
+        group: &str,
+        stream: &StreamKey,
+        created_ms: u64,
+        node: NodeIndex,
+        count: u32,
+    ) {
         if self.stale_copy(group, node) {
             return;
         }
-        *self.acked_messages.entry(group.to_string()).or_default() += u64::from(count);
+        let incarnation = (stream.clone(), created_ms);
+        if !self.acked_groups.contains_key(group) {
+            self.acked_groups.insert(group.to_string(), incarnation.clone());
+        }
+        *self.acked_messages.entry(incarnation).or_default() += u64::from(count);
     }
 
-    /// Messages acknowledged for the stream running in `group`.
-    pub fn acked_messages(&self, group: &str) -> u64 {
-        self.acked_messages.get(group).copied().unwrap_or(0)
+    /// Messages acknowledged to incarnation `created_ms` of `stream`.
+    pub fn acked_messages(&self, stream: &StreamKey, created_ms: u64) -> u64 {
+        self.acked_messages.get(&(stream.clone(), created_ms)).copied().unwrap_or(0)
     }
 
     /// `node` is leader of `term` in `group` (role, not yet past the barrier) and has committed
@@ -305,7 +319,9 @@ impl Ghost {
 
     /// Every peer of `group` was removed: the messages acknowledged to it went with them.
     pub fn observe_group_emptied(&mut self, group: &str) {
-        self.acked_messages.remove(group);
+        if let Some(incarnation) = self.acked_groups.get(group) {
+            self.acked_messages.remove(incarnation);
+        }
     }
 
     /// A proposal made for `term` was appended as an entry of another term.
@@ -374,16 +390,34 @@ mod tests {
         assert_eq!(ghost.violation.map(|v| v.invariant), lost);
 
         // Acknowledgements by a removed server's stale copy are not promised.
+        let s = StreamKey::new("A", "S");
         let mut ghost = Ghost::default();
-        ghost.observe_acked_messages("S-1", 1, 3);
+        ghost.observe_acked_messages("S-1", &s, 7, 1, 3);
         ghost.observe_peer_removed(10, 2);
-        ghost.observe_acked_messages("S-1", 2, 5);
-        assert_eq!(ghost.acked_messages("S-1"), 3);
+        ghost.observe_acked_messages("S-1", &s, 7, 2, 5);
+        assert_eq!(ghost.acked_messages(&s, 7), 3);
         // Added back, it is a member like any other; a late apply of the old removal elsewhere
         // changes nothing.
         ghost.observe_peer_added(12, 2);
         ghost.observe_peer_removed(10, 2);
-        ghost.observe_acked_messages("S-1", 2, 5);
-        assert_eq!(ghost.acked_messages("S-1"), 8);
+        ghost.observe_acked_messages("S-1", &s, 7, 2, 5);
+        assert_eq!(ghost.acked_messages(&s, 7), 8);
+    }
+
+    #[test]
+    fn acknowledged_messages_are_owed_per_incarnation_across_groups() {
+        let s = StreamKey::new("A", "S");
+        let mut ghost = Ghost::default();
+        ghost.observe_acked_messages("S-R1-a", &s, 7, 1, 4);
+        // Scaled up: the same incarnation in a new group owes what the old one took.
+        ghost.observe_acked_messages("S-R3-b", &s, 7, 2, 2);
+        assert_eq!(ghost.acked_messages(&s, 7), 6);
+        // A new incarnation owes only its own.
+        ghost.observe_acked_messages("S-R1-c", &s, 9, 1, 1);
+        assert_eq!(ghost.acked_messages(&s, 9), 1);
+        // Every peer of the incarnation's group removed: its messages are not owed any more.
+        ghost.observe_group_emptied("S-R3-b");
+        assert_eq!(ghost.acked_messages(&s, 7), 0);
+        assert_eq!(ghost.acked_messages(&s, 9), 1);
     }
 }

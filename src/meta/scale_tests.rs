@@ -1,0 +1,128 @@
+//! Replica changes (§2.2) as the meta leader proposes them.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::bugs::MetaBugs;
+use super::entry::MetaEntry;
+use super::inflight::Inflight;
+use super::model::{ConsumerConfig, PeerId, RaftGroup, StreamAssignment, StreamConfig};
+use super::request::{handle, ApiError, LeaderContext, MetaRequest};
+use super::state::MetaState;
+use crate::meta::API_LEVEL;
+
+const ACC: &str = "A";
+
+fn ctx(online: &[PeerId]) -> LeaderContext {
+    LeaderContext {
+        api_level: API_LEVEL,
+        me: 1,
+        meta_peers: vec![1, 2, 3, 4, 5],
+        online_peers: online.to_vec(),
+        now_ms: 50_000,
+        max_streams_per_account: None,
+        clusters: vec![],
+        client_cluster: None,
+        unplaceable_peers: vec![],
+        bugs: MetaBugs::default(),
+    }
+}
+
+fn config(replicas: u8) -> Vec<u8> {
+    StreamConfig { name: "S".into(), subjects: vec!["s.>".into()], replicas, ..Default::default() }.to_json()
+}
+
+/// A state holding stream S created at 7 ms in `group` on `peers`, with durable C on `consumer`.
+fn state(group: &str, peers: &[PeerId], replicas: u8, consumer: &[PeerId]) -> MetaState {
+    let mut state = MetaState::default();
+    let sa = StreamAssignment {
+        account: ACC.into(),
+        name: "S".into(),
+        created_ms: 7,
+        config_json: config(replicas),
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+        sync: "sync".into(),
+        consumers: Default::default(),
+    };
+    let entry = MetaEntry::AssignStream { sa, reply: None };
+    state.apply(1, &entry.encode(), 9, &mut Inflight::default()).unwrap();
+    let ca = super::model::ConsumerAssignment {
+        account: ACC.into(),
+        stream: "S".into(),
+        name: "C".into(),
+        created_ms: 8,
+        config_json: ConsumerConfig { durable_name: Some("C".into()), ..Default::default() }.to_json(),
+        group: RaftGroup { name: "C-R1-x".into(), peers: consumer.to_vec(), preferred: None },
+    };
+    let entry = MetaEntry::AssignConsumer { ca, reply: None };
+    state.apply(2, &entry.encode(), 9, &mut Inflight::default()).unwrap();
+    state
+}
+
+fn update(state: &MetaState, replicas: u8, online: &[PeerId]) -> Result<StreamAssignment, ApiError> {
+    let request = MetaRequest::UpdateStream { account: ACC.into(), config_json: config(replicas) };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    match handle(&request, None, state, &Inflight::default(), &ctx(online), &mut rng)? {
+        MetaEntry::UpdateStream { sa, .. } => Ok(sa),
+        other => panic!("not an update: {other:?}"),
+    }
+}
+
+#[test]
+fn an_r1_stream_scaled_up_gets_a_new_group_with_its_server_and_keeps_its_incarnation() {
+    let state = state("S-R1-a", &[4], 1, &[4]);
+    let sa = update(&state, 3, &[1, 2, 3, 4, 5]).unwrap();
+    assert_eq!(sa.created_ms, 7, "a scale keeps the created time");
+    assert_eq!(sa.group.peers.len(), 3);
+    assert!(sa.group.is_member(4), "the store's server stays");
+    assert_ne!(sa.group.name, "S-R1-a", "an R1 stream runs no raft node: its new group is new");
+    assert!(sa.group.name.starts_with("S-R3-"));
+    assert_eq!(sa.group.preferred, None, "the new members join the store's server");
+    assert!(sa.replicated());
+}
+
+#[test]
+fn a_replicated_stream_keeps_its_group_both_ways() {
+    let state = state("S-R3-a", &[1, 2, 3], 3, &[1, 2, 3]);
+    let up = update(&state, 5, &[1, 2, 3, 4, 5]).unwrap();
+    assert_eq!((up.group.name.as_str(), up.group.peers.as_slice()), ("S-R3-a", &[1, 2, 3, 4, 5][..]));
+    // Down to one: the online peers are kept first, and the group (born R3) keeps its node.
+    let down = update(&state, 1, &[3, 4, 5]).unwrap();
+    assert_eq!((down.group.name.as_str(), down.group.peers.as_slice()), ("S-R3-a", &[3][..]));
+    assert!(down.replicated(), "its messages are in its raft log");
+}
+
+#[test]
+fn a_scale_up_without_enough_servers_or_an_online_quorum_is_refused() {
+    let state = state("S-R1-a", &[4], 1, &[4]);
+    let mut ctx_full = ctx(&[1, 2, 3, 4, 5]);
+    ctx_full.unplaceable_peers = vec![1, 2, 3, 5];
+    let request = MetaRequest::UpdateStream { account: ACC.into(), config_json: config(3) };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let refused = handle(&request, None, &state, &Inflight::default(), &ctx_full, &mut rng);
+    assert_eq!(refused, Err(ApiError::InsufficientResources), "no room left on enough servers");
+    assert_eq!(update(&state, 3, &[4]), Err(ApiError::InsufficientResources), "two of three would be offline");
+    assert!(update(&state, 3, &[2, 4]).is_ok(), "two of three online is a quorum");
+}
+
+#[test]
+fn a_consumer_scales_within_its_streams_peers() {
+    let state = state("S-R3-a", &[1, 2, 3], 3, &[2]);
+    let request = |replicas: u8| MetaRequest::CreateConsumer {
+        account: ACC.into(),
+        stream: "S".into(),
+        config_json: ConsumerConfig { durable_name: Some("C".into()), replicas, ..Default::default() }.to_json(),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let online = [1, 2, 3, 4, 5];
+    let Ok(MetaEntry::AssignConsumer { ca, .. }) =
+        handle(&request(3), None, &state, &Inflight::default(), &ctx(&online), &mut rng)
+    else {
+        panic!("a consumer scale-up is proposed")
+    };
+    assert_eq!((ca.created_ms, ca.group.peers.as_slice()), (8, &[1, 2, 3][..]));
+    assert_ne!(ca.group.name, "C-R1-x", "from one replica: a fresh group");
+    assert_eq!(ca.group.preferred, Some(2), "led first by its old server");
+    let too_many = handle(&request(4), None, &state, &Inflight::default(), &ctx(&online), &mut rng);
+    assert!(matches!(too_many, Err(ApiError::InvalidConfig(_))), "no more replicas than the stream: {too_many:?}");
+}
