@@ -31,7 +31,7 @@ pub mod recovery;
 pub mod request;
 pub mod results;
 pub mod revision;
-mod scale;
+pub mod scale;
 pub mod state;
 pub mod view;
 
@@ -59,4 +59,5 @@ pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest};
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
 pub use revision::Revision;
+pub use scale::shrink_to_group;
 pub use state::{Effect, MetaState, Outcome};

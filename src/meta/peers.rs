@@ -15,7 +15,7 @@ use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
 use super::inflight::Inflight;
 use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment, StreamKey};
-use super::request::LeaderContext;
+use super::request::{Handler, LeaderContext};
 use super::state::MetaState;
 
 /// What the leader proposes to heal stale and missing peers.
@@ -114,7 +114,7 @@ pub fn reconcile_peers(
         if kept.len() == sa.group.peers.len() && kept.len() >= replicas {
             // The stream stays; its consumers still follow it.
             for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-                remap.entries.extend(remap_consumer(ca, sa, ctx, rng));
+                remap.entries.extend(remap_consumer(state, inflight, ca, sa, ctx, rng));
             }
             continue;
         }
@@ -128,7 +128,7 @@ pub fn reconcile_peers(
         if peers.is_empty() || peers == sa.group.peers {
             // Nowhere to go: the stream keeps what it has, and its consumers still follow it.
             for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-                remap.entries.extend(remap_consumer(ca, sa, ctx, rng));
+                remap.entries.extend(remap_consumer(state, inflight, ca, sa, ctx, rng));
             }
             continue;
         }
@@ -142,7 +142,7 @@ pub fn reconcile_peers(
         let moved = StreamAssignment { group, ..sa.without_consumers() };
         remap.entries.push(MetaEntry::UpdateStream { sa: moved.clone(), reply: None });
         for ca in inflight.consumers_or_inflight(state, &sa.key()) {
-            if let Some(entry) = remap_consumer(ca, &moved, ctx, rng) {
+            if let Some(entry) = remap_consumer(state, inflight, ca, &moved, ctx, rng) {
                 if kept.is_empty() || !ca.group.peers.iter().any(|p| peers.contains(p)) {
                     remap.emptied_groups.push(ca.group.name.clone());
                 }
@@ -184,6 +184,8 @@ fn candidates(sa: &StreamAssignment, kept: &[PeerId], ctx: &LeaderContext) -> Ve
 /// ([`consumer_peers_wanted`]); a durable that lost every peer jumps to new ones, an
 /// ephemeral is deleted (§8.3). `None` when nothing changes.
 fn remap_consumer(
+    state: &MetaState,
+    inflight: &Inflight,
     ca: &ConsumerAssignment,
     sa: &StreamAssignment,
     ctx: &LeaderContext,
@@ -207,7 +209,17 @@ fn remap_consumer(
     peers.sort_unstable();
     assert!(!peers.is_empty(), "a remapped consumer keeps at least one peer");
     assert!(peers.iter().all(|p| stream_peers.contains(p)), "a consumer lives on its stream's peers");
-    let preferred = first_leader(emptied, &peers, ctx);
-    let group = RaftGroup { name: ca.group.name.clone(), peers, preferred };
+    let group = if ca.group.peers.len() == 1 && peers.len() > 1 {
+        // Growing from one replica: a fresh group, first led by the server it keeps. Its one
+        // member ran no raft node, but kept the files of the group it had before it shrank,
+        // whose members are gone: restarted from them it could outvote the new members.
+        let handler = Handler { state, view: inflight, limits: inflight, ctx };
+        let name = handler.fresh_group_name("C", peers.len(), rng).ok()?;
+        let preferred = ca.group.peers.iter().copied().find(|p| peers.contains(p)).or(peers.first().copied());
+        RaftGroup { name, peers, preferred }
+    } else {
+        let preferred = first_leader(emptied, &peers, ctx);
+        RaftGroup { name: ca.group.name.clone(), peers, preferred }
+    };
     Some(MetaEntry::AssignConsumer { ca: ConsumerAssignment { group, ..ca.clone() }, reply: None })
 }

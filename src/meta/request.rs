@@ -61,6 +61,9 @@ pub struct LeaderContext {
     /// Peers placement skips: full by their latest stats (or a failed create), or not
     /// running JetStream, or (where servers broadcast stats) never heard from.
     pub unplaceable_peers: Vec<PeerId>,
+    /// Peers well behind the leader's meta log: a replica change adds none of them, as one
+    /// that missed leaving a stream's group could outvote its new members from a stale log.
+    pub lagging_peers: Vec<PeerId>,
     pub bugs: MetaBugs,
 }
 
@@ -321,17 +324,27 @@ impl Handler<'_> {
         peers: Vec<PeerId>,
         rng: &mut dyn RngCore,
     ) -> Result<RaftGroup, ApiError> {
-        let taken = self.taken_group_names();
-        let name = (0..NAME_ATTEMPTS)
-            .map(|_| format!("{prefix}-R{}-{:016x}", peers.len(), rng.next_u64()))
-            .find(|n| !taken.contains(n))
-            .ok_or(ApiError::NoUniqueName)?;
+        let name = self.fresh_group_name(prefix, peers.len(), rng)?;
         let up: Vec<PeerId> = peers.iter().copied().filter(|p| self.ctx.online_peers.contains(p)).collect();
         let preferred = up.choose(rng).copied();
         assert!(preferred.is_some(), "placement guarantees an online quorum");
         let group = RaftGroup { name, peers, preferred };
         assert_eq!(group.check(), Ok(()), "placement builds valid groups");
         Ok(group)
+    }
+
+    /// A group name (`S-R3-<hex>`) no applied or inflight assignment uses.
+    pub(super) fn fresh_group_name(
+        &self,
+        prefix: &str,
+        replicas: usize,
+        rng: &mut dyn RngCore,
+    ) -> Result<String, ApiError> {
+        let taken = self.taken_group_names();
+        (0..NAME_ATTEMPTS)
+            .map(|_| format!("{prefix}-R{replicas}-{:016x}", rng.next_u64()))
+            .find(|n| !taken.contains(n))
+            .ok_or(ApiError::NoUniqueName)
     }
 
     /// A consumer name unused by applied and inflight consumers of the stream.

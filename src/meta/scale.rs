@@ -1,22 +1,28 @@
 //! Replica changes (§2.2): an update that asks a stream or a consumer for another replica count
 //! keeps its incarnation (created time) and its data, and gives its group other peers.
 //!
-//! - A replicated group keeps its name and its raft node: new members join it (they wait for a
-//!   leader's data), dropped ones leave, and the group leader moves the raft membership after
-//!   the assignment one change at a time (`sync_group_peers`).
+//! - A replicated group keeps its name and its raft node. Scaled up, its new members join it
+//!   (they wait for a leader's data) and the group leader adds them to the raft membership one
+//!   at a time (`sync_group_peers`). Scaled down, the assignment keeps its peers at first: the
+//!   group leader removes the members least caught up (never itself), then reports the peers
+//!   left, and [`shrink_to_group`] drops the others from the assignment. A member never leaves
+//!   a raft membership that still needs its vote, and the peers kept hold what was committed.
 //! - An R1 stream has no raft node: its messages are in its store on its one server. Scaled up,
 //!   it gets a group of a new name on its server and new peers; that server founds the group
 //!   with its store carried over as the group's first entry, and the new peers join it.
-//! - An R1 consumer scaled up gets a fresh group (consumers hold no data here), led first by its
-//!   old server as NATS prefers it.
+//! - A consumer scaled up from one replica, or down, gets a fresh group (consumers hold no data
+//!   here, and a fresh group never waits for dropped members), led first by a server it keeps.
 
 use std::collections::BTreeSet;
 
 use rand::seq::SliceRandom;
 use rand::RngCore;
 
-use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment};
+use super::entry::MetaEntry;
+use super::inflight::Inflight;
+use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use super::request::{ApiError, Handler};
+use super::state::MetaState;
 
 /// Raft quorum of a group of `members`.
 fn quorum(members: usize) -> usize {
@@ -37,7 +43,11 @@ impl Handler<'_> {
         assert!(replicas >= 1, "a stream has at least one replica");
         let online = &self.ctx.online_peers;
         let have = &sa.group.peers;
-        let mut peers: Vec<PeerId> = if replicas > have.len() {
+        if replicas < have.len() {
+            // Scaled down: the group leader shrinks the group first (see the module doc).
+            return Ok(sa.group.clone());
+        }
+        let mut peers: Vec<PeerId> = {
             let cluster = self.ctx.clusters.iter().find(|c| have.iter().any(|p| c.peers.contains(p)));
             let mut candidates: Vec<PeerId> = self
                 .ctx
@@ -46,20 +56,15 @@ impl Handler<'_> {
                 .copied()
                 .filter(|p| !have.contains(p) && !self.ctx.unplaceable_peers.contains(p))
                 .filter(|p| cluster.is_none_or(|c| c.peers.contains(p)))
+                // New members are online and current (see `LeaderContext::lagging_peers`).
+                .filter(|p| online.contains(p) && !self.ctx.lagging_peers.contains(p))
                 .collect();
             candidates.shuffle(rng);
-            // Stable: shuffled order within the online and offline classes.
-            candidates.sort_by_key(|p| !online.contains(p));
             let added = replicas - have.len();
             if candidates.len() < added {
                 return Err(ApiError::InsufficientResources);
             }
             have.iter().copied().chain(candidates.into_iter().take(added)).collect()
-        } else {
-            let mut kept = have.clone();
-            kept.sort_by_key(|p| !online.contains(p));
-            kept.truncate(replicas);
-            kept
         };
         peers.sort_unstable();
         if peers.iter().filter(|p| online.contains(p)).count() < quorum(peers.len()) {
@@ -99,16 +104,38 @@ impl Handler<'_> {
         if peers.iter().filter(|p| online.contains(p)).count() < quorum(peers.len()) {
             return Err(ApiError::InsufficientResources);
         }
-        let group = if ca.group.peers.len() == 1 && replicas > 1 {
-            // From one replica: a fresh group, whose first leader is the old server.
-            let old = ca.group.peers[0];
+        let group = if (ca.group.peers.len() == 1 && replicas > 1) || replicas < ca.group.peers.len() {
+            // A fresh group, whose first leader is a server it keeps (the old one from one).
             let fresh = self.new_group("C", peers, rng)?;
-            let preferred = Some(old).filter(|p| fresh.is_member(*p)).or(fresh.preferred);
-            RaftGroup { preferred, ..fresh }
+            let kept = ca.group.peers.iter().copied().find(|p| fresh.is_member(*p) && online.contains(p));
+            RaftGroup { preferred: kept.or(fresh.preferred), ..fresh }
         } else {
             RaftGroup { name: ca.group.name.clone(), peers, preferred: None }
         };
         assert_eq!(group.check(), Ok(()), "a rescaled group is valid");
         Ok(group)
     }
+}
+
+/// The update that drops from scaled-down stream `key` the peers its group `group` no longer
+/// counts, once the group's leader reports the raft membership `peers` it shrank to: only for
+/// the assignment in view (applied or inflight) that still runs in that group with more peers
+/// than its replicas, `peers` being as many of its own peers as its replicas ask for.
+pub fn shrink_to_group(
+    state: &MetaState,
+    inflight: &Inflight,
+    key: &StreamKey,
+    group: &str,
+    peers: &[PeerId],
+) -> Option<MetaEntry> {
+    let sa = inflight.stream_or_inflight(state, key)?;
+    let replicas = usize::from(sa.config().ok()?.into_config().normalized().replicas);
+    let fits = peers.len() == replicas && peers.iter().all(|p| sa.group.is_member(*p));
+    if sa.group.name != group || sa.group.peers.len() <= replicas || !fits {
+        return None;
+    }
+    let mut peers = peers.to_vec();
+    peers.sort_unstable();
+    let group = RaftGroup { name: sa.group.name.clone(), peers, preferred: None };
+    Some(MetaEntry::UpdateStream { sa: StreamAssignment { group, ..sa.without_consumers() }, reply: None })
 }

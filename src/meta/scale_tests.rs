@@ -6,8 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
 use super::inflight::Inflight;
-use super::model::{ConsumerConfig, PeerId, RaftGroup, StreamAssignment, StreamConfig};
+use super::model::{ConsumerConfig, PeerId, RaftGroup, StreamAssignment, StreamConfig, StreamKey};
 use super::request::{handle, ApiError, LeaderContext, MetaRequest};
+use super::scale::shrink_to_group;
 use super::state::MetaState;
 use crate::meta::API_LEVEL;
 
@@ -24,6 +25,7 @@ fn ctx(online: &[PeerId]) -> LeaderContext {
         clusters: vec![],
         client_cluster: None,
         unplaceable_peers: vec![],
+        lagging_peers: vec![],
         bugs: MetaBugs::default(),
     }
 }
@@ -86,14 +88,34 @@ fn a_replicated_stream_keeps_its_group_both_ways() {
     let state = state("S-R3-a", &[1, 2, 3], 3, &[1, 2, 3]);
     let up = update(&state, 5, &[1, 2, 3, 4, 5]).unwrap();
     assert_eq!((up.group.name.as_str(), up.group.peers.as_slice()), ("S-R3-a", &[1, 2, 3, 4, 5][..]));
-    // Down to one: the online peers are kept first, and the group (born R3) keeps its node.
+    // Down to one: the assignment keeps its peers until the group leader has shrunk the
+    // group, and the group (born R3) keeps its node.
     let down = update(&state, 1, &[3, 4, 5]).unwrap();
-    assert_eq!((down.group.name.as_str(), down.group.peers.as_slice()), ("S-R3-a", &[3][..]));
+    assert_eq!((down.group.name.as_str(), down.group.peers.as_slice()), ("S-R3-a", &[1, 2, 3][..]));
     assert!(down.replicated(), "its messages are in its raft log");
 }
 
 #[test]
-fn a_scale_up_without_enough_servers_or_an_online_quorum_is_refused() {
+fn a_shrunk_group_drops_the_other_peers_from_its_scaled_down_stream() {
+    let mut state = state("S-R3-a", &[1, 2, 3], 3, &[1, 2, 3]);
+    let key = StreamKey::new(ACC, "S");
+    let none = Inflight::default();
+    // Not scaled down yet: a report changes nothing.
+    assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[2]), None);
+    let sa = update(&state, 1, &[1, 2, 3]).unwrap();
+    let entry = MetaEntry::UpdateStream { sa, reply: None };
+    state.apply(3, &entry.encode(), 9, &mut Inflight::default()).unwrap();
+    let Some(MetaEntry::UpdateStream { sa, .. }) = shrink_to_group(&state, &none, &key, "S-R3-a", &[2]) else {
+        panic!("the report of a shrunk group drops the others")
+    };
+    assert_eq!((sa.group.name.as_str(), sa.group.peers.as_slice(), sa.created_ms), ("S-R3-a", &[2][..], 7));
+    assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-b", &[2]), None, "another group");
+    assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[2, 3]), None, "more than its replicas");
+    assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[4]), None, "not one of its peers");
+}
+
+#[test]
+fn a_scale_up_adds_only_online_current_servers_with_room() {
     let state = state("S-R1-a", &[4], 1, &[4]);
     let mut ctx_full = ctx(&[1, 2, 3, 4, 5]);
     ctx_full.unplaceable_peers = vec![1, 2, 3, 5];
@@ -101,8 +123,16 @@ fn a_scale_up_without_enough_servers_or_an_online_quorum_is_refused() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let refused = handle(&request, None, &state, &Inflight::default(), &ctx_full, &mut rng);
     assert_eq!(refused, Err(ApiError::InsufficientResources), "no room left on enough servers");
-    assert_eq!(update(&state, 3, &[4]), Err(ApiError::InsufficientResources), "two of three would be offline");
-    assert!(update(&state, 3, &[2, 4]).is_ok(), "two of three online is a quorum");
+    assert_eq!(update(&state, 3, &[2, 4]), Err(ApiError::InsufficientResources), "a new member must be online");
+    assert!(update(&state, 3, &[2, 3, 4]).is_ok());
+    // A peer well behind the meta log is not added: one that missed leaving the stream's
+    // group could outvote the new members from its stale log.
+    let mut lagging = ctx(&[1, 2, 3, 4, 5]);
+    lagging.lagging_peers = vec![1, 2, 3];
+    let request = MetaRequest::UpdateStream { account: ACC.into(), config_json: config(2) };
+    let added = handle(&request, None, &state, &Inflight::default(), &lagging, &mut rng);
+    let Ok(MetaEntry::UpdateStream { sa, .. }) = added else { panic!("{added:?}") };
+    assert_eq!(sa.group.peers, vec![4, 5]);
 }
 
 #[test]

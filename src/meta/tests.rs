@@ -108,6 +108,7 @@ fn ctx() -> LeaderContext {
         clusters: vec![],
         client_cluster: None,
         unplaceable_peers: vec![],
+        lagging_peers: vec![],
         bugs: MetaBugs::default(),
     }
 }

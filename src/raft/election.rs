@@ -223,7 +223,9 @@ impl RaftNode {
     }
 
     /// Grants a vote to a candidate whose log is at least as up to date, once per term, and
-    /// never while a leader of this term is known.
+    /// never while a leader of this term is known, nor to a candidate outside this node's
+    /// membership: a server dropped from a group that missed its removal counts the old
+    /// members, and with one of their votes would lead a group that went on without it.
     pub(super) fn handle_vote_request(
         &mut self,
         from: PeerId,
@@ -234,15 +236,17 @@ impl RaftNode {
     ) {
         let up_to_date = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
         let free = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader_id.is_none());
-        let granted = up_to_date && free && self.role == Role::Follower;
+        let member = self.is_member(from);
+        let granted = up_to_date && free && member && self.role == Role::Follower;
         if granted {
             self.voted_for = Some(from);
             self.reset_election_timer(now, rng);
         }
-        self.probe(match (granted, up_to_date) {
-            (true, _) => Probe::VoteGranted,
-            (false, false) => Probe::VoteRefusedStaleLog,
-            (false, true) => Probe::VoteRefusedTaken,
+        self.probe(match (granted, up_to_date, member) {
+            (true, _, _) => Probe::VoteGranted,
+            (false, false, _) => Probe::VoteRefusedStaleLog,
+            (false, true, false) => Probe::VoteRefusedNonMember,
+            (false, true, true) => Probe::VoteRefusedTaken,
         });
         // The vote goes out in the same Ready as the hard state recording it.
         self.messages.push((from, Message::Vote { term: self.term, granted }));

@@ -53,6 +53,7 @@ probes! {
     VoteGranted => "vote.granted", "a vote was granted";
     VoteRefusedStaleLog => "vote.refused-stale-log", "a vote was refused: the candidate's log is behind";
     VoteRefusedTaken => "vote.refused-already-voted", "a vote was refused: already voted or a leader is known this term";
+    VoteRefusedNonMember => "vote.refused-non-member", "a vote was refused: the candidate is not a member here";
     VoteIgnoredLease => "vote.ignored-lease", "a vote request was ignored under the leader lease";
     StaleTerm => "message.stale-term", "a message of an older term was answered with the newer term";
     CommitCurrentTerm => "commit.current-term", "a leader committed on a quorum of an entry of its term";

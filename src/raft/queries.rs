@@ -121,6 +121,11 @@ impl RaftNode {
     }
 
     /// Current (committed) membership, sorted.
+    /// On a leader, the highest index known replicated on `peer` (0 when unknown).
+    pub fn match_index(&self, peer: PeerId) -> Index {
+        self.progress.get(&peer).map_or(0, |pr| pr.match_index)
+    }
+
     pub fn peers(&self) -> &[PeerId] {
         self.peers_now()
     }

@@ -19,7 +19,7 @@ use super::storage::GroupFiles;
 use super::wire::ServerMsg;
 use crate::meta::{
     ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
-    PeerId, RaftGroup, RecoveryUpdates, StreamAssignment, StreamKey, StreamResult,
+    PeerId, RaftGroup, RecoveryUpdates, Revision, StreamAssignment, StreamKey, StreamResult,
 };
 use crate::raft::{EntryData, Index, Term};
 
@@ -116,6 +116,8 @@ pub struct MetaLayer {
     /// Groups this server just founded with an R1 store carried over (§2.2): it campaigns at
     /// once when it starts them, as the preferred member of a new group does.
     pub founded_groups: BTreeSet<String>,
+    /// [`Self::over_placed_streams`] as of a revision of the applied state.
+    over_placed: (Option<Revision>, BTreeMap<String, (StreamKey, usize)>),
     /// The last leader term in which `checkClusterSize` could judge (it had heard from as
     /// many servers as the cluster size counts). Until then NATS leaves the size for its next
     /// periodic check, a minute on, and L10 owes nothing yet.
@@ -150,6 +152,7 @@ impl MetaLayer {
             peers_removed: Vec::new(),
             peer_reconcile_due: false,
             founded_groups: BTreeSet::new(),
+            over_placed: (None, BTreeMap::new()),
             cluster_size_judged_term: None,
         }
     }
@@ -542,9 +545,19 @@ impl MetaLayer {
         groups
     }
 
-    /// The group of the applied stream that runs in group `name`, if any.
-    pub fn stream_group(&self, name: &str) -> Option<&RaftGroup> {
-        self.state.streams().map(|sa| &sa.group).find(|g| g.name == name)
+    /// Applied streams scaled down whose groups have not shrunk yet (more peers than their
+    /// replicas, §2.2), by group name: the stream and its replicas. Recomputed only when the
+    /// applied state changed, as the tick asks on every server.
+    pub fn over_placed_streams(&mut self) -> &BTreeMap<String, (StreamKey, usize)> {
+        let revision = self.state.revision();
+        if self.over_placed.0 != Some(revision) {
+            let over = self.state.streams().filter_map(|sa| {
+                let replicas = usize::from(sa.config().ok()?.into_config().normalized().replicas);
+                (replicas < sa.group.peers.len()).then(|| (sa.group.name.clone(), (sa.key(), replicas)))
+            });
+            self.over_placed = (Some(revision), over.collect());
+        }
+        &self.over_placed.1
     }
 
     /// Group names some local asset still refers to (running or stopped): their files stay.

@@ -78,9 +78,6 @@ pub struct Server {
     proposals: u64,
     /// Stream and consumer groups whose files refused to load, with the reason.
     refused_groups: BTreeMap<String, String>,
-    /// Stream groups scaled down without this server that it runs until their raft
-    /// membership drops it (§2.2).
-    leaving_groups: BTreeSet<String>,
     /// Servers heard from (including this one) and their latest stats.
     known_servers: BTreeMap<NodeIndex, ServerStats>,
     /// Servers this one has heard anything from since it started, itself included: NATS knows
@@ -227,6 +224,7 @@ impl Node for Server {
                 self.on_group_stepdown_query(env, origin, request, &asset, &group, preferred)
             }
             ServerMsg::RouteClosed => self.on_route_closed(from),
+            ServerMsg::GroupShrunk { stream, group, peers } => self.lead_group_shrunk(env, stream, group, peers),
         }
         self.settle(env);
     }

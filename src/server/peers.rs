@@ -12,7 +12,7 @@ use super::observe::Observation;
 use super::requests::propose_meta;
 use super::wire::{ServerMsg, META};
 use super::Server;
-use crate::meta::{self, PeerId};
+use crate::meta::{self, PeerId, StreamKey};
 use crate::raft::{EntryData, ProposeError};
 
 pub use super::wire::PeerTarget;
@@ -177,39 +177,97 @@ impl Server {
 
     /// From the tick: the leader of an asset group moves its raft membership toward the
     /// assignment's peers, one change at a time (adds first, so the group never shrinks below
-    /// what it has while it grows).
+    /// what it has while it grows). A stream scaled down (§2.2) keeps its peers in the
+    /// assignment until its group has shrunk: the leader removes the members least caught up,
+    /// never itself (NATS keeps the stream leader), then tells the meta leader which peers are
+    /// left, and the assignment drops the others. So no member leaves a raft membership that
+    /// still needs its vote, and the peers kept hold everything the group committed.
     pub(super) fn sync_group_peers(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
         // Every tick on every server: build the assignment map only where there is a group to lead.
         if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
             return;
         }
-        let mut desired = meta.desired_groups();
-        // A leader scaled out of its stream's group still moves it (then removes itself).
-        for name in &self.leaving_groups {
-            if let Some(group) = meta.stream_group(name) {
-                desired.insert(name.clone(), group.clone());
-            }
-        }
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let replicas = meta.over_placed_streams().clone();
+        let desired = meta.desired_groups();
         let now = env.monotonic_ms();
+        let me = env.node();
+        let mut shrunk = Vec::new();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
             if !group.node.leader() {
                 continue;
             }
             let Some(want) = desired.get(name) else { continue };
             let have = group.node.peers();
-            let change = match want.peers.iter().find(|p| !have.contains(p)) {
-                Some(&add) => EntryData::AddPeer(add),
-                None => match have.iter().find(|p| !want.peers.contains(p)) {
-                    Some(&remove) => EntryData::RemovePeer(remove),
-                    None => continue,
-                },
+            let scaled_to = replicas.get(name).map(|(_, r)| *r).filter(|&r| r < want.peers.len());
+            let added = want.peers.iter().find(|p| !have.contains(p)).copied();
+            let stray = have.iter().find(|p| !want.peers.contains(p)).copied();
+            let change = match (scaled_to, added, stray) {
+                (None, Some(add), _) => EntryData::AddPeer(add),
+                (_, _, Some(remove)) => EntryData::RemovePeer(remove),
+                (None, None, None) => continue,
+                // Scaling down: shrink to the replicas, then report (an add only to reach them).
+                (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
+                (Some(r), _, None) if have.len() > r => {
+                    // Only a member heard from lately, so that it learns its removal (the
+                    // leader's last Append) and never campaigns on a stale membership.
+                    let in_contact = group.node.peers_in_contact(now);
+                    let laggard = in_contact
+                        .iter()
+                        .copied()
+                        .filter(|&p| p != me)
+                        .min_by_key(|&p| (group.node.match_index(p), std::cmp::Reverse(p)));
+                    match laggard {
+                        Some(p) => EntryData::RemovePeer(p),
+                        None => continue,
+                    }
+                }
+                (Some(_), _, None) => {
+                    shrunk.push((replicas[name].0.clone(), name.clone(), have.to_vec()));
+                    continue;
+                }
             };
             let term = group.node.term();
             // Refusals (a change still uncommitted, a re-add ban) are retried next tick.
             if group.node.propose(now, term, change.clone()).is_ok() {
                 env.trace("group-peer-change", &(name, format!("{change:?}")));
             }
+        }
+        for (stream, group, peers) in shrunk {
+            self.report_group_shrunk(env, stream, group, peers);
+        }
+    }
+
+    /// A stream group's leader shrank its raft membership to the replicas its stream asks for:
+    /// tell the meta leader (or act, being it), every tick until the assignment follows.
+    fn report_group_shrunk(&mut self, env: &mut ServerEnv<'_>, stream: StreamKey, group: String, peers: Vec<PeerId>) {
+        let Some(meta_group) = self.groups.get(META) else { return };
+        let leading = meta_group.meta.as_deref().is_some_and(|m| m.leader_term.is_some());
+        env.trace("group-shrunk", &(&stream, &group, &peers));
+        if leading {
+            self.lead_group_shrunk(env, stream, group, peers);
+        } else if let Some(leader) = meta_group.node.group_leader().filter(|&l| l != env.node()) {
+            env.send(leader, ServerMsg::GroupShrunk { stream, group, peers });
+        }
+    }
+
+    /// The meta leader drops from a scaled-down stream's assignment the peers its group no
+    /// longer counts (a server that is not leader ignores the report).
+    pub(super) fn lead_group_shrunk(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        stream: StreamKey,
+        group: String,
+        peers: Vec<PeerId>,
+    ) {
+        let Some(ctx) = self.leader_context(env, None) else { return };
+        let meta_group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = meta_group.meta.as_deref().expect("the meta group carries the meta layer");
+        let term = meta.leader_term.expect("leader_context requires a leader term");
+        let Some(entry) = meta::shrink_to_group(&meta.state, &meta.inflight, &stream, &group, &peers) else { return };
+        env.trace("group-shrunk-applied", &placement(&entry));
+        if let Err(e) = propose_meta(env, meta_group, term, &entry, &ctx.meta_peers) {
+            env.trace("propose-refused", &e);
         }
     }
 }

@@ -13,6 +13,7 @@ use sim::NodeIndex;
 use super::bugs::PLACEMENT_IGNORES_JETSTREAM;
 use super::config::ServerConfig;
 use super::env::{forked_rng, ServerEnv};
+use super::group::Group;
 use super::observe::Observation;
 use super::requests::propose_meta;
 use super::wire::{ServerMsg, ServerStats, META, STATSZ_INTERVAL_MS};
@@ -103,6 +104,7 @@ impl Server {
         Some(LeaderContext {
             me: env.node(),
             unplaceable_peers: self.unplaceable_peers(env, &meta_peers),
+            lagging_peers: lagging_peers(group),
             meta_peers,
             online_peers: self.online_members(env, group),
             now_ms: env.now_ms(),
@@ -183,6 +185,16 @@ fn removed_group(entry: &MetaEntry) -> &str {
         MetaEntry::RemoveStream { sa, .. } => &sa.group.name,
         other => unreachable!("a result plan starts with a stream delete, not {other:?}"),
     }
+}
+
+/// Meta log entries a peer may lag behind the leader's commit and still count as current.
+const META_LAG_MAX: u64 = 8;
+
+/// Meta peers whose log lags the leader's commit by more than [`META_LAG_MAX`] entries.
+fn lagging_peers(group: &Group) -> Vec<PeerId> {
+    let (me, commit) = (group.node.id(), group.node.commit_index());
+    let lagging = |p: &PeerId| *p != me && group.node.match_index(*p) + META_LAG_MAX < commit;
+    group.node.peers().iter().copied().filter(lagging).collect()
 }
 
 /// Whether servers broadcast their stats: only where some server's streams are bounded

@@ -30,7 +30,6 @@ impl Server {
             named_servers: BTreeSet::from([env.node()]),
             statsz_at_ms: 0,
             refused_groups: BTreeMap::new(),
-            leaving_groups: BTreeSet::new(),
             cold_boot_check_at_ms: u64::MAX,
             jetstream_removed: false,
             delayed_answers: Vec::new(),

@@ -40,7 +40,6 @@ impl Server {
         self.meta_tick(env);
         self.sync_group_peers(env);
         self.evict_removed_peers(env);
-        self.retire_left_groups(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = forked_rng(env);
@@ -128,17 +127,7 @@ impl Server {
         let stale: Vec<String> =
             self.groups.keys().filter(|n| *n != META && !desired.contains_key(*n)).cloned().collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
-        let leaving_before = std::mem::take(&mut self.leaving_groups);
         for name in stale {
-            if self.leaves(env, &name) {
-                // Scaled down without it (§2.2): it runs on until the group's leader has
-                // removed it, so that the members left can commit without it.
-                if !leaving_before.contains(&name) {
-                    env.trace("group-leaving", &name);
-                }
-                self.leaving_groups.insert(name);
-                continue;
-            }
             self.stop_group(env, &name, &kept);
         }
         let mut started = Vec::new();
@@ -157,33 +146,6 @@ impl Server {
             GroupFiles::new(name).remove_all(env.disk());
         }
         env.trace("group-stopped", &name);
-    }
-
-    /// Whether this server should keep running stream group `name` that its assets no longer
-    /// call for: the stream goes on in that group without this server, whose raft membership
-    /// still counts it.
-    fn leaves(&self, env: &ServerEnv<'_>, name: &str) -> bool {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return false };
-        let Some(group) = self.groups.get(name) else { return false };
-        let me = env.node();
-        group.node.peers().contains(&me) && meta.stream_group(name).is_some_and(|g| !g.is_member(me))
-    }
-
-    /// From the tick: stop the groups this server was leaving once their raft membership
-    /// dropped it (or the stream went).
-    pub(super) fn retire_left_groups(&mut self, env: &mut ServerEnv<'_>) {
-        if self.leaving_groups.is_empty() {
-            return;
-        }
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
-        let kept = meta.kept_groups();
-        let left: Vec<String> = self.leaving_groups.iter().filter(|n| !self.leaves(env, n)).cloned().collect();
-        for name in left {
-            self.leaving_groups.remove(&name);
-            if self.groups.contains_key(&name) {
-                self.stop_group(env, &name, &kept);
-            }
-        }
     }
 
     /// Start the raft group of a local asset; false when its files refused to load.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
 use crate::meta::{
-    ConsumerConfig, ConsumerKey, MetaRequest, Placement, StreamConfig, StreamKey, StreamResult, REQUIRED_LEVEL_KEY,
+    ConsumerConfig, ConsumerKey, MetaRequest, PeerId, Placement, StreamConfig, StreamKey, StreamResult,
+    REQUIRED_LEVEL_KEY,
 };
 use crate::raft::Message;
 
@@ -127,6 +128,13 @@ pub enum ServerMsg {
     /// The sender is shutting down and closes its routes ([`super::routes`]): it is offline
     /// from now on.
     RouteClosed,
+    /// A scaled-down stream's group leader shrank the group's raft membership to `peers`
+    /// (§2.2): sent to the meta leader, which drops the others from the assignment.
+    GroupShrunk {
+        stream: StreamKey,
+        group: String,
+        peers: Vec<PeerId>,
+    },
 }
 
 /// The asset a client request names: a stream, or one of its consumers.

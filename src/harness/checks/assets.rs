@@ -162,7 +162,7 @@ fn acked_messages_kept(
         return Ok(());
     }
     for sa in leader_meta.state.streams() {
-        let acked = ghost.acked_messages(&sa.key(), sa.created_ms);
+        let acked = ghost.acked_messages(&sa.key(), sa.created_ms, &sa.group.name);
         if acked == 0 || ghost.forked_by_removals.contains(&sa.group.name) {
             continue;
         }

@@ -127,10 +127,10 @@ fn leader_completeness(
         .copied()
         .filter(|&peer| name == META || candidate.hears_in_asset_groups(peer))
         .filter(|&peer| {
-            cluster
-                .server(peer)
-                .and_then(|s| s.group(name))
-                .is_some_and(|g| (g.node.last_term(), g.node.last_index()) <= last)
+            // A voter grants only a member of its own membership, itself included.
+            cluster.server(peer).and_then(|s| s.group(name)).is_some_and(|g| {
+                (g.node.last_term(), g.node.last_index()) <= last && (peer == id || g.node.peers().contains(&id))
+            })
         })
         .collect();
     if voters.len() >= node.election_votes_needed() && !held_only_by_removed(cluster, name, index, entry.term) {

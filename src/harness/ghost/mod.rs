@@ -80,12 +80,15 @@ pub struct Ghost {
     pub excused: u64,
     /// The first violation a server observed while handling an event.
     pub violation: Option<CheckFailure>,
-    /// Messages acknowledged to clients, by stream incarnation (account, name, created time):
-    /// an acknowledged message must survive as long as its incarnation, across regroups and
-    /// replica changes.
-    pub acked_messages: BTreeMap<(StreamKey, u64), u64>,
+    /// Messages acknowledged to clients, by stream incarnation: an acknowledged message must
+    /// survive as long as its incarnation, whatever group it moved to (a replica change moves
+    /// an R1 store into a raft group).
+    pub acked_messages: BTreeMap<Incarnation, u64>,
     /// The incarnation each group that acknowledged messages ran.
-    pub acked_groups: BTreeMap<String, (StreamKey, u64)>,
+    pub acked_groups: BTreeMap<String, Incarnation>,
+    /// Groups that took over another group's data (a carried R1 store): the first group of the
+    /// line, by which the incarnation is known.
+    pub group_lines: BTreeMap<String, String>,
     /// The reference meta state machine: every committed meta entry applied once, in order,
     /// in normal mode (the S6 oracle).
     pub meta_oracle: MetaOracle,
@@ -125,6 +128,9 @@ pub struct Ghost {
     /// first check: no placement may pick one.
     pub jetstream_disabled: Option<Vec<NodeIndex>>,
 }
+
+/// A stream incarnation: its key, its created time and the first group of its line.
+pub type Incarnation = (StreamKey, u64, String);
 
 static NO_HISTORY: GroupHistory =
     GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), commit_by_term: BTreeMap::new() };
@@ -172,16 +178,29 @@ impl Ghost {
         if self.stale_copy(group, node) {
             return;
         }
-        let incarnation = (stream.clone(), created_ms);
+        let incarnation = self.incarnation(stream, created_ms, group);
         if !self.acked_groups.contains_key(group) {
             self.acked_groups.insert(group.to_string(), incarnation.clone());
         }
         *self.acked_messages.entry(incarnation).or_default() += u64::from(count);
     }
 
-    /// Messages acknowledged to incarnation `created_ms` of `stream`.
-    pub fn acked_messages(&self, stream: &StreamKey, created_ms: u64) -> u64 {
-        self.acked_messages.get(&(stream.clone(), created_ms)).copied().unwrap_or(0)
+    /// Messages acknowledged to incarnation `created_ms` of `stream`, which runs in `group`.
+    pub fn acked_messages(&self, stream: &StreamKey, created_ms: u64, group: &str) -> u64 {
+        self.acked_messages.get(&self.incarnation(stream, created_ms, group)).copied().unwrap_or(0)
+    }
+
+    /// Created times need not be unique (a leader's wall clock can stand still or go back),
+    /// so an incarnation is also known by the first group of its line.
+    fn incarnation(&self, stream: &StreamKey, created_ms: u64, group: &str) -> Incarnation {
+        let line = self.group_lines.get(group).map_or(group, String::as_str);
+        (stream.clone(), created_ms, line.to_string())
+    }
+
+    /// `to` took over the data of group `from` (an R1 store carried into a new raft group).
+    pub fn observe_store_carried(&mut self, from: &str, to: &str) {
+        let line = self.group_lines.get(from).cloned().unwrap_or_else(|| from.to_string());
+        self.group_lines.insert(to.to_string(), line);
     }
 
     /// `node` is leader of `term` in `group` (role, not yet past the barrier) and has committed
@@ -318,10 +337,13 @@ impl Ghost {
     }
 
     /// Every peer of `group` was removed: the messages acknowledged to it went with them.
+    /// The group starts over on new peers (NATS does the same): its history goes too, or a
+    /// fresh member's first term would be judged against the lost members' terms.
     pub fn observe_group_emptied(&mut self, group: &str) {
         if let Some(incarnation) = self.acked_groups.get(group) {
             self.acked_messages.remove(incarnation);
         }
+        self.groups.remove(group);
     }
 
     /// A proposal made for `term` was appended as an entry of another term.
@@ -395,13 +417,13 @@ mod tests {
         ghost.observe_acked_messages("S-1", &s, 7, 1, 3);
         ghost.observe_peer_removed(10, 2);
         ghost.observe_acked_messages("S-1", &s, 7, 2, 5);
-        assert_eq!(ghost.acked_messages(&s, 7), 3);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-1"), 3);
         // Added back, it is a member like any other; a late apply of the old removal elsewhere
         // changes nothing.
         ghost.observe_peer_added(12, 2);
         ghost.observe_peer_removed(10, 2);
         ghost.observe_acked_messages("S-1", &s, 7, 2, 5);
-        assert_eq!(ghost.acked_messages(&s, 7), 8);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-1"), 8);
     }
 
     #[test]
@@ -409,15 +431,18 @@ mod tests {
         let s = StreamKey::new("A", "S");
         let mut ghost = Ghost::default();
         ghost.observe_acked_messages("S-R1-a", &s, 7, 1, 4);
-        // Scaled up: the same incarnation in a new group owes what the old one took.
+        // Scaled up: the new group took over the store and owes what the old one took.
+        ghost.observe_store_carried("S-R1-a", "S-R3-b");
         ghost.observe_acked_messages("S-R3-b", &s, 7, 2, 2);
-        assert_eq!(ghost.acked_messages(&s, 7), 6);
-        // A new incarnation owes only its own.
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-b"), 6);
+        // A new incarnation owes only its own, even with the same created time (a clock that
+        // stood still).
         ghost.observe_acked_messages("S-R1-c", &s, 9, 1, 1);
-        assert_eq!(ghost.acked_messages(&s, 9), 1);
+        assert_eq!(ghost.acked_messages(&s, 9, "S-R1-c"), 1);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R1-d"), 0);
         // Every peer of the incarnation's group removed: its messages are not owed any more.
         ghost.observe_group_emptied("S-R3-b");
-        assert_eq!(ghost.acked_messages(&s, 7), 0);
-        assert_eq!(ghost.acked_messages(&s, 9), 1);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-b"), 0);
+        assert_eq!(ghost.acked_messages(&s, 9, "S-R1-c"), 1);
     }
 }
