@@ -77,5 +77,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: ONLINE_FROM_RAFT_CONTACT,
         what: "the meta leader counts a peer online from raft contact, so a new leader takes every peer it has not heard from yet for online (servers down for a minute get placed)",
     },
+    BugSwitch {
+        name: SCALE_UP_DROPS_STORE,
+        what: "an R1 stream scaled up starts its new raft group empty: its store goes with the old group and its acknowledged messages are lost",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

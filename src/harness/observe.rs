@@ -22,7 +22,6 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
             ghost.observe_acked_messages(group, stream, created_ms, node, count)
         }
         Observation::GroupEmptied { group } => ghost.observe_group_emptied(group),
-        Observation::StoreCarried { from, to } => ghost.observe_store_carried(from, to),
         Observation::MetaEntry { index, data } => ghost.observe_meta_entry(index, data),
         Observation::Projection { index, digest } => ghost.observe_projection(node, index, digest),
         Observation::MetaSnapshotTaken { index, digest } => ghost.observe_meta_snapshot_taken(node, index, digest),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
 use super::assets::AssetRecord;
+use super::bugs;
 use super::client_requests::ClientRequests;
 use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
@@ -473,7 +474,8 @@ impl MetaLayer {
                     // store of an older incarnation does not.
                     let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
                     let same = incarnation_before == Some(*created_ms);
-                    if same && replicated && GroupFiles::new(&old).is_fresh(env.disk()) {
+                    let carry = !env.bug(bugs::SCALE_UP_DROPS_STORE);
+                    if carry && same && replicated && GroupFiles::new(&old).is_fresh(env.disk()) {
                         scale::carry_store(env, &old, group);
                         self.founded_groups.insert(group.name.clone());
                     }

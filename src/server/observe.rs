@@ -36,8 +36,6 @@ pub enum Observation<'a> {
     /// It acknowledged `count` messages to a client of incarnation `created_ms` of `stream`,
     /// running in `group`.
     MessagesAcked { group: &'a str, stream: &'a StreamKey, created_ms: u64, count: u32 },
-    /// It founded group `to` with the R1 store of group `from` (a scale-up, §2.2).
-    StoreCarried { from: &'a str, to: &'a str },
     /// The meta leader found every peer of `group` removed: what the group held is gone.
     GroupEmptied { group: &'a str },
 

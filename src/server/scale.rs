@@ -8,7 +8,6 @@
 //! group holds the carried messages. The store goes once the entry is durable.
 
 use super::env::ServerEnv;
-use super::observe::Observation;
 use super::storage::{GroupFiles, InitialMembership, MessageFile, WalRecord};
 use crate::meta::RaftGroup;
 use crate::raft::{Entry, EntryData, HardState};
@@ -70,7 +69,6 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, old: &str, group: &RaftGroup)
             }
         }
         env.trace("store-carried", &(old, &group.name, messages));
-        env.observe(Observation::StoreCarried { from: old, to: &group.name });
     }
     env.disk().remove(store.path());
 }

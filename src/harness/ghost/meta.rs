@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use sim::NodeIndex;
 
 use super::Ghost;
-use crate::meta::{direct_consumer_name, ConsumerKey, Inflight, MetaState, PeerId, StreamAssignment, StreamKey};
+use crate::meta::{
+    direct_consumer_name, ConsumerKey, Inflight, MetaEntry, MetaState, PeerId, StreamAssignment, StreamKey,
+};
 use crate::raft::{Index, Term};
 use crate::server::jetstream::FILLER_TAG;
 
@@ -73,6 +75,16 @@ impl Ghost {
         }
         match data {
             Some(data) if data.first() != Some(&FILLER_TAG) => {
+                // A replica change that gives a stream a new group continues its line: the
+                // acknowledged messages are owed there (known here, not from the servers).
+                if let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) {
+                    let old = oracle.state.stream(&sa.key()).filter(|old| old.created_ms == sa.created_ms);
+                    if let Some(from) = old.filter(|old| old.group.name != sa.group.name).map(|o| o.group.name.clone())
+                    {
+                        self.continue_line(&from, &sa.group.name);
+                    }
+                }
+                let oracle = &mut self.meta_oracle;
                 if let Err(e) = oracle.state.apply(index, data, ORACLE_PEER, &mut Inflight::default()) {
                     oracle.stopped = Some(e.to_string());
                     return;

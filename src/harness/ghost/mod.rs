@@ -86,8 +86,9 @@ pub struct Ghost {
     pub acked_messages: BTreeMap<Incarnation, u64>,
     /// The incarnation each group that acknowledged messages ran.
     pub acked_groups: BTreeMap<String, Incarnation>,
-    /// Groups that took over another group's data (a carried R1 store): the first group of the
-    /// line, by which the incarnation is known.
+    /// Groups an incarnation moved to (a replica change that gives an R1 stream a raft group),
+    /// as the reference state machine applies them: the first group of the line, by which the
+    /// incarnation is known.
     pub group_lines: BTreeMap<String, String>,
     /// The reference meta state machine: every committed meta entry applied once, in order,
     /// in normal mode (the S6 oracle).
@@ -197,8 +198,8 @@ impl Ghost {
         (stream.clone(), created_ms, line.to_string())
     }
 
-    /// `to` took over the data of group `from` (an R1 store carried into a new raft group).
-    pub fn observe_store_carried(&mut self, from: &str, to: &str) {
+    /// Group `to` continues the line of group `from` (the same incarnation moved there).
+    pub fn continue_line(&mut self, from: &str, to: &str) {
         let line = self.group_lines.get(from).cloned().unwrap_or_else(|| from.to_string());
         self.group_lines.insert(to.to_string(), line);
     }
@@ -432,7 +433,7 @@ mod tests {
         let mut ghost = Ghost::default();
         ghost.observe_acked_messages("S-R1-a", &s, 7, 1, 4);
         // Scaled up: the new group took over the store and owes what the old one took.
-        ghost.observe_store_carried("S-R1-a", "S-R3-b");
+        ghost.continue_line("S-R1-a", "S-R3-b");
         ghost.observe_acked_messages("S-R3-b", &s, 7, 2, 2);
         assert_eq!(ghost.acked_messages(&s, 7, "S-R3-b"), 6);
         // A new incarnation owes only its own, even with the same created time (a clock that
