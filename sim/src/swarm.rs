@@ -228,7 +228,10 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// crash points runs differently.
 /// 12: the meta workload draws mirrors and their deletes (3 % and 1 % of client ops), so
 /// every meta seed draws other client ops.
-pub const GENERATOR_VERSION: u32 = 12;
+/// 13: the meta workload draws replica changes (3 % of client ops, taken from stream creates)
+/// and a fifth of consumer creates ask for replicas of their own, so every meta seed draws
+/// other client ops.
+pub const GENERATOR_VERSION: u32 = 13;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]

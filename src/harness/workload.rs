@@ -50,7 +50,7 @@ impl Workload for MetaWorkload {
             9..=14 => MetaOp::Propose { count: rng.gen_range(1..=4) },
             15..=19 => MetaOp::StreamInfo { account, name: stream },
             20..=29 => MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) },
-            30..=61 => {
+            30..=58 => {
                 // Replicas vary now and then: the same name with another config is refused, and
                 // an R2 stream fits the smaller cluster when the other is full.
                 let replicas = [3, 3, 3, 3, 3, 3, 3, 1, 1, 2][rng.gen_range(0..10)];
@@ -71,6 +71,21 @@ impl Workload for MetaWorkload {
                     },
                 }
             }
+            59..=61 => {
+                // A replica change (§2.2), both ways: an R1 stream's store goes into a raft
+                // group, a replicated one shrinks to fewer members or one.
+                let replicas = [1, 1, 2, 3, 3][rng.gen_range(0..5)];
+                let subjects = vec![format!("{}.>", stream.to_lowercase())];
+                MetaOp::UpdateStream {
+                    account,
+                    name: stream,
+                    subjects,
+                    replicas,
+                    sealed: false,
+                    required_api_level: None,
+                    cluster: None,
+                }
+            }
             62..=64 => mirror_create(rng, account, stream),
             65..=73 => MetaOp::DeleteStream { account, name: stream },
             74 => MetaOp::DeleteStream { account, name: mirror_name(rng) },
@@ -78,7 +93,9 @@ impl Workload for MetaWorkload {
                 account,
                 stream,
                 name: consumer,
-                replicas: 0,
+                // Mostly the stream's replicas; now and then a count of its own, which scales
+                // an existing consumer (§2.2).
+                replicas: if rng.gen_bool(0.2) { rng.gen_range(1..=3) } else { 0 },
                 required_api_level: generate_required_level(rng),
                 config_json: None,
             },
