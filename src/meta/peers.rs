@@ -209,10 +209,13 @@ fn remap_consumer(
     peers.sort_unstable();
     assert!(!peers.is_empty(), "a remapped consumer keeps at least one peer");
     assert!(peers.iter().all(|p| stream_peers.contains(p)), "a consumer lives on its stream's peers");
-    let group = if ca.group.peers.len() == 1 && peers.len() > 1 {
-        // Growing from one replica: a fresh group, first led by the server it keeps. Its one
-        // member ran no raft node, but kept the files of the group it had before it shrank,
-        // whose members are gone: restarted from them it could outvote the new members.
+    // A member still in the meta group that the consumer drops wipes its copy at once, and
+    // re-added later it would start empty while the raft membership still counted it.
+    let drops_live = ca.group.peers.iter().any(|p| !peers.contains(p) && ctx.meta_peers.contains(p));
+    let group = if (ca.group.peers.len() == 1 && peers.len() > 1) || drops_live {
+        // A fresh group, first led by a server it keeps. From one replica: its one member ran
+        // no raft node, but kept the files of the group it had before it shrank, whose
+        // members are gone; restarted from them it could outvote the new members.
         let handler = Handler { state, view: inflight, limits: inflight, ctx };
         let name = handler.fresh_group_name("C", peers.len(), rng).ok()?;
         let preferred = ca.group.peers.iter().copied().find(|p| peers.contains(p)).or(peers.first().copied());
