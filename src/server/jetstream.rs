@@ -466,7 +466,8 @@ impl MetaLayer {
             if let Some(probe) = probes::local_change(effect_on_stream(&effect), &change) {
                 env.probe(probe);
             }
-            env.trace("local", &format!("{effect:?} -> {change:?}"));
+            // The digest stays the debug form's (trace hashes do not depend on the wording).
+            env.trace_with("local", &format!("{effect:?} -> {change:?}"), || describe_local(&effect, &change));
             match (&effect, change) {
                 (Effect::RunStream { key, .. }, LocalChange::Created) => self.run_waiting_consumers(env, key),
                 (Effect::RunStream { key, group, created_ms }, LocalChange::Updated { regrouped: Some(old) }) => {
@@ -500,7 +501,8 @@ impl MetaLayer {
             .collect();
         for effect in waiting {
             let change = self.local.apply_effect(&effect);
-            env.trace("local", &format!("{effect:?} -> {change:?}"));
+            // The digest stays the debug form's (trace hashes do not depend on the wording).
+            env.trace_with("local", &format!("{effect:?} -> {change:?}"), || describe_local(&effect, &change));
         }
     }
 
@@ -648,6 +650,43 @@ impl MetaLayer {
             self.inflight.track_entry(entry);
         }
     }
+}
+
+/// A local effect and what it did, in words: `run stream A:S created 7 in S-R3-ab [0,1,2] ->
+/// created`.
+fn describe_local(effect: &Effect, change: &LocalChange) -> String {
+    let group = |g: &RaftGroup| {
+        let peers: Vec<String> = g.peers.iter().map(|p| p.to_string()).collect();
+        format!("{} [{}]", g.name, peers.join(","))
+    };
+    let bound = |max: &Option<u64>| max.map_or(String::new(), |m| format!(" created at most {m}"));
+    let what = match effect {
+        Effect::RunStream { key, created_ms, group: g } => {
+            format!("run stream {key} created {created_ms} in {}", group(g))
+        }
+        Effect::StopStream { key } => format!("stop stream {key}"),
+        Effect::RemoveLocalStream { key, created_ms_max } => format!("remove stream {key}{}", bound(created_ms_max)),
+        Effect::RunConsumer { key, created_ms, group: g } => {
+            format!("run consumer {key} created {created_ms} in {}", group(g))
+        }
+        Effect::StopConsumer { key } => format!("stop consumer {key}"),
+        Effect::RemoveLocalConsumer { key, created_ms_max } => {
+            format!("remove consumer {key}{}", bound(created_ms_max))
+        }
+        Effect::Respond { .. } => "answer".to_string(),
+    };
+    let did = match change {
+        LocalChange::Nothing => "nothing".to_string(),
+        LocalChange::Created => "created".to_string(),
+        LocalChange::Updated { regrouped: Some(old) } => format!("updated, regrouped from {old}"),
+        LocalChange::Updated { regrouped: None } => "updated".to_string(),
+        LocalChange::Stopped => "stopped".to_string(),
+        LocalChange::Removed => "removed".to_string(),
+        LocalChange::KeptNewer { local_created_ms } => format!("kept the newer copy created {local_created_ms}"),
+        LocalChange::MissingStream => "no local stream".to_string(),
+        LocalChange::NotLocal => "not local".to_string(),
+    };
+    format!("{what} -> {did}")
 }
 
 fn describe(outcome: &Outcome) -> String {
