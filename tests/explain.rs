@@ -245,5 +245,10 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
         &log.stderr[..2000.min(log.stderr.len())]
     );
     assert!(log.stderr.contains(": error stream A:S0 not found"), "answers in words");
+    assert!(
+        log.stderr.contains(" local ") && log.stderr.contains("run stream A:S1 created "),
+        "local effects in words"
+    );
+    assert!(!log.stderr.contains("RunStream { key"), "no local effect in its debug form");
     assert!(!log.stderr.contains("config_json: [123"), "configs as text in the log");
 }
