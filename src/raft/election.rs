@@ -113,6 +113,7 @@ impl RaftNode {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             transfer,
+            joining: self.waiting_for_leader,
         };
         let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
         for peer in voters {
@@ -231,22 +232,30 @@ impl RaftNode {
         from: PeerId,
         last_log_index: Index,
         last_log_term: Term,
+        joining: bool,
         now: u64,
         rng: &mut dyn RngCore,
     ) {
         let up_to_date = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
         let free = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader_id.is_none());
         let member = self.is_member(from);
-        let granted = up_to_date && free && member && self.role == Role::Follower;
+        // Raft's learner rule: a joiner knows neither the log nor the membership the group
+        // committed, so its vote could elect a stale member that the group left behind
+        // (default seed 6944 of v13: a member removed while down, back on the assignment,
+        // elected by a joiner's vote without the entries committed since). It grants only
+        // another joiner, which must win every member's vote anyway.
+        let learner = self.waiting_for_leader && !joining;
+        let granted = up_to_date && free && member && !learner && self.role == Role::Follower;
         if granted {
             self.voted_for = Some(from);
             self.reset_election_timer(now, rng);
         }
-        self.probe(match (granted, up_to_date, member) {
-            (true, _, _) => Probe::VoteGranted,
-            (false, false, _) => Probe::VoteRefusedStaleLog,
-            (false, true, false) => Probe::VoteRefusedNonMember,
-            (false, true, true) => Probe::VoteRefusedTaken,
+        self.probe(match (granted, up_to_date, member, learner) {
+            (true, ..) => Probe::VoteGranted,
+            (false, false, ..) => Probe::VoteRefusedStaleLog,
+            (false, true, false, _) => Probe::VoteRefusedNonMember,
+            (false, true, true, true) => Probe::VoteRefusedJoiner,
+            (false, true, true, false) => Probe::VoteRefusedTaken,
         });
         // The vote goes out in the same Ready as the hard state recording it.
         self.messages.push((from, Message::Vote { term: self.term, granted }));

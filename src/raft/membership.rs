@@ -3,7 +3,7 @@
 //! rescue, peer eviction, and applying committed membership and peer-state entries.
 
 use super::error::{ProposeError, RaftError};
-use super::node::{normalise_peers, RaftNode, Rescue};
+use super::node::{normalise_peers, RaftNode, Rescue, LEARNERS_MAX};
 use super::types::{EntryData, Index, PeerId, Role, Term};
 
 impl RaftNode {
@@ -187,6 +187,28 @@ impl RaftNode {
         self.rescue = Some(Rescue { quorum, expires_ms: now.saturating_add(self.config.rescue_expiry_ms) });
         assert!(self.quorum() == quorum && quorum <= self.natural_quorum());
         Ok(())
+    }
+
+    /// Leader only: replicate to `learners` too, servers about to join that are no members
+    /// yet (Raft's learners, etcd's), so that one is added only once it holds the log (see
+    /// [`RaftNode::match_index`]). A member added while it could not catch up could leave the
+    /// group waiting on a vote it does not give (a joiner votes for no member before a leader
+    /// brought it the log: default seed 352 of v13). Learners neither vote nor count toward
+    /// a quorum; the set replaces the previous one.
+    pub fn set_learners(&mut self, learners: &[PeerId]) {
+        if self.role != Role::Leader {
+            return;
+        }
+        assert!(learners.len() <= LEARNERS_MAX, "{} learners", learners.len());
+        let (last, now, me) = (self.log.last_index(), self.clock_ms, self.config.id);
+        let members = self.peers_now().to_vec();
+        self.progress.retain(|p, _| members.contains(p) || learners.contains(p));
+        for &learner in learners.iter().filter(|p| **p != me && !members.contains(p)) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.progress.entry(learner) {
+                slot.insert(super::progress::Progress::new(last, now));
+                self.send_append(learner);
+            }
+        }
     }
 
     /// One membership change at a time: another waits until no uncommitted one is left.

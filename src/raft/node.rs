@@ -20,6 +20,9 @@ use super::types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId,
 /// Upper bound on uncommitted entries a leader accepts (`ProposeError::TooManyPending`).
 pub const PROPOSALS_PENDING_MAX: u64 = 4096;
 
+/// Upper bound on the learners a leader replicates to (`set_learners`).
+pub const LEARNERS_MAX: usize = 64;
+
 pub struct RaftNode {
     pub(super) config: Config,
     pub(super) created_ms: u64,
@@ -93,6 +96,8 @@ pub struct RaftNode {
     pub(super) last_hard_state: HardState,
     pub(super) pending_truncate: Option<Index>,
     pub(super) pending_snapshot: Option<Snapshot>,
+    /// The membership the log starts from, taken from a leader, not yet handed out to disk.
+    pub(super) pending_base: Option<Vec<PeerId>>,
     pub(super) messages: Vec<(PeerId, Message)>,
     pub(super) applied_queue: Vec<Applied>,
     /// The commit - applied gap when `tick` last ran: `healthy()` counts a smaller gap now as
@@ -230,6 +235,7 @@ impl RaftNode {
             last_hard_state: HardState::default(),
             pending_truncate: None,
             pending_snapshot: None,
+            pending_base: None,
             messages: Vec::new(),
             applied_queue: Vec::new(),
             apply_gap_at_tick: None,
@@ -261,16 +267,16 @@ impl RaftNode {
         }
         assert_eq!(msg_term, self.term);
         match msg {
-            Message::RequestVote { last_log_index, last_log_term, transfer, .. } => {
+            Message::RequestVote { last_log_index, last_log_term, transfer, joining, .. } => {
                 if !transfer && self.ignores_vote_request(from, now) {
                     self.probe(Probe::VoteIgnoredLease);
                     return;
                 }
-                self.handle_vote_request(from, last_log_index, last_log_term, now, rng);
+                self.handle_vote_request(from, last_log_index, last_log_term, joining, now, rng);
             }
             Message::Vote { granted, .. } => self.handle_vote(from, granted, now),
-            Message::Append { prev_index, prev_term, entries, commit, .. } => {
-                self.handle_append(from, prev_index, prev_term, entries, commit, now, rng);
+            Message::Append { prev_index, prev_term, entries, commit, base, .. } => {
+                self.handle_append(from, prev_index, prev_term, entries, commit, base, now, rng);
             }
             Message::AppendResponse { success, match_index, hint, .. } => {
                 self.handle_append_response(from, success, match_index, hint, now);
@@ -383,14 +389,18 @@ impl RaftNode {
         let last = self.log.last_index();
         let recent = now.saturating_sub(3 * self.config.heartbeat_ms);
         let me = self.config.id;
-        let can_win = |id: PeerId, pr: &Progress| id != me && pr.match_index == last && pr.contact_ms >= recent;
+        // A learner (see `set_learners`) has progress but no vote.
+        let members = self.peers_now().to_vec();
+        let can_win = |id: PeerId, pr: &Progress| {
+            id != me && members.contains(&id) && pr.match_index == last && pr.contact_ms >= recent
+        };
         let preferred = preferred.filter(|p| self.progress.get(p).is_some_and(|pr| can_win(*p, pr))).or_else(|| {
             let current: Vec<PeerId> =
                 self.progress.iter().filter(|(id, pr)| can_win(**id, pr)).map(|(id, _)| *id).collect();
             (!current.is_empty()).then(|| current[(rng.next_u64() % current.len() as u64) as usize])
         });
         let last = self.log.last_index();
-        if self.progress.values().any(|pr| pr.match_index < last) {
+        if self.progress.iter().any(|(id, pr)| members.contains(id) && pr.match_index < last) {
             self.probe(Probe::StepDownFollowerLags);
         }
         let heir = preferred.filter(|p| *p != self.config.id);

@@ -54,6 +54,8 @@ probes! {
     VoteRefusedStaleLog => "vote.refused-stale-log", "a vote was refused: the candidate's log is behind";
     VoteRefusedTaken => "vote.refused-already-voted", "a vote was refused: already voted or a leader is known this term";
     VoteRefusedNonMember => "vote.refused-non-member", "a vote was refused: the candidate is not a member here";
+    MembershipRebased => "membership.rebased", "a member took the membership its leader's log starts from";
+    VoteRefusedJoiner => "vote.refused-joiner", "a joiner waiting for a leader refused a candidate that is no joiner";
     VoteIgnoredLease => "vote.ignored-lease", "a vote request was ignored under the leader lease";
     StaleTerm => "message.stale-term", "a message of an older term was answered with the newer term";
     CommitCurrentTerm => "commit.current-term", "a leader committed on a quorum of an entry of its term";

@@ -13,6 +13,7 @@ impl RaftNode {
             || self.pending_truncate.is_some()
             || self.log.last_index() > self.persisted_last
             || self.pending_snapshot.is_some()
+            || self.pending_base.is_some()
             || !self.messages.is_empty()
             || !self.applied_queue.is_empty()
     }
@@ -30,6 +31,7 @@ impl RaftNode {
             truncate_from: self.pending_truncate.take(),
             entries: self.log.slice(self.persisted_last + 1, self.log.last_index(), usize::MAX),
             snapshot: self.pending_snapshot.take(),
+            base_peers: self.pending_base.take(),
             messages: std::mem::take(&mut self.messages),
             applied: std::mem::take(&mut self.applied_queue),
         };

@@ -30,7 +30,8 @@ impl RaftNode {
         let entries = self.log.slice(pr.next_index, self.log.last_index(), self.config.max_entries_per_append);
         assert!(entries.len() <= self.config.max_entries_per_append);
         let next_index = pr.next_index + entries.len() as Index;
-        let append = Message::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit };
+        let base = (prev_index == 0).then(|| self.peers_at(0).to_vec());
+        let append = Message::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit, base };
         self.messages.push((peer, append));
         self.progress.get_mut(&peer).expect("peer tracked").next_index = next_index;
     }
@@ -145,7 +146,8 @@ impl RaftNode {
         let last = self.log.last_index();
         let now = self.clock_ms;
         for peer in after.iter().filter(|p| **p != self.config.id && !before.contains(p)) {
-            self.progress.insert(*peer, super::progress::Progress::new(last, now));
+            // A learner added keeps the progress it made as one.
+            self.progress.entry(*peer).or_insert_with(|| super::progress::Progress::new(last, now));
         }
         for peer in before.iter().filter(|p| !after.contains(p)) {
             if self.progress.contains_key(peer) {
@@ -187,11 +189,15 @@ impl RaftNode {
         prev_term: Term,
         entries: Vec<Entry>,
         leader_commit: Index,
+        base: Option<Vec<PeerId>>,
         now: u64,
         rng: &mut dyn RngCore,
     ) {
         if !self.accept_leader(from, now, rng) {
             return;
+        }
+        if let Some(peers) = base {
+            self.rebase_membership(peers);
         }
         for (offset, entry) in entries.iter().enumerate() {
             assert_eq!(entry.index, prev_index + 1 + offset as Index, "Append entries not contiguous");
@@ -249,6 +255,29 @@ impl RaftNode {
             self.waiting_for_leader = false;
         }
         self.respond_append(from, true, last_new, 0);
+    }
+
+    /// Takes the membership the leader's log starts from. Members share it; a joiner started
+    /// from the assignment's peers, and counted from those, a membership change in the log
+    /// could leave it a group of one that elects itself (churn seed 7841 of v13: started on
+    /// [1, 4], it replayed the group's `RemovePeer(4)` and needed only its own vote). Only a
+    /// log that starts at index 1 (no snapshot) has such a base.
+    fn rebase_membership(&mut self, peers: Vec<PeerId>) {
+        let peers = super::node::normalise_peers(peers);
+        if self.log.base_index() != 0 || self.membership[0].1 == peers {
+            return;
+        }
+        assert!(!peers.is_empty(), "a leader's log starts from a membership");
+        self.probe(Probe::MembershipRebased);
+        self.membership = vec![(0, peers.clone())];
+        // Bounded by the committed entries held.
+        for index in 1..=self.commit {
+            let data = self.log.get(index).expect("committed entry held").data.clone();
+            if matches!(data, EntryData::AddPeer(_) | EntryData::RemovePeer(_)) {
+                self.apply_membership(index, &data, false);
+            }
+        }
+        self.pending_base = Some(peers);
     }
 
     /// Follower-side bookkeeping shared by Append and InstallSnapshot from the leader of the

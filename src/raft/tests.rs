@@ -190,7 +190,7 @@ fn observer_never_elected() {
 fn vote_requires_up_to_date_log_and_one_vote_per_term() {
     let mut node = restored(0, vec![0, 1, 2], 2, vec![entry(1, 1), entry(2, 2)]);
     let vote = |node: &mut RaftNode, from, last_log_index, last_log_term| {
-        let msg = Message::RequestVote { term: 3, last_log_index, last_log_term, transfer: false };
+        let msg = Message::RequestVote { term: 3, last_log_index, last_log_term, transfer: false, joining: false };
         node.step(0, from, msg, &mut rng());
         let ready = node.ready();
         match ready.messages.as_slice() {
@@ -215,7 +215,8 @@ fn vote_goes_out_with_its_hard_state() {
         cfg.bugs.vote_not_persisted = bug;
         let mut node = RaftNode::new(cfg, vec![0, 1, 2], 0, &mut rng());
         let _ = node.ready();
-        let msg = Message::RequestVote { term: 5, last_log_index: 0, last_log_term: 0, transfer: false };
+        let msg =
+            Message::RequestVote { term: 5, last_log_index: 0, last_log_term: 0, transfer: false, joining: false };
         node.step(1, 1, msg, &mut rng());
         let ready = node.ready();
         assert_eq!(ready.messages, vec![(1, Message::Vote { term: 5, granted: true })]);
@@ -269,6 +270,7 @@ fn leader_lease_ignores_vote_requests_without_transfer() {
         last_log_index: last_index,
         last_log_term: last_term,
         transfer,
+        joining: false,
     };
     let now = cluster.now_ms;
     let node = &mut cluster.nodes[follower as usize];
@@ -281,9 +283,14 @@ fn leader_lease_ignores_vote_requests_without_transfer() {
 
     // Past the lease a plain request is considered.
     let mut lone = RaftNode::new(config(1), vec![0, 1, 2], 0, &mut rng());
-    lone.step(0, 0, Message::Append { term: 1, prev_index: 0, prev_term: 0, entries: vec![], commit: 0 }, &mut rng());
+    lone.step(
+        0,
+        0,
+        Message::Append { term: 1, prev_index: 0, prev_term: 0, entries: vec![], commit: 0, base: None },
+        &mut rng(),
+    );
     let _ = lone.ready();
-    let plain = Message::RequestVote { term: 2, last_log_index: 0, last_log_term: 0, transfer: false };
+    let plain = Message::RequestVote { term: 2, last_log_index: 0, last_log_term: 0, transfer: false, joining: false };
     lone.step(3_999, 2, plain.clone(), &mut rng());
     assert_eq!(lone.term(), 1);
     lone.step(4_000, 2, plain, &mut rng());
@@ -308,7 +315,7 @@ fn higher_term_makes_leader_follow_and_stale_messages_are_answered() {
     assert_eq!(ready.hard_state.map(|h| h.term), Some(term + 3));
     assert!(ready.applied.contains(&Applied::Signal(Signal::SteppedDown { term })));
     // A stale Append is answered with the newer term.
-    let stale = Message::Append { term, prev_index: 0, prev_term: 0, entries: vec![], commit: 0 };
+    let stale = Message::Append { term, prev_index: 0, prev_term: 0, entries: vec![], commit: 0, base: None };
     cluster.nodes[i].step(now, from, stale, &mut rng());
     let ready = cluster.nodes[i].ready();
     assert!(
@@ -834,7 +841,7 @@ fn restore_replays_snapshot_then_committed_entries_then_catchup_done() {
         ]
     );
     // The vote survives: another candidate in term 2 is refused.
-    let msg = Message::RequestVote { term: 2, last_log_index: 9, last_log_term: 2, transfer: false };
+    let msg = Message::RequestVote { term: 2, last_log_index: 9, last_log_term: 2, transfer: false, joining: false };
     node.step(600, 2, msg, &mut rng());
     assert_eq!(node.ready().messages, vec![(2, Message::Vote { term: 2, granted: false })]);
 }
@@ -913,7 +920,7 @@ fn current_and_healthy_semantics() {
     assert!(node.healthy(0));
 
     // A known leader that goes silent.
-    let heartbeat = Message::Append { term: 1, prev_index: 5, prev_term: 1, entries: vec![], commit: 5 };
+    let heartbeat = Message::Append { term: 1, prev_index: 5, prev_term: 1, entries: vec![], commit: 5, base: None };
     node.step(1_000, 1, heartbeat, &mut rng());
     let _ = node.ready();
     assert_eq!(node.group_leader(), Some(1));
@@ -1237,6 +1244,7 @@ fn rescue_rules_on_one_node() {
         prev_term: if prev_index == 1 { 1 } else { 2 },
         entries,
         commit,
+        base: None,
     };
     node.step(100, 1, append(1, vec![membership(2, EntryData::AddPeer(5))], 2), &mut rng());
     assert_eq!(node.peers().len(), 6);
@@ -1315,7 +1323,12 @@ fn waiting_joiner_wins_only_with_every_vote() {
     assert_eq!(node.election_votes_needed(), 2);
     node.wait_for_leader();
     let entries = vec![entry(1, 1)];
-    node.step(10, 1, Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1 }, &mut rng());
+    node.step(
+        10,
+        1,
+        Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1, base: None },
+        &mut rng(),
+    );
     assert_eq!(node.election_votes_needed(), 2, "caught up with its leader");
 
     // A new leader's commit lags until it commits in its own term (churn seed 11289): holding
@@ -1324,11 +1337,132 @@ fn waiting_joiner_wins_only_with_every_vote() {
     let mut node = RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng());
     node.wait_for_leader();
     let entries = vec![entry(1, 1), entry(2, 1)];
-    node.step(10, 1, Message::Append { term: 4, prev_index: 0, prev_term: 0, entries, commit: 1 }, &mut rng());
+    node.step(
+        10,
+        1,
+        Message::Append { term: 4, prev_index: 0, prev_term: 0, entries, commit: 1, base: None },
+        &mut rng(),
+    );
     assert_eq!(node.election_votes_needed(), 3, "the leader's commit is not of its term yet");
     let entries = vec![entry(3, 4)];
-    node.step(20, 1, Message::Append { term: 4, prev_index: 2, prev_term: 1, entries, commit: 3 }, &mut rng());
+    node.step(
+        20,
+        1,
+        Message::Append { term: 4, prev_index: 2, prev_term: 1, entries, commit: 3, base: None },
+        &mut rng(),
+    );
     assert_eq!(node.election_votes_needed(), 2, "the leader committed in its term");
+}
+
+/// Raft's learner rule (default seed 6944 of v13): a joiner waiting for a leader grants no vote
+/// to a member that is no joiner, even one whose log is as long as its own empty one: that
+/// member may be one the group left behind, which the joiner's membership (the assignment's)
+/// still counts. It does grant another joiner, which needs every member's vote anyway.
+#[test]
+fn waiting_joiner_votes_only_for_joiners() {
+    let vote = |joining: bool| {
+        let mut voter = RaftNode::new(config(1), vec![0, 1, 2], 0, &mut rng());
+        voter.wait_for_leader();
+        let request = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false, joining };
+        voter.step(10, 0, request, &mut rng());
+        let ready = voter.ready();
+        let granted = ready.messages.iter().find_map(|(to, m)| match m {
+            Message::Vote { granted, .. } if *to == 0 => Some(*granted),
+            _ => None,
+        });
+        (granted, voter.take_probes().collect::<Vec<_>>())
+    };
+    let (granted, probes) = vote(false);
+    assert_eq!(granted, Some(false), "a joiner refuses a member");
+    assert!(probes.contains(&Probe::VoteRefusedJoiner), "{probes:?}");
+    assert_eq!(vote(true).0, Some(true), "a joiner grants another joiner");
+
+    // Once caught up with a leader it is a member like any other.
+    let mut voter = RaftNode::new(config(1), vec![0, 1, 2], 0, &mut rng());
+    voter.wait_for_leader();
+    let entries = vec![entry(1, 1)];
+    voter.step(
+        10,
+        2,
+        Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1, base: None },
+        &mut rng(),
+    );
+    let request = Message::RequestVote { term: 2, last_log_index: 1, last_log_term: 1, transfer: true, joining: false };
+    voter.step(20, 0, request, &mut rng());
+    let granted =
+        voter.ready().messages.iter().any(|(to, m)| *to == 0 && matches!(m, Message::Vote { granted: true, .. }));
+    assert!(granted, "a caught-up joiner votes as a member");
+}
+
+/// A joiner counts its membership from the one the leader's log starts from, sent with the
+/// first append (churn seed 7841 of v13): started on the assignment's [1, 4], the group's
+/// committed `RemovePeer(4)` would have left it a group of one, electing itself alone.
+#[test]
+fn joiner_takes_the_base_membership_of_its_leaders_log() {
+    let joiner = || {
+        let mut node = RaftNode::new(config(1), vec![1, 4], 0, &mut rng());
+        node.wait_for_leader();
+        node
+    };
+    let entries = vec![entry(1, 1), Entry { term: 1, index: 2, data: EntryData::RemovePeer(4) }];
+    let append =
+        |base| Message::Append { term: 2, prev_index: 0, prev_term: 0, entries: entries.clone(), commit: 2, base };
+
+    let mut without = joiner();
+    without.step(10, 3, append(None), &mut rng());
+    assert_eq!(without.peers(), &[1], "the old rule: a group of one");
+
+    let mut node = joiner();
+    node.step(10, 3, append(Some(vec![4, 3])), &mut rng());
+    assert_eq!(node.peers(), &[3], "the group's members, which do not count it yet");
+    assert!(!node.may_campaign(), "not a member: it does not campaign");
+    assert!(node.take_probes().any(|p| p == Probe::MembershipRebased));
+    let ready = node.ready();
+    assert_eq!(ready.base_peers, Some(vec![3, 4]), "handed out to be recorded");
+    assert!(node.ready().base_peers.is_none(), "once");
+
+    // The same base again changes nothing.
+    let heartbeat =
+        Message::Append { term: 2, prev_index: 0, prev_term: 0, entries: vec![], commit: 2, base: Some(vec![3, 4]) };
+    node.step(20, 3, heartbeat, &mut rng());
+    assert!(node.ready().base_peers.is_none());
+}
+
+/// A leader replicates to learners (servers about to join) without counting them: a joiner
+/// learns the log and the membership it starts from, stops waiting, and only then is it
+/// added (default seed 352 of v13: a joiner added before it could catch up left its group
+/// waiting on a vote it did not give).
+#[test]
+fn learners_catch_up_before_they_count() {
+    let mut cluster = Cluster::with_members(3, vec![0], 5, |_| {});
+    let leader = cluster.await_leader(20_000);
+    assert_eq!(leader, 0);
+    for byte in 1..=3 {
+        cluster.propose(0, normal(byte)).unwrap();
+    }
+    cluster.run_for(500);
+    // Node 1 joins as the server layer starts a joiner: the assignment's peers, waiting.
+    let mut joiner = RaftNode::new(config(1), vec![0, 1, 2], cluster.now_ms, &mut rng());
+    joiner.wait_for_leader();
+    cluster.nodes[1] = joiner;
+    cluster.nodes[0].set_learners(&[1]);
+    cluster.process(0);
+    cluster.run_for(1_000);
+    let (leader, learner) = (cluster.node(0), cluster.node(1));
+    assert_eq!(learner.last_index(), leader.last_index(), "the learner holds the log");
+    assert_eq!(learner.peers(), &[0], "with the membership the log starts from");
+    assert!(!learner.waits_for_leader(), "caught up with a commit of the leader's term");
+    assert_eq!(leader.match_index(1), leader.commit_index());
+    assert_eq!((leader.peers(), leader.quorum_size()), (&[0][..], 1), "a learner does not count");
+
+    // Added, it counts; the learner set that named it is spent.
+    cluster.propose(0, EntryData::AddPeer(1)).unwrap();
+    cluster.run_for(1_000);
+    assert_eq!(cluster.node(0).peers(), &[0, 1]);
+    assert_eq!(cluster.node(1).peers(), &[0, 1]);
+    cluster.nodes[0].set_learners(&[]);
+    assert_eq!(cluster.node(0).match_index(1), cluster.node(0).commit_index(), "a member keeps its progress");
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
 /// A joiner restarted with part of a leader's log still waits (churn seed 7960): the leader may
@@ -1342,7 +1476,12 @@ fn restarted_joiner_with_part_of_the_log_still_waits() {
     assert!(node.waits_for_leader());
     assert_eq!(node.election_votes_needed(), 3, "a joiner wins only with every vote");
     let entries = vec![entry(3, 8)];
-    node.step(10, 1, Message::Append { term: 8, prev_index: 2, prev_term: 8, entries, commit: 3 }, &mut rng());
+    node.step(
+        10,
+        1,
+        Message::Append { term: 8, prev_index: 2, prev_term: 8, entries, commit: 3, base: None },
+        &mut rng(),
+    );
     assert!(!node.waits_for_leader(), "caught up with a commit of its leader's term");
     assert_eq!(node.election_votes_needed(), 2);
 }
@@ -1381,7 +1520,12 @@ fn eviction_rules() {
     // A known leader: membership goes through the log instead.
     let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
     let entries = vec![];
-    node.step(10, 1, Message::Append { term: 1, prev_index: 1, prev_term: 1, entries, commit: 1 }, &mut rng());
+    node.step(
+        10,
+        1,
+        Message::Append { term: 1, prev_index: 1, prev_term: 1, entries, commit: 1, base: None },
+        &mut rng(),
+    );
     assert_eq!(node.evict_peers(&[1, 2]), Err(RaftError::EvictLeaderKnown { leader: 1 }));
 }
 

@@ -81,6 +81,9 @@ pub enum Message {
         /// Set when a leader hands over (stepdown to a preferred peer): voters skip their
         /// leader-lease check.
         transfer: bool,
+        /// The candidate is a joiner still waiting for a leader: it wins only with every
+        /// member's vote, so another joiner may grant it (see `handle_vote_request`).
+        joining: bool,
     },
     Vote {
         term: Term,
@@ -92,6 +95,10 @@ pub enum Message {
         prev_term: Term,
         entries: Vec<Entry>,
         commit: Index,
+        /// The membership the leader's log starts from, sent with an append from the log's
+        /// first entry (`prev_index` 0): a joiner started from the assignment's peers, which
+        /// need not be the ones the group's log starts from, and counts its membership from it.
+        base: Option<Vec<PeerId>>,
     },
     AppendResponse {
         term: Term,
@@ -176,6 +183,9 @@ pub struct Ready {
     /// A snapshot (installed from the leader or taken by compaction) to persist; persisted log
     /// entries <= its last index may be dropped.
     pub snapshot: Option<Snapshot>,
+    /// The membership the log starts from changed (a joiner took its leader's): record it
+    /// before the log entries, as a restart counts its membership from it.
+    pub base_peers: Option<Vec<PeerId>>,
     pub messages: Vec<(PeerId, Message)>,
     /// In order: committed entries, snapshots and signals for the upper layer.
     pub applied: Vec<Applied>,
@@ -188,6 +198,7 @@ impl Ready {
             && self.truncate_from.is_none()
             && self.entries.is_empty()
             && self.snapshot.is_none()
+            && self.base_peers.is_none()
             && self.messages.is_empty()
             && self.applied.is_empty()
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
-use super::storage::{GroupFiles, WalRecord};
+use super::storage::{GroupFiles, InitialMembership, WalRecord};
 use crate::raft::{Applied, Index, Ready};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,10 +177,23 @@ impl Pipeline {
                 }
                 None => Ok(vec![]),
             },
-            Stage::HardState => match ready.hard_state {
-                Some(hard) => files.append_hard_state(env.disk(), hard).map(|()| vec![files.state.clone()]),
-                None => Ok(vec![]),
-            },
+            Stage::HardState => {
+                let mut synced = Vec::new();
+                if let Some(peers) = &ready.base_peers {
+                    // The node took its leader's base membership: a restart counts from it.
+                    // A joiner's record keeps saying "joined" until it caught up (a lost or
+                    // damaged record counts as one: a restart then waits for a leader again).
+                    let joined = files.read_initial_peers(env.disk()).ok().flatten().is_none_or(|s| s.joined);
+                    let start = InitialMembership { peers: peers.clone(), joined };
+                    files.replace_initial_peers(env.disk(), &start)?;
+                    synced.push(files.peers.clone());
+                }
+                if let Some(hard) = ready.hard_state {
+                    files.append_hard_state(env.disk(), hard)?;
+                    synced.push(files.state.clone());
+                }
+                Ok(synced)
+            }
             Stage::Log => {
                 let mut result = Ok(());
                 if let Some(from) = ready.truncate_from {

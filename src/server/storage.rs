@@ -184,6 +184,11 @@ impl GroupFiles {
         Ok(disk.fsync(&self.peers))
     }
 
+    /// Rewrite the membership record, leaving its fsync to the caller.
+    pub fn replace_initial_peers(&self, disk: &mut NodeDisk, start: &InitialMembership) -> Result<(), DiskError> {
+        disk.replace(&self.peers, &encode(start))
+    }
+
     /// The membership this node started with, if it was recorded. A write cut short by a power
     /// loss is as good as none (the node had not voted yet); a damaged record is corruption.
     pub fn read_initial_peers(&self, disk: &NodeDisk) -> Result<Option<InitialMembership>, StorageError> {

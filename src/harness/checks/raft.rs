@@ -127,9 +127,12 @@ fn leader_completeness(
         .copied()
         .filter(|&peer| name == META || candidate.hears_in_asset_groups(peer))
         .filter(|&peer| {
-            // A voter grants only a member of its own membership, itself included.
+            // A voter grants only a member of its own membership, itself included; a joiner
+            // waiting for a leader grants only another joiner.
             cluster.server(peer).and_then(|s| s.group(name)).is_some_and(|g| {
-                (g.node.last_term(), g.node.last_index()) <= last && (peer == id || g.node.peers().contains(&id))
+                let learner = g.node.waits_for_leader() && !node.waits_for_leader();
+                (g.node.last_term(), g.node.last_index()) <= last
+                    && (peer == id || (g.node.peers().contains(&id) && !learner))
             })
         })
         .collect();
