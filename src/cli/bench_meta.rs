@@ -22,7 +22,12 @@ fn stream(name: &str, created_ms: u64) -> StreamAssignment {
         name: name.into(),
         created_ms,
         config_json: config.to_json(),
-        group: RaftGroup { name: format!("S-{name}-{created_ms}"), peers: vec![0, 1, 2], preferred: Some(0) },
+        group: RaftGroup {
+            name: format!("S-{name}-{created_ms}"),
+            peers: vec![0, 1, 2],
+            preferred: Some(0),
+            joiners: vec![],
+        },
         sync: format!("$SYS.JSC.SYNC.{name}.{created_ms}"),
         consumers: BTreeMap::new(),
     }
@@ -35,7 +40,12 @@ fn consumer(stream: &str, name: &str, created_ms: u64) -> ConsumerAssignment {
         name: name.into(),
         created_ms,
         config_json: ConsumerConfig { durable_name: Some(name.into()), ..Default::default() }.to_json(),
-        group: RaftGroup { name: format!("C-{stream}-{name}-{created_ms}"), peers: vec![0, 1, 2], preferred: None },
+        group: RaftGroup {
+            name: format!("C-{stream}-{name}-{created_ms}"),
+            peers: vec![0, 1, 2],
+            preferred: None,
+            joiners: vec![],
+        },
     }
 }
 

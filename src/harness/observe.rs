@@ -22,6 +22,7 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
             ghost.observe_acked_messages(group, stream, created_ms, node, count)
         }
         Observation::GroupEmptied { group } => ghost.observe_group_emptied(group),
+        Observation::GroupDropped { group } => ghost.observe_group_dropped(group, node),
         Observation::MetaEntry { index, data } => ghost.observe_meta_entry(index, data),
         Observation::Projection { index, digest } => ghost.observe_projection(node, index, digest),
         Observation::MetaSnapshotTaken { index, digest } => ghost.observe_meta_snapshot_taken(node, index, digest),

@@ -50,8 +50,8 @@ pub use error::{ApiError, ApplyError};
 pub use inflight::{Inflight, InflightOp};
 pub use local::{direct_consumer_name, wanted_direct_consumers, LocalAsset, LocalAssets, LocalChange, Orphans};
 pub use model::{
-    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection, RaftGroup,
-    StreamAssignment, StreamConfig, StreamKey, StreamSource, API_LEVEL, REQUIRED_LEVEL_KEY,
+    replicas_at_birth, ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Placement, Projection,
+    RaftGroup, StreamAssignment, StreamConfig, StreamKey, StreamSource, API_LEVEL, REQUIRED_LEVEL_KEY,
 };
 pub use peers::{consumer_peers_wanted, peers_need_reconcile, reconcile_peers, stale_peers, PeerRemap};
 pub use queries::{HealthContext, NodeFacts};

@@ -75,17 +75,33 @@ pub struct RaftGroup {
     pub peers: Vec<PeerId>,
     /// Preferred first leader; not part of the projection (recovery clears it in NATS).
     pub preferred: Option<PeerId>,
+    /// Peers added to the group while it ran (a scale-up, a re-placement), as opposed to its
+    /// founders: one that starts the group without files for it waits for a leader's log,
+    /// and votes for no member before (Raft's learners). Not part of the projection, like
+    /// `preferred` (NATS has no such field: its new peers catch up before they count).
+    #[serde(default)]
+    pub joiners: Vec<PeerId>,
 }
 
 impl RaftGroup {
+    /// A new group: every peer founds it.
+    pub fn founded(name: String, peers: Vec<PeerId>, preferred: Option<PeerId>) -> RaftGroup {
+        RaftGroup { name, peers, preferred, joiners: Vec::new() }
+    }
+
+    /// This group moved onto `peers` under the same name: the peers it did not have join it,
+    /// and the joiners it keeps still join.
+    pub fn moved_to(&self, peers: Vec<PeerId>, preferred: Option<PeerId>) -> RaftGroup {
+        let joiners = peers.iter().copied().filter(|p| !self.is_member(*p) || self.joiners.contains(p)).collect();
+        RaftGroup { name: self.name.clone(), peers, preferred, joiners }
+    }
+
     /// The replica count the group was named for (`S-R3-<hex>` says 3), when its name says.
     /// A stream scaled down to one replica keeps a group born replicated, and with it its raft
     /// node: here a replicated stream's messages live in its raft log (NATS keeps them in the
     /// stream's store and drops the node).
     pub fn replicas_at_birth(&self) -> Option<usize> {
-        let mut parts = self.name.splitn(3, '-');
-        let (_prefix, replicas) = (parts.next()?, parts.next()?);
-        replicas.strip_prefix('R')?.parse().ok()
+        replicas_at_birth(&self.name)
     }
 
     /// Membership is decided by `peers` only.
@@ -555,6 +571,13 @@ fn classify_level<T>(config: T, metadata: impl Fn(&T) -> &BTreeMap<String, Strin
 /// consumers, minus local-only fields (`preferred`). Equal applied index ⇒ equal projection.
 pub type Projection = BTreeMap<StreamKey, StreamAssignment>;
 
+/// The replica count a group name was born with (`S-R3-…` says 3), if it says one.
+pub fn replicas_at_birth(group_name: &str) -> Option<usize> {
+    let mut parts = group_name.splitn(3, '-');
+    let (_prefix, replicas) = (parts.next()?, parts.next()?);
+    replicas.strip_prefix('R')?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,7 +605,7 @@ mod tests {
     }
 
     fn assignment() -> (StreamAssignment, PlainStream) {
-        let group = RaftGroup { name: "g".into(), peers: vec![1, 2], preferred: Some(2) };
+        let group = RaftGroup { name: "g".into(), peers: vec![1, 2], preferred: Some(2), joiners: vec![] };
         let config = StreamConfig { name: "S".into(), ..Default::default() }.to_json();
         let consumer_config = br#"{"durable_name":"C"}"#.to_vec();
         let ca = ConsumerAssignment {

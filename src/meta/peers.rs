@@ -134,11 +134,26 @@ pub fn reconcile_peers(
         }
         assert!(peers.iter().all(|p| ctx.meta_peers.contains(p)), "re-placed only on meta peers (S11)");
         assert!(peers.len() <= replicas.max(sa.group.peers.len()), "re-placement never grows past the replicas");
-        if kept.is_empty() {
+        let name = if kept.is_empty() {
             remap.emptied_groups.push(sa.group.name.clone());
-        }
+            // A group that starts over gets a new name: a member the group left earlier may
+            // still hold a copy of the old history, whose terms a new member's log would not
+            // outrank (churn seed 3667 of v13: a server shrunk out of the group, re-added under
+            // the old name, could have outvoted the new member).
+            let handler = Handler { state, view: inflight, limits: inflight, ctx };
+            match handler.fresh_group_name("S", replicas, rng) {
+                Ok(name) => name,
+                Err(_) => continue,
+            }
+        } else {
+            sa.group.name.clone()
+        };
         let preferred = first_leader(kept.is_empty(), &peers, ctx);
-        let group = RaftGroup { name: sa.group.name.clone(), peers: peers.clone(), preferred };
+        let group = if kept.is_empty() {
+            RaftGroup::founded(name, peers.clone(), preferred)
+        } else {
+            sa.group.moved_to(peers.clone(), preferred)
+        };
         let moved = StreamAssignment { group, ..sa.without_consumers() };
         remap.entries.push(MetaEntry::UpdateStream { sa: moved.clone(), reply: None });
         for ca in inflight.consumers_or_inflight(state, &sa.key()) {
@@ -212,17 +227,18 @@ fn remap_consumer(
     // A member still in the meta group that the consumer drops wipes its copy at once, and
     // re-added later it would start empty while the raft membership still counted it.
     let drops_live = ca.group.peers.iter().any(|p| !peers.contains(p) && ctx.meta_peers.contains(p));
-    let group = if (ca.group.peers.len() == 1 && peers.len() > 1) || drops_live {
-        // A fresh group, first led by a server it keeps. From one replica: its one member ran
-        // no raft node, but kept the files of the group it had before it shrank, whose
-        // members are gone; restarted from them it could outvote the new members.
+    let group = if (ca.group.peers.len() == 1 && peers.len() > 1) || drops_live || emptied {
+        // A fresh group, first led by a server it keeps (or the first, when it kept none).
+        // From one replica: its one member ran no raft node, but kept the files of the group
+        // it had before it shrank, whose members are gone; restarted from them it could
+        // outvote the new members. Emptied: it starts over, as a stream's group does.
         let handler = Handler { state, view: inflight, limits: inflight, ctx };
         let name = handler.fresh_group_name("C", peers.len(), rng).ok()?;
         let preferred = ca.group.peers.iter().copied().find(|p| peers.contains(p)).or(peers.first().copied());
-        RaftGroup { name, peers, preferred }
+        RaftGroup::founded(name, peers, preferred)
     } else {
         let preferred = first_leader(emptied, &peers, ctx);
-        RaftGroup { name: ca.group.name.clone(), peers, preferred }
+        ca.group.moved_to(peers, preferred)
     };
     Some(MetaEntry::AssignConsumer { ca: ConsumerAssignment { group, ..ca.clone() }, reply: None })
 }

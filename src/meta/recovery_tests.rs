@@ -30,7 +30,7 @@ fn stream(name: &str, created_ms: u64, group: &str, peers: &[PeerId]) -> StreamA
         name: name.into(),
         created_ms,
         config_json: config(name, &[&format!("{name}.>")], peers.len() as u8),
-        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None, joiners: vec![] },
         sync: format!("sync.{name}"),
         consumers: BTreeMap::new(),
     }
@@ -43,7 +43,7 @@ fn consumer(stream: &str, name: &str, created_ms: u64, group: &str, peers: &[Pee
         name: name.into(),
         created_ms,
         config_json: ConsumerConfig { durable_name: Some(name.into()), ..Default::default() }.to_json(),
-        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None, joiners: vec![] },
     }
 }
 
@@ -568,7 +568,12 @@ fn history(seed: u64, len: usize) -> Vec<MetaEntry> {
             (1, Some(mut sa)) => {
                 // Scale/rename: same created time, new group; or a config update.
                 if rng.gen_bool(0.5) {
-                    sa.group = RaftGroup { name: format!("g{clock}"), peers: peers.to_vec(), preferred: None };
+                    sa.group = RaftGroup {
+                        name: format!("g{clock}"),
+                        peers: peers.to_vec(),
+                        preferred: None,
+                        joiners: vec![],
+                    };
                 } else {
                     sa.config_json = config(&name, &[&format!("{name}.{clock}")], sa.group.peers.len() as u8);
                 }

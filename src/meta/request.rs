@@ -328,7 +328,7 @@ impl Handler<'_> {
         let up: Vec<PeerId> = peers.iter().copied().filter(|p| self.ctx.online_peers.contains(p)).collect();
         let preferred = up.choose(rng).copied();
         assert!(preferred.is_some(), "placement guarantees an online quorum");
-        let group = RaftGroup { name, peers, preferred };
+        let group = RaftGroup::founded(name, peers, preferred);
         assert_eq!(group.check(), Ok(()), "placement builds valid groups");
         Ok(group)
     }

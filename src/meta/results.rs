@@ -42,7 +42,7 @@ pub enum ResultPlan {
     /// and ignore further results until `add` applies.
     Replace { delete: Box<MetaEntry>, add: Box<MetaEntry> },
     /// The assigned member rejected a new stream: remove it.
-    Remove { delete: MetaEntry },
+    Remove { delete: Box<MetaEntry> },
 }
 
 impl ResultPlan {
@@ -91,7 +91,7 @@ pub fn on_stream_result(
             return ResultPlan::Replace { delete: Box::new(delete), add: Box::new(add) };
         }
     }
-    ResultPlan::Remove { delete }
+    ResultPlan::Remove { delete: Box::new(delete) }
 }
 
 /// A copy of `sa` on a new group, if the config lets it move and some cluster has room.

@@ -71,10 +71,12 @@ impl Handler<'_> {
             return Err(ApiError::InsufficientResources);
         }
         let group = if sa.replicated() {
-            RaftGroup { name: sa.group.name.clone(), peers, preferred: None }
+            sa.group.moved_to(peers, None)
         } else {
             // The store's server founds the new group; the others join it.
-            RaftGroup { preferred: None, ..self.new_group("S", peers, rng)? }
+            let store = &sa.group;
+            let joiners = peers.iter().copied().filter(|p| !store.is_member(*p)).collect();
+            RaftGroup { preferred: None, joiners, ..self.new_group("S", peers, rng)? }
         };
         assert_eq!(group.check(), Ok(()), "a rescaled group is valid");
         assert_eq!(group.peers.len(), replicas, "a rescaled stream has the replicas it asked for");
@@ -110,7 +112,7 @@ impl Handler<'_> {
             let kept = ca.group.peers.iter().copied().find(|p| fresh.is_member(*p) && online.contains(p));
             RaftGroup { preferred: kept.or(fresh.preferred), ..fresh }
         } else {
-            RaftGroup { name: ca.group.name.clone(), peers, preferred: None }
+            ca.group.moved_to(peers, None)
         };
         assert_eq!(group.check(), Ok(()), "a rescaled group is valid");
         Ok(group)
@@ -120,7 +122,10 @@ impl Handler<'_> {
 /// The update that drops from scaled-down stream `key` the peers its group `group` no longer
 /// counts, once the group's leader reports the raft membership `peers` it shrank to: only for
 /// the assignment in view (applied or inflight) that still runs in that group with more peers
-/// than its replicas, `peers` being as many of its own peers as its replicas ask for.
+/// than its replicas, `peers` being as many of its own peers as its replicas ask for. A
+/// stream this server does not support is left alone: its consumers could not follow, as the
+/// peer reconcile leaves such a stream's assets alone (default seed 16826 of v13: consumers
+/// kept peers the shrunk stream no longer had).
 pub fn shrink_to_group(
     state: &MetaState,
     inflight: &Inflight,
@@ -128,6 +133,9 @@ pub fn shrink_to_group(
     group: &str,
     peers: &[PeerId],
 ) -> Option<MetaEntry> {
+    if state.stream_unsupported(key).is_some() {
+        return None;
+    }
     let sa = inflight.stream_or_inflight(state, key)?;
     let replicas = usize::from(sa.config().ok()?.into_config().normalized().replicas);
     let fits = peers.len() == replicas && peers.iter().all(|p| sa.group.is_member(*p));
@@ -136,6 +144,6 @@ pub fn shrink_to_group(
     }
     let mut peers = peers.to_vec();
     peers.sort_unstable();
-    let group = RaftGroup { name: sa.group.name.clone(), peers, preferred: None };
+    let group = sa.group.moved_to(peers, None);
     Some(MetaEntry::UpdateStream { sa: StreamAssignment { group, ..sa.without_consumers() }, reply: None })
 }

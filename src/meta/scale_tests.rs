@@ -10,7 +10,7 @@ use super::model::{ConsumerConfig, PeerId, RaftGroup, StreamAssignment, StreamCo
 use super::request::{handle, ApiError, LeaderContext, MetaRequest};
 use super::scale::shrink_to_group;
 use super::state::MetaState;
-use crate::meta::API_LEVEL;
+use crate::meta::{API_LEVEL, REQUIRED_LEVEL_KEY};
 
 const ACC: &str = "A";
 
@@ -42,7 +42,7 @@ fn state(group: &str, peers: &[PeerId], replicas: u8, consumer: &[PeerId]) -> Me
         name: "S".into(),
         created_ms: 7,
         config_json: config(replicas),
-        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+        group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None, joiners: vec![] },
         sync: "sync".into(),
         consumers: Default::default(),
     };
@@ -54,7 +54,7 @@ fn state(group: &str, peers: &[PeerId], replicas: u8, consumer: &[PeerId]) -> Me
         name: "C".into(),
         created_ms: 8,
         config_json: ConsumerConfig { durable_name: Some("C".into()), ..Default::default() }.to_json(),
-        group: RaftGroup { name: "C-R1-x".into(), peers: consumer.to_vec(), preferred: None },
+        group: RaftGroup { name: "C-R1-x".into(), peers: consumer.to_vec(), preferred: None, joiners: vec![] },
     };
     let entry = MetaEntry::AssignConsumer { ca, reply: None };
     state.apply(2, &entry.encode(), 9, &mut Inflight::default()).unwrap();
@@ -112,6 +112,21 @@ fn a_shrunk_group_drops_the_other_peers_from_its_scaled_down_stream() {
     assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-b", &[2]), None, "another group");
     assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[2, 3]), None, "more than its replicas");
     assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[4]), None, "not one of its peers");
+
+    // A stream of a newer API level is left alone, as the peer reconcile leaves it (its
+    // consumers could not follow): default seed 16826 of v13.
+    let mut sa = update(&state_before_shrink(), 1, &[1, 2, 3]).unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&sa.config_json).unwrap();
+    config["metadata"] = serde_json::json!({ REQUIRED_LEVEL_KEY: (API_LEVEL + 1).to_string() });
+    sa.config_json = serde_json::to_vec(&config).unwrap();
+    let mut state = state_before_shrink();
+    state.apply(3, &MetaEntry::UpdateStream { sa, reply: None }.encode(), 9, &mut Inflight::default()).unwrap();
+    assert!(state.stream_unsupported(&key).is_some());
+    assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[2]), None, "unsupported here");
+}
+
+fn state_before_shrink() -> MetaState {
+    state("S-R3-a", &[1, 2, 3], 3, &[1, 2, 3])
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn stream_json(name: &str, subjects: &[&str], replicas: u8) -> Vec<u8> {
 }
 
 fn group(name: &str, peers: &[PeerId]) -> RaftGroup {
-    RaftGroup { name: name.into(), peers: peers.to_vec(), preferred: peers.first().copied() }
+    RaftGroup { name: name.into(), peers: peers.to_vec(), preferred: peers.first().copied(), joiners: vec![] }
 }
 
 fn sa(name: &str, created_ms: u64, config_json: Vec<u8>, g: RaftGroup) -> StreamAssignment {

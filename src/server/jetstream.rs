@@ -473,10 +473,13 @@ impl MetaLayer {
                 (Effect::RunStream { key, group, created_ms }, LocalChange::Updated { regrouped: Some(old) }) => {
                     // §2.2: an R1 store scaled up goes into the stream's new raft group; the
                     // store of an older incarnation does not.
+                    // Only an R1 group's store: a replicated group that starts over under a new
+                    // name (its peers all removed) has nothing here to carry.
                     let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
+                    let from_store = crate::meta::replicas_at_birth(&old).is_none_or(|r| r == 1);
                     let same = incarnation_before == Some(*created_ms);
                     let carry = !env.bug(bugs::SCALE_UP_DROPS_STORE);
-                    if carry && same && replicated && GroupFiles::new(&old).is_fresh(env.disk()) {
+                    if carry && same && replicated && from_store && GroupFiles::new(&old).is_fresh(env.disk()) {
                         scale::carry_store(env, &old, group);
                         self.founded_groups.insert(group.name.clone());
                     }

@@ -38,6 +38,8 @@ pub enum Observation<'a> {
     MessagesAcked { group: &'a str, stream: &'a StreamKey, created_ms: u64, count: u32 },
     /// The meta leader found every peer of `group` removed: what the group held is gone.
     GroupEmptied { group: &'a str },
+    /// This server dropped its copy of asset group `group` (removed its files).
+    GroupDropped { group: &'a str },
 
     /// Its meta layer hands up meta index `index` (`None`: no meta operation in it).
     MetaEntry { index: Index, data: Option<&'a [u8]> },

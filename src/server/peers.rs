@@ -198,9 +198,19 @@ impl Server {
                 continue;
             }
             let Some(want) = desired.get(name) else { continue };
+            // A removal still uncommitted may yet commit: a report now would keep a member
+            // on the assignment that the group drops (default seed 6944 of v13).
+            if group.node.membership_changing() {
+                continue;
+            }
+            let have = group.node.peers();
+            // Servers about to join learn the log first; each is added once it holds it.
+            let learners: Vec<PeerId> = want.peers.iter().copied().filter(|p| !have.contains(p)).collect();
+            group.node.set_learners(&learners);
+            let commit = group.node.commit_index();
             let have = group.node.peers();
             let scaled_to = replicas.get(name).map(|(_, r)| *r).filter(|&r| r < want.peers.len());
-            let added = want.peers.iter().find(|p| !have.contains(p)).copied();
+            let added = learners.iter().copied().find(|&p| group.node.match_index(p) >= commit);
             let stray = have.iter().find(|p| !want.peers.contains(p)).copied();
             let change = match (scaled_to, added, stray) {
                 (None, Some(add), _) => EntryData::AddPeer(add),
@@ -208,6 +218,7 @@ impl Server {
                 (None, None, None) => continue,
                 // Scaling down: shrink to the replicas, then report (an add only to reach them).
                 (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
+                (Some(r), None, None) if have.len() < r => continue, // a learner still catching up
                 (Some(r), _, None) if have.len() > r => {
                     // Only a member heard from lately, so that it learns its removal (the
                     // leader's last Append) and never campaigns on a stale membership.

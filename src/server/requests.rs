@@ -344,6 +344,7 @@ fn injected_stream(
         name: format!("S-R{replicas}-injected-{name}"),
         peers: peers.to_vec(),
         preferred: peers.first().copied(),
+        joiners: Vec::new(),
     };
     group.check().map_err(|e| format!("inject-inflight-stream: {e}"))?;
     Ok(meta::StreamAssignment {

@@ -159,7 +159,7 @@ impl Server {
         let proposals = match plan {
             ResultPlan::Ignore(_) | ResultPlan::Keep => return,
             ResultPlan::Replace { delete, add } => vec![*delete, *add],
-            ResultPlan::Remove { delete } => vec![delete],
+            ResultPlan::Remove { delete } => vec![*delete],
         };
         // The leader removes a stream on a report about that very group, never about another
         // (PR #6121: one stream hopping from group to group on repeated reports).

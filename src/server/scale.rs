@@ -3,9 +3,10 @@
 //! An R1 stream keeps its messages in its store (`messages/<group>`) and runs no raft node; a
 //! replicated one keeps them in its group's log. When an update gives an R1 stream a group of
 //! more peers, its server founds that group with one entry, written before the node starts,
-//! that carries the store's message count; the new peers join it and wait for its data (a
-//! joiner cannot win an election against a member whose log is longer), so whoever leads the
-//! group holds the carried messages. The store goes once the entry is durable.
+//! that carries the store's message count. It starts as a group of one, elects itself and
+//! adds the new peers, which join and wait for its data (a joiner votes for no member that is
+//! no joiner, and cannot win against a member whose log is longer), so whoever leads the group
+//! holds the carried messages. The store goes once the entry is durable.
 
 use super::env::ServerEnv;
 use super::storage::{GroupFiles, InitialMembership, MessageFile, WalRecord};
@@ -51,7 +52,9 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, old: &str, group: &RaftGroup)
                 0
             }
         };
-        let start = InitialMembership { peers: group.peers.clone(), joined: false };
+        // The founder starts alone, as a group of one, and adds the new peers as its leader:
+        // they wait for a leader and vote for no member before one brought them its log.
+        let start = InitialMembership { peers: vec![env.node()], joined: false };
         let entry = Entry { term: 1, index: 1, data: EntryData::Normal(carry_payload(messages)) };
         let hard = HardState { term: 1, voted_for: None, commit: 0 };
         let written = files

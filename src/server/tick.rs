@@ -144,6 +144,7 @@ impl Server {
         self.tokens.forget_group(name);
         if !kept.contains(name) {
             GroupFiles::new(name).remove_all(env.disk());
+            env.observe(Observation::GroupDropped { group: name });
         }
         env.trace("group-stopped", &name);
     }
@@ -155,9 +156,11 @@ impl Server {
         // stale assignment that dropped a member could not take it back for five minutes (seed
         // 9778 of `churn`).
         let config = RaftConfig { observer: false, peer_readd_ban_ms: 0, ..Self::raft_config(env) };
-        // A group with no preferred member is a re-placement (§8.3): a node new to it joins
-        // one that has data and must not lead it from an empty log.
-        let joining = group.preferred.is_none();
+        // A server added to a running group (§2.2, §8.3) joins one that has data: it must not
+        // lead it, nor elect anyone, from an empty log. A founder that starts late need not
+        // wait (it counts in the membership from the start, and its group may need its vote:
+        // default seed 1203 of v13).
+        let joining = group.joiners.contains(&env.node());
         match Self::start_group_node(env, name, config, group.peers, joining) {
             Ok(mut node) => {
                 // The preferred member of a fresh group campaigns at once rather than waiting

@@ -437,7 +437,7 @@ mod tests {
             name: "S".into(),
             created_ms: 1,
             config_json: br#"{"name":"S"}"#.to_vec(),
-            group: RaftGroup { name: "S-R1-s".into(), peers: vec![0], preferred: Some(0) },
+            group: RaftGroup { name: "S-R1-s".into(), peers: vec![0], preferred: Some(0), joiners: vec![] },
             sync: "$SYS.JSC.SYNC.s".into(),
             consumers: BTreeMap::new(),
         };

@@ -280,7 +280,7 @@ mod tests {
             name: name.into(),
             created_ms,
             config_json: config.as_bytes().to_vec(),
-            group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None },
+            group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None, joiners: vec![] },
             sync: format!("$SYS.JSC.SYNC.{name}"),
             consumers: BTreeMap::new(),
         }

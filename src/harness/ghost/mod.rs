@@ -32,7 +32,9 @@ pub struct CommittedEntry {
     /// The applied-state chain after this entry.
     pub chain: u64,
     pub first_applied_by: NodeIndex,
-    /// Every server that applied it, one bit per node index.
+    /// Every server that applied it and still holds its copy of the group, one bit per node
+    /// index (a server that drops the group's files is cleared: see
+    /// [`Ghost::observe_group_dropped`]).
     pub applied_by: u64,
 }
 
@@ -337,6 +339,23 @@ impl Ghost {
         }
     }
 
+    /// `node` dropped its copy of asset group `group` (its files, on leaving the group): it
+    /// holds none of the group's entries any more. When the servers that still held an entry
+    /// are all removed from the meta group afterwards, the entry is lost as by any removal
+    /// (churn seed 316 of v13: one holder scaled out of the group, the other removed by the
+    /// operator, and the member left started the group over).
+    pub fn observe_group_dropped(&mut self, group: &str, node: NodeIndex) {
+        if group == META {
+            return;
+        }
+        if let Some(history) = self.groups.get_mut(group) {
+            // Bounded by the group's committed entries; a server drops a group rarely.
+            for entry in history.committed.values_mut() {
+                entry.applied_by &= !node_bit(node);
+            }
+        }
+    }
+
     /// Every peer of `group` was removed: the messages acknowledged to it went with them.
     /// The group starts over on new peers (NATS does the same): its history goes too, or a
     /// fresh member's first term would be judged against the lost members' terms.
@@ -402,6 +421,20 @@ mod tests {
         assert_eq!(diverged(&[1, 2], "S-1", 3), None, "every holder was removed");
         assert_eq!(diverged(&[3], "S-1", 3), None, "the removed server's copy is stale");
         assert_eq!(diverged(&[1, 2], META, 3), lost, "the meta group is never excused");
+
+        // A holder that dropped its copy (it left the group) holds nothing: the removal of
+        // the last one that held the entry took it (churn seed 316 of v13).
+        let dropped = |dropped_by: NodeIndex| {
+            let mut ghost = Ghost::default();
+            ghost.observe_apply("S-1", 1, 5, 2, 0xa, 0xa);
+            ghost.observe_apply("S-1", 2, 5, 2, 0xa, 0xa);
+            ghost.observe_group_dropped("S-1", dropped_by);
+            ghost.observe_peer_removed(10, 1);
+            ghost.observe_apply("S-1", 3, 5, 7, 0xb, 0xb);
+            ghost.violation.map(|v| v.invariant)
+        };
+        assert_eq!(dropped(2), None, "n2 left the group, n1 was removed");
+        assert_eq!(dropped(1), lost, "n2 still holds it");
 
         // Once the members' history replaces the lost entry, it is what they are held to.
         let mut ghost = Ghost::default();
