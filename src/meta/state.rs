@@ -382,6 +382,7 @@ impl MetaState {
         let bound = created_bound(ca.created_ms);
         let parent = self.streams.get_mut(&ca.stream_key());
         let had_parent = parent.is_some();
+        let kept = parent.as_ref().is_some_and(|sa| sa.consumers.contains_key(&ca.name));
         let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
             // §2.5: a remove for another incarnation (other group) leaves it alone.
             Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
@@ -392,7 +393,11 @@ impl MetaState {
             effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
             respond(effects, reply, Outcome::ConsumerDeleted(key));
         } else {
-            if bound.is_some() {
+            // A local copy of an older incarnation goes; none while the state keeps a consumer
+            // of that name, whose assignment the local copy follows (default seed 3664 of v13:
+            // a delete proposed before a regroup of the same incarnation took its local copy,
+            // created at the same time, while the assignment stayed).
+            if bound.is_some() && !kept {
                 effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: bound });
             }
             // The leader checked the delete against applied state only (§2.7), so a

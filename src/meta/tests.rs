@@ -310,12 +310,23 @@ fn remove_consumer_with_other_group_is_ignored() {
     assert_eq!(effects[0], Effect::RunConsumer { key: current.key(), created_ms: 110, group: current.group.clone() });
     let stale = ca("S", "c1", 50, durable_json("c1"), group("C-R3-old", &[1, 2, 3]));
     let effects = n.apply(&MetaEntry::RemoveConsumer { ca: stale, reply: reply(2) });
-    // The bounded local delete spares the newer incarnation; the client hears there was
-    // nothing of its incarnation to delete.
+    // The local copy follows the assignment the state keeps: nothing local goes; the client
+    // hears there was nothing of its incarnation to delete.
     let not_found = Effect::Respond { reply: reply(2).unwrap(), result: Err(ApiError::ConsumerNotFound) };
-    assert_eq!(effects, vec![Effect::RemoveLocalConsumer { key: current.key(), created_ms_max: Some(50) }, not_found]);
+    assert_eq!(effects, vec![not_found]);
     assert_eq!(n.state.consumer(&current.key()), Some(&current));
     assert_eq!(n.local.consumer(&current.key()).unwrap().created_ms, 110);
+
+    // The same incarnation regrouped (a remap's fresh group), then a delete proposed before
+    // the regroup applies: the state keeps it, and so does the local copy, created at the
+    // same time (default seed 3664 of v13).
+    let regrouped = ca("S", "c1", 110, durable_json("c1"), group("C-R2-fresh", &[1, 2]));
+    n.apply(&MetaEntry::AssignConsumer { ca: regrouped.clone(), reply: None });
+    let effects = n.apply(&MetaEntry::RemoveConsumer { ca: current.clone(), reply: reply(4) });
+    let not_found = Effect::Respond { reply: reply(4).unwrap(), result: Err(ApiError::ConsumerNotFound) };
+    assert_eq!(effects, vec![not_found]);
+    assert_eq!(n.local.consumer(&current.key()).map(|c| c.created_ms), Some(110), "the local copy stays");
+    let current = regrouped;
 
     let effects = n.apply(&MetaEntry::RemoveConsumer { ca: current.clone(), reply: reply(3) });
     assert_eq!(

@@ -567,10 +567,24 @@ impl MetaLayer {
         &self.over_placed.1
     }
 
-    /// Group names some local asset still refers to (running or stopped): their files stay.
-    pub fn kept_groups(&self) -> BTreeSet<String> {
+    /// Group names some local asset still refers to (running or stopped), and the groups of
+    /// consumers whose assignment lists `me`: their files stay. A consumer goes with its
+    /// stream's local copy when the stream leaves this server, while its own assignment
+    /// still lists it until the remap that follows; its files stay, or the stream coming
+    /// back first would restart the consumer's group empty, as a founder that counts in its
+    /// membership (default seed 9600 of v13). A remap off a live server gives a fresh group,
+    /// so files kept this way are never started under a later assignment of the old name.
+    pub fn kept_groups(&self, me: PeerId) -> BTreeSet<String> {
         let streams = self.local.streams().map(|(_, a)| a.group_name.clone());
-        streams.chain(self.local.public_consumers().map(|(_, a)| a.group_name.clone())).collect()
+        let consumers = self.local.public_consumers().map(|(_, a)| a.group_name.clone());
+        let assigned = self
+            .state
+            .snapshot_streams()
+            .values()
+            .flat_map(|sa| sa.consumers.values())
+            .filter(|ca| ca.group.is_member(me))
+            .map(|ca| ca.group.name.clone());
+        streams.chain(consumers).chain(assigned).collect()
     }
 
     /// A mirror health check is due (not while recovering or after an apply error).

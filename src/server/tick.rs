@@ -113,7 +113,7 @@ impl Server {
             return Vec::new();
         }
         meta.assets_changed = false;
-        let (desired, kept) = (meta.desired_groups(), meta.kept_groups());
+        let (desired, kept) = (meta.desired_groups(), meta.kept_groups(env.node()));
         if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
             // The disk lied about an fsync (the world tells the oracle).
             env.trace("fsync-lost", &"assets");
