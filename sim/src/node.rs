@@ -30,6 +30,12 @@ pub trait NodeTypes: 'static {
     /// acknowledged), which the oracle needs and no node state keeps. Borrowed: observations
     /// are handed over at once, never stored by the engine.
     type Observation<'a>: Debug;
+
+    /// A message in words for the event log (`recv` lines); the trace's digest is the
+    /// message's own, whatever the wording. The debug form unless the system says better.
+    fn describe_message(msg: &Self::Msg) -> String {
+        format!("{msg:?}")
+    }
 }
 
 /// One server process of the system under test.

@@ -129,7 +129,7 @@ impl Group {
 
 /// What an entry carries, in words: a meta op with its key, group, peers and config; peer
 /// changes; for an asset group the payload's size.
-fn describe_entry(meta: bool, data: &EntryData) -> String {
+pub(super) fn describe_entry(meta: bool, data: &EntryData) -> String {
     match data {
         EntryData::Normal(bytes) if bytes.first() == Some(&super::jetstream::FILLER_TAG) => "filler".into(),
         EntryData::Normal(bytes) if meta => match crate::meta::entry::MetaEntry::decode(bytes) {

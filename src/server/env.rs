@@ -17,6 +17,10 @@ impl NodeTypes for ServerTypes {
     type ClientOp = MetaOp;
     type Config = ServerConfig;
     type Observation<'a> = Observation<'a>;
+
+    fn describe_message(msg: &ServerMsg) -> String {
+        msg.describe()
+    }
 }
 
 /// What every server handler acts through.

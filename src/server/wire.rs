@@ -439,3 +439,58 @@ impl MetaOp {
 pub const PROPOSE_COUNT_MAX: u32 = 1_000;
 /// Messages per publish operation are bounded (each is one raft entry in an R>1 stream).
 pub const PUBLISH_COUNT_MAX: u32 = 1_000;
+
+/// Entries of an append named one by one in the event log; more are counted.
+const ENTRIES_NAMED_MAX: usize = 3;
+
+impl ServerMsg {
+    /// In words for the event log: a raft message with its group, term, log position and
+    /// entries (meta ops as the apply lines name them); anything else in its debug form.
+    pub fn describe(&self) -> String {
+        let ServerMsg::Raft { group, msg } = self else { return format!("{self:?}") };
+        let meta = group == META;
+        let words = match msg {
+            Message::RequestVote { term, last_log_index, last_log_term, transfer, joining } => format!(
+                "RequestVote t{term} log {last_log_index}@t{last_log_term}{}{}",
+                if *transfer { " (hand-over)" } else { "" },
+                if *joining { " (joiner)" } else { "" }
+            ),
+            Message::Vote { term, granted } => {
+                format!("Vote t{term} {}", if *granted { "granted" } else { "refused" })
+            }
+            Message::Append { term, prev_index, prev_term, entries, commit, base } => {
+                let base = base.as_ref().map(|b| format!(" base {b:?}")).unwrap_or_default();
+                if entries.is_empty() {
+                    format!("heartbeat t{term} after {prev_index}@t{prev_term} commit {commit}{base}")
+                } else {
+                    let named: Vec<String> = entries
+                        .iter()
+                        .take(ENTRIES_NAMED_MAX)
+                        .map(|e| format!("#{} t{} {}", e.index, e.term, super::apply::describe_entry(meta, &e.data)))
+                        .collect();
+                    let more = entries.len().saturating_sub(ENTRIES_NAMED_MAX);
+                    let more = if more > 0 { format!("; {more} more") } else { String::new() };
+                    format!(
+                        "Append t{term} after {prev_index}@t{prev_term} commit {commit}{base}: {}{more}",
+                        named.join("; ")
+                    )
+                }
+            }
+            Message::AppendResponse { term, success: true, match_index, .. } => {
+                format!("AppendResponse t{term} ok, holds {match_index}")
+            }
+            Message::AppendResponse { term, success: false, match_index, hint } => {
+                format!("AppendResponse t{term} rejected after {match_index} (hint {hint})")
+            }
+            Message::InstallSnapshot { term, snapshot } => format!(
+                "InstallSnapshot t{term} at {}@t{} peers {:?} ({} bytes)",
+                snapshot.last_index,
+                snapshot.last_term,
+                snapshot.peers,
+                snapshot.data.len()
+            ),
+            Message::TimeoutNow { term } => format!("TimeoutNow t{term}"),
+        };
+        format!("{group} {words}")
+    }
+}

@@ -13,7 +13,7 @@ use super::{lock, now_ns, World};
 use crate::harness::{Fault, NodeStatus, Touched};
 use crate::hash;
 use crate::net::{Fate, NodeIndex};
-use crate::node::{MsgOf, Node, Output};
+use crate::node::{MsgOf, Node, NodeTypes, Output};
 use crate::system::System;
 
 /// Carry out what a node asked for.
@@ -183,7 +183,10 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
         Input::Message { from, msg } => {
             w.delivered += 1;
             let digest = hash::digest(&msg);
-            w.record_at(now, idx, "recv", digest, || crate::trace::readable(&format!("from n{from}: {msg:?}")));
+            w.record_at(now, idx, "recv", digest, || {
+                let words = <<S::Node as Node>::Types as NodeTypes>::describe_message(&msg);
+                crate::trace::readable(&format!("from n{from}: {words}"))
+            });
             w.with_node_at(now, idx, |s, env| s.expect("running").on_message(env, from, msg))
         }
         Input::Timer { token } => {

@@ -10,7 +10,7 @@ pub const CONTEXT_EVENTS: usize = 20;
 /// Routine events that say little on their own (timers, fsync completions, heartbeats).
 fn routine(e: &TraceEvent) -> bool {
     matches!(e.kind.as_str(), "timer" | "fsync-done" | "drop")
-        || (e.kind == "recv" && (e.detail.contains("Statsz") || e.detail.contains("entries: []")))
+        || (e.kind == "recv" && (e.detail.contains("Statsz") || e.detail.contains(" heartbeat t")))
 }
 
 /// What the violation names: its node (`n2`), the nodes and the asset and group names its
@@ -105,9 +105,11 @@ mod tests {
             ev(4, 4, "group-started", "\"S-R3-bb\""),
             ev(5, WORLD, "crash", "Crash { node: 2 }"),
             ev(6, WORLD, "crash", "Crash { node: 3 }"),
+            ev(7, 2, "recv", "from n1: meta heartbeat t1 after 3@t1 commit 3"),
+            ev(8, 2, "recv", "from n1: meta Append t1 after 3@t1 commit 3: #4 t1 LeaderNoop"),
         ];
         let picked: Vec<u64> = select(&v, &trace).iter().map(|e| e.index).collect();
-        assert_eq!(picked, vec![0, 3, 4, 5]);
+        assert_eq!(picked, vec![0, 3, 4, 5, 8], "a heartbeat is routine, an append is not");
         assert_eq!(heading(&v), "n2, A:S3, S-R3-aa, S-R3-bb, meta");
     }
 }
