@@ -211,8 +211,9 @@ impl RaftNode {
         }
     }
 
-    /// One membership change at a time: another waits until no uncommitted one is left.
-    pub(super) fn membership_change_pending(&self) -> bool {
+    /// A membership change is appended but not yet committed. One runs at a time: another
+    /// waits until none is left.
+    pub fn membership_change_pending(&self) -> bool {
         // Bounded by PROPOSALS_PENDING_MAX uncommitted entries.
         self.log
             .slice(self.commit + 1, self.log.last_index(), usize::MAX)

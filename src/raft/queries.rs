@@ -130,11 +130,6 @@ impl RaftNode {
         self.peers_now()
     }
 
-    /// A membership change is appended but not yet committed (one runs at a time).
-    pub fn membership_changing(&self) -> bool {
-        self.membership_change_pending()
-    }
-
     /// The membership in force at `index` (at least the snapshot point): what the upper layer
     /// has seen once it applied up to `index`, where `peers` may be ahead of it.
     pub fn peers_at_index(&self, index: Index) -> &[PeerId] {

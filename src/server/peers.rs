@@ -200,12 +200,12 @@ impl Server {
             let Some(want) = desired.get(name) else { continue };
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
-            if group.node.membership_changing() {
+            if group.node.membership_change_pending() {
                 continue;
             }
-            let have = group.node.peers();
             // Servers about to join learn the log first; each is added once it holds it.
-            let learners: Vec<PeerId> = want.peers.iter().copied().filter(|p| !have.contains(p)).collect();
+            let learners: Vec<PeerId> =
+                want.peers.iter().copied().filter(|p| !group.node.peers().contains(p)).collect();
             group.node.set_learners(&learners);
             let commit = group.node.commit_index();
             let have = group.node.peers();
