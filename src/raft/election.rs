@@ -56,7 +56,7 @@ impl RaftNode {
 
     /// Votes an election needs: a quorum, or every member while waiting for a leader.
     pub(super) fn votes_needed(&self) -> usize {
-        if self.waiting_for_leader {
+        if self.needs_every_vote() {
             self.peers_now().len()
         } else {
             self.quorum()
@@ -113,7 +113,7 @@ impl RaftNode {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             transfer,
-            joining: self.waiting_for_leader,
+            needs_every_vote: self.needs_every_vote(),
         };
         let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
         for peer in voters {
@@ -160,6 +160,8 @@ impl RaftNode {
         assert!(recorded, "a node wins at most once per term");
         self.probe(Probe::WonElection);
         self.role = Role::Leader;
+        // Every member voted for its log: the membership is agreed now.
+        self.evicted_membership = false;
         self.barrier_index = self.log.last_index();
         self.leader_signalled = false;
         let last_before_noop = self.log.last_index();
@@ -232,7 +234,7 @@ impl RaftNode {
         from: PeerId,
         last_log_index: Index,
         last_log_term: Term,
-        joining: bool,
+        needs_every_vote: bool,
         now: u64,
         rng: &mut dyn RngCore,
     ) {
@@ -242,9 +244,10 @@ impl RaftNode {
         // Raft's learner rule: a joiner knows neither the log nor the membership the group
         // committed, so its vote could elect a stale member that the group left behind
         // (default seed 6944 of v13: a member removed while down, back on the assignment,
-        // elected by a joiner's vote without the entries committed since). It grants only
-        // another joiner, which must win every member's vote anyway.
-        let learner = self.waiting_for_leader && !joining;
+        // elected by a joiner's vote without the entries committed since). It grants only a
+        // candidate that must win every member's vote anyway (another joiner, or a node on
+        // its eviction's membership).
+        let learner = self.waiting_for_leader && !needs_every_vote;
         let granted = up_to_date && free && member && !learner && self.role == Role::Follower;
         if granted {
             self.voted_for = Some(from);
@@ -259,6 +262,15 @@ impl RaftNode {
         });
         // The vote goes out in the same Ready as the hard state recording it.
         self.messages.push((from, Message::Vote { term: self.term, granted }));
+        // A node on its eviction's membership needs every vote, the stale candidate's too,
+        // and that candidate can never win this node's: run now rather than at the next
+        // timeout, by which the candidate may have taken the next term again (churn seed
+        // 14302 of v13: an empty learner an eviction took in outran the evicting member's
+        // timer until the liveness deadline).
+        if !up_to_date && self.evicted_membership && self.role == Role::Follower && self.leader_id.is_none() {
+            self.probe(Probe::EvictedRunsFirst);
+            self.campaign_with(now, rng, false);
+        }
     }
 
     /// Counts a granted vote from a member; enough of them wins the election.

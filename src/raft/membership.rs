@@ -125,13 +125,29 @@ impl RaftNode {
         self.end_rescue_if_natural_quorum_reached();
     }
 
-    /// NRG `EvictPeers`: a leaderless member drops `peers` (servers the meta layer removed for
+    /// NRG `EvictPeers`: a leaderless node drops `peers` (servers the meta layer removed for
     /// good) from its own membership, so a group that lost its quorum to peer removals can
     /// elect again. Only when the peers left besides this node could not reach a quorum
     /// without it: otherwise they might commit entries this node would never see. Never
-    /// evicts this node, never empties the group, never from an empty log. Local and not persisted (the caller repeats
-    /// it after a restart). Returns the peers evicted.
-    pub fn evict_peers(&mut self, peers: &[PeerId]) -> Result<Vec<PeerId>, RaftError> {
+    /// evicts this node, never empties the group, never from an empty log. Local and not
+    /// persisted (the caller repeats it after a restart). Returns the peers evicted.
+    ///
+    /// `learners` are the servers the group's assignment names that are no members yet: the
+    /// membership left takes them in, as NATS's would (it learns peers from the assignment).
+    /// A leader replicates to a learner before it adds it, so a learner may hold committed
+    /// entries this node lacks; left out, this node could elect itself without them (churn
+    /// seed 8372 of v13: a member down while its group committed entry 4 evicted the two
+    /// others and led alone, while a caught-up learner held entry 4). For the same reason a
+    /// learner evicts too, taking itself in, so that it can campaign with what it holds.
+    ///
+    /// The membership left is this node's own view, not one the group agreed on, so until a
+    /// leader brings it up to its commit the node wins only with every member's vote (each
+    /// voter checks its own log, so the winner holds the most of what survives), and joiners
+    /// grant it their votes (an empty learner taken in would otherwise refuse it for good:
+    /// churn seed 8372 again, with the learners taken in). It still votes by its log as any
+    /// member does (refusing members as a joiner does left churn 3659 with two candidates
+    /// that refused each other for good).
+    pub fn evict_peers(&mut self, peers: &[PeerId], learners: &[PeerId]) -> Result<Vec<PeerId>, RaftError> {
         let me = self.config.id;
         if let Some(leader) = self.leader_id {
             return Err(RaftError::EvictLeaderKnown { leader });
@@ -143,7 +159,7 @@ impl RaftNode {
             return Err(RaftError::EvictEmptyLog);
         }
         let voting = self.peers_now().to_vec();
-        if !voting.contains(&me) {
+        if !voting.contains(&me) && !learners.contains(&me) {
             return Ok(Vec::new());
         }
         let remaining = voting.iter().filter(|p| **p != me && !peers.contains(p)).count();
@@ -151,12 +167,18 @@ impl RaftNode {
         if remaining >= quorum {
             return Err(RaftError::EvictQuorumPossible { remaining });
         }
-        let (evicted, kept): (Vec<PeerId>, Vec<PeerId>) = voting.iter().partition(|p| **p != me && peers.contains(p));
+        let evicted: Vec<PeerId> = voting.iter().copied().filter(|p| *p != me && peers.contains(p)).collect();
+        let mut kept: Vec<PeerId> = voting.iter().copied().filter(|p| !evicted.contains(p)).collect();
+        kept.extend(learners.iter().filter(|p| !peers.contains(p)));
+        kept.sort_unstable();
+        kept.dedup();
         if evicted.is_empty() || kept.is_empty() {
             return Ok(Vec::new());
         }
+        assert!(kept.len() <= LEARNERS_MAX + voting.len(), "bounded by the learners' limit");
         let at = self.membership.last().map_or(0, |(at, _)| *at).max(self.commit);
         self.membership.push((at, kept));
+        self.evicted_membership = true;
         self.end_rescue_if_natural_quorum_reached();
         Ok(evicted)
     }

@@ -85,6 +85,10 @@ pub struct RaftNode {
     /// members all joined before any data existed). Set by [`RaftNode::wait_for_leader`],
     /// cleared by the first append that brings it up to the leader's commit.
     pub(super) waiting_for_leader: bool,
+    /// The membership is this node's own, from an eviction ([`RaftNode::evict_peers`]), not
+    /// one the group agreed on: like a joiner, it wins only with every member's vote until a
+    /// leader brings it up to its commit; unlike a joiner, it knows its log and votes by it.
+    pub(super) evicted_membership: bool,
     /// NRG `PauseApply`: committed entries are not handed up and the node does not campaign
     /// until `resume_apply`. Not persisted: a restart resumes.
     pub(super) apply_paused: bool,
@@ -229,6 +233,7 @@ impl RaftNode {
             peer_state_cluster_size: None,
             rescue: None,
             waiting_for_leader: false,
+            evicted_membership: false,
             apply_paused: false,
             transfer_while_paused: false,
             removed_at_ms: BTreeMap::new(),
@@ -267,12 +272,12 @@ impl RaftNode {
         }
         assert_eq!(msg_term, self.term);
         match msg {
-            Message::RequestVote { last_log_index, last_log_term, transfer, joining, .. } => {
+            Message::RequestVote { last_log_index, last_log_term, transfer, needs_every_vote, .. } => {
                 if !transfer && self.ignores_vote_request(from, now) {
                     self.probe(Probe::VoteIgnoredLease);
                     return;
                 }
-                self.handle_vote_request(from, last_log_index, last_log_term, joining, now, rng);
+                self.handle_vote_request(from, last_log_index, last_log_term, needs_every_vote, now, rng);
             }
             Message::Vote { granted, .. } => self.handle_vote(from, granted, now),
             Message::Append { prev_index, prev_term, entries, commit, base, .. } => {

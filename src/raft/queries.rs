@@ -36,6 +36,12 @@ impl RaftNode {
         self.waiting_for_leader
     }
 
+    /// An election needs every member's vote: a joiner waiting for a leader, or a node on
+    /// its own eviction's membership (see [`RaftNode::evict_peers`]).
+    pub fn needs_every_vote(&self) -> bool {
+        self.waiting_for_leader || self.evicted_membership
+    }
+
     pub fn group_leader(&self) -> Option<PeerId> {
         self.leader_id
     }

@@ -250,9 +250,14 @@ impl RaftNode {
         // commit index lags until it commits an entry of its own term; only then does it cover
         // everything committed before (churn seed 11289: a joiner that caught up to a new
         // leader's commit of 1 stopped waiting without the committed entry 5).
-        if self.waiting_for_leader && last_new >= leader_commit && self.entry_term(leader_commit) == Some(self.term) {
-            self.probe(Probe::JoinerCaughtUp);
-            self.waiting_for_leader = false;
+        // The same for a node on its eviction's membership: the leader's log carries the
+        // membership the group agreed on from here.
+        if last_new >= leader_commit && self.entry_term(leader_commit) == Some(self.term) {
+            if self.waiting_for_leader {
+                self.probe(Probe::JoinerCaughtUp);
+                self.waiting_for_leader = false;
+            }
+            self.evicted_membership = false;
         }
         self.respond_append(from, true, last_new, 0);
     }

@@ -190,7 +190,8 @@ fn observer_never_elected() {
 fn vote_requires_up_to_date_log_and_one_vote_per_term() {
     let mut node = restored(0, vec![0, 1, 2], 2, vec![entry(1, 1), entry(2, 2)]);
     let vote = |node: &mut RaftNode, from, last_log_index, last_log_term| {
-        let msg = Message::RequestVote { term: 3, last_log_index, last_log_term, transfer: false, joining: false };
+        let msg =
+            Message::RequestVote { term: 3, last_log_index, last_log_term, transfer: false, needs_every_vote: false };
         node.step(0, from, msg, &mut rng());
         let ready = node.ready();
         match ready.messages.as_slice() {
@@ -215,8 +216,13 @@ fn vote_goes_out_with_its_hard_state() {
         cfg.bugs.vote_not_persisted = bug;
         let mut node = RaftNode::new(cfg, vec![0, 1, 2], 0, &mut rng());
         let _ = node.ready();
-        let msg =
-            Message::RequestVote { term: 5, last_log_index: 0, last_log_term: 0, transfer: false, joining: false };
+        let msg = Message::RequestVote {
+            term: 5,
+            last_log_index: 0,
+            last_log_term: 0,
+            transfer: false,
+            needs_every_vote: false,
+        };
         node.step(1, 1, msg, &mut rng());
         let ready = node.ready();
         assert_eq!(ready.messages, vec![(1, Message::Vote { term: 5, granted: true })]);
@@ -270,7 +276,7 @@ fn leader_lease_ignores_vote_requests_without_transfer() {
         last_log_index: last_index,
         last_log_term: last_term,
         transfer,
-        joining: false,
+        needs_every_vote: false,
     };
     let now = cluster.now_ms;
     let node = &mut cluster.nodes[follower as usize];
@@ -290,7 +296,8 @@ fn leader_lease_ignores_vote_requests_without_transfer() {
         &mut rng(),
     );
     let _ = lone.ready();
-    let plain = Message::RequestVote { term: 2, last_log_index: 0, last_log_term: 0, transfer: false, joining: false };
+    let plain =
+        Message::RequestVote { term: 2, last_log_index: 0, last_log_term: 0, transfer: false, needs_every_vote: false };
     lone.step(3_999, 2, plain.clone(), &mut rng());
     assert_eq!(lone.term(), 1);
     lone.step(4_000, 2, plain, &mut rng());
@@ -841,7 +848,8 @@ fn restore_replays_snapshot_then_committed_entries_then_catchup_done() {
         ]
     );
     // The vote survives: another candidate in term 2 is refused.
-    let msg = Message::RequestVote { term: 2, last_log_index: 9, last_log_term: 2, transfer: false, joining: false };
+    let msg =
+        Message::RequestVote { term: 2, last_log_index: 9, last_log_term: 2, transfer: false, needs_every_vote: false };
     node.step(600, 2, msg, &mut rng());
     assert_eq!(node.ready().messages, vec![(2, Message::Vote { term: 2, granted: false })]);
 }
@@ -1360,10 +1368,11 @@ fn waiting_joiner_wins_only_with_every_vote() {
 /// still counts. It does grant another joiner, which needs every member's vote anyway.
 #[test]
 fn waiting_joiner_votes_only_for_joiners() {
-    let vote = |joining: bool| {
+    let vote = |needs_every_vote: bool| {
         let mut voter = RaftNode::new(config(1), vec![0, 1, 2], 0, &mut rng());
         voter.wait_for_leader();
-        let request = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false, joining };
+        let request =
+            Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false, needs_every_vote };
         voter.step(10, 0, request, &mut rng());
         let ready = voter.ready();
         let granted = ready.messages.iter().find_map(|(to, m)| match m {
@@ -1387,7 +1396,8 @@ fn waiting_joiner_votes_only_for_joiners() {
         Message::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 1, base: None },
         &mut rng(),
     );
-    let request = Message::RequestVote { term: 2, last_log_index: 1, last_log_term: 1, transfer: true, joining: false };
+    let request =
+        Message::RequestVote { term: 2, last_log_index: 1, last_log_term: 1, transfer: true, needs_every_vote: false };
     voter.step(20, 0, request, &mut rng());
     let granted =
         voter.ready().messages.iter().any(|(to, m)| *to == 0 && matches!(m, Message::Vote { granted: true, .. }));
@@ -1492,11 +1502,11 @@ fn restarted_joiner_with_part_of_the_log_still_waits() {
 fn eviction_rules() {
     // One of three removed: the one other peer left cannot elect alone, so it may go.
     let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
-    assert_eq!(node.evict_peers(&[2]), Ok(vec![2]));
+    assert_eq!(node.evict_peers(&[2], &[]), Ok(vec![2]));
     assert_eq!((node.peers(), node.quorum_size()), (&[0, 1][..], 2));
     // Peers 1 and 2 removed for good: only node 0 is left, it may evict both.
     let mut node = restored(0, vec![0, 1, 2], 1, vec![entry(1, 1)]);
-    assert_eq!(node.evict_peers(&[0, 1, 2]), Ok(vec![1, 2]), "never itself");
+    assert_eq!(node.evict_peers(&[0, 1, 2], &[]), Ok(vec![1, 2]), "never itself");
     assert_eq!((node.peers(), node.quorum_size()), (&[0][..], 1));
     node.tick(10_000, &mut rng());
     assert_eq!(node.role(), Role::Leader, "a group of one elects itself");
@@ -1504,16 +1514,16 @@ fn eviction_rules() {
     // Five members, two removed: the two left besides us are short of 3 of 5, so evicting
     // is safe and leaves 0, 1, 2 with quorum 2.
     let mut node = restored(0, vec![0, 1, 2, 3, 4], 1, vec![entry(1, 1)]);
-    assert_eq!(node.evict_peers(&[3, 4]), Ok(vec![3, 4]));
+    assert_eq!(node.evict_peers(&[3, 4], &[]), Ok(vec![3, 4]));
     assert_eq!(node.quorum_size(), 2);
     // One removed of five: the three others could still elect without us.
     let mut node = restored(0, vec![0, 1, 2, 3, 4], 1, vec![entry(1, 1)]);
-    assert_eq!(node.evict_peers(&[4]), Err(RaftError::EvictQuorumPossible { remaining: 3 }));
+    assert_eq!(node.evict_peers(&[4], &[]), Err(RaftError::EvictQuorumPossible { remaining: 3 }));
     assert_eq!(node.peers().len(), 5);
 
     // An empty node never evicts: alone it could be elected and lose what the others held.
     assert_eq!(
-        RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng()).evict_peers(&[1, 2]),
+        RaftNode::new(config(0), vec![0, 1, 2], 0, &mut rng()).evict_peers(&[1, 2], &[]),
         Err(RaftError::EvictEmptyLog)
     );
 
@@ -1526,7 +1536,61 @@ fn eviction_rules() {
         Message::Append { term: 1, prev_index: 1, prev_term: 1, entries, commit: 1, base: None },
         &mut rng(),
     );
-    assert_eq!(node.evict_peers(&[1, 2]), Err(RaftError::EvictLeaderKnown { leader: 1 }));
+    assert_eq!(node.evict_peers(&[1, 2], &[]), Err(RaftError::EvictLeaderKnown { leader: 1 }));
+}
+
+/// Eviction takes in the assignment's learners (churn seed 8372 of v13). Node 4 was down while
+/// its group [0, 3, 4] committed entry 4; learner 1 (named by the assignment, not added yet)
+/// holds it. With 0 and 3 removed for good, node 4 alone would elect itself without entry 4.
+/// Taking learner 1 in, and waiting as a joiner (every vote needed), it cannot win; learner 1
+/// evicts too and wins with node 4's vote. An empty learner taken in grants an evicted
+/// candidate its vote, since that candidate needs every vote anyway.
+#[test]
+fn eviction_takes_in_learners_and_waits_for_every_vote() {
+    let held = vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 2)];
+    let mut stale = restored(4, vec![0, 3, 4], 1, held[..3].to_vec());
+    let mut learner = restored(1, vec![0, 3, 4], 2, held.clone());
+    assert_eq!(stale.evict_peers(&[0, 3], &[1]), Ok(vec![0, 3]));
+    assert_eq!(stale.peers(), &[1, 4][..]);
+    assert!(stale.needs_every_vote(), "the evicted membership is its own view");
+    assert!(!stale.waits_for_leader(), "it is no joiner: it votes by its log");
+    assert_eq!(stale.election_votes_needed(), 2, "every member's vote");
+    assert_eq!(learner.evict_peers(&[0, 3], &[1]), Ok(vec![0, 3]), "a learner evicts too");
+    assert_eq!(learner.peers(), &[1, 4][..]);
+    // Not named by the assignment and no member: nothing to evict.
+    let mut outsider = restored(2, vec![0, 3, 4], 2, held.clone());
+    assert_eq!(outsider.evict_peers(&[0, 3], &[1]), Ok(vec![]));
+    assert_eq!(outsider.peers(), &[0, 3, 4][..]);
+
+    let vote = |voter: &mut RaftNode, candidate: PeerId, request: Message| {
+        voter.step(10_000, candidate, request, &mut rng());
+        voter
+            .ready()
+            .messages
+            .iter()
+            .any(|(to, m)| *to == candidate && matches!(m, Message::Vote { granted: true, .. }))
+    };
+    let from_stale =
+        Message::RequestVote { term: 3, last_log_index: 3, last_log_term: 1, transfer: false, needs_every_vote: true };
+    assert!(!vote(&mut learner, 4, from_stale), "the learner holds entry 4: the stale member cannot win");
+    assert_eq!(learner.role(), Role::Candidate, "it runs at once: it needs the stale member's vote (14302)");
+    assert_eq!(learner.term(), 4);
+    let from_learner =
+        Message::RequestVote { term: 4, last_log_index: 4, last_log_term: 2, transfer: false, needs_every_vote: true };
+    assert!(vote(&mut stale, 1, from_learner.clone()), "the learner's log is newer");
+    // Nor does it refuse a member that does not need every vote (churn seed 3659: two
+    // candidates refused each other for good when it did).
+    let mut evicted = restored(0, vec![0, 3, 4], 1, held[..3].to_vec());
+    assert_eq!(evicted.evict_peers(&[3], &[]), Ok(vec![3]));
+    let from_member =
+        Message::RequestVote { term: 5, last_log_index: 4, last_log_term: 2, transfer: false, needs_every_vote: false };
+    assert!(vote(&mut evicted, 4, from_member));
+
+    // An empty learner taken in grants the evicted candidate: it would otherwise wait for a
+    // leader that can never be elected.
+    let mut empty = RaftNode::new(config(4), vec![1, 4], 0, &mut rng());
+    empty.wait_for_leader();
+    assert!(vote(&mut empty, 1, from_learner));
 }
 
 /// NRG `PauseApply`/`ResumeApply`: a paused follower keeps acknowledging and learning commits

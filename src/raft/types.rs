@@ -81,9 +81,10 @@ pub enum Message {
         /// Set when a leader hands over (stepdown to a preferred peer): voters skip their
         /// leader-lease check.
         transfer: bool,
-        /// The candidate is a joiner still waiting for a leader: it wins only with every
-        /// member's vote, so another joiner may grant it (see `handle_vote_request`).
-        joining: bool,
+        /// The candidate wins only with every member's vote (a joiner still waiting for a
+        /// leader, or a node on its own eviction's membership), so a joiner may grant it
+        /// (see `handle_vote_request`).
+        needs_every_vote: bool,
     },
     Vote {
         term: Term,

@@ -315,7 +315,10 @@ impl Server {
             if removed.is_empty() || !group.node.leaderless() {
                 continue;
             }
-            if let Ok(evicted) = group.node.evict_peers(&removed) {
+            let members = group.node.peers();
+            let learners: Vec<PeerId> =
+                want.peers.iter().copied().filter(|p| meta_peers.contains(p) && !members.contains(p)).collect();
+            if let Ok(evicted) = group.node.evict_peers(&removed, &learners) {
                 if !evicted.is_empty() {
                     env.trace("group-peers-evicted", &(name, evicted));
                 }

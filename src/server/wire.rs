@@ -450,10 +450,10 @@ impl ServerMsg {
         let ServerMsg::Raft { group, msg } = self else { return format!("{self:?}") };
         let meta = group == META;
         let words = match msg {
-            Message::RequestVote { term, last_log_index, last_log_term, transfer, joining } => format!(
+            Message::RequestVote { term, last_log_index, last_log_term, transfer, needs_every_vote } => format!(
                 "RequestVote t{term} log {last_log_index}@t{last_log_term}{}{}",
                 if *transfer { " (hand-over)" } else { "" },
-                if *joining { " (joiner)" } else { "" }
+                if *needs_every_vote { " (needs every vote)" } else { "" }
             ),
             Message::Vote { term, granted } => {
                 format!("Vote t{term} {}", if *granted { "granted" } else { "refused" })
