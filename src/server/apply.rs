@@ -18,6 +18,9 @@ impl Group {
         let vote_sent = ready.messages.iter().any(|(_, m)| matches!(m, Message::Vote { granted: true, .. }));
         let ack_sent = ready.messages.iter().any(|(_, m)| matches!(m, Message::AppendResponse { success: true, .. }));
         let committed = ready.hard_state.is_some_and(|h| h.commit > self.applied.index);
+        if ack_sent && self.joined_on_record && self.caught_up_in_flight {
+            self.write_caught_up(env);
+        }
         self.send(env, ready.messages);
         if vote_sent {
             crash_points::reach(env, CrashPoint::VoteSent);

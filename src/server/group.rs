@@ -52,6 +52,10 @@ pub struct Group {
     /// The membership record still says this node joined and waits for a leader: rewritten
     /// once the node caught up and what it caught up on is durable.
     pub(super) joined_on_record: bool,
+    /// The node had caught up when the `Ready` in flight was taken: everything it caught up
+    /// on is in that `Ready` or an earlier one, so the record can say so before its
+    /// acknowledgements leave (see `release`).
+    pub(super) caught_up_in_flight: bool,
     /// The replicated cluster size as the group's record last said it.
     pub(super) cluster_size_on_record: Option<usize>,
 }
@@ -113,6 +117,7 @@ impl Group {
             publish_acks: Vec::new(),
             reported_lead: None,
             joined_on_record: node_waits,
+            caught_up_in_flight: false,
             cluster_size_on_record: size_on_record,
         }
     }
@@ -177,6 +182,7 @@ impl Group {
                 if !self.node.has_ready() {
                     return;
                 }
+                self.caught_up_in_flight = !self.node.waits_for_leader();
                 let mut ready = self.node.ready();
                 if self.ack_before_fsync {
                     // The bug: acknowledgements leave before the entries they acknowledge are durable.
@@ -203,6 +209,16 @@ impl Group {
         if !self.joined_on_record || self.node.waits_for_leader() || self.pipeline.busy() || self.node.has_ready() {
             return;
         }
+        self.write_caught_up(env);
+    }
+
+    /// Rewrite the membership record to say the joiner caught up. Also called when a durable
+    /// `Ready` taken after the catch-up is let out, before its acknowledgements leave: a
+    /// leader adds a joiner once its acknowledgements reach the commit, and a joiner that
+    /// restarted between that acknowledgement and its record would wait again and refuse the
+    /// leader that now needs its vote (churn seed 10044 of v13: an R2 consumer group stuck
+    /// for good after a crash at `append-acknowledged`).
+    pub(super) fn write_caught_up(&mut self, env: &mut ServerEnv<'_>) {
         let files = self.pipeline.files();
         let peers = match files.read_initial_peers(env.disk()) {
             Ok(Some(start)) => start.peers,
