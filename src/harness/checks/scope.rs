@@ -232,21 +232,37 @@ impl CheckMemo {
             };
             return if same_members { Scope::Groups(changed) } else { Scope::All };
         }
-        let new = ServerMarks::of(server);
-        let before: BTreeMap<&str, GroupMark> = old.marks.iter().map(|m| (m.name.as_str(), m.mark)).collect();
-        let after: BTreeMap<&str, GroupMark> = new.marks.iter().map(|m| (m.name.as_str(), m.mark)).collect();
-        if before.get(META).map(|m| m.peers) != after.get(META).map(|m| m.peers) {
+        // Groups came or went: walk the old marks and the groups side by side in name order,
+        // keeping the marks (and names) of the groups that stayed, re-marking only those whose
+        // stamp moved.
+        let meta_peers = |marks: &[Marked]| marks.iter().find(|m| m.name == META).map(|m| m.mark.peers);
+        let meta_before = meta_peers(&old.marks);
+        let mut before = std::mem::take(&mut old.marks).into_iter().peekable();
+        let mut marks = Vec::with_capacity(before.len());
+        let mut names = Vec::new();
+        for group in server.groups() {
+            names.extend(std::iter::from_fn(|| before.next_if(|m| m.name < group.name)).map(|gone| gone.name));
+            let Some(mut marked) = before.next_if(|m| m.name == group.name) else {
+                names.push(group.name.clone());
+                marks.push(Marked::of(group));
+                continue;
+            };
+            if marked.holds(group) {
+                debug_assert_eq!(GroupMark::of(group), marked.mark, "{}: moved without its stamp", marked.name);
+            } else {
+                let now = GroupMark::of(group);
+                if now != marked.mark {
+                    names.push(group.name.clone());
+                }
+                (marked.mark, marked.stamp) = (now, group.node.stamp());
+            }
+            marks.push(marked);
+        }
+        names.extend(before.map(|gone| gone.name));
+        *old = ServerMarks { groups: Some(server.groups_revision()), marks };
+        if meta_before != meta_peers(&old.marks) {
             return Scope::All;
         }
-        let mut names: Vec<String> = before
-            .keys()
-            .chain(after.keys())
-            .filter(|n| before.get(*n) != after.get(*n))
-            .map(|n| n.to_string())
-            .collect();
-        names.sort();
-        names.dedup();
-        *old = new;
         Scope::Groups(names)
     }
 }
