@@ -35,6 +35,7 @@ impl RaftNode {
             self.become_follower(self.term, now, rng);
         }
         self.apply_paused = true;
+        self.restamp();
         Ok(())
     }
 
@@ -46,6 +47,7 @@ impl RaftNode {
             return;
         }
         self.apply_paused = false;
+        self.restamp();
         self.hand_up();
         if std::mem::take(&mut self.transfer_while_paused) && self.role != Role::Leader && self.can_campaign() {
             self.campaign_with(now, rng, true);
@@ -72,6 +74,7 @@ impl RaftNode {
     pub fn wait_for_leader(&mut self) {
         assert!(!self.had_leader, "a node waits for a leader only at start");
         self.waiting_for_leader = true;
+        self.restamp();
     }
 
     /// Leader lease (like etcd's check-quorum lease): a follower that heard from its leader
@@ -98,6 +101,7 @@ impl RaftNode {
         let term_before = self.term;
         self.term += 1;
         self.role = Role::Candidate;
+        self.restamp();
         self.voted_for = Some(self.config.id);
         self.leader_id = None;
         self.votes = BTreeSet::from([self.config.id]);
@@ -147,6 +151,7 @@ impl RaftNode {
         self.progress.clear();
         self.leader_signalled = false;
         self.barrier_index = 0;
+        self.restamp();
         if !was_follower {
             self.reset_election_timer(now, rng);
         }
@@ -179,6 +184,7 @@ impl RaftNode {
             None => EntryData::LeaderNoop,
         };
         self.log.append(Entry { term: self.term, index, data });
+        self.restamp();
         self.heartbeat_due_ms = now + self.config.heartbeat_ms;
         self.broadcast_append();
         self.check_barrier();
@@ -209,6 +215,7 @@ impl RaftNode {
     pub(super) fn check_barrier(&mut self) {
         if self.role == Role::Leader && !self.leader_signalled && self.applied >= self.barrier_index {
             self.leader_signalled = true;
+            self.restamp();
             self.applied_queue.push(Applied::Signal(Signal::BecameLeader { term: self.term }));
         }
     }

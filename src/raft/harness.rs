@@ -12,7 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Applied, Config, Entry, EntryData, HardState, Index, Message, PeerId, RaftNode, Ready, Role, Signal, Snapshot, Term,
+    Applied, Config, Entry, EntryData, HardState, Index, Message, PeerId, RaftNode, Ready, Role, Signal, Snapshot,
+    Stamp, Term,
 };
 
 /// Simulated tick period and per-round message latency.
@@ -93,6 +94,19 @@ pub struct Cluster {
     pub violations: Vec<String>,
     /// Per node: committed entries up to here were already checked against `committed`.
     pub checked: Vec<Index>,
+    /// Per node: its change stamp and what the stamp covers, when last checked.
+    pub stamped: Vec<Option<(Stamp, Covered)>>,
+}
+
+/// What [`RaftNode::stamp`] covers.
+type Covered = ((Term, Role, bool, Index, Index), (Index, Term, Index, Vec<PeerId>), (bool, usize, usize, usize));
+
+fn covered(node: &RaftNode) -> Covered {
+    (
+        (node.term(), node.role(), node.leader(), node.commit_index(), node.applied_index()),
+        (node.last_index(), node.last_term(), node.snapshot_index(), node.peers().to_vec()),
+        (node.may_campaign(), node.election_votes_needed(), node.quorum_size(), node.cluster_size()),
+    )
 }
 
 impl Cluster {
@@ -136,6 +150,7 @@ impl Cluster {
             committed: BTreeMap::new(),
             violations: Vec::new(),
             checked: vec![0; n as usize],
+            stamped: vec![None; n as usize],
         };
         for id in 0..n {
             cluster.process(id);
@@ -232,6 +247,11 @@ impl Cluster {
     /// One leader per term; committed entries agree with what was seen committed anywhere.
     fn check_node(&mut self, id: PeerId) {
         let node = &self.nodes[id as usize];
+        let now = (node.stamp(), covered(node));
+        if let Some((stamp, before)) = &self.stamped[id as usize] {
+            assert!(*stamp != now.0 || *before == now.1, "node {id}: {before:?} -> {:?} under one stamp", now.1);
+        }
+        self.stamped[id as usize] = Some(now);
         assert!(node.applied_index() <= node.commit_index());
         assert!(node.commit_index() <= node.last_index());
         if node.role() == Role::Leader {

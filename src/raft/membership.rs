@@ -58,6 +58,7 @@ impl RaftNode {
     pub(super) fn end_rescue_if_natural_quorum_reached(&mut self) {
         if self.rescue.is_some_and(|r| self.natural_quorum() <= r.quorum) {
             self.rescue = None;
+            self.restamp();
         }
     }
 
@@ -71,6 +72,7 @@ impl RaftNode {
             return Err(RaftError::ClusterSizeAbovePeers { size, peers: self.peers_now().len() });
         }
         self.boot_cluster_size = Some(size);
+        self.restamp();
         self.end_rescue_if_natural_quorum_reached();
         Ok(())
     }
@@ -122,6 +124,7 @@ impl RaftNode {
     /// member), and end a rescue the new quorum makes unnecessary (NRG `recalcQuorum`).
     fn adopt_cluster_size(&mut self, size: usize) {
         self.peer_state_cluster_size = (size < self.peers_now().len()).then_some(size);
+        self.restamp();
         self.end_rescue_if_natural_quorum_reached();
     }
 
@@ -179,6 +182,7 @@ impl RaftNode {
         let at = self.membership.last().map_or(0, |(at, _)| *at).max(self.commit);
         self.membership.push((at, kept));
         self.evicted_membership = true;
+        self.restamp();
         self.end_rescue_if_natural_quorum_reached();
         Ok(evicted)
     }
@@ -207,6 +211,7 @@ impl RaftNode {
         }
         // The election timer is left as is: a leaderless node already campaigns when it fires.
         self.rescue = Some(Rescue { quorum, expires_ms: now.saturating_add(self.config.rescue_expiry_ms) });
+        self.restamp();
         assert!(self.quorum() == quorum && quorum <= self.natural_quorum());
         Ok(())
     }
@@ -282,6 +287,7 @@ impl RaftNode {
         self.boot_cluster_size = self.boot_cluster_size.and_then(moved);
         self.peer_state_cluster_size = self.peer_state_cluster_size.and_then(moved);
         self.membership.push((index, peers));
+        self.restamp();
         self.end_rescue_if_natural_quorum_reached();
     }
 }

@@ -24,6 +24,7 @@ mod progress;
 mod queries;
 mod ready;
 mod replication;
+mod stamp;
 mod types;
 
 #[cfg(test)]
@@ -35,4 +36,5 @@ pub use config::{Config, RaftBugs};
 pub use error::{ProposeError, RaftError};
 pub use node::{RaftNode, PROPOSALS_PENDING_MAX};
 pub use probe::{Probe, PROBES_PENDING_MAX};
+pub use stamp::Stamp;
 pub use types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId, Ready, Role, Signal, Snapshot, Term};

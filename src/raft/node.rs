@@ -15,6 +15,7 @@ use super::error::{ProposeError, RaftError};
 use super::log::RaftLog;
 use super::probe::{Probe, PROBES_PENDING_MAX};
 use super::progress::Progress;
+use super::stamp::Stamp;
 use super::types::{Applied, Entry, EntryData, HardState, Index, Message, PeerId, Role, Signal, Snapshot, Term};
 
 /// Upper bound on uncommitted entries a leader accepts (`ProposeError::TooManyPending`).
@@ -109,6 +110,9 @@ pub struct RaftNode {
     pub(super) apply_gap_at_tick: Option<Index>,
     /// Coverage probes hit since the driver last drained them ([`Self::take_probes`]).
     pub(super) probes: Vec<Probe>,
+    /// See [`Self::stamp`]. Private to this file: the other files restamp through
+    /// [`Self::restamp`].
+    stamp: Stamp,
 }
 
 /// An active meta rescue: the lowered quorum and when it lapses (local time).
@@ -201,6 +205,7 @@ impl RaftNode {
         assert_eq!(node.handed_up, commit, "restart replay hands up every committed entry");
         node.applied_queue.push(Applied::Signal(Signal::CatchupDone));
         node.reset_election_timer(now_ms, rng);
+        node.restamp();
         Ok(node)
     }
 
@@ -245,6 +250,7 @@ impl RaftNode {
             applied_queue: Vec::new(),
             apply_gap_at_tick: None,
             probes: Vec::new(),
+            stamp: Stamp::fresh(),
         }
     }
 
@@ -363,6 +369,7 @@ impl RaftNode {
         }
         let index = self.log.last_index() + 1;
         self.log.append(Entry { term: self.term, index, data });
+        self.restamp();
         self.broadcast_append();
         Ok(index)
     }
@@ -371,6 +378,7 @@ impl RaftNode {
     /// down at once.
     pub fn become_observer(&mut self, now_ms: u64, rng: &mut dyn RngCore) {
         self.config.observer = true;
+        self.restamp();
         if self.role == Role::Leader {
             self.step_down(now_ms, None, rng);
         }
@@ -420,6 +428,20 @@ impl RaftNode {
         heir
     }
 
+    /// Moves whenever anything these queries answer may have changed: `term`, `role`,
+    /// `leader`, `commit_index`, `applied_index`, `last_index`, `last_term`, `snapshot_index`,
+    /// `peers`, `may_campaign`, `election_votes_needed`, `quorum_size`, `cluster_size` (so a
+    /// reader that remembered them may skip reading them again while it holds). Timers, votes,
+    /// progress, the known leader and the output queues are not covered.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    /// After any write to what [`Self::stamp`] covers.
+    pub(super) fn restamp(&mut self) {
+        self.stamp = Stamp::fresh();
+    }
+
     /// Queue a coverage probe (dropped beyond [`PROBES_PENDING_MAX`]: coverage never decides).
     pub(super) fn probe(&mut self, probe: Probe) {
         if self.probes.len() < PROBES_PENDING_MAX {
@@ -438,6 +460,7 @@ impl RaftNode {
         self.clock_ms = self.clock_ms.max(now_ms);
         if self.rescue.is_some_and(|r| self.clock_ms >= r.expires_ms) {
             self.rescue = None;
+            self.restamp();
         }
         self.clock_ms
     }

@@ -68,7 +68,10 @@ impl RaftNode {
     /// The upper layer has applied up to `index` (which it was handed).
     pub fn applied_to(&mut self, index: Index) {
         assert!(index <= self.handed_up, "applied {index} beyond handed-up {}", self.handed_up);
-        self.applied = self.applied.max(index);
+        if index > self.applied {
+            self.applied = index;
+            self.restamp();
+        }
         assert!(self.applied <= self.commit);
         if self.catchup_to.is_some_and(|to| self.applied >= to) {
             self.catchup_to = None;
@@ -100,6 +103,7 @@ impl RaftNode {
         self.membership[0].0 = index;
         self.snapshot = Some(snapshot.clone());
         self.pending_snapshot = Some(snapshot);
+        self.restamp();
         Ok(())
     }
 }

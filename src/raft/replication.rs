@@ -54,6 +54,7 @@ impl RaftNode {
         let index = self.log.last_index() + 1;
         self.probe(Probe::ClusterSizeRestated);
         self.log.append(Entry { term: self.term, index, data: EntryData::PeerState { cluster_size } });
+        self.restamp();
     }
 
     /// An Append that is this leader's last word to `peer`: it starts right after what the peer
@@ -128,6 +129,7 @@ impl RaftNode {
             }
         }
         self.commit = commit;
+        self.restamp();
         self.hand_up();
         if self.role == Role::Leader && !self.is_member(self.config.id) {
             // Committed our own removal: step down and never campaign again (not a member).
@@ -153,6 +155,7 @@ impl RaftNode {
             if self.progress.contains_key(peer) {
                 // One last Append so the removed peer may learn its removal and stop campaigning.
                 self.commit = self.commit.max(index);
+                self.restamp();
                 self.send_last_append(*peer);
                 self.progress.remove(peer);
             }
@@ -175,6 +178,7 @@ impl RaftNode {
         self.leader_id = None;
         self.leader_signalled = false;
         self.barrier_index = 0;
+        self.restamp();
         self.progress.clear();
         self.votes.clear();
         // Not a member any more: tick() keeps resetting the timer without campaigning.
@@ -236,8 +240,12 @@ impl RaftNode {
                     self.probe(Probe::AppendTruncated);
                     self.truncate_log_from(entry.index);
                     self.log.append(entry);
+                    self.restamp();
                 }
-                None => self.log.append(entry),
+                None => {
+                    self.log.append(entry);
+                    self.restamp();
+                }
             }
         }
         if leader_commit > self.commit && last_new > self.commit {
@@ -256,8 +264,12 @@ impl RaftNode {
             if self.waiting_for_leader {
                 self.probe(Probe::JoinerCaughtUp);
                 self.waiting_for_leader = false;
+                self.restamp();
             }
-            self.evicted_membership = false;
+            if self.evicted_membership {
+                self.evicted_membership = false;
+                self.restamp();
+            }
         }
         self.respond_append(from, true, last_new, 0);
     }
@@ -275,6 +287,7 @@ impl RaftNode {
         assert!(!peers.is_empty(), "a leader's log starts from a membership");
         self.probe(Probe::MembershipRebased);
         self.membership = vec![(0, peers.clone())];
+        self.restamp();
         // Bounded by the committed entries held.
         for index in 1..=self.commit {
             let data = self.log.get(index).expect("committed entry held").data.clone();
@@ -319,6 +332,7 @@ impl RaftNode {
     fn truncate_log_from(&mut self, from: Index) {
         assert!(from > self.commit, "never truncate committed entries");
         self.log.truncate_from(from);
+        self.restamp();
         self.pending_truncate = Some(self.pending_truncate.map_or(from, |t| t.min(from)));
         self.persisted_last = self.persisted_last.min(from - 1);
     }
@@ -401,6 +415,7 @@ impl RaftNode {
         self.applied_queue.push(Applied::Signal(Signal::CatchupDone));
         self.snapshot = Some(snapshot.clone());
         self.pending_snapshot = Some(snapshot);
+        self.restamp();
         self.respond_append(from, true, last_index, 0);
     }
 }

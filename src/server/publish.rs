@@ -116,8 +116,10 @@ impl Server {
 
     /// Route acknowledgements of committed publishes from every group to their clients.
     pub(super) fn route_publish_acks(&mut self, env: &mut ServerEnv<'_>) {
-        let acks: Vec<PublishAck> =
-            self.groups.values_mut().flat_map(|g| std::mem::take(&mut g.publish_acks)).collect();
+        // Acks come from groups this input advanced, which are touched: every other group's
+        // list was emptied after an earlier input. Walking only those leaves the rest untouched.
+        let mut acks: Vec<PublishAck> = Vec::new();
+        self.groups.for_each_touched(|g| acks.append(&mut g.publish_acks));
         for ack in acks {
             self.answer_publish(env, ack);
         }

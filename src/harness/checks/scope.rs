@@ -16,7 +16,7 @@ use sim::{Cluster, NodeIndex, Touched};
 use super::meta_members;
 use crate::harness::ghost::Ghost;
 use crate::meta::{PeerId, Revision};
-use crate::raft::{Index, Term};
+use crate::raft::{Index, Stamp, Term};
 use crate::server::group::Group;
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
@@ -62,18 +62,58 @@ impl GroupMark {
     }
 }
 
+/// One group's mark, with the raft node's change stamp when it was taken: while the stamp
+/// and the applied state (the rest of the mark) stay, the mark does, and is not read again.
+#[derive(Debug)]
+struct Marked {
+    name: String,
+    mark: GroupMark,
+    stamp: Stamp,
+}
+
+impl Marked {
+    fn of(group: &Group) -> Self {
+        Marked { name: group.name.clone(), mark: GroupMark::of(group), stamp: group.node.stamp() }
+    }
+
+    /// Nothing the mark reads moved since it was taken.
+    fn holds(&self, group: &Group) -> bool {
+        self.stamp == group.node.stamp()
+            && self.mark.state_index == group.applied.index
+            && self.mark.state_chain == group.applied.chain
+    }
+}
+
 /// One server's group marks, and the revision of its group set they were taken at: the same
 /// revision means the same names, in the same order.
 #[derive(Debug, Default)]
 struct ServerMarks {
     groups: Option<Revision>,
-    marks: Vec<(String, GroupMark)>,
+    marks: Vec<Marked>,
 }
 
 impl ServerMarks {
     fn of(server: &Server) -> Self {
-        let marks = server.groups().map(|g| (g.name.clone(), GroupMark::of(g))).collect();
-        ServerMarks { groups: Some(server.groups_revision()), marks }
+        ServerMarks { groups: Some(server.groups_revision()), marks: server.groups().map(Marked::of).collect() }
+    }
+
+    /// Asserts that no mark moved where its stamp did not (`new` was taken after `self`): a
+    /// full sweep proves the stamps the incremental checks trust.
+    fn vouch_for(&self, new: &ServerMarks) {
+        if self.groups.is_none() || self.groups != new.groups {
+            return;
+        }
+        for (old, new) in self.marks.iter().zip(&new.marks) {
+            let held = old.stamp == new.stamp
+                && (old.mark.state_index, old.mark.state_chain) == (new.mark.state_index, new.mark.state_chain);
+            assert!(
+                !held || old.mark == new.mark,
+                "{}: the raft state moved without its stamp: {:?} {:?}",
+                old.name,
+                old.mark,
+                new.mark
+            );
+        }
     }
 }
 
@@ -126,9 +166,13 @@ impl CheckMemo {
             _ => Scope::All,
         };
         if scope == Scope::All {
-            self.marks = (0..cluster.nodes.len() as NodeIndex)
+            let marks: Vec<ServerMarks> = (0..cluster.nodes.len() as NodeIndex)
                 .map(|n| cluster.server(n).map(ServerMarks::of).unwrap_or_default())
                 .collect();
+            for (old, new) in self.marks.iter().zip(&marks) {
+                old.vouch_for(new);
+            }
+            self.marks = marks;
             self.tainted = ghost.tainted.iter().copied().collect();
             self.membership = ghost.meta_membership.clone();
             self.meta_members = members;
@@ -156,50 +200,69 @@ impl CheckMemo {
         let old = &mut self.marks[node as usize];
         if old.groups == Some(server.groups_revision()) {
             let mut changed = Vec::new();
-            let mut remark = |name: &String, mark: &mut GroupMark, group: &Group| {
-                let now = GroupMark::of(group);
-                if now == *mark {
+            let mut remark = |marked: &mut Marked, group: &Group| {
+                if marked.holds(group) {
+                    debug_assert_eq!(GroupMark::of(group), marked.mark, "{}: moved without its stamp", marked.name);
                     return true;
                 }
-                if name == META && now.peers != mark.peers {
-                    return false;
+                let now = GroupMark::of(group);
+                if now == marked.mark {
+                    marked.stamp = group.node.stamp();
+                    return true;
                 }
-                *mark = now;
-                changed.push(name.clone());
+                if marked.name == META && now.peers != marked.mark.peers {
+                    return false; // a full sweep retakes every mark
+                }
+                marked.mark = now;
+                marked.stamp = group.node.stamp();
+                changed.push(marked.name.clone());
                 true
             };
             // Only the groups the input touched can have moved (see `GroupSet`).
             let same_members = match server.groups_touched() {
-                None => {
-                    old.marks.iter_mut().zip(server.groups()).all(|((name, mark), group)| remark(name, mark, group))
-                }
+                None => old.marks.iter_mut().zip(server.groups()).all(|(marked, group)| remark(marked, group)),
                 Some(touched) => touched.iter().all(|name| {
                     let (Ok(at), Some(group)) =
-                        (old.marks.binary_search_by(|(n, _)| n.as_str().cmp(name)), server.group(name))
+                        (old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), server.group(name))
                     else {
                         return true; // not running here, before and after (same group set)
                     };
-                    let (name, mark) = &mut old.marks[at];
-                    remark(name, mark, group)
+                    remark(&mut old.marks[at], group)
                 }),
             };
             return if same_members { Scope::Groups(changed) } else { Scope::All };
         }
-        let new = ServerMarks::of(server);
-        let before: BTreeMap<&str, GroupMark> = old.marks.iter().map(|(n, m)| (n.as_str(), *m)).collect();
-        let after: BTreeMap<&str, GroupMark> = new.marks.iter().map(|(n, m)| (n.as_str(), *m)).collect();
-        if before.get(META).map(|m| m.peers) != after.get(META).map(|m| m.peers) {
+        // Groups came or went: walk the old marks and the groups side by side in name order,
+        // keeping the marks (and names) of the groups that stayed, re-marking only those whose
+        // stamp moved.
+        let meta_peers = |marks: &[Marked]| marks.iter().find(|m| m.name == META).map(|m| m.mark.peers);
+        let meta_before = meta_peers(&old.marks);
+        let mut before = std::mem::take(&mut old.marks).into_iter().peekable();
+        let mut marks = Vec::with_capacity(before.len());
+        let mut names = Vec::new();
+        for group in server.groups() {
+            names.extend(std::iter::from_fn(|| before.next_if(|m| m.name < group.name)).map(|gone| gone.name));
+            let Some(mut marked) = before.next_if(|m| m.name == group.name) else {
+                names.push(group.name.clone());
+                marks.push(Marked::of(group));
+                continue;
+            };
+            if marked.holds(group) {
+                debug_assert_eq!(GroupMark::of(group), marked.mark, "{}: moved without its stamp", marked.name);
+            } else {
+                let now = GroupMark::of(group);
+                if now != marked.mark {
+                    names.push(group.name.clone());
+                }
+                (marked.mark, marked.stamp) = (now, group.node.stamp());
+            }
+            marks.push(marked);
+        }
+        names.extend(before.map(|gone| gone.name));
+        *old = ServerMarks { groups: Some(server.groups_revision()), marks };
+        if meta_before != meta_peers(&old.marks) {
             return Scope::All;
         }
-        let mut names: Vec<String> = before
-            .keys()
-            .chain(after.keys())
-            .filter(|n| before.get(*n) != after.get(*n))
-            .map(|n| n.to_string())
-            .collect();
-        names.sort();
-        names.dedup();
-        *old = new;
         Scope::Groups(names)
     }
 }
