@@ -302,6 +302,7 @@ impl Server {
             return;
         }
         let meta_peers = meta_peers.to_vec();
+        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
         let desired = meta.desired_groups();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
             let Some(want) = desired.get(name) else { continue };

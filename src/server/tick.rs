@@ -131,9 +131,9 @@ impl Server {
             self.stop_group(env, &name, &kept);
         }
         let mut started = Vec::new();
-        for (name, group) in desired {
-            if !self.groups.contains_key(&name) && self.start_asset_group(env, &name, group) {
-                started.push(name);
+        for (name, group) in desired.iter() {
+            if !self.groups.contains_key(name) && self.start_asset_group(env, name, group.clone()) {
+                started.push(name.clone());
             }
         }
         started
