@@ -220,17 +220,27 @@ impl Server {
                 (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
                 (Some(r), None, None) if have.len() < r => continue, // a learner still catching up
                 (Some(r), _, None) if have.len() > r => {
-                    // Only a member heard from lately, so that it learns its removal (the
-                    // leader's last Append) and never campaigns on a stale membership.
+                    // A member heard from lately, so that it learns its removal (the leader's
+                    // last Append) and never campaigns on a stale membership; but a silent one
+                    // when removing a member in contact would leave fewer in contact than the
+                    // smaller group's quorum (default seed 50 of v13: a member that does not
+                    // run the stream kept, a running one removed, and the group never led
+                    // again). A silent member that comes back counts a membership nobody
+                    // votes for it in.
                     let in_contact = group.node.peers_in_contact(now);
-                    let laggard = in_contact
-                        .iter()
-                        .copied()
-                        .filter(|&p| p != me)
-                        .min_by_key(|&p| (group.node.match_index(p), std::cmp::Reverse(p)));
-                    match laggard {
-                        Some(p) => EntryData::RemovePeer(p),
-                        None => continue,
+                    let by_lag = |&p: &PeerId| (group.node.match_index(p), std::cmp::Reverse(p));
+                    let laggard = in_contact.iter().copied().filter(|&p| p != me).min_by_key(by_lag);
+                    let contact_after = |removed: PeerId| {
+                        let left = have.iter().filter(|&&p| p != removed);
+                        let heard = left.filter(|&&p| p == me || in_contact.contains(&p)).count();
+                        heard >= (have.len() - 1) / 2 + 1
+                    };
+                    let silent =
+                        have.iter().copied().filter(|p| *p != me && !in_contact.contains(p)).min_by_key(by_lag);
+                    match (laggard, silent) {
+                        (Some(p), _) if contact_after(p) => EntryData::RemovePeer(p),
+                        (_, Some(p)) if contact_after(p) => EntryData::RemovePeer(p),
+                        _ => continue,
                     }
                 }
                 (Some(_), _, None) => {
