@@ -330,8 +330,9 @@ fn cluster_size_converged(cluster: &Cluster<'_, Server>, leader: u32, reference:
 }
 
 /// L6: no supported stream is left on a server that is no longer a meta peer, none stays
-/// short of its replicas while a running JetStream meta peer has room for it, every consumer
-/// lives on its stream's peers, and has as many of them as its replicas ask for (or all).
+/// short of its replicas while a running JetStream meta peer has room for it, nor above them
+/// (a scale-down's shrink, §2.2), every consumer lives on its stream's peers, and has as many
+/// of them as its replicas ask for (or all), no more.
 fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
     let Some(leader_server) = cluster.server(leader) else { return Ok(()) };
     let meta_peers = leader_server.group(META).map(|g| g.node.peers().to_vec()).unwrap_or_default();
@@ -362,6 +363,13 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
                 format!("stream {} has {} of {replicas} peers while n{room} has room", sa.key(), sa.group.peers.len());
             return fail("meta-missing-peers-healed", leader, message);
         }
+        // Only a group's leader shrinks it: one that has none is the leader checks' to judge
+        // (they excuse a group whose members cannot run it).
+        let led = |group: &str| cluster.running().any(|(_, s)| s.group(group).is_some_and(|g| g.node.leader()));
+        if sa.group.peers.len() > replicas && led(&sa.group.name) {
+            let message = format!("stream {} has {} peers for {replicas} replicas", sa.key(), sa.group.peers.len());
+            return fail("meta-extra-peers-healed", leader, message);
+        }
         if let Some(ca) = sa.consumers.values().find(|ca| ca.group.peers.iter().any(|p| !sa.group.is_member(*p))) {
             let message =
                 format!("consumer {} on {:?}, outside its stream's {:?}", ca.key(), ca.group.peers, sa.group.peers);
@@ -380,6 +388,20 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
                 sa.group.peers
             );
             return fail("meta-consumer-replicas-healed", leader, message);
+        }
+        if let Some(ca) = sa
+            .consumers
+            .values()
+            .filter(supported)
+            .find(|ca| ca.group.peers.len() > wanted(ca) && led(&ca.group.name) && sa.group.peers.len() <= replicas)
+        {
+            let message = format!(
+                "consumer {} has {} peers, {} more than it should",
+                ca.key(),
+                ca.group.peers.len(),
+                ca.group.peers.len() - wanted(ca)
+            );
+            return fail("meta-extra-peers-healed", leader, message);
         }
     }
     Ok(())
