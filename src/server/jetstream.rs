@@ -25,6 +25,10 @@ use crate::meta::{
 };
 use crate::raft::{EntryData, Index, Term};
 
+/// The raft groups a server should run, by name, shared between ticks (see
+/// [`MetaLayer::desired_groups`]).
+pub type DesiredGroups = Arc<BTreeMap<String, RaftGroup>>;
+
 /// First byte of a raft-load entry (the scenario op `propose`): not a meta operation, so the
 /// meta layer skips it. Meta entries start with their codec version, which is never this.
 pub const FILLER_TAG: u8 = 0xF0;
@@ -121,7 +125,7 @@ pub struct MetaLayer {
     /// [`Self::over_placed_streams`] as of a revision of the applied state.
     over_placed: (Option<Revision>, BTreeMap<String, (StreamKey, usize)>),
     /// [`Self::desired_groups`] as of revisions of the applied state and the local assets.
-    desired: (Option<(Revision, Revision)>, Arc<BTreeMap<String, RaftGroup>>),
+    desired: (Option<(Revision, Revision)>, DesiredGroups),
     /// The last leader term in which `checkClusterSize` could judge (it had heard from as
     /// many servers as the cluster size counts). Until then NATS leaves the size for its next
     /// periodic check, a minute on, and L10 owes nothing yet.
@@ -539,7 +543,7 @@ impl MetaLayer {
     /// more than one replica, with the peers its assignment names. Recomputed only when the
     /// applied state or the local assets changed: every tick of a server leading a group asks
     /// (the map of a 400-stream run was a fifth of its time, rebuilt on every tick).
-    pub fn desired_groups(&mut self) -> Arc<BTreeMap<String, RaftGroup>> {
+    pub fn desired_groups(&mut self) -> DesiredGroups {
         let revisions = (self.state.revision(), self.local.revision());
         if self.desired.0 != Some(revisions) {
             self.desired = (Some(revisions), Arc::new(self.build_desired_groups()));

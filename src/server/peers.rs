@@ -233,7 +233,8 @@ impl Server {
                     let contact_after = |removed: PeerId| {
                         let left = have.iter().filter(|&&p| p != removed);
                         let heard = left.filter(|&&p| p == me || in_contact.contains(&p)).count();
-                        heard >= (have.len() - 1) / 2 + 1
+                        let quorum_after = (have.len() - 1) / 2 + 1;
+                        heard >= quorum_after
                     };
                     let silent =
                         have.iter().copied().filter(|p| *p != me && !in_contact.contains(p)).min_by_key(by_lag);
