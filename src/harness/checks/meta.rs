@@ -389,12 +389,10 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
             );
             return fail("meta-consumer-replicas-healed", leader, message);
         }
-        if let Some(ca) = sa
-            .consumers
-            .values()
-            .filter(supported)
-            .find(|ca| ca.group.peers.len() > wanted(ca) && led(&ca.group.name) && sa.group.peers.len() <= replicas)
-        {
+        // A consumer's shrink follows its stream's.
+        let stream_shrunk = sa.group.peers.len() <= replicas;
+        let extra = |ca: &&ConsumerAssignment| ca.group.peers.len() > wanted(ca) && led(&ca.group.name);
+        if let Some(ca) = sa.consumers.values().filter(|_| stream_shrunk).filter(supported).find(extra) {
             let message = format!(
                 "consumer {} has {} peers, {} more than it should",
                 ca.key(),
