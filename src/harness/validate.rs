@@ -49,6 +49,10 @@ pub fn op(op: &MetaOp, servers: u32, config: &ServerConfig) -> Result<(), Refusa
             consumer_name("name", name)
         }
         MetaOp::StreamStepdown { name, .. } => stream_name("name", name),
+        MetaOp::StreamPeerRemove { name, peer, .. } => {
+            stream_name("name", name)?;
+            node("peer", *peer, servers)
+        }
         MetaOp::ConsumerStepdown { stream, name, .. } => {
             stream_name("stream", stream)?;
             consumer_name("name", name)

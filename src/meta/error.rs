@@ -35,6 +35,12 @@ pub enum ApiError {
     Offline(String),
     #[error("no unique name available")]
     NoUniqueName,
+    /// `STREAM.PEER.REMOVE` named a server that is not one of the stream's peers.
+    #[error("peer not a member")]
+    PeerNotMember,
+    /// `STREAM.PEER.REMOVE` found no server to take the removed peer's place.
+    #[error("peer remap failed")]
+    PeerRemapFailed,
 }
 
 impl ApiError {
@@ -53,6 +59,8 @@ impl ApiError {
             ApiError::ConsumerNotFound => 1010,
             ApiError::Offline(_) => 1011,
             ApiError::NoUniqueName => 1012,
+            ApiError::PeerNotMember => 1013,
+            ApiError::PeerRemapFailed => 1014,
         }
     }
 }

@@ -13,6 +13,8 @@ use rand::RngCore;
 
 use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
+use super::entry::Reply;
+use super::error::ApiError;
 use super::inflight::Inflight;
 use super::model::{ConsumerAssignment, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use super::request::{Handler, LeaderContext};
@@ -166,6 +168,58 @@ pub fn reconcile_peers(
         }
     }
     remap
+}
+
+impl Handler<'_> {
+    /// NATS `STREAM.PEER.REMOVE` (§8.2): `peer` leaves stream `key`'s group and a replacement
+    /// takes its place, or the request is refused (NATS's `requireReplicas`: a group is never
+    /// left short by an operator). The replacement is a meta peer with room in the stream's
+    /// cluster that is online and current, as for a scale-up: one that missed leaving the group
+    /// could outvote the others from a stale log. A replicated group keeps its name: the
+    /// replacement joins it and the group's leader adds it before dropping `peer` (adds
+    /// first). An R1 stream moves to a fresh group on the replacement and its messages stay
+    /// behind, as in NATS, where the new server starts the stream empty. The stream's
+    /// consumers follow through the leader's peer reconcile once the update applies.
+    pub(super) fn remove_stream_peer(
+        &self,
+        key: &StreamKey,
+        peer: PeerId,
+        reply: Option<Reply>,
+        rng: &mut dyn RngCore,
+    ) -> Result<MetaEntry, ApiError> {
+        let sa = self.view.stream_or_inflight(self.state, key).ok_or(ApiError::StreamNotFound)?;
+        if let Some(reason) = self.state.stream_unsupported(key) {
+            return Err(ApiError::Offline(reason.into()));
+        }
+        if !sa.group.is_member(peer) {
+            return Err(ApiError::PeerNotMember);
+        }
+        let replicas = replicas_wanted(sa).ok_or(ApiError::PeerRemapFailed)?;
+        let kept: Vec<PeerId> = sa.group.peers.iter().copied().filter(|&p| p != peer).collect();
+        // A scale-down still shrinking its group may have a peer to spare.
+        let missing = replicas.saturating_sub(kept.len());
+        let mut spare: Vec<PeerId> = candidates(sa, &kept, self.ctx)
+            .into_iter()
+            .filter(|p| self.ctx.online_peers.contains(p) && !self.ctx.lagging_peers.contains(p))
+            .collect();
+        if spare.len() < missing {
+            return Err(ApiError::PeerRemapFailed);
+        }
+        spare.shuffle(rng);
+        let mut peers: Vec<PeerId> = kept.iter().copied().chain(spare.into_iter().take(missing)).collect();
+        peers.sort_unstable();
+        assert!(!peers.contains(&peer), "the removed peer is out of the group");
+        assert!(peers.len() >= replicas.min(sa.group.peers.len()), "a peer removal never leaves a group short");
+        let group = if kept.is_empty() {
+            // Nothing of the old group stays: a fresh group, as for a re-placement that starts over.
+            let name = self.fresh_group_name("S", replicas, rng)?;
+            RaftGroup::founded(name, peers.clone(), peers.first().copied())
+        } else {
+            sa.group.moved_to(peers, None)
+        };
+        assert_eq!(group.check(), Ok(()), "a re-placed group is valid");
+        Ok(MetaEntry::UpdateStream { sa: StreamAssignment { group, ..sa.without_consumers() }, reply })
+    }
 }
 
 /// The preferred member of a re-placed group. `None` says the group keeps running and every

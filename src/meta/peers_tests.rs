@@ -11,7 +11,7 @@ use super::entry::MetaEntry;
 use super::inflight::Inflight;
 use super::model::*;
 use super::peers::{peers_need_reconcile, reconcile_peers};
-use super::request::LeaderContext;
+use super::request::{handle, ApiError, LeaderContext, MetaRequest};
 use super::state::MetaState;
 
 fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
@@ -264,4 +264,63 @@ fn shrunk_consumers_are_topped_up_to_their_replicas() {
     let buggy = LeaderContext { bugs, ..ctx };
     assert!(!peers_need_reconcile(&state, &inflight, &buggy), "the switch sees nothing short");
     assert!(reconcile_peers(&state, &inflight, &buggy, &mut ChaCha8Rng::seed_from_u64(1)).entries.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// STREAM.PEER.REMOVE (§8.2)
+
+fn remove_peer(state: &MetaState, ctx: &LeaderContext, stream: &str, peer: PeerId) -> Result<RaftGroup, ApiError> {
+    let request = MetaRequest::RemoveStreamPeer { account: "acc".into(), name: stream.into(), peer };
+    match handle(&request, None, state, &Inflight::default(), ctx, &mut ChaCha8Rng::seed_from_u64(7))? {
+        MetaEntry::UpdateStream { sa, .. } => Ok(sa.group),
+        other => panic!("a peer removal proposes a stream update, not {other:?}"),
+    }
+}
+
+#[test]
+fn stream_peer_remove_replaces_the_peer_in_the_same_group() {
+    let state = state_with(&[stream("S", 3, &[0, 1, 2])]);
+    let group = remove_peer(&state, &ctx(&[0, 1, 2, 3, 4]), "S", 1).expect("a replacement exists");
+    assert_eq!(group.name, "S-S", "a replicated group keeps its name and its members' data");
+    assert_eq!(group.peers.len(), 3, "the group is not left short");
+    assert!(!group.is_member(1), "the removed peer is out: {:?}", group.peers);
+    assert!(group.is_member(0) && group.is_member(2), "the others stay: {:?}", group.peers);
+    let new: Vec<PeerId> = group.peers.iter().copied().filter(|p| ![0, 2].contains(p)).collect();
+    assert_eq!(group.joiners, new, "the replacement joins the running group");
+}
+
+#[test]
+fn stream_peer_remove_takes_only_online_current_servers_with_room() {
+    let state = state_with(&[stream("S", 3, &[0, 1, 2])]);
+    let mut c = ctx(&[0, 1, 2, 3, 4, 5]);
+    c.online_peers = vec![0, 1, 2, 3, 4];
+    c.unplaceable_peers = vec![3];
+    c.lagging_peers = vec![4];
+    assert_eq!(remove_peer(&state, &c, "S", 1), Err(ApiError::PeerRemapFailed), "3 is full, 4 lags, 5 is offline");
+    c.lagging_peers.clear();
+    assert_eq!(remove_peer(&state, &c, "S", 1).map(|g| g.peers), Ok(vec![0, 2, 4]));
+}
+
+#[test]
+fn stream_peer_remove_refusals() {
+    let state = state_with(&[stream("S", 3, &[0, 1, 2])]);
+    assert_eq!(remove_peer(&state, &ctx(&[0, 1, 2]), "S", 1), Err(ApiError::PeerRemapFailed), "no spare server");
+    assert_eq!(remove_peer(&state, &ctx(&[0, 1, 2, 3]), "S", 3), Err(ApiError::PeerNotMember));
+    assert_eq!(remove_peer(&state, &ctx(&[0, 1, 2, 3]), "T", 1), Err(ApiError::StreamNotFound));
+}
+
+#[test]
+fn stream_peer_remove_of_an_r1_stream_moves_it_to_a_fresh_group() {
+    let state = state_with(&[stream("S", 1, &[2])]);
+    let group = remove_peer(&state, &ctx(&[0, 1, 2]), "S", 2).expect("a replacement exists");
+    assert_ne!(group.name, "S-S", "nothing of the old group stays");
+    assert_eq!(group.peers.len(), 1);
+    assert!(!group.is_member(2));
+}
+
+#[test]
+fn stream_peer_remove_during_a_scale_down_needs_no_replacement() {
+    // An R3 stream scaled to R1 whose group has not shrunk yet keeps its three peers.
+    let state = state_with(&[stream("S", 1, &[0, 1, 2])]);
+    assert_eq!(remove_peer(&state, &ctx(&[0, 1, 2]), "S", 0).map(|g| g.peers), Ok(vec![1, 2]));
 }

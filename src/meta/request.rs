@@ -31,11 +31,34 @@ const NAME_ATTEMPTS: usize = 16;
 /// An API request the meta leader turns into a proposal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaRequest {
-    CreateStream { account: String, config_json: Vec<u8> },
-    UpdateStream { account: String, config_json: Vec<u8> },
-    DeleteStream { account: String, name: String },
-    CreateConsumer { account: String, stream: String, config_json: Vec<u8> },
-    DeleteConsumer { account: String, stream: String, name: String },
+    CreateStream {
+        account: String,
+        config_json: Vec<u8>,
+    },
+    UpdateStream {
+        account: String,
+        config_json: Vec<u8>,
+    },
+    DeleteStream {
+        account: String,
+        name: String,
+    },
+    CreateConsumer {
+        account: String,
+        stream: String,
+        config_json: Vec<u8>,
+    },
+    DeleteConsumer {
+        account: String,
+        stream: String,
+        name: String,
+    },
+    /// NATS `STREAM.PEER.REMOVE`: `peer` leaves stream `name`'s group for a replacement.
+    RemoveStreamPeer {
+        account: String,
+        name: String,
+        peer: PeerId,
+    },
 }
 
 /// What the leader knows besides the meta state when handling a request.
@@ -104,6 +127,9 @@ pub fn handle(
             let sa = state.stream(&StreamKey::new(account, stream)).ok_or(ApiError::StreamNotFound)?;
             let ca = sa.consumers.get(name).ok_or(ApiError::ConsumerNotFound)?;
             Ok(MetaEntry::RemoveConsumer { ca: ca.clone(), reply })
+        }
+        MetaRequest::RemoveStreamPeer { account, name, peer } => {
+            h.remove_stream_peer(&StreamKey::new(account, name), *peer, reply, rng)
         }
     }
 }

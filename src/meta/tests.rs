@@ -814,6 +814,8 @@ fn api_error_codes_are_distinct() {
         ApiError::ConsumerNotFound,
         ApiError::Offline(String::new()),
         ApiError::NoUniqueName,
+        ApiError::PeerNotMember,
+        ApiError::PeerRemapFailed,
     ];
     let codes: std::collections::BTreeSet<u16> = all.iter().map(ApiError::code).collect();
     assert_eq!(codes.len(), all.len());

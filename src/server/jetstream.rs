@@ -197,15 +197,15 @@ impl MetaLayer {
         }
         self.observe_stream_assignment(env, data);
         let update = op == Some(OpCode::UpdateStream);
-        let rescaled = update && self.rescales(data);
+        let moved = update && self.moves_peers(data);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
                 env.probe(probes::meta_op(op, OpOutcome::Applied));
                 self.observe_projection(env);
                 self.run_effects(env, effects, answer, update);
-                // §2.2: the consumers of a rescaled stream follow it (NATS remaps them with
-                // the update); the leader's reconcile sizes them to the stream's new peers.
-                if rescaled && self.leader_term.is_some() {
+                // §2.2, §8.2: the consumers of a stream on other peers follow it (NATS remaps
+                // them with the update); the leader's reconcile fits them to the new peers.
+                if moved && self.leader_term.is_some() {
                     self.peer_reconcile_due = true;
                 }
             }
@@ -216,10 +216,11 @@ impl MetaLayer {
         }
     }
 
-    /// Whether a stream update changes the stream's replica count (its peers' number).
-    fn rescales(&self, data: &[u8]) -> bool {
+    /// Whether a stream update puts the stream on other peers (a scale, a re-placement).
+    fn moves_peers(&self, data: &[u8]) -> bool {
         let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) else { return false };
-        self.state.stream(&sa.key()).is_some_and(|old| old.group.peers.len() != sa.group.peers.len())
+        // Any other peer set: a scale, or a peer removal's replacement (§8.2).
+        self.state.stream(&sa.key()).is_some_and(|old| old.group.peers != sa.group.peers)
     }
 
     /// Tell the oracle what this server's projection is at its applied index (S4 over time).

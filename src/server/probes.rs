@@ -67,6 +67,8 @@ pub fn answer_error(error: &ApiError) -> &'static str {
         ApiError::ConsumerNotFound => "meta.answer.consumer-not-found",
         ApiError::Offline(_) => "meta.answer.offline",
         ApiError::NoUniqueName => "meta.answer.no-unique-name",
+        ApiError::PeerNotMember => "meta.answer.peer-not-member",
+        ApiError::PeerRemapFailed => "meta.answer.peer-remap-failed",
     }
 }
 
@@ -85,6 +87,8 @@ pub fn refusal(error: &ApiError) -> &'static str {
         ApiError::ConsumerNotFound => "meta.refused.consumer-not-found",
         ApiError::Offline(_) => "meta.refused.offline",
         ApiError::NoUniqueName => "meta.refused.no-unique-name",
+        ApiError::PeerNotMember => "meta.refused.peer-not-member",
+        ApiError::PeerRemapFailed => "meta.refused.peer-remap-failed",
     }
 }
 
@@ -101,6 +105,8 @@ const REFUSAL_PROBES: &[(&str, &str)] = &[
     ("meta.refused.consumer-not-found", "the leader refused a request: consumer not found"),
     ("meta.refused.offline", "the leader refused a request: asset offline"),
     ("meta.refused.no-unique-name", "the leader found no unique group name"),
+    ("meta.refused.peer-not-member", "the leader refused a stream peer removal: not one of its peers"),
+    ("meta.refused.peer-remap-failed", "the leader refused a stream peer removal: no replacement"),
 ];
 
 const ANSWER_PROBES: &[(&str, &str)] = &[
@@ -117,6 +123,8 @@ const ANSWER_PROBES: &[(&str, &str)] = &[
     ("meta.answer.consumer-not-found", "an answer: consumer not found"),
     ("meta.answer.offline", "an answer: asset offline"),
     ("meta.answer.no-unique-name", "an answer: no unique group name"),
+    ("meta.answer.peer-not-member", "an answer: peer not a member"),
+    ("meta.answer.peer-remap-failed", "an answer: peer remap failed"),
 ];
 
 /// The probe for what a local effect did to a stream's (`stream`) or consumer's local copy.

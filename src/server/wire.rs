@@ -297,6 +297,15 @@ pub enum MetaOp {
         stream: String,
         name: String,
     },
+    /// `$JS.API.STREAM.PEER.REMOVE`: `peer` leaves stream `name`'s group and the meta leader
+    /// puts a replacement in its place; refused ("peer remap failed") when there is none.
+    /// Answered once the update applies.
+    StreamPeerRemove {
+        #[serde(default = "default_account")]
+        account: String,
+        name: String,
+        peer: NodeIndex,
+    },
     /// Stream info: answered by the stream's leader, "offline" with the reason by members that
     /// cannot run it, "not found" by the meta leader.
     StreamInfo {
@@ -429,6 +438,9 @@ impl MetaOp {
             }
             MetaOp::DeleteConsumer { account, stream, name } => {
                 MetaRequest::DeleteConsumer { account: account.clone(), stream: stream.clone(), name: name.clone() }
+            }
+            MetaOp::StreamPeerRemove { account, name, peer } => {
+                MetaRequest::RemoveStreamPeer { account: account.clone(), name: name.clone(), peer: *peer }
             }
             _ => return None,
         })
