@@ -81,5 +81,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: SCALE_UP_DROPS_STORE,
         what: "an R1 stream scaled up starts its new raft group empty: its store goes with the old group and its acknowledged messages are lost",
     },
+    BugSwitch {
+        name: UNKNOWN_SERVERS_NOT_ADDED,
+        what: "the meta leader never adds a server that runs JetStream outside the meta group (NRG's trackPeer does, §8.1), so only an operator's add-peer brings a new server in",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

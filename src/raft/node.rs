@@ -374,6 +374,17 @@ impl RaftNode {
         Ok(index)
     }
 
+    /// NRG `trackPeer` for a group that keeps its own membership (the meta group): its leader
+    /// proposes to add a server it heard from that is no member, unless that server's removal
+    /// committed here within the re-add ban ([`Config::peer_readd_ban_ms`]). `Ok(None)`:
+    /// nothing to add (not leader, or already a member).
+    pub fn add_unknown_peer(&mut self, now_ms: u64, peer: PeerId) -> Result<Option<Index>, ProposeError> {
+        if self.role != Role::Leader || peer == self.config.id || self.is_member(peer) {
+            return Ok(None);
+        }
+        self.propose(now_ms, self.term, EntryData::AddPeer(peer)).map(Some)
+    }
+
     /// Stop campaigning for good (NRG observer mode after a meta apply error); a leader steps
     /// down at once.
     pub fn become_observer(&mut self, now_ms: u64, rng: &mut dyn RngCore) {

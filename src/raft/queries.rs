@@ -136,6 +136,12 @@ impl RaftNode {
         self.peers_now()
     }
 
+    /// Whether `peer` is a member in any membership this node still knows (its snapshot's
+    /// and every change after it): a server that finds itself here knows it was removed.
+    pub fn was_member(&self, peer: PeerId) -> bool {
+        self.membership.iter().any(|(_, peers)| peers.binary_search(&peer).is_ok())
+    }
+
     /// The membership in force at `index` (at least the snapshot point): what the upper layer
     /// has seen once it applied up to `index`, where `peers` may be ahead of it.
     pub fn peers_at_index(&self, index: Index) -> &[PeerId] {

@@ -753,6 +753,42 @@ fn membership_changes_one_at_a_time_and_removed_leader_steps_down() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// NRG `trackPeer`: the leader of a group that keeps its own membership adds a server it hears
+/// from that is no member, but not one whose removal committed within the re-add ban; the
+/// removed server knows from its membership history that it was a member.
+#[test]
+fn unknown_peers_are_added_unless_removed_lately() {
+    let mut cluster = Cluster::with_members(4, vec![0, 1, 2], 12, |c| c.peer_readd_ban_ms = 60_000);
+    let leader = cluster.await_leader(20_000);
+    assert!(!cluster.node(3).was_member(3), "an outsider never was a member");
+    let now = cluster.now_ms;
+    let follower = (0..3).find(|&p| p != leader).unwrap();
+    assert_eq!(cluster.nodes[follower as usize].add_unknown_peer(now, 3), Ok(None), "only the leader adds");
+    assert_eq!(cluster.nodes[leader as usize].add_unknown_peer(now, follower), Ok(None), "members stay as they are");
+    let add = cluster.nodes[leader as usize].add_unknown_peer(now, 3).unwrap().expect("an outsider is added");
+    cluster.process(leader);
+    cluster.run_for(3_000);
+    assert!(cluster.node(leader).commit_index() >= add);
+    assert_eq!(cluster.node(3).peers(), &[0, 1, 2, 3]);
+
+    cluster.propose(leader, EntryData::RemovePeer(3)).unwrap();
+    cluster.run_for(3_000);
+    let leader = cluster.await_leader(20_000);
+    assert_eq!(cluster.node(leader).peers(), &[0, 1, 2]);
+    assert!(cluster.node(3).was_member(3) && !cluster.node(3).peers().contains(&3), "it knows it was removed");
+    let now = cluster.now_ms;
+    let refused = cluster.nodes[leader as usize].add_unknown_peer(now, 3);
+    assert!(matches!(refused, Err(ProposeError::PeerBanned { peer: 3, .. })), "{refused:?}");
+    cluster.run_for(61_000);
+    let leader = cluster.await_leader(30_000);
+    let now = cluster.now_ms;
+    assert!(matches!(cluster.nodes[leader as usize].add_unknown_peer(now, 3), Ok(Some(_))), "the ban is over");
+    cluster.process(leader);
+    cluster.run_for(3_000);
+    assert_eq!(cluster.node(leader).peers(), &[0, 1, 2, 3]);
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
 /// A two-member group whose leader removes itself: the survivor gets the leader's Appends out
 /// of order (the one after the removal first, refused), then acknowledges the removal. The
 /// leader's last Append must start after what the survivor acknowledged, or the survivor never

@@ -26,6 +26,7 @@ pub const PLACEMENT_IGNORES_JETSTREAM: &str = "placement-ignores-jetstream";
 pub const CONSUMER_NOT_TOPPED_UP: &str = "consumer-not-topped-up";
 pub const ONLINE_FROM_RAFT_CONTACT: &str = "online-from-raft-contact";
 pub const SCALE_UP_DROPS_STORE: &str = "scale-up-drops-store";
+pub const UNKNOWN_SERVERS_NOT_ADDED: &str = "unknown-servers-not-added";
 
 /// The raft core's switches for this run.
 pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {

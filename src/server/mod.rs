@@ -29,6 +29,7 @@ mod group_stepdown;
 pub mod health;
 mod info;
 pub mod jetstream;
+mod joins;
 mod names;
 pub mod observe;
 mod peers;
@@ -104,6 +105,9 @@ pub struct Server {
     requests_off_meta: ClientRequests,
     /// The servers this one has a live route to: who is online, for placement and answers.
     routes: Routes,
+    /// When this server next announces itself while it runs outside the meta group
+    /// ([`joins`]), on its monotonic clock.
+    announce_at_ms: u64,
 }
 
 impl Server {
@@ -224,6 +228,9 @@ impl Node for Server {
                 self.on_group_stepdown_query(env, origin, request, &asset, &group, preferred)
             }
             ServerMsg::RouteClosed => self.on_route_closed(from),
+            ServerMsg::Announce { streams, streams_max } => {
+                self.on_announce(env, from, ServerStats { jetstream: true, streams, streams_max })
+            }
             ServerMsg::GroupShrunk { stream, group, peers } => self.lead_group_shrunk(env, stream, group, peers),
         }
         self.settle(env);

@@ -198,6 +198,7 @@ const DIRECT_CONSUMER_PROBES: &[(&str, &str)] = &[
 
 /// Every trace kind a server records, each a probe of its own.
 const TRACE_KINDS: &[(&str, &str)] = &[
+    ("announce", "a server outside the meta group announced itself"),
     ("answer", "a client got an answer"),
     ("apply", "a group applied a committed entry"),
     ("asset-refused", "a local asset's files were refused at start"),
@@ -235,6 +236,9 @@ const TRACE_KINDS: &[(&str, &str)] = &[
     ("op-refused", "a scenario op was refused"),
     ("orphan-check-skipped", "the orphan check was skipped (view not in sync)"),
     ("orphan-removed", "an orphan was removed"),
+    ("peer-add-banned", "the meta leader did not add an announced server removed lately"),
+    ("peer-add-proposed", "the meta leader proposed adding an announced server"),
+    ("peer-add-refused", "the meta leader could not propose adding an announced server yet"),
     ("peer-reconcile", "the meta leader reconciled stale or missing peers"),
     ("peer-remove-answer-dropped", "a peer remove's answer was dropped with the leadership"),
     ("peer-remove-proposed", "a peer removal was proposed"),

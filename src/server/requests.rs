@@ -264,6 +264,9 @@ impl Server {
             MetaOp::AddPeer { peer } if peer >= env.servers() => {
                 env.trace("op-refused", &format!("no server {peer}"));
             }
+            MetaOp::AddPeer { peer } if node.peers().contains(&peer) => {
+                env.trace("op-refused", &format!("n{peer} is already a member"));
+            }
             MetaOp::AddPeer { peer } => {
                 if let Err(e) = node.propose(now, term, EntryData::AddPeer(peer)) {
                     env.trace("op-refused", &e.to_string());

@@ -29,6 +29,7 @@ impl Server {
             known_servers: BTreeMap::new(),
             named_servers: BTreeSet::from([env.node()]),
             statsz_at_ms: 0,
+            announce_at_ms: 0,
             refused_groups: BTreeMap::new(),
             cold_boot_check_at_ms: u64::MAX,
             jetstream_removed: false,

@@ -38,6 +38,7 @@ impl Server {
         // mirror health check on, as a mirror misses its heartbeats.
         self.mirror_tick(env);
         self.meta_tick(env);
+        self.announce_if_outsider(env);
         self.sync_group_peers(env);
         self.evict_removed_peers(env);
         let now = env.monotonic_ms();
@@ -258,7 +259,8 @@ impl Server {
             // with an empty meta log as a member of the initial five).
             let me = env.node();
             let applied = group.meta.as_deref().expect("still there").state.applied_index();
-            if !group.node.peers_at_index(applied).contains(&me) && Self::initial_peers(env).contains(&me) {
+            let was_member = Self::initial_peers(env).contains(&me) || group.node.was_member(me);
+            if !group.node.peers_at_index(applied).contains(&me) && was_member {
                 let meta = group.meta.as_deref_mut().expect("still there");
                 env.observe(Observation::RemovalApplied { peer: me, leader_term: None });
                 meta.peers_removed.push((me, None));

@@ -135,6 +135,12 @@ pub enum ServerMsg {
         group: String,
         peers: Vec<PeerId>,
     },
+    /// The sender runs JetStream outside the meta group, and says so every heartbeat with its
+    /// stats: the meta leader adds it (NRG `trackPeer`, §8.1; see [`super::joins`]).
+    Announce {
+        streams: u32,
+        streams_max: Option<u32>,
+    },
 }
 
 /// The asset a client request names: a stream, or one of its consumers.

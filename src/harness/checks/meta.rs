@@ -228,6 +228,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
         return fail("meta-inflight-drains", leader, format!("{waiting} inflight proposals never applied"));
     }
     peers_healed(cluster, leader, leader_meta)?;
+    servers_joined(ghost, cluster, leader)?;
     super::assets::asset_groups_live(ghost, cluster, leader_meta)?;
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
@@ -325,6 +326,21 @@ fn cluster_size_converged(cluster: &Cluster<'_, Server>, leader: u32, reference:
             );
             return fail("meta-cluster-size-converges", id, message);
         }
+    }
+    Ok(())
+}
+
+/// §8.1: every server that runs JetStream outside the meta group was added by the leader
+/// (NRG `trackPeer`), unless it was removed from the group (the re-add ban keeps a removed
+/// server out for five minutes, longer than a run; a removed server that knows it stays out).
+fn servers_joined(ghost: &Ghost, cluster: &Cluster<'_, Server>, leader: u32) -> Result<(), CheckFailure> {
+    let Some(leader_group) = cluster.server(leader).and_then(|s| s.group(META)) else { return Ok(()) };
+    let members = leader_group.node.peers();
+    let removed = |id: u32| ghost.meta_membership.contains_key(&id) || ghost.removed_servers.contains(&id);
+    let outside = layers(cluster).find(|(id, _, m)| !m.recovering() && !members.contains(id) && !removed(*id));
+    if let Some((id, _, _)) = outside {
+        let message = format!("runs JetStream but the meta leader n{leader} never added it (members {members:?})");
+        return fail("meta-servers-joined", id, message);
     }
     Ok(())
 }
