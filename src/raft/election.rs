@@ -165,8 +165,11 @@ impl RaftNode {
         assert!(recorded, "a node wins at most once per term");
         self.probe(Probe::WonElection);
         self.role = Role::Leader;
-        // Every member voted for its log: the membership is agreed now.
-        self.evicted_membership = false;
+        // An evicted membership stays this node's own view until its term commits an entry:
+        // winning with every vote does not bring an empty member taken in up to date, and
+        // deposed at once (churn seed 662 of v14: by that member's own candidacy, delivered
+        // at the heal), the node would need that member's vote without asking for every
+        // vote, which a waiting joiner does not grant.
         self.barrier_index = self.log.last_index();
         self.leader_signalled = false;
         let last_before_noop = self.log.last_index();

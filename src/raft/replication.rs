@@ -129,6 +129,11 @@ impl RaftNode {
             }
         }
         self.commit = commit;
+        // A leader whose term committed an entry has brought a quorum up to it: the group agreed
+        // on its membership, and that quorum elects without a member still waiting to join.
+        if self.evicted_membership && self.role == Role::Leader && self.entry_term(commit) == Some(self.term) {
+            self.evicted_membership = false;
+        }
         self.restamp();
         self.hand_up();
         if self.role == Role::Leader && !self.is_member(self.config.id) {

@@ -1629,6 +1629,46 @@ fn eviction_takes_in_learners_and_waits_for_every_vote() {
     assert!(vote(&mut empty, 1, from_learner));
 }
 
+/// An evicting node that wins keeps needing every vote until its term commits an entry (churn
+/// seed 662 of v14): deposed at once by the empty member it took in, it would otherwise ask
+/// for an ordinary vote, which that member, still waiting to join, never grants.
+#[test]
+fn an_evicted_leader_needs_every_vote_until_its_term_commits() {
+    let held = vec![entry(1, 1), entry(2, 1), entry(3, 1)];
+    let win = |node: &mut RaftNode, at: u64| {
+        node.campaign(at, &mut rng());
+        let term = node.term();
+        node.step(at + 1, 1, Message::Vote { term, granted: true }, &mut rng());
+        assert_eq!(node.role(), Role::Leader, "it wins with every member's vote");
+        let _ = node.ready();
+        term
+    };
+    let mut node = restored(0, vec![0, 3], 1, held.clone());
+    assert_eq!(node.evict_peers(&[3], &[1]), Ok(vec![3]));
+    assert_eq!(node.peers(), &[0, 1][..], "learner 1 taken in");
+    let term = win(&mut node, 10_000);
+    assert!(node.needs_every_vote(), "nothing of its term committed yet");
+    let from_joiner = Message::RequestVote {
+        term: term + 1,
+        last_log_index: 0,
+        last_log_term: 0,
+        transfer: false,
+        needs_every_vote: true,
+    };
+    node.step(10_002, 1, from_joiner, &mut rng());
+    assert!(node.role() != Role::Leader && node.term() > term, "deposed by a higher term (and runs again at once)");
+    assert!(node.needs_every_vote(), "still its own view of the membership");
+
+    // Once its term commits an entry, the group agreed on the membership.
+    let mut node = restored(0, vec![0, 3], 1, held);
+    assert_eq!(node.evict_peers(&[3], &[1]), Ok(vec![3]));
+    let term = win(&mut node, 10_000);
+    let noop = node.last_index();
+    node.step(10_003, 1, Message::AppendResponse { term, success: true, match_index: noop, hint: 0 }, &mut rng());
+    assert_eq!(node.commit_index(), noop);
+    assert!(!node.needs_every_vote(), "its term committed: the membership is agreed");
+}
+
 /// NRG `PauseApply`/`ResumeApply`: a paused follower keeps acknowledging and learning commits
 /// but hands nothing up and never campaigns, not even when a leader hands over to it; on resume
 /// it hands up what it missed and campaigns at once for the hand-over. A leader cannot pause.
