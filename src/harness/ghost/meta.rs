@@ -75,12 +75,17 @@ impl Ghost {
         }
         match data {
             Some(data) if data.first() != Some(&FILLER_TAG) => {
-                // A replica change that gives a stream a new group continues its line: the
-                // acknowledged messages are owed there (known here, not from the servers).
+                // A replica change that gives a stream a new group on its store's server
+                // continues its line: the acknowledged messages are owed there (known here, not
+                // from the servers). A new group none of whose peers ran the old one (a peer
+                // removal that moves an R1 stream, a re-placement whose members all left)
+                // starts empty: what the old group acknowledged stayed behind, as in NATS.
                 if let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) {
                     let old = oracle.state.stream(&sa.key()).filter(|old| old.created_ms == sa.created_ms);
-                    if let Some(from) = old.filter(|old| old.group.name != sa.group.name).map(|o| o.group.name.clone())
-                    {
+                    let carried = |old: &&StreamAssignment| {
+                        old.group.name != sa.group.name && old.group.peers.iter().any(|p| sa.group.is_member(*p))
+                    };
+                    if let Some(from) = old.filter(carried).map(|o| o.group.name.clone()) {
                         self.continue_line(&from, &sa.group.name);
                     }
                 }

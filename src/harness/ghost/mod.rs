@@ -460,6 +460,37 @@ mod tests {
         assert_eq!(ghost.acked_messages(&s, 7, "S-1"), 8);
     }
 
+    /// The reference state machine continues an incarnation's line only into a group on its
+    /// store's server (a scale-up): a stream a peer removal moved to another server's fresh
+    /// group left its messages behind (churn seeds 1417, 15420 and 17427 of v14).
+    #[test]
+    fn a_line_continues_only_where_the_store_went() {
+        use crate::meta::{MetaEntry, RaftGroup, StreamAssignment, StreamConfig};
+        let s = StreamKey::new("A", "S");
+        let assignment = |group: &str, peers: &[u32], replicas: u8| StreamAssignment {
+            account: "A".into(),
+            name: "S".into(),
+            created_ms: 7,
+            config_json: StreamConfig { name: "S".into(), replicas, ..Default::default() }.to_json(),
+            group: RaftGroup { name: group.into(), peers: peers.to_vec(), preferred: None, joiners: vec![] },
+            sync: "$SYS.JSC.SYNC.S".into(),
+            consumers: Default::default(),
+        };
+        let mut ghost = Ghost::default();
+        let entries = [
+            MetaEntry::AssignStream { sa: assignment("S-R1-a", &[0], 1), reply: None },
+            MetaEntry::UpdateStream { sa: assignment("S-R1-b", &[4], 1), reply: None },
+            MetaEntry::UpdateStream { sa: assignment("S-R3-c", &[1, 2, 4], 3), reply: None },
+        ];
+        for (index, entry) in (1..).zip(&entries) {
+            ghost.observe_meta_entry(index, Some(&entry.encode()));
+        }
+        ghost.observe_acked_messages("S-R1-a", &s, 7, 0, 4);
+        ghost.observe_acked_messages("S-R1-b", &s, 7, 4, 2);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R1-b"), 2, "moved to n4: n0's store stayed behind");
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-c"), 2, "scaled up on n4: its store went along");
+    }
+
     #[test]
     fn acknowledged_messages_are_owed_per_incarnation_across_groups() {
         let s = StreamKey::new("A", "S");
