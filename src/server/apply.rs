@@ -8,6 +8,7 @@ use sim::hash::digest;
 use super::crash_points::{self, CrashPoint};
 use super::env::ServerEnv;
 use super::group::{Group, GroupSnapshot};
+use super::jetstream::RecoveryKind;
 use super::observe::Observation;
 use crate::raft::{Applied, Entry, EntryData, Message, Ready, Role, Signal, Snapshot};
 
@@ -122,11 +123,50 @@ impl Group {
         }
         let name = &self.name;
         env.trace_with("signal", &format!("{signal:?}"), || format!("{name}: {signal:?}"));
-        if signal == Signal::CatchupDone && self.meta.as_deref_mut().is_some_and(|m| m.on_replay_done(env)) {
+        let ended = if signal == Signal::CatchupDone {
+            self.meta.as_deref_mut().and_then(|m| m.on_replay_done(env))
+        } else {
+            None
+        };
+        if let Some(kind) = ended {
             // §3.4: a recovery ends with a fresh snapshot and a compacted log.
             self.snapshot(env);
+            self.stay_out_if_removed(env, kind);
             crash_points::reach(env, CrashPoint::RecoveryFlushed);
         }
+    }
+
+    /// After the meta layer's recovery ended (from the tick, or as raft's replay ended with a
+    /// route up): a server its own log removed from the meta group (it applied the removal,
+    /// or a snapshot without it, in recovery, where JetStream ignores removals) stays out, as
+    /// if it had applied the removal then (§8.2). Judged by what the meta layer applied, which
+    /// is durable: raft's membership changes as soon as a commit index arrives, and stopping
+    /// JetStream on that dropped a removal still on its way to disk, so the restarted server
+    /// forgot it (churn seed 16808: n1, resumed from a pause, received its removal and the
+    /// commit at once, left, and came back with an empty meta log as a member of the initial
+    /// five). Both ways of ending a recovery ask: only the tick's did before, so a removed
+    /// server whose replay ended with a route up ran on outside the group, and announced
+    /// itself once servers joined by themselves (churn seed 16695 of v14). A server that joined
+    /// later knows it was a member from its log, even when a snapshot taken after its removal
+    /// no longer names it (churn seed 1612 of v14: re-added by a leader that had restarted
+    /// since the removal, and so knew no ban, it voted in groups with its stale copies).
+    /// True when it stays out.
+    pub(super) fn stay_out_if_removed(&mut self, env: &mut ServerEnv<'_>, kind: RecoveryKind) -> bool {
+        let me = env.node();
+        let Some(meta) = self.meta.as_deref_mut() else { return false };
+        let applied = meta.state.applied_index();
+        // The log a server restarts with shows it was a member; a catch-up's log is the
+        // leader's snapshot, which may predate this server's addition (a server just added
+        // catches up from a snapshot that does not name it).
+        let restarted_with_log = kind == RecoveryKind::Startup && self.node.holds_log();
+        let was_member =
+            super::Server::initial_peers(env).contains(&me) || self.node.was_member(me) || restarted_with_log;
+        if self.node.peers_at_index(applied).contains(&me) || !was_member {
+            return false;
+        }
+        env.observe(Observation::RemovalApplied { peer: me, leader_term: None });
+        meta.peers_removed.push((me, None));
+        true
     }
 }
 

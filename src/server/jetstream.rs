@@ -317,22 +317,18 @@ impl MetaLayer {
 
     /// Raft's replay-done signal (NRG's `nil` entry). Start-up recovery ends only once a route
     /// is up; true when the recovery ended here.
-    pub fn on_replay_done(&mut self, env: &mut ServerEnv<'_>) -> bool {
-        match self.recovery.as_mut() {
-            Some(recovery) => {
-                recovery.replay_done = true;
-                self.try_finish_recovery(env)
-            }
-            None => false,
-        }
+    pub fn on_replay_done(&mut self, env: &mut ServerEnv<'_>) -> Option<RecoveryKind> {
+        let recovery = self.recovery.as_mut()?;
+        recovery.replay_done = true;
+        self.try_finish_recovery(env)
     }
 
     /// End the recovery if raft's replay is done and (at start-up) a route exists: flush the
     /// staged work in the fixed order (§3.4). True when it ended; the caller then snapshots.
-    pub fn try_finish_recovery(&mut self, env: &mut ServerEnv<'_>) -> bool {
-        let Some(recovery) = self.recovery.as_ref() else { return false };
+    pub fn try_finish_recovery(&mut self, env: &mut ServerEnv<'_>) -> Option<RecoveryKind> {
+        let recovery = self.recovery.as_ref()?;
         if !recovery.replay_done || (recovery.kind == RecoveryKind::Startup && !self.route_up) {
-            return false;
+            return None;
         }
         let Recovery { kind, staged, .. } = self.recovery.take().expect("checked above");
         env.trace("meta-recovered", &(kind, self.state.applied_index(), staged.len()));
@@ -345,7 +341,7 @@ impl MetaLayer {
         if kind == RecoveryKind::Startup {
             self.orphan_check_at_ms = Some(env.monotonic_ms() + ORPHAN_CHECK_DELAY_MS);
         }
-        true
+        Some(kind)
     }
 
     /// S6: a recovery ends with exactly the projection of applying the same entries one by one

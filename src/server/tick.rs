@@ -247,23 +247,9 @@ impl Server {
             if self.groups.get(META).is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
         let Some(group) = self.groups.get_mut(META) else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
-        if meta.try_finish_recovery(env) {
+        if let Some(kind) = meta.try_finish_recovery(env) {
             group.snapshot(env);
-            // A server its own log removed from the meta group (it applied the removal, or a
-            // snapshot without it, in recovery, where JetStream ignores removals) stays out
-            // once recovered, as if it had applied the removal then (§8.2). Judged by what the
-            // meta layer applied, which is durable: raft's membership changes as soon as a
-            // commit index arrives, and stopping JetStream on that dropped a removal still on
-            // its way to disk, so the restarted server forgot it (churn seed 16808: n1, resumed
-            // from a pause, received its removal and the commit at once, left, and came back
-            // with an empty meta log as a member of the initial five).
-            let me = env.node();
-            let applied = group.meta.as_deref().expect("still there").state.applied_index();
-            let was_member = Self::initial_peers(env).contains(&me) || group.node.was_member(me);
-            if !group.node.peers_at_index(applied).contains(&me) && was_member {
-                let meta = group.meta.as_deref_mut().expect("still there");
-                env.observe(Observation::RemovalApplied { peer: me, leader_term: None });
-                meta.peers_removed.push((me, None));
+            if group.stay_out_if_removed(env, kind) {
                 return;
             }
         }
