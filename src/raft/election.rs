@@ -117,7 +117,11 @@ impl RaftNode {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             transfer,
-            needs_every_vote: self.needs_every_vote(),
+            // Also where a quorum is every member anyway (a group of two): a member still
+            // waiting to join grants such a candidate, which would otherwise need the vote of a
+            // member that never grants one (churn seeds 2688, 4261, 5619 and 6993 of v14: a
+            // group of two, one member an empty joiner, the other holding the log).
+            needs_every_vote: self.needs_every_vote() || self.votes_needed() >= self.peers_now().len(),
         };
         let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
         for peer in voters {

@@ -1669,6 +1669,32 @@ fn an_evicted_leader_needs_every_vote_until_its_term_commits() {
     assert!(!node.needs_every_vote(), "its term committed: the membership is agreed");
 }
 
+/// In a group of two a quorum is every member, and a candidate says so: a member still waiting
+/// to join grants it, which it refuses a candidate that a majority would elect (churn seeds
+/// 2688, 4261, 5619 and 6993 of v14: the member holding the log needed the joiner's vote and
+/// never got it). In a group of three a majority is no longer every member.
+#[test]
+fn a_candidate_of_a_group_of_two_needs_every_vote_and_a_joiner_grants_it() {
+    let held = vec![entry(1, 1), entry(2, 1)];
+    let request_of = |node: &mut RaftNode| {
+        node.campaign(10_000, &mut rng());
+        node.ready().messages.into_iter().find_map(|(_, m)| matches!(m, Message::RequestVote { .. }).then_some(m))
+    };
+    let mut member = restored(1, vec![1, 3], 1, held.clone());
+    let request = request_of(&mut member).expect("asks the other member");
+    assert!(matches!(request, Message::RequestVote { needs_every_vote: true, .. }), "{request:?}");
+    let mut joiner = RaftNode::new(config(3), vec![1, 3], 0, &mut rng());
+    joiner.wait_for_leader();
+    joiner.step(10_001, 1, request, &mut rng());
+    let granted =
+        joiner.ready().messages.iter().any(|(to, m)| *to == 1 && matches!(m, Message::Vote { granted: true, .. }));
+    assert!(granted, "the joiner grants a candidate that needs every vote");
+
+    let mut of_three = restored(1, vec![1, 3, 4], 1, held);
+    let request = request_of(&mut of_three).expect("asks the others");
+    assert!(matches!(request, Message::RequestVote { needs_every_vote: false, .. }), "{request:?}");
+}
+
 /// NRG `PauseApply`/`ResumeApply`: a paused follower keeps acknowledging and learning commits
 /// but hands nothing up and never campaigns, not even when a leader hands over to it; on resume
 /// it hands up what it missed and campaigns at once for the hand-over. A leader cannot pause.
