@@ -42,6 +42,10 @@ pub trait Workload: 'static {
     fn bulk_unit(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>, _index: u32) -> Vec<ClientOpOf<Self::Node>> {
         Vec::new()
     }
+    /// Start `node` of `servers` outside the system's initial membership, to join it by
+    /// itself (profiles with membership changes, in some seeds). Draws nothing; a system
+    /// without such joins leaves `config` as it is.
+    fn join_later(_config: &mut ConfigOf<Self::Node>, _node: NodeIndex, _servers: u32) {}
     /// One membership change (a peer remove) for profiles with membership changes; `None`
     /// when the system has none.
     fn membership_op(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>) -> Option<ClientOpOf<Self::Node>> {

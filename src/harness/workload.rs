@@ -26,8 +26,13 @@ impl Workload for MetaWorkload {
     }
 
     fn membership_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
-        // By id or by name (names are known only for servers heard from since start).
         let peer = rng.gen_range(0..5);
+        // A third: one peer of one stream (§8.2), whichever stream the name finds.
+        if rng.gen_range(0..3) == 0 {
+            let name = format!("S{}", rng.gen_range(0..4));
+            return Some(MetaOp::StreamPeerRemove { account: "A".into(), name, peer });
+        }
+        // By id or by name (names are known only for servers heard from since start).
         Some(if rng.gen_bool(0.5) {
             MetaOp::RemovePeer { peer: Some(peer), name: None }
         } else {
@@ -108,6 +113,12 @@ impl Workload for MetaWorkload {
     fn bulk_config(config: &mut ServerConfig) {
         config.max_streams_per_account = None;
         config.stream_capacity.clear();
+    }
+
+    /// `churn` seeds that start a server outside the meta group: it runs JetStream and joins
+    /// by itself (§8.1), as a server added to a running NATS cluster does.
+    fn join_later(config: &mut ServerConfig, node: NodeIndex, servers: u32) {
+        config.initial_peers = (0..servers).filter(|&n| n != node).collect();
     }
 
     /// The `mixed` profile's limited servers run without JetStream (§8.4): no meta group, no
