@@ -34,7 +34,8 @@ pub fn safety(
     touched: Touched,
 ) -> Result<(), CheckFailure> {
     removed_servers_disabled(ghost, cluster)?;
-    let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    // (applied index, server, digest): one per server at most, searched in place.
+    let mut projections: Vec<(u64, u32, u64)> = Vec::with_capacity(cluster.nodes.len());
     for (id, server, meta) in layers(cluster) {
         leadership_holds(ghost, id, server, meta)?;
         match touched {
@@ -132,7 +133,7 @@ fn stream_limit_holds(ghost: &Ghost, limit: Option<u32>, id: u32, meta: &MetaLay
 /// applied index runs ahead of its assignments until the flush.
 fn same_index_same_projection(
     ghost: &Ghost,
-    projections: &mut BTreeMap<u64, (u32, u64)>,
+    projections: &mut Vec<(u64, u32, u64)>,
     id: u32,
     meta: &MetaLayer,
 ) -> Result<(), CheckFailure> {
@@ -140,15 +141,18 @@ fn same_index_same_projection(
     if state.write_error().is_some() || meta.recovering() {
         return Ok(());
     }
-    let digest = state.projection_digest();
-    match projections.get(&state.applied_index()) {
-        Some(&(other, d)) if d != digest && ghost.tainted.is_empty() => fail(
-            "meta-same-index-same-projection",
-            id,
-            format!("projection at index {} differs from n{other}'s", state.applied_index()),
-        ),
-        _ => {
-            projections.insert(state.applied_index(), (id, digest));
+    let (index, digest) = (state.applied_index(), state.projection_digest());
+    match projections.iter_mut().find(|(i, _, _)| *i == index) {
+        Some(&mut (_, other, d)) if d != digest && ghost.tainted.is_empty() => {
+            fail("meta-same-index-same-projection", id, format!("projection at index {index} differs from n{other}'s"))
+        }
+        // The last server seen at an index stands for it, as the first did when it agreed.
+        Some(seen) => {
+            *seen = (index, id, digest);
+            Ok(())
+        }
+        None => {
+            projections.push((index, id, digest));
             Ok(())
         }
     }

@@ -175,7 +175,7 @@ impl CheckMemo {
             self.marks = marks;
             self.tainted = ghost.tainted.iter().copied().collect();
             self.membership = ghost.meta_membership.clone();
-            self.meta_members = members;
+            self.meta_members = members.to_vec();
         }
         scope
     }
