@@ -49,8 +49,8 @@ pub fn safety(
 }
 
 /// What one server's meta layer must hold on its own. The checks that walk every assignment
-/// are skipped when the memo saw them pass on the same assignments and local assets (a full
-/// sweep, `memo` None, runs them all).
+/// or every unsupported marker are skipped when the memo saw them pass on the same
+/// assignments, local assets and group names (a full sweep, `memo` None, runs them all).
 fn layer_holds(
     ghost: &Ghost,
     memo: Option<&mut CheckMemo>,
@@ -65,11 +65,11 @@ fn layer_holds(
     if let Err(e) = meta.state.check_structure() {
         return fail("meta-structure", id, e);
     }
-    unsupported_not_running(id, server, meta)?;
-    let mark = LayerMark::of(ghost, meta);
+    let mark = LayerMark::of(ghost, server, meta);
     if memo.as_ref().is_some_and(|memo| memo.layer_passed(id) == Some(mark)) {
         return Ok(());
     }
+    unsupported_not_running(id, server, meta)?;
     local_assets_follow_assignments(id, meta)?;
     stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)?;
     if let Some(memo) = memo {

@@ -139,17 +139,24 @@ pub struct CheckMemo {
 }
 
 /// What a meta layer's assignment-wide checks read: the applied assignments, the local assets,
-/// and whether any disk lied (the stream limit holds only where none did).
+/// the server's group names (an unsupported asset must have no node) and whether any disk
+/// lied (the stream limit holds only where none did).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerMark {
     state: Revision,
     local: Revision,
+    groups: Revision,
     untainted: bool,
 }
 
 impl LayerMark {
-    pub fn of(ghost: &Ghost, meta: &MetaLayer) -> Self {
-        LayerMark { state: meta.state.revision(), local: meta.local.revision(), untainted: ghost.tainted.is_empty() }
+    pub fn of(ghost: &Ghost, server: &Server, meta: &MetaLayer) -> Self {
+        LayerMark {
+            state: meta.state.revision(),
+            local: meta.local.revision(),
+            groups: server.groups_revision(),
+            untainted: ghost.tainted.is_empty(),
+        }
     }
 }
 
