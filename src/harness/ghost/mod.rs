@@ -353,7 +353,12 @@ impl Ghost {
     /// the meta group: NATS's peer removal (and the eviction that lets a group left without a
     /// quorum go on) may lose it, by the operator's decision.
     pub fn applied_only_by_removed(&self, group: &str, index: Index) -> bool {
-        group != META && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
+        self.applied_only_by_removed_in(group, self.group(group), index)
+    }
+
+    /// [`Self::applied_only_by_removed`], with `group`'s history looked up already.
+    pub fn applied_only_by_removed_in(&self, group: &str, history: &GroupHistory, index: Index) -> bool {
+        group != META && history.committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
     }
 
     /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
