@@ -229,9 +229,10 @@ impl CheckMemo {
             let same_members = match server.groups_touched() {
                 None => old.marks.iter_mut().zip(server.groups()).all(|(marked, group)| remark(marked, group)),
                 Some(touched) => touched.iter().all(|name| {
-                    let (Ok(at), Some(group)) =
-                        (old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), server.group(name))
-                    else {
+                    // Every input touches the meta group, whose mark is the last (see `GroupSet`).
+                    let last = old.marks.len().checked_sub(1).filter(|&at| name == META && old.marks[at].name == META);
+                    let at = last.map_or_else(|| old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), Ok);
+                    let (Ok(at), Some(group)) = (at, server.group(name)) else {
                         return true; // not running here, before and after (same group set)
                     };
                     remark(&mut old.marks[at], group)
