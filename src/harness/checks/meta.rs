@@ -248,7 +248,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
             }
         }
     }
-    cluster_size_converged(cluster, leader, &reference)
+    cluster_size_converged(cluster, leader, reference)
 }
 
 /// L5's verdict on one server's meta layer (a member, recoveries over): a local stream the
