@@ -598,26 +598,44 @@ impl MetaState {
             None => format!("stream {key}"),
             Some(name) => format!("consumer {key}:{name}"),
         };
-        let mut owners: BTreeMap<&str, (&StreamKey, Option<&str>)> = BTreeMap::new();
-        for (key, sa) in &self.streams {
+        // Every group name with its owner, in walk order, up to the first failure of another
+        // kind, which ends the walk; names are compared after it, sorted.
+        let mut names: Vec<(&str, &StreamKey, Option<&str>)> = Vec::new();
+        let mut failure = None;
+        'walk: for (key, sa) in &self.streams {
             if sa.account != key.account || sa.name != key.name {
-                return Err(format!("stream {} stored under {key}", sa.key()));
+                failure = Some(format!("stream {} stored under {key}", sa.key()));
+                break;
             }
             let groups = std::iter::once((&sa.group, None))
-                .chain(sa.consumers.iter().map(|(name, ca)| (&ca.group, Some(name.as_str()))));
+                .chain(sa.consumers.iter().map(|(name, ca)| (&ca.group, Some((name.as_str(), ca)))));
             for (group, consumer) in groups {
-                if let Some(name) = consumer {
-                    let ca = &sa.consumers[name];
+                if let Some((name, ca)) = consumer {
                     if ca.name != name || ca.stream != key.name || ca.account != key.account {
-                        return Err(format!("consumer {} stored under {key} as {name}", ca.key()));
+                        failure = Some(format!("consumer {} stored under {key} as {name}", ca.key()));
+                        break 'walk;
                     }
                 }
-                group.check().map_err(|e| format!("{}: {e}", owner(key, consumer)))?;
-                if let Some((other_key, other)) = owners.insert(group.name.as_str(), (key, consumer)) {
-                    let (a, b) = (owner(other_key, other), owner(key, consumer));
-                    return Err(format!("raft group {} used by {a} and {b}", group.name));
+                let consumer = consumer.map(|(name, _)| name);
+                if let Err(e) = group.check() {
+                    failure = Some(format!("{}: {e}", owner(key, consumer)));
+                    break 'walk;
                 }
+                names.push((group.name.as_str(), key, consumer));
             }
+        }
+        // A name used twice: the walk stopped at the first second use, which came before any
+        // failure it met later, and named the use before it.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_unstable_by(|&a, &b| names[a].0.cmp(names[b].0).then(a.cmp(&b)));
+        let twice = order.windows(2).filter(|w| names[w[0]].0 == names[w[1]].0).min_by_key(|w| w[1]);
+        if let Some(w) = twice {
+            let ((name, other_key, other), (_, key, consumer)) = (names[w[0]], names[w[1]]);
+            let (a, b) = (owner(other_key, other), owner(key, consumer));
+            return Err(format!("raft group {name} used by {a} and {b}"));
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
         if let Some(key) = self.unsupported_streams.keys().find(|k| !self.streams.contains_key(k)) {
             return Err(format!("unsupported marker for absent stream {key}"));

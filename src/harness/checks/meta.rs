@@ -1,5 +1,6 @@
 //! Meta-layer invariants (spec §10) over every running server's meta layer.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use sim::{CheckFailure, Cluster, Touched};
@@ -184,8 +185,15 @@ fn unsupported_not_running(id: u32, server: &Server, meta: &MetaLayer) -> Result
 fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
     let mut applied = meta.state.streams_by_key().peekable();
     for (key, asset) in meta.local.streams() {
-        while applied.next_if(|(k, _)| *k < key).is_some() {}
-        let Some((_, sa)) = applied.next_if(|(k, _)| *k == key) else { continue };
+        // One comparison of keys per step of either walk.
+        let sa = loop {
+            match applied.peek().map(|(k, _)| (*k).cmp(key)) {
+                Some(Ordering::Less) => applied.next(),
+                Some(Ordering::Equal) => break applied.next().map(|(_, sa)| sa),
+                Some(Ordering::Greater) | None => break None,
+            };
+        };
+        let Some(sa) = sa else { continue };
         if asset.running && sa.group.name != asset.group_name {
             let what =
                 format!("runs stream {key} in group {} but its assignment names {}", asset.group_name, sa.group.name);
