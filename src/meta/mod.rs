@@ -26,6 +26,7 @@ pub mod inflight;
 pub mod local;
 pub mod model;
 pub mod peers;
+pub mod projection;
 pub mod queries;
 pub mod recovery;
 pub mod request;

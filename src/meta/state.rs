@@ -12,6 +12,7 @@ use super::model::{
     ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
     StreamConfig, StreamKey, API_LEVEL,
 };
+use super::projection::{self, consumer_term, stream_term, stream_with_consumers_term};
 use super::revision::Revision;
 
 // Defined with the meta layer's other errors; `meta::state::ApplyError` still names it.
@@ -66,9 +67,12 @@ pub struct MetaState {
     pub(super) write_error: Option<String>,
     /// Highest log index handed to `apply` or `note_applied`.
     pub(super) applied_index: u64,
-    /// [`MetaState::projection_digest`], computed on first use after a change: the checker
-    /// asks after every simulated event, the state changes only on apply.
-    digest_cache: Cell<Option<u64>>,
+    /// [`MetaState::projection_digest`], kept as `streams` changes: the sum of the terms of
+    /// every stream and consumer (see [`projection`]).
+    projection_sum: u64,
+    /// Debug builds: whether `projection_sum` was checked against a digest from scratch since
+    /// the last change.
+    digest_checked: Cell<bool>,
     /// [`MetaState::check_structure`]'s verdict, kept the same way.
     structure_cache: RefCell<Option<Result<(), String>>>,
     /// Stamped anew on every change, with the caches above.
@@ -134,7 +138,8 @@ impl MetaState {
             unsupported_consumers: BTreeMap::new(),
             write_error: None,
             applied_index: 0,
-            digest_cache: Cell::new(None),
+            projection_sum: 0,
+            digest_checked: Cell::new(false),
             structure_cache: RefCell::new(None),
             revision: Revision::fresh(),
         }
@@ -303,7 +308,8 @@ impl MetaState {
         self.changed();
         let key = sa.key();
         let bound = created_bound(sa.created_ms);
-        if self.streams.remove(&key).is_some() {
+        if let Some(old) = self.streams.remove(&key) {
+            self.projection_sum = self.projection_sum.wrapping_sub(stream_with_consumers_term(&key, &old));
             self.unsupported_streams.remove(&key);
             self.unsupported_consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
             effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: bound });
@@ -342,7 +348,10 @@ impl MetaState {
         };
         assert_eq!(ca.stream, sa.name, "a consumer's stream names its parent");
         let (created_ms, group) = (ca.created_ms, ca.group.clone());
+        let replaced = sa.consumers.get(&ca.name).map_or(0, |old| consumer_term(&skey, &ca.name, old));
+        let added = consumer_term(&skey, &ca.name, &ca);
         sa.consumers.insert(ca.name.clone(), ca);
+        self.projection_sum = self.projection_sum.wrapping_sub(replaced).wrapping_add(added);
         self.changed();
         if let Some(reason) = unsupported {
             self.unsupported_consumers.entry(key.clone()).or_insert_with(|| reason.to_string());
@@ -380,7 +389,8 @@ impl MetaState {
         self.changed();
         let key = ca.key();
         let bound = created_bound(ca.created_ms);
-        let parent = self.streams.get_mut(&ca.stream_key());
+        let skey = ca.stream_key();
+        let parent = self.streams.get_mut(&skey);
         let had_parent = parent.is_some();
         let kept = parent.as_ref().is_some_and(|sa| sa.consumers.contains_key(&ca.name));
         let matched = parent.and_then(|sa| match sa.consumers.get(&ca.name) {
@@ -388,7 +398,8 @@ impl MetaState {
             Some(old) if old.group.name == ca.group.name => sa.consumers.remove(&ca.name),
             _ => None,
         });
-        if matched.is_some() {
+        if let Some(old) = matched {
+            self.projection_sum = self.projection_sum.wrapping_sub(consumer_term(&skey, &ca.name, &old));
             self.unsupported_consumers.remove(&key);
             effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
             respond(effects, reply, Outcome::ConsumerDeleted(key));
@@ -417,9 +428,16 @@ impl MetaState {
         if let Some(reason) = unsupported {
             self.unsupported_streams.entry(key.clone()).or_insert_with(|| reason.to_string());
         }
-        if let Some(old) = self.streams.remove(&key) {
-            sa.consumers = old.consumers;
-        }
+        // The consumers carried over keep their terms; only the stream's own changes.
+        self.projection_sum = match self.streams.remove(&key) {
+            Some(old) => {
+                let sum =
+                    self.projection_sum.wrapping_sub(stream_term(&key, &old)).wrapping_add(stream_term(&key, &sa));
+                sa.consumers = old.consumers;
+                sum
+            }
+            None => self.projection_sum.wrapping_add(stream_with_consumers_term(&key, &sa)),
+        };
         self.streams.insert(key, sa);
     }
 
@@ -539,14 +557,15 @@ impl MetaState {
         project(&self.streams)
     }
 
-    /// A fixed digest of [`MetaState::projection`], for "same applied index ⇒ same projection".
+    /// A fixed digest of [`MetaState::projection`], for "same applied index ⇒ same projection"
+    /// (see [`projection`]). Kept as the state changes; debug builds check it against a digest
+    /// from scratch once after every change.
     pub fn projection_digest(&self) -> u64 {
-        if let Some(d) = self.digest_cache.get() {
-            return d;
+        if cfg!(debug_assertions) && !self.digest_checked.replace(true) {
+            let full = projection::projection_digest_of(&self.streams);
+            assert_eq!(self.projection_sum, full, "the kept projection digest drifted from the assignments");
         }
-        let d = sim::hash::digest(&self.projection());
-        self.digest_cache.set(Some(d));
-        d
+        self.projection_sum
     }
 
     /// Spec S10: one stream per key and keyed by its own identity; consumers keyed by name with
@@ -563,7 +582,7 @@ impl MetaState {
 
     /// Forget the cached digest and verdict: the state is about to change.
     pub(super) fn changed(&mut self) {
-        self.digest_cache.set(None);
+        self.digest_checked.set(false);
         *self.structure_cache.get_mut() = None;
         self.revision = Revision::fresh();
     }
@@ -579,26 +598,44 @@ impl MetaState {
             None => format!("stream {key}"),
             Some(name) => format!("consumer {key}:{name}"),
         };
-        let mut owners: BTreeMap<&str, (&StreamKey, Option<&str>)> = BTreeMap::new();
-        for (key, sa) in &self.streams {
+        // Every group name with its owner, in walk order, up to the first failure of another
+        // kind, which ends the walk; names are compared after it, sorted.
+        let mut names: Vec<(&str, &StreamKey, Option<&str>)> = Vec::new();
+        let mut failure = None;
+        'walk: for (key, sa) in &self.streams {
             if sa.account != key.account || sa.name != key.name {
-                return Err(format!("stream {} stored under {key}", sa.key()));
+                failure = Some(format!("stream {} stored under {key}", sa.key()));
+                break;
             }
             let groups = std::iter::once((&sa.group, None))
-                .chain(sa.consumers.iter().map(|(name, ca)| (&ca.group, Some(name.as_str()))));
+                .chain(sa.consumers.iter().map(|(name, ca)| (&ca.group, Some((name.as_str(), ca)))));
             for (group, consumer) in groups {
-                if let Some(name) = consumer {
-                    let ca = &sa.consumers[name];
+                if let Some((name, ca)) = consumer {
                     if ca.name != name || ca.stream != key.name || ca.account != key.account {
-                        return Err(format!("consumer {} stored under {key} as {name}", ca.key()));
+                        failure = Some(format!("consumer {} stored under {key} as {name}", ca.key()));
+                        break 'walk;
                     }
                 }
-                group.check().map_err(|e| format!("{}: {e}", owner(key, consumer)))?;
-                if let Some((other_key, other)) = owners.insert(group.name.as_str(), (key, consumer)) {
-                    let (a, b) = (owner(other_key, other), owner(key, consumer));
-                    return Err(format!("raft group {} used by {a} and {b}", group.name));
+                let consumer = consumer.map(|(name, _)| name);
+                if let Err(e) = group.check() {
+                    failure = Some(format!("{}: {e}", owner(key, consumer)));
+                    break 'walk;
                 }
+                names.push((group.name.as_str(), key, consumer));
             }
+        }
+        // A name used twice: the walk stopped at the first second use, which came before any
+        // failure it met later, and named the use before it.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_unstable_by(|&a, &b| names[a].0.cmp(names[b].0).then(a.cmp(&b)));
+        let twice = order.windows(2).filter(|w| names[w[0]].0 == names[w[1]].0).min_by_key(|w| w[1]);
+        if let Some(w) = twice {
+            let ((name, other_key, other), (_, key, consumer)) = (names[w[0]], names[w[1]]);
+            let (a, b) = (owner(other_key, other), owner(key, consumer));
+            return Err(format!("raft group {name} used by {a} and {b}"));
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
         if let Some(key) = self.unsupported_streams.keys().find(|k| !self.streams.contains_key(k)) {
             return Err(format!("unsupported marker for absent stream {key}"));

@@ -350,7 +350,7 @@ impl Group {
         }
         let meta = self.meta.as_deref().map(MetaLayer::snapshot);
         if let Some(m) = &meta {
-            let digest = sim::hash::digest(&crate::meta::state::project(&m.streams));
+            let digest = crate::meta::projection::projection_digest_of(&m.streams);
             env.observe(Observation::MetaSnapshotTaken { index, digest });
         }
         let data = GroupSnapshot { applied: self.applied, meta };

@@ -285,7 +285,7 @@ impl MetaLayer {
     /// A meta snapshot at `index`: staged while recovering, else applied as a diff, after
     /// which local orphans are removed silently (§3.3 step 5).
     pub fn install(&mut self, env: &mut ServerEnv<'_>, index: Index, snapshot: MetaSnapshot) {
-        let digest = sim::hash::digest(&crate::meta::state::project(&snapshot.streams));
+        let digest = crate::meta::projection::projection_digest_of(&snapshot.streams);
         let me = env.node();
         env.observe(Observation::MetaSnapshotInstalled { index, digest, streams: &snapshot.streams });
         if let Some(recovery) = self.recovery.as_mut() {

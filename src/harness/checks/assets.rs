@@ -45,7 +45,7 @@ pub fn asset_groups_live(
         if members.len() < asset.group.peers.len() / 2 + 1 {
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
         }
-        if !stuck(&asset, &members, &meta_peers) {
+        if !stuck(&asset, &members, meta_peers) {
             group_live(&asset, &members)?;
         }
     }

@@ -1,5 +1,6 @@
 //! Meta-layer invariants (spec §10) over every running server's meta layer.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use sim::{CheckFailure, Cluster, Touched};
@@ -34,7 +35,8 @@ pub fn safety(
     touched: Touched,
 ) -> Result<(), CheckFailure> {
     removed_servers_disabled(ghost, cluster)?;
-    let mut projections: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    // (applied index, server, digest): one per server at most, searched in place.
+    let mut projections: Vec<(u64, u32, u64)> = Vec::with_capacity(cluster.nodes.len());
     for (id, server, meta) in layers(cluster) {
         leadership_holds(ghost, id, server, meta)?;
         match touched {
@@ -48,8 +50,8 @@ pub fn safety(
 }
 
 /// What one server's meta layer must hold on its own. The checks that walk every assignment
-/// are skipped when the memo saw them pass on the same assignments and local assets (a full
-/// sweep, `memo` None, runs them all).
+/// or every unsupported marker are skipped when the memo saw them pass on the same
+/// assignments, local assets and group names (a full sweep, `memo` None, runs them all).
 fn layer_holds(
     ghost: &Ghost,
     memo: Option<&mut CheckMemo>,
@@ -64,11 +66,11 @@ fn layer_holds(
     if let Err(e) = meta.state.check_structure() {
         return fail("meta-structure", id, e);
     }
-    unsupported_not_running(id, server, meta)?;
-    let mark = LayerMark::of(ghost, meta);
+    let mark = LayerMark::of(ghost, server, meta);
     if memo.as_ref().is_some_and(|memo| memo.layer_passed(id) == Some(mark)) {
         return Ok(());
     }
+    unsupported_not_running(id, server, meta)?;
     local_assets_follow_assignments(id, meta)?;
     stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)?;
     if let Some(memo) = memo {
@@ -132,7 +134,7 @@ fn stream_limit_holds(ghost: &Ghost, limit: Option<u32>, id: u32, meta: &MetaLay
 /// applied index runs ahead of its assignments until the flush.
 fn same_index_same_projection(
     ghost: &Ghost,
-    projections: &mut BTreeMap<u64, (u32, u64)>,
+    projections: &mut Vec<(u64, u32, u64)>,
     id: u32,
     meta: &MetaLayer,
 ) -> Result<(), CheckFailure> {
@@ -140,15 +142,18 @@ fn same_index_same_projection(
     if state.write_error().is_some() || meta.recovering() {
         return Ok(());
     }
-    let digest = state.projection_digest();
-    match projections.get(&state.applied_index()) {
-        Some(&(other, d)) if d != digest && ghost.tainted.is_empty() => fail(
-            "meta-same-index-same-projection",
-            id,
-            format!("projection at index {} differs from n{other}'s", state.applied_index()),
-        ),
-        _ => {
-            projections.insert(state.applied_index(), (id, digest));
+    let (index, digest) = (state.applied_index(), state.projection_digest());
+    match projections.iter_mut().find(|(i, _, _)| *i == index) {
+        Some(&mut (_, other, d)) if d != digest && ghost.tainted.is_empty() => {
+            fail("meta-same-index-same-projection", id, format!("projection at index {index} differs from n{other}'s"))
+        }
+        // The last server seen at an index stands for it, as the first did when it agreed.
+        Some(seen) => {
+            *seen = (index, id, digest);
+            Ok(())
+        }
+        None => {
+            projections.push((index, id, digest));
             Ok(())
         }
     }
@@ -180,8 +185,15 @@ fn unsupported_not_running(id: u32, server: &Server, meta: &MetaLayer) -> Result
 fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
     let mut applied = meta.state.streams_by_key().peekable();
     for (key, asset) in meta.local.streams() {
-        while applied.next_if(|(k, _)| *k < key).is_some() {}
-        let Some((_, sa)) = applied.next_if(|(k, _)| *k == key) else { continue };
+        // One comparison of keys per step of either walk.
+        let sa = loop {
+            match applied.peek().map(|(k, _)| (*k).cmp(key)) {
+                Some(Ordering::Less) => applied.next(),
+                Some(Ordering::Equal) => break applied.next().map(|(_, sa)| sa),
+                Some(Ordering::Greater) | None => break None,
+            };
+        };
+        let Some(sa) = sa else { continue };
         if asset.running && sa.group.name != asset.group_name {
             let what =
                 format!("runs stream {key} in group {} but its assignment names {}", asset.group_name, sa.group.name);
@@ -245,7 +257,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
             }
         }
     }
-    cluster_size_converged(cluster, leader, &reference)
+    cluster_size_converged(cluster, leader, reference)
 }
 
 /// L5's verdict on one server's meta layer (a member, recoveries over): a local stream the

@@ -36,13 +36,13 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
 /// The meta group's members as the most advanced running server (highest applied meta index,
 /// then lowest id) knows them. A server removed while it was down never learns it and still
 /// counts itself in; nobody else does, so liveness owes it nothing.
-pub fn meta_members<'a>(running: impl Iterator<Item = (NodeIndex, &'a Server)>) -> Vec<PeerId> {
-    let mut best: Option<(Index, Vec<PeerId>)> = None;
+pub fn meta_members<'a>(running: impl Iterator<Item = (NodeIndex, &'a Server)>) -> &'a [PeerId] {
+    let mut best: Option<(Index, &[PeerId])> = None;
     for (_, server) in running {
         let Some(group) = server.group(META) else { continue };
         let applied = group.node.applied_index();
-        if best.as_ref().is_none_or(|(a, _)| applied > *a) {
-            best = Some((applied, group.node.peers().to_vec()));
+        if best.is_none_or(|(a, _)| applied > a) {
+            best = Some((applied, group.node.peers()));
         }
     }
     best.map(|(_, peers)| peers).unwrap_or_default()

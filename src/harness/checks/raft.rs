@@ -8,7 +8,7 @@ use sim::{CheckFailure, Cluster, NodeStatus};
 
 use super::meta_members;
 use super::scope::Scope;
-use crate::harness::ghost::Ghost;
+use crate::harness::ghost::{Ghost, GroupHistory};
 use crate::raft::Role;
 use crate::server::group::Group;
 use crate::server::storage::GroupFiles;
@@ -54,6 +54,8 @@ fn group_safety<'a>(
     chains: &mut BTreeMap<(&'a str, u64), (u32, u64)>,
 ) -> Result<(), CheckFailure> {
     let name = group.name.as_str();
+    // Looked up once: the ghost keeps every group's history by name.
+    let history = ghost.group(name);
     {
         let node = &group.node;
         if node.applied_index() > node.commit_index() {
@@ -76,12 +78,12 @@ fn group_safety<'a>(
             }
         }
         chains.insert((name, applied.index), (id, applied.chain));
-        leader_completeness(ghost, cluster, id, group)?;
+        leader_completeness(ghost, history, cluster, id, group)?;
         // A removed server's stale copy of an asset group may elect itself with another
         // removed server's vote; the members went on without both (churn seed 2314).
         if node.leader() && !ghost.stale_copy(name, id) {
-            let needed = ghost.group(name).last_committed_before(node.term());
-            let lost = ghost.applied_only_by_removed(name, needed);
+            let needed = history.last_committed_before(node.term());
+            let lost = ghost.applied_only_by_removed_in(name, history, needed);
             if applied.index < needed && ghost.tainted.is_empty() && !lost {
                 return fail(
                     "raft-leader-apply-barrier",
@@ -105,13 +107,14 @@ fn group_safety<'a>(
 /// candidate; counting replicas of an old-term entry (Figure 8) does not.
 fn leader_completeness(
     ghost: &Ghost,
+    history: &GroupHistory,
     cluster: &Cluster<'_, Server>,
     id: u32,
     group: &Group,
 ) -> Result<(), CheckFailure> {
     let candidate = cluster.server(id).expect("checked servers run");
     let name = group.name.as_str();
-    let Some((&index, entry)) = ghost.group(name).committed.iter().next_back() else { return Ok(()) };
+    let Some((&index, entry)) = history.committed.iter().next_back() else { return Ok(()) };
     let node = &group.node;
     let holds = node.snapshot_index() >= index || node.entry_term(index) == Some(entry.term);
     if holds || !ghost.tainted.is_empty() || !node.may_campaign() {

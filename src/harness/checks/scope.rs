@@ -139,17 +139,24 @@ pub struct CheckMemo {
 }
 
 /// What a meta layer's assignment-wide checks read: the applied assignments, the local assets,
-/// and whether any disk lied (the stream limit holds only where none did).
+/// the server's group names (an unsupported asset must have no node) and whether any disk
+/// lied (the stream limit holds only where none did).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerMark {
     state: Revision,
     local: Revision,
+    groups: Revision,
     untainted: bool,
 }
 
 impl LayerMark {
-    pub fn of(ghost: &Ghost, meta: &MetaLayer) -> Self {
-        LayerMark { state: meta.state.revision(), local: meta.local.revision(), untainted: ghost.tainted.is_empty() }
+    pub fn of(ghost: &Ghost, server: &Server, meta: &MetaLayer) -> Self {
+        LayerMark {
+            state: meta.state.revision(),
+            local: meta.local.revision(),
+            groups: server.groups_revision(),
+            untainted: ghost.tainted.is_empty(),
+        }
     }
 }
 
@@ -175,7 +182,7 @@ impl CheckMemo {
             self.marks = marks;
             self.tainted = ghost.tainted.iter().copied().collect();
             self.membership = ghost.meta_membership.clone();
-            self.meta_members = members;
+            self.meta_members = members.to_vec();
         }
         scope
     }
@@ -222,9 +229,10 @@ impl CheckMemo {
             let same_members = match server.groups_touched() {
                 None => old.marks.iter_mut().zip(server.groups()).all(|(marked, group)| remark(marked, group)),
                 Some(touched) => touched.iter().all(|name| {
-                    let (Ok(at), Some(group)) =
-                        (old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), server.group(name))
-                    else {
+                    // Every input touches the meta group, whose mark is the last (see `GroupSet`).
+                    let last = old.marks.len().checked_sub(1).filter(|&at| name == META && old.marks[at].name == META);
+                    let at = last.map_or_else(|| old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), Ok);
+                    let (Ok(at), Some(group)) = (at, server.group(name)) else {
                         return true; // not running here, before and after (same group set)
                     };
                     remark(&mut old.marks[at], group)

@@ -9,6 +9,7 @@ mod meta;
 mod placement;
 mod requests;
 
+use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,12 +61,37 @@ pub struct GroupHistory {
     /// leader (Figure 8) need not be in the log of a stale leader of T, which can still win
     /// with votes granted long ago.
     commit_by_term: BTreeMap<Term, Index>,
+    /// The highest term in `commit_by_term`, the highest index in it, and the highest index
+    /// of the terms below `last_term`, kept as it grows: the checks ask
+    /// [`Self::last_committed_before`] of every leader after every event, nearly always for
+    /// the newest term or one above it.
+    last_term: Term,
+    commit_max: Index,
+    commit_max_below_last: Index,
 }
 
 impl GroupHistory {
     /// The highest index the leader of a term below `term` committed.
     pub fn last_committed_before(&self, term: Term) -> Index {
-        self.commit_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0)
+        let index = match term.cmp(&self.last_term) {
+            Ordering::Greater => self.commit_max,
+            Ordering::Equal => self.commit_max_below_last,
+            Ordering::Less => self.commit_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0),
+        };
+        debug_assert_eq!(index, self.commit_by_term.range(..term).map(|(_, i)| *i).max().unwrap_or(0), "term {term}");
+        index
+    }
+
+    /// The leader of `term` committed up to `commit`.
+    fn leader_committed(&mut self, term: Term, commit: Index) {
+        let reached = self.commit_by_term.entry(term).or_default();
+        *reached = (*reached).max(commit);
+        if term > self.last_term {
+            (self.last_term, self.commit_max_below_last) = (term, self.commit_max);
+        } else if term < self.last_term {
+            self.commit_max_below_last = self.commit_max_below_last.max(commit);
+        }
+        self.commit_max = self.commit_max.max(commit);
     }
 }
 
@@ -135,8 +161,14 @@ pub struct Ghost {
 /// A stream incarnation: its key, its created time and the first group of its line.
 pub type Incarnation = (StreamKey, u64, String);
 
-static NO_HISTORY: GroupHistory =
-    GroupHistory { leaders: BTreeMap::new(), committed: BTreeMap::new(), commit_by_term: BTreeMap::new() };
+static NO_HISTORY: GroupHistory = GroupHistory {
+    leaders: BTreeMap::new(),
+    committed: BTreeMap::new(),
+    commit_by_term: BTreeMap::new(),
+    last_term: 0,
+    commit_max: 0,
+    commit_max_below_last: 0,
+};
 
 impl Ghost {
     /// The history of `group` (empty if nothing happened in it yet).
@@ -218,15 +250,13 @@ impl Ghost {
         // Every leader reports on every input: a known leader of a known group costs one lookup.
         if let Some(history) = self.groups.get_mut(group) {
             if history.leaders.get(&term) == Some(&node) {
-                let reached = history.commit_by_term.entry(term).or_default();
-                *reached = (*reached).max(commit);
+                history.leader_committed(term, commit);
                 return;
             }
         }
         let recorded = self.group(group).leaders.get(&term).copied();
         let history = self.history(group);
-        let reached = history.commit_by_term.entry(term).or_default();
-        *reached = (*reached).max(commit);
+        history.leader_committed(term, commit);
         match recorded {
             None => {
                 history.leaders.insert(term, node);
@@ -323,7 +353,12 @@ impl Ghost {
     /// the meta group: NATS's peer removal (and the eviction that lets a group left without a
     /// quorum go on) may lose it, by the operator's decision.
     pub fn applied_only_by_removed(&self, group: &str, index: Index) -> bool {
-        group != META && self.group(group).committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
+        self.applied_only_by_removed_in(group, self.group(group), index)
+    }
+
+    /// [`Self::applied_only_by_removed`], with `group`'s history looked up already.
+    pub fn applied_only_by_removed_in(&self, group: &str, history: &GroupHistory, index: Index) -> bool {
+        group != META && history.committed.get(&index).is_some_and(|c| self.all_removed(c.applied_by))
     }
 
     /// `node` installed a snapshot of `group` ending at `index` whose state chain is `chain`.
