@@ -142,13 +142,6 @@ impl RaftNode {
         self.membership.iter().any(|(_, peers)| peers.binary_search(&peer).is_ok())
     }
 
-    /// Whether this node holds any of the group's log (entries or a snapshot). Only members
-    /// and learners are sent the log, so in a group without learners (the meta group) a node
-    /// that holds some was a member, even when its snapshot's membership no longer says so.
-    pub fn holds_log(&self) -> bool {
-        self.log.last_index() > 0
-    }
-
     /// The membership in force at `index` (at least the snapshot point): what the upper layer
     /// has seen once it applied up to `index`, where `peers` may be ahead of it.
     pub fn peers_at_index(&self, index: Index) -> &[PeerId] {

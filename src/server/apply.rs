@@ -146,22 +146,17 @@ impl Group {
     /// commit at once, left, and came back with an empty meta log as a member of the initial
     /// five). Both ways of ending a recovery ask: only the tick's did before, so a removed
     /// server whose replay ended with a route up ran on outside the group, and announced
-    /// itself once servers joined by themselves (churn seed 16695 of v14). A server that joined
-    /// later knows it was a member from its log, even when a snapshot taken after its removal
-    /// no longer names it (churn seed 1612 of v14: re-added by a leader that had restarted
-    /// since the removal, and so knew no ban, it voted in groups with its stale copies).
-    /// True when it stays out.
+    /// itself once servers joined by themselves (churn seed 16695 of v14). True when it stays
+    /// out.
     pub(super) fn stay_out_if_removed(&mut self, env: &mut ServerEnv<'_>, kind: RecoveryKind) -> bool {
         let me = env.node();
         let Some(meta) = self.meta.as_deref_mut() else { return false };
         let applied = meta.state.applied_index();
-        // The log a server restarts with shows it was a member; a catch-up's log is the
-        // leader's snapshot, which may predate this server's addition (a server just added
-        // catches up from a snapshot that does not name it).
-        let restarted_with_log = kind == RecoveryKind::Startup && self.node.holds_log();
-        let was_member =
-            super::Server::initial_peers(env).contains(&me) || self.node.was_member(me) || restarted_with_log;
-        if self.node.peers_at_index(applied).contains(&me) || !was_member {
+        let was_member = super::Server::initial_peers(env).contains(&me) || self.node.was_member(me);
+        // A catch-up's snapshot may predate an addition raft already counts (a server added
+        // back after a removal catches up from a snapshot that does not name it).
+        let member_now = kind == RecoveryKind::Catchup && self.node.peers().contains(&me);
+        if self.node.peers_at_index(applied).contains(&me) || !was_member || member_now {
             return false;
         }
         env.observe(Observation::RemovalApplied { peer: me, leader_term: None });

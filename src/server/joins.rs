@@ -16,9 +16,9 @@ use super::Server;
 use crate::raft::ProposeError;
 
 impl Server {
-    /// From the tick: a server outside the meta group that was never in it (it holds none of
-    /// the meta log, which only members are sent; a removed one knows it was removed and stays
-    /// out) announces itself, once its meta layer has recovered, every heartbeat.
+    /// From the tick: a server outside the meta group that was never in it by its own log
+    /// (a removed one knows it was removed and stays out) announces itself, once its meta
+    /// layer has recovered, every heartbeat.
     pub(super) fn announce_if_outsider(&mut self, env: &mut ServerEnv<'_>) {
         let now = env.monotonic_ms();
         if now < self.announce_at_ms {
@@ -29,8 +29,7 @@ impl Server {
         // A removal this server has just applied stops JetStream as the input settles.
         let leaving = |m: &MetaLayer| m.peers_removed.iter().any(|&(p, _)| p == me);
         let recovered = group.meta.as_deref().is_some_and(|m| !m.recovering() && !leaving(m));
-        let was_member = group.node.was_member(me) || group.node.holds_log();
-        if !recovered || group.node.peers().contains(&me) || was_member {
+        if !recovered || group.node.peers().contains(&me) || group.node.was_member(me) {
             return;
         }
         self.announce_at_ms = now + env.config().heartbeat_ms;
