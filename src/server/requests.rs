@@ -160,21 +160,10 @@ impl Server {
         let reply = Reply { client: u64::from(origin), request };
         let mut rng = forked_rng(env);
         match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
-            Ok(entry) => {
-                let left_behind = group_left_behind(&body, &entry, &meta.state, &meta.inflight);
-                match propose_meta(env, group, term, &entry, &ctx.meta_peers) {
-                    Ok(index) => env.trace("proposed", &(index, origin, request)),
-                    Err(e) => {
-                        env.trace("propose-refused", &e);
-                        return;
-                    }
-                }
-                if let Some(lost) = left_behind {
-                    // An R1 stream a peer removal moved: its messages stay behind, as in NATS.
-                    env.trace("group-data-lost", &lost);
-                    env.observe(Observation::GroupEmptied { group: &lost });
-                }
-            }
+            Ok(entry) => match propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+                Ok(index) => env.trace("proposed", &(index, origin, request)),
+                Err(e) => env.trace("propose-refused", &e),
+            },
             Err(e) => {
                 env.probe(super::probes::refusal(&e));
                 self.send_answer(env, origin, request, Err(e.to_string()))
@@ -289,21 +278,6 @@ impl Server {
             _ => unreachable!("requests are handled above"),
         }
     }
-}
-
-/// The group a stream peer removal leaves for good: an R1 stream moved to a fresh group on
-/// another server (a replicated group keeps its name and its members' data).
-fn group_left_behind(
-    body: &MetaRequest,
-    entry: &meta::MetaEntry,
-    state: &meta::MetaState,
-    inflight: &meta::Inflight,
-) -> Option<String> {
-    let (MetaRequest::RemoveStreamPeer { .. }, meta::MetaEntry::UpdateStream { sa, .. }) = (body, entry) else {
-        return None;
-    };
-    let old = inflight.stream_or_inflight(state, &sa.key())?;
-    (old.group.name != sa.group.name).then(|| old.group.name.clone())
 }
 
 /// Why leader `me` of a group refuses to step down, as NATS refuses it: a preferred server
