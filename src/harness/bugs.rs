@@ -85,5 +85,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: UNKNOWN_SERVERS_NOT_ADDED,
         what: "the meta leader never adds a server that runs JetStream outside the meta group (NRG's trackPeer does, §8.1), so only an operator's add-peer brings a new server in",
     },
+    BugSwitch {
+        name: RECREATE_KEEPS_LOCAL_STATE,
+        what: "a server that missed a stream's delete and re-create updates its old copy in place when the new one reaches it (NATS processClusterCreateStream): the old incarnation's consumers and R1 store stay with the new one",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

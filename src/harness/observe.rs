@@ -23,6 +23,9 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         }
         Observation::GroupEmptied { group } => ghost.observe_group_emptied(group),
         Observation::GroupDropped { group } => ghost.observe_group_dropped(group, node),
+        Observation::StoreCarried { stream, from, to, messages } => {
+            ghost.observe_store_carried(node, stream, from, to, messages)
+        }
         Observation::MetaEntry { index, data } => ghost.observe_meta_entry(index, data),
         Observation::Projection { index, digest } => ghost.observe_projection(node, index, digest),
         Observation::MetaSnapshotTaken { index, digest } => ghost.observe_meta_snapshot_taken(node, index, digest),

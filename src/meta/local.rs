@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{ConsumerKey, StreamAssignment, StreamKey};
+use super::recovery::recreated;
 use super::revision::Revision;
 use super::state::{Effect, MetaState};
 
@@ -67,6 +68,13 @@ pub enum LocalChange {
     /// changed (the old group's node must go).
     Updated {
         regrouped: Option<String>,
+    },
+    /// An existing local stream became a new incarnation of its name (another created time
+    /// and another group: S13's recreate rule), as when this server missed a delete and a
+    /// re-create and a snapshot or recovery brought the new one. What the old one held stays
+    /// in `old_group`, which must go; the old incarnation's consumers are not the new one's.
+    Reincarnated {
+        old_group: String,
     },
     Stopped,
     Removed,
@@ -144,7 +152,18 @@ impl LocalAssets {
     pub fn apply_effect(&mut self, effect: &Effect) -> LocalChange {
         self.revision = Revision::fresh();
         match effect {
-            Effect::RunStream { key, created_ms, group } => run(&mut self.streams, key, *created_ms, &group.name),
+            Effect::RunStream { key, created_ms, group } => {
+                let new_incarnation = self
+                    .streams
+                    .get(key)
+                    .is_some_and(|a| recreated(a.created_ms, &a.group_name, *created_ms, &group.name));
+                match run(&mut self.streams, key, *created_ms, &group.name) {
+                    LocalChange::Updated { regrouped: Some(old_group) } if new_incarnation => {
+                        LocalChange::Reincarnated { old_group }
+                    }
+                    change => change,
+                }
+            }
             Effect::StopStream { key } => {
                 let change = stop(&mut self.streams, key);
                 // A stopped stream cannot serve its consumers.
@@ -193,6 +212,18 @@ impl LocalAssets {
             }
             Effect::Respond { .. } => LocalChange::NotLocal,
         }
+    }
+
+    /// The public consumers of local stream `key`: after a [`LocalChange::Reincarnated`], those
+    /// of the older incarnation, which the caller removes.
+    pub fn public_consumers_of(&self, key: &StreamKey) -> Vec<ConsumerKey> {
+        let from = ConsumerKey::new(key.account.clone(), key.name.clone(), "");
+        self.consumers
+            .range(from..)
+            .take_while(|(k, _)| k.account == key.account && k.stream == key.name)
+            .filter(|(_, a)| !a.direct)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Restore a stream found on this server's disk at start-up. Of two files for one key the

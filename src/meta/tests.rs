@@ -1324,3 +1324,20 @@ fn a_consumer_delete_that_loses_the_race_to_its_stream_delete_is_answered() {
     let effects = n.apply(&MetaEntry::RemoveConsumer { ca: stale, reply: reply(3) });
     assert!(effects.iter().any(|e| matches!(e, Effect::Respond { result: Err(ApiError::ConsumerNotFound), .. })));
 }
+
+/// Issue 17 item 5: a local stream that meets another created time in another group (a missed
+/// delete and re-create) becomes a new incarnation; a scale (same created time) or an
+/// idempotent re-create (same group) stays the same one.
+#[test]
+fn a_local_stream_meeting_a_recreated_assignment_is_reincarnated() {
+    let key = StreamKey::new("A", "S");
+    let group = |name: &str| RaftGroup { name: name.into(), peers: vec![0], preferred: None, joiners: vec![] };
+    let run = |created_ms, name: &str| Effect::RunStream { key: key.clone(), created_ms, group: group(name) };
+    let mut local = LocalAssets::default();
+    assert_eq!(local.apply_effect(&run(100, "S-R1-a")), LocalChange::Created);
+    assert_eq!(local.apply_effect(&run(100, "S-R3-b")), LocalChange::Updated { regrouped: Some("S-R1-a".into()) });
+    assert_eq!(local.apply_effect(&run(150, "S-R3-b")), LocalChange::Updated { regrouped: None });
+    assert_eq!(local.apply_effect(&run(200, "S-R3-c")), LocalChange::Reincarnated { old_group: "S-R3-b".into() });
+    let asset = local.stream(&key).expect("kept, as the new incarnation");
+    assert_eq!((asset.created_ms, asset.group_name.as_str()), (200, "S-R3-c"));
+}

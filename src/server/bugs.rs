@@ -27,6 +27,7 @@ pub const CONSUMER_NOT_TOPPED_UP: &str = "consumer-not-topped-up";
 pub const ONLINE_FROM_RAFT_CONTACT: &str = "online-from-raft-contact";
 pub const SCALE_UP_DROPS_STORE: &str = "scale-up-drops-store";
 pub const UNKNOWN_SERVERS_NOT_ADDED: &str = "unknown-servers-not-added";
+pub const RECREATE_KEEPS_LOCAL_STATE: &str = "recreate-keeps-local-state";
 
 /// The raft core's switches for this run.
 pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {

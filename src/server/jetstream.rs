@@ -463,10 +463,6 @@ impl MetaLayer {
                 continue;
             }
             self.assets_changed = true;
-            let incarnation_before = match &effect {
-                Effect::RunStream { key, .. } => self.local.stream(key).map(|a| a.created_ms),
-                _ => None,
-            };
             let change = self.local.apply_effect(&effect);
             if let Some(probe) = probes::local_change(effect_on_stream(&effect), &change) {
                 env.probe(probe);
@@ -475,22 +471,45 @@ impl MetaLayer {
             env.trace_with("local", &format!("{effect:?} -> {change:?}"), || describe_local(&effect, &change));
             match (&effect, change) {
                 (Effect::RunStream { key, .. }, LocalChange::Created) => self.run_waiting_consumers(env, key),
-                (Effect::RunStream { key, group, created_ms }, LocalChange::Updated { regrouped: Some(old) }) => {
-                    // §2.2: an R1 store scaled up goes into the stream's new raft group; the
-                    // store of an older incarnation does not.
-                    // Only an R1 group's store: a replicated group that starts over under a new
-                    // name (its peers all removed) has nothing here to carry.
-                    let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
-                    let from_store = crate::meta::replicas_at_birth(&old).is_none_or(|r| r == 1);
-                    let same = incarnation_before == Some(*created_ms);
-                    let carry = !env.bug(bugs::SCALE_UP_DROPS_STORE);
-                    if carry && same && replicated && from_store && GroupFiles::new(&old).is_fresh(env.disk()) {
-                        scale::carry_store(env, &old, group);
-                        self.founded_groups.insert(group.name.clone());
+                // §2.2: an R1 store scaled up goes into the stream's new raft group.
+                (Effect::RunStream { key, group, .. }, LocalChange::Updated { regrouped: Some(old) })
+                    if !env.bug(bugs::SCALE_UP_DROPS_STORE) =>
+                {
+                    self.carry_r1_store(env, key, &old, group)
+                }
+                (Effect::RunStream { key, group, .. }, LocalChange::Reincarnated { old_group }) => {
+                    if env.bug(bugs::RECREATE_KEEPS_LOCAL_STATE) {
+                        // NATS's create of a stream it already holds updates it in place
+                        // (processClusterCreateStream): the store and consumers stay.
+                        self.carry_r1_store(env, key, &old_group, group);
+                    } else {
+                        self.remove_older_consumers(env, key);
                     }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Found `key`'s new raft group `group` on the R1 store this server held in group `old`.
+    /// Only an R1 group's store: a replicated group that starts over under a new name (its
+    /// peers all removed) has nothing here to carry.
+    fn carry_r1_store(&mut self, env: &mut ServerEnv<'_>, key: &StreamKey, old: &str, group: &RaftGroup) {
+        let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
+        let from_store = crate::meta::replicas_at_birth(old).is_none_or(|r| r == 1);
+        if replicated && from_store && GroupFiles::new(old).is_fresh(env.disk()) {
+            scale::carry_store(env, key, old, group);
+            self.founded_groups.insert(group.name.clone());
+        }
+    }
+
+    /// A re-created stream starts with none of the older incarnation's consumers here (issue
+    /// 17 item 5); the new one's follow in their own assignments.
+    fn remove_older_consumers(&mut self, env: &mut ServerEnv<'_>, key: &StreamKey) {
+        for consumer in self.local.public_consumers_of(key) {
+            let effect = Effect::RemoveLocalConsumer { key: consumer, created_ms_max: None };
+            let change = self.local.apply_effect(&effect);
+            env.trace_with("local", &format!("{effect:?} -> {change:?}"), || describe_local(&effect, &change));
         }
     }
 
@@ -712,6 +731,7 @@ fn describe_local(effect: &Effect, change: &LocalChange) -> String {
         LocalChange::Nothing => "nothing".to_string(),
         LocalChange::Created => "created".to_string(),
         LocalChange::Updated { regrouped: Some(old) } => format!("updated, regrouped from {old}"),
+        LocalChange::Reincarnated { old_group } => format!("a new incarnation, regrouped from {old_group}"),
         LocalChange::Updated { regrouped: None } => "updated".to_string(),
         LocalChange::Stopped => "stopped".to_string(),
         LocalChange::Removed => "removed".to_string(),

@@ -38,6 +38,8 @@ pub enum Observation<'a> {
     MessagesAcked { group: &'a str, stream: &'a StreamKey, created_ms: u64, count: u32 },
     /// The meta leader found every peer of `group` removed: what the group held is gone.
     GroupEmptied { group: &'a str },
+    /// It founded group `to` of `stream` on the R1 store of group `from`, carrying `messages`.
+    StoreCarried { stream: &'a StreamKey, from: &'a str, to: &'a str, messages: u64 },
     /// This server dropped its copy of asset group `group` (removed its files).
     GroupDropped { group: &'a str },
 

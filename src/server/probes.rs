@@ -135,6 +135,7 @@ pub fn local_change(stream: bool, change: &LocalChange) -> Option<&'static str> 
         (true, LocalChange::Created) => "meta.local.stream.created",
         (true, LocalChange::Updated { regrouped: None }) => "meta.local.stream.updated",
         (true, LocalChange::Updated { regrouped: Some(_) }) => "meta.local.stream.regrouped",
+        (true, LocalChange::Reincarnated { .. }) => "meta.local.stream.reincarnated",
         (true, LocalChange::Stopped) => "meta.local.stream.stopped",
         (true, LocalChange::Removed) => "meta.local.stream.removed",
         (true, LocalChange::KeptNewer { .. }) => "meta.local.stream.kept-newer",
@@ -142,7 +143,9 @@ pub fn local_change(stream: bool, change: &LocalChange) -> Option<&'static str> 
         (false, LocalChange::Nothing) => "meta.local.consumer.unchanged",
         (false, LocalChange::Created) => "meta.local.consumer.created",
         (false, LocalChange::Updated { regrouped: None }) => "meta.local.consumer.updated",
-        (false, LocalChange::Updated { regrouped: Some(_) }) => "meta.local.consumer.regrouped",
+        (false, LocalChange::Updated { regrouped: Some(_) } | LocalChange::Reincarnated { .. }) => {
+            "meta.local.consumer.regrouped"
+        }
         (false, LocalChange::Stopped) => "meta.local.consumer.stopped",
         (false, LocalChange::Removed) => "meta.local.consumer.removed",
         (false, LocalChange::KeptNewer { .. }) => "meta.local.consumer.kept-newer",
@@ -156,6 +159,10 @@ const LOCAL_PROBES: &[(&str, &str)] = &[
     ("meta.local.stream.created", "a local stream was created"),
     ("meta.local.stream.updated", "a local stream was updated or restarted"),
     ("meta.local.stream.regrouped", "a local stream moved to a new raft group"),
+    (
+        "meta.local.stream.reincarnated",
+        "a local stream's old copy met a new incarnation of its name (a missed delete and re-create)",
+    ),
     ("meta.local.stream.stopped", "a local stream was stopped (unsupported)"),
     ("meta.local.stream.removed", "a local stream was removed"),
     ("meta.local.stream.kept-newer", "a bounded delete kept a newer local stream incarnation"),

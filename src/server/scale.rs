@@ -9,8 +9,9 @@
 //! holds the carried messages. The store goes once the entry is durable.
 
 use super::env::ServerEnv;
+use super::observe::Observation;
 use super::storage::{GroupFiles, InitialMembership, MessageFile, WalRecord};
-use crate::meta::RaftGroup;
+use crate::meta::{RaftGroup, StreamKey};
 use crate::raft::{Entry, EntryData, HardState};
 
 /// First byte of a carry entry's payload. A publish's payload is 16 bytes; a carry's is 9.
@@ -40,7 +41,7 @@ pub fn messages_in(payload: &[u8]) -> u64 {
 /// This server held `key`'s R1 store in group `old` and now runs it in `group`: found that
 /// group with the store carried over, unless it was founded already (a replay of the update),
 /// then drop the store.
-pub(super) fn carry_store(env: &mut ServerEnv<'_>, old: &str, group: &RaftGroup) {
+pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str, group: &RaftGroup) {
     let store = MessageFile::new(old);
     let files = GroupFiles::new(&group.name);
     if files.is_fresh(env.disk()) {
@@ -72,6 +73,7 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, old: &str, group: &RaftGroup)
             }
         }
         env.trace("store-carried", &(old, &group.name, messages));
+        env.observe(Observation::StoreCarried { stream, from: old, to: &group.name, messages });
     }
     env.disk().remove(store.path());
 }

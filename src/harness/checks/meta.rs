@@ -7,7 +7,7 @@ use sim::{CheckFailure, Cluster, Touched};
 
 use super::meta_members;
 use super::scope::{CheckMemo, LayerMark};
-use crate::harness::ghost::Ghost;
+use crate::harness::ghost::{Ghost, Verdict};
 use crate::meta::{self, ConsumerAssignment, MetaBugs};
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
@@ -72,6 +72,7 @@ fn layer_holds(
     }
     unsupported_not_running(id, server, meta)?;
     local_assets_follow_assignments(id, meta)?;
+    local_assets_of_their_incarnation(ghost, id, meta)?;
     stream_limit_holds(ghost, cluster.config.max_streams_per_account, id, meta)?;
     if let Some(memo) = memo {
         memo.layer_passes(id, mark);
@@ -210,6 +211,37 @@ fn local_assets_follow_assignments(id: u32, meta: &MetaLayer) -> Result<(), Chec
             let what =
                 format!("runs consumer {key} in group {} but its assignment names {}", asset.group_name, ca.group.name);
             return fail("meta-no-node-skew", id, what);
+        }
+    }
+    Ok(())
+}
+
+/// Issue 17 item 5: a local stream or consumer holds the state of its own incarnation only.
+/// Its group must be one the committed state named for that incarnation (a re-created asset
+/// whose old local copy was regrouped runs in the new incarnation's group, which starts
+/// fresh), and a consumer must have been created in the incarnation of the local stream it
+/// runs under (a stream re-created while this server was away does not keep the old one's
+/// consumers). Groups the reference state never named (it stopped following) are not judged.
+fn local_assets_of_their_incarnation(ghost: &Ghost, id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
+    let book = &ghost.incarnations;
+    for (key, asset) in meta.local.streams() {
+        if let Verdict::Other(owner) = book.stream_group(&asset.group_name, key, asset.created_ms) {
+            let what = format!(
+                "holds stream {key} created {} in group {}, which the committed state named for {owner}",
+                asset.created_ms, asset.group_name
+            );
+            return fail("meta-asset-fresh-incarnation", id, what);
+        }
+    }
+    for (key, asset) in meta.local.public_consumers() {
+        let Some(stream) = meta.local.stream(&key.stream_key()) else { continue };
+        if let Verdict::Other(owner) = book.consumer_group(&asset.group_name, key, asset.created_ms, stream.created_ms)
+        {
+            let what = format!(
+                "holds consumer {key} created {} in group {} under stream created {}; the committed state named that group for {owner}",
+                asset.created_ms, asset.group_name, stream.created_ms
+            );
+            return fail("meta-asset-fresh-incarnation", id, what);
         }
     }
     Ok(())
@@ -435,8 +467,10 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
 
 #[cfg(test)]
 mod tests {
-    use super::orphans_left;
+    use super::{local_assets_of_their_incarnation, orphans_left};
     use std::collections::BTreeMap;
+
+    use crate::harness::ghost::Ghost;
 
     use crate::meta::{
         direct_consumer_name, ConsumerKey, LocalAsset, MetaBugs, MetaEntry, RaftGroup, StreamAssignment, StreamKey,
@@ -496,5 +530,58 @@ mod tests {
         meta.local.sync_direct_consumers(&BTreeMap::from([(direct.clone(), 2)]), |_| true);
         assert!(meta.local.consumer(&direct).is_some());
         assert_eq!(orphans_left(&meta), None);
+    }
+
+    fn assignment(created_ms: u64, group: &str, consumer: Option<(u64, &str)>) -> StreamAssignment {
+        let mut consumers = BTreeMap::new();
+        if let Some((c_created, c_group)) = consumer {
+            let ca = crate::meta::ConsumerAssignment {
+                account: "A".into(),
+                stream: "S".into(),
+                name: "C".into(),
+                created_ms: c_created,
+                config_json: b"{}".to_vec(),
+                group: RaftGroup { name: c_group.into(), peers: vec![0], preferred: None, joiners: vec![] },
+            };
+            consumers.insert("C".to_string(), ca);
+        }
+        StreamAssignment {
+            account: "A".into(),
+            name: "S".into(),
+            created_ms,
+            config_json: br#"{"name":"S"}"#.to_vec(),
+            group: RaftGroup { name: group.into(), peers: vec![0], preferred: None, joiners: vec![] },
+            sync: "$SYS.JSC.SYNC.s".into(),
+            consumers,
+        }
+    }
+
+    fn local(created_ms: u64, group: &str) -> LocalAsset {
+        LocalAsset { created_ms, group_name: group.into(), messages: 0, running: true, direct: false }
+    }
+
+    /// Issue 17 item 5: a local stream must run in a group its own incarnation was committed
+    /// with, and a local consumer must have been created in the local stream's incarnation.
+    #[test]
+    fn a_local_asset_holds_its_own_incarnation_only() {
+        let mut ghost = Ghost::default();
+        ghost.incarnations.note_stream(&assignment(100, "S-R1-old", Some((110, "C-R1-old"))));
+        ghost.incarnations.note_stream(&assignment(200, "S-R1-new", None));
+        let (stream, consumer) = (StreamKey::new("A", "S"), ConsumerKey::new("A", "S", "C"));
+        let judge = |stream_asset: LocalAsset, consumer_asset: Option<LocalAsset>| {
+            let mut meta = MetaLayer::new(MetaBugs::default(), API_LEVEL, None);
+            meta.local.restore_stream(stream.clone(), stream_asset);
+            if let Some(asset) = consumer_asset {
+                assert!(meta.local.restore_consumer(consumer.clone(), asset));
+            }
+            local_assets_of_their_incarnation(&ghost, 0, &meta).err().map(|f| f.invariant)
+        };
+        let fresh = Some("meta-asset-fresh-incarnation".to_string());
+        assert_eq!(judge(local(100, "S-R1-old"), Some(local(110, "C-R1-old"))), None, "the old one, whole");
+        assert_eq!(judge(local(200, "S-R1-new"), None), None, "the new one, fresh");
+        assert_eq!(judge(local(200, "S-R1-new"), Some(local(110, "C-R1-old"))), fresh, "the old consumer kept");
+        assert_eq!(judge(local(200, "S-R1-old"), None), fresh, "the new one in the old group");
+        assert_eq!(judge(local(100, "S-R1-new"), None), fresh, "the old one in the new group");
+        assert_eq!(judge(local(300, "S-R1-unknown"), None), None, "a group the reference never named");
     }
 }

@@ -80,7 +80,8 @@ impl Ghost {
                 // from the servers). A new group none of whose peers ran the old one (a peer
                 // removal that moves an R1 stream, a re-placement whose members all left)
                 // starts empty: what the old group acknowledged stayed behind, as in NATS.
-                if let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) {
+                let entry = MetaEntry::decode(data).ok();
+                if let Some(MetaEntry::UpdateStream { sa, .. }) = &entry {
                     let old = oracle.state.stream(&sa.key()).filter(|old| old.created_ms == sa.created_ms);
                     let carried = |old: &&StreamAssignment| {
                         old.group.name != sa.group.name && old.group.peers.iter().any(|p| sa.group.is_member(*p))
@@ -93,6 +94,9 @@ impl Ghost {
                 if let Err(e) = oracle.state.apply(index, data, ORACLE_PEER, &mut Inflight::default()) {
                     oracle.stopped = Some(e.to_string());
                     return;
+                }
+                if let Some(key) = entry.as_ref().map(MetaEntry::stream_key) {
+                    self.incarnations.note_key(&self.meta_oracle.state, &key);
                 }
             }
             _ => oracle.state.note_applied(index),
@@ -130,6 +134,9 @@ impl Ghost {
             if let Err(e) = oracle.state.apply_snapshot(index, streams.clone(), ORACLE_PEER) {
                 oracle.stopped = Some(e.to_string());
                 return;
+            }
+            for sa in streams.values() {
+                self.incarnations.note_stream(sa);
             }
             self.record_oracle_projection();
         }
@@ -220,6 +227,20 @@ impl Ghost {
                 origin.group.name
             );
             self.diverged("meta-direct-consumer-kept", node, message);
+        }
+    }
+
+    /// `node` founded group `to` of `stream` on the R1 store of group `from`, carrying
+    /// `messages` (issue 17 item 5): only within one incarnation, as a scale-up does. A store
+    /// carried into a re-created stream's group gives the new incarnation the old one's data.
+    pub fn observe_store_carried(&mut self, node: NodeIndex, stream: &StreamKey, from: &str, to: &str, messages: u64) {
+        let book = &self.incarnations;
+        let known = book.knows_stream_group(from) && book.knows_stream_group(to);
+        if known && !book.same_stream_incarnation(stream, from, to) {
+            let message = format!(
+                "carried {messages} messages of stream {stream} from group {from} into {to}, a group of another incarnation"
+            );
+            self.diverged("meta-asset-fresh-incarnation", node, message);
         }
     }
 

@@ -4,6 +4,7 @@
 //! checks ([`super::checks`]) read it; only observations and faults write it.
 
 mod handover;
+mod incarnations;
 mod info;
 mod meta;
 mod placement;
@@ -20,6 +21,7 @@ use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
 pub use handover::HandoverWatch;
+pub use incarnations::{IncarnationBook, Verdict};
 pub use info::InfoWatch;
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
 pub use placement::PlacementWatch;
@@ -121,6 +123,9 @@ pub struct Ghost {
     /// The reference meta state machine: every committed meta entry applied once, in order,
     /// in normal mode (the S6 oracle).
     pub meta_oracle: MetaOracle,
+    /// The incarnation each asset group was committed for, as the reference state applies
+    /// them: what a local asset's group must belong to (issue 17 item 5).
+    pub incarnations: IncarnationBook,
     /// The oracle's projection digest at each meta index: what every server must have there
     /// (S4 across time), what a snapshot there must hold (S5, S8), and where a recovery must
     /// land (S6). At most [`PROJECTIONS_KEPT_MAX`] indexes.
