@@ -254,7 +254,13 @@ impl RaftNode {
     ) {
         let up_to_date = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
         let free = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader_id.is_none());
-        let member = self.is_member(from);
+        // A membership is known from the log: a candidate whose log is strictly newer than
+        // this node's has seen changes this node has not, its own addition among them. NRG
+        // grants by the log alone (processVoteRequest); refusing such a candidate as a
+        // non-member left a stale member and the group's only other member refusing each other
+        // for good (churn seed 5624 of v14: n1 on [0,1,4] with 67 entries, n2 on [1,2] with 135).
+        let newer = (last_log_term, last_log_index) > (self.log.last_term(), self.log.last_index());
+        let member = self.is_member(from) || newer;
         // Raft's learner rule: a joiner knows neither the log nor the membership the group
         // committed, so its vote could elect a stale member that the group left behind
         // (default seed 6944 of v13: a member removed while down, back on the assignment,

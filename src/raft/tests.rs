@@ -1695,6 +1695,28 @@ fn a_candidate_of_a_group_of_two_needs_every_vote_and_a_joiner_grants_it() {
     assert!(matches!(request, Message::RequestVote { needs_every_vote: false, .. }), "{request:?}");
 }
 
+/// A member grants a candidate outside its membership only when the candidate's log is strictly
+/// newer: that candidate has seen membership changes the member has not (churn seed 5624 of v14:
+/// a stale member on [0,1,4] refused for good the other member of the group [1,2] it lacked).
+#[test]
+fn a_stale_member_grants_a_non_member_with_a_newer_log_only() {
+    let vote = |candidate_last: Index| {
+        let mut stale = restored(1, vec![0, 1, 4], 1, vec![entry(1, 1), entry(2, 1)]);
+        let request = Message::RequestVote {
+            term: 2,
+            last_log_index: candidate_last,
+            last_log_term: 1,
+            transfer: false,
+            needs_every_vote: true,
+        };
+        stale.step(10_000, 2, request, &mut rng());
+        stale.ready().messages.iter().any(|(to, m)| *to == 2 && matches!(m, Message::Vote { granted: true, .. }))
+    };
+    assert!(vote(3), "a newer log knows the membership better");
+    assert!(!vote(2), "an equal log: a non-member of what this member knows");
+    assert!(!vote(1), "an older log");
+}
+
 /// NRG `PauseApply`/`ResumeApply`: a paused follower keeps acknowledging and learning commits
 /// but hands nothing up and never campaigns, not even when a leader hands over to it; on resume
 /// it hands up what it missed and campaigns at once for the hand-over. A leader cannot pause.

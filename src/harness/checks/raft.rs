@@ -130,12 +130,14 @@ fn leader_completeness(
         .copied()
         .filter(|&peer| name == META || candidate.hears_in_asset_groups(peer))
         .filter(|&peer| {
-            // A voter grants only a member of its own membership, itself included; a joiner
-            // waiting for a leader grants only a candidate that needs every vote.
+            // A voter grants only a member of its own membership, itself included, or a
+            // candidate whose log is strictly newer than its own; a joiner waiting for a leader
+            // grants only a candidate that needs every vote.
             cluster.server(peer).and_then(|s| s.group(name)).is_some_and(|g| {
                 let learner = g.node.waits_for_leader() && !node.needs_every_vote();
-                (g.node.last_term(), g.node.last_index()) <= last
-                    && (peer == id || (g.node.peers().contains(&id) && !learner))
+                let voter_last = (g.node.last_term(), g.node.last_index());
+                let member = g.node.peers().contains(&id) || voter_last < last;
+                voter_last <= last && (peer == id || (member && !learner))
             })
         })
         .collect();
