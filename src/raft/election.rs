@@ -19,9 +19,17 @@ impl RaftNode {
         self.election_deadline_ms = now + timeout;
     }
 
-    /// Observers and non-members never start an election.
+    /// Observers and non-members never start an election, nor does a joiner that holds part of
+    /// a leader's log while it waits for a leader to bring it up to its commit: its membership
+    /// comes from a prefix of that leader's log, which need not count anyone holding what the
+    /// leader committed since (churn seed 16104 of v14: a server taken back after its eviction
+    /// replayed the log of a leader that led on its eviction's membership up to the membership
+    /// before it, a group of one, itself, and lacked what that leader had committed alone).
+    /// An empty joiner still campaigns for every vote (a group whose members all joined before
+    /// any data existed), and so does one its own eviction took in.
     pub(super) fn can_campaign(&self) -> bool {
-        !self.config.observer && !self.apply_paused && self.is_member(self.config.id)
+        let waits_holding_entries = self.waiting_for_leader && !self.evicted_membership && self.log.last_index() > 0;
+        !self.config.observer && !self.apply_paused && self.is_member(self.config.id) && !waits_holding_entries
     }
 
     /// NRG `PauseApply`: stop handing committed entries up, and stop campaigning, until
@@ -184,9 +192,14 @@ impl RaftNode {
             .map(|p| (*p, Progress::new(last_before_noop, now)))
             .collect();
         let index = self.log.last_index() + 1;
-        // NRG sends its peer state first; only a replicated size is news to the followers (a
-        // group that never adjusted keeps the plain no-op).
+        // NRG sends its peer state first; only a replicated size, or members of this node's own
+        // eviction, are news to the followers (a group whose members all came from its log, and
+        // whose size was never adjusted, keeps the plain no-op).
         let data = match self.peer_state_cluster_size {
+            _ if self.evicted_membership => {
+                self.probe(Probe::EvictedMembershipLogged);
+                EntryData::Members(self.peers_now().to_vec())
+            }
             Some(size) => EntryData::PeerState { cluster_size: u32::try_from(size).expect("small") },
             None => EntryData::LeaderNoop,
         };

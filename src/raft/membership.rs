@@ -242,10 +242,7 @@ impl RaftNode {
     /// waits until none is left.
     pub fn membership_change_pending(&self) -> bool {
         // Bounded by PROPOSALS_PENDING_MAX uncommitted entries.
-        self.log
-            .slice(self.commit + 1, self.log.last_index(), usize::MAX)
-            .iter()
-            .any(|e| matches!(e.data, EntryData::AddPeer(_) | EntryData::RemovePeer(_)))
+        self.log.slice(self.commit + 1, self.log.last_index(), usize::MAX).iter().any(|e| e.data.is_membership())
     }
 
     /// Applies a committed membership or peer-state entry at `index`. `record_ban` is false on
@@ -264,6 +261,9 @@ impl RaftNode {
                     self.removed_at_ms.insert(*peer, now);
                 }
             }
+            // The members a leader elected on its own eviction led with (NRG
+            // `processPeerState`): the group's from here, whatever the log said before.
+            EntryData::Members(members) => peers = members.clone(),
             EntryData::PeerState { cluster_size } => {
                 // A leader counts against its own size; a follower takes the leader's (NRG
                 // `processPeerState`), also when replaying its log after a restart.

@@ -75,6 +75,8 @@ probes! {
     InstallFirst => "snapshot.install-first", "a follower with no snapshot of its own installed the leader's";
     MembershipAdded => "membership.add-committed", "a peer's addition committed";
     MembershipRemoved => "membership.remove-committed", "a peer's removal committed";
+    EvictedMembershipLogged => "membership.eviction-logged", "a leader elected on its own eviction's membership put those members in its log";
+    MembershipReplaced => "membership.members-committed", "a leader's list of members committed";
     JoinerCaughtUp => "joiner.caught-up", "a joining member caught up and may campaign";
     RestoredFromSnapshot => "restart.from-snapshot", "a member restarted from a snapshot and a log";
     RestoredFromLog => "restart.from-log", "a member restarted from its log alone";

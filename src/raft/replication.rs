@@ -123,16 +123,23 @@ impl RaftNode {
             let entry = self.log.get(index).expect("newly committed entry held");
             if entry.data.is_config() {
                 let data = entry.data.clone();
-                let added = matches!(data, super::types::EntryData::AddPeer(_));
-                self.probe(if added { Probe::MembershipAdded } else { Probe::MembershipRemoved });
+                self.probe(match data {
+                    EntryData::AddPeer(_) => Probe::MembershipAdded,
+                    EntryData::Members(_) => Probe::MembershipReplaced,
+                    _ => Probe::MembershipRemoved,
+                });
                 self.on_membership_committed(index, &data);
             }
         }
         self.commit = commit;
         // A leader whose term committed an entry has brought a quorum up to it: the group agreed
         // on its membership, and that quorum elects without a member still waiting to join.
-        if self.evicted_membership && self.role == Role::Leader && self.entry_term(commit) == Some(self.term) {
+        // Nor does it wait for a leader any more itself (a joiner that won with every vote): it
+        // holds all its group committed, and a joiner holding entries does not campaign, so
+        // once deposed it could otherwise never run again.
+        if self.role == Role::Leader && self.entry_term(commit) == Some(self.term) {
             self.evicted_membership = false;
+            self.waiting_for_leader = false;
         }
         self.restamp();
         self.hand_up();
@@ -296,7 +303,7 @@ impl RaftNode {
         // Bounded by the committed entries held.
         for index in 1..=self.commit {
             let data = self.log.get(index).expect("committed entry held").data.clone();
-            if matches!(data, EntryData::AddPeer(_) | EntryData::RemovePeer(_)) {
+            if data.is_membership() {
                 self.apply_membership(index, &data, false);
             }
         }

@@ -1396,6 +1396,30 @@ fn waiting_joiner_wins_only_with_every_vote() {
         &mut rng(),
     );
     assert_eq!(node.election_votes_needed(), 2, "the leader committed in its term");
+
+    // A joiner that won with every vote waits no more once its term commits: it holds all its
+    // group committed, and deposed, it may run again (a joiner holding entries does not).
+    let mut node = RaftNode::new(config(0), vec![0, 1], 0, &mut rng());
+    node.wait_for_leader();
+    node.campaign(10, &mut rng());
+    let term = node.term();
+    node.step(11, 1, Message::Vote { term, granted: true }, &mut rng());
+    assert_eq!(node.role(), Role::Leader);
+    let _ = node.ready();
+    assert!(node.waits_for_leader(), "nothing of its term committed yet");
+    node.step(12, 1, Message::AppendResponse { term, success: true, match_index: 1, hint: 0 }, &mut rng());
+    assert_eq!(node.commit_index(), 1);
+    assert!(!node.waits_for_leader(), "its own term committed");
+    let request = Message::RequestVote {
+        term: term + 1,
+        last_log_index: 1,
+        last_log_term: term,
+        transfer: false,
+        needs_every_vote: true,
+    };
+    node.step(13, 1, request, &mut rng());
+    assert_eq!(node.role(), Role::Follower, "deposed");
+    assert!(node.may_campaign(), "it may run again");
 }
 
 /// Raft's learner rule (default seed 6944 of v13): a joiner waiting for a leader grants no vote
@@ -1521,6 +1545,7 @@ fn restarted_joiner_with_part_of_the_log_still_waits() {
     node.wait_for_leader();
     assert!(node.waits_for_leader());
     assert_eq!(node.election_votes_needed(), 3, "a joiner wins only with every vote");
+    assert!(!node.may_campaign(), "holding part of a leader's log, it waits for that leader (churn 16104)");
     let entries = vec![entry(3, 8)];
     node.step(
         10,
@@ -1530,6 +1555,7 @@ fn restarted_joiner_with_part_of_the_log_still_waits() {
     );
     assert!(!node.waits_for_leader(), "caught up with a commit of its leader's term");
     assert_eq!(node.election_votes_needed(), 2);
+    assert!(node.may_campaign());
 }
 
 /// NRG `EvictPeers`: only leaderless, only when the peers left besides this node could not
@@ -1667,6 +1693,71 @@ fn an_evicted_leader_needs_every_vote_until_its_term_commits() {
     node.step(10_003, 1, Message::AppendResponse { term, success: true, match_index: noop, hint: 0 }, &mut rng());
     assert_eq!(node.commit_index(), noop);
     assert!(!node.needs_every_vote(), "its term committed: the membership is agreed");
+}
+
+/// Churn seed 16104 of v14. Group [0, 1] committed entries 1-5; its leader 1 appended
+/// `RemovePeer(0)` (6) and entries 7-9, which learner 3 holds. With 0 and 1 removed for good,
+/// learner 3 evicts them and leads alone on [3], committing 10-13 by itself. Its log still
+/// said the group was [0, 1], then [1]: server 1, taken back as a joiner, took its membership
+/// from that log (base [0, 1], then `RemovePeer(0)`) and was a group of one, itself, electing
+/// itself without what 3 committed. Two rules close it: the evicting leader's first entry puts
+/// its members in the log (NRG's peer state), which followers and its own restart take when
+/// it commits; and a joiner holding part of a leader's log does not campaign while it waits
+/// (its prefix of the log still describes the membership before the eviction).
+#[test]
+fn an_evicting_leader_logs_its_members_and_a_joiner_holding_a_prefix_waits() {
+    let mut held: Vec<Entry> = (1..=5).map(|i| entry(i, if i <= 2 { 1 } else { 2 })).collect();
+    held.push(Entry { term: 2, index: 6, data: EntryData::RemovePeer(0) });
+    held.extend((7..=9).map(|i| entry(i, 2)));
+    let mut leader = restored(3, vec![0, 1], 2, held);
+    assert_eq!(leader.evict_peers(&[0, 1], &[3]), Ok(vec![0, 1]));
+    assert_eq!(leader.peers(), &[3]);
+    leader.campaign(10_000, &mut rng());
+    assert_eq!(leader.role(), Role::Leader, "a group of one elects itself");
+    let _ = leader.ready();
+    let _ = leader.ready();
+    leader.applied_to(10);
+    assert!(leader.leader());
+    for byte in 11..=13 {
+        leader.propose(10_001, leader.term(), normal(byte)).unwrap();
+    }
+    let _ = leader.ready();
+    let _ = leader.ready();
+    assert_eq!(leader.commit_index(), 13, "committed alone");
+    let log = leader.committed_entries(1);
+    assert_eq!(log.len(), 13);
+    assert_ne!(log[9].data, EntryData::LeaderNoop, "its term's first entry names its members");
+
+    // Restarted from its files (the membership it started from, its log), it leads the
+    // members it logged: nothing is left to evict again.
+    let hard = HardState { term: leader.term(), voted_for: Some(3), commit: 13 };
+    let again = RaftNode::restore(config(3), vec![0, 1], hard, None, log.clone(), 20_000, &mut rng()).unwrap();
+    assert_eq!(again.peers(), &[3], "the members its log names");
+
+    // Server 1 comes back as a joiner and catches up from the start of the leader's log.
+    let (term, commit) = (leader.term(), leader.commit_index());
+    let mut joiner = RaftNode::new(config(1), vec![1, 3], 20_000, &mut rng());
+    joiner.wait_for_leader();
+    let first = Message::Append {
+        term,
+        prev_index: 0,
+        prev_term: 0,
+        entries: log[..6].to_vec(),
+        commit,
+        base: Some(vec![0, 1]),
+    };
+    joiner.step(20_001, 3, first, &mut rng());
+    assert_eq!(joiner.commit_index(), 6);
+    assert_eq!(joiner.peers(), &[1], "the membership that prefix of the log describes: itself alone");
+    assert!(!joiner.may_campaign(), "it holds part of its leader's log: it waits for the rest");
+    joiner.tick(40_000, &mut rng());
+    assert_eq!(joiner.role(), Role::Follower, "no election on its own vote");
+    let rest = Message::Append { term, prev_index: 6, prev_term: 2, entries: log[6..].to_vec(), commit, base: None };
+    joiner.step(40_001, 3, rest, &mut rng());
+    assert_eq!(joiner.commit_index(), 13);
+    assert!(!joiner.waits_for_leader(), "caught up with a commit of its leader's term");
+    assert_eq!(joiner.peers(), &[3], "the members its leader led with, which do not count it yet");
+    assert!(!joiner.may_campaign());
 }
 
 /// In a group of two a quorum is every member, and a candidate says so: a member still waiting

@@ -29,12 +29,21 @@ pub enum EntryData {
     /// a group whose size was never adjusted never writes one. Last variant: the encoding of
     /// the others is unchanged.
     PeerState { cluster_size: u32 },
+    /// NRG's peer state with its known peers, for a leader elected on its own eviction's
+    /// membership ([`super::RaftNode::evict_peers`]): the first entry of its term, in place of
+    /// `LeaderNoop`, so that the membership it leads becomes the group's, in the log. Followers
+    /// (and the leader, replaying its log after a restart) take these members when it commits.
+    /// Without it the log kept describing the membership before the eviction, and a server
+    /// that took its membership from that log could count a group of one, itself, that never
+    /// held what the evicting leader committed alone (churn seed 16104 of v14). Last variant:
+    /// the encoding of the others is unchanged.
+    Members(Vec<PeerId>),
 }
 
 impl EntryData {
     /// True for entries that change the membership when committed.
     pub fn is_membership(&self) -> bool {
-        matches!(self, EntryData::AddPeer(_) | EntryData::RemovePeer(_))
+        matches!(self, EntryData::AddPeer(_) | EntryData::RemovePeer(_) | EntryData::Members(_))
     }
 
     /// True for entries that change the group's configuration when committed: its members or

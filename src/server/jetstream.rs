@@ -266,7 +266,7 @@ impl MetaLayer {
                 env.observe(Observation::Membership { index, peer, member: true });
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
-            EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } => {}
+            EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } | EntryData::Members(_) => {}
         }
     }
 
