@@ -12,6 +12,12 @@ use super::probe::Probe;
 use super::progress::Progress;
 use super::types::{Applied, Entry, EntryData, Index, Message, PeerId, Role, Signal, Term};
 
+/// NRG's campaign timeout (`randCampaignTimeout`, 100 ms plus up to 700 ms): how soon a node
+/// that refused a stale candidate runs itself (see [`RaftNode::handle_vote_request`]), never
+/// later than its election timeout.
+pub(super) const CAMPAIGN_TIMEOUT_MS_MIN: u64 = 100;
+pub(super) const CAMPAIGN_TIMEOUT_MS_MAX: u64 = 800;
+
 impl RaftNode {
     /// A new randomized election deadline: one draw from the caller's RNG.
     pub(super) fn reset_election_timer(&mut self, now: u64, rng: &mut dyn RngCore) {
@@ -296,13 +302,19 @@ impl RaftNode {
         // The vote goes out in the same Ready as the hard state recording it.
         self.messages.push((from, Message::Vote { term: self.term, granted }));
         // A node on its eviction's membership needs every vote, the stale candidate's too,
-        // and that candidate can never win this node's: run now rather than at the next
-        // timeout, by which the candidate may have taken the next term again (churn seed
-        // 14302 of v13: an empty learner an eviction took in outran the evicting member's
-        // timer until the liveness deadline).
+        // and that candidate can never win this node's: run soon rather than at the next
+        // election timeout, by which the candidate may have taken the next term again (churn
+        // seed 14302 of v13: an empty learner an eviction took in outran the evicting member's
+        // timer until the liveness deadline). Soon, as NRG's `processVoteRequest` does (a
+        // random campaign timeout), not at once: every member of the eviction refuses the same
+        // broadcast request, and run at once they would all run in the same term, each needing
+        // every vote and giving its own, a split vote the stale candidate's next timeout would
+        // repeat (churn seed 19076 of v14: two evicting members of an R3 group split five times
+        // in a row after the heal, each time the empty learner timed out first).
         if !up_to_date && self.evicted_membership && self.role == Role::Follower && self.leader_id.is_none() {
             self.probe(Probe::EvictedRunsFirst);
-            self.campaign_with(now, rng, false);
+            let soon = now + rng.gen_range(CAMPAIGN_TIMEOUT_MS_MIN..CAMPAIGN_TIMEOUT_MS_MAX);
+            self.election_deadline_ms = self.election_deadline_ms.min(soon);
         }
     }
 

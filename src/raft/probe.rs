@@ -56,7 +56,7 @@ probes! {
     VoteRefusedNonMember => "vote.refused-non-member", "a vote was refused: the candidate is not a member here";
     MembershipRebased => "membership.rebased", "a member took the membership its leader's log starts from";
     VoteRefusedJoiner => "vote.refused-joiner", "a joiner waiting for a leader refused a candidate that is no joiner";
-    EvictedRunsFirst => "vote.evicted-runs-first", "a node on its eviction's membership refused a stale candidate and ran at once";
+    EvictedRunsFirst => "vote.evicted-runs-first", "a node on its eviction's membership refused a stale candidate and runs soon";
     VoteIgnoredLease => "vote.ignored-lease", "a vote request was ignored under the leader lease";
     StaleTerm => "message.stale-term", "a message of an older term was answered with the newer term";
     CommitCurrentTerm => "commit.current-term", "a leader committed on a quorum of an entry of its term";

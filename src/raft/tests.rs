@@ -2,6 +2,8 @@
 //! tests use `harness::Cluster` (seeded delivery, drops, partitions, crash = restore from the
 //! node's simulated disk). Each test says which rule of the brief/spec it pins.
 
+use std::collections::BTreeMap;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -1635,7 +1637,13 @@ fn eviction_takes_in_learners_and_waits_for_every_vote() {
     let from_stale =
         Message::RequestVote { term: 3, last_log_index: 3, last_log_term: 1, transfer: false, needs_every_vote: true };
     assert!(!vote(&mut learner, 4, from_stale), "the learner holds entry 4: the stale member cannot win");
-    assert_eq!(learner.role(), Role::Candidate, "it runs at once: it needs the stale member's vote (14302)");
+    // It needs the stale member's vote: it runs within a campaign timeout, before the stale
+    // member's next election timeout (14302), though not at once (19076).
+    assert_eq!(learner.role(), Role::Follower);
+    let soon = 10_000 + super::election::CAMPAIGN_TIMEOUT_MS_MAX;
+    assert!(learner.election_deadline_ms < soon, "runs soon: {}", learner.election_deadline_ms);
+    learner.tick(soon, &mut rng());
+    assert_eq!(learner.role(), Role::Candidate);
     assert_eq!(learner.term(), 4);
     let from_learner =
         Message::RequestVote { term: 4, last_log_index: 4, last_log_term: 2, transfer: false, needs_every_vote: true };
@@ -1653,6 +1661,79 @@ fn eviction_takes_in_learners_and_waits_for_every_vote() {
     let mut empty = RaftNode::new(config(4), vec![1, 4], 0, &mut rng());
     empty.wait_for_leader();
     assert!(vote(&mut empty, 1, from_learner));
+}
+
+/// Two members on the same eviction's membership refuse the same stale candidate (churn seed
+/// 19076 of v14): R3 group [0, 3, 4] reassigned to [1, 3, 4], n0 removed for good; n3 and n4
+/// evicted n0 and took in the empty learner n1, so each needs every vote. n1, a joiner waiting
+/// for a leader, times out and asks both for their votes. Run at once, both ran in the next
+/// term, each voting for itself: a split that n1's next timeout repeated. Each runs within a
+/// random campaign timeout instead (NRG's `randCampaignTimeout`), so the first to run wins the
+/// other's vote and the learner's, long before n1 times out again.
+#[test]
+fn evicted_members_refusing_one_stale_candidate_do_not_split_the_vote() {
+    let held: Vec<Entry> = (1..=6).map(|i| entry(i, 1)).collect();
+    let mut nodes: BTreeMap<PeerId, RaftNode> = BTreeMap::new();
+    for id in [3, 4] {
+        let mut node = restored(id, vec![0, 3, 4], 1, held.clone());
+        assert_eq!(node.evict_peers(&[0], &[1]), Ok(vec![0]));
+        assert_eq!(node.peers(), &[1, 3, 4][..]);
+        assert!(node.needs_every_vote());
+        nodes.insert(id, node);
+    }
+    let mut learner = RaftNode::new(config(1), vec![1, 3, 4], 0, &mut rng());
+    learner.wait_for_leader();
+    let _ = learner.ready();
+    nodes.insert(1, learner);
+    let mut rngs: BTreeMap<PeerId, ChaCha8Rng> =
+        nodes.keys().map(|id| (*id, ChaCha8Rng::seed_from_u64(u64::from(*id)))).collect();
+
+    // Delivers everything in flight, and what it causes, until the nodes fall quiet.
+    let settle = |nodes: &mut BTreeMap<PeerId, RaftNode>, rngs: &mut BTreeMap<PeerId, ChaCha8Rng>, now: u64| loop {
+        let mut in_flight = Vec::new();
+        for (id, node) in nodes.iter_mut() {
+            while node.has_ready() {
+                let ready = node.ready();
+                in_flight.extend(ready.messages.into_iter().map(|(to, m)| (*id, to, m)));
+            }
+        }
+        if in_flight.is_empty() {
+            return;
+        }
+        for (from, to, msg) in in_flight {
+            let rng = rngs.get_mut(&to).expect("a node");
+            nodes.get_mut(&to).expect("a node").step(now, from, msg, rng);
+        }
+    };
+
+    let start = 10_000;
+    let rng1 = rngs.get_mut(&1).expect("n1");
+    nodes.get_mut(&1).expect("n1").campaign(start, rng1);
+    settle(&mut nodes, &mut rngs, start);
+    for id in [3, 4] {
+        assert_ne!(nodes[&id].role(), Role::Leader, "n{id} needs every vote, n1's too");
+    }
+    let n1_timeout = start + config(1).election_timeout_ms_min;
+    let mut now = start;
+    let leader = loop {
+        now += TICK_MS;
+        assert!(now < n1_timeout, "no leader before n1 times out again: {:?}", roles(&nodes));
+        // Each node ticks at its own phase, and what a tick sends arrives before the next one.
+        for id in [1, 3, 4] {
+            let rng = rngs.get_mut(&id).expect("a node");
+            nodes.get_mut(&id).expect("a node").tick(now + u64::from(id), rng);
+            settle(&mut nodes, &mut rngs, now + u64::from(id));
+        }
+        if let Some((id, _)) = nodes.iter().find(|(_, n)| n.role() == Role::Leader) {
+            break *id;
+        }
+    };
+    assert!([3, 4].contains(&leader), "n{leader} leads");
+    assert!(now < start + 2 * super::election::CAMPAIGN_TIMEOUT_MS_MAX, "led at {now}");
+}
+
+fn roles(nodes: &BTreeMap<PeerId, RaftNode>) -> Vec<(PeerId, Role, Term)> {
+    nodes.iter().map(|(id, n)| (*id, n.role(), n.term())).collect()
 }
 
 /// An evicting node that wins keeps needing every vote until its term commits an entry (churn
