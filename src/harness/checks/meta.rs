@@ -470,7 +470,7 @@ mod tests {
     use super::{local_assets_of_their_incarnation, orphans_left};
     use std::collections::BTreeMap;
 
-    use crate::harness::ghost::Ghost;
+    use crate::harness::ghost::{test_stream, Ghost};
 
     use crate::meta::{
         direct_consumer_name, ConsumerKey, LocalAsset, MetaBugs, MetaEntry, RaftGroup, StreamAssignment, StreamKey,
@@ -532,30 +532,6 @@ mod tests {
         assert_eq!(orphans_left(&meta), None);
     }
 
-    fn assignment(created_ms: u64, group: &str, consumer: Option<(u64, &str)>) -> StreamAssignment {
-        let mut consumers = BTreeMap::new();
-        if let Some((c_created, c_group)) = consumer {
-            let ca = crate::meta::ConsumerAssignment {
-                account: "A".into(),
-                stream: "S".into(),
-                name: "C".into(),
-                created_ms: c_created,
-                config_json: b"{}".to_vec(),
-                group: RaftGroup { name: c_group.into(), peers: vec![0], preferred: None, joiners: vec![] },
-            };
-            consumers.insert("C".to_string(), ca);
-        }
-        StreamAssignment {
-            account: "A".into(),
-            name: "S".into(),
-            created_ms,
-            config_json: br#"{"name":"S"}"#.to_vec(),
-            group: RaftGroup { name: group.into(), peers: vec![0], preferred: None, joiners: vec![] },
-            sync: "$SYS.JSC.SYNC.s".into(),
-            consumers,
-        }
-    }
-
     fn local(created_ms: u64, group: &str) -> LocalAsset {
         LocalAsset { created_ms, group_name: group.into(), messages: 0, running: true, direct: false }
     }
@@ -565,8 +541,8 @@ mod tests {
     #[test]
     fn a_local_asset_holds_its_own_incarnation_only() {
         let mut ghost = Ghost::default();
-        ghost.incarnations.note_stream(&assignment(100, "S-R1-old", Some((110, "C-R1-old"))));
-        ghost.incarnations.note_stream(&assignment(200, "S-R1-new", None));
+        ghost.incarnations.note_stream(&test_stream(100, "S-R1-old", Some((110, "C-R1-old"))));
+        ghost.incarnations.note_stream(&test_stream(200, "S-R1-new", None));
         let (stream, consumer) = (StreamKey::new("A", "S"), ConsumerKey::new("A", "S", "C"));
         let judge = |stream_asset: LocalAsset, consumer_asset: Option<LocalAsset>| {
             let mut meta = MetaLayer::new(MetaBugs::default(), API_LEVEL, None);

@@ -102,40 +102,39 @@ impl IncarnationBook {
     }
 }
 
+/// Stream A:S created at `created_ms` in group `group_name`, with consumer C (created, group) if
+/// given: the fixture of this book's tests and of the check that reads it.
+#[cfg(test)]
+pub fn test_stream(created_ms: u64, group_name: &str, consumer: Option<(u64, &str)>) -> StreamAssignment {
+    use crate::meta::{ConsumerAssignment, RaftGroup};
+    let group = |name: &str| RaftGroup { name: name.into(), peers: vec![0], preferred: None, joiners: vec![] };
+    let mut consumers = BTreeMap::new();
+    if let Some((c_created, c_group)) = consumer {
+        let ca = ConsumerAssignment {
+            account: "A".into(),
+            stream: "S".into(),
+            name: "C".into(),
+            created_ms: c_created,
+            config_json: b"{}".to_vec(),
+            group: group(c_group),
+        };
+        consumers.insert("C".to_string(), ca);
+    }
+    StreamAssignment {
+        account: "A".into(),
+        name: "S".into(),
+        created_ms,
+        config_json: br#"{"name":"S"}"#.to_vec(),
+        group: group(group_name),
+        sync: String::new(),
+        consumers,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::{IncarnationBook, Verdict};
-    use crate::meta::{ConsumerAssignment, RaftGroup, StreamAssignment, StreamKey};
-
-    fn group(name: &str) -> RaftGroup {
-        RaftGroup { name: name.into(), peers: vec![0], preferred: None, joiners: vec![] }
-    }
-
-    fn stream(created_ms: u64, group_name: &str, consumer: Option<(u64, &str)>) -> StreamAssignment {
-        let mut consumers = BTreeMap::new();
-        if let Some((c_created, c_group)) = consumer {
-            let ca = ConsumerAssignment {
-                account: "A".into(),
-                stream: "S".into(),
-                name: "C".into(),
-                created_ms: c_created,
-                config_json: b"{}".to_vec(),
-                group: group(c_group),
-            };
-            consumers.insert("C".to_string(), ca);
-        }
-        StreamAssignment {
-            account: "A".into(),
-            name: "S".into(),
-            created_ms,
-            config_json: br#"{"name":"S"}"#.to_vec(),
-            group: group(group_name),
-            sync: String::new(),
-            consumers,
-        }
-    }
+    use super::{test_stream as stream, IncarnationBook, Verdict};
+    use crate::meta::StreamKey;
 
     /// A group answers for the incarnation it was committed for and no other; a consumer also
     /// for the stream incarnation it was created in.

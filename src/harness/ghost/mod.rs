@@ -21,6 +21,8 @@ use crate::raft::{Index, Term};
 use crate::server::wire::META;
 
 pub use handover::HandoverWatch;
+#[cfg(test)]
+pub use incarnations::test_stream;
 pub use incarnations::{IncarnationBook, Verdict};
 pub use info::InfoWatch;
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
