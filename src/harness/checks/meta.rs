@@ -233,8 +233,14 @@ fn local_assets_of_their_incarnation(ghost: &Ghost, id: u32, meta: &MetaLayer) -
             return fail("meta-asset-fresh-incarnation", id, what);
         }
     }
+    // Both maps are in key order: walk the streams beside the consumers, no key built.
+    let mut streams = meta.local.streams().peekable();
     for (key, asset) in meta.local.public_consumers() {
-        let Some(stream) = meta.local.stream(&key.stream_key()) else { continue };
+        let parent = (key.account.as_str(), key.stream.as_str());
+        while streams.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < parent).is_some() {}
+        let Some(&(_, stream)) = streams.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == parent) else {
+            continue;
+        };
         if let Verdict::Other(owner) = book.consumer_group(&asset.group_name, key, asset.created_ms, stream.created_ms)
         {
             let what = format!(

@@ -77,8 +77,10 @@ impl IncarnationBook {
     /// the stream incarnation `stream_created_ms`.
     pub fn consumer_group(&self, group: &str, key: &ConsumerKey, created_ms: u64, stream_created_ms: u64) -> Verdict {
         let Some(known) = self.consumers.get(group) else { return Verdict::Unknown };
-        let wanted = ConsumerIncarnation { key: key.clone(), created_ms, stream_created_ms };
-        if known.contains(&wanted) {
+        let same = |c: &ConsumerIncarnation| {
+            c.key == *key && c.created_ms == created_ms && c.stream_created_ms == stream_created_ms
+        };
+        if known.iter().any(same) {
             return Verdict::Same;
         }
         let named: Vec<String> = known
@@ -88,17 +90,16 @@ impl IncarnationBook {
         Verdict::Other(named.join(", "))
     }
 
-    /// Whether groups `from` and `to` were both committed for one incarnation of `key`.
-    pub fn same_stream_incarnation(&self, key: &StreamKey, from: &str, to: &str) -> bool {
+    /// Whether a carry from group `from` into group `to` stays within one incarnation of `key`:
+    /// [`Verdict::Unknown`] when the book lacks either group.
+    pub fn carry(&self, key: &StreamKey, from: &str, to: &str) -> Verdict {
         match (self.streams.get(from), self.streams.get(to)) {
-            (Some((k1, c1)), Some((k2, c2))) => k1 == key && k2 == key && c1.iter().any(|c| c2.contains(c)),
-            _ => false,
+            (Some((k1, c1)), Some((k2, c2))) if k1 == key && k2 == key && c1.iter().any(|c| c2.contains(c)) => {
+                Verdict::Same
+            }
+            (Some((k1, c1)), Some(_)) => Verdict::Other(format!("stream {k1} created {c1:?}")),
+            _ => Verdict::Unknown,
         }
-    }
-
-    /// Whether the book knows group `group` as a stream's.
-    pub fn knows_stream_group(&self, group: &str) -> bool {
-        self.streams.contains_key(group)
     }
 }
 
@@ -160,7 +161,8 @@ mod tests {
         book.note_stream(&stream(300, "S-R3-new", None));
         assert_eq!(book.stream_group("S-R3-new", &key, 300), Verdict::Same);
         book.note_stream(&stream(300, "S-R1-scaled", None));
-        assert!(book.same_stream_incarnation(&key, "S-R3-new", "S-R1-scaled"));
-        assert!(!book.same_stream_incarnation(&key, "S-R1-old", "S-R3-new"), "100 and 200/300 never met");
+        assert_eq!(book.carry(&key, "S-R3-new", "S-R1-scaled"), Verdict::Same);
+        assert!(matches!(book.carry(&key, "S-R1-old", "S-R3-new"), Verdict::Other(_)), "100 and 200/300 never met");
+        assert_eq!(book.carry(&key, "S-R1-old", "S-R1-none"), Verdict::Unknown);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sim::NodeIndex;
 
-use super::Ghost;
+use super::{Ghost, Verdict};
 use crate::meta::{
     direct_consumer_name, ConsumerKey, Inflight, MetaEntry, MetaState, PeerId, StreamAssignment, StreamKey,
 };
@@ -234,11 +234,9 @@ impl Ghost {
     /// `messages` (issue 17 item 5): only within one incarnation, as a scale-up does. A store
     /// carried into a re-created stream's group gives the new incarnation the old one's data.
     pub fn observe_store_carried(&mut self, node: NodeIndex, stream: &StreamKey, from: &str, to: &str, messages: u64) {
-        let book = &self.incarnations;
-        let known = book.knows_stream_group(from) && book.knows_stream_group(to);
-        if known && !book.same_stream_incarnation(stream, from, to) {
+        if let Verdict::Other(owner) = self.incarnations.carry(stream, from, to) {
             let message = format!(
-                "carried {messages} messages of stream {stream} from group {from} into {to}, a group of another incarnation"
+                "carried {messages} messages of stream {stream} from group {from} ({owner}) into {to}, a group of another incarnation"
             );
             self.diverged("meta-asset-fresh-incarnation", node, message);
         }
