@@ -164,7 +164,8 @@ impl Server {
 impl Node for Server {
     type Types = ServerTypes;
     const FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot"];
-    const KNOWN_FILE_KINDS: &'static [&'static str] = &["log", "state", "snapshot", "peers", "assets", "messages"];
+    const KNOWN_FILE_KINDS: &'static [&'static str] =
+        &["log", "state", "snapshot", "peers", "assets", "messages", "removed"];
 
     fn start(env: &mut ServerEnv<'_>) -> Result<Self, String> {
         let mut server = Server::new(env);

@@ -10,6 +10,7 @@ use super::group::Group;
 use super::jetstream::{Answer, PendingPeerRemove};
 use super::observe::Observation;
 use super::requests::propose_meta;
+use super::storage::{GroupFiles, MetaRemoval};
 use super::wire::{ServerMsg, META};
 use super::Server;
 use crate::meta::{self, PeerId, StreamKey};
@@ -127,10 +128,13 @@ impl Server {
     }
 
     /// This server applied its own removal: JetStream stops here (the meta group and every
-    /// asset group), until a restart. Files stay on disk.
+    /// asset group). The streams' files stay on disk; the meta group's state goes.
     fn disable_jetstream(&mut self, env: &mut ServerEnv<'_>) {
         for name in self.groups.keys() {
             self.tokens.forget_group(name);
+        }
+        if let Some(group) = self.groups.get(META) {
+            forget_meta_state(env, group.node.peers());
         }
         // Requests still waiting keep waiting, for an answer from the meta leader or a timeout.
         if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
@@ -349,4 +353,28 @@ fn placement(entry: &meta::MetaEntry) -> (String, Vec<PeerId>) {
         meta::MetaEntry::RemoveConsumer { ca, .. } => (format!("{} (deleted)", ca.key()), Vec::new()),
         other => (format!("{other:?}"), Vec::new()),
     }
+}
+
+/// On this server's own removal, record it and delete the meta group's files, as NATS's
+/// `DisableJetStream` does (`meta.Delete()`). A restart then finds the record and keeps
+/// JetStream off: it replays no stale assignment and starts no asset group from one (churn
+/// seeds 1612 and 19046: a server that had joined by itself restarted from a snapshot that no
+/// longer named it, announced itself, was added back, and its stale copy of a deleted
+/// stream's group helped fork that group's history). NATS restarts it with a fresh meta
+/// group that rejoins; see the README's differences for why we do not, yet.
+fn forget_meta_state(env: &mut ServerEnv<'_>, members: &[PeerId]) {
+    let me = env.node();
+    let record = MetaRemoval { members_left: members.iter().copied().filter(|&p| p != me).collect() };
+    // The record first, synced: a power loss must not leave the meta state gone unrecorded.
+    match record.write(env.disk()) {
+        Ok(true) => {}
+        Ok(false) => env.trace("fsync-lost", &MetaRemoval::PATH),
+        Err(e) => {
+            // The state stays: a restart replays the removal and stops again.
+            env.trace("removal-record-failed", &e.to_string());
+            return;
+        }
+    }
+    GroupFiles::new(META).remove_all(env.disk());
+    env.trace("meta-state-deleted", &record.members_left);
 }

@@ -10,7 +10,7 @@ use super::group::{Group, Tokens};
 use super::group_set::GroupSet;
 use super::jetstream::MetaLayer;
 use super::routes::Routes;
-use super::storage::{GroupFiles, InitialMembership, Recovered};
+use super::storage::{GroupFiles, InitialMembership, MetaRemoval, Recovered};
 use super::wire::META;
 use super::{assets, Server};
 use crate::raft::{Config as RaftConfig, HardState, PeerId, RaftNode};
@@ -49,7 +49,16 @@ impl Server {
             env.trace("jetstream-disabled", &());
             return;
         }
-        match Self::start_meta(env) {
+        // A server that applied its own removal deleted its meta state and keeps JetStream
+        // off (`peers::forget_meta_state`); a damaged record refuses the meta group, as any
+        // damaged group file does.
+        let removed = MetaRemoval::read(env.disk()).map_err(|e| format!("meta group refuses to start: {e}"));
+        if let Ok(Some(_)) = removed {
+            env.trace("jetstream-disabled", &"removed from the meta group (on record)");
+            self.jetstream_removed = true;
+            return;
+        }
+        match removed.and_then(|_| Self::start_meta(env)) {
             Ok(node) => {
                 let snapshot_every = env.config().snapshot_every;
                 let ack_early = env.bug(ACK_BEFORE_FSYNC);

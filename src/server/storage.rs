@@ -132,6 +132,32 @@ pub struct InitialMembership {
     pub joined: bool,
 }
 
+/// What `removed/meta` holds: this server applied its own removal from the meta group, and
+/// the members the group had left. NATS's `DisableJetStream` deletes the meta group's state
+/// on a removal; the record is what stays, so that a restart keeps JetStream off instead of
+/// starting a meta group with nothing in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaRemoval {
+    pub members_left: Vec<PeerId>,
+}
+
+impl MetaRemoval {
+    pub const PATH: &'static str = "removed/meta";
+
+    /// Write the record, synced. False when the disk lied about the fsync.
+    pub fn write(&self, disk: &mut NodeDisk) -> Result<bool, DiskError> {
+        disk.replace(Self::PATH, &encode(self))?;
+        Ok(disk.fsync(Self::PATH))
+    }
+
+    /// The record, if this server was removed. A write cut short by a power loss is as good
+    /// as none (the meta state is deleted only after the record is synced); a damaged record
+    /// is corruption.
+    pub fn read(disk: &NodeDisk) -> Result<Option<Self>, StorageError> {
+        read_record::<MetaRemoval>(disk, Self::PATH)
+    }
+}
+
 /// The file names of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupFiles {
@@ -531,6 +557,26 @@ mod tests {
 
         files.remove_all(&mut disk);
         assert!(!disk.exists(&files.peers));
+    }
+
+    /// The removal record reads back as written, is absent until written or when its write was
+    /// cut short, and a damaged one is refused with its file named.
+    #[test]
+    fn meta_removal_record() {
+        let mut disk = NodeDisk::default();
+        assert_eq!(MetaRemoval::read(&disk), Ok(None));
+        let record = MetaRemoval { members_left: vec![0, 1] };
+        assert_eq!(record.write(&mut disk), Ok(true));
+        assert_eq!(MetaRemoval::read(&disk), Ok(Some(record)));
+
+        let bytes = disk.read(MetaRemoval::PATH).unwrap().to_vec();
+        disk.replace(MetaRemoval::PATH, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(MetaRemoval::read(&disk), Ok(None), "a write cut short by a power loss");
+        let mut flipped = bytes;
+        *flipped.last_mut().unwrap() ^= 1;
+        disk.replace(MetaRemoval::PATH, &flipped).unwrap();
+        let err = MetaRemoval::read(&disk).unwrap_err();
+        assert!(err.to_string().starts_with("removed/meta"), "{err}");
     }
 
     /// The replicated cluster size: absent until written, read back as written (`None` too),
