@@ -142,6 +142,14 @@ impl RaftNode {
         self.membership.iter().any(|(_, peers)| peers.binary_search(&peer).is_ok())
     }
 
+    /// Whether `peer` is a member in a membership this node still knows that was in force at
+    /// or before `index`: what the upper layer has seen once it applied up to `index` (an
+    /// addition committed but not yet applied does not count).
+    pub fn was_member_by(&self, index: Index, peer: PeerId) -> bool {
+        let index = index.max(self.snapshot_index());
+        self.membership.iter().take_while(|(at, _)| *at <= index).any(|(_, peers)| peers.binary_search(&peer).is_ok())
+    }
+
     /// The membership in force at `index` (at least the snapshot point): what the upper layer
     /// has seen once it applied up to `index`, where `peers` may be ahead of it.
     pub fn peers_at_index(&self, index: Index) -> &[PeerId] {

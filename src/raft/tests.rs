@@ -772,6 +772,8 @@ fn unknown_peers_are_added_unless_removed_lately() {
     cluster.run_for(3_000);
     assert!(cluster.node(leader).commit_index() >= add);
     assert_eq!(cluster.node(3).peers(), &[0, 1, 2, 3]);
+    // Judged by what was applied: before its addition's index it was never a member.
+    assert!(cluster.node(3).was_member_by(add, 3) && !cluster.node(3).was_member_by(add - 1, 3));
 
     cluster.propose(leader, EntryData::RemovePeer(3)).unwrap();
     cluster.run_for(3_000);

@@ -152,7 +152,11 @@ impl Group {
         let me = env.node();
         let Some(meta) = self.meta.as_deref_mut() else { return false };
         let applied = meta.state.applied_index();
-        let was_member = super::Server::initial_peers(env).contains(&me) || self.node.was_member(me);
+        // By what was applied: an addition committed but not yet applied is no removal (churn
+        // seed 11606: a server that joined by itself restarted with its addition in the log
+        // past its applied index, took itself for removed and, once removals were recorded,
+        // kept JetStream off for good while the others counted it a member).
+        let was_member = super::Server::initial_peers(env).contains(&me) || self.node.was_member_by(applied, me);
         // A catch-up's snapshot may predate an addition raft already counts (a server added
         // back after a removal catches up from a snapshot that does not name it).
         let member_now = kind == RecoveryKind::Catchup && self.node.peers().contains(&me);
