@@ -70,12 +70,14 @@ impl RaftNode {
         }
     }
 
-    /// Votes an election needs: a quorum, or every member while waiting for a leader.
+    /// Votes an election needs, of [`Self::voters`]: a quorum, or every one while waiting for
+    /// a leader (with no removal pending, of the members).
     pub(super) fn votes_needed(&self) -> usize {
+        let voters = self.voters().len();
         if self.needs_every_vote() {
-            self.peers_now().len()
+            voters
         } else {
-            self.quorum()
+            self.voters_quorum(voters)
         }
     }
 
@@ -121,7 +123,7 @@ impl RaftNode {
         self.votes = BTreeSet::from([self.config.id]);
         self.reset_election_timer(now, rng);
         assert_eq!(self.term, term_before + 1);
-        if self.votes.len() >= self.votes_needed() {
+        if self.votes_win() {
             self.probe(Probe::WonWithoutVotes);
             self.become_leader(now);
             return;
@@ -135,7 +137,7 @@ impl RaftNode {
             // waiting to join grants such a candidate, which would otherwise need the vote of a
             // member that never grants one (churn seeds 2688, 4261, 5619 and 6993 of v14: a
             // group of two, one member an empty joiner, the other holding the log).
-            needs_every_vote: self.needs_every_vote() || self.votes_needed() >= self.peers_now().len(),
+            needs_every_vote: self.needs_every_vote() || self.votes_needed() >= self.voters().len(),
         };
         let voters: Vec<PeerId> = self.peers_now().iter().copied().filter(|p| *p != self.config.id).collect();
         for peer in voters {
@@ -178,7 +180,7 @@ impl RaftNode {
     /// Won the election: track every peer's progress and append the term's first entry.
     fn become_leader(&mut self, now: u64) {
         assert_eq!(self.role, Role::Candidate);
-        assert!(self.votes.len() >= self.votes_needed());
+        assert!(self.votes_win());
         let recorded = self.note_leader(self.config.id);
         assert!(recorded, "a node wins at most once per term");
         self.probe(Probe::WonElection);
@@ -249,13 +251,11 @@ impl RaftNode {
     /// A leader that heard from no quorum within `lost_quorum_ms` steps down (checked on tick).
     pub(super) fn leader_has_quorum_contact(&self, now: u64) -> bool {
         let window = self.config.lost_quorum_ms();
-        let mut heard = usize::from(self.is_member(self.config.id));
-        for (peer, pr) in &self.progress {
-            if self.is_member(*peer) && now < pr.contact_ms.saturating_add(window) {
-                heard += 1;
-            }
-        }
-        heard >= self.quorum()
+        let me = self.config.id;
+        let heard = |peer: PeerId| {
+            peer == me || self.progress.get(&peer).is_some_and(|pr| now < pr.contact_ms.saturating_add(window))
+        };
+        self.is_quorum(heard)
     }
 
     /// Grants a vote to a candidate whose log is at least as up to date, once per term, and
@@ -324,10 +324,26 @@ impl RaftNode {
             return;
         }
         self.votes.insert(from);
-        let counted = self.votes.iter().filter(|p| self.is_member(**p)).count();
-        if counted >= self.votes_needed() {
+        if self.votes_win() {
             self.become_leader(now);
         }
+    }
+
+    /// The votes granted so far win: a quorum, or every member while waiting for a leader.
+    /// Votes count among [`Self::voters`], the latest membership in this node's log, as NRG's
+    /// and Raft's do: a candidate that counted against an older one than its leader committed
+    /// under could win without what that leader committed (a group of three shrunk to one:
+    /// its leader commits the second removal alone, while a member that has not learned the
+    /// first committed would count a majority of all three).
+    pub(super) fn votes_win(&self) -> bool {
+        self.wins_with(|peer| self.votes.contains(&peer))
+    }
+
+    /// Whether the votes of the peers `grants` picks, its own included if picked, would elect
+    /// this node.
+    pub(super) fn wins_with(&self, grants: impl Fn(PeerId) -> bool) -> bool {
+        let voters = self.voters();
+        !voters.is_empty() && voters.iter().filter(|p| grants(**p)).count() >= self.votes_needed()
     }
 
     pub(super) fn reply_stale(&mut self, from: PeerId, msg: &Message) {

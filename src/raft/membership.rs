@@ -4,12 +4,88 @@
 
 use super::error::{ProposeError, RaftError};
 use super::node::{normalise_peers, RaftNode, Rescue, LEARNERS_MAX};
-use super::types::{EntryData, Index, PeerId, Role, Term};
+use super::types::{Entry, EntryData, Index, PeerId, Role, Term};
 
 impl RaftNode {
     /// A voting member of the current membership.
     pub(super) fn is_member(&self, peer: PeerId) -> bool {
         self.peers_now().binary_search(&peer).is_ok()
+    }
+
+    /// The members whose votes count in this node's elections: the current membership less a
+    /// member whose removal this node has appended but not committed, sorted. NRG tracks a
+    /// removal as soon as its entry is in the log, "but waits for commit to be official"
+    /// (`sendMembershipChange` on the leader, `processAppendEntry` on a follower, also when it
+    /// replays its log at start; a truncation undoes it): its cluster size and quorum drop at
+    /// once. Here memberships change on commit; the latest membership in the log decides
+    /// elections (see [`Self::votes_win`]) and, for a removal appended in an earlier term, a
+    /// leader's commits too (see [`Self::is_quorum`]). A node that evicted peers drops a
+    /// pending removal of itself, as NRG's `EvictPeers` reverts one.
+    pub(super) fn voters(&self) -> Vec<PeerId> {
+        self.voters_before(Term::MAX)
+    }
+
+    /// [`Self::voters`], counting only removals appended in terms before `term`.
+    fn voters_before(&self, term: Term) -> Vec<PeerId> {
+        let me = self.config.id;
+        let mut voters = self.peers_now().to_vec();
+        // One membership change runs at a time, so the uncommitted tail is short.
+        for index in self.commit + 1..=self.log.last_index() {
+            match self.log.get(index) {
+                Some(Entry { term: at, data: EntryData::RemovePeer(p), .. })
+                    if *at < term && !(*p == me && self.evicted_membership) =>
+                {
+                    voters.retain(|v| v != p)
+                }
+                _ => {}
+            }
+        }
+        voters
+    }
+
+    /// The quorum of [`Self::voters`] when they are `voters` many: a majority of the cluster
+    /// size, capped by them, or the rescued quorum if lower (with no removal pending, the
+    /// same as [`Self::quorum`]).
+    pub(super) fn voters_quorum(&self, voters: usize) -> usize {
+        let size = self.peer_state_cluster_size.or(self.boot_cluster_size).map_or(voters, |size| size.min(voters));
+        let natural = size / 2 + 1;
+        self.rescue.map_or(natural, |rescue| rescue.quorum.min(natural))
+    }
+
+    /// A leader's members that hold a removal appended in an earlier term, not committed: the
+    /// members it leaves. `None` when there is none.
+    fn inherited_voters(&self) -> Option<Vec<PeerId>> {
+        let voters = self.voters_before(self.term);
+        (voters.len() != self.peers_now().len() && !voters.is_empty()).then_some(voters)
+    }
+
+    /// Whether the peers `agree` picks (acknowledgements, recent contact; this node included
+    /// if it agrees) make a leader's quorum: of the current membership, or, while a removal
+    /// appended in an earlier term is pending, of the members it leaves, as NRG counts. A
+    /// survivor restarted holding its leader's removal of itself, elected alone on the
+    /// members that removal leaves, commits it that way; the current membership would wait for
+    /// a server that left (churn seed 11446 of v14, 5377's kind). A majority of the members a
+    /// removal leaves meets a majority of those before it (they differ by one), so a commit
+    /// either way is seen by every candidate that can win. A removal this leader proposed
+    /// counts from its commit, as before: counted at once, a leader of two that removes the
+    /// other would commit alone (as NRG does), moving the timing of every shrink.
+    pub(super) fn is_quorum(&self, agree: impl Fn(PeerId) -> bool) -> bool {
+        let members = self.peers_now();
+        if members.iter().filter(|p| agree(**p)).count() >= self.quorum() {
+            return true;
+        }
+        self.inherited_voters()
+            .is_some_and(|voters| voters.iter().filter(|p| agree(**p)).count() >= self.voters_quorum(voters.len()))
+    }
+
+    /// The highest index held by a leader's quorum (see [`Self::is_quorum`]), given each
+    /// peer's durable match.
+    pub(super) fn quorum_match(&self, match_of: impl Fn(PeerId) -> Index) -> Option<Index> {
+        let mut matches: Vec<Index> = self.peers_now().iter().map(|p| match_of(*p)).collect();
+        let by_members = super::progress::quorum_index(&mut matches, self.quorum());
+        let Some(voters) = self.inherited_voters() else { return by_members };
+        let mut matches: Vec<Index> = voters.iter().map(|p| match_of(*p)).collect();
+        by_members.max(super::progress::quorum_index(&mut matches, self.voters_quorum(voters.len())))
     }
 
     /// The current membership, sorted.

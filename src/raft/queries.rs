@@ -136,6 +136,14 @@ impl RaftNode {
         self.peers_now()
     }
 
+    /// Whether the votes of `voters` (this node's own included if listed) would elect this
+    /// node: a quorum of its membership, or of the members left by a removal it appended but
+    /// has not committed (NRG counts that removal at once), or every member while it waits
+    /// for a leader. `election_votes_needed` is the count for the membership alone.
+    pub fn wins_with_votes_of(&self, voters: &[PeerId]) -> bool {
+        self.wins_with(|peer| voters.contains(&peer))
+    }
+
     /// Whether `peer` is a member in any membership this node still knows (its snapshot's
     /// and every change after it): a server that finds itself here knows it was removed.
     pub fn was_member(&self, peer: PeerId) -> bool {

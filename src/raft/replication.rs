@@ -5,7 +5,6 @@ use rand::RngCore;
 
 use super::node::RaftNode;
 use super::probe::Probe;
-use super::progress::quorum_index;
 use super::types::{Applied, Entry, EntryData, Index, Message, PeerId, Role, Signal, Snapshot, Term};
 
 impl RaftNode {
@@ -85,18 +84,14 @@ impl RaftNode {
     pub(super) fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader);
         let own_match = self.persisted_last.min(self.log.last_index());
-        let mut matches: Vec<Index> = self
-            .peers_now()
-            .iter()
-            .map(|peer| {
-                if *peer == self.config.id {
-                    own_match
-                } else {
-                    self.progress.get(peer).map_or(0, |pr| pr.match_index)
-                }
-            })
-            .collect();
-        let Some(candidate) = quorum_index(&mut matches, self.quorum()) else { return };
+        let match_of = |peer: PeerId| {
+            if peer == self.config.id {
+                own_match
+            } else {
+                self.progress.get(&peer).map_or(0, |pr| pr.match_index)
+            }
+        };
+        let Some(candidate) = self.quorum_match(match_of) else { return };
         if candidate <= self.commit {
             return;
         }

@@ -831,6 +831,47 @@ fn removed_leader_last_append_reaches_a_survivor_that_got_appends_reordered() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// A two-member group whose leader removes itself: the survivor acknowledges the removal and
+/// crashes before the leader's last Append, with the new commit, reaches it; the leader commits
+/// on that acknowledgement and leaves. Restarted, the survivor holds the removal uncommitted.
+/// NRG counts a removal from its append on (`processAppendEntry`, also when it replays its log
+/// at start): the survivor's quorum is one, it elects itself and commits the removal. Counting
+/// it only from its commit, the survivor waited for the vote of a server that left (churn seed
+/// 11446 of v14, 5377's kind).
+#[test]
+fn a_survivor_restarted_holding_its_leaders_removal_uncommitted_elects_itself() {
+    let mut cluster = Cluster::new(2, 5, |_| {});
+    cluster.campaign(0);
+    cluster.deliver_only(|_, _, _| true);
+    assert_eq!(cluster.leader(), Some(0));
+    let removal = cluster.propose(0, EntryData::RemovePeer(0)).expect("leader proposes its removal");
+    // The survivor gets the removal, persists and acknowledges it.
+    for (from, to, msg) in std::mem::take(&mut cluster.queue) {
+        cluster.deliver(from, to, msg);
+    }
+    assert_eq!(cluster.node(1).last_index(), removal);
+    assert!(cluster.node(1).commit_index() < removal);
+    // It crashes before anything more from the leader arrives; the acknowledgement does.
+    cluster.crash(1);
+    for (from, to, msg) in std::mem::take(&mut cluster.queue) {
+        if to == 0 {
+            cluster.deliver(from, to, msg);
+        }
+    }
+    assert!(cluster.node(0).commit_index() >= removal, "the leader committed its removal");
+    assert_eq!(cluster.node(0).role(), Role::Follower, "and left");
+    cluster.isolate(0); // the removed server is gone for good
+    cluster.queue.clear();
+    cluster.restart(1);
+    assert_eq!(cluster.node(1).peers(), &[0, 1], "the removal is not official before it commits");
+    assert!(cluster.node(1).wins_with_votes_of(&[1]), "but it counts for quorums since it was appended");
+    let leader = cluster.await_leader(30_000);
+    assert_eq!(leader, 1, "the survivor elects itself");
+    assert!(cluster.node(1).commit_index() > removal);
+    assert_eq!(cluster.node(1).peers(), &[1]);
+    assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Snapshots and restart.
 

@@ -89,8 +89,8 @@ fn stuck(asset: &AssetGroup<'_>, members: &[(u32, &Server)], meta_peers: &[u32])
         |p: &u32| !meta_peers.contains(p) || !asset.group.peers.contains(p) || !members.iter().any(|(id, _)| id == p);
     members.iter().filter_map(|(_, s)| s.group(name)).any(|g| {
         let config = g.node.peers();
-        let able = config.iter().filter(|p| meta_peers.contains(p) && runs_group(p)).count();
-        able < g.node.election_votes_needed() && config.iter().filter(|p| !runs_group(p)).all(excused)
+        let able: Vec<u32> = config.iter().copied().filter(|p| meta_peers.contains(p) && runs_group(p)).collect();
+        !g.node.wins_with_votes_of(&able) && config.iter().filter(|p| !runs_group(p)).all(excused)
     })
 }
 

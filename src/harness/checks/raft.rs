@@ -141,7 +141,7 @@ fn leader_completeness(
             })
         })
         .collect();
-    if voters.len() >= node.election_votes_needed() && !held_only_by_removed(cluster, name, index, entry.term) {
+    if node.wins_with_votes_of(&voters) && !held_only_by_removed(cluster, name, index, entry.term) {
         return fail(
             "raft-leader-completeness",
             id,
