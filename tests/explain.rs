@@ -253,7 +253,7 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     assert!(!log.stderr.contains("config_json: [123"), "configs as text in the log");
     // Raft messages in words: group, term, log position, the entries an append carries.
     assert!(log.stderr.contains(": meta RequestVote t1 log 0@t0"), "vote requests in words");
-    assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0, 1, 2, 3, 4]: #1 t1 LeaderNoop"));
+    assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0,1,2,3,4]: #1 t1 LeaderNoop"));
     let carries_op =
         |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S1 -> S-R2-");
     assert!(log.stderr.lines().any(carries_op), "meta ops an append carries");
