@@ -253,10 +253,53 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     assert!(!log.stderr.contains("config_json: [123"), "configs as text in the log");
     // Raft messages in words: group, term, log position, the entries an append carries.
     assert!(log.stderr.contains(": meta RequestVote t1 log 0@t0"), "vote requests in words");
-    assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0, 1, 2, 3, 4]: #1 t1 LeaderNoop"));
+    assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0,1,2,3,4]: #1 t1 LeaderNoop"));
     let carries_op =
         |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S1 -> S-R2-");
     assert!(log.stderr.lines().any(carries_op), "meta ops an append carries");
     assert!(log.stderr.contains(": meta heartbeat t1 after "), "heartbeats named as such");
     assert!(!log.stderr.contains("Raft { group"), "no raft message in its debug form");
+}
+
+/// The event log says what happened in words, never in a Rust debug form: a default seed with
+/// faults (power loss, partitions, clogs, an isolation), client ops, requests passed on to the
+/// leader, answers, info requests, publishes and raft signals. Configs show as their JSON text,
+/// which is the only place a brace may appear (`{"name":...}`, no space after it).
+#[test]
+fn the_event_log_reads_in_words() {
+    let log = metasim(&["replay", "--seed", "3", "--profile", "default", "--log"]);
+    assert_eq!(log.code, 0, "{}", log.stdout);
+    let debug_forms = ["{ ", " }", "Some(", "None", "StreamKey", "ConsumerKey", "\\\"", "(Startup", "Catchup"];
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in log.stderr.lines() {
+        let kind = line.split_whitespace().nth(3).unwrap_or_default();
+        kinds.insert(kind.to_string());
+        if let Some(form) = debug_forms.iter().find(|f| line.contains(*f)) {
+            panic!("a debug form ({form}) in the log: {line}");
+        }
+    }
+    for kind in ["power-loss", "partition", "partition-one-way", "clog", "isolate", "signal", "publish", "answer"] {
+        assert!(kinds.contains(kind), "the seed no longer has a {kind} event: {kinds:?}");
+    }
+    for words in [
+        " world partition      d97194b8c2f86000  partition [2,3,4] | [0,1]",
+        "partition-one-way [3] -> [4]",
+        " world power-loss     8d3e0f15956f97bd  power-loss n4",
+        " world clog           6ad26a20123ba583  clog n0",
+        "  client at n4: update stream A:S2 subjects s2.> R1",
+        " n4    client         552532ddba6dd1e2  update stream A:S2 subjects s2.> R1",
+        r#" n4    request        50d02583685fad0b  #1 at n4: update stream A:S2 {"name":"S2","subjects":["s2.>"],"replicas":1}"#,
+        r#" n1    request        b3474d4c3d65d456  #1 at n1: create consumer A:S2:C1 {"durable_name":"C1","replicas":0}"#,
+        " n1    recv           fbca9eb5b536d726  from n2: request #3 delete consumer A:S3:C1",
+        " n2    recv           3965c2e77f45ee91  from n1: answer #3: error stream not found",
+        " n4    answer         77a38c3ae6de47b7  #5: ok leader stepped down",
+        " n4    info-request   2d60dbb14046c231  #3 A:S2",
+        " n4    publish        820a020235b96c56  #1 3 messages to A:S0",
+        " n1    signal         604460fa803cfb5a  meta: became leader t1",
+        " n1    meta-leader    7194f3e59ae47dcd  leads t1",
+        " n1    stepdown       f70fadceef02785c  for n4#5",
+        " n2    meta-recovered ee85fafd354b0935  startup at meta#0, 0 staged",
+    ] {
+        assert!(log.stderr.contains(words), "no `{words}` in the log");
+    }
 }

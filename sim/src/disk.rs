@@ -77,6 +77,18 @@ pub enum Corruption {
     Wipe,
 }
 
+impl Corruption {
+    /// As a scenario file names it (`bit-flip`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Corruption::BitFlip => "bit-flip",
+            Corruption::Truncate => "truncate",
+            Corruption::Rollback => "rollback",
+            Corruption::Wipe => "wipe",
+        }
+    }
+}
+
 /// What a corruption actually did, for the trace and for oracles.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CorruptionReport {

@@ -7,7 +7,7 @@
 //! safety checks run. The engine owns time, delivery, the disk and faults.
 
 use std::collections::BTreeSet;
-use std::fmt::Debug;
+use std::fmt::{Debug, Display};
 
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
@@ -24,7 +24,8 @@ use crate::trace::Trace;
 /// so the node's own files can name their [`Env`] without naming the node.
 pub trait NodeTypes: 'static {
     type Msg: Serialize + Debug + Clone + Send + 'static;
-    type ClientOp: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
+    /// Shown in words (its `Display`) in the event log's `client` lines.
+    type ClientOp: Serialize + DeserializeOwned + Debug + Display + Clone + PartialEq + Send + Sync + 'static;
     type Config: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Default + Send + Sync + 'static;
     /// A fact only visible as it happens (a leader elected, an entry applied, a message
     /// acknowledged), which the oracle needs and no node state keeps. Borrowed: observations
@@ -197,6 +198,12 @@ impl<T: NodeTypes> Env<'_, T> {
         self.coverage.hit(kind, self.sim_ns);
         let digest = hash::digest(payload);
         self.trace.record(self.sim_ns, self.node, kind, digest, detail);
+    }
+
+    /// Add a system event whose payload is already words (a reason, a name): the detail is
+    /// the text itself, unquoted; the digest is the text's, as [`Self::trace`] gives it.
+    pub fn trace_text(&mut self, kind: &'static str, text: &str) {
+        self.trace_with(kind, &text, || text.to_string());
     }
 
     /// A behaviour worth covering happened here ([`crate::coverage`]). Every trace event is

@@ -33,6 +33,7 @@ mod locate;
 mod parse;
 mod source;
 mod system_checks;
+pub mod words;
 
 pub use builder::{Outcome, RunVerdict, ScenarioBuilder, BUILT_FILE};
 pub use checks::first_repeated;
@@ -306,6 +307,49 @@ impl<C, E> Action<C, E> {
             | Action::SetNetwork { .. }
             | Action::HealAll {}
             | Action::Reseed { .. } => vec![],
+        }
+    }
+}
+
+/// A step in words for the event log (`partition [2,3,4] | [0,1]`, `power-loss n4 torn`,
+/// `client at n4: ...` with the system's own words for the op); the trace's digest is the
+/// step's own, whatever the wording.
+impl<C: fmt::Display, E: Serialize> fmt::Display for Action<C, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name();
+        match self {
+            Action::Client { node: Some(node), op } => write!(f, "client at n{node}: {op}"),
+            Action::Client { node: None, op } => write!(f, "client: {op}"),
+            Action::Expect { check } => write!(f, "expect {}", words::fields(check)),
+            Action::Partition { groups } => {
+                let groups: Vec<String> = groups.iter().map(|g| words::nodes(g)).collect();
+                write!(f, "{name} {}", groups.join(" | "))
+            }
+            Action::PartitionOneWay { from, to } => {
+                write!(f, "{name} {} -> {}", words::nodes(from), words::nodes(to))
+            }
+            Action::ClogLink { from, to } | Action::UnclogLink { from, to } => write!(f, "{name} n{from} -> n{to}"),
+            Action::SetNetwork { profile } => write!(f, "{name} {}", words::link(profile)),
+            Action::SetLink { from, to, profile } => write!(f, "{name} n{from} -> n{to} {}", words::link(profile)),
+            Action::PowerLoss { node, torn } => write!(f, "{name} n{node}{}", if *torn { " torn" } else { "" }),
+            Action::Corrupt { node, kind, corruption } => write!(f, "{name} n{node} {kind} {}", corruption.name()),
+            Action::LostFsync { node, kind, on } | Action::NoSpace { node, kind, on } => {
+                write!(f, "{name} n{node} {kind} {}", if *on { "on" } else { "off" })
+            }
+            Action::SlowDisk { node, extra_ms: 0 } => write!(f, "{name} n{node} off"),
+            Action::SlowDisk { node, extra_ms } => write!(f, "{name} n{node} +{extra_ms}ms"),
+            Action::ClockJump { node, by_ms } => write!(f, "{name} n{node} {by_ms:+}ms"),
+            Action::ClockDrift { node, ppm } => write!(f, "{name} n{node} {ppm:+}ppm"),
+            Action::Reseed { seed } => write!(f, "{name} {seed}"),
+            Action::HealNetwork {} | Action::HealAll {} => write!(f, "{name}"),
+            Action::Isolate { node }
+            | Action::Clog { node }
+            | Action::Unclog { node }
+            | Action::Crash { node }
+            | Action::Restart { node }
+            | Action::Pause { node }
+            | Action::Resume { node }
+            | Action::Shutdown { node } => write!(f, "{name} n{node}"),
         }
     }
 }

@@ -388,6 +388,12 @@ struct ClockProbe {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct NoOp {}
 
+impl std::fmt::Display for NoOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("nothing")
+    }
+}
+
 struct ProbeTypes;
 
 impl NodeTypes for ProbeTypes {

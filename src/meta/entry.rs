@@ -123,18 +123,14 @@ impl MetaEntry {
     /// request id and the config as JSON text
     /// (`AssignStream A:S3 -> S-R3-eb93 [0,2,4] created 1200 reply n2#5 {"name":"S3",...}`).
     pub fn describe(&self) -> String {
-        fn group(g: &super::model::RaftGroup) -> String {
-            let peers: Vec<String> = g.peers.iter().map(|p| p.to_string()).collect();
-            format!("{} [{}]", g.name, peers.join(","))
-        }
         let (what, created, config) = match self {
             MetaEntry::AssignStream { sa, .. }
             | MetaEntry::UpdateStream { sa, .. }
             | MetaEntry::RemoveStream { sa, .. } => {
-                (format!("{} -> {}", sa.key(), group(&sa.group)), sa.created_ms, &sa.config_json)
+                (format!("{} -> {}", sa.key(), sa.group), sa.created_ms, &sa.config_json)
             }
             MetaEntry::AssignConsumer { ca, .. } | MetaEntry::RemoveConsumer { ca, .. } => {
-                (format!("{} -> {}", ca.key(), group(&ca.group)), ca.created_ms, &ca.config_json)
+                (format!("{} -> {}", ca.key(), ca.group), ca.created_ms, &ca.config_json)
             }
         };
         let mut text = format!("{:?} {what} created {created}", self.op());

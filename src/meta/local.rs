@@ -88,6 +88,24 @@ pub enum LocalChange {
     NotLocal,
 }
 
+/// What it did, in words: `created`, `a new incarnation, regrouped from S-R3-ab`.
+impl std::fmt::Display for LocalChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalChange::Nothing => write!(f, "nothing"),
+            LocalChange::Created => write!(f, "created"),
+            LocalChange::Updated { regrouped: Some(old) } => write!(f, "updated, regrouped from {old}"),
+            LocalChange::Reincarnated { old_group } => write!(f, "a new incarnation, regrouped from {old_group}"),
+            LocalChange::Updated { regrouped: None } => write!(f, "updated"),
+            LocalChange::Stopped => write!(f, "stopped"),
+            LocalChange::Removed => write!(f, "removed"),
+            LocalChange::KeptNewer { local_created_ms } => write!(f, "kept the newer copy created {local_created_ms}"),
+            LocalChange::MissingStream => write!(f, "no local stream"),
+            LocalChange::NotLocal => write!(f, "not local"),
+        }
+    }
+}
+
 /// Local orphans: assets absent from the applied state (§4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Orphans {

@@ -65,6 +65,12 @@ impl fmt::Display for ConsumerKey {
     }
 }
 
+/// Peers in words: `[0,1,4]`.
+pub fn peer_list(peers: &[PeerId]) -> String {
+    let peers: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+    format!("[{}]", peers.join(","))
+}
+
 /// A stream's or consumer's raft group as the meta layer assigns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaftGroup {
@@ -81,6 +87,13 @@ pub struct RaftGroup {
     /// `preferred` (NATS has no such field: its new peers catch up before they count).
     #[serde(default)]
     pub joiners: Vec<PeerId>,
+}
+
+/// `S-R3-eb93 [0,2,4]`: the name and the peers.
+impl fmt::Display for RaftGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, peer_list(&self.peers))
+    }
 }
 
 impl RaftGroup {

@@ -61,6 +61,40 @@ pub enum MetaRequest {
     },
 }
 
+/// The request in words, with its config as JSON text: `create stream A:S2 {"name":"S2",...}`,
+/// `delete consumer A:S3:C1`, `remove peer n2 from stream A:S1`. The name a create or update
+/// carries only in its config is read from there (`A:?` when it has none).
+impl std::fmt::Display for MetaRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let named = |config: &[u8], field: &str| -> String {
+            serde_json::from_slice::<serde_json::Value>(config)
+                .ok()
+                .and_then(|v| v.get(field).and_then(|n| n.as_str()).map(str::to_string))
+                .unwrap_or_else(|| "?".to_string())
+        };
+        let text = |config: &[u8]| String::from_utf8_lossy(config).into_owned();
+        match self {
+            MetaRequest::CreateStream { account, config_json } => {
+                write!(f, "create stream {account}:{} {}", named(config_json, "name"), text(config_json))
+            }
+            MetaRequest::UpdateStream { account, config_json } => {
+                write!(f, "update stream {account}:{} {}", named(config_json, "name"), text(config_json))
+            }
+            MetaRequest::DeleteStream { account, name } => write!(f, "delete stream {account}:{name}"),
+            MetaRequest::CreateConsumer { account, stream, config_json } => {
+                let name = named(config_json, "durable_name");
+                write!(f, "create consumer {account}:{stream}:{name} {}", text(config_json))
+            }
+            MetaRequest::DeleteConsumer { account, stream, name } => {
+                write!(f, "delete consumer {account}:{stream}:{name}")
+            }
+            MetaRequest::RemoveStreamPeer { account, name, peer } => {
+                write!(f, "remove peer n{peer} from stream {account}:{name}")
+            }
+        }
+    }
+}
+
 /// What the leader knows besides the meta state when handling a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderContext {

@@ -31,6 +31,14 @@ pub struct StreamResult {
     pub error: ApiError,
 }
 
+/// `A:S2 in S-R3-ab on n1 (create): insufficient resources`.
+impl std::fmt::Display for StreamResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.update { "update" } else { "create" };
+        write!(f, "{} in {} on n{} ({what}): {}", self.stream, self.group, self.peer, self.error)
+    }
+}
+
 /// What the leader does about a result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResultPlan {

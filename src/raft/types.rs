@@ -166,6 +166,18 @@ pub enum Signal {
     CatchupDone,
 }
 
+/// `became leader t2`, `stepped down t2`, `catch-up started`, `catch-up done`.
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signal::BecameLeader { term } => write!(f, "became leader t{term}"),
+            Signal::SteppedDown { term } => write!(f, "stepped down t{term}"),
+            Signal::CatchupStarted => write!(f, "catch-up started"),
+            Signal::CatchupDone => write!(f, "catch-up done"),
+        }
+    }
+}
+
 /// One item of the ordered stream to the upper layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {

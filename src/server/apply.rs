@@ -122,7 +122,7 @@ impl Group {
             Signal::CatchupDone => self.replay_done = true,
         }
         let name = &self.name;
-        env.trace_with("signal", &format!("{signal:?}"), || format!("{name}: {signal:?}"));
+        env.trace_with("signal", &format!("{signal:?}"), || format!("{name}: {signal}"));
         let ended = if signal == Signal::CatchupDone {
             self.meta.as_deref_mut().and_then(|m| m.on_replay_done(env))
         } else {
@@ -182,6 +182,10 @@ pub(super) fn describe_entry(meta: bool, data: &EntryData) -> String {
             Some(n) => format!("carries {n} messages from an R1 store"),
             None => format!("payload {} bytes", bytes.len()),
         },
-        other => format!("{other:?}"),
+        EntryData::AddPeer(peer) => format!("AddPeer n{peer}"),
+        EntryData::RemovePeer(peer) => format!("RemovePeer n{peer}"),
+        EntryData::LeaderNoop => "LeaderNoop".into(),
+        EntryData::PeerState { cluster_size } => format!("PeerState cluster size {cluster_size}"),
+        EntryData::Members(peers) => format!("Members {}", crate::meta::model::peer_list(peers)),
     }
 }

@@ -51,10 +51,7 @@ impl ClientRequests {
             Ok(ok) if self.oks.len() < ANSWERS_KEPT_MAX => self.oks.insert(ok.clone()),
             Ok(_) => false,
         };
-        env.trace_with("answer", &(request, &answer), || match &answer {
-            Ok(ok) => format!("#{request}: ok {ok:?}"),
-            Err(e) => format!("#{request}: error {e}"),
-        });
+        env.trace_with("answer", &(request, &answer), || super::wire::describe_answer(request, &answer));
     }
 
     /// Requests past their deadline time out, as a client would see it.
@@ -63,7 +60,7 @@ impl ClientRequests {
         for request in expired {
             self.pending.remove(&request).expect("listed above");
             self.timed_out += 1;
-            env.trace("request-timeout", &request);
+            env.trace_with("request-timeout", &request, || format!("#{request}"));
             env.observe(Observation::RequestTimedOut { request });
         }
     }

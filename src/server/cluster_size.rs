@@ -51,8 +51,13 @@ impl Server {
         }
         let Some(target) = cluster_size_target(size, known, active, jetstream) else { return };
         match group.node.adjust_cluster_size(env.monotonic_ms(), term, target) {
-            Ok(_) => env.trace("cluster-size-adjusted", &(target, group.node.quorum_size())),
-            Err(e) => env.trace("cluster-size-refused", &e.to_string()),
+            Ok(_) => {
+                let quorum = group.node.quorum_size();
+                env.trace_with("cluster-size-adjusted", &(target, quorum), || {
+                    format!("{target} servers, quorum {quorum}")
+                })
+            }
+            Err(e) => env.trace_text("cluster-size-refused", &e.to_string()),
         }
     }
 }

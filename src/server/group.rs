@@ -233,12 +233,12 @@ impl Group {
         match files.write_initial_peers(env.disk(), &start) {
             Ok(synced) => {
                 if !synced {
-                    env.trace("fsync-lost", &files.peers);
+                    env.trace_text("fsync-lost", &files.peers);
                 }
-                env.trace("joiner-caught-up", &self.name);
+                env.trace_text("joiner-caught-up", &self.name);
                 self.joined_on_record = false;
             }
-            Err(e) => env.trace("peers-record-failed", &(files.peers.clone(), e.to_string())),
+            Err(e) => super::start::trace_file_error(env, "peers-record-failed", &files.peers, &e.to_string()),
         }
     }
 
@@ -257,11 +257,13 @@ impl Group {
         match files.write_cluster_size(env.disk(), record) {
             Ok(synced) => {
                 if !synced {
-                    env.trace("fsync-lost", &files.cluster_size);
+                    env.trace_text("fsync-lost", &files.cluster_size);
                 }
                 self.cluster_size_on_record = size;
             }
-            Err(e) => env.trace("cluster-size-record-failed", &(files.cluster_size.clone(), e.to_string())),
+            Err(e) => {
+                super::start::trace_file_error(env, "cluster-size-record-failed", &files.cluster_size, &e.to_string())
+            }
         }
     }
 
@@ -362,7 +364,7 @@ impl Group {
                 true
             }
             Err(e) => {
-                env.trace("snapshot-refused", &e.to_string());
+                env.trace_text("snapshot-refused", &e.to_string());
                 false
             }
         }

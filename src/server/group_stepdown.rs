@@ -14,8 +14,8 @@ use super::env::{forked_rng, ServerEnv};
 use super::info::Ask;
 use super::names::CLUSTER_NOT_AVAILABLE;
 use super::observe::Observation;
-use super::requests::stepdown_refusal;
-use super::wire::{AssetRef, ServerMsg, META};
+use super::requests::{stepdown_refusal, trace_stepdown_refused};
+use super::wire::{to_preferred, AssetRef, ServerMsg, META};
 use super::Server;
 
 impl Server {
@@ -28,7 +28,9 @@ impl Server {
     ) {
         // Not watched for L7: the answer needs the asset's group to have a leader.
         let Some((request, route)) = self.open_client_request(env, false) else { return };
-        env.trace("group-stepdown-request", &(request, &asset, preferred));
+        env.trace_with("group-stepdown-request", &(request, &asset, preferred), || {
+            format!("#{request} {asset}{}", to_preferred(&preferred))
+        });
         self.send_request(env, route, ServerMsg::GroupStepdownRequest { request, asset, preferred });
     }
 
@@ -77,11 +79,13 @@ impl Server {
             return; // its leader answers
         }
         if let Some(refusal) = stepdown_refusal(&running.node, me, preferred, now) {
-            env.trace("stepdown-refused", &(origin, request, &refusal));
+            trace_stepdown_refused(env, origin, request, &refusal);
             self.send_answer(env, origin, request, Err(refusal));
             return;
         }
-        env.trace("group-stepdown", &(origin, request, group, preferred));
+        env.trace_with("group-stepdown", &(origin, request, group, preferred), || {
+            format!("{group} for n{origin}#{request}{}", to_preferred(&preferred))
+        });
         self.send_answer(env, origin, request, Ok(format!("{} leader stepped down", asset.label())));
         let running = self.groups.get_mut(group).expect("found above");
         let mut rng = forked_rng(env);

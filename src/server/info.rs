@@ -15,6 +15,7 @@ use sim::NodeIndex;
 use super::env::ServerEnv;
 use super::names::CLUSTER_NOT_AVAILABLE;
 use super::observe::Observation;
+use super::requests::trace_request_dropped;
 use super::wire::{Answer, AssetRef, ServerMsg, META};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
@@ -30,7 +31,7 @@ impl Server {
     pub(super) fn client_info(&mut self, env: &mut ServerEnv<'_>, key: StreamKey) {
         // Not watched for L7: the answer depends on the stream's group having a leader too.
         let Some((request, route)) = self.open_client_request(env, false) else { return };
-        env.trace("info-request", &(request, &key));
+        env.trace_with("info-request", &(request, &key), || format!("#{request} {key}"));
         self.send_request(env, route, ServerMsg::InfoRequest { request, stream: key });
     }
 
@@ -62,7 +63,7 @@ impl Server {
     ) {
         let Some(group) = self.groups.get(META) else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         let online = self.online_members(env, group);
@@ -158,7 +159,7 @@ impl Server {
     pub(super) fn client_consumer_info(&mut self, env: &mut ServerEnv<'_>, key: ConsumerKey) {
         // Not watched for L7, as stream info: the answer needs the consumer's group to lead.
         let Some((request, route)) = self.open_client_request(env, false) else { return };
-        env.trace("consumer-info-request", &(request, &key));
+        env.trace_with("consumer-info-request", &(request, &key), || format!("#{request} {key}"));
         self.send_request(env, route, ServerMsg::ConsumerInfoRequest { request, consumer: key });
     }
 

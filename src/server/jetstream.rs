@@ -51,6 +51,16 @@ pub enum RecoveryKind {
     Catchup,
 }
 
+/// `startup` or `catch-up`.
+impl std::fmt::Display for RecoveryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecoveryKind::Startup => "startup",
+            RecoveryKind::Catchup => "catch-up",
+        })
+    }
+}
+
 /// A recovery in progress: what it staged, and whether raft's replay-done signal came.
 pub struct Recovery {
     pub kind: RecoveryKind,
@@ -190,7 +200,7 @@ impl MetaLayer {
                 Ok(()) => env.probe(probes::meta_op(op, OpOutcome::Staged)),
                 Err(e) => {
                     env.probe(probes::meta_op(op, OpOutcome::Refused));
-                    env.trace("meta-apply-error", &e.to_string());
+                    env.trace_text("meta-apply-error", &e.to_string());
                 }
             }
             return;
@@ -211,7 +221,7 @@ impl MetaLayer {
             }
             Err(e) => {
                 env.probe(probes::meta_op(op, OpOutcome::Refused));
-                env.trace("meta-apply-error", &e.to_string());
+                env.trace_text("meta-apply-error", &e.to_string());
             }
         }
     }
@@ -290,9 +300,9 @@ impl MetaLayer {
         env.observe(Observation::MetaSnapshotInstalled { index, digest, streams: &snapshot.streams });
         if let Some(recovery) = self.recovery.as_mut() {
             if let Err(e) = self.state.stage_snapshot(index, snapshot.streams, &mut recovery.staged) {
-                env.trace("meta-apply-error", &e.to_string());
+                env.trace_text("meta-apply-error", &e.to_string());
             }
-            env.trace("meta-snapshot-staged", &index);
+            env.trace_with("meta-snapshot-staged", &index, || format!("meta#{index}"));
             return;
         }
         match self.state.apply_snapshot(index, snapshot.streams, me) {
@@ -302,7 +312,7 @@ impl MetaLayer {
                 // The leader's snapshot, just applied in normal mode, is a view in sync.
                 self.remove_orphans(env, "snapshot", true, None);
             }
-            Err(e) => env.trace("meta-apply-error", &e.to_string()),
+            Err(e) => env.trace_text("meta-apply-error", &e.to_string()),
         }
     }
 
@@ -311,7 +321,7 @@ impl MetaLayer {
         if self.recovery.is_none() && self.state.write_error().is_none() {
             let staged = RecoveryUpdates::new(self.bugs);
             self.recovery = Some(Recovery { kind: RecoveryKind::Catchup, staged, replay_done: false });
-            env.trace("meta-recovery", &RecoveryKind::Catchup);
+            env.trace_with("meta-recovery", &RecoveryKind::Catchup, || RecoveryKind::Catchup.to_string());
         }
     }
 
@@ -331,7 +341,10 @@ impl MetaLayer {
             return None;
         }
         let Recovery { kind, staged, .. } = self.recovery.take().expect("checked above");
-        env.trace("meta-recovered", &(kind, self.state.applied_index(), staged.len()));
+        let applied = self.state.applied_index();
+        env.trace_with("meta-recovered", &(kind, applied, staged.len()), || {
+            format!("{kind} at meta#{applied}, {} staged", staged.len())
+        });
         // The order within a class is drawn from the seed; an empty recovery draws nothing.
         let seed = if staged.is_empty() { 0 } else { env.rng().next_u64() };
         let mut order = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -372,7 +385,10 @@ impl MetaLayer {
         let in_sync = leader_known && healthy;
         if !self.bugs.orphan_check_before_sync && !in_sync {
             self.orphan_check_skipped = true;
-            env.trace("orphan-check-skipped", &(leader_known, healthy));
+            env.trace_with("orphan-check-skipped", &(leader_known, healthy), || {
+                let leader = if leader_known { "leader known" } else { "no leader known" };
+                format!("{leader}, {}", if healthy { "healthy" } else { "not healthy" })
+            });
             return;
         }
         self.remove_orphans(env, "check", in_sync, Some(leading));
@@ -403,7 +419,9 @@ impl MetaLayer {
             let created_ms = self.local.stream(&key).map(|a| a.created_ms).expect("an orphan is local");
             env.observe(Observation::OrphanRemoved { stream: &key, consumer: None, created_ms });
             let change = self.local.apply_effect(&Effect::RemoveLocalStream { key: key.clone(), created_ms_max: None });
-            env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
+            env.trace_with("orphan-removed", &(why, &key, format!("{change:?}")), || {
+                format!("stream {key} ({why}) -> {change}")
+            });
             self.assets_changed = true;
         }
         for key in orphans.consumers {
@@ -419,7 +437,9 @@ impl MetaLayer {
             } else {
                 self.local.apply_effect(&Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: None })
             };
-            env.trace("orphan-removed", &(why, &key, format!("{change:?}")));
+            env.trace_with("orphan-removed", &(why, &key, format!("{change:?}")), || {
+                format!("consumer {key} ({why}) -> {change}")
+            });
             self.assets_changed = true;
         }
         if streams + consumers > 0 {
@@ -433,13 +453,18 @@ impl MetaLayer {
         self.inflight.clear();
         if let Some(pending) = self.peer_remove.take() {
             // NATS drops the reply with the leadership: the client times out.
-            env.trace("peer-remove-answer-dropped", &pending);
+            env.trace_with("peer-remove-answer-dropped", &pending, || {
+                format!("remove n{} t{} for n{}#{}", pending.peer, pending.term, pending.origin, pending.request)
+            });
             env.observe(Observation::PeerRemoveDropped);
         }
         // §8.3: a new leader heals stale and missing peers.
         self.peer_reconcile_due = leader_term.is_some();
         self.leader_term = leader_term;
-        env.trace("meta-leader", &leader_term);
+        env.trace_with("meta-leader", &leader_term, || match leader_term {
+            Some(term) => format!("leads t{term}"),
+            None => "does not lead".to_string(),
+        });
     }
 
     fn run_effects(&mut self, env: &mut ServerEnv<'_>, effects: Vec<Effect>, answer: bool, update: bool) {
@@ -545,12 +570,12 @@ impl MetaLayer {
         }
         let error = ApiError::InsufficientResources;
         self.local.set_stream_error(key, Some(error.to_string()));
-        env.trace("stream-refused", &(key, &group.name, &error));
+        env.trace_with("stream-refused", &(key, &group.name, &error), || format!("{key} in {}: {error}", group.name));
         let result = StreamResult { stream: key.clone(), group: group.name.clone(), peer: env.node(), update, error };
         if self.results_out.len() < RESULTS_OUT_MAX {
             self.results_out.push(result);
         } else {
-            env.trace("result-dropped", &result);
+            env.trace_with("result-dropped", &result, || result.to_string());
         }
         true
     }
@@ -660,7 +685,7 @@ impl MetaLayer {
                 self.observe_direct_consumer_removed(env, &key, (created_ms, running), Some(leading));
             }
             env.probe(probes::direct_consumer(&change));
-            env.trace("direct-consumer", &(&key, format!("{change:?}")));
+            env.trace_with("direct-consumer", &(&key, format!("{change:?}")), || format!("{key} -> {change}"));
         }
         self.direct_seen.retain(|key, _| wanted.contains_key(key));
         for key in wanted.keys() {
@@ -707,19 +732,15 @@ impl MetaLayer {
 /// A local effect and what it did, in words: `run stream A:S created 7 in S-R3-ab [0,1,2] ->
 /// created`.
 fn describe_local(effect: &Effect, change: &LocalChange) -> String {
-    let group = |g: &RaftGroup| {
-        let peers: Vec<String> = g.peers.iter().map(|p| p.to_string()).collect();
-        format!("{} [{}]", g.name, peers.join(","))
-    };
     let bound = |max: &Option<u64>| max.map_or(String::new(), |m| format!(" created at most {m}"));
     let what = match effect {
         Effect::RunStream { key, created_ms, group: g } => {
-            format!("run stream {key} created {created_ms} in {}", group(g))
+            format!("run stream {key} created {created_ms} in {g}")
         }
         Effect::StopStream { key } => format!("stop stream {key}"),
         Effect::RemoveLocalStream { key, created_ms_max } => format!("remove stream {key}{}", bound(created_ms_max)),
         Effect::RunConsumer { key, created_ms, group: g } => {
-            format!("run consumer {key} created {created_ms} in {}", group(g))
+            format!("run consumer {key} created {created_ms} in {g}")
         }
         Effect::StopConsumer { key } => format!("stop consumer {key}"),
         Effect::RemoveLocalConsumer { key, created_ms_max } => {
@@ -727,19 +748,7 @@ fn describe_local(effect: &Effect, change: &LocalChange) -> String {
         }
         Effect::Respond { .. } => "answer".to_string(),
     };
-    let did = match change {
-        LocalChange::Nothing => "nothing".to_string(),
-        LocalChange::Created => "created".to_string(),
-        LocalChange::Updated { regrouped: Some(old) } => format!("updated, regrouped from {old}"),
-        LocalChange::Reincarnated { old_group } => format!("a new incarnation, regrouped from {old_group}"),
-        LocalChange::Updated { regrouped: None } => "updated".to_string(),
-        LocalChange::Stopped => "stopped".to_string(),
-        LocalChange::Removed => "removed".to_string(),
-        LocalChange::KeptNewer { local_created_ms } => format!("kept the newer copy created {local_created_ms}"),
-        LocalChange::MissingStream => "no local stream".to_string(),
-        LocalChange::NotLocal => "not local".to_string(),
-    };
-    format!("{what} -> {did}")
+    format!("{what} -> {change}")
 }
 
 fn describe(outcome: &Outcome) -> String {

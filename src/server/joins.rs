@@ -13,6 +13,7 @@ use super::env::ServerEnv;
 use super::jetstream::MetaLayer;
 use super::wire::{ServerMsg, ServerStats, META};
 use super::Server;
+use crate::meta::model::peer_list;
 use crate::raft::ProposeError;
 
 impl Server {
@@ -33,7 +34,9 @@ impl Server {
             return;
         }
         self.announce_at_ms = now + env.config().heartbeat_ms;
-        env.trace("announce", &group.node.peers());
+        env.trace_with("announce", &group.node.peers(), || {
+            format!("outside the meta group {}", peer_list(group.node.peers()))
+        });
         let stats = self.own_stats(env);
         env.broadcast(ServerMsg::Announce { streams: stats.streams, streams_max: stats.streams_max });
     }
@@ -52,13 +55,18 @@ impl Server {
         match group.node.add_unknown_peer(env.monotonic_ms(), from) {
             Ok(None) => {}
             Ok(Some(index)) => {
-                env.trace("peer-add-proposed", &(index, from));
+                env.trace_with("peer-add-proposed", &(index, from), || format!("add n{from} at index {index}"));
             }
             Err(ProposeError::PeerBanned { allowed_at_ms, .. }) => {
-                env.trace("peer-add-banned", &(from, allowed_at_ms));
+                env.trace_with("peer-add-banned", &(from, allowed_at_ms), || {
+                    format!("n{from} until {allowed_at_ms} ms")
+                });
             }
             // Another membership change first, or a full pipeline: the next announcement asks again.
-            Err(e) => env.trace("peer-add-refused", &(from, e.to_string())),
+            Err(e) => {
+                let e = e.to_string();
+                env.trace_with("peer-add-refused", &(from, &e), || format!("n{from}: {e}"))
+            }
         }
     }
 }

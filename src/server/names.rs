@@ -6,7 +6,7 @@
 use sim::NodeIndex;
 
 use super::env::ServerEnv;
-use super::requests::RequestRoute;
+use super::requests::{trace_request_dropped, RequestRoute};
 use super::wire::{Answer, NamesQuery, ServerMsg, META};
 use super::Server;
 use crate::meta::queries;
@@ -22,7 +22,7 @@ impl Server {
         let leaderless = self.groups.get(META).is_some_and(|g| g.node.leaderless_for_long(now));
         // Watched for L7: the acting meta leader answers on its own.
         let Some((request, route)) = self.open_client_request(env, true) else { return };
-        env.trace("names-request", &(request, &query));
+        env.trace_with("names-request", &(request, &query), || format!("#{request} {query}"));
         if leaderless && matches!(route, RequestRoute::Nowhere) {
             let me = env.node();
             self.send_answer(env, me, request, Err(CLUSTER_NOT_AVAILABLE.into()));
@@ -35,7 +35,7 @@ impl Server {
     pub(super) fn lead_names(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, query: NamesQuery) {
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()).filter(|m| m.leader_term.is_some())
         else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         let answer = names_answer(&meta.state, &query);

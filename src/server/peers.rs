@@ -9,10 +9,11 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::{Answer, PendingPeerRemove};
 use super::observe::Observation;
-use super::requests::propose_meta;
+use super::requests::{propose_meta, trace_request_dropped};
 use super::storage::{GroupFiles, MetaRemoval};
 use super::wire::{ServerMsg, META};
 use super::Server;
+use crate::meta::model::peer_list;
 use crate::meta::{self, PeerId, StreamKey};
 use crate::raft::{EntryData, ProposeError};
 
@@ -29,19 +30,22 @@ impl Server {
     /// while a leader is known, or with a quorum above the current one.
     pub(super) fn rescue(&mut self, env: &mut ServerEnv<'_>, quorum: usize) {
         let Some(group) = self.groups.get_mut(META) else {
-            env.trace("op-refused", &"meta group not running");
+            env.trace_text("op-refused", "meta group not running");
             return;
         };
         match group.node.rescue(env.monotonic_ms(), quorum) {
-            Ok(()) => env.trace("meta-rescued", &quorum),
-            Err(e) => env.trace("rescue-refused", &e.to_string()),
+            Ok(()) => env.trace_with("meta-rescued", &quorum, || format!("quorum {quorum}")),
+            Err(e) => env.trace_text("rescue-refused", &e.to_string()),
         }
     }
 
     /// A client's `SERVER.REMOVE` at this server: goes to the meta leader like any request.
     pub(super) fn client_remove_peer(&mut self, env: &mut ServerEnv<'_>, target: PeerTarget) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
-        env.trace("request", &(request, "remove-peer", &target));
+        let at = env.node();
+        env.trace_with("request", &(request, "remove-peer", &target), || {
+            format!("#{request} at n{at}: remove peer {target}")
+        });
         self.send_request(env, route, ServerMsg::RemovePeer { request, target });
     }
 
@@ -57,12 +61,12 @@ impl Server {
         let now = env.monotonic_ms();
         let known_names = self.named_servers.iter().map(|&n| (n, format!("n{n}"))).collect::<Vec<_>>();
         let Some(group) = self.groups.get_mut(META) else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
         let Some(term) = meta.leader_term else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         let resolved = match (&target.peer, &target.name) {
@@ -88,7 +92,9 @@ impl Server {
         match group.node.propose(now, term, EntryData::RemovePeer(peer)) {
             Ok(index) => {
                 env.observe(Observation::PeerRemoveProposed { term, peer });
-                env.trace("peer-remove-proposed", &(index, peer, origin, request));
+                env.trace_with("peer-remove-proposed", &(index, peer, origin, request), || {
+                    format!("remove n{peer} for n{origin}#{request} at index {index}")
+                });
                 let pending = PendingPeerRemove { peer, term, origin, request };
                 if meta.bugs.peer_remove_reply_early {
                     self.answer_peer_remove(env, pending);
@@ -99,7 +105,7 @@ impl Server {
             Err(ProposeError::MembershipChangePending) => {
                 self.send_answer(env, origin, request, Err("membership change in progress".into()))
             }
-            Err(e) => env.trace("propose-refused", &e.to_string()),
+            Err(e) => env.trace_text("propose-refused", &e.to_string()),
         }
     }
 
@@ -142,7 +148,7 @@ impl Server {
         }
         self.groups.clear();
         self.jetstream_removed = true;
-        env.trace("jetstream-disabled", &"removed from the meta group");
+        env.trace_text("jetstream-disabled", "removed from the meta group");
         let own = self.own_stats(env);
         self.known_servers.insert(env.node(), own);
         let msg = self.stats_msg(env);
@@ -167,13 +173,13 @@ impl Server {
         let remap = meta::reconcile_peers(&meta.state, &meta.inflight, &ctx, &mut rng);
         for name in &remap.emptied_groups {
             // Its only copies were on removed servers: what they held is gone, as in NATS.
-            env.trace("group-data-lost", name);
+            env.trace_text("group-data-lost", name);
             env.observe(Observation::GroupEmptied { group: name });
         }
         for entry in remap.entries {
-            env.trace("peer-reconcile", &placement(&entry));
+            trace_placement(env, "peer-reconcile", &entry);
             if let Err(e) = propose_meta(env, group, term, &entry, &ctx.meta_peers) {
-                env.trace("propose-refused", &e);
+                env.trace_text("propose-refused", &e);
                 return;
             }
         }
@@ -256,7 +262,9 @@ impl Server {
             let term = group.node.term();
             // Refusals (a change still uncommitted, a re-add ban) are retried next tick.
             if group.node.propose(now, term, change.clone()).is_ok() {
-                env.trace("group-peer-change", &(name, format!("{change:?}")));
+                env.trace_with("group-peer-change", &(name, format!("{change:?}")), || {
+                    format!("{name}: {}", super::apply::describe_entry(false, &change))
+                });
             }
         }
         for (stream, group, peers) in shrunk {
@@ -269,7 +277,9 @@ impl Server {
     fn report_group_shrunk(&mut self, env: &mut ServerEnv<'_>, stream: StreamKey, group: String, peers: Vec<PeerId>) {
         let Some(meta_group) = self.groups.get(META) else { return };
         let leading = meta_group.meta.as_deref().is_some_and(|m| m.leader_term.is_some());
-        env.trace("group-shrunk", &(&stream, &group, &peers));
+        env.trace_with("group-shrunk", &(&stream, &group, &peers), || {
+            format!("{stream} {group} to {}", peer_list(&peers))
+        });
         if leading {
             self.lead_group_shrunk(env, stream, group, peers);
         } else if let Some(leader) = meta_group.node.group_leader().filter(|&l| l != env.node()) {
@@ -291,9 +301,9 @@ impl Server {
         let meta = meta_group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let Some(entry) = meta::shrink_to_group(&meta.state, &meta.inflight, &stream, &group, &peers) else { return };
-        env.trace("group-shrunk-applied", &placement(&entry));
+        trace_placement(env, "group-shrunk-applied", &entry);
         if let Err(e) = propose_meta(env, meta_group, term, &entry, &ctx.meta_peers) {
-            env.trace("propose-refused", &e);
+            env.trace_text("propose-refused", &e);
         }
     }
 }
@@ -336,11 +346,19 @@ impl Server {
                 want.peers.iter().copied().filter(|p| meta_peers.contains(p) && !members.contains(p)).collect();
             if let Ok(evicted) = group.node.evict_peers(&removed, &learners) {
                 if !evicted.is_empty() {
-                    env.trace("group-peers-evicted", &(name, evicted));
+                    env.trace_with("group-peers-evicted", &(name, &evicted), || {
+                        format!("{name}: {}", peer_list(&evicted))
+                    });
                 }
             }
         }
     }
+}
+
+/// An entry that places an asset, traced as what it places where (`A:S1 on [1,2]`).
+fn trace_placement(env: &mut ServerEnv<'_>, kind: &'static str, entry: &meta::MetaEntry) {
+    let placed = placement(entry);
+    env.trace_with(kind, &placed, || format!("{} on {}", placed.0, peer_list(&placed.1)));
 }
 
 /// What an entry places where, for the trace.
@@ -368,13 +386,14 @@ fn forget_meta_state(env: &mut ServerEnv<'_>, members: &[PeerId]) {
     // The record first, synced: a power loss must not leave the meta state gone unrecorded.
     match record.write(env.disk()) {
         Ok(true) => {}
-        Ok(false) => env.trace("fsync-lost", &MetaRemoval::PATH),
+        Ok(false) => env.trace_text("fsync-lost", MetaRemoval::PATH),
         Err(e) => {
             // The state stays: a restart replays the removal and stops again.
-            env.trace("removal-record-failed", &e.to_string());
+            env.trace_text("removal-record-failed", &e.to_string());
             return;
         }
     }
     GroupFiles::new(META).remove_all(env.disk());
-    env.trace("meta-state-deleted", &record.members_left);
+    let left = &record.members_left;
+    env.trace_with("meta-state-deleted", left, || format!("members left {}", peer_list(left)));
 }

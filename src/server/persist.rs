@@ -151,7 +151,7 @@ impl Pipeline {
                 }
                 Err(e) => {
                     p.blocked = true;
-                    env.trace("write-error", &e.to_string());
+                    env.trace_text("write-error", &e.to_string());
                     self.write_error = Some(e.to_string());
                     return None;
                 }

@@ -16,7 +16,7 @@ use super::env::ServerEnv;
 use super::group::PublishAck;
 use super::observe::Observation;
 use super::storage::MessageFile;
-use super::wire::{ServerMsg, META, PUBLISH_COUNT_MAX};
+use super::wire::{messages, ServerMsg, META, PUBLISH_COUNT_MAX};
 use super::Server;
 use crate::meta::StreamKey;
 
@@ -24,7 +24,7 @@ impl Server {
     /// A client at this server publishes `count` messages to `key`.
     pub(super) fn client_publish(&mut self, env: &mut ServerEnv<'_>, key: StreamKey, count: u32) {
         if count == 0 || count > PUBLISH_COUNT_MAX {
-            env.trace("op-refused", &format!("publish: count must be between 1 and {PUBLISH_COUNT_MAX}"));
+            env.trace_text("op-refused", &format!("publish: count must be between 1 and {PUBLISH_COUNT_MAX}"));
             return;
         }
         let now = env.monotonic_ms();
@@ -33,10 +33,10 @@ impl Server {
             return;
         };
         let Some(request) = meta.requests.open(now) else {
-            env.trace("op-refused", &"too many requests waiting");
+            env.trace_text("op-refused", "too many requests waiting");
             return;
         };
-        env.trace("publish", &(request, &key, count));
+        env.trace_with("publish", &(request, &key, count), || format!("#{request} {} to {key}", messages(count)));
         let Some(group) = meta.state.stream(&key).map(|sa| sa.group.clone()) else {
             meta.requests.on_answer(env, request, Err(format!("stream {key} not found")));
             return;
@@ -57,10 +57,10 @@ impl Server {
     /// no stream there, nothing answers and the client times out.
     fn publish_off_meta(&mut self, env: &mut ServerEnv<'_>, key: StreamKey, count: u32, now: u64) {
         let Some(request) = self.requests_off_meta.open(now) else {
-            env.trace("op-refused", &"too many requests waiting");
+            env.trace_text("op-refused", "too many requests waiting");
             return;
         };
-        env.trace("publish", &(request, &key, count));
+        env.trace_with("publish", &(request, &key, count), || format!("#{request} {} to {key}", messages(count)));
         env.broadcast(ServerMsg::Publish { request, stream: key, group: String::new(), count });
     }
 
@@ -70,7 +70,7 @@ impl Server {
             unreachable!("on_publish takes publishes")
         };
         if count == 0 || count > PUBLISH_COUNT_MAX {
-            env.trace("publish-dropped", &"count out of range");
+            env.trace_text("publish-dropped", "count out of range");
             return;
         }
         let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
@@ -91,7 +91,7 @@ impl Server {
         } else if let Some(g) = self.groups.get_mut(&group).filter(|g| g.node.leader()) {
             let early = env.bug(PUBLISH_ACK_BEFORE_COMMIT);
             if let Err(e) = g.propose_publish(env, ack, early) {
-                env.trace("propose-refused", &e.to_string());
+                env.trace_text("propose-refused", &e.to_string());
             }
         }
     }
@@ -103,14 +103,14 @@ impl Server {
                 if !synced {
                     // The disk lies about this sync (the world tells the oracle, which then
                     // no longer holds this server to what it acknowledges).
-                    env.trace("fsync-lost", &file.path());
+                    env.trace_text("fsync-lost", file.path());
                 }
                 let (stream, created_ms, count) = (&ack.stream, ack.created_ms, ack.count);
                 env.observe(Observation::MessagesAcked { group, stream, created_ms, count });
                 self.answer_publish(env, ack);
             }
             // No ack: the client times out, as it would against a failing store.
-            Err(e) => env.trace("write-error", &e.to_string()),
+            Err(e) => env.trace_text("write-error", &e.to_string()),
         }
     }
 

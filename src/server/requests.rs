@@ -9,7 +9,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::jetstream::FILLER_TAG;
 use super::observe::{Observation, RequestTarget};
-use super::wire::{AssetRef, MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
+use super::wire::{to_preferred, AssetRef, MetaOp, NamesQuery, PeerTarget, ServerMsg, META, PROPOSE_COUNT_MAX};
 use super::Server;
 use crate::meta::{self, MetaRequest, RaftGroup, Reply};
 use crate::raft::{EntryData, Index, PeerId, RaftNode, Term};
@@ -39,7 +39,7 @@ impl Server {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
             let Some(request) = self.requests_off_meta.open(now) else {
-                env.trace("op-refused", &"too many requests waiting");
+                env.trace_text("op-refused", "too many requests waiting");
                 return None;
             };
             env.observe(Observation::RequestOpened { request, target: RequestTarget::Everyone, watched });
@@ -57,7 +57,7 @@ impl Server {
             RequestRoute::Nowhere | RequestRoute::Everyone => RequestTarget::Nowhere,
         };
         let Some(request) = meta.requests.open(now) else {
-            env.trace("op-refused", &"too many requests waiting");
+            env.trace_text("op-refused", "too many requests waiting");
             return None;
         };
         env.observe(Observation::RequestOpened { request, target, watched });
@@ -99,9 +99,7 @@ impl Server {
     fn client_request(&mut self, env: &mut ServerEnv<'_>, body: MetaRequest) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
         let at = env.node();
-        env.trace_with("request", &(request, &body), || {
-            sim::trace::readable(&format!("#{request} at n{at}: {body:?}"))
-        });
+        env.trace_with("request", &(request, &body), || format!("#{request} at n{at}: {body}"));
         self.send_request(env, route, ServerMsg::Request { request, body });
     }
 
@@ -109,7 +107,7 @@ impl Server {
     /// `$JS.API.META.LEADER.STEPDOWN`): answered like any API request.
     fn client_stepdown(&mut self, env: &mut ServerEnv<'_>, preferred: Option<NodeIndex>) {
         let Some((request, route)) = self.open_client_request(env, true) else { return };
-        env.trace("stepdown-request", &(request, preferred));
+        env.trace_with("stepdown-request", &(request, preferred), || format!("#{request}{}", to_preferred(&preferred)));
         self.send_request(env, route, ServerMsg::StepdownRequest { request, preferred });
     }
 
@@ -126,15 +124,17 @@ impl Server {
         let now = env.monotonic_ms();
         let me = env.node();
         let Some(group) = self.groups.get(META).filter(|g| g.node.leader()) else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         if let Some(refusal) = stepdown_refusal(&group.node, me, preferred, now) {
-            env.trace("stepdown-refused", &(origin, request, &refusal));
+            trace_stepdown_refused(env, origin, request, &refusal);
             self.send_answer(env, origin, request, Err(refusal));
             return;
         }
-        env.trace("stepdown", &(origin, request, preferred));
+        env.trace_with("stepdown", &(origin, request, preferred), || {
+            format!("for n{origin}#{request}{}", to_preferred(&preferred))
+        });
         self.send_answer(env, origin, request, Ok("leader stepped down".to_string()));
         let group = self.groups.get_mut(META).expect("found above");
         let mut rng = forked_rng(env);
@@ -151,7 +151,7 @@ impl Server {
         // A request can reach a server whose meta group refused to start, or that lost the
         // lead on the way: drop it, the client times out.
         let Some(ctx) = self.leader_context(env, Some(origin)) else {
-            env.trace("request-dropped", &(origin, request));
+            trace_request_dropped(env, origin, request);
             return;
         };
         let group = self.groups.get_mut(META).expect("leader_context found the meta group");
@@ -161,8 +161,10 @@ impl Server {
         let mut rng = forked_rng(env);
         match meta::handle(&body, Some(reply), &meta.state, &meta.inflight, &ctx, &mut rng) {
             Ok(entry) => match propose_meta(env, group, term, &entry, &ctx.meta_peers) {
-                Ok(index) => env.trace("proposed", &(index, origin, request)),
-                Err(e) => env.trace("propose-refused", &e),
+                Ok(index) => env.trace_with("proposed", &(index, origin, request), || {
+                    format!("n{origin}#{request} at index {index}")
+                }),
+                Err(e) => env.trace_text("propose-refused", &e),
             },
             Err(e) => {
                 env.probe(super::probes::refusal(&e));
@@ -208,19 +210,23 @@ impl Server {
     /// operator's in scenarios): local, never forwarded.
     fn pause_meta_apply(&mut self, env: &mut ServerEnv<'_>, pause: bool) {
         let Some(group) = self.groups.get_mut(META) else {
-            env.trace("op-refused", &"meta group not running");
+            env.trace_text("op-refused", "meta group not running");
             return;
         };
         let now = env.monotonic_ms();
         let mut rng = forked_rng(env);
         if !pause {
             group.node.resume_apply(now, &mut rng);
-            env.trace("meta-apply-resumed", &group.node.commit_index());
+            let commit = group.node.commit_index();
+            env.trace_with("meta-apply-resumed", &commit, || format!("up to commit {commit}"));
             return;
         }
         match group.node.pause_apply(now, &mut rng) {
-            Ok(()) => env.trace("meta-apply-paused", &group.node.applied_index()),
-            Err(e) => env.trace("op-refused", &e.to_string()),
+            Ok(()) => {
+                let applied = group.node.applied_index();
+                env.trace_with("meta-apply-paused", &applied, || format!("at applied {applied}"))
+            }
+            Err(e) => env.trace_text("op-refused", &e.to_string()),
         }
     }
 
@@ -229,14 +235,14 @@ impl Server {
     fn raft_op(&mut self, env: &mut ServerEnv<'_>, op: MetaOp, forwarded: bool) {
         let now = env.monotonic_ms();
         let Some(group) = self.groups.get_mut(META) else {
-            env.trace("op-refused", &"meta group not running");
+            env.trace_text("op-refused", "meta group not running");
             return;
         };
         let node = &mut group.node;
         if !node.leader() {
             match node.group_leader() {
                 Some(leader) if !forwarded && leader != env.node() => env.send(leader, ServerMsg::Forward { op }),
-                _ => env.trace("op-refused", &"no meta leader"),
+                _ => env.trace_text("op-refused", "no meta leader"),
             }
             return;
         }
@@ -251,14 +257,14 @@ impl Server {
                 }
             }
             MetaOp::AddPeer { peer } if peer >= env.servers() => {
-                env.trace("op-refused", &format!("no server {peer}"));
+                env.trace_text("op-refused", &format!("no server {peer}"));
             }
             MetaOp::AddPeer { peer } if node.peers().contains(&peer) => {
-                env.trace("op-refused", &format!("n{peer} is already a member"));
+                env.trace_text("op-refused", &format!("n{peer} is already a member"));
             }
             MetaOp::AddPeer { peer } => {
                 if let Err(e) = node.propose(now, term, EntryData::AddPeer(peer)) {
-                    env.trace("op-refused", &e.to_string());
+                    env.trace_text("op-refused", &e.to_string());
                 }
             }
             MetaOp::Snapshot {} => {
@@ -270,10 +276,10 @@ impl Server {
             MetaOp::ProposeRaw { hex } => match decode_hex(&hex) {
                 Some(bytes) => {
                     if let Err(e) = node.propose(now, term, EntryData::Normal(bytes)) {
-                        env.trace("propose-refused", &e.to_string());
+                        env.trace_text("propose-refused", &e.to_string());
                     }
                 }
-                None => env.trace("op-refused", &"propose-raw: not hex"),
+                None => env.trace_text("op-refused", "propose-raw: not hex"),
             },
             _ => unreachable!("requests are handled above"),
         }
@@ -304,7 +310,7 @@ fn propose_filler(env: &mut ServerEnv<'_>, node: &mut RaftNode, term: Term, sequ
             true
         }
         Err(e) => {
-            env.trace("propose-refused", &e.to_string());
+            env.trace_text("propose-refused", &e.to_string());
             false
         }
     }
@@ -315,11 +321,11 @@ fn inject_inflight_stream(env: &mut ServerEnv<'_>, group: &mut Group, account: &
     let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
     match injected_stream(account, name, peers, env.servers(), env.now_ms()) {
         Ok(sa) if meta.leader_term.is_some() => {
-            env.trace("inflight-injected", &sa.key());
+            env.trace_with("inflight-injected", &sa.key(), || format!("{} on {}", sa.key(), sa.group));
             meta.inflight.track_stream(&sa, false);
         }
-        Ok(_) => env.trace("op-refused", &"the meta layer does not act as leader yet"),
-        Err(e) => env.trace("op-refused", &e),
+        Ok(_) => env.trace_text("op-refused", "the meta layer does not act as leader yet"),
+        Err(e) => env.trace_text("op-refused", &e),
     }
 }
 
@@ -370,9 +376,9 @@ pub(super) fn repair_sync_subjects(env: &mut ServerEnv<'_>, group: &mut Group, t
     let mut rng = forked_rng(env);
     let peers = group.node.peers().to_vec();
     for entry in meta::sync_repairs(&meta.state, &mut rng) {
-        env.trace("sync-repair", &entry.stream_key());
+        env.trace_with("sync-repair", &entry.stream_key(), || entry.describe());
         if let Err(e) = propose_meta(env, group, term, &entry, &peers) {
-            env.trace("propose-refused", &e);
+            env.trace_text("propose-refused", &e);
             return;
         }
     }
@@ -381,6 +387,16 @@ pub(super) fn repair_sync_subjects(env: &mut ServerEnv<'_>, group: &mut Group, t
 /// Propose a meta entry as the acting leader of `term`, and track it inflight once it is in
 /// the log (§5.1). The oracle hears of it first, with what it needs to judge S11 (placement
 /// on known meta peers) and S20 (a sync subject on every stream assignment).
+/// The meta leader (or what was one) drops `origin`'s request `request`: the client times out.
+pub(super) fn trace_request_dropped(env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64) {
+    env.trace_with("request-dropped", &(origin, request), || format!("n{origin}#{request}"));
+}
+
+/// A stepdown for `origin`'s request `request` is refused, with the reason the client gets.
+pub(super) fn trace_stepdown_refused(env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, refusal: &str) {
+    env.trace_with("stepdown-refused", &(origin, request, refusal), || format!("n{origin}#{request}: {refusal}"));
+}
+
 pub(super) fn propose_meta(
     env: &mut ServerEnv<'_>,
     group: &mut Group,

@@ -133,7 +133,7 @@ impl Server {
             match leader {
                 _ if leading => self.lead_result(env, env.node(), result),
                 Some(leader) => env.send(leader, ServerMsg::StreamResult(result)),
-                None => env.trace("result-lost", &result),
+                None => env.trace_with("result-lost", &result, || result.to_string()),
             }
         }
     }
@@ -147,7 +147,7 @@ impl Server {
             }
         }
         let Some(ctx) = self.leader_context(env, None) else {
-            env.trace("result-dropped", &result);
+            env.trace_with("result-dropped", &result, || result.to_string());
             return;
         };
         let mut rng = forked_rng(env);
@@ -155,7 +155,8 @@ impl Server {
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let plan = meta::on_stream_result(&result, &meta.state, &meta.inflight, &ctx, &mut rng);
-        env.trace("result", &(&result, plan.describe()));
+        let plan_words = plan.describe();
+        env.trace_with("result", &(&result, &plan_words), || format!("{result} -> {plan_words}"));
         let proposals = match plan {
             ResultPlan::Ignore(_) | ResultPlan::Keep => return,
             ResultPlan::Replace { delete, add } => vec![*delete, *add],
@@ -169,7 +170,7 @@ impl Server {
         let replacing = proposals.len() == 2;
         for entry in proposals {
             if let Err(e) = propose_meta(env, group, term, &entry, &ctx.meta_peers) {
-                env.trace("propose-refused", &e);
+                env.trace_text("propose-refused", &e);
                 return;
             }
         }

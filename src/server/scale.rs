@@ -49,7 +49,7 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str
             Ok(n) => n,
             Err(e) => {
                 // A damaged store carries nothing (a damaged disk voids the promise anyway).
-                env.trace("store-unreadable", &e.to_string());
+                env.trace_text("store-unreadable", &e.to_string());
                 0
             }
         };
@@ -64,15 +64,17 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str
             .and_then(|()| files.append_wal(env.disk(), &WalRecord::Entries(vec![entry])));
         if let Err(e) = written {
             // The store stays; the group starts empty, as any whose files failed to write.
-            env.trace("carry-failed", &(group.name.clone(), e.to_string()));
+            super::start::trace_file_error(env, "carry-failed", &group.name, &e.to_string());
             return;
         }
         for path in files.all(env.disk()) {
             if !env.disk().fsync(&path) {
-                env.trace("fsync-lost", &path);
+                env.trace_text("fsync-lost", &path);
             }
         }
-        env.trace("store-carried", &(old, &group.name, messages));
+        env.trace_with("store-carried", &(old, &group.name, messages), || {
+            format!("{messages} messages from {old} to {}", group.name)
+        });
         env.observe(Observation::StoreCarried { stream, from: old, to: &group.name, messages });
     }
     env.disk().remove(store.path());

@@ -22,7 +22,14 @@ impl Server {
                 handed_over.push((name.clone(), heir));
             }
         }
-        env.trace("shutdown", &handed_over);
+        env.trace_with("shutdown", &handed_over, || {
+            let handed: Vec<String> = handed_over.iter().map(|(name, heir)| format!("{name} to n{heir}")).collect();
+            if handed.is_empty() {
+                "nothing to hand over".to_string()
+            } else {
+                format!("handed over {}", handed.join(", "))
+            }
+        });
         self.settle(env);
         // Last: the routes close once everything else has left, and every server knows at
         // once that this one is offline.

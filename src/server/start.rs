@@ -46,7 +46,7 @@ impl Server {
     /// with the local assets restored before its replay (§4).
     pub(super) fn start_jetstream(&mut self, env: &mut ServerEnv<'_>) {
         if env.config().jetstream_disabled.contains(&env.node()) {
-            env.trace("jetstream-disabled", &());
+            env.trace_with("jetstream-disabled", &(), || "off in this server's config".to_string());
             return;
         }
         // A server that applied its own removal deleted its meta state and keeps JetStream
@@ -54,7 +54,7 @@ impl Server {
         // damaged group file does.
         let removed = MetaRemoval::read(env.disk()).map_err(|e| format!("meta group refuses to start: {e}"));
         if let Ok(Some(_)) = removed {
-            env.trace("jetstream-disabled", &"removed from the meta group (on record)");
+            env.trace_text("jetstream-disabled", "removed from the meta group (on record)");
             self.jetstream_removed = true;
             return;
         }
@@ -73,7 +73,7 @@ impl Server {
                 self.groups.insert(META.to_string(), group);
             }
             Err(reason) => {
-                env.trace("meta-refused", &reason);
+                env.trace_text("meta-refused", &reason);
                 self.meta_error = Some(reason);
             }
         }
@@ -132,7 +132,9 @@ impl Server {
         let peers = start.map_or(peers, |s| s.peers);
         let mut recovered = files.recover(env.disk()).map_err(|e| e.to_string())?;
         for (path, bytes) in &recovered.torn {
-            env.trace("torn-tail", &(path.clone(), *bytes));
+            env.trace_with("torn-tail", &(path.clone(), *bytes), || {
+                format!("{path}: {bytes} bytes of a torn frame cut")
+            });
         }
         Self::sync_recovered_files(env, &files);
         Self::settle_recovered_state(env, &mut recovered);
@@ -164,9 +166,9 @@ impl Server {
         let start = InitialMembership { peers: peers.clone(), joined: joining };
         match files.write_initial_peers(env.disk(), &start) {
             Ok(true) => {}
-            Ok(false) => env.trace("fsync-lost", &files.peers),
+            Ok(false) => env.trace_text("fsync-lost", &files.peers),
             // Not fatal: a restart then falls back to the assignment's peers.
-            Err(e) => env.trace("peers-record-failed", &(files.peers.clone(), e.to_string())),
+            Err(e) => trace_file_error(env, "peers-record-failed", &files.peers, &e.to_string()),
         }
         let mut node = RaftNode::new(config, peers, now, env.rng());
         if joining {
@@ -184,7 +186,7 @@ impl Server {
         for path in files.all(env.disk()) {
             if !env.disk().fsync(&path) {
                 // The disk lies about this fsync (the world tells the oracle).
-                env.trace("fsync-lost-at-start", &path);
+                env.trace_text("fsync-lost-at-start", &path);
             }
         }
     }
@@ -196,7 +198,8 @@ impl Server {
         // for such a term, so adopting it with no vote is safe.
         let last_term = recovered.entries.last().map(|e| e.term).or(recovered.snapshot.as_ref().map(|s| s.last_term));
         if let Some(t) = last_term.filter(|&t| t > recovered.hard.term) {
-            env.trace("term-from-log", &(recovered.hard.term, t));
+            let hard = recovered.hard.term;
+            env.trace_with("term-from-log", &(hard, t), || format!("term {hard} -> {t}"));
             recovered.hard = HardState { term: t, voted_for: None, commit: recovered.hard.commit };
         }
         if recovered.dropped_stale > 0 {
@@ -208,7 +211,10 @@ impl Server {
             // Only a disk that lied about an fsync gets here (the pipeline syncs what a commit
             // covers before the commit). The log past the snapshot may not be what was
             // committed, so trust only the snapshot; raft re-learns commit from the leader.
-            env.trace("commit-beyond-log", &(recovered.hard.commit, last_index));
+            let commit = recovered.hard.commit;
+            env.trace_with("commit-beyond-log", &(commit, last_index), || {
+                format!("commit {commit} beyond the last index {last_index}")
+            });
             recovered.hard.commit = base;
         }
     }
@@ -227,11 +233,11 @@ impl Server {
     fn restore_assets(env: &mut ServerEnv<'_>, meta: &mut MetaLayer) {
         let (records, refused) = assets::restore(env.disk());
         for error in refused {
-            env.trace("asset-refused", &error.to_string());
+            env.trace_text("asset-refused", &error.to_string());
         }
         let (local, homeless) = assets::rebuild(&records);
         for key in homeless {
-            env.trace("asset-without-stream", &key);
+            env.trace_with("asset-without-stream", &key, || key.to_string());
         }
         if !records.is_empty() {
             env.trace("assets-restored", &records.len());
@@ -240,4 +246,9 @@ impl Server {
         meta.asset_files = records.into_iter().collect();
         meta.assets_changed = true;
     }
+}
+
+/// Writing `path` (or a group's files) failed: `path: error`.
+pub(super) fn trace_file_error(env: &mut ServerEnv<'_>, kind: &'static str, path: &str, error: &str) {
+    env.trace_with(kind, &(path, error), || format!("{path}: {error}"));
 }

@@ -99,7 +99,9 @@ impl Server {
             // §2.8: an apply error is terminal: step down and never campaign again.
             let mut rng = forked_rng(env);
             node.become_observer(now_ms, &mut rng);
-            env.trace("meta-observer", &meta.state.write_error());
+            env.trace_with("meta-observer", &meta.state.write_error(), || {
+                format!("apply error: {}", meta.state.write_error().unwrap_or_default())
+            });
         }
         meta.requests.expire(env, now_ms);
         became_leader
@@ -117,7 +119,7 @@ impl Server {
         let (desired, kept) = (meta.desired_groups(), meta.kept_groups(env.node()));
         if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
             // The disk lied about an fsync (the world tells the oracle).
-            env.trace("fsync-lost", &"assets");
+            env.trace_text("fsync-lost", "assets");
         }
         // An R1 stream's messages go with the last asset that refers to its group.
         for path in env.disk().list(storage::MessageFile::PREFIX) {
@@ -147,7 +149,7 @@ impl Server {
             GroupFiles::new(name).remove_all(env.disk());
             env.observe(Observation::GroupDropped { group: name });
         }
-        env.trace("group-stopped", &name);
+        env.trace_text("group-stopped", name);
     }
 
     /// Start the raft group of a local asset; false when its files refused to load.
@@ -178,14 +180,14 @@ impl Server {
                 }
                 let snapshot_every = env.config().snapshot_every;
                 let ack_early = env.bug(ACK_BEFORE_FSYNC);
-                env.trace("group-started", &name);
+                env.trace_text("group-started", name);
                 self.groups.insert(name.to_string(), Group::new(name, node, snapshot_every, ack_early));
                 true
             }
             // Like the meta group: a damaged group stays down; the asset reports unhealthy.
             Err(e) => {
                 if self.refused_groups.insert(name.to_string(), e.clone()).is_none() {
-                    env.trace("group-refused", &(name, e));
+                    env.trace_with("group-refused", &(name, &e), || format!("{name}: {e}"));
                 }
                 false
             }
@@ -222,8 +224,13 @@ impl Server {
         if jetstream < total && total >= expected && jetstream != expected && group.node.quorum_size() != target / 2 + 1
         {
             match group.node.adjust_boot_cluster_size(jetstream) {
-                Ok(()) => env.trace("cluster-size-adjusted", &(jetstream, group.node.quorum_size())),
-                Err(e) => env.trace("cluster-size-refused", &e.to_string()),
+                Ok(()) => {
+                    let quorum = group.node.quorum_size();
+                    env.trace_with("cluster-size-adjusted", &(jetstream, quorum), || {
+                        format!("{jetstream} servers, quorum {quorum}")
+                    })
+                }
+                Err(e) => env.trace_text("cluster-size-refused", &e.to_string()),
             }
         }
     }

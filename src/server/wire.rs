@@ -3,10 +3,12 @@
 //! of the server, so both the node and the oracle can speak it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
 
+use crate::meta::model::peer_list;
 use crate::meta::{
     ConsumerConfig, ConsumerKey, MetaRequest, PeerId, Placement, StreamConfig, StreamKey, StreamResult,
     REQUIRED_LEVEL_KEY,
@@ -453,6 +455,162 @@ impl MetaOp {
     }
 }
 
+/// ` to n2` for a preferred server, nothing without one.
+pub(crate) fn to_preferred(preferred: &Option<NodeIndex>) -> String {
+    preferred.map(|p| format!(" to n{p}")).unwrap_or_default()
+}
+
+/// ` api level 3` when a level is required.
+fn api_level(level: &Option<i64>) -> String {
+    level.map(|l| format!(" api level {l}")).unwrap_or_default()
+}
+
+/// A client operation in words, as the event log names it: `update stream A:S2 subjects s2.>
+/// R1`, `create consumer A:S0:C2`, `publish 3 to A:S0`, `meta stepdown to n2`. A raw config
+/// shows as its JSON text.
+impl fmt::Display for MetaOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stream_fields = |subjects: &[String], replicas: &u8| {
+            let subjects = if subjects.is_empty() { "no subjects".to_string() } else { subjects.join(",") };
+            format!("subjects {subjects} R{replicas}")
+        };
+        let cluster = |c: &Option<String>| c.as_ref().map(|c| format!(" in cluster {c}")).unwrap_or_default();
+        match self {
+            MetaOp::Propose { count: 1 } => write!(f, "propose 1 entry"),
+            MetaOp::Propose { count } => write!(f, "propose {count} entries"),
+            MetaOp::Stepdown { preferred } => write!(f, "meta stepdown{}", to_preferred(preferred)),
+            MetaOp::AddPeer { peer } => write!(f, "add peer n{peer}"),
+            MetaOp::RemovePeer { peer, name } => {
+                write!(f, "remove peer")?;
+                if let Some(peer) = peer {
+                    write!(f, " n{peer}")?;
+                }
+                match name {
+                    Some(name) => write!(f, " named {name}"),
+                    None if peer.is_none() => write!(f, " (none named)"),
+                    None => Ok(()),
+                }
+            }
+            MetaOp::Rescue { quorum } => write!(f, "rescue with quorum {quorum}"),
+            MetaOp::Snapshot {} => write!(f, "meta snapshot"),
+            MetaOp::ProposeRaw { hex } => write!(f, "propose raw {hex}"),
+            MetaOp::InjectInflightStream { account, name, peers } => {
+                write!(f, "inject inflight stream {account}:{name} on {}", peer_list(peers))
+            }
+            MetaOp::CreateStream { account, name, config_json: Some(raw), .. } => {
+                write!(f, "create stream {account}:{name} {raw}")
+            }
+            MetaOp::CreateStream {
+                account,
+                name,
+                subjects,
+                replicas,
+                max_consumers,
+                required_api_level,
+                config_json: None,
+                cluster: c,
+            } => {
+                write!(f, "create stream {account}:{name} {}", stream_fields(subjects, replicas))?;
+                if let Some(max) = max_consumers {
+                    write!(f, " max consumers {max}")?;
+                }
+                write!(f, "{}{}", api_level(required_api_level), cluster(c))
+            }
+            MetaOp::UpdateStream { account, name, subjects, replicas, sealed, required_api_level, cluster: c } => {
+                write!(f, "update stream {account}:{name} {}", stream_fields(subjects, replicas))?;
+                if *sealed {
+                    write!(f, " sealed")?;
+                }
+                write!(f, "{}{}", api_level(required_api_level), cluster(c))
+            }
+            MetaOp::DeleteStream { account, name } => write!(f, "delete stream {account}:{name}"),
+            MetaOp::CreateConsumer { account, stream, name, replicas, required_api_level, config_json } => {
+                write!(f, "create consumer {account}:{stream}:{name}")?;
+                if *replicas > 0 {
+                    write!(f, " R{replicas}")?;
+                }
+                write!(f, "{}", api_level(required_api_level))?;
+                match config_json {
+                    Some(raw) => write!(f, " {raw}"),
+                    None => Ok(()),
+                }
+            }
+            MetaOp::DeleteConsumer { account, stream, name } => write!(f, "delete consumer {account}:{stream}:{name}"),
+            MetaOp::StreamPeerRemove { account, name, peer } => {
+                write!(f, "remove peer n{peer} from stream {account}:{name}")
+            }
+            MetaOp::StreamInfo { account, name } => write!(f, "stream info {account}:{name}"),
+            MetaOp::Publish { account, stream, count } => {
+                write!(f, "publish {} to {account}:{stream}", messages(*count))
+            }
+            MetaOp::StreamList { account } => write!(f, "list streams of {account}"),
+            MetaOp::ConsumerList { account, stream } => write!(f, "list consumers of {account}:{stream}"),
+            MetaOp::StreamStepdown { account, name, preferred } => {
+                write!(f, "stepdown stream {account}:{name}{}", to_preferred(preferred))
+            }
+            MetaOp::ConsumerStepdown { account, stream, name, preferred } => {
+                write!(f, "stepdown consumer {account}:{stream}:{name}{}", to_preferred(preferred))
+            }
+            MetaOp::ConsumerInfo { account, stream, name } => write!(f, "consumer info {account}:{stream}:{name}"),
+            MetaOp::PauseApply {} => write!(f, "pause apply"),
+            MetaOp::ResumeApply {} => write!(f, "resume apply"),
+        }
+    }
+}
+
+/// `stream A:S` or `consumer A:S:C`.
+impl fmt::Display for AssetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// `streams of A` or `consumers of A:S`.
+impl fmt::Display for NamesQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamesQuery::Streams { account } => write!(f, "streams of {account}"),
+            NamesQuery::Consumers { stream } => write!(f, "consumers of {stream}"),
+        }
+    }
+}
+
+/// `n3`, `named n3`, or both.
+impl fmt::Display for PeerTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.peer, &self.name) {
+            (Some(peer), Some(name)) => write!(f, "n{peer} named {name}"),
+            (Some(peer), None) => write!(f, "n{peer}"),
+            (None, Some(name)) => write!(f, "named {name}"),
+            (None, None) => write!(f, "(none named)"),
+        }
+    }
+}
+
+/// An answer in words, as the event log shows it: `#3: ok stream A:S3 created`,
+/// `#3: error stream not found`.
+pub fn describe_answer(request: u64, answer: &Answer) -> String {
+    match answer {
+        Ok(ok) => format!("#{request}: ok {ok}"),
+        Err(e) => format!("#{request}: error {e}"),
+    }
+}
+
+/// `1 message`, `3 messages`.
+pub(crate) fn messages(count: u32) -> String {
+    if count == 1 {
+        "1 message".to_string()
+    } else {
+        format!("{count} messages")
+    }
+}
+
+/// `2 streams of at most 4`, `2 streams`.
+fn stream_counts(streams: u32, streams_max: Option<u32>) -> String {
+    let max = streams_max.map(|m| format!(" of at most {m}")).unwrap_or_default();
+    format!("{streams} streams{max}")
+}
+
 /// Proposals per client operation are bounded.
 pub const PROPOSE_COUNT_MAX: u32 = 1_000;
 /// Messages per publish operation are bounded (each is one raft entry in an R>1 stream).
@@ -463,9 +621,10 @@ const ENTRIES_NAMED_MAX: usize = 3;
 
 impl ServerMsg {
     /// In words for the event log: a raft message with its group, term, log position and
-    /// entries (meta ops as the apply lines name them); anything else in its debug form.
+    /// entries (meta ops as the apply lines name them); a client request passed on with its
+    /// id and what it asks; an answer with its request's id.
     pub fn describe(&self) -> String {
-        let ServerMsg::Raft { group, msg } = self else { return format!("{self:?}") };
+        let ServerMsg::Raft { group, msg } = self else { return self.describe_server_msg() };
         let meta = group == META;
         let words = match msg {
             Message::RequestVote { term, last_log_index, last_log_term, transfer, needs_every_vote } => format!(
@@ -477,7 +636,7 @@ impl ServerMsg {
                 format!("Vote t{term} {}", if *granted { "granted" } else { "refused" })
             }
             Message::Append { term, prev_index, prev_term, entries, commit, base } => {
-                let base = base.as_ref().map(|b| format!(" base {b:?}")).unwrap_or_default();
+                let base = base.as_ref().map(|b| format!(" base {}", peer_list(b))).unwrap_or_default();
                 if entries.is_empty() {
                     format!("heartbeat t{term} after {prev_index}@t{prev_term} commit {commit}{base}")
                 } else {
@@ -501,14 +660,62 @@ impl ServerMsg {
                 format!("AppendResponse t{term} rejected after {match_index} (hint {hint})")
             }
             Message::InstallSnapshot { term, snapshot } => format!(
-                "InstallSnapshot t{term} at {}@t{} peers {:?} ({} bytes)",
+                "InstallSnapshot t{term} at {}@t{} peers {} ({} bytes)",
                 snapshot.last_index,
                 snapshot.last_term,
-                snapshot.peers,
+                peer_list(&snapshot.peers),
                 snapshot.data.len()
             ),
             Message::TimeoutNow { term } => format!("TimeoutNow t{term}"),
         };
         format!("{group} {words}")
+    }
+
+    /// A message other than raft's in words (`request #3 delete consumer A:S3:C1`,
+    /// `answer #3: error stream not found`).
+    fn describe_server_msg(&self) -> String {
+        match self {
+            ServerMsg::Raft { .. } => self.describe(),
+            ServerMsg::Forward { op } => format!("forward {op}"),
+            ServerMsg::Request { request, body } => format!("request #{request} {body}"),
+            ServerMsg::Answer { request, answer } => format!("answer {}", describe_answer(*request, answer)),
+            ServerMsg::Publish { request, stream, group, count } => {
+                let group = if group.is_empty() { "any group".to_string() } else { group.clone() };
+                format!("publish #{request} {} to {stream} in {group}", messages(*count))
+            }
+            ServerMsg::InfoRequest { request, stream } => format!("stream info #{request} {stream}"),
+            ServerMsg::InfoQuery { request, origin, stream, group } => {
+                format!("stream info #{request} for n{origin}: {stream} in {group}")
+            }
+            ServerMsg::StatszRequest => "statsz request".to_string(),
+            ServerMsg::Statsz { jetstream, streams, streams_max } => format!(
+                "statsz {}, {}",
+                if *jetstream { "jetstream" } else { "no jetstream" },
+                stream_counts(*streams, *streams_max)
+            ),
+            ServerMsg::StreamResult(result) => format!("stream result: {result}"),
+            ServerMsg::StepdownRequest { request, preferred } => {
+                format!("meta stepdown #{request}{}", to_preferred(preferred))
+            }
+            ServerMsg::RemovePeer { request, target } => format!("remove peer #{request} {target}"),
+            ServerMsg::NamesRequest { request, query } => format!("list #{request} {query}"),
+            ServerMsg::ConsumerInfoRequest { request, consumer } => format!("consumer info #{request} {consumer}"),
+            ServerMsg::ConsumerInfoQuery { request, origin, consumer, group } => {
+                format!("consumer info #{request} for n{origin}: {consumer} in {group}")
+            }
+            ServerMsg::GroupStepdownRequest { request, asset, preferred } => {
+                format!("stepdown #{request} {asset}{}", to_preferred(preferred))
+            }
+            ServerMsg::GroupStepdownQuery { request, origin, asset, group, preferred } => {
+                format!("stepdown #{request} for n{origin}: {asset} in {group}{}", to_preferred(preferred))
+            }
+            ServerMsg::RouteClosed => "route closed".to_string(),
+            ServerMsg::GroupShrunk { stream, group, peers } => {
+                format!("group shrunk {stream} {group} to {}", peer_list(peers))
+            }
+            ServerMsg::Announce { streams, streams_max } => {
+                format!("announce {}", stream_counts(*streams, *streams_max))
+            }
+        }
     }
 }

@@ -199,7 +199,7 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
         }
         Input::Client { op } => {
             let digest = hash::digest(&op);
-            w.record_at(now, idx, "client", digest, || crate::trace::readable(&format!("{op:?}")));
+            w.record_at(now, idx, "client", digest, || op.to_string());
             w.with_node_at(now, idx, |s, env| s.expect("running").on_client(env, op))
         }
     };

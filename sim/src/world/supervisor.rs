@@ -118,7 +118,7 @@ impl<S: System> Supervisor<S> {
     fn apply(&self, action: &ActionOf<S>) {
         let mut w = lock(&self.world);
         let digest = hash::digest(action);
-        w.record(WORLD, action.name(), digest, || crate::trace::readable(&format!("{action:?}")));
+        w.record(WORLD, action.name(), digest, || action.to_string());
         if let Some(node) = crossed_fault_target(action) {
             w.cover_fault(action.name(), node);
         }
@@ -210,7 +210,9 @@ impl<S: System> Supervisor<S> {
                 };
                 let digest = hash::digest(&report.paths);
                 w.record(*node, "corrupted", digest, || {
-                    format!("{:?} {:?}: {}", corruption, report.paths, report.detail)
+                    let files =
+                        if report.paths.is_empty() { String::new() } else { format!(" {}", report.paths.join(", ")) };
+                    format!("{}{files}: {}", corruption.name(), report.detail)
                 });
                 w.fault(*node, Fault::Corruption(&report));
             }

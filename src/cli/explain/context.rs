@@ -10,7 +10,7 @@ pub const CONTEXT_EVENTS: usize = 20;
 /// Routine events that say little on their own (timers, fsync completions, heartbeats).
 fn routine(e: &TraceEvent) -> bool {
     matches!(e.kind.as_str(), "timer" | "fsync-done" | "drop")
-        || (e.kind == "recv" && (e.detail.contains("Statsz") || e.detail.contains(" heartbeat t")))
+        || (e.kind == "recv" && (e.detail.contains(": statsz") || e.detail.contains(" heartbeat t")))
 }
 
 /// What the violation names: its node (`n2`), the nodes and the asset and group names its
@@ -56,9 +56,7 @@ pub fn select(v: &Violation, trace: &[TraceEvent]) -> Vec<TraceEvent> {
             return true;
         }
         if e.node == WORLD {
-            return nodes
-                .iter()
-                .any(|n| e.detail.contains(&format!("node: {n}")) || e.detail.contains(&format!("n{n} ")));
+            return node_names(&e.detail).any(|n| nodes.contains(&n));
         }
         nodes.contains(&e.node) && !routine(e)
     };
@@ -66,6 +64,13 @@ pub fn select(v: &Violation, trace: &[TraceEvent]) -> Vec<TraceEvent> {
         trace.iter().rev().filter(|e| e.kind != "violation" && about(e)).take(CONTEXT_EVENTS).cloned().collect();
     picked.reverse();
     picked
+}
+
+/// The servers a detail names as `n2` (`crash n2`, `client at n4: ...`), in order.
+pub fn node_names(detail: &str) -> impl Iterator<Item = u32> + '_ {
+    detail
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(|word| word.strip_prefix('n').and_then(|d| d.parse().ok()))
 }
 
 /// The heading of the context: what it is about.
@@ -100,11 +105,11 @@ mod tests {
         let trace = vec![
             ev(0, 1, "apply", "meta#4 t1 AssignStream A:S3 -> S-R3-aa [0,1,2]"),
             ev(1, 2, "timer", "token 1"),
-            ev(2, 3, "recv", "from n1: Statsz { }"),
-            ev(3, 2, "meta-leader", "Some(2)"),
-            ev(4, 4, "group-started", "\"S-R3-bb\""),
-            ev(5, WORLD, "crash", "Crash { node: 2 }"),
-            ev(6, WORLD, "crash", "Crash { node: 3 }"),
+            ev(2, 3, "recv", "from n1: statsz jetstream, 0 streams"),
+            ev(3, 2, "meta-leader", "leads t2"),
+            ev(4, 4, "group-started", "S-R3-bb"),
+            ev(5, WORLD, "crash", "crash n2"),
+            ev(6, WORLD, "crash", "crash n3"),
             ev(7, 2, "recv", "from n1: meta heartbeat t1 after 3@t1 commit 3"),
             ev(8, 2, "recv", "from n1: meta Append t1 after 3@t1 commit 3: #4 t1 LeaderNoop"),
         ];

@@ -87,46 +87,26 @@ struct Tick {
     title: String,
 }
 
-/// The node a world event names (`Crash { node: 2 }`, `crash point on n2`), if exactly one.
+/// The node a world event names first (`crash n2`, `crash point on n2`, `clog-link n1 -> n2`).
 fn named_node(detail: &str) -> Option<u32> {
-    if let Some(rest) = detail.split("node: ").nth(1) {
-        return rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok();
-    }
-    let rest = detail.split(" n").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    super::context::node_names(detail).next()
 }
 
 /// The servers a network step cuts off from the majority side: every group but the largest
 /// of a partition, the sending side of a one-way partition, an isolated node; none for a heal.
 fn cut_off(kind: &str, detail: &str, servers: u32) -> Vec<u32> {
-    let list = |key: &str| -> Option<serde_json::Value> {
-        let rest = detail.split(key).nth(1)?;
-        let mut depth = 0;
-        let end = rest.char_indices().find_map(|(i, c)| {
-            match c {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                _ => {}
-            }
-            (depth == 0).then_some(i + 1)
-        })?;
-        serde_json::from_str(&rest[..end]).ok()
-    };
-    let nodes = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_u64())
-            .map(|n| n as u32)
-            .filter(|&n| n < servers)
-            .collect()
-    };
+    // `partition [2,3,4] | [0,1]`, `partition-one-way [3] -> [4]`: node lists in brackets.
+    let lists: Vec<Vec<u32>> = detail
+        .split('[')
+        .skip(1)
+        .filter_map(|rest| rest.split(']').next())
+        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).filter(|&n| n < servers).collect())
+        .collect();
     match kind {
         "isolate" => named_node(detail).into_iter().collect(),
-        "partition-one-way" => list("from: ").map(|v| nodes(&v)).unwrap_or_default(),
+        "partition-one-way" => lists.into_iter().next().unwrap_or_default(),
         "partition" => {
-            let Some(serde_json::Value::Array(groups)) = list("groups: ") else { return Vec::new() };
-            let mut groups: Vec<Vec<u32>> = groups.iter().map(nodes).collect();
+            let mut groups = lists;
             groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
             groups.into_iter().skip(1).flatten().collect()
         }
@@ -220,8 +200,8 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
                 for (n, open) in disk.iter_mut().enumerate() {
                     if heal_all || named_node(&e.detail) == Some(n as u32) {
                         close(&mut bars, n, open.take(), "disk-fault", t);
-                        let on = e.detail.contains("on: true")
-                            || (e.kind == "slow-disk" && !e.detail.contains("extra_ms: 0 "));
+                        // `lost-fsync n2 log on`, `slow-disk n2 +30ms`; `... off` ends them.
+                        let on = !e.detail.ends_with(" off");
                         if on && !heal_all {
                             *open = Some((t, e.detail.clone()));
                         }
@@ -266,7 +246,7 @@ pub fn render(name: &str, servers: u32, duration_ms: u64, report: &RunReport) ->
             }
             "meta-leader" => {
                 close_leader(&mut bars, n, leader[n].take(), t);
-                let term = e.detail.strip_prefix("Some(").and_then(|r| r.trim_end_matches(')').parse().ok());
+                let term = e.detail.strip_prefix("leads t").and_then(|t| t.parse().ok());
                 leader[n] = term.map(|term| (term, t));
             }
             _ => {}
