@@ -37,6 +37,14 @@ impl RaftNode {
                 {
                     voters.retain(|v| v != p)
                 }
+                // A leader's list of members replaces what came before it, as NRG's peer-state
+                // entry does on append: a removal it follows is no longer pending (churn seed
+                // 8971 of v14: n3 counted a removal of n1 that n1's later `Members [1,3]`
+                // undid, elected itself alone and committed without n1, while n1 elected
+                // itself alone on its own pending removal of n3).
+                Some(Entry { term: at, data: EntryData::Members(members), .. }) if *at < term => {
+                    voters = normalise_peers(members.clone())
+                }
                 _ => {}
             }
         }

@@ -831,6 +831,23 @@ fn removed_leader_last_append_reaches_a_survivor_that_got_appends_reordered() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// A removal in the uncommitted tail counts in elections from its append, but a leader's list
+/// of members logged after it replaces it, as NRG's peer state does on append: the node then
+/// needs the removed member's vote again (churn seed 8971 of v14: two nodes each counting a
+/// removal of the other elected themselves alone).
+#[test]
+fn members_logged_after_a_pending_removal_count_again() {
+    let entry = |index, term, data| Entry { term, index, data };
+    let removal = vec![entry(1, 2, EntryData::LeaderNoop), entry(2, 2, EntryData::RemovePeer(1))];
+    let node = restored(3, vec![1, 3], 4, removal.clone());
+    assert!(node.wins_with_votes_of(&[3]), "the pending removal leaves n3 alone");
+    let mut undone = removal;
+    undone.push(entry(3, 4, EntryData::Members(vec![1, 3])));
+    let node = restored(3, vec![1, 3], 4, undone);
+    assert!(!node.wins_with_votes_of(&[3]), "the members logged after it count n1 again");
+    assert!(node.wins_with_votes_of(&[1, 3]));
+}
+
 /// A two-member group whose leader removes itself: the survivor acknowledges the removal and
 /// crashes before the leader's last Append, with the new commit, reaches it; the leader commits
 /// on that acknowledgement and leaves. Restarted, the survivor holds the removal uncommitted.
