@@ -89,5 +89,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: RECREATE_KEEPS_LOCAL_STATE,
         what: "a server that missed a stream's delete and re-create updates its old copy in place when the new one reaches it (NATS processClusterCreateStream): the old incarnation's consumers and R1 store stay with the new one",
     },
+    BugSwitch {
+        name: SHRINK_KEEPS_SILENT_MEMBER,
+        what: "a scaled-down stream's leader always removes a member it heard from lately, even when that leaves a silent one (which may not run the stream) holding the smaller group's quorum",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

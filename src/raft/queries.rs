@@ -150,6 +150,12 @@ impl RaftNode {
         self.membership.iter().any(|(_, peers)| peers.binary_search(&peer).is_ok())
     }
 
+    /// The memberships this node still knows (its snapshot's and every change after it, as
+    /// appended), each with the index it took effect at, oldest first.
+    pub fn memberships(&self) -> impl Iterator<Item = (Index, &[PeerId])> + '_ {
+        self.membership.iter().map(|(at, peers)| (*at, peers.as_slice()))
+    }
+
     /// Whether `peer` is a member in a membership this node still knows that was in force at
     /// or before `index`: what the upper layer has seen once it applied up to `index` (an
     /// addition committed but not yet applied does not count).

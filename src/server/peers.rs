@@ -202,6 +202,7 @@ impl Server {
         let desired = meta.desired_groups();
         let now = env.monotonic_ms();
         let me = env.node();
+        let shrink_keeps_silent = env.bug(super::bugs::SHRINK_KEEPS_SILENT_MEMBER);
         let mut shrunk = Vec::new();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
             if !group.node.leader() {
@@ -249,6 +250,10 @@ impl Server {
                     let silent =
                         have.iter().copied().filter(|p| *p != me && !in_contact.contains(p)).min_by_key(by_lag);
                     match (laggard, silent) {
+                        // `shrink-keeps-silent-member`: the old rule, the laggard in contact
+                        // whatever it leaves, and never a silent member.
+                        (Some(p), _) if shrink_keeps_silent => EntryData::RemovePeer(p),
+                        _ if shrink_keeps_silent => continue,
                         (Some(p), _) if contact_after(p) => EntryData::RemovePeer(p),
                         (_, Some(p)) if contact_after(p) => EntryData::RemovePeer(p),
                         _ => continue,

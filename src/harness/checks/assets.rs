@@ -1,11 +1,14 @@
 //! Liveness of the assets' own raft groups after heal (L8), and the messages acknowledged to
 //! their clients.
 
+use std::collections::BTreeSet;
+
 use sim::{CheckFailure, Cluster};
 
 use super::meta_members;
 use crate::harness::ghost::Ghost;
 use crate::meta::{ConsumerKey, RaftGroup, StreamKey};
+use crate::raft::Index;
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
 use crate::server::Server;
@@ -40,6 +43,7 @@ pub fn asset_groups_live(
         let stream = sa.replicated().then(|| AssetGroup { group: &sa.group, stream: sa.key(), consumer: None });
         stream.into_iter().chain(consumers)
     });
+    shrink_kept_able(ghost, cluster, leader_meta, meta_peers)?;
     for asset in groups {
         let members = members_able(cluster, &asset);
         if members.len() < asset.group.peers.len() / 2 + 1 {
@@ -59,21 +63,26 @@ pub fn asset_groups_live(
 /// its health says so). Members whose copy of the group refused to load (damaged files)
 /// cannot help either.
 fn members_able<'a>(cluster: &Cluster<'a, Server>, asset: &AssetGroup<'_>) -> Vec<(u32, &'a Server)> {
-    let runs_it = |s: &Server| {
-        s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
-            m.state.write_error().is_none()
-                && m.local.stream_error(&asset.stream).is_none()
-                && m.state.stream_unsupported(&asset.stream).is_none()
-                && asset.consumer.as_ref().is_none_or(|c| m.state.consumer_unsupported(c).is_none())
-        })
-    };
     let name = asset.group.name.as_str();
     asset
         .group
         .peers
         .iter()
-        .filter_map(|&p| cluster.server(p).filter(|s| runs_it(s) && s.group_refused(name).is_none()).map(|s| (p, s)))
+        .filter_map(|&p| {
+            cluster.server(p).filter(|s| can_run(s, asset) && s.group_refused(name).is_none()).map(|s| (p, s))
+        })
         .collect()
+}
+
+/// Whether a running server's meta layer lets it run the asset: no write error, no local
+/// error for the stream, neither the stream nor the consumer judged unsupported.
+fn can_run(s: &Server, asset: &AssetGroup<'_>) -> bool {
+    s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
+        m.state.write_error().is_none()
+            && m.local.stream_error(&asset.stream).is_none()
+            && m.state.stream_unsupported(&asset.stream).is_none()
+            && asset.consumer.as_ref().is_none_or(|c| m.state.consumer_unsupported(c).is_none())
+    })
 }
 
 /// Raft elects within its own membership, which may still hold servers removed from the meta
@@ -92,6 +101,119 @@ fn stuck(asset: &AssetGroup<'_>, members: &[(u32, &Server)], meta_peers: &[u32])
         let able: Vec<u32> = config.iter().copied().filter(|p| meta_peers.contains(p) && runs_group(p)).collect();
         !g.node.wins_with_votes_of(&able) && config.iter().filter(|p| !runs_group(p)).all(excused)
     })
+}
+
+/// `meta-shrink-keeps-able-members`: a stream group left without a leader by its own
+/// scale-down. The leader checks above excuse a group whose membership has too few members
+/// able to run it (`stuck`), which is right when placement, an update or a damaged disk made
+/// it so; but a scale-down's shrink (§2.2) chooses which members stay, and one that removed a
+/// member able to run the stream while it kept one that could not (a member that judges the
+/// stream unsupported stopped it, or its meta group refused damaged files: it is silent) left
+/// a group that never has a quorum again: default seed 50 of v13, before the shrink learnt to
+/// remove a silent member first (the bug switch `shrink-keeps-silent-member` restores the old
+/// rule; 8 of the first 2,000 default seeds fail with it, none without).
+/// So after heal, for a leaderless group of a stream that was scaled down, the membership an
+/// able member still in it holds is judged with the removals its history shows
+/// ([`ShrinkVerdict::judge`]): a violation when its able members cannot elect, and the
+/// shrink removed able peers while it kept unable members that were silent then (they never
+/// applied the removal) that many of them in their place would have given it a quorum. A
+/// member that became unable after the removal it applied (a damaged disk, default seed 432)
+/// was no choice of the shrink's; nor was a peer that was assigned but never joined (churn
+/// seed 789). The peers a scale-down chose among are the ghost's (`Ghost::scale_downs`), since
+/// a finished shrink's report drops them from the assignment. A removal the holder compacted
+/// away is not judged. Default seed 3554 fails it on the landed rule (open): a new leader
+/// counts every member in contact until the lost-quorum window passes, so it removed a live
+/// member and kept one that was down, which came back with a damaged meta log.
+fn shrink_kept_able(
+    ghost: &Ghost,
+    cluster: &Cluster<'_, Server>,
+    leader_meta: &MetaLayer,
+    meta_peers: &[u32],
+) -> Result<(), CheckFailure> {
+    let state = &leader_meta.state;
+    for sa in state.streams() {
+        let Some(shrunk_from) = ghost.scale_downs.get(&sa.group.name) else { continue };
+        let name = sa.group.name.as_str();
+        if cluster.running().any(|(_, s)| s.group(name).is_some_and(|g| g.node.leader())) {
+            continue;
+        }
+        let asset = AssetGroup { group: &sa.group, stream: sa.key(), consumer: None };
+        let able = |p: u32| {
+            meta_peers.contains(&p)
+                && cluster.server(p).is_some_and(|s| can_run(s, &asset) && s.group_refused(name).is_none())
+        };
+        let history = ghost.group(name);
+        // An entry the ghost does not know counts as applied: nothing is judged on it.
+        let applied = |node: u32, index: Index| history.committed.get(&index).is_none_or(|e| e.applied_by_node(node));
+        for (id, server) in cluster.running().filter(|&(id, _)| able(id)) {
+            let Some(group) = server.group(name).filter(|g| g.node.peers().contains(&id)) else { continue };
+            let config = group.node.peers();
+            let removals = removals(group.node.memberships(), shrunk_from);
+            if let Some(shrink) = ShrinkVerdict::judge(config, &removals, able, applied) {
+                let replicas = sa.config().map(|c| c.into_config().normalized().replicas).unwrap_or_default();
+                let message = format!(
+                    "stream {} ({name}, {replicas} replicas) has no leader after heal: its membership {config:?} keeps \
+                     {:?}, which cannot run it and were silent when its scale-down from {shrunk_from:?} removed {:?}, \
+                     which can",
+                    sa.key(),
+                    shrink.kept_unable,
+                    shrink.dropped_able,
+                );
+                return fail("meta-shrink-keeps-able-members", id, message);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The removals a membership history shows, each as the index it took effect at and the
+/// peer removed, of the peers in `among`.
+fn removals<'a>(memberships: impl Iterator<Item = (Index, &'a [u32])>, among: &BTreeSet<u32>) -> Vec<(Index, u32)> {
+    let mut removed = Vec::new();
+    let mut before: Option<&[u32]> = None;
+    for (index, peers) in memberships {
+        if let Some(before) = before {
+            let gone = before.iter().copied().filter(|p| !peers.contains(p) && among.contains(p));
+            removed.extend(gone.map(|p| (index, p)));
+        }
+        before = Some(peers);
+    }
+    removed
+}
+
+/// What a scale-down's shrink did to a group that cannot elect: the members it kept that
+/// cannot run the stream and were silent when it removed able ones, and those able ones.
+#[derive(Debug, PartialEq, Eq)]
+struct ShrinkVerdict {
+    kept_unable: Vec<u32>,
+    dropped_able: Vec<u32>,
+}
+
+impl ShrinkVerdict {
+    /// `Some` when `config` (a group's membership) holds too few members `able` to run the
+    /// stream for a quorum, the `removals` it went through (index, peer) dropped peers that
+    /// are able, it keeps unable members that had not `applied` such a removal (silent when
+    /// the shrink chose), and as many of the dropped ones in their place would have made a
+    /// quorum.
+    fn judge(
+        config: &[u32],
+        removals: &[(Index, u32)],
+        able: impl Fn(u32) -> bool,
+        applied: impl Fn(u32, Index) -> bool,
+    ) -> Option<ShrinkVerdict> {
+        let dropped: Vec<(Index, u32)> =
+            removals.iter().copied().filter(|&(_, p)| !config.contains(&p) && able(p)).collect();
+        let mut dropped_able: Vec<u32> = dropped.iter().map(|&(_, p)| p).collect();
+        dropped_able.sort_unstable();
+        dropped_able.dedup();
+        let silent_then = |u: u32| dropped.iter().any(|&(index, _)| !applied(u, index));
+        let kept_unable: Vec<u32> = config.iter().copied().filter(|&u| !able(u) && silent_then(u)).collect();
+        let quorum = config.len() / 2 + 1;
+        let kept_able = config.iter().filter(|&&p| able(p)).count();
+        let swappable = kept_unable.len().min(dropped_able.len());
+        (kept_able < quorum && swappable > 0 && kept_able + swappable >= quorum)
+            .then_some(ShrinkVerdict { kept_unable, dropped_able })
+    }
 }
 
 /// Every able member runs the group, one of them leads, and all applied its commit and
@@ -187,4 +309,59 @@ fn acked_messages_kept(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{removals, ShrinkVerdict};
+    use crate::raft::Index;
+
+    /// Default seed 50 under `shrink-keeps-silent-member`: R3 on [0,1,2] scaled to R1, n0
+    /// judges the stream unsupported; the leader n1 removed n2 at index 2, which n0 never
+    /// applied, and [0,1] never elects again.
+    #[test]
+    fn a_shrink_that_kept_a_silent_unable_member_and_dropped_an_able_one_is_judged() {
+        let able = |p: u32| p != 0;
+        let silent_n0 = |node: u32, _: Index| node != 0;
+        let verdict = ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, silent_n0);
+        assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0], dropped_able: vec![2] }));
+        // An R3 group shrunk to R2 the same way: the report dropped n2 from the assignment,
+        // the membership history still shows its removal.
+        let peers = [(0, vec![0, 1, 2]), (2, vec![0, 1])];
+        let history = removals(peers.iter().map(|(i, p)| (*i, p.as_slice())), &BTreeSet::from([0, 1, 2]));
+        assert_eq!(history, vec![(2, 2)]);
+        assert!(ShrinkVerdict::judge(&[0, 1], &history, able, silent_n0).is_some());
+    }
+
+    #[test]
+    fn what_the_shrink_did_not_choose_is_not_judged() {
+        let able = |p: u32| p != 0;
+        // The fixed rule: the silent n0 went, the group can elect.
+        assert_eq!(ShrinkVerdict::judge(&[1, 2], &[(2, 0)], able, |n, _| n != 0), None);
+        // n0 applied the removal (in contact then) and became unable later: a damaged disk,
+        // not the shrink's choice (default seed 432).
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, |_, _| true), None);
+        // No able peer was removed: placement or an update left the group stuck.
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[], able, |n, _| n != 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 3)], |p| p == 1, |n, _| n != 0), None);
+        // Even with the dropped peer in its place the group would lack a quorum: [0,1,3,4,5]
+        // with only n4 able needs two more able members, and the shrink dropped one.
+        let able_2_4 = |p: u32| p == 4 || p == 2;
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n == 4), None);
+        let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n == 4);
+        assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0, 3], dropped_able: vec![2] }));
+        // A group whose able members can still elect is owed a leader, not this verdict.
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n != 0), None);
+    }
+
+    #[test]
+    fn removals_follow_the_membership_history_among_the_scaled_down_peers() {
+        let peers = [(0, vec![0, 1, 2, 3]), (4, vec![0, 1, 2, 3, 4]), (6, vec![0, 1, 2, 4]), (9, vec![1, 4])];
+        let among = BTreeSet::from([0, 1, 2, 4]);
+        // n3's removal (a stray, not a peer of the scale-down) is not the shrink's; adds are none.
+        let history = removals(peers.iter().map(|(i, p)| (*i, p.as_slice())), &among);
+        assert_eq!(history, vec![(9, 0), (9, 2)]);
+    }
 }

@@ -97,11 +97,25 @@ impl Ghost {
                 }
                 if let Some(key) = entry.as_ref().map(MetaEntry::stream_key) {
                     self.incarnations.note_key(&self.meta_oracle.state, &key);
+                    self.note_scale_down(&key);
                 }
             }
             _ => oracle.state.note_applied(index),
         }
         self.record_oracle_projection();
+    }
+
+    /// A stream the reference state holds with more peers than its replicas is being scaled
+    /// down: its group's leader shrinks the raft membership to the replicas, then reports
+    /// which peers are left (§2.2). Every peer the group had meanwhile is remembered, so that
+    /// the members the shrink removed are known after the assignment dropped them.
+    fn note_scale_down(&mut self, key: &StreamKey) {
+        let Some(sa) = self.meta_oracle.state.stream(key) else { return };
+        let Ok(config) = sa.config() else { return };
+        let replicas = usize::from(config.into_config().normalized().replicas).max(1);
+        if sa.group.peers.len() > replicas {
+            self.scale_downs.entry(sa.group.name.clone()).or_default().extend(sa.group.peers.iter().copied());
+        }
     }
 
     fn record_oracle_projection(&mut self) {

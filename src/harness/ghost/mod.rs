@@ -44,6 +44,11 @@ pub struct CommittedEntry {
 }
 
 impl CommittedEntry {
+    /// Whether `node` applied this entry and still holds its copy of the group.
+    pub fn applied_by_node(&self, node: NodeIndex) -> bool {
+        node < 64 && self.applied_by & node_bit(node) != 0
+    }
+
     fn new(term: Term, digest: u64, chain: u64, node: NodeIndex) -> Self {
         CommittedEntry { term, digest, chain, first_applied_by: node, applied_by: node_bit(node) }
     }
@@ -152,6 +157,10 @@ pub struct Ghost {
     /// Asset groups that went on without committed entries only removed servers had applied
     /// (see [`Ghost::applied_only_by_removed`]): their acknowledged messages are not all promised.
     pub forked_by_removals: BTreeSet<String>,
+    /// Every peer a stream group had while the committed state held it with more peers than
+    /// its replicas (a scale-down under way, §2.2), by group name: the members its leader's
+    /// shrink chose among (`meta-shrink-keeps-able-members`).
+    pub scale_downs: BTreeMap<String, BTreeSet<PeerId>>,
     /// L7: the requests the acting meta leader owes an answer.
     pub requests: RequestWatch,
     /// New placements and who has been down since when (issue 18 item 2).
