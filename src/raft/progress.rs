@@ -10,13 +10,17 @@ pub struct Progress {
     /// Next index to send. Optimistic: advanced when an Append is sent (pipelining); a
     /// rejection moves it back.
     pub next_index: Index,
-    /// Local time of the last AppendResponse from this follower.
+    /// Local time of the last AppendResponse from this follower (the leader's election time
+    /// until one arrives, so a new leader does not lose its lease at once).
     pub contact_ms: u64,
+    /// An AppendResponse arrived from this follower in this leader's term: `contact_ms` is
+    /// then a real contact, not the grace given at election.
+    pub heard: bool,
 }
 
 impl Progress {
     pub fn new(leader_last_index: Index, now_ms: u64) -> Self {
-        Progress { match_index: 0, next_index: leader_last_index + 1, contact_ms: now_ms }
+        Progress { match_index: 0, next_index: leader_last_index + 1, contact_ms: now_ms, heard: false }
     }
 
     /// A successful response: `match_index` only grows (responses may arrive reordered).

@@ -187,6 +187,19 @@ impl RaftNode {
             .collect()
     }
 
+    /// Leader only: the members that answered it within the lost-quorum window, itself
+    /// included. Unlike [`Self::peers_in_contact`], a member not heard from since the election
+    /// is not counted: the lease's grace is no sign of life.
+    pub fn peers_heard(&self, now_ms: u64) -> Vec<PeerId> {
+        let window = self.config.lost_quorum_ms();
+        let heard = |p: PeerId| {
+            self.progress.get(&p).is_some_and(|pr| pr.heard && now_ms < pr.contact_ms.saturating_add(window))
+        };
+        let mut peers = self.peers_in_contact(now_ms);
+        peers.retain(|&p| p == self.config.id || heard(p));
+        peers
+    }
+
     /// Votes or acknowledgements a decision needs: a majority of the cluster size, or the
     /// rescued quorum while a rescue is active.
     pub fn quorum_size(&self) -> usize {

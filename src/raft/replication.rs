@@ -363,6 +363,7 @@ impl RaftNode {
         let last = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.contact_ms = now;
+        pr.heard = true;
         if success {
             assert!(match_index <= last, "follower {from} matches {match_index} beyond leader's {last}");
             pr.on_success(match_index);

@@ -238,7 +238,10 @@ impl Server {
                     // run the stream kept, a running one removed, and the group never led
                     // again). A silent member that comes back counts a membership nobody
                     // votes for it in.
-                    let in_contact = group.node.peers_in_contact(now);
+                    // Heard from in this term: a new leader counts every member in contact
+                    // for its first lost-quorum window, and removed a live member 3 ms after
+                    // its election while keeping one that was down (default seed 3554).
+                    let in_contact = group.node.peers_heard(now);
                     let by_lag = |&p: &PeerId| (group.node.match_index(p), std::cmp::Reverse(p));
                     let laggard = in_contact.iter().copied().filter(|&p| p != me).min_by_key(by_lag);
                     let contact_after = |removed: PeerId| {
