@@ -207,7 +207,12 @@ impl ShrinkVerdict {
         dropped_able.sort_unstable();
         dropped_able.dedup();
         let silent_then = |u: u32| dropped.iter().any(|&(index, _)| !applied(u, index));
-        let kept_unable: Vec<u32> = config.iter().copied().filter(|&u| !able(u) && silent_then(u)).collect();
+        // Kept: a member the shrink itself removed and a scale-up added back later was no
+        // choice of the shrink's (default seed 8130: R3 shrunk to R1 removed n2 then n1, a
+        // scale-up re-added n2, which broke later).
+        let removed_once = |u: u32| removals.iter().any(|&(_, p)| p == u);
+        let kept_unable: Vec<u32> =
+            config.iter().copied().filter(|&u| !able(u) && silent_then(u) && !removed_once(u)).collect();
         let quorum = config.len() / 2 + 1;
         let kept_able = config.iter().filter(|&&p| able(p)).count();
         let swappable = kept_unable.len().min(dropped_able.len());
@@ -352,6 +357,10 @@ mod tests {
         assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n == 4), None);
         let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n == 4);
         assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0, 3], dropped_able: vec![2] }));
+        // Default seed 8130: [1,2,3] shrunk to [3] (n2 removed at 4, n1 at 5), then scaled up
+        // again with n2 added back; n2 broke later, so [2,3] cannot elect. n2 was no member
+        // the shrink kept.
+        assert_eq!(ShrinkVerdict::judge(&[2, 3], &[(4, 2), (5, 1)], |p| p != 2, |n, _| n != 2), None);
         // A group whose able members can still elect is owed a leader, not this verdict.
         assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n != 0), None);
     }
