@@ -64,6 +64,11 @@ impl sim::Harness for MetaHarness {
             ghost.removed_servers.remove(&node);
             ghost.peer_removes_pending.remove(&node);
         }
+        if let Fault::Corruption(report) = fault {
+            if !report.paths.is_empty() {
+                ghost.damaged.insert(node);
+            }
+        }
         match fault {
             // Bit flips are caught by checksums; the rest lose or roll back synced data.
             Fault::Corruption(report)

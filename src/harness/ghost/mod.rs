@@ -113,6 +113,10 @@ pub struct Ghost {
     /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
     /// fault model no longer promises what they acknowledged.
     pub tainted: BTreeSet<NodeIndex>,
+    /// Servers any of whose files a corruption fault damaged (bit flips included, which
+    /// checksums catch): a member that cannot run a group for that reason was made unable by
+    /// the fault, not chosen by a shrink (`meta-shrink-keeps-able-members`).
+    pub damaged: BTreeSet<NodeIndex>,
     /// Divergences forgiven because a tainted disk may explain them.
     pub excused: u64,
     /// The first violation a server observed while handling an event.
