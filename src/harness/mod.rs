@@ -64,11 +64,6 @@ impl sim::Harness for MetaHarness {
             ghost.removed_servers.remove(&node);
             ghost.peer_removes_pending.remove(&node);
         }
-        if let Fault::Corruption(report) = fault {
-            if !report.paths.is_empty() {
-                ghost.damaged.insert(node);
-            }
-        }
         match fault {
             // Bit flips are caught by checksums; the rest lose or roll back synced data.
             Fault::Corruption(report)
@@ -99,6 +94,7 @@ impl sim::Harness for MetaHarness {
         self.ghost.judge_placements(cluster);
         self.ghost.judge_info_requests(cluster);
         self.ghost.judge_handovers(cluster);
+        self.ghost.note_shrink_decisions(cluster);
         checks::safety(&self.ghost, &mut self.memo, cluster, touched)
     }
 

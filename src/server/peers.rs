@@ -208,6 +208,7 @@ impl Server {
             if !group.node.leader() {
                 continue;
             }
+            let mut shrinking = false;
             let Some(want) = desired.get(name) else { continue };
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
@@ -231,6 +232,7 @@ impl Server {
                 (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
                 (Some(r), None, None) if have.len() < r => continue, // a learner still catching up
                 (Some(r), _, None) if have.len() > r => {
+                    shrinking = true;
                     // A member heard from lately, so that it learns its removal (the leader's
                     // last Append) and never campaigns on a stale membership; but a silent one
                     // when removing a member in contact would leave fewer in contact than the
@@ -273,6 +275,9 @@ impl Server {
                 env.trace_with("group-peer-change", &(name, format!("{change:?}")), || {
                     format!("{name}: {}", super::apply::describe_entry(false, &change))
                 });
+                if shrinking {
+                    env.observe(Observation::ShrinkRemoving { group: name, index: group.node.last_index() });
+                }
             }
         }
         for (stream, group, peers) in shrunk {

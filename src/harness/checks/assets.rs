@@ -115,13 +115,18 @@ fn stuck(asset: &AssetGroup<'_>, members: &[(u32, &Server)], meta_peers: &[u32])
 /// So after heal, for a leaderless group of a stream that was scaled down, the membership an
 /// able member still in it holds is judged with the removals its history shows
 /// ([`ShrinkVerdict::judge`]): a violation when its able members cannot elect, and the
-/// shrink removed able peers while it kept unable members that were silent then (they never
-/// applied the removal) that many of them in their place would have given it a quorum. A
-/// member that became unable after the removal it applied (a damaged disk, default seed 432)
-/// was no choice of the shrink's; nor was a peer that was assigned but never joined (churn
+/// shrink removed able peers while it kept unable members that were silent then (down, or
+/// running no copy of the group, when the leader proposed the removal: the ghost notes it
+/// then, `Ghost::shrinks`; and never applied the removal since) that many of them in their
+/// place would have given it a quorum. A member heard then, or one that caught up with the
+/// removal, that became unable later (a damaged disk: default seeds 432 and 16330; a member
+/// down for an instant, churn 12648) was no choice of the shrink's; nor was a peer that was assigned but never joined (churn
 /// seed 789). The peers a scale-down chose among are the ghost's (`Ghost::scale_downs`), since
 /// a finished shrink's report drops them from the assignment. A removal the holder compacted
-/// away is not judged. Default seed 3554 failed it on the rule it first met: a new leader
+/// away, or one the oracle did not see proposed as a shrink's, is not judged. (Before the
+/// ghost noted who was silent, "never applied the removal" alone stood in for it, which took
+/// a member damaged after it answered for silent, so members on damaged servers went unjudged.)
+/// Default seed 3554 failed it on the rule it first met: a new leader
 /// counted every member in contact until the lost-quorum window passed, so it removed a live
 /// member and kept one that was down (the shrink now counts members heard in its term).
 fn shrink_kept_able(
@@ -142,22 +147,21 @@ fn shrink_kept_able(
             meta_peers.contains(&p)
                 && cluster.server(p).is_some_and(|s| can_run(s, &asset) && s.group_refused(name).is_none())
         };
-        // A member a corruption fault damaged may have been in contact when the shrink chose
-        // and unable only since (default seed 16330: n2 answered, its log was full, then a bit
-        // flip made it refuse the group): not judged. Recording whom the leader had heard at
-        // each shrink would judge such a member too; until then the check is narrower.
-        let judged = |p: u32| able(p) || !ghost.damaged.contains(&p);
+        // Silent when the leader proposed the removal, as the oracle noted then, and never
+        // caught up with it after: a member down at that instant that came back and applied
+        // it was reachable, and what made it unable later was no choice of the shrink's (churn
+        // seed 12648: n0 down for 50 ms after a crash point, the removal proposed in them). A removal the oracle did not see proposed (not the shrink's, or
+        // compacted away) is not judged; an entry the ghost does not know counts as applied.
         let history = ghost.group(name);
-        // An entry the ghost does not know counts as applied: nothing is judged on it.
         let applied = |node: u32, index: Index| history.committed.get(&index).is_none_or(|e| e.applied_by_node(node));
+        let silent = |member: u32, index: Index| {
+            ghost.shrinks.unheard_at(name, index, member) == Some(true) && !applied(member, index)
+        };
         for (id, server) in cluster.running().filter(|&(id, _)| able(id)) {
             let Some(group) = server.group(name).filter(|g| g.node.peers().contains(&id)) else { continue };
             let config = group.node.peers();
             let removals = removals(group.node.memberships(), shrunk_from);
-            if config.iter().any(|&p| !judged(p)) {
-                continue;
-            }
-            if let Some(shrink) = ShrinkVerdict::judge(config, &removals, able, applied) {
+            if let Some(shrink) = ShrinkVerdict::judge(config, &removals, able, silent) {
                 let replicas = sa.config().map(|c| c.into_config().normalized().replicas).unwrap_or_default();
                 let message = format!(
                     "stream {} ({name}, {replicas} replicas) has no leader after heal: its membership {config:?} keeps \
@@ -200,21 +204,20 @@ struct ShrinkVerdict {
 impl ShrinkVerdict {
     /// `Some` when `config` (a group's membership) holds too few members `able` to run the
     /// stream for a quorum, the `removals` it went through (index, peer) dropped peers that
-    /// are able, it keeps unable members that had not `applied` such a removal (silent when
-    /// the shrink chose), and as many of the dropped ones in their place would have made a
-    /// quorum.
+    /// are able, it keeps unable members that were `silent` when such a removal was proposed,
+    /// and as many of the dropped ones in their place would have made a quorum.
     fn judge(
         config: &[u32],
         removals: &[(Index, u32)],
         able: impl Fn(u32) -> bool,
-        applied: impl Fn(u32, Index) -> bool,
+        silent: impl Fn(u32, Index) -> bool,
     ) -> Option<ShrinkVerdict> {
         let dropped: Vec<(Index, u32)> =
             removals.iter().copied().filter(|&(_, p)| !config.contains(&p) && able(p)).collect();
         let mut dropped_able: Vec<u32> = dropped.iter().map(|&(_, p)| p).collect();
         dropped_able.sort_unstable();
         dropped_able.dedup();
-        let silent_then = |u: u32| dropped.iter().any(|&(index, _)| !applied(u, index));
+        let silent_then = |u: u32| dropped.iter().any(|&(index, _)| silent(u, index));
         // Kept: a member the shrink itself removed and a scale-up added back later was no
         // choice of the shrink's (default seed 8130: R3 shrunk to R1 removed n2 then n1, a
         // scale-up re-added n2, which broke later).
@@ -332,12 +335,12 @@ mod tests {
     use crate::raft::Index;
 
     /// Default seed 50 under `shrink-keeps-silent-member`: R3 on [0,1,2] scaled to R1, n0
-    /// judges the stream unsupported; the leader n1 removed n2 at index 2, which n0 never
-    /// applied, and [0,1] never elects again.
+    /// judges the stream unsupported (it runs no copy, so it was silent when the leader n1
+    /// proposed removing n2 at index 2), and [0,1] never elects again.
     #[test]
     fn a_shrink_that_kept_a_silent_unable_member_and_dropped_an_able_one_is_judged() {
         let able = |p: u32| p != 0;
-        let silent_n0 = |node: u32, _: Index| node != 0;
+        let silent_n0 = |node: u32, _: Index| node == 0;
         let verdict = ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, silent_n0);
         assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0], dropped_able: vec![2] }));
         // An R3 group shrunk to R2 the same way: the report dropped n2 from the assignment,
@@ -352,25 +355,25 @@ mod tests {
     fn what_the_shrink_did_not_choose_is_not_judged() {
         let able = |p: u32| p != 0;
         // The fixed rule: the silent n0 went, the group can elect.
-        assert_eq!(ShrinkVerdict::judge(&[1, 2], &[(2, 0)], able, |n, _| n != 0), None);
-        // n0 applied the removal (in contact then) and became unable later: a damaged disk,
-        // not the shrink's choice (default seed 432).
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, |_, _| true), None);
+        assert_eq!(ShrinkVerdict::judge(&[1, 2], &[(2, 0)], able, |n, _| n == 0), None);
+        // n0 was heard when the removal was proposed and became unable later: a damaged disk,
+        // not the shrink's choice (default seeds 432 and 16330).
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, |_, _| false), None);
         // No able peer was removed: placement or an update left the group stuck.
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[], able, |n, _| n != 0), None);
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 3)], |p| p == 1, |n, _| n != 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[], able, |n, _| n == 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 3)], |p| p == 1, |n, _| n == 0), None);
         // Even with the dropped peer in its place the group would lack a quorum: [0,1,3,4,5]
         // with only n4 able needs two more able members, and the shrink dropped one.
         let able_2_4 = |p: u32| p == 4 || p == 2;
-        assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n == 4), None);
-        let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n == 4);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n != 4), None);
+        let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n != 4);
         assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0, 3], dropped_able: vec![2] }));
         // Default seed 8130: [1,2,3] shrunk to [3] (n2 removed at 4, n1 at 5), then scaled up
         // again with n2 added back; n2 broke later, so [2,3] cannot elect. n2 was no member
         // the shrink kept.
-        assert_eq!(ShrinkVerdict::judge(&[2, 3], &[(4, 2), (5, 1)], |p| p != 2, |n, _| n != 2), None);
+        assert_eq!(ShrinkVerdict::judge(&[2, 3], &[(4, 2), (5, 1)], |p| p != 2, |n, _| n == 2), None);
         // A group whose able members can still elect is owed a leader, not this verdict.
-        assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n != 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n == 0), None);
     }
 
     #[test]

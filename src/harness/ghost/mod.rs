@@ -9,6 +9,7 @@ mod info;
 mod meta;
 mod placement;
 mod requests;
+mod shrinks;
 
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
@@ -28,6 +29,7 @@ pub use info::InfoWatch;
 pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
 pub use placement::PlacementWatch;
 pub use requests::RequestWatch;
+pub use shrinks::ShrinkDecisions;
 
 /// An entry some server applied: the first server to apply an index fixes what it must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,10 +115,6 @@ pub struct Ghost {
     /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
     /// fault model no longer promises what they acknowledged.
     pub tainted: BTreeSet<NodeIndex>,
-    /// Servers any of whose files a corruption fault damaged (bit flips included, which
-    /// checksums catch): a member that cannot run a group for that reason was made unable by
-    /// the fault, not chosen by a shrink (`meta-shrink-keeps-able-members`).
-    pub damaged: BTreeSet<NodeIndex>,
     /// Divergences forgiven because a tainted disk may explain them.
     pub excused: u64,
     /// The first violation a server observed while handling an event.
@@ -165,6 +163,8 @@ pub struct Ghost {
     /// its replicas (a scale-down under way, §2.2), by group name: the members its leader's
     /// shrink chose among (`meta-shrink-keeps-able-members`).
     pub scale_downs: BTreeMap<String, BTreeSet<PeerId>>,
+    /// Who each shrink removal could hear when its leader proposed it.
+    pub shrinks: ShrinkDecisions,
     /// L7: the requests the acting meta leader owes an answer.
     pub requests: RequestWatch,
     /// New placements and who has been down since when (issue 18 item 2).

@@ -1,0 +1,72 @@
+//! Who a scale-down's shrink could hear when it chose (`meta-shrink-keeps-able-members`).
+//! A stream group's leader shrinks its membership one removal at a time; the check judges,
+//! after heal, a group the shrink left without a quorum of able members. Whether a member it
+//! kept was silent *when it chose* is what makes the choice wrong, so the oracle notes it
+//! then, from the cluster as the proposing event left it: a member that was down, or ran no
+//! copy of the group (its meta layer refused damaged files, or it judged the stream
+//! unsupported), could not be heard. A member that was heard then and broke later (a disk
+//! fault after the removal) was no choice of the shrink's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sim::{Cluster, NodeIndex};
+
+use super::Ghost;
+use crate::meta::PeerId;
+use crate::raft::Index;
+use crate::server::Server;
+
+/// Removals observed within one event, judged against the cluster after it: a handful.
+const PENDING_MAX: usize = 64;
+/// Shrink decisions remembered per run; later ones are not judged (a scale-down makes a few).
+const DECISIONS_MAX: usize = 4_096;
+
+/// One removal a scale-down's shrink proposed.
+#[derive(Clone, Debug)]
+struct Proposed {
+    group: String,
+    index: Index,
+    leader: NodeIndex,
+}
+
+#[derive(Debug, Default)]
+pub struct ShrinkDecisions {
+    pending: Vec<Proposed>,
+    /// For each shrink removal (group, index): the members of the membership it left that
+    /// could not be heard when the leader proposed it.
+    unheard: BTreeMap<(String, Index), BTreeSet<PeerId>>,
+}
+
+impl ShrinkDecisions {
+    /// Whether the shrink removal at `index` of `group` was proposed while `member` could not
+    /// be heard. `None` for a removal the oracle did not see proposed (not judged).
+    pub fn unheard_at(&self, group: &str, index: Index, member: PeerId) -> Option<bool> {
+        self.unheard.get(&(group.to_string(), index)).map(|unheard| unheard.contains(&member))
+    }
+}
+
+impl Ghost {
+    /// `leader` proposed removing a member of `group` at `index` to shrink it.
+    pub fn observe_shrink_removing(&mut self, leader: NodeIndex, group: &str, index: Index) {
+        let shrinks = &mut self.shrinks;
+        if shrinks.pending.len() < PENDING_MAX {
+            shrinks.pending.push(Proposed { group: group.to_string(), index, leader });
+        }
+    }
+
+    /// After the event: note, for each removal it proposed, which members of the membership
+    /// it left could not be heard.
+    pub fn note_shrink_decisions(&mut self, cluster: &Cluster<'_, Server>) {
+        for Proposed { group, index, leader } in std::mem::take(&mut self.shrinks.pending) {
+            let Some(node) = cluster.server(leader).and_then(|s| s.group(&group)).map(|g| &g.node) else { continue };
+            let silent = |p: &PeerId| {
+                cluster.server(*p).is_none_or(|s| s.group(&group).is_none() || s.group_refused(&group).is_some())
+            };
+            let unheard: BTreeSet<PeerId> =
+                node.peers().iter().copied().filter(|&p| p != leader && silent(&p)).collect();
+            if self.shrinks.unheard.len() < DECISIONS_MAX {
+                self.shrinks.unheard.insert((group, index), unheard);
+            }
+        }
+    }
+}
