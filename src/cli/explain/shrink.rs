@@ -30,7 +30,7 @@ pub struct ShrinkArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "min.toml")]
     pub output: PathBuf,
     /// Runs at most (each candidate is one run).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 4000)]
     pub budget: u32,
 }
 
