@@ -120,15 +120,16 @@ fn stuck(asset: &AssetGroup<'_>, members: &[(u32, &Server)], meta_peers: &[u32])
 /// then, `Ghost::shrinks`; and never applied the removal since) that many of them in their
 /// place would have given it a quorum. A member heard then, or one that caught up with the
 /// removal, that became unable later (a damaged disk: default seeds 432 and 16330; a member
-/// down for an instant, churn 12648) was no choice of the shrink's; nor was a peer that was assigned but never joined (churn
-/// seed 789). The peers a scale-down chose among are the ghost's (`Ghost::scale_downs`), since
-/// a finished shrink's report drops them from the assignment. A removal the holder compacted
-/// away, or one the oracle did not see proposed as a shrink's, is not judged. (Before the
-/// ghost noted who was silent, "never applied the removal" alone stood in for it, which took
-/// a member damaged after it answered for silent, so members on damaged servers went unjudged.)
-/// Default seed 3554 failed it on the rule it first met: a new leader
-/// counted every member in contact until the lost-quorum window passed, so it removed a live
-/// member and kept one that was down (the shrink now counts members heard in its term).
+/// down for an instant, churn 12648) was no choice of the shrink's; nor was a peer that was
+/// assigned but never joined (churn seed 789). The peers a scale-down chose among are the
+/// ghost's (`Ghost::scale_downs`), since a finished shrink's report drops them from the
+/// assignment. A removal the holder compacted away, or one the oracle did not see proposed as
+/// a shrink's, is not judged. (Before the ghost noted who was silent, "never applied the
+/// removal" alone stood in for it, which took a member damaged after it answered for silent,
+/// so members on damaged servers went unjudged.) Default seed 3554 failed it on the rule it
+/// first met: a new leader counted every member in contact until the lost-quorum window
+/// passed, so it removed a live member and kept one that was down (the shrink now counts
+/// members heard in its term).
 fn shrink_kept_able(
     ghost: &Ghost,
     cluster: &Cluster<'_, Server>,
@@ -150,8 +151,9 @@ fn shrink_kept_able(
         // Silent when the leader proposed the removal, as the oracle noted then, and never
         // caught up with it after: a member down at that instant that came back and applied
         // it was reachable, and what made it unable later was no choice of the shrink's (churn
-        // seed 12648: n0 down for 50 ms after a crash point, the removal proposed in them). A removal the oracle did not see proposed (not the shrink's, or
-        // compacted away) is not judged; an entry the ghost does not know counts as applied.
+        // seed 12648: n0 down for 50 ms after a crash point, the removal proposed in them).
+        // A removal the oracle did not see proposed (not the shrink's, or compacted away) is
+        // not judged; an entry the ghost does not know counts as applied.
         let history = ghost.group(name);
         let applied = |node: u32, index: Index| history.committed.get(&index).is_none_or(|e| e.applied_by_node(node));
         let silent = |member: u32, index: Index| {
