@@ -793,17 +793,24 @@ fn unknown_peers_are_added_unless_removed_lately() {
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }
 
+/// Two members, n0 leading, which has just proposed its own removal (its Appends queued,
+/// not delivered): the returned index is the removal's.
+fn two_members_leader_removing_itself() -> (Cluster, Index) {
+    let mut cluster = Cluster::new(2, 5, |_| {});
+    cluster.campaign(0);
+    cluster.deliver_only(|_, _, _| true);
+    assert_eq!(cluster.leader(), Some(0));
+    let removal = cluster.propose(0, EntryData::RemovePeer(0)).expect("leader proposes its removal");
+    (cluster, removal)
+}
+
 /// A two-member group whose leader removes itself: the survivor gets the leader's Appends out
 /// of order (the one after the removal first, refused), then acknowledges the removal. The
 /// leader's last Append must start after what the survivor acknowledged, or the survivor never
 /// learns the commit and waits for a vote from a server that left (churn seed 1471).
 #[test]
 fn removed_leader_last_append_reaches_a_survivor_that_got_appends_reordered() {
-    let mut cluster = Cluster::new(2, 5, |_| {});
-    cluster.campaign(0);
-    cluster.deliver_only(|_, _, _| true);
-    assert_eq!(cluster.leader(), Some(0));
-    let removal = cluster.propose(0, EntryData::RemovePeer(0)).expect("leader proposes its removal");
+    let (mut cluster, removal) = two_members_leader_removing_itself();
     let after = cluster.propose(0, normal(7)).expect("a normal entry may follow");
     assert_eq!(after, removal + 1);
     // Deliver the Append carrying `after` before the one carrying the removal.
@@ -857,11 +864,7 @@ fn members_logged_after_a_pending_removal_count_again() {
 /// 11446 of v14, 5377's kind).
 #[test]
 fn a_survivor_restarted_holding_its_leaders_removal_uncommitted_elects_itself() {
-    let mut cluster = Cluster::new(2, 5, |_| {});
-    cluster.campaign(0);
-    cluster.deliver_only(|_, _, _| true);
-    assert_eq!(cluster.leader(), Some(0));
-    let removal = cluster.propose(0, EntryData::RemovePeer(0)).expect("leader proposes its removal");
+    let (mut cluster, removal) = two_members_leader_removing_itself();
     // The survivor gets the removal, persists and acknowledges it.
     for (from, to, msg) in std::mem::take(&mut cluster.queue) {
         cluster.deliver(from, to, msg);

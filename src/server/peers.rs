@@ -208,7 +208,6 @@ impl Server {
             if !group.node.leader() {
                 continue;
             }
-            let mut shrinking = false;
             let Some(want) = desired.get(name) else { continue };
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
@@ -224,6 +223,8 @@ impl Server {
             let scaled_to = replicas.get(name).map(|(_, r)| *r).filter(|&r| r < want.peers.len());
             let added = learners.iter().copied().find(|&p| group.node.match_index(p) >= commit);
             let stray = have.iter().find(|p| !want.peers.contains(p)).copied();
+            // Set when the change is a scale-down's shrink removal, which the oracle is told of.
+            let mut shrinking = false;
             let change = match (scaled_to, added, stray) {
                 (None, Some(add), _) => EntryData::AddPeer(add),
                 (_, _, Some(remove)) => EntryData::RemovePeer(remove),

@@ -32,16 +32,18 @@ struct Proposed {
 #[derive(Debug, Default)]
 pub struct ShrinkDecisions {
     pending: Vec<Proposed>,
-    /// For each shrink removal (group, index): the members of the membership it left that
-    /// could not be heard when the leader proposed it.
-    unheard: BTreeMap<(String, Index), BTreeSet<PeerId>>,
+    /// For each shrink removal, by group and index: the members of the membership it left
+    /// that could not be heard when the leader proposed it.
+    unheard: BTreeMap<String, BTreeMap<Index, BTreeSet<PeerId>>>,
+    /// Removals noted, across groups.
+    noted: usize,
 }
 
 impl ShrinkDecisions {
     /// Whether the shrink removal at `index` of `group` was proposed while `member` could not
     /// be heard. `None` for a removal the oracle did not see proposed (not judged).
     pub fn unheard_at(&self, group: &str, index: Index, member: PeerId) -> Option<bool> {
-        self.unheard.get(&(group.to_string(), index)).map(|unheard| unheard.contains(&member))
+        self.unheard.get(group)?.get(&index).map(|unheard| unheard.contains(&member))
     }
 }
 
@@ -64,8 +66,10 @@ impl Ghost {
             };
             let unheard: BTreeSet<PeerId> =
                 node.peers().iter().copied().filter(|&p| p != leader && silent(&p)).collect();
-            if self.shrinks.unheard.len() < DECISIONS_MAX {
-                self.shrinks.unheard.insert((group, index), unheard);
+            let shrinks = &mut self.shrinks;
+            if shrinks.noted < DECISIONS_MAX {
+                shrinks.noted += 1;
+                shrinks.unheard.entry(group).or_default().insert(index, unheard);
             }
         }
     }
