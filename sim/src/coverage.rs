@@ -72,16 +72,52 @@ impl Coverage {
     }
 }
 
-/// A probe a system can reach, with what it stands for.
+/// A probe a system can reach, with what it stands for and what reaches it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeInfo {
     pub name: Cow<'static, str>,
     pub what: Cow<'static, str>,
+    pub reach: Reach,
+}
+
+/// What may reach a probe: the denominator of "how much of what fuzzing should reach did it
+/// reach" leaves out what only a scenario's operator action, a bug switch or a broken build
+/// reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// Fuzz runs of a correct build should reach it.
+    Fuzz,
+    /// Only an action that scenario files play and the swarm does not draw (an operator's
+    /// disaster tool, a test hook, a faulty leader's entry).
+    Scenario,
+    /// Only with a bug switch on.
+    BugSwitch,
+    /// Never in a correct build: a defensive branch.
+    Unexpected,
+}
+
+impl Reach {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reach::Fuzz => "fuzz",
+            Reach::Scenario => "scenario",
+            Reach::BugSwitch => "bug-switch",
+            Reach::Unexpected => "unexpected",
+        }
+    }
 }
 
 impl ProbeInfo {
+    /// A probe fuzzing should reach.
     pub const fn new(name: &'static str, what: &'static str) -> Self {
-        ProbeInfo { name: Cow::Borrowed(name), what: Cow::Borrowed(what) }
+        ProbeInfo { name: Cow::Borrowed(name), what: Cow::Borrowed(what), reach: Reach::Fuzz }
+    }
+
+    /// The same probe, reached only as `reach` says.
+    pub const fn reached_by(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
     }
 }
 
@@ -89,6 +125,13 @@ impl ProbeInfo {
 /// (`crash-point` is a crash at one of the node's crash points.)
 pub const FAULTS_CROSSED: &[&str] =
     &["crash", "crash-point", "power-loss", "power-loss-point", "restart", "pause", "isolate", "corrupt", "clock-jump"];
+
+/// The state every harness names a node that is not running.
+pub const DOWN: &str = "down";
+
+/// Faults that fire at a point a running node reaches (a crash point): never on a node that
+/// is down, so that pair is not listed.
+const FAULTS_OF_RUNNING_NODES: &[&str] = &["crash-point", "power-loss-point"];
 
 /// The name of the probe for `action` striking a node in `state`.
 pub fn fault_probe(action: &str, state: &str) -> String {
@@ -100,8 +143,12 @@ pub fn catalogue<H: Harness>() -> Vec<ProbeInfo> {
     let mut probes = H::probes();
     for action in FAULTS_CROSSED {
         for (state, what) in H::coverage_state_names() {
+            if *state == DOWN && FAULTS_OF_RUNNING_NODES.contains(action) {
+                continue;
+            }
             let what = format!("a {action} of a server that is {what}");
-            probes.push(ProbeInfo { name: Cow::Owned(fault_probe(action, state)), what: Cow::Owned(what) });
+            let name = Cow::Owned(fault_probe(action, state));
+            probes.push(ProbeInfo { name, what: Cow::Owned(what), reach: Reach::Fuzz });
         }
     }
     probes

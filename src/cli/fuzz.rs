@@ -25,9 +25,9 @@ const JOBS_MAX: usize = 256;
 /// system, with bug switches, on worker processes.
 #[derive(Args, Debug)]
 pub struct CampaignArgs {
-    /// Seed range, end exclusive: `0..1000`.
+    /// Seed range, end exclusive: `0..1000` (required, but by `coverage --scenarios`).
     #[arg(long, value_name = "A..B")]
-    pub seeds: String,
+    pub seeds: Option<String>,
     #[arg(long, default_value = "default")]
     pub profile: String,
     /// The system under test: meta (the default) or register (the engine's fixture).
@@ -54,7 +54,14 @@ pub struct Campaign {
 impl CampaignArgs {
     /// Check the flags for system `S`; every error names its flag.
     pub fn check<S: System>(&self) -> Result<Campaign, CliError> {
-        let range = parse_range(&self.seeds)?;
+        let seeds =
+            self.seeds.as_deref().ok_or_else(|| flag_error("--seeds", "a seed range is required, like 0..1000"))?;
+        let range = parse_range(seeds)?;
+        self.check_with_range::<S>(range)
+    }
+
+    /// [`Self::check`] for a campaign whose runs are not a seed range (scenario files).
+    pub fn check_with_range<S: System>(&self, range: std::ops::Range<u64>) -> Result<Campaign, CliError> {
         let profile = profile(&self.profile)?;
         check_bugs::<S>(&self.bugs)?;
         let jobs = jobs_or_default(self.jobs)?;

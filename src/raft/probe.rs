@@ -81,3 +81,28 @@ probes! {
     RestoredFromSnapshot => "restart.from-snapshot", "a member restarted from a snapshot and a log";
     RestoredFromLog => "restart.from-log", "a member restarted from its log alone";
 }
+
+impl Probe {
+    /// Whether the meta group (`meta = true`) or an asset group can reach this probe at all.
+    /// Only asset groups join as learners (a scale-up's new member waits for its leader; the
+    /// meta group starts every server on one membership and adds peers by entries) and evict
+    /// removed members (so only they log `Members` entries); only the meta group replicates a
+    /// cluster size.
+    pub fn reachable_in(self, meta: bool) -> bool {
+        match self {
+            Probe::JoinerCaughtUp
+            | Probe::VoteRefusedJoiner
+            | Probe::MembershipRebased
+            | Probe::EvictedMembershipLogged
+            | Probe::MembershipReplaced
+            | Probe::EvictedRunsFirst => !meta,
+            Probe::ClusterSizeRestated => meta,
+            _ => true,
+        }
+    }
+
+    /// Reached only with a bug switch on.
+    pub fn bug_switch_only(self) -> bool {
+        self == Probe::CommitOldTerm
+    }
+}

@@ -2,7 +2,7 @@
 //! trace kinds, the catalogue of everything it can hit, and the states a fault may strike it
 //! in. Nothing here changes what a server does.
 
-use sim::coverage::ProbeInfo;
+use sim::coverage::{ProbeInfo, Reach};
 
 use super::Server;
 use crate::meta::{ApiError, LocalChange, OpCode};
@@ -26,18 +26,20 @@ macro_rules! op_outcomes {
                 $(
                     (Some(OpCode::$op), OpOutcome::Applied) => concat!("meta.op.", $slug, ".applied"),
                     (Some(OpCode::$op), OpOutcome::Staged) => concat!("meta.op.", $slug, ".staged"),
-                    (Some(OpCode::$op), OpOutcome::Refused) => concat!("meta.op.", $slug, ".refused"),
                 )*
+                (Some(_), OpOutcome::Refused) => "meta.op.refused",
                 (None, _) => "meta.op.undecodable",
             }
         }
 
         fn meta_op_probes() -> Vec<ProbeInfo> {
-            let mut probes = vec![ProbeInfo::new("meta.op.undecodable", "a meta entry with no op code this server knows")];
+            let mut probes = vec![
+                ProbeInfo::new("meta.op.undecodable", "a meta entry with no op code this server knows"),
+                ProbeInfo::new("meta.op.refused", "a meta entry of a known op whose body does not decode or validate, refused by apply"),
+            ];
             $(
                 probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".applied"), concat!("a ", $slug, " entry applied")));
                 probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".staged"), concat!("a ", $slug, " entry staged by a recovery")));
-                probes.push(ProbeInfo::new(concat!("meta.op.", $slug, ".refused"), concat!("a ", $slug, " entry refused by apply")));
             )*
             probes
         }
@@ -52,25 +54,18 @@ op_outcomes! {
     RemoveConsumer => "remove-consumer";
 }
 
-/// The probe for an error answer.
+/// The probe for an error answer of an applied entry. Apply answers only "not found" (a delete
+/// that a delete proposed just before beat); the leader refuses every other error before it
+/// proposes (`refusal`), so any other error answered after apply is unexpected.
 pub fn answer_error(error: &ApiError) -> &'static str {
     match error {
-        ApiError::InvalidConfig(_) => "meta.answer.invalid-config",
-        ApiError::RequiredApiLevel(_) => "meta.answer.required-api-level",
-        ApiError::StreamNameInUse => "meta.answer.stream-name-in-use",
-        ApiError::StreamSealed => "meta.answer.stream-sealed",
-        ApiError::SubjectOverlap => "meta.answer.subject-overlap",
-        ApiError::MaxStreams => "meta.answer.max-streams",
-        ApiError::MaxConsumers => "meta.answer.max-consumers",
-        ApiError::InsufficientResources => "meta.answer.insufficient-resources",
         ApiError::StreamNotFound => "meta.answer.stream-not-found",
         ApiError::ConsumerNotFound => "meta.answer.consumer-not-found",
-        ApiError::Offline(_) => "meta.answer.offline",
-        ApiError::NoUniqueName => "meta.answer.no-unique-name",
-        ApiError::PeerNotMember => "meta.answer.peer-not-member",
-        ApiError::PeerRemapFailed => "meta.answer.peer-remap-failed",
+        _ => ANSWER_OTHER_ERROR,
     }
 }
+
+const ANSWER_OTHER_ERROR: &str = "meta.answer.other-error";
 
 /// The probe for a request the meta leader refused before proposing anything.
 pub fn refusal(error: &ApiError) -> &'static str {
@@ -111,20 +106,8 @@ const REFUSAL_PROBES: &[(&str, &str)] = &[
 
 const ANSWER_PROBES: &[(&str, &str)] = &[
     ("meta.answer.ok", "an applied entry answered its client with success"),
-    ("meta.answer.invalid-config", "an answer: invalid config"),
-    ("meta.answer.required-api-level", "an answer: required API level not supported"),
-    ("meta.answer.stream-name-in-use", "an answer: stream name in use with another config"),
-    ("meta.answer.stream-sealed", "an answer: stream sealed"),
-    ("meta.answer.subject-overlap", "an answer: subjects overlap"),
-    ("meta.answer.max-streams", "an answer: stream limit reached"),
-    ("meta.answer.max-consumers", "an answer: consumer limit reached"),
-    ("meta.answer.insufficient-resources", "an answer: not enough servers to place on (placement failed)"),
     ("meta.answer.stream-not-found", "an answer: stream not found"),
     ("meta.answer.consumer-not-found", "an answer: consumer not found"),
-    ("meta.answer.offline", "an answer: asset offline"),
-    ("meta.answer.no-unique-name", "an answer: no unique group name"),
-    ("meta.answer.peer-not-member", "an answer: peer not a member"),
-    ("meta.answer.peer-remap-failed", "an answer: peer remap failed"),
 ];
 
 /// The probe for what a local effect did to a stream's (`stream`) or consumer's local copy.
@@ -278,24 +261,67 @@ const TRACE_KINDS: &[(&str, &str)] = &[
     ("write-error", "a storage write failed"),
 ];
 
-/// Every probe a server can hit.
+/// Probes only an action the swarm never draws reaches: a meta rescue (an operator's
+/// disaster tool that may lose data by design), the test hook that injects an inflight stream,
+/// and an entry no server can apply (a faulty or newer leader's, `propose-raw`), which stops
+/// the meta layer for good (apply errors, refused entries, observer mode).
+const SCENARIO_ONLY: &[&str] = &[
+    "inflight-injected",
+    "meta-rescued",
+    "rescue-refused",
+    "meta-apply-error",
+    "meta-observer",
+    "meta.op.undecodable",
+    "meta.op.refused",
+    // Only a stream applied without a sync subject, as an older server's entry may be.
+    "sync-repair",
+];
+
+/// Probes only a bug switch reaches (besides the raft core's, see `Probe::bug_switch_only`).
+const BUG_SWITCH_ONLY: &[&str] = &[DIRECT_CONSUMER_REMOVED_AS_ORPHAN];
+
+/// Probes of defensive branches a correct build does not take: errors apply never answers, a
+/// publish count the client's server already refused, a 64-bit random group name that
+/// collides with a taken one every time it is drawn, local effects the meta layer never sends.
+const UNEXPECTED: &[&str] = &[
+    ANSWER_OTHER_ERROR,
+    "publish-dropped",
+    "meta.refused.no-unique-name",
+    "meta.local.stream.missing-stream",
+    "meta.local.direct-consumer.other",
+];
+
+/// Every probe a server can hit, with what reaches it.
 pub fn catalogue() -> Vec<ProbeInfo> {
     let mut probes = Vec::new();
     for probe in Probe::ALL {
-        probes.push(ProbeInfo::new(probe.name(true), probe.what()));
-        probes.push(ProbeInfo::new(probe.name(false), probe.what()));
+        let reach = if probe.bug_switch_only() { Reach::BugSwitch } else { Reach::Fuzz };
+        for meta in [true, false].into_iter().filter(|&meta| probe.reachable_in(meta)) {
+            probes.push(ProbeInfo::new(probe.name(meta), probe.what()).reached_by(reach));
+        }
     }
     probes.extend(meta_op_probes());
+    probes.push(ProbeInfo::new(ANSWER_OTHER_ERROR, "an applied entry answered with an error other than not found"));
     let listed =
         ANSWER_PROBES.iter().chain(REFUSAL_PROBES).chain(LOCAL_PROBES).chain(DIRECT_CONSUMER_PROBES).chain(TRACE_KINDS);
     probes.extend(listed.map(|(name, what)| ProbeInfo::new(name, what)));
     probes.extend(super::crash_points::probes());
+    for probe in &mut probes {
+        let name = probe.name.as_ref();
+        if SCENARIO_ONLY.contains(&name) {
+            probe.reach = Reach::Scenario;
+        } else if BUG_SWITCH_ONLY.contains(&name) {
+            probe.reach = Reach::BugSwitch;
+        } else if UNEXPECTED.contains(&name) {
+            probe.reach = Reach::Unexpected;
+        }
+    }
     probes
 }
 
 /// The states a fault may strike a server in, with what each means.
 pub const NODE_STATES: &[(&str, &str)] = &[
-    ("down", "down (not running)"),
+    (sim::coverage::DOWN, "down (not running)"),
     ("meta-leader", "the meta leader"),
     ("meta-candidate", "a meta candidate"),
     ("meta-leaderless", "without a known meta leader"),
@@ -310,7 +336,7 @@ pub const NODE_STATES: &[(&str, &str)] = &[
 /// The states `server` is in now (`None`: it is down), from [`NODE_STATES`].
 pub fn node_states(server: Option<&Server>, states: &mut Vec<&'static str>) {
     let Some(server) = server else {
-        states.push("down");
+        states.push(sim::coverage::DOWN);
         return;
     };
     if let Some(meta) = server.group(super::wire::META) {
@@ -341,5 +367,33 @@ pub fn node_states(server: Option<&Server>, states: &mut Vec<&'static str>) {
     }
     if groups().any(|g| g.persisting()) {
         states.push("persisting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name in a reach list that the catalogue does not hold (a typo, a renamed probe) would
+    /// leave its probe counted as one fuzzing should reach.
+    #[test]
+    fn every_probe_a_reach_list_names_is_listed_with_that_reach() {
+        let catalogue = catalogue();
+        let reach_of = |name: &str| catalogue.iter().find(|p| p.name == name).map(|p| p.reach);
+        for (names, reach) in
+            [(SCENARIO_ONLY, Reach::Scenario), (BUG_SWITCH_ONLY, Reach::BugSwitch), (UNEXPECTED, Reach::Unexpected)]
+        {
+            for name in names {
+                assert_eq!(reach_of(name), Some(reach), "{name}");
+            }
+        }
+        assert_eq!(reach_of("raft.meta.commit.old-term"), Some(Reach::BugSwitch));
+        assert_eq!(reach_of("raft.meta.joiner.caught-up"), None, "the meta group has no joiners");
+        assert_eq!(reach_of("raft.asset.joiner.caught-up"), Some(Reach::Fuzz));
+        let mut names: Vec<&str> = catalogue.iter().map(|p| p.name.as_ref()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "every probe is listed once");
     }
 }
