@@ -85,6 +85,13 @@ impl Server {
             return;
         }
         let replicated = sa.replicated();
+        // The member that would store it (the R1 host, the group's leader) refuses a sealed
+        // stream's messages, as NATS answers "invalid operation on sealed stream".
+        let stores = !replicated || self.groups.get(&group).is_some_and(|g| g.node.leader());
+        if stores && sa.config().is_ok_and(|c| c.config().sealed) {
+            self.send_answer(env, origin, request, Err(format!("stream {stream} is sealed")));
+            return;
+        }
         let ack = PublishAck { origin, request, count, stream: stream.clone(), created_ms: sa.created_ms };
         if !replicated {
             self.store_r1(env, &group, ack);
