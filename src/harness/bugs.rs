@@ -93,5 +93,9 @@ pub const TABLE: &[BugSwitch] = &[
         name: SHRINK_KEEPS_SILENT_MEMBER,
         what: "a scaled-down stream's leader always removes a member it heard from lately, even when that leaves a silent one (which may not run the stream) holding the smaller group's quorum",
     },
+    BugSwitch {
+        name: MESSAGES_DELETED_BEFORE_REPLAY,
+        what: "a restarted server deletes the message files of R1 streams it has no asset file for (refused for a bad checksum, or never written on a full disk) before its meta replay runs them again: acknowledged messages are lost (NATS leaves the stream's directory)",
+    },
     BugSwitch { name: OS_TIME, what: "jitter raft ticks with the OS clock (a deliberate nondeterminism fixture)" },
 ];

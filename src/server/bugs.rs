@@ -29,6 +29,7 @@ pub const SCALE_UP_DROPS_STORE: &str = "scale-up-drops-store";
 pub const UNKNOWN_SERVERS_NOT_ADDED: &str = "unknown-servers-not-added";
 pub const RECREATE_KEEPS_LOCAL_STATE: &str = "recreate-keeps-local-state";
 pub const SHRINK_KEEPS_SILENT_MEMBER: &str = "shrink-keeps-silent-member";
+pub const MESSAGES_DELETED_BEFORE_REPLAY: &str = "messages-deleted-before-replay";
 
 /// The raft core's switches for this run.
 pub fn raft_bugs(env: &ServerEnv<'_>) -> RaftBugs {
