@@ -75,13 +75,13 @@ fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
     assert_eq!(std::fs::read_to_string(&min).unwrap(), std::fs::read_to_string(&first.min).unwrap());
 }
 
-/// Seed 4 of `snapshot-includes-inflight` (generator 13): within 300 runs a round that removes
+/// Seed 23 of `snapshot-includes-inflight` (generator 15): within 300 runs a round that removes
 /// nothing is followed by a step moved earlier, which gives the next round, and the file keeps a
 /// step at a time the seed's scenario has no step at. Candidates ddmin's last round and the
 /// single removals try again are answered without running them.
 #[test]
 fn shrink_moves_a_step_and_answers_repeats_from_memory() {
-    let shrunk = shrinks("4", "snapshot-includes-inflight", "meta-snapshot-applied-only", "300");
+    let shrunk = shrinks("23", "snapshot-includes-inflight", "meta-snapshot-applied-only", "300");
     assert!(count_on(&shrunk.out, "moves: ") > 0, "{}", shrunk.out.stdout);
     assert!(count_on(&shrunk.out, "repeats: ") > 0, "{}", shrunk.out.stdout);
     let before = step_times(&shrunk.full);
@@ -205,40 +205,40 @@ fn diff_against_the_same_binary_is_identical() {
         env!("CARGO_BIN_EXE_metasim"),
     ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.line("identical: ").is_some_and(|l| l.starts_with("622 events")), "{}", out.stdout);
+    assert!(out.line("identical: ").is_some_and(|l| l.starts_with("1349 events")), "{}", out.stdout);
 }
 
 /// A failure names what happened in words, shows the events of what it names, and offers the
 /// commands that explain it.
 #[test]
 fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
-    let out = metasim(&["replay", "--seed", "1", "--bug", "meta-leader-before-barrier"]);
+    let out = metasim(&["replay", "--seed", "2", "--bug", "meta-leader-before-barrier"]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.line("trace-hash: "), Some("f5bb05398afae7ae"), "details do not change the hash");
+    assert_eq!(out.line("trace-hash: "), Some("aa466f097186a3ce"), "details do not change the hash");
     assert!(out.stdout.contains("events of n0, meta before it:"), "{}", out.stdout);
     assert!(
-        out.stdout.contains(" apply ") && out.stdout.contains("meta#2 t1 AssignStream A:S1 -> S-R2-"),
+        out.stdout.contains(" apply ") && out.stdout.contains("meta#2 t1 AssignStream A:S0 -> S-R3-"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains(r#"{"name":"S1","subjects":["s1.>"],"replicas":2}"#),
+        out.stdout.contains(r#"{"name":"S0","subjects":["s0.>"],"replicas":3}"#),
         "configs as JSON text:\n{}",
         out.stdout
     );
     assert!(!out.stdout.contains("[123, 34"), "no config as a byte array:\n{}", out.stdout);
     let reproduce = out.line("reproduce: ").unwrap();
-    assert_eq!(reproduce, "metasim replay --seed 1 --profile default --bug meta-leader-before-barrier");
+    assert_eq!(reproduce, "metasim replay --seed 2 --profile default --bug meta-leader-before-barrier");
     assert_eq!(
         out.line("shrink: "),
-        Some("metasim shrink --seed 1 --profile default --bug meta-leader-before-barrier -o min.toml")
+        Some("metasim shrink --seed 2 --profile default --bug meta-leader-before-barrier -o min.toml")
     );
     assert_eq!(
         out.line("timeline: "),
-        Some("metasim timeline --seed 1 --profile default --bug meta-leader-before-barrier -o run.html")
+        Some("metasim timeline --seed 2 --profile default --bug meta-leader-before-barrier -o run.html")
     );
     // The log too: requests with their ids, answers in words.
-    let log = metasim(&["replay", "--seed", "1", "--bug", "meta-leader-before-barrier", "--log"]);
+    let log = metasim(&["replay", "--seed", "2", "--bug", "meta-leader-before-barrier", "--log"]);
     assert!(
         log.stderr.contains(r#" request "#) && log.stderr.contains(r#"#1 at n"#),
         "{}",
@@ -246,7 +246,7 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     );
     assert!(log.stderr.contains(": error stream A:S0 not found"), "answers in words");
     assert!(
-        log.stderr.contains(" local ") && log.stderr.contains("run stream A:S1 created "),
+        log.stderr.contains(" local ") && log.stderr.contains("run stream A:S0 created "),
         "local effects in words"
     );
     assert!(!log.stderr.contains("RunStream { key"), "no local effect in its debug form");
@@ -255,7 +255,7 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     assert!(log.stderr.contains(": meta RequestVote t1 log 0@t0"), "vote requests in words");
     assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0,1,2,3,4]: #1 t1 LeaderNoop"));
     let carries_op =
-        |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S1 -> S-R2-");
+        |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S0 -> S-R3-");
     assert!(log.stderr.lines().any(carries_op), "meta ops an append carries");
     assert!(log.stderr.contains(": meta heartbeat t1 after "), "heartbeats named as such");
     assert!(!log.stderr.contains("Raft { group"), "no raft message in its debug form");
@@ -282,22 +282,22 @@ fn the_event_log_reads_in_words() {
         assert!(kinds.contains(kind), "the seed no longer has a {kind} event: {kinds:?}");
     }
     for words in [
-        " world partition      d97194b8c2f86000  partition [2,3,4] | [0,1]",
-        "partition-one-way [3] -> [4]",
-        " world power-loss     8d3e0f15956f97bd  power-loss n4",
-        " world clog           6ad26a20123ba583  clog n0",
-        "  client at n4: update stream A:S2 subjects s2.> R1",
-        " n4    client         552532ddba6dd1e2  update stream A:S2 subjects s2.> R1",
-        r#" n4    request        50d02583685fad0b  #1 at n4: update stream A:S2 {"name":"S2","subjects":["s2.>"],"replicas":1}"#,
-        r#" n1    request        b3474d4c3d65d456  #1 at n1: create consumer A:S2:C1 {"durable_name":"C1","replicas":0}"#,
-        " n1    recv           fbca9eb5b536d726  from n2: request #3 delete consumer A:S3:C1",
-        " n2    recv           3965c2e77f45ee91  from n1: answer #3: error stream not found",
-        " n4    answer         77a38c3ae6de47b7  #5: ok leader stepped down",
+        " world partition      b031ba884ecf9c40  partition [0,3] | [1,2,4]",
+        "partition-one-way [3] -> [1]",
+        " world power-loss     4124bc16a593196b  power-loss n2",
+        " world clog           8ae266070f9a6fd0  clog n3",
+        "  client at n0: update stream A:S2 subjects s2.> R3",
+        " n0    client         152fdacd0e0258c0  update stream A:S2 subjects s2.> R3",
+        r#" n0    request        a647f878e4352a40  #6 at n0: update stream A:S2 {"name":"S2","subjects":["s2.>"],"replicas":3}"#,
+        r#" n4    request        d27a19e786664b57  #1 at n4: create consumer A:S0:C2 {"durable_name":"C2","replicas":0}"#,
+        " n1    recv           1ab721c580676c84  from n3: request #5 delete consumer A:S3:C1",
+        " n4    recv           801c010cbeac7c32  from n1: answer #6: error stream A:S1 not found",
+        " n4    answer         ec7cf52de2b2fee2  #10: ok leader stepped down",
         " n4    info-request   2d60dbb14046c231  #3 A:S2",
-        " n4    publish        820a020235b96c56  #1 3 messages to A:S0",
+        " n1    publish        0a8c2f4514f93da0  #2 4 messages to A:S0",
         " n1    signal         604460fa803cfb5a  meta: became leader t1",
         " n1    meta-leader    7194f3e59ae47dcd  leads t1",
-        " n1    stepdown       f70fadceef02785c  for n4#5",
+        " n1    stepdown       fef8035dff3f32e1  for n4#10",
         " n2    meta-recovered ee85fafd354b0935  startup at meta#0, 0 staged",
     ] {
         assert!(log.stderr.contains(words), "no `{words}` in the log");

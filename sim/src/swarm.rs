@@ -234,7 +234,11 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// 14: profiles with membership changes draw them for 3 % of operations, not 2 % (the meta
 /// workload makes a third of them stream peer removals), and a quarter of their seeds start
 /// one server outside the membership (`Workload::join_later`). Other profiles draw as under 13.
-pub const GENERATOR_VERSION: u32 = 14;
+/// 15: the meta workload draws asset groups' stepdowns, consumer info, stream and consumer
+/// lists, seals, subjects that overlap another stream's and consumer limits on creates (10 of
+/// every 110 client ops are the new kinds), and disk faults aim at the peers and assets
+/// records too: every meta seed draws other client ops.
+pub const GENERATOR_VERSION: u32 = 15;
 
 /// The swarm's draws for one seed.
 #[derive(Clone, Debug)]

@@ -48,7 +48,7 @@ impl Workload for MetaWorkload {
         let stream = format!("S{}", rng.gen_range(0..4));
         let consumer = format!("C{}", rng.gen_range(0..3));
         let account = "A".to_string();
-        match rng.gen_range(0..100) {
+        match rng.gen_range(0..110) {
             0..=3 => MetaOp::Stepdown { preferred: None },
             4..=5 => MetaOp::Stepdown { preferred: Some(rng.gen_range(0..5)) },
             6..=8 => MetaOp::Snapshot {},
@@ -65,7 +65,8 @@ impl Workload for MetaWorkload {
                     name: stream,
                     subjects,
                     replicas,
-                    max_consumers: None,
+                    // Now and then a consumer limit, which the three consumer names reach.
+                    max_consumers: rng.gen_bool(0.15).then(|| rng.gen_range(1..=2)),
                     required_api_level: generate_required_level(rng),
                     config_json: None,
                     // Now and then pinned to a cluster: such a stream cannot be re-placed.
@@ -104,7 +105,55 @@ impl Workload for MetaWorkload {
                 required_api_level: generate_required_level(rng),
                 config_json: None,
             },
-            _ => MetaOp::DeleteConsumer { account, stream, name: consumer },
+            93..=99 => MetaOp::DeleteConsumer { account, stream, name: consumer },
+            // Asset groups' stepdowns (NATS `STREAM.LEADER.STEPDOWN`, `CONSUMER.LEADER.STEPDOWN`),
+            // now and then to a preferred server.
+            100..=101 => MetaOp::StreamStepdown { account, name: stream, preferred: generate_preferred(rng) },
+            102 => MetaOp::ConsumerStepdown { account, stream, name: consumer, preferred: generate_preferred(rng) },
+            103 => MetaOp::ConsumerInfo { account, stream, name: consumer },
+            104 => MetaOp::StreamList { account },
+            105 => MetaOp::ConsumerList { account, stream },
+            // A seal (§5.4): the stream takes no more messages, and every later update that
+            // does not keep it sealed is refused.
+            106 => MetaOp::UpdateStream {
+                account,
+                subjects: vec![format!("{}.>", stream.to_lowercase())],
+                name: stream,
+                replicas: 3,
+                sealed: true,
+                required_api_level: None,
+                cluster: None,
+            },
+            // Subjects that another stream's name stands for: refused when that stream exists
+            // (overlap), and an update or a conflicting create otherwise.
+            107..=109 => {
+                let other = format!("s{}.>", rng.gen_range(0..4));
+                let subjects = vec![format!("{}.>", stream.to_lowercase()), other];
+                if rng.gen_bool(0.5) {
+                    MetaOp::UpdateStream {
+                        account,
+                        name: stream,
+                        subjects,
+                        replicas: 3,
+                        sealed: false,
+                        required_api_level: None,
+                        cluster: None,
+                    }
+                } else {
+                    let subjects = subjects[1..].to_vec();
+                    MetaOp::CreateStream {
+                        account,
+                        name: stream,
+                        subjects,
+                        replicas: 3,
+                        max_consumers: None,
+                        required_api_level: None,
+                        config_json: None,
+                        cluster: None,
+                    }
+                }
+            }
+            _ => unreachable!("drawn from 0..110"),
         }
     }
 
@@ -233,6 +282,12 @@ fn mirror_create(rng: &mut dyn RngCore, account: String, origin: String) -> Meta
         config_json: Some(config_json),
         cluster: None,
     }
+}
+
+/// A third of asset stepdowns ask for a preferred server (any of five; one not in the group
+/// is refused).
+fn generate_preferred(rng: &mut dyn RngCore) -> Option<NodeIndex> {
+    rng.gen_bool(1.0 / 3.0).then(|| rng.gen_range(0..5))
 }
 
 /// One generated asset in ten needs the current API level (§7), which older servers lack.
