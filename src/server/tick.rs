@@ -171,16 +171,21 @@ impl Server {
         // wait (it counts in the membership from the start, and its group may need its vote:
         // default seed 1203 of v13).
         let joining = group.joiners.contains(&env.node());
-        match Self::start_group_node(env, name, config, group.peers, joining) {
+        let founded = self
+            .groups
+            .get_mut(META)
+            .and_then(|g| g.meta.as_deref_mut())
+            .is_some_and(|meta| meta.founded_groups.remove(name));
+        // A founder starts as a group of one (see `scale`), also when its membership record
+        // could not be written: on the assignment's peers it would need the votes of joiners,
+        // which vote for no member, and the group would never elect (default seed 6679 of
+        // generator 15).
+        let peers = if founded { vec![env.node()] } else { group.peers };
+        match Self::start_group_node(env, name, config, peers, joining) {
             Ok(mut node) => {
                 // The preferred member of a fresh group campaigns at once rather than waiting
                 // out an election timeout (NATS does the same): new assets get a leader
                 // quickly, and split votes among late members are rarer.
-                let founded = self
-                    .groups
-                    .get_mut(META)
-                    .and_then(|g| g.meta.as_deref_mut())
-                    .is_some_and(|meta| meta.founded_groups.remove(name));
                 if founded || (group.preferred == Some(env.node()) && node.term() == 0) {
                     let mut rng = forked_rng(env);
                     node.campaign(env.monotonic_ms(), &mut rng);
