@@ -226,11 +226,18 @@ impl MetaLayer {
         }
     }
 
-    /// Whether a stream update puts the stream on other peers (a scale, a re-placement).
+    /// Whether a stream update puts the stream on other peers (a scale, a re-placement), or
+    /// asks for another replica count: its consumers are fitted to the stream again. A scale
+    /// down and back up before the group shrank keeps the peers, while the leader's reconcile
+    /// in between shrank the consumers (default seed 8931 of generator 15: a consumer left on
+    /// two of its stream's three peers for good).
     fn moves_peers(&self, data: &[u8]) -> bool {
         let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) else { return false };
+        let replicas = |sa: &crate::meta::StreamAssignment| sa.config().ok().map(|c| c.config().replicas.max(1));
         // Any other peer set: a scale, or a peer removal's replacement (§8.2).
-        self.state.stream(&sa.key()).is_some_and(|old| old.group.peers != sa.group.peers)
+        self.state
+            .stream(&sa.key())
+            .is_some_and(|old| old.group.peers != sa.group.peers || replicas(old) != replicas(&sa))
     }
 
     /// Tell the oracle what this server's projection is at its applied index (S4 over time).
