@@ -410,7 +410,6 @@ impl<S: System> Supervisor<S> {
 fn crossed_fault_target<C, E>(action: &Action<C, E>) -> Option<NodeIndex> {
     match action {
         Action::Crash { node }
-        | Action::Shutdown { node }
         | Action::PowerLoss { node, .. }
         | Action::Restart { node }
         | Action::Pause { node }
