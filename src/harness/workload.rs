@@ -115,36 +115,21 @@ impl Workload for MetaWorkload {
             105 => MetaOp::ConsumerList { account, stream },
             // A seal (§5.4): the stream takes no more messages, and every later update that
             // does not keep it sealed is refused.
-            106 => MetaOp::UpdateStream {
-                account,
-                subjects: vec![format!("{}.>", stream.to_lowercase())],
-                name: stream,
-                replicas: 3,
-                sealed: true,
-                required_api_level: None,
-                cluster: None,
-            },
+            106 => {
+                let subjects = vec![format!("{}.>", stream.to_lowercase())];
+                update_r3(account, stream, subjects, true)
+            }
             // Subjects that another stream's name stands for: refused when that stream exists
             // (overlap), and an update or a conflicting create otherwise.
             107..=109 => {
                 let other = format!("s{}.>", rng.gen_range(0..4));
-                let subjects = vec![format!("{}.>", stream.to_lowercase()), other];
                 if rng.gen_bool(0.5) {
-                    MetaOp::UpdateStream {
-                        account,
-                        name: stream,
-                        subjects,
-                        replicas: 3,
-                        sealed: false,
-                        required_api_level: None,
-                        cluster: None,
-                    }
+                    update_r3(account, stream.clone(), vec![format!("{}.>", stream.to_lowercase()), other], false)
                 } else {
-                    let subjects = subjects[1..].to_vec();
                     MetaOp::CreateStream {
                         account,
                         name: stream,
-                        subjects,
+                        subjects: vec![other],
                         replicas: 3,
                         max_consumers: None,
                         required_api_level: None,
@@ -282,6 +267,11 @@ fn mirror_create(rng: &mut dyn RngCore, account: String, origin: String) -> Meta
         config_json: Some(config_json),
         cluster: None,
     }
+}
+
+/// An update of stream `name` to three replicas and `subjects`, sealed or not.
+fn update_r3(account: String, name: String, subjects: Vec<String>, sealed: bool) -> MetaOp {
+    MetaOp::UpdateStream { account, name, subjects, replicas: 3, sealed, required_api_level: None, cluster: None }
 }
 
 /// A third of asset stepdowns ask for a preferred server (any of five; one not in the group

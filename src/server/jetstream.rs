@@ -207,7 +207,7 @@ impl MetaLayer {
         }
         self.observe_stream_assignment(env, data);
         let update = op == Some(OpCode::UpdateStream);
-        let moved = update && self.moves_peers(data);
+        let refit = update && self.refits_consumers(data);
         match self.state.apply(index, data, env.node(), &mut self.inflight) {
             Ok(effects) => {
                 env.probe(probes::meta_op(op, OpOutcome::Applied));
@@ -215,7 +215,7 @@ impl MetaLayer {
                 self.run_effects(env, effects, answer, update);
                 // §2.2, §8.2: the consumers of a stream on other peers follow it (NATS remaps
                 // them with the update); the leader's reconcile fits them to the new peers.
-                if moved && self.leader_term.is_some() {
+                if refit && self.leader_term.is_some() {
                     self.peer_reconcile_due = true;
                 }
             }
@@ -231,7 +231,7 @@ impl MetaLayer {
     /// down and back up before the group shrank keeps the peers, while the leader's reconcile
     /// in between shrank the consumers (default seed 8931 of generator 15: a consumer left on
     /// two of its stream's three peers for good).
-    fn moves_peers(&self, data: &[u8]) -> bool {
+    fn refits_consumers(&self, data: &[u8]) -> bool {
         let Ok(MetaEntry::UpdateStream { sa, .. }) = MetaEntry::decode(data) else { return false };
         let replicas = |sa: &crate::meta::StreamAssignment| sa.config().ok().map(|c| c.config().replicas.max(1));
         // Any other peer set: a scale, or a peer removal's replacement (§8.2).
