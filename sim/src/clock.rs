@@ -1,8 +1,14 @@
 //! Per-node clocks: the shared simulated time seen through a drift and an offset.
 //!
-//! Each node has a monotonic clock (it drifts, never jumps) and a wall clock (monotonic plus
-//! an offset that clock jumps move). A drift change re-anchors the monotonic clock, so it stays
-//! continuous and never runs backwards.
+//! Each node has a monotonic clock (it drifts, never jumps) and a wall clock (a fixed epoch plus
+//! the monotonic reading plus an offset that clock jumps move). A drift change re-anchors the
+//! monotonic clock, so it stays continuous and never runs backwards.
+
+/// Where every wall clock starts: 2026-01-01T00:00:00Z, as Unix time. A real server's wall clock
+/// reads like this, never near zero; one that started at zero would pile every stamp taken after
+/// a large backward jump onto the same 0, and code that tells incarnations apart by their stamps
+/// (NATS's created times) would see two as one.
+pub const WALL_EPOCH_NS: u64 = 1_767_225_600 * 1_000_000_000;
 
 /// Drift is bounded so the local clock always moves forward.
 pub const DRIFT_PPM_MAX: i64 = 500_000;
@@ -43,9 +49,10 @@ impl NodeClock {
         (self.anchor_monotonic_ns as i128 + elapsed + elapsed * self.drift_ppm as i128 / 1_000_000) as u64
     }
 
-    /// The wall clock at simulated time `sim_ns`. Never negative.
+    /// The wall clock at simulated time `sim_ns`: Unix time in ns. Never negative, even for an
+    /// offset a scenario sets beyond the epoch.
     pub fn local_ns(&self, sim_ns: u64) -> u64 {
-        (self.monotonic_ns(sim_ns) as i128 + self.offset_ns as i128).max(0) as u64
+        (WALL_EPOCH_NS as i128 + self.monotonic_ns(sim_ns) as i128 + self.offset_ns as i128).max(0) as u64
     }
 
     /// How much simulated time passes while this clock advances by `local_ns`.
@@ -61,11 +68,20 @@ mod tests {
     #[test]
     fn offset_and_drift_change_readings() {
         let c = NodeClock::new(5_000, 100_000);
-        assert_eq!(c.local_ns(1_000_000), 1_105_000);
+        assert_eq!(c.local_ns(1_000_000), WALL_EPOCH_NS + 1_105_000);
         assert_eq!(c.monotonic_ns(1_000_000), 1_100_000);
         assert_eq!(c.sim_duration_ns(1_100_000), 1_000_000);
-        assert_eq!(NodeClock::default().local_ns(42), 42);
-        assert_eq!(NodeClock::new(-10, 0).local_ns(3), 0);
+        assert_eq!(NodeClock::default().local_ns(42), WALL_EPOCH_NS + 42);
+    }
+
+    #[test]
+    fn a_backward_jump_early_in_a_run_keeps_stamps_apart() {
+        // 30 s back at 1 s and at 2 s: two distinct readings, not two zeros.
+        let back = NodeClock::new(-30_000_000_000, 0);
+        assert_ne!(back.local_ns(1_000_000_000), back.local_ns(2_000_000_000));
+        assert_eq!(back.local_ns(1_000_000_000), WALL_EPOCH_NS - 29_000_000_000);
+        // Only an offset past the epoch itself reaches the clamp.
+        assert_eq!(NodeClock::new(-(WALL_EPOCH_NS as i64) - 10, 0).local_ns(3), 0);
     }
 
     #[test]

@@ -493,10 +493,13 @@ by_ms = 60000
     assert_eq!(fires0, [100, 200, 300, 400, 500, 600, 700, 800, 900]);
     assert_eq!(fires1[..3], [80, 160, 240]);
     assert_eq!(fires1.len(), 12);
-    let readings0: Vec<String> = events(0, "reading").into_iter().map(|e| e.1).collect();
-    let readings1: Vec<String> = events(1, "reading").into_iter().map(|e| e.1).collect();
-    assert_eq!(readings0[..6], ["100", "200", "300", "400", "500", "60600"]);
-    assert_eq!(readings1[..3], ["5100", "5200", "5300"]);
+    // Wall clocks read Unix time from the epoch on.
+    let since_epoch = |node| -> Vec<u64> {
+        let epoch_ms = sim::clock::WALL_EPOCH_NS / 1_000_000;
+        events(node, "reading").into_iter().map(|e| e.1.parse::<u64>().unwrap() - epoch_ms).collect()
+    };
+    assert_eq!(since_epoch(0)[..6], [100, 200, 300, 400, 500, 60600]);
+    assert_eq!(since_epoch(1)[..3], [5100, 5200, 5300]);
 }
 
 /// A crash point may cut the power instead (`power_loss_percent`): what was written but not
