@@ -96,6 +96,34 @@ impl RaftNode {
         by_members.max(super::progress::quorum_index(&mut matches, self.voters_quorum(voters.len())))
     }
 
+    /// A leader's commit `candidate` (see [`Self::quorum_match`]), held short of the first
+    /// uncommitted `Members` entry that a member it names, and this leader counts, does not
+    /// hold yet (`match_of` gives each peer's durable match). Such a list is the membership a
+    /// leader took on its own eviction, which the group never agreed on: that leader won only
+    /// with every member's vote, and its list commits only with every member's copy too. A
+    /// member of the old membership that lacks it still counts the evicted servers, and one
+    /// whose meta state is stale still hears them (a server peer-removed while down never
+    /// learns it), so with an evicted server's vote it could be elected without what a
+    /// majority of the new list committed (churn seed 13788 of v15: n3 evicted n4 from
+    /// [0,3,4], took learner n1 in and committed `Members [0,1,3]` with n1's copy while n0,
+    /// which had voted for it, crashed before the entry reached it; n0 restarted on a meta
+    /// state from before n4's removal, and with n4 was a majority of [0,3,4]). NRG's eviction
+    /// takes no learner in, so an R3 group's evicting leader needs the other survivor's copy
+    /// for its first entry anyway. Only members this leader counts are waited for (another may
+    /// never hear from it); the eviction's survivors are members on the old membership and on
+    /// the list alike, so any leader waits for them.
+    pub(super) fn held_by_listed_members(&self, candidate: Index, match_of: impl Fn(PeerId) -> Index) -> Index {
+        // The uncommitted tail is bounded by the pending proposals.
+        for index in self.commit + 1..=candidate {
+            if let Some(Entry { data: EntryData::Members(members), .. }) = self.log.get(index) {
+                if members.iter().any(|&p| self.is_member(p) && match_of(p) < index) {
+                    return index - 1;
+                }
+            }
+        }
+        candidate
+    }
+
     /// The current membership, sorted.
     pub(super) fn peers_now(&self) -> &[PeerId] {
         &self.membership.last().expect("membership never empty").1

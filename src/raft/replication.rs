@@ -79,8 +79,8 @@ impl RaftNode {
     }
 
     /// Leader commit rule: the highest index on a majority (own match counts only durable
-    /// entries) commits if it is from the current term (Figure 8), unless
-    /// `bugs.commit_old_term`.
+    /// entries), and not past an eviction's list of members some counted member lacks,
+    /// commits if it is from the current term (Figure 8), unless `bugs.commit_old_term`.
     pub(super) fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader);
         let own_match = self.persisted_last.min(self.log.last_index());
@@ -92,6 +92,7 @@ impl RaftNode {
             }
         };
         let Some(candidate) = self.quorum_match(match_of) else { return };
+        let candidate = self.held_by_listed_members(candidate, match_of);
         if candidate <= self.commit {
             return;
         }

@@ -1839,6 +1839,32 @@ fn an_evicted_leader_needs_every_vote_until_its_term_commits() {
     assert!(!node.needs_every_vote(), "its term committed: the membership is agreed");
 }
 
+/// Churn seed 13788 of v15. Group [0, 3, 4]; n4 was peer-removed while paused and never learned
+/// it. Node 3 evicts 4, takes the learner 1 in and wins with every vote of [0, 1, 3]. Its list
+/// of members must not commit with the learner's copy alone: node 0, which voted, may lack it,
+/// and, its meta state stale, still hears 4, with which it is a majority of [0, 3, 4].
+#[test]
+fn an_evictions_members_commit_only_once_every_member_holds_them() {
+    let mut node = restored(3, vec![0, 3, 4], 1, vec![entry(1, 1)]);
+    assert_eq!(node.evict_peers(&[4], &[1]), Ok(vec![4]));
+    assert_eq!(node.peers(), &[0, 1, 3][..], "learner 1 taken in");
+    node.campaign(10_000, &mut rng());
+    let term = node.term();
+    for voter in [0, 1] {
+        node.step(10_001, voter, Message::Vote { term, granted: true }, &mut rng());
+    }
+    assert_eq!(node.role(), Role::Leader, "it wins with every member's vote");
+    let _ = node.ready();
+    let members = node.last_index();
+    assert_eq!(members, 2);
+    let ack = Message::AppendResponse { term, success: true, match_index: members, hint: 0 };
+    node.step(10_002, 1, ack.clone(), &mut rng());
+    assert_eq!(node.commit_index(), 0, "a majority of [0, 1, 3] holds it, but not node 0");
+    node.step(10_003, 0, ack, &mut rng());
+    assert_eq!(node.commit_index(), members, "every member holds it");
+    assert!(!node.needs_every_vote(), "its term committed: the membership is agreed");
+}
+
 /// Churn seed 16104 of v14. Group [0, 1] committed entries 1-5; its leader 1 appended
 /// `RemovePeer(0)` (6) and entries 7-9, which learner 3 holds. With 0 and 1 removed for good,
 /// learner 3 evicts them and leads alone on [3], committing 10-13 by itself. Its log still
