@@ -552,6 +552,17 @@ impl MetaState {
         names
     }
 
+    /// The applied group named `name`, a stream's or a consumer's. Walks every assignment:
+    /// for rare events only (a server stopping a group).
+    pub fn group(&self, name: &str) -> Option<&RaftGroup> {
+        self.streams.values().find_map(|sa| {
+            if sa.group.name == name {
+                return Some(&sa.group);
+            }
+            sa.consumers.values().map(|ca| &ca.group).find(|g| g.name == name)
+        })
+    }
+
     /// The replicated projection (§10): local-only fields (`preferred`) cleared.
     pub fn projection(&self) -> Projection {
         project(&self.streams)

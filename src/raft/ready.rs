@@ -4,7 +4,7 @@
 
 use super::error::RaftError;
 use super::node::RaftNode;
-use super::types::{Applied, HardState, Index, Ready, Role, Snapshot};
+use super::types::{Applied, HardState, Index, Message, PeerId, Ready, Role, Snapshot};
 
 impl RaftNode {
     /// True when `ready()` would return something.
@@ -41,6 +41,17 @@ impl RaftNode {
         }
         self.hand_up();
         ready
+    }
+
+    /// The messages of a leader that just stepped down and is about to be dropped (its server
+    /// left the group): sent at once, not through a `Ready`, as the node will take no other.
+    /// None of them waits on its disk: a leader's hard state was durable before it won, and
+    /// what it sends as leader (Appends of entries it holds, refusals, the hand-over) counts
+    /// on nothing it has not yet written.
+    pub fn take_parting_messages(&mut self) -> Vec<(PeerId, Message)> {
+        assert_eq!(self.role, Role::Follower, "only a leader that stepped down parts");
+        assert_eq!(self.hard_state_to_persist().term, self.last_hard_state.term, "its term is on disk");
+        std::mem::take(&mut self.messages)
     }
 
     /// The hard state as it should be on disk. Commit only covers entries handed out in an

@@ -204,6 +204,7 @@ const TRACE_KINDS: &[(&str, &str)] = &[
     ("fsync-lost", "the server learned an fsync was lost"),
     ("fsync-lost-at-start", "a start found what a lost fsync dropped"),
     ("group-data-lost", "a group's data was found lost"),
+    ("group-left-handed-over", "a server re-placed off a group it led stepped down before stopping it"),
     ("group-peer-change", "a group's peers changed"),
     ("group-peers-evicted", "removed peers were evicted from a group"),
     ("group-refused", "a group's files were refused at start"),
