@@ -269,18 +269,27 @@ impl MetaLayer {
         if !self.recovering() {
             self.observe_projection(env);
         }
+        // The raft membership changed whatever the meta layer does with it: NRG bans a removed
+        // server's re-add from the entry's commit on, also where only a replay applied it. Told
+        // in startup recovery too, or the oracle misses a removal that the only server left to
+        // apply it applied while it recovered (churn seed 11167 of generator 15: n1 committed
+        // the removal of n2, down at the time, right after its restart, and the oracle expected
+        // it to add n2 back).
+        match *data {
+            EntryData::RemovePeer(peer) => env.observe(Observation::Membership { index, peer, member: false }),
+            EntryData::AddPeer(peer) => env.observe(Observation::Membership { index, peer, member: true }),
+            _ => {}
+        }
         if self.startup_recovering() {
             return;
         }
         match *data {
             EntryData::RemovePeer(peer) => {
                 env.observe(Observation::RemovalApplied { peer, leader_term: self.leader_term });
-                env.observe(Observation::Membership { index, peer, member: false });
                 self.peers_removed.push((peer, self.leader_term));
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
-            EntryData::AddPeer(peer) => {
-                env.observe(Observation::Membership { index, peer, member: true });
+            EntryData::AddPeer(_) => {
                 self.peer_reconcile_due |= self.leader_term.is_some();
             }
             EntryData::Normal(_) | EntryData::LeaderNoop | EntryData::PeerState { .. } | EntryData::Members(_) => {}
