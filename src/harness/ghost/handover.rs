@@ -4,10 +4,10 @@
 //! catches it up first, which our reordering network does not promise: such a heir losing is
 //! flagged. Not flagged: a caught-up heir that loses a race to a follower whose election timer
 //! fires first (that costs no more than an election), a heir that is an observer (which ignores
-//! a hand-over, as NRG's does) or stopped, and a hand-over made while some member already sat in
-//! a higher term (back from a partition it campaigned in, its refusals push the heir into its
-//! term: raft without pre-vote, as NRG). Every hand-over is timed to the next leader, for
-//! expectations and figures.
+//! a hand-over, as NRG's does) or stopped (at the hand-over or when the next leader wins), and
+//! a hand-over made while some member already sat in a higher term (back from a partition it
+//! campaigned in, its refusals push the heir into its term: raft without pre-vote, as NRG).
+//! Every hand-over is timed to the next leader, for expectations and figures.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +63,13 @@ impl Ghost {
                 let g = cluster.server(n).and_then(|s| s.group(&group))?;
                 Some((g.node.last_term(), g.node.last_index()))
             };
-            let heir_lags = log_end(heir) < log_end(from);
+            // A heir that does not run the group at the hand-over (down, or starting again after
+            // a crash its leader had no time to notice: churn seed 3814 of v15) is stopped, not
+            // lagging: the hand-over cannot reach it, and an election follows.
+            let heir_lags = match (log_end(heir), log_end(from)) {
+                (Some(heir_end), Some(from_end)) => heir_end < from_end,
+                _ => false,
+            };
             if watch.waiting.len() < WATCHED_MAX {
                 let judged = heir_lags && !disrupted;
                 watch.waiting.insert(group, Handover { term, from, heir, at_ns: cluster.sim_ns, judged });
