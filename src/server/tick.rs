@@ -134,17 +134,15 @@ impl Server {
                 }
             }
         }
-        let stale: Vec<String> =
-            self.groups.keys().filter(|n| *n != META && !desired.contains_key(*n)).cloned().collect();
-        // Each with whether this server was re-placed off it (its assignment goes on elsewhere).
+        // Groups to stop, each with whether this server was re-placed off it (its assignment
+        // goes on elsewhere).
         let meta = self.groups.get(META).and_then(|g| g.meta.as_deref()).expect("found above");
         let me = env.node();
-        let stale: Vec<(String, bool)> = stale
-            .into_iter()
-            .map(|name| {
-                let left = meta.state.group(&name).is_some_and(|g| !g.is_member(me));
-                (name, left)
-            })
+        let stale: Vec<(String, bool)> = self
+            .groups
+            .keys()
+            .filter(|n| *n != META && !desired.contains_key(*n))
+            .map(|name| (name.clone(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
             .collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
         for (name, left) in stale {

@@ -3,9 +3,9 @@
 //! leader, must be answered (by that leader) unless the group's leadership or the meta
 //! leadership changes first. A request asked before the heal may have spent its client's wait
 //! in a partition and reach the meta leader just before it times out (default seed 27922 of
-//! v15: routed 60 µs before), so it is not watched. A request
-//! routed to a group without a leader is not watched: its answer waits for an election, or for
-//! the lost-quorum interval after which members answer "no leader", longer than a client waits.
+//! v15: routed 60 µs before), so it is not watched. A request routed to a group without a
+//! leader is not watched either: its answer waits for an election, or for the lost-quorum
+//! interval after which members answer "no leader", longer than a client waits.
 
 use std::collections::BTreeMap;
 
