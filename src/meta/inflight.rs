@@ -2,6 +2,7 @@
 //! "applied or inflight" views, which read these maps together with the applied state, are in
 //! the `view` module.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use super::entry::MetaEntry;
@@ -25,12 +26,16 @@ pub struct InflightOp<T> {
 }
 
 /// The inflight maps of §5. Empty on every server but the leader.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Inflight {
     streams: BTreeMap<StreamKey, InflightOp<StreamAssignment>>,
     consumers: BTreeMap<ConsumerKey, InflightOp<ConsumerAssignment>>,
     /// `bugs.no_inflight`: tracking is a no-op.
     disabled: bool,
+    /// The maps passed [`Inflight::check`] and have not changed since. The oracle checks the
+    /// structure after every event, and a leader with thousands of creates in flight walked
+    /// them all each time; every `&mut self` method clears it.
+    checked: Cell<bool>,
 }
 
 fn track<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: K, assignment: T, deleted: bool) {
@@ -66,6 +71,7 @@ impl Inflight {
 
     /// Record a successful stream proposal (create/update: `deleted = false`; delete: true).
     pub fn track_stream(&mut self, sa: &StreamAssignment, deleted: bool) {
+        self.checked.set(false);
         if self.disabled {
             return;
         }
@@ -85,6 +91,7 @@ impl Inflight {
 
     /// The stream's latest proposal re-places it (§2.7); call after proposing it.
     pub fn mark_reassigning(&mut self, key: &StreamKey) {
+        self.checked.set(false);
         if let Some(op) = self.streams.get_mut(key) {
             assert!(!op.deleted, "a re-placement's latest proposal adds the stream");
             op.reassigning = true;
@@ -93,6 +100,7 @@ impl Inflight {
 
     /// Record a successful consumer proposal.
     pub fn track_consumer(&mut self, ca: &ConsumerAssignment, deleted: bool) {
+        self.checked.set(false);
         if self.disabled {
             return;
         }
@@ -111,17 +119,20 @@ impl Inflight {
 
     /// One stream proposal applied: decrement, dropping the key at zero. No-op on followers.
     pub fn remove_stream(&mut self, key: &StreamKey) {
+        self.checked.set(false);
         untrack(&mut self.streams, key);
     }
 
     /// One consumer proposal applied. Called unconditionally, even when the parent stream is
     /// missing (the §5.5 leak fix).
     pub fn remove_consumer(&mut self, key: &ConsumerKey) {
+        self.checked.set(false);
         untrack(&mut self.consumers, key);
     }
 
     /// Leadership changed (gained or lost): nothing inflight will be applied as tracked.
     pub fn clear(&mut self) {
+        self.checked.set(false);
         self.streams.clear();
         self.consumers.clear();
     }
@@ -153,16 +164,22 @@ impl Inflight {
 
     /// Spec S9's per-entry part: every entry has ops ≥ 1 and is keyed by its assignment.
     pub fn check(&self) -> Result<(), String> {
+        if self.checked.get() {
+            return Ok(());
+        }
         for (key, op) in &self.streams {
-            if op.ops == 0 || op.assignment.key() != *key {
-                return Err(format!("inflight stream {key}: ops {} for {}", op.ops, op.assignment.key()));
+            let sa = &op.assignment;
+            if op.ops == 0 || sa.account != key.account || sa.name != key.name {
+                return Err(format!("inflight stream {key}: ops {} for {}", op.ops, sa.key()));
             }
         }
         for (key, op) in &self.consumers {
-            if op.ops == 0 || op.assignment.key() != *key {
-                return Err(format!("inflight consumer {key}: ops {} for {}", op.ops, op.assignment.key()));
+            let ca = &op.assignment;
+            if op.ops == 0 || ca.account != key.account || ca.stream != key.stream || ca.name != key.name {
+                return Err(format!("inflight consumer {key}: ops {} for {}", op.ops, ca.key()));
             }
         }
+        self.checked.set(true);
         Ok(())
     }
 
@@ -185,5 +202,45 @@ impl Inflight {
     {
         let from = ConsumerKey::new(stream.account.clone(), stream.name.clone(), "");
         self.consumers.range(from..).take_while(move |(k, _)| k.account == stream.account && k.stream == stream.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::model::RaftGroup;
+
+    fn stream(name: &str) -> StreamAssignment {
+        StreamAssignment {
+            account: "A".into(),
+            name: name.into(),
+            created_ms: 1,
+            config_json: Vec::new(),
+            group: RaftGroup { name: format!("S-R1-{name}"), peers: vec![0], preferred: Some(0), joiners: vec![] },
+            sync: String::new(),
+            consumers: BTreeMap::new(),
+        }
+    }
+
+    /// The structure is walked again after any change: a passing check is remembered only
+    /// until the next `&mut self` call.
+    #[test]
+    fn a_change_makes_the_structure_checked_again() {
+        let mut inflight = Inflight::default();
+        inflight.track_stream(&stream("S1"), false);
+        assert_eq!(inflight.check(), Ok(()));
+        // What a faulty track would leave: an op filed under another stream's key.
+        let wrong = InflightOp { ops: 1, deleted: false, assignment: stream("S1"), reassigning: false };
+        inflight.streams.insert(StreamKey::new("A", "X"), wrong);
+        inflight.track_stream(&stream("S2"), false);
+        let refused = inflight.check().expect_err("filed under the wrong key");
+        assert!(refused.starts_with("inflight stream A:X: ops 1 for A:S1"), "{refused}");
+        inflight.streams.remove(&StreamKey::new("A", "X"));
+        inflight.remove_stream(&StreamKey::new("A", "S2"));
+        assert_eq!(inflight.check(), Ok(()));
+        let zero = InflightOp { ops: 0, deleted: false, assignment: stream("S3"), reassigning: false };
+        inflight.streams.insert(StreamKey::new("A", "S3"), zero);
+        inflight.clear();
+        assert_eq!(inflight.check(), Ok(()), "cleared");
     }
 }

@@ -368,12 +368,13 @@ impl Handler<'_> {
         Ok(())
     }
 
-    /// Group names used by any applied or inflight assignment.
-    fn taken_group_names(&self) -> BTreeSet<String> {
-        let mut taken: BTreeSet<String> = self.state.group_names().into_iter().map(String::from).collect();
-        taken.extend(self.view.streams().map(|(_, op)| op.assignment.group.name.clone()));
-        taken.extend(self.view.consumers().map(|(_, op)| op.assignment.group.name.clone()));
-        taken
+    /// Whether any applied or inflight assignment uses group name `name`. A walk, without
+    /// building a set of every name: a fresh name is nearly always free at the first try, and
+    /// a leader creating thousands of assets built that set once per create.
+    fn group_name_taken(&self, name: &str) -> bool {
+        self.state.group(name).is_some()
+            || self.view.streams().any(|(_, op)| op.assignment.group.name == name)
+            || self.view.consumers().any(|(_, op)| op.assignment.group.name == name)
     }
 
     /// A fresh group on `peers`: a name no assignment uses, a preferred leader among the online
@@ -400,10 +401,9 @@ impl Handler<'_> {
         replicas: usize,
         rng: &mut dyn RngCore,
     ) -> Result<String, ApiError> {
-        let taken = self.taken_group_names();
         (0..NAME_ATTEMPTS)
             .map(|_| format!("{prefix}-R{replicas}-{:016x}", rng.next_u64()))
-            .find(|n| !taken.contains(n))
+            .find(|n| !self.group_name_taken(n))
             .ok_or(ApiError::NoUniqueName)
     }
 

@@ -553,7 +553,7 @@ impl MetaState {
     }
 
     /// The applied group named `name`, a stream's or a consumer's. Walks every assignment:
-    /// for rare events only (a server stopping a group).
+    /// for rare events only (a server stopping a group, a leader naming a new one).
     pub fn group(&self, name: &str) -> Option<&RaftGroup> {
         self.streams.values().find_map(|sa| {
             if sa.group.name == name {
