@@ -201,10 +201,12 @@ fn parse_step<C: DeserializeOwned, E: DeserializeOwned>(
     duration_ms: u64,
     previous_at_ms: u64,
 ) -> Result<Step<C, E>, ScenarioError> {
-    let step_line = src.line_at(region.start);
+    // Lines are counted only for an error: counting them for every step made loading a file
+    // of thousands of steps quadratic.
     let field_err =
         |key: &str, message: String| src.error(src.line_of_path(region, key), format!("step[{i}].{key}"), message);
-    let missing = |key: &str| src.error(step_line, format!("step[{i}].{key}"), format!("missing field `{key}`"));
+    let missing =
+        |key: &str| src.error(src.line_at(region.start), format!("step[{i}].{key}"), format!("missing field `{key}`"));
     let at_ms = match table.remove("at_ms") {
         Some(toml::Value::Integer(v)) if v >= 0 => v as u64,
         Some(other) => {
