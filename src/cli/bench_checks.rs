@@ -26,6 +26,43 @@ pub fn creates_scenario(streams: usize) -> ScenarioOf<MetaSystem> {
     parse_for::<MetaSystem>("bench", &text).expect("the bench scenario loads").scenario
 }
 
+/// Issue 16's largest target as a scenario: 1,000 R3 streams created 5 s in and two R3
+/// consumers on each 3 s later, spread over 5 servers' clients, then 60 s in all.
+pub fn target_assets_scenario() -> ScenarioOf<MetaSystem> {
+    const STREAMS: usize = 1_000;
+    const SERVERS: usize = 5;
+    let mut text = format!(
+        "name = \"{STREAMS} R3 streams and {} R3 consumers\"\nduration_ms = 60000\nexpect = \"pass\"\n\n[cluster]\nservers = {SERVERS}\n",
+        2 * STREAMS
+    );
+    for i in 0..STREAMS {
+        text.push_str(&format!(
+            "\n[[step]]\nat_ms = 5000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3 }}\n",
+            i % SERVERS
+        ));
+    }
+    for i in 0..2 * STREAMS {
+        text.push_str(&format!(
+            "\n[[step]]\nat_ms = 8000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-consumer\", stream = \"S{}\", name = \"C{}\", replicas = 3 }}\n",
+            i % SERVERS,
+            i / 2,
+            i % 2
+        ));
+    }
+    parse_for::<MetaSystem>("bench", &text).expect("the bench scenario loads").scenario
+}
+
+/// `--target-assets`: the scenario above once, with incremental checks.
+pub fn target_assets() {
+    let scenario = target_assets_scenario();
+    let (wall, passed) = timed(&scenario, false);
+    println!(
+        "1000 R3 streams + 2000 R3 consumers, 5 servers, 60 s: {wall:.2}s wall ({:.1}x sim/wall){}",
+        scenario.duration_ms as f64 / 1e3 / wall,
+        if passed { "" } else { " NOT PASSED" }
+    );
+}
+
 /// Wall seconds of one run of `scenario`, and whether it passed.
 fn timed(scenario: &ScenarioOf<MetaSystem>, full_checks: bool) -> (f64, bool) {
     let started = Instant::now();
