@@ -33,6 +33,8 @@ pub enum RaftError {
     RescueNotVoting,
     #[error("rescue refused: the log is empty")]
     RescueEmptyLog,
+    #[error("eviction refused: the log is empty")]
+    EvictEmptyLog,
     #[error("eviction refused: leader {leader} is known")]
     EvictLeaderKnown { leader: PeerId },
     #[error("eviction refused: the {remaining} peers left could still reach quorum without this node")]

@@ -244,8 +244,8 @@ impl RaftNode {
     /// good) from its own membership, so a group that lost its quorum to peer removals can
     /// elect again. Only when the peers left besides this node could not reach a quorum
     /// without it: otherwise they might commit entries this node would never see. Never
-    /// evicts this node, never empties the group. Local and not persisted (the caller repeats
-    /// it after a restart). Returns the peers evicted.
+    /// evicts this node, never empties the group, never from an empty log. Local and not
+    /// persisted (the caller repeats it after a restart). Returns the peers evicted.
     ///
     /// `learners` are the servers the group's assignment names that are no members yet: the
     /// membership left takes them in, as NATS's would (it learns peers from the assignment).
@@ -268,9 +268,11 @@ impl RaftNode {
             return Err(RaftError::EvictLeaderKnown { leader });
         }
         assert_ne!(self.role, Role::Leader, "a leader knows itself as leader");
-        // An empty log evicts too, as in NRG (unlike a rescue): the membership left needs
-        // every member's vote, so no member holding more lets it win. The caller decides
-        // when an empty member may (the server's `evict_removed_peers`).
+        // As for a rescue: an empty node left alone could be elected and lose what the
+        // evicted peers held.
+        if self.log.last_index() == 0 {
+            return Err(RaftError::EvictEmptyLog);
+        }
         let voting = self.peers_now().to_vec();
         if !voting.contains(&me) && !learners.contains(&me) {
             return Ok(Vec::new());

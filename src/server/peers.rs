@@ -356,9 +356,6 @@ impl Server {
                 continue;
             }
             let members = group.node.peers();
-            if group.node.last_index() == 0 && !only_joiners_kept(members, &removed, want, env.node()) {
-                continue;
-            }
             let learners: Vec<PeerId> =
                 want.peers.iter().copied().filter(|p| meta_peers.contains(p) && !members.contains(p)).collect();
             if let Ok(evicted) = group.node.evict_peers(&removed, &learners) {
@@ -370,19 +367,6 @@ impl Server {
             }
         }
     }
-}
-
-/// Whether an empty member of `members` may evict `removed`: only when every other member it
-/// keeps joined the group (`want`'s joiners). A joiner holds only what a leader gave it, and
-/// one that holds anything refuses the empty candidate, which needs every vote; with nothing
-/// given, the members left start the group over empty, as a re-placement starts over a group
-/// none of whose peers survived (what the removed founders held went with them). Otherwise an
-/// empty member leaves the eviction to the members that hold the log: NRG lets any member
-/// evict, but while a founder is left the empty one could only add candidacies it cannot win.
-/// Without it, the joiners of a stream scaled up from one replica whose founder was removed
-/// before it added any counted the founder's vote for good (churn seed 27476 of generator 15).
-fn only_joiners_kept(members: &[PeerId], removed: &[PeerId], want: &meta::RaftGroup, me: PeerId) -> bool {
-    members.iter().all(|p| *p == me || removed.contains(p) || want.joiners.contains(p))
 }
 
 /// An entry that places an asset, traced as what it places where (`A:S1 on [1,2]`).

@@ -86,14 +86,8 @@ impl Ghost {
                     let carried = |old: &&StreamAssignment| {
                         old.group.name != sa.group.name && old.group.peers.iter().any(|p| sa.group.is_member(*p))
                     };
-                    let old = old
-                        .filter(carried)
-                        .map(|o| (o.group.name.clone(), (!o.replicated()).then(|| o.group.peers[0])));
-                    if let Some((from, store)) = old {
+                    if let Some(from) = old.filter(carried).map(|o| o.group.name.clone()) {
                         self.continue_line(&from, &sa.group.name);
-                        if let Some(server) = store {
-                            self.note_uncarried_store(&sa.group.name, server);
-                        }
                     }
                 }
                 let oracle = &mut self.meta_oracle;
@@ -254,7 +248,6 @@ impl Ghost {
     /// `messages` (issue 17 item 5): only within one incarnation, as a scale-up does. A store
     /// carried into a re-created stream's group gives the new incarnation the old one's data.
     pub fn observe_store_carried(&mut self, node: NodeIndex, stream: &StreamKey, from: &str, to: &str, messages: u64) {
-        self.uncarried_stores.remove(to);
         if let Verdict::Other(owner) = self.incarnations.carry(stream, from, to) {
             let message = format!(
                 "carried {messages} messages of stream {stream} from group {from} ({owner}) into {to}, a group of another incarnation"

@@ -159,10 +159,6 @@ pub struct Ghost {
     /// Asset groups that went on without committed entries only removed servers had applied
     /// (see [`Ghost::applied_only_by_removed`]): their acknowledged messages are not all promised.
     pub forked_by_removals: BTreeSet<String>,
-    /// Groups a scale-up gave an R1 stream whose store's server has not carried the store into
-    /// them yet, by name: that server. Removed from the meta group first, it takes the store's
-    /// acknowledged messages with it, and the group goes on without them.
-    pub uncarried_stores: BTreeMap<String, PeerId>,
     /// Every peer a stream group had while the committed state held it with more peers than
     /// its replicas (a scale-down under way, §2.2), by group name: the members its leader's
     /// shrink chose among (`meta-shrink-keeps-able-members`).
@@ -348,25 +344,6 @@ impl Ghost {
     /// Meta index `index` removes `peer` (applied somewhere in normal mode).
     pub fn observe_peer_removed(&mut self, index: Index, peer: PeerId) {
         self.note_membership(index, peer, false);
-        self.fork_uncarried_stores_of_removed();
-    }
-
-    /// Group `group` is to take the R1 store of `server` (a scale-up, see `uncarried_stores`).
-    pub fn note_uncarried_store(&mut self, group: &str, server: PeerId) {
-        self.uncarried_stores.insert(group.to_string(), server);
-        self.fork_uncarried_stores_of_removed();
-    }
-
-    /// Groups whose store's server was removed before it carried the store went on without
-    /// its acknowledged messages, as a stream whose every peer was removed does (churn seed
-    /// 27476 of generator 15: the members left start such a group over empty).
-    fn fork_uncarried_stores_of_removed(&mut self) {
-        let lost: Vec<String> =
-            self.uncarried_stores.iter().filter(|(_, &s)| self.was_removed(s)).map(|(g, _)| g.clone()).collect();
-        for group in lost {
-            self.uncarried_stores.remove(&group);
-            self.forked_by_removals.insert(group);
-        }
     }
 
     /// Meta index `index` adds `peer`.
@@ -567,27 +544,6 @@ mod tests {
         ghost.observe_acked_messages("S-R1-b", &s, 7, 4, 2);
         assert_eq!(ghost.acked_messages(&s, 7, "S-R1-b"), 2, "moved to n4: n0's store stayed behind");
         assert_eq!(ghost.acked_messages(&s, 7, "S-R3-c"), 2, "scaled up on n4: its store went along");
-        assert_eq!(ghost.uncarried_stores.get("S-R3-c"), Some(&4), "n4 has yet to carry its store");
-    }
-
-    /// A scale-up's R1 store goes with its server when that server is removed from the meta
-    /// group before it carried the store into the new group (churn seed 27476's variant): the
-    /// group goes on without those messages. Carried first, they are entries of the group,
-    /// judged as its other entries are.
-    #[test]
-    fn an_uncarried_store_goes_with_its_removed_server() {
-        let mut ghost = Ghost::default();
-        ghost.note_uncarried_store("S-R3-a", 0);
-        ghost.note_uncarried_store("S-R3-b", 1);
-        ghost.observe_store_carried(1, &StreamKey::new("A", "T"), "S-R1-b", "S-R3-b", 2);
-        ghost.observe_peer_removed(10, 0);
-        ghost.observe_peer_removed(11, 1);
-        assert!(ghost.forked_by_removals.contains("S-R3-a"), "n0 left with its store");
-        assert!(!ghost.forked_by_removals.contains("S-R3-b"), "carried before its server left");
-        assert!(ghost.uncarried_stores.is_empty());
-        // A store whose server had already left when the scale-up applied went with it too.
-        ghost.note_uncarried_store("S-R3-c", 0);
-        assert!(ghost.forked_by_removals.contains("S-R3-c"));
     }
 
     #[test]
