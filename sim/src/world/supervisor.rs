@@ -135,6 +135,12 @@ impl<S: System> Supervisor<S> {
                     let digest = hash::digest(op);
                     w.record(node, "client-refused", digest, || "server is not running".into());
                 }
+                // A request queued changes no node and tells the harness nothing: the checks
+                // after the previous event saw this very state. (A full sweep here, after
+                // each of thousands of creates, was most of a bulk load's cost.)
+                if !w.full_checks {
+                    return;
+                }
             }
             Action::Expect { check } => {
                 let verdict = w.harness.check_expect(&w.cluster(), check);
