@@ -11,6 +11,8 @@ use clap::Parser;
 
 /// A run allocates and frees small things all the time (messages, keys, effects); mimalloc
 /// keeps that cheap, and its placement never reaches a run: nothing simulated reads an address.
+/// Built without transparent huge pages (`no_thp`): with them, a 2 MB page's first touch cost
+/// whole milliseconds on some runs and not others on our VM, so figures were bimodal.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
