@@ -12,42 +12,39 @@ use sim::{RunOptions, ScenarioOf};
 
 use super::fuzz::run_seed;
 
+/// A scenario's head: its name, 60 s, expected to pass, on `servers` servers.
+fn scenario_head(name: &str, servers: usize) -> String {
+    format!("name = \"{name}\"\nduration_ms = 60000\nexpect = \"pass\"\n\n[cluster]\nservers = {servers}\n")
+}
+
+/// One client step: `op` (an inline table's fields) asked of `node` at `at_ms`.
+fn push_client_step(text: &mut String, at_ms: u64, node: usize, op: &str) {
+    text.push_str(&format!("\n[[step]]\nat_ms = {at_ms}\naction = \"client\"\nnode = {node}\nop = {{ {op} }}\n"));
+}
+
 /// N R3 streams created 5 s in, spread over the 3 servers' clients.
 pub fn creates_scenario(streams: usize) -> ScenarioOf<MetaSystem> {
-    let mut text = format!(
-        "name = \"{streams} R3 streams created at 5 s\"\nduration_ms = 60000\nexpect = \"pass\"\n\n[cluster]\nservers = 3\n"
-    );
+    let mut text = scenario_head(&format!("{streams} R3 streams created at 5 s"), 3);
     for i in 0..streams {
-        text.push_str(&format!(
-            "\n[[step]]\nat_ms = 5000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3 }}\n",
-            i % 3
-        ));
+        let op = format!("kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3");
+        push_client_step(&mut text, 5_000, i % 3, &op);
     }
     parse_for::<MetaSystem>("bench", &text).expect("the bench scenario loads").scenario
 }
 
 /// Issue 16's largest target as a scenario: 1,000 R3 streams created 5 s in and two R3
 /// consumers on each 3 s later, spread over 5 servers' clients, then 60 s in all.
-pub fn target_assets_scenario() -> ScenarioOf<MetaSystem> {
+fn target_assets_scenario() -> ScenarioOf<MetaSystem> {
     const STREAMS: usize = 1_000;
     const SERVERS: usize = 5;
-    let mut text = format!(
-        "name = \"{STREAMS} R3 streams and {} R3 consumers\"\nduration_ms = 60000\nexpect = \"pass\"\n\n[cluster]\nservers = {SERVERS}\n",
-        2 * STREAMS
-    );
+    let mut text = scenario_head(&format!("{STREAMS} R3 streams and {} R3 consumers", 2 * STREAMS), SERVERS);
     for i in 0..STREAMS {
-        text.push_str(&format!(
-            "\n[[step]]\nat_ms = 5000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3 }}\n",
-            i % SERVERS
-        ));
+        let op = format!("kind = \"create-stream\", name = \"S{i}\", subjects = [\"s{i}.>\"], replicas = 3");
+        push_client_step(&mut text, 5_000, i % SERVERS, &op);
     }
     for i in 0..2 * STREAMS {
-        text.push_str(&format!(
-            "\n[[step]]\nat_ms = 8000\naction = \"client\"\nnode = {}\nop = {{ kind = \"create-consumer\", stream = \"S{}\", name = \"C{}\", replicas = 3 }}\n",
-            i % SERVERS,
-            i / 2,
-            i % 2
-        ));
+        let op = format!("kind = \"create-consumer\", stream = \"S{}\", name = \"C{}\", replicas = 3", i / 2, i % 2);
+        push_client_step(&mut text, 8_000, i % SERVERS, &op);
     }
     parse_for::<MetaSystem>("bench", &text).expect("the bench scenario loads").scenario
 }

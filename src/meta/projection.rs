@@ -3,8 +3,8 @@
 //! state machine, and with snapshots (S4, S5, S6, S8).
 //!
 //! The digest is the wrapping sum of one term per stream and one per consumer, each an xxh3
-//! (64-bit) of that assignment's fields under its map keys. A sum can be kept as the state changes: an
-//! apply touches one stream or consumer, so [`MetaState`](super::MetaState) adds and takes
+//! (64-bit) of that assignment's fields under its map keys. A sum can be kept as the state
+//! changes: an apply touches one stream or consumer, so [`MetaState`](super::MetaState) adds and takes
 //! away that one term instead of digesting every assignment again (issue 16: the full digest
 //! of a copy of every assignment, on every apply of every server and the oracle, was a good
 //! part of a run with hundreds of streams). Equal projections give equal digests; unequal ones
@@ -83,7 +83,7 @@ fn write_str(h: &mut Term, s: &str) {
 /// Length first, so no two field lists run together into the same bytes.
 fn write_bytes(h: &mut Term, bytes: &[u8]) {
     h.write_u64(bytes.len() as u64);
-    h.0.update(bytes);
+    h.write(bytes);
 }
 
 /// One term's hasher; its kind goes in first, so a stream's term and a consumer's differ.
@@ -96,8 +96,12 @@ impl Term {
         h
     }
 
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
     fn write_u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
+        self.write(&v.to_le_bytes());
     }
 
     fn finish(&self) -> u64 {
