@@ -32,6 +32,11 @@ pub trait Workload: 'static {
     /// Make room for a bulk load (profiles with a [`BulkLoad`](crate::swarm::BulkLoad)): lift
     /// the limits drawn into `config` that would refuse most of it. Draws nothing.
     fn bulk_config(_config: &mut ConfigOf<Self::Node>) {}
+    /// Run the system at its fastest leadership pace (profiles whose [`Pace`](crate::swarm::Pace)
+    /// asks for it): the shortest timers and the smallest replication batches drawn for
+    /// `config`, so leaders change often and followers acknowledge a few entries at a time.
+    /// A system without such knobs leaves `config` as it is.
+    fn hasten_config(_rng: &mut dyn RngCore, _config: &mut ConfigOf<Self::Node>) {}
     /// Run `nodes` in a limited role (profiles with [`limited`](crate::swarm::Profile::limited)
     /// servers), such as servers that take no part in some subsystem. Draws nothing; a system
     /// without such a role leaves `config` as it is.

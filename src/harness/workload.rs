@@ -149,6 +149,18 @@ impl Workload for MetaWorkload {
         config.stream_capacity.clear();
     }
 
+    /// The `elections` profile: raft ten times faster than NRG's defaults, and batches of one
+    /// or four entries, where a new leader's followers acknowledge its predecessors' entries
+    /// before its own (the Figure 8 window).
+    fn hasten_config(rng: &mut dyn RngCore, config: &mut ServerConfig) {
+        let heartbeat_ms = [100, 200][rng.gen_range(0..2)];
+        config.heartbeat_ms = heartbeat_ms;
+        config.election_timeout_ms_min = heartbeat_ms * 4;
+        config.election_timeout_ms_max = heartbeat_ms * 9;
+        config.tick_ms = heartbeat_ms / 10;
+        config.max_entries_per_append = [1, 4][rng.gen_range(0..2)];
+    }
+
     /// `churn` seeds that start a server outside the meta group: it runs JetStream and joins
     /// by itself (§8.1), as a server added to a running NATS cluster does.
     fn join_later(config: &mut ServerConfig, node: NodeIndex, servers: u32) {
