@@ -60,5 +60,5 @@ pub use recovery::{RecoveryUpdates, SnapshotDiff};
 pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest};
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
 pub use revision::Revision;
-pub use scale::shrink_to_group;
+pub use scale::{shrink_removal, shrink_to_group, ShrinkMember};
 pub use state::{Effect, MetaState, Outcome};

@@ -119,6 +119,56 @@ impl Handler<'_> {
     }
 }
 
+/// A member of a scaled-down stream's group as the group's leader sees it when it shrinks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShrinkMember {
+    pub peer: PeerId,
+    /// The highest index the leader knows it holds.
+    pub match_index: u64,
+    /// When it last answered the leader in the leader's term, on the leader's clock (`None`:
+    /// not yet; a new leader's grace for its members is no sign of life, default seed 3554).
+    pub heard_ms: Option<u64>,
+}
+
+/// The member the leader `me` of a scaled-down stream's group removes next to shrink it (it
+/// is one of `members`, and never removed itself), or `None` to wait a tick. It removes the
+/// member least caught up among those heard from lately, so that the member learns its
+/// removal (the leader's last Append) and never campaigns on a stale membership; but a silent
+/// one when removing a member heard from would leave fewer heard from than the smaller
+/// group's quorum (default seed 50 of v13: a member that does not run the stream kept, a
+/// running one removed, and the group never led again). A silent member that comes back
+/// counts a membership nobody votes for it in.
+///
+/// Heard from lately is within the lost-quorum window, `lost_quorum_ms`. `keeps_silent` is the
+/// bug switch `shrink-keeps-silent-member`: the old rule, the laggard heard from whatever it
+/// leaves, never a silent member.
+pub fn shrink_removal(
+    me: PeerId,
+    members: &[ShrinkMember],
+    now_ms: u64,
+    lost_quorum_ms: u64,
+    keeps_silent: bool,
+) -> Option<PeerId> {
+    assert!(members.iter().any(|m| m.peer == me), "the leader shrinks a group it is a member of");
+    assert!(members.len() > 1, "a group of one has no member to remove but its leader");
+    let heard =
+        |m: &ShrinkMember| m.peer == me || m.heard_ms.is_some_and(|at| now_ms < at.saturating_add(lost_quorum_ms));
+    let by_lag = |m: &&ShrinkMember| (m.match_index, std::cmp::Reverse(m.peer));
+    let others = || members.iter().filter(|m| m.peer != me);
+    let laggard = others().filter(|m| heard(m)).min_by_key(by_lag).map(|m| m.peer);
+    let silent = others().filter(|m| !heard(m)).min_by_key(by_lag).map(|m| m.peer);
+    let heard_after = |removed: PeerId| {
+        let left = members.iter().filter(|m| m.peer != removed && heard(m)).count();
+        left >= quorum(members.len() - 1)
+    };
+    match (laggard, silent) {
+        (laggard, _) if keeps_silent => laggard,
+        (Some(p), _) if heard_after(p) => Some(p),
+        (_, Some(p)) if heard_after(p) => Some(p),
+        _ => None,
+    }
+}
+
 /// The update that drops from scaled-down stream `key` the peers its group `group` no longer
 /// counts, once the group's leader reports the raft membership `peers` it shrank to: only for
 /// the assignment in view (applied or inflight) that still runs in that group with more peers

@@ -8,7 +8,7 @@ use super::entry::MetaEntry;
 use super::inflight::Inflight;
 use super::model::{ConsumerConfig, PeerId, RaftGroup, StreamAssignment, StreamConfig, StreamKey};
 use super::request::{handle, ApiError, LeaderContext, MetaRequest};
-use super::scale::shrink_to_group;
+use super::scale::{shrink_removal, shrink_to_group, ShrinkMember};
 use super::state::MetaState;
 use crate::meta::{API_LEVEL, REQUIRED_LEVEL_KEY};
 
@@ -123,6 +123,38 @@ fn a_shrunk_group_drops_the_other_peers_from_its_scaled_down_stream() {
     state.apply(3, &MetaEntry::UpdateStream { sa, reply: None }.encode(), 9, &mut Inflight::default()).unwrap();
     assert!(state.stream_unsupported(&key).is_some());
     assert_eq!(shrink_to_group(&state, &none, &key, "S-R3-a", &[2]), None, "unsupported here");
+}
+
+/// A member of a group being shrunk, at `match_index`, last heard from at `heard_ms`.
+fn member(peer: PeerId, match_index: u64, heard_ms: Option<u64>) -> ShrinkMember {
+    ShrinkMember { peer, match_index, heard_ms }
+}
+
+/// `shrink_removal` as a group with a lost-quorum window of 2 s led by n2 calls it at 38,020 ms.
+fn removal(members: &[ShrinkMember], keeps_silent: bool) -> Option<PeerId> {
+    shrink_removal(2, members, 38_020, 2_000, keeps_silent)
+}
+
+#[test]
+fn a_shrink_removes_the_laggard_heard_from_lately_unless_that_leaves_the_smaller_group_no_quorum() {
+    // Both heard from lately: the one least caught up (a tie: the higher id) learns its removal.
+    let fresh = [member(0, 5, Some(37_910)), member(1, 4, Some(37_950)), member(2, 5, Some(38_020))];
+    assert_eq!(removal(&fresh, false), Some(1));
+    let tied = [member(0, 5, Some(37_910)), member(1, 5, Some(37_950)), member(2, 5, Some(38_020))];
+    assert_eq!(removal(&tied, false), Some(1));
+    // A member not heard from in the leader's term is silent, whatever its grace (default
+    // seed 3554): removing the other would leave one of the two heard from.
+    let unheard = [member(0, 5, None), member(1, 4, Some(37_950)), member(2, 5, Some(38_020))];
+    assert_eq!(removal(&unheard, false), Some(0));
+    // Neither heard from lately: any removal leaves the group of two one member heard from.
+    let both = [member(0, 5, Some(35_505)), member(1, 5, Some(35_500)), member(2, 5, Some(38_020))];
+    assert_eq!(removal(&both, false), None, "it waits");
+    // Down to one, the leader alone is the quorum: a silent member goes too.
+    assert_eq!(removal(&[member(0, 5, None), member(2, 5, Some(38_020))], false), Some(0));
+    // The bug switch `shrink-keeps-silent-member`: the old rule removes the laggard heard from
+    // whatever it leaves, and never a silent member.
+    assert_eq!(removal(&unheard, true), Some(1));
+    assert_eq!(removal(&[member(0, 1, Some(35_000)), member(1, 1, None), member(2, 1, Some(38_020))], true), None);
 }
 
 fn state_before_shrink() -> MetaState {

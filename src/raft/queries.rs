@@ -187,17 +187,19 @@ impl RaftNode {
             .collect()
     }
 
-    /// Leader only: the members that answered it within the lost-quorum window, itself
-    /// included. Unlike [`Self::peers_in_contact`], a member not heard from since the election
-    /// is not counted: the lease's grace is no sign of life.
-    pub fn peers_heard(&self, now_ms: u64) -> Vec<PeerId> {
-        let window = self.config.lost_quorum_ms();
-        let heard = |p: PeerId| {
-            self.progress.get(&p).is_some_and(|pr| pr.heard && now_ms < pr.contact_ms.saturating_add(window))
-        };
-        let mut peers = self.peers_in_contact(now_ms);
-        peers.retain(|&p| p == self.config.id || heard(p));
-        peers
+    /// Leader only: when `peer` last answered it, on this node's clock; `None` on a follower
+    /// or before `peer` answered in this term (unlike the contact [`Self::peers_in_contact`]
+    /// counts, the lease's grace at election is no sign of life).
+    pub fn heard_at(&self, peer: PeerId) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.progress.get(&peer).filter(|pr| pr.heard).map(|pr| pr.contact_ms)
+    }
+
+    /// How long a leader waits for a quorum's answers before it steps down.
+    pub fn lost_quorum_ms(&self) -> u64 {
+        self.config.lost_quorum_ms()
     }
 
     /// Votes or acknowledgements a decision needs: a majority of the cluster size, or the

@@ -234,35 +234,20 @@ impl Server {
                 (Some(r), None, None) if have.len() < r => continue, // a learner still catching up
                 (Some(r), _, None) if have.len() > r => {
                     shrinking = true;
-                    // A member heard from lately, so that it learns its removal (the leader's
-                    // last Append) and never campaigns on a stale membership; but a silent one
-                    // when removing a member in contact would leave fewer in contact than the
-                    // smaller group's quorum (default seed 50 of v13: a member that does not
-                    // run the stream kept, a running one removed, and the group never led
-                    // again). A silent member that comes back counts a membership nobody
-                    // votes for it in.
-                    // Heard from in this term: a new leader counts every member in contact
-                    // for its first lost-quorum window, and removed a live member 3 ms after
-                    // its election while keeping one that was down (default seed 3554).
-                    let in_contact = group.node.peers_heard(now);
-                    let by_lag = |&p: &PeerId| (group.node.match_index(p), std::cmp::Reverse(p));
-                    let laggard = in_contact.iter().copied().filter(|&p| p != me).min_by_key(by_lag);
-                    let contact_after = |removed: PeerId| {
-                        let left = have.iter().filter(|&&p| p != removed);
-                        let heard = left.filter(|&&p| p == me || in_contact.contains(&p)).count();
-                        let quorum_after = (have.len() - 1) / 2 + 1;
-                        heard >= quorum_after
-                    };
-                    let silent =
-                        have.iter().copied().filter(|p| *p != me && !in_contact.contains(p)).min_by_key(by_lag);
-                    match (laggard, silent) {
-                        // `shrink-keeps-silent-member`: the old rule, the laggard in contact
-                        // whatever it leaves, and never a silent member.
-                        (Some(p), _) if shrink_keeps_silent => EntryData::RemovePeer(p),
-                        _ if shrink_keeps_silent => continue,
-                        (Some(p), _) if contact_after(p) => EntryData::RemovePeer(p),
-                        (_, Some(p)) if contact_after(p) => EntryData::RemovePeer(p),
-                        _ => continue,
+                    // The rule is `meta::shrink_removal`'s: a member heard from lately, or a
+                    // silent one when that keeps a quorum of the smaller group heard from.
+                    let node = &group.node;
+                    let members: Vec<meta::ShrinkMember> = have
+                        .iter()
+                        .map(|&peer| meta::ShrinkMember {
+                            peer,
+                            match_index: node.match_index(peer),
+                            heard_ms: node.heard_at(peer),
+                        })
+                        .collect();
+                    match meta::shrink_removal(me, &members, now, node.lost_quorum_ms(), shrink_keeps_silent) {
+                        Some(p) => EntryData::RemovePeer(p),
+                        None => continue,
                     }
                 }
                 (Some(_), _, None) => {
