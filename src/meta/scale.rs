@@ -139,20 +139,25 @@ pub struct ShrinkMember {
 /// running one removed, and the group never led again). A silent member that comes back
 /// counts a membership nobody votes for it in.
 ///
-/// Heard from lately is within the lost-quorum window, `lost_quorum_ms`. `keeps_silent` is the
-/// bug switch `shrink-keeps-silent-member`: the old rule, the laggard heard from whatever it
-/// leaves, never a silent member.
+/// Heard from lately is within two heartbeats (a live member answers each one), not the
+/// lost-quorum window of ten: a member that stopped the group a moment ago answered within
+/// that window, and elections seed 2471 of v15 kept one that had stopped 570 ms before (a
+/// consumer it judged unsupported stopped the stream there, §7), tied on match with one that
+/// had answered every heartbeat since: it removed the live one, and the group of two never
+/// elected again. `keeps_silent` is the bug switch `shrink-keeps-silent-member`: the old rule,
+/// the laggard heard from within `lost_quorum_ms` whatever it leaves, never a silent member.
 pub fn shrink_removal(
     me: PeerId,
     members: &[ShrinkMember],
     now_ms: u64,
+    heartbeat_ms: u64,
     lost_quorum_ms: u64,
     keeps_silent: bool,
 ) -> Option<PeerId> {
     assert!(members.iter().any(|m| m.peer == me), "the leader shrinks a group it is a member of");
     assert!(members.len() > 1, "a group of one has no member to remove but its leader");
-    let heard =
-        |m: &ShrinkMember| m.peer == me || m.heard_ms.is_some_and(|at| now_ms < at.saturating_add(lost_quorum_ms));
+    let window = if keeps_silent { lost_quorum_ms } else { 2 * heartbeat_ms };
+    let heard = |m: &ShrinkMember| m.peer == me || m.heard_ms.is_some_and(|at| now_ms < at.saturating_add(window));
     let by_lag = |m: &&ShrinkMember| (m.match_index, std::cmp::Reverse(m.peer));
     let others = || members.iter().filter(|m| m.peer != me);
     let laggard = others().filter(|m| heard(m)).min_by_key(by_lag).map(|m| m.peer);

@@ -130,9 +130,10 @@ fn member(peer: PeerId, match_index: u64, heard_ms: Option<u64>) -> ShrinkMember
     ShrinkMember { peer, match_index, heard_ms }
 }
 
-/// `shrink_removal` as a group with a lost-quorum window of 2 s led by n2 calls it at 38,020 ms.
+/// `shrink_removal` as a group with 200 ms heartbeats (a lost-quorum window of 2 s) led by
+/// n2 calls it at 38,020 ms.
 fn removal(members: &[ShrinkMember], keeps_silent: bool) -> Option<PeerId> {
-    shrink_removal(2, members, 38_020, 2_000, keeps_silent)
+    shrink_removal(2, members, 38_020, 200, 2_000, keeps_silent)
 }
 
 #[test]
@@ -147,13 +148,27 @@ fn a_shrink_removes_the_laggard_heard_from_lately_unless_that_leaves_the_smaller
     let unheard = [member(0, 5, None), member(1, 4, Some(37_950)), member(2, 5, Some(38_020))];
     assert_eq!(removal(&unheard, false), Some(0));
     // Neither heard from lately: any removal leaves the group of two one member heard from.
-    let both = [member(0, 5, Some(35_505)), member(1, 5, Some(35_500)), member(2, 5, Some(38_020))];
+    let both = [member(0, 5, Some(37_505)), member(1, 5, Some(37_500)), member(2, 5, Some(38_020))];
     assert_eq!(removal(&both, false), None, "it waits");
     // Down to one, the leader alone is the quorum: a silent member goes too.
     assert_eq!(removal(&[member(0, 5, None), member(2, 5, Some(38_020))], false), Some(0));
+}
+
+#[test]
+fn a_shrink_takes_a_member_silent_for_two_heartbeats_for_silent() {
+    // Elections seed 2471 of v15: n0 stopped the group (a consumer it judged unsupported
+    // stopped its stream) after its answer at 37,505 ms; n1 answered every heartbeat since.
+    // Both answered within the lost-quorum window and are tied on match: removing n1 kept n0
+    // and the group of two never elected again. n0 missed two heartbeats: it is silent, and
+    // removing it keeps the quorum of the smaller group heard from.
+    let members = [member(0, 1, Some(37_505)), member(1, 1, Some(37_910)), member(2, 1, Some(38_020))];
+    assert_eq!(removal(&members, false), Some(0));
+    // Heard from within two heartbeats it is no silent member: n1, the laggard, goes.
+    let lately = [member(0, 1, Some(37_830)), member(1, 0, Some(37_910)), member(2, 1, Some(38_020))];
+    assert_eq!(removal(&lately, false), Some(1));
     // The bug switch `shrink-keeps-silent-member`: the old rule removes the laggard heard from
-    // whatever it leaves, and never a silent member.
-    assert_eq!(removal(&unheard, true), Some(1));
+    // within the lost-quorum window whatever it leaves.
+    assert_eq!(removal(&members, true), Some(1));
     assert_eq!(removal(&[member(0, 1, Some(35_000)), member(1, 1, None), member(2, 1, Some(38_020))], true), None);
 }
 

@@ -197,6 +197,11 @@ impl RaftNode {
         self.progress.get(&peer).filter(|pr| pr.heard).map(|pr| pr.contact_ms)
     }
 
+    /// How often a leader sends to each follower when it has nothing else to send.
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.config.heartbeat_ms
+    }
+
     /// How long a leader waits for a quorum's answers before it steps down.
     pub fn lost_quorum_ms(&self) -> u64 {
         self.config.lost_quorum_ms()

@@ -245,7 +245,8 @@ impl Server {
                             heard_ms: node.heard_at(peer),
                         })
                         .collect();
-                    match meta::shrink_removal(me, &members, now, node.lost_quorum_ms(), shrink_keeps_silent) {
+                    let (heartbeat, lost_quorum) = (node.heartbeat_ms(), node.lost_quorum_ms());
+                    match meta::shrink_removal(me, &members, now, heartbeat, lost_quorum, shrink_keeps_silent) {
                         Some(p) => EntryData::RemovePeer(p),
                         None => continue,
                     }

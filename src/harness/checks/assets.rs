@@ -129,7 +129,7 @@ fn stuck(asset: &AssetGroup<'_>, members: &[(u32, &Server)], meta_peers: &[u32])
 /// so members on damaged servers went unjudged.) Default seed 3554 failed it on the rule it
 /// first met: a new leader counted every member in contact until the lost-quorum window
 /// passed, so it removed a live member and kept one that was down (the shrink now counts
-/// members heard in its term).
+/// members heard in its term, and within two heartbeats since elections seed 2471 of v15).
 fn shrink_kept_able(
     ghost: &Ghost,
     cluster: &Cluster<'_, Server>,
