@@ -126,12 +126,12 @@ impl RaftNode {
         self.log.last_term()
     }
 
-    /// Current (committed) membership, sorted.
     /// On a leader, the highest index known replicated on `peer` (0 when unknown).
     pub fn match_index(&self, peer: PeerId) -> Index {
         self.progress.get(&peer).map_or(0, |pr| pr.match_index)
     }
 
+    /// The current membership, sorted.
     pub fn peers(&self) -> &[PeerId] {
         self.peers_now()
     }
