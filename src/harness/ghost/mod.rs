@@ -411,13 +411,19 @@ impl Ghost {
         }
     }
 
-    /// Every peer of `group` was removed: the messages acknowledged to it went with them.
-    /// The group starts over on new peers (NATS does the same): its history goes too, or a
-    /// fresh member's first term would be judged against the lost members' terms.
+    /// Every peer of `group` was removed, or every one left holds none of it: the messages
+    /// acknowledged to its line (the groups it took them over from included: an R1 store
+    /// scaled up into it) went with the servers removed. The group starts over (NATS does the
+    /// same): its history goes too, or a fresh member's first term would be judged against the
+    /// lost members' terms. A start-over on the same peers continues the line, which then owes
+    /// only what the new group acknowledges (churn seed 27476 of v15).
     pub fn observe_group_emptied(&mut self, group: &str) {
         if let Some(incarnation) = self.acked_groups.get(group) {
             self.acked_messages.remove(incarnation);
         }
+        let line = self.group_lines.get(group).map_or(group, String::as_str);
+        // Bounded by the incarnations that acknowledged messages.
+        self.acked_messages.retain(|(_, _, of), _| of != line);
         self.groups.remove(group);
     }
 
@@ -564,5 +570,23 @@ mod tests {
         ghost.observe_group_emptied("S-R3-b");
         assert_eq!(ghost.acked_messages(&s, 7, "S-R3-b"), 0);
         assert_eq!(ghost.acked_messages(&s, 9, "S-R1-c"), 1);
+    }
+
+    /// Churn seed 27476 of v15: an R1 store's messages carried into a group that then starts
+    /// over on the same peers (its founder, their only holder, removed). The group they were
+    /// acknowledged in never acknowledged any itself; the line owes none of them any more, and
+    /// the fresh group, continuing it, owes what it acknowledges.
+    #[test]
+    fn a_group_emptied_takes_what_its_line_acknowledged_before_it() {
+        let s = StreamKey::new("A", "S");
+        let mut ghost = Ghost::default();
+        ghost.observe_acked_messages("S-R1-a", &s, 7, 0, 3);
+        ghost.continue_line("S-R1-a", "S-R3-b");
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-b"), 3);
+        ghost.observe_group_emptied("S-R3-b");
+        ghost.continue_line("S-R3-b", "S-R3-c");
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-c"), 0);
+        ghost.observe_acked_messages("S-R3-c", &s, 7, 1, 2);
+        assert_eq!(ghost.acked_messages(&s, 7, "S-R3-c"), 2);
     }
 }
