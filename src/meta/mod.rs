@@ -13,6 +13,7 @@
 //! - [`view`]: the "applied or inflight" views over state and inflight (§5.3).
 //! - [`request`]: the leader's request validation and placement (§2.7, §9.1).
 //! - [`peers`]: the leader's re-placement of streams on removed or missing peers (§8).
+//! - [`empty`]: members' reports of groups they hold nothing of, and the leader's start-over (§8.3).
 //! - [`results`]: the leader's answer to a member's failed create: re-place or remove (§2.7).
 //! - [`recovery`]: staged recovery, snapshot diffs and the end-of-recovery flush (§3).
 //! - [`local`]: this server's local streams and consumers, and orphans (§4).
@@ -20,6 +21,7 @@
 //! - [`revision`]: change stamps, so the oracle re-checks only what changed.
 
 pub mod bugs;
+pub mod empty;
 pub mod entry;
 pub mod error;
 pub mod inflight;
@@ -37,6 +39,8 @@ pub mod state;
 pub mod view;
 
 #[cfg(test)]
+mod empty_tests;
+#[cfg(test)]
 mod peers_tests;
 #[cfg(test)]
 mod recovery_tests;
@@ -46,6 +50,7 @@ mod scale_tests;
 mod tests;
 
 pub use bugs::MetaBugs;
+pub use empty::{on_empty_report, EmptyGroupReport, EmptyPlan, EmptyReports, GroupAsset};
 pub use entry::{DecodeError, MetaEntry, OpCode, Reply};
 pub use error::{ApiError, ApplyError};
 pub use inflight::{Inflight, InflightOp};

@@ -58,6 +58,9 @@ pub struct Group {
     pub(super) caught_up_in_flight: bool,
     /// The replicated cluster size as the group's record last said it.
     pub(super) cluster_size_on_record: Option<usize>,
+    /// When this member may next report to the meta leader that it holds none of the group
+    /// (see `Server::report_empty_groups`), on the monotonic clock.
+    pub(super) empty_report_at_ms: u64,
 }
 
 /// Publishes awaiting commit per group at most; more are refused (the client times out).
@@ -119,6 +122,7 @@ impl Group {
             joined_on_record: node_waits,
             caught_up_in_flight: false,
             cluster_size_on_record: size_on_record,
+            empty_report_at_ms: 0,
         }
     }
 

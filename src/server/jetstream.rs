@@ -20,8 +20,8 @@ use super::scale;
 use super::storage::GroupFiles;
 use super::wire::ServerMsg;
 use crate::meta::{
-    ApiError, ConsumerKey, Effect, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState, OpCode, Outcome,
-    PeerId, RaftGroup, RecoveryUpdates, Revision, StreamAssignment, StreamKey, StreamResult,
+    ApiError, ConsumerKey, Effect, EmptyReports, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState,
+    OpCode, Outcome, PeerId, RaftGroup, RecoveryUpdates, Revision, StreamAssignment, StreamKey, StreamResult,
 };
 use crate::raft::{EntryData, Index, Term};
 
@@ -144,6 +144,9 @@ pub struct MetaLayer {
     /// many servers as the cluster size counts). Until then NATS leaves the size for its next
     /// periodic check, a minute on, and L10 owes nothing yet.
     pub cluster_size_judged_term: Option<Term>,
+    /// The leader's reports from members that hold nothing of groups every peer of which
+    /// joined them (§8.3); a new leader starts with none.
+    pub empty_reports: EmptyReports,
 }
 
 impl MetaLayer {
@@ -178,6 +181,7 @@ impl MetaLayer {
             over_placed: (None, BTreeMap::new()),
             desired: (None, Arc::default()),
             cluster_size_judged_term: None,
+            empty_reports: EmptyReports::default(),
         }
     }
 
@@ -497,6 +501,7 @@ impl MetaLayer {
     pub fn on_leader_change(&mut self, env: &mut ServerEnv<'_>, leader_term: Option<Term>) {
         env.observe(Observation::MetaActing { acting: leader_term.is_some() });
         self.inflight.clear();
+        self.empty_reports = EmptyReports::default();
         if let Some(pending) = self.peer_remove.take() {
             // NATS drops the reply with the leadership: the client times out.
             env.trace_with("peer-remove-answer-dropped", &pending, || {

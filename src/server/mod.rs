@@ -236,6 +236,7 @@ impl Node for Server {
                 self.on_announce(env, from, ServerStats { jetstream: true, streams, streams_max })
             }
             ServerMsg::GroupShrunk { stream, group, peers } => self.lead_group_shrunk(env, stream, group, peers),
+            ServerMsg::GroupEmpty(report) => self.lead_empty_group(env, report),
         }
         self.settle(env);
     }

@@ -14,10 +14,17 @@ use super::storage::{GroupFiles, MetaRemoval};
 use super::wire::{ServerMsg, META};
 use super::Server;
 use crate::meta::model::peer_list;
-use crate::meta::{self, PeerId, StreamKey};
+use crate::meta::{self, EmptyGroupReport, EmptyPlan, GroupAsset, PeerId, StreamKey};
 use crate::raft::{EntryData, ProposeError};
 
 pub use super::wire::PeerTarget;
+
+/// A member reports a group it holds nothing of this often, in heartbeats (NRG's lost-quorum
+/// interval, which is also how long it must have waited for a leader first).
+const EMPTY_REPORT_HEARTBEATS: u64 = 10;
+/// The meta leader counts a report for this many report intervals: a member that stopped
+/// reporting (it got entries, or left) stops counting soon.
+const EMPTY_REPORT_FRESH_INTERVALS: u64 = 3;
 
 impl Server {
     /// Whether raft traffic of asset groups from `peer` is taken: not from a server outside
@@ -351,6 +358,95 @@ impl Server {
                     });
                 }
             }
+        }
+    }
+}
+
+impl Server {
+    /// Every tick (§8.3, [`crate::meta::empty`]): a member of an asset group every peer of which
+    /// joined it (no founder is left in the assignment) that holds none of the group's log, and
+    /// has waited longer than the lost-quorum interval without hearing of any leader, tells the
+    /// meta leader, and again every such interval while that lasts. The leader starts the group
+    /// over once every peer did and none of them can be elected. A group with a founder left
+    /// never reports, nor does a member that ever heard of a leader or holds anything.
+    pub(super) fn report_empty_groups(&mut self, env: &mut ServerEnv<'_>) {
+        let now = env.monotonic_ms();
+        let waiting = |g: &Group| {
+            g.empty_report_at_ms <= now
+                && g.node.waits_for_leader()
+                && g.node.last_index() == 0
+                && !g.node.had_previous_leader()
+                && g.node.leaderless_for_long(now)
+        };
+        // Cheap test first: this runs on every tick of every server.
+        let names: Vec<String> =
+            self.groups.iter().filter(|(n, g)| *n != META && waiting(g)).map(|(n, _)| n.clone()).collect();
+        if names.is_empty() {
+            return;
+        }
+        let Some(meta_group) = self.groups.get_mut(META) else { return };
+        let meta_leader = meta_group.node.group_leader();
+        let Some(meta) = meta_group.meta.as_deref_mut() else { return };
+        if meta.recovering() || meta.state.write_error().is_some() {
+            return;
+        }
+        let leading = meta.leader_term.is_some();
+        let desired = meta.desired_groups();
+        let joined = |name: &String| desired.get(name).is_some_and(|g| g.peers.iter().all(|p| g.joiners.contains(p)));
+        let assets: Vec<(String, GroupAsset)> = names
+            .into_iter()
+            .filter(joined)
+            .filter_map(|name| {
+                let stream = meta.local.streams().find(|(_, a)| a.group_name == name).map(|(k, _)| k.clone());
+                let asset = match stream {
+                    Some(key) => GroupAsset::Stream(key),
+                    None => {
+                        let consumer = meta.local.public_consumers().find(|(_, a)| a.group_name == name);
+                        GroupAsset::Consumer(consumer.map(|(k, _)| k.clone())?)
+                    }
+                };
+                Some((name, asset))
+            })
+            .collect();
+        let (me, every_ms) = (env.node(), env.config().heartbeat_ms.saturating_mul(EMPTY_REPORT_HEARTBEATS));
+        for (name, asset) in assets {
+            let Some(group) = self.groups.get_mut(&name) else { continue };
+            group.empty_report_at_ms = now.saturating_add(every_ms);
+            let report = EmptyGroupReport { asset, group: name, peer: me, members: group.node.peers().to_vec() };
+            env.trace_with("group-empty-reported", &report, || report.to_string());
+            match meta_leader {
+                _ if leading => self.lead_empty_group(env, report),
+                Some(leader) if leader != me => env.send(leader, ServerMsg::GroupEmpty(report)),
+                // No meta leader known (or one not acting yet): the next interval's report may
+                // find one.
+                _ => {}
+            }
+        }
+    }
+
+    /// The meta leader acts on a member's report of a group it holds nothing of (a server that
+    /// is not leader ignores it): it keeps the report, and once every peer of the group did
+    /// and none can be elected, proposes the asset on a fresh group founded by the same peers.
+    pub(super) fn lead_empty_group(&mut self, env: &mut ServerEnv<'_>, report: EmptyGroupReport) {
+        let Some(ctx) = self.leader_context(env, None) else { return };
+        let now = env.monotonic_ms();
+        let every_ms = env.config().heartbeat_ms.saturating_mul(EMPTY_REPORT_HEARTBEATS);
+        let fresh_ms = every_ms.saturating_mul(EMPTY_REPORT_FRESH_INTERVALS);
+        let mut rng = forked_rng(env);
+        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
+        let term = meta.leader_term.expect("leader_context requires a leader term");
+        let book = &mut meta.empty_reports;
+        let plan = meta::on_empty_report(&report, book, &meta.state, &meta.inflight, &ctx, now, fresh_ms, &mut rng);
+        let words = plan.describe();
+        env.trace_with("group-empty", &(&report, &words), || format!("{report} -> {words}"));
+        let EmptyPlan::StartOver { entry, emptied } = plan else { return };
+        // Its peers hold nothing of it, and whoever held its data left the meta group.
+        env.trace_text("group-data-lost", &emptied);
+        env.observe(Observation::GroupEmptied { group: &emptied });
+        trace_placement(env, "group-start-over", &entry);
+        if let Err(e) = propose_meta(env, group, term, &entry, &ctx.meta_peers) {
+            env.trace_text("propose-refused", &e);
         }
     }
 }

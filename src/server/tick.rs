@@ -41,6 +41,7 @@ impl Server {
         self.announce_if_outsider(env);
         self.sync_group_peers(env);
         self.evict_removed_peers(env);
+        self.report_empty_groups(env);
         let now = env.monotonic_ms();
         for group in self.groups.values_mut() {
             let mut rng = forked_rng(env);

@@ -10,8 +10,8 @@ use sim::NodeIndex;
 
 use crate::meta::model::peer_list;
 use crate::meta::{
-    ConsumerConfig, ConsumerKey, MetaRequest, PeerId, Placement, StreamConfig, StreamKey, StreamResult,
-    REQUIRED_LEVEL_KEY,
+    ConsumerConfig, ConsumerKey, EmptyGroupReport, MetaRequest, PeerId, Placement, StreamConfig, StreamKey,
+    StreamResult, REQUIRED_LEVEL_KEY,
 };
 use crate::raft::Message;
 
@@ -143,6 +143,10 @@ pub enum ServerMsg {
         streams: u32,
         streams_max: Option<u32>,
     },
+    /// A member of a group every peer of which joined it holds none of its log and has waited
+    /// long for a leader: sent to the meta leader, which may start the group over (§8.3, see
+    /// [`crate::meta::empty`]).
+    GroupEmpty(EmptyGroupReport),
 }
 
 /// The asset a client request names: a stream, or one of its consumers.
@@ -716,6 +720,7 @@ impl ServerMsg {
             ServerMsg::Announce { streams, streams_max } => {
                 format!("announce {}", stream_counts(*streams, *streams_max))
             }
+            ServerMsg::GroupEmpty(report) => format!("group empty: {report}"),
         }
     }
 }
