@@ -6,32 +6,16 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::bugs::MetaBugs;
 use super::empty::{on_empty_report, EmptyGroupReport, EmptyPlan, EmptyReports, GroupAsset};
 use super::entry::MetaEntry;
 use super::inflight::Inflight;
 use super::model::*;
+use super::peers_tests::ctx;
 use super::request::LeaderContext;
 use super::state::MetaState;
 
 /// Reports count for this long.
 const FRESH_MS: u64 = 6_000;
-
-fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
-    LeaderContext {
-        api_level: API_LEVEL,
-        me: meta_peers[0],
-        meta_peers: meta_peers.to_vec(),
-        online_peers: meta_peers.to_vec(),
-        now_ms: 1_000,
-        max_streams_per_account: None,
-        clusters: vec![],
-        client_cluster: None,
-        unplaceable_peers: vec![],
-        lagging_peers: vec![],
-        bugs: MetaBugs::default(),
-    }
-}
 
 fn group(name: &str, peers: &[PeerId], joiners: &[PeerId]) -> RaftGroup {
     RaftGroup { name: name.into(), peers: peers.to_vec(), preferred: None, joiners: joiners.to_vec() }

@@ -14,7 +14,8 @@ use super::peers::{peers_need_reconcile, reconcile_peers};
 use super::request::{handle, ApiError, LeaderContext, MetaRequest};
 use super::state::MetaState;
 
-fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
+/// A leader's context on `meta_peers`, all online, led by the first (shared with `empty_tests`).
+pub(super) fn ctx(meta_peers: &[PeerId]) -> LeaderContext {
     LeaderContext {
         api_level: API_LEVEL,
         me: meta_peers[0],
