@@ -37,6 +37,12 @@ pub trait Workload: 'static {
     /// `config`, so leaders change often and followers acknowledge a few entries at a time.
     /// A system without such knobs leaves `config` as it is.
     fn hasten_config(_rng: &mut dyn RngCore, _config: &mut ConfigOf<Self::Node>) {}
+    /// One operation on data of which a single server holds the only copy (an unreplicated
+    /// store, or a write to one), for profiles that weight the workload towards such data:
+    /// what a damaged disk can lose for good. `None` when the system has none.
+    fn single_copy_op(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>) -> Option<ClientOpOf<Self::Node>> {
+        None
+    }
     /// Run `nodes` in a limited role (profiles with [`limited`](crate::swarm::Profile::limited)
     /// servers), such as servers that take no part in some subsystem. Draws nothing; a system
     /// without such a role leaves `config` as it is.

@@ -25,6 +25,29 @@ impl Workload for MetaWorkload {
         })
     }
 
+    fn single_copy_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
+        // NATS's default is one replica: an R1 stream's messages live on its one server only.
+        // Two in five are R1 creates of the usual names (refused while the name holds another
+        // config), the rest publishes to those names.
+        let stream = format!("S{}", rng.gen_range(0..4));
+        let account = "A".to_string();
+        Some(if rng.gen_bool(0.4) {
+            let subjects = vec![format!("{}.>", stream.to_lowercase())];
+            MetaOp::CreateStream {
+                account,
+                name: stream,
+                subjects,
+                replicas: 1,
+                max_consumers: None,
+                required_api_level: None,
+                config_json: None,
+                cluster: None,
+            }
+        } else {
+            MetaOp::Publish { account, stream, count: rng.gen_range(1..=4) }
+        })
+    }
+
     fn membership_op(rng: &mut dyn RngCore, _config: &ServerConfig) -> Option<MetaOp> {
         let peer = rng.gen_range(0..5);
         // A third: one peer of one stream (§8.2), whichever stream the name finds.
