@@ -51,7 +51,9 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         Observation::Membership { index, peer, member: false } => ghost.observe_peer_removed(index, peer),
         Observation::Membership { index, peer, member: true } => ghost.observe_peer_added(index, peer),
         Observation::PeerRemoveProposed { term, peer } => ghost.observe_peer_remove_proposed(node, term, peer),
-        Observation::ShrinkRemoving { group, index } => ghost.observe_shrink_removing(node, group, index),
+        Observation::ShrinkRemoving { group, index, removed } => {
+            ghost.observe_shrink_removing(node, group, index, removed)
+        }
         Observation::PeerRemoveAnswered { term, peer } => ghost.observe_peer_remove_answered(node, term, peer),
         Observation::PeerRemoveDropped => ghost.observe_peer_remove_dropped(node),
         Observation::MetaProposed { entry, meta_peers, kept, stream } => {

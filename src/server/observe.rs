@@ -79,9 +79,9 @@ pub enum Observation<'a> {
     RemovalApplied { peer: PeerId, leader_term: Option<Term> },
     /// Meta index `index` removes `peer` from the meta group, or adds it.
     Membership { index: Index, peer: PeerId, member: bool },
-    /// As leader of a scaled-down stream group, it proposed at `index` the removal of a member,
-    /// to shrink the group to its replicas.
-    ShrinkRemoving { group: &'a str, index: Index },
+    /// As leader of a scaled-down stream group, it proposed at `index` the removal of member
+    /// `removed`, to shrink the group to its replicas.
+    ShrinkRemoving { group: &'a str, index: Index, removed: PeerId },
     /// The meta leader proposed the removal of `peer` in `term`.
     PeerRemoveProposed { term: Term, peer: PeerId },
     /// The meta leader answered the removal of `peer` it proposed in `term`.

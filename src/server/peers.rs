@@ -269,8 +269,9 @@ impl Server {
                 env.trace_with("group-peer-change", &(name, format!("{change:?}")), || {
                     format!("{name}: {}", super::apply::describe_entry(false, &change))
                 });
-                if shrinking {
-                    env.observe(Observation::ShrinkRemoving { group: name, index: group.node.last_index() });
+                if let (true, EntryData::RemovePeer(removed)) = (shrinking, &change) {
+                    let index = group.node.last_index();
+                    env.observe(Observation::ShrinkRemoving { group: name, index, removed: *removed });
                 }
             }
         }

@@ -159,11 +159,16 @@ fn shrink_kept_able(
         let silent = |member: u32, index: Index| {
             ghost.shrinks.unheard_at(name, index, member) == Some(true) && !applied(member, index)
         };
+        // Removing a member that was silent itself was the rule's own choice, whatever it
+        // kept (recovery seed 5048: n1 paused for 7 s went, n0 down for 36 ms stayed and lost
+        // its log to a bit flip later).
+        let heard_when_removed =
+            |member: u32, index: Index| ghost.shrinks.unheard_at(name, index, member) != Some(true);
         for (id, server) in cluster.running().filter(|&(id, _)| able(id)) {
             let Some(group) = server.group(name).filter(|g| g.node.peers().contains(&id)) else { continue };
             let config = group.node.peers();
             let removals = removals(group.node.memberships(), shrunk_from);
-            if let Some(shrink) = ShrinkVerdict::judge(config, &removals, able, silent) {
+            if let Some(shrink) = ShrinkVerdict::judge(config, &removals, able, silent, heard_when_removed) {
                 let replicas = sa.config().map(|c| c.into_config().normalized().replicas).unwrap_or_default();
                 let message = format!(
                     "stream {} ({name}, {replicas} replicas) has no leader after heal: its membership {config:?} keeps \
@@ -206,16 +211,21 @@ struct ShrinkVerdict {
 impl ShrinkVerdict {
     /// `Some` when `config` (a group's membership) holds too few members `able` to run the
     /// stream for a quorum, the `removals` it went through (index, peer) dropped peers that
-    /// are able, it keeps unable members that were `silent` when such a removal was proposed,
-    /// and as many of the dropped ones in their place would have made a quorum.
+    /// are able and were `heard_when_removed`, it keeps unable members that were `silent` when
+    /// such a removal was proposed, and as many of the dropped ones in their place would have
+    /// made a quorum.
     fn judge(
         config: &[u32],
         removals: &[(Index, u32)],
         able: impl Fn(u32) -> bool,
         silent: impl Fn(u32, Index) -> bool,
+        heard_when_removed: impl Fn(u32, Index) -> bool,
     ) -> Option<ShrinkVerdict> {
-        let dropped: Vec<(Index, u32)> =
-            removals.iter().copied().filter(|&(_, p)| !config.contains(&p) && able(p)).collect();
+        let dropped: Vec<(Index, u32)> = removals
+            .iter()
+            .copied()
+            .filter(|&(index, p)| !config.contains(&p) && able(p) && heard_when_removed(p, index))
+            .collect();
         let mut dropped_able: Vec<u32> = dropped.iter().map(|&(_, p)| p).collect();
         dropped_able.sort_unstable();
         dropped_able.dedup();
@@ -343,39 +353,50 @@ mod tests {
     fn a_shrink_that_kept_a_silent_unable_member_and_dropped_an_able_one_is_judged() {
         let able = |p: u32| p != 0;
         let silent_n0 = |node: u32, _: Index| node == 0;
-        let verdict = ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, silent_n0);
+        let verdict = ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, silent_n0, heard);
         assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0], dropped_able: vec![2] }));
         // An R3 group shrunk to R2 the same way: the report dropped n2 from the assignment,
         // the membership history still shows its removal.
         let peers = [(0, vec![0, 1, 2]), (2, vec![0, 1])];
         let history = removals(peers.iter().map(|(i, p)| (*i, p.as_slice())), &BTreeSet::from([0, 1, 2]));
         assert_eq!(history, vec![(2, 2)]);
-        assert!(ShrinkVerdict::judge(&[0, 1], &history, able, silent_n0).is_some());
+        assert!(ShrinkVerdict::judge(&[0, 1], &history, able, silent_n0, heard).is_some());
+    }
+
+    /// Every removed member was heard when its removal was proposed.
+    fn heard(_: u32, _: Index) -> bool {
+        true
     }
 
     #[test]
     fn what_the_shrink_did_not_choose_is_not_judged() {
         let able = |p: u32| p != 0;
         // The fixed rule: the silent n0 went, the group can elect.
-        assert_eq!(ShrinkVerdict::judge(&[1, 2], &[(2, 0)], able, |n, _| n == 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[1, 2], &[(2, 0)], able, |n, _| n == 0, heard), None);
         // n0 was heard when the removal was proposed and became unable later: a damaged disk,
         // not the shrink's choice (default seeds 432 and 16330).
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, |_, _| false), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 2)], able, |_, _| false, heard), None);
         // No able peer was removed: placement or an update left the group stuck.
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[], able, |n, _| n == 0), None);
-        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 3)], |p| p == 1, |n, _| n == 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[], able, |n, _| n == 0, heard), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1], &[(2, 3)], |p| p == 1, |n, _| n == 0, heard), None);
         // Even with the dropped peer in its place the group would lack a quorum: [0,1,3,4,5]
         // with only n4 able needs two more able members, and the shrink dropped one.
         let able_2_4 = |p: u32| p == 4 || p == 2;
-        assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n != 4), None);
-        let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n != 4);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 3, 4, 5], &[(5, 2)], able_2_4, |n, _| n != 4, heard), None);
+        let verdict = ShrinkVerdict::judge(&[0, 3, 4], &[(5, 2)], able_2_4, |n, _| n != 4, heard);
         assert_eq!(verdict, Some(ShrinkVerdict { kept_unable: vec![0, 3], dropped_able: vec![2] }));
         // Default seed 8130: [1,2,3] shrunk to [3] (n2 removed at 4, n1 at 5), then scaled up
         // again with n2 added back; n2 broke later, so [2,3] cannot elect. n2 was no member
         // the shrink kept.
-        assert_eq!(ShrinkVerdict::judge(&[2, 3], &[(4, 2), (5, 1)], |p| p != 2, |n, _| n == 2), None);
+        assert_eq!(ShrinkVerdict::judge(&[2, 3], &[(4, 2), (5, 1)], |p| p != 2, |n, _| n == 2, heard), None);
+        // Recovery seed 5048: [0,1,2] shrunk to [0,2] while n1 was paused and n0 down for an
+        // instant; n0 lost its log to a bit flip later. Both were silent: removing n1 was the
+        // rule's own choice.
+        let n1_silent_when_removed = |n: u32, _: Index| n != 1;
+        assert_eq!(ShrinkVerdict::judge(&[0, 2], &[(7, 1)], |p| p != 0, |n, _| n == 0, n1_silent_when_removed), None);
+        assert!(ShrinkVerdict::judge(&[0, 2], &[(7, 1)], |p| p != 0, |n, _| n == 0, heard).is_some());
         // A group whose able members can still elect is owed a leader, not this verdict.
-        assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n == 0), None);
+        assert_eq!(ShrinkVerdict::judge(&[0, 1, 2], &[(5, 3)], |p| p != 0, |n, _| n == 0, heard), None);
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! A stream group's leader shrinks its membership one removal at a time; the check judges,
 //! after heal, a group the shrink left without a quorum of able members. Whether a member it
 //! kept was silent *when it chose* is what makes the choice wrong, so the oracle notes it
-//! then, from the cluster as the proposing event left it: a member that was down, or ran no
-//! copy of the group (its meta layer refused damaged files, or it judged the stream
+//! then, from the cluster as the proposing event left it: a member that was down or paused,
+//! or ran no copy of the group (its meta layer refused damaged files, or it judged the stream
 //! unsupported), could not be heard. A member that was heard then and broke later (a disk
-//! fault after the removal) was no choice of the shrink's.
+//! fault after the removal) was no choice of the shrink's; nor was keeping one silent member
+//! while removing another that was silent too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sim::{Cluster, NodeIndex};
+use sim::{Cluster, NodeIndex, NodeStatus};
 
 use super::Ghost;
 use crate::meta::PeerId;
@@ -27,13 +28,14 @@ struct Proposed {
     group: String,
     index: Index,
     leader: NodeIndex,
+    removed: PeerId,
 }
 
 #[derive(Debug, Default)]
 pub struct ShrinkDecisions {
     pending: Vec<Proposed>,
-    /// For each shrink removal, by group and index: the members of the membership it left
-    /// that could not be heard when the leader proposed it.
+    /// For each shrink removal, by group and index: the members it chose among (the ones it
+    /// kept and the one it removed) that could not be heard when the leader proposed it.
     unheard: BTreeMap<String, BTreeMap<Index, BTreeSet<PeerId>>>,
     /// Removals noted, across groups.
     noted: usize,
@@ -48,24 +50,27 @@ impl ShrinkDecisions {
 }
 
 impl Ghost {
-    /// `leader` proposed removing a member of `group` at `index` to shrink it.
-    pub fn observe_shrink_removing(&mut self, leader: NodeIndex, group: &str, index: Index) {
+    /// `leader` proposed removing `removed` from `group` at `index` to shrink it.
+    pub fn observe_shrink_removing(&mut self, leader: NodeIndex, group: &str, index: Index, removed: PeerId) {
         let shrinks = &mut self.shrinks;
         if shrinks.pending.len() < PENDING_MAX {
-            shrinks.pending.push(Proposed { group: group.to_string(), index, leader });
+            shrinks.pending.push(Proposed { group: group.to_string(), index, leader, removed });
         }
     }
 
     /// After the event: note, for each removal it proposed, which members of the membership
     /// it left could not be heard.
     pub fn note_shrink_decisions(&mut self, cluster: &Cluster<'_, Server>) {
-        for Proposed { group, index, leader } in std::mem::take(&mut self.shrinks.pending) {
+        for Proposed { group, index, leader, removed } in std::mem::take(&mut self.shrinks.pending) {
             let Some(node) = cluster.server(leader).and_then(|s| s.group(&group)).map(|g| &g.node) else { continue };
-            let silent = |p: &PeerId| {
-                cluster.server(*p).is_none_or(|s| s.group(&group).is_none() || s.group_refused(&group).is_some())
+            // A paused server's state is still there to read, but it answers nothing.
+            let paused = |p: PeerId| cluster.view(p).is_some_and(|v| matches!(v.status, NodeStatus::Paused));
+            let silent = |p: PeerId| {
+                paused(p)
+                    || cluster.server(p).is_none_or(|s| s.group(&group).is_none() || s.group_refused(&group).is_some())
             };
-            let unheard: BTreeSet<PeerId> =
-                node.peers().iter().copied().filter(|&p| p != leader && silent(&p)).collect();
+            let chosen_among = node.peers().iter().copied().chain([removed]);
+            let unheard: BTreeSet<PeerId> = chosen_among.filter(|&p| p != leader && silent(p)).collect();
             let shrinks = &mut self.shrinks;
             if shrinks.noted < DECISIONS_MAX {
                 shrinks.noted += 1;
