@@ -10,7 +10,7 @@ use metasim::meta::{
 };
 use metasim::raft::{Entry, EntryData, HardState};
 use metasim::server::jetstream::MetaSnapshot;
-use metasim::server::storage::{frame, read_frames, GroupFiles, WalRecord};
+use metasim::server::storage::{encode_framed, read_frames, GroupFiles, WalRecord};
 use rand::SeedableRng;
 use sim::disk::NodeDisk;
 
@@ -65,7 +65,7 @@ pub fn snapshot(streams: usize, consumers: usize) {
     }
     let snapshot = MetaSnapshot { streams: state };
     let started = Instant::now();
-    let bytes = frame(&bincode::serialize(&snapshot).expect("plain data encodes"));
+    let bytes = encode_framed(&snapshot);
     let encode = started.elapsed();
     let started = Instant::now();
     let (frames, torn) = read_frames("snapshot/meta", &bytes).expect("a fresh frame reads back");

@@ -119,8 +119,20 @@ fn read_record<T: for<'de> Deserialize<'de>>(disk: &NodeDisk, path: &str) -> Res
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    frame(&bincode::serialize(value).expect("in-memory values encode"))
+/// `value`'s bincode encoding in a frame: the bytes of `frame(&bincode::serialize(value))`,
+/// encoded in place behind the header instead of into a buffer of their own that is then
+/// copied (for a large meta snapshot, a second buffer of megabytes to fault in and fill).
+pub fn encode_framed<T: Serialize>(value: &T) -> Vec<u8> {
+    let payload_len = bincode::serialized_size(value).expect("in-memory values encode") as usize;
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload_len);
+    out.resize(HEADER_BYTES, 0);
+    bincode::serialize_into(&mut out, value).expect("in-memory values encode");
+    let (header, payload) = out.split_at_mut(HEADER_BYTES);
+    let len = payload.len() as u32;
+    header[0..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&(!len).to_le_bytes());
+    header[8..12].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out
 }
 
 /// What `peers/<group>` holds: the membership a node started with, and whether it joined a
@@ -146,7 +158,7 @@ impl MetaRemoval {
 
     /// Write the record, synced. False when the disk lied about the fsync.
     pub fn write(&self, disk: &mut NodeDisk) -> Result<bool, DiskError> {
-        disk.replace(Self::PATH, &encode(self))?;
+        disk.replace(Self::PATH, &encode_framed(self))?;
         Ok(disk.fsync(Self::PATH))
     }
 
@@ -206,13 +218,13 @@ impl GroupFiles {
     /// Record the membership a brand new node starts with, synced at once (it is written once,
     /// before the node can vote). False when the disk lied about the fsync.
     pub fn write_initial_peers(&self, disk: &mut NodeDisk, start: &InitialMembership) -> Result<bool, DiskError> {
-        disk.replace(&self.peers, &encode(start))?;
+        disk.replace(&self.peers, &encode_framed(start))?;
         Ok(disk.fsync(&self.peers))
     }
 
     /// Rewrite the membership record, leaving its fsync to the caller.
     pub fn replace_initial_peers(&self, disk: &mut NodeDisk, start: &InitialMembership) -> Result<(), DiskError> {
-        disk.replace(&self.peers, &encode(start))
+        disk.replace(&self.peers, &encode_framed(start))
     }
 
     /// The membership this node started with, if it was recorded. A write cut short by a power
@@ -229,7 +241,7 @@ impl GroupFiles {
     /// Record the replicated cluster size (`None`: the membership counts again), synced at
     /// once. False when the disk lied about the fsync.
     pub fn write_cluster_size(&self, disk: &mut NodeDisk, size: Option<u32>) -> Result<bool, DiskError> {
-        disk.replace(&self.cluster_size, &encode(&size))?;
+        disk.replace(&self.cluster_size, &encode_framed(&size))?;
         Ok(disk.fsync(&self.cluster_size))
     }
 
@@ -355,23 +367,23 @@ impl GroupFiles {
     }
 
     pub fn append_hard_state(&self, disk: &mut NodeDisk, hard: HardState) -> Result<(), DiskError> {
-        disk.append(&self.state, &encode(&StateRecord::Hard(hard)))
+        disk.append(&self.state, &encode_framed(&StateRecord::Hard(hard)))
     }
 
     pub fn append_wal(&self, disk: &mut NodeDisk, record: &WalRecord) -> Result<(), DiskError> {
-        disk.append(&self.wal, &encode(record))
+        disk.append(&self.wal, &encode_framed(record))
     }
 
     /// Write a snapshot's file; it counts only after [`Self::mark_snapshot_durable`].
     pub fn write_snapshot(&self, disk: &mut NodeDisk, snapshot: &Snapshot) -> Result<String, DiskError> {
         let path = self.snapshot_path(snapshot.last_index);
-        disk.replace(&path, &encode(snapshot))?;
+        disk.replace(&path, &encode_framed(snapshot))?;
         Ok(path)
     }
 
     /// Name the snapshot durable (after its fsync) and drop older snapshot files.
     pub fn mark_snapshot_durable(&self, disk: &mut NodeDisk, last_index: Index) -> Result<(), DiskError> {
-        disk.append(&self.state, &encode(&StateRecord::SnapshotDurable(last_index)))?;
+        disk.append(&self.state, &encode_framed(&StateRecord::SnapshotDurable(last_index)))?;
         Ok(())
     }
 
@@ -464,6 +476,16 @@ mod tests {
 
     fn entry(index: Index, term: u64) -> Entry {
         Entry { term, index, data: EntryData::Normal(vec![index as u8]) }
+    }
+
+    /// Files keep their bytes: a value framed in place is framed as its encoding was.
+    #[test]
+    fn encoding_in_place_frames_the_same_bytes() {
+        let hard = StateRecord::Hard(HardState { term: 3, voted_for: Some(2), commit: 9 });
+        let wal = WalRecord::Entries(vec![entry(1, 1), entry(2, 1)]);
+        assert_eq!(encode_framed(&hard), frame(&bincode::serialize(&hard).unwrap()));
+        assert_eq!(encode_framed(&wal), frame(&bincode::serialize(&wal).unwrap()));
+        assert_eq!(encode_framed(&()), frame(&[]));
     }
 
     #[test]
