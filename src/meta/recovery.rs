@@ -13,7 +13,10 @@ use super::bugs::MetaBugs;
 use super::entry::MetaEntry;
 use super::error::ApplyError;
 use super::model::{ConsumerAssignment, ConsumerKey, PeerId, StreamAssignment, StreamKey};
-use super::state::{validate_consumer, validate_stream_fields, Effect, MetaState};
+use super::projection::stream_with_consumers_term;
+use super::state::{
+    run_or_remove_consumer, run_or_remove_stream, validate_consumer, validate_stream_fields, Effect, MetaState,
+};
 
 /// Staged operations, at most this many keys in all: a log holds far fewer distinct assets.
 pub const STAGED_KEYS_MAX: usize = 1_000_000;
@@ -207,9 +210,24 @@ impl SnapshotDiff {
 struct SnapshotVerdicts {
     streams: BTreeMap<StreamKey, String>,
     consumers: BTreeMap<ConsumerKey, String>,
+    /// Some consumer sits in its stream's map under a name other than its own. Applying one
+    /// by one files it under its own name; the snapshot's maps cannot be taken as they are.
+    misfiled_consumers: bool,
+    /// The snapshot's projection digest, when asked for: summed stream by stream as the
+    /// validation passes, while each one's fields are still in cache, so that adopting the
+    /// snapshot takes no walk of its own over every assignment for it.
+    projection_sum: Option<u64>,
 }
 
 impl SnapshotVerdicts {
+    /// The snapshot's projection digest, when its maps can become a blank state's as they
+    /// are: the digest was asked for, every asset runs here (no marker to set, no parent to
+    /// stop) and every consumer is filed under its own name.
+    fn adoption(&self) -> Option<u64> {
+        let adoptable = self.streams.is_empty() && self.consumers.is_empty() && !self.misfiled_consumers;
+        self.projection_sum.filter(|_| adoptable)
+    }
+
     fn stream(&self, sa: &StreamAssignment) -> Option<&str> {
         if self.streams.is_empty() {
             return None;
@@ -239,7 +257,7 @@ fn validate_snapshot_stream(
     if let Some(reason) = decoded.unsupported_reason() {
         verdicts.streams.insert(key.clone(), reason.to_string());
     }
-    for ca in sa.consumers.values() {
+    for (name, ca) in &sa.consumers {
         let decoded = validate_consumer(ca, api_level)?;
         if ca.account != key.account || ca.stream != key.name {
             return Err(format!("snapshot holds consumer {} under stream {key}", ca.key()));
@@ -247,6 +265,7 @@ fn validate_snapshot_stream(
         if let Some(reason) = decoded.unsupported_reason() {
             verdicts.consumers.insert(ca.key(), reason.to_string());
         }
+        verdicts.misfiled_consumers |= *name != ca.name;
     }
     Ok(())
 }
@@ -269,19 +288,24 @@ impl MetaState {
 
     /// Validate every assignment of a snapshot before anything changes (no partial apply); a
     /// failure becomes the sticky write error. Every config is parsed here once; what applying
-    /// needs from the parse comes back as verdicts.
+    /// needs from the parse comes back as verdicts, with the projection digest when
+    /// `with_digest`.
     fn validate_snapshot(
         &mut self,
         index: u64,
         streams: &BTreeMap<StreamKey, StreamAssignment>,
+        with_digest: bool,
     ) -> Result<SnapshotVerdicts, ApplyError> {
         if let Some(e) = &self.write_error {
             return Err(ApplyError::Stopped(e.clone()));
         }
-        let mut verdicts = SnapshotVerdicts::default();
+        let mut verdicts = SnapshotVerdicts { projection_sum: with_digest.then_some(0), ..Default::default() };
         for (key, sa) in streams {
             if let Err(reason) = validate_snapshot_stream(key, sa, self.api_level(), &mut verdicts) {
                 return Err(self.fail(index, reason));
+            }
+            if let Some(sum) = &mut verdicts.projection_sum {
+                *sum = sum.wrapping_add(stream_with_consumers_term(key, sa));
             }
         }
         Ok(verdicts)
@@ -296,7 +320,77 @@ impl MetaState {
         streams: BTreeMap<StreamKey, StreamAssignment>,
         me: PeerId,
     ) -> Result<Vec<Effect>, ApplyError> {
-        let verdicts = self.validate_snapshot(index, &streams)?;
+        self.apply_snapshot_adopting(index, streams, me, true)
+    }
+
+    /// [`Self::apply_snapshot`] as a diff whatever the state: what adopting must equal.
+    #[cfg(test)]
+    pub(super) fn apply_snapshot_by_diff(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        me: PeerId,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        self.apply_snapshot_adopting(index, streams, me, false)
+    }
+
+    /// [`Self::apply_snapshot`], which adopts the snapshot's maps when `may_adopt` and the
+    /// state and snapshot allow it.
+    fn apply_snapshot_adopting(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        me: PeerId,
+        may_adopt: bool,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        let may_adopt = may_adopt && self.is_blank();
+        let verdicts = self.validate_snapshot(index, &streams, may_adopt)?;
+        let effects = match verdicts.adoption() {
+            Some(projection_sum) => self.adopt_snapshot(streams, projection_sum, me),
+            None => self.apply_snapshot_diff(streams, &verdicts, me),
+        };
+        self.changed();
+        self.applied_index = self.applied_index.max(index);
+        Ok(effects)
+    }
+
+    /// Nothing assigned and nothing marked unsupported: a snapshot applied now only adds.
+    fn is_blank(&self) -> bool {
+        self.streams.is_empty() && self.unsupported_streams.is_empty() && self.unsupported_consumers.is_empty()
+    }
+
+    /// [`Self::apply_snapshot_diff`] onto a blank state, of a validated snapshot found
+    /// adoptable, whose projection digest is `projection_sum`. Every asset is an add, so the
+    /// snapshot's maps become the state's as they are, where the diff would take them apart
+    /// and insert every stream and consumer again, and the effects are the ones those adds
+    /// give, in the same order: on a server that starts from nothing, most of the cost of a
+    /// large snapshot was that rebuilding.
+    fn adopt_snapshot(
+        &mut self,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        projection_sum: u64,
+        me: PeerId,
+    ) -> Vec<Effect> {
+        let assets = streams.values().map(|sa| 1 + sa.consumers.len()).sum();
+        let mut effects = Vec::with_capacity(assets);
+        for (key, sa) in &streams {
+            effects.push(run_or_remove_stream(key.clone(), sa, me));
+            for ca in sa.consumers.values() {
+                effects.push(run_or_remove_consumer(ca.key(), ca.created_ms, ca.group.clone(), me));
+            }
+        }
+        self.projection_sum = projection_sum;
+        self.streams = streams;
+        effects
+    }
+
+    /// A validated snapshot applied as a diff against the current assignments (§3.3).
+    fn apply_snapshot_diff(
+        &mut self,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        verdicts: &SnapshotVerdicts,
+        me: PeerId,
+    ) -> Vec<Effect> {
         let diff = SnapshotDiff::new(&self.streams, streams);
         let mut effects = Vec::with_capacity(diff.effects_hint());
         for sa in &diff.stream_deletes {
@@ -322,9 +416,7 @@ impl MetaState {
             let unsupported = verdicts.consumer(&ca);
             self.assign_consumer(ca, unsupported, None, me, &mut effects);
         }
-        self.changed();
-        self.applied_index = self.applied_index.max(index);
-        Ok(effects)
+        effects
     }
 
     /// Recovery mode: stage a meta snapshot at `index` (§3.3 steps 3–4). The diff is against
@@ -335,7 +427,7 @@ impl MetaState {
         streams: BTreeMap<StreamKey, StreamAssignment>,
         ru: &mut RecoveryUpdates,
     ) -> Result<(), ApplyError> {
-        self.validate_snapshot(index, &streams)?;
+        self.validate_snapshot(index, &streams, false)?;
         if !ru.bugs.recovery_snapshot_no_reconcile {
             ru.reconcile(&streams);
         }

@@ -545,6 +545,118 @@ fn snapshot_with_corrupt_config_bytes_in_a_valid_frame_is_refused() {
     }
 }
 
+/// A snapshot a blank server can adopt as it is: two accounts, streams and consumers with
+/// and without this server in their groups, a joiner, a stream without consumers.
+fn adoptable_snapshot() -> BTreeMap<StreamKey, StreamAssignment> {
+    let mut other_account = stream("O", 4, "go", &[1, 2]);
+    other_account.account = "other".into();
+    let mut joined = consumer("A", "J", 3, "gj", &[1, 2]);
+    joined.group.joiners = vec![2];
+    snapshot_of(vec![
+        with_consumers(
+            stream("A", 1, "ga", &[1, 2, 3]),
+            vec![consumer("A", "C", 2, "gc", &[1]), consumer("A", "D", 2, "gd", &[2, 3]), joined],
+        ),
+        with_consumers(stream("B", 1, "gb", &[2, 3]), vec![consumer("B", "C", 5, "gbc", &[1, 3])]),
+        stream("E", 6, "ge", &[1]),
+        other_account,
+    ])
+}
+
+/// Everything of a state that applying a snapshot decides.
+fn applied(state: &MetaState) -> impl PartialEq + std::fmt::Debug {
+    let unsupported_streams: Vec<(StreamKey, String)> =
+        state.unsupported_streams().map(|(k, r)| (k.clone(), r.to_string())).collect();
+    let unsupported_consumers: Vec<(ConsumerKey, String)> =
+        state.unsupported_consumers().map(|(k, r)| (k.clone(), r.to_string())).collect();
+    (
+        state.snapshot_streams().clone(),
+        state.projection_digest(),
+        unsupported_streams,
+        unsupported_consumers,
+        state.applied_index(),
+        state.write_error().map(str::to_string),
+        state.check_structure(),
+    )
+}
+
+/// A blank server adopts a snapshot's maps instead of applying it as a diff: the state, its
+/// kept digest and the effects (in order) are the diff's. Snapshots it cannot adopt (an
+/// asset unsupported here, a consumer filed under another name) take the diff, with the
+/// same result.
+#[test]
+fn adopting_a_snapshot_equals_applying_it_as_a_diff() {
+    let adoptable = adoptable_snapshot();
+    let mut unsupported_stream = adoptable.clone();
+    unsupported_stream.get_mut(&key("B")).expect("B").config_json = br#"{"name":"B","future":1}"#.to_vec();
+    let mut unsupported_consumer = adoptable.clone();
+    let c = unsupported_consumer.get_mut(&key("A")).expect("A").consumers.get_mut("D").expect("D");
+    c.config_json = br#"{"durable_name":"D","future":1}"#.to_vec();
+    let mut misfiled = adoptable.clone();
+    let a = misfiled.get_mut(&key("A")).expect("A");
+    let c = a.consumers.remove("C").expect("C");
+    a.consumers.insert("Z".into(), c);
+    for (name, snapshot) in [
+        ("adoptable", adoptable),
+        ("unsupported stream", unsupported_stream),
+        ("unsupported consumer", unsupported_consumer),
+        ("misfiled consumer", misfiled),
+    ] {
+        let (mut adopting, mut diffing) = (MetaState::default(), MetaState::default());
+        let adopted = adopting.apply_snapshot(7, snapshot.clone(), ME).expect("valid");
+        let diffed = diffing.apply_snapshot_by_diff(7, snapshot.clone(), ME).expect("valid");
+        assert_eq!(adopted, diffed, "{name}: effects");
+        assert_eq!(applied(&adopting), applied(&diffing), "{name}: state");
+        let full = super::projection::projection_digest_of(adopting.snapshot_streams());
+        assert_eq!(adopting.projection_digest(), full, "{name}: the kept digest");
+        assert!(adopting.revision() != MetaState::default().revision());
+    }
+}
+
+/// Adopting skips no check: a snapshot with a defect anywhere is refused on a blank server
+/// with an error naming the place, and nothing is applied.
+#[test]
+fn a_blank_server_refuses_a_defective_snapshot() {
+    type Defect = fn(&mut BTreeMap<StreamKey, StreamAssignment>);
+    let defects: [(&str, Defect, &str); 5] = [
+        (
+            "stream under another key",
+            |s| s.get_mut(&key("B")).expect("B").account = "other".into(),
+            "snapshot holds stream other:B under acc:B",
+        ),
+        (
+            "consumer under another stream",
+            |s| s.get_mut(&key("A")).expect("A").consumers.get_mut("C").expect("C").stream = "B".into(),
+            "consumer acc:B:C under stream acc:A",
+        ),
+        (
+            "consumer group with a peer twice",
+            |s| s.get_mut(&key("B")).expect("B").consumers.get_mut("C").expect("C").group.peers = vec![3, 3],
+            "consumer acc:B:C: raft group gbc lists peer 3 twice",
+        ),
+        (
+            "stream config naming another stream",
+            |s| s.get_mut(&key("E")).expect("E").config_json = config("F", &[], 1),
+            "stream acc:E: config names stream \"F\"",
+        ),
+        (
+            "consumer config that is not JSON",
+            |s| s.get_mut(&key("A")).expect("A").consumers.get_mut("D").expect("D").config_json = b"{".to_vec(),
+            "consumer acc:A:D: config does not decode",
+        ),
+    ];
+    for (name, defect, place) in defects {
+        let mut snapshot = adoptable_snapshot();
+        defect(&mut snapshot);
+        let mut state = MetaState::default();
+        let error = state.apply_snapshot(7, snapshot, ME).expect_err(name).to_string();
+        assert!(error.contains(place), "{name}: {error}");
+        assert_eq!(state.write_error(), Some(error.as_str()), "{name}: the error is sticky");
+        assert_eq!(state.streams().count(), 0, "{name}: nothing applied");
+        assert_eq!(state.projection_digest(), 0, "{name}: nothing counted");
+    }
+}
+
 /// A random history of meta entries over a few names: creates (new incarnations), updates,
 /// stale and current deletes, consumer creates and deletes (stale ones too: a removal of an
 /// incarnation already removed, which may land after the name was re-created).

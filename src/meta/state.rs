@@ -69,7 +69,7 @@ pub struct MetaState {
     pub(super) applied_index: u64,
     /// [`MetaState::projection_digest`], kept as `streams` changes: the sum of the terms of
     /// every stream and consumer (see [`projection`]).
-    projection_sum: u64,
+    pub(super) projection_sum: u64,
     /// Debug builds: whether `projection_sum` was checked against a digest from scratch since
     /// the last change.
     digest_checked: Cell<bool>,
@@ -368,11 +368,7 @@ impl MetaState {
         } else {
             // The key is copied only when an answer needs it too.
             let answer = reply.map(|reply| (reply, Outcome::ConsumerCreated(key.clone())));
-            if group.is_member(me) {
-                effects.push(Effect::RunConsumer { key, created_ms, group });
-            } else {
-                effects.push(Effect::RemoveLocalConsumer { key, created_ms_max: None });
-            }
+            effects.push(run_or_remove_consumer(key, created_ms, group, me));
             if let Some((reply, outcome)) = answer {
                 effects.push(Effect::Respond { reply, result: Ok(outcome) });
             }
@@ -458,11 +454,7 @@ impl MetaState {
         }
         // The key is copied only when an answer needs it too.
         let answer = reply.map(|reply| (reply, outcome(key.clone())));
-        if sa.group.is_member(me) {
-            effects.push(Effect::RunStream { key, created_ms: sa.created_ms, group: sa.group.clone() });
-        } else {
-            effects.push(Effect::RemoveLocalStream { key, created_ms_max: None });
-        }
+        effects.push(run_or_remove_stream(key, sa, me));
         if let Some((reply, outcome)) = answer {
             effects.push(Effect::Respond { reply, result: Ok(outcome) });
         }
@@ -668,6 +660,25 @@ pub fn project(streams: &BTreeMap<StreamKey, StreamAssignment>) -> Projection {
         }
     }
     p
+}
+
+/// What this server does with a supported stream it was just assigned: run it as a member of
+/// its group, or remove any local copy when it is not one.
+pub(super) fn run_or_remove_stream(key: StreamKey, sa: &StreamAssignment, me: PeerId) -> Effect {
+    if sa.group.is_member(me) {
+        Effect::RunStream { key, created_ms: sa.created_ms, group: sa.group.clone() }
+    } else {
+        Effect::RemoveLocalStream { key, created_ms_max: None }
+    }
+}
+
+/// [`run_or_remove_stream`] for a consumer, whose group the caller hands over.
+pub(super) fn run_or_remove_consumer(key: ConsumerKey, created_ms: u64, group: RaftGroup, me: PeerId) -> Effect {
+    if group.is_member(me) {
+        Effect::RunConsumer { key, created_ms, group }
+    } else {
+        Effect::RemoveLocalConsumer { key, created_ms_max: None }
+    }
 }
 
 fn respond(effects: &mut Vec<Effect>, reply: Option<Reply>, outcome: Outcome) {
