@@ -293,8 +293,11 @@ pub mod sorted_map {
     use serde::de::{MapAccess, Visitor};
     use serde::{Deserialize, Deserializer};
 
-    /// Room reserved up front at most: a corrupt length must not ask for a huge allocation.
-    const RESERVED_ENTRIES_MAX: usize = 4_096;
+    /// Room reserved up front at most, in bytes: a corrupt length must not ask for a huge
+    /// allocation. Up to it, a map's entries go where its length says, at once: grown
+    /// instead, a snapshot's map of streams filled and copied buffers of twice its size
+    /// (reserved room that is never written costs nothing: its pages are never touched).
+    const RESERVED_BYTES_MAX: usize = 16 << 20;
 
     pub fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
     where
@@ -315,7 +318,8 @@ pub mod sorted_map {
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BTreeMap<K, V>, A::Error> {
-            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(RESERVED_ENTRIES_MAX));
+            let room = RESERVED_BYTES_MAX / std::mem::size_of::<(K, V)>().max(1);
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(room));
             while let Some(entry) = map.next_entry()? {
                 entries.push(entry);
             }
