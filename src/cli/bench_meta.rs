@@ -59,7 +59,7 @@ pub fn snapshot(streams: usize, consumers: usize) {
         let mut sa = stream(&name, 1_000 + s as u64);
         for c in 0..consumers {
             let ca = consumer(&name, &format!("C{c}"), 2_000 + c as u64);
-            sa.consumers.insert(ca.name.clone(), ca);
+            sa.consumers.insert(ca.name.clone(), Box::new(ca));
         }
         state.insert(sa.key(), sa);
     }

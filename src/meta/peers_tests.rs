@@ -70,7 +70,8 @@ fn state_with(streams: &[StreamAssignment]) -> MetaState {
     let mut index = 0;
     for sa in streams {
         let mut entries = vec![MetaEntry::AssignStream { sa: sa.without_consumers(), reply: None }];
-        entries.extend(sa.consumers.values().map(|ca| MetaEntry::AssignConsumer { ca: ca.clone(), reply: None }));
+        entries
+            .extend(sa.consumers.values().map(|ca| MetaEntry::AssignConsumer { ca: ca.as_ref().clone(), reply: None }));
         for entry in entries {
             index += 1;
             state.apply(index, &entry.encode(), 99, &mut inflight).expect("applies");
@@ -91,8 +92,8 @@ fn placed(entry: &MetaEntry) -> (&str, &[PeerId]) {
 #[test]
 fn stale_peer_is_replaced_in_the_same_group_and_consumers_follow() {
     let mut x = stream("X", 3, &[1, 2, 3]);
-    x.consumers.insert("C".into(), consumer("X", "C", true, &[2, 3]));
-    x.consumers.insert("D".into(), consumer("X", "D", true, &[1]));
+    x.consumers.insert("C".into(), Box::new(consumer("X", "C", true, &[2, 3])));
+    x.consumers.insert("D".into(), Box::new(consumer("X", "D", true, &[1])));
     let state = state_with(&[x]);
     let inflight = Inflight::default();
     // Server 3 left the meta group; 4 and 5 remain candidates.
@@ -139,8 +140,8 @@ fn short_group_is_topped_up_only_while_a_peer_has_room() {
 #[test]
 fn group_with_every_peer_removed_moves_and_reports_its_data_lost() {
     let mut x = stream("X", 1, &[3]);
-    x.consumers.insert("E".into(), consumer("X", "E", false, &[3]));
-    x.consumers.insert("D".into(), consumer("X", "D", true, &[3]));
+    x.consumers.insert("E".into(), Box::new(consumer("X", "E", false, &[3])));
+    x.consumers.insert("D".into(), Box::new(consumer("X", "D", true, &[3])));
     let state = state_with(&[x]);
     let remap = reconcile_peers(&state, &Inflight::default(), &ctx(&[1, 2]), &mut ChaCha8Rng::seed_from_u64(7));
     assert!(remap.emptied_groups.contains(&"S-X".to_string()));
@@ -178,7 +179,7 @@ fn stray_consumers_follow_their_stream() {
     assert!(!peers_need_reconcile(&state, &inflight, &ctx(&[0, 1, 2, 3])), "nothing to heal");
 
     let stray = consumer("S", "C", true, &[1, 3]);
-    sa.consumers.insert(stray.name.clone(), stray);
+    sa.consumers.insert(stray.name.clone(), Box::new(stray));
     let state = state_with(&[sa]);
     assert!(peers_need_reconcile(&state, &inflight, &ctx(&[0, 1, 2, 3])));
     let remap = reconcile_peers(&state, &inflight, &ctx(&[0, 1, 2, 3]), &mut ChaCha8Rng::seed_from_u64(1));
@@ -231,9 +232,9 @@ fn consumer_group<'e>(entries: &'e [MetaEntry], name: &str) -> Option<&'e RaftGr
 #[test]
 fn shrunk_consumers_are_topped_up_to_their_replicas() {
     let mut x = stream("X", 3, &[0, 1, 2]);
-    x.consumers.insert("C".into(), consumer_of("X", "C", true, 0, &[1, 2]));
-    x.consumers.insert("D".into(), consumer_of("X", "D", true, 2, &[1]));
-    x.consumers.insert("E".into(), consumer_of("X", "E", true, 1, &[2]));
+    x.consumers.insert("C".into(), Box::new(consumer_of("X", "C", true, 0, &[1, 2])));
+    x.consumers.insert("D".into(), Box::new(consumer_of("X", "D", true, 2, &[1])));
+    x.consumers.insert("E".into(), Box::new(consumer_of("X", "E", true, 1, &[2])));
     let state = state_with(&[x]);
     let inflight = Inflight::default();
     let ctx = ctx(&[0, 1, 2, 3]);
@@ -253,7 +254,7 @@ fn shrunk_consumers_are_topped_up_to_their_replicas() {
 
     // A stream short of its replicas with nowhere to grow bounds its consumers: C has both.
     let mut y = stream("Y", 3, &[1, 2]);
-    y.consumers.insert("C".into(), consumer_of("Y", "C", true, 0, &[1]));
+    y.consumers.insert("C".into(), Box::new(consumer_of("Y", "C", true, 0, &[1])));
     let short = state_with(&[y]);
     let mut no_room = ctx.clone();
     no_room.unplaceable_peers = vec![0, 3];

@@ -179,10 +179,10 @@ impl SnapshotDiff {
                             Some(nca) => recreated(oca.created_ms, &oca.group.name, nca.created_ms, &nca.group.name),
                         };
                         if gone {
-                            diff.consumer_deletes.push(oca.clone());
+                            diff.consumer_deletes.push(oca.as_ref().clone());
                         }
                     }
-                    diff.consumer_adds.extend(std::mem::take(&mut nsa.consumers).into_values());
+                    diff.consumer_adds.extend(std::mem::take(&mut nsa.consumers).into_values().map(|ca| *ca));
                     diff.stream_checks.push(nsa);
                 }
             }
@@ -402,7 +402,7 @@ impl MetaState {
             self.assign_stream(sa, unsupported, None, me, &mut effects);
             for ca in consumers.into_values() {
                 let unsupported = verdicts.consumer(&ca);
-                self.assign_consumer(ca, unsupported, None, me, &mut effects);
+                self.assign_consumer(*ca, unsupported, None, me, &mut effects);
             }
         }
         for sa in diff.stream_checks {
@@ -439,7 +439,7 @@ impl MetaState {
             let consumers = std::mem::take(&mut sa.consumers);
             ru.add_stream(sa);
             for ca in consumers.into_values() {
-                ru.add_or_update_consumer(ca);
+                ru.add_or_update_consumer(*ca);
             }
         }
         for sa in diff.stream_checks {

@@ -48,7 +48,7 @@ fn consumer(stream: &str, name: &str, created_ms: u64, group: &str, peers: &[Pee
 }
 
 fn with_consumers(mut sa: StreamAssignment, cas: Vec<ConsumerAssignment>) -> StreamAssignment {
-    sa.consumers = cas.into_iter().map(|ca| (ca.name.clone(), ca)).collect();
+    sa.consumers = cas.into_iter().map(|ca| (ca.name.clone(), Box::new(ca))).collect();
     sa
 }
 
@@ -704,13 +704,13 @@ fn history(seed: u64, len: usize) -> Vec<MetaEntry> {
             (4, Some(mut sa)) => {
                 let cname = ["X", "Y"][rng.gen_range(0..2)];
                 let ca = consumer(&name, cname, clock, &format!("c{clock}"), &sa.group.peers);
-                sa.consumers.insert(cname.into(), ca.clone());
+                sa.consumers.insert(cname.into(), Box::new(ca.clone()));
                 live.insert(name, sa);
                 out.push(MetaEntry::AssignConsumer { ca, reply: None });
             }
             (5, Some(mut sa)) if !sa.consumers.is_empty() => {
                 let cname = sa.consumers.keys().next().cloned().expect("non-empty");
-                let ca = sa.consumers.remove(&cname).expect("present");
+                let ca = *sa.consumers.remove(&cname).expect("present");
                 live.insert(name, sa);
                 dead_consumers.push(ca.clone());
                 out.push(MetaEntry::RemoveConsumer { ca, reply: None });

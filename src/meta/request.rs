@@ -160,7 +160,7 @@ pub fn handle(
             // Applied state only (§2.7): an inflight-only consumer cannot be deleted yet.
             let sa = state.stream(&StreamKey::new(account, stream)).ok_or(ApiError::StreamNotFound)?;
             let ca = sa.consumers.get(name).ok_or(ApiError::ConsumerNotFound)?;
-            Ok(MetaEntry::RemoveConsumer { ca: ca.clone(), reply })
+            Ok(MetaEntry::RemoveConsumer { ca: ca.as_ref().clone(), reply })
         }
         MetaRequest::RemoveStreamPeer { account, name, peer } => {
             h.remove_stream_peer(&StreamKey::new(account, name), *peer, reply, rng)

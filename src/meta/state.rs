@@ -350,7 +350,7 @@ impl MetaState {
         let (created_ms, group) = (ca.created_ms, ca.group.clone());
         let replaced = sa.consumers.get(&ca.name).map_or(0, |old| consumer_term(&skey, &ca.name, old));
         let added = consumer_term(&skey, &ca.name, &ca);
-        sa.consumers.insert(ca.name.clone(), ca);
+        sa.consumers.insert(ca.name.clone(), Box::new(ca));
         self.projection_sum = self.projection_sum.wrapping_sub(replaced).wrapping_add(added);
         self.changed();
         if let Some(reason) = unsupported {
@@ -496,7 +496,7 @@ impl MetaState {
 
     /// The applied consumer assignment (under its applied parent).
     pub fn consumer(&self, key: &ConsumerKey) -> Option<&ConsumerAssignment> {
-        self.streams.get(&key.stream_key()).and_then(|sa| sa.consumers.get(&key.name))
+        self.streams.get(&key.stream_key()).and_then(|sa| sa.consumers.get(&key.name)).map(Box::as_ref)
     }
 
     /// The offline reason when this process judged the stream unsupported.

@@ -62,7 +62,7 @@ impl Inflight {
         let mut out: Vec<&ConsumerAssignment> =
             inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
         if let Some(sa) = state.stream(stream).filter(|_| !self.hides_applied_consumers(state, stream)) {
-            out.extend(sa.consumers.values().filter(|ca| self.consumer(&ca.key()).is_none()));
+            out.extend(sa.consumers.values().map(Box::as_ref).filter(|ca| self.consumer(&ca.key()).is_none()));
         }
         out
     }

@@ -445,7 +445,9 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
         // for, bounded by its stream's peers.
         let wanted = |ca: &ConsumerAssignment| meta::consumer_peers_wanted(ca, sa, &MetaBugs::default());
         let supported = |ca: &&ConsumerAssignment| state.consumer_unsupported(&ca.key()).is_none();
-        if let Some(ca) = sa.consumers.values().filter(supported).find(|ca| ca.group.peers.len() < wanted(ca)) {
+        if let Some(ca) =
+            sa.consumers.values().map(Box::as_ref).filter(supported).find(|ca| ca.group.peers.len() < wanted(ca))
+        {
             let message = format!(
                 "consumer {} has {} of the {} peers it should have on its stream's {:?}",
                 ca.key(),
@@ -458,7 +460,8 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
         // A consumer's shrink follows its stream's.
         let stream_shrunk = sa.group.peers.len() <= replicas;
         let extra = |ca: &&ConsumerAssignment| ca.group.peers.len() > wanted(ca) && led(&ca.group.name);
-        if let Some(ca) = sa.consumers.values().filter(|_| stream_shrunk).filter(supported).find(extra) {
+        if let Some(ca) = sa.consumers.values().map(Box::as_ref).filter(|_| stream_shrunk).filter(supported).find(extra)
+        {
             let message = format!(
                 "consumer {} has {} peers, {} more than it should",
                 ca.key(),

@@ -119,7 +119,7 @@ pub fn test_stream(created_ms: u64, group_name: &str, consumer: Option<(u64, &st
             config_json: b"{}".to_vec(),
             group: group(c_group),
         };
-        consumers.insert("C".to_string(), ca);
+        consumers.insert("C".to_string(), Box::new(ca));
     }
     StreamAssignment {
         account: "A".into(),
