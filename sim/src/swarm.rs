@@ -126,6 +126,24 @@ const CLIENT_GAP_MS_MEANS: &[u64] = &[50, 200, 600, 2_000];
 const LATENCY_MEAN_US: &[u64] = &[500, 2_000, 10_000, 40_000];
 const LOSS_PPM: &[u32] = &[0, 0, 1_000, 20_000, 100_000];
 
+/// What a profile draws unless it says otherwise: no bulk load, no limited servers, the
+/// swarm's usual paces, the usual client operations and no restarts after damage. Every
+/// profile names its own shape and faults.
+const USUAL: Profile = Profile {
+    name: "",
+    what: "",
+    servers: 5,
+    duration_ms: 60_000,
+    heal_at_ms: 30_000,
+    faults: NONE,
+    damaged_max: 0,
+    bulk: None,
+    limited: 0,
+    pace: None,
+    single_copy_percent: 0,
+    restart_damaged: false,
+};
+
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "default",
@@ -135,11 +153,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: ALL,
         damaged_max: 2,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "calm",
@@ -149,11 +163,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 20_000,
         faults: NONE,
         damaged_max: 0,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "network",
@@ -163,11 +173,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { network: true, ..NONE },
         damaged_max: 0,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "storage",
@@ -177,11 +183,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, power: true, disk: true, lies: true, ..NONE },
         damaged_max: 1,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "disk",
@@ -195,11 +197,7 @@ pub const PROFILES: &[Profile] = &[
         // One damaged disk: two that lost acknowledged data can outvote the intact copies,
         // which no replicated log survives.
         damaged_max: 1,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "churn",
@@ -209,11 +207,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, churn: true, membership: true, focused: true, ..NONE },
         damaged_max: 0,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "restarts",
@@ -223,11 +217,7 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, churn: true, focused: true, ..NONE },
         damaged_max: 0,
-        bulk: None,
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "scale",
@@ -240,10 +230,7 @@ pub const PROFILES: &[Profile] = &[
         // The last unit's follow-ups go out by 22 s: under the faults, with 8 s of them left,
         // and 38 s before the liveness checks.
         bulk: Some(BulkLoad { units_min: 300, units_max: 1_000, from_ms: 1_000, until_ms: 20_000, follow_up_ms: 2_000 }),
-        limited: 0,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "elections",
@@ -255,8 +242,6 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { network: true, clock: true, focused: true, ..NONE },
         damaged_max: 0,
-        bulk: None,
-        limited: 0,
         pace: Some(Pace {
             fault_gap_ms_means: &[300, 700, 1_500],
             client_gap_ms_means: &[50, 100],
@@ -264,8 +249,7 @@ pub const PROFILES: &[Profile] = &[
             loss_ppm: &[20_000, 50_000],
             hasten: true,
         }),
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
     Profile {
         name: "recovery",
@@ -278,11 +262,9 @@ pub const PROFILES: &[Profile] = &[
         heal_at_ms: 30_000,
         faults: FaultFamilies { process: true, power: true, disk: true, focused: true, ..NONE },
         damaged_max: 2,
-        bulk: None,
-        limited: 0,
-        pace: None,
         single_copy_percent: 60,
         restart_damaged: true,
+        ..USUAL
     },
     Profile {
         name: "mixed",
@@ -294,11 +276,8 @@ pub const PROFILES: &[Profile] = &[
         // One damaged disk: with the limited server, two would leave the system two servers
         // of five in full role, no quorum (mixed seed 11).
         damaged_max: 1,
-        bulk: None,
         limited: 1,
-        pace: None,
-        single_copy_percent: 0,
-        restart_damaged: false,
+        ..USUAL
     },
 ];
 
