@@ -371,3 +371,21 @@ fn bench_skips_recovery_figures_when_given_no_lengths() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("start-up recovery"), "{}", out.stdout);
 }
+
+/// `metasim bugs | head -1`: the reader is gone before the list is printed. The process ends
+/// by SIGPIPE, as other tools in a pipeline do, and prints no panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metasim"))
+        .arg("bugs")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?} {stderr}", out.status);
+}
