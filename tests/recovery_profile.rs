@@ -1,6 +1,6 @@
 //! The `recovery` fuzz profile (issue 20): disk damage found by a restart of the damaged server,
 //! and a workload weighted towards data one server holds alone (R1 streams and publishes to
-//! them). Other profiles draw neither.
+//! them). Other profiles draw neither, but `cutoff` (tests/cutoff_profile.rs).
 
 use metasim::server::wire::MetaOp;
 use sim::Action;
@@ -65,8 +65,8 @@ fn most_recovery_operations_are_on_single_copy_data_and_few_elsewhere() {
 }
 
 #[test]
-fn only_the_recovery_profile_draws_single_copy_operations_or_restarts_after_damage() {
-    for p in sim::swarm::PROFILES.iter().filter(|p| p.name != "recovery") {
+fn only_the_recovery_and_cutoff_profiles_draw_single_copy_operations_or_restarts_after_damage() {
+    for p in sim::swarm::PROFILES.iter().filter(|p| !["recovery", "cutoff"].contains(&p.name)) {
         assert_eq!((p.single_copy_percent, p.restart_damaged), (0, false), "{}", p.name);
     }
 }

@@ -65,7 +65,17 @@ pub struct Profile {
     /// Each disk fault is followed by a restart of the damaged server, which is where damage is
     /// found (a server reads its files at start); `false` draws nothing.
     pub restart_damaged: bool,
+    /// Each of those restarts comes back into a partition that cuts the server and one other
+    /// off from the rest for [`CUT_OFF_MS`]: a server back from damage, its view possibly
+    /// stale, that cannot reach a majority for a while. Only with `restart_damaged`; `false`
+    /// draws nothing.
+    pub cut_off_restarted: bool,
 }
+
+/// How long a restarted server stays cut off (one is picked per restart). Longer than the
+/// work a server owes some time after its start (the meta system's one-shot orphan check
+/// comes 30 s after its replay), so that work meets the stale view.
+pub const CUT_OFF_MS: &[u64] = &[35_000, 45_000];
 
 /// The lists a focused profile draws a seed's pace from instead of the swarm's usual ones
 /// (each a list to pick one from): a profile about one kind of narrow window (a leader losing
@@ -142,6 +152,7 @@ const USUAL: Profile = Profile {
     pace: None,
     single_copy_percent: 0,
     restart_damaged: false,
+    cut_off_restarted: false,
 };
 
 pub const PROFILES: &[Profile] = &[
@@ -267,6 +278,31 @@ pub const PROFILES: &[Profile] = &[
         ..USUAL
     },
     Profile {
+        name: "cutoff",
+        // Measured against `orphan-check-before-sync`: see the README's runs-to-find table.
+        what: "5 servers, 90 s: a few network faults and disk damage (lies too) on one server, each damage found by a restart into a partition that cuts that server and one other off for 35 or 45 s; a third of client operations on data one server holds alone (the system says what), healed at 60 s",
+        servers: 5,
+        // As in `disk`: faults for 60 s, so a restart in the first half meets the meta
+        // system's orphan check (30 s after it) cut off.
+        duration_ms: 90_000,
+        heal_at_ms: 60_000,
+        faults: FaultFamilies { network: true, disk: true, lies: true, focused: true, ..NONE },
+        damaged_max: 1,
+        // A fault every 25 s on average: a server damaged again restarts again, and each
+        // restart puts off the work it owes after its start.
+        pace: Some(Pace {
+            fault_gap_ms_means: &[25_000],
+            client_gap_ms_means: CLIENT_GAP_MS_MEANS,
+            latency_mean_us: LATENCY_MEAN_US,
+            loss_ppm: LOSS_PPM,
+            hasten: false,
+        }),
+        single_copy_percent: 30,
+        restart_damaged: true,
+        cut_off_restarted: true,
+        ..USUAL
+    },
+    Profile {
         name: "mixed",
         what: "5 servers, 60 s: the default faults healed at 30 s, one server in a limited role (the system says which role) chosen per seed",
         servers: 5,
@@ -291,6 +327,8 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// seed of another profile changes. `mixed` came in under 12 the same way: only a profile
 /// with limited servers draws them. `elections` came in under 15 the same way: a profile
 /// without a [`Pace`] draws from the same lists, and only a hastening one redraws its timers.
+/// `recovery` and `cutoff` came in under 15 the same way: only a profile that sets
+/// `single_copy_percent`, `restart_damaged` or `cut_off_restarted` draws for them.
 /// 9: `churn` draws peer removes (it was `peers`); the old `churn` is `restarts`. A seed of
 /// any profile runs as it did under 8 under its new name.
 /// 10: the same draws as 9, but the system's health query became pure (issue 15), so a seed
@@ -582,6 +620,9 @@ fn fault_steps<S: System>(
                 let found_at = t + pick(rng, &[100, 1_000, 5_000]);
                 if found_at < profile.heal_at_ms {
                     steps.push(Step { at_ms: found_at, action: Action::Restart { node } });
+                    if profile.cut_off_restarted {
+                        steps.extend(cut_off::<S>(rng, node, found_at, profile));
+                    }
                 }
             }
             let comeback = match &action {
@@ -600,6 +641,19 @@ fn fault_steps<S: System>(
         t += gap(rng, character.fault_gap_ms_mean);
     }
     steps
+}
+
+/// `node`, restarted at `at_ms`, comes back into a partition with one other server, healed
+/// [`CUT_OFF_MS`] later (or at the profile's heal, if sooner).
+fn cut_off<S: System>(rng: &mut ChaCha8Rng, node: NodeIndex, at_ms: u64, profile: &Profile) -> [StepOf<S>; 2] {
+    let servers = profile.servers;
+    let other = (node + rng.gen_range(1..servers.max(2))) % servers;
+    let rest: Vec<NodeIndex> = (0..servers).filter(|&n| n != node && n != other).collect();
+    let healed_at = (at_ms + pick(rng, CUT_OFF_MS)).min(profile.heal_at_ms);
+    [
+        Step { at_ms, action: Action::Partition { groups: vec![vec![node, other], rest] } },
+        Step { at_ms: healed_at, action: Action::HealNetwork {} },
+    ]
 }
 
 /// The server whose disk a fault damages (slow I/O damages nothing).
