@@ -21,6 +21,7 @@
 //! - [`revision`]: change stamps, so the oracle re-checks only what changed.
 
 pub mod bugs;
+mod config_memo;
 pub mod empty;
 pub mod entry;
 pub mod error;

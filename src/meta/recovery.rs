@@ -10,12 +10,14 @@ use rand::seq::SliceRandom;
 use rand::RngCore;
 
 use super::bugs::MetaBugs;
+use super::config_memo::ConsumerConfigs;
 use super::entry::MetaEntry;
 use super::error::ApplyError;
 use super::model::{ConsumerAssignment, ConsumerKey, PeerId, StreamAssignment, StreamKey};
 use super::projection::stream_with_consumers_term;
 use super::state::{
-    run_or_remove_consumer, run_or_remove_stream, validate_consumer, validate_stream_fields, Effect, MetaState,
+    consumer_config_refused, run_or_remove_consumer, run_or_remove_stream, validate_consumer_durable,
+    validate_consumer_fields, validate_stream_fields, Effect, MetaState,
 };
 
 /// Staged operations, at most this many keys in all: a log holds far fewer distinct assets.
@@ -244,13 +246,15 @@ impl SnapshotVerdicts {
 }
 
 /// Validate one snapshot stream and its consumers, noting in `verdicts` what is unsupported.
-fn validate_snapshot_stream(
+/// Each consumer is checked as [`validate_consumer`](super::state::validate_consumer) checks
+/// it, its config parsed through `configs` (once for all consumers with the same bytes).
+fn validate_snapshot_stream<'a>(
     key: &StreamKey,
-    sa: &StreamAssignment,
-    api_level: i64,
+    sa: &'a StreamAssignment,
+    configs: &mut ConsumerConfigs<'a>,
     verdicts: &mut SnapshotVerdicts,
 ) -> Result<(), String> {
-    let decoded = validate_stream_fields(sa, api_level)?;
+    let decoded = validate_stream_fields(sa, configs.api_level())?;
     if sa.account != key.account || sa.name != key.name {
         return Err(format!("snapshot holds stream {} under {key}", sa.key()));
     }
@@ -258,7 +262,9 @@ fn validate_snapshot_stream(
         verdicts.streams.insert(key.clone(), reason.to_string());
     }
     for (name, ca) in &sa.consumers {
-        let decoded = validate_consumer(ca, api_level)?;
+        validate_consumer_fields(ca)?;
+        let decoded = configs.decode(&ca.config_json).map_err(|e| consumer_config_refused(ca, e))?;
+        validate_consumer_durable(ca, decoded.config())?;
         if ca.account != key.account || ca.stream != key.name {
             return Err(format!("snapshot holds consumer {} under stream {key}", ca.key()));
         }
@@ -300,8 +306,9 @@ impl MetaState {
             return Err(ApplyError::Stopped(e.clone()));
         }
         let mut verdicts = SnapshotVerdicts { projection_sum: with_digest.then_some(0), ..Default::default() };
+        let mut configs = ConsumerConfigs::new(self.api_level());
         for (key, sa) in streams {
-            if let Err(reason) = validate_snapshot_stream(key, sa, self.api_level(), &mut verdicts) {
+            if let Err(reason) = validate_snapshot_stream(key, sa, &mut configs, &mut verdicts) {
                 return Err(self.fail(index, reason));
             }
             if let Some(sum) = &mut verdicts.projection_sum {

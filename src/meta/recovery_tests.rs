@@ -618,7 +618,7 @@ fn adopting_a_snapshot_equals_applying_it_as_a_diff() {
 #[test]
 fn a_blank_server_refuses_a_defective_snapshot() {
     type Defect = fn(&mut BTreeMap<StreamKey, StreamAssignment>);
-    let defects: [(&str, Defect, &str); 5] = [
+    let defects: [(&str, Defect, &str); 6] = [
         (
             "stream under another key",
             |s| s.get_mut(&key("B")).expect("B").account = "other".into(),
@@ -643,6 +643,16 @@ fn a_blank_server_refuses_a_defective_snapshot() {
             "consumer config that is not JSON",
             |s| s.get_mut(&key("A")).expect("A").consumers.get_mut("D").expect("D").config_json = b"{".to_vec(),
             "consumer acc:A:D: config does not decode",
+        ),
+        (
+            // The same bytes as A:D's config, which was valid there: a config parsed once
+            // for all consumers that share it is still checked against each one's name.
+            "consumer config naming another consumer's durable",
+            |s| {
+                let config = s[&key("A")].consumers["D"].config_json.clone();
+                s.get_mut(&key("B")).expect("B").consumers.get_mut("C").expect("C").config_json = config;
+            },
+            "consumer acc:B:C: config names durable \"D\"",
         ),
     ];
     for (name, defect, place) in defects {

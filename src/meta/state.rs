@@ -9,8 +9,8 @@ use super::entry::{MetaEntry, Reply};
 use super::error::ApiError;
 use super::inflight::Inflight;
 use super::model::{
-    ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup, StreamAssignment,
-    StreamConfig, StreamKey, API_LEVEL,
+    ConfigError, ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup,
+    StreamAssignment, StreamConfig, StreamKey, API_LEVEL,
 };
 use super::projection::{self, consumer_term, stream_term, stream_with_consumers_term};
 use super::revision::Revision;
@@ -104,17 +104,32 @@ pub(super) fn validate_stream_fields(sa: &StreamAssignment, api_level: i64) -> R
 }
 
 pub(super) fn validate_consumer(ca: &ConsumerAssignment, api_level: i64) -> Result<Decoded<ConsumerConfig>, String> {
+    validate_consumer_fields(ca)?;
+    let decoded = ca.config_at(api_level).map_err(|e| consumer_config_refused(ca, e))?;
+    validate_consumer_durable(ca, decoded.config())?;
+    Ok(decoded)
+}
+
+/// The checks of [`validate_consumer`] before its config is parsed.
+pub(super) fn validate_consumer_fields(ca: &ConsumerAssignment) -> Result<(), String> {
     if ca.name.is_empty() || ca.stream.is_empty() {
         return Err(format!("consumer assignment {} without a name or stream", ca.key()));
     }
-    ca.group.check().map_err(|e| format!("consumer {}: {e}", ca.key()))?;
-    let decoded = ca.config_at(api_level).map_err(|e| format!("consumer {}: {e}", ca.key()))?;
-    if let Some(durable) = &decoded.config().durable_name {
-        if *durable != ca.name {
-            return Err(format!("consumer {}: config names durable {durable:?}", ca.key()));
-        }
+    ca.group.check().map_err(|e| format!("consumer {}: {e}", ca.key()))
+}
+
+/// Why [`validate_consumer`] refuses `ca`, whose config does not decode.
+pub(super) fn consumer_config_refused(ca: &ConsumerAssignment, e: ConfigError) -> String {
+    format!("consumer {}: {e}", ca.key())
+}
+
+/// The check of [`validate_consumer`] after its config is parsed: the config names no other
+/// durable than the consumer.
+pub(super) fn validate_consumer_durable(ca: &ConsumerAssignment, config: &ConsumerConfig) -> Result<(), String> {
+    match &config.durable_name {
+        Some(durable) if *durable != ca.name => Err(format!("consumer {}: config names durable {durable:?}", ca.key())),
+        _ => Ok(()),
     }
-    Ok(decoded)
 }
 
 fn created_bound(created_ms: u64) -> Option<u64> {
