@@ -327,7 +327,21 @@ impl MetaState {
         streams: BTreeMap<StreamKey, StreamAssignment>,
         me: PeerId,
     ) -> Result<Vec<Effect>, ApplyError> {
-        self.apply_snapshot_adopting(index, streams, me, true)
+        self.apply_snapshot_adopting(index, streams, None, me, true)
+    }
+
+    /// [`Self::apply_snapshot`] of a snapshot whose projection digest the caller has
+    /// already computed: `digest` is `projection_digest_of(&streams)`. A blank server that
+    /// adopts the snapshot keeps it instead of summing every term again.
+    pub fn apply_digested_snapshot(
+        &mut self,
+        index: u64,
+        streams: BTreeMap<StreamKey, StreamAssignment>,
+        digest: u64,
+        me: PeerId,
+    ) -> Result<Vec<Effect>, ApplyError> {
+        debug_assert_eq!(digest, super::projection::projection_digest_of(&streams), "the snapshot's digest");
+        self.apply_snapshot_adopting(index, streams, Some(digest), me, true)
     }
 
     /// [`Self::apply_snapshot`] as a diff whatever the state: what adopting must equal.
@@ -338,20 +352,25 @@ impl MetaState {
         streams: BTreeMap<StreamKey, StreamAssignment>,
         me: PeerId,
     ) -> Result<Vec<Effect>, ApplyError> {
-        self.apply_snapshot_adopting(index, streams, me, false)
+        self.apply_snapshot_adopting(index, streams, None, me, false)
     }
 
     /// [`Self::apply_snapshot`], which adopts the snapshot's maps when `may_adopt` and the
-    /// state and snapshot allow it.
+    /// state and snapshot allow it; its projection digest is summed as it is validated,
+    /// unless the caller knows it (`digest`).
     fn apply_snapshot_adopting(
         &mut self,
         index: u64,
         streams: BTreeMap<StreamKey, StreamAssignment>,
+        digest: Option<u64>,
         me: PeerId,
         may_adopt: bool,
     ) -> Result<Vec<Effect>, ApplyError> {
         let may_adopt = may_adopt && self.is_blank();
-        let verdicts = self.validate_snapshot(index, &streams, may_adopt)?;
+        let mut verdicts = self.validate_snapshot(index, &streams, may_adopt && digest.is_none())?;
+        if may_adopt && digest.is_some() {
+            verdicts.projection_sum = digest;
+        }
         let effects = match verdicts.adoption() {
             Some(projection_sum) => self.adopt_snapshot(streams, projection_sum, me),
             None => self.apply_snapshot_diff(streams, &verdicts, me),

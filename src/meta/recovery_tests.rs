@@ -613,6 +613,28 @@ fn adopting_a_snapshot_equals_applying_it_as_a_diff() {
     }
 }
 
+/// A snapshot applied with the digest its installer computed gives what applying it alone
+/// gives: on a blank server (adopted, keeping that digest) and on one that holds a stream
+/// (a diff, which keeps its own sum).
+#[test]
+fn a_digested_snapshot_applies_as_the_snapshot_alone() {
+    use super::projection::projection_digest_of;
+
+    let snapshot = adoptable_snapshot();
+    let digest = projection_digest_of(&snapshot);
+    let mut holding = MetaState::default();
+    holding.apply_snapshot(3, snapshot_of(vec![stream("X", 1, "gx", &[1])]), ME).expect("valid");
+    for (name, start) in [("blank", MetaState::default()), ("holding", holding)] {
+        let (mut plain, mut digested) = (start.clone(), start);
+        let by_plain = plain.apply_snapshot(7, snapshot.clone(), ME).expect("valid");
+        let by_digested = digested.apply_digested_snapshot(7, snapshot.clone(), digest, ME).expect("valid");
+        assert_eq!(by_digested, by_plain, "{name}: effects");
+        assert_eq!(applied(&digested), applied(&plain), "{name}: state");
+        let full = projection_digest_of(digested.snapshot_streams());
+        assert_eq!(digested.projection_digest(), full, "{name}: the kept digest");
+    }
+}
+
 /// Adopting skips no check: a snapshot with a defect anywhere is refused on a blank server
 /// with an error naming the place, and nothing is applied.
 #[test]

@@ -345,7 +345,7 @@ impl MetaLayer {
             env.trace_with("meta-snapshot-staged", &index, || format!("meta#{index}"));
             return;
         }
-        match self.state.apply_snapshot(index, snapshot.streams, me) {
+        match self.state.apply_digested_snapshot(index, snapshot.streams, digest, me) {
             Ok(effects) => {
                 self.observe_projection(env);
                 self.run_effects(env, effects, false, false);
