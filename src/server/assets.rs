@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim::disk::NodeDisk;
 
-use super::storage::{frame, read_frames, StorageError};
+use super::storage::{encode_framed, read_frames, StorageError};
 use crate::meta::{ConsumerKey, LocalAsset, LocalAssets, StreamKey};
 
 pub const PREFIX: &str = "assets/";
@@ -59,7 +59,7 @@ pub fn sync(
     }
     for (group, record) in &wanted {
         if written.get(group) != Some(record) {
-            let bytes = frame(&bincode::serialize(record).expect("plain data encodes"));
+            let bytes = encode_framed(record);
             // A full disk leaves the asset without a file: after a restart it is not restored,
             // and the meta layer creates it again if it is still assigned here.
             if disk.replace(&path(group), &bytes).is_ok() {
