@@ -10,6 +10,7 @@
 
 pub mod harness;
 pub mod meta;
+pub mod prefault;
 pub mod raft;
 pub mod scenario;
 pub mod server;

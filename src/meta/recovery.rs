@@ -399,6 +399,7 @@ impl MetaState {
     ) -> Vec<Effect> {
         let assets = streams.values().map(|sa| 1 + sa.consumers.len()).sum();
         let mut effects = Vec::with_capacity(assets);
+        crate::prefault::prefault_spare(&mut effects);
         for (key, sa) in &streams {
             effects.push(run_or_remove_stream(key.clone(), sa, me));
             for ca in sa.consumers.values() {

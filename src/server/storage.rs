@@ -125,6 +125,7 @@ fn read_record<T: for<'de> Deserialize<'de>>(disk: &NodeDisk, path: &str) -> Res
 pub fn encode_framed<T: Serialize>(value: &T) -> Vec<u8> {
     let payload_len = bincode::serialized_size(value).expect("in-memory values encode") as usize;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload_len);
+    crate::prefault::prefault_spare(&mut out);
     out.resize(HEADER_BYTES, 0);
     bincode::serialize_into(&mut out, value).expect("in-memory values encode");
     let (header, payload) = out.split_at_mut(HEADER_BYTES);
