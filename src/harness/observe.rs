@@ -51,8 +51,8 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
         Observation::Membership { index, peer, member: false } => ghost.observe_peer_removed(index, peer),
         Observation::Membership { index, peer, member: true } => ghost.observe_peer_added(index, peer),
         Observation::PeerRemoveProposed { term, peer } => ghost.observe_peer_remove_proposed(node, term, peer),
-        Observation::ShrinkRemoving { group, index, removed } => {
-            ghost.observe_shrink_removing(node, group, index, removed)
+        Observation::ShrinkRemoving { group, index, removed, now_ms } => {
+            ghost.observe_shrink_removing(node, group, index, removed, now_ms)
         }
         Observation::PeerRemoveAnswered { term, peer } => ghost.observe_peer_remove_answered(node, term, peer),
         Observation::PeerRemoveDropped => ghost.observe_peer_remove_dropped(node),

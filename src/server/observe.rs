@@ -80,8 +80,9 @@ pub enum Observation<'a> {
     /// Meta index `index` removes `peer` from the meta group, or adds it.
     Membership { index: Index, peer: PeerId, member: bool },
     /// As leader of a scaled-down stream group, it proposed at `index` the removal of member
-    /// `removed`, to shrink the group to its replicas.
-    ShrinkRemoving { group: &'a str, index: Index, removed: PeerId },
+    /// `removed`, to shrink the group to its replicas, at `now_ms` on its monotonic clock (the
+    /// clock its raft node notes contacts by).
+    ShrinkRemoving { group: &'a str, index: Index, removed: PeerId, now_ms: u64 },
     /// The meta leader proposed the removal of `peer` in `term`.
     PeerRemoveProposed { term: Term, peer: PeerId },
     /// The meta leader answered the removal of `peer` it proposed in `term`.

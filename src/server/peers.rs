@@ -271,7 +271,7 @@ impl Server {
                 });
                 if let (true, EntryData::RemovePeer(removed)) = (shrinking, &change) {
                     let index = group.node.last_index();
-                    env.observe(Observation::ShrinkRemoving { group: name, index, removed: *removed });
+                    env.observe(Observation::ShrinkRemoving { group: name, index, removed: *removed, now_ms: now });
                 }
             }
         }

@@ -6,7 +6,10 @@
 //! or ran no copy of the group (its meta layer refused damaged files, or it judged the stream
 //! unsupported), could not be heard. A member that was heard then and broke later (a disk
 //! fault after the removal) was no choice of the shrink's; nor was keeping one silent member
-//! while removing another that was silent too.
+//! while removing another that was silent too; nor keeping one that fell silent so lately
+//! that the leader had heard from it within the rule's window of two heartbeats (disk seed
+//! 5821 of v15: a member stopped the stream 0.2 ms before the removal, on a consumer it could
+//! not support), which no leader can tell from a live one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +32,8 @@ struct Proposed {
     index: Index,
     leader: NodeIndex,
     removed: PeerId,
+    /// The leader's monotonic clock when it proposed.
+    now_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,23 +56,35 @@ impl ShrinkDecisions {
 
 impl Ghost {
     /// `leader` proposed removing `removed` from `group` at `index` to shrink it.
-    pub fn observe_shrink_removing(&mut self, leader: NodeIndex, group: &str, index: Index, removed: PeerId) {
+    pub fn observe_shrink_removing(
+        &mut self,
+        leader: NodeIndex,
+        group: &str,
+        index: Index,
+        removed: PeerId,
+        now_ms: u64,
+    ) {
         let shrinks = &mut self.shrinks;
         if shrinks.pending.len() < PENDING_MAX {
-            shrinks.pending.push(Proposed { group: group.to_string(), index, leader, removed });
+            shrinks.pending.push(Proposed { group: group.to_string(), index, leader, removed, now_ms });
         }
     }
 
     /// After the event: note, for each removal it proposed, which members of the membership
     /// it left could not be heard.
     pub fn note_shrink_decisions(&mut self, cluster: &Cluster<'_, Server>) {
-        for Proposed { group, index, leader, removed } in std::mem::take(&mut self.shrinks.pending) {
+        for Proposed { group, index, leader, removed, now_ms } in std::mem::take(&mut self.shrinks.pending) {
             let Some(node) = cluster.server(leader).and_then(|s| s.group(&group)).map(|g| &g.node) else { continue };
             // A paused server's state is still there to read, but it answers nothing.
             let paused = |p: PeerId| cluster.view(p).is_some_and(|v| matches!(v.status, NodeStatus::Paused));
+            // Heard within the rule's window: what the leader knew of a member that fell silent
+            // a moment ago.
+            let window_ms = 2 * node.heartbeat_ms();
+            let heard_lately = |p: PeerId| node.heard_at(p).is_some_and(|at| now_ms < at.saturating_add(window_ms));
             let silent = |p: PeerId| {
-                paused(p)
-                    || cluster.server(p).is_none_or(|s| s.group(&group).is_none() || s.group_refused(&group).is_some())
+                (paused(p)
+                    || cluster.server(p).is_none_or(|s| s.group(&group).is_none() || s.group_refused(&group).is_some()))
+                    && !heard_lately(p)
             };
             let chosen_among = node.peers().iter().copied().chain([removed]);
             let unheard: BTreeSet<PeerId> = chosen_among.filter(|&p| p != leader && silent(p)).collect();
