@@ -287,7 +287,8 @@ pub const PROFILES: &[Profile] = &[
     },
     Profile {
         name: "cutoff",
-        // Measured against `orphan-check-before-sync`: see the README's runs-to-find table.
+        // Measured against `orphan-check-before-sync`: see the README's paragraph on `cutoff`
+        // under runs to find.
         what: "5 servers, 90 s: a few network faults and disk damage (lies in every seed) to one server's logs and state files, each damage found by a restart into a partition that cuts that server and one other off for 35 or 45 s; a third of client operations on data one server holds alone (the system says what), healed at 60 s",
         servers: 5,
         // As in `disk`: faults for 60 s, so a restart in the first half meets the meta
@@ -341,7 +342,8 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// with limited servers draws them. `elections` came in under 15 the same way: a profile
 /// without a [`Pace`] draws from the same lists, and only a hastening one redraws its timers.
 /// `recovery` and `cutoff` came in under 15 the same way: only a profile that sets
-/// `single_copy_percent`, `restart_damaged` or `cut_off_restarted` draws for them.
+/// `single_copy_percent`, `restart_damaged` or `cut_off_restarted` draws for them, and
+/// `lies_always` and `damage_kinds` change what a profile that sets them draws, no one else's.
 /// 9: `churn` draws peer removes (it was `peers`); the old `churn` is `restarts`. A seed of
 /// any profile runs as it did under 8 under its new name.
 /// 10: the same draws as 9, but the system's health query became pure (issue 15), so a seed

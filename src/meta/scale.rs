@@ -130,6 +130,10 @@ pub struct ShrinkMember {
     pub heard_ms: Option<u64>,
 }
 
+/// A member counts as heard from lately by a shrinking leader when it answered within this
+/// many heartbeats (see [`shrink_removal`]); the oracle judges a shrink by the same window.
+pub const HEARD_LATELY_HEARTBEATS: u64 = 2;
+
 /// The member the leader `me` of a scaled-down stream's group removes next to shrink it (it
 /// is one of `members`, and never removed itself), or `None` to wait a tick. It removes the
 /// member least caught up among those heard from lately, so that the member learns its
@@ -156,7 +160,7 @@ pub fn shrink_removal(
 ) -> Option<PeerId> {
     assert!(members.iter().any(|m| m.peer == me), "the leader shrinks a group it is a member of");
     assert!(members.len() > 1, "a group of one has no member to remove but its leader");
-    let window = if keeps_silent { lost_quorum_ms } else { 2 * heartbeat_ms };
+    let window = if keeps_silent { lost_quorum_ms } else { HEARD_LATELY_HEARTBEATS * heartbeat_ms };
     let heard = |m: &ShrinkMember| m.peer == me || m.heard_ms.is_some_and(|at| now_ms < at.saturating_add(window));
     let by_lag = |m: &&ShrinkMember| (m.match_index, std::cmp::Reverse(m.peer));
     let others = || members.iter().filter(|m| m.peer != me);

@@ -79,7 +79,7 @@ impl Ghost {
             let paused = |p: PeerId| cluster.view(p).is_some_and(|v| matches!(v.status, NodeStatus::Paused));
             // Heard within the rule's window: what the leader knew of a member that fell silent
             // a moment ago.
-            let window_ms = 2 * node.heartbeat_ms();
+            let window_ms = crate::meta::HEARD_LATELY_HEARTBEATS * node.heartbeat_ms();
             let heard_lately = |p: PeerId| node.heard_at(p).is_some_and(|at| now_ms < at.saturating_add(window_ms));
             let silent = |p: PeerId| {
                 (paused(p)
