@@ -121,6 +121,22 @@ pub enum Mutation {
     Drop { step: usize },
     /// A step of another run copied in.
     Splice { action: &'static str, at_ms: u64 },
+    /// One of the run's knobs turned to where narrow windows open ([`Knob`]).
+    Knob { knob: Knob },
+}
+
+/// The knobs a mutation turns, each to the setting a focused profile found to open a narrow
+/// window: a campaign on a broad profile can then reach it from the runs it already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// The system's fastest timers and smallest batches ([`Workload::hasten_config`](crate::Workload::hasten_config)):
+    /// leaders change often, followers acknowledge a few entries at a time.
+    Hasten,
+    /// Slow, lossy links ([`swarm::SLOW_LATENCY_MEAN_US`](crate::swarm::SLOW_LATENCY_MEAN_US),
+    /// [`swarm::LOSSY_LOSS_PPM`](crate::swarm::LOSSY_LOSS_PPM)): replication lags and elections race.
+    SlowLinks,
+    /// Both at once, as `elections` draws them.
+    Both,
 }
 
 impl std::fmt::Display for Mutation {
@@ -131,6 +147,9 @@ impl std::fmt::Display for Mutation {
             Mutation::Shift { step, to_ms } => write!(f, "step {step} to {to_ms} ms"),
             Mutation::Drop { step } => write!(f, "drop step {step}"),
             Mutation::Splice { action, at_ms } => write!(f, "splice {action} at {at_ms} ms"),
+            Mutation::Knob { knob: Knob::Hasten } => write!(f, "knob hasten"),
+            Mutation::Knob { knob: Knob::SlowLinks } => write!(f, "knob slow-links"),
+            Mutation::Knob { knob: Knob::Both } => write!(f, "knob hasten+slow-links"),
         }
     }
 }
@@ -162,19 +181,21 @@ fn is_fault<C, E>(action: &Action<C, E>) -> bool {
 }
 
 /// Derive a run from `parent`: one mutation drawn from `rng`, using `donor` (another run of
-/// the same shape) for splices and `moments` (times at which the parent first reached
-/// something new) for branch points. `None` when the drawn mutation has nothing to act on.
-pub fn mutate<C: Clone, E: Clone, K: Clone>(
+/// the same shape) for splices, `moments` (times at which the parent first reached something
+/// new) for branch points and `hasten` (the system's [`Knob::Hasten`]) for that knob. `None`
+/// when the drawn mutation has nothing to act on or changes nothing.
+pub fn mutate<C: Clone + PartialEq, E: Clone + PartialEq, K: Clone + PartialEq>(
     parent: &Scenario<C, E, K>,
     donor: &Scenario<C, E, K>,
     moments: &[u64],
+    hasten: &dyn Fn(&mut ChaCha8Rng, &mut K),
     rng: &mut ChaCha8Rng,
 ) -> Option<(Scenario<C, E, K>, Mutation)> {
     let mut child = parent.clone();
     let heal_ms = heal_at_ms(parent);
     let movable_steps: Vec<usize> = (0..child.steps.len()).filter(|&i| movable(&child.steps[i].action)).collect();
     let mutation = match rng.gen_range(0..100) {
-        0..=39 => {
+        0..=34 => {
             // Branch: at a moment the parent reached something new (a little before or
             // after it), or anywhere in the run.
             let at_ms = match moments {
@@ -190,12 +211,12 @@ pub fn mutate<C: Clone, E: Clone, K: Clone>(
             child.steps.push(Step { at_ms, action: Action::Reseed { seed } });
             Mutation::Branch { at_ms, seed }
         }
-        40..=49 => {
+        35..=44 => {
             let seed = rng.gen_range(0..SEED_LIMIT);
             child.seed = seed;
             Mutation::Reseed { seed }
         }
-        50..=69 => {
+        45..=59 => {
             let &step = pick(&movable_steps, rng)?;
             let at = child.steps[step].at_ms;
             let limit =
@@ -204,10 +225,25 @@ pub fn mutate<C: Clone, E: Clone, K: Clone>(
             child.steps[step].at_ms = to_ms;
             Mutation::Shift { step, to_ms }
         }
-        70..=84 => {
+        60..=69 => {
             let &step = pick(&movable_steps, rng)?;
             child.steps.remove(step);
             Mutation::Drop { step }
+        }
+        70..=89 => {
+            let knob = [Knob::Hasten, Knob::SlowLinks, Knob::Both][rng.gen_range(0..3)];
+            if knob != Knob::SlowLinks {
+                hasten(rng, &mut child.system);
+            }
+            if knob != Knob::Hasten {
+                child.network.latency_mean_us = *pick(crate::swarm::SLOW_LATENCY_MEAN_US, rng)?;
+                child.network.loss_ppm = *pick(crate::swarm::LOSSY_LOSS_PPM, rng)?;
+            }
+            // Already there: not a new run.
+            if child == *parent {
+                return None;
+            }
+            Mutation::Knob { knob }
         }
         _ => {
             if child.steps.len() >= STEPS_MAX || donor.servers != child.servers {
@@ -283,7 +319,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut kinds = BTreeMap::new();
         for _ in 0..500 {
-            let Some((child, mutation)) = mutate(&parent, &donor, &[10_000, 20_000], &mut rng) else { continue };
+            let Some((child, mutation)) = mutate(&parent, &donor, &[10_000, 20_000], &hasten, &mut rng) else {
+                continue;
+            };
             *kinds.entry(mutation.to_string().split(' ').next().unwrap_or_default().to_string()).or_insert(0) += 1;
             assert!(child.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{mutation}: steps out of order");
             assert_eq!(heal_at_ms(&child), heal_ms, "{mutation}: the heal moved");
@@ -293,7 +331,36 @@ mod tests {
             assert!(child.steps.iter().filter(|s| matches!(s.action, Action::Reseed { .. })).count() <= 1);
             assert_ne!(child, parent, "{mutation}: a mutant differs from its parent");
         }
-        assert_eq!(kinds.len(), 5, "every kind of mutation is drawn");
+        assert_eq!(kinds.len(), 6, "every kind of mutation is drawn");
+    }
+
+    /// The register has no timers to hasten: [`Knob::Hasten`] leaves its runs as they are.
+    fn hasten<K>(_: &mut ChaCha8Rng, _: &mut K) {}
+
+    #[test]
+    fn knobs_turn_links_slow_and_lossy_and_hasten_through_the_system() {
+        let profile = swarm::profile("default").unwrap();
+        let parent = swarm::generate::<RegisterSystem>(3, profile);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let hastened = std::cell::Cell::new(0);
+        let count = |_: &mut ChaCha8Rng, _: &mut _| hastened.set(hastened.get() + 1);
+        let (mut knobs, mut slowed) = (BTreeMap::new(), 0);
+        for _ in 0..1_000 {
+            let Some((child, mutation)) = mutate(&parent, &parent, &[], &count, &mut rng) else { continue };
+            let Mutation::Knob { knob } = mutation else { continue };
+            *knobs.entry(format!("{knob:?}")).or_insert(0) += 1;
+            assert_eq!(child.steps, parent.steps, "a knob leaves the timeline alone");
+            if knob != Knob::Hasten {
+                slowed += 1;
+                assert!(swarm::SLOW_LATENCY_MEAN_US.contains(&child.network.latency_mean_us));
+                assert!(swarm::LOSSY_LOSS_PPM.contains(&child.network.loss_ppm));
+            }
+        }
+        // A fifth of the draws are knobs. The register has nothing to hasten, so a mutant
+        // that only hastens is no new run and is not returned, but the system was asked.
+        assert_eq!(knobs.keys().collect::<Vec<_>>(), ["Both", "SlowLinks"], "{knobs:?}");
+        assert!((80..200).contains(&slowed), "{slowed} mutants with slow links in 1,000 draws");
+        assert!((80..200).contains(&hastened.get()), "{} hasten calls in 1,000 draws", hastened.get());
     }
 
     #[test]

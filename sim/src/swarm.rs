@@ -78,6 +78,12 @@ pub struct Profile {
     pub damage_kinds: &'static [&'static str],
 }
 
+/// Slow links (mean latency) and lossy ones (parts per million lost): `elections` draws its
+/// links from these, and a guided campaign's [`Knob::SlowLinks`](crate::guided::Knob) turns
+/// a run's links to them.
+pub const SLOW_LATENCY_MEAN_US: &[u64] = &[40_000, 80_000];
+pub const LOSSY_LOSS_PPM: &[u32] = &[20_000, 50_000];
+
 /// How long a restarted server stays cut off (one is picked per restart). Longer than the
 /// work a server owes some time after its start (the meta system's one-shot orphan check
 /// comes 30 s after its replay), so that work meets the stale view.
@@ -264,8 +270,8 @@ pub const PROFILES: &[Profile] = &[
         pace: Some(Pace {
             fault_gap_ms_means: &[300, 700, 1_500],
             client_gap_ms_means: &[50, 100],
-            latency_mean_us: &[40_000, 80_000],
-            loss_ppm: &[20_000, 50_000],
+            latency_mean_us: SLOW_LATENCY_MEAN_US,
+            loss_ppm: LOSSY_LOSS_PPM,
             hasten: true,
         }),
         ..USUAL

@@ -95,7 +95,8 @@ pub struct FuzzArgs {
     #[arg(long)]
     pub full_checks: bool,
     /// Coverage-guided: start with a few plain seeds, then derive runs from those that reached
-    /// new coverage (branched, reseeded, steps shifted, dropped or spliced). The range's length
+    /// new coverage (branched, reseeded, steps shifted, dropped or spliced, knobs turned: the
+    /// system's fastest timers, slow lossy links). The range's length
     /// is the budget of runs and its start seeds the campaign; failing derived runs are kept as
     /// scenario files beside the findings file.
     #[arg(long, conflicts_with_all = ["shard", "shard_from_env"])]

@@ -3,8 +3,9 @@
 //! The campaign starts with plain seeds. A run that reaches new coverage (a probe never hit,
 //! or hit a new number of times) joins the corpus. Then come batches of a few fresh seeds and
 //! runs derived from corpus entries ([`sim::guided::mutate`]): branched at a moment where the entry reached
-//! something new (its prefix replays exactly, then a fresh random stream), reseeded, or with
-//! a step shifted, dropped or copied from another entry.
+//! something new (its prefix replays exactly, then a fresh random stream), reseeded, with a
+//! step shifted, dropped or copied from another entry, or with a knob turned where focused
+//! profiles found narrow windows (the system's fastest timers, slow lossy links).
 //!
 //! The campaign is deterministic: batches are drawn from a stream seeded by the range's start
 //! and judged in order, whatever the number of workers, so run N of a campaign is the same run
@@ -122,7 +123,7 @@ pub fn campaign<S: System>(
             let mut moments = parent.moments.clone();
             moments.extend(novelty.rarest_moments(&parent.probes, RARE_MOMENTS));
             if let Some((scenario, mutation)) =
-                sim::guided::mutate(&parent.scenario, &donor.scenario, &moments, &mut rng)
+                sim::guided::mutate(&parent.scenario, &donor.scenario, &moments, &hasten::<S>, &mut rng)
             {
                 let run = tally.runs + derived.len() as u64;
                 let mut scenario = scenario;
@@ -295,6 +296,11 @@ fn finish<S: System>(
 }
 
 /// Where derived runs are written while they run.
+/// The system's [`sim::guided::Knob::Hasten`].
+fn hasten<S: System>(rng: &mut ChaCha8Rng, config: &mut sim::ConfigOf<S::Node>) {
+    <S::Workload as sim::Workload>::hasten_config(rng, config);
+}
+
 fn scratch_folder(start: u64) -> Result<PathBuf, CliError> {
     let dir = std::env::temp_dir().join(format!("metasim-guided-{}-{start}", std::process::id()));
     std::fs::create_dir_all(&dir)
