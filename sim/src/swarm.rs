@@ -76,6 +76,29 @@ pub struct Profile {
     /// The file kinds disk faults aim at, of the system's own ([`Node::FILE_KINDS`]); empty,
     /// or none of them the system's: all of its kinds.
     pub damage_kinds: &'static [&'static str],
+    /// A membership change while a minority is down, met by their restart ([`Outage`]);
+    /// `None` draws nothing, so a profile without one expands as before.
+    pub outage: Option<Outage>,
+}
+
+/// One outage per seed, at a time drawn in the first half of the faults: `down` servers go
+/// down together (up to 300 ms apart); while they are down, the servers still running are
+/// asked `remove_gap_ms` apart to remove `removes` members ([`Workload::remove_member_op`]):
+/// first the server that went down first (an operator removing a dead server), then servers
+/// still running, one of which may be the leader. `back_after_ms` after the last remove the
+/// down servers restart (0, 100 or 1,000 ms apart) with the view of the members they went down
+/// with, and the servers that stayed up crash `others_down_before_ms` before the first of
+/// those restarts and come back 0.5, 1.5 or 3 s later: the restarted servers hear from
+/// everyone, removed servers too, before any leader. Work a server does at start before it
+/// hears a leader (the meta system's cold-boot size check) then meets a stale view of the
+/// members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    pub down: u32,
+    pub removes: u32,
+    pub remove_gap_ms: u64,
+    pub back_after_ms: u64,
+    pub others_down_before_ms: u64,
 }
 
 /// Slow links (mean latency) and lossy ones (parts per million lost): `elections` draws its
@@ -167,6 +190,7 @@ const USUAL: Profile = Profile {
     cut_off_restarted: false,
     lies_always: false,
     damage_kinds: &[],
+    outage: None,
 };
 
 pub const PROFILES: &[Profile] = &[
@@ -323,6 +347,22 @@ pub const PROFILES: &[Profile] = &[
         ..USUAL
     },
     Profile {
+        name: "outage",
+        // Measured against `boot-size-after-restart`: see the README's paragraph on `outage`
+        // under runs to find.
+        what: "5 servers, 60 s: two servers go down together; while they are down the others remove one of them and two servers still running; the servers left crash just before the two come back with a stale view of the members; leader stepdowns and snapshots, healed at 30 s",
+        servers: 5,
+        duration_ms: 60_000,
+        heal_at_ms: 30_000,
+        // No other crashes or peer removes: they restart the down servers early or remove
+        // others than the outage's (runs per find over 500 seeds of a draft: 1 in 50 with
+        // `churn`'s crashes and removes, 1 in 20 with its removes, 1 in 9 without either).
+        faults: FaultFamilies { churn: true, focused: true, ..NONE },
+        damaged_max: 0,
+        outage: Some(Outage { down: 2, removes: 3, remove_gap_ms: 1_500, back_after_ms: 3_000, others_down_before_ms: 500 }),
+        ..USUAL
+    },
+    Profile {
         name: "mixed",
         what: "5 servers, 60 s: the default faults healed at 30 s, one server in a limited role (the system says which role) chosen per seed",
         servers: 5,
@@ -347,6 +387,7 @@ pub fn profile(name: &str) -> Option<&'static Profile> {
 /// seed of another profile changes. `mixed` came in under 12 the same way: only a profile
 /// with limited servers draws them. `elections` came in under 15 the same way: a profile
 /// without a [`Pace`] draws from the same lists, and only a hastening one redraws its timers.
+/// `outage` came in under 15 the same way: only a profile with an [`Outage`] draws one.
 /// `recovery` and `cutoff` came in under 15 the same way: only a profile that sets
 /// `single_copy_percent`, `restart_damaged` or `cut_off_restarted` draws for them, and
 /// `lies_always` and `damage_kinds` change what a profile that sets them draws, no one else's.
@@ -449,6 +490,10 @@ pub fn generate<S: System>(seed: u64, profile: &Profile) -> ScenarioOf<S> {
     }
     let mut steps = client_steps::<S>(&mut rng, &character, profile, &config);
     steps.extend(fault_steps::<S>(&mut rng, &character, profile, &damageable));
+    // Drawn only for a profile with an outage, after the other faults.
+    if let Some(outage) = &profile.outage {
+        steps.extend(outage_steps::<S>(&mut rng, outage, profile, &config));
+    }
     // Where power faults are on, some crash points lose power instead: drawn after the steps,
     // so the rest of the seed is what it was without them.
     if let Some(cp) = crash_points.as_mut().filter(|_| character.power) {
@@ -679,6 +724,54 @@ fn cut_off<S: System>(rng: &mut ChaCha8Rng, node: NodeIndex, at_ms: u64, profile
         Step { at_ms: healed_at, action: Action::HealNetwork {} },
     ]
 }
+
+/// The steps of `outage` (see [`Outage`]): it starts at a time drawn so that its last restart
+/// comes before the heal.
+fn outage_steps<S: System>(
+    rng: &mut ChaCha8Rng,
+    outage: &Outage,
+    profile: &Profile,
+    config: &ConfigOf<S::Node>,
+) -> Vec<StepOf<S>> {
+    let span = outage.remove_gap_ms * u64::from(outage.removes + 1) + outage.back_after_ms + 2_000;
+    let latest = profile.heal_at_ms.saturating_sub(span).max(OUTAGE_FROM_MS + 1);
+    let mut t = rng.gen_range(OUTAGE_FROM_MS..latest);
+    let mut nodes: Vec<NodeIndex> = (0..profile.servers).collect();
+    nodes.shuffle(rng);
+    let (down, up) = nodes.split_at((outage.down as usize).min(nodes.len().saturating_sub(1)));
+    let mut steps = Vec::new();
+    for &node in down {
+        steps.push(Step { at_ms: t, action: Action::Crash { node } });
+        t += pick(rng, &[0, 50, 300]);
+    }
+    // The first down server, then servers still running, in an order drawn per seed.
+    let mut others = up.to_vec();
+    others.shuffle(rng);
+    let targets = down.iter().take(1).chain(&others).take(outage.removes as usize);
+    for &target in targets {
+        t += outage.remove_gap_ms;
+        let via = pick(rng, up);
+        if let Some(op) = S::Workload::remove_member_op(config, target) {
+            steps.push(Step { at_ms: t, action: Action::Client { node: Some(via), op } });
+        }
+    }
+    t += outage.back_after_ms;
+    let others_at = t - outage.others_down_before_ms.min(outage.back_after_ms);
+    for &node in up {
+        steps.push(Step { at_ms: others_at, action: Action::Crash { node } });
+        steps.push(Step { at_ms: others_at + pick(rng, &[500, 1_500, 3_000]), action: Action::Restart { node } });
+    }
+    let mut back = down.to_vec();
+    back.shuffle(rng);
+    for node in back {
+        steps.push(Step { at_ms: t, action: Action::Restart { node } });
+        t += pick(rng, &[0, 100, 1_000]);
+    }
+    steps
+}
+
+/// An outage starts no sooner than this.
+const OUTAGE_FROM_MS: u64 = 2_000;
 
 /// The file kinds `profile`'s disk faults aim at: its own list, of those the system has, or
 /// all of the system's.

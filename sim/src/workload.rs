@@ -62,4 +62,10 @@ pub trait Workload: 'static {
     fn membership_op(_rng: &mut dyn RngCore, _config: &ConfigOf<Self::Node>) -> Option<ClientOpOf<Self::Node>> {
         None
     }
+    /// The membership change that removes `node` from the system's membership (an operator's
+    /// peer remove by id), for profiles that remove chosen servers; `None` when the system has
+    /// none. Draws nothing.
+    fn remove_member_op(_config: &ConfigOf<Self::Node>, _node: NodeIndex) -> Option<ClientOpOf<Self::Node>> {
+        None
+    }
 }

@@ -63,6 +63,10 @@ impl Workload for MetaWorkload {
         })
     }
 
+    fn remove_member_op(_config: &ServerConfig, node: NodeIndex) -> Option<MetaOp> {
+        Some(MetaOp::RemovePeer { peer: Some(node), name: None })
+    }
+
     fn client_op(rng: &mut dyn RngCore, config: &ServerConfig) -> MetaOp {
         // A few names, so creates collide (idempotent or conflicting), deletes find their
         // target, and consumers find their stream. Mirrors (M0, M1) are a small share: creates
