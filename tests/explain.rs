@@ -74,11 +74,13 @@ fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
     assert_eq!(std::fs::read_to_string(&min).unwrap(), std::fs::read_to_string(&first.min).unwrap());
 }
 
-/// A file none of whose 35 steps can go alone (`tests/shrink/`, where a shrink of
-/// `raft-commit-old-term` default 4028 stops): within 500 runs the round that removes nothing
-/// is followed by a step moved earlier, and the file keeps a step at a time the input has no
-/// step at. Candidates the first round's single
-/// removals try again after ddmin are answered without running them.
+/// A file none of whose 35 steps can go alone, under its seed or the reseeded removals' other
+/// seeds (`tests/shrink/`, where a shrink of `raft-commit-old-term` default 4028 stops): within
+/// 500 runs the round that removes nothing is followed by a step moved earlier, and the file
+/// keeps a step at a time the input has no step at. Candidates the first round's single
+/// removals try again after ddmin are answered without running them. (Seed 23 of
+/// `snapshot-includes-inflight` showed this before the reseeded removals took it to 2 steps
+/// with no move.)
 #[test]
 fn shrink_moves_a_step_and_answers_repeats_from_memory() {
     let dir = scratch("shrink-move");
@@ -92,6 +94,32 @@ fn shrink_moves_a_step_and_answers_repeats_from_memory() {
     let before = step_times(&stuck);
     let moved = step_times(&min).into_iter().filter(|t| !before.contains(t)).count();
     assert!(moved > 0, "no step of the shrunk file was moved:\n{}", out.stdout);
+}
+
+/// A file none of whose 32 steps can go alone under its seed (`tests/shrink/`, where a shrink
+/// of `raft-vote-not-persisted` default 238 stopped without the reseeded removals): within 250
+/// runs a step goes under another seed, the shrunk file carries that seed, `run` fails it with
+/// the same invariant, and `reseeds:` counts it.
+#[test]
+fn shrink_removes_a_step_under_another_seed() {
+    let dir = scratch("shrink-reseed");
+    let stuck = root().join("tests/shrink/vote-not-persisted-stuck.toml");
+    let min = dir.join("min.toml");
+    let out = metasim(&["shrink", stuck.to_str().unwrap(), "--budget", "250", "-o", min.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.line("invariant: "), Some("raft-one-leader-per-term"), "{}", out.stdout);
+    assert!(count_on(&out, "reseeds: ") > 0, "{}", out.stdout);
+    assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
+    let seed_of = |path: &std::path::Path| {
+        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        doc.get("seed").and_then(|s| s.as_integer()).unwrap()
+    };
+    assert_eq!(seed_of(&stuck), 238);
+    assert_ne!(seed_of(&min), 238, "the shrunk file keeps the stuck file's seed");
+    let again = metasim(&["run", min.to_str().unwrap()]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(again.line("violation: ").is_some_and(|l| l.starts_with("raft-one-leader-per-term")), "{}", again.stdout);
+    assert_eq!(again.line("expected: "), Some("fail (as expected)"));
 }
 
 #[test]
