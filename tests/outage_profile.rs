@@ -19,6 +19,17 @@ fn knobs(profile: &Profile) -> Outage {
     profile.outage.expect("the outage profile draws an outage")
 }
 
+/// When each server crashes, in the order of the steps.
+fn crashes<C, E>(steps: &[sim::Step<C, E>]) -> Vec<(u64, NodeIndex)> {
+    steps
+        .iter()
+        .filter_map(|s| match s.action {
+            Action::Crash { node } => Some((s.at_ms, node)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn removes_come_while_two_servers_are_down_the_first_of_them_then_running_servers() {
     let profile = outage();
@@ -28,13 +39,7 @@ fn removes_come_while_two_servers_are_down_the_first_of_them_then_running_server
         let scenario = sim::swarm::generate::<Meta>(seed, profile);
         let steps = &scenario.steps;
         // The outage's crashes are the run's first: the profile draws no others.
-        let crashes: Vec<(u64, NodeIndex)> = steps
-            .iter()
-            .filter_map(|s| match s.action {
-                Action::Crash { node } => Some((s.at_ms, node)),
-                _ => None,
-            })
-            .collect();
+        let crashes = crashes(steps);
         let down: Vec<NodeIndex> = crashes.iter().take(2).map(|&(_, n)| n).collect();
         let went_down = crashes[0].0;
         assert!(crashes[1].0 - went_down <= 300, "seed {seed}: {crashes:?}");
@@ -92,13 +97,7 @@ fn the_servers_that_stayed_up_crash_just_before_the_down_servers_come_back() {
     let o = knobs(profile);
     for seed in 0..40 {
         let steps = sim::swarm::generate::<Meta>(seed, profile).steps;
-        let crashes: Vec<(u64, NodeIndex)> = steps
-            .iter()
-            .filter_map(|s| match s.action {
-                Action::Crash { node } => Some((s.at_ms, node)),
-                _ => None,
-            })
-            .collect();
+        let crashes = crashes(&steps);
         assert_eq!(crashes.len(), 5, "seed {seed}: every server goes down once: {crashes:?}");
         let down: Vec<NodeIndex> = crashes[..2].iter().map(|&(_, n)| n).collect();
         let first_back = steps
