@@ -213,8 +213,8 @@ impl Node for Server {
                 let msg = self.stats_msg(env);
                 env.send(from, msg);
             }
-            ServerMsg::Statsz { jetstream, streams, streams_max } => {
-                self.note_stats(from, ServerStats { jetstream, streams, streams_max });
+            ServerMsg::Statsz { jetstream, streams, streams_max, meta_led } => {
+                self.note_stats(from, ServerStats { jetstream, streams, streams_max, meta_led });
             }
             ServerMsg::StreamResult(result) => self.lead_result(env, from, result),
             ServerMsg::RemovePeer { request, target } => self.lead_remove_peer(env, from, request, target),
@@ -233,7 +233,7 @@ impl Node for Server {
             }
             ServerMsg::RouteClosed => self.on_route_closed(from),
             ServerMsg::Announce { streams, streams_max } => {
-                self.on_announce(env, from, ServerStats { jetstream: true, streams, streams_max })
+                self.on_announce(env, from, ServerStats { jetstream: true, streams, streams_max, meta_led: false })
             }
             ServerMsg::GroupShrunk { stream, group, peers } => self.lead_group_shrunk(env, stream, group, peers),
             ServerMsg::GroupEmpty(report) => self.lead_empty_group(env, report),

@@ -34,12 +34,19 @@ impl Server {
             jetstream: !env.config().jetstream_disabled.contains(&env.node()) && !self.jetstream_removed,
             streams: u32::try_from(streams).expect("streams bounded by capacity and names"),
             streams_max: env.config().stream_capacity(env.node()),
+            // Its memory or its log shows a leader: every entry was written by one.
+            meta_led: self.groups.get(META).is_some_and(|g| g.node.had_previous_leader() || g.node.last_index() > 0),
         }
     }
 
     pub(super) fn stats_msg(&self, env: &ServerEnv<'_>) -> ServerMsg {
         let stats = self.own_stats(env);
-        ServerMsg::Statsz { jetstream: stats.jetstream, streams: stats.streams, streams_max: stats.streams_max }
+        ServerMsg::Statsz {
+            jetstream: stats.jetstream,
+            streams: stats.streams,
+            streams_max: stats.streams_max,
+            meta_led: stats.meta_led,
+        }
     }
 
     /// From the tick: broadcast stats when they are due. Only scenarios that bound some

@@ -265,6 +265,14 @@ impl Server {
         // restores both.
         let members = group.node.peers();
         let count_all = env.bug(BOOT_SIZE_AFTER_RESTART);
+        // A server whose meta group had a leader says so in its stats: then the cluster is not
+        // booting cold, whatever this member's empty log shows (outage seed 890: a member down
+        // before the first leader, back after removals it never saw, counted them as servers
+        // without JetStream). NATS's check does not look, and the switch restores that. The
+        // check keeps its schedule (and its stats requests), so only the adjustment is spared.
+        if !count_all && self.known_servers.values().any(|s| s.meta_led) {
+            return;
+        }
         let counted = |n: &NodeIndex| count_all || members.contains(n);
         let known: Vec<&ServerStats> = self.known_servers.iter().filter(|(n, _)| counted(n)).map(|(_, s)| s).collect();
         let total = known.len();

@@ -82,6 +82,9 @@ pub enum ServerMsg {
         jetstream: bool,
         streams: u32,
         streams_max: Option<u32>,
+        /// Its meta group had a leader, as its memory or its log shows (NATS's statsz carries
+        /// the meta group's leader): a cluster with one is not booting cold.
+        meta_led: bool,
     },
     /// A member could not create or update its copy of a stream (NATS's assignment result):
     /// sent to the meta leader, which may re-place or remove the stream (§2.7).
@@ -189,6 +192,8 @@ pub struct ServerStats {
     pub streams: u32,
     /// Streams it may hold, if bounded.
     pub streams_max: Option<u32>,
+    /// Its meta group had a leader (see [`ServerMsg::Statsz`]).
+    pub meta_led: bool,
 }
 
 impl ServerStats {
@@ -692,10 +697,11 @@ impl ServerMsg {
                 format!("stream info #{request} for n{origin}: {stream} in {group}")
             }
             ServerMsg::StatszRequest => "statsz request".to_string(),
-            ServerMsg::Statsz { jetstream, streams, streams_max } => format!(
-                "statsz {}, {}",
+            ServerMsg::Statsz { jetstream, streams, streams_max, meta_led } => format!(
+                "statsz {}, {}{}",
                 if *jetstream { "jetstream" } else { "no jetstream" },
-                stream_counts(*streams, *streams_max)
+                stream_counts(*streams, *streams_max),
+                if *meta_led { ", meta led" } else { "" }
             ),
             ServerMsg::StreamResult(result) => format!("stream result: {result}"),
             ServerMsg::StepdownRequest { request, preferred } => {
