@@ -12,7 +12,6 @@
 //! exactly as before.
 
 use super::env::ServerEnv;
-use super::wire::META;
 use super::Server;
 
 /// What `checkClusterSize` decides, from the current cluster `size`, the members `known` to
@@ -34,7 +33,7 @@ impl Server {
     /// NATS `checkClusterSize` on the acting meta leader: adjust the raft cluster size to the
     /// JetStream servers heard from when fewer of them than the size exist.
     pub(super) fn check_cluster_size(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(group) = self.groups.get_mut(META) else { return };
+        let Some(group) = self.groups.meta_mut() else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         let Some(term) = meta.leader_term else { return };
         // NRG's known peers are the members that ever joined the group, up or down; a server

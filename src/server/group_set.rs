@@ -7,7 +7,7 @@
 //! nobody touched has no new `Ready`, no new commit and nothing new to check. A revision stamp
 //! changes whenever a group comes or goes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::group::Group;
 use super::wire::META;
@@ -15,27 +15,73 @@ use crate::meta::Revision;
 
 /// A new set counts every group as touched: a new server's first input is its start.
 ///
-/// The meta group, which the server and the oracle look up on nearly every input and check,
-/// sorts after every stream and consumer group (`S-…`, `C-…`: upper case before lower), so
-/// it is looked for at the end first; a name that sorted after it would still be found.
-#[derive(Default)]
+/// The meta group, which the server and the oracle look up on nearly every input (the oracle
+/// on every server after every event), is kept apart from the stream and consumer groups:
+/// [`GroupSet::meta`] finds it without comparing a name, and recording what an input touched
+/// costs nothing for it. Every walk still yields all groups in name order, the meta group in
+/// its place among the others.
 pub struct GroupSet {
-    by_name: BTreeMap<String, Group>,
+    /// The stream and consumer groups.
+    assets: BTreeMap<String, Group>,
+    meta: Option<Group>,
+    /// How many asset names sort before the meta group's: where it goes in a walk.
+    meta_at: usize,
     /// Stamped anew on every insert, remove and clear.
     revision: Revision,
-    /// The groups handed out mutably since the input began; `None` for all of them.
-    touched: Option<BTreeSet<String>>,
+    /// Every group counts as touched (until the next input begins).
+    all_touched: bool,
+    /// Otherwise the asset groups handed out mutably since the input began, in name order
+    /// (the meta group always counts as touched). Cleared, not dropped, as an input begins.
+    touched_assets: Vec<String>,
+}
+
+impl Default for GroupSet {
+    fn default() -> Self {
+        GroupSet {
+            assets: BTreeMap::new(),
+            meta: None,
+            meta_at: 0,
+            revision: Revision::default(),
+            all_touched: true,
+            touched_assets: Vec::new(),
+        }
+    }
+}
+
+/// `assets` (in name order) with the meta group put in after the first `meta_at` of them.
+fn in_name_order<'a, G>(
+    mut assets: impl Iterator<Item = (&'a String, G)>,
+    meta: Option<G>,
+    meta_at: usize,
+) -> impl Iterator<Item = (&'a str, G)> {
+    let (mut meta, mut before) = (meta, meta_at);
+    std::iter::from_fn(move || {
+        if before == 0 {
+            if let Some(group) = meta.take() {
+                return Some((META, group));
+            }
+        } else {
+            before -= 1;
+        }
+        assets.next().map(|(name, group)| (name.as_str(), group))
+    })
 }
 
 impl GroupSet {
     /// A new input begins: nothing touched yet but the meta group, which every input settles.
     pub fn begin_input(&mut self) {
-        self.touched = Some(BTreeSet::from([META.to_string()]));
+        self.all_touched = false;
+        self.touched_assets.clear();
     }
 
     /// The groups this input may have changed, in name order (`None`: every group).
-    pub fn touched(&self) -> Option<&BTreeSet<String>> {
-        self.touched.as_ref()
+    pub fn touched(&self) -> Option<impl Iterator<Item = &Group>> {
+        if self.all_touched {
+            return None;
+        }
+        let assets = self.touched_assets.iter().filter_map(|name| self.assets.get_key_value(name));
+        let split = self.touched_assets.partition_point(|name| name.as_str() < META);
+        Some(in_name_order(assets, self.meta.as_ref(), split).map(|(_, group)| group))
     }
 
     /// Changes whenever the set of names does (see [`Revision`]).
@@ -43,19 +89,32 @@ impl GroupSet {
         self.revision
     }
 
+    /// The meta group, if this server runs one.
+    pub fn meta(&self) -> Option<&Group> {
+        self.meta.as_ref()
+    }
+
+    /// The meta group, mutably (every input counts it as touched).
+    pub fn meta_mut(&mut self) -> Option<&mut Group> {
+        self.meta.as_mut()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Group> {
-        match self.by_name.last_key_value() {
-            Some((last, group)) if name == META && last == META => Some(group),
-            _ => self.by_name.get(name),
+        if name == META {
+            self.meta()
+        } else {
+            self.assets.get(name)
         }
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Group> {
-        let meta_last = name == META && self.by_name.last_key_value().is_some_and(|(last, _)| last == META);
-        let group = if meta_last { self.by_name.values_mut().next_back()? } else { self.by_name.get_mut(name)? };
-        if let Some(touched) = &mut self.touched {
-            if !touched.contains(name) {
-                touched.insert(name.to_string());
+        if name == META {
+            return self.meta_mut();
+        }
+        let group = self.assets.get_mut(name)?;
+        if !self.all_touched {
+            if let Err(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
+                self.touched_assets.insert(at, name.to_string());
             }
         }
         Some(group)
@@ -65,60 +124,82 @@ impl GroupSet {
         self.get(name).is_some()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.by_name.keys()
+    /// Every group's name, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(name, _)| name)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Group> {
-        self.by_name.values()
+        self.iter().map(|(_, group)| group)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Group)> {
-        self.by_name.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
+        in_name_order(self.assets.iter(), self.meta.as_ref(), self.meta_at)
     }
 
     /// Every group, mutably: all count as touched.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Group> {
-        self.touched = None;
-        self.by_name.values_mut()
+        self.iter_mut().map(|(_, group)| group)
     }
 
     /// Every group with its name, mutably: all count as touched.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Group)> {
-        self.touched = None;
-        self.by_name.iter_mut()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
+        self.all_touched = true;
+        in_name_order(self.assets.iter_mut(), self.meta.as_mut(), self.meta_at)
     }
 
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
-        match &self.touched {
-            None => self.by_name.values_mut().for_each(f),
-            Some(names) => {
-                for name in names {
-                    if let Some(group) = self.by_name.get_mut(name) {
-                        f(group);
-                    }
-                }
+        if self.all_touched {
+            return in_name_order(self.assets.iter_mut(), self.meta.as_mut(), self.meta_at).for_each(|(_, g)| f(g));
+        }
+        let split = self.touched_assets.partition_point(|name| name.as_str() < META);
+        let (before, after) = self.touched_assets.split_at(split);
+        for name in before {
+            if let Some(group) = self.assets.get_mut(name) {
+                f(group);
+            }
+        }
+        if let Some(meta) = &mut self.meta {
+            f(meta);
+        }
+        for name in after {
+            if let Some(group) = self.assets.get_mut(name) {
+                f(group);
             }
         }
     }
 
     pub fn insert(&mut self, name: String, group: Group) -> Option<Group> {
         self.revision = Revision::fresh();
-        if let Some(touched) = &mut self.touched {
-            touched.insert(name.clone());
+        if name == META {
+            return self.meta.replace(group);
         }
-        self.by_name.insert(name, group)
+        if !self.all_touched {
+            if let Err(at) = self.touched_assets.binary_search(&name) {
+                self.touched_assets.insert(at, name.clone());
+            }
+        }
+        let old = self.assets.insert(name, group);
+        self.meta_at = self.assets.keys().take_while(|n| n.as_str() < META).count();
+        old
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Group> {
         self.revision = Revision::fresh();
-        self.by_name.remove(name)
+        if name == META {
+            return self.meta.take();
+        }
+        let old = self.assets.remove(name);
+        self.meta_at = self.assets.keys().take_while(|n| n.as_str() < META).count();
+        old
     }
 
     pub fn clear(&mut self) {
         self.revision = Revision::fresh();
-        self.by_name.clear();
+        self.assets.clear();
+        self.meta = None;
+        self.meta_at = 0;
     }
 }
 
@@ -136,7 +217,7 @@ mod tests {
     }
 
     fn touched(set: &GroupSet) -> Option<Vec<&str>> {
-        set.touched().map(|names| names.iter().map(String::as_str).collect())
+        set.touched().map(|groups| groups.map(|g| g.name.as_str()).collect())
     }
 
     #[test]

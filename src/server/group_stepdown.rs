@@ -15,7 +15,7 @@ use super::info::Ask;
 use super::names::CLUSTER_NOT_AVAILABLE;
 use super::observe::Observation;
 use super::requests::{stepdown_refusal, trace_stepdown_refused};
-use super::wire::{to_preferred, AssetRef, ServerMsg, META};
+use super::wire::{to_preferred, AssetRef, ServerMsg};
 use super::Server;
 
 impl Server {
@@ -58,7 +58,7 @@ impl Server {
     ) {
         let now = env.monotonic_ms();
         let me = env.node();
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()) else { return };
         // Only the incarnation the meta leader named, and only its members.
         let assigned = match asset {
             AssetRef::Stream(key) => meta.state.stream(key).map(|sa| &sa.group),

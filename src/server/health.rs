@@ -74,7 +74,7 @@ impl Server {
     /// healthz as this server would answer it (§6): the meta layer, then unless `meta_only`
     /// every stream and consumer it is a member of.
     pub fn healthz(&self, meta_only: bool) -> Result<(), String> {
-        let meta = self.groups.get(META);
+        let meta = self.groups.meta();
         let ctx = HealthContext {
             me: self.me,
             now_ms: self.wall_ms,
@@ -104,7 +104,7 @@ impl Server {
     /// not running here (the checks then report that first).
     fn meta_views(&self) -> (std::borrow::Cow<'_, MetaState>, std::borrow::Cow<'_, LocalAssets>) {
         use std::borrow::Cow;
-        match self.groups.get(META).and_then(|g| g.meta.as_deref()) {
+        match self.groups.meta().and_then(|g| g.meta.as_deref()) {
             Some(m) => (Cow::Borrowed(&m.state), Cow::Borrowed(&m.local)),
             None => (Cow::Owned(MetaState::default()), Cow::Owned(LocalAssets::default())),
         }

@@ -16,7 +16,7 @@ use super::env::ServerEnv;
 use super::names::CLUSTER_NOT_AVAILABLE;
 use super::observe::Observation;
 use super::requests::trace_request_dropped;
-use super::wire::{Answer, AssetRef, ServerMsg, META};
+use super::wire::{Answer, AssetRef, ServerMsg};
 use super::Server;
 use crate::meta::queries::{self, InfoRoute};
 use crate::meta::{ConsumerKey, StreamKey};
@@ -61,7 +61,7 @@ impl Server {
         asset: AssetRef,
         ask: Ask,
     ) {
-        let Some(group) = self.groups.get(META) else { return };
+        let Some(group) = self.groups.meta() else { return };
         let Some(meta) = group.meta.as_deref().filter(|m| m.leader_term.is_some()) else {
             trace_request_dropped(env, origin, request);
             return;
@@ -134,7 +134,7 @@ impl Server {
         key: &StreamKey,
         group: &str,
     ) {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()) else { return };
         // Only the incarnation the meta leader named.
         let Some(sa) = meta.state.stream(key).filter(|sa| sa.group.name == group) else { return };
         if let Some(reason) = meta.state.stream_unsupported(key) {
@@ -174,7 +174,7 @@ impl Server {
         key: &ConsumerKey,
         group: &str,
     ) {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()) else { return };
         // Only the incarnation the meta leader named.
         let Some(ca) = meta.state.consumer(key).filter(|ca| ca.group.name == group) else { return };
         if let Some(reason) = meta.state.consumer_unsupported(key) {

@@ -11,7 +11,7 @@ use sim::NodeIndex;
 use super::bugs::UNKNOWN_SERVERS_NOT_ADDED;
 use super::env::ServerEnv;
 use super::jetstream::MetaLayer;
-use super::wire::{ServerMsg, ServerStats, META};
+use super::wire::{ServerMsg, ServerStats};
 use super::Server;
 use crate::meta::model::peer_list;
 use crate::raft::ProposeError;
@@ -25,7 +25,7 @@ impl Server {
         if now < self.announce_at_ms {
             return;
         }
-        let Some(group) = self.groups.get(META) else { return };
+        let Some(group) = self.groups.meta() else { return };
         let me = env.node();
         // A removal this server has just applied stops JetStream as the input settles.
         let leaving = |m: &MetaLayer| m.peers_removed.iter().any(|&(p, _)| p == me);
@@ -47,7 +47,7 @@ impl Server {
     /// refusal is traced once per announcement; the next one asks again).
     pub(super) fn on_announce(&mut self, env: &mut ServerEnv<'_>, from: NodeIndex, stats: ServerStats) {
         self.note_stats(from, stats);
-        let Some(group) = self.groups.get_mut(META) else { return };
+        let Some(group) = self.groups.meta_mut() else { return };
         let leading = group.meta.as_deref().is_some_and(|m| m.leader_term.is_some());
         if !leading || env.bug(UNKNOWN_SERVERS_NOT_ADDED) {
             return;

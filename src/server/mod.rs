@@ -115,6 +115,11 @@ impl Server {
         self.groups.get(name)
     }
 
+    /// The meta group, if this server runs one (found without a name lookup).
+    pub fn meta_group(&self) -> Option<&Group> {
+        self.groups.meta()
+    }
+
     /// Why group `name`'s files refused to load here, if they did.
     pub fn group_refused(&self, name: &str) -> Option<&str> {
         self.refused_groups.get(name).map(String::as_str)
@@ -130,22 +135,22 @@ impl Server {
         self.groups.revision()
     }
 
-    /// The groups the last input may have changed, by name (`None`: any of them).
-    pub fn groups_touched(&self) -> Option<&std::collections::BTreeSet<String>> {
+    /// The groups the last input may have changed, in name order (`None`: any of them).
+    pub fn groups_touched(&self) -> Option<impl Iterator<Item = &Group>> {
         self.groups.touched()
     }
 
     /// This server's client requests and what came back: the meta layer's book while a meta
     /// group runs here, else the server's own.
     pub fn client_requests(&self) -> &ClientRequests {
-        match self.groups.get(META).and_then(|g| g.meta.as_deref()) {
+        match self.groups.meta().and_then(|g| g.meta.as_deref()) {
             Some(meta) => &meta.requests,
             None => &self.requests_off_meta,
         }
     }
 
     pub(super) fn client_requests_mut(&mut self) -> &mut ClientRequests {
-        match self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+        match self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
             Some(meta) => &mut meta.requests,
             None => &mut self.requests_off_meta,
         }

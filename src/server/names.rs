@@ -7,7 +7,7 @@ use sim::NodeIndex;
 
 use super::env::ServerEnv;
 use super::requests::{trace_request_dropped, RequestRoute};
-use super::wire::{Answer, NamesQuery, ServerMsg, META};
+use super::wire::{Answer, NamesQuery, ServerMsg};
 use super::Server;
 use crate::meta::queries;
 use crate::meta::MetaState;
@@ -19,7 +19,7 @@ impl Server {
     /// A client at this server asks for names.
     pub(super) fn client_names(&mut self, env: &mut ServerEnv<'_>, query: NamesQuery) {
         let now = env.monotonic_ms();
-        let leaderless = self.groups.get(META).is_some_and(|g| g.node.leaderless_for_long(now));
+        let leaderless = self.groups.meta().is_some_and(|g| g.node.leaderless_for_long(now));
         // Watched for L7: the acting meta leader answers on its own.
         let Some((request, route)) = self.open_client_request(env, true) else { return };
         env.trace_with("names-request", &(request, &query), || format!("#{request} {query}"));
@@ -33,8 +33,7 @@ impl Server {
 
     /// The meta leader answers a names request (a server that does not act as leader drops it).
     pub(super) fn lead_names(&mut self, env: &mut ServerEnv<'_>, origin: NodeIndex, request: u64, query: NamesQuery) {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()).filter(|m| m.leader_term.is_some())
-        else {
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()).filter(|m| m.leader_term.is_some()) else {
             trace_request_dropped(env, origin, request);
             return;
         };

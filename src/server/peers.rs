@@ -30,13 +30,13 @@ impl Server {
     /// Whether raft traffic of asset groups from `peer` is taken: not from a server outside
     /// this server's meta membership.
     pub fn hears_in_asset_groups(&self, peer: PeerId) -> bool {
-        self.groups.get(META).is_none_or(|m| m.node.peers().contains(&peer))
+        self.groups.meta().is_none_or(|m| m.node.peers().contains(&peer))
     }
 
     /// Meta rescue as this server receives the operator's broadcast (§8.4): NRG refuses it
     /// while a leader is known, or with a quorum above the current one.
     pub(super) fn rescue(&mut self, env: &mut ServerEnv<'_>, quorum: usize) {
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(group) = self.groups.meta_mut() else {
             env.trace_text("op-refused", "meta group not running");
             return;
         };
@@ -67,7 +67,7 @@ impl Server {
     ) {
         let now = env.monotonic_ms();
         let known_names = self.named_servers.iter().map(|&n| (n, format!("n{n}"))).collect::<Vec<_>>();
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(group) = self.groups.meta_mut() else {
             trace_request_dropped(env, origin, request);
             return;
         };
@@ -125,7 +125,7 @@ impl Server {
 
     /// After a meta input: act on membership entries the meta layer applied (§8.2).
     pub(super) fn after_membership_changes(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         let removed = std::mem::take(&mut meta.peers_removed);
         let answered =
             meta.peer_remove.take_if(|p| removed.iter().any(|&(peer, term)| peer == p.peer && term == Some(p.term)));
@@ -146,11 +146,11 @@ impl Server {
         for name in self.groups.keys() {
             self.tokens.forget_group(name);
         }
-        if let Some(group) = self.groups.get(META) {
+        if let Some(group) = self.groups.meta() {
             forget_meta_state(env, group.node.peers());
         }
         // Requests still waiting keep waiting, for an answer from the meta leader or a timeout.
-        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+        if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
             self.requests_off_meta = std::mem::take(&mut meta.requests);
         }
         self.groups.clear();
@@ -165,12 +165,12 @@ impl Server {
     /// The acting meta leader re-places streams whose peers left the meta group or fall short
     /// of their replicas (§8.3), when asked: on election and after a membership change.
     fn lead_peer_reconcile(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         if !std::mem::take(&mut meta.peer_reconcile_due) {
             return;
         }
         let Some(ctx) = self.leader_context(env, None) else { return };
-        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let group = self.groups.meta_mut().expect("leader_context found the meta group");
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
         if !meta::peers_need_reconcile(&meta.state, &meta.inflight, &ctx) {
             return;
@@ -204,7 +204,7 @@ impl Server {
         if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
             return;
         }
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         let replicas = meta.over_placed_streams().clone();
         let desired = meta.desired_groups();
         let now = env.monotonic_ms();
@@ -259,7 +259,7 @@ impl Server {
                     }
                 }
                 (Some(_), _, None) => {
-                    shrunk.push((replicas[name].0.clone(), name.clone(), have.to_vec()));
+                    shrunk.push((replicas[name].0.clone(), name.to_string(), have.to_vec()));
                     continue;
                 }
             };
@@ -283,7 +283,7 @@ impl Server {
     /// A stream group's leader shrank its raft membership to the replicas its stream asks for:
     /// tell the meta leader (or act, being it), every tick until the assignment follows.
     fn report_group_shrunk(&mut self, env: &mut ServerEnv<'_>, stream: StreamKey, group: String, peers: Vec<PeerId>) {
-        let Some(meta_group) = self.groups.get(META) else { return };
+        let Some(meta_group) = self.groups.meta() else { return };
         let leading = meta_group.meta.as_deref().is_some_and(|m| m.leader_term.is_some());
         env.trace_with("group-shrunk", &(&stream, &group, &peers), || {
             format!("{stream} {group} to {}", peer_list(&peers))
@@ -305,7 +305,7 @@ impl Server {
         peers: Vec<PeerId>,
     ) {
         let Some(ctx) = self.leader_context(env, None) else { return };
-        let meta_group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let meta_group = self.groups.meta_mut().expect("leader_context found the meta group");
         let meta = meta_group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let Some(entry) = meta::shrink_to_group(&meta.state, &meta.inflight, &stream, &group, &peers) else { return };
@@ -323,7 +323,7 @@ impl Server {
     /// this a group whose removed members held its quorum never elects again (peers seed 172:
     /// a removal left an R2 group on one old member that still counted the removed one).
     pub(super) fn evict_removed_peers(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(meta_group) = self.groups.get(META) else { return };
+        let Some(meta_group) = self.groups.meta() else { return };
         let Some(meta) = meta_group.meta.as_deref() else { return };
         if meta.recovering() || meta_group.node.leaderless() {
             return;
@@ -335,7 +335,7 @@ impl Server {
             return;
         }
         let meta_peers = meta_peers.to_vec();
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return };
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         let desired = meta.desired_groups();
         for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
             let Some(want) = desired.get(name) else { continue };
@@ -381,11 +381,11 @@ impl Server {
         };
         // Cheap test first: this runs on every tick of every server.
         let names: Vec<String> =
-            self.groups.iter().filter(|(n, g)| *n != META && waiting(g)).map(|(n, _)| n.clone()).collect();
+            self.groups.iter().filter(|(n, g)| *n != META && waiting(g)).map(|(n, _)| n.to_string()).collect();
         if names.is_empty() {
             return;
         }
-        let Some(meta_group) = self.groups.get_mut(META) else { return };
+        let Some(meta_group) = self.groups.meta_mut() else { return };
         let meta_leader = meta_group.node.group_leader();
         let Some(meta) = meta_group.meta.as_deref_mut() else { return };
         if meta.recovering() || meta.state.write_error().is_some() {
@@ -434,7 +434,7 @@ impl Server {
         let every_ms = env.config().heartbeat_ms.saturating_mul(EMPTY_REPORT_HEARTBEATS);
         let fresh_ms = every_ms.saturating_mul(EMPTY_REPORT_FRESH_INTERVALS);
         let mut rng = forked_rng(env);
-        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let group = self.groups.meta_mut().expect("leader_context found the meta group");
         let meta = group.meta.as_deref_mut().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let book = &mut meta.empty_reports;

@@ -16,7 +16,7 @@ use super::env::ServerEnv;
 use super::group::PublishAck;
 use super::observe::Observation;
 use super::storage::MessageFile;
-use super::wire::{messages, ServerMsg, META, PUBLISH_COUNT_MAX};
+use super::wire::{messages, ServerMsg, PUBLISH_COUNT_MAX};
 use super::Server;
 use crate::meta::StreamKey;
 
@@ -28,7 +28,7 @@ impl Server {
             return;
         }
         let now = env.monotonic_ms();
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else {
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else {
             self.publish_off_meta(env, key, count, now);
             return;
         };
@@ -73,7 +73,7 @@ impl Server {
             env.trace_text("publish-dropped", "count out of range");
             return;
         }
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()) else { return };
         // Act only on the incarnation the client saw (any, for a client that saw none), and
         // only where it runs.
         let Some(sa) = meta.state.stream(&stream).filter(|sa| group.is_empty() || sa.group.name == group) else {
@@ -139,7 +139,7 @@ impl Server {
     /// Messages this server holds for `key`'s applied incarnation: applied in its group for
     /// R>1, stored in its message file for R1. `None` when it does not run the stream.
     pub fn stream_messages(&self, key: &StreamKey, disk: &NodeDisk) -> Option<Result<u64, String>> {
-        let meta = self.groups.get(META)?.meta.as_deref()?;
+        let meta = self.groups.meta()?.meta.as_deref()?;
         let sa = meta.state.stream(key)?;
         let asset = meta.local.stream(key).filter(|a| a.group_name == sa.group.name)?;
         if sa.replicated() {

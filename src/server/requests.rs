@@ -37,7 +37,7 @@ impl Server {
         watched: bool,
     ) -> Option<(u64, RequestRoute)> {
         let now = env.monotonic_ms();
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(group) = self.groups.meta_mut() else {
             let Some(request) = self.requests_off_meta.open(now) else {
                 env.trace_text("op-refused", "too many requests waiting");
                 return None;
@@ -123,7 +123,7 @@ impl Server {
     ) {
         let now = env.monotonic_ms();
         let me = env.node();
-        let Some(group) = self.groups.get(META).filter(|g| g.node.leader()) else {
+        let Some(group) = self.groups.meta().filter(|g| g.node.leader()) else {
             trace_request_dropped(env, origin, request);
             return;
         };
@@ -136,7 +136,7 @@ impl Server {
             format!("for n{origin}#{request}{}", to_preferred(&preferred))
         });
         self.send_answer(env, origin, request, Ok("leader stepped down".to_string()));
-        let group = self.groups.get_mut(META).expect("found above");
+        let group = self.groups.meta_mut().expect("found above");
         let mut rng = forked_rng(env);
         let term = group.node.term();
         if let Some(heir) = group.node.step_down(now, preferred, &mut rng) {
@@ -154,7 +154,7 @@ impl Server {
             trace_request_dropped(env, origin, request);
             return;
         };
-        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let group = self.groups.meta_mut().expect("leader_context found the meta group");
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let reply = Reply { client: u64::from(origin), request };
@@ -209,7 +209,7 @@ impl Server {
     /// `pause-apply` and `resume-apply`, on this server's meta group (a test hook in NATS, an
     /// operator's in scenarios): local, never forwarded.
     fn pause_meta_apply(&mut self, env: &mut ServerEnv<'_>, pause: bool) {
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(group) = self.groups.meta_mut() else {
             env.trace_text("op-refused", "meta group not running");
             return;
         };
@@ -234,7 +234,7 @@ impl Server {
     /// leader this server knows (once).
     fn raft_op(&mut self, env: &mut ServerEnv<'_>, op: MetaOp, forwarded: bool) {
         let now = env.monotonic_ms();
-        let Some(group) = self.groups.get_mut(META) else {
+        let Some(group) = self.groups.meta_mut() else {
             env.trace_text("op-refused", "meta group not running");
             return;
         };

@@ -16,7 +16,7 @@ use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
 use super::observe::Observation;
 use super::requests::propose_meta;
-use super::wire::{ServerMsg, ServerStats, META, STATSZ_INTERVAL_MS};
+use super::wire::{ServerMsg, ServerStats, STATSZ_INTERVAL_MS};
 use super::Server;
 use crate::meta::{self, ClusterPeers, LeaderContext, MetaEntry, PeerId, ResultPlan, StreamResult};
 
@@ -28,14 +28,14 @@ pub fn cluster_peers(config: &ServerConfig) -> Vec<ClusterPeers> {
 impl Server {
     /// This server's stats now.
     pub(super) fn own_stats(&self, env: &ServerEnv<'_>) -> ServerStats {
-        let meta = self.groups.get(META).and_then(|g| g.meta.as_deref());
+        let meta = self.groups.meta().and_then(|g| g.meta.as_deref());
         let streams = meta.map_or(0, |m| m.local.streams().count());
         ServerStats {
             jetstream: !env.config().jetstream_disabled.contains(&env.node()) && !self.jetstream_removed,
             streams: u32::try_from(streams).expect("streams bounded by capacity and names"),
             streams_max: env.config().stream_capacity(env.node()),
             // Its memory or its log shows a leader: every entry was written by one.
-            meta_led: self.groups.get(META).is_some_and(|g| g.node.had_previous_leader() || g.node.last_index() > 0),
+            meta_led: self.groups.meta().is_some_and(|g| g.node.had_previous_leader() || g.node.last_index() > 0),
         }
     }
 
@@ -71,7 +71,7 @@ impl Server {
         let selectable = stats.jetstream && !stats.full();
         self.known_servers.insert(node, stats);
         if selectable && !had_room {
-            if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+            if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
                 meta.peer_reconcile_due |= meta.leader_term.is_some();
             }
         }
@@ -103,7 +103,7 @@ impl Server {
     /// What the meta leader knows besides the meta state, for a request from `client`'s
     /// server (`None`: the leader acts on its own, as for a result).
     pub(super) fn leader_context(&self, env: &ServerEnv<'_>, client: Option<NodeIndex>) -> Option<LeaderContext> {
-        let group = self.groups.get(META)?;
+        let group = self.groups.meta()?;
         let meta = group.meta.as_deref()?;
         meta.leader_term?;
         let config = env.config();
@@ -126,7 +126,7 @@ impl Server {
     /// After each input: send this server's failed creates to the meta leader it knows. With
     /// none known they are lost, as a NATS publish with no subscriber is.
     pub(super) fn send_results(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(group) = self.groups.get_mut(META) else { return };
+        let Some(group) = self.groups.meta_mut() else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if meta.results_out.is_empty() {
             return;
@@ -158,7 +158,7 @@ impl Server {
             return;
         };
         let mut rng = forked_rng(env);
-        let group = self.groups.get_mut(META).expect("leader_context found the meta group");
+        let group = self.groups.meta_mut().expect("leader_context found the meta group");
         let meta = group.meta.as_deref().expect("the meta group carries the meta layer");
         let term = meta.leader_term.expect("leader_context requires a leader term");
         let plan = meta::on_stream_result(&result, &meta.state, &meta.inflight, &ctx, &mut rng);

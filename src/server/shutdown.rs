@@ -19,7 +19,7 @@ impl Server {
             group.node.become_observer(now, &mut rng);
             if let Some(heir) = heir {
                 env.observe(Observation::HandedOver { group: name, term, heir });
-                handed_over.push((name.clone(), heir));
+                handed_over.push((name.to_string(), heir));
             }
         }
         env.trace_with("shutdown", &handed_over, || {

@@ -29,7 +29,7 @@ impl Server {
             self.cold_boot_check(env);
         }
         self.send_due_answers(env);
-        if !self.groups.contains_key(META) {
+        if self.groups.meta().is_none() {
             // The meta layer expires its own book as it signals leadership.
             self.requests_off_meta.expire(env, env.monotonic_ms());
         }
@@ -112,7 +112,7 @@ impl Server {
     /// start missing ones (from their files after a restart), stop the rest, and delete the
     /// files of groups no local asset refers to any more. The names of groups started.
     fn reconcile_groups(&mut self, env: &mut ServerEnv<'_>) -> Vec<String> {
-        let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) else { return Vec::new() };
+        let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return Vec::new() };
         if !meta.assets_changed {
             return Vec::new();
         }
@@ -137,13 +137,13 @@ impl Server {
         }
         // Groups to stop, each with whether this server was re-placed off it (its assignment
         // goes on elsewhere).
-        let meta = self.groups.get(META).and_then(|g| g.meta.as_deref()).expect("found above");
+        let meta = self.groups.meta().and_then(|g| g.meta.as_deref()).expect("found above");
         let me = env.node();
         let stale: Vec<(String, bool)> = self
             .groups
             .keys()
             .filter(|n| *n != META && !desired.contains_key(*n))
-            .map(|name| (name.clone(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
+            .map(|name| (name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
             .collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
         for (name, left) in stale {
@@ -211,7 +211,7 @@ impl Server {
         let joining = group.joiners.contains(&env.node());
         let founded = self
             .groups
-            .get_mut(META)
+            .meta_mut()
             .and_then(|g| g.meta.as_deref_mut())
             .is_some_and(|meta| meta.founded_groups.remove(name));
         // A founder starts as a group of one (see `scale`), also when its membership record
@@ -249,7 +249,7 @@ impl Server {
     /// run JetStream than the meta group expects, count quorums against the JetStream
     /// servers only.
     fn cold_boot_check(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(group) = self.groups.get_mut(META) else { return };
+        let Some(group) = self.groups.meta_mut() else { return };
         // A leader seen, or one shown by the log: not a cold boot, now or later.
         if group.node.boot_cluster_size_adjustable().is_err() {
             self.cold_boot_check_at_ms = u64::MAX;
@@ -295,7 +295,7 @@ impl Server {
 
     /// A message from another server: a route exists, so start-up recovery may end.
     pub(super) fn note_route(&mut self) {
-        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+        if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
             meta.route_up = true;
         }
     }
@@ -308,9 +308,8 @@ impl Server {
         // check removes; computed only when the check is due.
         let now = env.monotonic_ms();
         let check_due = |g: &Group| g.meta.as_deref().and_then(|m| m.orphan_check_at_ms).is_some_and(|at| at <= now);
-        let leading =
-            if self.groups.get(META).is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
-        let Some(group) = self.groups.get_mut(META) else { return };
+        let leading = if self.groups.meta().is_some_and(check_due) { self.led_asset_groups() } else { BTreeSet::new() };
+        let Some(group) = self.groups.meta_mut() else { return };
         let Some(meta) = group.meta.as_deref_mut() else { return };
         if let Some(kind) = meta.try_finish_recovery(env) {
             group.snapshot(env);
@@ -339,10 +338,10 @@ impl Server {
 
     /// Mirrors' direct consumers on the origin streams this server leads (§11 #26).
     fn mirror_tick(&mut self, env: &mut ServerEnv<'_>) {
-        let Some(meta) = self.groups.get(META).and_then(|g| g.meta.as_deref()) else { return };
+        let Some(meta) = self.groups.meta().and_then(|g| g.meta.as_deref()) else { return };
         // Which groups this server leads matters only when a health check is due.
         let leading = if meta.mirror_check_due(env.monotonic_ms()) { self.led_asset_groups() } else { BTreeSet::new() };
-        if let Some(meta) = self.groups.get_mut(META).and_then(|g| g.meta.as_deref_mut()) {
+        if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
             meta.mirror_check(env, &leading);
         }
     }

@@ -10,7 +10,6 @@ use crate::harness::ghost::Ghost;
 use crate::meta::{ConsumerKey, RaftGroup, StreamKey};
 use crate::raft::Index;
 use crate::server::jetstream::MetaLayer;
-use crate::server::wire::META;
 use crate::server::Server;
 
 fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure> {
@@ -77,7 +76,7 @@ fn members_able<'a>(cluster: &Cluster<'a, Server>, asset: &AssetGroup<'_>) -> Ve
 /// Whether a running server's meta layer lets it run the asset: no write error, no local
 /// error for the stream, neither the stream nor the consumer judged unsupported.
 fn can_run(s: &Server, asset: &AssetGroup<'_>) -> bool {
-    s.group(META).and_then(|g| g.meta.as_deref()).is_some_and(|m| {
+    s.meta_group().and_then(|g| g.meta.as_deref()).is_some_and(|m| {
         m.state.write_error().is_none()
             && m.local.stream_error(&asset.stream).is_none()
             && m.state.stream_unsupported(&asset.stream).is_none()

@@ -18,7 +18,7 @@ fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure>
 }
 
 fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'a Server, &'a MetaLayer)> + 'a {
-    cluster.running().filter_map(|(id, s)| s.group(META).and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
+    cluster.running().filter_map(|(id, s)| s.meta_group().and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
 }
 
 /// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S17 (a removed server
@@ -82,7 +82,7 @@ fn layer_holds(
 
 /// S17: a server that applied its own removal runs no JetStream until it restarts.
 fn removed_servers_disabled(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), CheckFailure> {
-    let running_meta = |n: &&u32| cluster.server(**n).is_some_and(|s| s.group(META).is_some());
+    let running_meta = |n: &&u32| cluster.server(**n).is_some_and(|s| s.meta_group().is_some());
     match ghost.removed_servers.iter().find(running_meta) {
         Some(&node) => {
             fail("meta-removed-server-disables", node, "applied its own removal and still runs the meta group".into())
@@ -104,7 +104,7 @@ fn leadership_holds(ghost: &Ghost, id: u32, server: &Server, meta: &MetaLayer) -
         return fail("meta-write-error-terminal", id, "acts as meta leader after an apply error".into());
     }
     let needed = ghost.group(META).last_committed_before(term);
-    let node = &server.group(META).expect("layer lives in the meta group").node;
+    let node = &server.meta_group().expect("layer lives in the meta group").node;
     if node.applied_index() < needed && ghost.tainted.is_empty() {
         return fail(
             "meta-leader-apply-barrier",
@@ -282,7 +282,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
     super::assets::asset_groups_live(ghost, cluster, leader_meta)?;
     let digest = leader_meta.state.projection_digest();
     for (id, server, meta) in layers(cluster) {
-        let member = reference.contains(&id) && server.group(META).is_some_and(|g| g.node.peers().contains(&id));
+        let member = reference.contains(&id) && server.meta_group().is_some_and(|g| g.node.peers().contains(&id));
         // A leader whose disk lost synced data may lead with less than was committed.
         let excused = !ghost.tainted.is_empty();
         if member && !excused && meta.state.write_error().is_none() && meta.state.projection_digest() != digest {
@@ -345,7 +345,7 @@ fn orphans_left(meta: &MetaLayer) -> Option<(&'static str, String)> {
 /// that only booted small keeps its configured size, which the spec's L10 would flag.) With
 /// every server running JetStream no size exceeds the members, and this always holds.
 fn cluster_size_converged(cluster: &Cluster<'_, Server>, leader: u32, reference: &[u32]) -> Result<(), CheckFailure> {
-    let Some(leader_group) = cluster.server(leader).and_then(|s| s.group(META)) else { return Ok(()) };
+    let Some(leader_group) = cluster.server(leader).and_then(|s| s.meta_group()) else { return Ok(()) };
     // A leader that has not yet heard from enough servers to judge leaves the size to its next
     // periodic check, up to a minute on (NATS's snapshot ticker), which a run may end before
     // (mixed seed 16: a leader elected 5 s after the heal had heard from too few).
@@ -359,7 +359,7 @@ fn cluster_size_converged(cluster: &Cluster<'_, Server>, leader: u32, reference:
     let replicated = leader_group.node.cluster_size_replicated();
     let disabled = &cluster.config.jetstream_disabled;
     for (id, server, meta) in layers(cluster) {
-        let Some(group) = server.group(META) else { continue };
+        let Some(group) = server.meta_group() else { continue };
         let peers = group.node.peers();
         let member = reference.contains(&id) && peers.contains(&id);
         let settled = !meta.recovering() && meta.state.write_error().is_none();
@@ -384,7 +384,7 @@ fn cluster_size_converged(cluster: &Cluster<'_, Server>, leader: u32, reference:
 /// (NRG `trackPeer`), unless it was removed from the group (the re-add ban keeps a removed
 /// server out for five minutes, longer than a run; a removed server that knows it stays out).
 fn servers_joined(ghost: &Ghost, cluster: &Cluster<'_, Server>, leader: u32) -> Result<(), CheckFailure> {
-    let Some(leader_group) = cluster.server(leader).and_then(|s| s.group(META)) else { return Ok(()) };
+    let Some(leader_group) = cluster.server(leader).and_then(|s| s.meta_group()) else { return Ok(()) };
     let members = leader_group.node.peers();
     let removed = |id: u32| ghost.meta_membership.contains_key(&id) || ghost.removed_servers.contains(&id);
     let outside = layers(cluster).find(|(id, _, m)| !m.recovering() && !members.contains(id) && !removed(*id));
@@ -401,7 +401,7 @@ fn servers_joined(ghost: &Ghost, cluster: &Cluster<'_, Server>, leader: u32) -> 
 /// of them as its replicas ask for (or all), no more.
 fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLayer) -> Result<(), CheckFailure> {
     let Some(leader_server) = cluster.server(leader) else { return Ok(()) };
-    let meta_peers = leader_server.group(META).map(|g| g.node.peers().to_vec()).unwrap_or_default();
+    let meta_peers = leader_server.meta_group().map(|g| g.node.peers().to_vec()).unwrap_or_default();
     let full = leader_server.full_peers();
     let state = &leader_meta.state;
     for sa in state.streams().filter(|sa| state.stream_unsupported(&sa.key()).is_none()) {
@@ -414,7 +414,7 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
             !sa.group.is_member(p)
                 && !full.contains(&p)
                 && cluster_of(p) == home
-                && cluster.server(p).is_some_and(|s| s.group(META).is_some())
+                && cluster.server(p).is_some_and(|s| s.meta_group().is_some())
         });
         // A stale peer goes unless it is the only one and nothing has room for the stream:
         // then the assignment stays where it was, offline (NATS heals it later).

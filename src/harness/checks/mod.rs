@@ -12,7 +12,6 @@ use sim::{CheckFailure, Cluster, NodeIndex, Touched};
 use super::ghost::Ghost;
 use crate::meta::PeerId;
 use crate::raft::Index;
-use crate::server::wire::META;
 use crate::server::Server;
 
 /// After every event, where it `touched` (see [`scope`]).
@@ -39,7 +38,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
 pub fn meta_members<'a>(running: impl Iterator<Item = (NodeIndex, &'a Server)>) -> &'a [PeerId] {
     let mut best: Option<(Index, &[PeerId])> = None;
     for (_, server) in running {
-        let Some(group) = server.group(META) else { continue };
+        let Some(group) = server.meta_group() else { continue };
         let applied = group.node.applied_index();
         if best.is_none_or(|(a, _)| applied > a) {
             best = Some((applied, group.node.peers()));

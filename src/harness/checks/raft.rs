@@ -221,10 +221,10 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
     let reference = meta_members(cluster.running());
     let members: Vec<(u32, &Server)> = cluster
         .running()
-        .filter(|(id, s)| reference.contains(id) && s.group(META).is_some_and(|g| g.node.peers().contains(id)))
+        .filter(|(id, s)| reference.contains(id) && s.meta_group().is_some_and(|g| g.node.peers().contains(id)))
         .collect();
     // Members may disagree on a cold-boot cluster size; the smallest quorum is the promise.
-    let quorum = members.iter().filter_map(|(_, s)| s.group(META)).map(|g| g.node.quorum_size()).min().unwrap_or(1);
+    let quorum = members.iter().filter_map(|(_, s)| s.meta_group()).map(|g| g.node.quorum_size()).min().unwrap_or(1);
     if members.len() < quorum {
         // Heal-all restarted everything, so only servers that refused to start (corrupt files)
         // can explain a missing quorum; then nothing can be promised.
@@ -237,7 +237,7 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
     }
     let leader = one_meta_leader(&members)?;
     let leader_group =
-        members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.group(META)).expect("leader is a member");
+        members.iter().find(|(i, _)| *i == leader).and_then(|(_, s)| s.meta_group()).expect("leader is a member");
     let commit = leader_group.node.commit_index();
     let committed_max = ghost.group(META).committed.keys().next_back().copied().unwrap_or(0);
     if commit < committed_max && ghost.tainted.is_empty() {
@@ -253,19 +253,21 @@ pub fn liveness(ghost: &Ghost, cluster: &Cluster<'_, Server>) -> Result<(), Chec
 /// The one member that leads the meta group.
 fn one_meta_leader(members: &[(u32, &Server)]) -> Result<u32, CheckFailure> {
     let leaders: Vec<u32> =
-        members.iter().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
+        members.iter().filter(|(_, s)| s.meta_group().is_some_and(|g| g.node.leader())).map(|(i, _)| *i).collect();
     if let [leader] = leaders[..] {
         return Ok(leader);
     }
-    let states: Vec<String> =
-        members.iter().map(|(i, s)| format!("n{i}: {}", s.group(META).expect("member").describe(s.now_ms()))).collect();
+    let states: Vec<String> = members
+        .iter()
+        .map(|(i, s)| format!("n{i}: {}", s.meta_group().expect("member").describe(s.now_ms())))
+        .collect();
     let message = format!("{} leaders after heal: {leaders:?}; {}", leaders.len(), states.join("; "));
     Err(CheckFailure::new("raft-liveness-leader", None, message))
 }
 
 /// A member names the leader, applied its commit and reports `current()`.
 fn member_follows(id: u32, server: &Server, leader: u32, commit: u64) -> Result<(), CheckFailure> {
-    let group = server.group(META).expect("members run the group");
+    let group = server.meta_group().expect("members run the group");
     if group.node.role() != Role::Leader && group.node.group_leader() != Some(leader) {
         return fail(
             "raft-liveness-leader",

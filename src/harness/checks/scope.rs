@@ -228,13 +228,13 @@ impl CheckMemo {
             // Only the groups the input touched can have moved (see `GroupSet`).
             let same_members = match server.groups_touched() {
                 None => old.marks.iter_mut().zip(server.groups()).all(|(marked, group)| remark(marked, group)),
-                Some(touched) => touched.iter().all(|name| {
+                Some(mut touched) => touched.all(|group| {
                     // Every input touches the meta group, whose mark is the last (see `GroupSet`).
+                    let name = group.name.as_str();
                     let last = old.marks.len().checked_sub(1).filter(|&at| name == META && old.marks[at].name == META);
                     let at = last.map_or_else(|| old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), Ok);
-                    let (Ok(at), Some(group)) = (at, server.group(name)) else {
-                        return true; // not running here, before and after (same group set)
-                    };
+                    // The same group set as at the last mark: every group running has one.
+                    let at = at.expect("a mark for every group");
                     remark(&mut old.marks[at], group)
                 }),
             };

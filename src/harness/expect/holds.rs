@@ -35,7 +35,7 @@ impl<'a> Probe<'a, '_> {
     }
 
     fn group(&self, node: NodeIndex) -> Option<&'a Group> {
-        self.server(node).and_then(|s| s.group(META))
+        self.server(node).and_then(|s| s.meta_group())
     }
 
     fn layer(&self, node: NodeIndex) -> Option<&'a MetaLayer> {
@@ -131,11 +131,11 @@ fn raft_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
             p.bool_is(*node, "leaderless()", p.group(*node).map(|g| g.node.leaderless()), *is)
         }
         MetaExpect::Current { node, is } => {
-            let current = p.server(*node).and_then(|s| s.group(META).map(|g| g.node.current(s.now_ms())));
+            let current = p.server(*node).and_then(|s| s.meta_group().map(|g| g.node.current(s.now_ms())));
             p.bool_is(*node, "current()", current, *is)
         }
         MetaExpect::Healthy { node, is } => {
-            let healthy = p.server(*node).and_then(|s| s.group(META).map(|g| g.node.healthy(s.now_ms())));
+            let healthy = p.server(*node).and_then(|s| s.meta_group().map(|g| g.node.healthy(s.now_ms())));
             p.bool_is(*node, "healthy()", healthy, *is)
         }
         MetaExpect::HadPreviousLeader { node, is } => {
@@ -210,10 +210,10 @@ fn raft_holds(p: &Probe<'_, '_>, expect: &MetaExpect) -> Verdict {
 /// Exactly one running server leads, and every running member names it.
 fn one_leader(p: &Probe<'_, '_>) -> Verdict {
     let leaders: Vec<NodeIndex> =
-        p.cluster.running().filter(|(_, s)| s.group(META).is_some_and(|g| g.node.leader())).map(|(i, _)| i).collect();
+        p.cluster.running().filter(|(_, s)| s.meta_group().is_some_and(|g| g.node.leader())).map(|(i, _)| i).collect();
     let [leader] = leaders[..] else { return fail(None, format!("leaders: {leaders:?}")) };
     for (i, s) in p.cluster.running() {
-        if let Some(g) = s.group(META) {
+        if let Some(g) = s.meta_group() {
             if g.node.peers().contains(&i) && g.node.group_leader() != Some(leader) {
                 return fail(Some(i), format!("names {:?} as leader, not n{leader}", g.node.group_leader()));
             }
