@@ -7,8 +7,6 @@
 //! time is not judged: what waited for it while it was away arrives as it resumes, fresh news
 //! from servers long gone (NATS reads its socket buffers the same way).
 
-use std::collections::BTreeMap;
-
 use sim::{Cluster, NodeIndex, NodeStatus};
 
 use super::Ghost;
@@ -23,12 +21,14 @@ const DOWN_SLACK_MS: u64 = 5_000;
 /// Placements waiting to be judged, at most (one event proposes a handful).
 const PLACEMENTS_PENDING_MAX: usize = 64;
 
+/// Both watches are kept per node index (`None` for a node never seen), not in maps: every
+/// server's entry is read and written after every event.
 #[derive(Debug, Default)]
 pub struct PlacementWatch {
     /// Since when each stopped server has been down, in simulated nanoseconds.
-    down_since_ns: BTreeMap<NodeIndex, u64>,
+    down_since_ns: Vec<Option<u64>>,
     /// Since when each server runs without a pause or stop (`u64::MAX` while it does not).
-    running_since_ns: BTreeMap<NodeIndex, u64>,
+    running_since_ns: Vec<Option<u64>>,
     /// New placements proposed by the last event: proposer, stream, peers.
     pending: Vec<(NodeIndex, String, Vec<PeerId>)>,
 }
@@ -44,33 +44,35 @@ impl Ghost {
     /// After every event: note who went down or came back, and judge new placements.
     pub fn judge_placements(&mut self, cluster: &Cluster<'_, Server>) {
         let now_ns = cluster.sim_ns;
+        let watch = &mut self.placements;
+        if watch.down_since_ns.len() < cluster.nodes.len() {
+            watch.down_since_ns.resize(cluster.nodes.len(), None);
+            watch.running_since_ns.resize(cluster.nodes.len(), None);
+        }
         for (node, view) in cluster.nodes.iter().enumerate() {
-            let node = NodeIndex::try_from(node).expect("node indices fit");
-            let watch = &mut self.placements;
+            let down_since = &mut watch.down_since_ns[node];
             if matches!(view.status, NodeStatus::Down) {
-                watch.down_since_ns.entry(node).or_insert(now_ns);
+                down_since.get_or_insert(now_ns);
             } else {
-                watch.down_since_ns.remove(&node);
+                *down_since = None;
             }
             // u64::MAX: not running now.
             let running = matches!(view.status, NodeStatus::Running);
-            match watch.running_since_ns.get(&node) {
-                _ if !running => {
-                    watch.running_since_ns.insert(node, u64::MAX);
-                }
-                None | Some(&u64::MAX) => {
-                    watch.running_since_ns.insert(node, now_ns);
-                }
+            let running_since = &mut watch.running_since_ns[node];
+            match running_since {
+                _ if !running => *running_since = Some(u64::MAX),
+                None | Some(u64::MAX) => *running_since = Some(now_ns),
                 Some(_) => {}
             }
         }
         let window_ns = (ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS) * 1_000_000;
         for (node, stream, peers) in std::mem::take(&mut self.placements.pending) {
-            let since = self.placements.running_since_ns.get(&node).copied().unwrap_or(0);
+            let since = self.placements.running_since_ns.get(node as usize).copied().flatten().unwrap_or(0);
             if now_ns.saturating_sub(since) <= window_ns || since == u64::MAX {
                 continue; // back too recently to know who is gone
             }
-            let down_ms = |p: &PeerId| self.placements.down_since_ns.get(p).map(|&since| (now_ns - since) / 1_000_000);
+            let down_since = |p: &PeerId| self.placements.down_since_ns.get(*p as usize).copied().flatten();
+            let down_ms = |p: &PeerId| down_since(p).map(|since| (now_ns - since) / 1_000_000);
             let long_down: Vec<(PeerId, u64)> = peers
                 .iter()
                 .filter_map(|p| down_ms(p).map(|ms| (*p, ms)))
