@@ -108,8 +108,11 @@ impl GroupHistory {
 
 #[derive(Debug, Default)]
 pub struct Ghost {
-    /// Each raft group's history, by group name (the meta group and every stream's group).
-    pub groups: BTreeMap<String, GroupHistory>,
+    /// Each stream and consumer group's history, by group name.
+    groups: BTreeMap<String, GroupHistory>,
+    /// The meta group's history, kept apart: the checks read it after every event, and apart
+    /// it is found without a name lookup among the others.
+    meta_history: GroupHistory,
     /// Servers that ever led the meta group.
     pub ever_leader: BTreeSet<NodeIndex>,
     /// Servers whose disks lied or lost data (lost fsync, truncation, rollback, wipe): the
@@ -193,10 +196,24 @@ static NO_HISTORY: GroupHistory = GroupHistory {
 impl Ghost {
     /// The history of `group` (empty if nothing happened in it yet).
     pub fn group(&self, group: &str) -> &GroupHistory {
-        self.groups.get(group).unwrap_or(&NO_HISTORY)
+        match group {
+            META => &self.meta_history,
+            _ => self.groups.get(group).unwrap_or(&NO_HISTORY),
+        }
+    }
+
+    /// The history of `group`, if anything happened in it yet.
+    fn history_mut(&mut self, group: &str) -> Option<&mut GroupHistory> {
+        match group {
+            META => Some(&mut self.meta_history),
+            _ => self.groups.get_mut(group),
+        }
     }
 
     fn history(&mut self, group: &str) -> &mut GroupHistory {
+        if group == META {
+            return &mut self.meta_history;
+        }
         // Called for every leader on every input: allocate the key only for a new group.
         if !self.groups.contains_key(group) {
             self.groups.insert(group.to_string(), GroupHistory::default());
@@ -268,7 +285,7 @@ impl Ghost {
             return; // a removed server's copy of a group that goes on without it
         }
         // Every leader reports on every input: a known leader of a known group costs one lookup.
-        if let Some(history) = self.groups.get_mut(group) {
+        if let Some(history) = self.history_mut(group) {
             if history.leaders.get(&term) == Some(&node) {
                 history.leader_committed(term, commit);
                 return;
@@ -403,7 +420,7 @@ impl Ghost {
         if group == META {
             return;
         }
-        if let Some(history) = self.groups.get_mut(group) {
+        if let Some(history) = self.history_mut(group) {
             // Bounded by the group's committed entries; a server drops a group rarely.
             for entry in history.committed.values_mut() {
                 entry.applied_by &= !node_bit(node);
@@ -424,7 +441,10 @@ impl Ghost {
         let line = self.group_lines.get(group).map_or(group, String::as_str);
         // Bounded by the incarnations that acknowledged messages.
         self.acked_messages.retain(|(_, _, of), _| of != line);
-        self.groups.remove(group);
+        match group {
+            META => self.meta_history = GroupHistory::default(),
+            _ => drop(self.groups.remove(group)),
+        }
     }
 
     /// A proposal made for `term` was appended as an entry of another term.
