@@ -19,6 +19,9 @@ pub const ANSWERS_KEPT_MAX: usize = 1_000;
 pub struct ClientRequests {
     /// Requests waiting for an answer: id → deadline on the monotonic clock.
     pending: BTreeMap<u64, u64>,
+    /// No pending deadline is earlier (a lower bound, exact after every expiry): the meta
+    /// layer's book is expired after every input, and a bound past the clock spares the walk.
+    earliest_deadline_ms: u64,
     next_request: u64,
     /// Answers received and timeouts, for scenario expectations.
     pub answered: u64,
@@ -35,7 +38,9 @@ impl ClientRequests {
             return None;
         }
         self.next_request += 1;
-        self.pending.insert(self.next_request, now_ms + REQUEST_TIMEOUT_MS);
+        let deadline = now_ms + REQUEST_TIMEOUT_MS;
+        self.pending.insert(self.next_request, deadline);
+        self.earliest_deadline_ms = self.earliest_deadline_ms.min(deadline);
         Some(self.next_request)
     }
 
@@ -56,6 +61,10 @@ impl ClientRequests {
 
     /// Requests past their deadline time out, as a client would see it.
     pub fn expire(&mut self, env: &mut ServerEnv<'_>, now_ms: u64) {
+        if self.earliest_deadline_ms > now_ms {
+            return;
+        }
+        self.earliest_deadline_ms = self.pending.values().copied().filter(|&at| at > now_ms).min().unwrap_or(u64::MAX);
         let expired: Vec<u64> = self.pending.iter().filter(|(_, &at)| at <= now_ms).map(|(&id, _)| id).collect();
         for request in expired {
             self.pending.remove(&request).expect("listed above");
