@@ -167,6 +167,7 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         stop_waker: None,
         net_node: None,
         full_checks: options.full_checks,
+        spare_outputs: Vec::new(),
     }))
 }
 

@@ -17,13 +17,13 @@ use crate::node::{MsgOf, Node, NodeTypes, Output};
 use crate::system::System;
 
 /// Carry out what a node asked for.
-pub(super) fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<Output<MsgOf<S::Node>>>) {
+pub(super) fn execute<S: System>(world: &World<S>, idx: NodeIndex, mut outputs: Vec<Output<MsgOf<S::Node>>>) {
     if outputs.is_empty() {
         return;
     }
     let mut w = lock(world);
     let incarnation = w.slots[idx as usize].incarnation;
-    for output in outputs {
+    for output in outputs.drain(..) {
         match output {
             Output::Send { to, msg } => send(world, &mut w, idx, to, msg),
             Output::Timer { delay_ns, token } => {
@@ -40,6 +40,7 @@ pub(super) fn execute<S: System>(world: &World<S>, idx: NodeIndex, outputs: Vec<
             Output::Fsync { path, token } => fsync(world, &w, idx, incarnation, path, token),
         }
     }
+    w.spare_outputs = outputs;
 }
 
 /// A message leaves `from`: the network decides its fate, and each copy that survives

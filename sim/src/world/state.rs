@@ -108,6 +108,10 @@ pub(super) struct WorldState<S: System> {
     pub net_node: Option<NodeHandle>,
     /// Every safety check looks at the whole cluster ([`RunOptions::full_checks`]).
     pub full_checks: bool,
+    /// The last handler's outputs list, emptied by [`super::node_task::execute`] and kept for
+    /// the next handler: nearly every input sets a timer or sends, and a fresh list per input
+    /// cost an allocation per event.
+    pub spare_outputs: Vec<Output<MsgOf<S::Node>>>,
 }
 
 /// The harness behind a node's [`Env`]: observations and disk lies go in, nothing comes out.
@@ -205,7 +209,8 @@ impl<S: System> WorldState<S> {
         idx: NodeIndex,
         f: impl FnOnce(Option<&mut S::Node>, &mut Env<'_, <S::Node as Node>::Types>) -> R,
     ) -> (R, Vec<Output<MsgOf<S::Node>>>) {
-        let mut outputs = Vec::new();
+        let mut outputs = std::mem::take(&mut self.spare_outputs);
+        debug_assert!(outputs.is_empty(), "spare outputs are emptied");
         let i = idx as usize;
         let words_before = self.rng.get_word_pos();
         let result = {
