@@ -70,14 +70,19 @@ impl RaftLog {
 
     /// Entries in `[from, to]` (clamped to what is held), at most `count_max` of them.
     pub fn slice(&self, from: Index, to: Index, count_max: usize) -> Vec<Entry> {
+        let held = self.held(from, to);
+        held[..held.len().min(count_max)].to_vec()
+    }
+
+    /// The entries held from `from` through `to`, borrowed (what [`Self::slice`] copies).
+    pub fn held(&self, from: Index, to: Index) -> &[Entry] {
         let from = from.max(self.base_index + 1);
         let to = to.min(self.last_index());
         if from > to {
-            return Vec::new();
+            return &[];
         }
         let start = (from - self.base_index - 1) as usize;
-        let end = ((to - self.base_index) as usize).min(start.saturating_add(count_max));
-        self.entries[start..end].to_vec()
+        &self.entries[start..(to - self.base_index) as usize]
     }
 
     /// Drops entries <= `index`, which becomes the new base. `index` must be held.

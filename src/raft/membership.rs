@@ -340,9 +340,13 @@ impl RaftNode {
         }
         assert!(learners.len() <= LEARNERS_MAX, "{} learners", learners.len());
         let (last, now, me) = (self.log.last_index(), self.clock_ms, self.config.id);
-        let members = self.peers_now().to_vec();
+        // The members are read in place (this runs on every tick of every leader of a group).
+        let members = &self.membership.last().expect("membership never empty").1;
         self.progress.retain(|p, _| members.contains(p) || learners.contains(p));
-        for &learner in learners.iter().filter(|p| **p != me && !members.contains(p)) {
+        for &learner in learners {
+            if learner == me || self.peers_now().contains(&learner) {
+                continue;
+            }
             if let std::collections::btree_map::Entry::Vacant(slot) = self.progress.entry(learner) {
                 slot.insert(super::progress::Progress::new(last, now));
                 self.send_append(learner);
@@ -354,7 +358,7 @@ impl RaftNode {
     /// waits until none is left.
     pub fn membership_change_pending(&self) -> bool {
         // Bounded by PROPOSALS_PENDING_MAX uncommitted entries.
-        self.log.slice(self.commit + 1, self.log.last_index(), usize::MAX).iter().any(|e| e.data.is_membership())
+        self.log.held(self.commit + 1, self.log.last_index()).iter().any(|e| e.data.is_membership())
     }
 
     /// Applies a committed membership or peer-state entry at `index`. `record_ban` is false on
