@@ -210,6 +210,10 @@ impl Server {
     /// Send the held-back answers whose time has come.
     pub(super) fn send_due_answers(&mut self, env: &mut ServerEnv<'_>) {
         let now = env.monotonic_ms();
+        // Every tick asks; mostly nothing waits, or nothing is due yet.
+        if self.delayed_answers.iter().all(|a| a.0 > now) {
+            return;
+        }
         let (due, waiting) = std::mem::take(&mut self.delayed_answers).into_iter().partition(|a| a.0 <= now);
         self.delayed_answers = waiting;
         for (_, origin, request, answer) in due {
