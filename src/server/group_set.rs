@@ -137,6 +137,18 @@ impl GroupSet {
         in_name_order(self.assets.iter(), self.meta.as_ref(), self.meta_at)
     }
 
+    /// The stream and consumer groups (every group but the meta group), in name order: the
+    /// tick's walks over them need not step over the meta group by name.
+    pub fn assets(&self) -> impl Iterator<Item = (&str, &Group)> {
+        self.assets.iter().map(|(name, group)| (name.as_str(), group))
+    }
+
+    /// The stream and consumer groups, mutably: all count as touched.
+    pub fn assets_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
+        self.all_touched = true;
+        self.assets.iter_mut().map(|(name, group)| (name.as_str(), group))
+    }
+
     /// Every group, mutably: all count as touched.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Group> {
         self.iter_mut().map(|(_, group)| group)

@@ -201,7 +201,7 @@ impl Server {
     /// still needs its vote, and the peers kept hold everything the group committed.
     pub(super) fn sync_group_peers(&mut self, env: &mut ServerEnv<'_>) {
         // Every tick on every server: build the assignment map only where there is a group to lead.
-        if !self.groups.iter().any(|(n, g)| n != META && g.node.leader()) {
+        if !self.groups.assets().any(|(_, g)| g.node.leader()) {
             return;
         }
         let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
@@ -211,7 +211,7 @@ impl Server {
         let me = env.node();
         let shrink_keeps_silent = env.bug(super::bugs::SHRINK_KEEPS_SILENT_MEMBER);
         let mut shrunk = Vec::new();
-        for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
+        for (name, group) in self.groups.assets_mut() {
             if !group.node.leader() {
                 continue;
             }
@@ -331,13 +331,13 @@ impl Server {
         // Cheap test first: this runs on every tick of every server.
         let meta_peers = meta_group.node.peers();
         let stuck = |g: &&Group| g.node.leaderless() && g.node.peers().iter().any(|p| !meta_peers.contains(p));
-        if !self.groups.iter().any(|(n, g)| n != META && stuck(&g)) {
+        if !self.groups.assets().any(|(_, g)| stuck(&g)) {
             return;
         }
         let meta_peers = meta_peers.to_vec();
         let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         let desired = meta.desired_groups();
-        for (name, group) in self.groups.iter_mut().filter(|(n, _)| *n != META) {
+        for (name, group) in self.groups.assets_mut() {
             let Some(want) = desired.get(name) else { continue };
             let removed: Vec<PeerId> = group
                 .node
@@ -380,8 +380,7 @@ impl Server {
                 && g.node.leaderless_for_long(now)
         };
         // Cheap test first: this runs on every tick of every server.
-        let names: Vec<String> =
-            self.groups.iter().filter(|(n, g)| *n != META && waiting(g)).map(|(n, _)| n.to_string()).collect();
+        let names: Vec<String> = self.groups.assets().filter(|(_, g)| waiting(g)).map(|(n, _)| n.to_string()).collect();
         if names.is_empty() {
             return;
         }

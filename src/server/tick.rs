@@ -11,7 +11,7 @@ use super::observe::Observation;
 use super::requests::repair_sync_subjects;
 
 use super::storage::{self, GroupFiles};
-use super::wire::{ServerMsg, ServerStats, META};
+use super::wire::{ServerMsg, ServerStats};
 use super::{assets, Server};
 use crate::raft::{Config as RaftConfig, Role};
 use sim::NodeIndex;
@@ -141,8 +141,9 @@ impl Server {
         let me = env.node();
         let stale: Vec<(String, bool)> = self
             .groups
-            .keys()
-            .filter(|n| *n != META && !desired.contains_key(*n))
+            .assets()
+            .map(|(name, _)| name)
+            .filter(|n| !desired.contains_key(*n))
             .map(|name| (name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
             .collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
@@ -333,7 +334,7 @@ impl Server {
 
     /// The stream and consumer groups this server leads.
     fn led_asset_groups(&self) -> BTreeSet<String> {
-        self.groups.values().filter(|g| g.name != META && g.node.leader()).map(|g| g.name.clone()).collect()
+        self.groups.assets().filter(|(_, g)| g.node.leader()).map(|(name, _)| name.to_string()).collect()
     }
 
     /// Mirrors' direct consumers on the origin streams this server leads (§11 #26).
