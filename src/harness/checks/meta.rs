@@ -35,8 +35,10 @@ pub fn safety(
     touched: Touched,
 ) -> Result<(), CheckFailure> {
     removed_servers_disabled(ghost, cluster)?;
-    // (applied index, server, digest): one per server at most, searched in place.
-    let mut projections: Vec<(u64, u32, u64)> = Vec::with_capacity(cluster.nodes.len());
+    // (applied index, server, digest): one per server at most, searched in place. The list is
+    // the memo's, so that a check after every event does not allocate one.
+    let mut projections = std::mem::take(&mut memo.projections);
+    projections.clear();
     for (id, server, meta) in layers(cluster) {
         leadership_holds(ghost, id, server, meta)?;
         match touched {
@@ -46,6 +48,7 @@ pub fn safety(
         }
         same_index_same_projection(ghost, &mut projections, id, meta)?;
     }
+    memo.projections = projections;
     Ok(())
 }
 

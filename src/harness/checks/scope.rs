@@ -136,6 +136,8 @@ pub struct CheckMemo {
     meta_members: Vec<PeerId>,
     /// Per node index: what its meta layer's assignment-wide checks last passed on.
     layers: Vec<Option<LayerMark>>,
+    /// The meta checks' list of projections, emptied and reused from event to event.
+    pub(super) projections: Vec<(u64, u32, u64)>,
 }
 
 /// What a meta layer's assignment-wide checks read: the applied assignments, the local assets,
