@@ -57,9 +57,12 @@ fn send<S: System>(world: &World<S>, w: &mut WorldState<S>, from: NodeIndex, to:
         }
         Fate::Deliver(delays) => {
             let net_node = w.net_node.clone().expect("network node exists");
-            for delay in delays {
+            // Only a duplicate clones the message: the last copy takes it.
+            let copies = delays.len();
+            let mut msg = Some(msg);
+            for (copy, delay) in delays.into_iter().enumerate() {
                 let world = Arc::downgrade(world);
-                let msg = msg.clone();
+                let msg = if copy + 1 == copies { msg.take() } else { msg.clone() }.expect("kept for the last copy");
                 net_node.spawn(async move {
                     madsim::time::sleep(Duration::from_nanos(delay)).await;
                     if let Some(world) = world.upgrade() {
