@@ -75,13 +75,16 @@ impl GroupSet {
     }
 
     /// The groups this input may have changed, in name order (`None`: every group).
-    pub fn touched(&self) -> Option<impl Iterator<Item = &Group>> {
+    pub fn touched<'a>(&'a self) -> Option<impl Iterator<Item = &'a Group>> {
         if self.all_touched {
             return None;
         }
-        let assets = self.touched_assets.iter().filter_map(|name| self.assets.get_key_value(name));
+        // Split by name, not by count: the meta group comes after the touched names that sort
+        // before it, whether or not each of those groups is still here.
         let split = self.touched_assets.partition_point(|name| name.as_str() < META);
-        Some(in_name_order(assets, self.meta.as_ref(), split).map(|(_, group)| group))
+        let (before, after) = self.touched_assets.split_at(split);
+        let live = |names: &'a [String]| names.iter().filter_map(|name| self.assets.get(name));
+        Some(live(before).chain(self.meta.as_ref()).chain(live(after)))
     }
 
     /// Changes whenever the set of names does (see [`Revision`]).
@@ -202,6 +205,10 @@ impl GroupSet {
         if name == META {
             return self.meta.take();
         }
+        // A removed group is no longer there to settle or check.
+        if let Ok(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
+            self.touched_assets.remove(at);
+        }
         let old = self.assets.remove(name);
         self.meta_at = self.assets.keys().take_while(|n| n.as_str() < META).count();
         old
@@ -210,6 +217,7 @@ impl GroupSet {
     pub fn clear(&mut self) {
         self.revision = Revision::fresh();
         self.assets.clear();
+        self.touched_assets.clear();
         self.meta = None;
         self.meta_at = 0;
     }
@@ -251,6 +259,23 @@ mod tests {
         assert_eq!(settled, ["S-b", META], "settles what was touched, in name order");
         let _ = set.values_mut().count();
         assert_eq!(touched(&set), None, "all handed out together: all touched");
+    }
+
+    #[test]
+    fn a_touched_group_removed_in_the_same_input_leaves_the_rest_touched() {
+        let mut set = GroupSet::default();
+        for name in ["S-a", "S-b", "S-c", META] {
+            set.insert(name.to_string(), group(name));
+        }
+        set.begin_input();
+        let _ = set.get_mut("S-a");
+        let _ = set.get_mut("S-b");
+        let _ = set.get_mut("S-c");
+        set.remove("S-b");
+        assert_eq!(touched(&set), Some(vec!["S-a", "S-c", META]), "the meta group is settled and checked still");
+        let mut settled = Vec::new();
+        set.for_each_touched(|g| settled.push(g.name.clone()));
+        assert_eq!(settled, ["S-a", "S-c", META]);
     }
 
     #[test]
