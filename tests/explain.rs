@@ -17,6 +17,21 @@ fn step_times(path: &std::path::Path) -> Vec<i64> {
 }
 
 /// A count a shrink printed on the line starting with `prefix` (`repeats: 9 candidates ...`).
+/// `metasim shrink` of the fixture `tests/shrink/NAME` within `budget` runs, asserting it
+/// ends well and with `invariant`: the fixture's path, the shrunk file's, and the outcome.
+fn shrink_fixture(
+    name: &str,
+    budget: &str,
+    invariant: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, common::Outcome) {
+    let stuck = root().join("tests/shrink").join(name);
+    let min = scratch(&format!("shrink-{}", name.trim_end_matches(".toml"))).join("min.toml");
+    let out = metasim(&["shrink", stuck.to_str().unwrap(), "--budget", budget, "-o", min.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.line("invariant: "), Some(invariant), "{}", out.stdout);
+    (stuck, min, out)
+}
+
 fn count_on(out: &common::Outcome, prefix: &str) -> u32 {
     let line = out.line(prefix).unwrap_or_else(|| panic!("no {prefix} line:\n{}", out.stdout));
     line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
@@ -83,12 +98,7 @@ fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
 /// with no move.)
 #[test]
 fn shrink_moves_a_step_and_answers_repeats_from_memory() {
-    let dir = scratch("shrink-move");
-    let stuck = root().join("tests/shrink/commit-old-term-stuck.toml");
-    let min = dir.join("min.toml");
-    let out = metasim(&["shrink", stuck.to_str().unwrap(), "--budget", "500", "-o", min.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert_eq!(out.line("invariant: "), Some("raft-leader-completeness"), "{}", out.stdout);
+    let (stuck, min, out) = shrink_fixture("commit-old-term-stuck.toml", "500", "raft-leader-completeness");
     assert!(count_on(&out, "moves: ") > 0, "{}", out.stdout);
     assert!(count_on(&out, "repeats: ") > 0, "{}", out.stdout);
     let before = step_times(&stuck);
@@ -102,12 +112,7 @@ fn shrink_moves_a_step_and_answers_repeats_from_memory() {
 /// the same invariant, and `reseeds:` counts it.
 #[test]
 fn shrink_removes_a_step_under_another_seed() {
-    let dir = scratch("shrink-reseed");
-    let stuck = root().join("tests/shrink/vote-not-persisted-stuck.toml");
-    let min = dir.join("min.toml");
-    let out = metasim(&["shrink", stuck.to_str().unwrap(), "--budget", "250", "-o", min.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert_eq!(out.line("invariant: "), Some("raft-one-leader-per-term"), "{}", out.stdout);
+    let (stuck, min, out) = shrink_fixture("vote-not-persisted-stuck.toml", "250", "raft-one-leader-per-term");
     assert!(count_on(&out, "reseeds: ") > 0, "{}", out.stdout);
     assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
     let seed_of = |path: &std::path::Path| {

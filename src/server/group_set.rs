@@ -24,8 +24,6 @@ pub struct GroupSet {
     /// The stream and consumer groups.
     assets: BTreeMap<String, Group>,
     meta: Option<Group>,
-    /// How many asset names sort before the meta group's: where it goes in a walk.
-    meta_at: usize,
     /// Stamped anew on every insert, remove and clear.
     revision: Revision,
     /// Every group counts as touched (until the next input begins).
@@ -40,7 +38,6 @@ impl Default for GroupSet {
         GroupSet {
             assets: BTreeMap::new(),
             meta: None,
-            meta_at: 0,
             revision: Revision::default(),
             all_touched: true,
             touched_assets: Vec::new(),
@@ -48,23 +45,23 @@ impl Default for GroupSet {
     }
 }
 
-/// `assets` (in name order) with the meta group put in after the first `meta_at` of them.
+/// `assets` (in name order) with the meta group put in its place by name.
 fn in_name_order<'a, G>(
-    mut assets: impl Iterator<Item = (&'a String, G)>,
-    meta: Option<G>,
-    meta_at: usize,
+    assets: impl Iterator<Item = (&'a String, G)>,
+    mut meta: Option<G>,
 ) -> impl Iterator<Item = (&'a str, G)> {
-    let (mut meta, mut before) = (meta, meta_at);
+    let mut assets = assets.peekable();
     std::iter::from_fn(move || {
-        if before == 0 {
-            if let Some(group) = meta.take() {
-                return Some((META, group));
-            }
-        } else {
-            before -= 1;
+        if meta.is_some() && assets.peek().is_none_or(|(name, _)| name.as_str() > META) {
+            return meta.take().map(|group| (META, group));
         }
         assets.next().map(|(name, group)| (name.as_str(), group))
     })
+}
+
+/// Touched names before the meta group's and after it.
+fn around_meta(names: &[String]) -> (&[String], &[String]) {
+    names.split_at(names.partition_point(|name| name.as_str() < META))
 }
 
 impl GroupSet {
@@ -75,16 +72,12 @@ impl GroupSet {
     }
 
     /// The groups this input may have changed, in name order (`None`: every group).
-    pub fn touched<'a>(&'a self) -> Option<impl Iterator<Item = &'a Group>> {
+    pub fn touched(&self) -> Option<impl Iterator<Item = &Group>> {
         if self.all_touched {
             return None;
         }
-        // Split by name, not by count: the meta group comes after the touched names that sort
-        // before it, whether or not each of those groups is still here.
-        let split = self.touched_assets.partition_point(|name| name.as_str() < META);
-        let (before, after) = self.touched_assets.split_at(split);
-        let live = |names: &'a [String]| names.iter().filter_map(|name| self.assets.get(name));
-        Some(live(before).chain(self.meta.as_ref()).chain(live(after)))
+        let live = self.touched_assets.iter().filter_map(|name| self.assets.get_key_value(name));
+        Some(in_name_order(live, self.meta.as_ref()).map(|(_, group)| group))
     }
 
     /// Changes whenever the set of names does (see [`Revision`]).
@@ -137,7 +130,7 @@ impl GroupSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
-        in_name_order(self.assets.iter(), self.meta.as_ref(), self.meta_at)
+        in_name_order(self.assets.iter(), self.meta.as_ref())
     }
 
     /// The stream and consumer groups (every group but the meta group), in name order: the
@@ -160,16 +153,15 @@ impl GroupSet {
     /// Every group with its name, mutably: all count as touched.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
         self.all_touched = true;
-        in_name_order(self.assets.iter_mut(), self.meta.as_mut(), self.meta_at)
+        in_name_order(self.assets.iter_mut(), self.meta.as_mut())
     }
 
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
         if self.all_touched {
-            return in_name_order(self.assets.iter_mut(), self.meta.as_mut(), self.meta_at).for_each(|(_, g)| f(g));
+            return in_name_order(self.assets.iter_mut(), self.meta.as_mut()).for_each(|(_, g)| f(g));
         }
-        let split = self.touched_assets.partition_point(|name| name.as_str() < META);
-        let (before, after) = self.touched_assets.split_at(split);
+        let (before, after) = around_meta(&self.touched_assets);
         for name in before {
             if let Some(group) = self.assets.get_mut(name) {
                 f(group);
@@ -195,9 +187,7 @@ impl GroupSet {
                 self.touched_assets.insert(at, name.clone());
             }
         }
-        let old = self.assets.insert(name, group);
-        self.meta_at = self.assets.keys().take_while(|n| n.as_str() < META).count();
-        old
+        self.assets.insert(name, group)
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Group> {
@@ -209,9 +199,7 @@ impl GroupSet {
         if let Ok(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
             self.touched_assets.remove(at);
         }
-        let old = self.assets.remove(name);
-        self.meta_at = self.assets.keys().take_while(|n| n.as_str() < META).count();
-        old
+        self.assets.remove(name)
     }
 
     pub fn clear(&mut self) {
@@ -219,7 +207,6 @@ impl GroupSet {
         self.assets.clear();
         self.touched_assets.clear();
         self.meta = None;
-        self.meta_at = 0;
     }
 }
 
