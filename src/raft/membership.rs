@@ -333,16 +333,19 @@ impl RaftNode {
     /// [`RaftNode::match_index`]). A member added while it could not catch up could leave the
     /// group waiting on a vote it does not give (a joiner votes for no member before a leader
     /// brought it the log: default seed 352 of v13). Learners neither vote nor count toward
-    /// a quorum; the set replaces the previous one.
-    pub fn set_learners(&mut self, learners: &[PeerId]) {
+    /// a quorum; the set replaces the previous one. Whether anything changed (a learner
+    /// dropped or taken on).
+    pub fn set_learners(&mut self, learners: &[PeerId]) -> bool {
         if self.role != Role::Leader {
-            return;
+            return false;
         }
         assert!(learners.len() <= LEARNERS_MAX, "{} learners", learners.len());
         let (last, now, me) = (self.log.last_index(), self.clock_ms, self.config.id);
         // The members are read in place (this runs on every tick of every leader of a group).
         let members = &self.membership.last().expect("membership never empty").1;
+        let before = self.progress.len();
         self.progress.retain(|p, _| members.contains(p) || learners.contains(p));
+        let mut changed = self.progress.len() != before;
         for &learner in learners {
             if learner == me || self.peers_now().contains(&learner) {
                 continue;
@@ -350,8 +353,10 @@ impl RaftNode {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.progress.entry(learner) {
                 slot.insert(super::progress::Progress::new(last, now));
                 self.send_append(learner);
+                changed = true;
             }
         }
+        changed
     }
 
     /// A membership change is appended but not yet committed. One runs at a time: another

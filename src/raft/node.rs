@@ -460,6 +460,11 @@ impl RaftNode {
         }
     }
 
+    /// Whether coverage probes wait to be taken.
+    pub fn has_probes(&self) -> bool {
+        !self.probes.is_empty()
+    }
+
     /// The coverage probes hit since the last call, oldest first.
     pub fn take_probes(&mut self) -> std::vec::Drain<'_, Probe> {
         self.probes.drain(..)

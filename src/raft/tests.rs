@@ -1580,7 +1580,8 @@ fn learners_catch_up_before_they_count() {
     let mut joiner = RaftNode::new(config(1), vec![0, 1, 2], cluster.now_ms, &mut rng());
     joiner.wait_for_leader();
     cluster.nodes[1] = joiner;
-    cluster.nodes[0].set_learners(&[1]);
+    assert!(cluster.nodes[0].set_learners(&[1]), "a learner taken on");
+    assert!(!cluster.nodes[0].set_learners(&[1]), "the same learners again change nothing");
     cluster.process(0);
     cluster.run_for(1_000);
     let (leader, learner) = (cluster.node(0), cluster.node(1));
@@ -1595,7 +1596,7 @@ fn learners_catch_up_before_they_count() {
     cluster.run_for(1_000);
     assert_eq!(cluster.node(0).peers(), &[0, 1]);
     assert_eq!(cluster.node(1).peers(), &[0, 1]);
-    cluster.nodes[0].set_learners(&[]);
+    assert!(!cluster.nodes[0].set_learners(&[]), "a member is no learner to drop");
     assert_eq!(cluster.node(0).match_index(1), cluster.node(0).commit_index(), "a member keeps its progress");
     assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
 }

@@ -27,6 +27,9 @@ pub use super::persist::Tokens;
 
 pub struct Group {
     pub name: String,
+    /// The number its [`super::group_set::GroupSet`] gave it, unique within that set: the
+    /// checks find what they remember of the group by it, without comparing names.
+    slot: u32,
     pub node: RaftNode,
     pub applied: AppliedLog,
     pub(super) pipeline: Pipeline,
@@ -106,6 +109,7 @@ impl Group {
         let size_on_record = node.replicated_cluster_size();
         Group {
             name: name.to_string(),
+            slot: 0,
             last_snapshot_index: node.snapshot_index(),
             node,
             applied: AppliedLog::default(),
@@ -124,6 +128,15 @@ impl Group {
             cluster_size_on_record: size_on_record,
             empty_report_at_ms: 0,
         }
+    }
+
+    /// The number its group set gave it, unique within that set.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    pub(super) fn set_slot(&mut self, slot: u32) {
+        self.slot = slot;
     }
 
     /// One line of state for failure reports.
@@ -296,11 +309,33 @@ impl Group {
         }
     }
 
-    /// Retry a stage a full disk blocked.
-    pub fn retry_blocked(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) {
-        if self.pipeline.unblock() {
+    /// Retry a stage a full disk blocked; whether one was.
+    pub fn retry_blocked(&mut self, env: &mut ServerEnv<'_>, tokens: &mut Tokens) -> bool {
+        let blocked = self.pipeline.unblock();
+        if blocked {
             self.advance(env, tokens);
         }
+        blocked
+    }
+
+    /// Whether settling this group would do anything: each of [`Self::advance`]'s steps and
+    /// [`Self::report_lead`] finds work, or there are acknowledgements to route. False means
+    /// both are no-ops, so an input that left the group so need not count it as touched.
+    pub fn settle_due(&self) -> bool {
+        // A busy pipeline that is not blocked waits on fsyncs (`drive` returns only so), and
+        // their completion is an input of its own; a blocked one waits for the tick's retry.
+        let ready = !self.pipeline.busy() && self.node.has_ready();
+        let caught_up =
+            self.joined_on_record && !self.node.waits_for_leader() && !self.pipeline.busy() && !self.node.has_ready();
+        let cluster_size = self.node.replicated_cluster_size() != self.cluster_size_on_record;
+        let lead = match self.node.role() {
+            Role::Leader => {
+                let durable = self.pipeline.writing_from().map_or(Index::MAX, |from| from - 1);
+                self.reported_lead != Some((self.node.term(), self.node.commit_index().min(durable)))
+            }
+            _ => self.reported_lead.is_some(),
+        };
+        ready || caught_up || cluster_size || lead || self.node.has_probes() || !self.publish_acks.is_empty()
     }
 
     pub(super) fn send(&self, env: &mut ServerEnv<'_>, messages: Vec<(u32, Message)>) {

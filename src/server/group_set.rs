@@ -2,7 +2,8 @@
 //! them.
 //!
 //! Every mutable access goes through this set, so it knows which groups an input could have
-//! touched: the ones handed out by name, or all of them when handed out together (the tick).
+//! touched: the ones handed out by name, those a walk over all of them says it changed (the
+//! tick's walks), or all of them when handed out together without saying.
 //! The server settles only those after an input, and the oracle re-checks only those; a group
 //! nobody touched has no new `Ready`, no new commit and nothing new to check. A revision stamp
 //! changes whenever a group comes or goes.
@@ -31,6 +32,8 @@ pub struct GroupSet {
     /// Otherwise the asset groups handed out mutably since the input began, in name order
     /// (the meta group always counts as touched). Cleared, not dropped, as an input begins.
     touched_assets: Vec<String>,
+    /// The slot the next group inserted gets (see [`Group::slot`]); never reused.
+    next_slot: u32,
 }
 
 impl Default for GroupSet {
@@ -41,6 +44,7 @@ impl Default for GroupSet {
             revision: Revision::default(),
             all_touched: true,
             touched_assets: Vec::new(),
+            next_slot: 0,
         }
     }
 }
@@ -156,6 +160,46 @@ impl GroupSet {
         in_name_order(self.assets.iter_mut(), self.meta.as_mut())
     }
 
+    /// Every group, mutably, in name order; `f` says whether it changed the group, and those it
+    /// changed count as touched (the meta group always does). A walk over every group then
+    /// costs the settling and checking of the few it changed, not of all.
+    pub fn for_each_marking(&mut self, mut f: impl FnMut(&mut Group) -> bool) {
+        let mut changed = Vec::new();
+        for (name, group) in in_name_order(self.assets.iter_mut(), self.meta.as_mut()) {
+            if f(group) && name != META {
+                changed.push(name.to_string());
+            }
+        }
+        self.mark_touched(changed);
+    }
+
+    /// The stream and consumer groups, mutably, in name order, as [`Self::for_each_marking`].
+    pub fn assets_marking(&mut self, mut f: impl FnMut(&str, &mut Group) -> bool) {
+        let mut changed = Vec::new();
+        for (name, group) in self.assets.iter_mut() {
+            if f(name, group) {
+                changed.push(name.clone());
+            }
+        }
+        self.mark_touched(changed);
+    }
+
+    /// Adds `names` (in name order, each a live asset group) to the touched ones.
+    fn mark_touched(&mut self, names: Vec<String>) {
+        if self.all_touched || names.is_empty() {
+            return;
+        }
+        if self.touched_assets.is_empty() {
+            self.touched_assets.extend(names);
+            return;
+        }
+        for name in names {
+            if let Err(at) = self.touched_assets.binary_search(&name) {
+                self.touched_assets.insert(at, name);
+            }
+        }
+    }
+
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
         if self.all_touched {
@@ -177,8 +221,10 @@ impl GroupSet {
         }
     }
 
-    pub fn insert(&mut self, name: String, group: Group) -> Option<Group> {
+    pub fn insert(&mut self, name: String, mut group: Group) -> Option<Group> {
         self.revision = Revision::fresh();
+        group.set_slot(self.next_slot);
+        self.next_slot = self.next_slot.checked_add(1).expect("fewer than 2^32 groups started");
         if name == META {
             return self.meta.replace(group);
         }
@@ -263,6 +309,41 @@ mod tests {
         let mut settled = Vec::new();
         set.for_each_touched(|g| settled.push(g.name.clone()));
         assert_eq!(settled, ["S-a", "S-c", META]);
+    }
+
+    #[test]
+    fn every_group_inserted_gets_a_slot_of_its_own() {
+        let mut set = GroupSet::default();
+        for name in ["S-b", META, "S-a"] {
+            set.insert(name.to_string(), group(name));
+        }
+        let slots = |set: &GroupSet| set.iter().map(|(name, g)| (name.to_string(), g.slot())).collect::<Vec<_>>();
+        assert_eq!(slots(&set), [("S-a".to_string(), 2), ("S-b".to_string(), 0), (META.to_string(), 1)]);
+        set.remove("S-b");
+        set.insert("S-b".to_string(), group("S-b"));
+        set.clear();
+        set.insert("S-a".to_string(), group("S-a"));
+        assert_eq!(slots(&set), [("S-a".to_string(), 4)], "a slot is never given twice");
+    }
+
+    #[test]
+    fn a_walk_marks_only_what_it_changed() {
+        let mut set = GroupSet::default();
+        for name in ["S-a", "S-b", "S-c", META] {
+            set.insert(name.to_string(), group(name));
+        }
+        set.begin_input();
+        let _ = set.get_mut("S-c");
+        let mut walked = Vec::new();
+        set.for_each_marking(|g| {
+            walked.push(g.name.clone());
+            g.name == "S-a" || g.name == META
+        });
+        assert_eq!(walked, ["S-a", "S-b", "S-c", META], "every group, in name order");
+        assert_eq!(touched(&set), Some(vec!["S-a", "S-c", META]), "the changed ones join those touched before");
+        set.begin_input();
+        set.assets_marking(|name, _| name == "S-b");
+        assert_eq!(touched(&set), Some(vec!["S-b", META]));
     }
 
     #[test]

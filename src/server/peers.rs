@@ -211,20 +211,24 @@ impl Server {
         let me = env.node();
         let shrink_keeps_silent = env.bug(super::bugs::SHRINK_KEEPS_SILENT_MEMBER);
         let mut shrunk = Vec::new();
-        for (name, group) in self.groups.assets_mut() {
+        // Both walks go in name order: the assignments are stepped along, not searched.
+        let mut assigned = desired.iter().peekable();
+        // Only the groups whose learners or members this changes count as touched.
+        self.groups.assets_marking(|name, group| {
             if !group.node.leader() {
-                continue;
+                return false;
             }
-            let Some(want) = desired.get(name) else { continue };
+            while assigned.next_if(|(n, _)| n.as_str() < name).is_some() {}
+            let Some((_, want)) = assigned.next_if(|(n, _)| n.as_str() == name) else { return false };
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
             if group.node.membership_change_pending() {
-                continue;
+                return false;
             }
             // Servers about to join learn the log first; each is added once it holds it.
             let learners: Vec<PeerId> =
                 want.peers.iter().copied().filter(|p| !group.node.peers().contains(p)).collect();
-            group.node.set_learners(&learners);
+            let learners_changed = group.node.set_learners(&learners);
             let commit = group.node.commit_index();
             let have = group.node.peers();
             let scaled_to = replicas.get(name).map(|(_, r)| *r).filter(|&r| r < want.peers.len());
@@ -235,10 +239,10 @@ impl Server {
             let change = match (scaled_to, added, stray) {
                 (None, Some(add), _) => EntryData::AddPeer(add),
                 (_, _, Some(remove)) => EntryData::RemovePeer(remove),
-                (None, None, None) => continue,
+                (None, None, None) => return learners_changed,
                 // Scaling down: shrink to the replicas, then report (an add only to reach them).
                 (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
-                (Some(r), None, None) if have.len() < r => continue, // a learner still catching up
+                (Some(r), None, None) if have.len() < r => return learners_changed, // a learner catching up
                 (Some(r), _, None) if have.len() > r => {
                     shrinking = true;
                     // The rule is `meta::shrink_removal`'s: a member heard from lately, or a
@@ -255,17 +259,18 @@ impl Server {
                     let (heartbeat, lost_quorum) = (node.heartbeat_ms(), node.lost_quorum_ms());
                     match meta::shrink_removal(me, &members, now, heartbeat, lost_quorum, shrink_keeps_silent) {
                         Some(p) => EntryData::RemovePeer(p),
-                        None => continue,
+                        None => return learners_changed,
                     }
                 }
                 (Some(_), _, None) => {
                     shrunk.push((replicas[name].0.clone(), name.to_string(), have.to_vec()));
-                    continue;
+                    return learners_changed;
                 }
             };
             let term = group.node.term();
             // Refusals (a change still uncommitted, a re-add ban) are retried next tick.
-            if group.node.propose(now, term, change.clone()).is_ok() {
+            let proposed = group.node.propose(now, term, change.clone()).is_ok();
+            if proposed {
                 env.trace_with("group-peer-change", &(name, format!("{change:?}")), || {
                     format!("{name}: {}", super::apply::describe_entry(false, &change))
                 });
@@ -274,7 +279,8 @@ impl Server {
                     env.observe(Observation::ShrinkRemoving { group: name, index, removed: *removed, now_ms: now });
                 }
             }
-        }
+            learners_changed || proposed
+        });
         for (stream, group, peers) in shrunk {
             self.report_group_shrunk(env, stream, group, peers);
         }
@@ -337,8 +343,8 @@ impl Server {
         let meta_peers = meta_peers.to_vec();
         let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
         let desired = meta.desired_groups();
-        for (name, group) in self.groups.assets_mut() {
-            let Some(want) = desired.get(name) else { continue };
+        self.groups.assets_marking(|name, group| {
+            let Some(want) = desired.get(name) else { return false };
             let removed: Vec<PeerId> = group
                 .node
                 .peers()
@@ -347,11 +353,12 @@ impl Server {
                 .filter(|p| !meta_peers.contains(p) && !want.peers.contains(p))
                 .collect();
             if removed.is_empty() || !group.node.leaderless() {
-                continue;
+                return false;
             }
             let members = group.node.peers();
             let learners: Vec<PeerId> =
                 want.peers.iter().copied().filter(|p| meta_peers.contains(p) && !members.contains(p)).collect();
+            let stamp = group.node.stamp();
             if let Ok(evicted) = group.node.evict_peers(&removed, &learners) {
                 if !evicted.is_empty() {
                     env.trace_with("group-peers-evicted", &(name, &evicted), || {
@@ -359,7 +366,8 @@ impl Server {
                     });
                 }
             }
-        }
+            group.node.stamp() != stamp || group.settle_due()
+        });
     }
 }
 

@@ -43,11 +43,17 @@ impl Server {
         self.evict_removed_peers(env);
         self.report_empty_groups(env);
         let now = env.monotonic_ms();
-        for group in self.groups.values_mut() {
+        let tokens = &mut self.tokens;
+        // Most ticks of most groups change nothing a settle or a check looks at (no timer is
+        // due): only those that did count as touched. Every group forks its generator all
+        // the same, so the run's RNG moves on as it always has.
+        self.groups.for_each_marking(|group| {
             let mut rng = forked_rng(env);
+            let stamp = group.node.stamp();
             group.node.tick(now, &mut rng);
-            group.retry_blocked(env, &mut self.tokens);
-        }
+            let retried = group.retry_blocked(env, tokens);
+            retried || group.node.stamp() != stamp || group.settle_due()
+        });
     }
 
     /// After every input: push pipelines, signal meta leadership, tell the oracle who leads,

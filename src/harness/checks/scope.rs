@@ -67,13 +67,15 @@ impl GroupMark {
 #[derive(Debug)]
 struct Marked {
     name: String,
+    /// The group's slot in its server's group set (see [`Group::slot`]).
+    slot: u32,
     mark: GroupMark,
     stamp: Stamp,
 }
 
 impl Marked {
     fn of(group: &Group) -> Self {
-        Marked { name: group.name.clone(), mark: GroupMark::of(group), stamp: group.node.stamp() }
+        Marked { name: group.name.clone(), slot: group.slot(), mark: GroupMark::of(group), stamp: group.node.stamp() }
     }
 
     /// Nothing the mark reads moved since it was taken.
@@ -90,11 +92,34 @@ impl Marked {
 struct ServerMarks {
     groups: Option<Revision>,
     marks: Vec<Marked>,
+    /// By slot: where in `marks` that group's mark is (`NO_MARK` for a slot no group holds).
+    /// An event touches a group or two of thousands; found by slot, its mark costs no search
+    /// by name.
+    at_slot: Vec<u32>,
 }
+
+const NO_MARK: u32 = u32::MAX;
 
 impl ServerMarks {
     fn of(server: &Server) -> Self {
-        ServerMarks { groups: Some(server.groups_revision()), marks: server.groups().map(Marked::of).collect() }
+        Self::new(Some(server.groups_revision()), server.groups().map(Marked::of).collect())
+    }
+
+    fn new(groups: Option<Revision>, marks: Vec<Marked>) -> Self {
+        let slots = marks.iter().map(|m| m.slot as usize + 1).max().unwrap_or(0);
+        let mut at_slot = vec![NO_MARK; slots];
+        for (at, marked) in marks.iter().enumerate() {
+            at_slot[marked.slot as usize] = u32::try_from(at).expect("fewer than 2^32 groups");
+        }
+        ServerMarks { groups, marks, at_slot }
+    }
+
+    /// The mark of `group`, which must have one.
+    fn of_group(&mut self, group: &Group) -> &mut Marked {
+        let at = self.at_slot.get(group.slot() as usize).copied().filter(|&at| at != NO_MARK);
+        let marked = &mut self.marks[at.expect("a mark for every group") as usize];
+        debug_assert_eq!(marked.name, group.name, "slot {}", group.slot());
+        marked
     }
 
     /// Asserts that no mark moved where its stamp did not (`new` was taken after `self`): a
@@ -230,15 +255,8 @@ impl CheckMemo {
             // Only the groups the input touched can have moved (see `GroupSet`).
             let same_members = match server.groups_touched() {
                 None => old.marks.iter_mut().zip(server.groups()).all(|(marked, group)| remark(marked, group)),
-                Some(mut touched) => touched.all(|group| {
-                    // Every input touches the meta group, whose mark is the last (see `GroupSet`).
-                    let name = group.name.as_str();
-                    let last = old.marks.len().checked_sub(1).filter(|&at| name == META && old.marks[at].name == META);
-                    let at = last.map_or_else(|| old.marks.binary_search_by(|m| m.name.as_str().cmp(name)), Ok);
-                    // The same group set as at the last mark: every group running has one.
-                    let at = at.expect("a mark for every group");
-                    remark(&mut old.marks[at], group)
-                }),
+                // The same group set as at the last mark: every group running has one.
+                Some(mut touched) => touched.all(|group| remark(old.of_group(group), group)),
             };
             return if same_members { Scope::Groups(changed) } else { Scope::All };
         }
@@ -257,6 +275,8 @@ impl CheckMemo {
                 marks.push(Marked::of(group));
                 continue;
             };
+            // The same name may have been stopped and started again since: a new slot.
+            marked.slot = group.slot();
             if marked.holds(group) {
                 debug_assert_eq!(GroupMark::of(group), marked.mark, "{}: moved without its stamp", marked.name);
             } else {
@@ -269,7 +289,7 @@ impl CheckMemo {
             marks.push(marked);
         }
         names.extend(before.map(|gone| gone.name));
-        *old = ServerMarks { groups: Some(server.groups_revision()), marks };
+        *old = ServerMarks::new(Some(server.groups_revision()), marks);
         if meta_before != meta_peers(&old.marks) {
             return Scope::All;
         }
