@@ -7,9 +7,12 @@
 //! what depends on the consumer (its name against the config's durable) is still checked for
 //! each one.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::model::{ConfigError, ConsumerConfig, Decoded};
+use super::model::{ConfigError, ConsumerConfig, Decoded, StreamConfig, API_LEVEL};
 
 /// Configs remembered at most, each in the slot its bytes hash to, where it stays until a
 /// config hashed to the same slot replaces it. A lookup is a hash and one comparison of
@@ -48,6 +51,53 @@ impl<'a> ConsumerConfigs<'a> {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.slots.iter().flatten().count()
+    }
+}
+
+/// Streams' subjects (normalized, as [`StreamConfig::normalized`] gives them; `None` for a
+/// config that does not decode), by the hash of their config bytes and checked against the
+/// bytes. A leader checks a new stream's subjects against every other stream of the account,
+/// and parsed every other config's JSON to do it: a create cost a parse per stream there was
+/// (most of a thousand-stream burst's instructions went to it). A config's subjects depend on
+/// its bytes alone, so bytes met before take the subjects they had. Held by the applied state
+/// as its other caches are; a clone starts empty.
+#[derive(Default)]
+pub(crate) struct StreamSubjects(RefCell<BTreeMap<u64, (Vec<u8>, Option<Vec<String>>)>>);
+
+impl StreamSubjects {
+    /// `f` of the subjects of the config `bytes`. When `held_max` configs are held, they are
+    /// all forgotten first: a bound for the configs of streams deleted or changed since.
+    pub(crate) fn with<R>(&self, bytes: &[u8], held_max: usize, f: impl FnOnce(Option<&[String]>) -> R) -> R {
+        let mut held = self.0.borrow_mut();
+        if held.len() >= held_max {
+            held.clear();
+        }
+        let parse = || StreamConfig::decode_at(bytes, API_LEVEL).ok().map(|d| d.into_config().normalized().subjects);
+        let entry = held.entry(xxh3_64(bytes)).or_insert_with(|| (bytes.to_vec(), parse()));
+        // Another config of the same hash: it takes the place.
+        if entry.0 != bytes {
+            *entry = (bytes.to_vec(), parse());
+        }
+        f(entry.1.as_deref())
+    }
+
+    /// Configs held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+impl Clone for StreamSubjects {
+    fn clone(&self) -> Self {
+        StreamSubjects::default()
+    }
+}
+
+impl std::fmt::Debug for StreamSubjects {
+    // What a cache holds depends on which checks ran, never on the state: left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamSubjects")
     }
 }
 
@@ -105,5 +155,31 @@ mod tests {
             assert_eq!(Ok(decoded), ConsumerConfig::decode_at(bytes, API_LEVEL));
         }
         assert!(memo.len() > SLOTS / 2 && memo.len() <= SLOTS, "{} configs held", memo.len());
+    }
+
+    /// Every stream config, met once or again, gives the subjects a parse of its own bytes
+    /// gives, including one that does not decode; past the bound the memo starts over.
+    #[test]
+    fn remembered_subjects_are_those_of_the_bytes() {
+        let texts = [
+            r#"{"name":"S","subjects":["a.>","b"]}"#,
+            r#"{"name":"S","subjects":["a.>","c"]}"#,
+            r#"{"name":"T"}"#,
+            r#"{"name":"M","mirror":{"name":"S"}}"#,
+            r#"{"name":"U","subjects":["u"],"future":1}"#,
+            r#"{"name":"#,
+        ];
+        let memo = StreamSubjects::default();
+        let visits = texts.iter().chain(texts.iter().rev()).chain(&texts);
+        for text in visits {
+            let parsed =
+                StreamConfig::decode_at(text.as_bytes(), API_LEVEL).ok().map(|d| d.into_config().normalized().subjects);
+            let remembered = memo.with(text.as_bytes(), 100, |s| s.map(<[String]>::to_vec));
+            assert_eq!(remembered, parsed, "{text}");
+        }
+        assert_eq!(memo.len(), texts.len(), "each config parsed once");
+        assert_eq!(memo.clone().len(), 0, "a clone starts empty");
+        memo.with(b"{}", texts.len(), |_| ());
+        assert_eq!(memo.len(), 1, "at the bound, the memo starts over");
     }
 }

@@ -359,9 +359,12 @@ impl Handler<'_> {
             if other.name == key.name {
                 continue;
             }
-            let Ok(decoded) = other.config() else { continue };
-            let theirs = decoded.into_config().normalized().subjects;
-            if config.subjects.iter().any(|a| theirs.iter().any(|b| subjects_overlap(a, b))) {
+            // A config that does not decode overlaps nothing.
+            let overlaps = self.state.with_stream_subjects(other, |theirs| {
+                let theirs = theirs.unwrap_or_default();
+                config.subjects.iter().any(|a| theirs.iter().any(|b| subjects_overlap(a, b)))
+            });
+            if overlaps {
                 return Err(ApiError::SubjectOverlap);
             }
         }

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::config_memo::StreamSubjects;
 use super::entry::{MetaEntry, Reply};
 use super::error::ApiError;
 use super::inflight::Inflight;
@@ -75,6 +76,8 @@ pub struct MetaState {
     digest_checked: Cell<bool>,
     /// [`MetaState::check_structure`]'s verdict, kept the same way.
     structure_cache: RefCell<Option<Result<(), String>>>,
+    /// [`MetaState::with_stream_subjects`]'s memo.
+    stream_subjects: StreamSubjects,
     /// Stamped anew on every change, with the caches above.
     revision: Revision,
 }
@@ -156,6 +159,7 @@ impl MetaState {
             projection_sum: 0,
             digest_checked: Cell::new(false),
             structure_cache: RefCell::new(None),
+            stream_subjects: StreamSubjects::default(),
             revision: Revision::fresh(),
         }
     }
@@ -484,6 +488,14 @@ impl MetaState {
         let error = ApplyError::Invalid { index, reason };
         self.write_error.get_or_insert_with(|| error.to_string());
         error
+    }
+
+    /// `f` of the normalized subjects of `sa`'s config, applied or not (`None` when the
+    /// config does not decode), parsed once per config met (see [`StreamSubjects`]).
+    pub fn with_stream_subjects<R>(&self, sa: &StreamAssignment, f: impl FnOnce(Option<&[String]>) -> R) -> R {
+        // Room for every applied stream's config and as many more (inflight, or replaced).
+        let held_max = 2 * self.streams.len() + 64;
+        self.stream_subjects.with(&sa.config_json, held_max, f)
     }
 
     /// The applied stream assignment.

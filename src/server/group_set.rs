@@ -9,6 +9,7 @@
 //! changes whenever a group comes or goes.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::group::Group;
 use super::wire::META;
@@ -61,6 +62,25 @@ fn in_name_order<'a, G>(
         }
         assets.next().map(|(name, group)| (name.as_str(), group))
     })
+}
+
+/// The asset groups named before the meta group's name and after it (no asset group shares it).
+type Around = ((Bound<&'static str>, Bound<&'static str>), (Bound<&'static str>, Bound<&'static str>));
+const AROUND_META: Around = ((Bound::Unbounded, Bound::Excluded(META)), (Bound::Excluded(META), Bound::Unbounded));
+
+/// `f` on every group, mutably, in name order: the asset groups on either side of the meta
+/// group's name found once, rather than each name compared with it.
+fn each_in_name_order_mut(
+    assets: &mut BTreeMap<String, Group>,
+    meta: Option<&mut Group>,
+    mut f: impl FnMut(&str, &mut Group),
+) {
+    let (before, after) = AROUND_META;
+    assets.range_mut::<str, _>(before).for_each(|(name, group)| f(name, group));
+    if let Some(meta) = meta {
+        f(META, meta);
+    }
+    assets.range_mut::<str, _>(after).for_each(|(name, group)| f(name, group));
 }
 
 /// Touched names before the meta group's and after it.
@@ -134,7 +154,11 @@ impl GroupSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
-        in_name_order(self.assets.iter(), self.meta.as_ref())
+        let (before, after) = AROUND_META;
+        let meta = self.meta.as_ref().map(|group| (META, group));
+        let before = self.assets.range::<str, _>(before).map(|(name, group)| (name.as_str(), group));
+        let after = self.assets.range::<str, _>(after).map(|(name, group)| (name.as_str(), group));
+        before.chain(meta).chain(after)
     }
 
     /// The stream and consumer groups (every group but the meta group), in name order: the
@@ -165,11 +189,11 @@ impl GroupSet {
     /// costs the settling and checking of the few it changed, not of all.
     pub fn for_each_marking(&mut self, mut f: impl FnMut(&mut Group) -> bool) {
         let mut changed = Vec::new();
-        for (name, group) in in_name_order(self.assets.iter_mut(), self.meta.as_mut()) {
+        each_in_name_order_mut(&mut self.assets, self.meta.as_mut(), |name, group| {
             if f(group) && name != META {
                 changed.push(name.to_string());
             }
-        }
+        });
         self.mark_touched(changed);
     }
 
@@ -203,7 +227,7 @@ impl GroupSet {
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
         if self.all_touched {
-            return in_name_order(self.assets.iter_mut(), self.meta.as_mut()).for_each(|(_, g)| f(g));
+            return each_in_name_order_mut(&mut self.assets, self.meta.as_mut(), |_, group| f(group));
         }
         let (before, after) = around_meta(&self.touched_assets);
         for name in before {
@@ -329,7 +353,7 @@ mod tests {
     #[test]
     fn a_walk_marks_only_what_it_changed() {
         let mut set = GroupSet::default();
-        for name in ["S-a", "S-b", "S-c", META] {
+        for name in ["x-after-meta", "S-a", "S-b", "S-c", META] {
             set.insert(name.to_string(), group(name));
         }
         set.begin_input();
@@ -337,10 +361,18 @@ mod tests {
         let mut walked = Vec::new();
         set.for_each_marking(|g| {
             walked.push(g.name.clone());
-            g.name == "S-a" || g.name == META
+            g.name == "S-a" || g.name == META || g.name == "x-after-meta"
         });
-        assert_eq!(walked, ["S-a", "S-b", "S-c", META], "every group, in name order");
-        assert_eq!(touched(&set), Some(vec!["S-a", "S-c", META]), "the changed ones join those touched before");
+        let in_order = ["S-a", "S-b", "S-c", META, "x-after-meta"];
+        assert_eq!(walked, in_order, "every group, in name order");
+        assert_eq!(set.keys().collect::<Vec<_>>(), in_order);
+        let mut settled = Vec::new();
+        set.for_each_touched(|g| settled.push(g.name.clone()));
+        assert_eq!(settled, ["S-a", "S-c", META, "x-after-meta"], "the changed ones join those touched before");
+        set.values_mut().for_each(drop);
+        let mut settled = Vec::new();
+        set.for_each_touched(|g| settled.push(g.name.clone()));
+        assert_eq!(settled, in_order, "all touched: all settled, in name order");
         set.begin_input();
         set.assets_marking(|name, _| name == "S-b");
         assert_eq!(touched(&set), Some(vec!["S-b", META]));
