@@ -355,12 +355,13 @@ impl Handler<'_> {
 
     /// Reject subjects overlapping any other applied-or-inflight stream of the account.
     fn check_overlap(&self, key: &StreamKey, config: &StreamConfig) -> Result<(), ApiError> {
-        for other in self.view.streams_or_inflight(self.state, &key.account) {
+        let others = self.view.streams_or_inflight(self.state, &key.account);
+        for other in &others {
             if other.name == key.name {
                 continue;
             }
             // A config that does not decode overlaps nothing.
-            let overlaps = self.state.with_stream_subjects(other, |theirs| {
+            let overlaps = self.state.with_stream_subjects(other, others.len(), |theirs| {
                 let theirs = theirs.unwrap_or_default();
                 config.subjects.iter().any(|a| theirs.iter().any(|b| subjects_overlap(a, b)))
             });

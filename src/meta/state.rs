@@ -492,10 +492,23 @@ impl MetaState {
 
     /// `f` of the normalized subjects of `sa`'s config, applied or not (`None` when the
     /// config does not decode), parsed once per config met (see [`StreamSubjects`]).
-    pub fn with_stream_subjects<R>(&self, sa: &StreamAssignment, f: impl FnOnce(Option<&[String]>) -> R) -> R {
-        // Room for every applied stream's config and as many more (inflight, or replaced).
-        let held_max = 2 * self.streams.len() + 64;
+    /// `walked`: how many configs the caller looks at in all, inflight ones included.
+    pub fn with_stream_subjects<R>(
+        &self,
+        sa: &StreamAssignment,
+        walked: usize,
+        f: impl FnOnce(Option<&[String]>) -> R,
+    ) -> R {
+        // Room for every config the walk meets and as many more (replaced or deleted since):
+        // a create burst holds hundreds inflight while few are applied yet.
+        let held_max = 2 * (self.streams.len() + walked) + 64;
         self.stream_subjects.with(&sa.config_json, held_max, f)
+    }
+
+    /// Configs [`Self::with_stream_subjects`] holds.
+    #[cfg(test)]
+    pub(super) fn stream_subjects_held(&self) -> usize {
+        self.stream_subjects.len()
     }
 
     /// The applied stream assignment.

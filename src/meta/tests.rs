@@ -1341,3 +1341,24 @@ fn a_local_stream_meeting_a_recreated_assignment_is_reincarnated() {
     let asset = local.stream(&key).expect("kept, as the new incarnation");
     assert_eq!((asset.created_ms, asset.group_name.as_str()), (200, "S-R3-c"));
 }
+
+/// The overlap check's memo holds every config a walk meets, inflight ones included: in a
+/// create burst, hundreds are inflight while none is applied yet, and each config is parsed
+/// once (a bound counting only applied streams started the memo over on every create).
+#[test]
+fn stream_subjects_are_held_across_a_walk_of_inflight_configs() {
+    let state = MetaState::default();
+    let streams: Vec<StreamAssignment> = (0..300)
+        .map(|i| {
+            let name = format!("S{i}");
+            sa(&name, 0, stream_json(&name, &[&format!("s{i}.>")], 3), group(&format!("G{i}"), &[0]))
+        })
+        .collect();
+    for _ in 0..2 {
+        for (i, stream) in streams.iter().enumerate() {
+            let subjects = state.with_stream_subjects(stream, streams.len(), |s| s.map(<[String]>::to_vec));
+            assert_eq!(subjects, Some(vec![format!("s{i}.>")]));
+        }
+    }
+    assert_eq!(state.stream_subjects_held(), streams.len(), "each config held once");
+}
