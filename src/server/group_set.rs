@@ -9,7 +9,6 @@
 //! changes whenever a group comes or goes.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use super::group::Group;
 use super::wire::META;
@@ -21,10 +20,14 @@ use crate::meta::Revision;
 /// on every server after every event), is kept apart from the stream and consumer groups:
 /// [`GroupSet::meta`] finds it without comparing a name, and recording what an input touched
 /// costs nothing for it. Every walk still yields all groups in name order, the meta group in
-/// its place among the others.
+/// its place among the others: the stream and consumer groups are kept in two maps, those
+/// named before the meta group's name and those after, so no walk looks for its place.
 pub struct GroupSet {
-    /// The stream and consumer groups.
-    assets: BTreeMap<String, Group>,
+    /// The stream and consumer groups named before the meta group's name (all that the meta
+    /// layer names: `S-…`, `C-…`)…
+    before_meta: BTreeMap<String, Group>,
+    /// …and after it.
+    after_meta: BTreeMap<String, Group>,
     meta: Option<Group>,
     /// Stamped anew on every insert, remove and clear.
     revision: Revision,
@@ -40,7 +43,8 @@ pub struct GroupSet {
 impl Default for GroupSet {
     fn default() -> Self {
         GroupSet {
-            assets: BTreeMap::new(),
+            before_meta: BTreeMap::new(),
+            after_meta: BTreeMap::new(),
             meta: None,
             revision: Revision::default(),
             all_touched: true,
@@ -50,42 +54,13 @@ impl Default for GroupSet {
     }
 }
 
-/// `assets` (in name order) with the meta group put in its place by name.
-fn in_name_order<'a, G>(
-    assets: impl Iterator<Item = (&'a String, G)>,
-    mut meta: Option<G>,
-) -> impl Iterator<Item = (&'a str, G)> {
-    let mut assets = assets.peekable();
-    std::iter::from_fn(move || {
-        if meta.is_some() && assets.peek().is_none_or(|(name, _)| name.as_str() > META) {
-            return meta.take().map(|group| (META, group));
-        }
-        assets.next().map(|(name, group)| (name.as_str(), group))
-    })
-}
-
-/// The asset groups named before the meta group's name and after it (no asset group shares it).
-type Around = ((Bound<&'static str>, Bound<&'static str>), (Bound<&'static str>, Bound<&'static str>));
-const AROUND_META: Around = ((Bound::Unbounded, Bound::Excluded(META)), (Bound::Excluded(META), Bound::Unbounded));
-
-/// `f` on every group, mutably, in name order: the asset groups on either side of the meta
-/// group's name found once, rather than each name compared with it.
-fn each_in_name_order_mut(
-    assets: &mut BTreeMap<String, Group>,
-    meta: Option<&mut Group>,
-    mut f: impl FnMut(&str, &mut Group),
-) {
-    let (before, after) = AROUND_META;
-    assets.range_mut::<str, _>(before).for_each(|(name, group)| f(name, group));
-    if let Some(meta) = meta {
-        f(META, meta);
-    }
-    assets.range_mut::<str, _>(after).for_each(|(name, group)| f(name, group));
-}
-
 /// Touched names before the meta group's and after it.
 fn around_meta(names: &[String]) -> (&[String], &[String]) {
     names.split_at(names.partition_point(|name| name.as_str() < META))
+}
+
+fn named<'a, G>((name, group): (&'a String, G)) -> (&'a str, G) {
+    (name.as_str(), group)
 }
 
 impl GroupSet {
@@ -100,8 +75,10 @@ impl GroupSet {
         if self.all_touched {
             return None;
         }
-        let live = self.touched_assets.iter().filter_map(|name| self.assets.get_key_value(name));
-        Some(in_name_order(live, self.meta.as_ref()).map(|(_, group)| group))
+        let (before, after) = around_meta(&self.touched_assets);
+        let before = before.iter().filter_map(|name| self.before_meta.get(name));
+        let after = after.iter().filter_map(|name| self.after_meta.get(name));
+        Some(before.chain(&self.meta).chain(after))
     }
 
     /// Changes whenever the set of names does (see [`Revision`]).
@@ -119,11 +96,28 @@ impl GroupSet {
         self.meta.as_mut()
     }
 
+    /// The map an asset group of this name belongs in (not the meta group's name).
+    fn side(&self, name: &str) -> &BTreeMap<String, Group> {
+        if name < META {
+            &self.before_meta
+        } else {
+            &self.after_meta
+        }
+    }
+
+    fn side_mut(&mut self, name: &str) -> &mut BTreeMap<String, Group> {
+        if name < META {
+            &mut self.before_meta
+        } else {
+            &mut self.after_meta
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Group> {
         if name == META {
             self.meta()
         } else {
-            self.assets.get(name)
+            self.side(name).get(name)
         }
     }
 
@@ -131,7 +125,9 @@ impl GroupSet {
         if name == META {
             return self.meta_mut();
         }
-        let group = self.assets.get_mut(name)?;
+        // The fields apart, so the group found and the touched list are borrowed together.
+        let side = if name < META { &mut self.before_meta } else { &mut self.after_meta };
+        let group = side.get_mut(name)?;
         if !self.all_touched {
             if let Err(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
                 self.touched_assets.insert(at, name.to_string());
@@ -154,23 +150,14 @@ impl GroupSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
-        let (before, after) = AROUND_META;
         let meta = self.meta.as_ref().map(|group| (META, group));
-        let before = self.assets.range::<str, _>(before).map(|(name, group)| (name.as_str(), group));
-        let after = self.assets.range::<str, _>(after).map(|(name, group)| (name.as_str(), group));
-        before.chain(meta).chain(after)
+        self.before_meta.iter().map(named).chain(meta).chain(self.after_meta.iter().map(named))
     }
 
     /// The stream and consumer groups (every group but the meta group), in name order: the
     /// tick's walks over them need not step over the meta group by name.
     pub fn assets(&self) -> impl Iterator<Item = (&str, &Group)> {
-        self.assets.iter().map(|(name, group)| (name.as_str(), group))
-    }
-
-    /// The stream and consumer groups, mutably: all count as touched.
-    pub fn assets_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
-        self.all_touched = true;
-        self.assets.iter_mut().map(|(name, group)| (name.as_str(), group))
+        self.before_meta.iter().chain(&self.after_meta).map(named)
     }
 
     /// Every group, mutably: all count as touched.
@@ -181,7 +168,8 @@ impl GroupSet {
     /// Every group with its name, mutably: all count as touched.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
         self.all_touched = true;
-        in_name_order(self.assets.iter_mut(), self.meta.as_mut())
+        let meta = self.meta.as_mut().map(|group| (META, group));
+        self.before_meta.iter_mut().map(named).chain(meta).chain(self.after_meta.iter_mut().map(named))
     }
 
     /// Every group, mutably, in name order; `f` says whether it changed the group, and those it
@@ -189,18 +177,20 @@ impl GroupSet {
     /// costs the settling and checking of the few it changed, not of all.
     pub fn for_each_marking(&mut self, mut f: impl FnMut(&mut Group) -> bool) {
         let mut changed = Vec::new();
-        each_in_name_order_mut(&mut self.assets, self.meta.as_mut(), |name, group| {
+        let meta = self.meta.as_mut().map(|group| (META, group));
+        let all = self.before_meta.iter_mut().map(named).chain(meta).chain(self.after_meta.iter_mut().map(named));
+        for (name, group) in all {
             if f(group) && name != META {
                 changed.push(name.to_string());
             }
-        });
+        }
         self.mark_touched(changed);
     }
 
     /// The stream and consumer groups, mutably, in name order, as [`Self::for_each_marking`].
     pub fn assets_marking(&mut self, mut f: impl FnMut(&str, &mut Group) -> bool) {
         let mut changed = Vec::new();
-        for (name, group) in self.assets.iter_mut() {
+        for (name, group) in self.before_meta.iter_mut().chain(&mut self.after_meta) {
             if f(name, group) {
                 changed.push(name.clone());
             }
@@ -227,19 +217,20 @@ impl GroupSet {
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
         if self.all_touched {
-            return each_in_name_order_mut(&mut self.assets, self.meta.as_mut(), |_, group| f(group));
+            self.before_meta.values_mut().for_each(&mut f);
+            self.meta.iter_mut().for_each(&mut f);
+            self.after_meta.values_mut().for_each(&mut f);
+            return;
         }
         let (before, after) = around_meta(&self.touched_assets);
         for name in before {
-            if let Some(group) = self.assets.get_mut(name) {
+            if let Some(group) = self.before_meta.get_mut(name) {
                 f(group);
             }
         }
-        if let Some(meta) = &mut self.meta {
-            f(meta);
-        }
+        self.meta.iter_mut().for_each(&mut f);
         for name in after {
-            if let Some(group) = self.assets.get_mut(name) {
+            if let Some(group) = self.after_meta.get_mut(name) {
                 f(group);
             }
         }
@@ -257,7 +248,7 @@ impl GroupSet {
                 self.touched_assets.insert(at, name.clone());
             }
         }
-        self.assets.insert(name, group)
+        self.side_mut(&name).insert(name, group)
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Group> {
@@ -269,12 +260,13 @@ impl GroupSet {
         if let Ok(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
             self.touched_assets.remove(at);
         }
-        self.assets.remove(name)
+        self.side_mut(name).remove(name)
     }
 
     pub fn clear(&mut self) {
         self.revision = Revision::fresh();
-        self.assets.clear();
+        self.before_meta.clear();
+        self.after_meta.clear();
         self.touched_assets.clear();
         self.meta = None;
     }
