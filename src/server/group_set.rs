@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use super::group::Group;
 use super::wire::META;
 use crate::meta::Revision;
+#[cfg(debug_assertions)]
+use crate::raft::{Index, Stamp};
 
 /// A new set counts every group as touched: a new server's first input is its start.
 ///
@@ -38,6 +40,11 @@ pub struct GroupSet {
     touched_assets: Vec<String>,
     /// The slot the next group inserted gets (see [`Group::slot`]); never reused.
     next_slot: u32,
+    /// Debug builds: each asset group's raft stamp and applied state as the input began, by
+    /// slot, so that [`GroupSet::assert_changes_touched`] can prove at its end that every
+    /// group it changed counts as touched (what the settle and the check memo rely on).
+    #[cfg(debug_assertions)]
+    at_input: BTreeMap<u32, (Stamp, Index, u64)>,
 }
 
 impl Default for GroupSet {
@@ -50,6 +57,8 @@ impl Default for GroupSet {
             all_touched: true,
             touched_assets: Vec::new(),
             next_slot: 0,
+            #[cfg(debug_assertions)]
+            at_input: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +77,36 @@ impl GroupSet {
     pub fn begin_input(&mut self) {
         self.all_touched = false;
         self.touched_assets.clear();
+        #[cfg(debug_assertions)]
+        {
+            let groups = self.before_meta.values().chain(self.after_meta.values()).map(Self::as_input_began);
+            self.at_input = groups.collect();
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn as_input_began(group: &Group) -> (u32, (Stamp, Index, u64)) {
+        (group.slot(), (group.node.stamp(), group.applied.index, group.applied.chain))
+    }
+
+    /// Debug builds: asserts that every asset group whose raft stamp or applied state moved
+    /// since the input began counts as touched: a walk that changed a group and said it did
+    /// not would leave it unsettled and unchecked. Nothing in release builds.
+    pub fn assert_changes_touched(&self) {
+        #[cfg(debug_assertions)]
+        {
+            if self.all_touched {
+                return;
+            }
+            for (name, group) in self.assets() {
+                if self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)).is_ok() {
+                    continue;
+                }
+                let began = self.at_input.get(&group.slot());
+                let now = Self::as_input_began(group).1;
+                assert!(began == Some(&now), "group {name} changed without being touched: {began:?} -> {now:?}");
+            }
+        }
     }
 
     /// The groups this input may have changed, in name order (`None`: every group).
@@ -368,6 +407,30 @@ mod tests {
         set.begin_input();
         set.assets_marking(|name, _| name == "S-b");
         assert_eq!(touched(&set), Some(vec!["S-b", META]));
+    }
+
+    /// A walk that changes a group and says it did not is caught at the end of the input
+    /// (debug builds); one that says so passes.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn a_change_left_untouched_is_caught() {
+        let mut set = GroupSet::default();
+        for name in ["S-a", "S-b", META] {
+            set.insert(name.to_string(), group(name));
+        }
+        let campaign = |g: &mut Group| {
+            g.node.campaign(1_000, &mut ChaCha8Rng::seed_from_u64(1));
+            true
+        };
+        set.begin_input();
+        set.for_each_marking(|g| g.name == "S-a" && campaign(g));
+        set.assert_changes_touched();
+        set.begin_input();
+        set.for_each_marking(|g| g.name == "S-b" && !campaign(g));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.assert_changes_touched()));
+        let message = caught.expect_err("the change was hidden");
+        let message = message.downcast_ref::<String>().expect("a formatted message");
+        assert!(message.contains("group S-b changed without being touched"), "{message}");
     }
 
     #[test]

@@ -84,6 +84,7 @@ impl Server {
         }
         self.route_publish_acks(env);
         self.send_results(env);
+        self.groups.assert_changes_touched();
     }
 
     /// The meta layer follows raft's leadership (past the apply barrier, and not while it
