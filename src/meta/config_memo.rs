@@ -62,7 +62,10 @@ impl<'a> ConsumerConfigs<'a> {
 /// its bytes alone, so bytes met before take the subjects they had. Held by the applied state
 /// as its other caches are; a clone starts empty.
 #[derive(Default)]
-pub(crate) struct StreamSubjects(RefCell<BTreeMap<u64, (Vec<u8>, Option<Vec<String>>)>>);
+pub(crate) struct StreamSubjects(RefCell<BTreeMap<u64, HeldSubjects>>);
+
+/// A config's bytes and its subjects (`None`: it does not decode).
+type HeldSubjects = (Vec<u8>, Option<Vec<String>>);
 
 impl StreamSubjects {
     /// `f` of the subjects of the config `bytes`. When `held_max` configs are held, they are

@@ -68,7 +68,7 @@ fn around_meta(names: &[String]) -> (&[String], &[String]) {
     names.split_at(names.partition_point(|name| name.as_str() < META))
 }
 
-fn named<'a, G>((name, group): (&'a String, G)) -> (&'a str, G) {
+fn named<G>((name, group): (&String, G)) -> (&str, G) {
     (name.as_str(), group)
 }
 
