@@ -16,30 +16,40 @@ use crate::meta::Revision;
 #[cfg(debug_assertions)]
 use crate::raft::{Index, Stamp};
 
+/// The meta group's slot; the stream and consumer groups take the others.
+const META_SLOT: u32 = 0;
+
 /// A new set counts every group as touched: a new server's first input is its start.
 ///
 /// The meta group, which the server and the oracle look up on nearly every input (the oracle
 /// on every server after every event), is kept apart from the stream and consumer groups:
 /// [`GroupSet::meta`] finds it without comparing a name, and recording what an input touched
 /// costs nothing for it. Every walk still yields all groups in name order, the meta group in
-/// its place among the others: the stream and consumer groups are kept in two maps, those
+/// its place among the others: the stream and consumer groups are named in two maps, those
 /// named before the meta group's name and those after, so no walk looks for its place.
+///
+/// The stream and consumer groups themselves live in slots (see [`Group::slot`]): a name is
+/// looked up once, as an input names its group, and what the input touched is kept by slot,
+/// so the settle and the checks reach those groups again without a search by name.
 pub struct GroupSet {
-    /// The stream and consumer groups named before the meta group's name (all that the meta
-    /// layer names: `S-…`, `C-…`)…
-    before_meta: BTreeMap<String, Group>,
+    /// The slots of the stream and consumer groups named before the meta group's name (all
+    /// that the meta layer names: `S-…`, `C-…`)…
+    before_meta: BTreeMap<String, u32>,
     /// …and after it.
-    after_meta: BTreeMap<String, Group>,
+    after_meta: BTreeMap<String, u32>,
+    /// The stream and consumer groups by slot; `None` for the meta group's slot and for free
+    /// ones (in `free`).
+    slots: Vec<Option<Group>>,
+    free: Vec<u32>,
     meta: Option<Group>,
     /// Stamped anew on every insert, remove and clear.
     revision: Revision,
     /// Every group counts as touched (until the next input begins).
     all_touched: bool,
-    /// Otherwise the asset groups handed out mutably since the input began, in name order
-    /// (the meta group always counts as touched). Cleared, not dropped, as an input begins.
-    touched_assets: Vec<String>,
-    /// The slot the next group inserted gets (see [`Group::slot`]); never reused.
-    next_slot: u32,
+    /// Otherwise the slots of the asset groups handed out mutably since the input began, in
+    /// name order, those named before the meta group's name and after it (the meta group
+    /// always counts as touched). Cleared, not dropped, as an input begins.
+    touched: [Vec<u32>; 2],
     /// Debug builds: each asset group's raft stamp and applied state as the input began, by
     /// slot, so that [`GroupSet::assert_changes_touched`] can prove at its end that every
     /// group it changed counts as touched (what the settle and the check memo rely on).
@@ -52,34 +62,40 @@ impl Default for GroupSet {
         GroupSet {
             before_meta: BTreeMap::new(),
             after_meta: BTreeMap::new(),
+            slots: vec![None],
+            free: Vec::new(),
             meta: None,
             revision: Revision::default(),
             all_touched: true,
-            touched_assets: Vec::new(),
-            next_slot: 0,
+            touched: [Vec::new(), Vec::new()],
             #[cfg(debug_assertions)]
             at_input: BTreeMap::new(),
         }
     }
 }
 
-/// Touched names before the meta group's and after it.
-fn around_meta(names: &[String]) -> (&[String], &[String]) {
-    names.split_at(names.partition_point(|name| name.as_str() < META))
+/// The group in `slot`, which holds one.
+fn held(slots: &[Option<Group>], slot: u32) -> &Group {
+    slots[slot as usize].as_ref().expect("a named slot holds its group")
 }
 
-fn named<G>((name, group): (&String, G)) -> (&str, G) {
-    (name.as_str(), group)
+/// A walk over a name map's entries, yielding each name with its group.
+fn named<'a>(slots: &'a [Option<Group>]) -> impl Fn((&'a String, &'a u32)) -> (&'a str, &'a Group) {
+    move |(name, &slot)| (name.as_str(), held(slots, slot))
+}
+
+fn held_mut(slots: &mut [Option<Group>], slot: u32) -> &mut Group {
+    slots[slot as usize].as_mut().expect("a named slot holds its group")
 }
 
 impl GroupSet {
     /// A new input begins: nothing touched yet but the meta group, which every input settles.
     pub fn begin_input(&mut self) {
         self.all_touched = false;
-        self.touched_assets.clear();
+        self.touched.iter_mut().for_each(Vec::clear);
         #[cfg(debug_assertions)]
         {
-            let groups = self.before_meta.values().chain(self.after_meta.values()).map(Self::as_input_began);
+            let groups = self.assets().map(|(_, group)| Self::as_input_began(group));
             self.at_input = groups.collect();
         }
     }
@@ -99,7 +115,7 @@ impl GroupSet {
                 return;
             }
             for (name, group) in self.assets() {
-                if self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)).is_ok() {
+                if self.touched.iter().flatten().any(|&slot| slot == group.slot()) {
                     continue;
                 }
                 let began = self.at_input.get(&group.slot());
@@ -114,10 +130,9 @@ impl GroupSet {
         if self.all_touched {
             return None;
         }
-        let (before, after) = around_meta(&self.touched_assets);
-        let before = before.iter().filter_map(|name| self.before_meta.get(name));
-        let after = after.iter().filter_map(|name| self.after_meta.get(name));
-        Some(before.chain(&self.meta).chain(after))
+        let [before, after] = &self.touched;
+        let group = |&slot: &u32| held(&self.slots, slot);
+        Some(before.iter().map(group).chain(&self.meta).chain(after.iter().map(group)))
     }
 
     /// Changes whenever the set of names does (see [`Revision`]).
@@ -135,44 +150,39 @@ impl GroupSet {
         self.meta.as_mut()
     }
 
-    /// The map an asset group of this name belongs in (not the meta group's name).
-    fn side(&self, name: &str) -> &BTreeMap<String, Group> {
-        if name < META {
-            &self.before_meta
-        } else {
-            &self.after_meta
-        }
-    }
-
-    fn side_mut(&mut self, name: &str) -> &mut BTreeMap<String, Group> {
-        if name < META {
-            &mut self.before_meta
-        } else {
-            &mut self.after_meta
-        }
+    /// The slot of the asset group named `name` (not the meta group's name).
+    fn slot_of(&self, name: &str) -> Option<u32> {
+        let side = if name < META { &self.before_meta } else { &self.after_meta };
+        side.get(name).copied()
     }
 
     pub fn get(&self, name: &str) -> Option<&Group> {
         if name == META {
-            self.meta()
-        } else {
-            self.side(name).get(name)
+            return self.meta();
         }
+        self.slot_of(name).map(|slot| held(&self.slots, slot))
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Group> {
         if name == META {
             return self.meta_mut();
         }
-        // The fields apart, so the group found and the touched list are borrowed together.
-        let side = if name < META { &mut self.before_meta } else { &mut self.after_meta };
-        let group = side.get_mut(name)?;
-        if !self.all_touched {
-            if let Err(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
-                self.touched_assets.insert(at, name.to_string());
-            }
+        let slot = self.slot_of(name)?;
+        self.touch(slot);
+        Some(held_mut(&mut self.slots, slot))
+    }
+
+    /// Records the live asset group in `slot` as touched, in name order.
+    fn touch(&mut self, slot: u32) {
+        if self.all_touched {
+            return;
         }
-        Some(group)
+        let slots = &self.slots;
+        let name = held(slots, slot).name.as_str();
+        let touched = &mut self.touched[usize::from(name > META)];
+        if let Err(at) = touched.binary_search_by(|&other| held(slots, other).name.as_str().cmp(name)) {
+            touched.insert(at, slot);
+        }
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -190,37 +200,43 @@ impl GroupSet {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
         let meta = self.meta.as_ref().map(|group| (META, group));
-        self.before_meta.iter().map(named).chain(meta).chain(self.after_meta.iter().map(named))
+        let (before, after) = (named(&self.slots), named(&self.slots));
+        self.before_meta.iter().map(before).chain(meta).chain(self.after_meta.iter().map(after))
     }
 
     /// The stream and consumer groups (every group but the meta group), in name order: the
     /// tick's walks over them need not step over the meta group by name.
     pub fn assets(&self) -> impl Iterator<Item = (&str, &Group)> {
+        let named = named(&self.slots);
         self.before_meta.iter().chain(&self.after_meta).map(named)
     }
 
-    /// Every group, mutably: all count as touched.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Group> {
-        self.iter_mut().map(|(_, group)| group)
-    }
-
-    /// Every group with its name, mutably: all count as touched.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group)> {
+    /// `f` on every group, mutably, in name order: all count as touched.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, &mut Group)) {
         self.all_touched = true;
-        let meta = self.meta.as_mut().map(|group| (META, group));
-        self.before_meta.iter_mut().map(named).chain(meta).chain(self.after_meta.iter_mut().map(named))
+        self.for_each_marking(|group| {
+            let name = group.name.clone();
+            f(&name, group);
+            true
+        });
     }
 
     /// Every group, mutably, in name order; `f` says whether it changed the group, and those it
     /// changed count as touched (the meta group always does). A walk over every group then
     /// costs the settling and checking of the few it changed, not of all.
     pub fn for_each_marking(&mut self, mut f: impl FnMut(&mut Group) -> bool) {
-        let mut changed = Vec::new();
-        let meta = self.meta.as_mut().map(|group| (META, group));
-        let all = self.before_meta.iter_mut().map(named).chain(meta).chain(self.after_meta.iter_mut().map(named));
-        for (name, group) in all {
-            if f(group) && name != META {
-                changed.push(name.to_string());
+        let mut changed = [Vec::new(), Vec::new()];
+        for &slot in self.before_meta.values() {
+            if f(held_mut(&mut self.slots, slot)) {
+                changed[0].push(slot);
+            }
+        }
+        if let Some(meta) = self.meta.as_mut() {
+            f(meta);
+        }
+        for &slot in self.after_meta.values() {
+            if f(held_mut(&mut self.slots, slot)) {
+                changed[1].push(slot);
             }
         }
         self.mark_touched(changed);
@@ -228,66 +244,96 @@ impl GroupSet {
 
     /// The stream and consumer groups, mutably, in name order, as [`Self::for_each_marking`].
     pub fn assets_marking(&mut self, mut f: impl FnMut(&str, &mut Group) -> bool) {
-        let mut changed = Vec::new();
-        for (name, group) in self.before_meta.iter_mut().chain(&mut self.after_meta) {
-            if f(name, group) {
-                changed.push(name.clone());
+        let mut changed = [Vec::new(), Vec::new()];
+        for (side, names) in [&self.before_meta, &self.after_meta].into_iter().enumerate() {
+            for (name, &slot) in names {
+                if f(name, held_mut(&mut self.slots, slot)) {
+                    changed[side].push(slot);
+                }
             }
         }
         self.mark_touched(changed);
     }
 
-    /// Adds `names` (in name order, each a live asset group) to the touched ones.
-    fn mark_touched(&mut self, names: Vec<String>) {
-        if self.all_touched || names.is_empty() {
+    /// Adds `changed` (each side in name order, each a live asset group's slot) to the touched
+    /// ones: the lists merged by name, as a tick may change hundreds of groups.
+    fn mark_touched(&mut self, changed: [Vec<u32>; 2]) {
+        if self.all_touched {
             return;
         }
-        if self.touched_assets.is_empty() {
-            self.touched_assets.extend(names);
-            return;
-        }
-        for name in names {
-            if let Err(at) = self.touched_assets.binary_search(&name) {
-                self.touched_assets.insert(at, name);
+        for (touched, changed) in self.touched.iter_mut().zip(changed) {
+            if changed.is_empty() {
+                continue;
             }
+            if touched.is_empty() {
+                touched.extend(changed);
+                continue;
+            }
+            let name = |slot: u32| held(&self.slots, slot).name.as_str();
+            let mut merged = Vec::with_capacity(touched.len() + changed.len());
+            let (mut before, mut now) = (touched.iter().copied().peekable(), changed.into_iter().peekable());
+            loop {
+                let next = match (before.peek(), now.peek()) {
+                    (Some(&a), Some(&b)) if a == b => {
+                        now.next();
+                        before.next()
+                    }
+                    (Some(&a), Some(&b)) if name(a) < name(b) => before.next(),
+                    (Some(_), Some(_)) | (None, Some(_)) => now.next(),
+                    (Some(_), None) => before.next(),
+                    (None, None) => break,
+                };
+                merged.extend(next);
+            }
+            *touched = merged;
         }
     }
 
     /// Each touched group, mutably, in name order (every group when all were touched).
     pub fn for_each_touched(&mut self, mut f: impl FnMut(&mut Group)) {
         if self.all_touched {
-            self.before_meta.values_mut().for_each(&mut f);
-            self.meta.iter_mut().for_each(&mut f);
-            self.after_meta.values_mut().for_each(&mut f);
-            return;
-        }
-        let (before, after) = around_meta(&self.touched_assets);
-        for name in before {
-            if let Some(group) = self.before_meta.get_mut(name) {
+            return self.for_each_marking(|group| {
                 f(group);
-            }
+                true
+            });
         }
-        self.meta.iter_mut().for_each(&mut f);
-        for name in after {
-            if let Some(group) = self.after_meta.get_mut(name) {
-                f(group);
-            }
+        for &slot in &self.touched[0] {
+            f(held_mut(&mut self.slots, slot));
+        }
+        if let Some(meta) = self.meta.as_mut() {
+            f(meta);
+        }
+        for &slot in &self.touched[1] {
+            f(held_mut(&mut self.slots, slot));
         }
     }
 
     pub fn insert(&mut self, name: String, mut group: Group) -> Option<Group> {
         self.revision = Revision::fresh();
-        group.set_slot(self.next_slot);
-        self.next_slot = self.next_slot.checked_add(1).expect("fewer than 2^32 groups started");
         if name == META {
+            group.set_slot(META_SLOT);
             return self.meta.replace(group);
         }
-        if !self.all_touched {
-            if let Err(at) = self.touched_assets.binary_search(&name) {
-                self.touched_assets.insert(at, name.clone());
-            }
+        if let Some(slot) = self.slot_of(&name) {
+            // The name's slot takes the new group; the old one goes back to the caller.
+            group.set_slot(slot);
+            let old = self.slots[slot as usize].replace(group);
+            self.touch(slot);
+            return old;
         }
-        self.side_mut(&name).insert(name, group)
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 groups at once")
+            }
+        };
+        group.set_slot(slot);
+        self.slots[slot as usize] = Some(group);
+        let side = if name.as_str() < META { &mut self.before_meta } else { &mut self.after_meta };
+        side.insert(name, slot);
+        self.touch(slot);
+        None
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Group> {
@@ -295,18 +341,21 @@ impl GroupSet {
         if name == META {
             return self.meta.take();
         }
+        let side = if name < META { &mut self.before_meta } else { &mut self.after_meta };
+        let slot = side.remove(name)?;
         // A removed group is no longer there to settle or check.
-        if let Ok(at) = self.touched_assets.binary_search_by(|n| n.as_str().cmp(name)) {
-            self.touched_assets.remove(at);
-        }
-        self.side_mut(name).remove(name)
+        self.touched[usize::from(name > META)].retain(|&touched| touched != slot);
+        self.free.push(slot);
+        self.slots[slot as usize].take()
     }
 
     pub fn clear(&mut self) {
         self.revision = Revision::fresh();
         self.before_meta.clear();
         self.after_meta.clear();
-        self.touched_assets.clear();
+        self.slots.truncate(1);
+        self.free.clear();
+        self.touched.iter_mut().for_each(Vec::clear);
         self.meta = None;
     }
 }
@@ -345,7 +394,7 @@ mod tests {
         let mut settled = Vec::new();
         set.for_each_touched(|g| settled.push(g.name.clone()));
         assert_eq!(settled, ["S-b", META], "settles what was touched, in name order");
-        let _ = set.values_mut().count();
+        set.for_each_mut(|_, _| {});
         assert_eq!(touched(&set), None, "all handed out together: all touched");
     }
 
@@ -367,18 +416,54 @@ mod tests {
     }
 
     #[test]
-    fn every_group_inserted_gets_a_slot_of_its_own() {
+    fn every_live_group_has_a_slot_of_its_own() {
         let mut set = GroupSet::default();
-        for name in ["S-b", META, "S-a"] {
+        for name in ["S-b", META, "S-a", "x"] {
             set.insert(name.to_string(), group(name));
         }
         let slots = |set: &GroupSet| set.iter().map(|(name, g)| (name.to_string(), g.slot())).collect::<Vec<_>>();
-        assert_eq!(slots(&set), [("S-a".to_string(), 2), ("S-b".to_string(), 0), (META.to_string(), 1)]);
+        let names = |slots: &[(String, u32)]| slots.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let held = slots(&set);
+        assert_eq!(names(&held), ["S-a", "S-b", META, "x"]);
+        let distinct: std::collections::BTreeSet<u32> = held.iter().map(|(_, s)| *s).collect();
+        assert_eq!(distinct.len(), 4, "{held:?}");
+        assert_eq!(set.get(META).map(Group::slot), Some(META_SLOT));
         set.remove("S-b");
-        set.insert("S-b".to_string(), group("S-b"));
+        set.insert("S-c".to_string(), group("S-c"));
+        assert_eq!(
+            set.get("S-c").map(Group::slot),
+            held.iter().find(|(n, _)| n == "S-b").map(|(_, s)| *s),
+            "a freed slot is given again"
+        );
+        let replaced = set.insert("S-a".to_string(), group("S-a")).expect("S-a was there");
+        assert_eq!(replaced.slot(), set.get("S-a").unwrap().slot(), "a group put in place of one keeps its slot");
         set.clear();
         set.insert("S-a".to_string(), group("S-a"));
-        assert_eq!(slots(&set), [("S-a".to_string(), 4)], "a slot is never given twice");
+        assert_eq!(names(&slots(&set)), ["S-a"]);
+    }
+
+    /// A walk may change hundreds of groups of one input that touched others already: the
+    /// lists merge in name order, each group once.
+    #[test]
+    fn touched_lists_merge_in_name_order() {
+        let mut set = GroupSet::default();
+        let names: Vec<String> = (0..40).map(|i| format!("S-{i:02}")).collect();
+        for name in names.iter().rev() {
+            set.insert(name.clone(), group(name));
+        }
+        set.insert(META.to_string(), group(META));
+        set.begin_input();
+        for name in ["S-03", "S-20", "S-39"] {
+            let _ = set.get_mut(name);
+        }
+        set.assets_marking(|name, _| name.ends_with('0') || name.ends_with('3'));
+        let want: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.ends_with('0') || n.ends_with('3') || *n == "S-39")
+            .chain([META])
+            .collect();
+        assert_eq!(touched(&set), Some(want));
     }
 
     #[test]
@@ -400,7 +485,7 @@ mod tests {
         let mut settled = Vec::new();
         set.for_each_touched(|g| settled.push(g.name.clone()));
         assert_eq!(settled, ["S-a", "S-c", META, "x-after-meta"], "the changed ones join those touched before");
-        set.values_mut().for_each(drop);
+        set.for_each_mut(|_, _| {});
         let mut settled = Vec::new();
         set.for_each_touched(|g| settled.push(g.name.clone()));
         assert_eq!(settled, in_order, "all touched: all settled, in name order");

@@ -13,7 +13,7 @@ impl Server {
         let now = env.monotonic_ms();
         let mut rng = forked_rng(env);
         let mut handed_over = Vec::new();
-        for (name, group) in self.groups.iter_mut() {
+        self.groups.for_each_mut(|name, group| {
             let term = group.node.term();
             let heir = group.node.step_down(now, None, &mut rng);
             group.node.become_observer(now, &mut rng);
@@ -21,7 +21,7 @@ impl Server {
                 env.observe(Observation::HandedOver { group: name, term, heir });
                 handed_over.push((name.to_string(), heir));
             }
-        }
+        });
         env.trace_with("shutdown", &handed_over, || {
             let handed: Vec<String> = handed_over.iter().map(|(name, heir)| format!("{name} to n{heir}")).collect();
             if handed.is_empty() {
