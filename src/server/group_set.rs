@@ -211,6 +211,13 @@ impl GroupSet {
         self.before_meta.iter().chain(&self.after_meta).map(named)
     }
 
+    /// Whether any stream or consumer group satisfies `pred`. The groups are taken in slot
+    /// order, not name order: the tick's cheap tests before a walk need no order, and the
+    /// slots lie in one array, where the names lie in a tree.
+    pub fn any_asset(&self, pred: impl FnMut(&Group) -> bool) -> bool {
+        self.slots.iter().flatten().any(pred)
+    }
+
     /// `f` on every group, mutably, in name order: all count as touched.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, &mut Group)) {
         self.all_touched = true;

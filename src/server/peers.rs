@@ -201,7 +201,7 @@ impl Server {
     /// still needs its vote, and the peers kept hold everything the group committed.
     pub(super) fn sync_group_peers(&mut self, env: &mut ServerEnv<'_>) {
         // Every tick on every server: build the assignment map only where there is a group to lead.
-        if !self.groups.assets().any(|(_, g)| g.node.leader()) {
+        if !self.groups.any_asset(|g| g.node.leader()) {
             return;
         }
         let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
@@ -337,7 +337,7 @@ impl Server {
         // Cheap test first: this runs on every tick of every server.
         let meta_peers = meta_group.node.peers();
         let stuck = |g: &&Group| g.node.leaderless() && g.node.peers().iter().any(|p| !meta_peers.contains(p));
-        if !self.groups.assets().any(|(_, g)| stuck(&g)) {
+        if !self.groups.any_asset(|g| stuck(&g)) {
             return;
         }
         let meta_peers = meta_peers.to_vec();
@@ -388,10 +388,10 @@ impl Server {
                 && g.node.leaderless_for_long(now)
         };
         // Cheap test first: this runs on every tick of every server.
-        let names: Vec<String> = self.groups.assets().filter(|(_, g)| waiting(g)).map(|(n, _)| n.to_string()).collect();
-        if names.is_empty() {
+        if !self.groups.any_asset(waiting) {
             return;
         }
+        let names: Vec<String> = self.groups.assets().filter(|(_, g)| waiting(g)).map(|(n, _)| n.to_string()).collect();
         let Some(meta_group) = self.groups.meta_mut() else { return };
         let meta_leader = meta_group.node.group_leader();
         let Some(meta) = meta_group.meta.as_deref_mut() else { return };
