@@ -223,10 +223,14 @@ impl Group {
     /// are durable). A failed write is retried on the next advance; an fsync the disk lied
     /// about leaves the record saying "joined", which only makes a restart wait again.
     fn record_caught_up(&mut self, env: &mut ServerEnv<'_>) {
-        if !self.joined_on_record || self.node.waits_for_leader() || self.pipeline.busy() || self.node.has_ready() {
-            return;
+        if self.caught_up_record_due() {
+            self.write_caught_up(env);
         }
-        self.write_caught_up(env);
+    }
+
+    /// The record still says "joined", and the node caught up with nothing on its way to disk.
+    fn caught_up_record_due(&self) -> bool {
+        self.joined_on_record && !self.node.waits_for_leader() && !self.pipeline.busy() && !self.node.has_ready()
     }
 
     /// Rewrite the membership record to say the joiner caught up. Also called when a durable
@@ -265,10 +269,10 @@ impl Group {
     /// them running JetStream, while the leader and the rest counted against four). A failed
     /// write is retried on the next advance.
     fn record_cluster_size(&mut self, env: &mut ServerEnv<'_>) {
-        let size = self.node.replicated_cluster_size();
-        if size == self.cluster_size_on_record {
+        if !self.cluster_size_record_due() {
             return;
         }
+        let size = self.node.replicated_cluster_size();
         let files = self.pipeline.files();
         let record = size.map(|s| u32::try_from(s).expect("a cluster size fits in u32"));
         match files.write_cluster_size(env.disk(), record) {
@@ -290,16 +294,23 @@ impl Group {
     /// 146: a lone member's no-op counted committed, then lost to a crash before the log
     /// write, was taken for a committed entry the next leader skipped).
     pub fn report_lead(&mut self, env: &mut ServerEnv<'_>) {
-        if self.node.role() != Role::Leader {
-            self.reported_lead = None;
+        let lead = self.lead_now();
+        if self.reported_lead == lead {
             return;
         }
-        let durable = self.pipeline.writing_from().map_or(Index::MAX, |from| from - 1);
-        let (term, commit) = (self.node.term(), self.node.commit_index().min(durable));
-        if self.reported_lead != Some((term, commit)) {
-            self.reported_lead = Some((term, commit));
+        self.reported_lead = lead;
+        if let Some((term, commit)) = lead {
             env.observe(Observation::Leads { group: &self.name, term, commit });
         }
+    }
+
+    /// The term and durable commit a leader reports (`None` when not leading by raft role).
+    fn lead_now(&self) -> Option<(Term, Index)> {
+        if self.node.role() != Role::Leader {
+            return None;
+        }
+        let durable = self.pipeline.writing_from().map_or(Index::MAX, |from| from - 1);
+        Some((self.node.term(), self.node.commit_index().min(durable)))
     }
 
     /// An fsync this group asked for completed.
@@ -318,6 +329,11 @@ impl Group {
         blocked
     }
 
+    /// The replicated cluster size moved since the record last said it (or its write failed).
+    fn cluster_size_record_due(&self) -> bool {
+        self.node.replicated_cluster_size() != self.cluster_size_on_record
+    }
+
     /// Whether settling this group would do anything: each of [`Self::advance`]'s steps and
     /// [`Self::report_lead`] finds work, or there are acknowledgements to route. False means
     /// both are no-ops, so an input that left the group so need not count it as touched.
@@ -325,17 +341,12 @@ impl Group {
         // A busy pipeline that is not blocked waits on fsyncs (`drive` returns only so), and
         // their completion is an input of its own; a blocked one waits for the tick's retry.
         let ready = !self.pipeline.busy() && self.node.has_ready();
-        let caught_up =
-            self.joined_on_record && !self.node.waits_for_leader() && !self.pipeline.busy() && !self.node.has_ready();
-        let cluster_size = self.node.replicated_cluster_size() != self.cluster_size_on_record;
-        let lead = match self.node.role() {
-            Role::Leader => {
-                let durable = self.pipeline.writing_from().map_or(Index::MAX, |from| from - 1);
-                self.reported_lead != Some((self.node.term(), self.node.commit_index().min(durable)))
-            }
-            _ => self.reported_lead.is_some(),
-        };
-        ready || caught_up || cluster_size || lead || self.node.has_probes() || !self.publish_acks.is_empty()
+        ready
+            || self.caught_up_record_due()
+            || self.cluster_size_record_due()
+            || self.reported_lead != self.lead_now()
+            || self.node.has_probes()
+            || !self.publish_acks.is_empty()
     }
 
     pub(super) fn send(&self, env: &mut ServerEnv<'_>, messages: Vec<(u32, Message)>) {

@@ -79,13 +79,13 @@ fn held(slots: &[Option<Group>], slot: u32) -> &Group {
     slots[slot as usize].as_ref().expect("a named slot holds its group")
 }
 
+fn held_mut(slots: &mut [Option<Group>], slot: u32) -> &mut Group {
+    slots[slot as usize].as_mut().expect("a named slot holds its group")
+}
+
 /// A walk over a name map's entries, yielding each name with its group.
 fn named<'a>(slots: &'a [Option<Group>]) -> impl Fn((&'a String, &'a u32)) -> (&'a str, &'a Group) {
     move |(name, &slot)| (name.as_str(), held(slots, slot))
-}
-
-fn held_mut(slots: &mut [Option<Group>], slot: u32) -> &mut Group {
-    slots[slot as usize].as_mut().expect("a named slot holds its group")
 }
 
 impl GroupSet {
@@ -156,6 +156,15 @@ impl GroupSet {
         side.get(name).copied()
     }
 
+    /// The name map an asset group named `name` belongs in.
+    fn names_mut(&mut self, name: &str) -> &mut BTreeMap<String, u32> {
+        if name < META {
+            &mut self.before_meta
+        } else {
+            &mut self.after_meta
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Group> {
         if name == META {
             return self.meta();
@@ -221,11 +230,15 @@ impl GroupSet {
     /// `f` on every group, mutably, in name order: all count as touched.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, &mut Group)) {
         self.all_touched = true;
-        self.for_each_marking(|group| {
-            let name = group.name.clone();
-            f(&name, group);
-            true
-        });
+        for (name, &slot) in &self.before_meta {
+            f(name, held_mut(&mut self.slots, slot));
+        }
+        if let Some(meta) = self.meta.as_mut() {
+            f(META, meta);
+        }
+        for (name, &slot) in &self.after_meta {
+            f(name, held_mut(&mut self.slots, slot));
+        }
     }
 
     /// Every group, mutably, in name order; `f` says whether it changed the group, and those it
@@ -337,8 +350,7 @@ impl GroupSet {
         };
         group.set_slot(slot);
         self.slots[slot as usize] = Some(group);
-        let side = if name.as_str() < META { &mut self.before_meta } else { &mut self.after_meta };
-        side.insert(name, slot);
+        self.names_mut(&name).insert(name, slot);
         self.touch(slot);
         None
     }
@@ -348,8 +360,7 @@ impl GroupSet {
         if name == META {
             return self.meta.take();
         }
-        let side = if name < META { &mut self.before_meta } else { &mut self.after_meta };
-        let slot = side.remove(name)?;
+        let slot = self.names_mut(name).remove(name)?;
         // A removed group is no longer there to settle or check.
         self.touched[usize::from(name > META)].retain(|&touched| touched != slot);
         self.free.push(slot);
