@@ -8,7 +8,10 @@
 //! nobody touched has no new `Ready`, no new commit and nothing new to check. A revision stamp
 //! changes whenever a group comes or goes.
 
+#[cfg(debug_assertions)]
 use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use super::group::Group;
 use super::wire::META;
@@ -18,6 +21,8 @@ use crate::raft::{Index, Stamp};
 
 /// The meta group's slot; the stream and consumer groups take the others.
 const META_SLOT: u32 = 0;
+/// The place of a slot that holds no stream or consumer group.
+const NO_PLACE: u32 = u32::MAX;
 
 /// A new set counts every group as touched: a new server's first input is its start.
 ///
@@ -25,18 +30,25 @@ const META_SLOT: u32 = 0;
 /// on every server after every event), is kept apart from the stream and consumer groups:
 /// [`GroupSet::meta`] finds it without comparing a name, and recording what an input touched
 /// costs nothing for it. Every walk still yields all groups in name order, the meta group in
-/// its place among the others: the stream and consumer groups are named in two maps, those
-/// named before the meta group's name and those after, so no walk looks for its place.
+/// its place among the others.
 ///
-/// The stream and consumer groups themselves live in slots (see [`Group::slot`]): a name is
-/// looked up once, as an input names its group, and what the input touched is kept by slot,
-/// so the settle and the checks reach those groups again without a search by name.
+/// The stream and consumer groups themselves live in slots (see [`Group::slot`]). An input
+/// that names a group finds its slot in a hash map, with one string hashed and one compared.
+/// From then on the group is known by slot, and name order by each slot's *place* (its index
+/// among the groups in name order). The touched groups are kept by place, so settling and
+/// checking them compares integers, not names. Places move only as groups come and go, and
+/// then without reordering the groups already there.
 pub struct GroupSet {
-    /// The slots of the stream and consumer groups named before the meta group's name (all
-    /// that the meta layer names: `S-…`, `C-…`)…
-    before_meta: BTreeMap<String, u32>,
-    /// …and after it.
-    after_meta: BTreeMap<String, u32>,
+    /// Every stream and consumer group's slot, by name. Never walked, so its order, which
+    /// depends on the hasher, cannot leak into a run; the hasher is a fixed one all the same.
+    slot_by_name: FxHashMap<Box<str>, u32>,
+    /// The stream and consumer groups in name order, with their slots.
+    in_order: Vec<(Box<str>, u32)>,
+    /// How many of them are named before the meta group's name (all that the meta layer
+    /// names: `S-…`, `C-…`): the meta group's place in a walk.
+    before_meta: usize,
+    /// Each slot's index in `in_order`; `NO_PLACE` for the meta group's slot and free ones.
+    place: Vec<u32>,
     /// The stream and consumer groups by slot; `None` for the meta group's slot and for free
     /// ones (in `free`).
     slots: Vec<Option<Group>>,
@@ -47,9 +59,9 @@ pub struct GroupSet {
     /// Every group counts as touched (until the next input begins).
     all_touched: bool,
     /// Otherwise the slots of the asset groups handed out mutably since the input began, in
-    /// name order, those named before the meta group's name and after it (the meta group
-    /// always counts as touched). Cleared, not dropped, as an input begins.
-    touched: [Vec<u32>; 2],
+    /// name order (the meta group always counts as touched). Cleared, not dropped, as an
+    /// input begins.
+    touched: Vec<u32>,
     /// Debug builds: each asset group's raft stamp and applied state as the input began, by
     /// slot, so that [`GroupSet::assert_changes_touched`] can prove at its end that every
     /// group it changed counts as touched (what the settle and the check memo rely on).
@@ -60,14 +72,16 @@ pub struct GroupSet {
 impl Default for GroupSet {
     fn default() -> Self {
         GroupSet {
-            before_meta: BTreeMap::new(),
-            after_meta: BTreeMap::new(),
+            slot_by_name: FxHashMap::default(),
+            in_order: Vec::new(),
+            before_meta: 0,
+            place: vec![NO_PLACE],
             slots: vec![None],
             free: Vec::new(),
             meta: None,
             revision: Revision::default(),
             all_touched: true,
-            touched: [Vec::new(), Vec::new()],
+            touched: Vec::new(),
             #[cfg(debug_assertions)]
             at_input: BTreeMap::new(),
         }
@@ -83,16 +97,16 @@ fn held_mut(slots: &mut [Option<Group>], slot: u32) -> &mut Group {
     slots[slot as usize].as_mut().expect("a named slot holds its group")
 }
 
-/// A walk over a name map's entries, yielding each name with its group.
-fn named<'a>(slots: &'a [Option<Group>]) -> impl Fn((&'a String, &'a u32)) -> (&'a str, &'a Group) {
-    move |(name, &slot)| (name.as_str(), held(slots, slot))
+/// A walk over the groups in name order, yielding each name with its group.
+fn named<'a>(slots: &'a [Option<Group>]) -> impl Fn(&'a (Box<str>, u32)) -> (&'a str, &'a Group) + Copy {
+    move |(name, slot)| (&**name, held(slots, *slot))
 }
 
 impl GroupSet {
     /// A new input begins: nothing touched yet but the meta group, which every input settles.
     pub fn begin_input(&mut self) {
         self.all_touched = false;
-        self.touched.iter_mut().for_each(Vec::clear);
+        self.touched.clear();
         #[cfg(debug_assertions)]
         {
             let groups = self.assets().map(|(_, group)| Self::as_input_began(group));
@@ -114,8 +128,10 @@ impl GroupSet {
             if self.all_touched {
                 return;
             }
+            let places: Vec<u32> = self.touched.iter().map(|&slot| self.place[slot as usize]).collect();
+            assert!(places.windows(2).all(|w| w[0] < w[1]), "touched groups out of name order: {places:?}");
             for (name, group) in self.assets() {
-                if self.touched.iter().flatten().any(|&slot| slot == group.slot()) {
+                if self.touched.contains(&group.slot()) {
                     continue;
                 }
                 let began = self.at_input.get(&group.slot());
@@ -125,12 +141,18 @@ impl GroupSet {
         }
     }
 
+    /// The touched slots named before the meta group's name, and those after.
+    fn touched_sides(&self) -> (&[u32], &[u32]) {
+        let before = self.touched.partition_point(|&slot| (self.place[slot as usize] as usize) < self.before_meta);
+        self.touched.split_at(before)
+    }
+
     /// The groups this input may have changed, in name order (`None`: every group).
     pub fn touched(&self) -> Option<impl Iterator<Item = &Group>> {
         if self.all_touched {
             return None;
         }
-        let [before, after] = &self.touched;
+        let (before, after) = self.touched_sides();
         let group = |&slot: &u32| held(&self.slots, slot);
         Some(before.iter().map(group).chain(&self.meta).chain(after.iter().map(group)))
     }
@@ -152,17 +174,7 @@ impl GroupSet {
 
     /// The slot of the asset group named `name` (not the meta group's name).
     fn slot_of(&self, name: &str) -> Option<u32> {
-        let side = if name < META { &self.before_meta } else { &self.after_meta };
-        side.get(name).copied()
-    }
-
-    /// The name map an asset group named `name` belongs in.
-    fn names_mut(&mut self, name: &str) -> &mut BTreeMap<String, u32> {
-        if name < META {
-            &mut self.before_meta
-        } else {
-            &mut self.after_meta
-        }
+        self.slot_by_name.get(name).copied()
     }
 
     pub fn get(&self, name: &str) -> Option<&Group> {
@@ -186,11 +198,9 @@ impl GroupSet {
         if self.all_touched {
             return;
         }
-        let slots = &self.slots;
-        let name = held(slots, slot).name.as_str();
-        let touched = &mut self.touched[usize::from(name > META)];
-        if let Err(at) = touched.binary_search_by(|&other| held(slots, other).name.as_str().cmp(name)) {
-            touched.insert(at, slot);
+        let place = &self.place;
+        if let Err(at) = self.touched.binary_search_by_key(&place[slot as usize], |&other| place[other as usize]) {
+            self.touched.insert(at, slot);
         }
     }
 
@@ -209,20 +219,19 @@ impl GroupSet {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Group)> {
         let meta = self.meta.as_ref().map(|group| (META, group));
-        let (before, after) = (named(&self.slots), named(&self.slots));
-        self.before_meta.iter().map(before).chain(meta).chain(self.after_meta.iter().map(after))
+        let (before, after) = self.in_order.split_at(self.before_meta);
+        let named = named(&self.slots);
+        before.iter().map(named).chain(meta).chain(after.iter().map(named))
     }
 
     /// The stream and consumer groups (every group but the meta group), in name order: the
     /// tick's walks over them need not step over the meta group by name.
     pub fn assets(&self) -> impl Iterator<Item = (&str, &Group)> {
-        let named = named(&self.slots);
-        self.before_meta.iter().chain(&self.after_meta).map(named)
+        self.in_order.iter().map(named(&self.slots))
     }
 
     /// Whether any stream or consumer group satisfies `pred`. The groups are taken in slot
-    /// order, not name order: the tick's cheap tests before a walk need no order, and the
-    /// slots lie in one array, where the names lie in a tree.
+    /// order, not name order: the tick's cheap tests before a walk need no order.
     pub fn any_asset(&self, pred: impl FnMut(&Group) -> bool) -> bool {
         self.slots.iter().flatten().any(pred)
     }
@@ -230,14 +239,15 @@ impl GroupSet {
     /// `f` on every group, mutably, in name order: all count as touched.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, &mut Group)) {
         self.all_touched = true;
-        for (name, &slot) in &self.before_meta {
-            f(name, held_mut(&mut self.slots, slot));
+        let (before, after) = self.in_order.split_at(self.before_meta);
+        for (name, slot) in before {
+            f(name, held_mut(&mut self.slots, *slot));
         }
         if let Some(meta) = self.meta.as_mut() {
             f(META, meta);
         }
-        for (name, &slot) in &self.after_meta {
-            f(name, held_mut(&mut self.slots, slot));
+        for (name, slot) in after {
+            f(name, held_mut(&mut self.slots, *slot));
         }
     }
 
@@ -245,18 +255,19 @@ impl GroupSet {
     /// changed count as touched (the meta group always does). A walk over every group then
     /// costs the settling and checking of the few it changed, not of all.
     pub fn for_each_marking(&mut self, mut f: impl FnMut(&mut Group) -> bool) {
-        let mut changed = [Vec::new(), Vec::new()];
-        for &slot in self.before_meta.values() {
-            if f(held_mut(&mut self.slots, slot)) {
-                changed[0].push(slot);
+        let mut changed = Vec::new();
+        let (before, after) = self.in_order.split_at(self.before_meta);
+        for (_, slot) in before {
+            if f(held_mut(&mut self.slots, *slot)) {
+                changed.push(*slot);
             }
         }
         if let Some(meta) = self.meta.as_mut() {
             f(meta);
         }
-        for &slot in self.after_meta.values() {
-            if f(held_mut(&mut self.slots, slot)) {
-                changed[1].push(slot);
+        for (_, slot) in after {
+            if f(held_mut(&mut self.slots, *slot)) {
+                changed.push(*slot);
             }
         }
         self.mark_touched(changed);
@@ -264,49 +275,42 @@ impl GroupSet {
 
     /// The stream and consumer groups, mutably, in name order, as [`Self::for_each_marking`].
     pub fn assets_marking(&mut self, mut f: impl FnMut(&str, &mut Group) -> bool) {
-        let mut changed = [Vec::new(), Vec::new()];
-        for (side, names) in [&self.before_meta, &self.after_meta].into_iter().enumerate() {
-            for (name, &slot) in names {
-                if f(name, held_mut(&mut self.slots, slot)) {
-                    changed[side].push(slot);
-                }
+        let mut changed = Vec::new();
+        for (name, slot) in &self.in_order {
+            if f(name, held_mut(&mut self.slots, *slot)) {
+                changed.push(*slot);
             }
         }
         self.mark_touched(changed);
     }
 
-    /// Adds `changed` (each side in name order, each a live asset group's slot) to the touched
-    /// ones: the lists merged by name, as a tick may change hundreds of groups.
-    fn mark_touched(&mut self, changed: [Vec<u32>; 2]) {
-        if self.all_touched {
+    /// Adds `changed` (live asset groups' slots in name order) to the touched ones: the two
+    /// lists merged by place, as a tick may change hundreds of groups.
+    fn mark_touched(&mut self, changed: Vec<u32>) {
+        if self.all_touched || changed.is_empty() {
             return;
         }
-        for (touched, changed) in self.touched.iter_mut().zip(changed) {
-            if changed.is_empty() {
-                continue;
-            }
-            if touched.is_empty() {
-                touched.extend(changed);
-                continue;
-            }
-            let name = |slot: u32| held(&self.slots, slot).name.as_str();
-            let mut merged = Vec::with_capacity(touched.len() + changed.len());
-            let (mut before, mut now) = (touched.iter().copied().peekable(), changed.into_iter().peekable());
-            loop {
-                let next = match (before.peek(), now.peek()) {
-                    (Some(&a), Some(&b)) if a == b => {
-                        now.next();
-                        before.next()
-                    }
-                    (Some(&a), Some(&b)) if name(a) < name(b) => before.next(),
-                    (Some(_), Some(_)) | (None, Some(_)) => now.next(),
-                    (Some(_), None) => before.next(),
-                    (None, None) => break,
-                };
-                merged.extend(next);
-            }
-            *touched = merged;
+        if self.touched.is_empty() {
+            self.touched = changed;
+            return;
         }
+        let place = |slot: u32| self.place[slot as usize];
+        let mut merged = Vec::with_capacity(self.touched.len() + changed.len());
+        let (mut before, mut now) = (self.touched.iter().copied().peekable(), changed.into_iter().peekable());
+        loop {
+            let next = match (before.peek(), now.peek()) {
+                (Some(&a), Some(&b)) if a == b => {
+                    now.next();
+                    before.next()
+                }
+                (Some(&a), Some(&b)) if place(a) < place(b) => before.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => now.next(),
+                (Some(_), None) => before.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.touched = merged;
     }
 
     /// Each touched group, mutably, in name order (every group when all were touched).
@@ -317,13 +321,15 @@ impl GroupSet {
                 true
             });
         }
-        for &slot in &self.touched[0] {
+        let split = self.touched_sides().0.len();
+        let (before, after) = self.touched.split_at(split);
+        for &slot in before {
             f(held_mut(&mut self.slots, slot));
         }
         if let Some(meta) = self.meta.as_mut() {
             f(meta);
         }
-        for &slot in &self.touched[1] {
+        for &slot in after {
             f(held_mut(&mut self.slots, slot));
         }
     }
@@ -345,12 +351,17 @@ impl GroupSet {
             Some(slot) => slot,
             None => {
                 self.slots.push(None);
+                self.place.push(NO_PLACE);
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 groups at once")
             }
         };
         group.set_slot(slot);
         self.slots[slot as usize] = Some(group);
-        self.names_mut(&name).insert(name, slot);
+        let at = self.in_order.partition_point(|(other, _)| **other < *name);
+        self.before_meta += usize::from(name.as_str() < META);
+        self.in_order.insert(at, (name.clone().into_boxed_str(), slot));
+        self.renumber_from(at);
+        self.slot_by_name.insert(name.into_boxed_str(), slot);
         self.touch(slot);
         None
     }
@@ -360,20 +371,35 @@ impl GroupSet {
         if name == META {
             return self.meta.take();
         }
-        let slot = self.names_mut(name).remove(name)?;
+        let slot = self.slot_by_name.remove(name)?;
+        let at = self.place[slot as usize] as usize;
+        self.in_order.remove(at);
+        self.before_meta -= usize::from(name < META);
+        self.place[slot as usize] = NO_PLACE;
         // A removed group is no longer there to settle or check.
-        self.touched[usize::from(name > META)].retain(|&touched| touched != slot);
+        self.touched.retain(|&touched| touched != slot);
+        self.renumber_from(at);
         self.free.push(slot);
         self.slots[slot as usize].take()
     }
 
+    /// The places of the groups from `at` on, after one came or went there. The groups keep
+    /// their order, so the touched list stays in order too.
+    fn renumber_from(&mut self, at: usize) {
+        for (place, (_, slot)) in self.in_order.iter().enumerate().skip(at) {
+            self.place[*slot as usize] = u32::try_from(place).expect("fewer than 2^32 groups at once");
+        }
+    }
+
     pub fn clear(&mut self) {
         self.revision = Revision::fresh();
-        self.before_meta.clear();
-        self.after_meta.clear();
+        self.slot_by_name.clear();
+        self.in_order.clear();
+        self.before_meta = 0;
+        self.place.truncate(1);
         self.slots.truncate(1);
         self.free.clear();
-        self.touched.iter_mut().for_each(Vec::clear);
+        self.touched.clear();
         self.meta = None;
     }
 }
