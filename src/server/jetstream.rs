@@ -25,9 +25,35 @@ use crate::meta::{
 };
 use crate::raft::{EntryData, Index, Term};
 
-/// The raft groups a server should run, by name, shared between ticks (see
-/// [`MetaLayer::desired_groups`]).
-pub type DesiredGroups = Arc<BTreeMap<String, RaftGroup>>;
+/// The raft groups a server should run, in name order, shared between ticks (see
+/// [`MetaLayer::desired_groups`]). A group keeps its index until the next map is built, so
+/// a walk can find it again without comparing names.
+#[derive(Debug, Default, PartialEq)]
+pub struct DesiredGroups(Vec<RaftGroup>);
+
+impl DesiredGroups {
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.0.binary_search_by(|group| group.name.as_str().cmp(name)).ok()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RaftGroup> {
+        self.position(name).map(|at| &self.0[at])
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// The group at `at`, a [`Self::position`] of this map.
+    pub fn at(&self, at: usize) -> &RaftGroup {
+        &self.0[at]
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = &RaftGroup> {
+        self.0.iter()
+    }
+}
 
 /// First byte of a raft-load entry (the scenario op `propose`): not a meta operation, so the
 /// meta layer skips it. Meta entries start with their codec version, which is never this.
@@ -139,7 +165,7 @@ pub struct MetaLayer {
     /// [`Self::over_placed_streams`] as of a revision of the applied state.
     over_placed: (Option<Revision>, BTreeMap<String, (StreamKey, usize)>),
     /// [`Self::desired_groups`] as of revisions of the applied state and the local assets.
-    desired: (Option<(Revision, Revision)>, DesiredGroups),
+    desired: (Option<(Revision, Revision)>, Arc<DesiredGroups>),
     /// The last leader term in which `checkClusterSize` could judge (it had heard from as
     /// many servers as the cluster size counts). Until then NATS leaves the size for its next
     /// periodic check, a minute on, and L10 owes nothing yet.
@@ -635,7 +661,7 @@ impl MetaLayer {
     /// more than one replica, with the peers its assignment names. Recomputed only when the
     /// applied state or the local assets changed: every tick of a server leading a group asks
     /// (the map of a 400-stream run was a fifth of its time, rebuilt on every tick).
-    pub fn desired_groups(&mut self) -> DesiredGroups {
+    pub fn desired_groups(&mut self) -> Arc<DesiredGroups> {
         let revisions = (self.state.revision(), self.local.revision());
         if self.desired.0 != Some(revisions) {
             self.desired = (Some(revisions), Arc::new(self.build_desired_groups()));
@@ -644,7 +670,7 @@ impl MetaLayer {
         Arc::clone(&self.desired.1)
     }
 
-    fn build_desired_groups(&self) -> BTreeMap<String, RaftGroup> {
+    fn build_desired_groups(&self) -> DesiredGroups {
         let mut groups = BTreeMap::new();
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
             if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
@@ -660,7 +686,7 @@ impl MetaLayer {
                 }
             }
         }
-        groups
+        DesiredGroups(groups.into_values().collect())
     }
 
     /// Applied streams scaled down whose groups have not shrunk yet (more peers than their

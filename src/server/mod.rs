@@ -17,6 +17,7 @@
 pub mod applied;
 mod apply;
 pub mod assets;
+mod assignments;
 pub mod bugs;
 pub mod client_requests;
 mod cluster_size;
@@ -108,6 +109,8 @@ pub struct Server {
     /// When this server next announces itself while it runs outside the meta group
     /// ([`joins`]), on its monotonic clock.
     announce_at_ms: u64,
+    /// The learner sync's index of each asset group's assignment, by slot.
+    assignments: assignments::AssignmentsBySlot,
 }
 
 impl Server {

@@ -205,21 +205,21 @@ impl Server {
             return;
         }
         let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) else { return };
-        let replicas = meta.over_placed_streams().clone();
+        let over_placed = meta.over_placed_streams().clone();
         let desired = meta.desired_groups();
+        self.assignments.refresh(&desired, &over_placed, &self.groups);
         let now = env.monotonic_ms();
         let me = env.node();
         let shrink_keeps_silent = env.bug(super::bugs::SHRINK_KEEPS_SILENT_MEMBER);
         let mut shrunk = Vec::new();
-        // Both walks go in name order: the assignments are stepped along, not searched.
-        let mut assigned = desired.iter().peekable();
+        let assignments = &self.assignments;
         // Only the groups whose learners or members this changes count as touched.
         self.groups.assets_marking(|name, group| {
             if !group.node.leader() {
                 return false;
             }
-            while assigned.next_if(|(n, _)| n.as_str() < name).is_some() {}
-            let Some((_, want)) = assigned.next_if(|(n, _)| n.as_str() == name) else { return false };
+            let Some((want, over_placed)) = assignments.get(&desired, group.slot()) else { return false };
+            debug_assert!(desired.get(name) == Some(want), "{name}'s assignment found by slot");
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
             if group.node.membership_change_pending() {
@@ -231,7 +231,7 @@ impl Server {
             let learners_changed = group.node.set_learners(&learners);
             let commit = group.node.commit_index();
             let have = group.node.peers();
-            let scaled_to = replicas.get(name).map(|(_, r)| *r).filter(|&r| r < want.peers.len());
+            let scaled_to = over_placed.map(|(_, r)| *r).filter(|&r| r < want.peers.len());
             let added = learners.iter().copied().find(|&p| group.node.match_index(p) >= commit);
             let stray = have.iter().find(|p| !want.peers.contains(p)).copied();
             // Set when the change is a scale-down's shrink removal, which the oracle is told of.
@@ -263,7 +263,8 @@ impl Server {
                     }
                 }
                 (Some(_), _, None) => {
-                    shrunk.push((replicas[name].0.clone(), name.to_string(), have.to_vec()));
+                    let stream = over_placed.expect("scaled_to comes from it").0.clone();
+                    shrunk.push((stream, name.to_string(), have.to_vec()));
                     return learners_changed;
                 }
             };

@@ -31,6 +31,7 @@ impl Server {
             statsz_at_ms: 0,
             announce_at_ms: 0,
             refused_groups: BTreeMap::new(),
+            assignments: Default::default(),
             cold_boot_check_at_ms: u64::MAX,
             jetstream_removed: false,
             delayed_answers: Vec::new(),

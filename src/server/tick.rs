@@ -161,7 +161,8 @@ impl Server {
             self.stop_group(env, &name, &kept);
         }
         let mut started = Vec::new();
-        for (name, group) in desired.iter() {
+        for group in desired.iter() {
+            let name = &group.name;
             if !self.groups.contains_key(name) && self.start_asset_group(env, name, group.clone()) {
                 started.push(name.clone());
             }
