@@ -59,3 +59,63 @@ impl AssignmentsBySlot {
         Some((desired.at(*at as usize), over_placed.as_ref()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::raft::{Config, RaftNode};
+    use crate::server::group::Group;
+    use crate::server::wire::META;
+
+    fn running(name: &str) -> Group {
+        let node = RaftNode::new(Config::default(), vec![0, 1, 2], 0, &mut ChaCha8Rng::seed_from_u64(7));
+        Group::new(name, node, 0, false)
+    }
+
+    fn assigned(names: &[&str]) -> Arc<DesiredGroups> {
+        let groups = names.iter().map(|name| RaftGroup::founded(name.to_string(), vec![0, 1, 2], None));
+        Arc::new(groups.collect())
+    }
+
+    /// Each running group's assignment (its name, and the replicas it is to shrink to), by
+    /// the name the map finds for its slot.
+    fn found(map: &AssignmentsBySlot, desired: &DesiredGroups, set: &GroupSet) -> Vec<(String, String, Option<usize>)> {
+        let found = set.assets().filter_map(|(name, group)| {
+            let (want, over_placed) = map.get(desired, group.slot())?;
+            Some((name.to_string(), want.name.clone(), over_placed.map(|(_, r)| *r)))
+        });
+        found.collect()
+    }
+
+    #[test]
+    fn each_running_group_finds_its_own_assignment_by_slot() {
+        let mut set = GroupSet::default();
+        for name in ["S-c", "S-a", META, "S-b"] {
+            set.insert(name.to_string(), running(name));
+        }
+        let desired = assigned(&["S-x", "S-b", "S-a"]);
+        let over_placed = BTreeMap::from([("S-b".to_string(), (StreamKey::new("A", "B"), 1))]);
+        let mut map = AssignmentsBySlot::default();
+        map.refresh(&desired, &over_placed, &set);
+        let want = |rows: &[(&str, Option<usize>)]| -> Vec<(String, String, Option<usize>)> {
+            rows.iter().map(|(n, r)| (n.to_string(), n.to_string(), *r)).collect()
+        };
+        assert_eq!(found(&map, &desired, &set), want(&[("S-a", None), ("S-b", Some(1))]), "S-c runs unassigned");
+
+        // S-a stops and S-x starts in its slot: the same assignments, a new set of groups.
+        let slot_a = set.get("S-a").unwrap().slot();
+        set.remove("S-a");
+        set.insert("S-x".to_string(), running("S-x"));
+        assert_eq!(set.get("S-x").unwrap().slot(), slot_a);
+        map.refresh(&desired, &over_placed, &set);
+        assert_eq!(found(&map, &desired, &set), want(&[("S-b", Some(1)), ("S-x", None)]));
+
+        // New assignments (a new map, even with the same groups): built again.
+        let desired = assigned(&["S-c", "S-x"]);
+        map.refresh(&desired, &BTreeMap::new(), &set);
+        assert_eq!(found(&map, &desired, &set), want(&[("S-c", None), ("S-x", None)]));
+    }
+}

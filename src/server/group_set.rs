@@ -510,6 +510,33 @@ mod tests {
         assert_eq!(touched(&set), Some(want));
     }
 
+    /// Groups come and go while others count as touched: the places move, the touched ones
+    /// stay in name order, and a walk still goes in name order.
+    #[test]
+    fn places_follow_groups_that_come_and_go() {
+        let mut set = GroupSet::default();
+        for name in ["S-b", "S-d", META, "x"] {
+            set.insert(name.to_string(), group(name));
+        }
+        set.begin_input();
+        let _ = set.get_mut("S-d");
+        let _ = set.get_mut("x");
+        set.insert("S-c".to_string(), group("S-c"));
+        set.insert("S-a".to_string(), group("S-a"));
+        assert_eq!(touched(&set), Some(vec!["S-a", "S-c", "S-d", META, "x"]));
+        set.remove("S-b");
+        set.remove("S-c");
+        set.insert("w".to_string(), group("w"));
+        let _ = set.get_mut("S-b");
+        assert_eq!(touched(&set), Some(vec!["S-a", "S-d", META, "w", "x"]));
+        set.assets_marking(|name, _| name == "S-d" || name == "y");
+        set.assert_changes_touched();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["S-a", "S-d", META, "w", "x"]);
+        let mut settled = Vec::new();
+        set.for_each_touched(|g| settled.push(g.name.clone()));
+        assert_eq!(settled, ["S-a", "S-d", META, "w", "x"]);
+    }
+
     #[test]
     fn a_walk_marks_only_what_it_changed() {
         let mut set = GroupSet::default();

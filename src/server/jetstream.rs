@@ -55,6 +55,14 @@ impl DesiredGroups {
     }
 }
 
+/// Put in name order; of a name given twice, the last group stays.
+impl FromIterator<RaftGroup> for DesiredGroups {
+    fn from_iter<I: IntoIterator<Item = RaftGroup>>(groups: I) -> Self {
+        let by_name: BTreeMap<String, RaftGroup> = groups.into_iter().map(|g| (g.name.clone(), g)).collect();
+        DesiredGroups(by_name.into_values().collect())
+    }
+}
+
 /// First byte of a raft-load entry (the scenario op `propose`): not a meta operation, so the
 /// meta layer skips it. Meta entries start with their codec version, which is never this.
 pub const FILLER_TAG: u8 = 0xF0;
@@ -671,22 +679,22 @@ impl MetaLayer {
     }
 
     fn build_desired_groups(&self) -> DesiredGroups {
-        let mut groups = BTreeMap::new();
+        let mut groups = Vec::new();
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
             if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
                 if sa.replicated() {
-                    groups.insert(sa.group.name.clone(), sa.group.clone());
+                    groups.push(sa.group.clone());
                 }
             }
         }
         for (key, asset) in self.local.public_consumers().filter(|(_, a)| a.running) {
             if let Some(ca) = self.state.consumer(key).filter(|ca| ca.group.name == asset.group_name) {
                 if ca.group.peers.len() > 1 {
-                    groups.insert(ca.group.name.clone(), ca.group.clone());
+                    groups.push(ca.group.clone());
                 }
             }
         }
-        DesiredGroups(groups.into_values().collect())
+        groups.into_iter().collect()
     }
 
     /// Applied streams scaled down whose groups have not shrunk yet (more peers than their
