@@ -150,7 +150,7 @@ impl Server {
             .groups
             .assets()
             .map(|(name, _)| name)
-            .filter(|n| !desired.contains_key(*n))
+            .filter(|n| !desired.contains_key(n))
             .map(|name| (name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
             .collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
