@@ -14,12 +14,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::harness::Harness;
+use crate::net::NodeIndex;
 
-/// One probe's record in a run: how often it was hit and when first.
+/// One probe's record in a run: how often it was hit, and when and where first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeStat {
     pub hits: u64,
     pub first_ns: u64,
+    pub first_node: NodeIndex,
 }
 
 /// The probes one run hit.
@@ -33,25 +35,25 @@ pub struct Coverage {
 pub const PROBES_MAX: usize = 10_000;
 
 impl Coverage {
-    /// Count a hit of `name` at simulated time `sim_ns`.
-    pub fn hit(&mut self, name: &'static str, sim_ns: u64) {
+    /// Count a hit of `name` on `node` at simulated time `sim_ns`.
+    pub fn hit(&mut self, name: &'static str, sim_ns: u64, node: NodeIndex) {
         match self.probes.get_mut(name) {
             Some(stat) => stat.hits += 1,
-            None => self.insert(Cow::Borrowed(name), sim_ns),
+            None => self.insert(Cow::Borrowed(name), sim_ns, node),
         }
     }
 
     /// [`Self::hit`] for a name built at run time (a fault crossed with a state).
-    pub fn hit_owned(&mut self, name: String, sim_ns: u64) {
+    pub fn hit_owned(&mut self, name: String, sim_ns: u64, node: NodeIndex) {
         match self.probes.get_mut(name.as_str()) {
             Some(stat) => stat.hits += 1,
-            None => self.insert(Cow::Owned(name), sim_ns),
+            None => self.insert(Cow::Owned(name), sim_ns, node),
         }
     }
 
-    fn insert(&mut self, name: Cow<'static, str>, sim_ns: u64) {
+    fn insert(&mut self, name: Cow<'static, str>, sim_ns: u64, node: NodeIndex) {
         assert!(self.probes.len() < PROBES_MAX, "more than {PROBES_MAX} distinct probes: {name}");
-        self.probes.insert(name, ProbeStat { hits: 1, first_ns: sim_ns });
+        self.probes.insert(name, ProbeStat { hits: 1, first_ns: sim_ns, first_node: node });
     }
 
     /// Probes hit, by name.
@@ -159,14 +161,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_hits_and_keeps_the_first_time() {
+    fn counts_hits_and_keeps_the_first_time_and_node() {
         let mut coverage = Coverage::default();
-        coverage.hit("a", 5);
-        coverage.hit("b", 7);
-        coverage.hit("a", 9);
-        coverage.hit_owned("fault:crash@leader".into(), 11);
-        coverage.hit_owned("fault:crash@leader".into(), 12);
-        let seen: Vec<(&str, u64, u64)> = coverage.iter().map(|(n, s)| (n, s.hits, s.first_ns)).collect();
-        assert_eq!(seen, vec![("a", 2, 5), ("b", 1, 7), ("fault:crash@leader", 2, 11)]);
+        coverage.hit("a", 5, 1);
+        coverage.hit("b", 7, 0);
+        coverage.hit("a", 9, 2);
+        coverage.hit_owned("fault:crash@leader".into(), 11, 3);
+        coverage.hit_owned("fault:crash@leader".into(), 12, 4);
+        let seen: Vec<(&str, u64, u64, NodeIndex)> =
+            coverage.iter().map(|(n, s)| (n, s.hits, s.first_ns, s.first_node)).collect();
+        assert_eq!(seen, vec![("a", 2, 5, 1), ("b", 1, 7, 0), ("fault:crash@leader", 2, 11, 3)]);
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::net::NodeIndex;
 use crate::scenario::{Action, Scenario, Step, STEPS_MAX};
 
 /// The hit-count bucket of a probe hit `hits` times in one run (AFL's): 1, 2, 3, 4-7, 8-15,
@@ -123,6 +124,8 @@ pub enum Mutation {
     Splice { action: &'static str, at_ms: u64 },
     /// One of the run's knobs turned to where narrow windows open ([`Knob`]).
     Knob { knob: Knob },
+    /// Server `node` cut off with one other server from `at_ms` for `for_ms` ([`cut_off`]).
+    CutOff { node: NodeIndex, at_ms: u64, for_ms: u64 },
 }
 
 /// The knobs a mutation turns, each to the setting a focused profile found to open a narrow
@@ -150,6 +153,7 @@ impl std::fmt::Display for Mutation {
             Mutation::Knob { knob: Knob::Hasten } => write!(f, "knob hasten"),
             Mutation::Knob { knob: Knob::SlowLinks } => write!(f, "knob slow-links"),
             Mutation::Knob { knob: Knob::Both } => write!(f, "knob hasten+slow-links"),
+            Mutation::CutOff { node, at_ms, for_ms } => write!(f, "cut off n{node} at {at_ms} ms for {for_ms} ms"),
         }
     }
 }
@@ -264,6 +268,35 @@ pub fn mutate<C: Clone + PartialEq, E: Clone + PartialEq, K: Clone + PartialEq>(
     Some((child, mutation))
 }
 
+/// Derive a run from `parent` that cuts server `node` off, with one other server drawn from
+/// `rng`, from just after `at_ms` (where the parent reached something few runs reach, on that
+/// server) for one of [`swarm::CUT_OFF_MS`](crate::swarm::CUT_OFF_MS), or until the heal if
+/// sooner: the pair is a minority, so the server hears no leader meanwhile. A window that
+/// opened on a server (a view rolled back, a log behind) is held open for whatever it needs
+/// time for: a check that judges the view 30 s later, an election among stale members.
+/// `None` when the moment is past the heal or the parent has fewer than three servers.
+pub fn cut_off<C: Clone, E: Clone, K: Clone>(
+    parent: &Scenario<C, E, K>,
+    node: NodeIndex,
+    at_ms: u64,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Scenario<C, E, K>, Mutation)> {
+    let servers = parent.servers;
+    let heal_ms = heal_at_ms(parent);
+    let at_ms = at_ms + rng.gen_range(0..=500);
+    if servers < 3 || node >= servers || at_ms + 1 >= heal_ms || parent.steps.len() + 2 > STEPS_MAX {
+        return None;
+    }
+    let other = (node + rng.gen_range(1..servers)) % servers;
+    let rest: Vec<NodeIndex> = (0..servers).filter(|&n| n != node && n != other).collect();
+    let healed_ms = (at_ms + *pick(crate::swarm::CUT_OFF_MS, rng)?).min(heal_ms.saturating_sub(1));
+    let mut child = parent.clone();
+    child.steps.push(Step { at_ms, action: Action::Partition { groups: vec![vec![node, other], rest] } });
+    child.steps.push(Step { at_ms: healed_ms, action: Action::HealNetwork {} });
+    child.steps.sort_by_key(|s| s.at_ms);
+    Some((child, Mutation::CutOff { node, at_ms, for_ms: healed_ms - at_ms }))
+}
+
 fn pick<'a, T>(items: &'a [T], rng: &mut ChaCha8Rng) -> Option<&'a T> {
     (!items.is_empty()).then(|| &items[rng.gen_range(0..items.len())])
 }
@@ -376,5 +409,36 @@ mod tests {
         let parted = a.iter().zip(&b).position(|(x, y)| x != y).expect("the runs part");
         assert!(a[parted].sim_ns >= 20_000_000_000, "the runs are one until the branch point");
         assert!(b[parted].kind == "reseed" || b[parted].sim_ns >= 20_000_000_000);
+    }
+    #[test]
+    fn a_cut_off_holds_the_server_with_one_other_until_a_heal_before_the_final_one() {
+        let profile = swarm::profile("default").unwrap();
+        let parent = swarm::generate::<RegisterSystem>(3, profile);
+        let heal_ms = heal_at_ms(&parent);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (node, at_ms) in [(0, 1_000), (2, 20_000), (4, heal_ms - 10_000)] {
+            let (child, mutation) = cut_off(&parent, node, at_ms, &mut rng).expect("a moment before the heal");
+            let Mutation::CutOff { node: cut, at_ms: from, for_ms } = mutation else { panic!("{mutation}") };
+            assert_eq!(cut, node);
+            assert!((at_ms..=at_ms + 500).contains(&from), "{mutation}");
+            assert_eq!(child.steps.len(), parent.steps.len() + 2);
+            assert!(child.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{mutation}: steps out of order");
+            assert_eq!(heal_at_ms(&child), heal_ms, "{mutation}: the final heal stays");
+            let partition =
+                child.steps.iter().find(|s| s.at_ms == from && matches!(s.action, Action::Partition { .. }));
+            let Some(Step { action: Action::Partition { groups }, .. }) = partition else {
+                panic!("{mutation}: no partition")
+            };
+            assert!(groups[0].len() == 2 && groups[0].contains(&node), "{groups:?}: the server and one other");
+            assert_eq!(groups[0].len() + groups[1].len(), parent.servers as usize);
+            let healed = from + for_ms;
+            assert!(healed < heal_ms && (for_ms >= 35_000 || healed + 1 == heal_ms), "{mutation}");
+            let heal = child.steps.iter().find(|s| s.at_ms == healed && matches!(s.action, Action::HealNetwork {}));
+            assert!(heal.is_some(), "{mutation}: healed");
+        }
+        assert!(cut_off(&parent, 1, heal_ms, &mut rng).is_none(), "no cut-off from the heal on");
+        let mut pair = parent.clone();
+        pair.servers = 2;
+        assert!(cut_off(&pair, 0, 1_000, &mut rng).is_none(), "two servers: no minority to cut off with");
     }
 }

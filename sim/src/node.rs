@@ -186,7 +186,7 @@ impl<T: NodeTypes> Env<'_, T> {
     /// Add a system event to the canonical trace. Its detail is the payload's debug form, with
     /// byte arrays that hold text shown as text ([`crate::trace::readable`]).
     pub fn trace<P: Serialize + Debug>(&mut self, kind: &'static str, payload: &P) {
-        self.coverage.hit(kind, self.sim_ns);
+        self.coverage.hit(kind, self.sim_ns, self.node);
         let digest = hash::digest(payload);
         self.trace.record(self.sim_ns, self.node, kind, digest, || crate::trace::readable(&format!("{payload:?}")));
     }
@@ -195,7 +195,7 @@ impl<T: NodeTypes> Env<'_, T> {
     /// with [`Self::trace`], so the trace hash does not depend on the wording. `detail` runs
     /// only when the trace keeps details.
     pub fn trace_with<P: Serialize>(&mut self, kind: &'static str, payload: &P, detail: impl FnOnce() -> String) {
-        self.coverage.hit(kind, self.sim_ns);
+        self.coverage.hit(kind, self.sim_ns, self.node);
         let digest = hash::digest(payload);
         self.trace.record(self.sim_ns, self.node, kind, digest, detail);
     }
@@ -210,7 +210,7 @@ impl<T: NodeTypes> Env<'_, T> {
     /// one already (its kind); this is for behaviours the trace does not tell apart. It
     /// changes nothing in the run.
     pub fn probe(&mut self, name: &'static str) {
-        self.coverage.hit(name, self.sim_ns);
+        self.coverage.hit(name, self.sim_ns, self.node);
     }
 
     /// Whether the trace keeps details (worth formatting them).

@@ -248,7 +248,7 @@ mod tests {
     use super::*;
 
     fn hit(name: &str, hits: u64) -> ProbeHit {
-        ProbeHit { name: name.into(), hits, first_ms: 0 }
+        ProbeHit { name: name.into(), hits, first_ms: 0, first_node: 0 }
     }
 
     #[test]

@@ -52,6 +52,28 @@ struct Entry<S: System> {
 /// entry's rarest.
 const RARE_MOMENTS: usize = 3;
 
+/// A moment where a run reached a probe that few runs of the campaign reached, on the server
+/// that reached it: derived runs hold it open by cutting that server off from there
+/// ([`sim::guided::cut_off`]). A narrow window is often a state of one server (a view rolled
+/// back, a log behind) that a check or an election must meet before anyone repairs it.
+struct Window<S: System> {
+    scenario: ScenarioOf<S>,
+    probe: String,
+    node: u32,
+    at_ms: u64,
+    /// Cut-off runs still to derive from it.
+    left: usize,
+}
+
+/// A probe reached by at most this many runs of the campaign opens a window.
+const WINDOW_REACH_MAX: u64 = 4;
+/// Cut-off runs derived from each window, and at most this many per batch (taken from the
+/// runs derived from the corpus).
+const WINDOW_RUNS: usize = 4;
+const WINDOW_RUNS_PER_BATCH: usize = 4;
+/// Windows waiting at most; the one whose probe most runs reached since goes first.
+const WINDOWS_MAX: usize = 32;
+
 /// What a campaign found, for its closing lines.
 #[derive(Default)]
 struct Tally {
@@ -84,6 +106,7 @@ pub fn campaign<S: System>(
     let mut rng = ChaCha8Rng::seed_from_u64(range.start ^ 0x6775_6964_6564_2131);
     let mut novelty = Novelty::default();
     let mut corpus: Vec<Entry<S>> = Vec::new();
+    let mut windows: Vec<Window<S>> = Vec::new();
     let mut tally = Tally::default();
     let started = Instant::now();
 
@@ -98,7 +121,8 @@ pub fn campaign<S: System>(
     for result in results {
         let scenario = sim::swarm::generate::<S>(result.seed, profile);
         let label = format!("seed {}", result.seed);
-        judge(&mut tally, &mut novelty, &mut corpus, scenario, result, &label, args, findings, None)?;
+        let book = Book { novelty: &mut novelty, corpus: &mut corpus, windows: &mut windows };
+        judge(&mut tally, book, scenario, result, &label, args, findings, None)?;
         if stop(&tally, args) {
             return finish::<S>(&tally, &novelty, corpus.len(), started, profile, args);
         }
@@ -117,6 +141,24 @@ pub fn campaign<S: System>(
         }
         let weights: Vec<u64> =
             corpus.iter().map(|e| novelty.rarity_weight(e.probes.iter().map(|(p, _)| p.as_str()))).collect();
+        let mut window_runs = 0;
+        while derived.len() < batch && window_runs < WINDOW_RUNS_PER_BATCH {
+            let Some(at) = next_window(&mut windows, &novelty) else { break };
+            let window = &mut windows[at];
+            window.left -= 1;
+            window_runs += 1;
+            let Some((mut scenario, mutation)) =
+                sim::guided::cut_off(&window.scenario, window.node, window.at_ms, &mut rng)
+            else {
+                continue;
+            };
+            let run = tally.runs + derived.len() as u64;
+            scenario.description = format!("{} ({mutation}, where it reached {})", window.scenario.name, window.probe);
+            scenario.name = format!("guided run {run} of {}..{}", range.start, range.end);
+            if loads::<S>(&scenario) {
+                derived.push(scenario);
+            }
+        }
         while derived.len() < batch {
             let parent = &corpus[pick_parent(&weights, &mut rng)];
             let donor = &corpus[rng.gen_range(0..corpus.len())];
@@ -164,7 +206,8 @@ pub fn campaign<S: System>(
                 }
                 None => (scenario.name.clone(), Some((path.as_path(), kept.as_path()))),
             };
-            judge(&mut tally, &mut novelty, &mut corpus, scenario, result, &label, args, findings, keep)?;
+            let book = Book { novelty: &mut novelty, corpus: &mut corpus, windows: &mut windows };
+            judge(&mut tally, book, scenario, result, &label, args, findings, keep)?;
             if stop(&tally, args) {
                 break;
             }
@@ -182,6 +225,14 @@ pub fn campaign<S: System>(
         let _ = std::fs::remove_dir(&work);
     }
     finish::<S>(&tally, &novelty, corpus.len(), started, profile, args)
+}
+
+/// The window to derive a cut-off run from: of those with runs left whose probe is still
+/// rare, the one whose probe fewest runs reached, the oldest first. Spent and no longer rare
+/// windows go.
+fn next_window<S: System>(windows: &mut Vec<Window<S>>, novelty: &Novelty) -> Option<usize> {
+    windows.retain(|w| w.left > 0 && novelty.runs_reaching(&w.probe) <= WINDOW_REACH_MAX);
+    (0..windows.len()).min_by_key(|&i| (novelty.runs_reaching(&windows[i].probe), i))
 }
 
 /// A parent for a derived run (`weights`: each entry's rarity weight): a third of the draws
@@ -205,13 +256,20 @@ fn stop(tally: &Tally, args: &FuzzArgs) -> bool {
     args.stop_on_failure && tally.failed > 0
 }
 
-/// Count one run, report it, and keep it in the corpus when it reached something new. A
-/// failing derived run's file is kept (`file`: where it is, and the folder to keep it in).
+/// What a campaign keeps of the runs it judged.
+struct Book<'a, S: System> {
+    novelty: &'a mut Novelty,
+    corpus: &'a mut Vec<Entry<S>>,
+    windows: &'a mut Vec<Window<S>>,
+}
+
+/// Count one run, report it, keep it in the corpus when it reached something new, and open
+/// a window where it reached a probe few runs reached. A failing derived run's file is kept
+/// (`file`: where it is, and the folder to keep it in).
 #[allow(clippy::too_many_arguments)]
 fn judge<S: System>(
     tally: &mut Tally,
-    novelty: &mut Novelty,
-    corpus: &mut Vec<Entry<S>>,
+    book: Book<'_, S>,
     scenario: ScenarioOf<S>,
     mut result: SeedResult,
     label: &str,
@@ -221,8 +279,31 @@ fn judge<S: System>(
 ) -> Result<(), CliError> {
     let run = tally.runs;
     tally.runs += 1;
+    let Book { novelty, corpus, windows } = book;
     let probes = result.coverage.take().unwrap_or_default();
     let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
+    let rarest = probes.iter().min_by_key(|p| (novelty.runs_reaching(&p.name), p.first_ms));
+    if let Some(rare) = rarest.filter(|p| novelty.runs_reaching(&p.name) <= WINDOW_REACH_MAX) {
+        let window = Window {
+            scenario: scenario.clone(),
+            probe: rare.name.clone(),
+            node: rare.first_node,
+            at_ms: rare.first_ms,
+            left: WINDOW_RUNS,
+        };
+        if windows.len() >= WINDOWS_MAX {
+            // The window whose probe most runs reached makes room, if that is more than this one's.
+            let commonest = (0..windows.len()).max_by_key(|&i| (novelty.runs_reaching(&windows[i].probe), i));
+            if let Some(i) =
+                commonest.filter(|&i| novelty.runs_reaching(&windows[i].probe) > novelty.runs_reaching(&rare.name))
+            {
+                windows.remove(i);
+            }
+        }
+        if windows.len() < WINDOWS_MAX {
+            windows.push(window);
+        }
+    }
     if args.json {
         let line = serde_json::json!({
             "run": run, "label": label, "seed": result.seed, "verdict": result.verdict,

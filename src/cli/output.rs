@@ -117,12 +117,14 @@ pub struct SeedResult {
     pub coverage: Option<Vec<ProbeHit>>,
 }
 
-/// One probe a run hit: how often, and when first (simulated ms).
+/// One probe a run hit: how often, and when (simulated ms) and on which server first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeHit {
     pub name: String,
     pub hits: u64,
     pub first_ms: u64,
+    #[serde(default)]
+    pub first_node: u32,
 }
 
 impl ProbeHit {
@@ -133,6 +135,7 @@ impl ProbeHit {
                 name: name.to_string(),
                 hits: stat.hits,
                 first_ms: stat.first_ns / 1_000_000,
+                first_node: stat.first_node,
             })
             .collect()
     }

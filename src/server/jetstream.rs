@@ -431,6 +431,10 @@ impl MetaLayer {
         }
         if kind == RecoveryKind::Startup {
             self.orphan_check_at_ms = Some(env.monotonic_ms() + ORPHAN_CHECK_DELAY_MS);
+            let orphans = self.local.orphans(&self.state, false);
+            if !orphans.streams.is_empty() || !orphans.consumers.is_empty() {
+                env.probe(probes::ORPHANS_PENDING_AFTER_STARTUP);
+            }
         }
         Some(kind)
     }

@@ -174,6 +174,10 @@ pub fn direct_consumer(change: &LocalChange) -> &'static str {
 pub const ORPHANS_JUDGED_WITH_DIRECT_CONSUMER: &str = "meta.orphans.direct-consumer-present";
 /// A direct consumer was removed as an orphan (only with that bug switch).
 pub const DIRECT_CONSUMER_REMOVED_AS_ORPHAN: &str = "meta.orphans.direct-consumer-removed";
+/// A start-up recovery ended with local assets the recovered meta state lacks (a meta log
+/// rolled back behind them): the orphan check, 30 s on, will judge them, and removes them on
+/// a stale view if it runs out of sync (`orphan-check-before-sync`'s window).
+pub const ORPHANS_PENDING_AFTER_STARTUP: &str = "meta.orphans.pending-after-startup";
 
 const DIRECT_CONSUMER_PROBES: &[(&str, &str)] = &[
     ("meta.local.direct-consumer.created", "a mirror's health check set up a direct consumer on its origin"),
@@ -184,6 +188,7 @@ const DIRECT_CONSUMER_PROBES: &[(&str, &str)] = &[
     ),
     (ORPHANS_JUDGED_WITH_DIRECT_CONSUMER, "orphans were judged while a mirror's direct consumer ran here"),
     (DIRECT_CONSUMER_REMOVED_AS_ORPHAN, "a direct consumer was removed as an orphan (bug switch)"),
+    (ORPHANS_PENDING_AFTER_STARTUP, "a start-up recovery ended holding local assets its meta state lacks"),
 ];
 
 /// Every trace kind a server records, each a probe of its own.

@@ -183,7 +183,7 @@ impl<S: System> WorldState<S> {
         S::Harness::coverage_states(&self.cluster(), node, &mut states);
         let sim_ns = now_ns();
         for state in states {
-            self.coverage.hit_owned(coverage::fault_probe(action, state), sim_ns);
+            self.coverage.hit_owned(coverage::fault_probe(action, state), sim_ns, node);
         }
     }
 
