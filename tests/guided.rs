@@ -154,21 +154,31 @@ fn a_failing_derived_run_is_kept_as_a_file_that_fails_again() {
     assert!(std::fs::read_to_string(&findings).unwrap().contains(args[1]), "the findings file names it");
 }
 
-/// A run that reaches a probe few runs of the campaign reached opens a window: derived runs
-/// cut the server that reached it off, with one other, from that moment on.
+/// With `--windows`, a run that reaches a probe few runs of the campaign reached opens a
+/// window: derived runs cut the server that reached it off, with one other, from that moment.
 #[test]
 fn rare_probes_open_windows_that_cut_their_server_off() {
     let dir = scratch("guided-windows");
     let (findings, runs) = (dir.join("findings.txt"), dir.join("runs"));
     let (findings, runs_dir) = (findings.to_str().unwrap(), runs.to_str().unwrap());
-    let args = ["--seeds", "0..24", "--plain-runs", "8", "--jobs", "2", "--runs-out", runs_dir, "--findings", findings];
-    let (code, done) = guided_runs(&args);
-    assert_eq!((code, done.len()), (0, 24));
-    let descriptions: Vec<String> = (8..24)
-        .filter_map(|run| std::fs::read_to_string(runs.join(format!("run-{run}.toml"))).ok())
-        .filter_map(|text| text.lines().find(|l| l.starts_with("description")).map(str::to_string))
-        .collect();
-    let cut_off: Vec<&String> = descriptions.iter().filter(|d| d.contains("(cut off n")).collect();
-    assert!(!cut_off.is_empty(), "no cut-off among {descriptions:#?}");
+    let descriptions = |windows: bool| {
+        let _ = std::fs::remove_dir_all(&runs);
+        let mut args = vec!["--seeds", "0..24", "--plain-runs", "8", "--jobs", "2", "--runs-out", runs_dir];
+        args.extend(["--findings", findings]);
+        if windows {
+            args.push("--windows");
+        }
+        let (code, done) = guided_runs(&args);
+        assert_eq!((code, done.len()), (0, 24));
+        (8..24)
+            .filter_map(|run| std::fs::read_to_string(runs.join(format!("run-{run}.toml"))).ok())
+            .filter_map(|text| text.lines().find(|l| l.starts_with("description")).map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    let with = descriptions(true);
+    let cut_off: Vec<&String> = with.iter().filter(|d| d.contains("(cut off n")).collect();
+    assert!(!cut_off.is_empty(), "no cut-off among {with:#?}");
     assert!(cut_off.iter().all(|d| d.contains(", where it reached ")), "{cut_off:#?}");
+    let without = descriptions(false);
+    assert!(without.iter().all(|d| !d.contains("(cut off n")), "windows are off by default: {without:#?}");
 }

@@ -108,6 +108,12 @@ pub struct FuzzArgs {
     /// as in the campaign's lines), not only the failing ones.
     #[arg(long, requires = "guided", value_name = "DIR")]
     pub runs_out: Option<PathBuf>,
+    /// With --guided: a run that reaches a probe at most four runs reached opens a window, and
+    /// up to four runs of each batch cut the server that first reached it off, with one other
+    /// server, from that moment for 35 or 45 s (a server's state held until a check or an
+    /// election meets it). Off by default: it takes runs from the knobs that open elections.
+    #[arg(long, requires = "guided")]
+    pub windows: bool,
 }
 
 #[derive(Args, Debug)]

@@ -52,9 +52,9 @@ struct Entry<S: System> {
 /// entry's rarest.
 const RARE_MOMENTS: usize = 3;
 
-/// A moment where a run reached a probe that few runs of the campaign reached, on the server
-/// that reached it: derived runs hold it open by cutting that server off from there
-/// ([`sim::guided::cut_off`]). A narrow window is often a state of one server (a view rolled
+/// With `--windows`: a moment where a run reached a probe that few runs of the campaign
+/// reached, on the server that reached it. Derived runs hold it open by cutting that server
+/// off from there ([`sim::guided::cut_off`]). A narrow window is often a state of one server (a view rolled
 /// back, a log behind) that a check or an election must meet before anyone repairs it.
 struct Window<S: System> {
     scenario: ScenarioOf<S>,
@@ -142,7 +142,8 @@ pub fn campaign<S: System>(
         let weights: Vec<u64> =
             corpus.iter().map(|e| novelty.rarity_weight(e.probes.iter().map(|(p, _)| p.as_str()))).collect();
         let mut window_runs = 0;
-        while derived.len() < batch && window_runs < WINDOW_RUNS_PER_BATCH {
+        let window_runs_max = if args.windows { WINDOW_RUNS_PER_BATCH } else { 0 };
+        while derived.len() < batch && window_runs < window_runs_max {
             let Some(at) = next_window(&mut windows, &novelty) else { break };
             let window = &mut windows[at];
             window.left -= 1;
@@ -283,7 +284,8 @@ fn judge<S: System>(
     let probes = result.coverage.take().unwrap_or_default();
     let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
     let rarest = probes.iter().min_by_key(|p| (novelty.runs_reaching(&p.name), p.first_ms));
-    if let Some(rare) = rarest.filter(|p| novelty.runs_reaching(&p.name) <= WINDOW_REACH_MAX) {
+    let rarest = rarest.filter(|p| args.windows && novelty.runs_reaching(&p.name) <= WINDOW_REACH_MAX);
+    if let Some(rare) = rarest {
         let window = Window {
             scenario: scenario.clone(),
             probe: rare.name.clone(),
