@@ -54,8 +54,9 @@ const RARE_MOMENTS: usize = 3;
 
 /// With `--windows`: a moment where a run reached a probe that few runs of the campaign
 /// reached, on the server that reached it. Derived runs hold it open by cutting that server
-/// off from there ([`sim::guided::cut_off`]). A narrow window is often a state of one server (a view rolled
-/// back, a log behind) that a check or an election must meet before anyone repairs it.
+/// off from there ([`sim::guided::cut_off`]). A narrow window is often a state of one server
+/// (a view rolled back, a log behind) that a check or an election must meet before anyone
+/// repairs it.
 struct Window<S: System> {
     scenario: ScenarioOf<S>,
     probe: String,
@@ -71,7 +72,8 @@ const WINDOW_REACH_MAX: u64 = 4;
 /// runs derived from the corpus).
 const WINDOW_RUNS: usize = 4;
 const WINDOW_RUNS_PER_BATCH: usize = 4;
-/// Windows waiting at most; the one whose probe most runs reached since goes first.
+/// Windows waiting at most; when they are that many, the one whose probe most runs have
+/// reached since makes room for a rarer one.
 const WINDOWS_MAX: usize = 32;
 
 /// What a campaign found, for its closing lines.
@@ -283,28 +285,8 @@ fn judge<S: System>(
     let Book { novelty, corpus, windows } = book;
     let probes = result.coverage.take().unwrap_or_default();
     let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
-    let rarest = probes.iter().min_by_key(|p| (novelty.runs_reaching(&p.name), p.first_ms));
-    let rarest = rarest.filter(|p| args.windows && novelty.runs_reaching(&p.name) <= WINDOW_REACH_MAX);
-    if let Some(rare) = rarest {
-        let window = Window {
-            scenario: scenario.clone(),
-            probe: rare.name.clone(),
-            node: rare.first_node,
-            at_ms: rare.first_ms,
-            left: WINDOW_RUNS,
-        };
-        if windows.len() >= WINDOWS_MAX {
-            // The window whose probe most runs reached makes room, if that is more than this one's.
-            let commonest = (0..windows.len()).max_by_key(|&i| (novelty.runs_reaching(&windows[i].probe), i));
-            if let Some(i) =
-                commonest.filter(|&i| novelty.runs_reaching(&windows[i].probe) > novelty.runs_reaching(&rare.name))
-            {
-                windows.remove(i);
-            }
-        }
-        if windows.len() < WINDOWS_MAX {
-            windows.push(window);
-        }
+    if args.windows {
+        open_window(windows, novelty, &scenario, &probes);
     }
     if args.json {
         let line = serde_json::json!({
@@ -348,6 +330,33 @@ fn judge<S: System>(
         corpus.push(Entry { scenario, moments, probes });
     }
     Ok(())
+}
+
+/// Opens a window where `scenario` reached its rarest probe, if at most
+/// [`WINDOW_REACH_MAX`] runs reached that probe.
+fn open_window<S: System>(
+    windows: &mut Vec<Window<S>>,
+    novelty: &Novelty,
+    scenario: &ScenarioOf<S>,
+    probes: &[super::output::ProbeHit],
+) {
+    let reach = |probe: &str| novelty.runs_reaching(probe);
+    let rarest = probes.iter().min_by_key(|p| (reach(&p.name), p.first_ms));
+    let Some(rare) = rarest.filter(|p| reach(&p.name) <= WINDOW_REACH_MAX) else { return };
+    if windows.len() >= WINDOWS_MAX {
+        let commonest = (0..windows.len()).max_by_key(|&i| (reach(&windows[i].probe), i));
+        match commonest.filter(|&i| reach(&windows[i].probe) > reach(&rare.name)) {
+            Some(i) => drop(windows.remove(i)),
+            None => return,
+        }
+    }
+    windows.push(Window {
+        scenario: scenario.clone(),
+        probe: rare.name.clone(),
+        node: rare.first_node,
+        at_ms: rare.first_ms,
+        left: WINDOW_RUNS,
+    });
 }
 
 fn finish<S: System>(
