@@ -63,22 +63,19 @@ impl Ghost {
         let watch = &mut self.handovers;
         for (group, term, from, heir) in watch.observed.drain(..) {
             let disrupted = cluster.running().any(|(_, s)| s.group(&group).is_some_and(|g| g.node.term() > term));
-            let log_end = |n: NodeIndex| {
-                let g = cluster.server(n).and_then(|s| s.group(&group))?;
-                Some((g.node.last_term(), g.node.last_index()))
-            };
+            let node = |n: NodeIndex| cluster.server(n).and_then(|s| s.group(&group)).map(|g| &g.node);
             // A heir that does not run the group at the hand-over (down, or starting again after
             // a crash its leader had no time to notice: churn seed 3814 of v15) is stopped, not
             // lagging: the hand-over cannot reach it, and an election follows.
-            let heir_lags = match (log_end(heir), log_end(from)) {
-                (Some(heir_end), Some(from_end)) => heir_end < from_end,
-                _ => false,
+            let (heir_lags, conflicts) = match (node(heir), node(from)) {
+                (Some(heir), Some(from)) => {
+                    let lags = (heir.last_term(), heir.last_index()) < (from.last_term(), from.last_index());
+                    let both = heir.last_index().min(from.last_index());
+                    let terms = (heir.entry_term(both), from.entry_term(both));
+                    (lags, matches!(terms, (Some(a), Some(b)) if a != b))
+                }
+                _ => (false, false),
             };
-            let node = |n: NodeIndex| cluster.server(n).and_then(|s| s.group(&group)).map(|g| &g.node);
-            let conflicts = node(heir).zip(node(from)).is_some_and(|(heir, from)| {
-                let both = heir.last_index().min(from.last_index());
-                matches!((heir.entry_term(both), from.entry_term(both)), (Some(a), Some(b)) if a != b)
-            });
             if watch.waiting.len() < WATCHED_MAX {
                 let judged = heir_lags && !disrupted;
                 let handover = Handover { term, from, heir, at_ns: cluster.sim_ns, judged, conflicts };
