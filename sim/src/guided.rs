@@ -274,7 +274,11 @@ pub fn mutate<C: Clone + PartialEq, E: Clone + PartialEq, K: Clone + PartialEq>(
 /// sooner: the pair is a minority, so the server hears no leader meanwhile. A window that
 /// opened on a server (a view rolled back, a log behind) is held open for whatever it needs
 /// time for: a check that judges the view 30 s later, an election among stale members.
-/// `None` when the moment is past the heal or the parent has fewer than three servers.
+/// The cut-off is quiet: the parent's faults from the cut to its heal are left out and its
+/// crash points end at the cut, since a crash, a restart or a heal in the meantime closes the
+/// window (a restart puts a 30 s check off by 30 s more). What comes before the cut is the
+/// parent's, unchanged. `None` when the moment is past the heal or the parent has fewer than
+/// three servers.
 pub fn cut_off<C: Clone, E: Clone, K: Clone>(
     parent: &Scenario<C, E, K>,
     node: NodeIndex,
@@ -291,6 +295,10 @@ pub fn cut_off<C: Clone, E: Clone, K: Clone>(
     let rest: Vec<NodeIndex> = (0..servers).filter(|&n| n != node && n != other).collect();
     let healed_ms = (at_ms + *pick(crate::swarm::CUT_OFF_MS, rng)?).min(heal_ms.saturating_sub(1));
     let mut child = parent.clone();
+    child.steps.retain(|s| !(is_fault(&s.action) && (at_ms..=healed_ms).contains(&s.at_ms)));
+    if let Some(points) = &mut child.crash_points {
+        points.until_ms = points.until_ms.min(at_ms);
+    }
     child.steps.push(Step { at_ms, action: Action::Partition { groups: vec![vec![node, other], rest] } });
     child.steps.push(Step { at_ms: healed_ms, action: Action::HealNetwork {} });
     child.steps.sort_by_key(|s| s.at_ms);
@@ -413,16 +421,23 @@ mod tests {
     #[test]
     fn a_cut_off_holds_the_server_with_one_other_until_a_heal_before_the_final_one() {
         let profile = swarm::profile("default").unwrap();
-        let parent = swarm::generate::<RegisterSystem>(3, profile);
+        let mut parent = swarm::generate::<RegisterSystem>(3, profile);
         let heal_ms = heal_at_ms(&parent);
+        parent.crash_points = Some(crate::scenario::CrashPoints {
+            rate_ppm: 1_000,
+            restart_after_ms: 50,
+            until_ms: heal_ms,
+            power_loss_percent: 0,
+        });
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for (node, at_ms) in [(0, 1_000), (2, 20_000), (4, heal_ms - 10_000)] {
             let (child, mutation) = cut_off(&parent, node, at_ms, &mut rng).expect("a moment before the heal");
             let Mutation::CutOff { node: cut, at_ms: from, for_ms } = mutation else { panic!("{mutation}") };
             assert_eq!(cut, node);
             assert!((at_ms..=at_ms + 500).contains(&from), "{mutation}");
-            assert_eq!(child.steps.len(), parent.steps.len() + 2);
             assert!(child.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{mutation}: steps out of order");
+            let before = |steps: &[Step<_, _>]| steps.iter().filter(|s| s.at_ms < from).cloned().collect::<Vec<_>>();
+            assert_eq!(before(&child.steps), before(&parent.steps), "{mutation}: the prefix is the parent's");
             assert_eq!(heal_at_ms(&child), heal_ms, "{mutation}: the final heal stays");
             let partition =
                 child.steps.iter().find(|s| s.at_ms == from && matches!(s.action, Action::Partition { .. }));
@@ -435,7 +450,21 @@ mod tests {
             assert!(healed < heal_ms && (for_ms >= 35_000 || healed + 1 == heal_ms), "{mutation}");
             let heal = child.steps.iter().find(|s| s.at_ms == healed && matches!(s.action, Action::HealNetwork {}));
             assert!(heal.is_some(), "{mutation}: healed");
+            let faults: Vec<_> =
+                child.steps.iter().filter(|s| (from..=healed).contains(&s.at_ms) && is_fault(&s.action)).collect();
+            assert_eq!(faults.len(), 2, "{mutation}: the cut-off is quiet: only its partition and heal, {faults:?}");
+            let clients = |steps: &[Step<_, _>]| {
+                let client = |s: &&Step<_, _>| matches!(s.action, Action::Client { .. });
+                steps.iter().filter(|s| (from..=healed).contains(&s.at_ms)).filter(client).count()
+            };
+            assert_eq!(clients(&child.steps), clients(&parent.steps), "{mutation}: client operations stay");
+            let crash_points_until = child.crash_points.as_ref().map(|points| points.until_ms);
+            assert_eq!(crash_points_until, Some(from), "{mutation}: crash points end at the cut");
         }
+        let faults_in_window = |s: &Scenario<_, _, _>| {
+            s.steps.iter().filter(|s| (20_000..=55_000).contains(&s.at_ms) && is_fault(&s.action)).count()
+        };
+        assert!(faults_in_window(&parent) > 2, "the parent has faults for the cut-off to leave out");
         assert!(cut_off(&parent, 1, heal_ms, &mut rng).is_none(), "no cut-off from the heal on");
         let mut pair = parent.clone();
         pair.servers = 2;
