@@ -66,7 +66,8 @@ struct Window<S: System> {
     left: usize,
 }
 
-/// A probe reached by at most this many runs of the campaign opens a window.
+/// A probe reached by at most this many runs of the campaign (not counting cut-off runs,
+/// which replay their window's prefix and so reach its probe whatever it is) opens a window.
 const WINDOW_REACH_MAX: u64 = 4;
 /// Cut-off runs derived from each window, and at most this many per batch (taken from the
 /// runs derived from the corpus).
@@ -108,7 +109,7 @@ pub fn campaign<S: System>(
     let mut rng = ChaCha8Rng::seed_from_u64(range.start ^ 0x6775_6964_6564_2131);
     let mut novelty = Novelty::default();
     let mut corpus: Vec<Entry<S>> = Vec::new();
-    let mut windows: Vec<Window<S>> = Vec::new();
+    let mut windows = Windows::default();
     let mut tally = Tally::default();
     let started = Instant::now();
 
@@ -124,7 +125,7 @@ pub fn campaign<S: System>(
         let scenario = sim::swarm::generate::<S>(result.seed, profile);
         let label = format!("seed {}", result.seed);
         let book = Book { novelty: &mut novelty, corpus: &mut corpus, windows: &mut windows };
-        judge(&mut tally, book, scenario, result, &label, args, findings, None)?;
+        judge(&mut tally, book, scenario, false, result, &label, args, findings, None)?;
         if stop(&tally, args) {
             return finish::<S>(&tally, &novelty, corpus.len(), started, profile, args);
         }
@@ -146,8 +147,8 @@ pub fn campaign<S: System>(
         let mut window_runs = 0;
         let window_runs_max = if args.windows { WINDOW_RUNS_PER_BATCH } else { 0 };
         while derived.len() < batch && window_runs < window_runs_max {
-            let Some(at) = next_window(&mut windows, &novelty) else { break };
-            let window = &mut windows[at];
+            let Some(at) = windows.next() else { break };
+            let window = &mut windows.open[at];
             window.left -= 1;
             window_runs += 1;
             let Some((mut scenario, mutation)) =
@@ -162,6 +163,7 @@ pub fn campaign<S: System>(
                 derived.push(scenario);
             }
         }
+        let cut_offs = derived.len() - fresh.len();
         while derived.len() < batch {
             let parent = &corpus[pick_parent(&weights, &mut rng)];
             let donor = &corpus[rng.gen_range(0..corpus.len())];
@@ -209,8 +211,9 @@ pub fn campaign<S: System>(
                 }
                 None => (scenario.name.clone(), Some((path.as_path(), kept.as_path()))),
             };
+            let cut_off = (fresh.len()..fresh.len() + cut_offs).contains(&i);
             let book = Book { novelty: &mut novelty, corpus: &mut corpus, windows: &mut windows };
-            judge(&mut tally, book, scenario, result, &label, args, findings, keep)?;
+            judge(&mut tally, book, scenario, cut_off, result, &label, args, findings, keep)?;
             if stop(&tally, args) {
                 break;
             }
@@ -230,12 +233,74 @@ pub fn campaign<S: System>(
     finish::<S>(&tally, &novelty, corpus.len(), started, profile, args)
 }
 
-/// The window to derive a cut-off run from: of those with runs left whose probe is still
-/// rare, the one whose probe fewest runs reached, the oldest first. Spent and no longer rare
-/// windows go.
-fn next_window<S: System>(windows: &mut Vec<Window<S>>, novelty: &Novelty) -> Option<usize> {
-    windows.retain(|w| w.left > 0 && novelty.runs_reaching(&w.probe) <= WINDOW_REACH_MAX);
-    (0..windows.len()).min_by_key(|&i| (novelty.runs_reaching(&windows[i].probe), i))
+/// The windows waiting for cut-off runs, and how many runs that were not cut-offs reached
+/// each probe.
+struct Windows<S: System> {
+    open: Vec<Window<S>>,
+    reach: BTreeMap<String, u64>,
+}
+
+impl<S: System> Default for Windows<S> {
+    fn default() -> Self {
+        Self { open: Vec::new(), reach: BTreeMap::new() }
+    }
+}
+
+impl<S: System> Windows<S> {
+    fn reach(&self, probe: &str) -> u64 {
+        self.reach.get(probe).copied().unwrap_or(0)
+    }
+
+    /// The window to derive a cut-off run from: of those with runs left whose probe is still
+    /// rare, the one whose probe fewest runs reached, the oldest first. Spent and no longer
+    /// rare windows go.
+    fn next(&mut self) -> Option<usize> {
+        let reach = &self.reach;
+        let rare = |probe: &str| reach.get(probe).copied().unwrap_or(0) <= WINDOW_REACH_MAX;
+        self.open.retain(|w| w.left > 0 && rare(&w.probe));
+        (0..self.open.len()).min_by_key(|&i| (self.reach(&self.open[i].probe), i))
+    }
+
+    /// Count a run that was not a `cut_off`, and open a window at the probe it reached that
+    /// fewest such runs reached (the earliest of those), if at most [`WINDOW_REACH_MAX`] did.
+    /// A cut-off run is not counted and opens none: it reaches its window's probe by replaying
+    /// the prefix, which says nothing of how rare the probe is, and would open its own window
+    /// again.
+    fn record(&mut self, scenario: &ScenarioOf<S>, probes: &[super::output::ProbeHit], cut_off: bool) {
+        if cut_off {
+            return;
+        }
+        for probe in probes {
+            *self.reach.entry(probe.name.clone()).or_default() += 1;
+        }
+        let rarest = probes.iter().min_by_key(|p| (self.reach(&p.name), p.first_ms));
+        let Some(probe) = rarest.filter(|p| self.reach(&p.name) <= WINDOW_REACH_MAX) else { return };
+        if self.make_room(self.reach(&probe.name)) {
+            self.open.push(Window {
+                scenario: scenario.clone(),
+                probe: probe.name.clone(),
+                node: probe.first_node,
+                at_ms: probe.first_ms,
+                left: WINDOW_RUNS,
+            });
+        }
+    }
+
+    /// Whether a window at a probe `reach` runs reached fits: when [`WINDOWS_MAX`] wait, the
+    /// one whose probe most runs have reached goes if that is more than `reach`.
+    fn make_room(&mut self, reach: u64) -> bool {
+        if self.open.len() < WINDOWS_MAX {
+            return true;
+        }
+        let commonest = (0..self.open.len()).max_by_key(|&i| (self.reach(&self.open[i].probe), i));
+        match commonest.filter(|&i| self.reach(&self.open[i].probe) > reach) {
+            Some(i) => {
+                self.open.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A parent for a derived run (`weights`: each entry's rarity weight): a third of the draws
@@ -263,17 +328,18 @@ fn stop(tally: &Tally, args: &FuzzArgs) -> bool {
 struct Book<'a, S: System> {
     novelty: &'a mut Novelty,
     corpus: &'a mut Vec<Entry<S>>,
-    windows: &'a mut Vec<Window<S>>,
+    windows: &'a mut Windows<S>,
 }
 
 /// Count one run, report it, keep it in the corpus when it reached something new, and open
-/// a window where it reached a probe few runs reached. A failing derived run's file is kept
-/// (`file`: where it is, and the folder to keep it in).
+/// windows where it reached probes few runs reached (unless it is a `cut_off` run). A failing
+/// derived run's file is kept (`file`: where it is, and the folder to keep it in).
 #[allow(clippy::too_many_arguments)]
 fn judge<S: System>(
     tally: &mut Tally,
     book: Book<'_, S>,
     scenario: ScenarioOf<S>,
+    cut_off: bool,
     mut result: SeedResult,
     label: &str,
     args: &FuzzArgs,
@@ -286,7 +352,7 @@ fn judge<S: System>(
     let probes = result.coverage.take().unwrap_or_default();
     let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
     if args.windows {
-        open_window(windows, novelty, &scenario, &probes);
+        windows.record(&scenario, &probes, cut_off);
     }
     if args.json {
         let line = serde_json::json!({
@@ -330,33 +396,6 @@ fn judge<S: System>(
         corpus.push(Entry { scenario, moments, probes });
     }
     Ok(())
-}
-
-/// Opens a window where `scenario` reached its rarest probe, if at most
-/// [`WINDOW_REACH_MAX`] runs reached that probe.
-fn open_window<S: System>(
-    windows: &mut Vec<Window<S>>,
-    novelty: &Novelty,
-    scenario: &ScenarioOf<S>,
-    probes: &[super::output::ProbeHit],
-) {
-    let reach = |probe: &str| novelty.runs_reaching(probe);
-    let rarest = probes.iter().min_by_key(|p| (reach(&p.name), p.first_ms));
-    let Some(rare) = rarest.filter(|p| reach(&p.name) <= WINDOW_REACH_MAX) else { return };
-    if windows.len() >= WINDOWS_MAX {
-        let commonest = (0..windows.len()).max_by_key(|&i| (reach(&windows[i].probe), i));
-        match commonest.filter(|&i| reach(&windows[i].probe) > reach(&rare.name)) {
-            Some(i) => drop(windows.remove(i)),
-            None => return,
-        }
-    }
-    windows.push(Window {
-        scenario: scenario.clone(),
-        probe: rare.name.clone(),
-        node: rare.first_node,
-        at_ms: rare.first_ms,
-        left: WINDOW_RUNS,
-    });
 }
 
 fn finish<S: System>(
@@ -411,7 +450,8 @@ fn kept_folder(findings: &Path) -> PathBuf {
 mod tests {
     use sim::{Action, Step};
 
-    use super::loads;
+    use super::{loads, Windows, WINDOW_REACH_MAX, WINDOW_RUNS};
+    use crate::cli::output::ProbeHit;
     use metasim::server::wire::MetaOp;
     use metasim::sut::MetaSystem;
 
@@ -435,5 +475,37 @@ mod tests {
         };
         scenario.steps.insert(0, Step { at_ms: 1, action: Action::Client { node: Some(0), op } });
         assert!(!loads::<MetaSystem>(&scenario));
+    }
+
+    /// A window stays open while few runs that were not its own cut-offs reached its probe:
+    /// every cut-off run replays the moment the window opened at, so counting them would close
+    /// a window after its first few runs, however rare its probe is.
+    #[test]
+    fn cut_off_runs_do_not_make_their_probe_common() {
+        let scenario = sim::swarm::generate::<MetaSystem>(0, sim::swarm::profile("default").unwrap());
+        let hit = |name: &str, first_ms| ProbeHit { name: name.into(), hits: 1, first_ms, first_node: 3 };
+        let mut windows = Windows::<MetaSystem>::default();
+        for _ in 0..10 {
+            windows.record(&scenario, &[hit("common", 5)], false);
+        }
+        windows.record(&scenario, &[hit("common", 5), hit("rare", 40_000)], false);
+        let at = windows.next().expect("the rare probe opened a window");
+        let window = &windows.open[at];
+        assert_eq!((window.probe.as_str(), window.node, window.at_ms), ("rare", 3, 40_000));
+        assert_eq!(windows.open.len(), 1, "the common probe opened none");
+
+        // Its cut-off runs, and more, reach the probe again: the window stays until spent.
+        for _ in 0..WINDOW_RUNS + 4 {
+            windows.record(&scenario, &[hit("common", 5), hit("rare", 40_000)], true);
+        }
+        assert_eq!(windows.reach("rare"), 1);
+        assert_eq!(windows.next(), Some(at));
+
+        // Runs of their own that reach it make it common: then no window waits on it.
+        for _ in 0..WINDOW_REACH_MAX {
+            windows.record(&scenario, &[hit("common", 5), hit("rare", 40_000)], false);
+        }
+        assert_eq!(windows.reach("rare"), 1 + WINDOW_REACH_MAX);
+        assert_eq!(windows.next(), None, "{} windows", windows.open.len());
     }
 }
