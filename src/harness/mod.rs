@@ -82,6 +82,10 @@ impl sim::Harness for MetaHarness {
         self.ghost.healed = true;
     }
 
+    fn on_delivery(&mut self, from: NodeIndex, to: NodeIndex, sim_ns: u64) {
+        self.ghost.observe_delivery(from, to, sim_ns);
+    }
+
     fn excuse(&self) -> Option<String> {
         let tainted = &self.ghost.tainted;
         (!tainted.is_empty()).then(|| format!("the disks of {tainted:?} lost synced data"))

@@ -1,11 +1,13 @@
 //! Issue 18 item 2: a new stream is placed on servers the leader could know are online. A
 //! server that has been down longer than a lost route takes to notice (plus slack for
-//! messages still in flight and clock drift) is offline to every server, and placement needs
-//! a quorum of the chosen peers online: so no new placement may have more long-down peers
-//! than its replicas can spare. The world's view (who is down since when) judges it; the
-//! leader's routes are what it judges. A leader that was itself paused or down within that
-//! time is not judged: what waited for it while it was away arrives as it resumes, fresh news
-//! from servers long gone (NATS reads its socket buffers the same way).
+//! messages still in flight and clock drift), and that the leader has heard nothing from for
+//! as long, is offline to it; placement needs a quorum of the chosen peers online: so no new
+//! placement may have more such peers than its replicas can spare. The world's view (who is
+//! down since when, whose messages reached whom when) judges it; the leader's routes are what
+//! it judges. A leader that was itself paused or down within that time is not judged: what
+//! waited for it while it was away arrives as it resumes, fresh news from servers long gone
+//! (NATS reads its socket buffers the same way). Messages a clog held arrive when it lifts,
+//! the same news: they count as heard when they arrive.
 
 use sim::{Cluster, NodeIndex, NodeStatus};
 
@@ -31,6 +33,9 @@ pub struct PlacementWatch {
     running_since_ns: Vec<Option<u64>>,
     /// New placements proposed by the last event: proposer, stream, peers.
     pending: Vec<(NodeIndex, String, Vec<PeerId>)>,
+    /// When each server's inbox last took a message from each other server, in simulated
+    /// nanoseconds, by receiver then sender (`None`: never).
+    heard_ns: Vec<Vec<Option<u64>>>,
 }
 
 impl Ghost {
@@ -39,6 +44,20 @@ impl Ghost {
         if self.placements.pending.len() < PLACEMENTS_PENDING_MAX {
             self.placements.pending.push((node, stream, peers.to_vec()));
         }
+    }
+
+    /// A message from `from` reached `to`'s inbox: `to` has a route to `from` for a while.
+    pub fn observe_delivery(&mut self, from: NodeIndex, to: NodeIndex, sim_ns: u64) {
+        let heard = &mut self.placements.heard_ns;
+        let servers = (from.max(to) + 1) as usize;
+        if heard.len() < servers {
+            heard.resize(servers, Vec::new());
+        }
+        let row = &mut heard[to as usize];
+        if row.len() < servers {
+            row.resize(servers, None);
+        }
+        row[from as usize] = Some(sim_ns);
     }
 
     /// After every event: note who went down or came back, and judge new placements.
@@ -73,10 +92,15 @@ impl Ghost {
             }
             let down_since = |p: &PeerId| self.placements.down_since_ns.get(*p as usize).copied().flatten();
             let down_ms = |p: &PeerId| down_since(p).map(|since| (now_ns - since) / 1_000_000);
+            let heard = self.placements.heard_ns.get(node as usize);
+            let heard_lately = |p: &PeerId| {
+                let at = heard.and_then(|row| row.get(*p as usize)).copied().flatten();
+                at.is_some_and(|at| now_ns.saturating_sub(at) <= window_ns)
+            };
             let long_down: Vec<(PeerId, u64)> = peers
                 .iter()
                 .filter_map(|p| down_ms(p).map(|ms| (*p, ms)))
-                .filter(|&(_, ms)| ms > ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS)
+                .filter(|&(p, ms)| ms > ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS && !heard_lately(&p))
                 .collect();
             if long_down.len() > peers.len() - quorum(peers.len()) {
                 let message = format!(
