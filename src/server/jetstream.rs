@@ -170,6 +170,10 @@ pub struct MetaLayer {
     /// Groups this server just founded with an R1 store carried over (§2.2): it campaigns at
     /// once when it starts them, as the preferred member of a new group does.
     pub founded_groups: BTreeSet<String>,
+    /// Scaled-up groups whose carry could not be written (a full disk), each with its stream
+    /// and the R1 group whose store it waits to carry: the group is not started and the store
+    /// is kept until a retry, every tick, founds it ([`scale::carry_store`]).
+    pub carries_pending: BTreeMap<String, (StreamKey, String)>,
     /// [`Self::over_placed_streams`] as of a revision of the applied state.
     over_placed: (Option<Revision>, BTreeMap<String, (StreamKey, usize)>),
     /// [`Self::desired_groups`] as of revisions of the applied state and the local assets.
@@ -212,6 +216,7 @@ impl MetaLayer {
             peers_removed: Vec::new(),
             peer_reconcile_due: false,
             founded_groups: BTreeSet::new(),
+            carries_pending: BTreeMap::new(),
             over_placed: (None, BTreeMap::new()),
             desired: (None, Arc::default()),
             cluster_size_judged_term: None,
@@ -612,8 +617,37 @@ impl MetaLayer {
         let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
         let from_store = crate::meta::replicas_at_birth(old).is_none_or(|r| r == 1);
         if replicated && from_store && GroupFiles::new(old).is_fresh(env.disk()) {
-            scale::carry_store(env, key, old, group);
-            self.founded_groups.insert(group.name.clone());
+            match scale::carry_store(env, key, old, &group.name) {
+                Ok(()) => {
+                    self.founded_groups.insert(group.name.clone());
+                }
+                Err(e) => {
+                    super::start::trace_file_error(env, "carry-failed", &group.name, &e);
+                    self.carries_pending.insert(group.name.clone(), (key.clone(), old.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Try again, quietly, the carries a full disk held back (see [`Self::carries_pending`]);
+    /// a group founded now starts at the next reconcile. A carry whose stream no longer runs
+    /// here in that group is dropped (the stream went on without it). The local assets judge
+    /// that, not the applied state, which lags them while a restart replays the meta log.
+    pub fn retry_carries(&mut self, env: &mut ServerEnv<'_>) {
+        let pending = std::mem::take(&mut self.carries_pending);
+        for (name, (key, old)) in pending {
+            if self.local.stream(&key).is_none_or(|a| a.group_name != name) {
+                continue;
+            }
+            match scale::carry_store(env, &key, &old, &name) {
+                Ok(()) => {
+                    self.founded_groups.insert(name);
+                    self.assets_changed = true;
+                }
+                Err(_) => {
+                    self.carries_pending.insert(name, (key, old));
+                }
+            }
         }
     }
 
@@ -733,7 +767,8 @@ impl MetaLayer {
             .flat_map(|sa| sa.consumers.values())
             .filter(|ca| ca.group.is_member(me))
             .map(|ca| ca.group.name.clone());
-        streams.chain(consumers).chain(assigned).collect()
+        let waiting = self.carries_pending.values().map(|(_, old)| old.clone());
+        streams.chain(consumers).chain(assigned).chain(waiting).collect()
     }
 
     /// A mirror health check is due (not while recovering or after an apply error).

@@ -11,7 +11,7 @@
 use super::env::ServerEnv;
 use super::observe::Observation;
 use super::storage::{GroupFiles, InitialMembership, MessageFile, WalRecord};
-use crate::meta::{RaftGroup, StreamKey};
+use crate::meta::StreamKey;
 use crate::raft::{Entry, EntryData, HardState};
 
 /// First byte of a carry entry's payload. A publish's payload is 16 bytes; a carry's is 9.
@@ -40,10 +40,14 @@ pub fn messages_in(payload: &[u8]) -> u64 {
 
 /// This server held `key`'s R1 store in group `old` and now runs it in `group`: found that
 /// group with the store carried over, unless it was founded already (a replay of the update),
-/// then drop the store.
-pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str, group: &RaftGroup) {
+/// then drop the store. An error when the group's files could not be written (a full disk):
+/// the store stays, the group's files are gone again, and the caller holds the group back and
+/// tries again. NATS keeps an R1 stream's store where it is when it scales up, so a failed
+/// regroup loses no message; starting the group empty here lost acknowledged ones (a guided
+/// `disk` campaign from 2300000, run 171, stop 52).
+pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str, group: &str) -> Result<(), String> {
     let store = MessageFile::new(old);
-    let files = GroupFiles::new(&group.name);
+    let files = GroupFiles::new(group);
     if files.is_fresh(env.disk()) {
         let messages = match store.count(env.disk()) {
             Ok(n) => n,
@@ -69,21 +73,21 @@ pub(super) fn carry_store(env: &mut ServerEnv<'_>, stream: &StreamKey, old: &str
             .append_hard_state(env.disk(), hard)
             .and_then(|()| files.append_wal(env.disk(), &WalRecord::Entries(vec![entry])));
         if let Err(e) = written {
-            // The store stays; the group starts empty, as any whose files failed to write.
-            super::start::trace_file_error(env, "carry-failed", &group.name, &e.to_string());
-            return;
+            files.remove_all(env.disk());
+            return Err(e.to_string());
         }
         for path in files.all(env.disk()) {
             if !env.disk().fsync(&path) {
                 env.trace_text("fsync-lost", &path);
             }
         }
-        env.trace_with("store-carried", &(old, &group.name, messages), || {
-            format!("{messages} messages from {old} to {}", group.name)
+        env.trace_with("store-carried", &(old, group, messages), || {
+            format!("{messages} messages from {old} to {group}")
         });
-        env.observe(Observation::StoreCarried { stream, from: old, to: &group.name, messages });
+        env.observe(Observation::StoreCarried { stream, from: old, to: group, messages });
     }
     env.disk().remove(store.path());
+    Ok(())
 }
 
 #[cfg(test)]

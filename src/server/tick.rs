@@ -37,6 +37,11 @@ impl Server {
         // Before the orphan check, so a direct consumer it removes is missed from the next
         // mirror health check on, as a mirror misses its heartbeats.
         self.mirror_tick(env);
+        if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
+            if !meta.carries_pending.is_empty() {
+                meta.retry_carries(env);
+            }
+        }
         self.meta_tick(env);
         self.announce_if_outsider(env);
         self.sync_group_peers(env);
@@ -153,6 +158,7 @@ impl Server {
             .filter(|n| !desired.contains_key(n))
             .map(|name| (name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
             .collect();
+        let waiting: BTreeSet<String> = meta.carries_pending.keys().cloned().collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
         for (name, left) in stale {
             if left {
@@ -163,6 +169,9 @@ impl Server {
         let mut started = Vec::new();
         for group in desired.iter() {
             let name = &group.name;
+            if waiting.contains(name) {
+                continue; // its carry waits for room on the disk
+            }
             if !self.groups.contains_key(name) && self.start_asset_group(env, name, group.clone()) {
                 started.push(name.clone());
             }
