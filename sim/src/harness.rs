@@ -80,10 +80,10 @@ pub trait Harness: Default + Send + 'static {
     fn observe(&mut self, node: NodeIndex, observation: ObservationOf<'_, Self::Node>);
     /// A node suffered a fault (so damaged disks are not held to promises).
     fn on_fault(&mut self, _node: NodeIndex, _fault: Fault<'_>) {}
-    /// A message from `from` reached the inbox of `to` at `sim_ns`: who last heard whom, as
-    /// the network saw it (messages held by a clog arrive when it lifts, whatever became of
-    /// their sender meanwhile).
-    fn on_delivery(&mut self, _from: NodeIndex, _to: NodeIndex, _sim_ns: u64) {}
+    /// A message from `from` reached the inbox of `to`, now (the safety check after this event
+    /// runs at the same simulated time): who heard whom, as the network saw it. Messages held
+    /// by a clog arrive when it lifts, whatever became of their sender meanwhile.
+    fn on_delivery(&mut self, _from: NodeIndex, _to: NodeIndex) {}
     /// Every fault just ended (`heal-all`): the liveness phase starts, on a network that loses
     /// nothing.
     fn on_heal(&mut self) {}

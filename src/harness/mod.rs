@@ -82,8 +82,8 @@ impl sim::Harness for MetaHarness {
         self.ghost.healed = true;
     }
 
-    fn on_delivery(&mut self, from: NodeIndex, to: NodeIndex, sim_ns: u64) {
-        self.ghost.observe_delivery(from, to, sim_ns);
+    fn on_delivery(&mut self, from: NodeIndex, to: NodeIndex) {
+        self.ghost.observe_delivery(from, to);
     }
 
     fn excuse(&self) -> Option<String> {

@@ -262,7 +262,7 @@ impl<S: System> WorldState<S> {
         let slot = &mut self.slots[to as usize];
         if slot.accepts() {
             slot.push(Input::Message { from, msg });
-            self.harness.on_delivery(from, to, now_ns());
+            self.harness.on_delivery(from, to);
         } else {
             let digest = hash::digest(&msg);
             self.record(to, "drop", digest, || format!("from n{from}: receiver down or inbox full"));

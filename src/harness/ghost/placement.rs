@@ -22,6 +22,8 @@ use crate::server::Server;
 const DOWN_SLACK_MS: u64 = 5_000;
 /// Placements waiting to be judged, at most (one event proposes a handful).
 const PLACEMENTS_PENDING_MAX: usize = 64;
+/// A delivery noted in the event being handled, before the check after it stamps its time.
+const UNSTAMPED: u64 = u64::MAX;
 
 /// Both watches are kept per node index (`None` for a node never seen), not in maps: every
 /// server's entry is read and written after every event.
@@ -33,9 +35,14 @@ pub struct PlacementWatch {
     running_since_ns: Vec<Option<u64>>,
     /// New placements proposed by the last event: proposer, stream, peers.
     pending: Vec<(NodeIndex, String, Vec<PeerId>)>,
-    /// When each server's inbox last took a message from each other server, in simulated
-    /// nanoseconds, by receiver then sender (`None`: never).
+    /// When each server's inbox last took a message from a server that was down by then, in
+    /// simulated nanoseconds, by receiver then sender (`None`: never). Only such messages
+    /// matter: what a server sent before it went down is older than the down time the check
+    /// asks for.
     heard_ns: Vec<Vec<Option<u64>>>,
+    /// Deliveries from down servers since the last check (receiver, sender), each pair once:
+    /// the check after the event stamps them with its time.
+    heard_now: Vec<(NodeIndex, NodeIndex)>,
 }
 
 impl Ghost {
@@ -47,17 +54,24 @@ impl Ghost {
     }
 
     /// A message from `from` reached `to`'s inbox: `to` has a route to `from` for a while.
-    pub fn observe_delivery(&mut self, from: NodeIndex, to: NodeIndex, sim_ns: u64) {
-        let heard = &mut self.placements.heard_ns;
-        let servers = (from.max(to) + 1) as usize;
-        if heard.len() < servers {
-            heard.resize(servers, Vec::new());
+    /// Called for every delivery, so it only notes one from a server that is down.
+    pub fn observe_delivery(&mut self, from: NodeIndex, to: NodeIndex) {
+        let watch = &mut self.placements;
+        if !watch.down_since_ns.get(from as usize).is_some_and(Option::is_some) {
+            return;
         }
-        let row = &mut heard[to as usize];
-        if row.len() < servers {
-            row.resize(servers, None);
+        let servers = watch.down_since_ns.len();
+        if watch.heard_ns.len() < servers {
+            watch.heard_ns.resize(servers, vec![None; servers]);
         }
-        row[from as usize] = Some(sim_ns);
+        let Some(heard) = watch.heard_ns.get_mut(to as usize).and_then(|row| row.get_mut(from as usize)) else {
+            return;
+        };
+        if *heard != Some(UNSTAMPED) {
+            *heard = Some(UNSTAMPED);
+            watch.heard_now.push((to, from));
+            assert!(watch.heard_now.len() <= servers * servers, "each pair is noted once per check");
+        }
     }
 
     /// After every event: note who went down or came back, and judge new placements.
@@ -67,6 +81,9 @@ impl Ghost {
         if watch.down_since_ns.len() < cluster.nodes.len() {
             watch.down_since_ns.resize(cluster.nodes.len(), None);
             watch.running_since_ns.resize(cluster.nodes.len(), None);
+        }
+        for (to, from) in watch.heard_now.drain(..) {
+            watch.heard_ns[to as usize][from as usize] = Some(now_ns);
         }
         for (node, view) in cluster.nodes.iter().enumerate() {
             let down_since = &mut watch.down_since_ns[node];
