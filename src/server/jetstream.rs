@@ -629,8 +629,8 @@ impl MetaLayer {
         }
     }
 
-    /// Try again, quietly, the carries a full disk held back (see [`Self::carries_pending`]);
-    /// a group founded now starts at the next reconcile. A carry whose stream no longer runs
+    /// Try again the carries a full disk held back (see [`Self::carries_pending`]), without
+    /// tracing a write that fails again; a group founded now starts at the next reconcile. A carry whose stream no longer runs
     /// here in that group is dropped (the stream went on without it). The local assets judge
     /// that, not the applied state, which lags them while a restart replays the meta log.
     pub fn retry_carries(&mut self, env: &mut ServerEnv<'_>) {

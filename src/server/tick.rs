@@ -38,9 +38,7 @@ impl Server {
         // mirror health check on, as a mirror misses its heartbeats.
         self.mirror_tick(env);
         if let Some(meta) = self.groups.meta_mut().and_then(|g| g.meta.as_deref_mut()) {
-            if !meta.carries_pending.is_empty() {
-                meta.retry_carries(env);
-            }
+            meta.retry_carries(env);
         }
         self.meta_tick(env);
         self.announce_if_outsider(env);
