@@ -128,7 +128,7 @@ impl Server {
         }
         meta.assets_changed = false;
         let (desired, kept) = (meta.desired_groups(), meta.kept_groups(env.node()));
-        if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local)) {
+        if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local, &meta.carries_pending)) {
             // The disk lied about an fsync (the world tells the oracle).
             env.trace_text("fsync-lost", "assets");
         }
