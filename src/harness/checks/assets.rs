@@ -44,6 +44,9 @@ pub fn asset_groups_live(
     });
     shrink_kept_able(ghost, cluster, leader_meta, meta_peers)?;
     for asset in groups {
+        if strays_left_alone(leader_meta, &asset) {
+            continue;
+        }
         let members = members_able(cluster, &asset);
         if members.len() < asset.group.peers.len() / 2 + 1 {
             continue; // raft liveness reports missing servers; without a quorum nothing is owed
@@ -53,6 +56,19 @@ pub fn asset_groups_live(
         }
     }
     acked_messages_kept(ghost, cluster, leader_meta)
+}
+
+/// A consumer group on peers its stream has left, of a stream the meta leader judges
+/// unsupported (a lower API level): the leader leaves such a stream's assets alone (§7), so
+/// nothing moves the consumer onto the stream's peers until a leader that supports it takes
+/// over. A leader change between a scale-down's update and the remap its apply asks of the
+/// leader left one there (a guided `default` campaign from 1700000, stop 53). A member off
+/// the stream's peers holds no stream to run the consumer on.
+fn strays_left_alone(leader_meta: &MetaLayer, asset: &AssetGroup<'_>) -> bool {
+    let state = &leader_meta.state;
+    asset.consumer.is_some()
+        && state.stream_unsupported(&asset.stream).is_some()
+        && state.stream(&asset.stream).is_some_and(|sa| !asset.group.peers.iter().all(|p| sa.group.is_member(*p)))
 }
 
 /// The asset's members that can run its group. A server whose meta layer is down (refused
