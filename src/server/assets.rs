@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim::disk::NodeDisk;
 
+use super::jetstream::CarriesPending;
 use super::storage::{encode_framed, read_frames, StorageError};
 use crate::meta::{ConsumerKey, LocalAsset, LocalAssets, StreamKey};
 
@@ -44,10 +45,7 @@ fn path(group: &str) -> String {
 /// that runs it in the new group regroups it and asks for the carry again. Recorded under the
 /// new group, it came back already regrouped, and the group started empty (a shrink of the
 /// guided `disk` run 171 from 2300000, stop 52).
-pub fn wanted(
-    local: &LocalAssets,
-    carries_pending: &BTreeMap<String, (StreamKey, String)>,
-) -> BTreeMap<String, AssetRecord> {
+pub fn wanted(local: &LocalAssets, carries_pending: &CarriesPending) -> BTreeMap<String, AssetRecord> {
     let waiting_in = |key: &StreamKey, group: &str| match carries_pending.get(group) {
         Some((waiting, store)) if waiting == key => store.clone(),
         _ => group.to_string(),

@@ -125,6 +125,10 @@ pub struct MetaSnapshot {
     pub streams: BTreeMap<StreamKey, StreamAssignment>,
 }
 
+/// Scaled-up groups whose carry waits, by name: each with its stream and the R1 group whose
+/// store it carries.
+pub type CarriesPending = BTreeMap<String, (StreamKey, String)>;
+
 pub struct MetaLayer {
     pub state: MetaState,
     pub inflight: Inflight,
@@ -173,7 +177,7 @@ pub struct MetaLayer {
     /// Scaled-up groups whose carry could not be written (a full disk), each with its stream
     /// and the R1 group whose store it waits to carry: the group is not started and the store
     /// is kept until a retry, every tick, founds it ([`scale::carry_store`]).
-    pub carries_pending: BTreeMap<String, (StreamKey, String)>,
+    pub carries_pending: CarriesPending,
     /// [`Self::over_placed_streams`] as of a revision of the applied state.
     over_placed: (Option<Revision>, BTreeMap<String, (StreamKey, usize)>),
     /// [`Self::desired_groups`] as of revisions of the applied state and the local assets.
@@ -630,9 +634,10 @@ impl MetaLayer {
     }
 
     /// Try again the carries a full disk held back (see [`Self::carries_pending`]), without
-    /// tracing a write that fails again; a group founded now starts at the next reconcile. A carry whose stream no longer runs
-    /// here in that group is dropped (the stream went on without it). The local assets judge
-    /// that, not the applied state, which lags them while a restart replays the meta log.
+    /// tracing a write that fails again; a group founded now starts at the next reconcile. A
+    /// carry whose stream no longer runs here in that group is dropped (the stream went on
+    /// without it). The local assets judge that, not the applied state, which lags them while
+    /// a restart replays the meta log.
     pub fn retry_carries(&mut self, env: &mut ServerEnv<'_>) {
         let pending = std::mem::take(&mut self.carries_pending);
         for (name, (key, old)) in pending {
