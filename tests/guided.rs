@@ -156,29 +156,39 @@ fn a_failing_derived_run_is_kept_as_a_file_that_fails_again() {
 
 /// With `--windows`, a run that reaches a probe few runs of the campaign reached opens a
 /// window: derived runs cut the server that reached it off, with one other, from that moment.
+/// The `disk` profile opens windows unless told not to; the others only when asked.
 #[test]
 fn rare_probes_open_windows_that_cut_their_server_off() {
     let dir = scratch("guided-windows");
     let (findings, runs) = (dir.join("findings.txt"), dir.join("runs"));
     let (findings, runs_dir) = (findings.to_str().unwrap(), runs.to_str().unwrap());
-    let descriptions = |windows: bool| {
+    let descriptions = |profile: &str, flags: &[&str]| {
         let _ = std::fs::remove_dir_all(&runs);
         let mut args = vec!["--seeds", "0..24", "--plain-runs", "8", "--jobs", "2", "--runs-out", runs_dir];
-        args.extend(["--findings", findings]);
-        if windows {
-            args.push("--windows");
-        }
+        args.extend(["--findings", findings, "--profile", profile]);
+        args.extend_from_slice(flags);
         let (code, done) = guided_runs(&args);
-        assert_eq!((code, done.len()), (0, 24));
+        assert_eq!((code, done.len()), (0, 24), "{profile} {flags:?}");
         (8..24)
             .filter_map(|run| std::fs::read_to_string(runs.join(format!("run-{run}.toml"))).ok())
             .filter_map(|text| text.lines().find(|l| l.starts_with("description")).map(str::to_string))
             .collect::<Vec<String>>()
     };
-    let with = descriptions(true);
+    let cut_offs = |descriptions: &[String]| descriptions.iter().filter(|d| d.contains("(cut off n")).count();
+    let with = descriptions("default", &["--windows"]);
     let cut_off: Vec<&String> = with.iter().filter(|d| d.contains("(cut off n")).collect();
     assert!(!cut_off.is_empty(), "no cut-off among {with:#?}");
     assert!(cut_off.iter().all(|d| d.contains(", where it reached ")), "{cut_off:#?}");
-    let without = descriptions(false);
-    assert!(without.iter().all(|d| !d.contains("(cut off n")), "windows are off by default: {without:#?}");
+    let without = descriptions("default", &[]);
+    assert_eq!(cut_offs(&without), 0, "windows are off by default on `default`: {without:#?}");
+    let disk = descriptions("disk", &[]);
+    assert!(cut_offs(&disk) > 0, "`disk` opens windows by default: {disk:#?}");
+    let disk_without = descriptions("disk", &["--no-windows"]);
+    assert_eq!(cut_offs(&disk_without), 0, "--no-windows: {disk_without:#?}");
+
+    let both = metasim(&["fuzz", "--guided", "--seeds", "0..2", "--windows", "--no-windows"]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(both.stderr.contains("--no-windows"), "{}", both.stderr);
+    let closing = metasim(&["fuzz", "--guided", "--seeds", "0..2", "--profile", "disk", "--findings", findings]);
+    assert!(closing.stdout.contains("guided, windows: 2 runs"), "{}", closing.stdout);
 }

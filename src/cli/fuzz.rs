@@ -111,9 +111,21 @@ pub struct FuzzArgs {
     /// With --guided: a run that reaches a probe at most four runs reached opens a window, and
     /// up to four runs of each batch cut the server that first reached it off, with one other
     /// server, from that moment for 35 or 45 s (a server's state held until a check or an
-    /// election meets it). Off by default: it takes runs from the knobs that open elections.
-    #[arg(long, requires = "guided")]
+    /// election meets it). On by default for the `disk` profile only: elsewhere it takes runs
+    /// from the knobs that open elections.
+    #[arg(long, requires = "guided", conflicts_with = "no_windows")]
     pub windows: bool,
+    /// With --guided: no windows, on a profile that opens them by default (`disk`).
+    #[arg(long, requires = "guided")]
+    pub no_windows: bool,
+}
+
+impl FuzzArgs {
+    /// Whether a guided campaign on `profile` opens windows: as the flags say, else as the
+    /// profile does.
+    pub fn windows_on(&self, profile: &sim::swarm::Profile) -> bool {
+        self.windows || (profile.guided_windows && !self.no_windows)
+    }
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,9 @@
 //! runs derived from corpus entries ([`sim::guided::mutate`]): branched at a moment where the entry reached
 //! something new (its prefix replays exactly, then a fresh random stream), reseeded, with a
 //! step shifted, dropped or copied from another entry, or with a knob turned where focused
-//! profiles found narrow windows (the system's fastest timers, slow lossy links).
+//! profiles found narrow windows (the system's fastest timers, slow lossy links). With
+//! windows (`--windows`, or the profile's default), a few runs of each batch cut off a server
+//! where it reached a probe few runs reached ([`sim::guided::cut_off`]).
 //!
 //! The campaign is deterministic: batches are drawn from a stream seeded by the range's start
 //! and judged in order, whatever the number of workers, so run N of a campaign is the same run
@@ -109,7 +111,8 @@ pub fn campaign<S: System>(
     let mut rng = ChaCha8Rng::seed_from_u64(range.start ^ 0x6775_6964_6564_2131);
     let mut novelty = Novelty::default();
     let mut corpus: Vec<Entry<S>> = Vec::new();
-    let mut windows = Windows::default();
+    let mut windows = Windows::new(args.windows_on(profile));
+    let mix = sim::guided::Mix::for_campaign(windows.on);
     let mut tally = Tally::default();
     let started = Instant::now();
 
@@ -145,7 +148,7 @@ pub fn campaign<S: System>(
         let weights: Vec<u64> =
             corpus.iter().map(|e| novelty.rarity_weight(e.probes.iter().map(|(p, _)| p.as_str()))).collect();
         let mut window_runs = 0;
-        let window_runs_max = if args.windows { WINDOW_RUNS_PER_BATCH } else { 0 };
+        let window_runs_max = if windows.on { WINDOW_RUNS_PER_BATCH } else { 0 };
         while derived.len() < batch && window_runs < window_runs_max {
             let Some(at) = windows.next() else { break };
             let window = &mut windows.open[at];
@@ -170,7 +173,7 @@ pub fn campaign<S: System>(
             let mut moments = parent.moments.clone();
             moments.extend(novelty.rarest_moments(&parent.probes, RARE_MOMENTS));
             if let Some((scenario, mutation)) =
-                sim::guided::mutate(&parent.scenario, &donor.scenario, &moments, &hasten::<S>, &mut rng)
+                sim::guided::mutate(&parent.scenario, &donor.scenario, &moments, &hasten::<S>, &mix, &mut rng)
             {
                 let run = tally.runs + derived.len() as u64;
                 let mut scenario = scenario;
@@ -236,17 +239,17 @@ pub fn campaign<S: System>(
 /// The windows waiting for cut-off runs, and how many runs that were not cut-offs reached
 /// each probe.
 struct Windows<S: System> {
+    /// Whether the campaign opens windows at all (`--windows`, or the profile's default).
+    on: bool,
     open: Vec<Window<S>>,
     reach: BTreeMap<String, u64>,
 }
 
-impl<S: System> Default for Windows<S> {
-    fn default() -> Self {
-        Self { open: Vec::new(), reach: BTreeMap::new() }
-    }
-}
-
 impl<S: System> Windows<S> {
+    fn new(on: bool) -> Self {
+        Self { on, open: Vec::new(), reach: BTreeMap::new() }
+    }
+
     fn reach(&self, probe: &str) -> u64 {
         self.reach.get(probe).copied().unwrap_or(0)
     }
@@ -265,9 +268,9 @@ impl<S: System> Windows<S> {
     /// fewest such runs reached (the earliest of those), if at most [`WINDOW_REACH_MAX`] did.
     /// A cut-off run is not counted and opens none: it reaches its window's probe by replaying
     /// the prefix, which says nothing of how rare the probe is, and would open its own window
-    /// again.
+    /// again. A campaign without windows records nothing.
     fn record(&mut self, scenario: &ScenarioOf<S>, probes: &[super::output::ProbeHit], cut_off: bool) {
-        if cut_off {
+        if !self.on || cut_off {
             return;
         }
         for probe in probes {
@@ -351,9 +354,7 @@ fn judge<S: System>(
     let Book { novelty, corpus, windows } = book;
     let probes = result.coverage.take().unwrap_or_default();
     let new = novelty.record(probes.iter().map(|p| (p.name.as_str(), p.hits)));
-    if args.windows {
-        windows.record(&scenario, &probes, cut_off);
-    }
+    windows.record(&scenario, &probes, cut_off);
     if args.json {
         let line = serde_json::json!({
             "run": run, "label": label, "seed": result.seed, "verdict": result.verdict,
@@ -408,9 +409,10 @@ fn finish<S: System>(
 ) -> Result<ExitCode, CliError> {
     let wall = started.elapsed().as_secs_f64();
     let listed = sim::coverage::catalogue::<S::Harness>().len();
+    let windows = if args.windows_on(profile) { ", windows" } else { "" };
     let mut lines = vec![
         format!(
-            "profile {} ({}), guided: {} runs in {wall:.1}s ({:.0} runs/min); corpus {corpus}; {} probes reached ({listed} listed)",
+            "profile {} ({}), guided{windows}: {} runs in {wall:.1}s ({:.0} runs/min); corpus {corpus}; {} probes reached ({listed} listed)",
             profile.name,
             S::NAME,
             counts.runs,
@@ -426,12 +428,12 @@ fn finish<S: System>(
     Ok(if counts.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Where derived runs are written while they run.
 /// The system's [`sim::guided::Knob::Hasten`].
 fn hasten<S: System>(rng: &mut ChaCha8Rng, config: &mut sim::ConfigOf<S::Node>) {
     <S::Workload as sim::Workload>::hasten_config(rng, config);
 }
 
+/// Where derived runs are written while they run.
 fn scratch_folder(start: u64) -> Result<PathBuf, CliError> {
     let dir = std::env::temp_dir().join(format!("metasim-guided-{}-{start}", std::process::id()));
     std::fs::create_dir_all(&dir)
@@ -484,7 +486,7 @@ mod tests {
     fn cut_off_runs_do_not_make_their_probe_common() {
         let scenario = sim::swarm::generate::<MetaSystem>(0, sim::swarm::profile("default").unwrap());
         let hit = |name: &str, first_ms| ProbeHit { name: name.into(), hits: 1, first_ms, first_node: 3 };
-        let mut windows = Windows::<MetaSystem>::default();
+        let mut windows = Windows::<MetaSystem>::new(true);
         for _ in 0..10 {
             windows.record(&scenario, &[hit("common", 5)], false);
         }
