@@ -191,4 +191,11 @@ fn rare_probes_open_windows_that_cut_their_server_off() {
     assert!(both.stderr.contains("--no-windows"), "{}", both.stderr);
     let closing = metasim(&["fuzz", "--guided", "--seeds", "0..2", "--profile", "disk", "--findings", findings]);
     assert!(closing.stdout.contains("guided, windows: 2 runs"), "{}", closing.stdout);
+    let profiles = metasim(&["profiles"]).stdout;
+    let with_windows: Vec<&str> = profiles
+        .lines()
+        .filter(|l| l.ends_with("opens windows by default"))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(with_windows, ["disk"], "{profiles}");
 }

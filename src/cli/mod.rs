@@ -152,7 +152,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(args) => explain::diff::diff(args),
         Command::Profiles => {
             for p in sim::swarm::PROFILES {
-                println!("{:<10} {}", p.name, p.what);
+                let windows = if p.guided_windows { "; `fuzz --guided` opens windows by default" } else { "" };
+                println!("{:<10} {}{windows}", p.name, p.what);
             }
             Ok(ExitCode::SUCCESS)
         }
