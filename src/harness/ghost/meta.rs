@@ -1,13 +1,14 @@
 //! The ghost's meta half: the reference meta state machine (S6), projections by index (S4,
 //! S5, S8), orphan removals (S12), meta leadership and peer removals (S17).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sim::NodeIndex;
 
 use super::{Ghost, Verdict};
 use crate::meta::{
-    direct_consumer_name, ConsumerKey, Inflight, MetaEntry, MetaState, PeerId, StreamAssignment, StreamKey,
+    direct_consumer_name, ConsumerKey, Inflight, LocalAssets, MetaEntry, MetaState, Orphans, PeerId, StreamAssignment,
+    StreamKey,
 };
 use crate::raft::{Index, Term};
 use crate::server::jetstream::FILLER_TAG;
@@ -20,6 +21,25 @@ pub struct MetaOracle {
     /// The oracle lost track (an apply error, or a gap only a lying disk explains): from
     /// here on it vouches for nothing.
     pub stopped: Option<String>,
+}
+
+/// A server's local orphans as its start-up recovery ended: (key, created ms) of each.
+#[derive(Debug, Default)]
+pub struct StartupOrphans {
+    streams: BTreeSet<(StreamKey, u64)>,
+    consumers: BTreeSet<(ConsumerKey, u64)>,
+}
+
+impl StartupOrphans {
+    /// Whether the local stream `key` created at `created_ms` was an orphan then.
+    pub fn holds_stream(&self, key: &StreamKey, created_ms: u64) -> bool {
+        self.streams.contains(&(key.clone(), created_ms))
+    }
+
+    /// Whether the local consumer `key` created at `created_ms` was an orphan then.
+    pub fn holds_consumer(&self, key: &ConsumerKey, created_ms: u64) -> bool {
+        self.consumers.contains(&(key.clone(), created_ms))
+    }
 }
 
 /// What a server tells the oracle about a direct consumer it removes (see
@@ -172,6 +192,24 @@ impl Ghost {
             );
             self.diverged("meta-recovery-equivalence", node, message);
         }
+    }
+
+    /// `node`'s start-up recovery ended with `orphans` among its `local` assets: they replace
+    /// what its earlier start-ups left. The public consumers of an orphan stream count too
+    /// ([`Orphans`] leaves them to their stream): an assignment of the stream may come before
+    /// theirs (cutoff seed 1665: a stream assigned again after a rolled-back meta log, its
+    /// consumer's assignment the next entry).
+    pub fn observe_startup_orphans(&mut self, node: NodeIndex, orphans: &Orphans, local: &LocalAssets) {
+        let created = |at: Option<&crate::meta::LocalAsset>| at.map_or(0, |a| a.created_ms);
+        let streams: BTreeSet<(StreamKey, u64)> =
+            orphans.streams.iter().map(|k| (k.clone(), created(local.stream(k)))).collect();
+        let orphan_stream = |k: &ConsumerKey| streams.iter().any(|(s, _)| s.account == k.account && s.name == k.stream);
+        let consumers = local
+            .public_consumers()
+            .filter(|(k, _)| orphans.consumers.contains(k) || orphan_stream(k))
+            .map(|(k, a)| (k.clone(), a.created_ms))
+            .collect();
+        self.startup_orphans.insert(node, StartupOrphans { streams, consumers });
     }
 
     /// `node` removed a local stream (or a consumer of it) created at `created_ms` as an

@@ -26,7 +26,7 @@ pub use handover::HandoverWatch;
 pub use incarnations::test_stream;
 pub use incarnations::{IncarnationBook, Verdict};
 pub use info::InfoWatch;
-pub use meta::{DirectConsumerFacts, MetaOracle, PROJECTIONS_KEPT_MAX};
+pub use meta::{DirectConsumerFacts, MetaOracle, StartupOrphans, PROJECTIONS_KEPT_MAX};
 pub use placement::PlacementWatch;
 pub use requests::RequestWatch;
 pub use shrinks::ShrinkDecisions;
@@ -142,6 +142,9 @@ pub struct Ghost {
     /// (S4 across time), what a snapshot there must hold (S5, S8), and where a recovery must
     /// land (S6). At most [`PROJECTIONS_KEPT_MAX`] indexes.
     pub meta_projections: BTreeMap<Index, u64>,
+    /// Each server's local orphans as its last start-up recovery ended, with their created
+    /// times: the only local assets that may lack an assignment in normal mode.
+    pub startup_orphans: BTreeMap<NodeIndex, StartupOrphans>,
     /// Faults have healed: the liveness phase runs (L7 applies from here on).
     pub healed: bool,
     /// The server whose meta layer acts as leader, as last signalled, and a counter of
