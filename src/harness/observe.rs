@@ -33,7 +33,7 @@ pub fn observe(ghost: &mut Ghost, node: NodeIndex, observation: Observation<'_>)
             ghost.observe_meta_snapshot(node, index, digest, streams)
         }
         Observation::Recovered { index, digest } => ghost.observe_recovered(node, index, digest),
-        Observation::StartupOrphans { orphans, local } => ghost.observe_startup_orphans(node, orphans, local),
+        Observation::StartupOrphans { local, state } => ghost.observe_startup_orphans(node, local, state),
         Observation::StreamAssigned { assignment, applied } => stream_assigned(ghost, node, assignment, applied),
         Observation::OrphansRemoving { in_sync, streams, consumers } => {
             orphans_removing(ghost, node, in_sync, streams, consumers)

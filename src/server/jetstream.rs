@@ -444,7 +444,7 @@ impl MetaLayer {
             if !orphans.streams.is_empty() || !orphans.consumers.is_empty() {
                 env.probe(probes::ORPHANS_PENDING_AFTER_STARTUP);
             }
-            env.observe(Observation::StartupOrphans { orphans: &orphans, local: &self.local });
+            env.observe(Observation::StartupOrphans { local: &self.local, state: &self.state });
         }
         Some(kind)
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sim::NodeIndex;
 
-use crate::meta::{ConsumerKey, LocalAssets, MetaEntry, Orphans, PeerId, RaftGroup, StreamAssignment, StreamKey};
+use crate::meta::{ConsumerKey, LocalAssets, MetaEntry, MetaState, PeerId, RaftGroup, StreamAssignment, StreamKey};
 use crate::raft::{Index, Term};
 
 /// Where a client's request was sent when it was opened.
@@ -53,10 +53,11 @@ pub enum Observation<'a> {
     MetaSnapshotInstalled { index: Index, digest: u64, streams: &'a BTreeMap<StreamKey, StreamAssignment> },
     /// A recovery ended at meta index `index` with projection `digest`.
     Recovered { index: Index, digest: u64 },
-    /// Its start-up recovery ended (flushed, the snapshot's dropped adds removed) holding
-    /// `orphans` among `local`: the only local assets that may lack their assignment in normal
-    /// mode, until the one-shot check (§4) or a leader's snapshot removes them.
-    StartupOrphans { orphans: &'a Orphans, local: &'a LocalAssets },
+    /// Its start-up recovery ended (flushed, the snapshot's dropped adds removed) with these
+    /// `local` assets and applied `state`: the local assets the state lacks then are the only
+    /// ones that may lack their assignment in normal mode, until the one-shot check (§4) or a
+    /// leader's snapshot removes them.
+    StartupOrphans { local: &'a LocalAssets, state: &'a MetaState },
     /// It applies an assignment of a stream it may already hold (`applied`).
     StreamAssigned { assignment: &'a StreamAssignment, applied: Option<&'a StreamAssignment> },
     /// It is about to remove orphans; `in_sync` says whether it knew a meta leader and its

@@ -554,8 +554,7 @@ mod tests {
         let failure = local_assets_follow_assignments(&ghost, 2, &meta).expect_err("X was no start-up orphan");
         assert_eq!(failure.invariant, "meta-local-follows-applied");
         assert!(failure.message.contains("A:X created 1"), "{}", failure.message);
-        let orphans = meta.local.orphans(&meta.state, false);
-        ghost.observe_startup_orphans(2, &orphans, &meta.local);
+        ghost.observe_startup_orphans(2, &meta.local, &meta.state);
         assert_eq!(local_assets_follow_assignments(&ghost, 2, &meta), Ok(()), "X was an orphan at start-up");
         assert!(local_assets_follow_assignments(&ghost, 1, &meta).is_err(), "another server's orphans excuse nothing");
         // A later incarnation of X is not the orphan the start-up left.
@@ -584,7 +583,7 @@ mod tests {
         assert_eq!(failure.invariant, "meta-local-follows-applied");
         assert!(failure.message.contains("consumer A:S:C created 3"), "{}", failure.message);
         let mut ghost = ghost;
-        ghost.observe_startup_orphans(0, &meta.local.orphans(&meta.state, false), &meta.local);
+        ghost.observe_startup_orphans(0, &meta.local, &meta.state);
         assert_eq!(local_assets_follow_assignments(&ghost, 0, &meta), Ok(()));
     }
 
@@ -598,7 +597,7 @@ mod tests {
         meta.local.restore_stream(stream.clone(), local(1, "S-R1-s"));
         assert!(meta.local.restore_consumer(ConsumerKey::new("A", "S", "C"), local(3, "C-R1-c")));
         let mut ghost = Ghost::default();
-        ghost.observe_startup_orphans(0, &meta.local.orphans(&meta.state, false), &meta.local);
+        ghost.observe_startup_orphans(0, &meta.local, &meta.state);
         let entry = MetaEntry::AssignStream { sa: test_stream(1, "S-R1-s", None), reply: None }.encode();
         let effects = meta.state.apply(1, &entry, 0, &mut meta.inflight).expect("applies");
         meta.local.apply_effects(&effects);

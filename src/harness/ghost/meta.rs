@@ -1,14 +1,13 @@
 //! The ghost's meta half: the reference meta state machine (S6), projections by index (S4,
 //! S5, S8), orphan removals (S12), meta leadership and peer removals (S17).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sim::NodeIndex;
 
 use super::{Ghost, Verdict};
 use crate::meta::{
-    direct_consumer_name, ConsumerKey, Inflight, LocalAssets, MetaEntry, MetaState, Orphans, PeerId, StreamAssignment,
-    StreamKey,
+    direct_consumer_name, ConsumerKey, Inflight, LocalAssets, MetaEntry, MetaState, PeerId, StreamAssignment, StreamKey,
 };
 use crate::raft::{Index, Term};
 use crate::server::jetstream::FILLER_TAG;
@@ -23,22 +22,23 @@ pub struct MetaOracle {
     pub stopped: Option<String>,
 }
 
-/// A server's local orphans as its start-up recovery ended: (key, created ms) of each.
+/// A server's local assets without an assignment as its start-up recovery ended, with the
+/// created time of each (a server holds one incarnation of a key).
 #[derive(Debug, Default)]
 pub struct StartupOrphans {
-    streams: BTreeSet<(StreamKey, u64)>,
-    consumers: BTreeSet<(ConsumerKey, u64)>,
+    streams: BTreeMap<StreamKey, u64>,
+    consumers: BTreeMap<ConsumerKey, u64>,
 }
 
 impl StartupOrphans {
     /// Whether the local stream `key` created at `created_ms` was an orphan then.
     pub fn holds_stream(&self, key: &StreamKey, created_ms: u64) -> bool {
-        self.streams.contains(&(key.clone(), created_ms))
+        self.streams.get(key) == Some(&created_ms)
     }
 
     /// Whether the local consumer `key` created at `created_ms` was an orphan then.
     pub fn holds_consumer(&self, key: &ConsumerKey, created_ms: u64) -> bool {
-        self.consumers.contains(&(key.clone(), created_ms))
+        self.consumers.get(key) == Some(&created_ms)
     }
 }
 
@@ -194,21 +194,21 @@ impl Ghost {
         }
     }
 
-    /// `node`'s start-up recovery ended with `orphans` among its `local` assets: they replace
-    /// what its earlier start-ups left. The public consumers of an orphan stream count too
-    /// ([`Orphans`] leaves them to their stream): an assignment of the stream may come before
-    /// theirs (cutoff seed 1665: a stream assigned again after a rolled-back meta log, its
-    /// consumer's assignment the next entry).
-    pub fn observe_startup_orphans(&mut self, node: NodeIndex, orphans: &Orphans, local: &LocalAssets) {
-        let created = |at: Option<&crate::meta::LocalAsset>| at.map_or(0, |a| a.created_ms);
-        let streams: BTreeSet<(StreamKey, u64)> =
-            orphans.streams.iter().map(|k| (k.clone(), created(local.stream(k)))).collect();
-        let orphan_stream = |k: &ConsumerKey| streams.iter().any(|(s, _)| s.account == k.account && s.name == k.stream);
-        let consumers = local
-            .public_consumers()
-            .filter(|(k, _)| orphans.consumers.contains(k) || orphan_stream(k))
+    /// `node`'s start-up recovery ended with `local` assets and the applied `state`: the
+    /// local streams the state lacks, and the public consumers it assigns nowhere, replace
+    /// what its earlier start-ups left. A consumer of an unassigned stream counts too: the
+    /// stream's assignment may come before the consumer's (cutoff seed 1665: a stream assigned
+    /// again after a rolled-back meta log, its consumer's assignment the next entry).
+    pub fn observe_startup_orphans(&mut self, node: NodeIndex, local: &LocalAssets, state: &MetaState) {
+        let streams = local
+            .streams()
+            .filter(|(k, _)| state.stream(k).is_none())
             .map(|(k, a)| (k.clone(), a.created_ms))
             .collect();
+        let assigned =
+            |k: &ConsumerKey| state.stream(&k.stream_key()).is_some_and(|sa| sa.consumers.contains_key(&k.name));
+        let consumers =
+            local.public_consumers().filter(|(k, _)| !assigned(k)).map(|(k, a)| (k.clone(), a.created_ms)).collect();
         self.startup_orphans.insert(node, StartupOrphans { streams, consumers });
     }
 
