@@ -1,4 +1,4 @@
-//! A generic deterministic simulation engine on madsim.
+//! A generic deterministic simulation engine: one seeded event loop.
 //!
 //! It runs N server processes of a [`System`] under a seeded schedule of messages, timers and
 //! disk completions, with a fault-injecting network ([`net`]), a disk with a durability model

@@ -1,6 +1,14 @@
 //! Deterministic numerics. Only IEEE-754 add, multiply and divide are used, which are exact
 //! and identical on every platform, unlike libm's `ln`/`exp`, whose last bits vary by libc.
 
+/// splitmix64's output mix: a bijection of `u64` that spreads every input bit over the output.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Natural logarithm of `x > 0` from basic operations only.
 pub fn ln(x: f64) -> f64 {
     assert!(x > 0.0 && x.is_finite(), "ln of {x}");

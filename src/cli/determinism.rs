@@ -1,6 +1,6 @@
 //! `--check-determinism`: run the same command twice in fresh processes, each writing its full
-//! trace, and report the first event where they differ. Separate processes, because madsim
-//! statics can leak between runs of one process (madsim issue #174).
+//! trace, and report the first event where they differ. Separate processes, so that nothing a
+//! first run leaves in the process (a static, an allocator's state) can make the second agree.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};

@@ -1,8 +1,8 @@
 //! Worker processes for `fuzz` and `coverage`. Each worker runs a chunk of runs (seeds, or
-//! scenario files for guided fuzzing), one fresh runtime per run,
-//! then exits: madsim keeps per-run allocations that a runtime drop does not free (and statics
-//! can leak between runs, madsim issue #174), so short-lived processes keep memory flat and
-//! runs independent. At most `jobs` workers run at once.
+//! scenario files for guided fuzzing), one fresh thread per run, then exits: a worker that dies
+//! loses only its chunk, and no state of one run can reach another through a process. (Short
+//! workers began when runs were on madsim, whose statics leak between runs, madsim issue #174.)
+//! At most `jobs` workers run at once.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

@@ -1,20 +1,20 @@
-//! The world: runs a scenario of a [`System`] inside one madsim runtime.
+//! The world: runs a scenario of a [`System`] as one loop over timed events.
 //!
-//! Each server is a madsim node whose task feeds inputs to the system's [`crate::Node`]
-//! ([`node_task`]). The world owns what the nodes share ([`state`]): the network model (which
-//! decides every message's fate and delay), the disks, the clocks, the trace and the harness.
-//! The supervisor ([`supervisor`]) plays the scenario's steps and judges liveness at the end.
-//! Deliveries, timers and fsyncs are madsim timers, so simulated time only moves when nothing
-//! is runnable.
+//! Everything that happens is an event on the world's agenda ([`agenda`]), handled at its
+//! instant of simulated time, which jumps from one event to the next. Each server is a process
+//! whose inbox feeds inputs to the system's [`crate::Node`] ([`process`]). The world owns what
+//! the processes share ([`state`]): the network model (which decides every message's fate and
+//! delay), the disks, the clocks, the trace and the harness. The supervisor ([`supervisor`])
+//! plays the scenario's steps and judges liveness at the end.
 
-mod node_task;
+mod agenda;
+mod process;
 mod state;
 mod supervisor;
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use madsim::runtime::Runtime;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,11 +25,15 @@ use crate::harness::{Harness, NodeStatus};
 use crate::net::{Network, NodeIndex};
 use crate::system::{ScenarioOf, System};
 use crate::trace::{Trace, TraceEvent};
-use state::{Slot, WorldState};
+use state::{Event, Slot, WorldState};
 use supervisor::Supervisor;
 
 /// Messages waiting in one node's inbox (e.g. while it is paused) are capped.
 pub const INBOX_MAX: usize = 100_000;
+
+/// Events handled at one instant of simulated time are capped (a bulk load of thousands of
+/// creates at one step stays far below it).
+pub const EVENTS_PER_INSTANT_MAX: u64 = 1_000_000;
 
 /// How a run is observed.
 #[derive(Clone, Debug, Default)]
@@ -83,23 +87,11 @@ impl RunReport {
     }
 }
 
-type World<S> = Arc<Mutex<WorldState<S>>>;
-
-/// The world's random stream for `seed`: domain-separated from madsim's own RNG, which is
-/// seeded with the same number.
+/// The world's random stream for `seed`. (The constant kept it apart from madsim's own
+/// stream, seeded with the same number, when the world ran on madsim; it stays so that a seed
+/// draws what it drew.)
 fn world_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21)
-}
-
-fn lock<S: System>(world: &World<S>) -> MutexGuard<'_, WorldState<S>> {
-    // A panic inside a handler poisons the lock; the run is over then, but the report still
-    // needs the trace, so take the data anyway.
-    world.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Simulated time now.
-fn now_ns() -> u64 {
-    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
 }
 
 thread_local! {
@@ -122,8 +114,8 @@ pub fn quiet_panics() {
     }));
 }
 
-/// Run a scenario on a fresh OS thread (madsim's std-hasher and thread-local RNG interception
-/// is deterministic only in the first runtime of a thread) and report what happened.
+/// Run a scenario on a fresh OS thread (a deep stack for the system's handlers, and panics
+/// caught as findings without a word on stderr) and report what happened.
 pub fn run<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let options = options.clone();
@@ -137,22 +129,30 @@ pub fn run<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions) -> RunRepo
 }
 
 /// The world of a run before its first event.
-fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u64) -> World<S> {
+fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u64) -> WorldState<S> {
     let servers = scenario.servers;
     let mut clocks = vec![NodeClock::default(); servers as usize];
     for c in &scenario.clocks {
         clocks[c.node as usize] = NodeClock::new(c.offset_ms * 1_000_000, c.drift_ppm);
     }
-    Arc::new(Mutex::new(WorldState {
+    WorldState {
         servers,
+        now_ns: 0,
+        agenda: agenda::Agenda::new(seed),
         crash_points: scenario.crash_points,
-        crash_requests: None,
         rng: world_rng(seed),
         net: Network::new(scenario.network),
         disks: vec![NodeDisk::default(); servers as usize],
         clocks,
         slots: (0..servers)
-            .map(|_| Slot { state: None, status: NodeStatus::Down, inbox: None, inbox_len: 0, incarnation: 0 })
+            .map(|_| Slot {
+                state: None,
+                status: NodeStatus::Down,
+                inbox: None,
+                draining: false,
+                incarnation: 0,
+                starts: 0,
+            })
             .collect(),
         harness: S::Harness::default(),
         excused: None,
@@ -164,34 +164,63 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         fsync_latency_ns: scenario.disk.fsync_latency_us * 1_000,
         delivered: 0,
         violation: None,
-        stop_waker: None,
-        net_node: None,
         full_checks: options.full_checks,
         spare_outputs: Vec::new(),
-    }))
+    }
 }
 
 fn run_here<S: System>(scenario: Arc<ScenarioOf<S>>, options: &RunOptions) -> RunReport {
     let seed = options.seed.unwrap_or(scenario.seed);
-    let world = new_world::<S>(&scenario, options, seed);
-    let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let net_node = runtime.create_node().name("network").build();
-    lock(&world).net_node = Some(net_node);
-    let node_ids = (0..scenario.servers)
-        .map(|i| {
-            let world = Arc::downgrade(&world);
-            let main = move || node_task::node_main::<S>(world.clone(), i);
-            runtime.create_node().name(format!("n{i}")).init(main).build().id()
-        })
-        .collect();
-    let supervisor = Supervisor { world: world.clone(), handle: runtime.handle().clone(), node_ids, scenario };
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(supervisor.drive())));
-    let sim_ns = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(async { now_ns() }))).unwrap_or(0);
-    lock(&world).break_cycles();
-    drop(runtime);
-    let mut w = lock(&world);
+    let mut world = new_world::<S>(&scenario, options, seed);
+    let mut supervisor = Supervisor::new(scenario);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| drive(&mut world, &mut supervisor)));
     let panic = outcome.err().map(|panic| panic_message(panic.as_ref()));
-    w.report(seed, sim_ns, panic)
+    let sim_ns = world.now_ns;
+    world.report(seed, sim_ns, panic)
+}
+
+/// The event loop: every server starts at time 0, then each event in turn, until the run's
+/// end or its first violation.
+fn drive<S: System>(w: &mut WorldState<S>, supervisor: &mut Supervisor<S>) {
+    // Before any step: a step at 0 ms (a crash, say) finds the servers up.
+    for node in 0..w.servers {
+        let start = w.slots[node as usize].ask_start();
+        process::start(w, node, start);
+        if w.violation.is_some() {
+            return;
+        }
+    }
+    supervisor.begin(w);
+    let mut events_this_instant = 0u64;
+    while let Some((at_ns, event)) = w.agenda.pop() {
+        debug_assert!(at_ns >= w.now_ns, "time runs forward");
+        events_this_instant = if at_ns == w.now_ns { events_this_instant + 1 } else { 0 };
+        // Handlers that keep scheduling at the very instant they run in would stop time: a
+        // finding with a seed, not a hang.
+        assert!(events_this_instant < EVENTS_PER_INSTANT_MAX, "{events_this_instant} events at {at_ns} ns");
+        w.now_ns = at_ns;
+        match event {
+            Event::Start { node, start } => process::start(w, node, start),
+            Event::Drain { node, incarnation } => process::drain(w, node, incarnation),
+            Event::Deliver { from, to, msg } => w.deliver(from, to, msg),
+            Event::Timer { node, incarnation, token } => {
+                process::push_input(w, node, incarnation, state::Input::Timer { token })
+            }
+            Event::Fsync { node, incarnation, path, token } => process::fsync_done(w, node, incarnation, path, token),
+            Event::Step => supervisor.steps(w),
+            Event::Probe => supervisor.probe(w),
+            Event::Crash(request) => supervisor.crash_point(w, request),
+            Event::RestartAfterCrash { node } => supervisor.restart_after_crash(w, node),
+            Event::End => {
+                supervisor.end(w);
+                return;
+            }
+        }
+        if w.violation.is_some() {
+            return;
+        }
+    }
+    unreachable!("the run's end is always scheduled");
 }
 
 /// A panic's message and, when the hook caught it, where it happened.

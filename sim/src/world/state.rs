@@ -2,14 +2,12 @@
 //! [`Env`] over the world, its observations fed to the harness as they come, then the safety
 //! checks.
 
-use std::collections::BTreeSet;
-use std::task::Waker;
+use std::collections::{BTreeSet, VecDeque};
 
-use futures::channel::mpsc;
-use madsim::runtime::NodeHandle;
 use rand_chacha::ChaCha8Rng;
 
-use super::{now_ns, Violation, INBOX_MAX};
+use super::agenda::Agenda;
+use super::{Violation, INBOX_MAX};
 use crate::clock::NodeClock;
 use crate::coverage::{self, Coverage};
 use crate::disk::NodeDisk;
@@ -26,18 +24,49 @@ use crate::trace::{Trace, WORLD};
 pub const RNG_WORDS_PER_INPUT_MAX: u128 = 10_000_000;
 
 pub(super) enum Input<N: Node> {
-    Message { from: NodeIndex, msg: MsgOf<N> },
+    Message { from: NodeIndex, msg: Box<MsgOf<N>> },
     Timer { token: u64 },
     Fsync { token: u64 },
     Client { op: ClientOpOf<N> },
 }
 
+/// What the world schedules: every one of them happens at one instant of simulated time.
+pub(super) enum Event<N: Node> {
+    /// The process of `node` starts, unless a later kill or restart voided this start
+    /// (`start` is [`Slot::starts`] when it was asked for).
+    Start { node: NodeIndex, start: u64 },
+    /// The process of `node` handles the inputs waiting in its inbox.
+    Drain { node: NodeIndex, incarnation: u64 },
+    /// A message reaches the end of its link. Boxed from the send to the handler: a message is
+    /// the largest payload by far, and unboxed it made every event and input as large and was
+    /// copied into the agenda and the inbox and out again.
+    Deliver { from: NodeIndex, to: NodeIndex, msg: Box<MsgOf<N>> },
+    /// A timer the incarnation set fires.
+    Timer { node: NodeIndex, incarnation: u64, token: u64 },
+    /// An fsync the incarnation asked for completes.
+    Fsync { node: NodeIndex, incarnation: u64, path: String, token: u64 },
+    /// The scenario's next steps are due.
+    Step,
+    /// The liveness phase probes its check.
+    Probe,
+    /// The run's last instant.
+    End,
+    /// A crash point fired on `node`.
+    Crash(CrashRequest),
+    /// A node a crash point took down comes back.
+    RestartAfterCrash { node: NodeIndex },
+}
+
 pub(super) struct Slot<N: Node> {
     pub state: Option<N>,
     pub status: NodeStatus,
-    pub inbox: Option<mpsc::UnboundedSender<Input<N>>>,
-    pub inbox_len: usize,
+    /// Inputs waiting for the process; `None` while no process is started.
+    pub inbox: Option<VecDeque<Input<N>>>,
+    /// A [`Event::Drain`] of this incarnation is scheduled.
+    pub draining: bool,
     pub incarnation: u64,
+    /// Starts asked for so far: a kill or a later restart voids a start still scheduled.
+    pub starts: u64,
 }
 
 impl<N: Node> Slot<N> {
@@ -48,15 +77,40 @@ impl<N: Node> Slot<N> {
     /// Whether the node takes messages and client requests now: it runs (or is paused) and
     /// its inbox has room.
     pub fn accepts(&self) -> bool {
-        self.inbox.is_some() && self.running() && self.inbox_len < INBOX_MAX
+        self.running() && self.inbox.as_ref().is_some_and(|inbox| inbox.len() < INBOX_MAX)
     }
 
-    /// Queue an input for the node's task, which must be started.
-    pub fn push(&mut self, input: Input<N>) {
-        let inbox = self.inbox.as_ref().expect("a started node has an inbox");
-        assert!(self.inbox_len < 2 * INBOX_MAX, "the inbox of a node overflows");
-        self.inbox_len += 1;
-        let _ = inbox.unbounded_send(input);
+    /// Queue an input for the node's process, which must be started; whether a drain must be
+    /// scheduled for it (the process runs and none is scheduled yet).
+    fn push(&mut self, input: Input<N>) -> bool {
+        let inbox = self.inbox.as_mut().expect("a started node has an inbox");
+        assert!(inbox.len() < 2 * INBOX_MAX, "the inbox of a node overflows");
+        inbox.push_back(input);
+        self.wants_drain()
+    }
+
+    /// The process can handle inputs, has some waiting, and no drain is scheduled for them.
+    pub fn wants_drain(&self) -> bool {
+        self.status == NodeStatus::Running && !self.draining && self.inbox.as_ref().is_some_and(|i| !i.is_empty())
+    }
+
+    /// A new start of the process, which voids the ones asked for before: the number its
+    /// [`Event::Start`] carries.
+    pub fn ask_start(&mut self) -> u64 {
+        self.starts += 1;
+        self.starts
+    }
+
+    /// The process is gone: its state, its inbox and whatever it had scheduled.
+    pub fn kill(&mut self) {
+        self.state = None;
+        self.inbox = None;
+        self.draining = false;
+        // Timers and fsyncs of the old incarnation must never reach the new one, and a start
+        // still scheduled is the old process's.
+        self.incarnation += 1;
+        self.starts += 1;
+        self.status = NodeStatus::Down;
     }
 }
 
@@ -84,9 +138,11 @@ pub(super) enum CrashKind {
 
 pub(super) struct WorldState<S: System> {
     pub servers: u32,
+    /// Simulated time now: the time of the event being handled. No time passes inside one.
+    pub now_ns: u64,
+    /// What happens next.
+    pub agenda: Agenda<Event<S::Node>>,
     pub crash_points: Option<CrashPoints>,
-    /// Crash points that fired, for the supervisor to carry out.
-    pub crash_requests: Option<mpsc::UnboundedSender<CrashRequest>>,
     pub rng: ChaCha8Rng,
     pub net: Network,
     pub disks: Vec<NodeDisk>,
@@ -100,15 +156,13 @@ pub(super) struct WorldState<S: System> {
     pub trace: Trace,
     /// The probes this run hit ([`crate::coverage`]).
     pub coverage: Coverage,
-    pub held: Vec<Held<MsgOf<S::Node>>>,
+    pub held: Vec<Held<Box<MsgOf<S::Node>>>>,
     pub fsync_latency_ns: u64,
     pub delivered: u64,
     pub violation: Option<Violation>,
-    pub stop_waker: Option<Waker>,
-    pub net_node: Option<NodeHandle>,
     /// Every safety check looks at the whole cluster ([`RunOptions::full_checks`]).
     pub full_checks: bool,
-    /// The last handler's outputs list, emptied by [`super::node_task::execute`] and kept for
+    /// The last handler's outputs list, emptied by [`super::process::execute`] and kept for
     /// the next handler: nearly every input sets a timer or sends, and a fresh list per input
     /// cost an allocation per event.
     pub spare_outputs: Vec<Output<MsgOf<S::Node>>>,
@@ -129,17 +183,11 @@ impl<H: Harness> Observer<<H::Node as Node>::Types> for Feed<'_, H> {
 
 impl<S: System> WorldState<S> {
     pub fn cluster(&self) -> Cluster<'_, S::Node> {
-        cluster_of(&self.slots, &self.disks, &self.config, now_ns())
+        cluster_of(&self.slots, &self.disks, &self.config, self.now_ns)
     }
 
     pub fn record(&mut self, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
-        self.record_at(now_ns(), node, kind, digest, detail);
-    }
-
-    /// [`Self::record`] at `sim_ns`, the simulated time now, for callers that have it already:
-    /// asking madsim for it is a good part of what an event costs.
-    pub fn record_at(&mut self, sim_ns: u64, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
-        self.trace.record(sim_ns, node, kind, digest, detail);
+        self.trace.record(self.now_ns, node, kind, digest, detail);
     }
 
     pub fn fail(&mut self, invariant: &str, node: Option<NodeIndex>, message: String) {
@@ -151,27 +199,19 @@ impl<S: System> WorldState<S> {
         self.violation = Some(Violation {
             invariant: invariant.to_string(),
             node,
-            sim_ns: now_ns(),
+            sim_ns: self.now_ns,
             message,
             recent: self.trace.recent(),
         });
-        if let Some(w) = self.stop_waker.take() {
-            w.wake();
-        }
     }
 
     /// The safety checks after something `touched` the cluster.
     pub fn check_safety(&mut self, touched: Touched) {
-        self.check_safety_at(now_ns(), touched);
-    }
-
-    /// [`Self::check_safety`] at `sim_ns`, the simulated time now.
-    fn check_safety_at(&mut self, sim_ns: u64, touched: Touched) {
         if self.violation.is_some() {
             return;
         }
         let touched = if self.full_checks { Touched::World } else { touched };
-        let cluster = cluster_of(&self.slots, &self.disks, &self.config, sim_ns);
+        let cluster = cluster_of(&self.slots, &self.disks, &self.config, self.now_ns);
         if let Err(f) = self.harness.check_safety(&cluster, touched) {
             self.fail(&f.invariant, f.node, f.message);
         }
@@ -181,7 +221,7 @@ impl<S: System> WorldState<S> {
     pub fn cover_fault(&mut self, action: &str, node: NodeIndex) {
         let mut states = Vec::new();
         S::Harness::coverage_states(&self.cluster(), node, &mut states);
-        let sim_ns = now_ns();
+        let sim_ns = self.now_ns;
         for state in states {
             self.coverage.hit_owned(coverage::fault_probe(action, state), sim_ns, node);
         }
@@ -198,20 +238,10 @@ impl<S: System> WorldState<S> {
         idx: NodeIndex,
         f: impl FnOnce(Option<&mut S::Node>, &mut Env<'_, <S::Node as Node>::Types>) -> R,
     ) -> (R, Vec<Output<MsgOf<S::Node>>>) {
-        self.with_node_at(now_ns(), idx, f)
-    }
-
-    /// [`Self::with_node`] at `sim_ns`, the simulated time now: no simulated time passes
-    /// inside a handler, so one reading serves the handler, its trace record and the checks.
-    pub fn with_node_at<R>(
-        &mut self,
-        sim_ns: u64,
-        idx: NodeIndex,
-        f: impl FnOnce(Option<&mut S::Node>, &mut Env<'_, <S::Node as Node>::Types>) -> R,
-    ) -> (R, Vec<Output<MsgOf<S::Node>>>) {
         let mut outputs = std::mem::take(&mut self.spare_outputs);
         debug_assert!(outputs.is_empty(), "spare outputs are emptied");
         let i = idx as usize;
+        let sim_ns = self.now_ns;
         let words_before = self.rng.get_word_pos();
         let result = {
             let WorldState { servers, rng, disks, clocks, slots, harness, trace, coverage, bugs, config, .. } = self;
@@ -237,11 +267,11 @@ impl<S: System> WorldState<S> {
         };
         let words = self.rng.get_word_pos() - words_before;
         assert!(words <= RNG_WORDS_PER_INPUT_MAX, "node {idx} drew {words} random words for one input");
-        self.check_safety_at(sim_ns, Touched::Node(idx));
+        self.check_safety(Touched::Node(idx));
         (result, outputs)
     }
 
-    pub fn deliver(&mut self, from: NodeIndex, to: NodeIndex, msg: MsgOf<S::Node>) {
+    pub fn deliver(&mut self, from: NodeIndex, to: NodeIndex, msg: Box<MsgOf<S::Node>>) {
         if self.violation.is_some() {
             return;
         }
@@ -259,9 +289,8 @@ impl<S: System> WorldState<S> {
             self.held.push(Held { from, to, msg });
             return;
         }
-        let slot = &mut self.slots[to as usize];
-        if slot.accepts() {
-            slot.push(Input::Message { from, msg });
+        if self.slots[to as usize].accepts() {
+            self.enqueue(to, Input::Message { from, msg });
             self.harness.on_delivery(from, to);
         } else {
             let digest = hash::digest(&msg);
@@ -269,15 +298,27 @@ impl<S: System> WorldState<S> {
         }
     }
 
-    /// The world holds the network node's handle and the nodes' inboxes, whose tasks hold the
-    /// world: break the cycle so a worker running thousands of seeds does not keep every world.
-    pub fn break_cycles(&mut self) {
-        self.net_node = None;
-        for slot in &mut self.slots {
-            slot.inbox = None;
-            slot.state = None;
+    /// Queue an input for node `idx`, which must accept it, and have the process drain its
+    /// inbox now if nothing else will.
+    pub fn enqueue(&mut self, idx: NodeIndex, input: Input<S::Node>) {
+        if self.slots[idx as usize].push(input) {
+            self.schedule_drain(idx);
         }
-        self.held.clear();
+    }
+
+    /// Have the process of `idx` handle its inbox later at this instant.
+    pub fn schedule_drain(&mut self, idx: NodeIndex) {
+        let slot = &mut self.slots[idx as usize];
+        debug_assert!(slot.wants_drain(), "a drain is scheduled only for a running node with inputs");
+        slot.draining = true;
+        let incarnation = slot.incarnation;
+        self.agenda.at(self.now_ns, Event::Drain { node: idx, incarnation });
+    }
+
+    /// Start the process of `node` later at this instant, voiding any start asked for before.
+    pub fn schedule_start(&mut self, node: NodeIndex) {
+        let start = self.slots[node as usize].ask_start();
+        self.agenda.at(self.now_ns, Event::Start { node, start });
     }
 }
 

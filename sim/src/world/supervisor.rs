@@ -1,19 +1,11 @@
 //! The step driver: plays the scenario's timeline (client requests, expectations, faults),
 //! carries out crash points, and judges liveness in the quiet tail.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use futures::channel::mpsc;
-use futures::StreamExt;
-use madsim::runtime::Handle;
 use rand::Rng;
 
-use super::state::{CrashKind, CrashRequest, Input, WorldState};
-use super::{lock, now_ns, World};
+use super::state::{CrashKind, CrashRequest, Event, Input, WorldState};
 use crate::harness::{CheckFailure, Fault, Harness, NodeStatus, Touched};
 use crate::hash;
 use crate::net::{LinkProfile, NodeIndex};
@@ -27,96 +19,44 @@ const LIVENESS_PROBE_NS: u64 = 100_000_000;
 
 type ActionOf<S> = Action<ClientOpOf<<S as System>::Node>, ExpectOf<S>>;
 
-/// Resolves once a violation has been recorded.
-struct Stopped<S: System>(World<S>);
-
-impl<S: System> Future for Stopped<S> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut w = lock(&self.0);
-        if w.violation.is_some() {
-            Poll::Ready(())
-        } else {
-            w.stop_waker = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
-
-/// Sleep until `at_ns` of simulated time; false if a violation stopped the run first.
-async fn sleep_until<S: System>(world: &World<S>, at_ns: u64) -> bool {
-    let now = now_ns();
-    if now < at_ns {
-        let sleep = Box::pin(madsim::time::sleep(Duration::from_nanos(at_ns - now)));
-        futures::future::select(sleep, Box::pin(Stopped(world.clone()))).await;
-    }
-    lock(world).violation.is_none()
-}
-
-/// The step driver, running on the supervisor.
+/// The step driver: where the scenario's timeline has got to.
 pub(super) struct Supervisor<S: System> {
-    pub world: World<S>,
-    pub handle: Handle,
-    pub node_ids: Vec<madsim::task::NodeId>,
     pub scenario: Arc<ScenarioOf<S>>,
-}
-
-// By hand: a derive would demand `S: Clone`.
-impl<S: System> Clone for Supervisor<S> {
-    fn clone(&self) -> Self {
-        Supervisor {
-            world: self.world.clone(),
-            handle: self.handle.clone(),
-            node_ids: self.node_ids.clone(),
-            scenario: self.scenario.clone(),
-        }
-    }
+    /// The first step not played yet.
+    pub next_step: usize,
+    /// The last liveness probe's failure, while none has held.
+    pub last_failure: Option<CheckFailure>,
 }
 
 impl<S: System> Supervisor<S> {
-    fn kill(&self, w: &mut WorldState<S>, node: NodeIndex) {
-        self.handle.kill(self.node_ids[node as usize]);
-        let slot = &mut w.slots[node as usize];
-        slot.state = None;
-        slot.inbox = None;
-        slot.inbox_len = 0;
-        // Timers and fsyncs of the old incarnation must never reach the new one.
-        slot.incarnation += 1;
-        slot.status = NodeStatus::Down;
+    pub fn new(scenario: Arc<ScenarioOf<S>>) -> Self {
+        Supervisor { scenario, next_step: 0, last_failure: None }
     }
 
     fn release_held(&self, w: &mut WorldState<S>) {
         let held = std::mem::take(&mut w.held);
         let (release, keep): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| !w.net.is_clogged(h.from, h.to));
         w.held = keep;
-        let net_node = w.net_node.clone().expect("network node exists");
         for h in release {
             let delay = {
                 let WorldState { net, rng, .. } = &mut *w;
                 net.latency_ns(h.from, h.to, rng)
             };
-            let world = Arc::downgrade(&self.world);
-            net_node.spawn(async move {
-                madsim::time::sleep(Duration::from_nanos(delay)).await;
-                if let Some(world) = world.upgrade() {
-                    lock(&world).deliver(h.from, h.to, h.msg);
-                }
-            });
+            w.agenda.at(w.now_ns + delay, Event::Deliver { from: h.from, to: h.to, msg: h.msg });
         }
     }
 
     fn restart(&self, w: &mut WorldState<S>, node: NodeIndex) {
         if w.slots[node as usize].running() {
-            self.kill(w, node);
+            w.slots[node as usize].kill();
             w.fault(node, Fault::Crash);
         }
         w.slots[node as usize].status = NodeStatus::Down;
-        self.handle.restart(self.node_ids[node as usize]);
+        w.schedule_start(node);
     }
 
     /// Play one step of the timeline, then check safety.
-    fn apply(&self, action: &ActionOf<S>) {
-        let mut w = lock(&self.world);
+    fn apply(&self, w: &mut WorldState<S>, action: &ActionOf<S>) {
         let digest = hash::digest(action);
         w.record(WORLD, action.name(), digest, || action.to_string());
         if let Some(node) = crossed_fault_target(action) {
@@ -128,9 +68,8 @@ impl<S: System> Supervisor<S> {
                     let servers = w.servers;
                     w.rng.gen_range(0..servers)
                 });
-                let slot = &mut w.slots[node as usize];
-                if slot.accepts() {
-                    slot.push(Input::Client { op: op.clone() });
+                if w.slots[node as usize].accepts() {
+                    w.enqueue(node, Input::Client { op: op.clone() });
                 } else {
                     let digest = hash::digest(op);
                     w.record(node, "client-refused", digest, || "server is not running".into());
@@ -148,11 +87,11 @@ impl<S: System> Supervisor<S> {
                     w.fail(&format!("expect:{}", f.invariant), f.node, f.message);
                 }
             }
-            Action::HealAll {} => self.heal_all(&mut w),
+            Action::HealAll {} => self.heal_all(w),
             Action::Reseed { seed } => w.rng = super::world_rng(*seed),
             Action::Shutdown { node } => return self.shutdown(w, *node),
-            action if is_network_fault(action) => self.apply_network(&mut w, action),
-            action => self.apply_node_fault(&mut w, action),
+            action if is_network_fault(action) => self.apply_network(w, action),
+            action => self.apply_node_fault(w, action),
         }
         w.check_safety(Touched::World);
     }
@@ -190,7 +129,7 @@ impl<S: System> Supervisor<S> {
         match action {
             Action::Crash { node } => {
                 if w.slots[*node as usize].running() {
-                    self.kill(w, *node);
+                    w.slots[*node as usize].kill();
                     w.disks[*node as usize].process_crash();
                     w.fault(*node, Fault::Crash);
                 }
@@ -199,16 +138,10 @@ impl<S: System> Supervisor<S> {
             Action::PowerLoss { node, torn } => self.power_loss(w, *node, *torn),
             Action::Pause { node } => {
                 if w.slots[*node as usize].status == NodeStatus::Running {
-                    self.handle.pause(self.node_ids[*node as usize]);
                     w.slots[*node as usize].status = NodeStatus::Paused;
                 }
             }
-            Action::Resume { node } => {
-                if w.slots[*node as usize].status == NodeStatus::Paused {
-                    self.handle.resume(self.node_ids[*node as usize]);
-                    w.slots[*node as usize].status = NodeStatus::Running;
-                }
-            }
+            Action::Resume { node } => resume(w, *node),
             Action::Corrupt { node, kind, corruption } => {
                 let report = {
                     let WorldState { disks, rng, .. } = &mut *w;
@@ -226,7 +159,7 @@ impl<S: System> Supervisor<S> {
             Action::NoSpace { node, kind, on } => switch(&mut w.disks[*node as usize].faults.no_space, kind, *on),
             Action::SlowDisk { node, extra_ms } => w.disks[*node as usize].faults.slow_ns = extra_ms * 1_000_000,
             Action::ClockJump { node, by_ms } => w.clocks[*node as usize].offset_ns += by_ms * 1_000_000,
-            Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(now_ns(), *ppm),
+            Action::ClockDrift { node, ppm } => w.clocks[*node as usize].set_drift(w.now_ns, *ppm),
             other => unreachable!("{} is not a node fault", other.name()),
         }
     }
@@ -234,12 +167,12 @@ impl<S: System> Supervisor<S> {
     /// `shutdown`: the node's shutdown handler runs and its outputs are carried out (its last
     /// messages leave), then the process stops as a crash stops it. A paused process cannot
     /// run a handler: it is killed. A node that is not running is left as it is.
-    fn shutdown(&self, mut w: std::sync::MutexGuard<'_, WorldState<S>>, node: NodeIndex) {
+    fn shutdown(&self, w: &mut WorldState<S>, node: NodeIndex) {
         match w.slots[node as usize].status {
             NodeStatus::Running => {}
             NodeStatus::Paused => {
                 w.record(node, "killed", 0, || "paused: no graceful shutdown".into());
-                self.kill(&mut w, node);
+                w.slots[node as usize].kill();
                 w.disks[node as usize].process_crash();
                 w.fault(node, Fault::Crash);
                 w.check_safety(Touched::World);
@@ -255,11 +188,9 @@ impl<S: System> Supervisor<S> {
         if w.violation.is_some() {
             return;
         }
-        drop(w);
-        super::node_task::execute(&self.world, node, outputs);
-        let mut w = lock(&self.world);
+        super::process::execute(w, node, outputs);
         if w.slots[node as usize].running() {
-            self.kill(&mut w, node);
+            w.slots[node as usize].kill();
             w.disks[node as usize].process_crash();
             w.record(node, "stopped", 0, || "graceful shutdown".into());
             w.fault(node, Fault::Shutdown);
@@ -269,7 +200,7 @@ impl<S: System> Supervisor<S> {
 
     fn power_loss(&self, w: &mut WorldState<S>, node: NodeIndex, torn: bool) {
         if w.slots[node as usize].running() {
-            self.kill(w, node);
+            w.slots[node as usize].kill();
         }
         let torn_write = {
             let WorldState { disks, rng, .. } = &mut *w;
@@ -295,87 +226,110 @@ impl<S: System> Supervisor<S> {
         for node in 0..w.servers {
             w.disks[node as usize].faults = Default::default();
             match w.slots[node as usize].status {
-                NodeStatus::Paused => {
-                    self.handle.resume(self.node_ids[node as usize]);
-                    w.slots[node as usize].status = NodeStatus::Running;
-                }
+                NodeStatus::Paused => resume(w, node),
                 NodeStatus::Down | NodeStatus::Refused(_) => self.restart(w, node),
                 NodeStatus::Running => {}
             }
         }
     }
 
-    /// Carries out crash points as they fire: crash now, restart a little later.
-    async fn crash_points(self, mut requests: mpsc::UnboundedReceiver<CrashRequest>, restart_after_ms: u64) {
-        while let Some(CrashRequest { node, kind }) = requests.next().await {
-            {
-                let mut w = lock(&self.world);
-                if w.violation.is_some() || !matches!(w.slots[node as usize].status, NodeStatus::Running) {
-                    continue;
-                }
-                match kind {
-                    CrashKind::Process => {
-                        w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
-                        w.cover_fault("crash-point", node);
-                        self.kill(&mut w, node);
-                        w.disks[node as usize].process_crash();
-                        w.fault(node, Fault::Crash);
-                    }
-                    CrashKind::PowerLoss { torn } => {
-                        w.record(WORLD, "power-loss", u64::from(node), || {
-                            format!("crash point on n{node}{}", if torn { ", torn" } else { "" })
-                        });
-                        w.cover_fault("power-loss-point", node);
-                        self.power_loss(&mut w, node, torn);
-                    }
-                }
-                w.check_safety(Touched::World);
+    /// A crash point fired: crash the node now, restart it a little later.
+    pub fn crash_point(&self, w: &mut WorldState<S>, CrashRequest { node, kind }: CrashRequest) {
+        if !matches!(w.slots[node as usize].status, NodeStatus::Running) {
+            return;
+        }
+        match kind {
+            CrashKind::Process => {
+                w.record(WORLD, "crash", u64::from(node), || format!("crash point on n{node}"));
+                w.cover_fault("crash-point", node);
+                w.slots[node as usize].kill();
+                w.disks[node as usize].process_crash();
+                w.fault(node, Fault::Crash);
             }
-            let this = self.clone();
-            madsim::task::spawn(async move {
-                madsim::time::sleep(Duration::from_millis(restart_after_ms)).await;
-                let mut w = lock(&this.world);
-                // Heal-all or a step may have restarted it already.
-                if w.violation.is_none() && w.slots[node as usize].status == NodeStatus::Down {
-                    w.record(WORLD, "restart", u64::from(node), || format!("after crash point on n{node}"));
-                    this.restart(&mut w, node);
-                }
-            });
+            CrashKind::PowerLoss { torn } => {
+                w.record(WORLD, "power-loss", u64::from(node), || {
+                    format!("crash point on n{node}{}", if torn { ", torn" } else { "" })
+                });
+                w.cover_fault("power-loss-point", node);
+                self.power_loss(w, node, torn);
+            }
+        }
+        w.check_safety(Touched::World);
+        let restart_after_ms = self.scenario.crash_points.expect("crash points are on").restart_after_ms;
+        w.agenda.at(w.now_ns + restart_after_ms * 1_000_000, Event::RestartAfterCrash { node });
+    }
+
+    pub fn restart_after_crash(&self, w: &mut WorldState<S>, node: NodeIndex) {
+        // Heal-all or a step may have restarted it already.
+        if w.slots[node as usize].status == NodeStatus::Down {
+            w.record(WORLD, "restart", u64::from(node), || format!("after crash point on n{node}"));
+            self.restart(w, node);
         }
     }
 
-    pub async fn drive(self) {
+    /// Before the first event: the first step, or the run's tail.
+    pub fn begin(&mut self, w: &mut WorldState<S>) {
+        self.schedule_next(w);
+    }
+
+    /// Play every step due now, back to back, then wait for the next.
+    pub fn steps(&mut self, w: &mut WorldState<S>) {
         let scenario = self.scenario.clone();
-        if let Some(cp) = scenario.crash_points {
-            let (tx, rx) = mpsc::unbounded();
-            lock(&self.world).crash_requests = Some(tx);
-            madsim::task::spawn(self.clone().crash_points(rx, cp.restart_after_ms));
-        }
-        let mut previous_at_ms = 0;
-        for step in &scenario.steps {
-            // The scenario parser and the swarm both sort steps; time never runs backwards.
-            assert!(step.at_ms >= previous_at_ms, "step at {} ms after one at {previous_at_ms} ms", step.at_ms);
-            previous_at_ms = step.at_ms;
-            if !sleep_until(&self.world, step.at_ms * 1_000_000).await {
+        while let Some(step) = scenario.steps.get(self.next_step) {
+            if step.at_ms * 1_000_000 > w.now_ns {
+                break;
+            }
+            if let Some(previous) = self.next_step.checked_sub(1).map(|i| &scenario.steps[i]) {
+                // The scenario parser and the swarm both sort steps; time never runs backwards.
+                assert!(step.at_ms >= previous.at_ms, "step at {} ms after one at {} ms", step.at_ms, previous.at_ms);
+            }
+            self.next_step += 1;
+            self.apply(w, &step.action);
+            if w.violation.is_some() {
                 return;
             }
-            self.apply(&step.action);
         }
-        let end_ns = scenario.duration_ms * 1_000_000;
-        let last_failure = if scenario.liveness {
-            match self.probe_liveness(end_ns).await {
-                Some(outcome) => outcome,
-                None => return,
+        self.schedule_next(w);
+    }
+
+    /// What comes after the steps played so far: the next step, or, after the last, the
+    /// liveness phase (probes from now until the end) or the end.
+    fn schedule_next(&self, w: &mut WorldState<S>) {
+        let now = w.now_ns;
+        let end_ns = self.scenario.duration_ms * 1_000_000;
+        match self.scenario.steps.get(self.next_step) {
+            Some(step) => w.agenda.at(now.max(step.at_ms * 1_000_000), Event::Step),
+            None if self.scenario.liveness && now <= end_ns => w.agenda.at(now, Event::Probe),
+            None => w.agenda.at_last(now.max(end_ns), Event::End),
+        }
+    }
+
+    /// Liveness is "eventually": after the last step, probe until the run ends; the first
+    /// probe that holds settles it, none holding is the finding (the last failure).
+    pub fn probe(&mut self, w: &mut WorldState<S>) {
+        let end_ns = self.scenario.duration_ms * 1_000_000;
+        match w.harness.check_liveness(&w.cluster()) {
+            Ok(()) => {
+                w.record(WORLD, "liveness-ok", 0, String::new);
+                self.last_failure = None;
+                w.agenda.at_last(end_ns.max(w.now_ns), Event::End);
             }
-        } else {
-            None
-        };
-        if !sleep_until(&self.world, end_ns).await {
-            return;
+            Err(f) => {
+                self.last_failure = Some(f);
+                let next = w.now_ns + LIVENESS_PROBE_NS;
+                if next <= end_ns {
+                    w.agenda.at(next, Event::Probe);
+                } else {
+                    w.agenda.at_last(end_ns.max(w.now_ns), Event::End);
+                }
+            }
         }
-        let mut w = lock(&self.world);
+    }
+
+    /// The run's last instant: a liveness failure nothing settled is the finding.
+    pub fn end(&mut self, w: &mut WorldState<S>) {
         w.record(WORLD, "end", 0, String::new);
-        if let Some(f) = last_failure {
+        if let Some(f) = self.last_failure.take() {
             match w.harness.excuse() {
                 Some(reason) => {
                     let what = format!("liveness:{}: {}; excused: {reason}", f.invariant, f.message);
@@ -386,28 +340,15 @@ impl<S: System> Supervisor<S> {
             }
         }
     }
+}
 
-    /// Liveness is "eventually": after the last step, probe until the run ends; the first
-    /// probe that holds settles it, none holding is the finding (the last failure). `None`
-    /// when a violation stopped the run first.
-    async fn probe_liveness(&self, end_ns: u64) -> Option<Option<CheckFailure>> {
-        let mut last_failure = None;
-        let mut at = now_ns();
-        while at <= end_ns {
-            if !sleep_until(&self.world, at).await {
-                return None;
-            }
-            let mut w = lock(&self.world);
-            match w.harness.check_liveness(&w.cluster()) {
-                Ok(()) => {
-                    w.record(WORLD, "liveness-ok", 0, String::new);
-                    return Some(None);
-                }
-                Err(f) => last_failure = Some(f),
-            }
-            at += LIVENESS_PROBE_NS;
+/// A paused process runs again, and handles what waited for it.
+fn resume<S: System>(w: &mut WorldState<S>, node: NodeIndex) {
+    if w.slots[node as usize].status == NodeStatus::Paused {
+        w.slots[node as usize].status = NodeStatus::Running;
+        if w.slots[node as usize].wants_drain() {
+            w.schedule_drain(node);
         }
-        Some(last_failure)
     }
 }
 

@@ -111,8 +111,8 @@ pub struct Outcome {
     pub verdict: String,
 }
 
-/// Run `exe run file` in a child process (a fresh process per run keeps runs independent:
-/// madsim statics can leak between runs of one process) and read its summary.
+/// Run `exe run file` in a child process (a fresh process per run keeps runs independent, and a
+/// candidate that crashes the process costs one run, not the shrink) and read its summary.
 pub fn run_child(exe: &Path, file: &Path, extra: &[String]) -> Result<Outcome, CliError> {
     let out = Command::new(exe)
         .arg("run")
