@@ -333,6 +333,31 @@ impl RaftNode {
         }
     }
 
+    /// The earliest local time at which [`Self::tick`] may do more than [`Self::raise_clock`]
+    /// does, while no input reaches the node: its heartbeat or election deadline, the first
+    /// time a follower's contact could lapse (a leader then tests its quorum), a rescue's
+    /// expiry; 0 when the gap the last tick recorded is not today's. Early, never late: a tick
+    /// before it only raises the clock, so a server may skip it (see `GroupSet::tick_walk`).
+    pub fn tick_due_ms(&self) -> u64 {
+        if self.apply_gap_at_tick != Some(self.commit - self.applied) {
+            return 0;
+        }
+        let timer_ms = if self.role == Role::Leader {
+            let window = self.config.lost_quorum_ms();
+            let lapse_ms = self.progress.values().map(|pr| pr.contact_ms.saturating_add(window)).min();
+            lapse_ms.map_or(self.heartbeat_due_ms, |lapse| lapse.min(self.heartbeat_due_ms))
+        } else {
+            self.election_deadline_ms
+        };
+        self.rescue.map_or(timer_ms, |r| timer_ms.min(r.expires_ms))
+    }
+
+    /// What a tick before [`Self::tick_due_ms`] does: the local clock moves on.
+    pub fn raise_clock(&mut self, now_ms: u64) {
+        debug_assert!(now_ms.max(self.clock_ms) < self.tick_due_ms(), "a tick was due at {now_ms}");
+        self.clock_ms = self.clock_ms.max(now_ms);
+    }
+
     /// Starts an election now (e.g. bootstrap of a fresh group). No-op for observers,
     /// non-members and leaders. Extra to the brief's API; `tick` does the same on timeout.
     pub fn campaign(&mut self, now_ms: u64, rng: &mut dyn RngCore) {

@@ -2017,3 +2017,74 @@ fn paused_applies_wait_and_a_hand_over_waits_for_resume() {
     cluster.run_for(1_000);
     assert_eq!(cluster.leader(), Some(follower));
 }
+
+/// What a tick may change of a node, but for its clock: a tick before
+/// [`RaftNode::tick_due_ms`] must leave all of it as it was (the server skips such ticks).
+fn tick_fingerprint(node: &RaftNode) -> String {
+    let contacts: Vec<(PeerId, u64)> = node.progress.iter().map(|(&p, pr)| (p, pr.contact_ms)).collect();
+    format!(
+        "{:?} t{} voted {:?} leader {:?} hb {} el {} gap {:?} rescue {} stamp {:?} out {} probes {} ready {} {contacts:?}",
+        node.role,
+        node.term,
+        node.voted_for,
+        node.leader_id,
+        node.heartbeat_due_ms,
+        node.election_deadline_ms,
+        node.apply_gap_at_tick,
+        node.rescue.is_some(),
+        node.stamp(),
+        node.messages.len(),
+        node.probes.len(),
+        node.has_ready(),
+    )
+}
+
+/// `tick_due_ms` is never late: over elections, entries, lost messages, an isolated leader
+/// and a restart, every tick taken before a node's due time changes nothing but its clock and draws
+/// nothing from its generator, while ticks at or past it do act (so the test is not empty).
+#[test]
+fn a_tick_before_its_due_time_only_raises_the_clock() {
+    let (mut early, mut acted) = (0u32, 0u32);
+    for seed in 0..8 {
+        let mut c = Cluster::new(3, seed, |_| {});
+        c.drop_per_mille = 100;
+        for step in 0..600u64 {
+            c.now_ms += TICK_MS;
+            match step {
+                150 => c.isolate(c.leaders.values().last().copied().unwrap_or(0)),
+                300 => c.heal(),
+                400 => c.crash(1),
+                450 => c.restart(1),
+                // Entries between heartbeats: followers' contacts fall between them too.
+                s if s % 7 == 0 => {
+                    if let Some(leader) = c.leader() {
+                        let _ = c.propose(leader, EntryData::Normal(vec![s as u8]));
+                    }
+                }
+                _ => {}
+            }
+            for id in c.ids() {
+                if c.down.contains(&id) {
+                    continue;
+                }
+                let i = id as usize;
+                let due = c.nodes[i].tick_due_ms();
+                let (before, words) = (tick_fingerprint(&c.nodes[i]), c.node_rngs[i].get_word_pos());
+                c.nodes[i].tick(c.now_ms, &mut c.node_rngs[i]);
+                let (after, words_after) = (tick_fingerprint(&c.nodes[i]), c.node_rngs[i].get_word_pos());
+                if c.now_ms < due {
+                    early += 1;
+                    assert_eq!(before, after, "seed {seed} n{id} at {} ms, due {due}", c.now_ms);
+                    assert_eq!(words, words_after, "seed {seed} n{id} drew at {} ms before {due}", c.now_ms);
+                } else if before != after {
+                    acted += 1;
+                }
+                c.process(id);
+            }
+            c.deliver_round();
+            c.deliver_round();
+        }
+        assert!(c.violations.is_empty(), "seed {seed}: {:?}", c.violations);
+    }
+    assert!(early > 5_000 && acted > 200, "{early} early ticks, {acted} that acted");
+}

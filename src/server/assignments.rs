@@ -22,6 +22,9 @@ pub struct AssignmentsBySlot {
     built_for: Option<(Arc<DesiredGroups>, Revision)>,
     /// By slot: the group's index in the desired map, and its stream if over-placed.
     by_slot: Vec<Option<(u32, Option<OverPlaced>)>>,
+    /// Counts the builds: a walk that remembers what it found under one map knows when it
+    /// no longer holds.
+    generation: u64,
 }
 
 impl AssignmentsBySlot {
@@ -37,6 +40,7 @@ impl AssignmentsBySlot {
             return;
         }
         self.by_slot.clear();
+        self.generation += 1;
         let mut wanted = desired.iter().enumerate().peekable();
         for (name, group) in groups.assets() {
             while wanted.next_if(|(_, want)| want.name.as_str() < name).is_some() {}
@@ -49,6 +53,11 @@ impl AssignmentsBySlot {
             self.by_slot[slot] = Some((at, over_placed.get(name).cloned()));
         }
         self.built_for = Some((Arc::clone(desired), groups.revision()));
+    }
+
+    /// Changes with every build of the map.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The assignment of the group in `slot`, and its stream if over-placed; `None` when the

@@ -329,6 +329,16 @@ impl Group {
         blocked
     }
 
+    /// The earliest local time at which the tick's visit to this group may do more than raise
+    /// its raft clock (see [`RaftNode::tick_due_ms`]); 0 while its pipeline waits for the
+    /// tick to lift a block.
+    pub fn tick_due_ms(&self) -> u64 {
+        if self.pipeline.blocked() {
+            return 0;
+        }
+        self.node.tick_due_ms()
+    }
+
     /// The replicated cluster size moved since the record last said it (or its write failed).
     fn cluster_size_record_due(&self) -> bool {
         self.node.replicated_cluster_size() != self.cluster_size_on_record

@@ -62,6 +62,13 @@ pub struct GroupSet {
     /// name order (the meta group always counts as touched). Cleared, not dropped, as an
     /// input begins.
     touched: Vec<u32>,
+    /// Inputs begun, counting from 1: what the tick's walks need to know of each group is
+    /// whether any input reached it since the tick last looked (see [`GroupSet::tick_walk`]).
+    input: u64,
+    /// The last input that handed out every group at once.
+    all_touched_in: u64,
+    /// By slot: what the tick's walks remember of each stream and consumer group.
+    ticks: Vec<TickMark>,
     /// Debug builds: each asset group's raft stamp and applied state as the input began, by
     /// slot, so that [`GroupSet::assert_changes_touched`] can prove at its end that every
     /// group it changed counts as touched (what the settle and the check memo rely on).
@@ -82,8 +89,62 @@ impl Default for GroupSet {
             revision: Revision::default(),
             all_touched: true,
             touched: Vec::new(),
+            input: 0,
+            all_touched_in: 0,
+            ticks: vec![TickMark::default()],
             #[cfg(debug_assertions)]
             at_input: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the tick's walks know of a group without reading it: kept densely by slot, because a
+/// server with thousands of groups would otherwise pull every one of them through the cache on
+/// every tick, to find that most of them have nothing due.
+#[derive(Clone, Copy, Debug, Default)]
+struct TickMark {
+    /// The input that last handed the group out mutably.
+    touched_in: u64,
+    /// The input whose tick last visited it (0: never).
+    visited_in: u64,
+    /// Its [`Group::tick_due_ms`] after that visit.
+    due_ms: u64,
+    /// Whether it led its raft group after that visit.
+    leading: bool,
+    /// The input whose walk over the leaders last found nothing to do for it (0: none since a
+    /// visit that did something), and the generation of the assignments it went by.
+    quiet_in: u64,
+    quiet_generation: u64,
+}
+
+/// What a walk over the leaders ([`GroupSet::maybe_leaders_marking`]) did with a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderVisit {
+    /// Changed it: it counts as touched.
+    Changed,
+    /// Nothing, and nothing would come of a visit while no input reaches the group and the
+    /// assignments stay the same.
+    Quiet,
+    /// Nothing it counts as a change, but it is to be visited again on the next walk.
+    Again,
+}
+
+impl LeaderVisit {
+    /// `Changed` or `Quiet`.
+    pub fn after(changed: bool) -> Self {
+        if changed {
+            LeaderVisit::Changed
+        } else {
+            LeaderVisit::Quiet
+        }
+    }
+
+    /// `Changed` or `Again`.
+    pub fn again(changed: bool) -> Self {
+        if changed {
+            LeaderVisit::Changed
+        } else {
+            LeaderVisit::Again
         }
     }
 }
@@ -105,6 +166,7 @@ fn named<'a>(slots: &'a [Option<Group>]) -> impl Fn(&'a (Box<str>, u32)) -> (&'a
 impl GroupSet {
     /// A new input begins: nothing touched yet but the meta group, which every input settles.
     pub fn begin_input(&mut self) {
+        self.input += 1;
         self.all_touched = false;
         self.touched.clear();
         #[cfg(debug_assertions)]
@@ -195,6 +257,7 @@ impl GroupSet {
 
     /// Records the live asset group in `slot` as touched, in name order.
     fn touch(&mut self, slot: u32) {
+        self.ticks[slot as usize].touched_in = self.input;
         if self.all_touched {
             return;
         }
@@ -239,6 +302,7 @@ impl GroupSet {
     /// `f` on every group, mutably, in name order: all count as touched.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, &mut Group)) {
         self.all_touched = true;
+        self.all_touched_in = self.input;
         let (before, after) = self.in_order.split_at(self.before_meta);
         for (name, slot) in before {
             f(name, held_mut(&mut self.slots, *slot));
@@ -284,9 +348,93 @@ impl GroupSet {
         self.mark_touched(changed);
     }
 
+    /// Whether an input may have changed the group in `slot` since (or during) input `since`.
+    fn reached_since(&self, slot: u32, since: u64) -> bool {
+        self.ticks[slot as usize].touched_in >= since || self.all_touched_in >= since
+    }
+
+    /// The tick's walk over every group, in name order, as [`Self::for_each_marking`], with
+    /// `f(group, due)`. A group is due when an input reached it since the tick's last visit,
+    /// or when its [`Group::tick_due_ms`] has come (the meta group always is); then `f` does
+    /// the tick's work and says whether it changed the group. Otherwise nothing about the group
+    /// moved since a visit that found nothing to do before its due time, so the tick would
+    /// only raise its clock, and `f` must do no more (and return false): told so from a dense
+    /// mark, the walk reads nothing else of the group, where reading a whole group of
+    /// thousands was most of a tick.
+    pub fn tick_walk(&mut self, now_ms: u64, mut f: impl FnMut(&mut Group, bool) -> bool) {
+        let mut changed = Vec::new();
+        for at in 0..=self.in_order.len() {
+            if at == self.before_meta {
+                if let Some(meta) = self.meta.as_mut() {
+                    f(meta, true);
+                }
+            }
+            let Some(&(_, slot)) = self.in_order.get(at) else { break };
+            let mark = self.ticks[slot as usize];
+            let due = mark.due_ms <= now_ms || self.reached_since(slot, mark.visited_in);
+            let group = held_mut(&mut self.slots, slot);
+            if !due {
+                debug_assert!(!group.settle_due() && group.node.leader() == mark.leading, "{}", group.name);
+                let acted = f(group, false);
+                debug_assert!(!acted, "{}: a group passed over changed", group.name);
+                continue;
+            }
+            if f(group, true) {
+                changed.push(slot);
+            }
+            let leading = group.node.leader();
+            self.ticks[slot as usize] =
+                TickMark { visited_in: self.input, due_ms: group.tick_due_ms(), leading, ..mark };
+        }
+        self.mark_touched(changed);
+    }
+
+    /// [`Self::assets_marking`] over the groups that may lead, for a walk that goes by
+    /// assignments of `generation`: it passes over a group that did not lead at the tick's
+    /// last visit and that no input reached since (nothing else can make it lead), and one the
+    /// walk found [`LeaderVisit::Quiet`] under the same assignments with no input since. Debug
+    /// builds visit the quiet ones all the same, to prove them quiet. The groups passed over.
+    pub fn maybe_leaders_marking(
+        &mut self,
+        generation: u64,
+        mut f: impl FnMut(&str, &mut Group) -> LeaderVisit,
+    ) -> usize {
+        let mut changed = Vec::new();
+        let mut passed = 0;
+        for (name, slot) in &self.in_order {
+            let slot = *slot;
+            let mark = self.ticks[slot as usize];
+            if !self.reached_since(slot, mark.visited_in) && !mark.leading {
+                debug_assert!(!held(&self.slots, slot).node.leader(), "{name} leads unseen");
+                passed += 1;
+                continue;
+            }
+            if mark.quiet_in != 0 && mark.quiet_generation == generation && !self.reached_since(slot, mark.quiet_in) {
+                debug_assert_eq!(f(name, held_mut(&mut self.slots, slot)), LeaderVisit::Quiet, "{name} was quiet");
+                passed += 1;
+                continue;
+            }
+            let visit = f(name, held_mut(&mut self.slots, slot));
+            let (quiet_in, quiet_generation) = match visit {
+                LeaderVisit::Quiet => (self.input, generation),
+                LeaderVisit::Changed | LeaderVisit::Again => (0, 0),
+            };
+            self.ticks[slot as usize].quiet_in = quiet_in;
+            self.ticks[slot as usize].quiet_generation = quiet_generation;
+            if visit == LeaderVisit::Changed {
+                changed.push(slot);
+            }
+        }
+        self.mark_touched(changed);
+        passed
+    }
+
     /// Adds `changed` (live asset groups' slots in name order) to the touched ones: the two
     /// lists merged by place, as a tick may change hundreds of groups.
     fn mark_touched(&mut self, changed: Vec<u32>) {
+        for &slot in &changed {
+            self.ticks[slot as usize].touched_in = self.input;
+        }
         if self.all_touched || changed.is_empty() {
             return;
         }
@@ -352,11 +500,14 @@ impl GroupSet {
             None => {
                 self.slots.push(None);
                 self.place.push(NO_PLACE);
+                self.ticks.push(TickMark::default());
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 groups at once")
             }
         };
         group.set_slot(slot);
         self.slots[slot as usize] = Some(group);
+        // A slot taken again forgets its last group's visits.
+        self.ticks[slot as usize] = TickMark::default();
         let at = self.in_order.partition_point(|(other, _)| **other < *name);
         self.before_meta += usize::from(name.as_str() < META);
         self.in_order.insert(at, (name.clone().into_boxed_str(), slot));
@@ -398,6 +549,7 @@ impl GroupSet {
         self.before_meta = 0;
         self.place.truncate(1);
         self.slots.truncate(1);
+        self.ticks.truncate(1);
         self.free.clear();
         self.touched.clear();
         self.meta = None;
@@ -410,7 +562,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::raft::{Config, RaftNode};
+    use crate::raft::{Config, RaftNode, Role};
 
     fn group(name: &str) -> Group {
         let node = RaftNode::new(Config::default(), vec![0, 1, 2], 0, &mut ChaCha8Rng::seed_from_u64(7));
@@ -440,6 +592,78 @@ mod tests {
         assert_eq!(settled, ["S-b", META], "settles what was touched, in name order");
         set.for_each_mut(|_, _| {});
         assert_eq!(touched(&set), None, "all handed out together: all touched");
+    }
+
+    /// What the server's settle does for a group that stands alone: its Ready taken and
+    /// applied, its probes and its lead reported.
+    fn settle(g: &mut Group) {
+        while g.node.has_ready() {
+            let _ = g.node.ready();
+            g.node.applied_to(g.node.commit_index());
+        }
+        g.node.take_probes().for_each(drop);
+        g.reported_lead = (g.node.role() == Role::Leader).then(|| (g.node.term(), g.node.commit_index()));
+    }
+
+    /// One tick's walk, visiting as the server's tick does: the groups it found due.
+    fn tick(set: &mut GroupSet, now_ms: u64) -> Vec<String> {
+        set.begin_input();
+        let mut due = Vec::new();
+        set.tick_walk(now_ms, |g, is_due| {
+            if !is_due {
+                g.node.raise_clock(now_ms);
+                return false;
+            }
+            due.push(g.name.clone());
+            settle(g);
+            g.node.tick(now_ms, &mut ChaCha8Rng::seed_from_u64(now_ms));
+            settle(g);
+            false
+        });
+        due
+    }
+
+    /// The tick visits a group an input reached since its last visit, or whose timer came;
+    /// it passes over the others, and a walk over the leaders passes over a group that did
+    /// not lead then and was not reached since, or that it found quiet under the same
+    /// assignments.
+    #[test]
+    fn the_tick_passes_over_groups_nothing_reached_with_nothing_due() {
+        let mut set = GroupSet::default();
+        for name in ["S-a", "S-b", META, "x"] {
+            set.insert(name.to_string(), group(name));
+        }
+        let mut sole = RaftNode::new(Config::default(), vec![0], 0, &mut ChaCha8Rng::seed_from_u64(7));
+        sole.campaign(0, &mut ChaCha8Rng::seed_from_u64(7));
+        assert!(sole.leader());
+        set.insert("S-l".to_string(), Group::new("S-l", sole, 0, false));
+        let all = ["S-a", "S-b", "S-l", META, "x"];
+        assert_eq!(tick(&mut set, 100), all, "never visited");
+        assert_eq!(tick(&mut set, 200), [META], "nothing reached, nothing due (elections from 4 s)");
+        set.begin_input();
+        let _ = set.get_mut("S-b");
+        assert_eq!(tick(&mut set, 300), ["S-b", META], "reached by the input before the tick's");
+        set.begin_input();
+        set.for_each_mut(|_, _| {});
+        assert_eq!(tick(&mut set, 400), all, "every group handed out");
+        let due_ms = set.get("S-l").unwrap().tick_due_ms();
+        assert_eq!(due_ms, 1_000, "the leader's heartbeat");
+        assert_eq!(tick(&mut set, due_ms - 100), [META]);
+        assert_eq!(tick(&mut set, due_ms), ["S-l", META], "its timer came");
+        assert_eq!(tick(&mut set, 10_000), all, "election timers came");
+
+        // S-a, S-b and x did not lead at the last tick; S-l did.
+        let leaders = |set: &mut GroupSet, generation: u64| {
+            set.begin_input();
+            set.maybe_leaders_marking(generation, |_, _| LeaderVisit::Quiet)
+        };
+        assert_eq!(leaders(&mut set, 1), 3, "all but the leader of the last tick");
+        assert_eq!(leaders(&mut set, 1), 4, "the leader too: quiet under the same assignments");
+        assert_eq!(leaders(&mut set, 2), 3, "new assignments");
+        set.begin_input();
+        let _ = set.get_mut("S-l");
+        let _ = set.get_mut("x");
+        assert_eq!(leaders(&mut set, 2), 2, "reached since: x may lead now, and S-l may have work");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use sim::NodeIndex;
 
 use super::env::{forked_rng, ServerEnv};
 use super::group::Group;
+use super::group_set::LeaderVisit;
 use super::jetstream::{Answer, PendingPeerRemove};
 use super::observe::Observation;
 use super::requests::{propose_meta, trace_request_dropped};
@@ -214,16 +215,19 @@ impl Server {
         let mut shrunk = Vec::new();
         let assignments = &self.assignments;
         // Only the groups whose learners or members this changes count as touched.
-        self.groups.assets_marking(|name, group| {
+        // A leader found with nothing to do is passed over on later ticks while nothing reaches
+        // it and the assignments stay: what it decides on is its own raft state and its
+        // assignment, except a scale-down's, which also goes by the time.
+        self.groups.maybe_leaders_marking(assignments.generation(), |name, group| {
             if !group.node.leader() {
-                return false;
+                return LeaderVisit::Quiet;
             }
-            let Some((want, over_placed)) = assignments.get(&desired, group.slot()) else { return false };
+            let Some((want, over_placed)) = assignments.get(&desired, group.slot()) else { return LeaderVisit::Quiet };
             debug_assert!(desired.get(name) == Some(want), "{name}'s assignment found by slot");
             // A removal still uncommitted may yet commit: a report now would keep a member
             // on the assignment that the group drops (default seed 6944 of v13).
             if group.node.membership_change_pending() {
-                return false;
+                return LeaderVisit::Quiet;
             }
             // Servers about to join learn the log first; each is added once it holds it.
             let learners: Vec<PeerId> =
@@ -239,10 +243,11 @@ impl Server {
             let change = match (scaled_to, added, stray) {
                 (None, Some(add), _) => EntryData::AddPeer(add),
                 (_, _, Some(remove)) => EntryData::RemovePeer(remove),
-                (None, None, None) => return learners_changed,
+                (None, None, None) if over_placed.is_none() => return LeaderVisit::after(learners_changed),
+                (None, None, None) => return LeaderVisit::again(learners_changed),
                 // Scaling down: shrink to the replicas, then report (an add only to reach them).
                 (Some(r), Some(add), None) if have.len() < r => EntryData::AddPeer(add),
-                (Some(r), None, None) if have.len() < r => return learners_changed, // a learner catching up
+                (Some(r), None, None) if have.len() < r => return LeaderVisit::again(learners_changed), // a learner catching up
                 (Some(r), _, None) if have.len() > r => {
                     shrinking = true;
                     // The rule is `meta::shrink_removal`'s: a member heard from lately, or a
@@ -259,13 +264,13 @@ impl Server {
                     let (heartbeat, lost_quorum) = (node.heartbeat_ms(), node.lost_quorum_ms());
                     match meta::shrink_removal(me, &members, now, heartbeat, lost_quorum, shrink_keeps_silent) {
                         Some(p) => EntryData::RemovePeer(p),
-                        None => return learners_changed,
+                        None => return LeaderVisit::again(learners_changed),
                     }
                 }
                 (Some(_), _, None) => {
                     let stream = over_placed.expect("scaled_to comes from it").0.clone();
                     shrunk.push((stream, name.to_string(), have.to_vec()));
-                    return learners_changed;
+                    return LeaderVisit::again(learners_changed);
                 }
             };
             let term = group.node.term();
@@ -280,7 +285,8 @@ impl Server {
                     env.observe(Observation::ShrinkRemoving { group: name, index, removed: *removed, now_ms: now });
                 }
             }
-            learners_changed || proposed
+            // A refused proposal is tried again next tick.
+            LeaderVisit::again(learners_changed || proposed)
         });
         for (stream, group, peers) in shrunk {
             self.report_group_shrunk(env, stream, group, peers);
