@@ -9,6 +9,7 @@
 //! the node for the next `Ready`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
@@ -27,6 +28,9 @@ pub use super::persist::Tokens;
 
 pub struct Group {
     pub name: String,
+    /// The name again, shared by every raft message the group sends (one per heartbeat of
+    /// thousands of groups): a count bumped, not a string copied.
+    wire_name: Arc<str>,
     /// The number its [`super::group_set::GroupSet`] gave it, unique within that set: the
     /// checks find what they remember of the group by it, without comparing names.
     slot: u32,
@@ -109,6 +113,7 @@ impl Group {
         let size_on_record = node.replicated_cluster_size();
         Group {
             name: name.to_string(),
+            wire_name: Arc::from(name),
             slot: 0,
             last_snapshot_index: node.snapshot_index(),
             node,
@@ -362,7 +367,7 @@ impl Group {
     pub(super) fn send(&self, env: &mut ServerEnv<'_>, messages: Vec<(u32, Message)>) {
         for (to, msg) in messages {
             if to < env.servers() && to != env.node() {
-                env.send(to, ServerMsg::Raft { group: self.name.clone(), msg });
+                env.send(to, ServerMsg::Raft { group: Arc::clone(&self.wire_name), msg });
             }
         }
     }

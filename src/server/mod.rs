@@ -200,7 +200,7 @@ impl Node for Server {
                 // ignores removed peers). One that was down during its removal runs on a
                 // stale view and would otherwise lead old members of a group that moved on
                 // (peers seed 1049).
-                if group != META && !self.hears_in_asset_groups(from) {
+                if &*group != META && !self.hears_in_asset_groups(from) {
                     return;
                 }
                 if let Some(g) = self.groups.get_mut(&group) {

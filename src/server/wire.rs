@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sim::NodeIndex;
@@ -29,11 +30,12 @@ pub struct PeerTarget {
     pub name: Option<String>,
 }
 
-/// Messages between servers. Every raft message names its group, so one server can run many.
+/// Messages between servers. Every raft message names its group, so one server can run many;
+/// the name is shared with the group, not copied, and serializes as the name itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
     Raft {
-        group: String,
+        group: Arc<str>,
         msg: Message,
     },
     /// A client operation a non-leader passes to the leader it knows (one hop at most).
@@ -634,7 +636,7 @@ impl ServerMsg {
     /// id and what it asks; an answer with its request's id.
     pub fn describe(&self) -> String {
         let ServerMsg::Raft { group, msg } = self else { return self.describe_server_msg() };
-        let meta = group == META;
+        let meta = &**group == META;
         let words = match msg {
             Message::RequestVote { term, last_log_index, last_log_term, transfer, needs_every_vote } => format!(
                 "RequestVote t{term} log {last_log_index}@t{last_log_term}{}{}",
