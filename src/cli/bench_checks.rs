@@ -8,7 +8,7 @@ use std::time::Instant;
 use metasim::harness::workload::bulk_assets;
 use metasim::sut::MetaSystem;
 use sim::scenario::parse_for;
-use sim::{RunOptions, ScenarioOf};
+use sim::{RunOptions, RunReport, ScenarioOf};
 
 use super::fuzz::run_seed;
 
@@ -52,9 +52,7 @@ fn target_assets_scenario() -> ScenarioOf<MetaSystem> {
 /// `--target-assets`: the scenario above once, with incremental checks.
 pub fn target_assets() {
     let scenario = target_assets_scenario();
-    let started = Instant::now();
-    let report = sim::run::<MetaSystem>(&scenario, &RunOptions::default());
-    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let (wall, report) = timed(&scenario, false);
     println!(
         "1000 R3 streams + 2000 R3 consumers, 5 servers, 60 s: {wall:.2}s wall ({:.1}x sim/wall), {} events ({:.0} ns each), {} msgs{}",
         scenario.duration_ms as f64 / 1e3 / wall,
@@ -65,24 +63,24 @@ pub fn target_assets() {
     );
 }
 
-/// Wall seconds of one run of `scenario`, and whether it passed.
-fn timed(scenario: &ScenarioOf<MetaSystem>, full_checks: bool) -> (f64, bool) {
+/// Wall seconds of one run of `scenario`, and its report.
+fn timed(scenario: &ScenarioOf<MetaSystem>, full_checks: bool) -> (f64, RunReport) {
     let started = Instant::now();
     let report = sim::run::<MetaSystem>(scenario, &RunOptions { full_checks, ..Default::default() });
-    (started.elapsed().as_secs_f64().max(1e-9), report.passed())
+    (started.elapsed().as_secs_f64().max(1e-9), report)
 }
 
 /// One row per stream count: incremental and full checks side by side.
 pub fn metadata_size(counts: &[usize]) {
     for &n in counts {
         let scenario = creates_scenario(n);
-        let (incremental, passed) = timed(&scenario, false);
+        let (incremental, report) = timed(&scenario, false);
         let (full, _) = timed(&scenario, true);
         let sim_s = scenario.duration_ms as f64 / 1e3;
         println!(
             "{n:>5} R3 streams, 3 servers, 60 s: {incremental:>7.2}s wall ({:>5.0}x sim/wall){}; full checks {full:>7.2}s ({:.1}x slower)",
             sim_s / incremental,
-            if passed { "" } else { " NOT PASSED" },
+            if report.passed() { "" } else { " NOT PASSED" },
             full / incremental
         );
     }
