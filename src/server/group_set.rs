@@ -11,6 +11,7 @@
 #[cfg(debug_assertions)]
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
 use super::group::Group;
@@ -41,7 +42,9 @@ const NO_PLACE: u32 = u32::MAX;
 pub struct GroupSet {
     /// Every stream and consumer group's slot, by name. Never walked, so its order, which
     /// depends on the hasher, cannot leak into a run; the hasher is a fixed one all the same.
-    slot_by_name: FxHashMap<Box<str>, u32>,
+    /// The names are held inline (a group name is 21 bytes): the compare after the hash probe
+    /// reads the table's own memory, where a boxed name was a cache miss on every message.
+    slot_by_name: FxHashMap<CompactString, u32>,
     /// The stream and consumer groups in name order, with their slots.
     in_order: Vec<(Box<str>, u32)>,
     /// How many of them are named before the meta group's name (all that the meta layer
@@ -512,7 +515,7 @@ impl GroupSet {
         self.before_meta += usize::from(name.as_str() < META);
         self.in_order.insert(at, (name.clone().into_boxed_str(), slot));
         self.renumber_from(at);
-        self.slot_by_name.insert(name.into_boxed_str(), slot);
+        self.slot_by_name.insert(CompactString::from(name.as_str()), slot);
         self.touch(slot);
         None
     }
