@@ -25,6 +25,7 @@ mod config_memo;
 pub mod empty;
 pub mod entry;
 pub mod error;
+mod group_names;
 pub mod inflight;
 pub mod local;
 pub mod model;

@@ -407,6 +407,7 @@ impl MetaState {
             }
         }
         self.projection_sum = projection_sum;
+        self.group_names = super::group_names::GroupNames::uncounted();
         self.streams = streams;
         effects
     }

@@ -372,11 +372,11 @@ impl Handler<'_> {
         Ok(())
     }
 
-    /// Whether any applied or inflight assignment uses group name `name`. A walk, without
-    /// building a set of every name: a fresh name is nearly always free at the first try, and
-    /// a leader creating thousands of assets built that set once per create.
+    /// Whether any applied or inflight assignment uses group name `name`: the applied state
+    /// keeps its names, and the inflight ones (a few, or a create burst's) are walked without
+    /// building a set of them, as a fresh name is nearly always free at the first try.
     fn group_name_taken(&self, name: &str) -> bool {
-        self.state.group(name).is_some()
+        self.state.group_name_used(name)
             || self.view.streams().any(|(_, op)| op.assignment.group.name == name)
             || self.view.consumers().any(|(_, op)| op.assignment.group.name == name)
     }
@@ -534,16 +534,24 @@ pub fn valid_subject(subject: &str) -> bool {
 
 /// True when some subject matches both patterns (`*` one token, `>` one or more trailing).
 pub fn subjects_overlap(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
-    for (x, y) in a.iter().zip(&b) {
-        if *x == ">" || *y == ">" {
-            return true;
-        }
-        if x != y && *x != "*" && *y != "*" {
-            return false;
+    // Token by token, without collecting them: a create compares its subjects with those of
+    // every other stream of its account.
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) => {
+                if x == ">" || y == ">" {
+                    return true;
+                }
+                if x != y && x != "*" && y != "*" {
+                    return false;
+                }
+            }
+            (None, None) => return true,
+            // One subject has more tokens and no `>` came first.
+            _ => return false,
         }
     }
-    a.len() == b.len()
 }
 
 /// Quorum of `n` voters.

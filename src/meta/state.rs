@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::config_memo::StreamSubjects;
 use super::entry::{MetaEntry, Reply};
 use super::error::ApiError;
+use super::group_names::GroupNames;
 use super::inflight::Inflight;
 use super::model::{
     ConfigError, ConsumerAssignment, ConsumerConfig, ConsumerKey, Decoded, PeerId, Projection, RaftGroup,
@@ -71,6 +72,8 @@ pub struct MetaState {
     /// [`MetaState::projection_digest`], kept as `streams` changes: the sum of the terms of
     /// every stream and consumer (see [`projection`]).
     pub(super) projection_sum: u64,
+    /// The group names `streams` uses, kept as it changes.
+    pub(super) group_names: GroupNames,
     /// Debug builds: whether `projection_sum` was checked against a digest from scratch since
     /// the last change.
     digest_checked: Cell<bool>,
@@ -157,6 +160,7 @@ impl MetaState {
             write_error: None,
             applied_index: 0,
             projection_sum: 0,
+            group_names: GroupNames::default(),
             digest_checked: Cell::new(false),
             structure_cache: RefCell::new(None),
             stream_subjects: StreamSubjects::default(),
@@ -329,6 +333,7 @@ impl MetaState {
         let bound = created_bound(sa.created_ms);
         if let Some(old) = self.streams.remove(&key) {
             self.projection_sum = self.projection_sum.wrapping_sub(stream_with_consumers_term(&key, &old));
+            self.group_names.remove_stream(&old);
             self.unsupported_streams.remove(&key);
             self.unsupported_consumers.retain(|k, _| k.account != key.account || k.stream != key.name);
             effects.push(Effect::RemoveLocalStream { key: key.clone(), created_ms_max: bound });
@@ -369,7 +374,10 @@ impl MetaState {
         let (created_ms, group) = (ca.created_ms, ca.group.clone());
         let replaced = sa.consumers.get(&ca.name).map_or(0, |old| consumer_term(&skey, &ca.name, old));
         let added = consumer_term(&skey, &ca.name, &ca);
-        sa.consumers.insert(ca.name.clone(), Box::new(ca));
+        if let Some(old) = sa.consumers.insert(ca.name.clone(), Box::new(ca)) {
+            self.group_names.remove(&old.group.name);
+        }
+        self.group_names.add(&group.name);
         self.projection_sum = self.projection_sum.wrapping_sub(replaced).wrapping_add(added);
         self.changed();
         if let Some(reason) = unsupported {
@@ -415,6 +423,7 @@ impl MetaState {
         });
         if let Some(old) = matched {
             self.projection_sum = self.projection_sum.wrapping_sub(consumer_term(&skey, &ca.name, &old));
+            self.group_names.remove(&old.group.name);
             self.unsupported_consumers.remove(&key);
             effects.push(Effect::RemoveLocalConsumer { key: key.clone(), created_ms_max: bound });
             respond(effects, reply, Outcome::ConsumerDeleted(key));
@@ -449,9 +458,14 @@ impl MetaState {
                 let sum =
                     self.projection_sum.wrapping_sub(stream_term(&key, &old)).wrapping_add(stream_term(&key, &sa));
                 sa.consumers = old.consumers;
+                self.group_names.remove(&old.group.name);
+                self.group_names.add(&sa.group.name);
                 sum
             }
-            None => self.projection_sum.wrapping_add(stream_with_consumers_term(&key, &sa)),
+            None => {
+                self.group_names.add_stream(&sa);
+                self.projection_sum.wrapping_add(stream_with_consumers_term(&key, &sa))
+            }
         };
         self.streams.insert(key, sa);
     }
@@ -584,15 +598,25 @@ impl MetaState {
         names
     }
 
-    /// The applied group named `name`, a stream's or a consumer's. Walks every assignment:
-    /// for rare events only (a server stopping a group, a leader naming a new one).
+    /// The applied group named `name`, a stream's or a consumer's. A name no assignment uses
+    /// (a leader's fresh name, nearly always) is told from the kept names; one in use is
+    /// found by a walk, for rare events only (a server re-placed off a group).
     pub fn group(&self, name: &str) -> Option<&RaftGroup> {
-        self.streams.values().find_map(|sa| {
-            if sa.group.name == name {
-                return Some(&sa.group);
-            }
-            sa.consumers.values().map(|ca| &ca.group).find(|g| g.name == name)
-        })
+        let walk = || {
+            self.streams.values().find_map(|sa| {
+                std::iter::once(&sa.group).chain(sa.consumers.values().map(|ca| &ca.group)).find(|g| g.name == name)
+            })
+        };
+        if !self.group_names.contains(name, &self.streams) {
+            debug_assert!(walk().is_none(), "{name} is used but not kept");
+            return None;
+        }
+        walk()
+    }
+
+    /// Whether any applied assignment uses group name `name`.
+    pub fn group_name_used(&self, name: &str) -> bool {
+        self.group_names.contains(name, &self.streams)
     }
 
     /// The replicated projection (§10): local-only fields (`preferred`) cleared.
@@ -602,11 +626,12 @@ impl MetaState {
 
     /// A fixed digest of [`MetaState::projection`], for "same applied index ⇒ same projection"
     /// (see [`projection`]). Kept as the state changes; debug builds check it against a digest
-    /// from scratch once after every change.
+    /// from scratch once after every change, and the group names with it.
     pub fn projection_digest(&self) -> u64 {
         if cfg!(debug_assertions) && !self.digest_checked.replace(true) {
             let full = projection::projection_digest_of(&self.streams);
             assert_eq!(self.projection_sum, full, "the kept projection digest drifted from the assignments");
+            assert!(self.group_names.kept_for(&self.streams), "group names drifted from the assignments");
         }
         self.projection_sum
     }

@@ -1362,3 +1362,33 @@ fn stream_subjects_are_held_across_a_walk_of_inflight_configs() {
     }
     assert_eq!(state.stream_subjects_held(), streams.len(), "each config held once");
 }
+
+/// `MetaState::group` finds a group through the names kept as assignments change: every
+/// write path (assign, update to a new group, consumer replaced, removes) moves them.
+#[test]
+fn groups_are_found_by_name_as_assignments_change() {
+    let mut n = Node::new(1);
+    let found = |n: &Node, name: &str| n.state.group(name).map(|g| g.name.clone());
+    n.apply(&MetaEntry::AssignStream { sa: s1(), reply: None });
+    let consumer = |name: &str, g: &str| ca("S", name, 200, durable_json(name), group(g, &[1, 2, 3]));
+    n.apply(&MetaEntry::AssignConsumer { ca: consumer("c", "C-R3-c"), reply: None });
+    n.apply(&MetaEntry::AssignConsumer { ca: consumer("d", "C-R3-d"), reply: None });
+    assert_eq!(found(&n, "S-R3-a").as_deref(), Some("S-R3-a"));
+    assert_eq!(found(&n, "C-R3-d").as_deref(), Some("C-R3-d"));
+    // The stream moves to a new group; its consumers stay where they are.
+    let moved = StreamAssignment { group: group("S-R3-b", &[1, 2, 3]), ..s1() };
+    n.apply(&MetaEntry::UpdateStream { sa: moved, reply: None });
+    assert_eq!(found(&n, "S-R3-a"), None);
+    assert_eq!(found(&n, "S-R3-b").as_deref(), Some("S-R3-b"));
+    assert_eq!(found(&n, "C-R3-c").as_deref(), Some("C-R3-c"));
+    // A consumer assigned again in a new group leaves its old one.
+    n.apply(&MetaEntry::AssignConsumer { ca: consumer("c", "C-R3-e"), reply: None });
+    assert_eq!(found(&n, "C-R3-c"), None);
+    assert_eq!(found(&n, "C-R3-e").as_deref(), Some("C-R3-e"));
+    n.apply(&MetaEntry::RemoveConsumer { ca: consumer("d", "C-R3-d"), reply: None });
+    assert_eq!(found(&n, "C-R3-d"), None);
+    n.apply(&MetaEntry::RemoveStream { sa: s1(), reply: None });
+    for name in ["S-R3-b", "C-R3-e"] {
+        assert_eq!(found(&n, name), None, "{name} went with its stream");
+    }
+}

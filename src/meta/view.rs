@@ -22,10 +22,13 @@ impl Inflight {
 
     /// An account's streams: live inflight ones, then applied ones no inflight entry shadows.
     pub fn streams_or_inflight<'a>(&'a self, state: &'a MetaState, account: &'a str) -> Vec<&'a StreamAssignment> {
-        let inflight = self.streams_of(account);
+        // Tracked names come in name order, so an applied stream is looked up among them
+        // without building its key (a create walks every stream of its account).
+        let tracked: Vec<(&str, _)> = self.streams_of(account).map(|(key, op)| (key.name.as_str(), op)).collect();
         let mut out: Vec<&StreamAssignment> =
-            inflight.filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
-        out.extend(state.streams_of(account).filter(|sa| self.stream(&sa.key()).is_none()));
+            tracked.iter().filter(|(_, op)| !op.deleted).map(|(_, op)| &op.assignment).collect();
+        let shadowed = |name: &str| tracked.binary_search_by(|(other, _)| (*other).cmp(name)).is_ok();
+        out.extend(state.streams_of(account).filter(|sa| !shadowed(&sa.name)));
         out
     }
 
