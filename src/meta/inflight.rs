@@ -2,8 +2,8 @@
 //! "applied or inflight" views, which read these maps together with the applied state, are in
 //! the `view` module.
 
-use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::entry::MetaEntry;
 use super::model::{ConsumerAssignment, ConsumerKey, StreamAssignment, StreamKey};
@@ -28,38 +28,77 @@ pub struct InflightOp<T> {
 /// The inflight maps of §5. Empty on every server but the leader.
 #[derive(Clone, Debug, Default)]
 pub struct Inflight {
-    streams: BTreeMap<StreamKey, InflightOp<StreamAssignment>>,
-    consumers: BTreeMap<ConsumerKey, InflightOp<ConsumerAssignment>>,
+    streams: Tracked<StreamKey, StreamAssignment>,
+    consumers: Tracked<ConsumerKey, ConsumerAssignment>,
     /// `bugs.no_inflight`: tracking is a no-op.
     disabled: bool,
-    /// The maps passed [`Inflight::check`] and have not changed since. The oracle checks the
-    /// structure after every event, and a leader with thousands of creates in flight walked
-    /// them all each time; every `&mut self` method clears it.
-    checked: Cell<bool>,
 }
 
-fn track<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: K, assignment: T, deleted: bool) {
-    match map.get_mut(&key) {
-        Some(op) => {
-            assert!(op.ops >= 1, "a tracked key has outstanding proposals");
-            op.ops = op.ops.checked_add(1).expect("inflight ops bounded by the proposal rate");
-            op.deleted = deleted;
-            op.assignment = assignment;
-            op.reassigning = false;
-        }
-        None => {
-            map.insert(key, InflightOp { ops: 1, deleted, assignment, reassigning: false });
-        }
+/// One inflight map, with the keys written since it last passed [`Inflight::check`]. The
+/// oracle checks the structure after every event, and a leader with thousands of creates in
+/// flight walked them all each time. Every write goes through here and records the key it
+/// wrote under, so an op filed under a wrong key is checked too.
+#[derive(Clone, Debug)]
+struct Tracked<K, T> {
+    ops: BTreeMap<K, InflightOp<T>>,
+    unchecked: RefCell<BTreeSet<K>>,
+}
+
+impl<K, T> Default for Tracked<K, T> {
+    fn default() -> Self {
+        Tracked { ops: BTreeMap::new(), unchecked: RefCell::new(BTreeSet::new()) }
     }
 }
 
-fn untrack<K: Ord, T>(map: &mut BTreeMap<K, InflightOp<T>>, key: &K) {
-    if let Some(op) = map.get_mut(key) {
+impl<K: Ord + Clone, T> Tracked<K, T> {
+    fn track(&mut self, key: K, assignment: T, deleted: bool) {
+        self.unchecked.get_mut().insert(key.clone());
+        match self.ops.get_mut(&key) {
+            Some(op) => {
+                assert!(op.ops >= 1, "a tracked key has outstanding proposals");
+                op.ops = op.ops.checked_add(1).expect("inflight ops bounded by the proposal rate");
+                op.deleted = deleted;
+                op.assignment = assignment;
+                op.reassigning = false;
+            }
+            None => {
+                self.ops.insert(key, InflightOp { ops: 1, deleted, assignment, reassigning: false });
+            }
+        }
+    }
+
+    fn untrack(&mut self, key: &K) {
+        let Some(op) = self.ops.get_mut(key) else { return };
+        self.unchecked.get_mut().insert(key.clone());
         assert!(op.ops >= 1, "a tracked key has outstanding proposals");
         op.ops -= 1;
         if op.ops == 0 {
-            map.remove(key);
+            self.ops.remove(key);
         }
+    }
+
+    /// The op under `key`, to change in place.
+    fn get_mut(&mut self, key: &K) -> Option<&mut InflightOp<T>> {
+        let op = self.ops.get_mut(key)?;
+        self.unchecked.get_mut().insert(key.clone());
+        Some(op)
+    }
+
+    fn clear(&mut self) {
+        self.ops.clear();
+        self.unchecked.get_mut().clear();
+    }
+
+    /// The first op written since the last pass for which `bad` holds, in key order. Ops not
+    /// written since passed then and are the same now. A pass forgets the writes; a failure
+    /// keeps them, so the next check finds the same op.
+    fn first_bad(&self, bad: impl Fn(&K, &InflightOp<T>) -> bool) -> Option<(&K, &InflightOp<T>)> {
+        let mut unchecked = self.unchecked.borrow_mut();
+        let found = unchecked.iter().find_map(|key| self.ops.get_key_value(key).filter(|(key, op)| bad(key, op)));
+        if found.is_none() {
+            unchecked.clear();
+        }
+        found
     }
 }
 
@@ -71,7 +110,6 @@ impl Inflight {
 
     /// Record a successful stream proposal (create/update: `deleted = false`; delete: true).
     pub fn track_stream(&mut self, sa: &StreamAssignment, deleted: bool) {
-        self.checked.set(false);
         if self.disabled {
             return;
         }
@@ -82,16 +120,20 @@ impl Inflight {
             // consumer re-created on a new incarnation of the stream would reuse the raft group
             // of an inflight one whose files the delete removes on some members (found by
             // seed 666; NATS keeps such entries, see the notes). Their ops still drain on apply.
-            for (_, op) in self.consumers.iter_mut().filter(|(k, _)| k.account == key.account && k.stream == key.name) {
-                op.deleted = true;
+            let from = ConsumerKey::new(key.account.clone(), key.name.clone(), "");
+            let of_stream: Vec<ConsumerKey> = (self.consumers.ops.range(from..).map(|(k, _)| k))
+                .take_while(|k| k.account == key.account && k.stream == key.name)
+                .cloned()
+                .collect();
+            for consumer in &of_stream {
+                self.consumers.get_mut(consumer).expect("just listed").deleted = true;
             }
         }
-        track(&mut self.streams, key, sa.without_consumers(), deleted);
+        self.streams.track(key, sa.without_consumers(), deleted);
     }
 
     /// The stream's latest proposal re-places it (§2.7); call after proposing it.
     pub fn mark_reassigning(&mut self, key: &StreamKey) {
-        self.checked.set(false);
         if let Some(op) = self.streams.get_mut(key) {
             assert!(!op.deleted, "a re-placement's latest proposal adds the stream");
             op.reassigning = true;
@@ -100,11 +142,10 @@ impl Inflight {
 
     /// Record a successful consumer proposal.
     pub fn track_consumer(&mut self, ca: &ConsumerAssignment, deleted: bool) {
-        self.checked.set(false);
         if self.disabled {
             return;
         }
-        track(&mut self.consumers, ca.key(), ca.clone(), deleted);
+        self.consumers.track(ca.key(), ca.clone(), deleted);
     }
 
     /// Record whatever `entry` proposes; call only after the propose succeeded.
@@ -119,67 +160,63 @@ impl Inflight {
 
     /// One stream proposal applied: decrement, dropping the key at zero. No-op on followers.
     pub fn remove_stream(&mut self, key: &StreamKey) {
-        self.checked.set(false);
-        untrack(&mut self.streams, key);
+        self.streams.untrack(key);
     }
 
     /// One consumer proposal applied. Called unconditionally, even when the parent stream is
     /// missing (the §5.5 leak fix).
     pub fn remove_consumer(&mut self, key: &ConsumerKey) {
-        self.checked.set(false);
-        untrack(&mut self.consumers, key);
+        self.consumers.untrack(key);
     }
 
     /// Leadership changed (gained or lost): nothing inflight will be applied as tracked.
     pub fn clear(&mut self) {
-        self.checked.set(false);
         self.streams.clear();
         self.consumers.clear();
     }
 
     /// Nothing tracked: true on followers, and on an idle leader (L4).
     pub fn is_empty(&self) -> bool {
-        self.streams.is_empty() && self.consumers.is_empty()
+        self.streams.ops.is_empty() && self.consumers.ops.is_empty()
     }
 
     /// The raw inflight entry of a stream, ignoring the applied state.
     pub fn stream(&self, key: &StreamKey) -> Option<&InflightOp<StreamAssignment>> {
-        self.streams.get(key)
+        self.streams.ops.get(key)
     }
 
     /// The raw inflight entry of a consumer.
     pub fn consumer(&self, key: &ConsumerKey) -> Option<&InflightOp<ConsumerAssignment>> {
-        self.consumers.get(key)
+        self.consumers.ops.get(key)
     }
 
     /// All inflight stream entries, by key.
     pub fn streams(&self) -> impl Iterator<Item = (&StreamKey, &InflightOp<StreamAssignment>)> {
-        self.streams.iter()
+        self.streams.ops.iter()
     }
 
     /// All inflight consumer entries, by key.
     pub fn consumers(&self) -> impl Iterator<Item = (&ConsumerKey, &InflightOp<ConsumerAssignment>)> {
-        self.consumers.iter()
+        self.consumers.ops.iter()
     }
 
     /// Spec S9's per-entry part: every entry has ops ≥ 1 and is keyed by its assignment.
+    /// Only the entries written since the last pass are read (see [`Tracked`]).
     pub fn check(&self) -> Result<(), String> {
-        if self.checked.get() {
-            return Ok(());
-        }
-        for (key, op) in &self.streams {
+        let stream = self.streams.first_bad(|key, op| {
             let sa = &op.assignment;
-            if op.ops == 0 || sa.account != key.account || sa.name != key.name {
-                return Err(format!("inflight stream {key}: ops {} for {}", op.ops, sa.key()));
-            }
+            op.ops == 0 || sa.account != key.account || sa.name != key.name
+        });
+        if let Some((key, op)) = stream {
+            return Err(format!("inflight stream {key}: ops {} for {}", op.ops, op.assignment.key()));
         }
-        for (key, op) in &self.consumers {
+        let consumer = self.consumers.first_bad(|key, op| {
             let ca = &op.assignment;
-            if op.ops == 0 || ca.account != key.account || ca.stream != key.stream || ca.name != key.name {
-                return Err(format!("inflight consumer {key}: ops {} for {}", op.ops, ca.key()));
-            }
+            op.ops == 0 || ca.account != key.account || ca.stream != key.stream || ca.name != key.name
+        });
+        if let Some((key, op)) = consumer {
+            return Err(format!("inflight consumer {key}: ops {} for {}", op.ops, op.assignment.key()));
         }
-        self.checked.set(true);
         Ok(())
     }
 
@@ -189,7 +226,7 @@ impl Inflight {
         account: &'a str,
     ) -> impl Iterator<Item = (&'a StreamKey, &'a InflightOp<StreamAssignment>)> + 'a {
         let from = StreamKey::new(account, "");
-        self.streams.range(from..).take_while(move |(k, _)| k.account == account)
+        self.streams.ops.range(from..).take_while(move |(k, _)| k.account == account)
     }
 
     /// One stream's tracked consumers, by name.
@@ -201,7 +238,10 @@ impl Inflight {
         'a: 'k,
     {
         let from = ConsumerKey::new(stream.account.clone(), stream.name.clone(), "");
-        self.consumers.range(from..).take_while(move |(k, _)| k.account == stream.account && k.stream == stream.name)
+        self.consumers
+            .ops
+            .range(from..)
+            .take_while(move |(k, _)| k.account == stream.account && k.stream == stream.name)
     }
 }
 
@@ -222,25 +262,40 @@ mod tests {
         }
     }
 
-    /// The structure is walked again after any change: a passing check is remembered only
-    /// until the next `&mut self` call.
+    /// The entries written since the last pass are checked again, wherever they were filed.
     #[test]
-    fn a_change_makes_the_structure_checked_again() {
+    fn a_write_makes_its_entry_checked_again() {
         let mut inflight = Inflight::default();
-        inflight.track_stream(&stream("S1"), false);
+        for name in ["S1", "S2", "S3"] {
+            inflight.track_stream(&stream(name), false);
+        }
         assert_eq!(inflight.check(), Ok(()));
-        // What a faulty track would leave: an op filed under another stream's key.
-        let wrong = InflightOp { ops: 1, deleted: false, assignment: stream("S1"), reassigning: false };
-        inflight.streams.insert(StreamKey::new("A", "X"), wrong);
-        inflight.track_stream(&stream("S2"), false);
+        assert!(inflight.streams.unchecked.borrow().is_empty(), "a pass forgets the writes");
+        // What a faulty track_stream would leave: an op filed under another stream's key.
+        inflight.streams.track(StreamKey::new("A", "X"), stream("S1"), false);
         let refused = inflight.check().expect_err("filed under the wrong key");
         assert!(refused.starts_with("inflight stream A:X: ops 1 for A:S1"), "{refused}");
-        inflight.streams.remove(&StreamKey::new("A", "X"));
-        inflight.remove_stream(&StreamKey::new("A", "S2"));
+        assert_eq!(inflight.check(), Err(refused), "a failure is found again");
+        inflight.remove_stream(&StreamKey::new("A", "X"));
         assert_eq!(inflight.check(), Ok(()));
-        let zero = InflightOp { ops: 0, deleted: false, assignment: stream("S3"), reassigning: false };
-        inflight.streams.insert(StreamKey::new("A", "S3"), zero);
+        // A faulty untrack that left an op of no proposals behind.
+        inflight.streams.get_mut(&StreamKey::new("A", "S2")).expect("tracked").ops = 0;
+        assert!(inflight.check().expect_err("no ops").starts_with("inflight stream A:S2: ops 0"));
         inflight.clear();
         assert_eq!(inflight.check(), Ok(()), "cleared");
+        // Consumers the same way.
+        let mut ca = ConsumerAssignment {
+            account: "A".into(),
+            stream: "S1".into(),
+            name: "c".into(),
+            created_ms: 1,
+            config_json: Vec::new(),
+            group: RaftGroup { name: "C-R1-c".into(), peers: vec![0], preferred: Some(0), joiners: vec![] },
+        };
+        inflight.track_consumer(&ca, false);
+        assert_eq!(inflight.check(), Ok(()));
+        ca.name = "d".into();
+        inflight.consumers.track(ConsumerKey::new("A", "S1", "c"), ca, false);
+        assert!(inflight.check().expect_err("wrong key").starts_with("inflight consumer A:S1:c"));
     }
 }
