@@ -333,7 +333,7 @@ impl RaftNode {
         }
     }
 
-    /// The earliest local time at which [`Self::tick`] may do more than [`Self::raise_clock`]
+    /// The earliest local time at which [`Self::tick`] may do more than [`Self::raise_clock_to`]
     /// does, while no input reaches the node: its heartbeat or election deadline, the first
     /// time a follower's contact could lapse (a leader then tests its quorum), a rescue's
     /// expiry; 0 when the gap the last tick recorded is not today's. Early, never late: a tick
@@ -352,9 +352,9 @@ impl RaftNode {
         self.rescue.map_or(timer_ms, |r| timer_ms.min(r.expires_ms))
     }
 
-    /// What a tick before [`Self::tick_due_ms`] does: the local clock moves on.
-    pub fn raise_clock(&mut self, now_ms: u64) {
-        debug_assert!(now_ms.max(self.clock_ms) < self.tick_due_ms(), "a tick was due at {now_ms}");
+    /// What a tick before [`Self::tick_due_ms`] does: the local clock moves on. A driver may
+    /// do it late, before the node's next input, as no output depends on it till then.
+    pub fn raise_clock_to(&mut self, now_ms: u64) {
         self.clock_ms = self.clock_ms.max(now_ms);
     }
 

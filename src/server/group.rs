@@ -144,9 +144,11 @@ impl Group {
         self.slot = slot;
     }
 
-    /// One line of state for failure reports.
-    pub fn describe(&self, now_ms: u64) -> String {
+    /// One line of state for failure reports, at `now_ms`, with the local clock raised to
+    /// `clock_floor_ms` (see [`GroupSet::tick_walk`](super::group_set::GroupSet::tick_walk)).
+    pub fn describe(&self, now_ms: u64, clock_floor_ms: u64) -> String {
         let n = &self.node;
+        let (contact_ms, clock_ms) = n.leader_contact_ms();
         format!(
             "{:?} term {} peers {:?} leader {:?} commit {} applied {} last {} current {} (now {now_ms}, contact/clock {:?}) persisting {}",
             n.role(),
@@ -157,7 +159,7 @@ impl Group {
             self.applied.index,
             n.last_index(),
             n.current(now_ms),
-            n.leader_contact_ms(),
+            (contact_ms, clock_ms.max(clock_floor_ms)),
             self.pipeline.describe()
         )
     }

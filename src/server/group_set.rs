@@ -72,6 +72,9 @@ pub struct GroupSet {
     all_touched_in: u64,
     /// By slot: what the tick's walks remember of each stream and consumer group.
     ticks: Vec<TickMark>,
+    /// The time of the last tick. Every group's clock counts as at least this; the tick leaves
+    /// it to [`held_mut`] to raise the clocks of the groups it passes over.
+    clock_floor_ms: u64,
     /// Debug builds: each asset group's raft stamp and applied state as the input began, by
     /// slot, so that [`GroupSet::assert_changes_touched`] can prove at its end that every
     /// group it changed counts as touched (what the settle and the check memo rely on).
@@ -95,6 +98,7 @@ impl Default for GroupSet {
             input: 0,
             all_touched_in: 0,
             ticks: vec![TickMark::default()],
+            clock_floor_ms: 0,
             #[cfg(debug_assertions)]
             at_input: BTreeMap::new(),
         }
@@ -157,8 +161,13 @@ fn held(slots: &[Option<Group>], slot: u32) -> &Group {
     slots[slot as usize].as_ref().expect("a named slot holds its group")
 }
 
-fn held_mut(slots: &mut [Option<Group>], slot: u32) -> &mut Group {
-    slots[slot as usize].as_mut().expect("a named slot holds its group")
+/// The group in `slot`, to change: its clock first raised to `clock_floor_ms`, the time of
+/// the last tick, which passes over most groups without raising their clocks (see
+/// [`GroupSet::tick_walk`]).
+fn held_mut(slots: &mut [Option<Group>], slot: u32, clock_floor_ms: u64) -> &mut Group {
+    let group = slots[slot as usize].as_mut().expect("a named slot holds its group");
+    group.node.raise_clock_to(clock_floor_ms);
+    group
 }
 
 /// A walk over the groups in name order, yielding each name with its group.
@@ -237,6 +246,12 @@ impl GroupSet {
         self.meta.as_mut()
     }
 
+    /// The time of the last tick, to which the clocks of the groups it passed over are raised
+    /// when they are handed out.
+    pub fn clock_floor_ms(&self) -> u64 {
+        self.clock_floor_ms
+    }
+
     /// The slot of the asset group named `name` (not the meta group's name).
     fn slot_of(&self, name: &str) -> Option<u32> {
         self.slot_by_name.get(name).copied()
@@ -255,7 +270,7 @@ impl GroupSet {
         }
         let slot = self.slot_of(name)?;
         self.touch(slot);
-        Some(held_mut(&mut self.slots, slot))
+        Some(held_mut(&mut self.slots, slot, self.clock_floor_ms))
     }
 
     /// Records the live asset group in `slot` as touched, in name order.
@@ -308,13 +323,13 @@ impl GroupSet {
         self.all_touched_in = self.input;
         let (before, after) = self.in_order.split_at(self.before_meta);
         for (name, slot) in before {
-            f(name, held_mut(&mut self.slots, *slot));
+            f(name, held_mut(&mut self.slots, *slot, self.clock_floor_ms));
         }
         if let Some(meta) = self.meta.as_mut() {
             f(META, meta);
         }
         for (name, slot) in after {
-            f(name, held_mut(&mut self.slots, *slot));
+            f(name, held_mut(&mut self.slots, *slot, self.clock_floor_ms));
         }
     }
 
@@ -325,7 +340,7 @@ impl GroupSet {
         let mut changed = Vec::new();
         let (before, after) = self.in_order.split_at(self.before_meta);
         for (_, slot) in before {
-            if f(held_mut(&mut self.slots, *slot)) {
+            if f(held_mut(&mut self.slots, *slot, self.clock_floor_ms)) {
                 changed.push(*slot);
             }
         }
@@ -333,7 +348,7 @@ impl GroupSet {
             f(meta);
         }
         for (_, slot) in after {
-            if f(held_mut(&mut self.slots, *slot)) {
+            if f(held_mut(&mut self.slots, *slot, self.clock_floor_ms)) {
                 changed.push(*slot);
             }
         }
@@ -344,7 +359,7 @@ impl GroupSet {
     pub fn assets_marking(&mut self, mut f: impl FnMut(&str, &mut Group) -> bool) {
         let mut changed = Vec::new();
         for (name, slot) in &self.in_order {
-            if f(name, held_mut(&mut self.slots, *slot)) {
+            if f(name, held_mut(&mut self.slots, *slot, self.clock_floor_ms)) {
                 changed.push(*slot);
             }
         }
@@ -357,32 +372,38 @@ impl GroupSet {
     }
 
     /// The tick's walk over every group, in name order, as [`Self::for_each_marking`], with
-    /// `f(group, due)`. A group is due when an input reached it since the tick's last visit,
-    /// or when its [`Group::tick_due_ms`] has come (the meta group always is); then `f` does
-    /// the tick's work and says whether it changed the group. Otherwise nothing about the group
-    /// moved since a visit that found nothing to do before its due time, so the tick would
-    /// only raise its clock, and `f` must do no more (and return false): told so from a dense
-    /// mark, the walk reads nothing else of the group, where reading a whole group of
-    /// thousands was most of a tick.
-    pub fn tick_walk(&mut self, now_ms: u64, mut f: impl FnMut(&mut Group, bool) -> bool) {
+    /// `f(Some(group))` for a group that is due: one an input reached since the tick's last
+    /// visit, or whose [`Group::tick_due_ms`] has come (the meta group always is). `f` does the
+    /// tick's work and says whether it changed the group. Nothing about any other group moved
+    /// since a visit that found nothing to do before its due time, so the tick would only raise
+    /// its clock: `f(None)` stands for it, and the walk reads nothing of the group, told so
+    /// from a dense mark (reading a whole group of thousands was most of a tick). Its clock is
+    /// raised when it is next handed out (see [`held_mut`]).
+    pub fn tick_walk(&mut self, now_ms: u64, mut f: impl FnMut(Option<&mut Group>) -> bool) {
+        assert!(now_ms >= self.clock_floor_ms, "the tick's clock went back");
+        self.clock_floor_ms = now_ms;
         let mut changed = Vec::new();
         for at in 0..=self.in_order.len() {
             if at == self.before_meta {
                 if let Some(meta) = self.meta.as_mut() {
-                    f(meta, true);
+                    f(Some(meta));
                 }
             }
             let Some(&(_, slot)) = self.in_order.get(at) else { break };
             let mark = self.ticks[slot as usize];
             let due = mark.due_ms <= now_ms || self.reached_since(slot, mark.visited_in);
-            let group = held_mut(&mut self.slots, slot);
             if !due {
-                debug_assert!(!group.settle_due() && group.node.leader() == mark.leading, "{}", group.name);
-                let acted = f(group, false);
-                debug_assert!(!acted, "{}: a group passed over changed", group.name);
+                if cfg!(debug_assertions) {
+                    let group = held(&self.slots, slot);
+                    assert!(!group.settle_due() && group.node.leader() == mark.leading, "{}", group.name);
+                    assert!(now_ms < group.node.tick_due_ms(), "{}: passed over with a tick due", group.name);
+                }
+                let acted = f(None);
+                debug_assert!(!acted, "a group passed over changed");
                 continue;
             }
-            if f(group, true) {
+            let group = held_mut(&mut self.slots, slot, self.clock_floor_ms);
+            if f(Some(group)) {
                 changed.push(slot);
             }
             let leading = group.node.leader();
@@ -413,11 +434,15 @@ impl GroupSet {
                 continue;
             }
             if mark.quiet_in != 0 && mark.quiet_generation == generation && !self.reached_since(slot, mark.quiet_in) {
-                debug_assert_eq!(f(name, held_mut(&mut self.slots, slot)), LeaderVisit::Quiet, "{name} was quiet");
+                debug_assert_eq!(
+                    f(name, held_mut(&mut self.slots, slot, self.clock_floor_ms)),
+                    LeaderVisit::Quiet,
+                    "{name} was quiet"
+                );
                 passed += 1;
                 continue;
             }
-            let visit = f(name, held_mut(&mut self.slots, slot));
+            let visit = f(name, held_mut(&mut self.slots, slot, self.clock_floor_ms));
             let (quiet_in, quiet_generation) = match visit {
                 LeaderVisit::Quiet => (self.input, generation),
                 LeaderVisit::Changed | LeaderVisit::Again => (0, 0),
@@ -475,13 +500,13 @@ impl GroupSet {
         let split = self.touched_sides().0.len();
         let (before, after) = self.touched.split_at(split);
         for &slot in before {
-            f(held_mut(&mut self.slots, slot));
+            f(held_mut(&mut self.slots, slot, self.clock_floor_ms));
         }
         if let Some(meta) = self.meta.as_mut() {
             f(meta);
         }
         for &slot in after {
-            f(held_mut(&mut self.slots, slot));
+            f(held_mut(&mut self.slots, slot, self.clock_floor_ms));
         }
     }
 
@@ -494,8 +519,11 @@ impl GroupSet {
         if let Some(slot) = self.slot_of(&name) {
             // The name's slot takes the new group; the old one goes back to the caller.
             group.set_slot(slot);
-            let old = self.slots[slot as usize].replace(group);
+            let mut old = self.slots[slot as usize].replace(group);
             self.touch(slot);
+            if let Some(old) = &mut old {
+                old.node.raise_clock_to(self.clock_floor_ms);
+            }
             return old;
         }
         let slot = match self.free.pop() {
@@ -534,7 +562,11 @@ impl GroupSet {
         self.touched.retain(|&touched| touched != slot);
         self.renumber_from(at);
         self.free.push(slot);
-        self.slots[slot as usize].take()
+        let mut group = self.slots[slot as usize].take();
+        if let Some(group) = &mut group {
+            group.node.raise_clock_to(self.clock_floor_ms);
+        }
+        group
     }
 
     /// The places of the groups from `at` on, after one came or went there. The groups keep
@@ -612,11 +644,8 @@ mod tests {
     fn tick(set: &mut GroupSet, now_ms: u64) -> Vec<String> {
         set.begin_input();
         let mut due = Vec::new();
-        set.tick_walk(now_ms, |g, is_due| {
-            if !is_due {
-                g.node.raise_clock(now_ms);
-                return false;
-            }
+        set.tick_walk(now_ms, |g| {
+            let Some(g) = g else { return false };
             due.push(g.name.clone());
             settle(g);
             g.node.tick(now_ms, &mut ChaCha8Rng::seed_from_u64(now_ms));
@@ -667,6 +696,29 @@ mod tests {
         let _ = set.get_mut("S-l");
         let _ = set.get_mut("x");
         assert_eq!(leaders(&mut set, 2), 2, "reached since: x may lead now, and S-l may have work");
+    }
+
+    /// A group the tick passes over reads its clock as of that tick once it is handed out,
+    /// by any way out of the set, as if the tick had raised it.
+    #[test]
+    fn a_group_passed_over_has_its_clock_raised_when_handed_out() {
+        let clock = |g: &Group| g.node.leader_contact_ms().1;
+        let mut set = GroupSet::default();
+        for name in ["S-a", "S-b", "S-c", "S-d"] {
+            set.insert(name.to_string(), group(name));
+        }
+        assert_eq!(tick(&mut set, 100).len(), 4, "never visited");
+        assert_eq!(tick(&mut set, 700), Vec::<String>::new());
+        assert_eq!(clock(set.get("S-a").unwrap()), 100, "passed over: not raised yet");
+        assert_eq!(clock(set.get_mut("S-a").unwrap()), 700, "raised when handed out");
+        let mut seen = Vec::new();
+        set.for_each_mut(|name, g| seen.push((name.to_string(), clock(g))));
+        assert!(seen.iter().all(|(_, ms)| *ms == 700), "{seen:?}");
+        assert_eq!(tick(&mut set, 800).len(), 4, "all handed out since");
+        assert_eq!(tick(&mut set, 900), Vec::<String>::new());
+        assert_eq!(clock(&set.remove("S-b").unwrap()), 900, "raised when taken out");
+        let old = set.insert("S-c".to_string(), group("S-c")).expect("replaced");
+        assert_eq!(clock(&old), 900, "raised when replaced");
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl Server {
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
+
+    /// One line of state of one of this server's groups, for failure reports.
+    pub fn describe_group(&self, group: &Group) -> String {
+        group.describe(self.now_ms, self.groups.clock_floor_ms())
+    }
 }
 
 impl Node for Server {

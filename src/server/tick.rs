@@ -49,14 +49,11 @@ impl Server {
         let tokens = &mut self.tokens;
         // Most ticks of most groups change nothing a settle or a check looks at (no timer is
         // due): only those that did count as touched, and a group with nothing due that no
-        // input reached since the last tick only has its clock raised. Every group forks its
-        // generator all the same, so the run's RNG moves on as it always has.
-        self.groups.tick_walk(now, |group, due| {
+        // input reached since the last tick is passed over (its clock is raised later). Every
+        // group forks its generator all the same, so the run's RNG moves on as it always has.
+        self.groups.tick_walk(now, |group| {
             let mut rng = forked_rng(env);
-            if !due {
-                group.node.raise_clock(now);
-                return false;
-            }
+            let Some(group) = group else { return false };
             let stamp = group.node.stamp();
             group.node.tick(now, &mut rng);
             let retried = group.retry_blocked(env, tokens);

@@ -275,7 +275,7 @@ fn group_live(asset: &AssetGroup<'_>, members: &[(u32, &Server)]) -> Result<(), 
     let [(leader, commit)] = leaders[..] else {
         let states: Vec<String> = members
             .iter()
-            .filter_map(|(id, s)| s.group(name).map(|g| format!("n{id}: {}", g.describe(s.now_ms()))))
+            .filter_map(|(id, s)| s.group(name).map(|g| format!("n{id}: {}", s.describe_group(g))))
             .collect();
         let ids: Vec<u32> = leaders.iter().map(|l| l.0).collect();
         let message = format!("group {name} has leaders {ids:?} after heal; members: {}", states.join("; "));
@@ -293,7 +293,7 @@ fn group_live(asset: &AssetGroup<'_>, members: &[(u32, &Server)]) -> Result<(), 
             None => server.stream_health(&asset.stream).map_err(|e| format!("stream {}: {e}", asset.stream)),
         };
         if let Err(e) = health {
-            return fail("meta-asset-healthy", *id, format!("{e}; {name} here: {}", g.describe(server.now_ms())));
+            return fail("meta-asset-healthy", *id, format!("{e}; {name} here: {}", server.describe_group(g)));
         }
     }
     Ok(())

@@ -257,10 +257,8 @@ fn one_meta_leader(members: &[(u32, &Server)]) -> Result<u32, CheckFailure> {
     if let [leader] = leaders[..] {
         return Ok(leader);
     }
-    let states: Vec<String> = members
-        .iter()
-        .map(|(i, s)| format!("n{i}: {}", s.meta_group().expect("member").describe(s.now_ms())))
-        .collect();
+    let states: Vec<String> =
+        members.iter().map(|(i, s)| format!("n{i}: {}", s.describe_group(s.meta_group().expect("member")))).collect();
     let message = format!("{} leaders after heal: {leaders:?}; {}", leaders.len(), states.join("; "));
     Err(CheckFailure::new("raft-liveness-leader", None, message))
 }
@@ -286,7 +284,7 @@ fn member_follows(id: u32, server: &Server, leader: u32, commit: u64) -> Result<
         return fail(
             "raft-liveness-current",
             id,
-            format!("does not report current(): {}", group.describe(server.now_ms())),
+            format!("does not report current(): {}", server.describe_group(group)),
         );
     }
     Ok(())
