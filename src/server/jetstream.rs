@@ -55,11 +55,21 @@ impl DesiredGroups {
     }
 }
 
-/// Put in name order; of a name given twice, the last group stays.
+/// Put in name order; of a name given twice, the last group stays. Sorted in place: the
+/// groups are rebuilt on every change of a server's assets, thousands of them at a time.
 impl FromIterator<RaftGroup> for DesiredGroups {
     fn from_iter<I: IntoIterator<Item = RaftGroup>>(groups: I) -> Self {
-        let by_name: BTreeMap<String, RaftGroup> = groups.into_iter().map(|g| (g.name.clone(), g)).collect();
-        DesiredGroups(by_name.into_values().collect())
+        let mut groups: Vec<RaftGroup> = groups.into_iter().collect();
+        // Stable: a name given twice keeps its groups in the order given.
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut kept: Vec<RaftGroup> = Vec::with_capacity(groups.len());
+        for group in groups {
+            match kept.last_mut() {
+                Some(last) if last.name == group.name => *last = group,
+                _ => kept.push(group),
+            }
+        }
+        DesiredGroups(kept)
     }
 }
 
@@ -894,4 +904,25 @@ fn describe(outcome: &Outcome) -> String {
 /// Whether a local effect is about a stream (else a consumer).
 fn effect_on_stream(effect: &Effect) -> bool {
     matches!(effect, Effect::RunStream { .. } | Effect::StopStream { .. } | Effect::RemoveLocalStream { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_groups_are_in_name_order_and_the_last_of_a_name_stays() {
+        let group = |name: &str, peer: PeerId| RaftGroup {
+            name: name.into(),
+            peers: vec![peer],
+            preferred: None,
+            joiners: vec![],
+        };
+        let desired: DesiredGroups =
+            [group("b", 1), group("a", 1), group("c", 1), group("a", 2), group("a", 3)].into_iter().collect();
+        let found: Vec<(&str, PeerId)> = desired.iter().map(|g| (g.name.as_str(), g.peers[0])).collect();
+        assert_eq!(found, [("a", 3), ("b", 1), ("c", 1)]);
+        assert_eq!(desired.get("a").map(|g| g.peers[0]), Some(3));
+        assert!(!desired.contains_key("d"));
+    }
 }
