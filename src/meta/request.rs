@@ -28,15 +28,18 @@ pub const MAX_NAME_LEN: usize = 255;
 /// astronomically rare, so hitting the bound means the RNG is broken.
 const NAME_ATTEMPTS: usize = 16;
 
-/// An API request the meta leader turns into a proposal.
+/// An API request the meta leader turns into a proposal. Configs are encoded as bytes (the
+/// same bytes in bincode as a sequence of `u8`, and in one write to a digest).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaRequest {
     CreateStream {
         account: String,
+        #[serde(with = "serde_bytes")]
         config_json: Vec<u8>,
     },
     UpdateStream {
         account: String,
+        #[serde(with = "serde_bytes")]
         config_json: Vec<u8>,
     },
     DeleteStream {
@@ -46,6 +49,7 @@ pub enum MetaRequest {
     CreateConsumer {
         account: String,
         stream: String,
+        #[serde(with = "serde_bytes")]
         config_json: Vec<u8>,
     },
     DeleteConsumer {
