@@ -37,27 +37,19 @@ impl GroupNames {
     fn count(streams: &BTreeMap<StreamKey, StreamAssignment>) -> Uses {
         let mut uses = Uses::default();
         uses.reserve(streams.values().map(|sa| 1 + sa.consumers.len()).sum());
-        for sa in streams.values() {
-            for group in std::iter::once(&sa.group).chain(sa.consumers.values().map(|ca| &ca.group)) {
-                *uses.entry(CompactString::from(group.name.as_str())).or_default() += 1;
-            }
+        for group in streams.values().flat_map(StreamAssignment::groups) {
+            *uses.entry(CompactString::from(group.name.as_str())).or_default() += 1;
         }
         uses
     }
 
     /// The stream's group and its consumers' groups.
     pub(super) fn add_stream(&mut self, sa: &StreamAssignment) {
-        self.add(&sa.group.name);
-        for ca in sa.consumers.values() {
-            self.add(&ca.group.name);
-        }
+        sa.groups().for_each(|group| self.add(&group.name));
     }
 
     pub(super) fn remove_stream(&mut self, sa: &StreamAssignment) {
-        self.remove(&sa.group.name);
-        for ca in sa.consumers.values() {
-            self.remove(&ca.group.name);
-        }
+        sa.groups().for_each(|group| self.remove(&group.name));
     }
 
     pub(super) fn add(&mut self, group: &str) {

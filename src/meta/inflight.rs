@@ -120,11 +120,7 @@ impl Inflight {
             // consumer re-created on a new incarnation of the stream would reuse the raft group
             // of an inflight one whose files the delete removes on some members (found by
             // seed 666; NATS keeps such entries, see the notes). Their ops still drain on apply.
-            let from = ConsumerKey::new(key.account.clone(), key.name.clone(), "");
-            let of_stream: Vec<ConsumerKey> = (self.consumers.ops.range(from..).map(|(k, _)| k))
-                .take_while(|k| k.account == key.account && k.stream == key.name)
-                .cloned()
-                .collect();
+            let of_stream: Vec<ConsumerKey> = self.consumers_of(&key).map(|(k, _)| k.clone()).collect();
             for consumer in &of_stream {
                 self.consumers.get_mut(consumer).expect("just listed").deleted = true;
             }

@@ -210,6 +210,11 @@ pub struct StreamAssignment {
 }
 
 impl StreamAssignment {
+    /// The stream's group, then its consumers' groups, by consumer name.
+    pub fn groups(&self) -> impl Iterator<Item = &RaftGroup> {
+        std::iter::once(&self.group).chain(self.consumers.values().map(|ca| &ca.group))
+    }
+
     /// Whether the stream runs a raft group here. An R1 stream does not; an R>1 stream does
     /// even when a peer removal left its group with a single member (NATS: a group with
     /// `Desired` set keeps its node), so its messages stay in the group it had, and so does a

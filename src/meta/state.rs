@@ -3,7 +3,7 @@
 //! [`Effect`]s: what the driver must do to this server's local assets and groups.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::config_memo::StreamSubjects;
 use super::entry::{MetaEntry, Reply};
@@ -588,25 +588,11 @@ impl MetaState {
         self.streams.values().filter(|sa| sa.sync.is_empty()).map(StreamAssignment::key).collect()
     }
 
-    /// Every group name in the applied state, streams and consumers.
-    pub fn group_names(&self) -> BTreeSet<&str> {
-        let mut names = BTreeSet::new();
-        for sa in self.streams.values() {
-            names.insert(sa.group.name.as_str());
-            names.extend(sa.consumers.values().map(|ca| ca.group.name.as_str()));
-        }
-        names
-    }
-
     /// The applied group named `name`, a stream's or a consumer's. A name no assignment uses
     /// (a leader's fresh name, nearly always) is told from the kept names; one in use is
     /// found by a walk, for rare events only (a server re-placed off a group).
     pub fn group(&self, name: &str) -> Option<&RaftGroup> {
-        let walk = || {
-            self.streams.values().find_map(|sa| {
-                std::iter::once(&sa.group).chain(sa.consumers.values().map(|ca| &ca.group)).find(|g| g.name == name)
-            })
-        };
+        let walk = || self.streams.values().flat_map(StreamAssignment::groups).find(|g| g.name == name);
         if !self.group_names.contains(name, &self.streams) {
             debug_assert!(walk().is_none(), "{name} is used but not kept");
             return None;

@@ -519,12 +519,9 @@ impl GroupSet {
         if let Some(slot) = self.slot_of(&name) {
             // The name's slot takes the new group; the old one goes back to the caller.
             group.set_slot(slot);
-            let mut old = self.slots[slot as usize].replace(group);
+            let old = self.slots[slot as usize].replace(group);
             self.touch(slot);
-            if let Some(old) = &mut old {
-                old.node.raise_clock_to(self.clock_floor_ms);
-            }
-            return old;
+            return self.handed_back(old);
         }
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -562,7 +559,12 @@ impl GroupSet {
         self.touched.retain(|&touched| touched != slot);
         self.renumber_from(at);
         self.free.push(slot);
-        let mut group = self.slots[slot as usize].take();
+        let group = self.slots[slot as usize].take();
+        self.handed_back(group)
+    }
+
+    /// A group that leaves the set, its clock raised as [`held_mut`] raises it.
+    fn handed_back(&self, mut group: Option<Group>) -> Option<Group> {
         if let Some(group) = &mut group {
             group.node.raise_clock_to(self.clock_floor_ms);
         }
