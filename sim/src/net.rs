@@ -48,12 +48,12 @@ impl Default for LinkProfile {
 }
 
 /// One message's fate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
     /// Dropped for the reason given.
     Dropped(DropReason),
-    /// Delivered once per delay in the list (two entries when duplicated).
-    Deliver(Vec<u64>),
+    /// Delivered after `delay_ns`, and once more after `copy_ns` when duplicated.
+    Deliver { delay_ns: u64, copy_ns: Option<u64> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,34 +168,38 @@ impl Network {
 
     /// One-way latency of a message on this link, in nanoseconds.
     pub fn latency_ns(&self, from: NodeIndex, to: NodeIndex, rng: &mut impl Rng) -> u64 {
-        let link = self.link(from, to);
-        let extra_us = math::exponential(link.latency_mean_us as f64, rng.gen::<f64>());
-        // Bounded so a pathological draw cannot push delivery past any sane horizon.
-        let extra_us = extra_us.min(link.latency_mean_us as f64 * 50.0) as u64;
-        (link.latency_min_us + extra_us) * 1_000
+        latency_from_draw_ns(self.link(from, to), rng.gen::<f64>())
     }
 
-    /// Decide what happens to a message sent now from `from` to `to`. Loss and duplication are
-    /// drawn even when the answer is already known, so that a partition does not shift every
-    /// later random choice of the run.
+    /// Decide what happens to a message sent now from `from` to `to`. Loss, duplication and
+    /// both copies' latencies are drawn even when the answer is already known, so that a
+    /// partition does not shift every later random choice of the run; a latency nobody uses
+    /// is drawn but not worked out.
     pub fn fate(&self, from: NodeIndex, to: NodeIndex, rng: &mut impl Rng) -> Fate {
         let link = *self.link(from, to);
         let lost = rng.gen_range(0..1_000_000) < link.loss_ppm;
         let duplicated = rng.gen_range(0..1_000_000) < link.duplicate_ppm;
-        let first = self.latency_ns(from, to, rng);
-        let second = self.latency_ns(from, to, rng);
+        let first_draw = rng.gen::<f64>();
+        let copy_draw = rng.gen::<f64>();
         if self.is_cut(from, to) {
             return Fate::Dropped(DropReason::Partitioned);
         }
         if lost {
             return Fate::Dropped(DropReason::Lost);
         }
-        if duplicated {
-            Fate::Deliver(vec![first, second])
-        } else {
-            Fate::Deliver(vec![first])
+        Fate::Deliver {
+            delay_ns: latency_from_draw_ns(&link, first_draw),
+            copy_ns: duplicated.then(|| latency_from_draw_ns(&link, copy_draw)),
         }
     }
+}
+
+/// A latency on `link` from a uniform draw in [0, 1): the floor plus an exponential tail,
+/// bounded so a pathological draw cannot push delivery past any sane horizon.
+pub fn latency_from_draw_ns(link: &LinkProfile, draw: f64) -> u64 {
+    let mean_us = link.latency_mean_us as f64;
+    let extra_us = math::exponential_whole(mean_us, draw, mean_us * 50.0);
+    (link.latency_min_us + extra_us) * 1_000
 }
 
 #[cfg(test)]
@@ -230,7 +234,7 @@ mod tests {
         for _ in 0..10_000 {
             match net.fate(0, 1, &mut rng) {
                 Fate::Dropped(DropReason::Lost) => lost += 1,
-                Fate::Deliver(d) if d.len() == 2 => dup += 1,
+                Fate::Deliver { copy_ns: Some(_), .. } => dup += 1,
                 _ => {}
             }
         }

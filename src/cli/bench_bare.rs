@@ -38,12 +38,10 @@ impl Agenda {
     }
 }
 
-/// The world's latency model (a floor plus an exponential tail, capped at 50 means), drawn
-/// the same way so both loops deliver about as many messages.
+/// The world's latency model (a floor plus an exponential tail, capped at 50 means), worked
+/// out by the same function so both loops deliver about as many messages at the same cost each.
 fn latency_ns(link: &LinkProfile, rng: &mut ChaCha8Rng) -> u64 {
-    let mean = link.latency_mean_us as f64;
-    let extra_us = sim::math::exponential(mean, rng.gen::<f64>()).min(mean * 50.0) as u64;
-    (link.latency_min_us + extra_us) * 1_000
+    sim::net::latency_from_draw_ns(link, rng.gen::<f64>())
 }
 
 /// Messages delivered and wall time of `nodes` nodes each sending to every peer every

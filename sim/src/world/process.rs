@@ -46,13 +46,12 @@ fn send<S: System>(w: &mut WorldState<S>, from: NodeIndex, to: NodeIndex, msg: M
             let digest = hash::digest(&msg);
             w.record(from, "drop", digest, || format!("to n{to}: {}", reason.as_str()));
         }
-        Fate::Deliver(delays) => {
-            // Only a duplicate clones the message: the last copy takes it.
-            let copies = delays.len();
-            let mut msg = Some(msg);
-            for (copy, delay) in delays.into_iter().enumerate() {
-                let msg = if copy + 1 == copies { msg.take() } else { msg.clone() }.expect("kept for the last copy");
-                w.agenda.at(w.now_ns + delay, Event::Deliver { from, to, msg: Box::new(msg) });
+        Fate::Deliver { delay_ns, copy_ns } => {
+            // Only a duplicate clones the message; it is scheduled second, as it always was.
+            let copy = copy_ns.map(|copy_ns| (copy_ns, msg.clone()));
+            w.agenda.at(w.now_ns + delay_ns, Event::Deliver { from, to, msg: Box::new(msg) });
+            if let Some((copy_ns, copy)) = copy {
+                w.agenda.at(w.now_ns + copy_ns, Event::Deliver { from, to, msg: Box::new(copy) });
             }
         }
     }
