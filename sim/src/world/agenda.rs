@@ -1,15 +1,13 @@
 //! The world's event queue: what happens next, in simulated time.
 //!
-//! A binary heap of (time, tie-break, slot) keys over a slab of events, so a sift moves three
-//! integers and never a message. Events of one instant come out in an order drawn from the
+//! A four-way heap of (time, tie-break) keys with their slots over a slab of events, so a sift
+//! moves a key and a slot and never a message. Keys are unique (the tie-break is), so the
+//! order events come out in is the keys' order, whatever the heap's shape. Events of one instant come out in an order drawn from the
 //! run's seed: servers that start together tick together, and a fixed order (the first
 //! scheduled first) would let the same server act first at every tie, win every close
 //! election and never show the schedules where another does. The tie-break is a bijection
 //! of the sequence number (splitmix64's step and mix, salted by the seed), so it draws
 //! nothing from the world's random stream and no two events share it.
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// Events waiting at once are capped: a run that schedules without end is a finding, not a
 /// machine out of memory.
@@ -18,8 +16,21 @@ pub const EVENTS_QUEUED_MAX: usize = 20_000_000;
 /// splitmix64's increment (odd, so `n * GOLDEN_GAMMA` is a bijection of `n`).
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// Children per heap node: four halves the heap's depth, and the four keys of a node's
+/// children share a cache line or two.
+const HEAP_ARITY: usize = 4;
+
+/// A heap entry: the event's time in the high half of the key, its tie-break in the low half,
+/// so one comparison orders two entries.
+#[derive(Clone, Copy)]
+struct Keyed {
+    key: u128,
+    slot: u32,
+}
+
 pub(super) struct Agenda<E> {
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// A min-heap on `key`: each entry's key is below its children's.
+    heap: Vec<Keyed>,
     /// The events by slot; `None` marks a free slot (listed in `free`).
     slab: Vec<Option<E>>,
     free: Vec<u32>,
@@ -32,7 +43,7 @@ impl<E> Agenda<E> {
     /// An empty agenda whose ties are broken in an order drawn from `seed`.
     pub fn new(seed: u64) -> Self {
         let tie_salt = crate::math::splitmix64(seed ^ 0x7469_652d_6272_6b21);
-        Agenda { heap: BinaryHeap::new(), slab: Vec::new(), free: Vec::new(), next_seq: 0, tie_salt }
+        Agenda { heap: Vec::new(), slab: Vec::new(), free: Vec::new(), next_seq: 0, tie_salt }
     }
 
     /// Schedule `event` at `at_ns` of simulated time.
@@ -58,7 +69,46 @@ impl<E> Agenda<E> {
                 u32::try_from(self.slab.len() - 1).expect("slots fit in u32")
             }
         };
-        self.heap.push(Reverse((at_ns, tie, slot)));
+        self.heap.push(Keyed { key: (u128::from(at_ns) << 64) | u128::from(tie), slot });
+        self.sift_up(self.heap.len() - 1);
+    }
+
+    /// Move the entry at `at` up past every parent with a later key.
+    fn sift_up(&mut self, mut at: usize) {
+        let entry = self.heap[at];
+        while at > 0 {
+            let parent = (at - 1) / HEAP_ARITY;
+            if self.heap[parent].key <= entry.key {
+                break;
+            }
+            self.heap[at] = self.heap[parent];
+            at = parent;
+        }
+        self.heap[at] = entry;
+    }
+
+    /// Move the entry at `at` down past every child with an earlier key, the earliest first.
+    fn sift_down(&mut self, mut at: usize) {
+        let entry = self.heap[at];
+        let len = self.heap.len();
+        loop {
+            let first = at * HEAP_ARITY + 1;
+            if first >= len {
+                break;
+            }
+            let mut earliest = first;
+            for child in first + 1..(first + HEAP_ARITY).min(len) {
+                if self.heap[child].key < self.heap[earliest].key {
+                    earliest = child;
+                }
+            }
+            if self.heap[earliest].key >= entry.key {
+                break;
+            }
+            self.heap[at] = self.heap[earliest];
+            at = earliest;
+        }
+        self.heap[at] = entry;
     }
 
     /// Schedule `event` at `at_ns`, after everything else scheduled for that instant, whenever
@@ -72,7 +122,16 @@ impl<E> Agenda<E> {
     /// The earliest event and its time (of events at one instant, the one the tie-break puts
     /// first).
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        let Reverse((at_ns, _, slot)) = self.heap.pop()?;
+        let last = self.heap.pop()?;
+        let Keyed { key, slot } = match self.heap.first_mut() {
+            Some(first) => {
+                let earliest = std::mem::replace(first, last);
+                self.sift_down(0);
+                earliest
+            }
+            None => last,
+        };
+        let at_ns = (key >> 64) as u64;
         let event = self.slab[slot as usize].take().expect("a queued slot holds its event");
         self.free.push(slot);
         Some((at_ns, event))
@@ -85,6 +144,45 @@ mod tests {
 
     fn drain(agenda: &mut Agenda<&'static str>) -> Vec<(u64, &'static str)> {
         std::iter::from_fn(|| agenda.pop()).collect()
+    }
+
+    /// Pushes and pops mixed as a run mixes them, against a sorted map of the same keys: every
+    /// pop is the earliest key waiting, over heaps a few deep and many deep.
+    #[test]
+    fn pops_come_out_in_key_order_as_pushes_and_pops_mix() {
+        for seed in 0..20u64 {
+            let mut agenda = Agenda::new(seed);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut draw = seed;
+            let mut next = || {
+                draw = crate::math::splitmix64(draw.wrapping_add(GOLDEN_GAMMA));
+                draw
+            };
+            let mut now = 0u64;
+            for n in 0..5_000u64 {
+                // Bursts of pushes, then of pops, so the heap grows and shrinks.
+                let pushes = if (n / 500) % 2 == 0 { 3 } else { 1 };
+                for _ in 0..pushes {
+                    let at = now + next() % 50;
+                    let seq = agenda.next_seq;
+                    agenda.at(at, seq);
+                    let tie = crate::math::splitmix64(agenda.tie_salt.wrapping_add(seq.wrapping_mul(GOLDEN_GAMMA)));
+                    waiting.insert((at, tie), seq);
+                }
+                for _ in 0..2 {
+                    let Some((at, seq)) = agenda.pop() else { break };
+                    let (&(want_at, _), &want_seq) = waiting.iter().next().expect("the map holds what the heap does");
+                    assert_eq!((at, seq), (want_at, want_seq), "seed {seed}, op {n}");
+                    waiting.pop_first();
+                    now = at;
+                }
+            }
+            while let Some((at, seq)) = agenda.pop() {
+                let ((want_at, _), want_seq) = waiting.pop_first().expect("the map holds what the heap does");
+                assert_eq!((at, seq), (want_at, want_seq), "seed {seed}, draining");
+            }
+            assert!(waiting.is_empty(), "every event came out");
+        }
     }
 
     #[test]
