@@ -2,8 +2,11 @@
 //!
 //! A four-way heap of (time, tie-break) keys with their slots over a slab of events, so a sift
 //! moves a key and a slot and never a message. Keys are unique (the tie-break is), so the
-//! order events come out in is the keys' order, whatever the heap's shape. Events of one instant come out in an order drawn from the
-//! run's seed: servers that start together tick together, and a fixed order (the first
+//! order events come out in is the keys' order, whatever the heap's shape. An event scheduled
+//! earlier than everything waiting (a node's drain, at the instant it was asked for) waits
+//! beside the heap and comes out next without a sift.
+//!
+//! Events of one instant come out in an order drawn from the run's seed: servers that start together tick together, and a fixed order (the first
 //! scheduled first) would let the same server act first at every tie, win every close
 //! election and never show the schedules where another does. The tie-break is a bijection
 //! of the sequence number (splitmix64's step and mix, salted by the seed), so it draws
@@ -29,7 +32,9 @@ struct Keyed {
 }
 
 pub(super) struct Agenda<E> {
-    /// A min-heap on `key`: each entry's key is below its children's.
+    /// The earliest entry, when it came in earlier than everything in `heap`.
+    front: Option<Keyed>,
+    /// A min-heap on `key`: each entry's key is below its children's (and above `front`'s).
     heap: Vec<Keyed>,
     /// The events by slot; `None` marks a free slot (listed in `free`).
     slab: Vec<Option<E>>,
@@ -43,7 +48,7 @@ impl<E> Agenda<E> {
     /// An empty agenda whose ties are broken in an order drawn from `seed`.
     pub fn new(seed: u64) -> Self {
         let tie_salt = crate::math::splitmix64(seed ^ 0x7469_652d_6272_6b21);
-        Agenda { heap: Vec::new(), slab: Vec::new(), free: Vec::new(), next_seq: 0, tie_salt }
+        Agenda { front: None, heap: Vec::new(), slab: Vec::new(), free: Vec::new(), next_seq: 0, tie_salt }
     }
 
     /// Schedule `event` at `at_ns` of simulated time.
@@ -57,7 +62,8 @@ impl<E> Agenda<E> {
     }
 
     fn push(&mut self, at_ns: u64, tie: u64, event: E) {
-        assert!(self.heap.len() < EVENTS_QUEUED_MAX, "{} events queued at once", self.heap.len());
+        let queued = self.heap.len() + usize::from(self.front.is_some());
+        assert!(queued < EVENTS_QUEUED_MAX, "{queued} events queued at once");
         let slot = match self.free.pop() {
             Some(slot) => {
                 debug_assert!(self.slab[slot as usize].is_none(), "a free slot is empty");
@@ -69,7 +75,24 @@ impl<E> Agenda<E> {
                 u32::try_from(self.slab.len() - 1).expect("slots fit in u32")
             }
         };
-        self.heap.push(Keyed { key: (u128::from(at_ns) << 64) | u128::from(tie), slot });
+        let entry = Keyed { key: (u128::from(at_ns) << 64) | u128::from(tie), slot };
+        let earliest = match (self.front, self.heap.first()) {
+            (Some(front), _) => entry.key < front.key,
+            (None, Some(top)) => entry.key < top.key,
+            (None, None) => true,
+        };
+        if !earliest {
+            self.heap_push(entry);
+            return;
+        }
+        if let Some(front) = self.front.replace(entry) {
+            self.heap_push(front);
+        }
+    }
+
+    fn heap_push(&mut self, entry: Keyed) {
+        debug_assert!(self.front.is_none_or(|front| front.key < entry.key), "the front is the earliest");
+        self.heap.push(entry);
         self.sift_up(self.heap.len() - 1);
     }
 
@@ -122,14 +145,19 @@ impl<E> Agenda<E> {
     /// The earliest event and its time (of events at one instant, the one the tie-break puts
     /// first).
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        let last = self.heap.pop()?;
-        let Keyed { key, slot } = match self.heap.first_mut() {
-            Some(first) => {
-                let earliest = std::mem::replace(first, last);
-                self.sift_down(0);
-                earliest
+        let Keyed { key, slot } = match self.front.take() {
+            Some(front) => front,
+            None => {
+                let last = self.heap.pop()?;
+                match self.heap.first_mut() {
+                    Some(first) => {
+                        let earliest = std::mem::replace(first, last);
+                        self.sift_down(0);
+                        earliest
+                    }
+                    None => last,
+                }
             }
-            None => last,
         };
         let at_ns = (key >> 64) as u64;
         let event = self.slab[slot as usize].take().expect("a queued slot holds its event");
