@@ -6,11 +6,12 @@
 //! earlier than everything waiting (a node's drain, at the instant it was asked for) waits
 //! beside the heap and comes out next without a sift.
 //!
-//! Events of one instant come out in an order drawn from the run's seed: servers that start together tick together, and a fixed order (the first
-//! scheduled first) would let the same server act first at every tie, win every close
-//! election and never show the schedules where another does. The tie-break is a bijection
-//! of the sequence number (splitmix64's step and mix, salted by the seed), so it draws
-//! nothing from the world's random stream and no two events share it.
+//! Events of one instant come out in an order drawn from the run's seed: servers that start
+//! together tick together, and a fixed order (the first scheduled first) would let the same
+//! server act first at every tie, win every close election and never show the schedules where
+//! another does. The tie-break is a bijection of the sequence number (splitmix64's step and
+//! mix, salted by the seed), so it draws nothing from the world's random stream and no two
+//! events share it.
 
 /// Events waiting at once are capped: a run that schedules without end is a finding, not a
 /// machine out of memory.
@@ -53,12 +54,17 @@ impl<E> Agenda<E> {
 
     /// Schedule `event` at `at_ns` of simulated time.
     pub fn at(&mut self, at_ns: u64, event: E) {
-        let tie = crate::math::splitmix64(self.tie_salt.wrapping_add(self.next_seq.wrapping_mul(GOLDEN_GAMMA)));
+        let tie = self.tie_of(self.next_seq);
         // The last place of an instant is `at_last`'s: the bijection gives it to one sequence
         // number in 2^64, which this run would have to reach.
         assert_ne!(tie, u64::MAX, "the tie-break of the last place");
         self.push(at_ns, tie, event);
         self.next_seq += 1;
+    }
+
+    /// The tie-break of the event scheduled `seq`th.
+    fn tie_of(&self, seq: u64) -> u64 {
+        crate::math::splitmix64(self.tie_salt.wrapping_add(seq.wrapping_mul(GOLDEN_GAMMA)))
     }
 
     fn push(&mut self, at_ns: u64, tie: u64, event: E) {
@@ -194,8 +200,7 @@ mod tests {
                     let at = now + next() % 50;
                     let seq = agenda.next_seq;
                     agenda.at(at, seq);
-                    let tie = crate::math::splitmix64(agenda.tie_salt.wrapping_add(seq.wrapping_mul(GOLDEN_GAMMA)));
-                    waiting.insert((at, tie), seq);
+                    waiting.insert((at, agenda.tie_of(seq)), seq);
                 }
                 for _ in 0..2 {
                     let Some((at, seq)) = agenda.pop() else { break };
