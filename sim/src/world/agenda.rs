@@ -82,12 +82,8 @@ impl<E> Agenda<E> {
             }
         };
         let entry = Keyed { key: (u128::from(at_ns) << 64) | u128::from(tie), slot };
-        let earliest = match (self.front, self.heap.first()) {
-            (Some(front), _) => entry.key < front.key,
-            (None, Some(top)) => entry.key < top.key,
-            (None, None) => true,
-        };
-        if !earliest {
+        let first_waiting = self.front.or_else(|| self.heap.first().copied());
+        if first_waiting.is_some_and(|first| first.key < entry.key) {
             self.heap_push(entry);
             return;
         }
