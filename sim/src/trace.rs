@@ -2,7 +2,6 @@
 //! payload digest), folded into a running FNV-1a hash. Two runs are the same run exactly when
 //! their traces are equal; the divergence finder reports where they first differ.
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -53,16 +52,36 @@ pub struct Trace {
     count: u64,
     /// Every event, when the run keeps the full trace (determinism checks, `--trace-out`).
     full: Option<Vec<TraceEvent>>,
-    /// The last few events, always, for failure reports.
-    recent: VecDeque<TraceEvent>,
+    /// The last few events, always, for failure reports: event `i` sits at `i % RECENT_EVENTS`.
+    /// They stay plain copies until a report asks, as building a [`TraceEvent`] per event was a
+    /// good part of what recording cost.
+    recent: [Recorded; RECENT_EVENTS],
+    /// Their details, at the same places, when the trace keeps details.
+    recent_details: Vec<String>,
     keep_detail: bool,
     /// Print each event as it happens (`--log`).
     pub log: bool,
 }
 
+/// A recent event as recorded.
+#[derive(Clone, Copy, Debug, Default)]
+struct Recorded {
+    sim_ns: u64,
+    digest: u64,
+    kind: &'static str,
+    node: u32,
+}
+
 impl Trace {
     pub fn new(keep_full: bool, keep_detail: bool, log: bool) -> Self {
-        Trace { full: keep_full.then(Vec::new), keep_detail: keep_detail || log, log, ..Default::default() }
+        let keep_detail = keep_detail || log;
+        Trace {
+            full: keep_full.then(Vec::new),
+            recent_details: if keep_detail { vec![String::new(); RECENT_EVENTS] } else { Vec::new() },
+            keep_detail,
+            log,
+            ..Default::default()
+        }
     }
 
     /// Whether callers should bother formatting a detail string.
@@ -70,35 +89,35 @@ impl Trace {
         self.keep_detail
     }
 
-    pub fn record(&mut self, sim_ns: u64, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
+    pub fn record(&mut self, sim_ns: u64, node: u32, kind: &'static str, digest: u64, detail: impl FnOnce() -> String) {
         self.hash.write_u64(sim_ns);
         self.hash.write_u64(u64::from(node));
         self.hash.write(kind.as_bytes());
         self.hash.write_u64(digest);
-        // The oldest recent event makes room for this one; its kind's buffer is reused, as a
-        // fresh one per event was a good part of what recording cost.
-        let mut kind_buffer = match self.recent.len() {
-            RECENT_EVENTS => self.recent.pop_front().map(|old| old.kind).unwrap_or_default(),
-            _ => String::new(),
-        };
-        kind_buffer.clear();
-        kind_buffer.push_str(kind);
-        let event = TraceEvent {
-            index: self.count,
-            sim_ns,
-            node,
-            kind: kind_buffer,
-            digest,
-            detail: if self.keep_detail { detail() } else { String::new() },
-        };
+        let at = (self.count % RECENT_EVENTS as u64) as usize;
+        self.recent[at] = Recorded { sim_ns, digest, kind, node };
+        if self.keep_detail {
+            self.recent_details[at] = detail();
+        }
         self.count += 1;
-        if self.log {
-            eprintln!("{event}");
+        if self.log || self.full.is_some() {
+            let event = self.event(self.count - 1);
+            if self.log {
+                eprintln!("{event}");
+            }
+            if let Some(full) = &mut self.full {
+                full.push(event);
+            }
         }
-        if let Some(full) = &mut self.full {
-            full.push(event.clone());
-        }
-        self.recent.push_back(event);
+    }
+
+    /// Recent event `index` (one of the last [`RECENT_EVENTS`]) as a [`TraceEvent`].
+    fn event(&self, index: u64) -> TraceEvent {
+        assert!(index < self.count && index + RECENT_EVENTS as u64 >= self.count, "event {index} is not recent");
+        let at = (index % RECENT_EVENTS as u64) as usize;
+        let Recorded { sim_ns, digest, kind, node } = self.recent[at];
+        let detail = self.recent_details.get(at).cloned().unwrap_or_default();
+        TraceEvent { index, sim_ns, node, kind: kind.to_string(), digest, detail }
     }
 
     pub fn hash(&self) -> u64 {
@@ -114,7 +133,7 @@ impl Trace {
     }
 
     pub fn recent(&self) -> Vec<TraceEvent> {
-        self.recent.iter().cloned().collect()
+        (self.count.saturating_sub(RECENT_EVENTS as u64)..self.count).map(|i| self.event(i)).collect()
     }
 
     pub fn take_full(&mut self) -> Option<Vec<TraceEvent>> {
@@ -239,6 +258,40 @@ mod tests {
         assert_eq!(readable("x [ ]"), "x [ ]");
         let long = format!("Normal([{}])", vec!["1"; 20].join(", "));
         assert_eq!(readable(&long), "Normal(<20 bytes>)");
+    }
+
+    #[test]
+    fn recent_holds_the_last_events_in_order_with_their_details() {
+        const KINDS: [&str; 3] = ["recv", "timer", "client"];
+        let mut t = Trace::new(false, true, false);
+        assert!(t.recent().is_empty());
+        for i in 0..3u64 {
+            t.record(i * 10, i as u32, KINDS[i as usize], i, || format!("event {i}"));
+        }
+        assert_eq!(t.recent().iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let total = RECENT_EVENTS as u64 + 7;
+        for i in 3..total {
+            t.record(i * 10, i as u32, KINDS[(i % 3) as usize], i, || format!("event {i}"));
+        }
+        let recent = t.recent();
+        assert_eq!(recent.len(), RECENT_EVENTS);
+        for (e, i) in recent.iter().zip(total - RECENT_EVENTS as u64..) {
+            let want = TraceEvent {
+                index: i,
+                sim_ns: i * 10,
+                node: i as u32,
+                kind: KINDS[(i % 3) as usize].to_string(),
+                digest: i,
+                detail: format!("event {i}"),
+            };
+            assert_eq!(e, &want);
+        }
+        let mut full = Trace::new(true, false, false);
+        for i in 0..total {
+            full.record(i, 0, "recv", i, || unreachable!("details are not kept"));
+        }
+        let kept = full.recent();
+        assert_eq!(full.take_full().unwrap()[total as usize - RECENT_EVENTS..], kept[..]);
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl<S: System> WorldState<S> {
         cluster_of(&self.slots, &self.disks, &self.config, self.now_ns)
     }
 
-    pub fn record(&mut self, node: u32, kind: &str, digest: u64, detail: impl FnOnce() -> String) {
+    pub fn record(&mut self, node: u32, kind: &'static str, digest: u64, detail: impl FnOnce() -> String) {
         self.trace.record(self.now_ns, node, kind, digest, detail);
     }
 
