@@ -211,6 +211,28 @@ fn determinism_check_passes_a_clean_run_and_locates_a_nondeterministic_one() {
     assert_eq!(context.len(), index.min(10));
 }
 
+/// `run` keeps a failing run's trace by running it again: the report shows the events in words
+/// and the hash is the first run's, and a run that does not repeat itself is an error.
+#[test]
+fn a_failure_is_run_again_for_its_report_and_must_repeat() {
+    let file = "scenarios/register/ack-before-fsync-loses-acked-write.toml";
+    let quick = metasim(&["run", file]);
+    let traced = metasim(&["run", file, "--trace-out", &scratch("rerun").join("t.jsonl").display().to_string()]);
+    assert_eq!((quick.code, traced.code), (1, 1), "{}{}", quick.stdout, traced.stdout);
+    assert!(quick.stdout.contains("events of n0 before it:\n"), "{}", quick.stdout);
+    assert!(quick.stdout.contains("client at n0: write 1"), "the events in words:\n{}", quick.stdout);
+    // Kept in one run or in two, the same report (but for the wall time).
+    let without_wall = |o: &common::Outcome| -> Vec<String> {
+        o.stdout.lines().filter(|l| !l.starts_with("simulated: ")).map(str::to_string).collect()
+    };
+    assert_eq!(without_wall(&quick), without_wall(&traced));
+
+    // Ticks jittered by the OS clock: the second run parts from the first.
+    let bad = metasim(&["run", file, "--bug", "fixture-os-time"]);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("the run did not repeat itself"), "{}", bad.stderr);
+}
+
 #[test]
 fn fuzz_reports_each_failure_with_a_reproduce_command_that_fails_again() {
     let dir = scratch("findings");

@@ -59,9 +59,12 @@ fn execute<S: System>(
     if let Some(path) = &observe.trace_out {
         check_trace_out(path)?;
     }
-    // One run: keep the trace with its details, so a failure shows the events of what it
-    // names in words (fuzz runs keep neither).
-    let options = RunOptions {
+    // A failure shows the events of what it names in words, which takes the whole trace with
+    // its details; most runs pass and need neither, and keeping them made a run take nearly
+    // twice as long. So a run keeps them only when its trace is asked for (`--trace-out`,
+    // `--log`), and a failure is run again keeping them: the same run, which the trace hash
+    // proves. Its wall time is the first run's.
+    let detailed = RunOptions {
         keep_trace: true,
         keep_detail: true,
         log: log_wanted(observe),
@@ -69,9 +72,14 @@ fn execute<S: System>(
         seed,
         full_checks: observe.full_checks,
     };
+    let trace_wanted = detailed.log || observe.trace_out.is_some();
+    let quick = RunOptions { keep_trace: false, keep_detail: false, ..detailed.clone() };
     let started = Instant::now();
-    let report = sim::run::<S>(scenario, &options);
+    let mut report = sim::run::<S>(scenario, if trace_wanted { &detailed } else { &quick });
     let wall = started.elapsed();
+    if report.violation.is_some() && !trace_wanted {
+        report = again_with_trace::<S>(scenario, &detailed, &report)?;
+    }
     if let Some(path) = &observe.trace_out {
         write_trace(path, &report)?;
     }
@@ -88,6 +96,25 @@ fn execute<S: System>(
         None => true,
     };
     Ok(if report.passed() && as_expected { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The run that gave `first` once more, keeping its trace with details; an error if it does not
+/// repeat `first` event for event (equal trace hashes and event counts).
+fn again_with_trace<S: System>(
+    scenario: &ScenarioOf<S>,
+    options: &RunOptions,
+    first: &sim::RunReport,
+) -> Result<sim::RunReport, CliError> {
+    let again = sim::run::<S>(scenario, options);
+    if (again.trace_hash, again.events) != (first.trace_hash, first.events) {
+        // A determinism bug; `replay --check-determinism` shows where the two runs part.
+        return Err(CliError::Other(format!(
+            "the run did not repeat itself when run again to show its failure: {} events and trace hash \
+             {:016x}, then {} and {:016x}",
+            first.events, first.trace_hash, again.events, again.trace_hash
+        )));
+    }
+    Ok(again)
 }
 
 /// Whether a run gave the verdict its file expects, and failed the way it names.
