@@ -107,6 +107,12 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
 /// `raft-vote-not-persisted` default 238 (126 steps): 4 seeds end at 29 steps, 8 at 9, 16 at 11.
 const RESEEDS: u64 = 8;
 
+/// ddmin tries a chunk alone only while it has at most this many chunks: a small chunk alone
+/// seldom keeps a failure that needed most of the run, and every try is a run the budget pays
+/// for. Measured on the whole corpus table (`--budget 4000`): 543 steps left in all, against
+/// 567 when every chunk is tried alone.
+const LONE_CHUNKS_MAX: usize = 4;
+
 /// The `n`th other seed for a candidate without step `i` of a scenario seeded `seed`:
 /// splitmix64 of the three, so the same scenario always tries the same seeds.
 fn derived_seed(seed: u64, i: u64, n: u64) -> u64 {
@@ -355,8 +361,9 @@ impl<S: System> Shrinker<S> {
         })
     }
 
-    /// ddmin (Zeller): try each of n chunks alone, then each complement; on success keep it
-    /// and coarsen, otherwise refine until chunks are single steps.
+    /// ddmin (Zeller): try each of n chunks alone (while n is at most [`LONE_CHUNKS_MAX`]),
+    /// then each complement; on success keep it and coarsen, otherwise refine until chunks are
+    /// single steps.
     fn ddmin_steps(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
         let mut n = 2usize;
         while best.steps.len() >= 2 && self.runs < self.budget {
@@ -364,7 +371,7 @@ impl<S: System> Shrinker<S> {
             let chunk = len.div_ceil(n);
             let ranges: Vec<(usize, usize)> = (0..len).step_by(chunk).map(|s| (s, (s + chunk).min(len))).collect();
             let mut reduced = false;
-            for &(s, e) in &ranges {
+            for &(s, e) in ranges.iter().take(if n <= LONE_CHUNKS_MAX { n } else { 0 }) {
                 let mut c = best.clone();
                 c.steps = best.steps[s..e].to_vec();
                 if self.fails(&c) {
