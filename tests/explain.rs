@@ -125,6 +125,42 @@ fn shrink_removes_a_step_under_another_seed() {
     assert_eq!(again.line("expected: "), Some("fail (as expected)"));
 }
 
+/// Candidates run several at once shrink to the same file in the same runs as one at a time:
+/// a run made ahead of need is charged only when the shrink asks for it.
+#[test]
+fn shrink_is_the_same_with_any_number_of_jobs() {
+    let stuck = root().join("tests/shrink/vote-not-persisted-moves.toml");
+    let dir = scratch("shrink-jobs");
+    let shrink = |jobs: &str| {
+        let min = dir.join(format!("min-{jobs}.toml"));
+        let out = metasim(&[
+            "shrink",
+            stuck.to_str().unwrap(),
+            "--budget",
+            "300",
+            "--jobs",
+            jobs,
+            "-o",
+            min.to_str().unwrap(),
+        ]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let report: Vec<String> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("wrote ") && !l.starts_with("jobs: "))
+            .map(str::to_string)
+            .collect();
+        (report, std::fs::read_to_string(&min).unwrap(), out)
+    };
+    let (one_report, one_file, one) = shrink("1");
+    let (three_report, three_file, three) = shrink("3");
+    assert_eq!(one_report, three_report);
+    assert_eq!(one_file, three_file);
+    assert_eq!(one.line("jobs: "), None, "{}", one.stdout);
+    let beside = count_on(&three, "jobs: 3 (");
+    assert!(beside > 100, "{}", three.stdout);
+}
+
 #[test]
 fn shrink_refuses_a_run_that_passes_and_a_bad_file() {
     let dir = scratch("shrink-pass");

@@ -37,6 +37,10 @@ pub struct ShrinkArgs {
     /// Runs at most (each candidate is one run).
     #[arg(long, default_value_t = 4000)]
     pub budget: u32,
+    /// Candidates run at once (default: the machine's available parallelism). The shrink is
+    /// the same with any number: runs ahead of need are charged only when asked for.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
@@ -46,7 +50,8 @@ pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
 
 fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
     let scenario = args.target.load::<S>()?;
-    let mut shrinker = Shrinker::<S>::new(args.budget)?;
+    let jobs = crate::cli::fuzz::jobs_or_default(args.jobs)?;
+    let mut shrinker = Shrinker::<S>::new(args.budget, jobs)?;
     let first = shrinker.run(&scenario)?;
     let Some(invariant) = first.invariant.clone() else {
         return Err(CliError::Other(format!("nothing to shrink: the run gives {} with no violation", first.verdict)));
@@ -90,6 +95,13 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
     println!("repeats: {} candidates had run before and were not run again", shrinker.repeats);
     println!("moves: {} steps moved earlier after a round that removed nothing", shrinker.moves);
     println!("reseeds: {} steps removed under another seed", shrinker.reseeds);
+    if jobs > 1 {
+        println!(
+            "jobs: {jobs} ({} of the runs ran beside another; {} more ran ahead of need and were not asked for)",
+            shrinker.ran_beside,
+            shrinker.ahead.len()
+        );
+    }
     println!(
         "steps: {} -> {} ({:.1} %)",
         scenario.steps.len(),
@@ -123,6 +135,13 @@ fn derived_seed(seed: u64, i: u64, n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `scenario` without its step `i`.
+fn without_step<S: System>(scenario: &ScenarioOf<S>, i: usize) -> ScenarioOf<S> {
+    let mut c = scenario.clone();
+    c.steps.remove(i);
+    c
+}
+
 fn percent(a: usize, b: usize) -> f64 {
     100.0 * a as f64 / b.max(1) as f64
 }
@@ -151,6 +170,21 @@ enum Tried {
     Other,
 }
 
+impl Tried {
+    fn of(outcome: Result<Outcome, CliError>, invariant: &str) -> Tried {
+        match outcome {
+            Ok(outcome) if outcome.invariant.as_deref() == Some(invariant) => Tried::Fails(outcome.violation_ms),
+            _ => Tried::Other,
+        }
+    }
+}
+
+/// `text` written to `scratch` and run there in a child `metasim run`.
+fn run_at(exe: &std::path::Path, scratch: &Scratch, text: &str) -> Result<Outcome, CliError> {
+    write_file(&scratch.0, text.as_bytes())?;
+    run_child(exe, &scratch.0, &[])
+}
+
 struct Shrinker<S: System> {
     exe: PathBuf,
     invariant: String,
@@ -166,13 +200,22 @@ struct Shrinker<S: System> {
     /// Removals kept under another seed than the scenario's.
     reseeds: u32,
     budget: u32,
-    scratch: Scratch,
+    /// Candidates run at once.
+    jobs: usize,
+    /// Answers of candidate files run ahead of need, by their text. Each is charged to the
+    /// budget (and moves to `tried`) only when the shrink asks for it, as it would have been
+    /// run then, so the shrink takes the same steps with any number of jobs.
+    ahead: HashMap<String, Tried>,
+    /// Runs charged from `ahead`.
+    ran_beside: u32,
+    /// A candidate file per job.
+    scratches: Vec<Scratch>,
     bar: indicatif::ProgressBar,
     _system: std::marker::PhantomData<S>,
 }
 
 impl<S: System> Shrinker<S> {
-    fn new(budget: u32) -> Result<Self, CliError> {
+    fn new(budget: u32, jobs: usize) -> Result<Self, CliError> {
         use std::io::IsTerminal;
         let bar = if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(u64::from(budget));
@@ -193,7 +236,10 @@ impl<S: System> Shrinker<S> {
             moves: 0,
             reseeds: 0,
             budget,
-            scratch: Scratch::new("shrink-candidate.toml"),
+            jobs,
+            ahead: HashMap::new(),
+            ran_beside: 0,
+            scratches: (0..jobs).map(|j| Scratch::new(&format!("shrink-candidate-{j}.toml"))).collect(),
             bar,
             _system: std::marker::PhantomData,
         })
@@ -204,10 +250,13 @@ impl<S: System> Shrinker<S> {
     }
 
     fn run_text(&mut self, text: &str) -> Result<Outcome, CliError> {
-        write_file(&self.scratch.0, text.as_bytes())?;
+        self.charge_run();
+        run_at(&self.exe, &self.scratches[0], text)
+    }
+
+    fn charge_run(&mut self) {
         self.runs += 1;
         self.bar.inc(1);
-        run_child(&self.exe, &self.scratch.0, &[])
     }
 
     /// Whether a candidate still fails with the invariant. A candidate the loader refuses
@@ -225,7 +274,14 @@ impl<S: System> Shrinker<S> {
                 if self.runs >= self.budget || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
                     return false;
                 }
-                let tried = self.try_text(&text);
+                let tried = match self.ahead.remove(&text) {
+                    Some(tried) => {
+                        self.charge_run();
+                        self.ran_beside += 1;
+                        tried
+                    }
+                    None => self.try_text(&text),
+                };
                 self.tried.insert(text, tried);
                 tried
             }
@@ -243,12 +299,63 @@ impl<S: System> Shrinker<S> {
     }
 
     fn try_text(&mut self, text: &str) -> Tried {
-        match self.run_text(text) {
-            Ok(outcome) if outcome.invariant.as_deref() == Some(self.invariant.as_str()) => {
-                Tried::Fails(outcome.violation_ms)
+        let outcome = self.run_text(text);
+        Tried::of(outcome, &self.invariant)
+    }
+
+    /// The index of the first of `candidates` that fails (as `fails` says, one after another),
+    /// with up to `jobs` of the candidates not yet run running at once ahead of the one asked
+    /// about. With `stop_when_spent`, none is asked about once the budget is spent, as a loop
+    /// that checks the budget before every candidate does.
+    fn first_failing(&mut self, candidates: &[ScenarioOf<S>], stop_when_spent: bool) -> Option<usize> {
+        for (i, candidate) in candidates.iter().enumerate() {
+            if stop_when_spent && self.runs >= self.budget {
+                return None;
             }
-            _ => Tried::Other,
+            self.run_ahead(&candidates[i..]);
+            if self.fails(candidate) {
+                return Some(i);
+            }
         }
+        None
+    }
+
+    /// When the first of `candidates` would be a new run, run it together with the next ones
+    /// that would be (up to `jobs`, and no more than the budget has left), keeping their
+    /// answers in `ahead`.
+    fn run_ahead(&mut self, candidates: &[ScenarioOf<S>]) {
+        if self.jobs <= 1 {
+            return;
+        }
+        let room = (self.budget.saturating_sub(self.runs) as usize).min(self.jobs);
+        let mut texts: Vec<String> = Vec::new();
+        for (i, candidate) in candidates.iter().enumerate() {
+            if texts.len() >= room {
+                break;
+            }
+            let Ok(text) = to_text::<S>(candidate) else { continue };
+            let new = !self.tried.contains_key(&text) && !self.ahead.contains_key(&text) && !texts.contains(&text);
+            if !new || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
+                if i == 0 {
+                    return; // answered without a run
+                }
+                continue;
+            }
+            texts.push(text);
+        }
+        if texts.len() < 2 {
+            return; // `fails` runs a lone one itself
+        }
+        let (exe, invariant) = (&self.exe, self.invariant.as_str());
+        let answers: Vec<Tried> = std::thread::scope(|scope| {
+            let running: Vec<_> = texts
+                .iter()
+                .zip(&self.scratches)
+                .map(|(text, scratch)| scope.spawn(move || Tried::of(run_at(exe, scratch, text), invariant)))
+                .collect();
+            running.into_iter().map(|run| run.join().unwrap_or(Tried::Other)).collect()
+        });
+        self.ahead.extend(texts.into_iter().zip(answers));
     }
 
     /// Rounds of the passes while one makes the scenario smaller; when a round does not, single
@@ -294,23 +401,19 @@ impl<S: System> Shrinker<S> {
     /// The first step, last first, that still fails when moved halfway to the step before it
     /// (the first step: halfway to 0 ms). Moving earlier only, so the walk ends.
     fn earlier(&mut self, best: &ScenarioOf<S>) -> Option<ScenarioOf<S>> {
-        for i in (0..best.steps.len()).rev() {
-            if self.runs >= self.budget {
-                return None;
-            }
-            let before = if i == 0 { 0 } else { best.steps[i - 1].at_ms };
-            let at = best.steps[i].at_ms;
-            let halfway = before + at.saturating_sub(before) / 2;
-            if halfway >= at {
-                continue;
-            }
-            let mut c = best.clone();
-            c.steps[i].at_ms = halfway;
-            if self.fails(&c) {
-                return Some(c);
-            }
-        }
-        None
+        let moved: Vec<ScenarioOf<S>> = (0..best.steps.len())
+            .rev()
+            .filter_map(|i| {
+                let before = if i == 0 { 0 } else { best.steps[i - 1].at_ms };
+                let at = best.steps[i].at_ms;
+                let halfway = before + at.saturating_sub(before) / 2;
+                let mut c = best.clone();
+                c.steps[i].at_ms = halfway;
+                (halfway < at).then_some(c)
+            })
+            .collect();
+        let i = self.first_failing(&moved, true)?;
+        Some(moved[i].clone())
     }
 
     /// Each step alone, last first, under [`RESEEDS`] other seeds derived from the scenario's
@@ -320,15 +423,12 @@ impl<S: System> Shrinker<S> {
         let mut i = best.steps.len();
         while i > 0 && self.runs < self.budget {
             i -= 1;
-            for n in 0..RESEEDS {
-                let mut c = best.clone();
-                c.steps.remove(i);
-                c.seed = derived_seed(best.seed, i as u64, n);
-                if self.fails(&c) {
-                    self.reseeds += 1;
-                    best = c;
-                    break;
-                }
+            let reseeded: Vec<ScenarioOf<S>> = (0..RESEEDS)
+                .map(|n| ScenarioOf::<S> { seed: derived_seed(best.seed, i as u64, n), ..without_step::<S>(&best, i) })
+                .collect();
+            if let Some(n) = self.first_failing(&reseeded, false) {
+                self.reseeds += 1;
+                best = reseeded[n].clone();
             }
         }
         best
@@ -371,26 +471,29 @@ impl<S: System> Shrinker<S> {
             let chunk = len.div_ceil(n);
             let ranges: Vec<(usize, usize)> = (0..len).step_by(chunk).map(|s| (s, (s + chunk).min(len))).collect();
             let mut reduced = false;
-            for &(s, e) in ranges.iter().take(if n <= LONE_CHUNKS_MAX { n } else { 0 }) {
-                let mut c = best.clone();
-                c.steps = best.steps[s..e].to_vec();
-                if self.fails(&c) {
-                    best = c;
-                    n = 2;
-                    reduced = true;
-                    break;
-                }
+            let alone: Vec<ScenarioOf<S>> = ranges
+                .iter()
+                .take(if n <= LONE_CHUNKS_MAX { n } else { 0 })
+                .map(|&(s, e)| ScenarioOf::<S> { steps: best.steps[s..e].to_vec(), ..best.clone() })
+                .collect();
+            if let Some(i) = self.first_failing(&alone, false) {
+                best = alone[i].clone();
+                n = 2;
+                reduced = true;
             }
             if !reduced && ranges.len() > 2 {
-                for &(s, e) in &ranges {
-                    let mut c = best.clone();
-                    c.steps.drain(s..e);
-                    if self.fails(&c) {
-                        best = c;
-                        n = (n - 1).max(2);
-                        reduced = true;
-                        break;
-                    }
+                let complements: Vec<ScenarioOf<S>> = ranges
+                    .iter()
+                    .map(|&(s, e)| {
+                        let mut c = best.clone();
+                        c.steps.drain(s..e);
+                        c
+                    })
+                    .collect();
+                if let Some(i) = self.first_failing(&complements, false) {
+                    best = complements[i].clone();
+                    n = (n - 1).max(2);
+                    reduced = true;
                 }
             }
             if !reduced {
@@ -403,15 +506,18 @@ impl<S: System> Shrinker<S> {
         best
     }
 
-    /// Each step alone, last first (later steps tend to depend on earlier ones).
+    /// Each step alone, last first (later steps tend to depend on earlier ones). Asked `jobs`
+    /// at a time, each without the step it names from the scenario as it stands.
     fn single_removals(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
         let mut i = best.steps.len();
         while i > 0 && self.runs < self.budget {
-            i -= 1;
-            let mut c = best.clone();
-            c.steps.remove(i);
-            if self.fails(&c) {
-                best = c;
+            let batch: Vec<ScenarioOf<S>> = (0..i).rev().take(self.jobs).map(|k| without_step::<S>(&best, k)).collect();
+            match self.first_failing(&batch, true) {
+                Some(j) => {
+                    i -= j + 1;
+                    best = batch[j].clone();
+                }
+                None => i -= batch.len(),
             }
         }
         best
