@@ -13,7 +13,9 @@
 //! starts the next round (`moves:`): a removal that failed in one run may succeed after a move.
 //! Every candidate runs in a child `metasim run`, so the result is what `run` does with the
 //! file, and no candidate file runs twice; the order of candidates (and the seeds tried)
-//! depends only on the scenario and the outcomes, so a shrink is deterministic.
+//! depends only on the scenario and the outcomes, so a shrink is deterministic. With `--jobs`,
+//! the candidates after the one asked about run beside it, and a run made ahead of need is
+//! charged to the budget only when asked for: the same shrink, sooner.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
