@@ -71,10 +71,23 @@ pub type ObservationOf<'a, N> = <<N as Node>::Types as NodeTypes>::Observation<'
 /// What a node asked the world to do.
 #[derive(Debug)]
 pub(crate) enum Output<M> {
-    Send { to: NodeIndex, msg: M },
-    Timer { delay_ns: u64, token: u64 },
-    Fsync { path: String, token: u64 },
-    CrashPoint { name: &'static str },
+    /// Boxed as the node sends it: a message is the largest output by far, and the box
+    /// carries it to the handler (the agenda and the inbox hold it boxed too).
+    Send {
+        to: NodeIndex,
+        msg: Box<M>,
+    },
+    Timer {
+        delay_ns: u64,
+        token: u64,
+    },
+    Fsync {
+        path: String,
+        token: u64,
+    },
+    CrashPoint {
+        name: &'static str,
+    },
 }
 
 /// Where a node's observations go: the harness, behind the engine. Write-only by design.
@@ -155,14 +168,14 @@ impl<T: NodeTypes> Env<'_, T> {
 
     pub fn send(&mut self, to: NodeIndex, msg: T::Msg) {
         assert!(to < self.servers && to != self.node, "node {} sends to {to}", self.node);
-        self.push(Output::Send { to, msg });
+        self.push(Output::Send { to, msg: Box::new(msg) });
     }
 
     /// Send a copy to every other node.
     pub fn broadcast(&mut self, msg: T::Msg) {
         let me = self.node;
         for to in (0..self.servers).filter(|&n| n != me) {
-            self.push(Output::Send { to, msg: msg.clone() });
+            self.push(Output::Send { to, msg: Box::new(msg.clone()) });
         }
     }
 

@@ -36,7 +36,7 @@ pub(super) fn execute<S: System>(w: &mut WorldState<S>, idx: NodeIndex, mut outp
 
 /// A message leaves `from`: the network decides its fate, and each copy that survives
 /// arrives after its own delay.
-fn send<S: System>(w: &mut WorldState<S>, from: NodeIndex, to: NodeIndex, msg: MsgOf<S::Node>) {
+fn send<S: System>(w: &mut WorldState<S>, from: NodeIndex, to: NodeIndex, msg: Box<MsgOf<S::Node>>) {
     let fate = {
         let WorldState { net, rng, .. } = &mut *w;
         net.fate(from, to, rng)
@@ -49,9 +49,9 @@ fn send<S: System>(w: &mut WorldState<S>, from: NodeIndex, to: NodeIndex, msg: M
         Fate::Deliver { delay_ns, copy_ns } => {
             // Only a duplicate clones the message; it is scheduled second, as it always was.
             let copy = copy_ns.map(|copy_ns| (copy_ns, msg.clone()));
-            w.agenda.at(w.now_ns + delay_ns, Event::Deliver { from, to, msg: Box::new(msg) });
+            w.agenda.at(w.now_ns + delay_ns, Event::Deliver { from, to, msg });
             if let Some((copy_ns, copy)) = copy {
-                w.agenda.at(w.now_ns + copy_ns, Event::Deliver { from, to, msg: Box::new(copy) });
+                w.agenda.at(w.now_ns + copy_ns, Event::Deliver { from, to, msg: copy });
             }
         }
     }
@@ -173,7 +173,7 @@ fn handle<S: System>(w: &mut WorldState<S>, idx: NodeIndex, input: Input<S::Node
         Input::Client { op } => {
             let digest = hash::digest(&op);
             w.record(idx, "client", digest, || op.to_string());
-            w.with_node(idx, |s, env| s.expect("running").on_client(env, op))
+            w.with_node(idx, |s, env| s.expect("running").on_client(env, *op))
         }
     };
     outputs

@@ -69,7 +69,7 @@ impl<S: System> Supervisor<S> {
                     w.rng.gen_range(0..servers)
                 });
                 if w.slots[node as usize].accepts() {
-                    w.enqueue(node, Input::Client { op: op.clone() });
+                    w.enqueue(node, Input::Client { op: Box::new(op.clone()) });
                 } else {
                     let digest = hash::digest(op);
                     w.record(node, "client-refused", digest, || "server is not running".into());
