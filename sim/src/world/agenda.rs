@@ -121,12 +121,20 @@ impl<E> Agenda<E> {
             if first >= len {
                 break;
             }
-            let mut earliest = first;
-            for child in first + 1..(first + HEAP_ARITY).min(len) {
-                if self.heap[child].key < self.heap[earliest].key {
-                    earliest = child;
-                }
-            }
+            let earliest = if first + HEAP_ARITY <= len {
+                // Four children: a tournament of two pairs, whose comparisons do not wait on
+                // each other (the linear scan's each waited on the one before).
+                let earlier = |a: usize, b: usize| if self.heap[b].key < self.heap[a].key { b } else { a };
+                earlier(earlier(first, first + 1), earlier(first + 2, first + 3))
+            } else {
+                (first + 1..len).fold(first, |earliest, child| {
+                    if self.heap[child].key < self.heap[earliest].key {
+                        child
+                    } else {
+                        earliest
+                    }
+                })
+            };
             if self.heap[earliest].key >= entry.key {
                 break;
             }
