@@ -68,26 +68,15 @@ pub type ClientOpOf<N> = <<N as Node>::Types as NodeTypes>::ClientOp;
 pub type ConfigOf<N> = <<N as Node>::Types as NodeTypes>::Config;
 pub type ObservationOf<'a, N> = <<N as Node>::Types as NodeTypes>::Observation<'a>;
 
-/// What a node asked the world to do.
+/// What a node asked the world to do. A message is boxed as the node sends it: it is the
+/// largest output by far, and the box carries it to the handler (the agenda and the inbox hold
+/// it boxed too).
 #[derive(Debug)]
 pub(crate) enum Output<M> {
-    /// Boxed as the node sends it: a message is the largest output by far, and the box
-    /// carries it to the handler (the agenda and the inbox hold it boxed too).
-    Send {
-        to: NodeIndex,
-        msg: Box<M>,
-    },
-    Timer {
-        delay_ns: u64,
-        token: u64,
-    },
-    Fsync {
-        path: String,
-        token: u64,
-    },
-    CrashPoint {
-        name: &'static str,
-    },
+    Send { to: NodeIndex, msg: Box<M> },
+    Timer { delay_ns: u64, token: u64 },
+    Fsync { path: String, token: u64 },
+    CrashPoint { name: &'static str },
 }
 
 /// Where a node's observations go: the harness, behind the engine. Write-only by design.

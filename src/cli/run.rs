@@ -60,8 +60,8 @@ fn execute<S: System>(
         check_trace_out(path)?;
     }
     // A failure shows the events of what it names in words, which takes the whole trace with
-    // its details; most runs pass and need neither, and keeping them made a run take nearly
-    // twice as long. So a run keeps them only when its trace is asked for (`--trace-out`,
+    // its details; most runs pass and need neither, and keeping them made a run take up to a
+    // third longer. So a run keeps them only when its trace is asked for (`--trace-out`,
     // `--log`), and a failure is run again keeping them: the same run, which the trace hash
     // proves. Its wall time is the first run's.
     let detailed = RunOptions {

@@ -23,21 +23,13 @@ use crate::trace::{Trace, WORLD};
 /// a finding rather than a hang.
 pub const RNG_WORDS_PER_INPUT_MAX: u128 = 10_000_000;
 
+/// What a node's inbox holds. A client op is boxed, as few inputs are client ops and an op is
+/// large: unboxed, every input was as large.
 pub(super) enum Input<N: Node> {
-    Message {
-        from: NodeIndex,
-        msg: Box<MsgOf<N>>,
-    },
-    Timer {
-        token: u64,
-    },
-    Fsync {
-        token: u64,
-    },
-    /// Boxed, as few inputs are client ops and an op is large: unboxed, every input was.
-    Client {
-        op: Box<ClientOpOf<N>>,
-    },
+    Message { from: NodeIndex, msg: Box<MsgOf<N>> },
+    Timer { token: u64 },
+    Fsync { token: u64 },
+    Client { op: Box<ClientOpOf<N>> },
 }
 
 /// What the world schedules: every one of them happens at one instant of simulated time.

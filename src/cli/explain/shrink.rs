@@ -127,6 +127,10 @@ const RESEEDS: u64 = 8;
 /// 567 when every chunk is tried alone.
 const LONE_CHUNKS_MAX: usize = 4;
 
+/// How far ahead, in multiples of `--jobs`, a shrink looks for candidates that would be new
+/// runs: the ones between have run before and are answered from memory.
+const AHEAD_LOOKS_MAX: usize = 4;
+
 /// The `n`th other seed for a candidate without step `i` of a scenario seeded `seed`:
 /// splitmix64 of the three, so the same scenario always tries the same seeds.
 fn derived_seed(seed: u64, i: u64, n: u64) -> u64 {
@@ -305,37 +309,46 @@ impl<S: System> Shrinker<S> {
         Tried::of(outcome, &self.invariant)
     }
 
-    /// The index of the first of `candidates` that fails (as `fails` says, one after another),
-    /// with up to `jobs` of the candidates not yet run running at once ahead of the one asked
-    /// about. With `stop_when_spent`, none is asked about once the budget is spent, as a loop
-    /// that checks the budget before every candidate does.
-    fn first_failing(&mut self, candidates: &[ScenarioOf<S>], stop_when_spent: bool) -> Option<usize> {
-        for (i, candidate) in candidates.iter().enumerate() {
+    /// The first failing one (as `fails` says, asked one after another) of the candidates
+    /// `make(0..count)` builds, with its index (`None`: no candidate there), with up to `jobs` of the next ones
+    /// that would be new runs running at once beside the one asked about. Candidates are built
+    /// as they are needed: the complements of a long scenario's ddmin are many copies of it.
+    /// With `stop_when_spent`, none is asked about once the budget is spent, as a loop that
+    /// checks the budget before every candidate does.
+    fn first_failing(
+        &mut self,
+        count: usize,
+        make: impl Fn(usize) -> Option<ScenarioOf<S>>,
+        stop_when_spent: bool,
+    ) -> Option<(usize, ScenarioOf<S>)> {
+        for i in 0..count {
             if stop_when_spent && self.runs >= self.budget {
                 return None;
             }
-            self.run_ahead(&candidates[i..]);
-            if self.fails(candidate) {
-                return Some(i);
+            let Some(candidate) = make(i) else { continue };
+            self.run_ahead(&candidate, (i + 1..count).filter_map(&make));
+            if self.fails(&candidate) {
+                return Some((i, candidate));
             }
         }
         None
     }
 
-    /// When the first of `candidates` would be a new run, run it together with the next ones
-    /// that would be (up to `jobs`, and no more than the budget has left), keeping their
-    /// answers in `ahead`.
-    fn run_ahead(&mut self, candidates: &[ScenarioOf<S>]) {
+    /// When `first` would be a new run, run it together with those of `next` that would be
+    /// (up to `jobs` in all, no more than the budget has left, looking no further than
+    /// [`AHEAD_LOOKS_MAX`] times `jobs`), keeping their answers in `ahead`.
+    fn run_ahead(&mut self, first: &ScenarioOf<S>, next: impl Iterator<Item = ScenarioOf<S>>) {
         if self.jobs <= 1 {
             return;
         }
         let room = (self.budget.saturating_sub(self.runs) as usize).min(self.jobs);
         let mut texts: Vec<String> = Vec::new();
-        for (i, candidate) in candidates.iter().enumerate() {
+        let candidates = std::iter::once(first.clone()).chain(next).take(self.jobs * AHEAD_LOOKS_MAX);
+        for (i, candidate) in candidates.enumerate() {
             if texts.len() >= room {
                 break;
             }
-            let Ok(text) = to_text::<S>(candidate) else { continue };
+            let Ok(text) = to_text::<S>(&candidate) else { continue };
             let new = !self.tried.contains_key(&text) && !self.ahead.contains_key(&text) && !texts.contains(&text);
             if !new || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
                 if i == 0 {
@@ -403,19 +416,19 @@ impl<S: System> Shrinker<S> {
     /// The first step, last first, that still fails when moved halfway to the step before it
     /// (the first step: halfway to 0 ms). Moving earlier only, so the walk ends.
     fn earlier(&mut self, best: &ScenarioOf<S>) -> Option<ScenarioOf<S>> {
-        let moved: Vec<ScenarioOf<S>> = (0..best.steps.len())
-            .rev()
-            .filter_map(|i| {
-                let before = if i == 0 { 0 } else { best.steps[i - 1].at_ms };
-                let at = best.steps[i].at_ms;
-                let halfway = before + at.saturating_sub(before) / 2;
+        let len = best.steps.len();
+        let moved = |k: usize| {
+            let i = len - 1 - k; // last first
+            let before = if i == 0 { 0 } else { best.steps[i - 1].at_ms };
+            let at = best.steps[i].at_ms;
+            let halfway = before + at.saturating_sub(before) / 2;
+            (halfway < at).then(|| {
                 let mut c = best.clone();
                 c.steps[i].at_ms = halfway;
-                (halfway < at).then_some(c)
+                c
             })
-            .collect();
-        let i = self.first_failing(&moved, true)?;
-        Some(moved[i].clone())
+        };
+        self.first_failing(len, moved, true).map(|(_, c)| c)
     }
 
     /// Each step alone, last first, under [`RESEEDS`] other seeds derived from the scenario's
@@ -425,12 +438,15 @@ impl<S: System> Shrinker<S> {
         let mut i = best.steps.len();
         while i > 0 && self.runs < self.budget {
             i -= 1;
-            let reseeded: Vec<ScenarioOf<S>> = (0..RESEEDS)
-                .map(|n| ScenarioOf::<S> { seed: derived_seed(best.seed, i as u64, n), ..without_step::<S>(&best, i) })
-                .collect();
-            if let Some(n) = self.first_failing(&reseeded, false) {
+            let reseeded = |n: usize| {
+                Some(ScenarioOf::<S> {
+                    seed: derived_seed(best.seed, i as u64, n as u64),
+                    ..without_step::<S>(&best, i)
+                })
+            };
+            if let Some((_, c)) = self.first_failing(RESEEDS as usize, reseeded, false) {
                 self.reseeds += 1;
-                best = reseeded[n].clone();
+                best = c;
             }
         }
         best
@@ -473,27 +489,25 @@ impl<S: System> Shrinker<S> {
             let chunk = len.div_ceil(n);
             let ranges: Vec<(usize, usize)> = (0..len).step_by(chunk).map(|s| (s, (s + chunk).min(len))).collect();
             let mut reduced = false;
-            let alone: Vec<ScenarioOf<S>> = ranges
-                .iter()
-                .take(if n <= LONE_CHUNKS_MAX { n } else { 0 })
-                .map(|&(s, e)| ScenarioOf::<S> { steps: best.steps[s..e].to_vec(), ..best.clone() })
-                .collect();
-            if let Some(i) = self.first_failing(&alone, false) {
-                best = alone[i].clone();
+            let alone = |k: usize| {
+                let (s, e) = ranges[k];
+                Some(ScenarioOf::<S> { steps: best.steps[s..e].to_vec(), ..best.clone() })
+            };
+            let lone_chunks = if n <= LONE_CHUNKS_MAX { ranges.len().min(n) } else { 0 };
+            if let Some((_, c)) = self.first_failing(lone_chunks, alone, false) {
+                best = c;
                 n = 2;
                 reduced = true;
             }
             if !reduced && ranges.len() > 2 {
-                let complements: Vec<ScenarioOf<S>> = ranges
-                    .iter()
-                    .map(|&(s, e)| {
-                        let mut c = best.clone();
-                        c.steps.drain(s..e);
-                        c
-                    })
-                    .collect();
-                if let Some(i) = self.first_failing(&complements, false) {
-                    best = complements[i].clone();
+                let complement = |k: usize| {
+                    let (s, e) = ranges[k];
+                    let mut c = best.clone();
+                    c.steps.drain(s..e);
+                    Some(c)
+                };
+                if let Some((_, c)) = self.first_failing(ranges.len(), complement, false) {
+                    best = c;
                     n = (n - 1).max(2);
                     reduced = true;
                 }
@@ -513,13 +527,15 @@ impl<S: System> Shrinker<S> {
     fn single_removals(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
         let mut i = best.steps.len();
         while i > 0 && self.runs < self.budget {
-            let batch: Vec<ScenarioOf<S>> = (0..i).rev().take(self.jobs).map(|k| without_step::<S>(&best, k)).collect();
-            match self.first_failing(&batch, true) {
-                Some(j) => {
-                    i -= j + 1;
-                    best = batch[j].clone();
+            // The removal of step i - 1, then i - 2, ..., from the scenario as it stands, until
+            // one fails; the next round of the loop starts from the scenario it leaves.
+            let batch = i.min(self.jobs);
+            match self.first_failing(batch, |k| Some(without_step::<S>(&best, i - 1 - k)), true) {
+                Some((k, c)) => {
+                    i -= k + 1;
+                    best = c;
                 }
-                None => i -= batch.len(),
+                None => i -= batch,
             }
         }
         best
