@@ -77,6 +77,7 @@ fn bad_flags_exit_2_and_name_the_flag() {
         (&["fuzz", "--seeds", "abc"], "--seeds: `abc` is not a range"),
         (&["fuzz", "--seeds", "0..x"], "--seeds: end `x`"),
         (&["fuzz", "--seeds", "0..10", "--jobs", "0"], "--jobs: must be between 1"),
+        (&["shrink", "--seed", "1", "--jobs", "0"], "--jobs: must be between 1"),
         (&["fuzz", "--seeds", "0..10", "--shard", "3/2"], "--shard: K/N needs 1 <= K <= N"),
         (&["fuzz", "--seeds", "0..10", "--shard", "half"], "--shard: `half` is not K/N"),
         (&["fuzz", "--seeds", "0..10", "--shard-from-env", "0"], "--shard-from-env: N must be at least 1"),
