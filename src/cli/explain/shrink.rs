@@ -277,15 +277,17 @@ impl<S: System> Shrinker<S> {
                 tried
             }
             None => {
-                if self.runs >= self.budget || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
+                if self.runs >= self.budget {
                     return false;
                 }
+                // A file run ahead was parsed before it ran.
                 let tried = match self.ahead.remove(&text) {
                     Some(tried) => {
                         self.charge_run();
                         self.ran_beside += 1;
                         tried
                     }
+                    None if sim::scenario::parse_for::<S>("candidate", &text).is_err() => return false,
                     None => self.try_text(&text),
                 };
                 self.tried.insert(text, tried);
