@@ -311,12 +311,12 @@ impl<S: System> Shrinker<S> {
         Tried::of(outcome, &self.invariant)
     }
 
-    /// The first failing one (as `fails` says, asked one after another) of the candidates
-    /// `make(0..count)` builds, with its index (`None`: no candidate there), with up to `jobs` of the next ones
-    /// that would be new runs running at once beside the one asked about. Candidates are built
-    /// as they are needed: the complements of a long scenario's ddmin are many copies of it.
-    /// With `stop_when_spent`, none is asked about once the budget is spent, as a loop that
-    /// checks the budget before every candidate does.
+    /// The first failing one, and its index, of the candidates `make(0..count)` builds (`None`:
+    /// no candidate at that index), asked one after another as `fails` asks, with up to `jobs`
+    /// of the next ones that would be new runs running beside the one asked about. Candidates
+    /// are built as they are needed: the complements of a long scenario's ddmin are many copies
+    /// of it. With `stop_when_spent`, none is asked about once the budget is spent, as a loop
+    /// that checks the budget before every candidate does.
     fn first_failing(
         &mut self,
         count: usize,
@@ -344,24 +344,31 @@ impl<S: System> Shrinker<S> {
             return;
         }
         let room = (self.budget.saturating_sub(self.runs) as usize).min(self.jobs);
+        if room < 2 {
+            return; // `fails` runs a lone one itself
+        }
+        let would_run = |text: &String, texts: &[String]| {
+            !self.tried.contains_key(text)
+                && !self.ahead.contains_key(text)
+                && !texts.contains(text)
+                && sim::scenario::parse_for::<S>("candidate", text).is_ok()
+        };
         let mut texts: Vec<String> = Vec::new();
-        let candidates = std::iter::once(first.clone()).chain(next).take(self.jobs * AHEAD_LOOKS_MAX);
-        for (i, candidate) in candidates.enumerate() {
+        match to_text::<S>(first) {
+            Ok(text) if would_run(&text, &texts) => texts.push(text),
+            _ => return, // answered without a run
+        }
+        for candidate in next.take(self.jobs * AHEAD_LOOKS_MAX - 1) {
             if texts.len() >= room {
                 break;
             }
-            let Ok(text) = to_text::<S>(&candidate) else { continue };
-            let new = !self.tried.contains_key(&text) && !self.ahead.contains_key(&text) && !texts.contains(&text);
-            if !new || sim::scenario::parse_for::<S>("candidate", &text).is_err() {
-                if i == 0 {
-                    return; // answered without a run
-                }
-                continue;
+            match to_text::<S>(&candidate) {
+                Ok(text) if would_run(&text, &texts) => texts.push(text),
+                _ => {}
             }
-            texts.push(text);
         }
         if texts.len() < 2 {
-            return; // `fails` runs a lone one itself
+            return;
         }
         let (exe, invariant) = (&self.exe, self.invariant.as_str());
         let answers: Vec<Tried> = std::thread::scope(|scope| {
