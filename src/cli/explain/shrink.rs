@@ -1,6 +1,7 @@
 //! `metasim shrink`: delta-debug a failing scenario down to a small one that still fails with
 //! the same invariant. A round of passes: the liveness phase off, the duration cut to just past
-//! the failure, ddmin over the steps, then single removals, fewer servers, swarm knobs back to
+//! the failure, ddmin over the steps, then single removals, related steps removed together
+//! (an op kind, a stream, a server's ops, a fault kind), fewer servers, swarm knobs back to
 //! defaults (network, clocks, crash points, the system's settings), simpler client op
 //! arguments. Rounds go on while one makes the scenario smaller. Any change to a scenario
 //! reshuffles the rest of its run (network fates, latencies and election timeouts all come from
@@ -416,6 +417,7 @@ impl<S: System> Shrinker<S> {
         best = self.shorten(best);
         best = self.ddmin_steps(best);
         best = self.single_removals(best);
+        best = self.related_removals(best);
         best = self.fewer_servers(best);
         best = self.default_knobs(best);
         best = self.simpler_ops(best);
@@ -486,6 +488,33 @@ impl<S: System> Shrinker<S> {
             c.duration_ms = end;
             c.steps.retain(|s| s.at_ms < end);
         })
+    }
+
+    /// Steps that have something in common, removed together: every client op of one kind,
+    /// every op on one stream, every op sent to one server, every fault of one kind (see
+    /// [`related_groups`]), largest group first. ddmin cuts the steps by time; a failure
+    /// usually needs a few assets and servers while the rest of a long run is noise spread
+    /// over all of it, which time chunks keep a piece of each.
+    fn related_removals(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let groups = related_groups::<S>(&best);
+        let mut i = 0;
+        while i < groups.len() && self.runs < self.budget {
+            let without = |k: usize| {
+                let group = &groups[i + k];
+                let mut c = best.clone();
+                c.steps.retain(|step| !step_groups::<S>(step).contains(group));
+                // A group that has lost all but one step is left to the single removals.
+                (c.steps.len() + 2 <= best.steps.len()).then_some(c)
+            };
+            match self.first_failing(groups.len() - i, without, true) {
+                Some((k, c)) => {
+                    best = c;
+                    i += k + 1;
+                }
+                None => break,
+            }
+        }
+        best
     }
 
     /// ddmin (Zeller): try each of n chunks alone (while n is at most [`LONE_CHUNKS_MAX`]),
@@ -593,6 +622,40 @@ impl<S: System> Shrinker<S> {
     }
 }
 
+/// The groups a step belongs to: its action (`fault:slow-disk`), or for a client op its kind
+/// (`op:create-stream`), the stream it names (`stream:A/S2`: its `stream` field, else its
+/// `name`) and the server it is sent to (`via:3`).
+fn step_groups<S: System>(step: &StepOf<S>) -> Vec<String> {
+    let Action::Client { node, op } = &step.action else {
+        return vec![format!("fault:{}", step.action.name())];
+    };
+    let mut groups = Vec::with_capacity(3);
+    if let Ok(toml::Value::Table(fields)) = toml::Value::try_from(op) {
+        let text = |key: &str| fields.get(key).and_then(|v| v.as_str());
+        groups.push(format!("op:{}", text("kind").unwrap_or("?")));
+        if let Some(stream) = text("stream").or_else(|| text("name")) {
+            groups.push(format!("stream:{}/{stream}", text("account").unwrap_or("")));
+        }
+    }
+    if let Some(node) = node {
+        groups.push(format!("via:{node}"));
+    }
+    groups
+}
+
+/// The groups of at least two steps in `scenario`, largest first (ties by name).
+fn related_groups<S: System>(scenario: &ScenarioOf<S>) -> Vec<String> {
+    let mut sizes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for step in &scenario.steps {
+        for group in step_groups::<S>(step) {
+            *sizes.entry(group).or_default() += 1;
+        }
+    }
+    let mut groups: Vec<(String, usize)> = sizes.into_iter().filter(|&(_, n)| n >= 2).collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    groups.into_iter().map(|(group, _)| group).collect()
+}
+
 /// The op with every integer above 1 set to 1 and every list cut to its first item, when that
 /// still reads as an op.
 fn simplify<C: serde::Serialize + serde::de::DeserializeOwned>(op: &C) -> Option<C> {
@@ -610,4 +673,51 @@ fn simplify<C: serde::Serialize + serde::de::DeserializeOwned>(op: &C) -> Option
     let mut value = toml::Value::try_from(op).ok()?;
     walk(&mut value);
     value.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metasim::sut::MetaSystem;
+
+    const SCENARIO: &str = r#"
+name = "groups"
+duration_ms = 10000
+[cluster]
+servers = 3
+[[step]]
+at_ms = 1000
+action = "client"
+node = 1
+op = { kind = "create-stream", name = "S1", replicas = 1 }
+[[step]]
+at_ms = 2000
+action = "client"
+node = 2
+op = { kind = "create-consumer", stream = "S1", name = "C1" }
+[[step]]
+at_ms = 3000
+action = "client"
+node = 1
+op = { kind = "create-stream", name = "S2", replicas = 1 }
+[[step]]
+at_ms = 4000
+action = "crash"
+node = 0
+[[step]]
+at_ms = 5000
+action = "restart"
+node = 0
+"#;
+
+    #[test]
+    fn related_steps_are_grouped_by_op_kind_stream_and_server() {
+        let scenario = sim::scenario::parse_for::<MetaSystem>("groups.toml", SCENARIO).expect("parses").scenario;
+        let groups: Vec<Vec<String>> = scenario.steps.iter().map(step_groups::<MetaSystem>).collect();
+        assert_eq!(groups[0], ["op:create-stream", "stream:A/S1", "via:1"]);
+        assert_eq!(groups[1], ["op:create-consumer", "stream:A/S1", "via:2"]);
+        assert_eq!(groups[3], ["fault:crash"]);
+        // Groups of one step are the single removals' work; the largest go first.
+        assert_eq!(related_groups::<MetaSystem>(&scenario), ["op:create-stream", "stream:A/S1", "via:1"]);
+    }
 }
