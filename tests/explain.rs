@@ -37,6 +37,29 @@ fn count_on(out: &common::Outcome, prefix: &str) -> u32 {
     line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
+/// The `passes:` line: each pass's name, the runs charged to it and the steps it removed.
+fn pass_tally(out: &common::Outcome) -> Vec<(String, u32, usize)> {
+    let line = out.line("passes: ").unwrap_or_else(|| panic!("no passes: line:\n{}", out.stdout));
+    let line = line.strip_suffix(" (and the first run)").unwrap_or_else(|| panic!("{line}"));
+    line.split(", ")
+        .map(|item| {
+            let words: Vec<&str> = item.rsplitn(5, ' ').collect();
+            let [steps_word, removed, runs_word, runs, name] = words[..] else { panic!("{item}") };
+            assert_eq!((runs_word, steps_word), ("runs", "steps"), "{item}");
+            let removed = removed.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{item}"));
+            (name.to_string(), runs.parse().unwrap_or_else(|_| panic!("{item}")), removed)
+        })
+        .collect()
+}
+
+/// The number before `word` in the line that starts with `prefix` (`after: ... (812 runs)`).
+fn number_before(out: &common::Outcome, prefix: &str, word: &str) -> usize {
+    let line = out.line(prefix).unwrap_or_else(|| panic!("no {prefix} line:\n{}", out.stdout));
+    let at = line.find(&format!(" {word}")).unwrap_or_else(|| panic!("{line}"));
+    let digits = line[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap_or_default();
+    digits.parse().unwrap_or_else(|_| panic!("{line}"))
+}
+
 /// What a shrink left: its output and the shrunk file.
 struct Shrunk {
     out: common::Outcome,
@@ -99,6 +122,14 @@ fn shrink_moves_a_step_and_answers_repeats_from_memory() {
     let (stuck, min, out) = shrink_fixture("vote-not-persisted-moves.toml", "500", "raft-one-leader-per-term");
     assert!(count_on(&out, "moves: ") > 0, "{}", out.stdout);
     assert!(count_on(&out, "repeats: ") > 0, "{}", out.stdout);
+    // Every run but the first is charged to a pass, and the passes removed every step that went.
+    let tally = pass_tally(&out);
+    let runs: u32 = tally.iter().map(|t| t.1).sum();
+    let removed: usize = tally.iter().map(|t| t.2).sum();
+    assert_eq!(runs as usize + 1, number_before(&out, "after: ", "runs)"), "{}", out.stdout);
+    let (before, after) = (number_before(&out, "before: ", "steps"), number_before(&out, "after: ", "steps"));
+    assert_eq!(removed, before - after, "{}", out.stdout);
+    assert!(tally.iter().any(|t| t.0 == "moves" && t.1 > 0), "{}", out.stdout);
     let before = step_times(&stuck);
     let moved = step_times(&min).into_iter().filter(|t| !before.contains(t)).count();
     assert!(moved > 0, "no step of the shrunk file was moved:\n{}", out.stdout);

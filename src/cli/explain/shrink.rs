@@ -98,6 +98,13 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
     println!("repeats: {} candidates had run before and were not run again", shrinker.repeats);
     println!("moves: {} steps moved earlier after a round that removed nothing", shrinker.moves);
     println!("reseeds: {} steps removed under another seed", shrinker.reseeds);
+    let tallies: Vec<String> = Pass::ALL
+        .iter()
+        .zip(&shrinker.passes)
+        .filter(|(_, t)| t.runs > 0)
+        .map(|(pass, t)| format!("{} {} runs -{} steps", pass.name(), t.runs, t.steps_removed))
+        .collect();
+    println!("passes: {} (and the first run)", tallies.join(", "));
     if jobs > 1 {
         println!(
             "jobs: {jobs} ({} of the runs ran beside another; {} more ran ahead of need and were not asked for)",
@@ -168,6 +175,58 @@ fn to_text<S: System>(scenario: &ScenarioOf<S>) -> Result<String, CliError> {
     scenario.to_toml().map_err(|e| CliError::Other(format!("cannot encode scenario: {e}")))
 }
 
+/// The passes of a shrink, in the order a round runs them, for the `passes:` tally.
+#[derive(Clone, Copy)]
+enum Pass {
+    NoLiveness,
+    Shorten,
+    Ddmin,
+    SingleRemovals,
+    Related,
+    FewerServers,
+    DefaultKnobs,
+    SimplerOps,
+    Reseeded,
+    Moves,
+}
+
+impl Pass {
+    const ALL: [Pass; 10] = [
+        Pass::NoLiveness,
+        Pass::Shorten,
+        Pass::Ddmin,
+        Pass::SingleRemovals,
+        Pass::Related,
+        Pass::FewerServers,
+        Pass::DefaultKnobs,
+        Pass::SimplerOps,
+        Pass::Reseeded,
+        Pass::Moves,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Pass::NoLiveness => "no liveness",
+            Pass::Shorten => "shorter",
+            Pass::Ddmin => "ddmin",
+            Pass::SingleRemovals => "single removals",
+            Pass::Related => "related steps",
+            Pass::FewerServers => "fewer servers",
+            Pass::DefaultKnobs => "default knobs",
+            Pass::SimplerOps => "simpler ops",
+            Pass::Reseeded => "reseeded removals",
+            Pass::Moves => "moves",
+        }
+    }
+}
+
+/// Runs charged to one pass, and the steps it removed.
+#[derive(Clone, Copy, Default)]
+struct PassTally {
+    runs: u32,
+    steps_removed: usize,
+}
+
 /// What a candidate file did when it ran, kept so that the same file never runs twice.
 #[derive(Clone, Copy)]
 enum Tried {
@@ -217,6 +276,8 @@ struct Shrinker<S: System> {
     ran_beside: u32,
     /// A candidate file per job.
     scratches: Vec<Scratch>,
+    /// What each pass cost and took, by [`Pass`].
+    passes: [PassTally; Pass::ALL.len()],
     bar: indicatif::ProgressBar,
     _system: std::marker::PhantomData<S>,
 }
@@ -247,6 +308,7 @@ impl<S: System> Shrinker<S> {
             ahead: HashMap::new(),
             ran_beside: 0,
             scratches: (0..jobs).map(|j| Scratch::new(&format!("shrink-candidate-{j}.toml"))).collect(),
+            passes: Default::default(),
             bar,
             _system: std::marker::PhantomData,
         })
@@ -397,11 +459,13 @@ impl<S: System> Shrinker<S> {
             }
             if (best.steps.len(), best.duration_ms, best.servers) == size {
                 let len = best.steps.len();
-                best = self.reseeded_removals(best);
+                best = self.pass(Pass::Reseeded, best, Self::reseeded_removals);
                 if best.steps.len() < len {
                     continue;
                 }
-                match self.earlier(&best) {
+                let (runs, moved) = (self.runs, self.earlier(&best));
+                self.passes[Pass::Moves as usize].runs += self.runs - runs;
+                match moved {
                     Some(moved) => {
                         self.moves += 1;
                         best = moved;
@@ -413,15 +477,31 @@ impl<S: System> Shrinker<S> {
     }
 
     fn round(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
-        best = self.no_liveness(best);
-        best = self.shorten(best);
-        best = self.ddmin_steps(best);
-        best = self.single_removals(best);
-        best = self.related_removals(best);
-        best = self.fewer_servers(best);
-        best = self.default_knobs(best);
-        best = self.simpler_ops(best);
-        self.shorten(best)
+        best = self.pass(Pass::NoLiveness, best, Self::no_liveness);
+        best = self.pass(Pass::Shorten, best, Self::shorten);
+        best = self.pass(Pass::Ddmin, best, Self::ddmin_steps);
+        best = self.pass(Pass::SingleRemovals, best, Self::single_removals);
+        best = self.pass(Pass::Related, best, Self::related_removals);
+        best = self.pass(Pass::FewerServers, best, Self::fewer_servers);
+        best = self.pass(Pass::DefaultKnobs, best, Self::default_knobs);
+        best = self.pass(Pass::SimplerOps, best, Self::simpler_ops);
+        self.pass(Pass::Shorten, best, Self::shorten)
+    }
+
+    /// `run` on `best`, its runs and the steps it removed added to the pass's tally.
+    fn pass(
+        &mut self,
+        pass: Pass,
+        best: ScenarioOf<S>,
+        run: impl FnOnce(&mut Self, ScenarioOf<S>) -> ScenarioOf<S>,
+    ) -> ScenarioOf<S> {
+        let (runs, steps) = (self.runs, best.steps.len());
+        let best = run(self, best);
+        assert!(best.steps.len() <= steps, "a pass never adds steps");
+        let tally = &mut self.passes[pass as usize];
+        tally.runs += self.runs - runs;
+        tally.steps_removed += steps - best.steps.len();
+        best
     }
 
     /// The first step, last first, that still fails when moved halfway to the step before it
