@@ -575,26 +575,15 @@ impl<S: System> Shrinker<S> {
     /// [`related_groups`]), largest group first. ddmin cuts the steps by time; a failure
     /// usually needs a few assets and servers while the rest of a long run is noise spread
     /// over all of it, which time chunks keep a piece of each.
-    fn related_removals(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+    fn related_removals(&mut self, best: ScenarioOf<S>) -> ScenarioOf<S> {
         let groups = related_groups::<S>(&best);
-        let mut i = 0;
-        while i < groups.len() && self.runs < self.budget {
-            let without = |k: usize| {
-                let group = &groups[i + k];
-                let mut c = best.clone();
-                c.steps.retain(|step| !step_groups::<S>(step).contains(group));
-                // A group that has lost all but one step is left to the single removals.
-                (c.steps.len() + 2 <= best.steps.len()).then_some(c)
-            };
-            match self.first_failing(groups.len() - i, without, true) {
-                Some((k, c)) => {
-                    best = c;
-                    i += k + 1;
-                }
-                None => break,
-            }
-        }
-        best
+        let without = |best: &ScenarioOf<S>, k: usize| {
+            let mut c = best.clone();
+            c.steps.retain(|step| !step_groups::<S>(step).contains(&groups[k]));
+            // A group that has lost all but one step is left to the single removals.
+            (c.steps.len() + 2 <= best.steps.len()).then_some(c)
+        };
+        self.keep_each_failing(best, groups.len(), without, true)
     }
 
     /// ddmin (Zeller): try each of n chunks alone (while n is at most [`LONE_CHUNKS_MAX`]),
@@ -676,27 +665,57 @@ impl<S: System> Shrinker<S> {
     }
 
     /// The seed's swarm knobs back to the defaults, one at a time.
-    fn default_knobs(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
-        best = self.try_with(best, |c| c.network = Default::default());
-        best = self.try_with(best, |c| c.clocks.clear());
-        best = self.try_with(best, |c| c.crash_points = None);
-        best = self.try_with(best, |c| c.disk = Default::default());
-        self.try_with(best, |c| c.system = Default::default())
+    fn default_knobs(&mut self, best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let to_default: [fn(&mut ScenarioOf<S>); 5] = [
+            |c| c.network = Default::default(),
+            |c| c.clocks.clear(),
+            |c| c.crash_points = None,
+            |c| c.disk = Default::default(),
+            |c| c.system = Default::default(),
+        ];
+        let changed = |best: &ScenarioOf<S>, k: usize| {
+            let mut c = best.clone();
+            to_default[k](&mut c);
+            (c != *best).then_some(c)
+        };
+        self.keep_each_failing(best, to_default.len(), changed, false)
     }
 
     /// Client ops with their numbers down to 1 and their lists down to one item, step by step.
-    fn simpler_ops(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
-        for i in 0..best.steps.len() {
-            if self.runs >= self.budget {
-                break;
+    fn simpler_ops(&mut self, best: ScenarioOf<S>) -> ScenarioOf<S> {
+        let simpler = |best: &ScenarioOf<S>, i: usize| {
+            let Action::Client { op, .. } = &best.steps[i].action else { return None };
+            let simpler = simplify(op)?;
+            let mut c = best.clone();
+            if let Action::Client { op, .. } = &mut c.steps[i].action {
+                *op = simpler;
             }
-            let Action::Client { op, .. } = &best.steps[i].action else { continue };
-            let Some(simpler) = simplify(op) else { continue };
-            best = self.try_with(best, |c| {
-                if let Action::Client { op, .. } = &mut c.steps[i].action {
-                    *op = simpler;
+            (c != *best).then_some(c)
+        };
+        let steps = best.steps.len();
+        self.keep_each_failing(best, steps, simpler, true)
+    }
+
+    /// The changes `change(best, 0..count)` in turn, each made to the scenario as it stands
+    /// (`None`: nothing to change there), each kept when it fails the same way. Asked through
+    /// [`Self::first_failing`], so with `--jobs` the changes after the one asked about run
+    /// beside it; `stop_when_spent` as there.
+    fn keep_each_failing(
+        &mut self,
+        mut best: ScenarioOf<S>,
+        count: usize,
+        change: impl Fn(&ScenarioOf<S>, usize) -> Option<ScenarioOf<S>>,
+        stop_when_spent: bool,
+    ) -> ScenarioOf<S> {
+        let mut i = 0;
+        while i < count {
+            match self.first_failing(count - i, |k| change(&best, i + k), stop_when_spent) {
+                Some((k, c)) => {
+                    best = c;
+                    i += k + 1;
                 }
-            });
+                None => break,
+            }
         }
         best
     }
