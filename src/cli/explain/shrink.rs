@@ -1,7 +1,7 @@
 //! `metasim shrink`: delta-debug a failing scenario down to a small one that still fails with
 //! the same invariant. A round of passes: the liveness phase off, the duration cut to just past
 //! the failure, ddmin over the steps, then single removals, related steps removed together
-//! (an op kind, a stream, a server's ops, a fault kind), fewer servers, swarm knobs back to
+//! (an op kind, a stream, a server's ops, an action), fewer servers, swarm knobs back to
 //! defaults (network, clocks, crash points, the system's settings), simpler client op
 //! arguments. Rounds go on while one makes the scenario smaller. Any change to a scenario
 //! reshuffles the rest of its run (network fates, latencies and election timeouts all come from
@@ -571,7 +571,7 @@ impl<S: System> Shrinker<S> {
     }
 
     /// Steps that have something in common, removed together: every client op of one kind,
-    /// every op on one stream, every op sent to one server, every fault of one kind (see
+    /// every op on one stream, every op sent to one server, every other step of one action (see
     /// [`related_groups`]), largest group first. ddmin cuts the steps by time; a failure
     /// usually needs a few assets and servers while the rest of a long run is noise spread
     /// over all of it, which time chunks keep a piece of each.
@@ -721,12 +721,12 @@ impl<S: System> Shrinker<S> {
     }
 }
 
-/// The groups a step belongs to: its action (`fault:slow-disk`), or for a client op its kind
+/// The groups a step belongs to: its action (`action:slow-disk`), or for a client op its kind
 /// (`op:create-stream`), the stream it names (`stream:A/S2`: its `stream` field, else its
 /// `name`) and the server it is sent to (`via:3`).
 fn step_groups<S: System>(step: &StepOf<S>) -> Vec<String> {
     let Action::Client { node, op } = &step.action else {
-        return vec![format!("fault:{}", step.action.name())];
+        return vec![format!("action:{}", step.action.name())];
     };
     let mut groups = Vec::with_capacity(3);
     if let Ok(toml::Value::Table(fields)) = toml::Value::try_from(op) {
@@ -815,8 +815,16 @@ node = 0
         let groups: Vec<Vec<String>> = scenario.steps.iter().map(step_groups::<MetaSystem>).collect();
         assert_eq!(groups[0], ["op:create-stream", "stream:A/S1", "via:1"]);
         assert_eq!(groups[1], ["op:create-consumer", "stream:A/S1", "via:2"]);
-        assert_eq!(groups[3], ["fault:crash"]);
+        assert_eq!(groups[3], ["action:crash"]);
         // Groups of one step are the single removals' work; the largest go first.
         assert_eq!(related_groups::<MetaSystem>(&scenario), ["op:create-stream", "stream:A/S1", "via:1"]);
+    }
+
+    /// A pass's tally sits at its place in `Pass::ALL`, which the `passes:` line follows.
+    #[test]
+    fn every_pass_is_tallied_at_its_own_place() {
+        for (i, pass) in Pass::ALL.iter().enumerate() {
+            assert_eq!(*pass as usize, i, "{}", pass.name());
+        }
     }
 }
