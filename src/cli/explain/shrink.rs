@@ -12,6 +12,7 @@
 //! seed under which that candidate fails the same way is kept (`reseeds:`; the scenario and the
 //! written file carry it, so `run` reproduces it). If no step goes, one step moved earlier
 //! starts the next round (`moves:`): a removal that failed in one run may succeed after a move.
+//! Reseeded removals that took nothing are not tried again until a round removes a step.
 //! Every candidate runs in a child `metasim run`, so the result is what `run` does with the
 //! file, and no candidate file runs twice; the order of candidates (and the seeds tried)
 //! depends only on the scenario and the outcomes, so a shrink is deterministic. With `--jobs`,
@@ -446,22 +447,32 @@ impl<S: System> Shrinker<S> {
     }
 
     /// Rounds of the passes while one makes the scenario smaller; when a round does not, single
-    /// removals under other seeds, and if none of those fails the same way, a step moved
-    /// earlier that keeps the failure gives a run the removals have not seen (the random
-    /// streams of a run shift with every change, so a step that could not go before may go
-    /// now), until the budget is spent or no step can move.
+    /// removals under other seeds (not again until a round removes something), and if none of
+    /// those fails the same way, a step moved earlier that keeps the failure gives a run the
+    /// removals have not seen (the random streams of a run shift with every change, so a step
+    /// that could not go before may go now), until the budget is spent or no step can move.
     fn minimize(&mut self, mut best: ScenarioOf<S>) -> ScenarioOf<S> {
+        // Set when the reseeded removals took nothing, until a round makes the scenario
+        // smaller: a move changes one step's time, seldom enough for a step that went under
+        // none of 8 seeds to go under one now, and each such pass costs 8 runs a step. On the
+        // corpus table: 46,029 runs against 65,909, 32 rows at 10 % or less against 31.
+        let mut reseeds_paused = false;
         loop {
             let size = (best.steps.len(), best.duration_ms, best.servers);
             best = self.round(best);
             if self.runs >= self.budget {
                 return best;
             }
-            if (best.steps.len(), best.duration_ms, best.servers) == size {
-                let len = best.steps.len();
-                best = self.pass(Pass::Reseeded, best, Self::reseeded_removals);
-                if best.steps.len() < len {
-                    continue;
+            if (best.steps.len(), best.duration_ms, best.servers) != size {
+                reseeds_paused = false;
+            } else {
+                if !reseeds_paused {
+                    let len = best.steps.len();
+                    best = self.pass(Pass::Reseeded, best, Self::reseeded_removals);
+                    if best.steps.len() < len {
+                        continue;
+                    }
+                    reseeds_paused = true;
                 }
                 let (runs, moved) = (self.runs, self.earlier(&best));
                 self.passes[Pass::Moves as usize].runs += self.runs - runs;
