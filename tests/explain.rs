@@ -156,6 +156,24 @@ fn shrink_removes_a_step_under_another_seed() {
     assert_eq!(again.line("expected: "), Some("fail (as expected)"));
 }
 
+/// A file where a shrink of `meta-no-inflight` default 17 ended on stop 60's code (`tests/shrink/`):
+/// no step goes under its seed or the first 8 others, and no step can move. The next sets of
+/// seeds are tried before the shrink ends, and one takes a step; the file still fails `run`
+/// the same way.
+#[test]
+fn shrink_tries_more_seeds_once_no_step_can_move() {
+    let (stuck, min, out) = shrink_fixture("no-inflight-more-seeds.toml", "300", "meta-idempotent-create");
+    let tally = pass_tally(&out);
+    let took = |name: &str| tally.iter().find(|t| t.0 == name).map(|t| t.2);
+    assert_eq!(took("reseeded removals"), Some(0), "{}", out.stdout);
+    assert_eq!(took("moves"), Some(0), "{}", out.stdout);
+    assert!(took("removals under more seeds").is_some_and(|n| n > 0), "{}", out.stdout);
+    assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
+    let again = metasim(&["run", min.to_str().unwrap()]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(again.line("violation: ").is_some_and(|l| l.starts_with("meta-idempotent-create")), "{}", again.stdout);
+}
+
 /// Candidates run several at once shrink to the same file in the same runs as one at a time:
 /// a run made ahead of need is charged only when the shrink asks for it.
 #[test]
