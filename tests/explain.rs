@@ -130,6 +130,9 @@ fn shrink_moves_a_step_and_answers_repeats_from_memory() {
     let (before, after) = (number_before(&out, "before: ", "steps"), number_before(&out, "after: ", "steps"));
     assert_eq!(removed, before - after, "{}", out.stdout);
     assert!(tally.iter().any(|t| t.0 == "moves" && t.1 > 0), "{}", out.stdout);
+    // It spends the whole budget, and says so.
+    assert_eq!(number_before(&out, "after: ", "runs)"), 500, "{}", out.stdout);
+    assert!(out.line("ended: ").is_some_and(|l| l.starts_with("the budget of 500 runs was spent")), "{}", out.stdout);
     let before = step_times(&stuck);
     let moved = step_times(&min).into_iter().filter(|t| !before.contains(t)).count();
     assert!(moved > 0, "no step of the shrunk file was moved:\n{}", out.stdout);
@@ -168,6 +171,9 @@ fn shrink_tries_more_seeds_once_no_step_can_move() {
     assert_eq!(took("reseeded removals"), Some(0), "{}", out.stdout);
     assert_eq!(took("moves"), Some(0), "{}", out.stdout);
     assert!(took("removals under more seeds").is_some_and(|n| n > 0), "{}", out.stdout);
+    // It ends before its budget, and says a larger one would end the same way.
+    assert!(number_before(&out, "after: ", "runs)") < 300, "{}", out.stdout);
+    assert!(out.line("ended: ").is_some_and(|l| l.starts_with("before the budget")), "{}", out.stdout);
     assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
     let again = metasim(&["run", min.to_str().unwrap()]);
     assert_eq!(again.code, 1, "{}", again.stdout);

@@ -101,6 +101,16 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
     println!("repeats: {} candidates had run before and were not run again", shrinker.repeats);
     println!("moves: {} steps moved earlier after a round that removed nothing", shrinker.moves);
     println!("reseeds: {} steps removed under another seed", shrinker.reseeds);
+    // A shrink with a larger budget makes the same candidates until this one ended, so one
+    // that ended before its budget would end the same way with any larger one.
+    if shrinker.runs >= shrinker.budget {
+        println!("ended: the budget of {} runs was spent; a larger --budget may remove more", shrinker.budget);
+    } else {
+        println!(
+            "ended: before the budget, where no step could move and the {RESEED_SETS} sets of seeds \
+             were spent; a larger --budget would end the same way"
+        );
+    }
     let tallies: Vec<String> = Pass::ALL
         .iter()
         .zip(&shrinker.passes)
