@@ -226,6 +226,15 @@ fn shrink_refuses_a_run_that_passes_and_a_bad_file() {
     let out = metasim(&["shrink", "no/such/file.toml"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no/such/file.toml"), "{}", out.stderr);
+    // An output it could not write is refused before the first run, not after the shrink.
+    let fixture = root().join("tests/shrink/no-inflight-more-seeds.toml");
+    let nowhere = dir.join("no-such-folder/m.toml");
+    for output in [nowhere.as_path(), dir.as_path()] {
+        let out = metasim(&["shrink", fixture.to_str().unwrap(), "-o", output.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{}", out.stdout);
+        assert!(out.stderr.contains(output.to_str().unwrap()), "{}", out.stderr);
+        assert!(out.line("before: ").is_none(), "it ran first:\n{}", out.stdout);
+    }
 }
 
 /// The page of a failing run: one lane per server, the failure marker with its invariant, and

@@ -218,3 +218,17 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
 pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     std::fs::write(path, bytes).map_err(|e| CliError::Io { path: path.display().to_string(), message: e.to_string() })
 }
+
+/// Refuse an output file whose folder is missing, or that is a folder, before a command that
+/// takes minutes starts instead of when it is done.
+pub(super) fn check_output_path(path: &Path) -> Result<(), CliError> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let problem = if path.is_dir() {
+        "is a folder, not a file".to_string()
+    } else if !folder.is_dir() {
+        format!("there is no folder {} to write it in", folder.display())
+    } else {
+        return Ok(());
+    };
+    Err(CliError::Io { path: path.display().to_string(), message: problem })
+}

@@ -30,7 +30,7 @@ use metasim::with_system;
 use sim::{Action, ScenarioOf, System};
 
 use super::{current_exe, run_child, Outcome, Scratch, Target};
-use crate::cli::run::{unknown_system, write_file};
+use crate::cli::run::{check_output_path, unknown_system, write_file};
 use crate::cli::CliError;
 
 #[derive(Args, Debug)]
@@ -57,6 +57,7 @@ pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
 fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
     let scenario = args.target.load::<S>()?;
     let jobs = crate::cli::fuzz::jobs_or_default(args.jobs)?;
+    check_output_path(&args.output)?;
     let mut shrinker = Shrinker::<S>::new(args.budget, jobs)?;
     let first = shrinker.run(&scenario)?;
     let Some(invariant) = first.invariant.clone() else {
