@@ -491,35 +491,32 @@ impl<S: System> Shrinker<S> {
             }
             if (best.steps.len(), best.duration_ms, best.servers) != size {
                 reseeds_paused = false;
-            } else {
-                if !reseeds_paused {
-                    let len = best.steps.len();
-                    best = self.pass(Pass::Reseeded, best, |s, best| s.reseeded_removals(best, 0));
-                    if best.steps.len() < len {
-                        continue;
-                    }
-                    reseeds_paused = true;
+                continue;
+            }
+            if !reseeds_paused {
+                let len = best.steps.len();
+                best = self.pass(Pass::Reseeded, best, |s, best| s.reseeded_removals(best, 0));
+                if best.steps.len() < len {
+                    continue;
                 }
-                let (runs, moved) = (self.runs, self.earlier(&best));
-                self.passes[Pass::Moves as usize].runs += self.runs - runs;
-                match moved {
-                    Some(moved) => {
-                        self.moves += 1;
-                        best = moved;
-                    }
-                    None => {
-                        // No step can move: the next set of seeds, while one is left.
-                        let len = best.steps.len();
-                        while best.steps.len() == len && seed_sets < RESEED_SETS && self.runs < self.budget {
-                            let set = seed_sets;
-                            seed_sets += 1;
-                            best = self.pass(Pass::MoreSeeds, best, |s, best| s.reseeded_removals(best, set));
-                        }
-                        if best.steps.len() == len {
-                            return best;
-                        }
-                    }
-                }
+                reseeds_paused = true;
+            }
+            let (runs, moved) = (self.runs, self.earlier(&best));
+            self.passes[Pass::Moves as usize].runs += self.runs - runs;
+            if let Some(moved) = moved {
+                self.moves += 1;
+                best = moved;
+                continue;
+            }
+            // No step can move: the next set of seeds, while one is left.
+            let len = best.steps.len();
+            while best.steps.len() == len && seed_sets < RESEED_SETS && self.runs < self.budget {
+                let set = seed_sets;
+                seed_sets += 1;
+                best = self.pass(Pass::MoreSeeds, best, |s, best| s.reseeded_removals(best, set));
+            }
+            if best.steps.len() == len {
+                return best;
             }
         }
     }
