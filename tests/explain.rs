@@ -112,14 +112,14 @@ fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
     assert_eq!(std::fs::read_to_string(&min).unwrap(), std::fs::read_to_string(&first.min).unwrap());
 }
 
-/// A file none of whose 17 steps can go alone, under its seed or the reseeded removals' other
-/// seeds (`tests/shrink/`, a shrink of `raft-vote-not-persisted` cut short): within 500 runs the
+/// A file none of whose 9 steps can go alone, under its seed or the reseeded removals' other
+/// seeds (`tests/shrink/`, a shrink of `boot-size-after-restart` cut short): within 500 runs the
 /// round that removes nothing is followed by a step moved earlier, and the file keeps a step at
 /// a time the input has no step at. Candidates the first round's single removals try again
 /// after ddmin are answered without running them.
 #[test]
 fn shrink_moves_a_step_and_answers_repeats_from_memory() {
-    let (stuck, min, out) = shrink_fixture("vote-not-persisted-moves.toml", "500", "raft-one-leader-per-term");
+    let (stuck, min, out) = shrink_fixture("boot-size-moves.toml", "500", "raft-leader-completeness");
     assert!(count_on(&out, "moves: ") > 0, "{}", out.stdout);
     assert!(count_on(&out, "repeats: ") > 0, "{}", out.stdout);
     // Every run but the first is charged to a pass, and the passes removed every step that went.
@@ -138,34 +138,40 @@ fn shrink_moves_a_step_and_answers_repeats_from_memory() {
     assert!(moved > 0, "no step of the shrunk file was moved:\n{}", out.stdout);
 }
 
-/// A file where a shrink of `raft-ack-before-fsync` default 102 had just finished a round that
+/// A file where a shrink of `online-from-raft-contact` restarts 504 had just finished a round that
 /// removed nothing under its seed (`tests/shrink/`, cut short there): within 250 runs a step goes
 /// under another seed, the shrunk file carries that seed, `run` fails it with the same
 /// invariant, and `reseeds:` counts it.
 #[test]
 fn shrink_removes_a_step_under_another_seed() {
-    let (stuck, min, out) = shrink_fixture("ack-before-fsync-stuck.toml", "250", "raft-leader-completeness");
+    let (stuck, min, out) =
+        shrink_fixture("online-from-raft-contact-reseeds.toml", "250", "meta-placement-online-quorum");
     assert!(count_on(&out, "reseeds: ") > 0, "{}", out.stdout);
     assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
     let seed_of = |path: &std::path::Path| {
         let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         doc.get("seed").and_then(|s| s.as_integer()).unwrap()
     };
-    assert_eq!(seed_of(&stuck), 102);
-    assert_ne!(seed_of(&min), 102, "the shrunk file keeps the stuck file's seed");
+    assert_eq!(seed_of(&stuck), 504);
+    assert_ne!(seed_of(&min), 504, "the shrunk file keeps the stuck file's seed");
     let again = metasim(&["run", min.to_str().unwrap()]);
     assert_eq!(again.code, 1, "{}", again.stdout);
-    assert!(again.line("violation: ").is_some_and(|l| l.starts_with("raft-leader-completeness")), "{}", again.stdout);
+    assert!(
+        again.line("violation: ").is_some_and(|l| l.starts_with("meta-placement-online-quorum")),
+        "{}",
+        again.stdout
+    );
     assert_eq!(again.line("expected: "), Some("fail (as expected)"));
 }
 
-/// A file where a shrink of `meta-no-inflight` default 17 ended on stop 60's code (`tests/shrink/`):
-/// no step goes under its seed or the first 8 others, and no step can move. The next sets of
-/// seeds are tried before the shrink ends, and one takes a step; the file still fails `run`
-/// the same way.
+/// A file where a shrink of `messages-deleted-before-replay` recovery 49 was about to take its
+/// first step under the more seeds (`tests/shrink/`): no step goes under its seed or the first 8
+/// others, and the steps moved earlier let none go. The next sets of seeds are tried before the
+/// shrink ends, and one takes a step; the file still fails `run` the same way.
 #[test]
 fn shrink_tries_more_seeds_once_no_step_can_move() {
-    let (stuck, min, out) = shrink_fixture("no-inflight-more-seeds.toml", "300", "meta-idempotent-create");
+    let (stuck, min, out) =
+        shrink_fixture("messages-deleted-more-seeds.toml", "300", "liveness:meta-acked-messages-kept");
     let tally = pass_tally(&out);
     let took = |name: &str| tally.iter().find(|t| t.0 == name).map(|t| t.2);
     assert_eq!(took("reseeded removals"), Some(0), "{}", out.stdout);
@@ -177,14 +183,18 @@ fn shrink_tries_more_seeds_once_no_step_can_move() {
     assert!(steps_of(&min) < steps_of(&stuck), "{} steps of {}:\n{}", steps_of(&min), steps_of(&stuck), out.stdout);
     let again = metasim(&["run", min.to_str().unwrap()]);
     assert_eq!(again.code, 1, "{}", again.stdout);
-    assert!(again.line("violation: ").is_some_and(|l| l.starts_with("meta-idempotent-create")), "{}", again.stdout);
+    assert!(
+        again.line("violation: ").is_some_and(|l| l.starts_with("liveness:meta-acked-messages-kept")),
+        "{}",
+        again.stdout
+    );
 }
 
 /// Candidates run several at once shrink to the same file in the same runs as one at a time:
 /// a run made ahead of need is charged only when the shrink asks for it.
 #[test]
 fn shrink_is_the_same_with_any_number_of_jobs() {
-    let stuck = root().join("tests/shrink/vote-not-persisted-moves.toml");
+    let stuck = root().join("tests/shrink/boot-size-moves.toml");
     let dir = scratch("shrink-jobs");
     let shrink = |jobs: &str| {
         let min = dir.join(format!("min-{jobs}.toml"));
@@ -227,7 +237,7 @@ fn shrink_refuses_a_run_that_passes_and_a_bad_file() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no/such/file.toml"), "{}", out.stderr);
     // An output it could not write is refused before the first run, not after the shrink.
-    let fixture = root().join("tests/shrink/no-inflight-more-seeds.toml");
+    let fixture = root().join("tests/shrink/messages-deleted-more-seeds.toml");
     let nowhere = dir.join("no-such-folder/m.toml");
     for output in [nowhere.as_path(), dir.as_path()] {
         let out = metasim(&["shrink", fixture.to_str().unwrap(), "-o", output.to_str().unwrap()]);
@@ -341,40 +351,40 @@ fn diff_against_the_same_binary_is_identical() {
         env!("CARGO_BIN_EXE_metasim"),
     ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.line("identical: ").is_some_and(|l| l.starts_with("1277 events")), "{}", out.stdout);
+    assert!(out.line("identical: ").is_some_and(|l| l.starts_with("687 events")), "{}", out.stdout);
 }
 
 /// A failure names what happened in words, shows the events of what it names, and offers the
 /// commands that explain it.
 #[test]
 fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
-    let out = metasim(&["replay", "--seed", "2", "--bug", "meta-leader-before-barrier"]);
+    let out = metasim(&["replay", "--seed", "3", "--bug", "meta-leader-before-barrier"]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.line("trace-hash: "), Some("870747472ac2476f"), "details do not change the hash");
-    assert!(out.stdout.contains("events of n3, meta before it:"), "{}", out.stdout);
+    assert_eq!(out.line("trace-hash: "), Some("be540e9055b06c38"), "details do not change the hash");
+    assert!(out.stdout.contains("events of n1, meta before it:"), "{}", out.stdout);
     assert!(
-        out.stdout.contains(" apply ") && out.stdout.contains("meta#3 t2 AssignStream A:S2 -> S-R3-"),
+        out.stdout.contains(" apply ") && out.stdout.contains("meta#33 t10 AssignStream A:S1 -> S-R3-"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains(r#"{"name":"S2","subjects":["s2.>"],"replicas":3}"#),
+        out.stdout.contains(r#"{"name":"S1","subjects":["s1.>"],"replicas":3}"#),
         "configs as JSON text:\n{}",
         out.stdout
     );
     assert!(!out.stdout.contains("[123, 34"), "no config as a byte array:\n{}", out.stdout);
     let reproduce = out.line("reproduce: ").unwrap();
-    assert_eq!(reproduce, "metasim replay --seed 2 --profile default --bug meta-leader-before-barrier");
+    assert_eq!(reproduce, "metasim replay --seed 3 --profile default --bug meta-leader-before-barrier");
     assert_eq!(
         out.line("shrink: "),
-        Some("metasim shrink --seed 2 --profile default --bug meta-leader-before-barrier -o min.toml")
+        Some("metasim shrink --seed 3 --profile default --bug meta-leader-before-barrier -o min.toml")
     );
     assert_eq!(
         out.line("timeline: "),
-        Some("metasim timeline --seed 2 --profile default --bug meta-leader-before-barrier -o run.html")
+        Some("metasim timeline --seed 3 --profile default --bug meta-leader-before-barrier -o run.html")
     );
     // The log too: requests with their ids, answers in words.
-    let log = metasim(&["replay", "--seed", "2", "--bug", "meta-leader-before-barrier", "--log"]);
+    let log = metasim(&["replay", "--seed", "3", "--bug", "meta-leader-before-barrier", "--log"]);
     assert!(
         log.stderr.contains(r#" request "#) && log.stderr.contains(r#"#1 at n"#),
         "{}",
@@ -382,7 +392,7 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     );
     assert!(log.stderr.contains(": error stream A:S0 not found"), "answers in words");
     assert!(
-        log.stderr.contains(" local ") && log.stderr.contains("run stream A:S2 created "),
+        log.stderr.contains(" local ") && log.stderr.contains("run stream A:S1 created "),
         "local effects in words"
     );
     assert!(!log.stderr.contains("RunStream { key"), "no local effect in its debug form");
@@ -391,7 +401,7 @@ fn a_failure_reads_in_words_and_offers_shrink_and_timeline() {
     assert!(log.stderr.contains(": meta RequestVote t1 log 0@t0"), "vote requests in words");
     assert!(log.stderr.contains(": meta Append t1 after 0@t0 commit 0 base [0,1,2,3,4]: #1 t1 LeaderNoop"));
     let carries_op =
-        |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S2 -> S-R3-");
+        |l: &str| l.contains(" recv ") && l.contains(": meta Append t") && l.contains("AssignStream A:S1 -> S-R3-");
     assert!(log.stderr.lines().any(carries_op), "meta ops an append carries");
     assert!(log.stderr.contains(": meta heartbeat t1 after "), "heartbeats named as such");
     assert!(!log.stderr.contains("Raft { group"), "no raft message in its debug form");
@@ -427,12 +437,12 @@ fn the_event_log_reads_in_words() {
         r#" n0    request        a647f878e4352a40  #6 at n0: update stream A:S2 {"name":"S2","subjects":["s2.>"],"replicas":3}"#,
         r#" n4    request        d27a19e786664b57  #1 at n4: create consumer A:S0:C2 {"durable_name":"C2","replicas":0}"#,
         " n1    recv           ec250f8e59ee9616  from n4: request #19 delete consumer A:S3:C1",
-        " n4    recv           801c010cbeac7c32  from n1: answer #6: error stream A:S1 not found",
+        " n2    recv           2dd0eb698c938b16  from n1: answer #10: error stream A:S1 not found",
         " n4    answer         bf9889493b7892f2  #26: ok leader stepped down",
         " n4    info-request   2d60dbb14046c231  #3 A:S2",
         " n1    publish        0a8c2f4514f93da0  #2 4 messages to A:S0",
-        " n4    signal         604460fa803cfb5a  meta: became leader t1",
-        " n4    meta-leader    7194f3e59ae47dcd  leads t1",
+        " n1    signal         604460fa803cfb5a  meta: became leader t1",
+        " n1    meta-leader    7194f3e59ae47dcd  leads t1",
         " n1    stepdown       c852ad84b58fd1b1  for n4#26",
         " n2    meta-recovered ee85fafd354b0935  startup at meta#0, 0 staged",
     ] {

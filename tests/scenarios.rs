@@ -146,8 +146,8 @@ fn an_orphan_left_by_a_skipped_orphan_check_is_reported_as_a_finding() -> Result
 }
 
 /// A server that joins a running group (a re-placement) waits for a leader's data, also after
-/// a restart, until its membership record says it caught up. In the re-placement scenario n0
-/// joins the stream and consumer groups when n3 is removed, n1 when n2 is: each rewrites its
+/// a restart, until its membership record says it caught up. In the re-placement scenario n1
+/// joins the stream and consumer groups when n3 is removed, n0 when n2 is: each rewrites its
 /// record once per group, and only joiners do.
 fn a_joiner_records_that_it_caught_up_once_per_group() -> Result<(), Failed> {
     let dir = common::scratch("joiner");

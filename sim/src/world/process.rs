@@ -38,8 +38,9 @@ pub(super) fn execute<S: System>(w: &mut WorldState<S>, idx: NodeIndex, mut outp
 /// arrives after its own delay.
 fn send<S: System>(w: &mut WorldState<S>, from: NodeIndex, to: NodeIndex, msg: Box<MsgOf<S::Node>>) {
     let fate = {
-        let WorldState { net, rng, .. } = &mut *w;
-        net.fate(from, to, rng)
+        let link = super::link_index(w.servers, from, to);
+        let WorldState { net, link_rngs, .. } = &mut *w;
+        net.fate(from, to, &mut link_rngs[link])
     };
     match fate {
         Fate::Dropped(reason) => {

@@ -145,7 +145,12 @@ pub(super) struct WorldState<S: System> {
     /// What happens next.
     pub agenda: Agenda<Event<S::Node>>,
     pub crash_points: Option<CrashPoints>,
+    /// The world's own draws: faults, crash points, a scenario's `any` node.
     pub rng: ChaCha8Rng,
+    /// What each node draws while it handles an input, by node index.
+    pub node_rngs: Vec<ChaCha8Rng>,
+    /// Each ordered link's message fates and latencies, at [`super::link_index`].
+    pub link_rngs: Vec<ChaCha8Rng>,
     pub net: Network,
     pub disks: Vec<NodeDisk>,
     pub clocks: Vec<NodeClock>,
@@ -244,9 +249,11 @@ impl<S: System> WorldState<S> {
         debug_assert!(outputs.is_empty(), "spare outputs are emptied");
         let i = idx as usize;
         let sim_ns = self.now_ns;
-        let words_before = self.rng.get_word_pos();
+        let words_before = self.node_rngs[i].get_word_pos();
         let result = {
-            let WorldState { servers, rng, disks, clocks, slots, harness, trace, coverage, bugs, config, .. } = self;
+            let WorldState { servers, node_rngs, disks, clocks, slots, harness, trace, coverage, bugs, config, .. } =
+                self;
+            let rng = &mut node_rngs[i];
             let mut feed = Feed(harness);
             let mut env = Env {
                 node: idx,
@@ -267,7 +274,7 @@ impl<S: System> WorldState<S> {
             env.report_disk_lies();
             result
         };
-        let words = self.rng.get_word_pos() - words_before;
+        let words = self.node_rngs[i].get_word_pos() - words_before;
         assert!(words <= RNG_WORDS_PER_INPUT_MAX, "node {idx} drew {words} random words for one input");
         self.check_safety(Touched::Node(idx));
         (result, outputs)

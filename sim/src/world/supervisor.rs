@@ -39,8 +39,9 @@ impl<S: System> Supervisor<S> {
         w.held = keep;
         for h in release {
             let delay = {
-                let WorldState { net, rng, .. } = &mut *w;
-                net.latency_ns(h.from, h.to, rng)
+                let link = super::link_index(w.servers, h.from, h.to);
+                let WorldState { net, link_rngs, .. } = &mut *w;
+                net.latency_ns(h.from, h.to, &mut link_rngs[link])
             };
             w.agenda.at(w.now_ns + delay, Event::Deliver { from: h.from, to: h.to, msg: h.msg });
         }
@@ -88,7 +89,7 @@ impl<S: System> Supervisor<S> {
                 }
             }
             Action::HealAll {} => self.heal_all(w),
-            Action::Reseed { seed } => w.rng = super::world_rng(*seed),
+            Action::Reseed { seed } => super::reseed(w, *seed),
             Action::Shutdown { node } => return self.shutdown(w, *node),
             action if is_network_fault(action) => self.apply_network(w, action),
             action => self.apply_node_fault(w, action),
