@@ -627,11 +627,15 @@ impl MetaLayer {
 
     /// Found `key`'s new raft group `group` on the R1 store this server held in group `old`.
     /// Only an R1 group's store: a replicated group that starts over under a new name (its
-    /// peers all removed) has nothing here to carry.
+    /// peers all removed) has nothing here to carry. Only the server the assignment names as
+    /// the group's founder (a peer that is no joiner) carries: a restart's recovery can run an
+    /// R1 assignment the log had already moved to another server, and a stale store founded
+    /// here too made two leaders of one term (churn seed 6668 of generator 17).
     fn carry_r1_store(&mut self, env: &mut ServerEnv<'_>, key: &StreamKey, old: &str, group: &RaftGroup) {
         let replicated = self.state.stream(key).is_some_and(|sa| sa.replicated());
         let from_store = crate::meta::replicas_at_birth(old).is_none_or(|r| r == 1);
-        if replicated && from_store && GroupFiles::new(old).is_fresh(env.disk()) {
+        let founder = !group.joiners.contains(&env.node());
+        if replicated && from_store && founder && GroupFiles::new(old).is_fresh(env.disk()) {
             match scale::carry_store(env, key, old, &group.name) {
                 Ok(()) => {
                     self.founded_groups.insert(group.name.clone());
