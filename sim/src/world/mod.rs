@@ -98,8 +98,12 @@ fn world_rng(seed: u64) -> ChaCha8Rng {
 /// the world's: a node's inputs and a link's message fates and latencies draw from their own
 /// stream, so a step removed from a scenario (as a shrink does) moves the draws of what it
 /// touches, not every draw after it. Faults and crash points stay on the world's stream.
-fn stream_rngs(seed: u64, stream: Stream, count: u64) -> Vec<ChaCha8Rng> {
+fn stream_rngs(seed: u64, stream: Stream, servers: u32) -> Vec<ChaCha8Rng> {
     const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    let count = match stream {
+        Stream::Node => u64::from(servers),
+        Stream::Link => u64::from(servers) * u64::from(servers),
+    };
     (0..count)
         .map(|i| {
             let tag = (stream as u64) << 56 ^ (i + 1).wrapping_mul(GOLDEN_GAMMA);
@@ -119,12 +123,11 @@ fn link_index(servers: u32, from: NodeIndex, to: NodeIndex) -> usize {
     from as usize * servers as usize + to as usize
 }
 
-/// Every stream of the world from `seed`: at a run's start and at a `reseed` step.
+/// Every stream of the world from `seed` again (a `reseed` step).
 fn reseed<S: System>(w: &mut WorldState<S>, seed: u64) {
-    let servers = u64::from(w.servers);
     w.rng = world_rng(seed);
-    w.node_rngs = stream_rngs(seed, Stream::Node, servers);
-    w.link_rngs = stream_rngs(seed, Stream::Link, servers * servers);
+    w.node_rngs = stream_rngs(seed, Stream::Node, w.servers);
+    w.link_rngs = stream_rngs(seed, Stream::Link, w.servers);
 }
 
 thread_local! {
@@ -174,8 +177,8 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         agenda: agenda::Agenda::new(seed),
         crash_points: scenario.crash_points,
         rng: world_rng(seed),
-        node_rngs: stream_rngs(seed, Stream::Node, u64::from(servers)),
-        link_rngs: stream_rngs(seed, Stream::Link, u64::from(servers) * u64::from(servers)),
+        node_rngs: stream_rngs(seed, Stream::Node, servers),
+        link_rngs: stream_rngs(seed, Stream::Link, servers),
         net: Network::new(scenario.network),
         disks: vec![NodeDisk::default(); servers as usize],
         clocks,
