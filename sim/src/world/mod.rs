@@ -91,8 +91,11 @@ impl RunReport {
 /// stream, seeded with the same number, when the world ran on madsim; it stays so that a seed
 /// draws what it drew.)
 fn world_rng(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21)
+    ChaCha8Rng::seed_from_u64(seed ^ STREAM_SALT)
 }
+
+/// Salts every stream's seed ("metasim!"), the world's and the nodes' and links'.
+const STREAM_SALT: u64 = 0x6d65_7461_7369_6d21;
 
 /// One random stream per node (`Stream::Node`) or per ordered link (`Stream::Link`), apart from
 /// the world's: a node's inputs and a link's message fates and latencies draw from their own
@@ -107,7 +110,7 @@ fn stream_rngs(seed: u64, stream: Stream, servers: u32) -> Vec<ChaCha8Rng> {
     (0..count)
         .map(|i| {
             let tag = (stream as u64) << 56 ^ (i + 1).wrapping_mul(GOLDEN_GAMMA);
-            ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_7461_7369_6d21 ^ tag)
+            ChaCha8Rng::seed_from_u64(seed ^ STREAM_SALT ^ tag)
         })
         .collect()
 }
