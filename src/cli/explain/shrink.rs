@@ -4,17 +4,18 @@
 //! (an op kind, a stream, a server's ops, an action), fewer servers, swarm knobs back to
 //! defaults (network, clocks, crash points, the system's settings), simpler client op
 //! arguments. Rounds go on while one makes the scenario smaller. Any change to a scenario
-//! reshuffles the rest of its run (network fates, latencies and election timeouts all come from
-//! one seeded stream, drawn in the order events happen), so a failure that needs a narrow race
-//! can be lost by every single removal under the scenario's seed. After a round that removes
+//! reshuffles the rest of its run (network fates, latencies and election timeouts come from
+//! seeded streams, per node and per link, drawn in the order events happen), so a failure that
+//! needs a narrow race can be lost by every single removal under the scenario's seed. After a round that removes
 //! nothing, the seed is one more thing to vary: each step alone, last first, is removed under
-//! [`RESEEDS`] other seeds derived from the scenario's seed and the step's index, and the first
+//! other seeds derived from the scenario's seed and the step's index ([`RESEEDS`] a step, more
+//! in a scenario of few steps: see [`RESEED_RUNS_SMALL`]), and the first
 //! seed under which that candidate fails the same way is kept (`reseeds:`; the scenario and the
 //! written file carry it, so `run` reproduces it). If no step goes, one step moved earlier
 //! starts the next round (`moves:`): a removal that failed in one run may succeed after a move.
 //! Reseeded removals that took nothing are not tried again until a round removes a step.
-//! When no step can move either, the removals try the next [`RESEEDS`] seeds of each step (up
-//! to [`RESEED_SETS`] sets in a shrink) before the shrink ends.
+//! When no step can move either, the removals try the next set of seeds of each step (up to
+//! [`RESEED_SETS`] sets in a shrink) before the shrink ends.
 //! Every candidate runs in a child `metasim run`, so the result is what `run` does with the
 //! file, and no candidate file runs twice; the order of candidates (and the seeds tried)
 //! depends only on the scenario and the outcomes, so a shrink is deterministic. With `--jobs`,
@@ -143,11 +144,32 @@ fn shrink_for<S: System>(args: &ShrinkArgs) -> Result<ExitCode, CliError> {
 /// `raft-vote-not-persisted` default 238 (126 steps): 4 seeds end at 29 steps, 8 at 9, 16 at 11.
 const RESEEDS: u64 = 8;
 
-/// Sets of [`RESEEDS`] seeds a shrink's reseeded removals may try in all: once no step can
-/// move, the next set is tried before the shrink ends. A failure that needs a narrow race can
-/// be lost by every move, and then only another seed lets a step go: on `raft-commit-old-term`
-/// default 4079, no move kept the failure, and the shrink ended at 26 steps after 3,119 runs;
-/// with three more sets, at 16 steps after 4,000.
+/// Runs a pass of reseeded removals may take in a scenario of few steps: below
+/// `RESEED_RUNS_SMALL / RESEEDS` steps (125), each step is tried under as many seeds as this
+/// many runs allow (at most [`RESEEDS_MAX`]). A small scenario's failure often needs a race
+/// most of its steps take part in, so few seeds keep it without any one of them: on
+/// `boot-size-after-restart` `outage` 3 (9 steps), only the crash of n2 could go, under 4 of
+/// 300 seeds; with `--budget 4000` the shrink ended at 9 steps with 8 seeds a step, 9 with 28,
+/// and 7 with 111. A count of runs, not a share of the budget: a shrink makes the same
+/// candidates whatever its budget, until the budget ends it.
+const RESEED_RUNS_SMALL: u64 = 1000;
+
+/// Seeds a step's removal is tried under in one set, in the smallest scenarios: a scenario of
+/// a few steps would otherwise take hundreds of seeds a step to learn that its last steps are
+/// all needed.
+const RESEEDS_MAX: u64 = 128;
+
+/// Seeds a reseeded removal tries for each step of a scenario of `steps` steps: [`RESEEDS`],
+/// or more in a small scenario (see [`RESEED_RUNS_SMALL`]).
+fn reseeds_per_step(steps: usize) -> u64 {
+    (RESEED_RUNS_SMALL / steps.max(1) as u64).clamp(RESEEDS, RESEEDS_MAX)
+}
+
+/// Sets of seeds ([`reseeds_per_step`] a step) a shrink's reseeded removals may try in all:
+/// once no step can move, the next set is tried before the shrink ends. A failure that needs a
+/// narrow race can be lost by every move, and then only another seed lets a step go: on
+/// `raft-commit-old-term` default 4079, no move kept the failure, and the shrink ended at 26
+/// steps after 3,119 runs; with three more sets, at 16 steps after 4,000.
 const RESEED_SETS: u64 = 4;
 
 /// ddmin tries a chunk alone only while it has at most this many chunks: a small chunk alone
@@ -567,21 +589,22 @@ impl<S: System> Shrinker<S> {
         self.first_failing(len, moved, true).map(|(_, c)| c)
     }
 
-    /// Each step alone, last first, under [`RESEEDS`] other seeds derived from the scenario's
-    /// seed, the step's index and the set (`set`: the set's first seed is `set * RESEEDS`); the
-    /// first seed under which the candidate fails the same way is kept, and the scenario carries
-    /// it from then on.
+    /// Each step alone, last first, under [`reseeds_per_step`] other seeds (for the scenario's
+    /// steps as they stand) derived from the scenario's seed, the step's index and the set
+    /// (`set`: the set's first seed is `set` times that many); the first seed under which the
+    /// candidate fails the same way is kept, and the scenario carries it from then on.
     fn reseeded_removals(&mut self, mut best: ScenarioOf<S>, set: u64) -> ScenarioOf<S> {
         let mut i = best.steps.len();
         while i > 0 && self.runs < self.budget {
             i -= 1;
+            let per_step = reseeds_per_step(best.steps.len());
             let reseeded = |n: usize| {
                 Some(ScenarioOf::<S> {
-                    seed: derived_seed(best.seed, i as u64, set * RESEEDS + n as u64),
+                    seed: derived_seed(best.seed, i as u64, set * per_step + n as u64),
                     ..without_step::<S>(&best, i)
                 })
             };
-            if let Some((_, c)) = self.first_failing(RESEEDS as usize, reseeded, false) {
+            if let Some((_, c)) = self.first_failing(per_step as usize, reseeded, false) {
                 self.reseeds += 1;
                 best = c;
             }
@@ -864,6 +887,23 @@ node = 0
         assert_eq!(groups[3], ["action:crash"]);
         // Groups of one step are the single removals' work; the largest go first.
         assert_eq!(related_groups::<MetaSystem>(&scenario), ["op:create-stream", "stream:A/S1", "via:1"]);
+    }
+
+    /// A scenario of 125 steps or more tries 8 seeds a step; a smaller one as many as 1,000
+    /// runs allow, up to 128 a step; the count never depends on anything but the steps.
+    #[test]
+    fn small_scenarios_try_more_seeds_a_step() {
+        assert_eq!(reseeds_per_step(800), 8);
+        assert_eq!(reseeds_per_step(125), 8);
+        assert_eq!(reseeds_per_step(111), 9);
+        assert_eq!(reseeds_per_step(9), 111);
+        assert_eq!(reseeds_per_step(8), 125);
+        assert_eq!(reseeds_per_step(2), 128);
+        assert_eq!(reseeds_per_step(0), 128);
+        // A pass costs at most about RESEED_RUNS_SMALL runs below 125 steps.
+        for steps in 8..125 {
+            assert!(reseeds_per_step(steps) * steps as u64 <= RESEED_RUNS_SMALL, "{steps} steps");
+        }
     }
 
     /// A pass's tally sits at its place in `Pass::ALL`, which the `passes:` line follows.
