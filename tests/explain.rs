@@ -112,6 +112,16 @@ fn shrink_keeps_the_invariant_of_the_leader_barrier_seed() {
     assert_eq!(std::fs::read_to_string(&min).unwrap(), std::fs::read_to_string(&first.min).unwrap());
 }
 
+/// ddmin's complements start where the last one went: the chunks before it have just failed
+/// to go. A shrink of the leader-barrier seed within 45 runs ends at 5 steps; from the first
+/// chunk every time, it ended at 6 (and on `elections` 125, at 252 steps of 808 against 76).
+#[test]
+fn ddmin_goes_on_from_the_complement_that_went() {
+    let shrunk = shrinks("1", "meta-leader-before-barrier", "meta-leader-apply-barrier", "45");
+    assert_eq!(number_before(&shrunk.out, "after: ", "runs)"), 45, "{}", shrunk.out.stdout);
+    assert_eq!(steps_of(&shrunk.min), 5, "{}", shrunk.out.stdout);
+}
+
 /// A file whose 2 steps cannot go alone, under its seed or the reseeded removals' other seeds
 /// (`tests/shrink/`, a shrink of `meta-no-inflight` cut short just before its first move):
 /// within 320 runs the round that removes nothing is followed by steps moved earlier, and the
