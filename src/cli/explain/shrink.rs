@@ -6,12 +6,12 @@
 //! arguments. Rounds go on while one makes the scenario smaller. Any change to a scenario
 //! reshuffles the rest of its run (network fates, latencies and election timeouts come from
 //! seeded streams, per node and per link, drawn in the order events happen), so a failure that
-//! needs a narrow race can be lost by every single removal under the scenario's seed. After a round that removes
-//! nothing, the seed is one more thing to vary: each step alone, last first, is removed under
-//! other seeds derived from the scenario's seed and the step's index ([`RESEEDS`] a step, more
-//! in a scenario of few steps: see [`RESEED_RUNS_SMALL`]), and the first
-//! seed under which that candidate fails the same way is kept (`reseeds:`; the scenario and the
-//! written file carry it, so `run` reproduces it). If no step goes, one step moved earlier
+//! needs a narrow race can be lost by every single removal under the scenario's seed. After a
+//! round that removes nothing, the seed is one more thing to vary: each step alone, last first,
+//! is removed under other seeds derived from the scenario's seed and the step's index
+//! ([`RESEEDS`] a step, more in a scenario of few steps: see [`RESEED_RUNS_SMALL`]), and the
+//! first seed under which that candidate fails the same way is kept (`reseeds:`; the scenario
+//! and the written file carry it, so `run` reproduces it). If no step goes, one step moved earlier
 //! starts the next round (`moves:`): a removal that failed in one run may succeed after a move.
 //! Reseeded removals that took nothing are not tried again until a round removes a step.
 //! When no step can move either, the removals try the next set of seeds of each step (up to
