@@ -34,17 +34,29 @@ fn populate(_start: usize, _bytes: usize) -> bool {
     false
 }
 
+/// Page faults the calling thread has taken so far (minor ones: a fresh page's first touch),
+/// or 0 where the count is not to be had. What the bench and the tests here count.
+#[cfg(target_os = "linux")]
+pub fn thread_page_faults() -> i64 {
+    // SAFETY: `rusage` is plain integers, for which all zeros is a value; `getrusage` only
+    // writes the struct it is given, which lives on this stack.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } == 0;
+    if ok {
+        usage.ru_minflt
+    } else {
+        0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn thread_page_faults() -> i64 {
+    0
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-
-    /// Page faults this thread has taken so far.
-    fn faults() -> i64 {
-        // SAFETY: getrusage writes the struct it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) }, 0);
-        usage.ru_minflt
-    }
 
     /// Room of `bytes` whose pages fault in 4 KB at a time, as they do in the binary (whose
     /// allocator takes no huge pages), whatever the test's allocator and the machine's
@@ -69,13 +81,13 @@ mod tests {
             return; // a kernel without MADV_POPULATE_WRITE: nothing to check
         }
         assert_eq!(v, b"held");
-        let before = faults();
+        let before = thread_page_faults();
         v.resize(room_bytes, 7);
-        assert!(faults() - before < 16, "{} faults filling prefaulted room", faults() - before);
+        assert!(thread_page_faults() - before < 16, "{} faults filling prefaulted room", thread_page_faults() - before);
         let mut fresh = room(room_bytes);
-        let before = faults();
+        let before = thread_page_faults();
         fresh.resize(room_bytes, 7);
-        assert!(faults() - before > 1_000, "fresh room faults in page by page");
+        assert!(thread_page_faults() - before > 1_000, "fresh room faults in page by page");
         let small = &mut Vec::<u8>::with_capacity(PREFAULT_BYTES_MIN - 1);
         assert!(!prefault_spare(small), "small buffers are left alone");
     }

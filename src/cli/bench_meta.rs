@@ -73,9 +73,9 @@ pub fn snapshot(streams: usize, consumers: usize) {
     let started = Instant::now();
     let bytes = encode_framed(&snapshot);
     let encode = started.elapsed();
-    let faults_before = minor_faults();
+    let faults_before = metasim::prefault::thread_page_faults();
     let (first, applied) = decode_and_apply(&bytes);
-    let faults = minor_faults() - faults_before;
+    let faults = metasim::prefault::thread_page_faults() - faults_before;
     assert_eq!(applied.streams().count(), streams);
     drop(applied);
     let mut warm: Vec<Duration> = (0..SNAPSHOT_DECODES_WARM).map(|_| decode_and_apply(&bytes).0).collect();
@@ -100,19 +100,6 @@ fn decode_and_apply(bytes: &[u8]) -> (Duration, MetaState) {
     let mut applied = MetaState::default();
     applied.apply_snapshot(1, decoded.streams, 0).expect("a valid snapshot applies");
     (started.elapsed(), applied)
-}
-
-/// Minor page faults of this process so far (0 where the count is not to be had).
-fn minor_faults() -> i64 {
-    // SAFETY: `rusage` is plain integers, for which all zeros is a value; `getrusage` only
-    // writes the struct it is given, which lives on this stack.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
-    if ok {
-        usage.ru_minflt
-    } else {
-        0
-    }
 }
 
 /// A log of `n` meta entries cycling over 1,000 stream names: create, consumer create, update,
