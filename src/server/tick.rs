@@ -129,7 +129,11 @@ impl Server {
             return Vec::new();
         }
         meta.assets_changed = false;
-        let (desired, kept) = (meta.desired_groups(), meta.kept_groups(env.node()));
+        let (desired, me) = (meta.desired_groups(), env.node());
+        // The groups whose files stay, needed only when there are files or groups to judge by
+        // it: built from every local asset and assignment, it was a walk over all of them
+        // after every input that changed an asset. Nothing below changes what it is made of.
+        let mut kept: Option<BTreeSet<String>> = None;
         if !assets::sync(env.disk(), &mut meta.asset_files, assets::wanted(&meta.local, &meta.carries_pending)) {
             // The disk lied about an fsync (the world tells the oracle).
             env.trace_text("fsync-lost", "assets");
@@ -141,23 +145,30 @@ impl Server {
         // finds its messages there (default seed 1707 and disk seed 3127 of generator 15 lost
         // acknowledged messages).
         if !meta.startup_recovering() || env.bug(MESSAGES_DELETED_BEFORE_REPLAY) {
-            for path in env.disk().list(storage::MessageFile::PREFIX) {
-                if !kept.contains(&path[storage::MessageFile::PREFIX.len()..]) {
-                    env.disk().remove(&path);
+            let files = env.disk().list(storage::MessageFile::PREFIX);
+            if !files.is_empty() {
+                let kept = kept.get_or_insert_with(|| meta.kept_groups(me));
+                for path in files {
+                    if !kept.contains(&path[storage::MessageFile::PREFIX.len()..]) {
+                        env.disk().remove(&path);
+                    }
                 }
             }
         }
-        // Groups to stop, each with whether this server was re-placed off it (its assignment
-        // goes on elsewhere).
+        // One walk of the running groups beside the desired ones, both in name order: the
+        // groups to stop, each with whether this server was re-placed off it (its assignment
+        // goes on elsewhere), and the desired groups not running.
         let meta = self.groups.meta().and_then(|g| g.meta.as_deref()).expect("found above");
-        let me = env.node();
-        let stale: Vec<(String, bool)> = self
-            .groups
-            .assets()
-            .map(|(name, _)| name)
-            .filter(|n| !desired.contains_key(n))
-            .map(|name| (name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))))
-            .collect();
+        let (mut stale, mut missing) = (Vec::new(), Vec::new());
+        let mut wanted = desired.iter().peekable();
+        for (name, _) in self.groups.assets() {
+            missing.extend(std::iter::from_fn(|| wanted.next_if(|g| g.name.as_str() < name)));
+            if wanted.next_if(|g| g.name == name).is_none() {
+                stale.push((name.to_string(), meta.state.group(name).is_some_and(|g| !g.is_member(me))));
+            }
+        }
+        missing.extend(wanted);
+        let kept = if stale.is_empty() { BTreeSet::new() } else { kept.unwrap_or_else(|| meta.kept_groups(me)) };
         let waiting: BTreeSet<String> = meta.carries_pending.keys().cloned().collect();
         self.refused_groups.retain(|name, _| desired.contains_key(name));
         for (name, left) in stale {
@@ -167,12 +178,14 @@ impl Server {
             self.stop_group(env, &name, &kept);
         }
         let mut started = Vec::new();
-        for group in desired.iter() {
+        for group in missing {
             let name = &group.name;
             if waiting.contains(name) {
                 continue; // its carry waits for room on the disk
             }
-            if !self.groups.contains_key(name) && self.start_asset_group(env, name, group.clone()) {
+            // Nothing stopped or started since the walk adds a group of another name.
+            debug_assert!(!self.groups.contains_key(name), "{name} was not running");
+            if self.start_asset_group(env, name, group.clone()) {
                 started.push(name.clone());
             }
         }
