@@ -36,7 +36,9 @@ fn path(group: &str) -> String {
     format!("{PREFIX}{group}")
 }
 
-/// What the local assets should have on disk: group name → record. Direct consumers live
+/// What the local assets should have on disk, in group-name order, each name once (the last
+/// asset of a name, as a map by name would keep it): borrowed, as this runs after every input
+/// that changed an asset, over every asset. Direct consumers live
 /// in memory only (NATS keeps a mirror's consumer in memory), so a restart loses them.
 ///
 /// A stream whose scale-up carry waits (`carries_pending`: new group → its stream and the R1
@@ -45,40 +47,105 @@ fn path(group: &str) -> String {
 /// that runs it in the new group regroups it and asks for the carry again. Recorded under the
 /// new group, it came back already regrouped, and the group started empty (a shrink of the
 /// guided `disk` run 171 from 2300000, stop 52).
-pub fn wanted(local: &LocalAssets, carries_pending: &CarriesPending) -> BTreeMap<String, AssetRecord> {
-    let waiting_in = |key: &StreamKey, group: &str| match carries_pending.get(group) {
-        Some((waiting, store)) if waiting == key => store.clone(),
-        _ => group.to_string(),
+pub fn wanted<'a>(local: &'a LocalAssets, carries_pending: &'a CarriesPending) -> Vec<Wanted<'a>> {
+    let waiting_in = |key: &StreamKey, group: &'a str| -> &'a str {
+        match carries_pending.get(group) {
+            Some((waiting, store)) if waiting == key => store,
+            _ => group,
+        }
     };
-    let streams =
-        local.streams().map(|(k, a)| (waiting_in(k, &a.group_name), a.created_ms, AssetKey::Stream(k.clone())));
-    let consumers =
-        local.public_consumers().map(|(k, a)| (a.group_name.clone(), a.created_ms, AssetKey::Consumer(k.clone())));
-    streams.chain(consumers).map(|(group, created_ms, key)| (group, AssetRecord { key, created_ms })).collect()
+    let streams = local.streams().map(|(k, a)| Wanted {
+        group: waiting_in(k, &a.group_name),
+        key: WantedKey::Stream(k),
+        created_ms: a.created_ms,
+    });
+    let consumers = local.public_consumers().map(|(k, a)| Wanted {
+        group: &a.group_name,
+        key: WantedKey::Consumer(k),
+        created_ms: a.created_ms,
+    });
+    let mut all: Vec<Wanted<'a>> = streams.chain(consumers).collect();
+    // Stable: the assets of one name keep their order, and the last one stays.
+    all.sort_by(|a, b| a.group.cmp(b.group));
+    let mut wanted: Vec<Wanted<'a>> = Vec::with_capacity(all.len());
+    for asset in all {
+        if wanted.last().is_some_and(|last| last.group == asset.group) {
+            wanted.pop();
+        }
+        wanted.push(asset);
+    }
+    wanted
 }
 
-/// Bring the files in line with `wanted`, given what `written` says is on disk; `written`
-/// becomes `wanted`. Returns false when the disk lied about an fsync.
-pub fn sync(
-    disk: &mut NodeDisk,
-    written: &mut BTreeMap<String, AssetRecord>,
-    wanted: BTreeMap<String, AssetRecord>,
-) -> bool {
+/// One asset's file as [`wanted`] gives it: the group that names the file, and what the file
+/// holds, borrowed.
+#[derive(Debug)]
+pub struct Wanted<'a> {
+    group: &'a str,
+    key: WantedKey<'a>,
+    created_ms: u64,
+}
+
+#[derive(Debug)]
+enum WantedKey<'a> {
+    Stream(&'a StreamKey),
+    Consumer(&'a ConsumerKey),
+}
+
+impl Wanted<'_> {
+    /// Whether `record` is what this file holds.
+    fn is_in(&self, record: &AssetRecord) -> bool {
+        let same_key = match (&self.key, &record.key) {
+            (WantedKey::Stream(a), AssetKey::Stream(b)) => *a == b,
+            (WantedKey::Consumer(a), AssetKey::Consumer(b)) => *a == b,
+            _ => false,
+        };
+        same_key && self.created_ms == record.created_ms
+    }
+
+    fn record(&self) -> AssetRecord {
+        let key = match self.key {
+            WantedKey::Stream(key) => AssetKey::Stream(key.clone()),
+            WantedKey::Consumer(key) => AssetKey::Consumer(key.clone()),
+        };
+        AssetRecord { key, created_ms: self.created_ms }
+    }
+}
+
+/// Bring the files in line with `wanted` (from [`wanted`]), given what `written` says is on
+/// disk; `written` becomes what is wanted. The files no asset wants go first, then the
+/// records that changed are written, each in name order; only those are copied into
+/// `written`. Returns false when the disk lied about an fsync.
+pub fn sync(disk: &mut NodeDisk, written: &mut BTreeMap<String, AssetRecord>, wanted: Vec<Wanted<'_>>) -> bool {
+    assert!(wanted.windows(2).all(|w| w[0].group < w[1].group), "wanted in name order, each name once");
     let mut synced = true;
-    for group in written.keys().filter(|g| !wanted.contains_key(*g)) {
-        disk.remove(&path(group));
+    let mut ahead = wanted.iter().peekable();
+    let gone: Vec<String> = written
+        .keys()
+        .filter(|group| {
+            while ahead.next_if(|w| w.group < group.as_str()).is_some() {}
+            ahead.peek().is_none_or(|w| w.group != group.as_str())
+        })
+        .cloned()
+        .collect();
+    for group in gone {
+        disk.remove(&path(&group));
+        written.remove(&group);
     }
-    for (group, record) in &wanted {
-        if written.get(group) != Some(record) {
-            let bytes = encode_framed(record);
-            // A full disk leaves the asset without a file: after a restart it is not restored,
-            // and the meta layer creates it again if it is still assigned here.
-            if disk.replace(&path(group), &bytes).is_ok() {
-                synced &= disk.fsync(&path(group));
-            }
+    for asset in &wanted {
+        if written.get(asset.group).is_some_and(|record| asset.is_in(record)) {
+            continue;
         }
+        let record = asset.record();
+        let bytes = encode_framed(&record);
+        // A full disk leaves the asset without a file: after a restart it is not restored,
+        // and the meta layer creates it again if it is still assigned here.
+        if disk.replace(&path(asset.group), &bytes).is_ok() {
+            synced &= disk.fsync(&path(asset.group));
+        }
+        written.insert(asset.group.to_string(), record);
     }
-    *written = wanted;
+    debug_assert_eq!(written.len(), wanted.len(), "written holds what is wanted");
     synced
 }
 
@@ -185,8 +252,38 @@ mod tests {
         // Removing the stream removes its file; the consumer's goes with it.
         let mut written = BTreeMap::new();
         written.insert("g1".to_string(), AssetRecord { key: AssetKey::Stream(key), created_ms: 7 });
-        assert!(sync(&mut disk, &mut written, BTreeMap::new()));
+        assert!(sync(&mut disk, &mut written, Vec::new()));
         assert!(!disk.exists("assets/g1"));
+    }
+
+    /// Only what changed is written again; of two assets naming one group, the last (the
+    /// consumer, as consumers follow streams) holds the file, as a map by name kept it.
+    #[test]
+    fn a_sync_writes_what_changed_and_the_last_asset_of_a_name() {
+        let asset = |created_ms, group: &str| LocalAsset {
+            created_ms,
+            group_name: group.into(),
+            messages: 0,
+            running: true,
+            direct: false,
+        };
+        let mut local = LocalAssets::default();
+        local.restore_stream(StreamKey::new("A", "S"), asset(1, "g"));
+        local.restore_stream(StreamKey::new("A", "T"), asset(2, "h"));
+        local.restore_consumer(ConsumerKey::new("A", "S", "C"), asset(3, "g"));
+        let (mut disk, mut written) = (NodeDisk::default(), BTreeMap::new());
+        assert!(sync(&mut disk, &mut written, wanted(&local, &BTreeMap::new())));
+        let consumer = AssetRecord { key: AssetKey::Consumer(ConsumerKey::new("A", "S", "C")), created_ms: 3 };
+        assert_eq!(written.get("g"), Some(&consumer));
+        assert_eq!((written.len(), disk.fsyncs), (2, 2));
+        assert!(sync(&mut disk, &mut written, wanted(&local, &BTreeMap::new())));
+        assert_eq!(disk.fsyncs, 2, "nothing changed, nothing written");
+        local.restore_stream(StreamKey::new("A", "T"), asset(4, "h"));
+        assert!(sync(&mut disk, &mut written, wanted(&local, &BTreeMap::new())));
+        assert_eq!((written["h"].created_ms, disk.fsyncs), (4, 3), "one record changed");
+        let (records, refused) = restore(&disk);
+        assert!(refused.is_empty());
+        assert_eq!(records, written.into_iter().collect::<Vec<_>>(), "the disk holds what written says");
     }
 
     #[test]
