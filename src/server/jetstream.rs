@@ -731,28 +731,51 @@ impl MetaLayer {
         let revisions = (self.state.revision(), self.local.revision());
         if self.desired.0 != Some(revisions) {
             self.desired = (Some(revisions), Arc::new(self.build_desired_groups()));
+            #[cfg(debug_assertions)]
+            assert!(*self.desired.1 == self.desired_groups_by_lookup(), "the side-by-side walk missed a group");
         }
         debug_assert!(*self.desired.1 == self.build_desired_groups(), "a change without a new revision");
         Arc::clone(&self.desired.1)
     }
 
     fn build_desired_groups(&self) -> DesiredGroups {
+        // The local assets and the assignments are both in key order (a consumer's key begins
+        // with its stream's): walked side by side, with no lookup (nor key built) per asset.
         let mut groups = Vec::new();
+        let mut applied = self.state.streams_by_key().peekable();
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
-            if let Some(sa) = self.state.stream(key).filter(|sa| sa.group.name == asset.group_name) {
-                if sa.replicated() {
-                    groups.push(sa.group.clone());
-                }
+            while applied.next_if(|(k, _)| *k < key).is_some() {}
+            let Some((_, sa)) = applied.peek().filter(|(k, _)| *k == key) else { continue };
+            if sa.group.name == asset.group_name && sa.replicated() {
+                groups.push(sa.group.clone());
             }
         }
+        let mut applied = self.state.streams_by_key().peekable();
         for (key, asset) in self.local.public_consumers().filter(|(_, a)| a.running) {
-            if let Some(ca) = self.state.consumer(key).filter(|ca| ca.group.name == asset.group_name) {
-                if ca.group.peers.len() > 1 {
-                    groups.push(ca.group.clone());
-                }
+            let stream = (key.account.as_str(), key.stream.as_str());
+            while applied.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < stream).is_some() {}
+            let parent = applied.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == stream);
+            let Some(ca) = parent.and_then(|(_, sa)| sa.consumers.get(&key.name)) else { continue };
+            if ca.group.name == asset.group_name && ca.group.peers.len() > 1 {
+                groups.push(ca.group.clone());
             }
         }
         groups.into_iter().collect()
+    }
+
+    /// Debug builds: the desired groups found by looking each running asset's assignment up,
+    /// what [`Self::build_desired_groups`] finds by walking.
+    #[cfg(debug_assertions)]
+    fn desired_groups_by_lookup(&self) -> DesiredGroups {
+        let streams = self.local.streams().filter(|(_, a)| a.running).filter_map(|(key, asset)| {
+            let sa = self.state.stream(key)?;
+            (sa.group.name == asset.group_name && sa.replicated()).then(|| sa.group.clone())
+        });
+        let consumers = self.local.public_consumers().filter(|(_, a)| a.running).filter_map(|(key, asset)| {
+            let ca = self.state.consumer(key)?;
+            (ca.group.name == asset.group_name && ca.group.peers.len() > 1).then(|| ca.group.clone())
+        });
+        streams.chain(consumers).collect()
     }
 
     /// Applied streams scaled down whose groups have not shrunk yet (more peers than their
