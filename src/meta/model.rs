@@ -32,6 +32,25 @@ impl StreamKey {
     }
 }
 
+/// A forward-only walk over pairs in stream-key order (the applied assignments, or the local
+/// streams) that finds each of a rising sequence of streams with one comparison per step, no
+/// lookup and no key built: what the walks over every local asset beside its assignment do.
+pub struct StreamCursor<'a, V, I: Iterator<Item = (&'a StreamKey, V)>>(std::iter::Peekable<I>);
+
+impl<'a, V, I: Iterator<Item = (&'a StreamKey, V)>> StreamCursor<'a, V, I> {
+    pub fn new(pairs: I) -> Self {
+        StreamCursor(pairs.peekable())
+    }
+
+    /// The value of stream `account`:`name`, if there is one. A later call may not ask for an
+    /// earlier stream (the walk has passed it).
+    pub fn seek(&mut self, account: &str, name: &str) -> Option<&V> {
+        let target = (account, name);
+        while self.0.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < target).is_some() {}
+        self.0.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == target).map(|(_, v)| v)
+    }
+}
+
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.account, self.name)

@@ -19,6 +19,7 @@ use super::probes::{self, OpOutcome};
 use super::scale;
 use super::storage::GroupFiles;
 use super::wire::ServerMsg;
+use crate::meta::model::StreamCursor;
 use crate::meta::{
     ApiError, ConsumerKey, Effect, EmptyReports, Inflight, LocalAssets, LocalChange, MetaBugs, MetaEntry, MetaState,
     OpCode, Outcome, PeerId, RaftGroup, RecoveryUpdates, Revision, StreamAssignment, StreamKey, StreamResult,
@@ -742,20 +743,17 @@ impl MetaLayer {
         // The local assets and the assignments are both in key order (a consumer's key begins
         // with its stream's): walked side by side, with no lookup (nor key built) per asset.
         let mut groups = Vec::new();
-        let mut applied = self.state.streams_by_key().peekable();
+        let mut applied = StreamCursor::new(self.state.streams_by_key());
         for (key, asset) in self.local.streams().filter(|(_, a)| a.running) {
-            while applied.next_if(|(k, _)| *k < key).is_some() {}
-            let Some((_, sa)) = applied.peek().filter(|(k, _)| *k == key) else { continue };
+            let Some(sa) = applied.seek(&key.account, &key.name) else { continue };
             if sa.group.name == asset.group_name && sa.replicated() {
                 groups.push(sa.group.clone());
             }
         }
-        let mut applied = self.state.streams_by_key().peekable();
+        let mut applied = StreamCursor::new(self.state.streams_by_key());
         for (key, asset) in self.local.public_consumers().filter(|(_, a)| a.running) {
-            let stream = (key.account.as_str(), key.stream.as_str());
-            while applied.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < stream).is_some() {}
-            let parent = applied.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == stream);
-            let Some(ca) = parent.and_then(|(_, sa)| sa.consumers.get(&key.name)) else { continue };
+            let parent = applied.seek(&key.account, &key.stream);
+            let Some(ca) = parent.and_then(|sa| sa.consumers.get(&key.name)) else { continue };
             if ca.group.name == asset.group_name && ca.group.peers.len() > 1 {
                 groups.push(ca.group.clone());
             }

@@ -1,6 +1,5 @@
 //! Meta-layer invariants (spec §10) over every running server's meta layer.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use sim::{CheckFailure, Cluster, Touched};
@@ -8,6 +7,7 @@ use sim::{CheckFailure, Cluster, Touched};
 use super::meta_members;
 use super::scope::{CheckMemo, LayerMark};
 use crate::harness::ghost::{Ghost, Verdict};
+use crate::meta::model::StreamCursor;
 use crate::meta::{self, ConsumerAssignment, MetaBugs};
 use crate::server::jetstream::MetaLayer;
 use crate::server::wire::META;
@@ -195,17 +195,9 @@ fn unsupported_not_running(id: u32, server: &Server, meta: &MetaLayer) -> Result
 fn local_assets_follow_assignments(ghost: &Ghost, id: u32, meta: &MetaLayer) -> Result<(), CheckFailure> {
     let normal = !meta.recovering() && meta.state.write_error().is_none();
     let orphans = ghost.startup_orphans.get(&id);
-    let mut applied = meta.state.streams_by_key().peekable();
+    let mut applied = StreamCursor::new(meta.state.streams_by_key());
     for (key, asset) in meta.local.streams() {
-        // One comparison of keys per step of either walk.
-        let sa = loop {
-            match applied.peek().map(|(k, _)| (*k).cmp(key)) {
-                Some(Ordering::Less) => applied.next(),
-                Some(Ordering::Equal) => break applied.next().map(|(_, sa)| sa),
-                Some(Ordering::Greater) | None => break None,
-            };
-        };
-        let Some(sa) = sa else {
+        let Some(sa) = applied.seek(&key.account, &key.name) else {
             if normal && !orphans.is_some_and(|o| o.holds_stream(key, asset.created_ms)) {
                 let what = format!(
                     "holds stream {key} created {} that the applied state lacks, which was no orphan when its start-up recovery ended",
@@ -221,12 +213,10 @@ fn local_assets_follow_assignments(ghost: &Ghost, id: u32, meta: &MetaLayer) -> 
             return fail("meta-no-node-skew", id, what);
         }
     }
-    let mut applied = meta.state.streams_by_key().peekable();
+    let mut applied = StreamCursor::new(meta.state.streams_by_key());
     for (key, asset) in meta.local.consumers().filter(|(_, a)| a.running) {
-        let stream = (key.account.as_str(), key.stream.as_str());
-        while applied.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < stream).is_some() {}
-        let parent = applied.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == stream);
-        let ca = parent.and_then(|(_, sa)| sa.consumers.get(&key.name));
+        let parent = applied.seek(&key.account, &key.stream);
+        let ca = parent.and_then(|sa| sa.consumers.get(&key.name));
         let unassigned = parent.is_some() && ca.is_none() && !asset.direct;
         if unassigned && normal && !orphans.is_some_and(|o| o.holds_consumer(key, asset.created_ms)) {
             let what = format!(
@@ -262,13 +252,9 @@ fn local_assets_of_their_incarnation(ghost: &Ghost, id: u32, meta: &MetaLayer) -
         }
     }
     // Both maps are in key order: walk the streams beside the consumers, no key built.
-    let mut streams = meta.local.streams().peekable();
+    let mut streams = StreamCursor::new(meta.local.streams());
     for (key, asset) in meta.local.public_consumers() {
-        let parent = (key.account.as_str(), key.stream.as_str());
-        while streams.next_if(|(k, _)| (k.account.as_str(), k.name.as_str()) < parent).is_some() {}
-        let Some(&(_, stream)) = streams.peek().filter(|(k, _)| (k.account.as_str(), k.name.as_str()) == parent) else {
-            continue;
-        };
+        let Some(stream) = streams.seek(&key.account, &key.stream) else { continue };
         if let Verdict::Other(owner) = book.consumer_group(&asset.group_name, key, asset.created_ms, stream.created_ms)
         {
             let what = format!(
