@@ -1,7 +1,7 @@
 //! The in-memory log: a snapshot base (index and term of the last compacted entry) followed
 //! by contiguous entries. Durability is the driver's job; this only holds what the node knows.
 
-use super::types::{Entry, Index, Term};
+use super::types::{Entry, EntryData, Index, Term};
 
 #[derive(Clone, Debug, Default)]
 pub struct RaftLog {
@@ -11,13 +11,23 @@ pub struct RaftLog {
     base_term: Term,
     /// Entries `base_index + 1 ..= last_index`, contiguous, terms non-decreasing.
     entries: Vec<Entry>,
+    /// Indices of the held entries that change the voters (a peer's removal, a leader's list
+    /// of members), ascending. Counting the voters looks past the commit index for them, on
+    /// every acknowledgement a leader counts, and a leader's uncommitted tail can hold a
+    /// create burst's thousand entries.
+    voter_changes: Vec<Index>,
+}
+
+/// Whether `data` changes whom the voters are counted among before it commits.
+fn changes_voters(data: &EntryData) -> bool {
+    matches!(data, EntryData::RemovePeer(_) | EntryData::Members(_))
 }
 
 impl RaftLog {
     /// An empty log on top of a snapshot base (0, 0 for a brand new log).
     pub fn with_base(base_index: Index, base_term: Term) -> Self {
         assert!(base_index > 0 || base_term == 0, "base term without base index");
-        RaftLog { base_index, base_term, entries: Vec::new() }
+        RaftLog { base_index, base_term, entries: Vec::new(), voter_changes: Vec::new() }
     }
 
     pub fn base_index(&self) -> Index {
@@ -57,6 +67,9 @@ impl RaftLog {
     pub fn append(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1, "append must be contiguous");
         assert!(entry.term >= self.last_term(), "terms in the log never decrease");
+        if changes_voters(&entry.data) {
+            self.voter_changes.push(entry.index);
+        }
         self.entries.push(entry);
     }
 
@@ -65,6 +78,8 @@ impl RaftLog {
         assert!(from > self.base_index, "cannot truncate into the snapshot");
         assert!(from <= self.last_index(), "truncation point beyond the log");
         self.entries.truncate((from - self.base_index - 1) as usize);
+        let kept = self.voter_changes.partition_point(|&index| index < from);
+        self.voter_changes.truncate(kept);
         assert_eq!(self.last_index(), from - 1);
     }
 
@@ -90,9 +105,26 @@ impl RaftLog {
         assert!(index > self.base_index, "compaction must move the base forward");
         let term = self.term(index).expect("compaction point must be in the log");
         self.entries.drain(..(index - self.base_index) as usize);
+        let dropped = self.voter_changes.partition_point(|&at| at <= index);
+        self.voter_changes.drain(..dropped);
         self.base_index = index;
         self.base_term = term;
         assert!(self.entries.first().is_none_or(|e| e.index == index + 1));
+    }
+
+    /// The held entries after `index` that change the voters, in log order.
+    pub fn voter_changes_after(&self, index: Index) -> impl Iterator<Item = &Entry> {
+        let first = self.voter_changes.partition_point(|&at| at <= index);
+        let changes = &self.voter_changes[first..];
+        debug_assert!(
+            changes.iter().copied().eq(self
+                .held(index + 1, self.last_index())
+                .iter()
+                .filter(|e| changes_voters(&e.data))
+                .map(|e| e.index)),
+            "the voter changes after {index} are those the held entries hold"
+        );
+        changes.iter().map(|&at| self.get(at).expect("a voter change is held"))
     }
 
     /// The index of the first entry whose term equals the term at `index`, scanning back at
@@ -137,5 +169,30 @@ mod tests {
         assert_eq!(log.term(2), Some(1));
         assert_eq!(log.slice(1, 9, 10).len(), 1);
         assert_eq!(log.first_index_of_term_at(3), 3);
+    }
+
+    /// The voter changes are found as a walk over the held entries finds them, through
+    /// appends, truncations and compactions.
+    #[test]
+    fn voter_changes_follow_appends_truncations_and_compactions() {
+        let data = |i: Index| match i % 4 {
+            0 => EntryData::RemovePeer(i as u32),
+            1 => EntryData::Members(vec![1, 2, i as u32]),
+            2 => EntryData::AddPeer(i as u32),
+            _ => EntryData::Normal(vec![]),
+        };
+        let found = |log: &RaftLog, after: Index| log.voter_changes_after(after).map(|e| e.index).collect::<Vec<_>>();
+        let mut log = RaftLog::default();
+        for i in 1..=12 {
+            log.append(Entry { term: 1, index: i, data: data(i) });
+        }
+        assert_eq!(found(&log, 0), vec![1, 4, 5, 8, 9, 12]);
+        assert_eq!(found(&log, 5), vec![8, 9, 12]);
+        log.truncate_from(9);
+        assert_eq!(found(&log, 0), vec![1, 4, 5, 8]);
+        log.append(Entry { term: 2, index: 9, data: EntryData::Normal(vec![]) });
+        log.compact_to(4);
+        assert_eq!(found(&log, 0), vec![5, 8]);
+        assert_eq!(found(&log, 8), Vec::<Index>::new());
     }
 }

@@ -29,10 +29,11 @@ impl RaftNode {
     fn voters_before(&self, term: Term) -> Vec<PeerId> {
         let me = self.config.id;
         let mut voters = self.peers_now().to_vec();
-        // One membership change runs at a time, so the uncommitted tail is short.
-        for index in self.commit + 1..=self.log.last_index() {
-            match self.log.get(index) {
-                Some(Entry { term: at, data: EntryData::RemovePeer(p), .. })
+        // Only the entries that change the voters are visited: the uncommitted tail can be
+        // long, but one membership change runs at a time.
+        for entry in self.log.voter_changes_after(self.commit) {
+            match entry {
+                Entry { term: at, data: EntryData::RemovePeer(p), .. }
                     if *at < term && !(*p == me && self.evicted_membership) =>
                 {
                     voters.retain(|v| v != p)
@@ -42,7 +43,7 @@ impl RaftNode {
                 // 8971 of v14: n3 counted a removal of n1 that n1's later `Members [1,3]`
                 // undid, elected itself alone and committed without n1, while n1 elected
                 // itself alone on its own pending removal of n3).
-                Some(Entry { term: at, data: EntryData::Members(members), .. }) if *at < term => {
+                Entry { term: at, data: EntryData::Members(members), .. } if *at < term => {
                     voters = normalise_peers(members.clone())
                 }
                 _ => {}
