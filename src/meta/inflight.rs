@@ -5,6 +5,9 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+
 use super::entry::MetaEntry;
 use super::model::{ConsumerAssignment, ConsumerKey, StreamAssignment, StreamKey};
 
@@ -38,28 +41,54 @@ pub struct Inflight {
 /// oracle checks the structure after every event, and a leader with thousands of creates in
 /// flight walked them all each time. Every write goes through here and records the key it
 /// wrote under, so an op filed under a wrong key is checked too.
+///
+/// It also counts the group names the ops' latest assignments use: a leader picks a fresh
+/// group name for every create, and walking every op to see whether one took it cost a
+/// create burst as much as the rest of its requests.
 #[derive(Clone, Debug)]
 struct Tracked<K, T> {
     ops: BTreeMap<K, InflightOp<T>>,
     unchecked: RefCell<BTreeSet<K>>,
+    /// How many ops' latest assignments name each group. Never walked, so the hasher's order
+    /// cannot reach a run.
+    group_names: FxHashMap<CompactString, u32>,
+}
+
+/// An assignment's raft group name.
+trait Grouped {
+    fn group_name(&self) -> &str;
+}
+
+impl Grouped for StreamAssignment {
+    fn group_name(&self) -> &str {
+        &self.group.name
+    }
+}
+
+impl Grouped for ConsumerAssignment {
+    fn group_name(&self) -> &str {
+        &self.group.name
+    }
 }
 
 impl<K, T> Default for Tracked<K, T> {
     fn default() -> Self {
-        Tracked { ops: BTreeMap::new(), unchecked: RefCell::new(BTreeSet::new()) }
+        Tracked { ops: BTreeMap::new(), unchecked: RefCell::new(BTreeSet::new()), group_names: FxHashMap::default() }
     }
 }
 
-impl<K: Ord + Clone, T> Tracked<K, T> {
+impl<K: Ord + Clone, T: Grouped> Tracked<K, T> {
     fn track(&mut self, key: K, assignment: T, deleted: bool) {
         self.unchecked.get_mut().insert(key.clone());
+        *self.group_names.entry(CompactString::from(assignment.group_name())).or_default() += 1;
         match self.ops.get_mut(&key) {
             Some(op) => {
                 assert!(op.ops >= 1, "a tracked key has outstanding proposals");
                 op.ops = op.ops.checked_add(1).expect("inflight ops bounded by the proposal rate");
                 op.deleted = deleted;
-                op.assignment = assignment;
+                let replaced = std::mem::replace(&mut op.assignment, assignment);
                 op.reassigning = false;
+                self.forget_group_name(replaced.group_name());
             }
             None => {
                 self.ops.insert(key, InflightOp { ops: 1, deleted, assignment, reassigning: false });
@@ -73,11 +102,32 @@ impl<K: Ord + Clone, T> Tracked<K, T> {
         assert!(op.ops >= 1, "a tracked key has outstanding proposals");
         op.ops -= 1;
         if op.ops == 0 {
-            self.ops.remove(key);
+            let op = self.ops.remove(key).expect("found above");
+            self.forget_group_name(op.assignment.group_name());
         }
     }
 
-    /// The op under `key`, to change in place.
+    fn forget_group_name(&mut self, name: &str) {
+        let count = self.group_names.get_mut(name).expect("a tracked assignment's group name is counted");
+        *count -= 1;
+        if *count == 0 {
+            self.group_names.remove(name);
+        }
+    }
+
+    /// Whether an op's latest assignment names group `name`.
+    fn names_group(&self, name: &str) -> bool {
+        let named = self.group_names.contains_key(name);
+        debug_assert_eq!(
+            named,
+            self.ops.values().any(|op| op.assignment.group_name() == name),
+            "group names miscounted"
+        );
+        named
+    }
+
+    /// The op under `key`, to change in place (its flags: the assignment, and so its group
+    /// name, is replaced only through [`Self::track`]).
     fn get_mut(&mut self, key: &K) -> Option<&mut InflightOp<T>> {
         let op = self.ops.get_mut(key)?;
         self.unchecked.get_mut().insert(key.clone());
@@ -87,6 +137,7 @@ impl<K: Ord + Clone, T> Tracked<K, T> {
     fn clear(&mut self) {
         self.ops.clear();
         self.unchecked.get_mut().clear();
+        self.group_names.clear();
     }
 
     /// The first op written since the last pass for which `bad` holds, in key order. Ops not
@@ -169,6 +220,12 @@ impl Inflight {
     pub fn clear(&mut self) {
         self.streams.clear();
         self.consumers.clear();
+    }
+
+    /// Whether the latest proposal of any tracked stream or consumer, a delete's included,
+    /// names group `name`.
+    pub fn names_group(&self, name: &str) -> bool {
+        self.streams.names_group(name) || self.consumers.names_group(name)
     }
 
     /// Nothing tracked: true on followers, and on an idle leader (L4).
@@ -293,5 +350,30 @@ mod tests {
         ca.name = "d".into();
         inflight.consumers.track(ConsumerKey::new("A", "S1", "c"), ca, false);
         assert!(inflight.check().expect_err("wrong key").starts_with("inflight consumer A:S1:c"));
+    }
+
+    /// A group is named while some op's latest proposal names it, a delete's included: a
+    /// proposal that regroups a stream frees the old name, and so does the last apply.
+    #[test]
+    fn a_group_is_named_while_a_latest_proposal_names_it() {
+        let mut inflight = Inflight::default();
+        let first = stream("S1");
+        let mut regrouped = stream("S1");
+        regrouped.group.name = "S-R1-again".into();
+        inflight.track_stream(&first, false);
+        assert!(inflight.names_group("S-R1-S1"));
+        inflight.track_stream(&regrouped, false);
+        assert!(!inflight.names_group("S-R1-S1"), "replaced by the latest proposal");
+        assert!(inflight.names_group("S-R1-again"));
+        inflight.track_stream(&regrouped, true);
+        assert!(inflight.names_group("S-R1-again"), "a pending delete still names its group");
+        inflight.remove_stream(&first.key());
+        inflight.remove_stream(&first.key());
+        assert!(inflight.names_group("S-R1-again"), "one proposal still outstanding");
+        inflight.remove_stream(&first.key());
+        assert!(!inflight.names_group("S-R1-again"), "the last apply drops the op");
+        inflight.track_stream(&stream("S2"), false);
+        inflight.clear();
+        assert!(!inflight.names_group("S-R1-S2"), "cleared");
     }
 }

@@ -376,13 +376,9 @@ impl Handler<'_> {
         Ok(())
     }
 
-    /// Whether any applied or inflight assignment uses group name `name`: the applied state
-    /// keeps its names, and the inflight ones (a few, or a create burst's) are walked without
-    /// building a set of them, as a fresh name is nearly always free at the first try.
+    /// Whether any applied or inflight assignment uses group name `name`.
     fn group_name_taken(&self, name: &str) -> bool {
-        self.state.group_name_used(name)
-            || self.view.streams().any(|(_, op)| op.assignment.group.name == name)
-            || self.view.consumers().any(|(_, op)| op.assignment.group.name == name)
+        self.state.group_name_used(name) || self.view.names_group(name)
     }
 
     /// A fresh group on `peers`: a name no assignment uses, a preferred leader among the online
