@@ -625,6 +625,20 @@ fn consumer_limits_count_inflight_unless_bugged() {
     assert!(handle(&req("c1"), None, &n.state, &n.inflight, &ctx(), &mut rng(3)).is_ok());
 }
 
+/// Some subject matches both patterns, by their token lists: a `>` matches the rest (one
+/// token or more), a `*` or an equal token matches one.
+fn overlap_by_definition(a: &str, b: &str) -> bool {
+    fn both(a: &[&str], b: &[&str]) -> bool {
+        match (a.split_first(), b.split_first()) {
+            (Some((&">", _)), Some(_)) | (Some(_), Some((&">", _))) => true,
+            (Some((x, a)), Some((y, b))) => (x == y || *x == "*" || *y == "*") && both(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+    both(&a.split('.').collect::<Vec<_>>(), &b.split('.').collect::<Vec<_>>())
+}
+
 #[test]
 fn subject_overlap_table() {
     let cases = [
@@ -642,6 +656,22 @@ fn subject_overlap_table() {
     for (a, b, want) in cases {
         assert_eq!(request::subjects_overlap(a, b), want, "{a} vs {b}");
         assert_eq!(request::subjects_overlap(b, a), want, "{b} vs {a}");
+    }
+    // Against the definition, on every pair of short subjects over a few tokens (empty
+    // tokens included, as a config that does not validate may hold them).
+    let tokens = ["a", "b", "*", ">", ""];
+    let mut subjects: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+    for _ in 0..2 {
+        let longer: Vec<String> =
+            subjects.iter().flat_map(|s| tokens.iter().map(move |t| format!("{s}.{t}"))).collect();
+        subjects.extend(longer);
+    }
+    subjects.sort();
+    subjects.dedup();
+    for a in &subjects {
+        for b in &subjects {
+            assert_eq!(request::subjects_overlap(a, b), overlap_by_definition(a, b), "{a:?} vs {b:?}");
+        }
     }
     for bad in ["", "a..b", "a.b*", "a.>.b", "a b", ".a"] {
         assert!(!request::valid_subject(bad), "{bad:?}");
