@@ -5,6 +5,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashSet;
+
 use super::config_memo::StreamSubjects;
 use super::entry::{MetaEntry, Reply};
 use super::error::ApiError;
@@ -648,12 +650,8 @@ impl MetaState {
 
     fn check_structure_now(&self) -> Result<(), String> {
         // Runs after every simulated event: format only on failure.
-        let owner = |key: &StreamKey, consumer: Option<&str>| match consumer {
-            None => format!("stream {key}"),
-            Some(name) => format!("consumer {key}:{name}"),
-        };
         // Every group name with its owner, in walk order, up to the first failure of another
-        // kind, which ends the walk; names are compared after it, sorted.
+        // kind, which ends the walk; names are compared after it.
         let mut names: Vec<(&str, &StreamKey, Option<&str>)> = Vec::new();
         let mut failure = None;
         'walk: for (key, sa) in &self.streams {
@@ -678,15 +676,12 @@ impl MetaState {
                 names.push((group.name.as_str(), key, consumer));
             }
         }
-        // A name used twice: the walk stopped at the first second use, which came before any
-        // failure it met later, and named the use before it.
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_unstable_by(|&a, &b| names[a].0.cmp(names[b].0).then(a.cmp(&b)));
-        let twice = order.windows(2).filter(|w| names[w[0]].0 == names[w[1]].0).min_by_key(|w| w[1]);
-        if let Some(w) = twice {
-            let ((name, other_key, other), (_, key, consumer)) = (names[w[0]], names[w[1]]);
-            let (a, b) = (owner(other_key, other), owner(key, consumer));
-            return Err(format!("raft group {name} used by {a} and {b}"));
+        // A name used twice. A set finds whether there is one in a pass; only then are the
+        // names sorted, for the use the message names (this runs after every change).
+        let mut seen = FxHashSet::default();
+        seen.reserve(names.len());
+        if !names.iter().all(|(name, _, _)| seen.insert(*name)) {
+            return Err(first_name_used_twice(&names));
         }
         if let Some(failure) = failure {
             return Err(failure);
@@ -699,6 +694,26 @@ impl MetaState {
         }
         Ok(())
     }
+}
+
+/// A group's owner, for a message: the stream, or its consumer `consumer`.
+fn owner(key: &StreamKey, consumer: Option<&str>) -> String {
+    match consumer {
+        None => format!("stream {key}"),
+        Some(name) => format!("consumer {key}:{name}"),
+    }
+}
+
+/// The message for the first second use of a group name among `names` (group name, stream,
+/// consumer, in walk order), which holds one: the walk stopped at that use, which came before
+/// any failure it met later, and the message names the use before it.
+fn first_name_used_twice(names: &[(&str, &StreamKey, Option<&str>)]) -> String {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_unstable_by(|&a, &b| names[a].0.cmp(names[b].0).then(a.cmp(&b)));
+    let twice = order.windows(2).filter(|w| names[w[0]].0 == names[w[1]].0).min_by_key(|w| w[1]);
+    let w = twice.expect("a name is used twice");
+    let ((name, other_key, other), (_, key, consumer)) = (names[w[0]], names[w[1]]);
+    format!("raft group {name} used by {} and {}", owner(other_key, other), owner(key, consumer))
 }
 
 /// The projection (§10) of a set of assignments: local-only fields (`preferred`) cleared.
