@@ -177,6 +177,7 @@ impl Server {
             }
             self.stop_group(env, &name, &kept);
         }
+        // Started in name order, and put in the group set together.
         let mut started = Vec::new();
         for group in missing {
             let name = &group.name;
@@ -185,11 +186,13 @@ impl Server {
             }
             // Nothing stopped or started since the walk adds a group of another name.
             debug_assert!(!self.groups.contains_key(name), "{name} was not running");
-            if self.start_asset_group(env, name, group.clone()) {
-                started.push(name.clone());
+            if let Some(running) = self.start_asset_group(env, name, group.clone()) {
+                started.push((name.clone(), running));
             }
         }
-        started
+        let names = started.iter().map(|(name, _)| name.clone()).collect();
+        self.groups.insert_new(started);
+        names
     }
 
     /// NATS `removeStream`/`removeConsumer`: a server re-placed off a group it leads steps
@@ -228,8 +231,14 @@ impl Server {
         env.trace_text("group-stopped", name);
     }
 
-    /// Start the raft group of a local asset; false when its files refused to load.
-    fn start_asset_group(&mut self, env: &mut ServerEnv<'_>, name: &str, group: crate::meta::RaftGroup) -> bool {
+    /// Start the raft group of a local asset, for the caller to run; `None` when its files
+    /// refused to load.
+    fn start_asset_group(
+        &mut self,
+        env: &mut ServerEnv<'_>,
+        name: &str,
+        group: crate::meta::RaftGroup,
+    ) -> Option<Group> {
         // Asset groups are managed (NRG): the meta layer dictates their members, and the
         // re-add ban guards only the meta group's automatic adds. With it, a leader acting on a
         // stale assignment that dropped a member could not take it back for five minutes (seed
@@ -262,15 +271,14 @@ impl Server {
                 let snapshot_every = env.config().snapshot_every;
                 let ack_early = env.bug(ACK_BEFORE_FSYNC);
                 env.trace_text("group-started", name);
-                self.groups.insert(name.to_string(), Group::new(name, node, snapshot_every, ack_early));
-                true
+                Some(Group::new(name, node, snapshot_every, ack_early))
             }
             // Like the meta group: a damaged group stays down; the asset reports unhealthy.
             Err(e) => {
                 if self.refused_groups.insert(name.to_string(), e.clone()).is_none() {
                     env.trace_with("group-refused", &(name, &e), || format!("{name}: {e}"));
                 }
-                false
+                None
             }
         }
     }
