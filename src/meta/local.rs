@@ -44,14 +44,13 @@ pub fn wanted_direct_consumers(
     leads: impl Fn(&StreamAssignment) -> bool,
 ) -> BTreeMap<ConsumerKey, u64> {
     let mut wanted = BTreeMap::new();
-    for mirror in state.streams() {
-        let Some(source) = mirror.config().ok().and_then(|c| c.into_config().mirror) else { continue };
-        let origin_key = StreamKey::new(mirror.account.clone(), source.name);
+    for mirror in state.mirrors().iter() {
+        let origin_key = StreamKey::new(mirror.key.account.clone(), mirror.source.clone());
         let Some(origin) = state.stream(&origin_key) else { continue };
         let runs = local.stream(&origin_key).is_some_and(|a| a.running && a.group_name == origin.group.name);
         if runs && leads(origin) {
-            let key = ConsumerKey::new(mirror.account.clone(), origin.name.clone(), direct_consumer_name(&mirror.name));
-            wanted.insert(key, mirror.created_ms);
+            let name = direct_consumer_name(&mirror.key.name);
+            wanted.insert(ConsumerKey::new(mirror.key.account.clone(), origin.name.clone(), name), mirror.created_ms);
         }
     }
     wanted

@@ -68,4 +68,4 @@ pub use request::{handle, sync_repairs, ClusterPeers, LeaderContext, MetaRequest
 pub use results::{on_stream_result, ResultPlan, StreamResult, RESULT_WINDOW_MS};
 pub use revision::Revision;
 pub use scale::{shrink_removal, shrink_to_group, ShrinkMember, HEARD_LATELY_HEARTBEATS};
-pub use state::{Effect, MetaState, Outcome};
+pub use state::{Effect, MetaState, Mirror, Outcome};

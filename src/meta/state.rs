@@ -2,7 +2,7 @@
 //! an entry changes only this replicated state plus the leader's inflight counts, and returns
 //! [`Effect`]s: what the driver must do to this server's local assets and groups.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashSet;
@@ -54,6 +54,15 @@ pub enum Effect {
     Respond { reply: Reply, result: Result<Outcome, ApiError> },
 }
 
+/// An applied stream that mirrors another of its account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mirror {
+    pub key: StreamKey,
+    /// The name of the stream it mirrors.
+    pub source: String,
+    pub created_ms: u64,
+}
+
 /// The applied meta state of one server: replicated assignments plus this process's local
 /// judgements about them (unsupported markers, the sticky apply error).
 #[derive(Clone, Debug)]
@@ -83,6 +92,8 @@ pub struct MetaState {
     structure_cache: RefCell<Option<Result<(), String>>>,
     /// [`MetaState::with_stream_subjects`]'s memo.
     stream_subjects: StreamSubjects,
+    /// [`MetaState::mirrors`], kept until the state changes.
+    mirrors: RefCell<Option<Vec<Mirror>>>,
     /// Stamped anew on every change, with the caches above.
     revision: Revision,
 }
@@ -166,6 +177,7 @@ impl MetaState {
             digest_checked: Cell::new(false),
             structure_cache: RefCell::new(None),
             stream_subjects: StreamSubjects::default(),
+            mirrors: RefCell::new(None),
             revision: Revision::fresh(),
         }
     }
@@ -640,7 +652,22 @@ impl MetaState {
     pub(super) fn changed(&mut self) {
         self.digest_checked.set(false);
         *self.structure_cache.get_mut() = None;
+        *self.mirrors.get_mut() = None;
         self.revision = Revision::fresh();
+    }
+
+    /// The applied streams whose config (at [`API_LEVEL`]) mirrors another stream, in key
+    /// order. Every server's mirror check asks every ten seconds, and finding them parses every
+    /// stream's config: they are found again only after the state changed.
+    pub fn mirrors(&self) -> Ref<'_, [Mirror]> {
+        if self.mirrors.borrow().is_none() {
+            let found = self.streams.iter().filter_map(|(key, sa)| {
+                let source = sa.config().ok()?.into_config().mirror?.name;
+                Some(Mirror { key: key.clone(), source, created_ms: sa.created_ms })
+            });
+            *self.mirrors.borrow_mut() = Some(found.collect());
+        }
+        Ref::map(self.mirrors.borrow(), |mirrors| mirrors.as_deref().expect("found above"))
     }
 
     /// Changes whenever the state does (see [`Revision`]).

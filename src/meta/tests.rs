@@ -896,6 +896,8 @@ fn direct_consumers_follow_mirrors_and_are_never_orphans() {
     let mirror = sa("M", 200, mirror_json("M", "S"), group("S-R1-m", &[2]));
     n.apply(&MetaEntry::AssignStream { sa: mirror.clone(), reply: None });
     let direct = ConsumerKey::new(ACC, "S", super::local::direct_consumer_name("M"));
+    let found = super::Mirror { key: StreamKey::new(ACC, "M"), source: "S".into(), created_ms: 200 };
+    assert_eq!(*n.state.mirrors(), [found]);
 
     let wanted = super::local::wanted_direct_consumers(&n.state, &n.local, |_| true);
     assert_eq!(wanted, BTreeMap::from([(direct.clone(), 200)]));
@@ -921,6 +923,7 @@ fn direct_consumers_follow_mirrors_and_are_never_orphans() {
 
     // Its mirror deleted, it is no longer wanted and goes.
     n.apply(&MetaEntry::RemoveStream { sa: mirror, reply: None });
+    assert!(n.state.mirrors().is_empty(), "found again after the change");
     let wanted = super::local::wanted_direct_consumers(&n.state, &n.local, |_| true);
     assert!(wanted.is_empty());
     assert_eq!(n.local.sync_direct_consumers(&wanted, |_| true), vec![(direct.clone(), LocalChange::Removed)]);
