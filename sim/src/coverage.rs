@@ -5,13 +5,16 @@
 //! the world hits `fault:<action>@<state>` when it strikes a node in a state the harness names
 //! ([`crate::Harness::coverage_states`]). Coverage never changes what happens: it is not part
 //! of the trace, draws nothing from the run's randomness, and is kept in ordered maps (no
-//! hasher is seeded inside the simulation).
+//! hasher is seeded inside the simulation; the one hash map, a lookup by a static name's
+//! address, is never walked).
 //!
 //! A system lists the probes it can reach ([`catalogue`]); a coverage report then says what
 //! was never hit, and a probe hit but not listed shows up as unlisted.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::harness::Harness;
 use crate::net::NodeIndex;
@@ -25,9 +28,34 @@ pub struct ProbeStat {
 }
 
 /// The probes one run hit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Coverage {
-    probes: BTreeMap<Cow<'static, str>, ProbeStat>,
+    /// Each probe's place in `stats`, by name.
+    probes: BTreeMap<Cow<'static, str>, usize>,
+    stats: Vec<ProbeStat>,
+    /// The places of probes hit under a static name, by the name's address and length. Every
+    /// trace event hits a probe, and finding the name in `probes` took a string compare per
+    /// level of the tree. A name held at two addresses has two entries, for one place. The
+    /// addresses differ from run to run, but only a name's own hits are found through them.
+    by_address: FxHashMap<(usize, usize), usize>,
+}
+
+/// Two runs' coverage is the same when they hit the same probes as often, first at the same
+/// time and node: the addresses the names were found at do not count.
+impl PartialEq for Coverage {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Coverage {}
+
+/// As the probes by name, the way a map of them was shown.
+impl std::fmt::Debug for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let probes: BTreeMap<&str, ProbeStat> = self.iter().collect();
+        f.debug_struct("Coverage").field("probes", &probes).finish()
+    }
 }
 
 /// Distinct probes one run may hit: a bound on the map, as a probe name built from run data
@@ -37,32 +65,44 @@ pub const PROBES_MAX: usize = 10_000;
 impl Coverage {
     /// Count a hit of `name` on `node` at simulated time `sim_ns`.
     pub fn hit(&mut self, name: &'static str, sim_ns: u64, node: NodeIndex) {
-        match self.probes.get_mut(name) {
-            Some(stat) => stat.hits += 1,
-            None => self.insert(Cow::Borrowed(name), sim_ns, node),
-        }
+        let address = (name.as_ptr() as usize, name.len());
+        let at = match self.by_address.get(&address) {
+            Some(&at) => at,
+            None => {
+                let at = self.place(Cow::Borrowed(name), sim_ns, node);
+                assert!(self.by_address.len() < 2 * PROBES_MAX, "{name}: more static names than probes allow");
+                self.by_address.insert(address, at);
+                at
+            }
+        };
+        debug_assert_eq!(self.probes.get(name), Some(&at), "{name} found at its own place");
+        self.stats[at].hits += 1;
     }
 
     /// [`Self::hit`] for a name built at run time (a fault crossed with a state).
     pub fn hit_owned(&mut self, name: String, sim_ns: u64, node: NodeIndex) {
-        match self.probes.get_mut(name.as_str()) {
-            Some(stat) => stat.hits += 1,
-            None => self.insert(Cow::Owned(name), sim_ns, node),
-        }
+        let at = self.place(Cow::Owned(name), sim_ns, node);
+        self.stats[at].hits += 1;
     }
 
-    fn insert(&mut self, name: Cow<'static, str>, sim_ns: u64, node: NodeIndex) {
+    /// The place of probe `name`, new (no hits yet, first hit now) if never hit.
+    fn place(&mut self, name: Cow<'static, str>, sim_ns: u64, node: NodeIndex) -> usize {
+        if let Some(&at) = self.probes.get(name.as_ref()) {
+            return at;
+        }
         assert!(self.probes.len() < PROBES_MAX, "more than {PROBES_MAX} distinct probes: {name}");
-        self.probes.insert(name, ProbeStat { hits: 1, first_ns: sim_ns, first_node: node });
+        self.stats.push(ProbeStat { hits: 0, first_ns: sim_ns, first_node: node });
+        self.probes.insert(name, self.stats.len() - 1);
+        self.stats.len() - 1
     }
 
     /// Probes hit, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, ProbeStat)> + '_ {
-        self.probes.iter().map(|(name, stat)| (name.as_ref(), *stat))
+        self.probes.iter().map(|(name, &at)| (name.as_ref(), self.stats[at]))
     }
 
     pub fn get(&self, name: &str) -> Option<ProbeStat> {
-        self.probes.get(name).copied()
+        self.probes.get(name).map(|&at| self.stats[at])
     }
 
     pub fn len(&self) -> usize {
@@ -159,6 +199,35 @@ pub fn catalogue<H: Harness>() -> Vec<ProbeInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe counts its hits whatever address its name is held at, static or built at run
+    /// time, and keeps the time and node of its first hit; coverage compares by what was hit.
+    #[test]
+    fn a_probe_counts_every_hit_of_its_name() {
+        let copy: &'static str = Box::leak(String::from("apply").into_boxed_str());
+        let mut coverage = Coverage::default();
+        coverage.hit("apply", 10, 1);
+        coverage.hit(copy, 20, 2);
+        coverage.hit_owned("apply".to_string(), 30, 3);
+        coverage.hit("recv", 40, 0);
+        coverage.hit("apply", 50, 4);
+        coverage.hit("votes", 60, 0);
+        assert_eq!(coverage.get("apply"), Some(ProbeStat { hits: 4, first_ns: 10, first_node: 1 }));
+        assert_eq!(coverage.get("recv"), Some(ProbeStat { hits: 1, first_ns: 40, first_node: 0 }));
+        assert_eq!(coverage.get("votes").map(|s| s.hits), Some(1), "a name of the same length is another probe");
+        assert_eq!(coverage.iter().map(|(name, _)| name).collect::<Vec<_>>(), ["apply", "recv", "votes"]);
+        assert_eq!(coverage.len(), 3);
+
+        let mut other = Coverage::default();
+        other.hit(copy, 10, 1);
+        other.hit_owned("recv".to_string(), 40, 0);
+        other.hit("votes", 60, 0);
+        for at in [20, 30, 50] {
+            other.hit_owned("apply".to_string(), at, 9);
+        }
+        assert_eq!(other, coverage, "the same hits, found at other addresses");
+        assert_eq!(format!("{other:?}"), format!("{coverage:?}"));
+    }
 
     #[test]
     fn counts_hits_and_keeps_the_first_time_and_node() {
