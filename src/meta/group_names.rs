@@ -10,21 +10,55 @@ use rustc_hash::FxHashMap;
 
 use super::model::{StreamAssignment, StreamKey};
 
-type Uses = FxHashMap<CompactString, u32>;
+/// How many users each group name has, a name gone once its last user goes. The names are
+/// inline strings, so tens of thousands of groups allocate nothing for them. Never walked, so
+/// the hasher's order cannot leak into a run; the hasher is a fixed one all the same. The
+/// applied state counts its assignments' names with it, and the leader's inflight maps their
+/// latest proposals'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct NameCounts(FxHashMap<CompactString, u32>);
+
+impl NameCounts {
+    pub(super) fn with_capacity(names: usize) -> Self {
+        let mut counts = FxHashMap::default();
+        counts.reserve(names);
+        NameCounts(counts)
+    }
+
+    pub(super) fn add(&mut self, name: &str) {
+        *self.0.entry(CompactString::from(name)).or_default() += 1;
+    }
+
+    /// One user of `name` fewer; it must have one.
+    pub(super) fn remove(&mut self, name: &str) {
+        let count = self.0.get_mut(name).expect("a group name removed was added");
+        *count -= 1;
+        if *count == 0 {
+            self.0.remove(name);
+        }
+    }
+
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 /// How many applied assignments use each group name (one, unless a bug gave two the same
-/// group), kept as assignments come and go. The names are inline strings, so tens of thousands
-/// of groups allocate nothing for them. After a snapshot replaced the assignments, the names
-/// are counted again only when first asked for: a follower never asks.
+/// group), kept as assignments come and go. After a snapshot replaced the assignments, the
+/// names are counted again only when first asked for: a follower never asks.
 #[derive(Clone, Debug)]
 pub(super) struct GroupNames {
-    /// Never walked, so the hasher's order cannot leak into a run. Empty: not counted yet.
-    uses: OnceCell<Uses>,
+    /// Empty: not counted yet.
+    uses: OnceCell<NameCounts>,
 }
 
 impl Default for GroupNames {
     fn default() -> Self {
-        GroupNames { uses: OnceCell::from(Uses::default()) }
+        GroupNames { uses: OnceCell::from(NameCounts::default()) }
     }
 }
 
@@ -34,11 +68,10 @@ impl GroupNames {
         GroupNames { uses: OnceCell::new() }
     }
 
-    fn count(streams: &BTreeMap<StreamKey, StreamAssignment>) -> Uses {
-        let mut uses = Uses::default();
-        uses.reserve(streams.values().map(|sa| 1 + sa.consumers.len()).sum());
+    fn count(streams: &BTreeMap<StreamKey, StreamAssignment>) -> NameCounts {
+        let mut uses = NameCounts::with_capacity(streams.values().map(|sa| 1 + sa.consumers.len()).sum());
         for group in streams.values().flat_map(StreamAssignment::groups) {
-            *uses.entry(CompactString::from(group.name.as_str())).or_default() += 1;
+            uses.add(&group.name);
         }
         uses
     }
@@ -54,22 +87,19 @@ impl GroupNames {
 
     pub(super) fn add(&mut self, group: &str) {
         if let Some(uses) = self.uses.get_mut() {
-            *uses.entry(CompactString::from(group)).or_default() += 1;
+            uses.add(group);
         }
     }
 
     pub(super) fn remove(&mut self, group: &str) {
-        let Some(uses) = self.uses.get_mut() else { return };
-        let count = uses.get_mut(group).expect("a group name removed was added");
-        *count -= 1;
-        if *count == 0 {
+        if let Some(uses) = self.uses.get_mut() {
             uses.remove(group);
         }
     }
 
     /// Whether any of `streams`, the assignments these names were kept for, uses `group`.
     pub(super) fn contains(&self, group: &str, streams: &BTreeMap<StreamKey, StreamAssignment>) -> bool {
-        self.uses.get_or_init(|| Self::count(streams)).contains_key(group)
+        self.uses.get_or_init(|| Self::count(streams)).contains(group)
     }
 
     /// Whether the names kept match `streams` (or were not counted yet).

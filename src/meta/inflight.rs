@@ -5,10 +5,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use compact_str::CompactString;
-use rustc_hash::FxHashMap;
-
 use super::entry::MetaEntry;
+use super::group_names::NameCounts;
 use super::model::{ConsumerAssignment, ConsumerKey, StreamAssignment, StreamKey};
 
 // The switches used to live here; `meta::inflight::MetaBugs` still names them.
@@ -49,9 +47,8 @@ pub struct Inflight {
 struct Tracked<K, T> {
     ops: BTreeMap<K, InflightOp<T>>,
     unchecked: RefCell<BTreeSet<K>>,
-    /// How many ops' latest assignments name each group. Never walked, so the hasher's order
-    /// cannot reach a run.
-    group_names: FxHashMap<CompactString, u32>,
+    /// How many ops' latest assignments name each group.
+    group_names: NameCounts,
 }
 
 /// An assignment's raft group name.
@@ -73,14 +70,14 @@ impl Grouped for ConsumerAssignment {
 
 impl<K, T> Default for Tracked<K, T> {
     fn default() -> Self {
-        Tracked { ops: BTreeMap::new(), unchecked: RefCell::new(BTreeSet::new()), group_names: FxHashMap::default() }
+        Tracked { ops: BTreeMap::new(), unchecked: RefCell::new(BTreeSet::new()), group_names: NameCounts::default() }
     }
 }
 
 impl<K: Ord + Clone, T: Grouped> Tracked<K, T> {
     fn track(&mut self, key: K, assignment: T, deleted: bool) {
         self.unchecked.get_mut().insert(key.clone());
-        *self.group_names.entry(CompactString::from(assignment.group_name())).or_default() += 1;
+        self.group_names.add(assignment.group_name());
         match self.ops.get_mut(&key) {
             Some(op) => {
                 assert!(op.ops >= 1, "a tracked key has outstanding proposals");
@@ -88,7 +85,7 @@ impl<K: Ord + Clone, T: Grouped> Tracked<K, T> {
                 op.deleted = deleted;
                 let replaced = std::mem::replace(&mut op.assignment, assignment);
                 op.reassigning = false;
-                self.forget_group_name(replaced.group_name());
+                self.group_names.remove(replaced.group_name());
             }
             None => {
                 self.ops.insert(key, InflightOp { ops: 1, deleted, assignment, reassigning: false });
@@ -103,21 +100,13 @@ impl<K: Ord + Clone, T: Grouped> Tracked<K, T> {
         op.ops -= 1;
         if op.ops == 0 {
             let op = self.ops.remove(key).expect("found above");
-            self.forget_group_name(op.assignment.group_name());
-        }
-    }
-
-    fn forget_group_name(&mut self, name: &str) {
-        let count = self.group_names.get_mut(name).expect("a tracked assignment's group name is counted");
-        *count -= 1;
-        if *count == 0 {
-            self.group_names.remove(name);
+            self.group_names.remove(op.assignment.group_name());
         }
     }
 
     /// Whether an op's latest assignment names group `name`.
     fn names_group(&self, name: &str) -> bool {
-        let named = self.group_names.contains_key(name);
+        let named = self.group_names.contains(name);
         debug_assert_eq!(
             named,
             self.ops.values().any(|op| op.assignment.group_name() == name),
