@@ -28,6 +28,11 @@ fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'
 /// What one server's meta layer holds is checked on the server an event `touched` (every
 /// server after the world acted): the others' layers did not change and passed before. What
 /// the ghost's memory decides (the barrier) and what compares servers is checked everywhere.
+///
+/// After an event on one server, the other servers' checks are passed over when nothing
+/// they read moved: their layers did not, and neither did the ghost's meta commits, the
+/// tainted disks or the touched server's projection ([`MetaSeen`]). Every server passed the
+/// check before, so the first violation can only be the touched server's.
 pub fn safety(
     ghost: &Ghost,
     memo: &mut CheckMemo,
@@ -35,6 +40,14 @@ pub fn safety(
     touched: Touched,
 ) -> Result<(), CheckFailure> {
     removed_servers_disabled(ghost, cluster)?;
+    if let Touched::Node(id) = touched {
+        if memo.meta_seen.holds(GhostSeen::of(ghost), id, LayerSeen::of(cluster, id)) {
+            let Some((server, meta)) = layer_of(cluster, id) else { return Ok(()) };
+            leadership_holds(ghost, id, server, meta)?;
+            return layer_holds(ghost, Some(memo), cluster, id, server, meta);
+        }
+    }
+    memo.meta_seen.valid = false;
     // (applied index, server, digest): one per server at most, searched in place. The list is
     // the memo's, so that a check after every event does not allocate one.
     let mut projections = std::mem::take(&mut memo.projections);
@@ -49,7 +62,78 @@ pub fn safety(
         same_index_same_projection(ghost, &mut projections, id, meta)?;
     }
     memo.projections = projections;
+    memo.meta_seen.passed(GhostSeen::of(ghost), (0..cluster.nodes.len() as u32).map(|id| LayerSeen::of(cluster, id)));
     Ok(())
+}
+
+/// What the meta checks of every server last passed on (see [`safety`]).
+#[derive(Debug, Default)]
+pub struct MetaSeen {
+    /// A pass over every server ran since the last one that failed or was cut short.
+    valid: bool,
+    ghost: GhostSeen,
+    /// Per node index.
+    layers: Vec<LayerSeen>,
+}
+
+/// What the ghost showed the checks of servers an event did not touch: the meta group's
+/// [`crate::harness::ghost::GroupHistory::commits_changed`] (a leader's apply barrier), and
+/// whether no disk lied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct GhostSeen {
+    commits_changed: u64,
+    untainted: bool,
+}
+
+impl GhostSeen {
+    fn of(ghost: &Ghost) -> Self {
+        GhostSeen { commits_changed: ghost.group(META).commits_changed(), untainted: ghost.tainted.is_empty() }
+    }
+}
+
+/// What one server's meta layer showed the checks that compare servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum LayerSeen {
+    /// Not running, or running no meta layer.
+    #[default]
+    Absent,
+    /// Its projection is not compared (an apply error, or a recovery under way).
+    Uncompared,
+    /// Its applied index and projection digest.
+    At(u64, u64),
+}
+
+impl LayerSeen {
+    fn of(cluster: &Cluster<'_, Server>, id: u32) -> Self {
+        match layer_of(cluster, id) {
+            None => LayerSeen::Absent,
+            Some((_, meta)) if meta.state.write_error().is_some() || meta.recovering() => LayerSeen::Uncompared,
+            Some((_, meta)) => LayerSeen::At(meta.state.applied_index(), meta.state.projection_digest()),
+        }
+    }
+}
+
+impl MetaSeen {
+    /// Whether only server `id`'s own checks can fail now, its layer showing `layer`: nothing
+    /// any other server's checks read moved since they passed, and `id` compares with the
+    /// others as it did.
+    fn holds(&self, ghost: GhostSeen, id: u32, layer: LayerSeen) -> bool {
+        self.valid && self.ghost == ghost && self.layers.get(id as usize) == Some(&layer)
+    }
+
+    /// Every server passed, their layers showing `layers` (by node index).
+    fn passed(&mut self, ghost: GhostSeen, layers: impl Iterator<Item = LayerSeen>) {
+        self.ghost = ghost;
+        self.layers.clear();
+        self.layers.extend(layers);
+        self.valid = true;
+    }
+}
+
+/// Server `id` and its meta layer, if it runs one.
+fn layer_of<'a>(cluster: &'a Cluster<'_, Server>, id: u32) -> Option<(&'a Server, &'a MetaLayer)> {
+    let server = cluster.server(id)?;
+    server.meta_group().and_then(|g| g.meta.as_deref()).map(|meta| (server, meta))
 }
 
 /// What one server's meta layer must hold on its own. The checks that walk every assignment
@@ -490,7 +574,11 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
 
 #[cfg(test)]
 mod tests {
-    use super::{local_assets_follow_assignments, local_assets_of_their_incarnation, orphans_left};
+
+    use super::{
+        local_assets_follow_assignments, local_assets_of_their_incarnation, orphans_left, GhostSeen, LayerSeen,
+        MetaSeen,
+    };
     use std::collections::BTreeMap;
 
     use crate::harness::ghost::{test_stream, Ghost};
@@ -643,5 +731,30 @@ mod tests {
         assert_eq!(judge(local(200, "S-R1-old"), None), fresh, "the new one in the old group");
         assert_eq!(judge(local(100, "S-R1-new"), None), fresh, "the old one in the new group");
         assert_eq!(judge(local(300, "S-R1-unknown"), None), None, "a group the reference never named");
+    }
+
+    #[test]
+    fn other_servers_are_passed_over_only_while_nothing_they_read_moved() {
+        let ghost = GhostSeen { commits_changed: 7, untainted: true };
+        let layers = [LayerSeen::At(10, 1), LayerSeen::Absent, LayerSeen::Uncompared];
+        let mut seen = MetaSeen::default();
+        assert!(!seen.holds(ghost, 0, layers[0]), "nothing passed yet");
+        seen.passed(ghost, layers.into_iter());
+        for (id, layer) in layers.into_iter().enumerate() {
+            assert!(seen.holds(ghost, id as u32, layer), "n{id} as it was");
+        }
+        // The ghost's meta commits or tainted disks moved: another server's barrier or
+        // projection compare may judge differently.
+        assert!(!seen.holds(GhostSeen { commits_changed: 8, ..ghost }, 0, layers[0]));
+        assert!(!seen.holds(GhostSeen { untainted: false, ..ghost }, 0, layers[0]));
+        // The touched server's projection moved, or it started or stopped comparing.
+        assert!(!seen.holds(ghost, 0, LayerSeen::At(11, 1)));
+        assert!(!seen.holds(ghost, 0, LayerSeen::At(10, 2)));
+        assert!(!seen.holds(ghost, 1, LayerSeen::Uncompared));
+        assert!(!seen.holds(ghost, 2, LayerSeen::Absent));
+        assert!(!seen.holds(ghost, 3, LayerSeen::Absent), "a server never seen");
+        // A pass that failed or was cut short leaves nothing to trust.
+        seen.valid = false;
+        assert!(!seen.holds(ghost, 0, layers[0]));
     }
 }

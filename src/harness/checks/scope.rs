@@ -163,6 +163,8 @@ pub struct CheckMemo {
     layers: Vec<Option<LayerMark>>,
     /// The meta checks' list of projections, emptied and reused from event to event.
     pub(super) projections: Vec<(u64, u32, u64)>,
+    /// What the meta checks of every server last passed on.
+    pub(super) meta_seen: super::meta::MetaSeen,
 }
 
 /// What a meta layer's assignment-wide checks read: the applied assignments, the local assets,

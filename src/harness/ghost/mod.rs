@@ -79,6 +79,10 @@ pub struct GroupHistory {
     last_term: Term,
     commit_max: Index,
     commit_max_below_last: Index,
+    /// Moves whenever `commit_by_term` does, so whenever [`Self::last_committed_before`] may
+    /// answer differently: the checks judge an untouched server's meta leadership again only
+    /// then. It never moves back, not even when the history is started over.
+    commits_changed: u64,
 }
 
 impl GroupHistory {
@@ -95,14 +99,24 @@ impl GroupHistory {
 
     /// The leader of `term` committed up to `commit`.
     fn leader_committed(&mut self, term: Term, commit: Index) {
-        let reached = self.commit_by_term.entry(term).or_default();
-        *reached = (*reached).max(commit);
+        match self.commit_by_term.entry(term) {
+            // The maxima below already hold a commit the term reached before.
+            Entry::Occupied(reached) if *reached.get() >= commit => return,
+            Entry::Occupied(mut reached) => *reached.get_mut() = commit,
+            Entry::Vacant(slot) => drop(slot.insert(commit)),
+        }
+        self.commits_changed += 1;
         if term > self.last_term {
             (self.last_term, self.commit_max_below_last) = (term, self.commit_max);
         } else if term < self.last_term {
             self.commit_max_below_last = self.commit_max_below_last.max(commit);
         }
         self.commit_max = self.commit_max.max(commit);
+    }
+
+    /// A count that moves whenever the commits by term do (see `commits_changed`).
+    pub fn commits_changed(&self) -> u64 {
+        self.commits_changed
     }
 }
 
@@ -194,6 +208,7 @@ static NO_HISTORY: GroupHistory = GroupHistory {
     last_term: 0,
     commit_max: 0,
     commit_max_below_last: 0,
+    commits_changed: 0,
 };
 
 impl Ghost {
@@ -445,7 +460,10 @@ impl Ghost {
         // Bounded by the incarnations that acknowledged messages.
         self.acked_messages.retain(|(_, _, of), _| of != line);
         match group {
-            META => self.meta_history = GroupHistory::default(),
+            META => {
+                let commits_changed = self.meta_history.commits_changed + 1;
+                self.meta_history = GroupHistory { commits_changed, ..GroupHistory::default() };
+            }
             _ => drop(self.groups.remove(group)),
         }
     }
@@ -481,6 +499,32 @@ mod tests {
         ghost.observe_leader("g", 3, 3, 0);
         assert_eq!(ghost.group("g").last_committed_before(4), 1, "a leader's commit only grows");
         assert_eq!(ghost.group("other").last_committed_before(9), 0);
+    }
+
+    /// The count the checks trust moves whenever any answer of `last_committed_before` may,
+    /// and never goes back, not even when the meta group's history starts over.
+    #[test]
+    fn commits_changed_moves_with_every_answer() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+        let mut ghost = Ghost::default();
+        let answers = |ghost: &Ghost| (0..12).map(|t| ghost.group(META).last_committed_before(t)).collect::<Vec<_>>();
+        let mut moves = 0;
+        for _ in 0..2_000 {
+            let (before, count) = (answers(&ghost), ghost.group(META).commits_changed());
+            ghost.observe_leader(META, rng.gen_range(0..5), rng.gen_range(1..10), rng.gen_range(0..30));
+            let count_after = ghost.group(META).commits_changed();
+            assert!(count_after >= count, "the count went back");
+            if count_after == count {
+                assert_eq!(answers(&ghost), before, "an answer moved without the count");
+            } else {
+                moves += 1;
+            }
+        }
+        assert!(moves > 10 && moves < 1_900, "{moves} moves: the commits grew and stood still");
+        let count = ghost.group(META).commits_changed();
+        ghost.observe_group_emptied(META);
+        assert!(ghost.group(META).commits_changed() > count, "starting over is a move");
     }
 
     /// A divergence in an asset group is excused only when every server that applied the
