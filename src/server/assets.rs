@@ -64,17 +64,8 @@ pub fn wanted<'a>(local: &'a LocalAssets, carries_pending: &'a CarriesPending) -
         key: WantedKey::Consumer(k),
         created_ms: a.created_ms,
     });
-    let mut all: Vec<Wanted<'a>> = streams.chain(consumers).collect();
-    // Stable: the assets of one name keep their order, and the last one stays.
-    all.sort_by(|a, b| a.group.cmp(b.group));
-    let mut wanted: Vec<Wanted<'a>> = Vec::with_capacity(all.len());
-    for asset in all {
-        if wanted.last().is_some_and(|last| last.group == asset.group) {
-            wanted.pop();
-        }
-        wanted.push(asset);
-    }
-    wanted
+    // Of the assets of one name, the last one stays.
+    super::by_name::last_by_name(streams.chain(consumers).collect(), |w| w.group)
 }
 
 /// One asset's file as [`wanted`] gives it: the group that names the file, and what the file

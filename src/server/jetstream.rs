@@ -56,21 +56,11 @@ impl DesiredGroups {
     }
 }
 
-/// Put in name order; of a name given twice, the last group stays. Sorted in place: the
-/// groups are rebuilt on every change of a server's assets, thousands of them at a time.
+/// Put in name order; of a name given twice, the last group stays. The groups are rebuilt on
+/// every change of a server's assets, thousands of them at a time.
 impl FromIterator<RaftGroup> for DesiredGroups {
     fn from_iter<I: IntoIterator<Item = RaftGroup>>(groups: I) -> Self {
-        let mut groups: Vec<RaftGroup> = groups.into_iter().collect();
-        // Stable: a name given twice keeps its groups in the order given.
-        groups.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut kept: Vec<RaftGroup> = Vec::with_capacity(groups.len());
-        for group in groups {
-            match kept.last_mut() {
-                Some(last) if last.name == group.name => *last = group,
-                _ => kept.push(group),
-            }
-        }
-        DesiredGroups(kept)
+        DesiredGroups(super::by_name::last_by_name(groups.into_iter().collect(), |g| g.name.as_str()))
     }
 }
 

@@ -19,6 +19,7 @@ mod apply;
 pub mod assets;
 mod assignments;
 pub mod bugs;
+mod by_name;
 pub mod client_requests;
 mod cluster_size;
 pub mod config;
