@@ -215,6 +215,10 @@ impl Group {
                     ready.messages = rest;
                     self.send(env, acks);
                 }
+                if self.pipeline.passes_unwritten(&ready) {
+                    self.release(env, ready);
+                    continue;
+                }
                 self.pipeline.start(ready);
             }
             match self.pipeline.drive(env, tokens, &self.name) {

@@ -106,6 +106,23 @@ impl Pipeline {
         self.current = Some(InFlight { ready, stage: Stage::Snapshot, waiting: BTreeSet::new(), blocked: false });
     }
 
+    /// Whether `ready` has nothing to write, as most heartbeats and their answers have (only
+    /// messages to send and entries to apply): every stage would pass it with no write and no
+    /// fsync, and clear the write error as a write that succeeds does. The caller lets it out
+    /// at once, with the same effect and none of the stages' work. The pipeline must be idle.
+    pub fn passes_unwritten(&mut self, ready: &Ready) -> bool {
+        assert!(self.current.is_none(), "one Ready at a time");
+        let unwritten = ready.snapshot.is_none()
+            && ready.base_peers.is_none()
+            && ready.hard_state.is_none()
+            && ready.truncate_from.is_none()
+            && ready.entries.is_empty();
+        if unwritten {
+            self.write_error = None;
+        }
+        unwritten
+    }
+
     /// An fsync completed: true when it was the last the current stage waited for.
     pub fn fsync_done(&mut self, token: u64) -> bool {
         self.current.as_mut().is_some_and(|p| p.waiting.remove(&token) && p.waiting.is_empty())
@@ -262,6 +279,35 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         Snapshot { last_index: 9, last_term: 2, peers: vec![0, 1, 2], data: vec![] }
+    }
+
+    /// Only a `Ready` with nothing for any stage to write skips the stages, and it clears the
+    /// write error as the stages' empty writes would.
+    #[test]
+    fn only_a_ready_with_nothing_to_write_passes_unwritten() {
+        use crate::raft::{Entry, EntryData, HardState, Message};
+        let mut pipeline = Pipeline::new(GroupFiles::new("g"));
+        let heartbeat_answer = Ready {
+            messages: vec![(1, Message::TimeoutNow { term: 3 })],
+            applied: vec![Applied::Snapshot(snapshot())],
+            ..Ready::default()
+        };
+        pipeline.write_error = Some("disk full".into());
+        assert!(pipeline.passes_unwritten(&heartbeat_answer));
+        assert_eq!(pipeline.write_error, None, "as a write that succeeds clears it");
+        let written = [
+            Ready { hard_state: Some(HardState { term: 3, voted_for: None, commit: 0 }), ..Ready::default() },
+            Ready { truncate_from: Some(4), ..Ready::default() },
+            Ready { entries: vec![Entry { index: 1, term: 1, data: EntryData::Normal(vec![]) }], ..Ready::default() },
+            Ready { snapshot: Some(snapshot()), ..Ready::default() },
+            Ready { base_peers: Some(vec![0, 1, 2]), ..Ready::default() },
+        ];
+        for ready in written {
+            pipeline.write_error = Some("disk full".into());
+            assert!(!pipeline.passes_unwritten(&ready), "{ready:?}");
+            assert!(pipeline.write_error.is_some(), "kept until a write succeeds");
+            assert!(!pipeline.busy(), "the caller starts it");
+        }
     }
 
     #[test]
