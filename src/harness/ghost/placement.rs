@@ -43,6 +43,41 @@ pub struct PlacementWatch {
     /// Deliveries from down servers since the last check (receiver, sender), each pair once:
     /// the check after the event stamps them with its time.
     heard_now: Vec<(NodeIndex, NodeIndex)>,
+    /// Each server's status as the times above last took it in ([`status_code`]): while no
+    /// status moved, they hold and are not walked again (this runs after every event).
+    statuses_seen: Vec<u8>,
+}
+
+/// A server's status, as the down and running times tell it apart.
+fn status_code(status: &NodeStatus) -> u8 {
+    match status {
+        NodeStatus::Down => 0,
+        NodeStatus::Running => 1,
+        NodeStatus::Paused => 2,
+        NodeStatus::Refused(_) => 3,
+    }
+}
+
+impl PlacementWatch {
+    /// Who went down or came back, as of `now_ns`.
+    fn note_statuses(&mut self, cluster: &Cluster<'_, Server>, now_ns: u64) {
+        for (node, view) in cluster.nodes.iter().enumerate() {
+            let down_since = &mut self.down_since_ns[node];
+            if matches!(view.status, NodeStatus::Down) {
+                down_since.get_or_insert(now_ns);
+            } else {
+                *down_since = None;
+            }
+            // u64::MAX: not running now.
+            let running = matches!(view.status, NodeStatus::Running);
+            let running_since = &mut self.running_since_ns[node];
+            match running_since {
+                _ if !running => *running_since = Some(u64::MAX),
+                None | Some(u64::MAX) => *running_since = Some(now_ns),
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 impl Ghost {
@@ -85,21 +120,15 @@ impl Ghost {
         for (to, from) in watch.heard_now.drain(..) {
             watch.heard_ns[to as usize][from as usize] = Some(now_ns);
         }
-        for (node, view) in cluster.nodes.iter().enumerate() {
-            let down_since = &mut watch.down_since_ns[node];
-            if matches!(view.status, NodeStatus::Down) {
-                down_since.get_or_insert(now_ns);
-            } else {
-                *down_since = None;
-            }
-            // u64::MAX: not running now.
-            let running = matches!(view.status, NodeStatus::Running);
-            let running_since = &mut watch.running_since_ns[node];
-            match running_since {
-                _ if !running => *running_since = Some(u64::MAX),
-                None | Some(u64::MAX) => *running_since = Some(now_ns),
-                Some(_) => {}
-            }
+        let statuses = cluster.nodes.iter().map(|view| status_code(view.status));
+        if !statuses.clone().eq(watch.statuses_seen.iter().copied()) {
+            watch.statuses_seen.clear();
+            watch.statuses_seen.extend(statuses);
+            watch.note_statuses(cluster, now_ns);
+        } else if cfg!(debug_assertions) {
+            let times = (watch.down_since_ns.clone(), watch.running_since_ns.clone());
+            watch.note_statuses(cluster, now_ns);
+            assert!(times == (watch.down_since_ns.clone(), watch.running_since_ns.clone()), "a status moved unseen");
         }
         let window_ns = (ROUTE_LOST_AFTER_MS + DOWN_SLACK_MS) * 1_000_000;
         for (node, stream, peers) in std::mem::take(&mut self.placements.pending) {
