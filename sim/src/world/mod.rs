@@ -207,6 +207,7 @@ fn new_world<S: System>(scenario: &ScenarioOf<S>, options: &RunOptions, seed: u6
         violation: None,
         full_checks: options.full_checks,
         spare_outputs: Vec::new(),
+        spare_views: Vec::new(),
     }
 }
 
