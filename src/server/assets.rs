@@ -123,10 +123,19 @@ pub fn sync(disk: &mut NodeDisk, written: &mut BTreeMap<String, AssetRecord>, wa
         disk.remove(&path(&group));
         written.remove(&group);
     }
-    for asset in &wanted {
-        if written.get(asset.group).is_some_and(|record| asset.is_in(record)) {
-            continue;
-        }
+    // What is written is now a part of what is wanted, both in name order: walked side by
+    // side, the records that changed are found with no lookup by name (a reconcile of a
+    // create burst looked up thousands).
+    let mut on_record = written.iter().peekable();
+    let changed: Vec<&Wanted<'_>> = wanted
+        .iter()
+        .filter(|asset| {
+            let record = on_record.next_if(|(group, _)| group.as_str() == asset.group).map(|(_, record)| record);
+            debug_assert!(on_record.peek().is_none_or(|(group, _)| group.as_str() > asset.group), "only wanted left");
+            !record.is_some_and(|record| asset.is_in(record))
+        })
+        .collect();
+    for asset in changed {
         let record = asset.record();
         let bytes = encode_framed(&record);
         // A full disk leaves the asset without a file: after a restart it is not restored,
