@@ -131,7 +131,10 @@ pub fn sync(disk: &mut NodeDisk, written: &mut BTreeMap<String, AssetRecord>, wa
         .iter()
         .filter(|asset| {
             let record = on_record.next_if(|(group, _)| group.as_str() == asset.group).map(|(_, record)| record);
-            debug_assert!(on_record.peek().is_none_or(|(group, _)| group.as_str() > asset.group), "only wanted left");
+            debug_assert!(
+                on_record.peek().is_none_or(|(group, _)| group.as_str() > asset.group),
+                "every record is a wanted asset's"
+            );
             !record.is_some_and(|record| asset.is_in(record))
         })
         .collect();

@@ -574,7 +574,6 @@ fn peers_healed(cluster: &Cluster<'_, Server>, leader: u32, leader_meta: &MetaLa
 
 #[cfg(test)]
 mod tests {
-
     use super::{
         local_assets_follow_assignments, local_assets_of_their_incarnation, orphans_left, GhostSeen, LayerSeen,
         MetaSeen,
