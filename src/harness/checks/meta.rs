@@ -18,7 +18,7 @@ fn fail(invariant: &str, node: u32, message: String) -> Result<(), CheckFailure>
 }
 
 fn layers<'a>(cluster: &'a Cluster<'_, Server>) -> impl Iterator<Item = (u32, &'a Server, &'a MetaLayer)> + 'a {
-    cluster.running().filter_map(|(id, s)| s.meta_group().and_then(|g| g.meta.as_deref()).map(|m| (id, s, m)))
+    cluster.running().filter_map(|(id, s)| meta_layer(s).map(|m| (id, s, m)))
 }
 
 /// After every event: S2 for the meta layer, S4, S9, S10, S15, S16, S17 (a removed server
@@ -133,7 +133,12 @@ impl MetaSeen {
 /// Server `id` and its meta layer, if it runs one.
 fn layer_of<'a>(cluster: &'a Cluster<'_, Server>, id: u32) -> Option<(&'a Server, &'a MetaLayer)> {
     let server = cluster.server(id)?;
-    server.meta_group().and_then(|g| g.meta.as_deref()).map(|meta| (server, meta))
+    meta_layer(server).map(|meta| (server, meta))
+}
+
+/// The meta layer `server` runs, if any.
+fn meta_layer(server: &Server) -> Option<&MetaLayer> {
+    server.meta_group().and_then(|g| g.meta.as_deref())
 }
 
 /// What one server's meta layer must hold on its own. The checks that walk every assignment
